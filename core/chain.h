@@ -1,0 +1,59 @@
+/*
+ * The hook chain of one generation: the module instances in config order,
+ * and for each hook an array holding only the instances that implement it.
+ * Each chain_* runs one hook through the chain, sets the ctx phase and
+ * current instance around every call, applies the verdict rules, and
+ * leaves the reply to send in the ctx (a module's, or the core default).
+ */
+#ifndef MODMTA_CORE_CHAIN_H
+#define MODMTA_CORE_CHAIN_H
+
+#include <modmta/module.h>
+#include <modmta/ctx.h>
+
+#include "config.h"
+
+struct chain;
+
+/* Load every module of cfg->modules and create its instance.
+ * All errors go to errs with their JSON path. */
+struct chain *chain_build(const struct config *cfg, int is_root,
+                          struct config_errors *errs);
+void chain_free(struct chain *ch);
+
+modmta_verdict chain_connect(struct chain *ch, modmta_ctx *ctx);
+modmta_verdict chain_helo(struct chain *ch, modmta_ctx *ctx, const char *helo);
+modmta_verdict chain_auth(struct chain *ch, modmta_ctx *ctx, const char *user,
+                          int success);
+modmta_verdict chain_mail(struct chain *ch, modmta_ctx *ctx,
+                          const char *sender);
+/* RCPT: runs the chain on rcpt, re-runs it on every rewrite target (depth
+ * and loop limits), applies the claim rule. On ACCEPT the final recipients
+ * have been appended to the transaction (modmta_rcpt_count grows; a
+ * DISCARDed recipient adds nothing). On REJECT/TEMPFAIL the reply is set
+ * (550 5.1.1 unknown local user, 554 5.7.1 relay denied by default). */
+modmta_verdict chain_rcpt(struct chain *ch, modmta_ctx *ctx, const char *rcpt,
+                          const struct config_limits *lim);
+modmta_verdict chain_data(struct chain *ch, modmta_ctx *ctx);
+void chain_queued(struct chain *ch, modmta_ctx *ctx);
+void chain_disconnect(struct chain *ch, modmta_ctx *ctx);
+/* Collect EHLO keywords from modules into the ctx (ctx_priv.h). */
+void chain_ehlo(struct chain *ch, modmta_ctx *ctx);
+/* A module verb ("AUTH"): NULL if none. */
+const modmta_verb *chain_find_verb(struct chain *ch, const char *verb,
+                                   void **inst_r);
+/* Run a module-registered verb with phase handling; reply in ctx. */
+modmta_verdict chain_run_verb(struct chain *ch, modmta_ctx *ctx,
+                              modmta_conn *conn, const char *verb,
+                              const char *args);
+/* The module that serves `protocol` on a listener, or NULL. */
+int chain_serve(struct chain *ch, const char *protocol, modmta_ctx *ctx,
+                modmta_conn *conn);
+int chain_has_server(struct chain *ch, const char *protocol);
+/* Deliver one recipient: the first module that does not DECLINE decides.
+ * All DECLINED gives DEFERRED "no module delivers" (a config problem the
+ * administrator can fix; Postfix defers too). */
+modmta_dstatus chain_deliver(struct chain *ch, modmta_ctx *ctx,
+                             const char *rcpt);
+
+#endif

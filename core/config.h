@@ -1,0 +1,97 @@
+/*
+ * The daemon's configuration: one JSON file, validated as a whole.
+ * Every error is collected with its JSON path; nothing stops at the first.
+ * A config is immutable once loaded and owned by one generation.
+ */
+#ifndef MODMTA_CORE_CONFIG_H
+#define MODMTA_CORE_CONFIG_H
+
+#include <sys/socket.h>
+#include <jansson.h>
+
+enum config_tls_mode { TLS_NONE = 0, TLS_STARTTLS, TLS_STARTTLS_REQUIRED,
+                       TLS_IMPLICIT };
+enum config_auth_mode { AUTH_OPTIONAL = 0, AUTH_REQUIRED };
+
+struct config_listener {
+    char *name;
+    char *address;                 /* as written: "127.0.0.1:2525" */
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    char *protocol;                /* "smtp" or a module that serves */
+    enum config_tls_mode tls;
+    enum config_auth_mode auth;
+};
+
+struct config_limits {
+    long max_sessions;             /* 1000 */
+    long max_sessions_per_client;  /* 50 */
+    long long message_size;        /* 20000000 octets; 0 = no limit */
+    long recipients;               /* 100 per message */
+    long command_timeout;          /* 300 s */
+    long data_timeout;             /* 600 s */
+    long errors;                   /* 10 per session, then disconnect */
+    long rewrite_depth;            /* 10: rcpt rewriting levels */
+    long rewrite_max;              /* 1000: targets of one client rcpt */
+    long greet_pause;              /* 0 ms: watch for early talkers */
+};
+
+struct config_queue {
+    long lifetime;                 /* 432000 s (5 days) */
+    long retry_min;                /* 300 s */
+    long retry_max;                /* 4000 s */
+    long workers;                  /* 4 delivery threads */
+};
+
+struct config_tls {
+    char *cert;                    /* NULL: no STARTTLS offered */
+    char *key;
+    char *min_version;             /* "TLSv1.2" */
+    char *ciphers;                 /* NULL: OpenSSL's default */
+};
+
+struct config {
+    json_t *root;                  /* the whole document (owned) */
+    char *path;                    /* file it came from, or "(default)" */
+    char *hostname;
+    char *user;                    /* NULL: none */
+    int run_as_root;
+    int daemonize;
+    char *spool;
+    char *control_socket;          /* default <spool>/control.sock */
+    char *pid_file;                /* NULL: none */
+    char **module_path;            /* NULL-terminated */
+    char **local_domains;          /* NULL-terminated, lower case */
+    int log_level;                 /* MODMTA_LOG_* */
+    int log_syslog;                /* "log": {"syslog": true} */
+    char *log_facility;            /* "mail" */
+    struct config_limits limits;
+    struct config_queue queue;
+    struct config_tls tls;
+    struct config_listener *listeners;
+    size_t nlisteners;
+    json_t *modules;               /* the "modules" array (borrowed from root) */
+    json_t *redis;                 /* the "redis" object with its defaults
+                                      filled in, or NULL (borrowed) */
+};
+
+/* A list of "path: message" strings. */
+struct config_errors {
+    char **msgs;
+    size_t n;
+};
+
+void config_errors_add(struct config_errors *e, const char *path,
+                       const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void config_errors_free(struct config_errors *e);
+
+/* Load and validate. path NULL: the embedded default. Returns NULL when
+ * any error was found (all of them are in errs). Module sections are
+ * validated later, by the modules' create(). */
+struct config *config_load(const char *path, struct config_errors *errs);
+void config_free(struct config *cfg);
+/* The embedded default as JSON text (for --print-default-config). */
+const char *config_default_text(void);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * Delivery status notifications (dsn.c): RFC 3464 reports of failed
+ * recipients, queued like any other message, from the null sender <>
+ * (so that a DSN can never cause another one) to the original sender.
+ *
+ * A DSN covers every recipient with state QRCPT_FAILED and dsn_sent == 0.
+ * The report is multipart/report; report-type=delivery-status with three
+ * parts: a text/plain explanation, the message/delivery-status fields
+ * (RFC 3464 section 2) and the original headers (text/rfc822-headers).
+ * Lines end in CRLF.
+ */
+#ifndef MODMTA_CORE_DSN_H
+#define MODMTA_CORE_DSN_H
+
+#include <time.h>
+
+#include "queue.h"
+
+/* dsn_bounce results besides the negative MODMTA_E_* codes. */
+enum dsn_result {
+    DSN_QUEUED = 0,       /* a DSN was committed; its ID is in id_r */
+    DSN_NONE = 1,         /* no failed recipient awaits a DSN; none queued */
+    DSN_NULL_SENDER = 2,  /* the sender is <>: never bounce, nothing queued */
+};
+
+/* Build and commit the DSN for env (whose content is at content_path),
+ * reported by `hostname` at `now`. On DSN_QUEUED, id_r holds the new
+ * message's ID (the caller submits it to the scheduler). On any result
+ * >= 0 the caller then marks the covered recipients (dsn_mark_sent) and
+ * saves env with queue_update; a crash in between sends the DSN twice,
+ * which is better than not at all. On error nothing was queued. */
+int dsn_bounce(queue *q, const queue_env *env, const char *content_path,
+               const char *hostname, time_t now, char id_r[QUEUE_ID_MAX]);
+
+/* 1 if a DSN must still be sent for r (failed, not yet reported). */
+int dsn_rcpt_due(const queue_rcpt *r);
+
+/* Set dsn_sent on every recipient dsn_rcpt_due() selects; returns how
+ * many. */
+size_t dsn_mark_sent(queue_env *env);
+
+#endif

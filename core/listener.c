@@ -1,0 +1,438 @@
+/*
+ * Accept loops and the session table. See listener.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <modmta/log.h>
+
+#include "generation.h"
+#include "listener.h"
+#include "queue.h"
+
+#define SESSION_STACK (512 * 1024)
+#define CLIENT_BUCKETS 1024
+
+struct client_count {
+    struct client_count *next;
+    char addr[64];
+    long n;
+};
+
+struct live_session {
+    struct live_session *prev, *next;
+    int fd;
+};
+
+struct listener {
+    struct listener_set *set;
+    char *name;
+    char *address;
+    int fd;
+    pthread_t thread;
+    int started;
+};
+
+struct listener_set {
+    struct listener *l;
+    size_t n;
+    int stop_pipe[2];            /* written once to stop accept loops */
+    listener_session_fn fn;
+    void *arg;
+    pthread_mutex_t lock;        /* guards everything below */
+    pthread_cond_t idle;
+    unsigned long active;
+    struct client_count *clients[CLIENT_BUCKETS];
+    struct live_session *live;
+};
+
+struct session_start {
+    struct listener *l;
+    int fd;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    char addr[64];
+    struct live_session live;
+    char id[QUEUE_ID_MAX];
+};
+
+static void *listener_accept_loop(void *arg);
+
+static void
+listener_peer_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, buf,
+                  len);
+    else if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr,
+                  buf, len);
+    else
+        snprintf(buf, len, "local");
+}
+
+static unsigned
+listener_hash(const char *s)
+{
+    unsigned h = 2166136261u;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h % CLIENT_BUCKETS;
+}
+
+/* Count a new session from addr unless a limit is reached (lock held). */
+static int
+listener_admit(struct listener_set *ls, const char *addr, long max,
+               long max_client)
+{
+    struct client_count **pp = &ls->clients[listener_hash(addr)], *c;
+
+    for (c = *pp; c != NULL; c = c->next)
+        if (strcmp(c->addr, addr) == 0)
+            break;
+    if ((max > 0 && ls->active >= (unsigned long)max) ||
+        (max_client > 0 && c != NULL && c->n >= max_client))
+        return 0;
+    if (c == NULL) {
+        c = calloc(1, sizeof(*c));
+        if (c == NULL)
+            return 0;
+        snprintf(c->addr, sizeof(c->addr), "%s", addr);
+        c->next = *pp;
+        *pp = c;
+    }
+    c->n++;
+    ls->active++;
+    return 1;
+}
+
+static void
+listener_release(struct listener_set *ls, struct session_start *s)
+{
+    struct client_count **pp = &ls->clients[listener_hash(s->addr)], *c;
+
+    pthread_mutex_lock(&ls->lock);
+    for (; (c = *pp) != NULL; pp = &c->next) {
+        if (strcmp(c->addr, s->addr) == 0) {
+            if (--c->n == 0) {
+                *pp = c->next;
+                free(c);
+            }
+            break;
+        }
+    }
+    if (s->live.prev != NULL)
+        s->live.prev->next = s->live.next;
+    else
+        ls->live = s->live.next;
+    if (s->live.next != NULL)
+        s->live.next->prev = s->live.prev;
+    if (--ls->active == 0)
+        pthread_cond_broadcast(&ls->idle);
+    pthread_mutex_unlock(&ls->lock);
+}
+
+static int
+listener_bind_one(struct listener *l, const struct config_listener *cl,
+                  modmta_err *err_r)
+{
+    int one = 1;
+
+    l->fd = socket(cl->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (l->fd < 0)
+        goto fail;
+    setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (cl->sa.ss_family == AF_INET6)
+        setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(l->fd, (const struct sockaddr *)&cl->sa, cl->salen) < 0 ||
+        listen(l->fd, 1024) < 0)
+        goto fail;
+    return 0;
+fail:
+    modmta_err_set(err_r, NULL, "listener \"%s\": cannot listen on %s: %s",
+                   cl->name, cl->address, strerror(errno));
+    return MODMTA_E_IO;
+}
+
+struct listener_set *
+listeners_bind(const struct config *cfg, modmta_err *err_r)
+{
+    struct listener_set *ls;
+    size_t i;
+
+    ls = calloc(1, sizeof(*ls));
+    if (ls == NULL || pipe2(ls->stop_pipe, O_CLOEXEC) < 0) {
+        modmta_err_set(err_r, NULL, "out of resources: %s", strerror(errno));
+        free(ls);
+        return NULL;
+    }
+    pthread_mutex_init(&ls->lock, NULL);
+    pthread_cond_init(&ls->idle, NULL);
+    ls->l = calloc(cfg->nlisteners, sizeof(*ls->l));
+    for (i = 0; ls->l != NULL && i < cfg->nlisteners; i++) {
+        ls->l[i].set = ls;
+        ls->l[i].fd = -1;
+        ls->l[i].name = strdup(cfg->listeners[i].name);
+        ls->l[i].address = strdup(cfg->listeners[i].address);
+        ls->n++;
+        if (ls->l[i].name == NULL || ls->l[i].address == NULL ||
+            listener_bind_one(&ls->l[i], &cfg->listeners[i], err_r) < 0) {
+            listeners_free(ls);
+            return NULL;
+        }
+    }
+    if (ls->l == NULL) {
+        modmta_err_set(err_r, NULL, "out of memory");
+        listeners_free(ls);
+        return NULL;
+    }
+    return ls;
+}
+
+int
+listeners_match(const struct listener_set *ls, const struct config *cfg)
+{
+    size_t i, j;
+
+    if (ls->n != cfg->nlisteners)
+        return 0;
+    for (i = 0; i < ls->n; i++) {
+        for (j = 0; j < cfg->nlisteners; j++)
+            if (strcmp(ls->l[i].name, cfg->listeners[j].name) == 0 &&
+                strcmp(ls->l[i].address, cfg->listeners[j].address) == 0)
+                break;
+        if (j == cfg->nlisteners)
+            return 0;
+    }
+    return 1;
+}
+
+static void *
+listener_session_thread(void *arg)
+{
+    struct session_start *s = arg;
+    struct listener_set *ls = s->l->set;
+
+    ls->fn(ls->arg, s->fd, (const struct sockaddr *)&s->peer, s->peerlen,
+           s->l->name, s->id);
+    listener_release(ls, s);
+    free(s);
+    return NULL;
+}
+
+/* Answer an over-limit client without blocking the accept loop. */
+static void
+listener_refuse(int fd, const char *addr)
+{
+    static const char msg[] =
+        "421 4.7.0 Error: too many connections, try again later\r\n";
+
+    if (send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        modmta_logf(MODMTA_LOG_DEBUG, "refuse send failed: %s",
+                    strerror(errno));
+    close(fd);
+    modmta_logf(MODMTA_LOG_WARN, "reject: connect from [%s]: 421 4.7.0 too "
+                "many connections", addr);
+}
+
+static void
+listener_spawn(struct listener *l, struct session_start *s)
+{
+    struct listener_set *ls = l->set;
+    long max = 0, max_client = 0;
+    generation *g = generation_acquire();
+    pthread_attr_t attr;
+    pthread_t t;
+
+    if (g != NULL) {
+        max = g->cfg->limits.max_sessions;
+        max_client = g->cfg->limits.max_sessions_per_client;
+        generation_release(g);
+    }
+    listener_peer_addr(&s->peer, s->addr, sizeof(s->addr));
+    pthread_mutex_lock(&ls->lock);
+    if (!listener_admit(ls, s->addr, max, max_client)) {
+        pthread_mutex_unlock(&ls->lock);
+        listener_refuse(s->fd, s->addr);
+        free(s);
+        return;
+    }
+    s->live.fd = s->fd;
+    s->live.prev = NULL;
+    s->live.next = ls->live;
+    if (ls->live != NULL)
+        ls->live->prev = &s->live;
+    ls->live = &s->live;
+    pthread_mutex_unlock(&ls->lock);
+    queue_new_id(s->id);
+
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, SESSION_STACK);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, listener_session_thread, s) != 0) {
+        modmta_logf(MODMTA_LOG_ERR, "cannot start a session thread: %s",
+                    strerror(errno));
+        listener_release(ls, s);
+        close(s->fd);
+        free(s);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+static void *
+listener_accept_loop(void *arg)
+{
+    struct listener *l = arg;
+    struct pollfd pfd[2];
+    struct session_start *s;
+
+    pfd[0].fd = l->fd;
+    pfd[0].events = POLLIN;
+    pfd[1].fd = l->set->stop_pipe[0];
+    pfd[1].events = POLLIN;
+    for (;;) {
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (pfd[1].revents)
+            break;
+        s = calloc(1, sizeof(*s));
+        if (s == NULL) {
+            usleep(10000);
+            continue;
+        }
+        s->l = l;
+        s->peerlen = sizeof(s->peer);
+        s->fd = accept4(l->fd, (struct sockaddr *)&s->peer, &s->peerlen,
+                        SOCK_CLOEXEC);
+        if (s->fd < 0) {
+            free(s);
+            if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
+                modmta_logf(MODMTA_LOG_WARN, "accept: %s", strerror(errno));
+                usleep(100000);
+            }
+            continue;
+        }
+        listener_spawn(l, s);
+    }
+    return NULL;
+}
+
+int
+listeners_start(struct listener_set *ls, listener_session_fn fn, void *arg,
+                modmta_err *err_r)
+{
+    size_t i;
+
+    ls->fn = fn;
+    ls->arg = arg;
+    for (i = 0; i < ls->n; i++) {
+        if (pthread_create(&ls->l[i].thread, NULL, listener_accept_loop,
+                           &ls->l[i]) != 0) {
+            modmta_err_set(err_r, NULL, "cannot start listener \"%s\"",
+                           ls->l[i].name);
+            return MODMTA_E_NOMEM;
+        }
+        ls->l[i].started = 1;
+        modmta_logf(MODMTA_LOG_INFO, "listening name=%s address=%s",
+                    ls->l[i].name, ls->l[i].address);
+    }
+    return 0;
+}
+
+void
+listeners_stop(struct listener_set *ls)
+{
+    size_t i;
+
+    if (ls->stop_pipe[1] >= 0 && write(ls->stop_pipe[1], "x", 1) < 0)
+        modmta_logf(MODMTA_LOG_ERR, "stop listeners: %s", strerror(errno));
+    for (i = 0; i < ls->n; i++) {
+        if (ls->l[i].started) {
+            pthread_join(ls->l[i].thread, NULL);
+            ls->l[i].started = 0;
+        }
+        if (ls->l[i].fd >= 0) {
+            close(ls->l[i].fd);
+            ls->l[i].fd = -1;
+        }
+    }
+}
+
+static void
+listener_wait(struct listener_set *ls, int seconds)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += seconds;
+    while (ls->active > 0)
+        if (pthread_cond_timedwait(&ls->idle, &ls->lock, &ts) == ETIMEDOUT)
+            break;
+}
+
+void
+listeners_drain(struct listener_set *ls, int grace_s)
+{
+    struct live_session *s;
+
+    pthread_mutex_lock(&ls->lock);
+    listener_wait(ls, grace_s);
+    /* Idle clients: end their reads so the sessions answer 421 and go. */
+    for (s = ls->live; s != NULL; s = s->next)
+        shutdown(s->fd, SHUT_RD);
+    listener_wait(ls, 30);
+    pthread_mutex_unlock(&ls->lock);
+}
+
+unsigned long
+listeners_active(struct listener_set *ls)
+{
+    unsigned long n;
+
+    pthread_mutex_lock(&ls->lock);
+    n = ls->active;
+    pthread_mutex_unlock(&ls->lock);
+    return n;
+}
+
+void
+listeners_free(struct listener_set *ls)
+{
+    size_t i;
+
+    if (ls == NULL)
+        return;
+    for (i = 0; i < ls->n; i++) {
+        if (ls->l[i].fd >= 0)
+            close(ls->l[i].fd);
+        free(ls->l[i].name);
+        free(ls->l[i].address);
+    }
+    for (i = 0; i < CLIENT_BUCKETS; i++) {
+        struct client_count *c, *next;
+        for (c = ls->clients[i]; c != NULL; c = next) {
+            next = c->next;
+            free(c);
+        }
+    }
+    free(ls->l);
+    close(ls->stop_pipe[0]);
+    close(ls->stop_pipe[1]);
+    pthread_mutex_destroy(&ls->lock);
+    pthread_cond_destroy(&ls->idle);
+    free(ls);
+}

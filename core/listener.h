@@ -1,0 +1,43 @@
+/*
+ * Listeners: the sockets of "listen", bound before the privilege drop,
+ * one accept thread each, one thread per accepted session. Enforces the
+ * session limits (limits.max_sessions overall, max_sessions_per_client per
+ * client address; over them: 421 4.7.0 and close) with the values of the
+ * generation current at accept time, so a reload changes them.
+ * The session table (counts per client, live fds) is owned by this file
+ * and guarded by its own mutex.
+ */
+#ifndef MODMTA_CORE_LISTENER_H
+#define MODMTA_CORE_LISTENER_H
+
+#include <sys/socket.h>
+
+#include <modmta/err.h>
+
+#include "config.h"
+
+struct listener_set;
+
+/* A new session, run on its own thread. It owns fd (closes it). */
+typedef void (*listener_session_fn)(void *arg, int fd,
+                                    const struct sockaddr *peer,
+                                    socklen_t peerlen,
+                                    const char *listener_name,
+                                    const char *session_id);
+
+struct listener_set *listeners_bind(const struct config *cfg,
+                                    modmta_err *err_r);
+/* 1 if cfg listens on exactly the same names and addresses (a reload may
+ * change a listener's tls/auth/protocol, not its socket). */
+int listeners_match(const struct listener_set *ls, const struct config *cfg);
+int listeners_start(struct listener_set *ls, listener_session_fn fn,
+                    void *arg, modmta_err *err_r);
+/* Stop accepting and close the listening sockets. */
+void listeners_stop(struct listener_set *ls);
+/* Wait up to grace_s for sessions to end; then shut the read side of the
+ * remaining ones (they answer 421 and close) and wait for them. */
+void listeners_drain(struct listener_set *ls, int grace_s);
+unsigned long listeners_active(struct listener_set *ls);
+void listeners_free(struct listener_set *ls);
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * The durable queue (queue.c), in <spool>:
+ *   tmp/      messages being received (content ID.msg, envelope ID.env)
+ *   queue/    committed messages: ID.msg (content) and ID.env (envelope,
+ *             JSON). The envelope's rename is the commit point: a .msg
+ *             without its .env is an interrupted commit, removed at open.
+ * A message is acknowledged only after both files are fsync'ed, renamed
+ * into queue/ and queue/ is fsync'ed (queue_writer_commit).
+ * Thread-safe: every function may be called from any thread; a message is
+ * delivered by one worker at a time (the scheduler's rule, not this file's).
+ */
+#ifndef MODMTA_CORE_QUEUE_H
+#define MODMTA_CORE_QUEUE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <modmta/err.h>
+
+#define QUEUE_ID_MAX 32
+
+typedef struct queue queue;
+typedef struct queue_writer queue_writer;
+
+typedef enum queue_rcpt_state {
+    QRCPT_PENDING = 0,
+    QRCPT_DELIVERED = 1,
+    QRCPT_FAILED = 2,     /* bounced: a DSN was or will be sent */
+} queue_rcpt_state;
+
+typedef struct queue_rcpt {
+    char *addr;
+    char *orcpt;          /* address the client gave (before rewriting) */
+    queue_rcpt_state state;
+    char *status;         /* last status text ("deferred: mailbox locked") */
+    int dsn_sent;         /* a DSN covering this failure was queued */
+} queue_rcpt;
+
+typedef struct queue_env {
+    char id[QUEUE_ID_MAX];
+    char *sender;         /* "" for <> */
+    queue_rcpt *rcpts;
+    size_t nrcpts;
+    time_t arrival;
+    char *client_addr;    /* "127.0.0.1", or "local" */
+    char *client_name;
+    char *helo;
+    char *protocol;       /* "ESMTP", "ESMTPS", ... */
+    char *auth_user;      /* NULL if none */
+    char *quarantine;     /* NULL, or the reason: held, never delivered */
+    int attempts;
+    time_t next_retry;    /* 0: now */
+    int held;             /* modmtactl hold */
+    off_t size;           /* content size */
+    /* not stored: set by queue_load for a message found at queue_open
+     * (after a crash or restart) whose delivery may have been under way */
+    int recovered;
+} queue_env;
+
+/* Create the spool layout if missing (mode 0700), remove interrupted
+ * commits and temp files, remember which messages were found (they load
+ * with recovered = 1). */
+queue *queue_open(const char *spool, modmta_err *err_r);
+void queue_close(queue *q);
+const char *queue_spool(const queue *q);
+
+/* ---- receiving ---- */
+queue_writer *queue_writer_new(queue *q, modmta_err *err_r);
+const char *queue_writer_id(const queue_writer *w);
+/* Path of the content being written (for on_data hooks). */
+const char *queue_writer_path(const queue_writer *w);
+off_t queue_writer_size(const queue_writer *w);
+/* Append content. MODMTA_E_NOSPACE on a full disk, MODMTA_E_IO else. */
+int queue_writer_write(queue_writer *w, const void *buf, size_t len);
+/* Replace the first `old_len` octets of the content (the header block) by
+ * `hdr` (used after on_data changed headers). */
+int queue_writer_replace_head(queue_writer *w, off_t old_len,
+                              const char *hdr, size_t hdr_len);
+/* Make the message durable (env->id is set from the writer). Frees w
+ * whatever the result. 0 on success; else nothing was committed. */
+int queue_writer_commit(queue_writer *w, queue_env *env);
+void queue_writer_abort(queue_writer *w);
+
+/* ---- queued messages ---- */
+/* 0, MODMTA_E_NOTFOUND, or another error. *env_r freed by caller. */
+int queue_load(queue *q, const char *id, queue_env **env_r);
+/* Durably replace the envelope (write tmp, fsync, rename). */
+int queue_update(queue *q, const queue_env *env);
+/* Remove a message (envelope first: that is the commit point). */
+int queue_remove(queue *q, const char *id);
+/* "<spool>/queue/ID.msg" into buf. */
+int queue_content_path(const queue *q, const char *id, char *buf, size_t len);
+/* Call cb for every committed message, in arrival order; stop when cb
+ * returns non-zero. */
+int queue_foreach(queue *q, int (*cb)(const queue_env *env, void *arg),
+                  void *arg);
+void queue_env_free(queue_env *env);
+/* A new ID, unique across restarts and nodes' clocks alike. */
+void queue_new_id(char id[QUEUE_ID_MAX]);
+/* 1 if s looks like a queue ID (guards paths built from ctl input). */
+int queue_id_valid(const char *s);
+
+#endif

@@ -1,0 +1,259 @@
+/*
+ * SMTP command line parsing (see smtp_cmd.h).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <modmta/err.h>
+
+#include "smtp_cmd.h"
+
+static void smtp_cmd_status(struct smtp_status *st, int code, const char *esc,
+                            const char *text);
+static int smtp_cmd_parse_params(char *p, struct smtp_path *path,
+                                 struct smtp_status *st);
+static int smtp_cmd_parse_param(char *tok, struct smtp_param *out);
+static int smtp_cmd_has_utf8(const char *s);
+
+static void
+smtp_cmd_status(struct smtp_status *st, int code, const char *esc,
+                const char *text)
+{
+    st->code = code;
+    st->esc = esc;
+    st->text = text;
+}
+
+int
+smtp_cmd_parse(char *line, struct smtp_cmd *cmd)
+{
+    size_t n = 0, end;
+    char *p = line;
+
+    while (isalpha((unsigned char)*p)) {
+        if (n == SMTP_VERB_MAX - 1)
+            return -1;
+        cmd->verb[n++] = (char)toupper((unsigned char)*p++);
+    }
+    cmd->verb[n] = '\0';
+    if (n == 0 || (*p != '\0' && *p != ' '))
+        return -1;
+    while (*p == ' ')
+        p++;
+    end = strlen(p);
+    while (end > 0 && p[end - 1] == ' ')
+        p[--end] = '\0';
+    cmd->args = p;
+    return 0;
+}
+
+/* esmtp-param = esmtp-keyword ["=" esmtp-value] (RFC 5321 4.1.2);
+ * esmtp-value octets may be UTF-8 (RFC 6531 3.3). */
+static int
+smtp_cmd_parse_param(char *tok, struct smtp_param *out)
+{
+    char *p = tok;
+
+    if (!isalnum((unsigned char)*p))
+        return -1;
+    for (; *p != '\0' && *p != '='; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '-')
+            return -1;
+        *p = (char)toupper((unsigned char)*p);
+    }
+    out->keyword = tok;
+    out->value = NULL;
+    if (*p == '\0')
+        return 0;
+    *p++ = '\0';
+    if (*p == '\0')
+        return -1;
+    out->value = p;
+    for (; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (c == '=' || c <= ' ' || c == 0x7f)
+            return -1;
+    }
+    return 0;
+}
+
+static int
+smtp_cmd_parse_params(char *p, struct smtp_path *path, struct smtp_status *st)
+{
+    char *tok;
+    size_t i;
+
+    path->nparams = 0;
+    for (;;) {
+        while (*p == ' ')
+            p++;
+        if (*p == '\0')
+            return 0;
+        tok = p;
+        while (*p != '\0' && *p != ' ')
+            p++;
+        if (*p == ' ')
+            *p++ = '\0';
+        if (path->nparams == SMTP_PARAMS_MAX) {
+            smtp_cmd_status(st, 501, "5.5.4", "Too many parameters");
+            return -1;
+        }
+        if (smtp_cmd_parse_param(tok, &path->params[path->nparams]) < 0) {
+            smtp_cmd_status(st, 501, "5.5.4", "Syntax error in parameters");
+            return -1;
+        }
+        for (i = 0; i < path->nparams; i++) {
+            if (strcmp(path->params[i].keyword,
+                       path->params[path->nparams].keyword) == 0) {
+                smtp_cmd_status(st, 501, "5.5.4", "Duplicate parameter");
+                return -1;
+            }
+        }
+        path->nparams++;
+    }
+}
+
+static int
+smtp_cmd_has_utf8(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s >= 0x80)
+            return 1;
+    return 0;
+}
+
+int
+smtp_cmd_parse_path(char *args, int is_mail, struct smtp_path *p,
+                    struct smtp_status *st)
+{
+    const char *kw = is_mail ? "FROM:" : "TO:";
+    size_t kwlen = strlen(kw);
+    unsigned flags = MODMTA_ADDR_UTF8;
+    const char *end;
+
+    memset(p, 0, sizeof(*p));
+    if (strncasecmp(args, kw, kwlen) != 0) {
+        smtp_cmd_status(st, 501, "5.5.4", is_mail
+                        ? "Syntax: MAIL FROM:<address>"
+                        : "Syntax: RCPT TO:<address>");
+        return -1;
+    }
+    args += kwlen;
+    while (*args == ' ')    /* "MAIL FROM: <a@b>": common, tolerated */
+        args++;
+    flags |= is_mail ? MODMTA_ADDR_ALLOW_NULL : MODMTA_ADDR_ALLOW_NODOMAIN;
+    if (modmta_addr_parse(args, flags, &p->addr, &end) < 0
+        || (*end != '\0' && *end != ' ')
+        || modmta_addr_format(&p->addr, p->str, sizeof(p->str)) < 0)
+        goto bad;
+    /* RFC 5321 4.5.1: only <postmaster> may come without a domain. */
+    if (!is_mail && p->addr.domain[0] == '\0'
+        && strcasecmp(p->addr.local, "postmaster") != 0)
+        goto bad;
+    p->utf8 = smtp_cmd_has_utf8(p->str);
+    return smtp_cmd_parse_params((char *)end, p, st);
+bad:
+    if (is_mail)
+        smtp_cmd_status(st, 501, "5.1.7", "Bad sender address syntax");
+    else
+        smtp_cmd_status(st, 501, "5.1.3", "Bad recipient address syntax");
+    return -1;
+}
+
+int
+smtp_cmd_is_xtext(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (c == '+') {
+            if (!isxdigit((unsigned char)s[1]) || islower((unsigned char)s[1])
+                || !isxdigit((unsigned char)s[2])
+                || islower((unsigned char)s[2]))
+                return 0;
+            s += 2;
+        } else if (c < 33 || c > 126 || c == '=') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int
+smtp_cmd_check_mail(const struct smtp_path *p, long long size_limit,
+                    struct smtp_mail_opts *o, struct smtp_status *st)
+{
+    const struct smtp_param *pa;
+    char *end;
+    size_t i;
+
+    memset(o, 0, sizeof(*o));
+    for (i = 0; i < p->nparams; i++) {
+        pa = &p->params[i];
+        if (strcmp(pa->keyword, "SIZE") == 0) {
+            if (pa->value == NULL || !isdigit((unsigned char)pa->value[0])
+                || strlen(pa->value) > 18)
+                goto syntax;
+            errno = 0;
+            o->size = strtoll(pa->value, &end, 10);
+            if (*end != '\0' || errno != 0)
+                goto syntax;
+            if (size_limit > 0 && o->size > size_limit) {
+                smtp_cmd_status(st, 552, "5.3.4",
+                                "Message size exceeds fixed limit");
+                return -1;
+            }
+        } else if (strcmp(pa->keyword, "BODY") == 0) {
+            if (pa->value == NULL)
+                goto syntax;
+            if (strcasecmp(pa->value, "8BITMIME") == 0) {
+                o->body8 = 1;
+            } else if (strcasecmp(pa->value, "7BIT") != 0) {
+                smtp_cmd_status(st, 504, "5.5.4", "Unsupported BODY type");
+                return -1;
+            }
+        } else if (strcmp(pa->keyword, "SMTPUTF8") == 0) {
+            if (pa->value != NULL)
+                goto syntax;
+            o->utf8 = 1;
+        } else if (strcmp(pa->keyword, "AUTH") == 0) {
+            if (pa->value == NULL || (strcmp(pa->value, "<>") != 0
+                                      && !smtp_cmd_is_xtext(pa->value)))
+                goto syntax;
+        } else {
+            smtp_cmd_status(st, 555, "5.5.4", "Unsupported parameter");
+            return -1;
+        }
+    }
+    if (p->utf8 && !o->utf8) {
+        smtp_cmd_status(st, 553, "5.6.7", "SMTPUTF8 required for a UTF-8 "
+                        "address");
+        return -1;
+    }
+    return 0;
+syntax:
+    smtp_cmd_status(st, 501, "5.5.4", "Syntax error in parameters");
+    return -1;
+}
+
+int
+smtp_cmd_check_rcpt(const struct smtp_path *p, int utf8,
+                    struct smtp_status *st)
+{
+    if (p->nparams > 0) {
+        smtp_cmd_status(st, 555, "5.5.4", "Unsupported parameter");
+        return -1;
+    }
+    if (p->utf8 && !utf8) {
+        smtp_cmd_status(st, 553, "5.6.7", "SMTPUTF8 required for a UTF-8 "
+                        "address");
+        return -1;
+    }
+    return 0;
+}

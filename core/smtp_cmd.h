@@ -1,0 +1,67 @@
+/*
+ * SMTP command lines (RFC 5321 section 4.1): the verb, and the paths and
+ * ESMTP parameters of MAIL and RCPT (RFC 5321 4.1.2, RFC 1869/1870/6152/
+ * 6531/4954). Parsing is in place: the results point into the line.
+ */
+#ifndef MODMTA_CORE_SMTP_CMD_H
+#define MODMTA_CORE_SMTP_CMD_H
+
+#include <stddef.h>
+
+#include <modmta/addr.h>
+
+#define SMTP_LINE_MAX 512        /* octets, CRLF included (4.5.3.1.4) */
+#define SMTP_AUTH_LINE_MAX 12288 /* AUTH with an initial response (4954) */
+#define SMTP_VERB_MAX 16
+#define SMTP_PARAMS_MAX 16
+
+/* A reply for a failed check: code, enhanced status code, text. */
+struct smtp_status {
+    int code;
+    const char *esc;
+    const char *text;
+};
+
+struct smtp_cmd {
+    char verb[SMTP_VERB_MAX];    /* upper case */
+    char *args;                  /* after the spaces; "" when none */
+};
+
+struct smtp_param {
+    char *keyword;               /* upper case */
+    char *value;                 /* NULL when none */
+};
+
+struct smtp_path {
+    modmta_addr addr;
+    char str[2 * MODMTA_ADDR_PATH_MAX + 2]; /* local@domain, "" for <> */
+    int utf8;                    /* str holds non-ASCII octets */
+    struct smtp_param params[SMTP_PARAMS_MAX];
+    size_t nparams;
+};
+
+/* MAIL FROM parameters, checked. */
+struct smtp_mail_opts {
+    long long size;              /* SIZE=, 0 when absent */
+    int body8;                   /* BODY=8BITMIME */
+    int utf8;                    /* SMTPUTF8 */
+};
+
+/* Split a line into verb and arguments; trailing spaces are dropped.
+ * 0, or -1 when the verb is not 1-15 letters (answer 500 5.5.1). */
+int smtp_cmd_parse(char *line, struct smtp_cmd *cmd);
+/* Parse the arguments of MAIL ("FROM:<path> params") or RCPT
+ * ("TO:<path> params"). 0, or -1 with st set (501). */
+int smtp_cmd_parse_path(char *args, int is_mail, struct smtp_path *p,
+                        struct smtp_status *st);
+/* Check MAIL parameters against what we offer; size_limit 0: none.
+ * 0, or -1 with st set (501, 504, 552, 553 or 555). */
+int smtp_cmd_check_mail(const struct smtp_path *p, long long size_limit,
+                        struct smtp_mail_opts *o, struct smtp_status *st);
+/* Check RCPT parameters (none are offered) and the SMTPUTF8 rule. */
+int smtp_cmd_check_rcpt(const struct smtp_path *p, int utf8,
+                        struct smtp_status *st);
+/* 1 if s is valid xtext (RFC 3461 section 4). */
+int smtp_cmd_is_xtext(const char *s);
+
+#endif

@@ -1,0 +1,296 @@
+/*
+ * The DATA reader (see smtp_data.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <modmta/err.h>
+
+#include "conn_priv.h"
+#include "ctx_priv.h"
+#include "smtp_data.h"
+
+/* Output buffer; one input chunk yields at most twice its size. */
+#define DATA_OUT 65536
+
+enum data_state {
+    D_BOL = 0, /* at the start of a line (after CRLF, or at the start) */
+    D_DOT,     /* "." at the start of a line */
+    D_DOTCR,   /* ".\r" at the start of a line */
+    D_MID,     /* inside a line */
+    D_CR,      /* "\r" inside a line */
+};
+
+static size_t data_scan(struct smtp_data *d, const char *in, size_t n,
+                        char *out, size_t *olen_r, int *end_r);
+static void data_write(struct smtp_data *d, const char *buf, size_t n);
+static void data_hdr_feed(struct smtp_data *d, const char *p, size_t n);
+static int data_hdr_line(struct smtp_data *d, size_t end);
+static void data_hdr_end(struct smtp_data *d, size_t at);
+static int data_hdr_parse(struct smtp_data *d);
+
+/* Run the line state machine over n input octets, writing the unstuffed
+ * content to out. Returns the octets consumed (all of them, or up to the
+ * final LF of CRLF.CRLF when the end is seen: *end_r = 1). */
+static size_t
+data_scan(struct smtp_data *d, const char *in, size_t n, char *out,
+          size_t *olen_r, int *end_r)
+{
+    char *o = out;
+    size_t i = 0, run;
+    char c;
+
+    *end_r = 0;
+    while (i < n) {
+        c = in[i++];
+        switch (d->state) {
+        case D_BOL:
+            if (c == '.') {
+                d->state = D_DOT;
+                continue;
+            }
+            break;
+        case D_DOT:
+            if (c == '\r') {
+                d->state = D_DOTCR;
+                continue;
+            }
+            break; /* the stuffed dot is dropped */
+        case D_DOTCR:
+            if (c == '\n') {
+                *end_r = 1;
+                *olen_r = (size_t)(o - out);
+                return i;
+            }
+            d->bad_eol = 1; /* ".\r" and no LF: a bare CR */
+            *o++ = '\r';
+            break;
+        case D_CR:
+            if (c == '\n') {
+                *o++ = '\r';
+                *o++ = '\n';
+                d->state = D_BOL;
+                continue;
+            }
+            d->bad_eol = 1;
+            *o++ = '\r';
+            break;
+        default:
+            break;
+        }
+        /* inside a line: c is its next octet */
+        if (c == '\r') {
+            d->state = D_CR;
+            continue;
+        }
+        if (c == '\n')
+            d->bad_eol = 1;
+        *o++ = c;
+        d->state = D_MID;
+        /* fast path: copy the plain run that follows */
+        for (run = 0; i + run < n && in[i + run] != '\r'
+                      && in[i + run] != '\n'; run++)
+            ;
+        memcpy(o, in + i, run);
+        o += run;
+        i += run;
+    }
+    *olen_r = (size_t)(o - out);
+    return i;
+}
+
+static void
+data_write(struct smtp_data *d, const char *buf, size_t n)
+{
+    int rc;
+
+    if (n == 0 || d->too_big || d->bad_eol || d->write_err != 0)
+        return;
+    rc = queue_writer_write(d->w, buf, n);
+    if (rc < 0)
+        d->write_err = rc;
+}
+
+static void
+data_hdr_end(struct smtp_data *d, size_t at)
+{
+    d->in_hdrs = 0;
+    d->hdr_len = (long long)at;
+}
+
+/* Classify the line hbuf[line_start, end): 1 when the header block goes
+ * on, 0 when it ended before this line. */
+static int
+data_hdr_line(struct smtp_data *d, size_t end)
+{
+    const char *l = d->hbuf + d->line_start;
+    size_t len = end - d->line_start, i;
+
+    if (len <= 2) {
+        data_hdr_end(d, d->line_start); /* the empty line */
+        return 0;
+    }
+    if (l[0] == ' ' || l[0] == '\t') {
+        if (d->line_start == 0) {
+            data_hdr_end(d, 0);
+            return 0;
+        }
+        d->line_start = end; /* folded continuation */
+        return 1;
+    }
+    /* field-name = 1*ftext, ftext = %d33-57 / %d59-126 (RFC 5322) */
+    for (i = 0; i < len && l[i] != ':'; i++) {
+        if ((unsigned char)l[i] < 33 || (unsigned char)l[i] > 126) {
+            data_hdr_end(d, d->line_start);
+            return 0;
+        }
+    }
+    if (i == 0 || i == len) {
+        data_hdr_end(d, d->line_start);
+        return 0;
+    }
+    d->cur_hdr = d->line_start;
+    d->line_start = end;
+    return 1;
+}
+
+static void
+data_hdr_feed(struct smtp_data *d, const char *p, size_t n)
+{
+    size_t k, old = d->hlen;
+    char *nb;
+
+    if (d->hlen + n > SMTP_DATA_HDR_MAX) {
+        data_hdr_end(d, d->cur_hdr);
+        return;
+    }
+    if (d->hlen + n > d->hcap) {
+        d->hcap = d->hcap == 0 ? 8192 : d->hcap;
+        while (d->hcap < d->hlen + n)
+            d->hcap *= 2;
+        nb = realloc(d->hbuf, d->hcap);
+        if (nb == NULL) {
+            data_hdr_end(d, d->cur_hdr);
+            return;
+        }
+        d->hbuf = nb;
+    }
+    memcpy(d->hbuf + d->hlen, p, n);
+    d->hlen += n;
+    for (k = old; k < d->hlen; k++)
+        if (d->hbuf[k] == '\n' && !data_hdr_line(d, k + 1))
+            return;
+}
+
+/* Split hbuf[0, hdr_len) into fields and add them to the ctx. */
+static int
+data_hdr_parse(struct smtp_data *d)
+{
+    size_t pos = 0, end, next, colon;
+    char *b = d->hbuf;
+    int rc;
+
+    while (pos < (size_t)d->hdr_len) {
+        /* the field runs to the next line not starting with WSP */
+        end = pos;
+        for (;;) {
+            next = (size_t)((char *)memchr(b + end, '\n',
+                                           (size_t)d->hdr_len - end) - b) + 1;
+            end = next;
+            if (end >= (size_t)d->hdr_len || (b[end] != ' '
+                                              && b[end] != '\t'))
+                break;
+        }
+        colon = (size_t)((char *)memchr(b + pos, ':', end - pos) - b);
+        b[colon] = '\0';
+        b[end - 2] = '\0'; /* the CR of the final CRLF */
+        rc = modmta_ctx_add_header(d->ctx, b + pos, b + colon + 1);
+        if (rc < 0)
+            return rc;
+        pos = end;
+    }
+    return 0;
+}
+
+int
+smtp_data_read(struct smtp_data *d, const char *prepend, size_t plen)
+{
+    const char *in;
+    char *out;
+    size_t used, olen;
+    ssize_t n;
+    int end = 0, rc = 0;
+
+    d->size = d->hdr_len = 0;
+    d->too_big = d->bad_eol = d->write_err = 0;
+    d->state = D_BOL;
+    d->in_hdrs = 1;
+    d->hlen = d->line_start = d->cur_hdr = 0;
+    out = malloc(DATA_OUT);
+    if (out == NULL)
+        return MODMTA_E_NOMEM;
+    data_hdr_feed(d, prepend, plen);
+    data_write(d, prepend, plen);
+    while (!end) {
+        n = modmta_conn_peek(d->conn, &in, d->timeout_ms);
+        if (n < 0) {
+            rc = (int)n;
+            break;
+        }
+        if ((size_t)n > DATA_OUT / 2)
+            n = DATA_OUT / 2;
+        used = data_scan(d, in, (size_t)n, out, &olen, &end);
+        modmta_conn_consume(d->conn, used);
+        d->size += (long long)olen;
+        if (d->limit > 0 && d->size > d->limit)
+            d->too_big = 1;
+        if (d->in_hdrs && !d->bad_eol && !d->too_big)
+            data_hdr_feed(d, out, olen);
+        data_write(d, out, olen);
+    }
+    free(out);
+    if (rc < 0)
+        return rc;
+    if (d->in_hdrs)
+        data_hdr_end(d, d->line_start);
+    if (d->ctx != NULL && !d->bad_eol && !d->too_big
+        && (rc = data_hdr_parse(d)) < 0 && d->write_err == 0)
+        d->write_err = rc;
+    return 0;
+}
+
+void
+smtp_data_done(struct smtp_data *d)
+{
+    free(d->hbuf);
+    d->hbuf = NULL;
+    d->hlen = d->hcap = 0;
+}
+
+char *
+smtp_data_received(const char *helo, const char *client_name,
+                   const char *client_addr, const char *hostname,
+                   const char *proto, const char *tls_version,
+                   const char *tls_cipher, const char *queue_id,
+                   const char *rcpt)
+{
+    char date[64], tls[160] = "", fr[600] = "";
+    struct tm tm;
+    time_t now = time(NULL);
+    char *s;
+
+    localtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+    if (tls_version != NULL)
+        snprintf(tls, sizeof(tls), " (%s with cipher %s)", tls_version,
+                 tls_cipher != NULL ? tls_cipher : "unknown");
+    if (rcpt != NULL)
+        snprintf(fr, sizeof(fr), "\r\n\tfor <%s>", rcpt);
+    if (asprintf(&s, "Received: from %s (%s [%s])\r\n\tby %s (modmta) "
+                 "with %s%s id %s%s; %s\r\n", helo, client_name, client_addr,
+                 hostname, proto, tls, queue_id, fr, date) < 0)
+        return NULL;
+    return s;
+}

@@ -1,0 +1,941 @@
+/*
+ * The SMTP server session (see smtp_session.h).
+ *
+ * Shape (OpenSMTPD's): an explicit state, changed only by smtp_enter();
+ * a table {verb, minimum state, handler}; each handler checks syntax,
+ * runs the hook chain, then proceeds. RSET and the end of DATA free only
+ * the transaction. Replies are queued and sent when the input buffer is
+ * empty or before the session blocks (conn.c), so pipelined commands get
+ * their replies in one write (RFC 2920).
+ */
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <modmta/log.h>
+
+#include "chain.h"
+#include "conn_priv.h"
+#include "ctx_priv.h"
+#include "smtp_cmd.h"
+#include "smtp_data.h"
+#include "smtp_session.h"
+
+enum smtp_state {
+    SMTP_ST_GREETED = 0, /* before HELO/EHLO */
+    SMTP_ST_HELO,        /* after HELO/EHLO, no transaction */
+    SMTP_ST_MAIL,        /* MAIL accepted */
+    SMTP_ST_RCPT,        /* at least one RCPT accepted */
+    SMTP_ST_QUIT,        /* the session ends */
+};
+
+/* The recipient a client gave, for each final one (queue_rcpt.orcpt). */
+struct smtp_orcpt {
+    char *addr;
+    char *orcpt;
+};
+
+struct smtp_session {
+    const struct smtp_session_args *a;
+    generation *gen;
+    const struct config *cfg;
+    const struct config_limits *lim;
+    modmta_conn *conn;
+    modmta_ctx *ctx;
+    modmta_host *host;
+    enum smtp_state state;
+    int denied;                 /* REJECT at connect: only QUIT (503) */
+    int connected;              /* the connect hooks ran */
+    char addr[64];
+    char name[256];
+    char helo[256];
+    int esmtp;
+    unsigned long ncmds;
+    long nerrors;
+    /* transaction */
+    queue_writer *w;
+    struct smtp_mail_opts mopts;
+    int discard;                /* a hook said DISCARD */
+    size_t naccepted;           /* RCPT commands answered 250 */
+    struct smtp_orcpt *orcpts;
+    size_t norcpts, orcpts_cap;
+    char line[SMTP_AUTH_LINE_MAX + 1];
+};
+
+struct smtp_handler {
+    const char *verb;
+    enum smtp_state min;
+    const char *seq_text;       /* 503 text when below min */
+    int (*fn)(struct smtp_session *s, char *args);
+};
+
+static const char *smtp_state_name(enum smtp_state st);
+static void smtp_enter(struct smtp_session *s, enum smtp_state st);
+static void smtp_reply(struct smtp_session *s, int code, const char *esc,
+                       const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void smtp_reply_ctx(struct smtp_session *s, modmta_verdict v);
+static void smtp_log_reject(struct smtp_session *s, const char *what,
+                            const char *arg);
+static void smtp_tx_reset(struct smtp_session *s);
+static const char *smtp_proto(const struct smtp_session *s);
+static int smtp_helo_common(struct smtp_session *s, char *args, int esmtp);
+static int smtp_helo(struct smtp_session *s, char *args);
+static int smtp_ehlo(struct smtp_session *s, char *args);
+static int smtp_mail(struct smtp_session *s, char *args);
+static int smtp_rcpt(struct smtp_session *s, char *args);
+static int smtp_data(struct smtp_session *s, char *args);
+static int smtp_data_finish(struct smtp_session *s, struct smtp_data *d);
+static int smtp_commit(struct smtp_session *s);
+static int smtp_rset(struct smtp_session *s, char *args);
+static int smtp_noop(struct smtp_session *s, char *args);
+static int smtp_quit(struct smtp_session *s, char *args);
+static int smtp_help(struct smtp_session *s, char *args);
+static int smtp_vrfy(struct smtp_session *s, char *args);
+static int smtp_expn(struct smtp_session *s, char *args);
+static int smtp_starttls(struct smtp_session *s, char *args);
+static int smtp_notimpl(struct smtp_session *s, char *args);
+static int smtp_command(struct smtp_session *s, char *line, size_t len);
+static void smtp_loop(struct smtp_session *s);
+static int smtp_greet(struct smtp_session *s);
+static void smtp_client_names(struct smtp_session *s);
+static int smtp_setup(struct smtp_session *s);
+static void smtp_teardown(struct smtp_session *s);
+
+static const struct smtp_handler smtp_handlers[] = {
+    {"HELO", SMTP_ST_GREETED, NULL, smtp_helo},
+    {"EHLO", SMTP_ST_GREETED, NULL, smtp_ehlo},
+    {"MAIL", SMTP_ST_HELO, "Error: send HELO/EHLO first", smtp_mail},
+    {"RCPT", SMTP_ST_MAIL, "Error: need MAIL command", smtp_rcpt},
+    {"DATA", SMTP_ST_RCPT, "Error: need RCPT command", smtp_data},
+    {"RSET", SMTP_ST_GREETED, NULL, smtp_rset},
+    {"NOOP", SMTP_ST_GREETED, NULL, smtp_noop},
+    {"QUIT", SMTP_ST_GREETED, NULL, smtp_quit},
+    {"HELP", SMTP_ST_GREETED, NULL, smtp_help},
+    {"VRFY", SMTP_ST_GREETED, NULL, smtp_vrfy},
+    {"EXPN", SMTP_ST_GREETED, NULL, smtp_expn},
+    {"STARTTLS", SMTP_ST_GREETED, NULL, smtp_starttls},
+    {"TURN", SMTP_ST_GREETED, NULL, smtp_notimpl},
+    {"ATRN", SMTP_ST_GREETED, NULL, smtp_notimpl},
+    {"ETRN", SMTP_ST_GREETED, NULL, smtp_notimpl},
+    {"BDAT", SMTP_ST_GREETED, NULL, smtp_notimpl},
+    {"SEND", SMTP_ST_GREETED, NULL, smtp_notimpl},
+    {"SOML", SMTP_ST_GREETED, NULL, smtp_notimpl},
+    {"SAML", SMTP_ST_GREETED, NULL, smtp_notimpl},
+};
+
+static const char *
+smtp_state_name(enum smtp_state st)
+{
+    static const char *const names[] = {"GREETED", "HELO", "MAIL", "RCPT",
+                                        "QUIT"};
+
+    return names[st];
+}
+
+/* The only place the state changes. */
+static void
+smtp_enter(struct smtp_session *s, enum smtp_state st)
+{
+    if (modmta_log_enabled(MODMTA_LOG_DEBUG))
+        modmta_logf(MODMTA_LOG_DEBUG, "%s: smtp state %s -> %s",
+                    s->a->session_id, smtp_state_name(s->state),
+                    smtp_state_name(st));
+    s->state = st;
+}
+
+/* Queue a reply. Lines of text are separated by '\n' (multi-line reply);
+ * control characters are replaced so no text can inject a reply. */
+static void
+smtp_reply(struct smtp_session *s, int code, const char *esc,
+           const char *fmt, ...)
+{
+    char text[1024], *p, *nl;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    for (p = text; *p != '\0'; p++)
+        if ((unsigned char)*p < ' ' && *p != '\n')
+            *p = '?';
+    if (code >= 400 && code != 421)
+        s->nerrors++;
+    p = text;
+    do {
+        nl = strchr(p, '\n');
+        if (nl != NULL)
+            *nl = '\0';
+        modmta_conn_printf(s->conn, "%d%c%s%s%s\r\n", code,
+                           nl != NULL ? '-' : ' ', esc != NULL ? esc : "",
+                           esc != NULL ? " " : "", p);
+        p = nl + 1;
+    } while (nl != NULL);
+}
+
+/* Send the reply a hook chain left in the ctx, after a sanity check of
+ * its class against the verdict. */
+static void
+smtp_reply_ctx(struct smtp_session *s, modmta_verdict v)
+{
+    modmta_ctx *c = s->ctx;
+    int cls = v == MODMTA_REJECT ? 5 : v == MODMTA_TEMPFAIL ? 4 : 2;
+    char esc[16];
+
+    if (c->reply_code / 100 != cls) {
+        modmta_ctx_reply_clear(c);
+        if (cls == 5)
+            modmta_ctx_reply_default(c, 550, "5.7.1", "Rejected");
+        else if (cls == 4)
+            modmta_ctx_reply_default(c, 451, "4.3.0", "Try again later");
+        else
+            modmta_ctx_reply_default(c, 250, "2.0.0", "Ok");
+    }
+    if (c->reply_esc[0] != '\0')
+        snprintf(esc, sizeof(esc), "%s", c->reply_esc);
+    else
+        snprintf(esc, sizeof(esc), "%d.0.0", cls);
+    smtp_reply(s, c->reply_code, esc, "%s", c->reply_text);
+}
+
+static void
+smtp_log_reject(struct smtp_session *s, const char *what, const char *arg)
+{
+    const modmta_ctx *c = s->ctx;
+
+    modmta_logf(MODMTA_LOG_INFO, "%s: reject: %s from %s[%s]: %d %s %s; "
+                "from=<%s> to=<%s> proto=%s helo=<%s>",
+                c->queue_id[0] ? c->queue_id : s->a->session_id, what,
+                s->name, s->addr, c->reply_code, c->reply_esc, c->reply_text,
+                c->sender != NULL ? c->sender : "",
+                arg != NULL ? arg : "", smtp_proto(s), s->helo);
+}
+
+/* Drop the transaction (RSET, new EHLO, end of DATA). */
+static void
+smtp_tx_reset(struct smtp_session *s)
+{
+    size_t i;
+
+    if (s->w != NULL) {
+        queue_writer_abort(s->w);
+        s->w = NULL;
+    }
+    for (i = 0; i < s->norcpts; i++) {
+        free(s->orcpts[i].addr);
+        free(s->orcpts[i].orcpt);
+    }
+    s->norcpts = 0;
+    s->naccepted = 0;
+    s->discard = 0;
+    memset(&s->mopts, 0, sizeof(s->mopts));
+    modmta_ctx_txn_reset(s->ctx);
+    if (s->state > SMTP_ST_HELO && s->state != SMTP_ST_QUIT)
+        smtp_enter(s, SMTP_ST_HELO);
+}
+
+static const char *
+smtp_proto(const struct smtp_session *s)
+{
+    static const char *const p[] = {"ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA"};
+
+    if (!s->esmtp)
+        return "SMTP";
+    return p[(modmta_conn_is_tls(s->conn) ? 1 : 0)
+             | (s->ctx->auth_user != NULL ? 2 : 0)];
+}
+
+/* ---- HELO, EHLO ---- */
+
+static int
+smtp_helo_common(struct smtp_session *s, char *args, int esmtp)
+{
+    modmta_verdict v;
+    const char *p;
+
+    for (p = args; *p != '\0'; p++)
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+            break;
+    if (*args == '\0' || *p != '\0' || p - args > 255) {
+        smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname",
+                   esmtp ? "EHLO" : "HELO");
+        return 0;
+    }
+    smtp_tx_reset(s);
+    v = chain_helo(s->gen->chain, s->ctx, args);
+    if (v == MODMTA_REJECT || v == MODMTA_TEMPFAIL) {
+        smtp_reply_ctx(s, v);
+        smtp_log_reject(s, esmtp ? "EHLO" : "HELO", args);
+        return 0;
+    }
+    snprintf(s->helo, sizeof(s->helo), "%s", args);
+    s->esmtp = esmtp;
+    modmta_ctx_set_helo(s->ctx, s->helo, esmtp);
+    smtp_enter(s, SMTP_ST_HELO);
+    return 1;
+}
+
+static int
+smtp_helo(struct smtp_session *s, char *args)
+{
+    if (smtp_helo_common(s, args, 0))
+        smtp_reply(s, 250, NULL, "%s", s->cfg->hostname);
+    return 0;
+}
+
+static int
+smtp_ehlo(struct smtp_session *s, char *args)
+{
+    enum config_tls_mode tm = s->a->listener->tls;
+    size_t i;
+
+    if (!smtp_helo_common(s, args, 1))
+        return 0;
+    /* RFC 2034: the EHLO response carries no enhanced status code. */
+    modmta_conn_printf(s->conn, "250-%s\r\n250-PIPELINING\r\n",
+                       s->cfg->hostname);
+    if (s->lim->message_size > 0)
+        modmta_conn_printf(s->conn, "250-SIZE %lld\r\n",
+                           s->lim->message_size);
+    else
+        modmta_conn_printf(s->conn, "250-SIZE\r\n");
+    modmta_conn_printf(s->conn, "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n");
+    if (modmta_conn_tls_available(s->conn) && tm != TLS_NONE
+        && tm != TLS_IMPLICIT)
+        modmta_conn_printf(s->conn, "250-STARTTLS\r\n");
+    s->ctx->nehlo = 0; /* keywords of an earlier EHLO */
+    chain_ehlo(s->gen->chain, s->ctx);
+    for (i = 0; i < s->ctx->nehlo; i++)
+        modmta_conn_printf(s->conn, "250-%s\r\n", s->ctx->ehlo[i]);
+    modmta_conn_printf(s->conn, "250 SMTPUTF8\r\n");
+    return 0;
+}
+
+/* ---- the transaction ---- */
+
+static int
+smtp_mail(struct smtp_session *s, char *args)
+{
+    struct smtp_path path;
+    struct smtp_status st;
+    modmta_err err;
+    modmta_verdict v;
+    size_t i;
+
+    if (s->state >= SMTP_ST_MAIL) {
+        smtp_reply(s, 503, "5.5.1", "Error: nested MAIL command");
+        return 0;
+    }
+    if (s->a->listener->tls == TLS_STARTTLS_REQUIRED
+        && !modmta_conn_is_tls(s->conn)) {
+        smtp_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+        return 0;
+    }
+    if (s->a->listener->auth == AUTH_REQUIRED && s->ctx->auth_user == NULL) {
+        smtp_reply(s, 530, "5.7.0", "Authentication required");
+        return 0;
+    }
+    if (smtp_cmd_parse_path(args, 1, &path, &st) < 0
+        || smtp_cmd_check_mail(&path, s->lim->message_size, &s->mopts,
+                               &st) < 0) {
+        smtp_reply(s, st.code, st.esc, "%s", st.text);
+        return 0;
+    }
+    s->w = queue_writer_new(s->a->queue, &err);
+    if (s->w == NULL) {
+        modmta_logf(MODMTA_LOG_ERR, "%s: cannot start a message: %s",
+                    s->a->session_id, err.msg);
+        smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
+        return 0;
+    }
+    modmta_ctx_set_sender(s->ctx, queue_writer_id(s->w), path.str);
+    for (i = 0; i < path.nparams; i++)
+        modmta_ctx_add_param(s->ctx, path.params[i].keyword,
+                             path.params[i].value);
+    v = chain_mail(s->gen->chain, s->ctx, path.str);
+    if (v == MODMTA_REJECT || v == MODMTA_TEMPFAIL) {
+        smtp_reply_ctx(s, v);
+        smtp_log_reject(s, "MAIL", NULL);
+        smtp_tx_reset(s);
+        return 0;
+    }
+    s->discard = v == MODMTA_DISCARD;
+    smtp_enter(s, SMTP_ST_MAIL);
+    smtp_reply(s, 250, "2.1.0", "Ok");
+    return 0;
+}
+
+/* Remember which client recipient produced rcpts[from..]. */
+static void
+smtp_rcpt_record(struct smtp_session *s, size_t from, const char *orcpt)
+{
+    struct smtp_orcpt *n;
+    size_t i;
+
+    for (i = from; i < s->ctx->nrcpts; i++) {
+        if (s->norcpts == s->orcpts_cap) {
+            n = realloc(s->orcpts, (s->orcpts_cap * 2 + 8) * sizeof(*n));
+            if (n == NULL)
+                return; /* orcpt is informational */
+            s->orcpts = n;
+            s->orcpts_cap = s->orcpts_cap * 2 + 8;
+        }
+        s->orcpts[s->norcpts].addr = strdup(s->ctx->rcpts[i]);
+        s->orcpts[s->norcpts].orcpt = strdup(orcpt);
+        s->norcpts++;
+    }
+}
+
+static int
+smtp_rcpt(struct smtp_session *s, char *args)
+{
+    struct smtp_path path;
+    struct smtp_status st;
+    modmta_verdict v;
+    size_t before;
+
+    if (smtp_cmd_parse_path(args, 0, &path, &st) < 0
+        || smtp_cmd_check_rcpt(&path, s->mopts.utf8, &st) < 0) {
+        smtp_reply(s, st.code, st.esc, "%s", st.text);
+        return 0;
+    }
+    if (s->lim->recipients > 0
+        && (long)s->naccepted >= s->lim->recipients) {
+        smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
+        return 0;
+    }
+    before = s->ctx->nrcpts;
+    v = chain_rcpt(s->gen->chain, s->ctx, path.str, s->lim);
+    if (v == MODMTA_REJECT || v == MODMTA_TEMPFAIL) {
+        smtp_reply_ctx(s, v);
+        smtp_log_reject(s, "RCPT", path.str);
+        return 0;
+    }
+    smtp_rcpt_record(s, before, path.str);
+    s->naccepted++;
+    smtp_enter(s, SMTP_ST_RCPT);
+    smtp_reply(s, 250, "2.1.5", "Ok");
+    return 0;
+}
+
+static int
+smtp_data(struct smtp_session *s, char *args)
+{
+    struct smtp_data d;
+    const char *rcpt;
+    char *rcvd;
+    int rc;
+
+    if (*args != '\0') {
+        smtp_reply(s, 501, "5.5.4", "Syntax: DATA");
+        return 0;
+    }
+    rcpt = s->naccepted == 1 && s->ctx->nrcpts == 1 ? s->ctx->rcpts[0]
+                                                    : NULL;
+    rcvd = smtp_data_received(s->helo, s->name, s->addr, s->cfg->hostname,
+                              smtp_proto(s), modmta_conn_tls_version(s->conn),
+                              modmta_conn_tls_cipher(s->conn),
+                              s->ctx->queue_id, rcpt);
+    if (rcvd == NULL) {
+        smtp_reply(s, 451, "4.3.0", "Error: out of memory");
+        return 0;
+    }
+    smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+    if (modmta_conn_flush(s->conn) < 0) {
+        free(rcvd);
+        return -1;
+    }
+    memset(&d, 0, sizeof(d));
+    d.conn = s->conn;
+    d.w = s->w;
+    d.ctx = s->ctx;
+    d.limit = s->lim->message_size;
+    d.timeout_ms = (int)s->lim->data_timeout * 1000;
+    rc = smtp_data_read(&d, rcvd, strlen(rcvd));
+    free(rcvd);
+    if (rc == MODMTA_E_TIMEOUT)
+        smtp_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
+                   s->cfg->hostname);
+    if (rc == 0)
+        rc = smtp_data_finish(s, &d);
+    smtp_data_done(&d);
+    smtp_tx_reset(s);
+    return rc < 0 ? -1 : 0;
+}
+
+/* After the end of data: the size and line-end verdicts, on_data, the
+ * milter actions, then the commit. */
+static int
+smtp_data_finish(struct smtp_session *s, struct smtp_data *d)
+{
+    modmta_ctx *c = s->ctx;
+    size_t nadded = c->nadded, nremoved = c->nremoved, i;
+    modmta_verdict v;
+    char *hdr;
+    long hlen;
+    int rc;
+
+    if (d->bad_eol) {
+        smtp_reply(s, 554, "5.5.0", "Error: bare CR or LF not allowed in "
+                   "message content");
+        return 0;
+    }
+    if (d->too_big) {
+        smtp_reply(s, 552, "5.3.4", "Error: message size exceeds limit");
+        return 0;
+    }
+    if (d->write_err != 0) {
+        if (d->write_err == MODMTA_E_NOSPACE)
+            smtp_reply(s, 452, "4.3.1", "Error: insufficient system storage");
+        else
+            smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
+        return 0;
+    }
+    modmta_ctx_set_message(c, queue_writer_path(s->w),
+                           queue_writer_size(s->w));
+    v = chain_data(s->gen->chain, c);
+    if (v == MODMTA_REJECT || v == MODMTA_TEMPFAIL) {
+        smtp_reply_ctx(s, v);
+        smtp_log_reject(s, "DATA", NULL);
+        return 0;
+    }
+    if (v == MODMTA_DISCARD)
+        s->discard = 1;
+    for (i = nremoved; i < c->nremoved; i++)
+        modmta_ctx_remove_rcpt(c, c->removed[i]);
+    for (i = nadded; i < c->nadded; i++)
+        modmta_ctx_add_rcpt(c, c->added[i]);
+    if (s->discard || c->nrcpts == 0) {
+        modmta_logf(MODMTA_LOG_INFO, "%s: discard: from=<%s> nrcpt=%zu",
+                    c->queue_id, c->sender, c->nrcpts);
+        smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", c->queue_id);
+        return 0;
+    }
+    if (c->hdrs_dirty) {
+        hlen = modmta_ctx_headers_serialize(c, &hdr);
+        rc = hlen < 0 ? (int)hlen
+                      : queue_writer_replace_head(s->w, (off_t)d->hdr_len,
+                                                  hdr, (size_t)hlen);
+        if (hlen >= 0)
+            free(hdr);
+        if (rc < 0) {
+            smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
+            return 0;
+        }
+    }
+    return smtp_commit(s);
+}
+
+static int
+smtp_commit(struct smtp_session *s)
+{
+    modmta_ctx *c = s->ctx;
+    queue_env env;
+    char id[QUEUE_ID_MAX];
+    size_t i, j;
+    int rc;
+
+    memset(&env, 0, sizeof(env));
+    env.rcpts = calloc(c->nrcpts, sizeof(*env.rcpts));
+    if (env.rcpts == NULL) {
+        smtp_reply(s, 451, "4.3.0", "Error: out of memory");
+        return 0;
+    }
+    for (i = 0; i < c->nrcpts; i++) {
+        env.rcpts[i].addr = c->rcpts[i];
+        for (j = 0; j < s->norcpts; j++)
+            if (strcmp(s->orcpts[j].addr, c->rcpts[i]) == 0)
+                env.rcpts[i].orcpt = s->orcpts[j].orcpt;
+        env.rcpts[i].state = QRCPT_PENDING;
+    }
+    env.nrcpts = c->nrcpts;
+    env.sender = c->sender;
+    env.arrival = time(NULL);
+    env.client_addr = s->addr;
+    env.client_name = s->name;
+    env.helo = s->helo;
+    env.protocol = (char *)smtp_proto(s);
+    env.auth_user = c->auth_user;
+    env.quarantine = c->quarantine;
+    env.size = queue_writer_size(s->w);
+    snprintf(id, sizeof(id), "%s", queue_writer_id(s->w));
+    rc = queue_writer_commit(s->w, &env);
+    s->w = NULL; /* freed by commit, whatever the result */
+    free(env.rcpts);
+    if (rc < 0) {
+        modmta_logf(MODMTA_LOG_ERR, "%s: commit failed: %s", id,
+                    modmta_strerror(rc));
+        if (rc == MODMTA_E_NOSPACE)
+            smtp_reply(s, 452, "4.3.1", "Error: insufficient system storage");
+        else
+            smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
+        return 0;
+    }
+    modmta_logf(MODMTA_LOG_INFO, "%s: from=<%s> size=%lld nrcpt=%zu%s", id,
+                c->sender, (long long)env.size, c->nrcpts,
+                c->quarantine != NULL ? " (quarantined)" : "");
+    smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
+    chain_queued(s->gen->chain, c);
+    if (s->a->sched != NULL && c->quarantine == NULL)
+        scheduler_submit(s->a->sched, id);
+    return 0;
+}
+
+/* ---- the other verbs ---- */
+
+static int
+smtp_rset(struct smtp_session *s, char *args)
+{
+    smtp_tx_reset(s);
+    smtp_reply(s, 250, "2.0.0", "Ok");
+    return 0;
+}
+
+static int
+smtp_noop(struct smtp_session *s, char *args)
+{
+    smtp_reply(s, 250, "2.0.0", "Ok");
+    return 0;
+}
+
+static int
+smtp_quit(struct smtp_session *s, char *args)
+{
+    smtp_reply(s, 221, "2.0.0", "Bye");
+    smtp_enter(s, SMTP_ST_QUIT);
+    return 0;
+}
+
+static int
+smtp_help(struct smtp_session *s, char *args)
+{
+    smtp_reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET "
+               "NOOP QUIT HELP VRFY STARTTLS");
+    return 0;
+}
+
+static int
+smtp_vrfy(struct smtp_session *s, char *args)
+{
+    if (*args == '\0') {
+        smtp_reply(s, 501, "5.5.4", "Syntax: VRFY address");
+        return 0;
+    }
+    /* RFC 5321 3.5.3: 252, and nothing disclosed. */
+    smtp_reply(s, 252, "2.5.2", "Cannot VRFY user, but will accept message "
+               "and attempt delivery");
+    return 0;
+}
+
+static int
+smtp_expn(struct smtp_session *s, char *args)
+{
+    smtp_reply(s, 502, "5.5.1", "Error: EXPN not available");
+    return 0;
+}
+
+static int
+smtp_starttls(struct smtp_session *s, char *args)
+{
+    enum config_tls_mode tm = s->a->listener->tls;
+    int rc;
+
+    if (modmta_conn_is_tls(s->conn)) {
+        smtp_reply(s, 503, "5.5.1", "Error: TLS already active");
+        return 0;
+    }
+    if (!modmta_conn_tls_available(s->conn) || tm == TLS_NONE) {
+        smtp_reply(s, 502, "5.5.1", "Error: STARTTLS not available");
+        return 0;
+    }
+    if (*args != '\0') {
+        smtp_reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+        return 0;
+    }
+    /* Commands pipelined after STARTTLS were sent in clear and must never
+     * run as if sent under TLS (CVE-2011-0411): refuse the session. */
+    if (modmta_conn_pending(s->conn) > 0) {
+        smtp_reply(s, 554, "5.5.1", "Error: pipelined input after "
+                   "STARTTLS");
+        modmta_logf(MODMTA_LOG_NOTICE, "%s: pipelined input after STARTTLS "
+                    "from %s[%s]", s->a->session_id, s->name, s->addr);
+        return -1;
+    }
+    smtp_reply(s, 220, "2.0.0", "Ready to start TLS");
+    rc = modmta_conn_starttls(s->conn, (int)s->lim->command_timeout * 1000);
+    if (rc < 0) {
+        modmta_logf(MODMTA_LOG_NOTICE, "%s: TLS handshake failed with "
+                    "%s[%s]: %s", s->a->session_id, s->name, s->addr,
+                    modmta_strerror(rc));
+        return -1;
+    }
+    /* RFC 3207 4.2: forget everything learnt from the client. */
+    smtp_tx_reset(s);
+    s->helo[0] = '\0';
+    s->esmtp = 0;
+    modmta_ctx_set_helo(s->ctx, NULL, 0);
+    s->ctx->auth_user = NULL;
+    modmta_ctx_set_tls(s->ctx, 1);
+    smtp_enter(s, SMTP_ST_GREETED);
+    modmta_logf(MODMTA_LOG_INFO, "%s: starttls from=%s[%s] version=%s "
+                "cipher=%s", s->a->session_id, s->name, s->addr,
+                modmta_conn_tls_version(s->conn),
+                modmta_conn_tls_cipher(s->conn));
+    return 0;
+}
+
+static int
+smtp_notimpl(struct smtp_session *s, char *args)
+{
+    smtp_reply(s, 502, "5.5.1", "Error: command not implemented");
+    return 0;
+}
+
+/* ---- the loop ---- */
+
+/* One command line: look it up, check the state, run it. -1 ends. */
+static int
+smtp_command(struct smtp_session *s, char *line, size_t len)
+{
+    const struct smtp_handler *h = NULL;
+    struct smtp_cmd cmd;
+    modmta_verdict v;
+    void *inst;
+    size_t i;
+
+    if (strlen(line) != len) {
+        smtp_reply(s, 500, "5.5.2", "Error: NUL in command");
+        return 0;
+    }
+    if (smtp_cmd_parse(line, &cmd) < 0) {
+        smtp_reply(s, 500, "5.5.1", "Error: command not recognized");
+        return 0;
+    }
+    if (len > SMTP_LINE_MAX - 2 && strcmp(cmd.verb, "AUTH") != 0) {
+        smtp_reply(s, 500, "5.5.2", "Error: line too long");
+        return 0;
+    }
+    if (s->denied && strcmp(cmd.verb, "QUIT") != 0) {
+        smtp_reply(s, 503, "5.5.1", "Error: access denied, send QUIT");
+        return 0;
+    }
+    for (i = 0; i < sizeof(smtp_handlers) / sizeof(smtp_handlers[0]); i++)
+        if (strcmp(smtp_handlers[i].verb, cmd.verb) == 0)
+            h = &smtp_handlers[i];
+    if (h == NULL) {
+        if (chain_find_verb(s->gen->chain, cmd.verb, &inst) == NULL) {
+            smtp_reply(s, 500, "5.5.1", "Error: command not recognized");
+            return 0;
+        }
+        v = chain_run_verb(s->gen->chain, s->ctx, s->conn, cmd.verb,
+                           cmd.args);
+        smtp_reply_ctx(s, v);
+        return 0;
+    }
+    if (s->state < h->min) {
+        smtp_reply(s, 503, "5.5.1", "%s", h->seq_text);
+        return 0;
+    }
+    return h->fn(s, cmd.args);
+}
+
+static void
+smtp_loop(struct smtp_session *s)
+{
+    const volatile sig_atomic_t *stop = s->a->shutting_down;
+    int tmo = (int)s->lim->command_timeout * 1000;
+    ssize_t n;
+
+    while (s->state != SMTP_ST_QUIT) {
+        if (stop != NULL && *stop) {
+            smtp_reply(s, 421, "4.3.2", "%s Service shutting down, closing "
+                       "transmission channel", s->cfg->hostname);
+            return;
+        }
+        modmta_conn_set_interrupt(s->conn, stop);
+        n = modmta_conn_readline(s->conn, s->line, sizeof(s->line), tmo);
+        modmta_conn_set_interrupt(s->conn, NULL);
+        if (n == MODMTA_E_TIMEOUT || n == MODMTA_E_IO) {
+            if (stop != NULL && *stop)
+                continue; /* answered above */
+            if (n == MODMTA_E_TIMEOUT)
+                smtp_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
+                           s->cfg->hostname);
+            return;
+        }
+        s->ncmds++;
+        if (n == MODMTA_E_LIMIT)
+            smtp_reply(s, 500, "5.5.2", "Error: line too long");
+        else if (n < 0)
+            smtp_reply(s, 500, "5.5.2", "Error: bare CR or LF not allowed");
+        else if (smtp_command(s, s->line, (size_t)n) < 0)
+            return;
+        if (s->lim->errors > 0 && s->nerrors >= s->lim->errors
+            && s->state != SMTP_ST_QUIT) {
+            smtp_reply(s, 421, "4.7.0", "%s Error: too many errors",
+                       s->cfg->hostname);
+            return;
+        }
+    }
+}
+
+/* Connect hooks, the early-talker check, the greeting. 0 to go on. */
+static int
+smtp_greet(struct smtp_session *s)
+{
+    const char *host = s->cfg->hostname;
+    modmta_verdict v;
+
+    modmta_logf(MODMTA_LOG_INFO, "%s: connect from=%s[%s] listener=%s",
+                s->a->session_id, s->name, s->addr, s->a->listener->name);
+    s->connected = 1;
+    v = chain_connect(s->gen->chain, s->ctx);
+    if (v == MODMTA_TEMPFAIL) {
+        modmta_ctx_reply_default(s->ctx, 421, "4.7.0", "Try again later");
+        smtp_log_reject(s, "CONNECT", NULL);
+        smtp_reply(s, 421, NULL, "%s %s", host, s->ctx->reply_text);
+        return -1;
+    }
+    if (modmta_conn_input_ready(s->conn, s->a->greet_pause_ms) > 0) {
+        modmta_logf(MODMTA_LOG_NOTICE, "%s: early talker from=%s[%s]",
+                    s->a->session_id, s->name, s->addr);
+        smtp_reply(s, 554, "5.5.0", "%s Error: SMTP protocol "
+                   "synchronization", host);
+        return -1;
+    }
+    if (v == MODMTA_REJECT) {
+        modmta_ctx_reply_default(s->ctx, 554, "5.7.1", "Access denied");
+        smtp_log_reject(s, "CONNECT", NULL);
+        /* RFC 5321 3.1: 554 greeting, then 503 to all but QUIT. */
+        smtp_reply(s, 554, NULL, "%s %s", host, s->ctx->reply_text);
+        s->denied = 1;
+        return 0;
+    }
+    smtp_reply(s, 220, NULL, "%s ESMTP modmta", host);
+    return 0;
+}
+
+/* Numeric address, and the reverse name confirmed by a forward lookup. */
+static void
+smtp_client_names(struct smtp_session *s)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&s->a->peer;
+    struct addrinfo hints, *res, *ai;
+    char fwd[64];
+
+    snprintf(s->addr, sizeof(s->addr), "unknown");
+    snprintf(s->name, sizeof(s->name), "unknown");
+    if (getnameinfo(sa, s->a->peerlen, s->addr, sizeof(s->addr), NULL, 0,
+                    NI_NUMERICHOST) != 0) {
+        snprintf(s->addr, sizeof(s->addr), "%s",
+                 sa->sa_family == AF_UNIX ? "local" : "unknown");
+        return;
+    }
+    if (s->a->no_rdns || getnameinfo(sa, s->a->peerlen, s->name,
+                                     sizeof(s->name), NULL, 0,
+                                     NI_NAMEREQD) != 0) {
+        snprintf(s->name, sizeof(s->name), "unknown");
+        return;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = sa->sa_family;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(s->name, NULL, &hints, &res) == 0) {
+        for (ai = res; ai != NULL; ai = ai->ai_next)
+            if (getnameinfo(ai->ai_addr, ai->ai_addrlen, fwd, sizeof(fwd),
+                            NULL, 0, NI_NUMERICHOST) == 0
+                && strcmp(fwd, s->addr) == 0)
+                break;
+        freeaddrinfo(res);
+        if (ai != NULL)
+            return;
+    }
+    snprintf(s->name, sizeof(s->name), "unknown");
+}
+
+static int
+smtp_setup(struct smtp_session *s)
+{
+    const struct config *cfg = s->cfg;
+
+    smtp_client_names(s);
+    s->conn = modmta_conn_new(s->a->fd, s->gen->tls);
+    if (s->conn == NULL) {
+        close(s->a->fd);
+        return -1;
+    }
+    modmta_conn_set_write_timeout(s->conn,
+                                  (int)s->lim->command_timeout * 1000);
+    s->host = modmta_host_new("core", "$", cfg->hostname, cfg->spool,
+                              cfg->local_domains, 0);
+    s->ctx = s->host != NULL ? modmta_ctx_new(s->host) : NULL;
+    if (s->ctx == NULL)
+        return -1;
+    modmta_ctx_set_session(s->ctx, s->a->session_id,
+                           (const struct sockaddr *)&s->a->peer,
+                           s->a->peerlen, s->name, s->a->listener->name);
+    if (s->a->listener->tls != TLS_IMPLICIT)
+        return 0;
+    if (modmta_conn_tls_accept(s->conn,
+                               (int)s->lim->command_timeout * 1000) < 0) {
+        modmta_logf(MODMTA_LOG_NOTICE, "%s: TLS handshake failed with "
+                    "%s[%s]", s->a->session_id, s->name, s->addr);
+        return -1;
+    }
+    modmta_ctx_set_tls(s->ctx, 1);
+    return 0;
+}
+
+static void
+smtp_teardown(struct smtp_session *s)
+{
+    if (s->ctx != NULL) {
+        smtp_tx_reset(s);
+        if (s->connected) {
+            chain_disconnect(s->gen->chain, s->ctx);
+            modmta_logf(MODMTA_LOG_INFO, "%s: disconnect from=%s[%s] "
+                        "commands=%lu errors=%ld", s->a->session_id, s->name,
+                        s->addr, s->ncmds, s->nerrors);
+        }
+    }
+    if (s->conn != NULL) {
+        modmta_conn_flush(s->conn);
+        modmta_conn_free(s->conn);
+    }
+    modmta_ctx_free(s->ctx);
+    modmta_host_free(s->host);
+    free(s->orcpts);
+    generation_release(s->gen);
+    free(s);
+}
+
+void
+smtp_session_run(const struct smtp_session_args *a)
+{
+    struct smtp_session *s;
+
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        close(a->fd);
+        generation_release(a->gen);
+        return;
+    }
+    s->a = a;
+    s->gen = a->gen;
+    s->cfg = a->gen->cfg;
+    s->lim = &s->cfg->limits;
+    if (smtp_setup(s) == 0) {
+        if (strcmp(a->listener->protocol, "smtp") != 0) {
+            chain_serve(s->gen->chain, a->listener->protocol, s->ctx,
+                        s->conn);
+        } else if (smtp_greet(s) == 0) {
+            smtp_loop(s);
+        }
+    }
+    smtp_teardown(s);
+}

@@ -1,0 +1,91 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched_fixture.h"
+
+static int
+fix_rm(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    return remove(path);
+}
+
+int
+fix_setup(void **state)
+{
+    struct fix *fx = calloc(1, sizeof(*fx));
+    modmta_err err;
+
+    assert_non_null(fx);
+    strcpy(fx->dir, "/tmp/modmta-sched-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    snprintf(fx->spool, sizeof(fx->spool), "%s/spool", fx->dir);
+    fx->q = queue_open(fx->spool, &err);
+    if (fx->q == NULL)
+        fail_msg("queue_open: %s", err.msg);
+    *state = fx;
+    return 0;
+}
+
+int
+fix_teardown(void **state)
+{
+    struct fix *fx = *state;
+
+    queue_close(fx->q);
+    nftw(fx->dir, fix_rm, 16, FTW_DEPTH | FTW_PHYS);
+    free(fx);
+    return 0;
+}
+
+void
+fix_put(struct fix *fx, const struct fix_msg *m, char id_r[QUEUE_ID_MAX])
+{
+    queue_rcpt r[4];
+    queue_env env;
+    queue_writer *w;
+    modmta_err err;
+    size_t n = 0;
+
+    memset(&env, 0, sizeof(env));
+    memset(r, 0, sizeof(r));
+    for (; n < 4 && m->rcpts[n] != NULL; n++) {
+        r[n].addr = (char *)m->rcpts[n];
+        r[n].orcpt = (char *)m->rcpts[n];
+        r[n].status = (char *)m->status[n];
+        r[n].state = m->state[n];
+    }
+    env.sender = (char *)m->sender;
+    env.rcpts = r;
+    env.nrcpts = n;
+    env.arrival = m->arrival;
+    env.next_retry = m->next_retry;
+    env.held = m->held;
+    env.quarantine = (char *)m->quarantine;
+    env.client_addr = (char *)"127.0.0.1";
+    env.protocol = (char *)"ESMTP";
+    w = queue_writer_new(fx->q, &err);
+    if (w == NULL)
+        fail_msg("queue_writer_new: %s", err.msg);
+    assert_int_equal(queue_writer_write(w, FIX_BODY, strlen(FIX_BODY)), 0);
+    assert_int_equal(queue_writer_commit(w, &env), 0);
+    memcpy(id_r, env.id, QUEUE_ID_MAX);
+}
+
+int
+fix_exists(struct fix *fx, const char *id)
+{
+    queue_env *env = NULL;
+    int rc = queue_load(fx->q, id, &env);
+
+    queue_env_free(env);
+    return rc == 0;
+}

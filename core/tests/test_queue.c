@@ -1,0 +1,650 @@
+/*
+ * Unit tests of the durable queue (core/queue.c).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "queue.h"
+
+#define BODY "From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
+
+struct fixture {
+    char spool[64];
+};
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    return remove(path);
+}
+
+static int
+setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+
+    assert_non_null(fx);
+    strcpy(fx->spool, "/tmp/modmta-qtest-XXXXXX");
+    assert_non_null(mkdtemp(fx->spool));
+    *state = fx;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fixture *fx = *state;
+
+    nftw(fx->spool, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(fx);
+    return 0;
+}
+
+static queue *
+open_q(const struct fixture *fx)
+{
+    modmta_err err;
+    queue *q = queue_open(fx->spool, &err);
+
+    if (q == NULL)
+        fail_msg("queue_open: %s", err.msg);
+    return q;
+}
+
+/* Number of entries (not . and ..) in <spool>/<sub>. */
+static int
+count_dir(const struct fixture *fx, const char *sub)
+{
+    char path[256];
+    struct dirent *de;
+    int n = 0;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "%s/%s", fx->spool, sub);
+    d = opendir(path);
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL)
+        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+static int
+file_exists(const struct fixture *fx, const char *sub, const char *name)
+{
+    char path[256];
+
+    snprintf(path, sizeof(path), "%s/%s/%s", fx->spool, sub, name);
+    return access(path, F_OK) == 0;
+}
+
+static void
+touch(const struct fixture *fx, const char *sub, const char *name,
+      const char *content)
+{
+    char path[256];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s/%s", fx->spool, sub, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(content, f);
+    fclose(f);
+}
+
+static char *
+slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    long n;
+
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Commit BODY with two recipients; the ID goes to id_r. */
+static void
+commit_msg(queue *q, time_t arrival, char id_r[QUEUE_ID_MAX])
+{
+    modmta_err err;
+    queue_writer *w = queue_writer_new(q, &err);
+    queue_rcpt rcpts[2] = {
+        {.addr = "bob@example.com", .orcpt = "bob@example.com"},
+        {.addr = "carol@example.com", .orcpt = "c@example.com"},
+    };
+    queue_env env = {
+        .sender = "alice@example.org", .rcpts = rcpts, .nrcpts = 2,
+        .arrival = arrival, .client_addr = "127.0.0.1",
+        .client_name = "localhost", .helo = "client.example.org",
+        .protocol = "ESMTP",
+    };
+
+    assert_non_null(w);
+    assert_int_equal(queue_writer_write(w, BODY, strlen(BODY)), 0);
+    assert_int_equal(queue_writer_commit(w, &env), 0);
+    assert_true(queue_id_valid(env.id));
+    snprintf(id_r, QUEUE_ID_MAX, "%s", env.id);
+}
+
+static void
+test_roundtrip(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    modmta_err err;
+    queue_writer *w = queue_writer_new(q, &err);
+    queue_rcpt rcpts[2] = {
+        {.addr = "bob@example.com", .orcpt = "b@example.com",
+         .state = QRCPT_DELIVERED, .status = "250 2.0.0 ok"},
+        {.addr = "carol@example.com", .orcpt = "carol@example.com",
+         .state = QRCPT_FAILED, .status = "550 5.1.1 no", .dsn_sent = 1},
+    };
+    queue_env env = {
+        .sender = "alice@example.org", .rcpts = rcpts, .nrcpts = 2,
+        .arrival = 1700000000, .client_addr = "127.0.0.1",
+        .client_name = "localhost", .helo = "client.example.org",
+        .protocol = "ESMTPS", .auth_user = "alice", .quarantine = "spam",
+        .attempts = 3, .next_retry = 1700000600, .held = 1,
+    };
+    char path[256], id[QUEUE_ID_MAX];
+    queue_env *got;
+    json_t *o;
+    char *content;
+
+    assert_non_null(w);
+    snprintf(id, sizeof(id), "%s", queue_writer_id(w));
+    assert_int_equal(queue_writer_write(w, BODY, strlen(BODY)), 0);
+    assert_int_equal(queue_writer_size(w), (off_t)strlen(BODY));
+    assert_int_equal(queue_writer_commit(w, &env), 0);
+    assert_string_equal(env.id, id);
+    assert_int_equal(env.size, (off_t)strlen(BODY));
+
+    assert_int_equal(queue_load(q, id, &got), 0);
+    assert_string_equal(got->id, id);
+    assert_string_equal(got->sender, "alice@example.org");
+    assert_int_equal(got->nrcpts, 2);
+    assert_string_equal(got->rcpts[0].addr, "bob@example.com");
+    assert_string_equal(got->rcpts[0].orcpt, "b@example.com");
+    assert_int_equal(got->rcpts[0].state, QRCPT_DELIVERED);
+    assert_string_equal(got->rcpts[0].status, "250 2.0.0 ok");
+    assert_int_equal(got->rcpts[0].dsn_sent, 0);
+    assert_int_equal(got->rcpts[1].state, QRCPT_FAILED);
+    assert_int_equal(got->rcpts[1].dsn_sent, 1);
+    assert_int_equal(got->arrival, 1700000000);
+    assert_string_equal(got->client_addr, "127.0.0.1");
+    assert_string_equal(got->client_name, "localhost");
+    assert_string_equal(got->helo, "client.example.org");
+    assert_string_equal(got->protocol, "ESMTPS");
+    assert_string_equal(got->auth_user, "alice");
+    assert_string_equal(got->quarantine, "spam");
+    assert_int_equal(got->attempts, 3);
+    assert_int_equal(got->next_retry, 1700000600);
+    assert_int_equal(got->held, 1);
+    assert_int_equal(got->size, (off_t)strlen(BODY));
+    assert_int_equal(got->recovered, 0);
+    queue_env_free(got);
+
+    assert_int_equal(queue_content_path(q, id, path, sizeof(path)), 0);
+    content = slurp(path);
+    assert_string_equal(content, BODY);
+    free(content);
+    /* Nothing left behind in tmp/, files private, envelope versioned. */
+    assert_int_equal(count_dir(fx, "tmp"), 0);
+    snprintf(path, sizeof(path), "%s/queue/%s.env", fx->spool, id);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    o = json_load_file(path, 0, NULL);
+    assert_non_null(o);
+    assert_int_equal(json_integer_value(json_object_get(o, "version")), 1);
+    json_decref(o);
+    snprintf(path, sizeof(path), "%s/queue", fx->spool);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+
+    assert_int_equal(queue_load(q, "NOSUCHID", &got), MODMTA_E_NOTFOUND);
+    assert_null(got);
+    assert_int_equal(queue_load(q, "../queue/x", &got), MODMTA_E_INVAL);
+    queue_close(q);
+}
+
+struct seen {
+    char ids[8][QUEUE_ID_MAX];
+    time_t arrivals[8];
+    int n, stop_at;
+};
+
+static int
+collect(const queue_env *env, void *arg)
+{
+    struct seen *s = arg;
+
+    snprintf(s->ids[s->n], QUEUE_ID_MAX, "%s", env->id);
+    s->arrivals[s->n++] = env->arrival;
+    return s->n == s->stop_at;
+}
+
+static void
+test_foreach_order(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    char a[QUEUE_ID_MAX], b[QUEUE_ID_MAX], c[QUEUE_ID_MAX];
+    struct seen s = {.stop_at = 0};
+
+    commit_msg(q, 3000, a);
+    commit_msg(q, 1000, b);
+    commit_msg(q, 2000, c);
+    assert_int_equal(queue_foreach(q, collect, &s), 0);
+    assert_int_equal(s.n, 3);
+    assert_string_equal(s.ids[0], b);
+    assert_string_equal(s.ids[1], c);
+    assert_string_equal(s.ids[2], a);
+    assert_int_equal(s.arrivals[0], 1000);
+
+    memset(&s, 0, sizeof(s));
+    s.stop_at = 2;
+    assert_int_equal(queue_foreach(q, collect, &s), 0);
+    assert_int_equal(s.n, 2);
+    queue_close(q);
+}
+
+static void
+test_recovery(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    char old[QUEUE_ID_MAX], fresh[QUEUE_ID_MAX];
+    queue_env *env;
+    struct seen s = {.stop_at = 0};
+
+    commit_msg(q, 1000, old);
+    queue_close(q);
+    /* A crash mid-commit, mid-receive, and a lost content file. */
+    touch(fx, "queue", "AAAAINTERRUPTED.msg", BODY);
+    touch(fx, "tmp", "BBBBRECEIVING.msg", BODY);
+    touch(fx, "tmp", "BBBBRECEIVING.env", "{}");
+    touch(fx, "queue", "CCCCORPHAN.env", "{\"sender\":\"\",\"rcpts\":[]}");
+
+    q = open_q(fx);
+    assert_int_equal(count_dir(fx, "tmp"), 0);
+    assert_false(file_exists(fx, "queue", "AAAAINTERRUPTED.msg"));
+    assert_false(file_exists(fx, "queue", "CCCCORPHAN.env"));
+    assert_true(file_exists(fx, "corrupt", "CCCCORPHAN.env"));
+    assert_int_equal(count_dir(fx, "queue"), 2);
+
+    assert_int_equal(queue_load(q, old, &env), 0);
+    assert_int_equal(env->recovered, 1);
+    queue_env_free(env);
+    commit_msg(q, 2000, fresh);
+    assert_int_equal(queue_load(q, fresh, &env), 0);
+    assert_int_equal(env->recovered, 0);
+    queue_env_free(env);
+    assert_int_equal(queue_foreach(q, collect, &s), 0);
+    assert_int_equal(s.n, 2);
+    queue_close(q);
+}
+
+/* Envelopes this version cannot read are reported and skipped. */
+static void
+test_bad_envelopes(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    char good[QUEUE_ID_MAX];
+    queue_env *env;
+    struct seen s = {.stop_at = 0};
+
+    commit_msg(q, 1000, good);
+    touch(fx, "queue", "DDDDFUTURE.msg", BODY);
+    touch(fx, "queue", "DDDDFUTURE.env",
+          "{\"version\":2,\"sender\":\"\",\"rcpts\":[]}");
+    touch(fx, "queue", "EEEEBROKEN.msg", BODY);
+    touch(fx, "queue", "EEEEBROKEN.env", "{\"sender\":");
+    touch(fx, "queue", "FFFFBADRCPT.msg", BODY);
+    touch(fx, "queue", "FFFFBADRCPT.env",
+          "{\"sender\":\"\",\"rcpts\":[{\"state\":\"pending\"}]}");
+    assert_int_equal(queue_load(q, "DDDDFUTURE", &env), MODMTA_E_UNSUPPORTED);
+    assert_null(env);
+    assert_int_equal(queue_load(q, "EEEEBROKEN", &env), MODMTA_E_INVAL);
+    assert_int_equal(queue_load(q, "FFFFBADRCPT", &env), MODMTA_E_INVAL);
+    assert_int_equal(queue_foreach(q, collect, &s), 0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.ids[0], good);
+    queue_close(q);
+}
+
+static void
+test_update_remove(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    char id[QUEUE_ID_MAX], name[QUEUE_ID_MAX + 8];
+    queue_env *env, *got;
+
+    commit_msg(q, 1000, id);
+    assert_int_equal(queue_load(q, id, &env), 0);
+    env->rcpts[0].state = QRCPT_DELIVERED;
+    free(env->rcpts[1].status);
+    env->rcpts[1].status = strdup("deferred: mailbox locked");
+    env->attempts = 2;
+    env->next_retry = 5000;
+    env->held = 1;
+    assert_int_equal(queue_update(q, env), 0);
+    assert_int_equal(count_dir(fx, "tmp"), 0);
+
+    assert_int_equal(queue_load(q, id, &got), 0);
+    assert_int_equal(got->rcpts[0].state, QRCPT_DELIVERED);
+    assert_int_equal(got->rcpts[1].state, QRCPT_PENDING);
+    assert_string_equal(got->rcpts[1].status, "deferred: mailbox locked");
+    assert_int_equal(got->attempts, 2);
+    assert_int_equal(got->next_retry, 5000);
+    assert_int_equal(got->held, 1);
+    assert_int_equal(got->arrival, 1000);
+    queue_env_free(got);
+
+    /* release */
+    env->held = 0;
+    assert_int_equal(queue_update(q, env), 0);
+    assert_int_equal(queue_load(q, id, &got), 0);
+    assert_int_equal(got->held, 0);
+    queue_env_free(got);
+
+    assert_int_equal(queue_remove(q, id), 0);
+    assert_int_equal(queue_load(q, id, &got), MODMTA_E_NOTFOUND);
+    assert_int_equal(count_dir(fx, "queue"), 0);
+    /* An update after removal must not resurrect the envelope. */
+    assert_int_equal(queue_update(q, env), MODMTA_E_NOTFOUND);
+    snprintf(name, sizeof(name), "%s.env", id);
+    assert_false(file_exists(fx, "queue", name));
+    assert_int_equal(count_dir(fx, "tmp"), 0);
+    assert_int_equal(queue_remove(q, id), MODMTA_E_NOTFOUND);
+    assert_int_equal(queue_remove(q, "../../etc/passwd"), MODMTA_E_INVAL);
+    queue_env_free(env);
+    queue_close(q);
+}
+
+static void
+test_hold_at_commit(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    modmta_err err;
+    queue_writer *w = queue_writer_new(q, &err);
+    queue_rcpt r = {.addr = "bob@example.com"};
+    queue_env env = {.sender = "", .rcpts = &r, .nrcpts = 1, .held = 1};
+    queue_env *got;
+
+    assert_non_null(w);
+    assert_int_equal(queue_writer_commit(w, &env), 0);
+    assert_int_equal(queue_load(q, env.id, &got), 0);
+    assert_int_equal(got->held, 1);
+    assert_string_equal(got->sender, "");
+    assert_null(got->rcpts[0].orcpt);
+    assert_null(got->auth_user);
+    assert_int_equal(got->size, 0);
+    assert_true(got->arrival > 0); /* 0 means "now" at commit */
+    queue_env_free(got);
+    queue_close(q);
+}
+
+static void
+test_id_valid(void **state)
+{
+    char id[QUEUE_ID_MAX], prev[QUEUE_ID_MAX] = "";
+
+    assert_false(queue_id_valid("../x"));
+    assert_false(queue_id_valid(""));
+    assert_false(queue_id_valid(NULL));
+    assert_false(queue_id_valid("ABCDEFGHIJKLMNOPQRSTU")); /* 21 */
+    assert_true(queue_id_valid("ABCDEFGHIJKLMNOPQRST"));   /* 20 */
+    assert_false(queue_id_valid("abc"));
+    assert_false(queue_id_valid("A/B"));
+    assert_false(queue_id_valid("A.msg"));
+    assert_false(queue_id_valid("AB\nC"));
+    for (int i = 0; i < 1000; i++) {
+        queue_new_id(id);
+        assert_true(queue_id_valid(id));
+        assert_true(strlen(id) <= 20);
+        assert_string_not_equal(id, prev);
+        memcpy(prev, id, sizeof(id));
+    }
+}
+
+static void
+test_writer_path_and_head(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    modmta_err err;
+    queue_writer *w = queue_writer_new(q, &err);
+    queue_rcpt r = {.addr = "bob@example.com"};
+    queue_env env = {.sender = "a@example.org", .rcpts = &r, .nrcpts = 1};
+    char path[256];
+    char *content;
+
+    assert_non_null(w);
+    assert_int_equal(queue_writer_write(w, "A: 1\r\n\r\nbody\r\n", 14), 0);
+    /* What hooks read through the path is everything written so far. */
+    content = slurp(queue_writer_path(w));
+    assert_string_equal(content, "A: 1\r\n\r\nbody\r\n");
+    free(content);
+    assert_int_equal(queue_writer_replace_head(w, 6, "A: 2\r\n", 6), 0);
+    assert_int_equal(queue_writer_replace_head(w, 6, "B: 3\r\nA: 2\r\n", 12),
+                     0);
+    assert_int_equal(queue_writer_size(w), 20);
+    assert_int_equal(queue_writer_write(w, "more\r\n", 6), 0);
+    assert_int_equal(queue_writer_replace_head(w, 100, "x", 1),
+                     MODMTA_E_INVAL);
+    assert_int_equal(queue_writer_commit(w, &env), 0);
+    assert_int_equal(env.size, 26);
+    assert_int_equal(queue_content_path(q, env.id, path, sizeof(path)), 0);
+    content = slurp(path);
+    assert_string_equal(content, "B: 3\r\nA: 2\r\n\r\nbody\r\nmore\r\n");
+    free(content);
+    assert_int_equal(count_dir(fx, "tmp"), 0);
+    assert_int_equal(queue_content_path(q, env.id, path, 10),
+                     MODMTA_E_LIMIT);
+
+    /* abort leaves nothing */
+    w = queue_writer_new(q, &err);
+    assert_non_null(w);
+    assert_int_equal(queue_writer_write(w, BODY, strlen(BODY)), 0);
+    queue_writer_abort(w);
+    assert_int_equal(count_dir(fx, "tmp"), 0);
+    assert_int_equal(count_dir(fx, "queue"), 2);
+    queue_close(q);
+}
+
+/* queue/ vanishes after open (an operator's mistake, a broken disk): the
+ * renames fail and the commit must leave nothing behind. */
+static void
+test_commit_failure_rename(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    modmta_err err;
+    queue_writer *w = queue_writer_new(q, &err);
+    queue_rcpt r = {.addr = "bob@example.com"};
+    queue_env env = {.sender = "a@example.org", .rcpts = &r, .nrcpts = 1};
+    char path[256];
+    struct seen s = {.stop_at = 0};
+
+    assert_non_null(w);
+    assert_int_equal(queue_writer_write(w, BODY, strlen(BODY)), 0);
+    snprintf(path, sizeof(path), "%s/queue", fx->spool);
+    assert_int_equal(rmdir(path), 0);
+    assert_true(queue_writer_commit(w, &env) < 0);
+    assert_int_equal(count_dir(fx, "tmp"), 0);
+    assert_int_equal(mkdir(path, 0700), 0);
+    queue_close(q);
+    q = open_q(fx);
+    assert_int_equal(queue_foreach(q, collect, &s), 0);
+    assert_int_equal(s.n, 0);
+    queue_close(q);
+}
+
+/* A real write error (the file size limit: EFBIG) during receive or
+ * commit: the commit fails and nothing is committed. */
+static void
+test_commit_failure_write(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    modmta_err err;
+    queue_writer *w = queue_writer_new(q, &err);
+    queue_rcpt r = {.addr = "bob@example.com"};
+    queue_env env = {.sender = "a@example.org", .rcpts = &r, .nrcpts = 1};
+    struct rlimit old, lim = {.rlim_cur = 100000};
+    char chunk[4096];
+    int wrc = 0;
+
+    assert_non_null(w);
+    memset(chunk, 'x', sizeof(chunk));
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim.rlim_max = old.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    for (int i = 0; i < 50 && wrc == 0; i++)
+        wrc = queue_writer_write(w, chunk, sizeof(chunk));
+    assert_int_equal(wrc, MODMTA_E_IO);
+    /* sticky */
+    assert_int_equal(queue_writer_write(w, "x", 1), MODMTA_E_IO);
+    assert_int_equal(queue_writer_commit(w, &env), MODMTA_E_IO);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    assert_int_equal(count_dir(fx, "tmp"), 0);
+    assert_int_equal(count_dir(fx, "queue"), 0);
+    queue_close(q);
+}
+
+#define NTHREADS 8
+#define PER_THREAD 25
+
+struct worker {
+    queue *q;
+    char ids[PER_THREAD][QUEUE_ID_MAX];
+    int failed;
+};
+
+static void *
+worker_run(void *arg)
+{
+    struct worker *wk = arg;
+
+    for (int i = 0; i < PER_THREAD; i++) {
+        modmta_err err;
+        queue_writer *w = queue_writer_new(wk->q, &err);
+        queue_rcpt r = {.addr = "bob@example.com"};
+        queue_env env = {.sender = "a@example.org", .rcpts = &r,
+                         .nrcpts = 1, .arrival = 1000};
+
+        if (w == NULL || queue_writer_write(w, BODY, strlen(BODY)) != 0 ||
+            queue_writer_commit(w, &env) != 0) {
+            wk->failed++;
+            continue;
+        }
+        snprintf(wk->ids[i], QUEUE_ID_MAX, "%s", env.id);
+    }
+    return NULL;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static int
+count_cb(const queue_env *env, void *arg)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void
+test_concurrent_commits(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    static struct worker wk[NTHREADS];
+    static char all[NTHREADS * PER_THREAD][QUEUE_ID_MAX];
+    pthread_t th[NTHREADS];
+    int n = 0;
+
+    memset(wk, 0, sizeof(wk));
+    for (int i = 0; i < NTHREADS; i++) {
+        wk[i].q = q;
+        assert_int_equal(pthread_create(&th[i], NULL, worker_run, &wk[i]), 0);
+    }
+    for (int i = 0; i < NTHREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(wk[i].failed, 0);
+        memcpy(all[i * PER_THREAD], wk[i].ids, sizeof(wk[i].ids));
+    }
+    qsort(all, NTHREADS * PER_THREAD, QUEUE_ID_MAX, cmp_str);
+    for (int i = 1; i < NTHREADS * PER_THREAD; i++)
+        assert_string_not_equal(all[i - 1], all[i]);
+    for (int i = 0; i < NTHREADS * PER_THREAD; i++) {
+        queue_env *env;
+
+        assert_int_equal(queue_load(q, all[i], &env), 0);
+        queue_env_free(env);
+    }
+    assert_int_equal(queue_foreach(q, count_cb, &n), 0);
+    assert_int_equal(n, NTHREADS * PER_THREAD);
+    queue_close(q);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreach_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_envelopes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_at_commit, setup, teardown),
+        cmocka_unit_test(test_id_valid),
+        cmocka_unit_test_setup_teardown(test_writer_path_and_head, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_commit_failure_rename, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_commit_failure_write, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_commits, setup,
+                                        teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,190 @@
+/* Unit tests of the SMTP command parser (smtp_cmd.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "smtp_cmd.h"
+
+static void
+test_verb(void **state)
+{
+    struct smtp_cmd c;
+    char l1[] = "mail FROM:<a@b>  ", l2[] = "QUIT", l3[] = "NOOP   x  ";
+    char l4[] = "MA1L x", l5[] = " HELO x", l6[] = "VERYLONGVERBNAMEX";
+    char l7[] = "";
+
+    assert_int_equal(smtp_cmd_parse(l1, &c), 0);
+    assert_string_equal(c.verb, "MAIL");
+    assert_string_equal(c.args, "FROM:<a@b>");
+    assert_int_equal(smtp_cmd_parse(l2, &c), 0);
+    assert_string_equal(c.verb, "QUIT");
+    assert_string_equal(c.args, "");
+    assert_int_equal(smtp_cmd_parse(l3, &c), 0);
+    assert_string_equal(c.args, "x");
+    assert_int_equal(smtp_cmd_parse(l4, &c), -1);
+    assert_int_equal(smtp_cmd_parse(l5, &c), -1);
+    assert_int_equal(smtp_cmd_parse(l6, &c), -1);
+    assert_int_equal(smtp_cmd_parse(l7, &c), -1);
+}
+
+static void
+test_mail_path(void **state)
+{
+    struct smtp_path p;
+    struct smtp_status st;
+    char a1[] = "FROM:<User@Example.COM> SIZE=100 body=8bitmime";
+    char a2[] = "from:<>", a3[] = "FROM: <a@b.c>", a4[] = "FROM:a@b.c";
+    char a5[] = "TO:<a@b.c>", a6[] = "FROM:<a@b.c>x", a7[] = "FROM:<a@@b>";
+
+    assert_int_equal(smtp_cmd_parse_path(a1, 1, &p, &st), 0);
+    assert_string_equal(p.str, "User@example.com");
+    assert_int_equal(p.nparams, 2);
+    assert_string_equal(p.params[0].keyword, "SIZE");
+    assert_string_equal(p.params[0].value, "100");
+    assert_string_equal(p.params[1].keyword, "BODY");
+    assert_string_equal(p.params[1].value, "8bitmime");
+    assert_int_equal(smtp_cmd_parse_path(a2, 1, &p, &st), 0);
+    assert_string_equal(p.str, "");
+    assert_true(p.addr.is_null);
+    assert_int_equal(smtp_cmd_parse_path(a3, 1, &p, &st), 0);
+    assert_string_equal(p.str, "a@b.c");
+    assert_int_equal(smtp_cmd_parse_path(a4, 1, &p, &st), -1);
+    assert_int_equal(st.code, 501);
+    assert_string_equal(st.esc, "5.1.7");
+    assert_int_equal(smtp_cmd_parse_path(a5, 1, &p, &st), -1);
+    assert_string_equal(st.esc, "5.5.4");
+    assert_int_equal(smtp_cmd_parse_path(a6, 1, &p, &st), -1);
+    assert_string_equal(st.esc, "5.1.7");
+    assert_int_equal(smtp_cmd_parse_path(a7, 1, &p, &st), -1);
+}
+
+static void
+test_rcpt_path(void **state)
+{
+    struct smtp_path p;
+    struct smtp_status st;
+    char a1[] = "TO:<Postmaster>", a2[] = "TO:<bob>", a3[] = "TO:<>";
+    char a4[] = "TO:<@relay.example:bob@example.org>";
+
+    assert_int_equal(smtp_cmd_parse_path(a1, 0, &p, &st), 0);
+    assert_int_equal(smtp_cmd_check_rcpt(&p, 0, &st), 0);
+    assert_int_equal(smtp_cmd_parse_path(a2, 0, &p, &st), -1);
+    assert_int_equal(st.code, 501);
+    assert_string_equal(st.esc, "5.1.3");
+    assert_int_equal(smtp_cmd_parse_path(a3, 0, &p, &st), -1);
+    assert_string_equal(st.esc, "5.1.3");
+    assert_int_equal(smtp_cmd_parse_path(a4, 0, &p, &st), 0);
+    assert_string_equal(p.str, "bob@example.org");
+}
+
+static void
+test_params_syntax(void **state)
+{
+    struct smtp_path p;
+    struct smtp_status st;
+    char a1[] = "FROM:<a@b.c> SIZE=", a2[] = "FROM:<a@b.c> =x";
+    char a3[] = "FROM:<a@b.c> SIZE=1 SIZE=2", a4[] = "FROM:<a@b.c> X_Y=1";
+    char a5[] = "FROM:<a@b.c> A=b=c", a6[] = "FROM:<a@b.c> X-FOO";
+
+    assert_int_equal(smtp_cmd_parse_path(a1, 1, &p, &st), -1);
+    assert_int_equal(st.code, 501);
+    assert_string_equal(st.esc, "5.5.4");
+    assert_int_equal(smtp_cmd_parse_path(a2, 1, &p, &st), -1);
+    assert_int_equal(smtp_cmd_parse_path(a3, 1, &p, &st), -1);
+    assert_int_equal(smtp_cmd_parse_path(a4, 1, &p, &st), -1);
+    assert_int_equal(smtp_cmd_parse_path(a5, 1, &p, &st), -1);
+    assert_int_equal(smtp_cmd_parse_path(a6, 1, &p, &st), 0);
+    assert_null(p.params[0].value);
+}
+
+static int
+check_mail(const char *args, long long limit, struct smtp_mail_opts *o,
+           struct smtp_status *st)
+{
+    struct smtp_path p;
+    char buf[512];
+
+    snprintf(buf, sizeof(buf), "%s", args);
+    if (smtp_cmd_parse_path(buf, 1, &p, st) < 0)
+        return -2;
+    return smtp_cmd_check_mail(&p, limit, o, st);
+}
+
+static void
+test_mail_params(void **state)
+{
+    struct smtp_mail_opts o;
+    struct smtp_status st;
+
+    assert_int_equal(check_mail("FROM:<a@b.c> SIZE=1000 BODY=8BITMIME "
+                                "SMTPUTF8 AUTH=<>", 1000, &o, &st), 0);
+    assert_int_equal(o.size, 1000);
+    assert_true(o.body8);
+    assert_true(o.utf8);
+    assert_int_equal(check_mail("FROM:<a@b.c> SIZE=1001", 1000, &o, &st), -1);
+    assert_int_equal(st.code, 552);
+    assert_string_equal(st.esc, "5.3.4");
+    assert_int_equal(check_mail("FROM:<a@b.c> SIZE=99999999", 0, &o, &st), 0);
+    assert_int_equal(check_mail("FROM:<a@b.c> SIZE=12x", 0, &o, &st), -1);
+    assert_int_equal(st.code, 501);
+    assert_int_equal(check_mail("FROM:<a@b.c> BODY=BINARYMIME", 0, &o, &st),
+                     -1);
+    assert_int_equal(st.code, 504);
+    assert_int_equal(check_mail("FROM:<a@b.c> FOO=bar", 0, &o, &st), -1);
+    assert_int_equal(st.code, 555);
+    assert_int_equal(check_mail("FROM:<a@b.c> SMTPUTF8=yes", 0, &o, &st), -1);
+    assert_int_equal(st.code, 501);
+    assert_int_equal(check_mail("FROM:<a@b.c> AUTH=a+2Bb", 0, &o, &st), 0);
+    assert_int_equal(check_mail("FROM:<a@b.c> AUTH=a+2bb", 0, &o, &st), -1);
+    /* UTF-8 address: only with SMTPUTF8 */
+    assert_int_equal(check_mail("FROM:<j\xc3\xb6rg@b.c>", 0, &o, &st), -1);
+    assert_int_equal(st.code, 553);
+    assert_int_equal(check_mail("FROM:<j\xc3\xb6rg@b.c> SMTPUTF8", 0, &o,
+                                &st), 0);
+}
+
+static void
+test_rcpt_params(void **state)
+{
+    struct smtp_path p;
+    struct smtp_status st;
+    char a1[] = "TO:<a@b.c> NOTIFY=NEVER", a2[] = "TO:<\xc3\xa5@b.c>";
+
+    assert_int_equal(smtp_cmd_parse_path(a1, 0, &p, &st), 0);
+    assert_int_equal(smtp_cmd_check_rcpt(&p, 0, &st), -1);
+    assert_int_equal(st.code, 555);
+    assert_int_equal(smtp_cmd_parse_path(a2, 0, &p, &st), 0);
+    assert_int_equal(smtp_cmd_check_rcpt(&p, 0, &st), -1);
+    assert_int_equal(st.code, 553);
+    assert_int_equal(smtp_cmd_check_rcpt(&p, 1, &st), 0);
+}
+
+static void
+test_xtext(void **state)
+{
+    assert_true(smtp_cmd_is_xtext("abc+2B+3D"));
+    assert_false(smtp_cmd_is_xtext(""));
+    assert_false(smtp_cmd_is_xtext("a=b"));
+    assert_false(smtp_cmd_is_xtext("a+2"));
+    assert_false(smtp_cmd_is_xtext("a b"));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_verb),
+        cmocka_unit_test(test_mail_path),
+        cmocka_unit_test(test_rcpt_path),
+        cmocka_unit_test(test_params_syntax),
+        cmocka_unit_test(test_mail_params),
+        cmocka_unit_test(test_rcpt_params),
+        cmocka_unit_test(test_xtext),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

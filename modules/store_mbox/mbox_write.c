@@ -1,0 +1,737 @@
+/*
+ * store_mbox: the mbox writer (see mbox_write.h).
+ *
+ * Order of operations, as Postfix local(8) and procmail do it:
+ * dot-lock, open (no symlinks, no FIFOs, no hard links), fcntl lock,
+ * remember the size, [dedup scan], append, fsync, unlock, remove the
+ * dot-lock. Any failure after the first byte is written truncates the
+ * file back to the remembered size.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <modmta/err.h>
+
+#include "mbox_write.h"
+
+/* OFD locks conflict with classic fcntl locks (what mutt and Dovecot
+ * take) but belong to the open file, not the process: threads of this
+ * daemon exclude each other, and closing another descriptor of the same
+ * file elsewhere in the process does not drop our lock. */
+#ifdef F_OFD_SETLK
+#define MBOX_SETLK F_OFD_SETLK
+#else
+#define MBOX_SETLK F_SETLK
+#endif
+
+#define MBOX_NAP_MS 100
+#define MBOX_OUT_SIZE 65536
+#define MBOX_HDR_MAX 65536
+#define MBOX_READ_SIZE 8192
+
+/* Where the message being written goes. */
+struct mbox_out {
+    int fd;
+    int err; /* errno of the first failed write, else 0 */
+    size_t len;
+    char buf[MBOX_OUT_SIZE];
+};
+
+/* Lines of a file read with pread: the mailbox descriptor must never be
+ * closed or duplicated while it is locked. */
+struct mbox_reader {
+    int fd;
+    off_t off;
+    size_t pos, len;
+    char buf[MBOX_READ_SIZE];
+    char *line;
+    size_t cap;
+};
+
+/* A header section being scanned; one header is collected (unfolded)
+ * before it is looked at. */
+struct mbox_scan {
+    const char *rcpt;
+    const char *queue_id; /* NULL: not looked for */
+    int saw_rcpt;
+    int saw_id;
+    char *hdr;
+    size_t hdr_len, hdr_cap;
+};
+
+static void mbox_write_why(char *why, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+mbox_write_why(char *why, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (why == NULL || len == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why, len, fmt, ap);
+    va_end(ap);
+}
+
+static int
+mbox_write_errno_code(int e)
+{
+    if (e == ENOSPC || e == EDQUOT || e == EFBIG)
+        return MODMTA_E_NOSPACE;
+    return MODMTA_E_IO;
+}
+
+/* ---- waiting for locks ---- */
+
+static void
+mbox_write_deadline(struct timespec *ts, int timeout_ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    if (timeout_ms < 0)
+        timeout_ms = 0;
+    ts->tv_sec += timeout_ms / 1000;
+    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Sleep a little; -1 (without sleeping) once the deadline has passed. */
+static int
+mbox_write_nap(const struct timespec *deadline)
+{
+    struct timespec now, nap;
+    long long left_ns;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    left_ns = (long long)(deadline->tv_sec - now.tv_sec) * 1000000000LL +
+              (deadline->tv_nsec - now.tv_nsec);
+    if (left_ns <= 0)
+        return -1;
+    if (left_ns > MBOX_NAP_MS * 1000000LL)
+        left_ns = MBOX_NAP_MS * 1000000LL;
+    nap.tv_sec = left_ns / 1000000000LL;
+    nap.tv_nsec = left_ns % 1000000000LL;
+    nanosleep(&nap, NULL);
+    return 0;
+}
+
+/* 1 if the lock file exists and was last touched more than stale_s ago. */
+static int
+mbox_write_lock_is_stale(const char *lockpath, int stale_s)
+{
+    struct stat st;
+
+    if (lstat(lockpath, &st) < 0)
+        return 0;
+    return time(NULL) - st.st_mtime > stale_s;
+}
+
+static int
+mbox_write_dotlock(const char *lockpath, const struct timespec *deadline,
+                   int stale_s, char *why, size_t whylen)
+{
+    int fd;
+
+    for (;;) {
+        fd = open(lockpath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                  O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            close(fd);
+            return 0;
+        }
+        if (errno != EEXIST) {
+            mbox_write_why(why, whylen, "cannot create lock file %s: %s",
+                           lockpath, strerror(errno));
+            return mbox_write_errno_code(errno);
+        }
+        /* A lock left by a crashed writer: remove it, as mutt does. */
+        if (mbox_write_lock_is_stale(lockpath, stale_s) &&
+            (unlink(lockpath) == 0 || errno == ENOENT))
+            continue;
+        if (mbox_write_nap(deadline) < 0) {
+            mbox_write_why(why, whylen, "mailbox locked (%s exists)",
+                           lockpath);
+            return MODMTA_E_TIMEOUT;
+        }
+    }
+}
+
+static int
+mbox_write_fcntl(int fd, short type)
+{
+    struct flock fl;
+
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    return fcntl(fd, MBOX_SETLK, &fl);
+}
+
+static int
+mbox_write_lock(int fd, const char *mailbox, const struct timespec *deadline,
+                char *why, size_t whylen)
+{
+    while (mbox_write_fcntl(fd, F_WRLCK) < 0) {
+        if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
+            mbox_write_why(why, whylen, "cannot lock mailbox %s: %s",
+                           mailbox, strerror(errno));
+            return MODMTA_E_IO;
+        }
+        if (mbox_write_nap(deadline) < 0) {
+            mbox_write_why(why, whylen, "mailbox locked (fcntl lock on %s)",
+                           mailbox);
+            return MODMTA_E_TIMEOUT;
+        }
+    }
+    return 0;
+}
+
+/* ---- opening ---- */
+
+/* Refuse what a mailbox must not be; chown one we just created. */
+static int
+mbox_write_check(const mbox_write_req *req, int fd, int created, char *why,
+                 size_t whylen)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0) {
+        mbox_write_why(why, whylen, "cannot stat mailbox %s: %s",
+                       req->mailbox, strerror(errno));
+        return MODMTA_E_IO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        mbox_write_why(why, whylen, "mailbox %s is not a regular file",
+                       req->mailbox);
+        return MODMTA_E_PERM;
+    }
+    if (st.st_nlink != 1) {
+        mbox_write_why(why, whylen, "mailbox %s has %lu hard links",
+                       req->mailbox, (unsigned long)st.st_nlink);
+        return MODMTA_E_PERM;
+    }
+    if (!req->set_owner)
+        return 0;
+    if (created && fchown(fd, req->uid, req->gid) < 0) {
+        mbox_write_why(why, whylen, "cannot chown mailbox %s: %s",
+                       req->mailbox, strerror(errno));
+        return MODMTA_E_IO;
+    }
+    if (!created && st.st_uid != req->uid) {
+        mbox_write_why(why, whylen, "mailbox %s is owned by uid %lu, not %lu",
+                       req->mailbox, (unsigned long)st.st_uid,
+                       (unsigned long)req->uid);
+        return MODMTA_E_PERM;
+    }
+    return 0;
+}
+
+/* Open (or create, mode 0600) the mailbox. O_NOFOLLOW refuses a symlink,
+ * O_NONBLOCK keeps a FIFO planted there from blocking us. */
+static int
+mbox_write_open(const mbox_write_req *req, int *fd_r, char *why,
+                size_t whylen)
+{
+    int flags = (req->dedup ? O_RDWR : O_WRONLY) | O_APPEND | O_NOFOLLOW |
+                O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+    int fd, created = 0, rc, tries;
+
+    for (tries = 0; tries < 10; tries++) {
+        fd = open(req->mailbox, flags);
+        if (fd >= 0 || errno != ENOENT)
+            break;
+        fd = open(req->mailbox, flags | O_CREAT | O_EXCL, 0600);
+        if (fd >= 0 || errno != EEXIST) {
+            created = fd >= 0;
+            break;
+        }
+    }
+    if (fd < 0) {
+        if (errno == ELOOP) {
+            mbox_write_why(why, whylen, "mailbox %s is a symbolic link",
+                           req->mailbox);
+            return MODMTA_E_PERM;
+        }
+        if (errno == ENXIO) { /* a FIFO without a reader */
+            mbox_write_why(why, whylen, "mailbox %s is not a regular file",
+                           req->mailbox);
+            return MODMTA_E_PERM;
+        }
+        mbox_write_why(why, whylen, "cannot open mailbox %s: %s",
+                       req->mailbox, strerror(errno));
+        return mbox_write_errno_code(errno);
+    }
+    rc = mbox_write_check(req, fd, created, why, whylen);
+    if (rc < 0) {
+        if (created)
+            unlink(req->mailbox);
+        close(fd);
+        return rc;
+    }
+    *fd_r = fd;
+    return 0;
+}
+
+/* ---- header scanning (loop check and dedup) ---- */
+
+static size_t
+mbox_write_chomp(const char *line, size_t n)
+{
+    if (n > 0 && line[n - 1] == '\n')
+        n--;
+    if (n > 0 && line[n - 1] == '\r')
+        n--;
+    return n;
+}
+
+/* 1 if value (a header value, unfolded) names addr, with or without
+ * angle brackets and surrounding white space. */
+static int
+mbox_write_names(const char *value, size_t n, const char *addr)
+{
+    size_t alen = strlen(addr);
+
+    while (n > 0 && (*value == ' ' || *value == '\t')) {
+        value++;
+        n--;
+    }
+    while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t' ||
+                     value[n - 1] == '\r' || value[n - 1] == '\n'))
+        n--;
+    if (n >= 2 && value[0] == '<' && value[n - 1] == '>') {
+        value++;
+        n -= 2;
+    }
+    return n == alen && strncasecmp(value, addr, n) == 0;
+}
+
+static int
+mbox_write_is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* 1 if value holds "id QUEUEID" as words (the core's Received header). */
+static int
+mbox_write_has_id(const char *value, size_t n, const char *qid)
+{
+    size_t qlen = strlen(qid), i, j;
+
+    for (i = 0; i + 2 < n; i++) {
+        if ((i > 0 && !mbox_write_is_space(value[i - 1])) ||
+            strncasecmp(value + i, "id", 2) != 0 ||
+            !mbox_write_is_space(value[i + 2]))
+            continue;
+        for (j = i + 2; j < n && mbox_write_is_space(value[j]); j++)
+            ;
+        if (n - j >= qlen && memcmp(value + j, qid, qlen) == 0 &&
+            (j + qlen == n || mbox_write_is_space(value[j + qlen]) ||
+             value[j + qlen] == ';' || value[j + qlen] == ')'))
+            return 1;
+    }
+    return 0;
+}
+
+/* Look at the header collected so far, then forget it. */
+static void
+mbox_write_scan_eval(struct mbox_scan *sc)
+{
+    const char *colon;
+    size_t nlen;
+
+    if (sc->hdr_len == 0)
+        return;
+    colon = memchr(sc->hdr, ':', sc->hdr_len);
+    if (colon != NULL) {
+        const char *value = colon + 1;
+        size_t vlen = sc->hdr_len - (size_t)(value - sc->hdr);
+
+        nlen = (size_t)(colon - sc->hdr);
+        while (nlen > 0 && (sc->hdr[nlen - 1] == ' ' ||
+                            sc->hdr[nlen - 1] == '\t'))
+            nlen--;
+        if (nlen == 12 && strncasecmp(sc->hdr, "Delivered-To", 12) == 0 &&
+            mbox_write_names(value, vlen, sc->rcpt))
+            sc->saw_rcpt = 1;
+        if (sc->queue_id != NULL &&
+            mbox_write_has_id(value, vlen, sc->queue_id))
+            sc->saw_id = 1;
+    }
+    sc->hdr_len = 0;
+}
+
+static int
+mbox_write_scan_add(struct mbox_scan *sc, const char *s, size_t n)
+{
+    if (sc->hdr_len + n > MBOX_HDR_MAX)
+        n = MBOX_HDR_MAX - sc->hdr_len; /* the rest cannot matter */
+    if (sc->hdr_len + n > sc->hdr_cap) {
+        size_t cap = sc->hdr_len + n + 256;
+        char *p = realloc(sc->hdr, cap);
+
+        if (p == NULL)
+            return MODMTA_E_NOMEM;
+        sc->hdr = p;
+        sc->hdr_cap = cap;
+    }
+    memcpy(sc->hdr + sc->hdr_len, s, n);
+    sc->hdr_len += n;
+    return 0;
+}
+
+/* Feed one header-section line (line end removed). 1 at the blank line
+ * that ends the section, 0 to go on, <0 on error. */
+static int
+mbox_write_scan_line(struct mbox_scan *sc, const char *line, size_t n)
+{
+    if (n == 0) {
+        mbox_write_scan_eval(sc);
+        return 1;
+    }
+    if (line[0] == ' ' || line[0] == '\t') {
+        if (sc->hdr_len == 0)
+            return 0; /* continuation of nothing */
+        return mbox_write_scan_add(sc, line, n);
+    }
+    mbox_write_scan_eval(sc);
+    return mbox_write_scan_add(sc, line, n);
+}
+
+int
+mbox_write_has_loop(const char *message, const char *rcpt)
+{
+    struct mbox_scan sc = { .rcpt = rcpt };
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    FILE *in = fopen(message, "re");
+
+    if (in == NULL)
+        return MODMTA_E_IO;
+    while (rc == 0 && (n = getline(&line, &cap, in)) > 0)
+        rc = mbox_write_scan_line(&sc, line, mbox_write_chomp(line, n));
+    if (rc == 0 && ferror(in))
+        rc = MODMTA_E_IO;
+    if (rc == 0)
+        mbox_write_scan_eval(&sc); /* no blank line before EOF */
+    free(line);
+    free(sc.hdr);
+    fclose(in);
+    return rc < 0 ? rc : sc.saw_rcpt;
+}
+
+/* ---- dedup: is this message already in the mailbox? ---- */
+
+/* Next line into r->line (line end kept); its length, 0 at end of file,
+ * <0 on error. */
+static ssize_t
+mbox_write_read_line(struct mbox_reader *r)
+{
+    size_t n = 0;
+
+    for (;;) {
+        char *nl;
+        size_t take;
+
+        if (r->pos == r->len) {
+            ssize_t got = pread(r->fd, r->buf, sizeof(r->buf), r->off);
+
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got < 0)
+                return MODMTA_E_IO;
+            if (got == 0)
+                return (ssize_t)n;
+            r->off += got;
+            r->pos = 0;
+            r->len = (size_t)got;
+        }
+        nl = memchr(r->buf + r->pos, '\n', r->len - r->pos);
+        take = nl ? (size_t)(nl - (r->buf + r->pos)) + 1 : r->len - r->pos;
+        if (n + take + 1 > r->cap) {
+            size_t cap = (n + take + 1) * 2;
+            char *p = realloc(r->line, cap);
+
+            if (p == NULL)
+                return MODMTA_E_NOMEM;
+            r->line = p;
+            r->cap = cap;
+        }
+        memcpy(r->line + n, r->buf + r->pos, take);
+        n += take;
+        r->pos += take;
+        if (nl != NULL)
+            return (ssize_t)n;
+    }
+}
+
+/* 1 if a message in the mailbox has both "id QUEUEID" and our
+ * Delivered-To in its headers, 0 if none, <0 on error. Every unquoted
+ * "From " line starts a message: the writer quotes the others. */
+static int
+mbox_write_find(int fd, const mbox_write_req *req)
+{
+    struct mbox_reader *r = calloc(1, sizeof(*r));
+    struct mbox_scan sc = { .rcpt = req->rcpt, .queue_id = req->queue_id };
+    int in_headers = 0, found = 0, rc = 0;
+    ssize_t n = 0;
+
+    if (r == NULL)
+        return MODMTA_E_NOMEM;
+    r->fd = fd;
+    while (!found && rc >= 0 && (n = mbox_write_read_line(r)) > 0) {
+        size_t len = mbox_write_chomp(r->line, (size_t)n);
+
+        if (len >= 5 && memcmp(r->line, "From ", 5) == 0) {
+            sc.hdr_len = 0;
+            sc.saw_rcpt = sc.saw_id = 0;
+            in_headers = 1;
+            continue;
+        }
+        if (in_headers &&
+            (rc = mbox_write_scan_line(&sc, r->line, len)) == 1)
+            in_headers = 0;
+        found = sc.saw_rcpt && sc.saw_id;
+    }
+    if (rc >= 0 && n < 0)
+        rc = (int)n;
+    if (rc >= 0 && !found && in_headers) {
+        mbox_write_scan_eval(&sc);
+        found = sc.saw_rcpt && sc.saw_id;
+    }
+    free(r->line);
+    free(r);
+    free(sc.hdr);
+    return rc < 0 ? rc : found;
+}
+
+/* ---- writing ---- */
+
+static void
+mbox_write_flush(struct mbox_out *o)
+{
+    size_t done = 0;
+
+    while (o->err == 0 && done < o->len) {
+        ssize_t w = write(o->fd, o->buf + done, o->len - done);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            o->err = errno;
+        else
+            done += (size_t)w;
+    }
+    o->len = 0;
+}
+
+static void
+mbox_write_put(struct mbox_out *o, const char *s, size_t n)
+{
+    while (n > 0 && o->err == 0) {
+        size_t take = sizeof(o->buf) - o->len;
+
+        if (take == 0) {
+            mbox_write_flush(o);
+            continue;
+        }
+        if (take > n)
+            take = n;
+        memcpy(o->buf + o->len, s, take);
+        o->len += take;
+        s += take;
+        n -= take;
+    }
+}
+
+static void
+mbox_write_puts(struct mbox_out *o, const char *s)
+{
+    mbox_write_put(o, s, strlen(s));
+}
+
+/* An envelope address in a header or the From_ line: control characters
+ * (and, in the From_ line, spaces) become '_' so the line stays one line
+ * and one field. */
+static void
+mbox_write_put_addr(struct mbox_out *o, const char *s, int from_line)
+{
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        char out = (char)c;
+
+        if (c < 0x20 || c == 0x7f || (from_line && c == ' '))
+            out = '_';
+        mbox_write_put(o, &out, 1);
+    }
+}
+
+/* mboxrd: a line matching ^>*From  gets one more '>'. */
+static int
+mbox_write_is_from(const char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && s[i] == '>')
+        i++;
+    return n - i >= 5 && memcmp(s + i, "From ", 5) == 0;
+}
+
+static void
+mbox_write_envelope(struct mbox_out *o, const mbox_write_req *req)
+{
+    char date[64] = "Thu Jan  1 00:00:00 1970";
+    struct tm tm;
+
+    if (localtime_r(&req->date, &tm) != NULL)
+        strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm);
+    mbox_write_puts(o, "From ");
+    if (req->sender[0] == '\0')
+        mbox_write_puts(o, "MAILER-DAEMON");
+    else
+        mbox_write_put_addr(o, req->sender, 1);
+    mbox_write_puts(o, " ");
+    mbox_write_puts(o, date);
+    mbox_write_puts(o, "\nReturn-Path: <");
+    mbox_write_put_addr(o, req->sender, 0);
+    mbox_write_puts(o, ">\nDelivered-To: ");
+    mbox_write_put_addr(o, req->rcpt, 0);
+    mbox_write_puts(o, "\n");
+}
+
+/* From_ line, our two headers, the message (CRLF to LF, quoted), and the
+ * blank line that ends an mbox message. */
+static int
+mbox_write_copy(struct mbox_out *o, const mbox_write_req *req, char *why,
+                size_t whylen)
+{
+    FILE *in = fopen(req->message, "re");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int ends_nl = 1, rc = 0;
+
+    if (in == NULL) {
+        mbox_write_why(why, whylen, "cannot open message %s: %s",
+                       req->message, strerror(errno));
+        return MODMTA_E_IO;
+    }
+    mbox_write_envelope(o, req);
+    while (o->err == 0 && (n = getline(&line, &cap, in)) > 0) {
+        if (n >= 2 && line[n - 2] == '\r' && line[n - 1] == '\n') {
+            line[n - 2] = '\n';
+            n--;
+        }
+        if (mbox_write_is_from(line, (size_t)n))
+            mbox_write_put(o, ">", 1);
+        mbox_write_put(o, line, (size_t)n);
+        ends_nl = line[n - 1] == '\n';
+    }
+    if (o->err == 0 && ferror(in)) {
+        mbox_write_why(why, whylen, "cannot read message %s: %s",
+                       req->message, strerror(errno));
+        rc = MODMTA_E_IO;
+    }
+    if (!ends_nl)
+        mbox_write_put(o, "\n", 1);
+    mbox_write_put(o, "\n", 1);
+    mbox_write_flush(o);
+    free(line);
+    fclose(in);
+    return rc;
+}
+
+/* With both locks held: dedup scan, then append; on failure put the
+ * mailbox back as it was. */
+static int
+mbox_write_locked(const mbox_write_req *req, int fd, char *why,
+                  size_t whylen)
+{
+    struct mbox_out *o;
+    struct stat st;
+    int rc;
+
+    if (fstat(fd, &st) < 0) {
+        mbox_write_why(why, whylen, "cannot stat mailbox %s: %s",
+                       req->mailbox, strerror(errno));
+        return MODMTA_E_IO;
+    }
+    if (req->dedup && req->queue_id != NULL && req->queue_id[0] != '\0') {
+        rc = mbox_write_find(fd, req);
+        if (rc != 0) {
+            if (rc < 0)
+                mbox_write_why(why, whylen, "cannot read mailbox %s: %s",
+                               req->mailbox, modmta_strerror(rc));
+            return rc < 0 ? rc : MBOX_WRITE_DUPLICATE;
+        }
+    }
+    o = malloc(sizeof(*o));
+    if (o == NULL) {
+        mbox_write_why(why, whylen, "out of memory");
+        return MODMTA_E_NOMEM;
+    }
+    o->fd = fd;
+    o->err = 0;
+    o->len = 0;
+    rc = mbox_write_copy(o, req, why, whylen);
+    if (rc == 0 && o->err == 0 && req->fsync && fsync(fd) < 0)
+        o->err = errno;
+    if (o->err != 0) {
+        mbox_write_why(why, whylen, "cannot write mailbox %s: %s",
+                       req->mailbox, strerror(o->err));
+        rc = mbox_write_errno_code(o->err);
+    }
+    free(o);
+    if (rc < 0 && ftruncate(fd, st.st_size) < 0 && why != NULL) {
+        size_t len = strlen(why);
+
+        mbox_write_why(why + len, whylen - len, " (truncate failed: %s)",
+                       strerror(errno));
+    }
+    return rc;
+}
+
+int
+mbox_write_append(const mbox_write_req *req, char *why, size_t whylen)
+{
+    char lockpath[PATH_MAX];
+    struct timespec deadline;
+    int fd = -1, rc;
+
+    if (why != NULL && whylen > 0)
+        why[0] = '\0';
+    if ((size_t)snprintf(lockpath, sizeof(lockpath), "%s.lock",
+                         req->mailbox) >= sizeof(lockpath)) {
+        mbox_write_why(why, whylen, "mailbox path too long");
+        return MODMTA_E_INVAL;
+    }
+    mbox_write_deadline(&deadline, req->lock_timeout_ms);
+    rc = mbox_write_dotlock(lockpath, &deadline, req->stale_lock_s, why,
+                            whylen);
+    if (rc < 0)
+        return rc;
+    rc = mbox_write_open(req, &fd, why, whylen);
+    if (rc == 0)
+        rc = mbox_write_lock(fd, req->mailbox, &deadline, why, whylen);
+    if (rc == 0) {
+        rc = mbox_write_locked(req, fd, why, whylen);
+        mbox_write_fcntl(fd, F_UNLCK);
+    }
+    if (fd >= 0)
+        close(fd);
+    unlink(lockpath);
+    return rc;
+}

@@ -1,0 +1,551 @@
+/* Unit tests of the mbox writer: quoting, CRLF, locks, truncation on
+ * failure, mailbox safety, loop check and dedup. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <modmta/err.h>
+
+#include "mbox_write.h"
+
+struct fx {
+    char dir[512];
+    char mbox[PATH_MAX];
+    char lock[PATH_MAX];
+    char msg[PATH_MAX];
+    mbox_write_req req;
+    char why[512];
+};
+
+static const char msg_basic[] =
+    "Received: from a.example by mx.test with ESMTP\r\n"
+    "\tid QID1; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
+    "Subject: hi\r\n"
+    "\r\n"
+    "From the start\r\n"
+    ">From quoted\r\n"
+    ">>From deep\r\n"
+    "Fromage\r\n"
+    " From not at start\r\n"
+    "From\r\n"
+    "last line";
+
+static const char mbox_basic[] =
+    "From sender@a.example Thu Jan  1 00:00:00 1970\n"
+    "Return-Path: <sender@a.example>\n"
+    "Delivered-To: bob@example.com\n"
+    "Received: from a.example by mx.test with ESMTP\n"
+    "\tid QID1; Thu, 1 Jan 1970 00:00:00 +0000\n"
+    "Subject: hi\n"
+    "\n"
+    ">From the start\n"
+    ">>From quoted\n"
+    ">>>From deep\n"
+    "Fromage\n"
+    " From not at start\n"
+    "From\n"
+    "last line\n"
+    "\n";
+
+static void
+write_file(const char *path, const char *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+/* Whole file as a NUL-terminated string (NULL if it does not exist). */
+static char *
+read_file(const char *path, size_t *len_r)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    long n;
+
+    if (f == NULL)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len_r != NULL)
+        *len_r = (size_t)n;
+    return buf;
+}
+
+static int
+exists(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0;
+}
+
+static int
+setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    const char *tmp = getenv("TMPDIR");
+
+    assert_non_null(fx);
+    snprintf(fx->dir, sizeof(fx->dir), "%s/mbox_write.XXXXXX",
+             tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(fx->dir));
+    snprintf(fx->mbox, sizeof(fx->mbox), "%s/bob", fx->dir);
+    snprintf(fx->lock, sizeof(fx->lock), "%s/bob.lock", fx->dir);
+    snprintf(fx->msg, sizeof(fx->msg), "%s/msg", fx->dir);
+    write_file(fx->msg, msg_basic, strlen(msg_basic));
+    fx->req.mailbox = fx->mbox;
+    fx->req.message = fx->msg;
+    fx->req.sender = "sender@a.example";
+    fx->req.rcpt = "bob@example.com";
+    fx->req.date = 0;
+    fx->req.fsync = 1;
+    fx->req.lock_timeout_ms = 200;
+    fx->req.stale_lock_s = 300;
+    *state = fx;
+    return 0;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *fx = *state;
+
+    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(fx);
+    return 0;
+}
+
+static int
+append(struct fx *fx)
+{
+    return mbox_write_append(&fx->req, fx->why, sizeof(fx->why));
+}
+
+static void
+test_quoting_crlf_and_end(void **state)
+{
+    struct fx *fx = *state;
+    char *got;
+
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    got = read_file(fx->mbox, NULL);
+    assert_non_null(got);
+    assert_string_equal(got, mbox_basic);
+    assert_null(strchr(got, '\r'));
+    free(got);
+    assert_false(exists(fx->lock));
+}
+
+static void
+test_null_sender(void **state)
+{
+    struct fx *fx = *state;
+    char *got;
+
+    fx->req.sender = "";
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    got = read_file(fx->mbox, NULL);
+    assert_non_null(got);
+    assert_memory_equal(got, "From MAILER-DAEMON Thu Jan  1 00:00:00 1970\n"
+                             "Return-Path: <>\n", 60);
+    free(got);
+}
+
+static void
+test_envelope_control_chars(void **state)
+{
+    struct fx *fx = *state;
+    char *got;
+
+    fx->req.sender = "a b\nX-Evil: 1@a.example";
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    got = read_file(fx->mbox, NULL);
+    assert_non_null(got);
+    assert_non_null(strstr(got, "From a_b_X-Evil:_1@a.example Thu"));
+    assert_non_null(strstr(got, "Return-Path: <a b_X-Evil: 1@a.example>\n"));
+    assert_null(strstr(got, "\nX-Evil"));
+    free(got);
+}
+
+static void
+test_append_keeps_previous(void **state)
+{
+    struct fx *fx = *state;
+    static const char old[] = "From x@y Thu Jan  1 00:00:00 1970\n\nold\n\n";
+    char *got;
+    size_t len;
+
+    write_file(fx->mbox, old, strlen(old));
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    got = read_file(fx->mbox, &len);
+    assert_int_equal(len, strlen(old) + 2 * strlen(mbox_basic));
+    assert_memory_equal(got, old, strlen(old));
+    assert_memory_equal(got + strlen(old), mbox_basic, strlen(mbox_basic));
+    assert_string_equal(got + strlen(old) + strlen(mbox_basic), mbox_basic);
+    free(got);
+}
+
+static void
+test_message_ending_with_crlf(void **state)
+{
+    struct fx *fx = *state;
+    static const char msg[] = "Subject: x\r\n\r\nbody\r\n";
+    char *got;
+    size_t len;
+
+    write_file(fx->msg, msg, strlen(msg));
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    got = read_file(fx->mbox, &len);
+    assert_true(len > 8);
+    assert_string_equal(got + len - 8, "\n\nbody\n\n");
+    free(got);
+}
+
+static void
+test_new_mailbox_mode_0600(void **state)
+{
+    struct fx *fx = *state;
+    struct stat st;
+    mode_t old = umask(022);
+
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    umask(old);
+    assert_int_equal(stat(fx->mbox, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+}
+
+static void
+test_symlink_refused(void **state)
+{
+    struct fx *fx = *state;
+    char target[PATH_MAX], *got;
+
+    snprintf(target, sizeof(target), "%s/target", fx->dir);
+    write_file(target, "precious\n", 9);
+    assert_int_equal(symlink(target, fx->mbox), 0);
+    assert_int_equal(append(fx), MODMTA_E_PERM);
+    assert_non_null(strstr(fx->why, "symbolic link"));
+    got = read_file(target, NULL);
+    assert_string_equal(got, "precious\n");
+    free(got);
+    assert_false(exists(fx->lock));
+}
+
+static void
+test_dangling_symlink_refused(void **state)
+{
+    struct fx *fx = *state;
+    char target[PATH_MAX];
+
+    snprintf(target, sizeof(target), "%s/nowhere", fx->dir);
+    assert_int_equal(symlink(target, fx->mbox), 0);
+    assert_int_equal(append(fx), MODMTA_E_PERM);
+    assert_false(exists(target));
+}
+
+static void
+test_hard_link_refused(void **state)
+{
+    struct fx *fx = *state;
+    char other[PATH_MAX], *got;
+
+    snprintf(other, sizeof(other), "%s/other", fx->dir);
+    write_file(other, "precious\n", 9);
+    assert_int_equal(link(other, fx->mbox), 0);
+    assert_int_equal(append(fx), MODMTA_E_PERM);
+    assert_non_null(strstr(fx->why, "links"));
+    got = read_file(other, NULL);
+    assert_string_equal(got, "precious\n");
+    free(got);
+}
+
+static void
+test_fifo_refused(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(mkfifo(fx->mbox, 0600), 0);
+    assert_int_equal(append(fx), MODMTA_E_PERM);
+    assert_non_null(strstr(fx->why, "not a regular file"));
+}
+
+static void
+test_dotlock_held_times_out(void **state)
+{
+    struct fx *fx = *state;
+
+    write_file(fx->lock, "", 0);
+    assert_int_equal(append(fx), MODMTA_E_TIMEOUT);
+    assert_non_null(strstr(fx->why, "locked"));
+    assert_false(exists(fx->mbox));
+    /* someone else's lock is left alone */
+    assert_true(exists(fx->lock));
+}
+
+static void
+test_zero_timeout_tries_once(void **state)
+{
+    struct fx *fx = *state;
+
+    fx->req.lock_timeout_ms = 0;
+    write_file(fx->lock, "", 0);
+    assert_int_equal(append(fx), MODMTA_E_TIMEOUT);
+    assert_int_equal(unlink(fx->lock), 0);
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+}
+
+static void
+test_stale_dotlock_removed(void **state)
+{
+    struct fx *fx = *state;
+    struct timeval tv[2];
+
+    write_file(fx->lock, "", 0);
+    tv[0].tv_sec = tv[1].tv_sec = time(NULL) - 600;
+    tv[0].tv_usec = tv[1].tv_usec = 0;
+    assert_int_equal(utimes(fx->lock, tv), 0);
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    assert_false(exists(fx->lock));
+}
+
+static void
+test_fcntl_lock_held_times_out(void **state)
+{
+    struct fx *fx = *state;
+    int ready[2], release[2], status;
+    char c;
+    pid_t pid;
+
+    write_file(fx->mbox, "", 0);
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(release), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* a classic fcntl lock, as mutt or Dovecot takes it */
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        int fd = open(fx->mbox, O_RDWR);
+
+        close(ready[0]);
+        close(release[1]);
+        if (fd < 0 || fcntl(fd, F_SETLK, &fl) < 0)
+            _exit(1);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(1);
+        (void)!read(release[0], &c, 1); /* until the parent closes */
+        _exit(0);
+    }
+    close(ready[1]);
+    close(release[0]);
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    assert_int_equal(append(fx), MODMTA_E_TIMEOUT);
+    assert_non_null(strstr(fx->why, "locked"));
+    assert_false(exists(fx->lock)); /* our dot-lock was removed */
+    close(release[1]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(ready[0]);
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+}
+
+/* A write that fails half way (file size limit: EFBIG) leaves the mailbox
+ * byte for byte as it was. */
+static void
+test_truncate_on_failure(void **state)
+{
+    struct fx *fx = *state;
+    static const char old[] = "From x@y Thu Jan  1 00:00:00 1970\n\nold\n\n";
+    size_t big = 300000, len, i;
+    char *msg = malloc(big), *got;
+    int status;
+    pid_t pid;
+
+    assert_non_null(msg);
+    memcpy(msg, "Subject: big\r\n\r\n", 16);
+    for (i = 16; i < big; i++)
+        msg[i] = (i % 70 == 0) ? '\n' : 'a';
+    write_file(fx->msg, msg, big);
+    free(msg);
+    write_file(fx->mbox, old, strlen(old));
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl;
+        int rc;
+
+        rl.rlim_cur = rl.rlim_max = strlen(old) + 70000;
+        signal(SIGXFSZ, SIG_IGN);
+        if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+            _exit(2);
+        rc = append(fx);
+        _exit(rc == MODMTA_E_NOSPACE && strstr(fx->why, "too large") ? 0
+                                                                     : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    got = read_file(fx->mbox, &len);
+    assert_int_equal(len, strlen(old));
+    assert_memory_equal(got, old, len);
+    free(got);
+    assert_false(exists(fx->lock));
+}
+
+static void
+test_missing_message(void **state)
+{
+    struct fx *fx = *state;
+
+    fx->req.message = "/nonexistent/message";
+    assert_int_equal(append(fx), MODMTA_E_IO);
+    assert_non_null(strstr(fx->why, "message"));
+    assert_false(exists(fx->lock));
+}
+
+static void
+test_loop_check(void **state)
+{
+    struct fx *fx = *state;
+    static const char hit[] =
+        "Received: x\r\nDelivered-To: <Bob@Example.COM>\r\n\r\nbody\r\n";
+    static const char folded[] =
+        "Delivered-To:\r\n bob@example.com \r\nSubject: x\r\n\r\nbody\r\n";
+    static const char other[] =
+        "Delivered-To: bobby@example.com\r\n\r\n"
+        "Delivered-To: bob@example.com\r\n";
+    static const char no_body[] = "Delivered-To: bob@example.com";
+
+    write_file(fx->msg, hit, strlen(hit));
+    assert_int_equal(mbox_write_has_loop(fx->msg, "bob@example.com"), 1);
+    write_file(fx->msg, folded, strlen(folded));
+    assert_int_equal(mbox_write_has_loop(fx->msg, "bob@example.com"), 1);
+    write_file(fx->msg, other, strlen(other));
+    assert_int_equal(mbox_write_has_loop(fx->msg, "bob@example.com"), 0);
+    write_file(fx->msg, no_body, strlen(no_body));
+    assert_int_equal(mbox_write_has_loop(fx->msg, "bob@example.com"), 1);
+    assert_int_equal(mbox_write_has_loop("/nonexistent", "bob@example.com"),
+                     MODMTA_E_IO);
+}
+
+static void
+test_dedup(void **state)
+{
+    struct fx *fx = *state;
+    char *before, *after;
+    size_t blen, alen;
+
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    fx->req.dedup = 1;
+    fx->req.queue_id = "QID1";
+    before = read_file(fx->mbox, &blen);
+    assert_int_equal(append(fx), MBOX_WRITE_DUPLICATE);
+    after = read_file(fx->mbox, &alen);
+    assert_int_equal(alen, blen);
+    assert_memory_equal(after, before, blen);
+    free(after);
+    free(before);
+    assert_false(exists(fx->lock));
+
+    /* another queue ID (even a prefix of this one) is another message */
+    fx->req.queue_id = "QID";
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    /* the same message for another recipient is not a duplicate */
+    fx->req.queue_id = "QID1";
+    fx->req.rcpt = "alice@example.com";
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    after = read_file(fx->mbox, &alen);
+    assert_int_equal(alen, 3 * strlen(mbox_basic) + 2);
+    free(after);
+}
+
+static void
+test_dedup_ignores_body(void **state)
+{
+    struct fx *fx = *state;
+    static const char msg[] =
+        "Subject: x\r\n\r\nid QID9\r\nDelivered-To: bob@example.com\r\n";
+
+    write_file(fx->msg, msg, strlen(msg));
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    fx->req.dedup = 1;
+    fx->req.queue_id = "QID9";
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_quoting_crlf_and_end, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_null_sender, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_envelope_control_chars, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_append_keeps_previous, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_message_ending_with_crlf, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_new_mailbox_mode_0600, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_symlink_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dangling_symlink_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_hard_link_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fifo_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dotlock_held_times_out, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_zero_timeout_tries_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stale_dotlock_removed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fcntl_lock_held_times_out, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_on_failure, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_missing_message, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_loop_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedup_ignores_body, setup,
+                                        teardown),
+    };
+
+    setenv("TZ", "UTC", 1);
+    tzset();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,551 @@
+/* Unit tests of the store_mbox module: config, on_rcpt claims and
+ * rejects, deliver end to end with the fake context, loop and dedup. */
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pwd.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include <modmta/modmta.h>
+#include <fake.h>
+
+extern const modmta_module modmta_descriptor;
+
+struct fx {
+    char dir[512];      /* temp root */
+    char mail[1024];    /* mail directory (create() makes it) */
+    char msg[PATH_MAX]; /* the spooled message */
+    modmta_host *host;
+    void *inst;
+    modmta_ctx *ctx;
+};
+
+static const char msg_plain[] =
+    "Received: from a.example by mx.test with ESMTP id QID1;\r\n"
+    "\tThu, 1 Jan 1970 00:00:00 +0000\r\n"
+    "Subject: hello\r\n"
+    "\r\n"
+    "From here on\r\n"
+    "body\r\n";
+
+/* ---- a map backend that always fails (a backend outage) ---- */
+
+static void *
+fail_open(const char *arg, const char *json_path, modmta_err *err_r)
+{
+    static int state;
+
+    return &state;
+}
+
+static int
+fail_lookup(void *state, const char *key, char **value_r)
+{
+    return MODMTA_E_TEMP;
+}
+
+static void
+fail_close(void *state)
+{
+}
+
+static const modmta_map_backend fail_backend = {
+    .type = "failtest",
+    .open = fail_open,
+    .lookup = fail_lookup,
+    .close = fail_close,
+};
+
+/* ---- helpers ---- */
+
+static void
+write_file(const char *path, const char *data)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    size_t len = strlen(data);
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+static char *
+read_file(const char *path, size_t *len_r)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    long n;
+
+    if (f == NULL)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len_r != NULL)
+        *len_r = (size_t)n;
+    return buf;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+/* Create an instance from JSON text with "%s" standing for the mail
+ * directory; NULL (and err filled) if create() refuses it. */
+static void *
+make(struct fx *fx, const char *conf_fmt, modmta_err *err)
+{
+    char text[1024];
+    json_error_t jerr;
+    json_t *conf;
+    void *inst;
+
+    snprintf(text, sizeof(text), conf_fmt, fx->mail);
+    conf = json_loads(text, 0, &jerr);
+    assert_non_null(conf);
+    memset(err, 0, sizeof(*err));
+    inst = modmta_descriptor.create(conf, fx->host, err);
+    json_decref(conf);
+    return inst;
+}
+
+static void
+use(struct fx *fx, const char *conf_fmt)
+{
+    modmta_err err;
+
+    if (fx->inst != NULL)
+        modmta_descriptor.destroy(fx->inst);
+    fx->inst = make(fx, conf_fmt, &err);
+    if (fx->inst == NULL)
+        fail_msg("create: %s: %s", err.path, err.msg);
+}
+
+static int
+setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    const char *tmp = getenv("TMPDIR");
+
+    assert_non_null(fx);
+    snprintf(fx->dir, sizeof(fx->dir), "%s/store_mbox.XXXXXX",
+             tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(fx->dir));
+    snprintf(fx->mail, sizeof(fx->mail), "%s/var/mail", fx->dir);
+    snprintf(fx->msg, sizeof(fx->msg), "%s/msg", fx->dir);
+    write_file(fx->msg, msg_plain);
+    fx->host = modmta_test_host_new("store_mbox", "example.com",
+                                    "localhost", NULL);
+    fx->ctx = modmta_test_ctx_new(fx->host, "192.0.2.1");
+    use(fx, "{\"module\": \"store_mbox\", \"directory\": \"%s\"}");
+    *state = fx;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *fx = *state;
+
+    modmta_descriptor.destroy(fx->inst);
+    modmta_test_ctx_free(fx->ctx);
+    modmta_test_host_free(fx->host);
+    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(fx);
+    return 0;
+}
+
+static modmta_verdict
+rcpt(struct fx *fx, const char *addr)
+{
+    modmta_test_enter(fx->ctx, MODMTA_PHASE_RCPT, &modmta_descriptor,
+                      fx->inst);
+    return modmta_descriptor.on_rcpt(fx->inst, fx->ctx, addr);
+}
+
+static modmta_dstatus
+deliver(struct fx *fx, const char *addr, const char *qid, int maybe_done)
+{
+    modmta_test_set_delivery(fx->ctx, qid, "alice@remote.test", maybe_done);
+    modmta_test_set_message(fx->ctx, fx->msg);
+    modmta_test_enter(fx->ctx, MODMTA_PHASE_DELIVER, &modmta_descriptor,
+                      fx->inst);
+    return modmta_descriptor.deliver(fx->inst, fx->ctx, addr);
+}
+
+static char *
+mailbox(struct fx *fx, const char *user, size_t *len_r)
+{
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof(path), "%s/%s", fx->mail, user);
+    return read_file(path, len_r);
+}
+
+static void
+assert_bad_name(struct fx *fx, const char *addr)
+{
+    assert_int_equal(rcpt(fx, addr), MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 550);
+    assert_string_equal(modmta_test_reply_esc(fx->ctx), "5.1.3");
+    assert_non_null(strstr(modmta_test_reply_text(fx->ctx),
+                           "Bad recipient mailbox name"));
+}
+
+/* ---- config ---- */
+
+static void
+test_create_makes_directory(void **state)
+{
+    struct fx *fx = *state;
+    struct stat st;
+
+    assert_int_equal(stat(fx->mail, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 07777, 0755 & ~(mode_t)022);
+}
+
+static void
+test_create_errors(void **state)
+{
+    struct fx *fx = *state;
+    modmta_err err;
+    char path[PATH_MAX];
+
+    assert_null(make(fx, "{\"users\": \"any\"}", &err));
+    assert_non_null(strstr(err.msg, "directory"));
+
+    assert_null(make(fx, "{\"directory\": \"%s\", \"bogus\": 1}", &err));
+    assert_string_equal(err.path, "$.modules[0].bogus");
+
+    assert_null(make(fx, "{\"directory\": \"%s\", \"fsync\": \"yes\"}",
+                     &err));
+    assert_string_equal(err.path, "$.modules[0].fsync");
+
+    assert_null(make(fx, "{\"directory\": \"%s\", \"users\": \"sytem\"}",
+                     &err));
+    assert_string_equal(err.path, "$.modules[0].users");
+
+    assert_null(make(fx, "{\"directory\": \"%s\", \"lock_timeout\": 7200}",
+                     &err));
+    assert_string_equal(err.path, "$.modules[0].lock_timeout");
+
+    /* a directory that cannot be one */
+    snprintf(path, sizeof(path), "%s/file", fx->dir);
+    write_file(path, "");
+    snprintf(fx->mail, sizeof(fx->mail), "%s/file/mail", fx->dir);
+    assert_null(make(fx, "{\"directory\": \"%s\"}", &err));
+    assert_string_equal(err.path, "$.modules[0].directory");
+}
+
+/* ---- on_rcpt ---- */
+
+static void
+test_rcpt_claims_local(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(rcpt(fx, "bob@example.com"), MODMTA_ACCEPT);
+    assert_int_equal(rcpt(fx, "Bob@EXAMPLE.com"), MODMTA_ACCEPT);
+    assert_int_equal(rcpt(fx, "bob@localhost"), MODMTA_ACCEPT);
+    assert_int_equal(rcpt(fx, "postmaster"), MODMTA_ACCEPT);
+    assert_int_equal(rcpt(fx, "first.last+tag@example.com"), MODMTA_ACCEPT);
+}
+
+static void
+test_rcpt_remote_continues(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(rcpt(fx, "bob@remote.test"), MODMTA_CONTINUE);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 0);
+    /* even a dangerous name is not ours to judge elsewhere */
+    assert_int_equal(rcpt(fx, "../x@remote.test"), MODMTA_CONTINUE);
+}
+
+static void
+test_rcpt_rejects_bad_names(void **state)
+{
+    struct fx *fx = *state;
+    char longname[80];
+
+    assert_bad_name(fx, "../etc/passwd@example.com");
+    assert_bad_name(fx, "..@example.com");
+    assert_bad_name(fx, "a..b@example.com");
+    assert_bad_name(fx, ".hidden@example.com");
+    assert_bad_name(fx, "a/b@example.com");
+    assert_bad_name(fx, "a\x01" "b@example.com");
+    assert_bad_name(fx, "a\x7f" "b@example.com");
+    assert_bad_name(fx, "\"a b\"@example.com");
+    assert_bad_name(fx, "caf\xc3\xa9@example.com");
+    assert_bad_name(fx, "@example.com");
+    assert_bad_name(fx, "bob.lock@example.com");
+    memset(longname, 'a', 65);
+    strcpy(longname + 65, "@example.com");
+    assert_bad_name(fx, longname);
+    longname[64] = '@';
+    longname[65] = '\0';
+    strcat(longname, "example.com");
+    assert_int_equal(rcpt(fx, longname), MODMTA_ACCEPT);
+}
+
+static void
+test_rcpt_system_users(void **state)
+{
+    struct fx *fx = *state;
+
+    use(fx, "{\"directory\": \"%s\", \"users\": \"system\"}");
+    assert_int_equal(rcpt(fx, "root@example.com"), MODMTA_ACCEPT);
+    assert_int_equal(rcpt(fx, "ROOT@example.com"), MODMTA_ACCEPT);
+    assert_int_equal(rcpt(fx, "no-such-user-zq9@example.com"),
+                     MODMTA_CONTINUE);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 0);
+    assert_bad_name(fx, "../root@example.com");
+}
+
+static void
+test_rcpt_map_users(void **state)
+{
+    struct fx *fx = *state;
+
+    use(fx, "{\"directory\": \"%s\", \"users\": [\"alice\", \"bob\"]}");
+    assert_int_equal(rcpt(fx, "Alice@example.com"), MODMTA_ACCEPT);
+    assert_int_equal(rcpt(fx, "carol@example.com"), MODMTA_CONTINUE);
+}
+
+static void
+test_rcpt_map_outage_tempfails(void **state)
+{
+    struct fx *fx = *state;
+
+    use(fx, "{\"directory\": \"%s\", \"users\": \"failtest:x\"}");
+    assert_int_equal(rcpt(fx, "bob@example.com"), MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
+    assert_string_equal(modmta_test_reply_esc(fx->ctx), "4.3.0");
+    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+                     MODMTA_DEFERRED);
+    assert_null(mailbox(fx, "bob", NULL));
+}
+
+static void
+test_rcpt_domains_key(void **state)
+{
+    struct fx *fx = *state;
+
+    use(fx, "{\"directory\": \"%s\", \"domains\": [\"Other.Test\"]}");
+    assert_int_equal(rcpt(fx, "bob@other.test"), MODMTA_ACCEPT);
+    assert_int_equal(rcpt(fx, "bob@example.com"), MODMTA_CONTINUE);
+}
+
+/* ---- deliver ---- */
+
+static void
+test_deliver_end_to_end(void **state)
+{
+    struct fx *fx = *state;
+    char *got;
+    struct stat st;
+    char path[PATH_MAX];
+
+    assert_int_equal(deliver(fx, "Bob@example.com", "QID1", 0),
+                     MODMTA_DELIVERED);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 250);
+    assert_string_equal(modmta_test_reply_text(fx->ctx),
+                        "delivered to mailbox");
+    got = mailbox(fx, "bob", NULL);
+    assert_non_null(got);
+    assert_memory_equal(got, "From alice@remote.test ", 23);
+    assert_non_null(strstr(got, "\nReturn-Path: <alice@remote.test>\n"
+                                "Delivered-To: Bob@example.com\n"
+                                "Received: from a.example"));
+    assert_non_null(strstr(got, "\n\n>From here on\nbody\n\n"));
+    assert_null(strchr(got, '\r'));
+    free(got);
+    snprintf(path, sizeof(path), "%s/bob", fx->mail);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+}
+
+static void
+test_deliver_not_ours(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(deliver(fx, "bob@remote.test", "QID1", 0),
+                     MODMTA_DECLINED);
+    assert_int_equal(deliver(fx, "../etc/passwd@example.com", "QID1", 0),
+                     MODMTA_DECLINED);
+    use(fx, "{\"directory\": \"%s\", \"users\": \"system\"}");
+    assert_int_equal(deliver(fx, "no-such-user-zq9@example.com", "QID1", 0),
+                     MODMTA_DECLINED);
+}
+
+static void
+test_deliver_loop_fails(void **state)
+{
+    struct fx *fx = *state;
+
+    write_file(fx->msg, "Delivered-To: bob@example.com\r\n"
+                        "Subject: again\r\n\r\nbody\r\n");
+    assert_int_equal(deliver(fx, "BOB@example.com", "QID1", 0),
+                     MODMTA_FAILED);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 554);
+    assert_string_equal(modmta_test_reply_esc(fx->ctx), "5.4.6");
+    assert_non_null(strstr(modmta_test_reply_text(fx->ctx),
+                           "mail forwarding loop for BOB@example.com"));
+    assert_null(mailbox(fx, "bob", NULL));
+    /* another recipient of the same message is no loop */
+    assert_int_equal(deliver(fx, "carol@example.com", "QID1", 0),
+                     MODMTA_DELIVERED);
+}
+
+static void
+test_deliver_maybe_done_dedup(void **state)
+{
+    struct fx *fx = *state;
+    char *before, *after;
+    size_t blen, alen;
+
+    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+                     MODMTA_DELIVERED);
+    before = mailbox(fx, "bob", &blen);
+    /* after a crash: already there, not appended again */
+    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 1),
+                     MODMTA_DELIVERED);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 250);
+    after = mailbox(fx, "bob", &alen);
+    assert_int_equal(alen, blen);
+    assert_memory_equal(after, before, blen);
+    free(after);
+    /* a different queue ID after a crash is delivered */
+    assert_int_equal(deliver(fx, "bob@example.com", "QID2", 1),
+                     MODMTA_DELIVERED);
+    after = mailbox(fx, "bob", &alen);
+    assert_int_equal(alen, 2 * blen);
+    free(after);
+    /* without a crash, no scan: a resent copy is a new delivery */
+    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+                     MODMTA_DELIVERED);
+    after = mailbox(fx, "bob", &alen);
+    assert_int_equal(alen, 3 * blen);
+    free(after);
+    free(before);
+}
+
+static void
+test_deliver_locked_defers(void **state)
+{
+    struct fx *fx = *state;
+    char lock[PATH_MAX];
+
+    use(fx, "{\"directory\": \"%s\", \"lock_timeout\": 0}");
+    snprintf(lock, sizeof(lock), "%s/bob.lock", fx->mail);
+    write_file(lock, "");
+    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+                     MODMTA_DEFERRED);
+    assert_int_equal(modmta_test_reply_code(fx->ctx) / 100, 4);
+    assert_non_null(strstr(modmta_test_reply_text(fx->ctx),
+                           "mailbox locked"));
+    assert_null(mailbox(fx, "bob", NULL));
+}
+
+static void
+test_deliver_symlink_defers(void **state)
+{
+    struct fx *fx = *state;
+    char link_path[PATH_MAX], target[PATH_MAX];
+    char *got;
+
+    snprintf(target, sizeof(target), "%s/passwd", fx->dir);
+    write_file(target, "root:x:0:0\n");
+    snprintf(link_path, sizeof(link_path), "%s/bob", fx->mail);
+    assert_int_equal(symlink(target, link_path), 0);
+    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+                     MODMTA_DEFERRED);
+    assert_int_equal(modmta_test_reply_code(fx->ctx) / 100, 4);
+    got = read_file(target, NULL);
+    assert_string_equal(got, "root:x:0:0\n");
+    free(got);
+}
+
+/* As root, a new mailbox of a system user belongs to that user. */
+static void
+test_deliver_system_user_owns_mailbox(void **state)
+{
+    struct fx *fx = *state;
+    struct passwd *pw = getpwnam("daemon");
+    char path[PATH_MAX];
+    struct stat st;
+
+    if (geteuid() != 0 || pw == NULL)
+        skip();
+    use(fx, "{\"directory\": \"%s\", \"users\": \"system\", "
+            "\"fsync\": false}");
+    assert_int_equal(deliver(fx, "daemon@example.com", "QID1", 0),
+                     MODMTA_DELIVERED);
+    snprintf(path, sizeof(path), "%s/daemon", fx->mail);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_uid, pw->pw_uid);
+    assert_int_equal(st.st_gid, pw->pw_gid);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_create_makes_directory, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_create_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rcpt_claims_local, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rcpt_remote_continues, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rcpt_rejects_bad_names, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rcpt_system_users, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rcpt_map_users, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rcpt_map_outage_tempfails, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rcpt_domains_key, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_end_to_end, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_not_ours, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_loop_fails, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_maybe_done_dedup, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_locked_defers, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_symlink_defers, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_system_user_owns_mailbox,
+                                        setup, teardown),
+    };
+
+    if (modmta_map_register(&fail_backend) < 0)
+        return 1;
+    umask(022);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,172 @@
+/*
+ * The context's data model, shared by libmodmta, the core and the test
+ * fakes (not installed: modules only see sdk/modmta/ctx.h).
+ *
+ * The core fills the session and transaction fields with the setters
+ * below, calls modmta_ctx_enter() before each hook, and reads back the
+ * reply, the rewrite targets and the milter actions afterwards.
+ * A ctx belongs to one thread at a time.
+ */
+#ifndef MODMTA_CTX_PRIV_H
+#define MODMTA_CTX_PRIV_H
+
+#include <sys/socket.h>
+
+#include <modmta/ctx.h>
+
+struct modmta_arena;
+
+struct modmta_host {
+    char *instance;
+    char *path;          /* "$.modules[3]" */
+    char *hostname;
+    char *spool;
+    char **local_domains; /* NULL-terminated, lower case, no trailing dot */
+    int is_root;
+};
+
+struct ctx_param {
+    char *name;          /* upper case */
+    char *value;         /* "" when none */
+};
+
+struct ctx_hdr {
+    char *name;
+    char *value;         /* after the colon, leading WSP dropped, inner
+                          * folding (CRLF WSP) kept, no final CRLF */
+    int deleted;
+    int changed;         /* added or changed by a module */
+};
+
+struct ctx_data {
+    const void *inst;
+    void *data;
+    void (*free_fn)(void *);
+};
+
+struct modmta_ctx {
+    modmta_phase phase;
+    const modmta_module *mod;     /* module whose hook is running */
+    const void *inst;
+    const modmta_host *host;      /* that instance's host (or the core's) */
+
+    /* session (session arena) */
+    char session_id[32];
+    char client_addr[64];
+    int client_port;
+    struct sockaddr_storage client_sa;
+    socklen_t client_salen;
+    char *client_name;
+    char *listener;
+    char *helo;
+    int esmtp;
+    int tls;
+    char *auth_user;
+
+    /* transaction (txn arena) */
+    char queue_id[32];
+    char *sender;                 /* NULL before MAIL */
+    struct ctx_param *params;
+    size_t nparams;
+    char **rcpts;
+    size_t nrcpts, rcpts_cap;
+
+    /* rcpt evaluation */
+    const char *rcpt_original;
+    int rcpt_rewritten;
+    char **rewrites;              /* targets set by modmta_rcpt_rewrite */
+    size_t nrewrites, rewrites_cap;
+    char **added;                 /* modmta_rcpt_add at on_rcpt/on_data */
+    size_t nadded, added_cap;
+    char **removed;               /* modmta_rcpt_remove at on_data */
+    size_t nremoved, removed_cap;
+
+    /* message */
+    struct ctx_hdr *hdrs;
+    size_t nhdrs, hdrs_cap;
+    int hdrs_dirty;               /* a header was added/changed/deleted */
+    char *message_path;
+    off_t message_size;
+    char *quarantine;
+    int sender_changed;
+
+    /* delivery */
+    int maybe_done;
+    time_t arrival;
+
+    /* reply to the current step */
+    int reply_code;               /* 0: none set */
+    char reply_esc[16];
+    char reply_text[512];
+
+    /* EHLO keywords from modules (session arena) */
+    char **ehlo;
+    size_t nehlo, ehlo_cap;
+
+    struct modmta_arena *txn_arena;
+    struct modmta_arena *sess_arena;
+    struct ctx_data *data;
+    size_t ndata, data_cap;
+};
+
+/* ---- life ---- */
+modmta_ctx *modmta_ctx_new(const modmta_host *core_host);
+/* Runs every data destructor, frees both arenas. */
+void modmta_ctx_free(modmta_ctx *ctx);
+/* End of transaction (RSET, after DATA, new MAIL): frees the txn arena and
+ * clears every transaction field; session fields stay. */
+void modmta_ctx_txn_reset(modmta_ctx *ctx);
+
+/* Before each hook: set phase and running instance, clear the reply and
+ * the rewrite targets. mod/inst/host NULL when the core itself acts. */
+void modmta_ctx_enter(modmta_ctx *ctx, modmta_phase phase,
+                      const modmta_module *mod, const void *inst,
+                      const modmta_host *host);
+void modmta_ctx_reply_clear(modmta_ctx *ctx);
+/* Set the reply only if none is set (the core's default). */
+void modmta_ctx_reply_default(modmta_ctx *ctx, int code, const char *esc,
+                              const char *text);
+
+/* ---- setters used by the core (strings are copied) ---- */
+void modmta_ctx_set_session(modmta_ctx *ctx, const char *id,
+                            const struct sockaddr *sa, socklen_t salen,
+                            const char *client_name, const char *listener);
+void modmta_ctx_set_helo(modmta_ctx *ctx, const char *helo, int esmtp);
+void modmta_ctx_set_tls(modmta_ctx *ctx, int tls);
+/* Sender "" for <>; clears recipients. */
+void modmta_ctx_set_sender(modmta_ctx *ctx, const char *queue_id,
+                           const char *sender);
+int modmta_ctx_add_param(modmta_ctx *ctx, const char *name,
+                         const char *value);
+/* Append an accepted recipient (txn arena); duplicates are ignored and
+ * return 0, a new one returns 1. */
+int modmta_ctx_add_rcpt(modmta_ctx *ctx, const char *rcpt);
+int modmta_ctx_has_rcpt(const modmta_ctx *ctx, const char *rcpt);
+void modmta_ctx_remove_rcpt(modmta_ctx *ctx, const char *rcpt);
+/* The recipient under evaluation at on_rcpt. */
+void modmta_ctx_set_rcpt_eval(modmta_ctx *ctx, const char *original,
+                              int rewritten);
+/* Append a parsed header (used by the core after DATA). */
+int modmta_ctx_add_header(modmta_ctx *ctx, const char *name,
+                          const char *value);
+void modmta_ctx_set_message(modmta_ctx *ctx, const char *path, off_t size);
+void modmta_ctx_set_delivery(modmta_ctx *ctx, const char *queue_id,
+                             const char *sender, time_t arrival,
+                             int maybe_done);
+/* Serialize the live headers ("Name: value\r\n" each) into a malloc'ed
+ * buffer; returns its length or <0. */
+long modmta_ctx_headers_serialize(const modmta_ctx *ctx, char **buf_r);
+
+/* ---- arenas ---- */
+struct modmta_arena *modmta_arena_new(void);
+void *modmta_arena_alloc(struct modmta_arena *a, size_t n);
+char *modmta_arena_strdup(struct modmta_arena *a, const char *s);
+void modmta_arena_free(struct modmta_arena *a);
+
+/* ---- hosts (the core builds one per instance, and its own) ---- */
+modmta_host *modmta_host_new(const char *instance, const char *path,
+                             const char *hostname, const char *spool,
+                             char *const *local_domains, int is_root);
+void modmta_host_free(modmta_host *h);
+
+#endif

@@ -1,0 +1,110 @@
+/* What the core tells a module instance: name, JSON path, host facts. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ctx_priv.h"
+
+static char *
+host_strdup(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+modmta_host *
+modmta_host_new(const char *instance, const char *path, const char *hostname,
+                const char *spool, char *const *local_domains, int is_root)
+{
+    modmta_host *h;
+    size_t n = 0, i;
+
+    h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return NULL;
+    while (local_domains != NULL && local_domains[n] != NULL)
+        n++;
+    h->instance = host_strdup(instance ? instance : "core");
+    h->path = host_strdup(path ? path : "$");
+    h->hostname = host_strdup(hostname ? hostname : "localhost");
+    h->spool = host_strdup(spool ? spool : ".");
+    h->local_domains = calloc(n + 1, sizeof(char *));
+    h->is_root = is_root;
+    if (h->instance == NULL || h->path == NULL || h->hostname == NULL ||
+        h->spool == NULL || h->local_domains == NULL) {
+        modmta_host_free(h);
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        h->local_domains[i] = strdup(local_domains[i]);
+        if (h->local_domains[i] == NULL) {
+            modmta_host_free(h);
+            return NULL;
+        }
+    }
+    return h;
+}
+
+void
+modmta_host_free(modmta_host *h)
+{
+    size_t i;
+
+    if (h == NULL)
+        return;
+    for (i = 0; h->local_domains != NULL && h->local_domains[i]; i++)
+        free(h->local_domains[i]);
+    free(h->local_domains);
+    free(h->instance);
+    free(h->path);
+    free(h->hostname);
+    free(h->spool);
+    free(h);
+}
+
+const char *
+modmta_host_instance(const modmta_host *h)
+{
+    return h->instance;
+}
+
+const char *
+modmta_host_path(const modmta_host *h)
+{
+    return h->path;
+}
+
+const char *
+modmta_host_hostname(const modmta_host *h)
+{
+    return h->hostname;
+}
+
+const char *
+modmta_host_spool(const modmta_host *h)
+{
+    return h->spool;
+}
+
+int
+modmta_host_is_root(const modmta_host *h)
+{
+    return h->is_root;
+}
+
+int
+modmta_host_is_local_domain(const modmta_host *h, const char *domain)
+{
+    size_t i, n;
+
+    if (h == NULL || domain == NULL)
+        return 0;
+    n = strlen(domain);
+    if (n > 0 && domain[n - 1] == '.')
+        n--;
+    for (i = 0; h->local_domains[i] != NULL; i++) {
+        if (strlen(h->local_domains[i]) == n &&
+            strncasecmp(h->local_domains[i], domain, n) == 0)
+            return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,186 @@
+/* libmodmta-test: a real ctx filled by hand, for module unit tests. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "ctx_priv.h"
+#include "fake.h"
+
+modmta_host *
+modmta_test_host_new(const char *instance, const char *first_domain, ...)
+{
+    const char *domains[33];
+    size_t n = 0;
+    va_list ap;
+
+    va_start(ap, first_domain);
+    for (const char *d = first_domain; d != NULL && n < 32;
+         d = va_arg(ap, const char *))
+        domains[n++] = d;
+    va_end(ap);
+    domains[n] = NULL;
+    return modmta_host_new(instance, "$.modules[0]", "mx.test", ".",
+                           (char *const *)domains, 0);
+}
+
+void
+modmta_test_host_free(modmta_host *h)
+{
+    modmta_host_free(h);
+}
+
+void
+modmta_test_host_set_root(modmta_host *h, int is_root)
+{
+    h->is_root = is_root;
+}
+
+modmta_ctx *
+modmta_test_ctx_new(const modmta_host *h, const char *client_ip)
+{
+    modmta_ctx *ctx = modmta_ctx_new(h);
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+
+    if (ctx == NULL)
+        return NULL;
+    memset(&ss, 0, sizeof(ss));
+    if (client_ip != NULL && strchr(client_ip, ':') != NULL) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(40000);
+        if (inet_pton(AF_INET6, client_ip, &in6->sin6_addr) == 1)
+            len = sizeof(*in6);
+    } else if (client_ip != NULL) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(40000);
+        if (inet_pton(AF_INET, client_ip, &in->sin_addr) == 1)
+            len = sizeof(*in);
+    }
+    modmta_ctx_set_session(ctx, "TESTSESSION", len ? (void *)&ss : NULL, len,
+                           "unknown", "test");
+    return ctx;
+}
+
+void
+modmta_test_ctx_free(modmta_ctx *ctx)
+{
+    modmta_ctx_free(ctx);
+}
+
+void
+modmta_test_enter(modmta_ctx *ctx, modmta_phase phase,
+                  const modmta_module *mod, const void *inst)
+{
+    modmta_ctx_enter(ctx, phase, mod, inst, NULL);
+}
+
+void
+modmta_test_set_helo(modmta_ctx *ctx, const char *helo)
+{
+    modmta_ctx_set_helo(ctx, helo, 1);
+}
+
+void
+modmta_test_set_auth(modmta_ctx *ctx, const char *user)
+{
+    ctx->auth_user = user ? modmta_arena_strdup(ctx->sess_arena, user) : NULL;
+}
+
+void
+modmta_test_set_tls(modmta_ctx *ctx, int tls)
+{
+    modmta_ctx_set_tls(ctx, tls);
+}
+
+void
+modmta_test_set_sender(modmta_ctx *ctx, const char *queue_id,
+                       const char *sender)
+{
+    modmta_ctx_set_sender(ctx, queue_id, sender);
+}
+
+void
+modmta_test_add_rcpt(modmta_ctx *ctx, const char *rcpt)
+{
+    modmta_ctx_add_rcpt(ctx, rcpt);
+}
+
+void
+modmta_test_add_header(modmta_ctx *ctx, const char *name, const char *value)
+{
+    modmta_ctx_add_header(ctx, name, value);
+}
+
+void
+modmta_test_set_message(modmta_ctx *ctx, const char *path)
+{
+    struct stat st;
+
+    modmta_ctx_set_message(ctx, path, stat(path, &st) == 0 ? st.st_size : 0);
+}
+
+void
+modmta_test_set_delivery(modmta_ctx *ctx, const char *queue_id,
+                         const char *sender, int maybe_done)
+{
+    modmta_ctx_set_delivery(ctx, queue_id, sender, 0, maybe_done);
+}
+
+int
+modmta_test_reply_code(const modmta_ctx *ctx)
+{
+    return ctx->reply_code;
+}
+
+const char *
+modmta_test_reply_esc(const modmta_ctx *ctx)
+{
+    return ctx->reply_esc;
+}
+
+const char *
+modmta_test_reply_text(const modmta_ctx *ctx)
+{
+    return ctx->reply_text;
+}
+
+size_t
+modmta_test_rewrite_count(const modmta_ctx *ctx)
+{
+    return ctx->nrewrites;
+}
+
+const char *
+modmta_test_rewrite_at(const modmta_ctx *ctx, size_t i)
+{
+    return i < ctx->nrewrites ? ctx->rewrites[i] : NULL;
+}
+
+size_t
+modmta_test_added_count(const modmta_ctx *ctx)
+{
+    return ctx->nadded;
+}
+
+const char *
+modmta_test_added_at(const modmta_ctx *ctx, size_t i)
+{
+    return i < ctx->nadded ? ctx->added[i] : NULL;
+}
+
+size_t
+modmta_test_ehlo_count(const modmta_ctx *ctx)
+{
+    return ctx->nehlo;
+}
+
+const char *
+modmta_test_ehlo_at(const modmta_ctx *ctx, size_t i)
+{
+    return i < ctx->nehlo ? ctx->ehlo[i] : NULL;
+}

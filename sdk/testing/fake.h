@@ -1,0 +1,58 @@
+/*
+ * libmodmta-test: fakes for module unit tests (STYLE.md "Tests").
+ *
+ *   modmta_host *h = modmta_test_host_new("store_mbox", "localhost");
+ *   void *inst = modmta_descriptor.create(conf, h, &err);
+ *   modmta_ctx *ctx = modmta_test_ctx_new(h, "192.0.2.1");
+ *   modmta_test_enter(ctx, MODMTA_PHASE_RCPT, &modmta_descriptor, inst);
+ *   assert_int_equal(modmta_descriptor.on_rcpt(inst, ctx, "a@b"),
+ *                    MODMTA_REJECT);
+ *   assert_int_equal(modmta_test_reply_code(ctx), 550);
+ */
+#ifndef MODMTA_TESTING_FAKE_H
+#define MODMTA_TESTING_FAKE_H
+
+#include <modmta/modmta.h>
+
+/* A host for instance `instance` at "$.modules[0]" with the given local
+ * domains (NULL-terminated list after `first_domain`; may be NULL). Spool
+ * is "." and hostname "mx.test". Free with modmta_test_host_free. */
+modmta_host *modmta_test_host_new(const char *instance,
+                                  const char *first_domain, ...);
+void modmta_test_host_free(modmta_host *h);
+void modmta_test_host_set_root(modmta_host *h, int is_root);
+
+/* A session from client_ip (IPv4 or IPv6 text), port 40000. */
+modmta_ctx *modmta_test_ctx_new(const modmta_host *h, const char *client_ip);
+void modmta_test_ctx_free(modmta_ctx *ctx);
+
+/* Put ctx in `phase` with `mod`'s instance running (caps are checked
+ * against mod->caps, as in the daemon); clears the reply. */
+void modmta_test_enter(modmta_ctx *ctx, modmta_phase phase,
+                       const modmta_module *mod, const void *inst);
+
+void modmta_test_set_helo(modmta_ctx *ctx, const char *helo);
+void modmta_test_set_auth(modmta_ctx *ctx, const char *user);
+void modmta_test_set_tls(modmta_ctx *ctx, int tls);
+void modmta_test_set_sender(modmta_ctx *ctx, const char *queue_id,
+                            const char *sender);
+void modmta_test_add_rcpt(modmta_ctx *ctx, const char *rcpt);
+void modmta_test_add_header(modmta_ctx *ctx, const char *name,
+                            const char *value);
+void modmta_test_set_message(modmta_ctx *ctx, const char *path);
+/* For deliver(): queue ID, sender, whether the attempt follows a crash. */
+void modmta_test_set_delivery(modmta_ctx *ctx, const char *queue_id,
+                              const char *sender, int maybe_done);
+
+int modmta_test_reply_code(const modmta_ctx *ctx);
+const char *modmta_test_reply_esc(const modmta_ctx *ctx);
+const char *modmta_test_reply_text(const modmta_ctx *ctx);
+/* Rewrite targets, added recipients and EHLO keywords recorded so far. */
+size_t modmta_test_rewrite_count(const modmta_ctx *ctx);
+const char *modmta_test_rewrite_at(const modmta_ctx *ctx, size_t i);
+size_t modmta_test_added_count(const modmta_ctx *ctx);
+const char *modmta_test_added_at(const modmta_ctx *ctx, size_t i);
+size_t modmta_test_ehlo_count(const modmta_ctx *ctx);
+const char *modmta_test_ehlo_at(const modmta_ctx *ctx, size_t i);
+
+#endif

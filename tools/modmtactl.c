@@ -1,0 +1,288 @@
+/*
+ * modmtactl: send one request to the daemon's control socket and print
+ * the answer (protocol in core/control.h, usage in docs/operations.md).
+ * Exit status: 0 ok, 1 the daemon answered an error, 2 usage, config or
+ * connection problem.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define CTL_DEFAULT_CONFIG "/etc/modmta/modmta.json"
+#define CTL_EXIT_OK 0
+#define CTL_EXIT_ERROR 1
+#define CTL_EXIT_USAGE 2
+
+struct ctl_cmd {
+    const char *name;
+    int takes_id;
+};
+
+static const struct ctl_cmd ctl_cmds[] = {
+    {"queue", 0}, {"show", 1}, {"flush", 0}, {"delete", 1},
+    {"hold", 1}, {"release", 1}, {"reload", 0}, {"stats", 0},
+};
+
+static void
+ctl_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: modmtactl [-c FILE] [-s SOCKET] COMMAND [ID]\n"
+        "\n"
+        "Commands:\n"
+        "  queue        list the queue (like mailq)\n"
+        "  show ID      print a message's envelope and headers\n"
+        "  flush        retry every deferred message now\n"
+        "  delete ID    remove a message from the queue\n"
+        "  hold ID      keep a message from being delivered\n"
+        "  release ID   deliver a held or quarantined message\n"
+        "  reload       re-read the configuration\n"
+        "  stats        print counters as JSON\n"
+        "\n"
+        "Options:\n"
+        "  -c FILE      configuration that names the control socket\n"
+        "               (default " CTL_DEFAULT_CONFIG ")\n"
+        "  -s SOCKET    talk to this control socket, ignoring -c\n"
+        "  -h, --help   this text\n"
+        "\n"
+        "Exit status: 0 done, 1 the daemon reported an error, 2 usage or\n"
+        "connection problem.\n");
+}
+
+static const struct ctl_cmd *
+ctl_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(ctl_cmds) / sizeof(*ctl_cmds); i++)
+        if (strcmp(ctl_cmds[i].name, name) == 0)
+            return &ctl_cmds[i];
+    return NULL;
+}
+
+/* The control socket named by the config file; NULL after printing why. */
+static char *
+ctl_socket_path(const char *config)
+{
+    struct config_errors errs = {0};
+    struct config *cfg = config_load(config, &errs);
+    char *path;
+
+    if (cfg == NULL) {
+        fprintf(stderr, "modmtactl: %s: invalid configuration\n", config);
+        for (size_t i = 0; i < errs.n; i++)
+            fprintf(stderr, "  %s\n", errs.msgs[i]);
+        config_errors_free(&errs);
+        return NULL;
+    }
+    path = strdup(cfg->control_socket);
+    config_free(cfg);
+    if (path == NULL)
+        fprintf(stderr, "modmtactl: out of memory\n");
+    return path;
+}
+
+static int
+ctl_connect(const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int fd;
+
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        fprintf(stderr, "modmtactl: %s: socket path too long\n", path);
+        return -1;
+    }
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        fprintf(stderr, "modmtactl: cannot connect to %s: %s "
+                "(is modmta running?)\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int
+ctl_send(int fd, const char *req)
+{
+    size_t len = strlen(req);
+
+    while (len > 0) {
+        ssize_t n = send(fd, req, len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        req += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Read the whole response; NULL after printing why. */
+static char *
+ctl_receive(int fd, const char *path)
+{
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+
+    while (buf != NULL) {
+        ssize_t n;
+
+        if (len + 1 == cap) {
+            char *p = realloc(buf, cap * 2);
+
+            if (p == NULL)
+                break;
+            buf = p;
+            cap *= 2;
+        }
+        n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fprintf(stderr, "modmtactl: %s: %s\n", path, strerror(errno));
+            free(buf);
+            return NULL;
+        }
+        if (n == 0) {
+            buf[len] = '\0';
+            return buf;
+        }
+        len += (size_t)n;
+    }
+    free(buf);
+    fprintf(stderr, "modmtactl: out of memory\n");
+    return NULL;
+}
+
+/* Print the body and turn the status line into an exit code. */
+static int
+ctl_report(const char *resp)
+{
+    const char *nl = strchr(resp, '\n');
+    const char *body = nl != NULL ? nl + 1 : "";
+    size_t status_len = nl != NULL ? (size_t)(nl - resp) : strlen(resp);
+
+    if (status_len == 2 && strncmp(resp, "ok", 2) == 0) {
+        fputs(body, stdout);
+        return fflush(stdout) == 0 ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+    }
+    if (strncmp(resp, "error: ", 7) == 0) {
+        fprintf(stderr, "modmtactl: %.*s\n", (int)(status_len - 7),
+                resp + 7);
+        fputs(body, stderr);
+        return CTL_EXIT_ERROR;
+    }
+    fprintf(stderr, "modmtactl: unexpected answer from the daemon: %.*s\n",
+            (int)(status_len < 80 ? status_len : 80), resp);
+    return CTL_EXIT_USAGE;
+}
+
+static int
+ctl_run(const char *path, const char *req)
+{
+    int fd = ctl_connect(path);
+    char *resp;
+    int rc;
+
+    if (fd < 0)
+        return CTL_EXIT_USAGE;
+    if (ctl_send(fd, req) < 0) {
+        fprintf(stderr, "modmtactl: %s: %s\n", path, strerror(errno));
+        close(fd);
+        return CTL_EXIT_USAGE;
+    }
+    shutdown(fd, SHUT_WR);
+    resp = ctl_receive(fd, path);
+    close(fd);
+    if (resp == NULL)
+        return CTL_EXIT_USAGE;
+    if (resp[0] == '\0') {
+        fprintf(stderr, "modmtactl: %s: the daemon closed the connection "
+                "without an answer\n", path);
+        rc = CTL_EXIT_USAGE;
+    } else {
+        rc = ctl_report(resp);
+    }
+    free(resp);
+    return rc;
+}
+
+/* Check COMMAND [ID] and build the request line; NULL after a message. */
+static char *
+ctl_request(int argc, char **argv)
+{
+    const struct ctl_cmd *cmd = ctl_find(argv[0]);
+    char *req;
+
+    if (cmd == NULL) {
+        fprintf(stderr, "modmtactl: unknown command \"%s\" (see "
+                "modmtactl --help)\n", argv[0]);
+        return NULL;
+    }
+    if (argc != 1 + cmd->takes_id) {
+        fprintf(stderr, cmd->takes_id ? "modmtactl: usage: modmtactl %s ID\n"
+                : "modmtactl: usage: modmtactl %s\n", cmd->name);
+        return NULL;
+    }
+    if (strpbrk(argv[argc - 1], " \r\n") != NULL) {
+        fprintf(stderr, "modmtactl: invalid queue ID\n");
+        return NULL;
+    }
+    if (asprintf(&req, "%s%s%s\n", cmd->name, cmd->takes_id ? " " : "",
+                 cmd->takes_id ? argv[1] : "") < 0)
+        return NULL;
+    return req;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *config = CTL_DEFAULT_CONFIG, *sock = NULL;
+    char *path = NULL, *req;
+    int i, rc;
+
+    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+        const char *opt = argv[i];
+
+        if (!strcmp(opt, "-h") || !strcmp(opt, "--help")) {
+            ctl_usage(stdout);
+            return CTL_EXIT_OK;
+        }
+        if (!strcmp(opt, "--")) {
+            i++;
+            break;
+        }
+        if (strcmp(opt, "-c") != 0 && strcmp(opt, "-s") != 0) {
+            fprintf(stderr, "modmtactl: unknown option %s\n", opt);
+            return CTL_EXIT_USAGE;
+        }
+        if (++i == argc) {
+            fprintf(stderr, "modmtactl: %s needs an argument\n", opt);
+            return CTL_EXIT_USAGE;
+        }
+        *(opt[1] == 'c' ? &config : &sock) = argv[i];
+    }
+    if (i >= argc) {
+        ctl_usage(stderr);
+        return CTL_EXIT_USAGE;
+    }
+    if ((req = ctl_request(argc - i, argv + i)) == NULL)
+        return CTL_EXIT_USAGE;
+    if (sock == NULL && (path = ctl_socket_path(config)) == NULL) {
+        free(req);
+        return CTL_EXIT_USAGE;
+    }
+    rc = ctl_run(sock != NULL ? sock : path, req);
+    free(req);
+    free(path);
+    return rc;
+}
