@@ -736,12 +736,15 @@ chain_deliver(struct chain *ch, modmta_ctx *ctx, const char *rcpt)
     size_t i;
 
     modmta_ctx_enter(ctx, MODMTA_PHASE_DELIVER, NULL, NULL, NULL);
+    ctx->decided_by = NULL;
     for (i = 0; i < ch->nhooks[CHAIN_DELIVER] && s == MODMTA_DECLINED; i++) {
         const struct chain_inst *ci = ch->hooks[CHAIN_DELIVER][i];
 
         modmta_ctx_enter(ctx, MODMTA_PHASE_DELIVER, ci->mod, ci->inst,
                          ci->host);
         s = chain_dstatus(ctx, ci->mod->deliver(ci->inst, ctx, rcpt));
+        if (s != MODMTA_DECLINED)
+            ctx->decided_by = ci->host->instance;
     }
     chain_leave(ctx, core);
     switch (s) {

@@ -96,12 +96,9 @@ deliver_save(struct deliver_run *run)
 
 /* The module that decided, as the chain left it in the ctx. */
 static const char *
-deliver_relay(const struct deliver_run *run, const modmta_ctx *ctx)
+deliver_relay(const modmta_ctx *ctx)
 {
-    if (ctx->host != NULL && ctx->host != run->gen->host &&
-        ctx->host->instance != NULL)
-        return ctx->host->instance;
-    return "none";
+    return ctx->decided_by != NULL ? ctx->decided_by : "none";
 }
 
 /* Run one pending recipient through the deliver chain. */
@@ -126,7 +123,7 @@ deliver_rcpt(struct deliver_run *run, queue_rcpt *r)
     snprintf(reason, sizeof(reason), "%s %s",
              ctx->reply_esc[0] ? ctx->reply_esc : deliver_esc_default[st],
              ctx->reply_text[0] ? ctx->reply_text : deliver_text_default[st]);
-    deliver_log(run, r, deliver_relay(run, ctx), st, reason);
+    deliver_log(run, r, deliver_relay(ctx), st, reason);
     modmta_ctx_free(ctx);
 
     deliver_set_status(r, reason);

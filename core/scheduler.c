@@ -185,15 +185,18 @@ static void
 scheduler_heap_remove(scheduler *s, struct sched_item *it)
 {
     size_t i = it->heap_pos;
+    struct sched_item *last;
 
     if (i == SCHED_NOT_IN_HEAP)
         return;
     it->heap_pos = SCHED_NOT_IN_HEAP;
     if (i == --s->heap_len)
         return;
-    scheduler_heap_set(s, i, s->heap[s->heap_len]);
+    /* The last item fills the hole and moves whichever way it must. */
+    last = s->heap[s->heap_len];
+    scheduler_heap_set(s, i, last);
     scheduler_sift_down(s, i);
-    scheduler_sift_up(s, s->heap[i]->heap_pos);
+    scheduler_sift_up(s, last->heap_pos);
 }
 
 /* Put an item where its flags say it belongs, and wake a worker for it. */
@@ -364,11 +367,13 @@ int
 scheduler_start(scheduler *s)
 {
     int rc = queue_foreach(s->q, scheduler_load_one, s);
+    size_t count;
 
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&s->lock);
     s->running = 1;
+    count = s->count;
     pthread_mutex_unlock(&s->lock);
     for (int i = 0; i < s->nworkers; i++) {
         if (pthread_create(&s->threads[i], NULL, scheduler_worker, s) != 0) {
@@ -380,7 +385,7 @@ scheduler_start(scheduler *s)
         s->started = i + 1;
     }
     modmta_logf(MODMTA_LOG_INFO, "scheduler: %zu queued, %d workers",
-                s->count, s->nworkers);
+                count, s->nworkers);
     return 0;
 }
 

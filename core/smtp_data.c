@@ -206,6 +206,10 @@ data_hdr_parse(struct smtp_data *d)
         colon = (size_t)((char *)memchr(b + pos, ':', end - pos) - b);
         b[colon] = '\0';
         b[end - 2] = '\0'; /* the CR of the final CRLF */
+        /* One SP after the colon is the separator the ctx's serializer
+         * writes back ("Name: value"); the rest of the value is raw. */
+        if (b[colon + 1] == ' ')
+            colon++;
         rc = modmta_ctx_add_header(d->ctx, b + pos, b + colon + 1);
         if (rc < 0)
             return rc;

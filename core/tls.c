@@ -99,14 +99,16 @@ tls_ctx_new(const struct config_tls *t, struct config_errors *errs)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"modmta", 6);
 
-    if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
-        config_errors_add(errs, "$.tls.cert", "%s: not a PEM certificate "
-                          "chain: %s", t->cert,
+    /* The key first: loading the certificate then drops a key that does
+     * not match it, and the check below names the real problem. */
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        config_errors_add(errs, kpath, "%s: not a PEM private key: %s", key,
                           tls_ssl_error(ebuf, sizeof(ebuf)));
         bad = 1;
     }
-    if (!bad && SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-        config_errors_add(errs, kpath, "%s: not a PEM private key: %s", key,
+    if (!bad && SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
+        config_errors_add(errs, "$.tls.cert", "%s: not a PEM certificate "
+                          "chain: %s", t->cert,
                           tls_ssl_error(ebuf, sizeof(ebuf)));
         bad = 1;
     }

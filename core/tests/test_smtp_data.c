@@ -166,8 +166,8 @@ test_basic(void **state)
     assert_int_equal(fx->d.hdr_len, strlen(PRE "Subject: hi\r\n"));
     assert_int_equal(modmta_hdr_count(fx->ctx), 2);
     assert_string_equal(modmta_hdr_get(fx->ctx, "received", 0),
-                        " from x\r\n\tby y; now");
-    assert_string_equal(modmta_hdr_get(fx->ctx, "Subject", 0), " hi");
+                        "from x\r\n\tby y; now");
+    assert_string_equal(modmta_hdr_get(fx->ctx, "Subject", 0), "hi");
     modmta_ctx_free(fx->ctx);
     fx->ctx = NULL;
 }
@@ -279,7 +279,7 @@ test_headers(void **state)
     assert_int_equal(run_str(fx, "X-A: 1\r\n 2\r\nX-B:3\r\nnot a header\r\n"
                              "Y: 4\r\n.\r\n", 0), 0);
     assert_int_equal(modmta_hdr_count(fx->ctx), 3);
-    assert_string_equal(modmta_hdr_get(fx->ctx, "X-A", 0), " 1\r\n 2");
+    assert_string_equal(modmta_hdr_get(fx->ctx, "X-A", 0), "1\r\n 2");
     assert_string_equal(modmta_hdr_get(fx->ctx, "x-b", 0), "3");
     assert_null(modmta_hdr_get(fx->ctx, "Y", 0));
     assert_int_equal(fx->d.hdr_len, strlen(PRE "X-A: 1\r\n 2\r\nX-B:3\r\n"));

@@ -4,6 +4,9 @@
  * applies nothing for absent keys (the caller sets defaults first),
  * rejects unknown keys and wrong types, and reports the first error with
  * its JSON path ("$.modules[2].users: expected a string").
+ * Defaults: set INT and BOOL fields before the call; leave STRING,
+ * STRLIST, MAP and JSON fields NULL (a stored value replaces and frees
+ * what the field held) and apply their defaults after it.
  *
  *   struct mbox_conf { char *directory; int fsync; modmta_map *users; };
  *   static const modmta_opt mbox_opts[] = {

@@ -127,8 +127,8 @@ int modmta_ehlo_add(modmta_ctx *ctx, const char *keyword);
 
 /* ---- memory ----
  * Transaction arena: freed at RSET, end of transaction, or disconnect.
- * Session arena: freed at disconnect. Never NULL (abort on OOM is the
- * core's, not the module's, decision: they return NULL on failure). */
+ * Session arena: freed at disconnect. They return NULL when memory runs
+ * out: check, and answer TEMPFAIL. */
 void *modmta_txn_alloc(modmta_ctx *ctx, size_t n);
 char *modmta_txn_strdup(modmta_ctx *ctx, const char *s);
 void *modmta_sess_alloc(modmta_ctx *ctx, size_t n);

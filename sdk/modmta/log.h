@@ -1,8 +1,9 @@
 /*
  * modmta SDK: logging. One key=value line per event:
  *   modmta_log(ctx, MODMTA_LOG_INFO, "reject rcpt=<%s> reason=%s", ...)
- * is written as "<session-or-queue-id> <instance>: reject rcpt=<...> ...".
- * Never log secrets: write them as ********.
+ * is written as "<session-or-queue-id>: <instance>: reject rcpt=<...> ...".
+ * Never log secrets: write them as ********. Control characters (CR, LF)
+ * are written as '?', so client text cannot forge log lines.
  */
 #ifndef MODMTA_LOG_H
 #define MODMTA_LOG_H

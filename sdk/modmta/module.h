@@ -92,7 +92,7 @@ enum {
 /* An SMTP verb a module handles (AUTH is one). The handler may talk to the
  * client through `conn` (e.g. 334 challenges) and ends with a verdict; the
  * final reply is the one set with modmta_reply(), else a core default
- * (250 for ACCEPT/CONTINUE, 550 for REJECT, 451 for TEMPFAIL). */
+ * (250 for ACCEPT/CONTINUE, 550 for REJECT, 454 for TEMPFAIL). */
 typedef struct modmta_verb {
     const char *name; /* upper case, e.g. "AUTH" */
     modmta_verdict (*handler)(void *inst, modmta_ctx *ctx, modmta_conn *conn,

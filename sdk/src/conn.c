@@ -45,6 +45,7 @@ static ssize_t conn_recv(modmta_conn *c, char *buf, size_t len,
                          long long deadline);
 static int conn_fill(modmta_conn *c, long long deadline);
 static int conn_handshake(modmta_conn *c, int timeout_ms);
+static void conn_linger(modmta_conn *c);
 
 static long long
 conn_now_ms(void)
@@ -223,6 +224,37 @@ modmta_conn_new(int fd, SSL_CTX *tls)
     return c;
 }
 
+/* Closing with unread input makes the kernel send a reset, which can
+ * destroy the last reply still in flight (early talkers, pipelined input
+ * after STARTTLS): shut our side, drain briefly, then close. */
+static void
+conn_linger(modmta_conn *c)
+{
+    struct pollfd p;
+    long long deadline;
+    size_t total = 0;
+    char buf[4096];
+    ssize_t n;
+    int left;
+
+    p.fd = c->fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    if (poll(&p, 1, 0) <= 0)
+        return;
+    shutdown(c->fd, SHUT_WR);
+    deadline = conn_now_ms() + 500;
+    while (total < 65536) {
+        left = (int)(deadline - conn_now_ms());
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            break;
+        n = recv(c->fd, buf, sizeof(buf), 0);
+        if (n <= 0)
+            break;
+        total += (size_t)n;
+    }
+}
+
 void
 modmta_conn_free(modmta_conn *c)
 {
@@ -234,6 +266,7 @@ modmta_conn_free(modmta_conn *c)
         SSL_free(c->ssl);
         ERR_clear_error();
     }
+    conn_linger(c);
     close(c->fd);
     free(c);
 }

@@ -91,6 +91,7 @@ struct modmta_ctx {
     int sender_changed;
 
     /* delivery */
+    const char *decided_by;       /* instance that decided the last step */
     int maybe_done;
     time_t arrival;
 

@@ -71,6 +71,17 @@ modmta_log_enabled(int level)
     return level <= atomic_load(&log_level);
 }
 
+/* Client-supplied text must not start a new log line. */
+static void
+log_sanitize(char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 && s[i] != '\t')
+            s[i] = '?';
+}
+
 static void
 log_emit(int level, const char *prefix, const char *fmt, va_list ap)
 {
@@ -103,6 +114,7 @@ log_emit(int level, const char *prefix, const char *fmt, va_list ap)
     }
     if (n > sizeof(line) - 2)
         n = sizeof(line) - 2;
+    log_sanitize(line, n);
     if (atomic_load(&log_syslog)) {
         line[n] = '\0';
         syslog(level, "%s", line);

@@ -175,9 +175,13 @@ def make_message(msgid, subject='e2e', body='hello\r\n', sender='a@localhost',
 # ---------------------------------------------------------------- clients
 
 class Raw:
-    """A raw SMTP client over a socket: exact bytes out, replies parsed."""
+    """A raw SMTP client over a socket: exact bytes out, replies parsed.
+    Every one still open is closed at the end of the test."""
+
+    opened = []
 
     def __init__(self, port, timeout=IO_TIMEOUT, tls_context=None):
+        Raw.opened.append(self)
         self.sock = socket.create_connection(('127.0.0.1', port),
                                              timeout=timeout)
         if tls_context is not None:
@@ -234,6 +238,11 @@ class Raw:
         except OSError:
             pass
 
+    @classmethod
+    def close_all(cls):
+        while cls.opened:
+            cls.opened.pop().close()
+
 
 def smtp(port, **kw):
     kw.setdefault('timeout', IO_TIMEOUT)
@@ -250,6 +259,7 @@ def no_verify_context():
 def send_mail(s, sender, rcpts, msg, mail_options=()):
     """One transaction on an smtplib connection; returns the queue ID.
     Fails unless every step is accepted."""
+    s.ehlo_or_helo_if_needed()
     code, text = s.mail(sender, list(mail_options))
     if code != 250:
         raise AssertionError('MAIL: %d %r' % (code, text))
@@ -512,6 +522,7 @@ class TestCase(unittest.TestCase):
         return False
 
     def tearDown(self):
+        Raw.close_all()
         stop_errors = []
         for d in self._daemons:
             try:

@@ -70,7 +70,7 @@ class Config(harness.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         cfg = json.loads(r.stdout)
         self.assertIsInstance(cfg, dict)
-        for key in ('spool', 'listen', 'modules', 'local_domains'):
+        for key in ('spool', 'listen', 'modules'):
             self.assertIn(key, cfg)
         addrs = [l.get('address') for l in cfg['listen']]
         self.assertIn('127.0.0.1:2525', addrs)

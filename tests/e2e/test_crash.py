@@ -70,8 +70,10 @@ class Crash(harness.TestCase):
         self.assertEqual(twice, {}, 'delivered more than once')
         for mid in acked:
             self.assertEqual(copies.get(mid), 1, mid)
-        if sent_all:
-            print('note: the kill came after the last message', flush=True)
+        print('\n%d acknowledged before the kill, %d delivered in all%s'
+              % (len(acked), len(copies),
+                 ' (the kill came after the last one)' if sent_all else ''),
+              flush=True)
 
     def copies(self, d):
         """Message-ID -> number of complete copies in bob's mailbox."""

@@ -63,7 +63,8 @@ class Ctl(harness.TestCase):
             for user in ('alice', 'bob', 'carol'):
                 ids[user] = send_mail(s, 'sender@localhost',
                                       ['%s@localhost' % user],
-                                      make_message('%s@e2e.test' % user))
+                                      make_message('%s@e2e.test' % user,
+                                                   to='%s@localhost' % user))
         harness.wait_for(lambda: self.counter(d, 'deferred') >= 3,
                          what='3 deferred deliveries')
         self.assertEqual(d.queue_ids(), set(ids.values()),
@@ -98,7 +99,7 @@ class Ctl(harness.TestCase):
         # one more message through the single worker, after the flush
         with smtp(d.port()) as s:
             send_mail(s, 'sender@localhost', ['dave@localhost'],
-                      make_message('dave@e2e.test'))
+                      make_message('dave@e2e.test', to='dave@localhost'))
         d.wait_messages('dave', 1)
         harness.wait_for(lambda: d.queue_ids() == {ids['alice']},
                          what='only the held message in the queue')

@@ -22,10 +22,19 @@ class Size(harness.TestCase):
         self.assertReply(c.cmd('EHLO client.test'), 250)
         self.assertReply(c.cmd('MAIL FROM:<a@localhost> SIZE=%d'
                                % (LIMIT + 1)), 552, '5.3.4')
-        self.assertReply(c.cmd('MAIL FROM:<a@localhost> SIZE=99999999999999'
-                               '999999999'), 552, '5.3.4')
         self.assertReply(c.cmd('MAIL FROM:<a@localhost> SIZE=%d'
                                % (LIMIT // 2)), 250)
+        c.close()
+
+    def test_declared_size_beyond_64_bits(self):
+        d = self.daemon(limits={'message_size': LIMIT})
+        c = Raw(d.port())
+        self.assertReply(c.reply(), 220)
+        self.assertReply(c.cmd('EHLO client.test'), 250)
+        # 20 digits is RFC 1870's longest size-value: valid syntax, a
+        # number too big for 64 bits, and a message too big for us
+        self.assertReply(c.cmd('MAIL FROM:<a@localhost> SIZE=99999999999999'
+                               '999999'), 552, '5.3.4')
         c.close()
 
     def test_real_size_too_big(self):

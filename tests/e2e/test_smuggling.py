@@ -16,8 +16,8 @@ VARIANTS = {
 SMUGGLED = (b'MAIL FROM:<evil@localhost>\r\n'
             b'RCPT TO:<smuggled@localhost>\r\n'
             b'DATA\r\n'
-            b'Subject: smuggled\r\n\r\nsmuggled body\r\n'
-            b'.\r\n')
+            b'Subject: smuggled\r\n\r\nsmuggled body')
+# ... and the real end of data, CRLF.CRLF, follows it.
 
 
 class Smuggling(harness.TestCase):

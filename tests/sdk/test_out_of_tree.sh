@@ -93,7 +93,8 @@ config() {
 JSON
 }
 
-hello_ok='{"module": "hello", "greeting": "hi", "reject_domains": ["spam.test"]}'
+hello_ok='{"module": "hello", "greeting": "hi",
+           "reject_domains": ["spam.test"]}'
 
 step=check-config
 config "$tmp/hello" "$hello_ok" >"$tmp/ok.json"
