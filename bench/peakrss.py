@@ -34,7 +34,8 @@ def read(path):
 
 def pids_of(a):
     if a.cgroup:
-        return [int(x) for x in read(os.path.join(a.cgroup, "cgroup.procs")).split()]
+        procs = read(os.path.join(a.cgroup, "cgroup.procs"))
+        return [int(x) for x in procs.split()]
     kids = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -60,8 +61,9 @@ def status_kb(pid, keys):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cgroup")
     ap.add_argument("--server-pid", type=int, action="append", default=[])
     ap.add_argument("--interval", type=float, default=0.1)

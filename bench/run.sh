@@ -21,7 +21,7 @@
 # exit.
 #
 # Environment (defaults in brackets):
-#   CONCS ["1 10 50"]  MSGS [2000]  SIZE [4096]  REPS [2]
+#   CONCS ["1 10 50"]  MSGS [2000]  SIZE [4096]  REPS [3]
 #   IDLE_CONNS [1000]  PF_IDLE_CONNS [$IDLE_CONNS] idle connections for Postfix
 #   SERVERS ["postfix modmta"]   SKIP_IDLE [0]  SKIP_LOAD [0]
 #   POSTFIX_PORT [2525]  MODMTA_PORT [2600]
@@ -30,6 +30,9 @@
 #   RESULTS [$WORK/results/<timestamp>]
 #   MODMTA_WORKERS [unset: modmta's default] queue.workers
 #   SHARED_BENCH [bench/../../shared/bench]
+#   PROFILE [0]  1 = after modmta's recorded loads, two more unrecorded
+#                c=50 loads, one under `perf record -g` and one under
+#                `strace -c -w -f`; reports in $RESULTS/profile-*.txt
 set -u
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 SHARED_BENCH=${SHARED_BENCH:-$BENCH_DIR/../../shared/bench}
@@ -43,7 +46,7 @@ SRC=$(cd "$BENCH_DIR/.." && pwd)
 CONCS=${CONCS:-"1 10 50"}
 MSGS=${MSGS:-2000}
 SIZE=${SIZE:-4096}
-REPS=${REPS:-2}
+REPS=${REPS:-3}
 IDLE_CONNS=${IDLE_CONNS:-1000}
 PF_IDLE_CONNS=${PF_IDLE_CONNS:-$IDLE_CONNS}
 SERVERS=${SERVERS:-"postfix modmta"}
@@ -86,8 +89,8 @@ write_env() {
         date -Is; uname -srm; echo "cpus $(nproc)"; grep MemTotal /proc/meminfo
         grep -m1 'model name' /proc/cpuinfo
         echo "postfix $(postconf -dh mail_version 2>/dev/null)"
-        echo "modmta $("$MODMTA" --version 2>&1 | head -1)" \
-             "(git $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo none))"
+        echo "$("$MODMTA" --version 2>&1 | head -1)" \
+             "(git $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null))"
         echo "CONCS=$CONCS MSGS=$MSGS SIZE=$SIZE REPS=$REPS" \
              "IDLE_CONNS=$IDLE_CONNS PF_IDLE_CONNS=$PF_IDLE_CONNS" \
              "MODMTA_WORKERS=${MODMTA_WORKERS:-default}"
@@ -98,7 +101,8 @@ write_env() {
 # --- modmta -----------------------------------------------------------------
 modmta_config() {
     local queue=""
-    [ -n "${MODMTA_WORKERS:-}" ] && queue="\"queue\": {\"workers\": $MODMTA_WORKERS},"
+    [ -n "${MODMTA_WORKERS:-}" ] &&
+        queue="\"queue\": {\"workers\": $MODMTA_WORKERS},"
     cat > "$WORK/modmta.json" <<EOF
 {
   "hostname": "$BENCH_DOMAIN",
@@ -161,7 +165,10 @@ ctl() {   # ctl SERVER start|stop|setup|pid|cgroup
     esac
 }
 
-port_of() { if [ "$1" = postfix ]; then echo "$POSTFIX_PORT"; else echo "$MODMTA_PORT"; fi; }
+port_of() {
+    if [ "$1" = postfix ]; then echo "$POSTFIX_PORT"
+    else echo "$MODMTA_PORT"; fi
+}
 
 # Where CPU and memory are read: the cgroup, or the process tree.
 acct_args() {
@@ -174,7 +181,9 @@ acct_args() {
 
 RUNNING=""
 cleanup() {
-    [ -n "$RUNNING" ] && { log "cleanup: stopping $RUNNING"; ctl "$RUNNING" stop; }
+    if [ -n "$RUNNING" ]; then
+        log "cleanup: stopping $RUNNING"; ctl "$RUNNING" stop
+    fi
     RUNNING=""
 }
 trap cleanup EXIT
@@ -193,12 +202,12 @@ load_run() {
             --json "$RESULTS/peak.jsonl" > /dev/null &
         sampler=$!
     fi
+    local out=()
+    [ "$record" = 1 ] && out=(--json "$RESULTS/load.jsonl")
     # shellcheck disable=SC2086
     python3 "$SHARED_BENCH/loadgen.py" --port "$(port_of "$srv")" -c "$conc" \
         -m "$n" -l "$SIZE" --mbox "$BENCH_MBOX" $acct --label "$srv" \
-        --timeout 600 --stall 60 \
-        $([ "$record" = 1 ] && echo "--json $RESULTS/load.jsonl") \
-        > "$WORK/last-load.json"
+        --timeout 600 --stall 60 "${out[@]}" > "$WORK/last-load.json"
     rc=$?
     if [ -n "$sampler" ]; then kill -TERM "$sampler"; wait "$sampler"; fi
     [ "$record" = 1 ] && python3 -c 'import json, sys
@@ -209,15 +218,37 @@ print("   accept %s/s  e2e %s/s  delivered %s  cpu %ss  busy %s%%  ok=%s" % (
     return $rc
 }
 
+# profile_run SERVER: where the daemon's time goes at c=50 (not recorded)
+profile_run() {
+    local srv=$1 pid tracer
+    pid=$(ctl "$srv" pid) || return 1
+    log "$srv: profiling c=50 (perf, then strace)"
+    perf record -g -p "$pid" -o "$WORK/perf.data" >/dev/null 2>&1 &
+    tracer=$!; sleep 1
+    load_run "$srv" 50 "$MSGS" 0 || log "$srv: profiled run not ok"
+    kill -INT "$tracer"; wait "$tracer"
+    perf report -i "$WORK/perf.data" --children --sort sym --stdio -g none \
+        2>/dev/null | grep '%' | head -60 > "$RESULTS/profile-perf-$srv.txt"
+    perf report -i "$WORK/perf.data" --no-children --sort sym --stdio \
+        -g caller,0.5,2 2>/dev/null | grep -v '^$' | head -120 \
+        >> "$RESULTS/profile-perf-$srv.txt"
+    strace -c -w -f -p "$pid" -o "$RESULTS/profile-strace-$srv.txt" \
+        2>/dev/null &
+    tracer=$!; sleep 1
+    load_run "$srv" 50 "$MSGS" 0 || log "$srv: traced run not ok"
+    kill -INT "$tracer"; wait "$tracer"
+}
+
 idle_run() {
     local srv=$1 n=$2
     ctl "$srv" stop >/dev/null 2>&1
     ctl "$srv" start >/dev/null || die "$srv did not restart"
     sleep 1
     log "$srv: $n idle connections"
+    local acct; acct=$(acct_args "$srv")
     # shellcheck disable=SC2086
     python3 "$SHARED_BENCH/idleconns.py" --port "$(port_of "$srv")" -n "$n" \
-        --banner-timeout 60 --label "$srv" $(acct_args "$srv") \
+        --banner-timeout 60 --label "$srv" $acct \
         --json "$RESULTS/idle.jsonl" >/dev/null || log "$srv: idle test failed"
     tail -n1 "$RESULTS/idle.jsonl" >&2
 }
@@ -241,6 +272,7 @@ for srv in $SERVERS; do
                 load_run "$srv" "$conc" "$MSGS" 1 || log "$srv: run not ok"
             done
         done
+        [ "${PROFILE:-0}" = 1 ] && [ "$srv" = modmta ] && profile_run "$srv"
     fi
     if [ "${SKIP_IDLE:-0}" != 1 ]; then
         n=$IDLE_CONNS; [ "$srv" = postfix ] && n=$PF_IDLE_CONNS

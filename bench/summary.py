@@ -43,7 +43,8 @@ def spread(vals, nd=1):
         return "–"
     m = fmt(float(statistics.median(vals)), nd)
     if len(vals) > 1:
-        return f"{m} ({fmt(float(min(vals)), nd)}–{fmt(float(max(vals)), nd)})"
+        lo, hi = fmt(float(min(vals)), nd), fmt(float(max(vals)), nd)
+        return f"{m} ({lo}–{hi})"
     return m
 
 

@@ -138,8 +138,11 @@ deliver_rcpt(struct deliver_run *run, queue_rcpt *r)
         r->state = QRCPT_FAILED;
         run->out->bounced++;
     }
-    /* A final state goes to disk at once: a crash must not repeat it. */
-    deliver_save(run);
+    /* Not saved here: the envelope is written once after the attempt, or
+     * the message removed. A crash in between repeats the attempt with
+     * modmta_dlv_maybe_done() set (the message is "recovered"), and the
+     * mailbox de-duplicates; saving per recipient would cost a file
+     * create and an fsync per delivery. */
 }
 
 static size_t
@@ -220,6 +223,8 @@ deliver_remove(struct deliver_run *run)
     if (rc < 0 && rc != MODMTA_E_NOTFOUND) {
         modmta_logf(MODMTA_LOG_ERR, "%s: cannot remove: %s", run->env->id,
                     modmta_strerror(rc));
+        /* Keep what was delivered, or the retry would deliver it again. */
+        deliver_save(run);
         deliver_retry_later(run->out, DELIVER_RETRY_ERROR);
         return;
     }

@@ -601,7 +601,8 @@ modmta_hdr_add(modmta_ctx *ctx, const char *name, const char *value)
 
     if (r < 0)
         return r;
-    if (!ctx_hdr_name_ok(name) || !ctx_hdr_value_ok(value))
+    if (name == NULL || value == NULL || !ctx_hdr_name_ok(name) ||
+        !ctx_hdr_value_ok(value))
         return MODMTA_E_INVAL;
     r = modmta_ctx_add_header(ctx, name, value);
     if (r == 0) {
@@ -620,7 +621,7 @@ modmta_hdr_change(modmta_ctx *ctx, const char *name, size_t idx,
 
     if (r < 0)
         return r;
-    if (value != NULL && !ctx_hdr_value_ok(value))
+    if (name == NULL || (value != NULL && !ctx_hdr_value_ok(value)))
         return MODMTA_E_INVAL;
     i = ctx_hdr_find(ctx, name, idx);
     if (i < 0)

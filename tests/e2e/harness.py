@@ -7,7 +7,8 @@ might resolve a name (swaks) run in a private mount namespace whose
 resolver. The temp dir is removed when the test passes; when it fails the
 daemon log is printed and the dir is kept.
 
-Environment (meson sets it): MODMTA, MODMTACTL, MODULE_DIR.
+Environment (meson sets it): MODMTA, MODMTACTL, MODULE_DIR; E2E_KEEP=1
+keeps every temp dir.
 """
 
 import copy
@@ -181,13 +182,13 @@ class Raw:
     opened = []
 
     def __init__(self, port, timeout=IO_TIMEOUT, tls_context=None):
-        Raw.opened.append(self)
+        self.buf = b''
         self.sock = socket.create_connection(('127.0.0.1', port),
                                              timeout=timeout)
+        Raw.opened.append(self)
         if tls_context is not None:
             self.sock = tls_context.wrap_socket(self.sock,
                                                 server_hostname='localhost')
-        self.buf = b''
 
     def send(self, data):
         if isinstance(data, str):
@@ -387,13 +388,24 @@ class Daemon:
             time.sleep(0.05)
 
     def _probe(self, spec):
+        """True once the listener answers with modmta's greeting (a bare
+        accept could come from whoever else holds the port)."""
+        tls = no_verify_context() if spec.get('tls') == 'implicit' else None
         try:
-            s = socket.create_connection(
-                ('127.0.0.1', self.ports[spec['name']]), timeout=5)
-        except OSError:
+            c = Raw(self.ports[spec['name']], timeout=5, tls_context=tls)
+        except (OSError, ssl.SSLError):
             return False
-        s.close()
-        return True
+        try:
+            r = c.reply()
+            if r is not None and r[0] == 220:
+                c.send('QUIT\r\n')
+                c.reply()
+                return True
+            return False
+        except (OSError, AssertionError):
+            return False
+        finally:
+            c.close()
 
     @property
     def pid(self):
@@ -444,7 +456,8 @@ class Daemon:
         return '\n'.join(self.log_text().splitlines()[-n:])
 
     def ctl(self, *args, timeout=60):
-        return subprocess.run([MODMTACTL, '-c', self.conf] + list(args),
+        argv = [MODMTACTL, '-c', self.conf] + list(args)
+        return subprocess.run(loopback_dns_argv(self.resolv, argv),
                               stdin=subprocess.DEVNULL,
                               capture_output=True, text=True,
                               timeout=timeout)
@@ -529,7 +542,9 @@ class TestCase(unittest.TestCase):
                 d.stop()
             except AssertionError as e:
                 stop_errors.append(str(e))
-        if self._failed() or stop_errors:
+        if os.environ.get('E2E_KEEP'):
+            sys.stderr.write('e2e: kept %s (E2E_KEEP)\n' % self.tmp)
+        elif self._failed() or stop_errors:
             for d in self._daemons:
                 sys.stderr.write('\n----- daemon log %s -----\n%s\n'
                                  % (d.logpath, d.log_text()))

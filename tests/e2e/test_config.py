@@ -12,7 +12,13 @@ SEP = r'[./\[\]"\' ]*'     # whatever joins the parts of a JSON path
 class Config(harness.TestCase):
 
     def run_modmta(self, *args):
-        return subprocess.run([harness.MODMTA] + list(args),
+        # confined like the daemon: the default host name must not be
+        # looked up in the machine's DNS
+        resolv = os.path.join(self.tmp, 'resolv.conf')
+        harness.write_resolv(resolv)
+        argv = harness.loopback_dns_argv(resolv,
+                                         [harness.MODMTA] + list(args))
+        return subprocess.run(argv,
                               stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, timeout=60)
 

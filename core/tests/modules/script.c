@@ -8,6 +8,15 @@
  *            [...], "add": [...], "reply": [...]}}
  *   "deliver": {"addr" or "*": "delivered|deferred|failed|declined|bogus"}
  *   "ehlo": "KEYWORD"
+ *   "milter": {"sender" or "*": actions}, done at on_data before the
+ *            "data" verdict, chosen by the envelope sender at MAIL; each
+ *            action optional:
+ *            {"add_header": [["Name", "value"], ...],
+ *             "change_header": [["Name", idx, "value"], ...],
+ *             "delete_header": [["Name", idx], ...],
+ *             "add_rcpt": [...], "remove_rcpt": [...],
+ *             "sender": "addr" ("" for <>), "quarantine": "reason"}
+ *            an action that fails gives TEMPFAIL, 451 naming it
  *   "fail": "message"   create() fails, naming $.modules[N].fail
  *
  * A verdict name is continue, accept, reject, tempfail, discard or bogus
@@ -117,9 +126,92 @@ script_on_mail(void *inst, modmta_ctx *ctx, const char *sender)
     return script_step(inst, ctx, "mail");
 }
 
+/* 0, or TEMPFAIL with a reply naming the failed action. */
+static int
+script_check(modmta_ctx *ctx, const char *action, int rc)
+{
+    if (rc >= 0)
+        return 0;
+    modmta_reply(ctx, 451, "4.3.0", "script: %s: %s", action,
+                 modmta_strerror(rc));
+    return -1;
+}
+
+/* Header edits: [name, value], [name, idx, value] and [name, idx]. */
+static int
+script_headers(modmta_ctx *ctx, const json_t *m)
+{
+    const char *name, *value;
+    size_t i, idx;
+    json_t *a;
+
+    json_array_foreach(json_object_get(m, "add_header"), i, a) {
+        name = json_string_value(json_array_get(a, 0));
+        value = json_string_value(json_array_get(a, 1));
+        if (script_check(ctx, "add_header",
+                         modmta_hdr_add(ctx, name, value)) < 0)
+            return -1;
+    }
+    json_array_foreach(json_object_get(m, "change_header"), i, a) {
+        name = json_string_value(json_array_get(a, 0));
+        idx = (size_t)json_integer_value(json_array_get(a, 1));
+        value = json_string_value(json_array_get(a, 2));
+        if (script_check(ctx, "change_header",
+                         modmta_hdr_change(ctx, name, idx, value)) < 0)
+            return -1;
+    }
+    json_array_foreach(json_object_get(m, "delete_header"), i, a) {
+        name = json_string_value(json_array_get(a, 0));
+        idx = (size_t)json_integer_value(json_array_get(a, 1));
+        if (script_check(ctx, "delete_header",
+                         modmta_hdr_delete(ctx, name, idx)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Each address of the list at key, given to fn. */
+static int
+script_rcpts(modmta_ctx *ctx, const json_t *m, const char *key,
+             int (*fn)(modmta_ctx *, const char *))
+{
+    size_t i;
+    json_t *a;
+
+    json_array_foreach(json_object_get(m, key), i, a)
+        if (script_check(ctx, key, fn(ctx, json_string_value(a))) < 0)
+            return -1;
+    return 0;
+}
+
+/* The milter action set, as the "milter" object says. */
+static int
+script_milter(modmta_ctx *ctx, const json_t *m)
+{
+    const char *sender = json_string_value(json_object_get(m, "sender"));
+    const char *q = json_string_value(json_object_get(m, "quarantine"));
+
+    if (script_headers(ctx, m) < 0
+        || script_rcpts(ctx, m, "add_rcpt", modmta_rcpt_add) < 0
+        || script_rcpts(ctx, m, "remove_rcpt", modmta_rcpt_remove) < 0)
+        return -1;
+    if (sender != NULL
+        && script_check(ctx, "sender", modmta_sender_set(ctx, sender)) < 0)
+        return -1;
+    if (q != NULL
+        && script_check(ctx, "quarantine", modmta_quarantine(ctx, q)) < 0)
+        return -1;
+    return 0;
+}
+
 static modmta_verdict
 script_on_data(void *inst, modmta_ctx *ctx)
 {
+    const char *sender = modmta_sender(ctx);
+    const json_t *m = script_entry(inst, "milter", sender ? sender : "");
+
+    if (m != NULL && script_milter(ctx, m) < 0)
+        return MODMTA_TEMPFAIL;
     return script_step(inst, ctx, "data");
 }
 
@@ -194,7 +286,9 @@ MODMTA_MODULE = {
     .sig = MODMTA_BUILD_SIG,
     .name = "script",
     .version = "1.0.0",
-    .caps = MODMTA_CAP_REWRITE | MODMTA_CAP_ADDRCPT,
+    .caps = MODMTA_CAP_REWRITE | MODMTA_CAP_ADDRCPT | MODMTA_CAP_ADDHDRS
+            | MODMTA_CAP_CHGHDRS | MODMTA_CAP_CHGFROM | MODMTA_CAP_DELRCPT
+            | MODMTA_CAP_QUARANTINE,
     .create = script_create,
     .destroy = script_destroy,
     .on_connect = script_on_connect,
