@@ -3,6 +3,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -190,20 +191,22 @@ smtp_cmd_check_mail(const struct smtp_path *p, long long size_limit,
                     struct smtp_mail_opts *o, struct smtp_status *st)
 {
     const struct smtp_param *pa;
-    char *end;
     size_t i;
 
     memset(o, 0, sizeof(*o));
     for (i = 0; i < p->nparams; i++) {
         pa = &p->params[i];
         if (strcmp(pa->keyword, "SIZE") == 0) {
-            if (pa->value == NULL || !isdigit((unsigned char)pa->value[0])
-                || strlen(pa->value) > 18)
+            /* size-value = 1*20DIGIT (RFC 1870): a value too large for
+             * 64 bits is still well-formed, and over any limit. */
+            if (pa->value == NULL || strlen(pa->value) > 20 ||
+                strspn(pa->value, "0123456789") != strlen(pa->value) ||
+                pa->value[0] == '\0')
                 goto syntax;
             errno = 0;
-            o->size = strtoll(pa->value, &end, 10);
-            if (*end != '\0' || errno != 0)
-                goto syntax;
+            o->size = strtoll(pa->value, NULL, 10);
+            if (errno == ERANGE)
+                o->size = LLONG_MAX;
             if (size_limit > 0 && o->size > size_limit) {
                 smtp_cmd_status(st, 552, "5.3.4",
                                 "Message size exceeds fixed limit");

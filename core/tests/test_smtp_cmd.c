@@ -131,6 +131,15 @@ test_mail_params(void **state)
     assert_int_equal(check_mail("FROM:<a@b.c> SIZE=99999999", 0, &o, &st), 0);
     assert_int_equal(check_mail("FROM:<a@b.c> SIZE=12x", 0, &o, &st), -1);
     assert_int_equal(st.code, 501);
+    /* 20 digits is well-formed (RFC 1870) even past 64 bits: over limit */
+    assert_int_equal(check_mail("FROM:<a@b.c> SIZE=99999999999999999999",
+                                1000, &o, &st), -1);
+    assert_int_equal(st.code, 552);
+    assert_int_equal(check_mail("FROM:<a@b.c> SIZE=999999999999999999999",
+                                1000, &o, &st), -1);
+    assert_int_equal(st.code, 501);
+    assert_int_equal(check_mail("FROM:<a@b.c> SIZE=-1", 0, &o, &st), -1);
+    assert_int_equal(st.code, 501);
     assert_int_equal(check_mail("FROM:<a@b.c> BODY=BINARYMIME", 0, &o, &st),
                      -1);
     assert_int_equal(st.code, 504);

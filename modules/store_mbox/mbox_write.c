@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,9 @@
  * exclude other processes (mutt, s-nail, Dovecot). */
 static pthread_mutex_t mbox_stripes[MBOX_STRIPES];
 static pthread_once_t mbox_stripes_once = PTHREAD_ONCE_INIT;
+/* When this process started writing mailboxes: a dot-lock with our own
+ * PID that is older was left by an earlier process with the same PID. */
+static struct timespec mbox_started;
 #define MBOX_OUT_SIZE 65536
 #define MBOX_HDR_MAX 65536
 #define MBOX_READ_SIZE 8192
@@ -124,6 +128,7 @@ mbox_write_stripes_init(void)
 
     for (i = 0; i < MBOX_STRIPES; i++)
         pthread_mutex_init(&mbox_stripes[i], NULL);
+    clock_gettime(CLOCK_REALTIME, &mbox_started);
 }
 
 static pthread_mutex_t *
@@ -157,15 +162,47 @@ mbox_write_nap(const struct timespec *deadline)
     return 0;
 }
 
-/* 1 if the lock file exists and was last touched more than stale_s ago. */
+/* The PID a dot-lock names (we write "PID\n"; mutt and others may write
+ * nothing), or 0. */
+static long
+mbox_write_lock_pid(const char *lockpath)
+{
+    char buf[32];
+    ssize_t n;
+    long pid;
+    char *end;
+    int fd = open(lockpath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    pid = strtol(buf, &end, 10);
+    return pid > 0 && (*end == '\n' || *end == '\0') ? pid : 0;
+}
+
+/* 1 if the lock file was left by a writer that is gone: a process of
+ * this host that no longer exists (a daemon killed with -9), an earlier
+ * process with our PID, or any lock untouched for more than stale_s. */
 static int
 mbox_write_lock_is_stale(const char *lockpath, int stale_s)
 {
     struct stat st;
+    long pid;
 
     if (lstat(lockpath, &st) < 0)
         return 0;
-    return time(NULL) - st.st_mtime > stale_s;
+    if (time(NULL) - st.st_mtime > stale_s)
+        return 1;
+    pid = mbox_write_lock_pid(lockpath);
+    if (pid == (long)getpid())
+        return st.st_mtim.tv_sec < mbox_started.tv_sec ||
+               (st.st_mtim.tv_sec == mbox_started.tv_sec &&
+                st.st_mtim.tv_nsec < mbox_started.tv_nsec);
+    return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
 static int
@@ -178,6 +215,13 @@ mbox_write_dotlock(const char *lockpath, const struct timespec *deadline,
         fd = open(lockpath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
                   O_CLOEXEC, 0600);
         if (fd >= 0) {
+            char pid[24];
+            int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+
+            /* The PID lets a restarted daemon tell a dead writer's lock. */
+            if (write(fd, pid, (size_t)n) != n)
+                mbox_write_why(why, whylen, "lock file %s: short write",
+                               lockpath);
             close(fd);
             return 0;
         }

@@ -342,6 +342,62 @@ test_stale_dotlock_removed(void **state)
 }
 
 static void
+write_pid_lock(const char *path, long pid, time_t mtime)
+{
+    char buf[32];
+    struct timeval tv[2];
+    int n = snprintf(buf, sizeof(buf), "%ld\n", pid);
+
+    write_file(path, buf, (size_t)n);
+    tv[0].tv_sec = tv[1].tv_sec = mtime;
+    tv[0].tv_usec = tv[1].tv_usec = 0;
+    assert_int_equal(utimes(path, tv), 0);
+}
+
+/* A daemon killed with -9 leaves its dot-lock: the process it names is
+ * gone, so the lock is broken at once, not after stale_lock_s. */
+static void
+test_dead_writer_dotlock_removed(void **state)
+{
+    struct fx *fx = *state;
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    write_pid_lock(fx->lock, (long)pid, time(NULL));
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    assert_false(exists(fx->lock));
+}
+
+static void
+test_live_writer_dotlock_kept(void **state)
+{
+    struct fx *fx = *state;
+
+    write_pid_lock(fx->lock, (long)getppid(), time(NULL));
+    assert_int_equal(append(fx), MODMTA_E_TIMEOUT);
+    assert_true(exists(fx->lock));
+}
+
+/* Our own PID in a lock older than this process's first delivery: an
+ * earlier daemon that had the same PID (containers restart at PID 1). */
+static void
+test_own_pid_earlier_process_removed(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    write_pid_lock(fx->lock, (long)getpid(), time(NULL) - 100);
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    assert_false(exists(fx->lock));
+    write_pid_lock(fx->lock, (long)getpid(), time(NULL) + 1);
+    assert_int_equal(append(fx), MODMTA_E_TIMEOUT);
+    assert_true(exists(fx->lock));
+}
+
+static void
 test_fcntl_lock_held_times_out(void **state)
 {
     struct fx *fx = *state;
@@ -533,6 +589,12 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stale_dotlock_removed, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_dead_writer_dotlock_removed,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_writer_dotlock_kept, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_own_pid_earlier_process_removed,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_fcntl_lock_held_times_out, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_truncate_on_failure, setup,
