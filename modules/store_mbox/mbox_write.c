@@ -162,67 +162,99 @@ mbox_write_nap(const struct timespec *deadline)
     return 0;
 }
 
-/* The PID a dot-lock names (we write "PID\n"; mutt and others may write
- * nothing), or 0. */
-static long
-mbox_write_lock_pid(const char *lockpath)
+/* What our dot-lock holds: "PID\n", then "PID SIZE\n" once the mailbox
+ * size before the append is known. Locks of other programs may hold
+ * nothing: *pid_r = 0. *size_r = -1 when no size is recorded. */
+static void
+mbox_write_lock_read(const char *lockpath, long *pid_r, off_t *size_r)
 {
-    char buf[32];
+    char buf[64];
     ssize_t n;
-    long pid;
+    long long size;
     char *end;
     int fd = open(lockpath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
+    *pid_r = 0;
+    *size_r = -1;
     if (fd < 0)
-        return 0;
+        return;
     n = read(fd, buf, sizeof(buf) - 1);
     close(fd);
     if (n <= 0)
-        return 0;
+        return;
     buf[n] = '\0';
-    pid = strtol(buf, &end, 10);
-    return pid > 0 && (*end == '\n' || *end == '\0') ? pid : 0;
+    *pid_r = strtol(buf, &end, 10);
+    if (*pid_r <= 0 || (*end != '\n' && *end != ' ')) {
+        *pid_r = 0;
+        return;
+    }
+    if (*end == ' ') {
+        size = strtoll(end + 1, &end, 10);
+        if (size >= 0 && *end == '\n')
+            *size_r = (off_t)size;
+    }
 }
 
 /* 1 if the lock file was left by a writer that is gone: a process of
  * this host that no longer exists (a daemon killed with -9), an earlier
- * process with our PID, or any lock untouched for more than stale_s. */
+ * process with our PID, or any lock untouched for more than stale_s.
+ * *repair_r: the mailbox size the dead writer of ours recorded, or -1. */
 static int
-mbox_write_lock_is_stale(const char *lockpath, int stale_s)
+mbox_write_lock_is_stale(const char *lockpath, int stale_s, off_t *repair_r)
 {
     struct stat st;
     long pid;
+    int dead;
 
+    *repair_r = -1;
     if (lstat(lockpath, &st) < 0)
         return 0;
-    if (time(NULL) - st.st_mtime > stale_s)
-        return 1;
-    pid = mbox_write_lock_pid(lockpath);
+    mbox_write_lock_read(lockpath, &pid, repair_r);
     if (pid == (long)getpid())
-        return st.st_mtim.tv_sec < mbox_started.tv_sec ||
+        dead = st.st_mtim.tv_sec < mbox_started.tv_sec ||
                (st.st_mtim.tv_sec == mbox_started.tv_sec &&
                 st.st_mtim.tv_nsec < mbox_started.tv_nsec);
-    return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+    else
+        dead = pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+    return dead || time(NULL) - st.st_mtime > stale_s;
+}
+
+/* Record in our dot-lock who holds it and, once known, the mailbox size
+ * before the append: a restarted daemon that finds the lock of a dead
+ * writer truncates the mailbox back to that size (a half-written
+ * message), then delivers again. Not fsync'ed: it guards against a
+ * killed process, whose writes the kernel keeps. */
+static void
+mbox_write_lock_note(int lockfd, off_t size)
+{
+    char buf[64];
+    int n;
+
+    if (size < 0)
+        n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    else
+        n = snprintf(buf, sizeof(buf), "%ld %lld\n", (long)getpid(),
+                     (long long)size);
+    if (pwrite(lockfd, buf, (size_t)n, 0) == n)
+        return;
+    /* Without the note the lock is still a lock; only repair is lost. */
 }
 
 static int
 mbox_write_dotlock(const char *lockpath, const struct timespec *deadline,
-                   int stale_s, char *why, size_t whylen)
+                   int stale_s, int *lockfd_r, off_t *repair_r, char *why,
+                   size_t whylen)
 {
     int fd;
+    off_t repair;
 
+    *repair_r = -1;
     for (;;) {
         fd = open(lockpath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
                   O_CLOEXEC, 0600);
         if (fd >= 0) {
-            char pid[24];
-            int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-
-            /* The PID lets a restarted daemon tell a dead writer's lock. */
-            if (write(fd, pid, (size_t)n) != n)
-                mbox_write_why(why, whylen, "lock file %s: short write",
-                               lockpath);
-            close(fd);
+            mbox_write_lock_note(fd, -1);
+            *lockfd_r = fd;
             return 0;
         }
         if (errno != EEXIST) {
@@ -231,9 +263,11 @@ mbox_write_dotlock(const char *lockpath, const struct timespec *deadline,
             return mbox_write_errno_code(errno);
         }
         /* A lock left by a crashed writer: remove it, as mutt does. */
-        if (mbox_write_lock_is_stale(lockpath, stale_s) &&
-            (unlink(lockpath) == 0 || errno == ENOENT))
+        if (mbox_write_lock_is_stale(lockpath, stale_s, &repair) &&
+            (unlink(lockpath) == 0 || errno == ENOENT)) {
+            *repair_r = repair;
             continue;
+        }
         if (mbox_write_nap(deadline) < 0) {
             mbox_write_why(why, whylen, "mailbox locked (%s exists)",
                            lockpath);
@@ -731,8 +765,8 @@ mbox_write_copy(struct mbox_out *o, const mbox_write_req *req, char *why,
 /* With both locks held: dedup scan, then append; on failure put the
  * mailbox back as it was. */
 static int
-mbox_write_locked(const mbox_write_req *req, int fd, char *why,
-                  size_t whylen)
+mbox_write_locked(const mbox_write_req *req, int fd, int lockfd,
+                  off_t repair, char *why, size_t whylen)
 {
     struct mbox_out *o;
     struct stat st;
@@ -743,6 +777,20 @@ mbox_write_locked(const mbox_write_req *req, int fd, char *why,
                        req->mailbox, strerror(errno));
         return MODMTA_E_IO;
     }
+    /* A writer of ours died mid-append: its lock said where the mailbox
+     * ended. Nothing after that was reported delivered (the lock goes
+     * before the delivery is recorded), so it is cut away. */
+    if (repair >= 0 && st.st_size > repair) {
+        if (ftruncate(fd, repair) < 0) {
+            mbox_write_why(why, whylen, "cannot repair mailbox %s: %s",
+                           req->mailbox, strerror(errno));
+            return MODMTA_E_IO;
+        }
+        mbox_write_why(why, whylen, "repaired an interrupted append: %lld "
+                       "octets cut", (long long)(st.st_size - repair));
+        st.st_size = repair;
+    }
+    mbox_write_lock_note(lockfd, st.st_size);
     if (req->dedup && req->queue_id != NULL && req->queue_id[0] != '\0') {
         rc = mbox_write_find(fd, req);
         if (rc != 0) {
@@ -784,7 +832,8 @@ mbox_write_append(const mbox_write_req *req, char *why, size_t whylen)
     char lockpath[PATH_MAX];
     struct timespec deadline;
     pthread_mutex_t *stripe;
-    int fd = -1, rc;
+    off_t repair;
+    int fd = -1, lockfd = -1, rc;
 
     if (why != NULL && whylen > 0)
         why[0] = '\0';
@@ -800,8 +849,8 @@ mbox_write_append(const mbox_write_req *req, char *why, size_t whylen)
                        req->mailbox);
         return MODMTA_E_TIMEOUT;
     }
-    rc = mbox_write_dotlock(lockpath, &deadline, req->stale_lock_s, why,
-                            whylen);
+    rc = mbox_write_dotlock(lockpath, &deadline, req->stale_lock_s, &lockfd,
+                            &repair, why, whylen);
     if (rc < 0) {
         pthread_mutex_unlock(stripe);
         return rc;
@@ -810,12 +859,13 @@ mbox_write_append(const mbox_write_req *req, char *why, size_t whylen)
     if (rc == 0)
         rc = mbox_write_lock(fd, req->mailbox, &deadline, why, whylen);
     if (rc == 0) {
-        rc = mbox_write_locked(req, fd, why, whylen);
+        rc = mbox_write_locked(req, fd, lockfd, repair, why, whylen);
         mbox_write_fcntl(fd, F_UNLCK);
     }
     if (fd >= 0)
         close(fd);
     unlink(lockpath);
+    close(lockfd);
     pthread_mutex_unlock(stripe);
     return rc;
 }

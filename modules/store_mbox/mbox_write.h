@@ -42,7 +42,9 @@ typedef struct mbox_write_req {
  *   MODMTA_E_NOSPACE  disk full, quota or file size limit,
  *   MODMTA_E_IO       any other failure,
  *   MODMTA_E_INVAL    a path too long.
- * On error `why` (may be NULL) holds a reason for logs and DSNs. */
+ * On error `why` (may be NULL) holds a reason for logs and DSNs; on
+ * success it is empty, or notes a repair worth logging (the half-written
+ * message of a writer that died holding the lock, cut away). */
 int mbox_write_append(const mbox_write_req *req, char *why, size_t whylen);
 
 /* 1 if the header section of the spooled message has a Delivered-To

@@ -349,6 +349,9 @@ static modmta_dstatus
 store_mbox_result(modmta_ctx *ctx, const char *mailbox, int rc,
                   const char *why)
 {
+    if (rc >= 0 && why[0] != '\0')
+        modmta_log(ctx, MODMTA_LOG_NOTICE, "repair mailbox=%s reason=\"%s\"",
+                   mailbox, why);
     switch (rc) {
     case MBOX_WRITE_DONE:
         modmta_reply(ctx, 250, "2.0.0", "delivered to mailbox");

@@ -397,6 +397,45 @@ test_own_pid_earlier_process_removed(void **state)
     assert_true(exists(fx->lock));
 }
 
+/* kill -9 in the middle of an append: the dead writer's lock recorded
+ * the mailbox size before it; the next append cuts the half message. */
+static void
+test_dead_writer_half_message_cut(void **state)
+{
+    struct fx *fx = *state;
+    static const char half[] = "From x Mon Jan  1 00:00:00 2024\nHALFWRITTEN";
+    char lock[64];
+    size_t before, after;
+    char *got;
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    got = read_file(fx->mbox, &before);
+    free(got);
+    write_file(fx->mbox, mbox_basic, strlen(mbox_basic));
+    assert_int_equal(before, strlen(mbox_basic));
+    {
+        int fd = open(fx->mbox, O_WRONLY | O_APPEND);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, half, strlen(half)), (ssize_t)strlen(half));
+        close(fd);
+    }
+    snprintf(lock, sizeof(lock), "%ld %zu\n", (long)pid, before);
+    write_file(fx->lock, lock, strlen(lock));
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    assert_non_null(strstr(fx->why, "repaired"));
+    got = read_file(fx->mbox, &after);
+    assert_int_equal(after, 2 * before);
+    assert_null(strstr(got, "HALFWRITTEN"));
+    assert_memory_equal(got + before, mbox_basic, before);
+    free(got);
+    assert_false(exists(fx->lock));
+}
+
 static void
 test_fcntl_lock_held_times_out(void **state)
 {
@@ -594,6 +633,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_live_writer_dotlock_kept, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_own_pid_earlier_process_removed,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_writer_half_message_cut,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_fcntl_lock_held_times_out, setup,
                                         teardown),
