@@ -47,7 +47,6 @@ struct smtp_session {
     const struct config_limits *lim;
     modmta_conn *conn;
     modmta_ctx *ctx;
-    modmta_host *host;
     enum smtp_state state;
     int denied;                 /* REJECT at connect: only QUIT (503) */
     int connected;              /* the connect hooks ran */
@@ -861,8 +860,6 @@ smtp_client_names(struct smtp_session *s)
 static int
 smtp_setup(struct smtp_session *s)
 {
-    const struct config *cfg = s->cfg;
-
     smtp_client_names(s);
     s->conn = modmta_conn_new(s->a->fd, s->gen->tls);
     if (s->conn == NULL) {
@@ -871,9 +868,7 @@ smtp_setup(struct smtp_session *s)
     }
     modmta_conn_set_write_timeout(s->conn,
                                   (int)s->lim->command_timeout * 1000);
-    s->host = modmta_host_new("core", "$", cfg->hostname, cfg->spool,
-                              cfg->local_domains, 0);
-    s->ctx = s->host != NULL ? modmta_ctx_new(s->host) : NULL;
+    s->ctx = modmta_ctx_new(s->gen->host);
     if (s->ctx == NULL)
         return -1;
     modmta_ctx_set_session(s->ctx, s->a->session_id,
@@ -908,7 +903,6 @@ smtp_teardown(struct smtp_session *s)
         modmta_conn_free(s->conn);
     }
     modmta_ctx_free(s->ctx);
-    modmta_host_free(s->host);
     free(s->orcpts);
     generation_release(s->gen);
     free(s);

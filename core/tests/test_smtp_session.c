@@ -186,6 +186,9 @@ setup(void **state)
     fx->lst.tls = TLS_NONE;
     fx->gen.cfg = &fx->cfg;
     fx->gen.refs = 1;
+    fx->gen.host = modmta_host_new("core", "$", fx->cfg.hostname,
+                                   fx->cfg.spool, fx->domains, 0);
+    assert_non_null(fx->gen.host);
     fake_connect_verdict = MODMTA_CONTINUE;
     fake_released = fake_queued = fake_disconnected = fake_submitted = 0;
     fake_addhdr = 0;
@@ -201,6 +204,7 @@ teardown(void **state)
 
     queue_close(fx->q);
     nftw(fx->spool, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    modmta_host_free(fx->gen.host);
     if (fx->gen.tls != NULL)
         SSL_CTX_free(fx->gen.tls);
     SSL_free(fx->cssl);

@@ -240,6 +240,44 @@ mbox_write_lock_note(int lockfd, off_t size)
     /* Without the note the lock is still a lock; only repair is lost. */
 }
 
+/* Create the dot-lock with our PID already in it: an unnamed file in the
+ * mail directory, written, then given the lock's name (link fails if the
+ * lock exists). A daemon killed at any instant leaves no empty lock it
+ * could not later recognise as its own. Without O_TMPFILE or /proc, a
+ * plain O_EXCL create, then the write. Returns an fd or -1 (errno). */
+static int
+mbox_write_lock_create(const char *lockpath)
+{
+    char dir[PATH_MAX], proc[64];
+    const char *slash = strrchr(lockpath, '/');
+    int fd, e;
+
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - lockpath + 1),
+                 lockpath);
+    fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        mbox_write_lock_note(fd, -1);
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, lockpath,
+                   AT_SYMLINK_FOLLOW) == 0)
+            return fd;
+        e = errno;
+        close(fd);
+        if (e != ENOENT && e != EPERM && e != EXDEV) {
+            errno = e;
+            return -1;
+        }
+    }
+    fd = open(lockpath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+              O_CLOEXEC, 0600);
+    if (fd >= 0)
+        mbox_write_lock_note(fd, -1);
+    return fd;
+}
+
 static int
 mbox_write_dotlock(const char *lockpath, const struct timespec *deadline,
                    int stale_s, int *lockfd_r, off_t *repair_r, char *why,
@@ -250,10 +288,8 @@ mbox_write_dotlock(const char *lockpath, const struct timespec *deadline,
 
     *repair_r = -1;
     for (;;) {
-        fd = open(lockpath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-                  O_CLOEXEC, 0600);
+        fd = mbox_write_lock_create(lockpath);
         if (fd >= 0) {
-            mbox_write_lock_note(fd, -1);
             *lockfd_r = fd;
             return 0;
         }
