@@ -217,17 +217,25 @@ static void
 control_cmd_show(queue *q, scheduler *s, const struct control_ops *ops,
                  const char *id, struct control_buf *b)
 {
-    char path[4096];
     json_error_t jerr;
     json_t *env;
     char *text;
+    size_t len;
+    int rc = queue_env_read(q, id, &text, &len);
 
-    snprintf(path, sizeof(path), "%s/queue/%s.env", queue_spool(q), id);
-    if ((env = json_load_file(path, 0, &jerr)) == NULL) {
-        if (access(path, F_OK) != 0 && errno == ENOENT)
-            control_error(b, "%s: no such message", id);
-        else
-            control_error(b, "%s: cannot read envelope: %s", id, jerr.text);
+    if (rc == MODMTA_E_NOTFOUND) {
+        control_error(b, "%s: no such message", id);
+        return;
+    }
+    if (rc < 0) {
+        control_error(b, "%s: cannot read envelope: %s", id,
+                      modmta_strerror(rc));
+        return;
+    }
+    env = json_loadb(text, len, 0, &jerr);
+    free(text);
+    if (env == NULL) {
+        control_error(b, "%s: cannot read envelope: %s", id, jerr.text);
         return;
     }
     text = json_dumps(env, JSON_INDENT(2));

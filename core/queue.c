@@ -1,11 +1,49 @@
 /*
- * The durable queue: see queue.h for the layout and the commit rule.
+ * The durable queue.
+ *
+ * On-disk format, in <spool> (every file 0600, every directory 0700). X is
+ * one character of the ID, the one that changes fastest (queue_sub): the
+ * files of one moment spread over 36 subdirectories, so that concurrent
+ * sessions do not queue on one directory's lock.
+ *
+ *   tmp/X/ID.msg    content being received; at commit it gets the envelope
+ *                   in its extended attribute "user.modmta.env" (the JSON
+ *                   below), then one fsync makes content and envelope
+ *                   durable and it is renamed to queue/X/ID.msg.
+ *   tmp/X/ID.env    the envelope of a commit on a file system without
+ *                   user xattrs (or an envelope too large for one): the
+ *                   two-file fallback. tmp/X/ID.new and ID.uN are the
+ *                   temporary files of queue_writer_replace_head and
+ *                   queue_update.
+ *   queue/X/ID.msg  a committed message. Its content is the message from
+ *                   the first octet (readers need no offset); its
+ *                   envelope is queue/X/ID.env if that exists, else the
+ *                   xattr, which is written once and never changed.
+ *   queue/X/ID.env  the envelope as JSON: written by queue_update (tmp,
+ *                   fdatasync, rename: it supersedes the xattr) or by the
+ *                   fallback commit (renamed in before the .msg).
+ *   corrupt/        files recovery could not make sense of, for a human.
+ *
+ * The rename of ID.msg into queue/X/ is the commit point, and the commit
+ * returns only once an fsync of queue/X/ covers that rename. Concurrent
+ * committers share that fsync (queue_sync_dir: group commit). Removal
+ * unlinks ID.msg first (the message is gone), then ID.env.
+ *
+ * Fast path per message: create tmp/X/ID.msg, write, fsetxattr, fsync,
+ * rename, and a share of one fsync(queue/X).
+ *
+ * Recovery at queue_open: everything in tmp/ is removed (receives,
+ * commits and updates that did not finish); in queue/X/, an ID.env
+ * without its ID.msg is an interrupted removal or fallback commit and is
+ * removed; an ID.msg with neither ID.env nor the xattr cannot come from
+ * this code (a copy that dropped the xattrs?) and goes to corrupt/.
  *
  * Shared state: the queue struct is immutable after queue_open (paths,
  * directory fds, the sorted list of IDs recovered at open), except for
- * the update counter (atomic) and the striped ID locks, which serialise
- * queue_update against queue_remove on the same message so that an
- * update never resurrects the envelope of a removed message.
+ * the atomic counters, the group-commit state (its own mutex) and the
+ * striped ID locks, which serialise queue_update against queue_remove on
+ * the same message so that an update never resurrects the envelope of a
+ * removed message.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -13,12 +51,14 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -31,21 +71,50 @@
 #define QUEUE_NLOCKS 32
 #define QUEUE_ENV_VERSION 1
 #define QUEUE_ENV_MAX (16 * 1024 * 1024)
+#define QUEUE_NSUB 36              /* one subdirectory per ID character */
+#define QUEUE_SUB_POS 14           /* the last character of the counter */
+#define QUEUE_XATTR "user.modmta.env"
+#define QUEUE_XATTR_GUESS 4096     /* first read size: most envelopes fit */
+
+/* Group commit of the directory fsync. A committer counts its rename
+ * (renamed_seq) and waits until synced_seq reaches its number; the first
+ * waiter finding no fsync under way leads one: it takes every rename
+ * counted so far (they are done) and the subdirectories they touched,
+ * fsyncs those, and publishes the new synced_seq to all. */
+struct queue_gsync {
+    pthread_mutex_t lock;
+    pthread_cond_t done;
+    unsigned long renamed_seq;
+    unsigned long synced_seq;
+    uint64_t dirty;            /* subdirectories renamed into since the
+                                * last round began (bit per index) */
+    int syncing;               /* a leader is in fsync */
+    /* The hull of the sequence numbers covered by failed rounds: a
+     * committer inside it fails (conservative: one that checks late may
+     * fail although its own round succeeded). fail_hi 0: none. */
+    unsigned long fail_lo, fail_hi;
+    int fail_rc;
+};
 
 struct queue {
     char *spool;
     int tmpfd;                 /* <spool>/tmp */
     int qfd;                   /* <spool>/queue */
+    int tsub[QUEUE_NSUB];      /* <spool>/tmp/X */
+    int qsub[QUEUE_NSUB];      /* <spool>/queue/X */
     char (*recovered)[QUEUE_ID_MAX]; /* sorted, read-only after open */
     size_t nrecovered;
     atomic_uint tmpseq;        /* unique temp names for queue_update */
+    atomic_int no_xattr;       /* the spool refused user xattrs */
     pthread_mutex_t locks[QUEUE_NLOCKS];
+    struct queue_gsync gs;
 };
 
 struct queue_writer {
     queue *q;
     char id[QUEUE_ID_MAX];
-    char path[PATH_MAX];       /* <spool>/tmp/ID.msg */
+    char path[PATH_MAX];       /* <spool>/tmp/X/ID.msg */
+    int sub;                   /* X's index */
     int fd;
     off_t size;                /* octets accepted, buffered ones included */
     /* The write buffer lives outside the struct so that queue_writer_path,
@@ -59,7 +128,9 @@ struct queue_wbuf {
     int err;                   /* sticky: the first write error */
 };
 
-static const char queue_b32[] = "0123456789ABCDEFGHIJKLMNOPQRSTUV";
+/* The ID alphabet: IDs are base32hex (the first 32), queue_id_valid
+ * accepts all 36, and each has a subdirectory. */
+static const char queue_digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 static atomic_uint queue_id_seq;
 static unsigned long queue_id_tag;
 static pthread_once_t queue_id_once = PTHREAD_ONCE_INIT;
@@ -101,7 +172,7 @@ static char *
 queue_id_put(char *p, unsigned long v, int nchars)
 {
     for (int i = nchars - 1; i >= 0; i--) {
-        p[i] = queue_b32[v & 31];
+        p[i] = queue_digits[v & 31];
         v >>= 5;
     }
     return p + nchars;
@@ -143,6 +214,25 @@ queue_id_valid(const char *s)
     return n > 0;
 }
 
+/* The subdirectory of a valid ID: the last character of the counter
+ * (consecutive messages of a process go round all 32 base32hex ones),
+ * or the last character of a shorter ID. */
+static int
+queue_sub(const char *id)
+{
+    size_t n = strlen(id);
+    char c = id[n > QUEUE_SUB_POS ? QUEUE_SUB_POS : n - 1];
+
+    return c <= '9' ? c - '0' : c - 'A' + 10;
+}
+
+/* "name" of queue/X/ID<suffix>, or of tmp/X/ID<suffix>. */
+static void
+queue_name(char *buf, size_t len, const char *id, const char *suffix)
+{
+    snprintf(buf, len, "%s%s", id, suffix);
+}
+
 /* ---- small file helpers ---- */
 
 static int
@@ -181,6 +271,104 @@ queue_write_file(int dirfd, const char *name, const char *data, size_t len)
     return rc;
 }
 
+/* The whole of dirfd/name, NUL-terminated, into *buf_r (caller frees). */
+static int
+queue_read_file(int dirfd, const char *name, char **buf_r, size_t *len_r)
+{
+    struct stat st;
+    ssize_t n;
+    char *buf;
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return queue_errno(errno);
+    if (fstat(fd, &st) < 0 || st.st_size > QUEUE_ENV_MAX) {
+        close(fd);
+        return MODMTA_E_IO;
+    }
+    if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+        close(fd);
+        return MODMTA_E_NOMEM;
+    }
+    n = pread(fd, buf, (size_t)st.st_size, 0);
+    close(fd);
+    if (n != st.st_size) {
+        free(buf);
+        return MODMTA_E_IO;
+    }
+    buf[n] = '\0';
+    *buf_r = buf;
+    *len_r = (size_t)n;
+    return 0;
+}
+
+static int
+queue_exists(int dirfd, const char *id, const char *suffix)
+{
+    char name[QUEUE_ID_MAX + 8];
+    struct stat st;
+
+    queue_name(name, sizeof(name), id, suffix);
+    return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* "<spool>/queue/X/ID.msg", the path the xattr calls need. */
+static int
+queue_msg_path(const queue *q, const char *id, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s/queue/%c/%s.msg", q->spool,
+                     queue_digits[queue_sub(id)], id);
+
+    return n < 0 || (size_t)n >= len ? MODMTA_E_LIMIT : 0;
+}
+
+/* The envelope in the xattr of queue/X/ID.msg, NUL-terminated. No
+ * message, or no envelope in it: MODMTA_E_NOTFOUND. */
+static int
+queue_read_xattr(const queue *q, const char *id, char **buf_r,
+                 size_t *len_r)
+{
+    char path[PATH_MAX];
+    size_t cap = QUEUE_XATTR_GUESS;
+    ssize_t n;
+    char *buf;
+    int rc;
+
+    if ((rc = queue_msg_path(q, id, path, sizeof(path))) < 0)
+        return rc;
+    for (;;) {
+        if ((buf = malloc(cap + 1)) == NULL)
+            return MODMTA_E_NOMEM;
+        n = getxattr(path, QUEUE_XATTR, buf, cap);
+        if (n >= 0 || errno != ERANGE)
+            break;
+        free(buf);
+        n = getxattr(path, QUEUE_XATTR, NULL, 0);
+        if (n < 0 || n > QUEUE_ENV_MAX)
+            return n < 0 ? queue_errno(errno) : MODMTA_E_IO;
+        cap = (size_t)n;
+    }
+    if (n < 0) {
+        rc = errno == ENODATA || errno == ENOTSUP ? MODMTA_E_NOTFOUND
+                                                  : queue_errno(errno);
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *buf_r = buf;
+    *len_r = (size_t)n;
+    return 0;
+}
+
+static int
+queue_has_xattr(const queue *q, const char *id)
+{
+    char path[PATH_MAX];
+
+    return queue_msg_path(q, id, path, sizeof(path)) == 0 &&
+           getxattr(path, QUEUE_XATTR, NULL, 0) >= 0;
+}
+
 static pthread_mutex_t *
 queue_lock_for(queue *q, const char *id)
 {
@@ -204,6 +392,70 @@ queue_was_recovered(const queue *q, const char *id)
         return 0;
     return bsearch(id, q->recovered, q->nrecovered, QUEUE_ID_MAX,
                    queue_id_cmp) != NULL;
+}
+
+/* ---- group commit ---- */
+
+/* fsync the subdirectories in mask; the first error. */
+static int
+queue_sync_mask(queue *q, uint64_t mask)
+{
+    int rc = 0;
+
+    for (int i = 0; i < QUEUE_NSUB; i++)
+        if ((mask & ((uint64_t)1 << i)) != 0 && fsync(q->qsub[i]) < 0 &&
+            rc == 0)
+            rc = queue_errno(errno);
+    return rc;
+}
+
+/* One fsync round, called and returning with gs->lock held. */
+static void
+queue_sync_lead(queue *q)
+{
+    struct queue_gsync *gs = &q->gs;
+    unsigned long lo = gs->synced_seq + 1, target = gs->renamed_seq;
+    uint64_t mask = gs->dirty;
+    int rc;
+
+    gs->syncing = 1;
+    gs->dirty = 0;
+    pthread_mutex_unlock(&gs->lock);
+    rc = queue_sync_mask(q, mask);
+    pthread_mutex_lock(&gs->lock);
+    if (rc < 0) {
+        if (gs->fail_hi == 0)
+            gs->fail_lo = lo;
+        gs->fail_hi = target;
+        gs->fail_rc = rc;
+    }
+    gs->synced_seq = target;
+    gs->syncing = 0;
+    pthread_cond_broadcast(&gs->done);
+}
+
+/* After a rename into queue/<sub>: return once an fsync of that directory
+ * that began after the rename has finished. */
+static int
+queue_sync_dir(queue *q, int sub)
+{
+    struct queue_gsync *gs = &q->gs;
+    unsigned long my;
+    int rc = 0;
+
+    pthread_mutex_lock(&gs->lock);
+    my = ++gs->renamed_seq;
+    gs->dirty |= (uint64_t)1 << sub;
+    while (gs->synced_seq < my) {
+        if (gs->syncing)
+            pthread_cond_wait(&gs->done, &gs->lock);
+        else
+            queue_sync_lead(q);
+    }
+    if (gs->fail_hi != 0 && my >= gs->fail_lo && my <= gs->fail_hi)
+        rc = gs->fail_rc;
+    pthread_mutex_unlock(&gs->lock);
+    return rc;
 }
 
 /* ---- envelope JSON ---- */
@@ -407,6 +659,21 @@ queue_mkdir(int dirfd, const char *name)
     return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
+/* parent/X for every ID character; parent fsync'ed so that the first
+ * commit into a new subdirectory is not lost with it. */
+static int
+queue_mksubdirs(int parent, int fds[QUEUE_NSUB])
+{
+    char name[2] = "";
+
+    for (int i = 0; i < QUEUE_NSUB; i++) {
+        name[0] = queue_digits[i];
+        if ((fds[i] = queue_mkdir(parent, name)) < 0)
+            return -1;
+    }
+    return fsync(parent);
+}
+
 static int
 queue_has_suffix(const char *name, const char *suffix, char id[QUEUE_ID_MAX])
 {
@@ -419,54 +686,63 @@ queue_has_suffix(const char *name, const char *suffix, char id[QUEUE_ID_MAX])
     return queue_id_valid(id);
 }
 
-static int
-queue_exists(int dirfd, const char *id, const char *suffix)
+/* A readdir stream of dirfd (which stays open). */
+static DIR *
+queue_opendir(int dirfd)
 {
-    char name[QUEUE_ID_MAX + 8];
-    struct stat st;
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 
-    snprintf(name, sizeof(name), "%s%s", id, suffix);
-    return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (d == NULL && fd >= 0)
+        close(fd);
+    return d;
+}
+
+/* Remove the files of a tmp directory (not its subdirectories). */
+static void
+queue_clean_dir(int dirfd, const char *label)
+{
+    DIR *d = queue_opendir(dirfd);
+    struct dirent *de;
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' || de->d_type == DT_DIR)
+            continue;
+        if (unlinkat(dirfd, de->d_name, 0) < 0 && errno != EISDIR)
+            modmta_logf(MODMTA_LOG_WARN, "queue: cannot remove %s/%s: %s",
+                        label, de->d_name, strerror(errno));
+    }
+    closedir(d);
 }
 
 static void
 queue_clean_tmp(queue *q)
 {
-    int fd = openat(q->tmpfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    struct dirent *de;
+    char label[8];
 
-    if (d == NULL) {
-        if (fd >= 0)
-            close(fd);
-        return;
+    queue_clean_dir(q->tmpfd, "tmp");
+    for (int i = 0; i < QUEUE_NSUB; i++) {
+        snprintf(label, sizeof(label), "tmp/%c", queue_digits[i]);
+        queue_clean_dir(q->tsub[i], label);
     }
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        if (unlinkat(q->tmpfd, de->d_name, 0) < 0)
-            modmta_logf(MODMTA_LOG_WARN, "queue: cannot remove tmp/%s: %s",
-                        de->d_name, strerror(errno));
-    }
-    closedir(d);
 }
 
-/* An envelope without content cannot be delivered: keep it for a human. */
+/* What cannot be delivered but may matter: keep it for a human. */
 static void
-queue_move_corrupt(queue *q, const char *id)
+queue_move_corrupt(queue *q, int dirfd, const char *name, const char *why)
 {
-    char name[QUEUE_ID_MAX + 8];
     int cfd = -1;
     int spfd = open(q->spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
     if (spfd >= 0)
         cfd = queue_mkdir(spfd, "corrupt");
-    snprintf(name, sizeof(name), "%s.env", id);
-    modmta_logf(MODMTA_LOG_ERR, "%s: queue: envelope without content, "
-                "moved to %s/corrupt", id, q->spool);
-    if (cfd < 0 || renameat(q->qfd, name, cfd, name) < 0)
-        modmta_logf(MODMTA_LOG_ERR, "%s: queue: cannot move to corrupt/: %s",
-                    id, strerror(errno));
+    modmta_logf(MODMTA_LOG_ERR, "queue: %s: %s, moved to %s/corrupt", name,
+                why, q->spool);
+    if (cfd < 0 || renameat(dirfd, name, cfd, name) < 0)
+        modmta_logf(MODMTA_LOG_ERR, "queue: %s: cannot move to corrupt/: %s",
+                    name, strerror(errno));
     if (cfd >= 0)
         close(cfd);
     if (spfd >= 0)
@@ -489,40 +765,66 @@ queue_remember(queue *q, const char *id, size_t *cap)
     return 0;
 }
 
-/* Remove interrupted commits, set aside orphan envelopes, and remember
- * the IDs of the complete messages. */
+/* One queue/X: see the recovery rules at the top of this file. */
 static int
-queue_recover(queue *q)
+queue_recover_sub(queue *q, int dirfd, size_t *cap)
 {
-    int fd = openat(q->qfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    DIR *d = queue_opendir(dirfd);
     struct dirent *de;
     char id[QUEUE_ID_MAX];
-    size_t cap = 0;
     int rc = 0;
 
-    if (d == NULL) {
-        if (fd >= 0)
-            close(fd);
+    if (d == NULL)
         return queue_errno(errno);
-    }
     while (rc == 0 && (de = readdir(d)) != NULL) {
         if (queue_has_suffix(de->d_name, ".msg", id)) {
-            if (queue_exists(q->qfd, id, ".env"))
-                continue;
-            modmta_logf(MODMTA_LOG_NOTICE, "%s: queue: removing interrupted "
-                        "commit", id);
-            unlinkat(q->qfd, de->d_name, 0);
-        } else if (queue_has_suffix(de->d_name, ".env", id)) {
-            if (queue_exists(q->qfd, id, ".msg"))
-                rc = queue_remember(q, id, &cap);
+            if (queue_exists(dirfd, id, ".env") || queue_has_xattr(q, id))
+                rc = queue_remember(q, id, cap);
             else
-                queue_move_corrupt(q, id);
+                queue_move_corrupt(q, dirfd, de->d_name,
+                                   "content without envelope");
+        } else if (queue_has_suffix(de->d_name, ".env", id) &&
+                   !queue_exists(dirfd, id, ".msg")) {
+            modmta_logf(MODMTA_LOG_NOTICE, "%s: queue: removing the "
+                        "envelope of an interrupted removal", id);
+            unlinkat(dirfd, de->d_name, 0);
         }
     }
     closedir(d);
+    return rc;
+}
+
+/* Remove interrupted commits and removals, and remember the IDs of the
+ * complete messages. */
+static int
+queue_recover(queue *q)
+{
+    size_t cap = 0;
+    int rc = 0;
+
+    for (int i = 0; rc == 0 && i < QUEUE_NSUB; i++)
+        rc = queue_recover_sub(q, q->qsub[i], &cap);
     if (q->nrecovered > 1)
         qsort(q->recovered, q->nrecovered, QUEUE_ID_MAX, queue_id_cmp);
+    return rc;
+}
+
+/* tmp/, queue/ and their subdirectories, created if missing. */
+static int
+queue_layout(queue *q)
+{
+    int spfd = open(q->spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = -1;
+
+    if (spfd < 0)
+        return -1;
+    q->tmpfd = queue_mkdir(spfd, "tmp");
+    q->qfd = queue_mkdir(spfd, "queue");
+    if (q->tmpfd >= 0 && q->qfd >= 0 && fsync(spfd) == 0 &&
+        queue_mksubdirs(q->tmpfd, q->tsub) == 0 &&
+        queue_mksubdirs(q->qfd, q->qsub) == 0)
+        rc = 0;
+    close(spfd);
     return rc;
 }
 
@@ -530,7 +832,7 @@ queue *
 queue_open(const char *spool, modmta_err *err_r)
 {
     queue *q = calloc(1, sizeof(*q));
-    int spfd, rc;
+    int rc;
 
     if (q == NULL || (q->spool = strdup(spool)) == NULL) {
         free(q);
@@ -538,20 +840,18 @@ queue_open(const char *spool, modmta_err *err_r)
         return NULL;
     }
     q->tmpfd = q->qfd = -1;
+    for (int i = 0; i < QUEUE_NSUB; i++)
+        q->tsub[i] = q->qsub[i] = -1;
     for (int i = 0; i < QUEUE_NLOCKS; i++)
         pthread_mutex_init(&q->locks[i], NULL);
+    pthread_mutex_init(&q->gs.lock, NULL);
+    pthread_cond_init(&q->gs.done, NULL);
     if (mkdir(spool, 0700) < 0 && errno != EEXIST) {
         modmta_err_set(err_r, NULL, "%s: %s", spool, strerror(errno));
         queue_close(q);
         return NULL;
     }
-    spfd = open(spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (spfd >= 0) {
-        q->tmpfd = queue_mkdir(spfd, "tmp");
-        q->qfd = queue_mkdir(spfd, "queue");
-        close(spfd);
-    }
-    if (q->tmpfd < 0 || q->qfd < 0) {
+    if (queue_layout(q) < 0) {
         modmta_err_set(err_r, NULL, "%s: cannot create the spool layout: %s",
                        spool, strerror(errno));
         queue_close(q);
@@ -577,8 +877,16 @@ queue_close(queue *q)
         close(q->tmpfd);
     if (q->qfd >= 0)
         close(q->qfd);
+    for (int i = 0; i < QUEUE_NSUB; i++) {
+        if (q->tsub[i] >= 0)
+            close(q->tsub[i]);
+        if (q->qsub[i] >= 0)
+            close(q->qsub[i]);
+    }
     for (int i = 0; i < QUEUE_NLOCKS; i++)
         pthread_mutex_destroy(&q->locks[i]);
+    pthread_mutex_destroy(&q->gs.lock);
+    pthread_cond_destroy(&q->gs.done);
     free(q->recovered);
     free(q->spool);
     free(q);
@@ -609,20 +917,22 @@ queue_writer_new(queue *q, modmta_err *err_r)
     /* O_EXCL makes a (very unlikely) ID collision a retry, not a clash. */
     for (int tries = 0; tries < 8; tries++) {
         queue_new_id(w->id);
-        snprintf(name, sizeof(name), "%s.msg", w->id);
-        w->fd = openat(q->tmpfd, name,
+        w->sub = queue_sub(w->id);
+        queue_name(name, sizeof(name), w->id, ".msg");
+        w->fd = openat(q->tsub[w->sub], name,
                        O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (w->fd >= 0 || errno != EEXIST)
             break;
     }
     if (w->fd < 0) {
-        modmta_err_set(err_r, NULL, "%s/tmp/%s: %s", q->spool, name,
-                       strerror(errno));
+        modmta_err_set(err_r, NULL, "%s/tmp/%c/%s: %s", q->spool,
+                       queue_digits[w->sub], name, strerror(errno));
         free(w->wb);
         free(w);
         return NULL;
     }
-    snprintf(w->path, sizeof(w->path), "%s/tmp/%s", q->spool, name);
+    snprintf(w->path, sizeof(w->path), "%s/tmp/%c/%s", q->spool,
+             queue_digits[w->sub], name);
     return w;
 }
 
@@ -707,6 +1017,7 @@ queue_writer_replace_head(queue_writer *w, off_t old_len, const char *hdr,
                           size_t hdr_len)
 {
     char name[QUEUE_ID_MAX + 8], nname[QUEUE_ID_MAX + 8];
+    int tdir = w->q->tsub[w->sub];
     int rc, nfd;
 
     if ((rc = queue_writer_flush(w)) < 0)
@@ -721,20 +1032,19 @@ queue_writer_replace_head(queue_writer *w, off_t old_len, const char *hdr,
         return w->wb->err;
     }
     /* Another length: write a new file and rename it over the old one. */
-    snprintf(name, sizeof(name), "%s.msg", w->id);
-    snprintf(nname, sizeof(nname), "%s.new", w->id);
-    nfd = openat(w->q->tmpfd, nname,
-                 O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    queue_name(name, sizeof(name), w->id, ".msg");
+    queue_name(nname, sizeof(nname), w->id, ".new");
+    nfd = openat(tdir, nname, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (nfd < 0)
         return queue_errno(errno);
     rc = queue_write_all(nfd, hdr, hdr_len);
     if (rc == 0)
         rc = queue_copy_tail(w->fd, old_len, nfd);
-    if (rc == 0 && renameat(w->q->tmpfd, nname, w->q->tmpfd, name) < 0)
+    if (rc == 0 && renameat(tdir, nname, tdir, name) < 0)
         rc = queue_errno(errno);
     if (rc < 0) {
         close(nfd);
-        unlinkat(w->q->tmpfd, nname, 0);
+        unlinkat(tdir, nname, 0);
         return rc;
     }
     close(w->fd);
@@ -752,8 +1062,8 @@ queue_writer_free(queue_writer *w, int committed)
     if (w->fd >= 0)
         close(w->fd);
     if (!committed) {
-        snprintf(name, sizeof(name), "%s.msg", w->id);
-        unlinkat(w->q->tmpfd, name, 0);
+        queue_name(name, sizeof(name), w->id, ".msg");
+        unlinkat(w->q->tsub[w->sub], name, 0);
     }
     free(w->wb);
     free(w);
@@ -766,31 +1076,68 @@ queue_writer_abort(queue_writer *w)
         queue_writer_free(w, 0);
 }
 
-/* Content, then envelope, into queue/; the envelope's rename commits. */
+/* The fast path: the envelope goes into the content file's xattr and one
+ * fsync (not fdatasync: the xattr is metadata) makes both durable.
+ * 1: the file system took no xattr (unsupported, or this envelope is too
+ * large for it); the caller falls back to a separate envelope file. */
+static int
+queue_commit_xattr(queue_writer *w, const char *json, size_t len)
+{
+    if (atomic_load(&w->q->no_xattr))
+        return 1;
+    if (fsetxattr(w->fd, QUEUE_XATTR, json, len, 0) < 0) {
+        if (errno == ENOTSUP)
+            atomic_store(&w->q->no_xattr, 1);
+        return 1;
+    }
+    return fsync(w->fd) < 0 ? queue_errno(errno) : 0;
+}
+
+/* The fallback: content and tmp/X/ID.env made durable, the envelope
+ * renamed into queue/X/ (before the content: still uncommitted). */
+static int
+queue_commit_env_file(queue_writer *w, const char *json, size_t len)
+{
+    int tdir = w->q->tsub[w->sub], qdir = w->q->qsub[w->sub];
+    char env[QUEUE_ID_MAX + 8];
+    int rc;
+
+    if (fdatasync(w->fd) < 0)
+        return queue_errno(errno);
+    queue_name(env, sizeof(env), w->id, ".env");
+    if ((rc = queue_write_file(tdir, env, json, len)) < 0)
+        return rc;
+    if (renameat(tdir, env, qdir, env) < 0) {
+        rc = queue_errno(errno);
+        unlinkat(tdir, env, 0);
+    }
+    return rc;
+}
+
+/* Envelope durable, then the content's rename into queue/X/ commits, and
+ * a directory fsync (shared) makes the rename durable. */
 static int
 queue_commit_files(queue_writer *w, const char *json, size_t len)
 {
-    queue *q = w->q;
+    int qdir = w->q->qsub[w->sub];
     char msg[QUEUE_ID_MAX + 8], env[QUEUE_ID_MAX + 8];
-    int rc;
+    int rc, env_file;
 
-    snprintf(msg, sizeof(msg), "%s.msg", w->id);
-    snprintf(env, sizeof(env), "%s.env", w->id);
-    if ((rc = queue_write_file(q->tmpfd, env, json, len)) < 0)
+    rc = queue_commit_xattr(w, json, len);
+    env_file = rc == 1;
+    if (env_file)
+        rc = queue_commit_env_file(w, json, len);
+    if (rc < 0)
         return rc;
-    if (renameat(q->tmpfd, msg, q->qfd, msg) < 0) {
+    queue_name(msg, sizeof(msg), w->id, ".msg");
+    queue_name(env, sizeof(env), w->id, ".env");
+    if (renameat(w->q->tsub[w->sub], msg, qdir, msg) < 0)
         rc = queue_errno(errno);
-        unlinkat(q->tmpfd, env, 0);
-        return rc == MODMTA_E_NOTFOUND ? MODMTA_E_IO : rc;
-    }
-    if (renameat(q->tmpfd, env, q->qfd, env) < 0 || fsync(q->qfd) < 0) {
-        rc = queue_errno(errno);
-        unlinkat(q->qfd, env, 0);
-        unlinkat(q->tmpfd, env, 0);
-        unlinkat(q->qfd, msg, 0);
-        return rc == MODMTA_E_NOTFOUND ? MODMTA_E_IO : rc;
-    }
-    return 0;
+    else if ((rc = queue_sync_dir(w->q, w->sub)) < 0)
+        unlinkat(qdir, msg, 0);
+    if (rc < 0 && env_file)
+        unlinkat(qdir, env, 0);
+    return rc == MODMTA_E_NOTFOUND ? MODMTA_E_IO : rc;
 }
 
 /* env->id and env->size come from the writer; an arrival of 0 is "now". */
@@ -806,8 +1153,6 @@ queue_writer_commit(queue_writer *w, queue_env *env)
     if (env->arrival == 0)
         env->arrival = time(NULL);
     rc = queue_writer_flush(w);
-    if (rc == 0 && fdatasync(w->fd) < 0)
-        rc = queue_errno(errno);
     if (rc == 0 && (json = queue_env_dump(env, &len)) == NULL)
         rc = MODMTA_E_NOMEM;
     if (rc == 0)
@@ -822,54 +1167,43 @@ queue_writer_commit(queue_writer *w, queue_env *env)
 
 /* ---- queued messages ---- */
 
-static int
-queue_read_env(queue *q, const char *id, json_t **o_r)
+int
+queue_env_read(queue *q, const char *id, char **json_r, size_t *len_r)
 {
     char name[QUEUE_ID_MAX + 8];
-    json_error_t jerr;
-    struct stat st;
-    char *buf;
-    ssize_t n;
-    int fd, rc = 0;
+    int rc;
 
-    snprintf(name, sizeof(name), "%s.env", id);
-    fd = openat(q->qfd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return queue_errno(errno);
-    if (fstat(fd, &st) < 0 || st.st_size > QUEUE_ENV_MAX) {
-        close(fd);
-        return MODMTA_E_IO;
-    }
-    buf = malloc((size_t)st.st_size + 1);
-    if (buf == NULL) {
-        close(fd);
-        return MODMTA_E_NOMEM;
-    }
-    n = pread(fd, buf, (size_t)st.st_size, 0);
-    close(fd);
-    if (n != st.st_size)
-        rc = MODMTA_E_IO;
-    else if ((*o_r = json_loadb(buf, (size_t)n, 0, &jerr)) == NULL)
-        rc = MODMTA_E_INVAL;
-    if (rc == MODMTA_E_INVAL)
-        modmta_logf(MODMTA_LOG_ERR, "%s: queue: bad envelope: %s", id,
-                    jerr.text);
-    free(buf);
+    *json_r = NULL;
+    *len_r = 0;
+    if (!queue_id_valid(id))
+        return MODMTA_E_INVAL;
+    queue_name(name, sizeof(name), id, ".env");
+    rc = queue_read_file(q->qsub[queue_sub(id)], name, json_r, len_r);
+    if (rc == MODMTA_E_NOTFOUND)
+        rc = queue_read_xattr(q, id, json_r, len_r);
     return rc;
 }
 
 int
 queue_load(queue *q, const char *id, queue_env **env_r)
 {
+    json_error_t jerr;
     queue_env *env;
-    json_t *o = NULL;
+    json_t *o;
+    char *text;
+    size_t len;
     int rc;
 
     *env_r = NULL;
-    if (!queue_id_valid(id))
-        return MODMTA_E_INVAL;
-    if ((rc = queue_read_env(q, id, &o)) < 0)
+    if ((rc = queue_env_read(q, id, &text, &len)) < 0)
         return rc;
+    o = json_loadb(text, len, 0, &jerr);
+    free(text);
+    if (o == NULL) {
+        modmta_logf(MODMTA_LOG_ERR, "%s: queue: bad envelope: %s", id,
+                    jerr.text);
+        return MODMTA_E_INVAL;
+    }
     env = calloc(1, sizeof(*env));
     if (env == NULL) {
         json_decref(o);
@@ -899,50 +1233,53 @@ queue_update(queue *q, const queue_env *env)
     char tmp[QUEUE_ID_MAX + 24], name[QUEUE_ID_MAX + 8];
     char *json;
     size_t len = 0;
-    int rc;
+    int rc, sub;
 
     if (!queue_id_valid(env->id))
         return MODMTA_E_INVAL;
     if ((json = queue_env_dump(env, &len)) == NULL)
         return MODMTA_E_NOMEM;
+    sub = queue_sub(env->id);
     snprintf(tmp, sizeof(tmp), "%s.u%u", env->id,
              atomic_fetch_add(&q->tmpseq, 1));
-    snprintf(name, sizeof(name), "%s.env", env->id);
-    rc = queue_write_file(q->tmpfd, tmp, json, len);
+    queue_name(name, sizeof(name), env->id, ".env");
+    rc = queue_write_file(q->tsub[sub], tmp, json, len);
     free(json);
     if (rc < 0)
         return rc;
     lock = queue_lock_for(q, env->id);
     pthread_mutex_lock(lock);
     /* Never bring back the envelope of a removed message. */
-    if (!queue_exists(q->qfd, env->id, ".msg"))
+    if (!queue_exists(q->qsub[sub], env->id, ".msg"))
         rc = MODMTA_E_NOTFOUND;
-    else if (renameat(q->tmpfd, tmp, q->qfd, name) < 0)
+    else if (renameat(q->tsub[sub], tmp, q->qsub[sub], name) < 0)
         rc = queue_errno(errno);
     pthread_mutex_unlock(lock);
     if (rc < 0)
-        unlinkat(q->tmpfd, tmp, 0);
+        unlinkat(q->tsub[sub], tmp, 0);
     return rc;
 }
 
-/* Not fsync'ed either: a lost removal means one more (de-duplicated)
- * delivery attempt after a crash. */
+/* The content first: once it is gone, so is the message (a leftover
+ * .env is removed at open). Not fsync'ed: a lost removal means one more
+ * (de-duplicated) delivery attempt after a crash. */
 int
 queue_remove(queue *q, const char *id)
 {
     pthread_mutex_t *lock;
     char name[QUEUE_ID_MAX + 8];
-    int rc = 0;
+    int rc = 0, qdir;
 
     if (!queue_id_valid(id))
         return MODMTA_E_INVAL;
+    qdir = q->qsub[queue_sub(id)];
     lock = queue_lock_for(q, id);
     pthread_mutex_lock(lock);
-    snprintf(name, sizeof(name), "%s.env", id);
-    if (unlinkat(q->qfd, name, 0) < 0)
+    queue_name(name, sizeof(name), id, ".msg");
+    if (unlinkat(qdir, name, 0) < 0)
         rc = queue_errno(errno);
-    snprintf(name, sizeof(name), "%s.msg", id);
-    if (unlinkat(q->qfd, name, 0) < 0 && rc == 0)
+    queue_name(name, sizeof(name), id, ".env");
+    if (rc == 0 && unlinkat(qdir, name, 0) < 0 && errno != ENOENT)
         rc = queue_errno(errno);
     pthread_mutex_unlock(lock);
     return rc;
@@ -951,14 +1288,9 @@ queue_remove(queue *q, const char *id)
 int
 queue_content_path(const queue *q, const char *id, char *buf, size_t len)
 {
-    int n;
-
     if (!queue_id_valid(id))
         return MODMTA_E_INVAL;
-    n = snprintf(buf, len, "%s/queue/%s.msg", q->spool, id);
-    if (n < 0 || (size_t)n >= len)
-        return MODMTA_E_LIMIT;
-    return 0;
+    return queue_msg_path(q, id, buf, len);
 }
 
 struct queue_list {
@@ -993,25 +1325,22 @@ queue_env_cmp(const void *a, const void *b)
     return strcmp(x->id, y->id);
 }
 
-/* Load every envelope; a message removed meanwhile or with a broken
- * envelope (logged by queue_load) is skipped. */
+/* Load the envelope of every message of one queue/X; a message removed
+ * meanwhile or with a broken envelope (logged by queue_load) is
+ * skipped. */
 static int
-queue_scan(queue *q, struct queue_list *l)
+queue_scan_sub(queue *q, int dirfd, struct queue_list *l)
 {
-    int fd = openat(q->qfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    DIR *d = queue_opendir(dirfd);
     struct dirent *de;
     char id[QUEUE_ID_MAX];
     queue_env *env;
     int rc = 0;
 
-    if (d == NULL) {
-        if (fd >= 0)
-            close(fd);
+    if (d == NULL)
         return queue_errno(errno);
-    }
     while (rc == 0 && (de = readdir(d)) != NULL) {
-        if (!queue_has_suffix(de->d_name, ".env", id))
+        if (!queue_has_suffix(de->d_name, ".msg", id))
             continue;
         if (queue_load(q, id, &env) == MODMTA_E_NOMEM)
             rc = MODMTA_E_NOMEM;
@@ -1027,9 +1356,11 @@ queue_foreach(queue *q, int (*cb)(const queue_env *env, void *arg),
               void *arg)
 {
     struct queue_list l = {0};
-    int rc = queue_scan(q, &l);
     size_t i = 0;
+    int rc = 0;
 
+    for (int sub = 0; rc == 0 && sub < QUEUE_NSUB; sub++)
+        rc = queue_scan_sub(q, q->qsub[sub], &l);
     if (rc == 0 && l.n > 1)
         qsort(l.envs, l.n, sizeof(*l.envs), queue_env_cmp);
     for (; rc == 0 && i < l.n; i++)

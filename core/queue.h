@@ -1,11 +1,15 @@
 /*
- * The durable queue (queue.c), in <spool>:
- *   tmp/      messages being received (content ID.msg, envelope ID.env)
- *   queue/    committed messages: ID.msg (content) and ID.env (envelope,
- *             JSON). The envelope's rename is the commit point: a .msg
- *             without its .env is an interrupted commit, removed at open.
- * A message is acknowledged only after both files are fsync'ed, renamed
- * into queue/ and queue/ is fsync'ed (queue_writer_commit).
+ * The durable queue (queue.c), in <spool>; X is one character of the ID
+ * (hashed subdirectories, see queue.c for the full on-disk format):
+ *   tmp/X/    messages being received (content ID.msg)
+ *   queue/X/  committed messages: ID.msg is the content, from its first
+ *             octet; its envelope (JSON) is in the file's extended
+ *             attribute, superseded by ID.env once queue_update ran (or
+ *             from the start on a file system without user xattrs).
+ *             The content's rename into queue/X/ is the commit point.
+ * A message is acknowledged only after content and envelope are durable,
+ * the content renamed into queue/X/ and queue/X/ fsync'ed (shared by
+ * concurrent commits) (queue_writer_commit).
  * Thread-safe: every function may be called from any thread; a message is
  * delivered by one worker at a time (the scheduler's rule, not this file's).
  */
@@ -87,15 +91,19 @@ void queue_writer_abort(queue_writer *w);
 int queue_load(queue *q, const char *id, queue_env **env_r);
 /* Durably replace the envelope (write tmp, fsync, rename). */
 int queue_update(queue *q, const queue_env *env);
-/* Remove a message (envelope first: that is the commit point). */
+/* Remove a message (content first: without it there is no message). */
 int queue_remove(queue *q, const char *id);
-/* "<spool>/queue/ID.msg" into buf. */
+/* "<spool>/queue/X/ID.msg" into buf: the content alone. */
 int queue_content_path(const queue *q, const char *id, char *buf, size_t len);
 /* Call cb for every committed message, in arrival order; stop when cb
  * returns non-zero. */
 int queue_foreach(queue *q, int (*cb)(const queue_env *env, void *arg),
                   void *arg);
 void queue_env_free(queue_env *env);
+/* The envelope's JSON text as stored (ID.env, else the embedded one),
+ * NUL-terminated, into *json_r (caller frees). 0, MODMTA_E_NOTFOUND, or
+ * another error. */
+int queue_env_read(queue *q, const char *id, char **json_r, size_t *len_r);
 /* A new ID, unique across restarts and nodes' clocks alike. */
 void queue_new_id(char id[QUEUE_ID_MAX]);
 /* 1 if s looks like a queue ID (guards paths built from ctl input). */

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -70,23 +71,58 @@ open_q(const struct fixture *fx)
     return q;
 }
 
-/* Number of entries (not . and ..) in <spool>/<sub>. */
+/* The subdirectory character of an ID (queue.c's rule). */
+static char
+sub_of(const char *id)
+{
+    size_t n = strlen(id);
+
+    return id[n > 14 ? 14 : n - 1];
+}
+
+/* <spool>/<top>/X/<id><suffix> */
+static void
+qpath(char *buf, size_t len, const struct fixture *fx, const char *top,
+      const char *id, const char *suffix)
+{
+    snprintf(buf, len, "%s/%s/%c/%s%s", fx->spool, top, sub_of(id), id,
+             suffix);
+}
+
+/* Files (not directories) in <spool>/<sub> and one level below. */
+static int
+count_files_in(const char *path, int depth)
+{
+    struct dirent *de;
+    char sub[512];
+    int n = 0;
+    DIR *d = opendir(path);
+
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+        assert_int_equal(lstat(sub, &st), 0);
+        if (!S_ISDIR(st.st_mode))
+            n++;
+        else if (depth > 0)
+            n += count_files_in(sub, depth - 1);
+    }
+    closedir(d);
+    return n;
+}
+
 static int
 count_dir(const struct fixture *fx, const char *sub)
 {
     char path[256];
-    struct dirent *de;
-    int n = 0;
-    DIR *d;
 
     snprintf(path, sizeof(path), "%s/%s", fx->spool, sub);
-    d = opendir(path);
-    if (d == NULL)
-        return -1;
-    while ((de = readdir(d)) != NULL)
-        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
-    closedir(d);
-    return n;
+    return count_files_in(path, 1);
 }
 
 static int
@@ -98,18 +134,76 @@ file_exists(const struct fixture *fx, const char *sub, const char *name)
     return access(path, F_OK) == 0;
 }
 
+/* Does <top>/X/<id><suffix> exist? */
+static int
+qfile_exists(const struct fixture *fx, const char *top, const char *id,
+             const char *suffix)
+{
+    char path[256];
+
+    qpath(path, sizeof(path), fx, top, id, suffix);
+    return access(path, F_OK) == 0;
+}
+
+static void
+touch_path(const char *path, const char *content)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    fputs(content, f);
+    fclose(f);
+}
+
+/* <spool>/<sub>/<name>, for files at the top of a spool directory. */
 static void
 touch(const struct fixture *fx, const char *sub, const char *name,
       const char *content)
 {
     char path[256];
-    FILE *f;
 
     snprintf(path, sizeof(path), "%s/%s/%s", fx->spool, sub, name);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(content, f);
-    fclose(f);
+    touch_path(path, content);
+}
+
+/* <spool>/<top>/X/<id><suffix> */
+static void
+qtouch(const struct fixture *fx, const char *top, const char *id,
+       const char *suffix, const char *content)
+{
+    char path[256];
+
+    qpath(path, sizeof(path), fx, top, id, suffix);
+    touch_path(path, content);
+}
+
+/* Does this file system take user xattrs (then the fast path must)? */
+static int
+fs_has_xattrs(const struct fixture *fx)
+{
+    char path[256];
+    int ok;
+
+    snprintf(path, sizeof(path), "%s/xattr-probe", fx->spool);
+    touch_path(path, "");
+    ok = setxattr(path, "user.probe", "1", 1, 0) == 0;
+    unlink(path);
+    return ok;
+}
+
+/* The committed envelope as stored: ID.env, else the xattr. */
+static json_t *
+envelope_json(const struct fixture *fx, const char *id)
+{
+    char path[256], buf[65536];
+    ssize_t n;
+
+    qpath(path, sizeof(path), fx, "queue", id, ".env");
+    if (access(path, F_OK) == 0)
+        return json_load_file(path, 0, NULL);
+    qpath(path, sizeof(path), fx, "queue", id, ".msg");
+    n = getxattr(path, "user.modmta.env", buf, sizeof(buf));
+    return n > 0 ? json_loadb(buf, (size_t)n, 0, NULL) : NULL;
 }
 
 static char *
@@ -130,6 +224,8 @@ slurp(const char *path)
     fclose(f);
     return buf;
 }
+
+static int count_cb(const queue_env *env, void *arg);
 
 /* Commit BODY with two recipients; the ID goes to id_r. */
 static void
@@ -217,17 +313,25 @@ test_roundtrip(void **state)
     content = slurp(path);
     assert_string_equal(content, BODY);
     free(content);
-    /* Nothing left behind in tmp/, files private, envelope versioned. */
+    /* Nothing left behind in tmp/, files private, envelope versioned:
+     * in the content file's xattr (one file per message) where the file
+     * system takes xattrs, else in ID.env beside it. */
     assert_int_equal(count_dir(fx, "tmp"), 0);
-    snprintf(path, sizeof(path), "%s/queue/%s.env", fx->spool, id);
+    char expect[256];
+    qpath(expect, sizeof(expect), fx, "queue", id, ".msg");
+    assert_string_equal(path, expect);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
-    o = json_load_file(path, 0, NULL);
+    o = envelope_json(fx, id);
     assert_non_null(o);
     assert_int_equal(json_integer_value(json_object_get(o, "version")), 1);
     json_decref(o);
+    assert_int_equal(count_dir(fx, "queue"), fs_has_xattrs(fx) ? 1 : 2);
     snprintf(path, sizeof(path), "%s/queue", fx->spool);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    snprintf(path, sizeof(path), "%s/queue/%c", fx->spool, sub_of(id));
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0700);
 
@@ -278,6 +382,7 @@ test_foreach_order(void **state)
     queue_close(q);
 }
 
+/* Each interrupted state of the spool, at open. */
 static void
 test_recovery(void **state)
 {
@@ -289,18 +394,27 @@ test_recovery(void **state)
 
     commit_msg(q, 1000, old);
     queue_close(q);
-    /* A crash mid-commit, mid-receive, and a lost content file. */
-    touch(fx, "queue", "AAAAINTERRUPTED.msg", BODY);
-    touch(fx, "tmp", "BBBBRECEIVING.msg", BODY);
-    touch(fx, "tmp", "BBBBRECEIVING.env", "{}");
-    touch(fx, "queue", "CCCCORPHAN.env", "{\"sender\":\"\",\"rcpts\":[]}");
+    /* Mid-receive, mid-commit (fallback envelope), mid-update, a
+     * replace_head, a stray tmp file; a content file without
+     * any envelope (damage: to corrupt/); an envelope without its content
+     * (an interrupted removal: dropped). */
+    qtouch(fx, "tmp", "BBBBRECEIVING", ".msg", BODY);
+    qtouch(fx, "tmp", "BBBBRECEIVING", ".env", "{}");
+    qtouch(fx, "tmp", old, ".u7", "{}");
+    qtouch(fx, "tmp", "BBBBHEAD", ".new", BODY);
+    touch(fx, "tmp", "BBBBFLAT.msg", BODY);
+    qtouch(fx, "queue", "AAAANOENVELOPE", ".msg", BODY);
+    qtouch(fx, "queue", "CCCCREMOVED", ".env",
+           "{\"sender\":\"\",\"rcpts\":[]}");
 
     q = open_q(fx);
     assert_int_equal(count_dir(fx, "tmp"), 0);
-    assert_false(file_exists(fx, "queue", "AAAAINTERRUPTED.msg"));
-    assert_false(file_exists(fx, "queue", "CCCCORPHAN.env"));
-    assert_true(file_exists(fx, "corrupt", "CCCCORPHAN.env"));
-    assert_int_equal(count_dir(fx, "queue"), 2);
+    assert_false(qfile_exists(fx, "queue", "AAAANOENVELOPE", ".msg"));
+    assert_true(file_exists(fx, "corrupt", "AAAANOENVELOPE.msg"));
+    assert_false(qfile_exists(fx, "queue", "CCCCREMOVED", ".env"));
+    assert_false(file_exists(fx, "corrupt", "CCCCREMOVED.env"));
+    assert_int_equal(queue_load(q, "CCCCREMOVED", &env), MODMTA_E_NOTFOUND);
+    assert_int_equal(count_dir(fx, "queue"), fs_has_xattrs(fx) ? 1 : 2);
 
     assert_int_equal(queue_load(q, old, &env), 0);
     assert_int_equal(env->recovered, 1);
@@ -314,6 +428,60 @@ test_recovery(void **state)
     queue_close(q);
 }
 
+/* A committed message with an ID.env from queue_update: after a restart
+ * the .env still supersedes the envelope written at commit, and an
+ * update interrupted before its rename changes nothing. */
+static void
+test_recovery_env_supersedes(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    char id[QUEUE_ID_MAX];
+    queue_env *env;
+    json_t *o;
+
+    commit_msg(q, 1000, id);
+    assert_int_equal(queue_load(q, id, &env), 0);
+    env->held = 1;
+    env->attempts = 4;
+    assert_int_equal(queue_update(q, env), 0);
+    queue_env_free(env);
+    assert_true(qfile_exists(fx, "queue", id, ".env"));
+    queue_close(q);
+    /* the newer envelope of an update that never got renamed */
+    qtouch(fx, "tmp", id, ".u3", "{\"sender\":\"x@example.org\","
+           "\"rcpts\":[],\"attempts\":9}");
+
+    q = open_q(fx);
+    assert_int_equal(count_dir(fx, "tmp"), 0);
+    assert_int_equal(queue_load(q, id, &env), 0);
+    assert_int_equal(env->held, 1);
+    assert_int_equal(env->attempts, 4);
+    assert_int_equal(env->recovered, 1);
+    assert_string_equal(env->sender, "alice@example.org");
+    queue_env_free(env);
+    if (fs_has_xattrs(fx)) {
+        char path[256], buf[4096];
+        ssize_t n;
+
+        /* the envelope written at commit is untouched, and ignored */
+        qpath(path, sizeof(path), fx, "queue", id, ".msg");
+        n = getxattr(path, "user.modmta.env", buf, sizeof(buf));
+        assert_true(n > 0);
+        o = json_loadb(buf, (size_t)n, 0, NULL);
+        assert_non_null(o);
+        assert_int_equal(json_integer_value(json_object_get(o, "attempts")),
+                         0);
+        json_decref(o);
+    }
+    assert_int_equal(queue_remove(q, id), 0);
+    assert_int_equal(count_dir(fx, "queue"), 0);
+    queue_close(q);
+}
+
+#define OLD_ENV "{\"version\":1,\"sender\":\"old@example.org\"," \
+    "\"rcpts\":[{\"addr\":\"bob@example.com\"}],\"arrival\":500}"
+
 /* Envelopes this version cannot read are reported and skipped. */
 static void
 test_bad_envelopes(void **state)
@@ -325,13 +493,13 @@ test_bad_envelopes(void **state)
     struct seen s = {.stop_at = 0};
 
     commit_msg(q, 1000, good);
-    touch(fx, "queue", "DDDDFUTURE.msg", BODY);
-    touch(fx, "queue", "DDDDFUTURE.env",
+    qtouch(fx, "queue", "DDDDFUTURE", ".msg", BODY);
+    qtouch(fx, "queue", "DDDDFUTURE", ".env",
           "{\"version\":2,\"sender\":\"\",\"rcpts\":[]}");
-    touch(fx, "queue", "EEEEBROKEN.msg", BODY);
-    touch(fx, "queue", "EEEEBROKEN.env", "{\"sender\":");
-    touch(fx, "queue", "FFFFBADRCPT.msg", BODY);
-    touch(fx, "queue", "FFFFBADRCPT.env",
+    qtouch(fx, "queue", "EEEEBROKEN", ".msg", BODY);
+    qtouch(fx, "queue", "EEEEBROKEN", ".env", "{\"sender\":");
+    qtouch(fx, "queue", "FFFFBADRCPT", ".msg", BODY);
+    qtouch(fx, "queue", "FFFFBADRCPT", ".env",
           "{\"sender\":\"\",\"rcpts\":[{\"state\":\"pending\"}]}");
     assert_int_equal(queue_load(q, "DDDDFUTURE", &env), MODMTA_E_UNSUPPORTED);
     assert_null(env);
@@ -348,7 +516,7 @@ test_update_remove(void **state)
 {
     struct fixture *fx = *state;
     queue *q = open_q(fx);
-    char id[QUEUE_ID_MAX], name[QUEUE_ID_MAX + 8];
+    char id[QUEUE_ID_MAX];
     queue_env *env, *got;
 
     commit_msg(q, 1000, id);
@@ -361,6 +529,8 @@ test_update_remove(void **state)
     env->held = 1;
     assert_int_equal(queue_update(q, env), 0);
     assert_int_equal(count_dir(fx, "tmp"), 0);
+    /* the update is a separate file that supersedes the commit's */
+    assert_true(qfile_exists(fx, "queue", id, ".env"));
 
     assert_int_equal(queue_load(q, id, &got), 0);
     assert_int_equal(got->rcpts[0].state, QRCPT_DELIVERED);
@@ -384,8 +554,7 @@ test_update_remove(void **state)
     assert_int_equal(count_dir(fx, "queue"), 0);
     /* An update after removal must not resurrect the envelope. */
     assert_int_equal(queue_update(q, env), MODMTA_E_NOTFOUND);
-    snprintf(name, sizeof(name), "%s.env", id);
-    assert_false(file_exists(fx, "queue", name));
+    assert_false(qfile_exists(fx, "queue", id, ".env"));
     assert_int_equal(count_dir(fx, "tmp"), 0);
     assert_int_equal(queue_remove(q, id), MODMTA_E_NOTFOUND);
     assert_int_equal(queue_remove(q, "../../etc/passwd"), MODMTA_E_INVAL);
@@ -481,12 +650,12 @@ test_writer_path_and_head(void **state)
     assert_int_equal(queue_writer_write(w, BODY, strlen(BODY)), 0);
     queue_writer_abort(w);
     assert_int_equal(count_dir(fx, "tmp"), 0);
-    assert_int_equal(count_dir(fx, "queue"), 2);
+    assert_int_equal(count_dir(fx, "queue"), fs_has_xattrs(fx) ? 1 : 2);
     queue_close(q);
 }
 
-/* queue/ vanishes after open (an operator's mistake, a broken disk): the
- * renames fail and the commit must leave nothing behind. */
+/* queue/X vanishes after open (an operator's mistake, a broken disk): the
+ * rename fails and the commit must leave nothing behind. */
 static void
 test_commit_failure_rename(void **state)
 {
@@ -501,11 +670,11 @@ test_commit_failure_rename(void **state)
 
     assert_non_null(w);
     assert_int_equal(queue_writer_write(w, BODY, strlen(BODY)), 0);
-    snprintf(path, sizeof(path), "%s/queue", fx->spool);
+    snprintf(path, sizeof(path), "%s/queue/%c", fx->spool,
+             sub_of(queue_writer_id(w)));
     assert_int_equal(rmdir(path), 0);
     assert_true(queue_writer_commit(w, &env) < 0);
     assert_int_equal(count_dir(fx, "tmp"), 0);
-    assert_int_equal(mkdir(path, 0700), 0);
     queue_close(q);
     q = open_q(fx);
     assert_int_equal(queue_foreach(q, collect, &s), 0);
@@ -547,11 +716,16 @@ test_commit_failure_write(void **state)
     queue_close(q);
 }
 
-#define NTHREADS 8
-#define PER_THREAD 25
+/* Many committers at once, so that they share directory fsyncs (group
+ * commit): every commit succeeds, is loadable, and its envelope belongs
+ * to its own content. */
+#define NTHREADS 24
+#define PER_THREAD 20
 
 struct worker {
     queue *q;
+    pthread_barrier_t *start;
+    int t;
     char ids[PER_THREAD][QUEUE_ID_MAX];
     int failed;
 };
@@ -561,14 +735,18 @@ worker_run(void *arg)
 {
     struct worker *wk = arg;
 
+    pthread_barrier_wait(wk->start);
     for (int i = 0; i < PER_THREAD; i++) {
         modmta_err err;
         queue_writer *w = queue_writer_new(wk->q, &err);
         queue_rcpt r = {.addr = "bob@example.com"};
-        queue_env env = {.sender = "a@example.org", .rcpts = &r,
-                         .nrcpts = 1, .arrival = 1000};
+        char tag[64], body[128];
+        queue_env env = {.sender = tag, .rcpts = &r, .nrcpts = 1,
+                         .arrival = 1000};
 
-        if (w == NULL || queue_writer_write(w, BODY, strlen(BODY)) != 0 ||
+        snprintf(tag, sizeof(tag), "t%d-%d@example.org", wk->t, i);
+        snprintf(body, sizeof(body), "X-Tag: %s\r\n\r\nhello\r\n", tag);
+        if (w == NULL || queue_writer_write(w, body, strlen(body)) != 0 ||
             queue_writer_commit(w, &env) != 0) {
             wk->failed++;
             continue;
@@ -591,6 +769,24 @@ count_cb(const queue_env *env, void *arg)
     return 0;
 }
 
+/* The content of a committed message carries its envelope's sender. */
+static void
+check_pairing(queue *q, const char *id)
+{
+    char path[256], want[128];
+    queue_env *env;
+    char *content;
+
+    assert_int_equal(queue_load(q, id, &env), 0);
+    assert_int_equal(queue_content_path(q, id, path, sizeof(path)), 0);
+    content = slurp(path);
+    snprintf(want, sizeof(want), "X-Tag: %s\r\n\r\nhello\r\n", env->sender);
+    assert_string_equal(content, want);
+    assert_int_equal(env->size, (off_t)strlen(want));
+    free(content);
+    queue_env_free(env);
+}
+
 static void
 test_concurrent_commits(void **state)
 {
@@ -599,11 +795,15 @@ test_concurrent_commits(void **state)
     static struct worker wk[NTHREADS];
     static char all[NTHREADS * PER_THREAD][QUEUE_ID_MAX];
     pthread_t th[NTHREADS];
+    pthread_barrier_t start;
     int n = 0;
 
     memset(wk, 0, sizeof(wk));
+    pthread_barrier_init(&start, NULL, NTHREADS);
     for (int i = 0; i < NTHREADS; i++) {
         wk[i].q = q;
+        wk[i].t = i;
+        wk[i].start = &start;
         assert_int_equal(pthread_create(&th[i], NULL, worker_run, &wk[i]), 0);
     }
     for (int i = 0; i < NTHREADS; i++) {
@@ -611,17 +811,101 @@ test_concurrent_commits(void **state)
         assert_int_equal(wk[i].failed, 0);
         memcpy(all[i * PER_THREAD], wk[i].ids, sizeof(wk[i].ids));
     }
+    pthread_barrier_destroy(&start);
     qsort(all, NTHREADS * PER_THREAD, QUEUE_ID_MAX, cmp_str);
     for (int i = 1; i < NTHREADS * PER_THREAD; i++)
         assert_string_not_equal(all[i - 1], all[i]);
-    for (int i = 0; i < NTHREADS * PER_THREAD; i++) {
-        queue_env *env;
-
-        assert_int_equal(queue_load(q, all[i], &env), 0);
-        queue_env_free(env);
-    }
+    for (int i = 0; i < NTHREADS * PER_THREAD; i++)
+        check_pairing(q, all[i]);
     assert_int_equal(queue_foreach(q, count_cb, &n), 0);
     assert_int_equal(n, NTHREADS * PER_THREAD);
+    assert_int_equal(count_dir(fx, "tmp"), 0);
+    queue_close(q);
+    /* and all of them are there after a restart */
+    q = open_q(fx);
+    n = 0;
+    assert_int_equal(queue_foreach(q, count_cb, &n), 0);
+    assert_int_equal(n, NTHREADS * PER_THREAD);
+    queue_close(q);
+}
+
+/* An envelope larger than any file system takes in an xattr (64 KiB on
+ * Linux): the commit falls back to ID.env, and all else is the same. */
+#define BIG_NRCPTS 1200
+
+static void
+test_large_envelope_fallback(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    modmta_err err;
+    queue_writer *w = queue_writer_new(q, &err);
+    static queue_rcpt rcpts[BIG_NRCPTS];
+    static char addrs[BIG_NRCPTS][48];
+    queue_env env = {.sender = "a@example.org", .rcpts = rcpts,
+                     .nrcpts = BIG_NRCPTS};
+    queue_env *got;
+    int n = 0;
+
+    for (int i = 0; i < BIG_NRCPTS; i++) {
+        snprintf(addrs[i], sizeof(addrs[i]), "recipient-%04d@example.com", i);
+        rcpts[i] = (queue_rcpt){.addr = addrs[i], .orcpt = addrs[i]};
+    }
+    assert_non_null(w);
+    assert_int_equal(queue_writer_write(w, BODY, strlen(BODY)), 0);
+    assert_int_equal(queue_writer_commit(w, &env), 0);
+    assert_true(qfile_exists(fx, "queue", env.id, ".env"));
+    assert_int_equal(count_dir(fx, "tmp"), 0);
+    queue_close(q);
+
+    q = open_q(fx);
+    assert_int_equal(queue_load(q, env.id, &got), 0);
+    assert_int_equal(got->nrcpts, BIG_NRCPTS);
+    assert_string_equal(got->rcpts[BIG_NRCPTS - 1].addr,
+                        addrs[BIG_NRCPTS - 1]);
+    assert_int_equal(got->recovered, 1);
+    queue_env_free(got);
+    assert_int_equal(queue_foreach(q, count_cb, &n), 0);
+    assert_int_equal(n, 1);
+    /* and the small ones still take the fast path */
+    commit_msg(q, 1000, env.id);
+    assert_int_equal(count_dir(fx, "queue"), fs_has_xattrs(fx) ? 3 : 4);
+    queue_close(q);
+}
+
+/* Consecutive messages spread over the subdirectories, and foreach
+ * finds every message in all 36, in arrival order. */
+#define SPREAD 40
+
+static void
+test_foreach_subdirs(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    static char ids[SPREAD][QUEUE_ID_MAX];
+    char subs[QUEUE_ID_MAX * 2] = "";
+    struct seen s = {.stop_at = 0};
+    queue_env *env;
+    int n = 0;
+
+    for (int i = 0; i < SPREAD; i++) {
+        commit_msg(q, 10000 - i, ids[i]);
+        if (strchr(subs, sub_of(ids[i])) == NULL)
+            subs[strlen(subs)] = sub_of(ids[i]);
+    }
+    assert_int_equal(strlen(subs), 32);
+    /* a valid ID outside base32hex lives in queue/Z */
+    qtouch(fx, "queue", "ZZZZ", ".msg", BODY);
+    qtouch(fx, "queue", "ZZZZ", ".env", OLD_ENV);
+    assert_int_equal(queue_load(q, "ZZZZ", &env), 0);
+    queue_env_free(env);
+    assert_int_equal(queue_foreach(q, count_cb, &n), 0);
+    assert_int_equal(n, SPREAD + 1);
+    s.stop_at = 3;
+    assert_int_equal(queue_foreach(q, collect, &s), 0);
+    assert_string_equal(s.ids[0], "ZZZZ");          /* arrival 500 */
+    assert_string_equal(s.ids[1], ids[SPREAD - 1]); /* arrival 9961 */
+    assert_string_equal(s.ids[2], ids[SPREAD - 2]);
     queue_close(q);
 }
 
@@ -643,6 +927,12 @@ main(void)
         cmocka_unit_test_setup_teardown(test_commit_failure_write, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_commits, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_env_supersedes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_large_envelope_fallback, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_foreach_subdirs, setup,
                                         teardown),
     };
 

@@ -481,10 +481,10 @@ class Daemon:
             '%d message(s) in mailbox %s' % (n, user), interval=0.1)
 
     def queue_ids(self):
-        """IDs of committed messages (<spool>/queue/ID.env)."""
+        """IDs of committed messages (<spool>/queue/X/ID.msg)."""
         return {os.path.basename(p)[:-4]
-                for p in glob.glob(os.path.join(self.spool, 'queue',
-                                                '*.env'))}
+                for p in glob.glob(os.path.join(self.spool, 'queue', '*',
+                                                '*.msg'))}
 
     def wait_queue_empty(self, timeout=WAIT_TIMEOUT):
         wait_for(lambda: not self.queue_ids(), timeout,
@@ -539,9 +539,13 @@ class TestCase(unittest.TestCase):
         stop_errors = []
         for d in self._daemons:
             try:
-                d.stop()
+                rc = d.stop()
             except AssertionError as e:
                 stop_errors.append(str(e))
+                continue
+            # non-zero: a crash, or a sanitizer's report at exit
+            if rc:
+                stop_errors.append('modmta exited with %d on SIGTERM' % rc)
         if os.environ.get('E2E_KEEP'):
             sys.stderr.write('e2e: kept %s (E2E_KEEP)\n' % self.tmp)
         elif self._failed() or stop_errors:

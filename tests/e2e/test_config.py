@@ -18,7 +18,7 @@ class Config(harness.TestCase):
         harness.write_resolv(resolv)
         argv = harness.loopback_dns_argv(resolv,
                                          [harness.MODMTA] + list(args))
-        return subprocess.run(argv,
+        return subprocess.run(argv, cwd=self.tmp,
                               stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, timeout=60)
 
