@@ -305,6 +305,12 @@ daemon_start(struct daemon *d, struct config *cfg, int background)
         if (daemonize(cfg->pid_file) < 0)
             return -1;
     }
+    /* dlopen as root: the files may be out of the user's reach. */
+    if (user != NULL && modload_preload(cfg, &errs) > 0) {
+        print_errors(d->config_path, &errs);
+        config_errors_free(&errs);
+        return -1;
+    }
     if (user != NULL && privs_drop(user, &err) < 0) {
         modmta_logf(MODMTA_LOG_ERR, "%s: %s", err.path, err.msg);
         return -1;

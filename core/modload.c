@@ -24,6 +24,7 @@
 
 struct modload_entry {
     char *path;           /* realpath of the .so: the cache key */
+    char *dir;            /* the module_path entry it was found through */
     modmta_module desc;   /* the module's descriptor, fields past size 0 */
     int loaded;           /* load() has run and unload() has not */
 };
@@ -37,7 +38,10 @@ static char *const modload_default_path[] = { MODMTA_MODULEDIR, NULL };
 
 static int modload_name_ok(const char *name);
 static int modload_find(char *const *dirs, const char *name, char *path_r,
-                        const char *jpath, struct config_errors *errs);
+                        size_t *dir_r, const char *jpath,
+                        struct config_errors *errs);
+static struct modload_entry *modload_lookup_named(char *const *dirs,
+                                                  const char *name);
 static void modload_not_found(char *const *dirs, const char *name,
                               const char *jpath, struct config_errors *errs);
 static int modload_check_file(const char *path, const char *jpath,
@@ -50,6 +54,7 @@ static int modload_check_desc(const modmta_module *d, const char *path,
                               struct config_errors *errs);
 static struct modload_entry *modload_lookup(const char *path);
 static struct modload_entry *modload_insert(const char *path,
+                                            const char *dir,
                                             const modmta_module *d);
 static int modload_run_load(struct modload_entry *e, const char *jpath,
                             struct config_errors *errs);
@@ -61,6 +66,7 @@ modload_load(char *const *module_path, const char *name, const char *jpath,
     char found[PATH_MAX], real[PATH_MAX];
     struct modload_entry *e;
     const modmta_module *d;
+    size_t dir;
 
     if (!modload_name_ok(name)) {
         config_errors_add(errs, jpath, "invalid module name \"%s\" (expected "
@@ -70,7 +76,18 @@ modload_load(char *const *module_path, const char *name, const char *jpath,
     }
     if (module_path == NULL || module_path[0] == NULL)
         module_path = modload_default_path;
-    if (modload_find(module_path, name, found, jpath, errs) < 0)
+    /* Loaded before, through the same directory: no file access at all.
+     * This is how the daemon, having loaded its modules as root, builds
+     * generations after the privilege drop even where the module files
+     * are out of its user's reach (a build tree under /root). */
+    pthread_mutex_lock(&modload_lock);
+    e = modload_lookup_named(module_path, name);
+    if (e != NULL && modload_run_load(e, jpath, errs) < 0)
+        e = NULL;
+    pthread_mutex_unlock(&modload_lock);
+    if (e != NULL)
+        return &e->desc;
+    if (modload_find(module_path, name, found, &dir, jpath, errs) < 0)
         return NULL;
     if (realpath(found, real) == NULL) {
         config_errors_add(errs, jpath, "%s: %s", found, strerror(errno));
@@ -83,7 +100,8 @@ modload_load(char *const *module_path, const char *name, const char *jpath,
         d = NULL;
         if (modload_check_file(real, jpath, errs) == 0)
             d = modload_open(real, name, jpath, errs);
-        if (d != NULL && (e = modload_insert(real, d)) == NULL)
+        if (d != NULL &&
+            (e = modload_insert(real, module_path[dir], d)) == NULL)
             config_errors_add(errs, jpath, "%s: out of memory", real);
     } else if (strcmp(e->desc.name, name) != 0) {
         /* Same file under another name, e.g. through a symlink. */
@@ -96,6 +114,23 @@ modload_load(char *const *module_path, const char *name, const char *jpath,
         e = NULL;
     pthread_mutex_unlock(&modload_lock);
     return e != NULL ? &e->desc : NULL;
+}
+
+size_t
+modload_preload(const struct config *cfg, struct config_errors *errs)
+{
+    size_t i, before = errs->n;
+    const json_t *m, *name;
+    char jpath[64];
+
+    json_array_foreach(cfg->modules, i, m) {
+        name = json_object_get(m, "module");
+        if (!json_is_string(name))
+            continue;
+        snprintf(jpath, sizeof(jpath), "$.modules[%zu].module", i);
+        modload_load(cfg->module_path, json_string_value(name), jpath, errs);
+    }
+    return errs->n - before;
 }
 
 void
@@ -129,7 +164,7 @@ modload_name_ok(const char *name)
  * reason to look further. */
 static int
 modload_find(char *const *dirs, const char *name, char *path_r,
-             const char *jpath, struct config_errors *errs)
+             size_t *dir_r, const char *jpath, struct config_errors *errs)
 {
     struct stat st;
     size_t i;
@@ -144,8 +179,10 @@ modload_find(char *const *dirs, const char *name, char *path_r,
                              name);
             if (n < 0 || n >= PATH_MAX)
                 continue;
-            if (stat(path_r, &st) == 0)
+            if (stat(path_r, &st) == 0) {
+                *dir_r = i;
                 return 0;
+            }
             if (errno != ENOENT && errno != ENOTDIR) {
                 config_errors_add(errs, jpath, "%s: %s", path_r,
                                   strerror(errno));
@@ -292,6 +329,21 @@ modload_check_desc(const modmta_module *d, const char *path,
     return 0;
 }
 
+/* The entry for name found through the first directory of dirs that
+ * has one (lock held). */
+static struct modload_entry *
+modload_lookup_named(char *const *dirs, const char *name)
+{
+    size_t i, j;
+
+    for (i = 0; dirs[i] != NULL; i++)
+        for (j = 0; j < modload_n; j++)
+            if (strcmp(modload_table[j]->desc.name, name) == 0 &&
+                strcmp(modload_table[j]->dir, dirs[i]) == 0)
+                return modload_table[j];
+    return NULL;
+}
+
 static struct modload_entry *
 modload_lookup(const char *path)
 {
@@ -306,7 +358,7 @@ modload_lookup(const char *path)
 /* Entries are never freed: descriptors handed out stay valid for the
  * process's life, as the modules stay mapped. */
 static struct modload_entry *
-modload_insert(const char *path, const modmta_module *d)
+modload_insert(const char *path, const char *dir, const modmta_module *d)
 {
     struct modload_entry *e;
     size_t n = d->size < sizeof(*d) ? d->size : sizeof(*d);
@@ -322,7 +374,10 @@ modload_insert(const char *path, const modmta_module *d)
         modload_cap = cap;
     }
     e = calloc(1, sizeof(*e));
-    if (e == NULL || (e->path = strdup(path)) == NULL) {
+    if (e == NULL || (e->path = strdup(path)) == NULL ||
+        (e->dir = strdup(dir)) == NULL) {
+        if (e != NULL)
+            free(e->path);
         free(e);
         return NULL;
     }

@@ -26,6 +26,12 @@ const modmta_module *modload_load(char *const *module_path, const char *name,
                                   const char *jpath,
                                   struct config_errors *errs);
 
+/* Load every module cfg->modules names (errors under "$.modules[N]
+ * .module"), without creating instances: the daemon does this as root,
+ * before the privilege drop; the generations built afterwards find them
+ * loaded. Returns the number of errors added. */
+size_t modload_preload(const struct config *cfg, struct config_errors *errs);
+
 /* At exit: run every loaded module's unload(), newest first. The modules
  * stay mapped. Loading again afterwards runs load() again. */
 void modload_unload_all(void);

@@ -150,6 +150,29 @@ test_good_loads_once(void **state)
     assert_int_equal(errs.n, 0);
 }
 
+/* Once loaded through a directory, a module is found again without any
+ * file access: the daemon loads as root and builds generations after the
+ * privilege drop, when the files may be out of reach. */
+static void
+test_loaded_found_without_file_access(void **state)
+{
+    struct config_errors errs = { 0 };
+    const modmta_module *a, *b;
+    struct tmpdir t;
+
+    tmp_good(&t, NULL, 0644);
+    a = load(t.path, NULL, "good", &errs);
+    assert_non_null(a);
+    tmp_free(&t, NULL);
+    b = load(t.path, NULL, "good", &errs);
+    assert_ptr_equal(a, b);
+    assert_int_equal(errs.n, 0);
+    /* Any other directory is searched as usual. */
+    assert_null(load("/nonexistent", NULL, "good", &errs));
+    assert_non_null(strstr(only_error(&errs), "not found"));
+    config_errors_free(&errs);
+}
+
 static void
 test_build_tree_layout(void **state)
 {
@@ -357,6 +380,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_loads_once),
         cmocka_unit_test(test_build_tree_layout),
+        cmocka_unit_test(test_loaded_found_without_file_access),
         cmocka_unit_test(test_wrong_major),
         cmocka_unit_test(test_newer_minor),
         cmocka_unit_test(test_bad_signature),

@@ -153,8 +153,12 @@ store_mbox_conf_directory(struct store_mbox *sm, const modmta_host *host,
         modmta_err_set(err_r, path, "must not be empty");
         return MODMTA_E_CONFIG;
     }
+    /* Kept as written, not made absolute: a relative directory resolves
+     * from the daemon's working directory (it never changes it), which
+     * works after the privilege drop even where an ancestor directory is
+     * closed to the daemon's user (a checkout under /root). */
     e = store_mbox_mkdirs(sm->conf.directory);
-    if (e == 0 && (sm->dir = realpath(sm->conf.directory, NULL)) == NULL)
+    if (e == 0 && (sm->dir = strdup(sm->conf.directory)) == NULL)
         e = errno;
     if (e != 0) {
         modmta_err_set(err_r, path, "%s: %s", sm->conf.directory,
