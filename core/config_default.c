@@ -3,7 +3,8 @@
  * printed by --print-default-config. It runs unprivileged from the source
  * tree (`make run`): relative paths are relative to the working directory.
  * Keys left out take their defaults (docs/config.md); local_domains is
- * omitted so that it becomes "localhost" and the host name.
+ * omitted so that it becomes "localhost" and the host name. Relay only
+ * from loopback (relay_access).
  */
 #include "config.h"
 
@@ -16,6 +17,8 @@ static const char config_default[] =
     " \"protocol\": \"smtp\"}\n"
     "  ],\n"
     "  \"modules\": [\n"
+    "    {\"module\": \"relay_access\", \"mynetworks\":"
+    " [\"127.0.0.0/8\", \"::1/128\"]},\n"
     "    {\"module\": \"store_mbox\", \"directory\": \"./var/mail\","
     " \"users\": \"any\"}\n"
     "  ]\n"

@@ -797,7 +797,8 @@ smtp_greet(struct smtp_session *s)
     if (v == MODMTA_TEMPFAIL) {
         modmta_ctx_reply_default(s->ctx, 421, "4.7.0", "Try again later");
         smtp_log_reject(s, "CONNECT", NULL);
-        smtp_reply(s, 421, NULL, "%s %s", host, s->ctx->reply_text);
+        smtp_reply(s, 421, s->ctx->reply_esc[0] ? s->ctx->reply_esc : NULL,
+                   "%s %s", host, s->ctx->reply_text);
         return -1;
     }
     if (modmta_conn_input_ready(s->conn, s->a->greet_pause_ms) > 0) {
@@ -810,8 +811,10 @@ smtp_greet(struct smtp_session *s)
     if (v == MODMTA_REJECT) {
         modmta_ctx_reply_default(s->ctx, 554, "5.7.1", "Access denied");
         smtp_log_reject(s, "CONNECT", NULL);
-        /* RFC 5321 3.1: 554 greeting, then 503 to all but QUIT. */
-        smtp_reply(s, 554, NULL, "%s %s", host, s->ctx->reply_text);
+        /* RFC 5321 3.1: 554 greeting, then 503 to all but QUIT. The
+         * enhanced code tells the client why, as Postfix's does. */
+        smtp_reply(s, 554, s->ctx->reply_esc[0] ? s->ctx->reply_esc : NULL,
+                   "%s %s", host, s->ctx->reply_text);
         s->denied = 1;
         return 0;
     }

@@ -496,7 +496,7 @@ test_connect_reject(void **state)
 
     fake_connect_verdict = MODMTA_REJECT;
     start(fx, NULL);
-    expect(fx, NULL, "554 mx.test go away\r\n");
+    expect(fx, NULL, "554 5.7.1 mx.test go away\r\n");
     expect(fx, "EHLO c\r\n", "503 5.5.1 ");
     expect(fx, "MAIL FROM:<a@b>\r\n", "503 5.5.1 ");
     expect(fx, "QUIT\r\n", "221 2.0.0 ");
