@@ -154,9 +154,11 @@ test_default(void **state)
     assert_int_equal(cfg->listeners[0].auth, AUTH_OPTIONAL);
     assert_inet(&cfg->listeners[0], AF_INET, "127.0.0.1", 2525);
     assert_true(json_is_array(cfg->modules));
-    assert_int_equal(json_array_size(cfg->modules), 1);
+    assert_int_equal(json_array_size(cfg->modules), 2);
     assert_string_equal(json_string_value(json_object_get(
-        json_array_get(cfg->modules, 0), "module")), "store_mbox");
+        json_array_get(cfg->modules, 0), "module")), "relay_access");
+    assert_string_equal(json_string_value(json_object_get(
+        json_array_get(cfg->modules, 1), "module")), "store_mbox");
     assert_ptr_equal(cfg->modules, json_object_get(cfg->root, "modules"));
     config_free(cfg);
 }
