@@ -210,6 +210,11 @@ mbox_write_lock_is_stale(const char *lockpath, int stale_s, off_t *repair_r)
     if (lstat(lockpath, &st) < 0)
         return 0;
     mbox_write_lock_read(lockpath, &pid, repair_r);
+    /* The size note may cut a mailbox: trust it only in a lock this
+     * daemon's user made (a regular file with one link), never in one
+     * planted by another user of a shared mail directory. */
+    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1)
+        *repair_r = -1;
     if (pid == (long)getpid())
         dead = st.st_mtim.tv_sec < mbox_started.tv_sec ||
                (st.st_mtim.tv_sec == mbox_started.tv_sec &&

@@ -436,6 +436,27 @@ test_dead_writer_half_message_cut(void **state)
     assert_false(exists(fx->lock));
 }
 
+/* A lock planted by another user of a shared mail directory, claiming a
+ * dead writer and a size of 0, must not empty the mailbox. */
+static void
+test_planted_lock_cuts_nothing(void **state)
+{
+    struct fx *fx = *state;
+    size_t before, after;
+    char *got;
+
+    if (geteuid() != 0)
+        skip();
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    free(read_file(fx->mbox, &before));
+    write_file(fx->lock, "999999 0\n", 9);
+    assert_int_equal(chown(fx->lock, 65534, 65534), 0);
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    got = read_file(fx->mbox, &after);
+    assert_int_equal(after, 2 * before);
+    free(got);
+}
+
 static void
 test_fcntl_lock_held_times_out(void **state)
 {
@@ -635,6 +656,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_own_pid_earlier_process_removed,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_writer_half_message_cut,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_planted_lock_cuts_nothing,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_fcntl_lock_held_times_out, setup,
                                         teardown),
