@@ -87,12 +87,16 @@ data_scan(struct smtp_data *d, const char *in, size_t n, char *out,
         }
         if (c == '\n')
             d->bad_eol = 1;
+        if (c == '\0')
+            d->bad_nul = 1;
         *o++ = c;
         d->state = D_MID;
         /* fast path: copy the plain run that follows */
         for (run = 0; i + run < n && in[i + run] != '\r'
                       && in[i + run] != '\n'; run++)
             ;
+        if (memchr(in + i, '\0', run) != NULL)
+            d->bad_nul = 1;
         memcpy(o, in + i, run);
         o += run;
         i += run;
@@ -106,7 +110,8 @@ data_write(struct smtp_data *d, const char *buf, size_t n)
 {
     int rc;
 
-    if (n == 0 || d->too_big || d->bad_eol || d->write_err != 0)
+    if (n == 0 || d->too_big || d->bad_eol || d->bad_nul ||
+        d->write_err != 0)
         return;
     rc = queue_writer_write(d->w, buf, n);
     if (rc < 0)
@@ -148,6 +153,10 @@ data_hdr_line(struct smtp_data *d, size_t end)
         }
     }
     if (i == 0 || i == len) {
+        data_hdr_end(d, d->line_start);
+        return 0;
+    }
+    if (++d->nfields > SMTP_DATA_HDR_FIELDS) {
         data_hdr_end(d, d->line_start);
         return 0;
     }
@@ -228,10 +237,10 @@ smtp_data_read(struct smtp_data *d, const char *prepend, size_t plen)
     int end = 0, rc = 0;
 
     d->size = d->hdr_len = 0;
-    d->too_big = d->bad_eol = d->write_err = 0;
+    d->too_big = d->bad_eol = d->bad_nul = d->write_err = 0;
     d->state = D_BOL;
     d->in_hdrs = 1;
-    d->hlen = d->line_start = d->cur_hdr = 0;
+    d->hlen = d->line_start = d->cur_hdr = d->nfields = 0;
     out = malloc(DATA_OUT);
     if (out == NULL)
         return MODMTA_E_NOMEM;
@@ -250,7 +259,7 @@ smtp_data_read(struct smtp_data *d, const char *prepend, size_t plen)
         d->size += (long long)olen;
         if (d->limit > 0 && d->size > d->limit)
             d->too_big = 1;
-        if (d->in_hdrs && !d->bad_eol && !d->too_big)
+        if (d->in_hdrs && !d->bad_eol && !d->bad_nul && !d->too_big)
             data_hdr_feed(d, out, olen);
         data_write(d, out, olen);
     }
@@ -259,7 +268,7 @@ smtp_data_read(struct smtp_data *d, const char *prepend, size_t plen)
         return rc;
     if (d->in_hdrs)
         data_hdr_end(d, d->line_start);
-    if (d->ctx != NULL && !d->bad_eol && !d->too_big
+    if (d->ctx != NULL && !d->bad_eol && !d->bad_nul && !d->too_big
         && (rc = data_hdr_parse(d)) < 0 && d->write_err == 0)
         d->write_err = rc;
     return 0;

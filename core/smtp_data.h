@@ -6,6 +6,8 @@
  * Strict line ends (SMTP smuggling): only CRLF ends a line, so only
  * CRLF "." CRLF ends the data; a bare CR or bare LF anywhere marks the
  * message bad (reject it once the end is seen: it is never queued).
+ * A NUL octet marks it bad too: modules would see header text cut at the
+ * NUL while the mailbox got all of it.
  * The size limit is checked while reading; an oversized or bad message
  * is read to its end but no longer written.
  */
@@ -19,8 +21,12 @@
 
 #include "queue.h"
 
-/* Header block kept for parsing; past it the rest counts as body. */
-#define SMTP_DATA_HDR_MAX (1024 * 1024)
+/* Header block kept for parsing, in octets and fields; past either the
+ * rest counts as body for the hooks (the stored message is unchanged).
+ * Bounded so a client cannot make one session hold ~12 times a huge
+ * header block in memory. */
+#define SMTP_DATA_HDR_MAX (256 * 1024)
+#define SMTP_DATA_HDR_FIELDS 1000
 
 struct smtp_data {
     /* set by the caller */
@@ -35,12 +41,13 @@ struct smtp_data {
                               * content (the prepended header included) */
     int too_big;             /* over limit: answer 552 5.3.4 */
     int bad_eol;             /* bare CR or LF: answer 5xx */
+    int bad_nul;             /* a NUL octet (RFC 5321 2.3.8): answer 5xx */
     int write_err;           /* a MODMTA_E_* from the writer, or 0 */
     /* reader state (private) */
     int state;
     int in_hdrs;
     char *hbuf;
-    size_t hlen, hcap, line_start, cur_hdr;
+    size_t hlen, hcap, line_start, cur_hdr, nfields;
 };
 
 /* Write `prepend` (the Received: header, CRLF-terminated lines) first,

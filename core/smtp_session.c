@@ -488,6 +488,11 @@ smtp_data_finish(struct smtp_session *s, struct smtp_data *d)
         smtp_reply(s, 552, "5.3.4", "Error: message size exceeds limit");
         return 0;
     }
+    if (d->bad_nul) {
+        smtp_reply(s, 554, "5.6.0", "Error: NUL character not allowed in "
+                   "message content");
+        return 0;
+    }
     if (d->write_err != 0) {
         if (d->write_err == MODMTA_E_NOSPACE)
             smtp_reply(s, 452, "4.3.1", "Error: insufficient system storage");

@@ -294,6 +294,45 @@ test_headers(void **state)
     fx->ctx = NULL;
 }
 
+/* A NUL anywhere makes the message bad; the content after it is not
+ * written and no header reaches the hooks. */
+static void
+test_nul_rejected(void **state)
+{
+    struct fx *fx = *state;
+    static const char in[] = "X: a\0b\r\n\r\nbody\r\n.\r\nNEXT";
+
+    assert_int_equal(run(fx, in, sizeof(in) - 1, 0, 0), 0);
+    assert_true(fx->d.bad_nul);
+    assert_string_equal(fx->rest, "NEXT");
+    assert_int_equal(modmta_hdr_count(fx->ctx), 0);
+    assert_int_equal(run_str(fx, "X: a\r\n\r\nbody\r\n.\r\n", 0), 0);
+    assert_false(fx->d.bad_nul);
+    modmta_ctx_free(fx->ctx);
+    fx->ctx = NULL;
+}
+
+/* Past SMTP_DATA_HDR_FIELDS fields the rest is body for the hooks. */
+static void
+test_header_field_cap(void **state)
+{
+    struct fx *fx = *state;
+    size_t n = SMTP_DATA_HDR_FIELDS + 50, i, len = 0;
+    char *in = malloc(n * 8 + 16);
+
+    assert_non_null(in);
+    for (i = 0; i < n; i++)
+        len += (size_t)sprintf(in + len, "H%04zu:\r\n", i % 10000);
+    memcpy(in + len, ".\r\n", 4);
+    len += 4;
+    assert_int_equal(run(fx, in, len, 0, 0), 0);
+    /* the prepended Received: counts as the first field */
+    assert_int_equal(modmta_hdr_count(fx->ctx), SMTP_DATA_HDR_FIELDS);
+    free(in);
+    modmta_ctx_free(fx->ctx);
+    fx->ctx = NULL;
+}
+
 static void
 test_received(void **state)
 {
@@ -327,6 +366,8 @@ main(void)
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_headers),
         cmocka_unit_test(test_received),
+        cmocka_unit_test(test_nul_rejected),
+        cmocka_unit_test(test_header_field_cap),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
