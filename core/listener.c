@@ -58,7 +58,8 @@ struct listener_set {
 
 struct session_start {
     struct listener *l;
-    int fd;
+    int fd;                      /* ours: closed after leaving the table */
+    int session_fd;              /* a duplicate the session owns */
     struct sockaddr_storage peer;
     socklen_t peerlen;
     char addr[64];
@@ -224,9 +225,12 @@ listener_session_thread(void *arg)
     struct session_start *s = arg;
     struct listener_set *ls = s->l->set;
 
-    ls->fn(ls->arg, s->fd, (const struct sockaddr *)&s->peer, s->peerlen,
-           s->l->name, s->id);
+    ls->fn(ls->arg, s->session_fd, (const struct sockaddr *)&s->peer,
+           s->peerlen, s->l->name, s->id);
+    /* Our descriptor is closed only once the entry is out of the live
+     * list: listeners_drain never shuts down a reused descriptor. */
     listener_release(ls, s);
+    close(s->fd);
     free(s);
     return NULL;
 }
@@ -261,9 +265,16 @@ listener_spawn(struct listener *l, struct session_start *s)
         generation_release(g);
     }
     listener_peer_addr(&s->peer, s->addr, sizeof(s->addr));
+    s->session_fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 3);
+    if (s->session_fd < 0) {
+        listener_refuse(s->fd, s->addr);
+        free(s);
+        return;
+    }
     pthread_mutex_lock(&ls->lock);
     if (!listener_admit(ls, s->addr, max, max_client)) {
         pthread_mutex_unlock(&ls->lock);
+        close(s->session_fd);
         listener_refuse(s->fd, s->addr);
         free(s);
         return;
@@ -284,6 +295,7 @@ listener_spawn(struct listener *l, struct session_start *s)
         modmta_logf(MODMTA_LOG_ERR, "cannot start a session thread: %s",
                     strerror(errno));
         listener_release(ls, s);
+        close(s->session_fd);
         close(s->fd);
         free(s);
     }
@@ -390,11 +402,13 @@ listeners_drain(struct listener_set *ls, int grace_s)
     struct live_session *s;
 
     pthread_mutex_lock(&ls->lock);
+    /* Idle sessions notice the flag within a second and answer 421. */
     listener_wait(ls, grace_s);
-    /* Idle clients: end their reads so the sessions answer 421 and go. */
+    /* What is left is stuck in a send or a slow DATA: cut both ways, so a
+     * blocked write fails at once too. */
     for (s = ls->live; s != NULL; s = s->next)
-        shutdown(s->fd, SHUT_RD);
-    listener_wait(ls, 30);
+        shutdown(s->fd, SHUT_RDWR);
+    listener_wait(ls, 10);
     pthread_mutex_unlock(&ls->lock);
 }
 

@@ -34,8 +34,10 @@ int listeners_start(struct listener_set *ls, listener_session_fn fn,
                     void *arg, modmta_err *err_r);
 /* Stop accepting and close the listening sockets. */
 void listeners_stop(struct listener_set *ls);
-/* Wait up to grace_s for sessions to end; then shut the read side of the
- * remaining ones (they answer 421 and close) and wait for them. */
+/* Wait up to grace_s for sessions to end (idle ones answer 421 when they
+ * see the shutdown flag); then shut down the sockets of the remaining
+ * ones both ways and wait up to 10 s more. listeners_active() tells
+ * whether some session still runs. */
 void listeners_drain(struct listener_set *ls, int grace_s);
 unsigned long listeners_active(struct listener_set *ls);
 void listeners_free(struct listener_set *ls);

@@ -361,10 +361,16 @@ daemon_stop(struct daemon *d)
         listeners_drain(d->listeners, SHUTDOWN_GRACE);
     }
     control_stop(d->ctl);
-    if (d->sched != NULL) {
+    if (d->sched != NULL)
         scheduler_stop(d->sched);
-        scheduler_free(d->sched);
+    if (d->listeners != NULL && listeners_active(d->listeners) > 0) {
+        /* A session thread still runs and uses all of it: leave it to
+         * the exit rather than free what the thread may touch. */
+        modmta_logf(MODMTA_LOG_WARN, "stopped with sessions=%lu still "
+                    "running", listeners_active(d->listeners));
+        return;
     }
+    scheduler_free(d->sched);
     queue_close(d->q);
     listeners_free(d->listeners);
     g = generation_acquire();

@@ -56,6 +56,7 @@ struct smtp_session {
     int esmtp;
     unsigned long ncmds;
     long nerrors;
+    long njunk;                 /* commands that move no mail forward */
     /* transaction */
     queue_writer *w;
     struct smtp_mail_opts mopts;
@@ -105,6 +106,15 @@ static int smtp_greet(struct smtp_session *s);
 static void smtp_client_names(struct smtp_session *s);
 static int smtp_setup(struct smtp_session *s);
 static void smtp_teardown(struct smtp_session *s);
+
+/* Past this many HELO/EHLO/RSET/NOOP/HELP/VRFY/EXPN in one session, each
+ * more counts as an error (Postfix's smtpd_junk_command_limit): a client
+ * cannot keep a session busy forever without sending mail. */
+#define SMTP_JUNK_LIMIT 100
+
+static const char *const smtp_junk_verbs[] = {
+    "HELO", "EHLO", "RSET", "NOOP", "HELP", "VRFY", "EXPN", NULL
+};
 
 static const struct smtp_handler smtp_handlers[] = {
     {"HELO", SMTP_ST_GREETED, NULL, smtp_helo},
@@ -741,6 +751,10 @@ smtp_command(struct smtp_session *s, char *line, size_t len)
         smtp_reply_ctx(s, v);
         return 0;
     }
+    for (i = 0; smtp_junk_verbs[i] != NULL; i++)
+        if (strcmp(h->verb, smtp_junk_verbs[i]) == 0 &&
+            ++s->njunk > SMTP_JUNK_LIMIT)
+            s->nerrors++;
     if (s->state < h->min) {
         smtp_reply(s, 503, "5.5.1", "%s", h->seq_text);
         return 0;

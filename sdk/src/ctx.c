@@ -222,7 +222,18 @@ modmta_ctx_set_session(modmta_ctx *ctx, const char *id,
 void
 modmta_ctx_set_helo(modmta_ctx *ctx, const char *helo, int esmtp)
 {
-    ctx->helo = helo ? modmta_arena_strdup(ctx->sess_arena, helo) : NULL;
+    size_t n = helo != NULL ? strlen(helo) + 1 : 0;
+
+    /* The buffer is reused: a client repeating EHLO must not grow the
+     * session's memory (the arena frees only at disconnect). */
+    if (helo == NULL) {
+        ctx->helo = NULL;
+    } else if (n <= ctx->helo_cap && ctx->helo != NULL) {
+        memcpy(ctx->helo, helo, n);
+    } else {
+        ctx->helo = modmta_arena_strdup(ctx->sess_arena, helo);
+        ctx->helo_cap = ctx->helo != NULL ? n : 0;
+    }
     ctx->esmtp = esmtp;
 }
 
@@ -742,7 +753,9 @@ modmta_ehlo_add(modmta_ctx *ctx, const char *keyword)
         return MODMTA_E_INVAL;
     if (ctx_grow(&ctx->ehlo, &ctx->nehlo, &ctx->ehlo_cap, sizeof(char *)) < 0)
         return MODMTA_E_NOMEM;
-    copy = modmta_arena_strdup(ctx->sess_arena, keyword);
+    /* In the transaction arena: EHLO resets the transaction first, so
+     * repeated EHLOs do not accumulate keywords. */
+    copy = modmta_arena_strdup(ctx->txn_arena, keyword);
     if (copy == NULL)
         return MODMTA_E_NOMEM;
     ctx->ehlo[ctx->nehlo++] = copy;

@@ -59,6 +59,7 @@ struct modmta_ctx {
     char *client_name;
     char *listener;
     char *helo;
+    size_t helo_cap;              /* size of the helo buffer */
     int esmtp;
     int tls;
     char *auth_user;
