@@ -137,6 +137,9 @@ deliver_rcpt(struct deliver_run *run, queue_rcpt *r)
     } else {
         r->state = QRCPT_FAILED;
         run->out->bounced++;
+        if (r->no_dsn)
+            modmta_logf(MODMTA_LOG_INFO, "%s: to=<%s> no DSN (notify=never)",
+                        run->env->id, r->addr);
     }
     /* Not saved here: the envelope is written once after the attempt, or
      * the message removed. A crash in between repeats the attempt with

@@ -61,7 +61,7 @@ dsn_printf(struct dsn_out *o, const char *fmt, ...)
 int
 dsn_rcpt_due(const queue_rcpt *r)
 {
-    return r->state == QRCPT_FAILED && !r->dsn_sent;
+    return r->state == QRCPT_FAILED && !r->dsn_sent && !r->no_dsn;
 }
 
 size_t

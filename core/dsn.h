@@ -3,7 +3,8 @@
  * recipients, queued like any other message, from the null sender <>
  * (so that a DSN can never cause another one) to the original sender.
  *
- * A DSN covers every recipient with state QRCPT_FAILED and dsn_sent == 0.
+ * A DSN covers every recipient with state QRCPT_FAILED, dsn_sent == 0 and
+ * no_dsn == 0 (a no_dsn recipient, e.g. a bcc copy, fails silently).
  * The report is multipart/report; report-type=delivery-status with three
  * parts: a text/plain explanation, the message/delivery-status fields
  * (RFC 3464 section 2) and the original headers (text/rfc822-headers).
@@ -32,7 +33,8 @@ enum dsn_result {
 int dsn_bounce(queue *q, const queue_env *env, const char *content_path,
                const char *hostname, time_t now, char id_r[QUEUE_ID_MAX]);
 
-/* 1 if a DSN must still be sent for r (failed, not yet reported). */
+/* 1 if a DSN must still be sent for r (failed, not yet reported, and
+ * not a recipient whose failures are never reported: no_dsn). */
 int dsn_rcpt_due(const queue_rcpt *r);
 
 /* Set dsn_sent on every recipient dsn_rcpt_due() selects; returns how

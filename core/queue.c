@@ -477,10 +477,11 @@ queue_env_to_json(const queue_env *env)
         const queue_rcpt *r = &env->rcpts[i];
         unsigned st = (unsigned)r->state <= QRCPT_FAILED ? r->state : 0;
 
-        json_array_append_new(rcpts, json_pack("{s:o, s:o, s:s, s:o, s:b}",
+        json_array_append_new(rcpts, json_pack(
+            "{s:o, s:o, s:s, s:o, s:b, s:b}",
             "addr", queue_jstr(r->addr), "orcpt", queue_jstr(r->orcpt),
             "state", states[st], "status", queue_jstr(r->status),
-            "dsn_sent", r->dsn_sent));
+            "dsn_sent", r->dsn_sent, "no_dsn", r->no_dsn));
     }
     if (rcpts == NULL || json_array_size(rcpts) != env->nrcpts) {
         json_decref(rcpts);
@@ -553,7 +554,7 @@ static int
 queue_rcpt_from_json(const json_t *o, queue_rcpt *r)
 {
     const char *st;
-    json_int_t dsn;
+    json_int_t dsn, no_dsn;
     int rc;
 
     if (!json_is_object(o))
@@ -561,11 +562,13 @@ queue_rcpt_from_json(const json_t *o, queue_rcpt *r)
     if ((rc = queue_jget_str(o, "addr", &r->addr)) < 0 ||
         (rc = queue_jget_str(o, "orcpt", &r->orcpt)) < 0 ||
         (rc = queue_jget_str(o, "status", &r->status)) < 0 ||
-        (rc = queue_jget_int(o, "dsn_sent", &dsn)) < 0)
+        (rc = queue_jget_int(o, "dsn_sent", &dsn)) < 0 ||
+        (rc = queue_jget_int(o, "no_dsn", &no_dsn)) < 0)
         return rc;
     if (r->addr == NULL)
         return MODMTA_E_INVAL;
     r->dsn_sent = dsn != 0;
+    r->no_dsn = no_dsn != 0;
     st = json_string_value(json_object_get(o, "state"));
     if (st == NULL || strcmp(st, "pending") == 0)
         r->state = QRCPT_PENDING;

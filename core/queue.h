@@ -39,6 +39,8 @@ typedef struct queue_rcpt {
     queue_rcpt_state state;
     char *status;         /* last status text ("deferred: mailbox locked") */
     int dsn_sent;         /* a DSN covering this failure was queued */
+    int no_dsn;           /* never notify the sender (NOTIFY=NEVER, RFC
+                           * 3461): a failure is logged, then dropped */
 } queue_rcpt;
 
 typedef struct queue_env {

@@ -566,6 +566,7 @@ smtp_commit(struct smtp_session *s)
             if (strcmp(s->orcpts[j].addr, c->rcpts[i]) == 0)
                 env.rcpts[i].orcpt = s->orcpts[j].orcpt;
         env.rcpts[i].state = QRCPT_PENDING;
+        env.rcpts[i].no_dsn = modmta_ctx_rcpt_no_dsn(c, c->rcpts[i]);
     }
     env.nrcpts = c->nrcpts;
     env.sender = c->sender;
@@ -712,6 +713,20 @@ smtp_notimpl(struct smtp_session *s, char *args)
 
 /* ---- the loop ---- */
 
+/* After an AUTH verb (its reply sent): run the on_auth hooks with the
+ * outcome, RFC 4954 style notification; their verdict is not used. */
+static void
+smtp_auth_hooks(struct smtp_session *s, int had_user)
+{
+    modmta_ctx *c = s->ctx;
+
+    if (!had_user && c->auth_user != NULL)
+        chain_auth(s->gen->chain, c, c->auth_user, 1);
+    else if (c->auth_tried != NULL)
+        chain_auth(s->gen->chain, c, c->auth_tried, 0);
+    c->auth_tried = NULL;
+}
+
 /* One command line: look it up, check the state, run it. -1 ends. */
 static int
 smtp_command(struct smtp_session *s, char *line, size_t len)
@@ -721,6 +736,7 @@ smtp_command(struct smtp_session *s, char *line, size_t len)
     modmta_verdict v;
     void *inst;
     size_t i;
+    int had_user;
 
     if (strlen(line) != len) {
         smtp_reply(s, 500, "5.5.2", "Error: NUL in command");
@@ -746,9 +762,14 @@ smtp_command(struct smtp_session *s, char *line, size_t len)
             smtp_reply(s, 500, "5.5.1", "Error: command not recognized");
             return 0;
         }
+        had_user = s->ctx->auth_user != NULL;
         v = chain_run_verb(s->gen->chain, s->ctx, s->conn, cmd.verb,
                            cmd.args);
         smtp_reply_ctx(s, v);
+        if (s->ctx->reply_code == 421) /* the verb ends the session */
+            smtp_enter(s, SMTP_ST_QUIT);
+        if (strcmp(cmd.verb, "AUTH") == 0)
+            smtp_auth_hooks(s, had_user);
         return 0;
     }
     for (i = 0; smtp_junk_verbs[i] != NULL; i++)

@@ -10,7 +10,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
+
+#include <jansson.h>
+#include <modmta/map.h>
+#include <modmta/passdb.h>
 
 #include "config.h"
 
@@ -44,6 +49,13 @@ ctl_usage(FILE *f)
         "  release ID   deliver a held or quarantined message\n"
         "  reload       re-read the configuration\n"
         "  stats        print counters as JSON\n"
+        "  aliases check [FILE]\n"
+        "               check an aliases(5) file (default: the map of the\n"
+        "               config's alias module); no daemon needed\n"
+        "  passwd [-6] USER\n"
+        "               print a passdb line USER:{CRYPT}$y$... (-6: $6$)\n"
+        "               for the password read from the terminal (no echo)\n"
+        "               or the first line of standard input\n"
         "\n"
         "Options:\n"
         "  -c FILE      configuration that names the control socket\n"
@@ -243,6 +255,138 @@ ctl_request(int argc, char **argv)
     return req;
 }
 
+/* The file of the first alias module's "aliases:PATH" map in config. */
+static char *
+ctl_aliases_default(const char *config)
+{
+    json_t *root = json_load_file(config, 0, NULL), *mods, *m;
+    const char *spec, *mod;
+    char *path = NULL;
+    size_t i;
+
+    mods = json_object_get(root, "modules");
+    json_array_foreach(mods, i, m) {
+        spec = json_string_value(json_object_get(m, "map"));
+        mod = json_string_value(json_object_get(m, "module"));
+        if (path == NULL && spec != NULL && mod != NULL &&
+            strcmp(mod, "alias") == 0 && strncmp(spec, "aliases:", 8) == 0)
+            path = strdup(spec + 8);
+    }
+    json_decref(root);
+    if (path == NULL)
+        fprintf(stderr, "modmtactl: %s: no alias module with an "
+                "\"aliases:PATH\" map; name the file\n", config);
+    return path;
+}
+
+/* "aliases check [FILE]": parse the file as the alias module does (like
+ * newaliases, without a database); errors name FILE:LINE. */
+static int
+ctl_aliases(int argc, char **argv, const char *config)
+{
+    char *path, *spec;
+    modmta_err err = {"", ""};
+    modmta_map *m;
+    json_t *j;
+
+    if (argc < 2 || argc > 3 || strcmp(argv[1], "check") != 0) {
+        fprintf(stderr, "modmtactl: usage: modmtactl aliases check "
+                "[FILE]\n");
+        return CTL_EXIT_USAGE;
+    }
+    path = argc == 3 ? strdup(argv[2]) : ctl_aliases_default(config);
+    if (path == NULL || asprintf(&spec, "aliases:%s", path) < 0) {
+        free(path);
+        return CTL_EXIT_USAGE;
+    }
+    j = json_string(spec);
+    m = j != NULL ? modmta_map_open(j, path, &err) : NULL;
+    if (m == NULL)
+        fprintf(stderr, "modmtactl: %s\n", err.msg);
+    else
+        printf("%s: ok\n", path);
+    modmta_map_close(m);
+    json_decref(j);
+    free(spec);
+    free(path);
+    return m != NULL ? CTL_EXIT_OK : CTL_EXIT_ERROR;
+}
+
+/* Read one line from stdin, without echo on a terminal; NULL at EOF. */
+static char *
+ctl_passwd_read(const char *prompt)
+{
+    struct termios old, quiet;
+    int tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+
+    if (tty) {
+        fprintf(stderr, "%s", prompt);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    n = getline(&line, &cap, stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fprintf(stderr, "\n");
+    }
+    if (n < 0) {
+        free(line);
+        return NULL;
+    }
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    return line;
+}
+
+static void
+ctl_passwd_free(char *pw)
+{
+    if (pw != NULL)
+        memset(pw, 0, strlen(pw));
+    free(pw);
+}
+
+/* "passwd [-6] USER": a file: passdb line for auth_sasl and pop3. */
+static int
+ctl_passwd(int argc, char **argv)
+{
+    int sha = argc == 3 && strcmp(argv[1], "-6") == 0;
+    const char *user = argv[argc - 1];
+    char *pw, *again = NULL, *hash;
+    modmta_err err = {"", ""};
+    int rc = CTL_EXIT_ERROR;
+
+    if (argc != 2 + sha || user[0] == '\0' || user[0] == '-'
+        || strpbrk(user, ": \t\r\n#") != NULL) {
+        fprintf(stderr, "modmtactl: usage: modmtactl passwd [-6] USER "
+                "(no ':', '#' or white space in USER)\n");
+        return CTL_EXIT_USAGE;
+    }
+    pw = ctl_passwd_read("Password: ");
+    if (pw != NULL && isatty(STDIN_FILENO))
+        again = ctl_passwd_read("Again: ");
+    if (pw == NULL || pw[0] == '\0') {
+        fprintf(stderr, "modmtactl: no password given\n");
+    } else if (isatty(STDIN_FILENO)
+               && (again == NULL || strcmp(pw, again) != 0)) {
+        fprintf(stderr, "modmtactl: the passwords differ\n");
+    } else if ((hash = modmta_passdb_hash(pw, sha ? "$6$" : "$y$",
+                                          &err)) == NULL) {
+        fprintf(stderr, "modmtactl: %s\n", err.msg);
+    } else {
+        printf("%s:%s\n", user, hash);
+        free(hash);
+        rc = CTL_EXIT_OK;
+    }
+    ctl_passwd_free(pw);
+    ctl_passwd_free(again);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -275,6 +419,10 @@ main(int argc, char **argv)
         ctl_usage(stderr);
         return CTL_EXIT_USAGE;
     }
+    if (strcmp(argv[i], "aliases") == 0)
+        return ctl_aliases(argc - i, argv + i, config);
+    if (strcmp(argv[i], "passwd") == 0)
+        return ctl_passwd(argc - i, argv + i);
     if ((req = ctl_request(argc - i, argv + i)) == NULL)
         return CTL_EXIT_USAGE;
     if (sock == NULL && (path = ctl_socket_path(config)) == NULL) {

@@ -359,6 +359,40 @@ test_dsn_mark_sent(void **state)
     assert_int_equal(dsn_mark_sent(&fx->env), 0);
 }
 
+/* A failed recipient marked no_dsn (a bcc copy) is never reported:
+ * alone it queues nothing; beside others it is left out of the report. */
+static void
+test_dsn_no_dsn(void **state)
+{
+    struct fixture *fx = *state;
+    char id[QUEUE_ID_MAX], path[256];
+    struct parsed p;
+    const char *st;
+
+    fx->rcpts[0].no_dsn = 1;
+    assert_int_equal(dsn_rcpt_due(&fx->rcpts[0]), 0);
+    assert_int_equal(dsn_rcpt_due(&fx->rcpts[1]), 1);
+    assert_int_equal(dsn_bounce(fx->q, &fx->env, fx->path, HOST,
+                                1700000500, id), DSN_QUEUED);
+    assert_int_equal(queue_content_path(fx->q, id, path, sizeof(path)), 0);
+    parse_dsn(path, &p);
+    st = part_body(p.parts[1]);
+    assert_null(strstr(st, "bob@example.com"));
+    assert_non_null(strstr(st, "carol@example.com"));
+    assert_null(strstr(part_body(p.parts[0]), "bob@example.com"));
+    parsed_free(&p);
+    assert_int_equal(dsn_mark_sent(&fx->env), 2);
+    assert_int_equal(fx->rcpts[0].dsn_sent, 0);
+
+    /* only no_dsn failures left: nothing to send */
+    fx->rcpts[1].no_dsn = 1;
+    fx->rcpts[1].dsn_sent = 0;
+    fx->rcpts[4].dsn_sent = 1;
+    assert_int_equal(dsn_bounce(fx->q, &fx->env, fx->path, HOST,
+                                1700000600, id), DSN_NONE);
+    assert_int_equal(queue_count(fx->q), 2);
+}
+
 /* The content is gone: the report is still sent, without headers. */
 static void
 test_dsn_missing_content(void **state)
@@ -384,6 +418,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_dsn_null_sender, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dsn_mark_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dsn_no_dsn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dsn_missing_content, setup,
                                         teardown),
     };

@@ -262,7 +262,8 @@ test_roundtrip(void **state)
         {.addr = "bob@example.com", .orcpt = "b@example.com",
          .state = QRCPT_DELIVERED, .status = "250 2.0.0 ok"},
         {.addr = "carol@example.com", .orcpt = "carol@example.com",
-         .state = QRCPT_FAILED, .status = "550 5.1.1 no", .dsn_sent = 1},
+         .state = QRCPT_FAILED, .status = "550 5.1.1 no", .dsn_sent = 1,
+         .no_dsn = 1},
     };
     queue_env env = {
         .sender = "alice@example.org", .rcpts = rcpts, .nrcpts = 2,
@@ -295,6 +296,8 @@ test_roundtrip(void **state)
     assert_int_equal(got->rcpts[0].dsn_sent, 0);
     assert_int_equal(got->rcpts[1].state, QRCPT_FAILED);
     assert_int_equal(got->rcpts[1].dsn_sent, 1);
+    assert_int_equal(got->rcpts[0].no_dsn, 0);
+    assert_int_equal(got->rcpts[1].no_dsn, 1);
     assert_int_equal(got->arrival, 1700000000);
     assert_string_equal(got->client_addr, "127.0.0.1");
     assert_string_equal(got->client_name, "localhost");

@@ -92,6 +92,15 @@ chain_data(struct chain *ch, modmta_ctx *ctx)
 }
 
 void chain_queued(struct chain *ch, modmta_ctx *ctx) { fake_queued++; }
+
+static char fake_auth[64]; /* "user/success" of the last chain_auth */
+
+modmta_verdict
+chain_auth(struct chain *ch, modmta_ctx *ctx, const char *user, int success)
+{
+    snprintf(fake_auth, sizeof(fake_auth), "%s/%d", user, success);
+    return MODMTA_CONTINUE;
+}
 void chain_disconnect(struct chain *ch, modmta_ctx *ctx)
 {
     fake_disconnected++;
@@ -116,7 +125,25 @@ const modmta_verb *
 chain_find_verb(struct chain *ch, const char *verb, void **inst_r)
 {
     *inst_r = NULL;
-    return strcmp(verb, "XFAKE") == 0 ? &fake_verbs[0] : NULL;
+    return strcmp(verb, "XFAKE") == 0 || strcmp(verb, "AUTH") == 0
+               ? &fake_verbs[0] : NULL;
+}
+
+static modmta_verdict
+fake_auth_verb(modmta_ctx *ctx, const char *args)
+{
+    if (strcmp(args, "good") == 0) {
+        modmta_set_auth_user(ctx, "bob");
+        modmta_reply(ctx, 235, "2.7.0", "ok");
+        return MODMTA_ACCEPT;
+    }
+    if (strcmp(args, "bye") == 0) {
+        modmta_reply(ctx, 421, "4.7.0", "too many");
+        return MODMTA_TEMPFAIL;
+    }
+    modmta_set_auth_tried(ctx, "eve");
+    modmta_reply(ctx, 535, "5.7.8", "bad");
+    return MODMTA_REJECT;
 }
 
 modmta_verdict
@@ -124,6 +151,8 @@ chain_run_verb(struct chain *ch, modmta_ctx *ctx, modmta_conn *conn,
                const char *verb, const char *args)
 {
     modmta_ctx_enter(ctx, MODMTA_PHASE_VERB, NULL, NULL, NULL);
+    if (strcmp(verb, "AUTH") == 0) /* "good", "bad" or "bye" */
+        return fake_auth_verb(ctx, args);
     modmta_reply(ctx, 250, "2.0.0", "fake verb ok %s", args);
     return MODMTA_ACCEPT;
 }
@@ -479,6 +508,25 @@ test_error_limit(void **state)
     finish(fx);
 }
 
+/* 100 junk commands are free; past them each counts as an error. */
+static void
+test_junk_command_limit(void **state)
+{
+    struct fx *fx = *state;
+    int i;
+
+    fx->cfg.limits.errors = 3;
+    start(fx, NULL);
+    expect(fx, NULL, "220 ");
+    for (i = 0; i < 100; i++)
+        expect(fx, "NOOP\r\n", "250 2.0.0 ");
+    expect(fx, "NOOP\r\n", "250 2.0.0 ");
+    expect(fx, "RSET\r\n", "250 2.0.0 ");
+    expect(fx, "HELO a\r\n", "250 ");
+    expect(fx, NULL, "421 4.7.0 ");
+    finish(fx);
+}
+
 static void
 test_early_talker(void **state)
 {
@@ -500,6 +548,25 @@ test_connect_reject(void **state)
     expect(fx, "EHLO c\r\n", "503 5.5.1 ");
     expect(fx, "MAIL FROM:<a@b>\r\n", "503 5.5.1 ");
     expect(fx, "QUIT\r\n", "221 2.0.0 ");
+    finish(fx);
+}
+
+/* The on_auth hooks run after an AUTH verb; a 421 from a verb closes. */
+static void
+test_auth_hooks(void **state)
+{
+    struct fx *fx = *state;
+
+    start(fx, NULL);
+    expect(fx, NULL, "220 ");
+    expect(fx, "AUTH bad\r\n", "535 5.7.8 bad\r\n");
+    assert_string_equal(fake_auth, "eve/0");
+    expect(fx, "AUTH good\r\n", "235 2.7.0 ok\r\n");
+    assert_string_equal(fake_auth, "bob/1");
+    fake_auth[0] = '\0';
+    expect(fx, "XFAKE x\r\n", "250 ");
+    assert_string_equal(fake_auth, "");
+    expect(fx, "AUTH bye\r\n", "421 4.7.0 too many\r\n");
     finish(fx);
 }
 
@@ -798,10 +865,13 @@ main(void)
         cmocka_unit_test_setup_teardown(test_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_junk_command_limit, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_error_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_early_talker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_reject, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_auth_hooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smuggling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_and_auth_required, setup,

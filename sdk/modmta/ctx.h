@@ -108,6 +108,18 @@ int modmta_rcpt_add(modmta_ctx *ctx, const char *addr);   /* also on_rcpt */
 int modmta_rcpt_remove(modmta_ctx *ctx, const char *addr);
 int modmta_quarantine(modmta_ctx *ctx, const char *reason);
 
+/* Flags of modmta_rcpt_add_flags. Append-only. */
+enum {
+    /* Never notify the sender about this recipient (RFC 3461
+     * NOTIFY=NEVER): a permanent failure is logged and dropped, no DSN.
+     * For copies the sender did not ask for (bcc, archive). A recipient
+     * already in the envelope keeps its notifications. */
+    MODMTA_RCPT_NO_DSN = 1u << 0,
+};
+/* modmta_rcpt_add with MODMTA_RCPT_* flags (same capability and phases).
+ * MODMTA_E_INVAL for an unknown flag. */
+int modmta_rcpt_add_flags(modmta_ctx *ctx, const char *addr, unsigned flags);
+
 /* ---- delivery (deliver hook) ---- */
 /* 1 when this attempt follows a crash: the recipient may already have
  * received the message (a mailbox can check for the queue ID). */
@@ -142,6 +154,12 @@ void *modmta_ctx_get_data(const modmta_ctx *ctx, const void *inst);
 
 /* Free memory the SDK handed over (map lookup results and the like). */
 void modmta_free(void *p);
+
+/* Inside an AUTH verb: the identity a failed attempt tried, passed to the
+ * on_auth hooks (which the core runs after the verb, with success 1 and
+ * modmta_auth_user() when the verb set one, else with success 0 and this
+ * identity). */
+int modmta_set_auth_tried(modmta_ctx *ctx, const char *user);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,10 @@
  *                               keeps the old table and logs file:line.
  *   "cidr:/etc/modmta/clients"  "network/prefix value" lines, IPv4 and
  *                               IPv6, first match in file order.
+ *   "aliases:/etc/modmta/aliases"  aliases(5): "name: a, b, c", quoted
+ *                               names, continuations, '#' comments; the
+ *                               value is the list (modmta_map_list_split);
+ *                               re-read on change like "file:".
  *   {"key": "value", ...}       inline object; an array value is joined
  *                               with ", ".
  *   ["a", "b"]                  inline set: every listed key is found,
@@ -54,6 +58,14 @@ typedef struct modmta_map_backend {
 } modmta_map_backend;
 
 int modmta_map_register(const modmta_map_backend *backend);
+
+/* Split a list value as aliases(5) writes it ("a, b, \"|cmd x, y\"") into
+ * its items: commas and white space separate them, double quotes protect
+ * both (and are removed; inside them a backslash escapes the next octet),
+ * empty items are dropped. The "aliases:PATH" backend returns its values
+ * in this form. Returns a NULL-terminated list (free it with
+ * modmta_strlist_free), or NULL with err_r filled (unbalanced quote). */
+char **modmta_map_list_split(const char *value, modmta_err *err_r);
 
 #ifdef __cplusplus
 }

@@ -10,5 +10,6 @@
 #include <modmta/map.h>
 #include <modmta/conf.h>
 #include <modmta/log.h>
+#include <modmta/passdb.h>
 
 #endif

@@ -93,6 +93,7 @@ ctx_free_txn_arrays(modmta_ctx *ctx)
     free(ctx->rewrites);
     free(ctx->added);
     free(ctx->removed);
+    free(ctx->nodsn);
     free(ctx->hdrs);
 }
 
@@ -140,6 +141,8 @@ modmta_ctx_txn_reset(modmta_ctx *ctx)
     ctx->nadded = ctx->added_cap = 0;
     ctx->removed = NULL;
     ctx->nremoved = ctx->removed_cap = 0;
+    ctx->nodsn = NULL;
+    ctx->nnodsn = ctx->nodsn_cap = 0;
     ctx->hdrs = NULL;
     ctx->nhdrs = ctx->hdrs_cap = 0;
     ctx->hdrs_dirty = 0;
@@ -309,6 +312,24 @@ modmta_ctx_remove_rcpt(modmta_ctx *ctx, const char *rcpt)
     }
 }
 
+/* Index of rcpt in the no-DSN list, or -1. */
+static long
+ctx_nodsn_find(const modmta_ctx *ctx, const char *rcpt)
+{
+    size_t i;
+
+    for (i = 0; i < ctx->nnodsn; i++)
+        if (strcasecmp(ctx->nodsn[i], rcpt) == 0)
+            return (long)i;
+    return -1;
+}
+
+int
+modmta_ctx_rcpt_no_dsn(const modmta_ctx *ctx, const char *rcpt)
+{
+    return ctx_nodsn_find(ctx, rcpt) >= 0;
+}
+
 void
 modmta_ctx_set_rcpt_eval(modmta_ctx *ctx, const char *original,
                          int rewritten)
@@ -453,6 +474,18 @@ modmta_set_auth_user(modmta_ctx *ctx, const char *user)
         return r;
     ctx->auth_user = user ? modmta_arena_strdup(ctx->sess_arena, user) : NULL;
     return user != NULL && ctx->auth_user == NULL ? MODMTA_E_NOMEM : 0;
+}
+
+int
+modmta_set_auth_tried(modmta_ctx *ctx, const char *user)
+{
+    int r = ctx_may(ctx, 0, PH(VERB));
+
+    if (r < 0)
+        return r;
+    ctx->auth_tried = user ? modmta_arena_strdup(ctx->sess_arena, user)
+                           : NULL;
+    return user != NULL && ctx->auth_tried == NULL ? MODMTA_E_NOMEM : 0;
 }
 
 const modmta_host *
@@ -672,12 +705,42 @@ modmta_sender_set(modmta_ctx *ctx, const char *addr)
 int
 modmta_rcpt_add(modmta_ctx *ctx, const char *addr)
 {
+    return modmta_rcpt_add_flags(ctx, addr, 0);
+}
+
+/* A plain add of an address wins over an earlier no-DSN add of it, and a
+ * no-DSN add of a recipient the envelope already holds changes nothing:
+ * whoever asked for the address normally keeps the notifications. */
+static int
+ctx_nodsn_note(modmta_ctx *ctx, const char *addr, unsigned flags)
+{
+    long i = ctx_nodsn_find(ctx, addr);
+
+    if (!(flags & MODMTA_RCPT_NO_DSN)) {
+        if (i >= 0)
+            memmove(&ctx->nodsn[i], &ctx->nodsn[i + 1],
+                    (ctx->nnodsn - (size_t)i - 1) * sizeof(char *));
+        ctx->nnodsn -= i >= 0;
+        return 0;
+    }
+    if (i >= 0 || modmta_ctx_has_rcpt(ctx, addr))
+        return 0;
+    return ctx_push_str(ctx, &ctx->nodsn, &ctx->nnodsn, &ctx->nodsn_cap,
+                        addr);
+}
+
+int
+modmta_rcpt_add_flags(modmta_ctx *ctx, const char *addr, unsigned flags)
+{
     int r = ctx_may(ctx, MODMTA_CAP_ADDRCPT, PH(RCPT) | PH(DATA));
 
     if (r < 0)
         return r;
-    if (addr == NULL || *addr == '\0')
+    if (addr == NULL || *addr == '\0' || (flags & ~MODMTA_RCPT_NO_DSN))
         return MODMTA_E_INVAL;
+    r = ctx_nodsn_note(ctx, addr, flags);
+    if (r < 0)
+        return r;
     return ctx_push_str(ctx, &ctx->added, &ctx->nadded, &ctx->added_cap,
                         addr);
 }

@@ -63,6 +63,7 @@ struct modmta_ctx {
     int esmtp;
     int tls;
     char *auth_user;
+    char *auth_tried;             /* failed AUTH identity, for on_auth */
 
     /* transaction (txn arena) */
     char queue_id[32];
@@ -81,6 +82,8 @@ struct modmta_ctx {
     size_t nadded, added_cap;
     char **removed;               /* modmta_rcpt_remove at on_data */
     size_t nremoved, removed_cap;
+    char **nodsn;                 /* added with MODMTA_RCPT_NO_DSN */
+    size_t nnodsn, nodsn_cap;
 
     /* message */
     struct ctx_hdr *hdrs;
@@ -145,6 +148,8 @@ int modmta_ctx_add_param(modmta_ctx *ctx, const char *name,
 int modmta_ctx_add_rcpt(modmta_ctx *ctx, const char *rcpt);
 int modmta_ctx_has_rcpt(const modmta_ctx *ctx, const char *rcpt);
 void modmta_ctx_remove_rcpt(modmta_ctx *ctx, const char *rcpt);
+/* 1 if rcpt was added with MODMTA_RCPT_NO_DSN (queue_rcpt.no_dsn). */
+int modmta_ctx_rcpt_no_dsn(const modmta_ctx *ctx, const char *rcpt);
 /* The recipient under evaluation at on_rcpt. */
 void modmta_ctx_set_rcpt_eval(modmta_ctx *ctx, const char *original,
                               int rewritten);

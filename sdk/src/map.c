@@ -50,6 +50,7 @@ static size_t map_registry_count;
 static const modmta_map_backend *const map_builtin[] = {
     &map_file_backend,
     &map_cidr_backend,
+    &map_aliases_backend,
 };
 
 /* ---- hash table ---- */

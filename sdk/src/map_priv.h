@@ -37,5 +37,6 @@ int map_file_read(const char *path, const char *json_path,
 
 extern const modmta_map_backend map_file_backend;
 extern const modmta_map_backend map_cidr_backend;
+extern const modmta_map_backend map_aliases_backend; /* map_aliases.c */
 
 #endif

@@ -184,3 +184,9 @@ modmta_test_ehlo_at(const modmta_ctx *ctx, size_t i)
 {
     return i < ctx->nehlo ? ctx->ehlo[i] : NULL;
 }
+
+int
+modmta_test_added_no_dsn(const modmta_ctx *ctx, const char *addr)
+{
+    return modmta_ctx_rcpt_no_dsn(ctx, addr);
+}

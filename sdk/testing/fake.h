@@ -54,5 +54,8 @@ size_t modmta_test_added_count(const modmta_ctx *ctx);
 const char *modmta_test_added_at(const modmta_ctx *ctx, size_t i);
 size_t modmta_test_ehlo_count(const modmta_ctx *ctx);
 const char *modmta_test_ehlo_at(const modmta_ctx *ctx, size_t i);
+/* 1 if addr was added with MODMTA_RCPT_NO_DSN (its failures are never
+ * reported to the sender). */
+int modmta_test_added_no_dsn(const modmta_ctx *ctx, const char *addr);
 
 #endif

@@ -110,6 +110,12 @@ act_rcpt_add(modmta_ctx *ctx)
 }
 
 static int
+act_rcpt_add_flags(modmta_ctx *ctx)
+{
+    return modmta_rcpt_add_flags(ctx, "bcc@example.org", MODMTA_RCPT_NO_DSN);
+}
+
+static int
 act_rcpt_remove(modmta_ctx *ctx)
 {
     return modmta_rcpt_remove(ctx, "gone@example.org");
@@ -153,6 +159,8 @@ static const struct action actions[] = {
     { "sender_set", act_sender_set, MODMTA_CAP_CHGFROM,
       PH(MAIL) | PH(DATA) },
     { "rcpt_add", act_rcpt_add, MODMTA_CAP_ADDRCPT, PH(RCPT) | PH(DATA) },
+    { "rcpt_add_flags", act_rcpt_add_flags, MODMTA_CAP_ADDRCPT,
+      PH(RCPT) | PH(DATA) },
     { "rcpt_remove", act_rcpt_remove, MODMTA_CAP_DELRCPT, PH(DATA) },
     { "rcpt_rewrite", act_rcpt_rewrite, MODMTA_CAP_REWRITE, PH(RCPT) },
     { "quarantine", act_quarantine, MODMTA_CAP_QUARANTINE, PH(DATA) },
@@ -788,6 +796,40 @@ test_arena_direct(void **state)
     modmta_arena_free(NULL);
 }
 
+/* MODMTA_RCPT_NO_DSN: recorded for new recipients only; a plain add of
+ * the same address wins; unknown flags refused; cleared with the
+ * transaction. */
+static void
+test_rcpt_no_dsn(void **state)
+{
+    modmta_ctx *ctx = ctx_of(state);
+
+    modmta_test_set_sender(ctx, "Q1", "s@example.org");
+    modmta_test_add_rcpt(ctx, "given@example.org");
+    modmta_test_enter(ctx, MODMTA_PHASE_DATA, &test_mod_all, "inst");
+    assert_int_equal(modmta_rcpt_add_flags(ctx, "x@example.org", 1u << 7),
+                     MODMTA_E_INVAL);
+    assert_int_equal(modmta_test_added_count(ctx), 0);
+    assert_int_equal(modmta_rcpt_add_flags(ctx, "Bcc@example.org",
+                                           MODMTA_RCPT_NO_DSN), 0);
+    assert_int_equal(modmta_rcpt_add_flags(ctx, "GIVEN@example.org",
+                                           MODMTA_RCPT_NO_DSN), 0);
+    assert_int_equal(modmta_rcpt_add_flags(ctx, "plain@example.org", 0), 0);
+    assert_int_equal(modmta_test_added_count(ctx), 3);
+    assert_string_equal(modmta_test_added_at(ctx, 0), "Bcc@example.org");
+    assert_true(modmta_test_added_no_dsn(ctx, "bcc@example.org"));
+    assert_false(modmta_test_added_no_dsn(ctx, "given@example.org"));
+    assert_false(modmta_test_added_no_dsn(ctx, "plain@example.org"));
+    /* a plain add of the bcc address: the sender asked for it after all */
+    assert_int_equal(modmta_rcpt_add(ctx, "bcc@example.org"), 0);
+    assert_false(modmta_test_added_no_dsn(ctx, "bcc@example.org"));
+    assert_int_equal(modmta_rcpt_add_flags(ctx, "b2@example.org",
+                                           MODMTA_RCPT_NO_DSN), 0);
+    assert_true(modmta_test_added_no_dsn(ctx, "b2@example.org"));
+    modmta_ctx_txn_reset(ctx);
+    assert_false(modmta_test_added_no_dsn(ctx, "b2@example.org"));
+}
+
 int
 main(void)
 {
@@ -805,6 +847,7 @@ main(void)
         T(test_reply_default),
         T(test_txn_reset),
         T(test_rcpt_dedupe_remove),
+        T(test_rcpt_no_dsn),
         T(test_mail_params),
         T(test_data),
         T(test_data_many_instances),

@@ -1,0 +1,367 @@
+/* Unit tests of the alias module: config, one level of expansion at RCPT
+ * (the core does the nesting), includes, command and file targets,
+ * outage. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include <modmta/modmta.h>
+#include <fake.h>
+
+extern const modmta_module modmta_descriptor;
+
+struct fx {
+    char dir[256];
+    char aliases[512];
+    char inc[512];
+    modmta_host *host;
+    void *inst;
+    modmta_ctx *ctx;
+};
+
+/* ---- a backend whose lookups fail (an outage) ---- */
+
+static void *
+fail_open(const char *arg, const char *json_path, modmta_err *err_r)
+{
+    static int st;
+
+    (void)arg;
+    (void)json_path;
+    (void)err_r;
+    return &st;
+}
+
+static int
+fail_lookup(void *state, const char *key, char **value_r)
+{
+    (void)state;
+    (void)key;
+    (void)value_r;
+    return MODMTA_E_TEMP;
+}
+
+static void
+fail_close(void *state)
+{
+    (void)state;
+}
+
+static const modmta_map_backend fail_backend = {
+    .type = "aliasfail",
+    .open = fail_open,
+    .lookup = fail_lookup,
+    .close = fail_close,
+};
+
+/* ---- helpers ---- */
+
+static void
+write_file(const char *path, const char *data, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    fputs(data, f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static int
+setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_alias.XXXXXX");
+    if (fx == NULL || mkdtemp(fx->dir) == NULL)
+        return -1;
+    snprintf(fx->aliases, sizeof(fx->aliases), "%s/aliases", fx->dir);
+    snprintf(fx->inc, sizeof(fx->inc), "%s/list.inc", fx->dir);
+    fx->host = modmta_test_host_new("alias", "localhost", "example.com",
+                                    NULL);
+    fx->ctx = modmta_test_ctx_new(fx->host, "192.0.2.1");
+    *state = fx;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *fx = *state;
+
+    modmta_test_ctx_free(fx->ctx);
+    if (fx->inst != NULL)
+        modmta_descriptor.destroy(fx->inst);
+    modmta_test_host_free(fx->host);
+    unlink(fx->aliases);
+    unlink(fx->inc);
+    rmdir(fx->dir);
+    free(fx);
+    return 0;
+}
+
+/* create() with conf (a JSON text); NULL and err filled on failure. */
+static void *
+create(struct fx *fx, const char *conf, modmta_err *err)
+{
+    json_t *j = json_loads(conf, 0, NULL);
+    void *inst;
+
+    assert_non_null(j);
+    memset(err, 0, sizeof(*err));
+    inst = modmta_descriptor.create(j, fx->host, err);
+    json_decref(j);
+    return inst;
+}
+
+static void
+create_file(struct fx *fx, const char *text, const char *extra)
+{
+    char conf[1200];
+    modmta_err err;
+
+    write_file(fx->aliases, text, 0644);
+    snprintf(conf, sizeof(conf), "{\"module\": \"alias\", \"map\": "
+             "\"aliases:%s\"%s}", fx->aliases, extra);
+    fx->inst = create(fx, conf, &err);
+    if (fx->inst == NULL)
+        fail_msg("create: %s: %s", err.path, err.msg);
+}
+
+static modmta_verdict
+rcpt(struct fx *fx, const char *addr)
+{
+    modmta_test_enter(fx->ctx, MODMTA_PHASE_RCPT, &modmta_descriptor,
+                      fx->inst);
+    return modmta_descriptor.on_rcpt(fx->inst, fx->ctx, addr);
+}
+
+/* The rewrites of the last rcpt() are exactly `want`. */
+static void
+assert_targets(struct fx *fx, const char *const *want)
+{
+    size_t i;
+
+    for (i = 0; want[i] != NULL; i++) {
+        assert_true(i < modmta_test_rewrite_count(fx->ctx));
+        assert_string_equal(modmta_test_rewrite_at(fx->ctx, i), want[i]);
+    }
+    assert_int_equal(modmta_test_rewrite_count(fx->ctx), i);
+}
+
+/* ---- config ---- */
+
+static void
+check_create_error(struct fx *fx, const char *conf, const char *path,
+                   const char *what)
+{
+    modmta_err err;
+
+    assert_null(create(fx, conf, &err));
+    assert_string_equal(err.path, path);
+    if (strstr(err.msg, what) == NULL)
+        fail_msg("got \"%s\", want \"%s\"", err.msg, what);
+}
+
+static void
+test_config_errors(void **state)
+{
+    struct fx *fx = *state;
+    char conf[1200];
+
+    check_create_error(fx, "{\"module\": \"alias\"}", "$.modules[0]",
+                       "missing required key \"map\"");
+    check_create_error(fx, "{\"module\": \"alias\", \"map\": {}, "
+                       "\"bogus\": 1}", "$.modules[0].bogus", "unknown");
+    check_create_error(fx, "{\"module\": \"alias\", \"map\": {\"a\": "
+                       "\"|x\"}, \"allow_commands\": true}",
+                       "$.modules[0].allow_commands", "from a file");
+    write_file(fx->aliases, "a: b\n", 0666);
+    snprintf(conf, sizeof(conf), "{\"module\": \"alias\", \"map\": "
+             "\"aliases:%s\", \"allow_files\": true}", fx->aliases);
+    check_create_error(fx, conf, "$.modules[0].allow_files",
+                       "owned by root and not writable");
+    write_file(fx->aliases, "a b\n", 0644);
+    snprintf(conf, sizeof(conf), "{\"module\": \"alias\", \"map\": "
+             "\"aliases:%s\"}", fx->aliases);
+    check_create_error(fx, conf, "$.modules[0].map", ":1: ");
+}
+
+/* ---- expansion ---- */
+
+static void
+test_expand(void **state)
+{
+    struct fx *fx = *state;
+
+    create_file(fx, "toto:   user1\n"
+                    "popo:   user2\n"
+                    "all : it,hr,cw\n"
+                    "postmaster: root\n"
+                    "ext: bob@remote.example, \\me\n"
+                    "\"foo bar\": carol\n", "");
+    assert_int_equal(rcpt(fx, "toto@localhost"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"user1@localhost", NULL});
+    /* case-insensitive local part; the domain of the alias is kept */
+    assert_int_equal(rcpt(fx, "ALL@Example.COM"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"it@example.com",
+                   "hr@example.com", "cw@example.com", NULL});
+    /* no domain: targets stay unqualified */
+    assert_int_equal(rcpt(fx, "postmaster"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"root", NULL});
+    assert_int_equal(rcpt(fx, "ext@localhost"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"bob@remote.example",
+                   "me@localhost", NULL});
+    assert_int_equal(rcpt(fx, "\"foo bar\"@localhost"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"carol@localhost", NULL});
+}
+
+static void
+test_fall_through(void **state)
+{
+    struct fx *fx = *state;
+
+    create_file(fx, "toto: user1\n", "");
+    /* unknown name, and a domain that is not local */
+    assert_int_equal(rcpt(fx, "user1@localhost"), MODMTA_CONTINUE);
+    assert_int_equal(rcpt(fx, "toto@remote.example"), MODMTA_CONTINUE);
+    assert_int_equal(modmta_test_rewrite_count(fx->ctx), 0);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 0);
+}
+
+static void
+test_include(void **state)
+{
+    struct fx *fx = *state;
+    char text[1200];
+
+    write_file(fx->inc, "# the list\nann, ben\n  # members\ncid@x.example\n",
+               0644);
+    snprintf(text, sizeof(text), "list: boss, :include:%s\n"
+             "gone: :include:%s.missing\n", fx->inc, fx->inc);
+    create_file(fx, text, "");
+    assert_int_equal(rcpt(fx, "list@localhost"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"boss@localhost",
+                   "ann@localhost", "ben@localhost", "cid@x.example",
+                   NULL});
+    /* a missing include is the administrator's to fix: 4xx, no bounce */
+    assert_int_equal(rcpt(fx, "gone@localhost"), MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
+    assert_string_equal(modmta_test_reply_esc(fx->ctx), "4.3.0");
+}
+
+static void
+test_include_empty(void **state)
+{
+    struct fx *fx = *state;
+    char text[1200];
+
+    write_file(fx->inc, "# nobody yet\n", 0644);
+    snprintf(text, sizeof(text), "empty: :include:%s\n", fx->inc);
+    create_file(fx, text, "");
+    assert_int_equal(rcpt(fx, "empty@localhost"), MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 550);
+    assert_string_equal(modmta_test_reply_esc(fx->ctx), "5.1.1");
+}
+
+static void
+test_command_refused(void **state)
+{
+    struct fx *fx = *state;
+
+    create_file(fx, "prog: bob, \"|/usr/bin/vacation bob\"\n"
+                    "log: /var/log/copy\n", "");
+    assert_int_equal(rcpt(fx, "prog@localhost"), MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 550);
+    assert_string_equal(modmta_test_reply_esc(fx->ctx), "5.7.1");
+    assert_non_null(strstr(modmta_test_reply_text(fx->ctx),
+                           "command is not permitted"));
+    assert_int_equal(rcpt(fx, "log@localhost"), MODMTA_REJECT);
+    assert_non_null(strstr(modmta_test_reply_text(fx->ctx),
+                           "file is not permitted"));
+}
+
+static void
+test_command_allowed_no_transport(void **state)
+{
+    struct fx *fx = *state;
+
+    if (geteuid() != 0)
+        skip(); /* a root-owned map needs root */
+    create_file(fx, "prog: \"|/usr/bin/vacation bob\"\nlog: /tmp/copy\n",
+                ", \"allow_commands\": true, \"allow_files\": true");
+    assert_int_equal(rcpt(fx, "prog@localhost"), MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 550);
+    assert_string_equal(modmta_test_reply_esc(fx->ctx), "5.7.1");
+    assert_non_null(strstr(modmta_test_reply_text(fx->ctx),
+                           "pipe transport"));
+    assert_int_equal(rcpt(fx, "log@localhost"), MODMTA_REJECT);
+    assert_non_null(strstr(modmta_test_reply_text(fx->ctx),
+                           "file transport"));
+    /* made writable by others later: refused as not permitted */
+    assert_int_equal(chmod(fx->aliases, 0666), 0);
+    assert_int_equal(rcpt(fx, "prog@localhost"), MODMTA_REJECT);
+    assert_non_null(strstr(modmta_test_reply_text(fx->ctx),
+                           "not permitted"));
+}
+
+static void
+test_outage(void **state)
+{
+    struct fx *fx = *state;
+    modmta_err err;
+
+    assert_int_equal(modmta_map_register(&fail_backend), 0);
+    fx->inst = create(fx, "{\"module\": \"alias\", \"map\": "
+                      "\"aliasfail:x\"}", &err);
+    assert_non_null(fx->inst);
+    assert_int_equal(rcpt(fx, "anyone@localhost"), MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
+    /* not ours: not even looked up */
+    assert_int_equal(rcpt(fx, "anyone@remote.example"), MODMTA_CONTINUE);
+}
+
+static void
+test_inline_map(void **state)
+{
+    struct fx *fx = *state;
+    modmta_err err;
+
+    fx->inst = create(fx, "{\"module\": \"alias\", \"map\": {\"team\": "
+                      "[\"a\", \"b@x.example\"], \"p\": \"|cmd\"}}", &err);
+    assert_non_null(fx->inst);
+    assert_int_equal(rcpt(fx, "Team@localhost"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"a@localhost", "b@x.example",
+                   NULL});
+    assert_int_equal(rcpt(fx, "p@localhost"), MODMTA_REJECT);
+    assert_string_equal(modmta_test_reply_esc(fx->ctx), "5.7.1");
+}
+
+int
+main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_config_errors),
+        T(test_expand),
+        T(test_fall_through),
+        T(test_include),
+        T(test_include_empty),
+        T(test_command_refused),
+        T(test_command_allowed_no_transport),
+        T(test_outage),
+        T(test_inline_map),
+    };
+#undef T
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,251 @@
+/* Unit tests of the AUTH verb through the SDK fakes: the client side is
+ * the other end of a socketpair, its lines written before the call. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <modmta/modmta.h>
+#include <fake.h>
+
+#include "conn_priv.h"
+
+extern const modmta_module modmta_descriptor;
+
+struct t {
+    modmta_host *h;
+    json_t *conf;
+    void *inst;
+    char path[64];
+};
+
+static int
+setup(void **state)
+{
+    struct t *t = calloc(1, sizeof(*t));
+    FILE *f;
+    modmta_err err;
+
+    snprintf(t->path, sizeof(t->path), "/tmp/auth-sasl-%d.passwd",
+             (int)getpid());
+    f = fopen(t->path, "w");
+    fputs("bob:{PLAIN}pw\n", f);
+    fclose(f);
+    t->h = modmta_test_host_new("auth", NULL);
+    t->conf = json_pack("{s:s, s:s+, s:[s,s,s], s:i}", "module", "auth_sasl",
+                        "passdb", "file:", t->path, "mechanisms", "PLAIN",
+                        "LOGIN", "CRAM-MD5", "max_failures", 3);
+    t->inst = modmta_descriptor.create(t->conf, t->h, &err);
+    assert_non_null(t->inst);
+    *state = t;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct t *t = *state;
+
+    modmta_descriptor.destroy(t->inst);
+    json_decref(t->conf);
+    modmta_test_host_free(t->h);
+    unlink(t->path);
+    free(t);
+    return 0;
+}
+
+/* Run "AUTH args" with the client lines `input` queued; returns the
+ * verdict; out gets what the server wrote. */
+static modmta_verdict
+run(struct t *t, modmta_ctx *ctx, const char *args, const char *input,
+    char *out, size_t cap)
+{
+    int sv[2];
+    modmta_conn *c;
+    modmta_verdict v;
+    ssize_t n;
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(write(sv[1], input, strlen(input)),
+                     (ssize_t)strlen(input));
+    c = modmta_conn_new(sv[0], NULL);
+    modmta_test_enter(ctx, MODMTA_PHASE_VERB, &modmta_descriptor, t->inst);
+    v = modmta_descriptor.verbs[0].handler(t->inst, ctx, c, args);
+    modmta_conn_flush(c);
+    modmta_conn_free(c);
+    n = read(sv[1], out, cap - 1);
+    out[n > 0 ? n : 0] = '\0';
+    close(sv[1]);
+    return v;
+}
+
+static modmta_ctx *
+session(struct t *t, const char *ip, int tls)
+{
+    modmta_ctx *ctx = modmta_test_ctx_new(t->h, ip);
+
+    modmta_test_set_helo(ctx, "client.test");
+    modmta_test_set_tls(ctx, tls);
+    return ctx;
+}
+
+static void
+test_plain(void **state)
+{
+    struct t *t = *state;
+    modmta_ctx *ctx = session(t, "192.0.2.1", 1);
+    char out[256];
+
+    /* "\0bob\0pw" */
+    assert_int_equal(run(t, ctx, "PLAIN AGJvYgBwdw==", "", out, 256),
+                     MODMTA_ACCEPT);
+    assert_int_equal(modmta_test_reply_code(ctx), 235);
+    assert_string_equal(modmta_auth_user(ctx), "bob");
+    /* twice: 503 */
+    assert_int_equal(run(t, ctx, "PLAIN AGJvYgBwdw==", "", out, 256),
+                     MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(ctx), 503);
+    modmta_test_ctx_free(ctx);
+}
+
+static void
+test_plain_challenge_and_errors(void **state)
+{
+    struct t *t = *state;
+    modmta_ctx *ctx = session(t, "192.0.2.2", 1);
+    char out[256];
+
+    assert_int_equal(run(t, ctx, "PLAIN", "AGJvYgBwdw==\r\n", out, 256),
+                     MODMTA_ACCEPT);
+    assert_string_equal(out, "334 \r\n");
+    modmta_test_ctx_free(ctx);
+    ctx = session(t, "192.0.2.2", 1);
+    assert_int_equal(run(t, ctx, "PLAIN", "*\r\n", out, 256),
+                     MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(ctx), 501);
+    assert_int_equal(run(t, ctx, "PLAIN AGJvYgBwdw=", "", out, 256),
+                     MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(ctx), 501);
+    assert_string_equal(modmta_test_reply_esc(ctx), "5.5.2");
+    assert_int_equal(run(t, ctx, "GSSAPI", "", out, 256), MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(ctx), 504);
+    assert_null(modmta_auth_user(ctx));
+    modmta_test_ctx_free(ctx);
+}
+
+static void
+test_login_and_cram(void **state)
+{
+    struct t *t = *state;
+    modmta_ctx *ctx = session(t, "192.0.2.3", 1);
+    char out[512];
+
+    assert_int_equal(run(t, ctx, "LOGIN", "Ym9i\r\ncHc=\r\n", out, 512),
+                     MODMTA_ACCEPT);
+    assert_string_equal(out, "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n");
+    assert_string_equal(modmta_auth_user(ctx), "bob");
+    modmta_test_ctx_free(ctx);
+    /* CRAM-MD5: a response with a wrong digest is a failure */
+    ctx = session(t, "192.0.2.3", 1);
+    assert_int_equal(run(t, ctx, "CRAM-MD5",
+                         "Ym9iIDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw"
+                         "\r\n", out, 512), MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(ctx), 535);
+    assert_string_equal(modmta_test_reply_esc(ctx), "5.7.8");
+    assert_int_equal(strncmp(out, "334 ", 4), 0);
+    modmta_test_ctx_free(ctx);
+}
+
+static void
+test_needs_tls(void **state)
+{
+    struct t *t = *state;
+    modmta_ctx *ctx = session(t, "127.0.0.1", 0);
+    char out[256];
+
+    /* allow_plaintext_loopback is off by default */
+    assert_int_equal(run(t, ctx, "PLAIN AGJvYgBwdw==", "", out, 256),
+                     MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(ctx), 538);
+    assert_string_equal(modmta_test_reply_esc(ctx), "5.7.11");
+    modmta_test_enter(ctx, MODMTA_PHASE_EHLO, &modmta_descriptor, t->inst);
+    modmta_descriptor.ehlo(t->inst, ctx);
+    assert_int_equal(modmta_test_ehlo_count(ctx), 0);
+    modmta_test_set_tls(ctx, 1);
+    modmta_descriptor.ehlo(t->inst, ctx);
+    assert_int_equal(modmta_test_ehlo_count(ctx), 1);
+    assert_string_equal(modmta_test_ehlo_at(ctx, 0),
+                        "AUTH PLAIN LOGIN CRAM-MD5");
+    modmta_test_ctx_free(ctx);
+}
+
+static void
+test_lockout(void **state)
+{
+    struct t *t = *state;
+    modmta_ctx *ctx = session(t, "192.0.2.9", 1);
+    char out[256];
+    int i;
+
+    /* "\0bob\0no" three times: 535, 535, then 421 */
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(run(t, ctx, "PLAIN AGJvYgBubw==", "", out, 256),
+                         MODMTA_REJECT);
+        assert_int_equal(modmta_test_reply_code(ctx), 535);
+    }
+    assert_int_equal(run(t, ctx, "PLAIN AGJvYgBubw==", "", out, 256),
+                     MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(ctx), 421);
+    /* locked: even the right password gets 421 */
+    assert_int_equal(run(t, ctx, "PLAIN AGJvYgBwdw==", "", out, 256),
+                     MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(ctx), 421);
+    assert_null(modmta_auth_user(ctx));
+    modmta_test_ctx_free(ctx);
+    /* another client is not affected */
+    ctx = session(t, "192.0.2.10", 1);
+    assert_int_equal(run(t, ctx, "PLAIN AGJvYgBwdw==", "", out, 256),
+                     MODMTA_ACCEPT);
+    modmta_test_ctx_free(ctx);
+}
+
+static void
+test_config_errors(void **state)
+{
+    modmta_host *h = modmta_test_host_new("auth", NULL);
+    json_t *c = json_pack("{s:s, s:s, s:[s]}", "module", "auth_sasl",
+                          "passdb", "saslauthd:/run/x", "mechanisms",
+                          "CRAM-MD5");
+    modmta_err err;
+
+    assert_null(modmta_descriptor.create(c, h, &err));
+    assert_string_equal(err.path, "$.modules[0].mechanisms");
+    json_decref(c);
+    c = json_pack("{s:s}", "module", "auth_sasl");
+    assert_null(modmta_descriptor.create(c, h, &err));
+    json_decref(c);
+    modmta_test_host_free(h);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_plain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plain_challenge_and_errors,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_login_and_cram, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_needs_tls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lockout, setup, teardown),
+        cmocka_unit_test(test_config_errors),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

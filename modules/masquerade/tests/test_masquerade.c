@@ -1,0 +1,423 @@
+/*
+ * Unit tests of the masquerade module: Sendmail's MASQUERADE_AS with
+ * masquerade_envelope and masquerade_entire_domain, Postfix's
+ * masquerade_domains / masquerade_exceptions / myorigin, the generic map
+ * (the how-to's smtp_generic_maps example, verbatim), which senders count
+ * as local, fields left alone, a map outage, config errors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include <modmta/modmta.h>
+#include <fake.h>
+
+extern const modmta_module modmta_descriptor;
+
+struct fx {
+    modmta_host *host;
+    void *inst;
+    modmta_ctx *ctx;
+};
+
+/* ---- a map backend that always fails (a backend outage) ---- */
+
+static void *
+fail_open(const char *arg, const char *json_path, modmta_err *err_r)
+{
+    static int state;
+
+    return &state;
+}
+
+static int
+fail_lookup(void *state, const char *key, char **value_r)
+{
+    return MODMTA_E_TEMP;
+}
+
+static void
+fail_close(void *state)
+{
+}
+
+static const modmta_map_backend fail_backend = {
+    .type = "failtest",
+    .open = fail_open,
+    .lookup = fail_lookup,
+    .close = fail_close,
+};
+
+static int
+group_setup(void **state)
+{
+    return modmta_map_register(&fail_backend);
+}
+
+/* ---- helpers ---- */
+
+static int
+setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+
+    if (fx == NULL)
+        return -1;
+    /* hostname "mx.test" (the default myorigin) */
+    fx->host = modmta_test_host_new("masquerade", "mx.test", "localhost",
+                                    "mail.example.com", "mail.baidu.com",
+                                    NULL);
+    *state = fx;
+    return fx->host == NULL;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *fx = *state;
+
+    if (fx->ctx != NULL)
+        modmta_test_ctx_free(fx->ctx);
+    if (fx->inst != NULL)
+        modmta_descriptor.destroy(fx->inst);
+    modmta_test_host_free(fx->host);
+    free(fx);
+    return 0;
+}
+
+static void
+create(struct fx *fx, const char *conf_text)
+{
+    json_error_t jerr;
+    json_t *conf = json_loads(conf_text, 0, &jerr);
+    modmta_err err;
+
+    assert_non_null(conf);
+    fx->inst = modmta_descriptor.create(conf, fx->host, &err);
+    if (fx->inst == NULL)
+        fail_msg("create: %s: %s", err.path, err.msg);
+    json_decref(conf);
+}
+
+/* A transaction from `sender` with headers given as name, value pairs
+ * (NULL-terminated), run through on_data. */
+static modmta_verdict
+run(struct fx *fx, const char *sender, ...)
+{
+    const char *name, *value;
+    va_list ap;
+
+    if (fx->ctx != NULL)
+        modmta_test_ctx_free(fx->ctx);
+    fx->ctx = modmta_test_ctx_new(fx->host, "127.0.0.1");
+    assert_non_null(fx->ctx);
+    modmta_test_set_sender(fx->ctx, "QID1", sender);
+    modmta_test_add_rcpt(fx->ctx, "carol@remote.test");
+    va_start(ap, sender);
+    while ((name = va_arg(ap, const char *)) != NULL) {
+        value = va_arg(ap, const char *);
+        modmta_test_add_header(fx->ctx, name, value);
+    }
+    va_end(ap);
+    modmta_test_enter(fx->ctx, MODMTA_PHASE_DATA, &modmta_descriptor,
+                      fx->inst);
+    return modmta_descriptor.on_data(fx->inst, fx->ctx);
+}
+
+static const char *
+hdr(struct fx *fx, const char *name)
+{
+    return modmta_hdr_get(fx->ctx, name, 0);
+}
+
+/* ---- tests ---- */
+
+static void
+test_caps(void **state)
+{
+    assert_true(modmta_descriptor.caps & MODMTA_CAP_CHGHDRS);
+    assert_true(modmta_descriptor.caps & MODMTA_CAP_CHGFROM);
+    assert_non_null(modmta_descriptor.on_data);
+}
+
+/* DESIGN.md's example entry, on the host's local domains. */
+static void
+test_design_example(void **state)
+{
+    struct fx *fx = *state;
+
+    create(fx, "{\"module\": \"masquerade\", \"as\": \"example.com\", "
+               "\"envelope\": true, \"entire_domain\": true, "
+               "\"exceptions\": [\"root\"]}");
+    assert_int_equal(run(fx, "alice@mail.example.com",
+                         "From", "Alice <alice@mail.example.com>",
+                         "Sender", "bob@host.mail.example.com (Bob)",
+                         "Reply-To", "root@mail.example.com, "
+                                     "Ops <ops@localhost>",
+                         "To", "carol@mail.example.com",
+                         "Cc", "dave@localhost", NULL),
+                     MODMTA_CONTINUE);
+    assert_string_equal(hdr(fx, "From"), "Alice <alice@example.com>");
+    /* entire_domain: a host under a local domain */
+    assert_string_equal(hdr(fx, "Sender"), "bob@example.com (Bob)");
+    /* root is an exception; localhost is a local domain */
+    assert_string_equal(hdr(fx, "Reply-To"),
+                        "root@mail.example.com, Ops <ops@example.com>");
+    /* recipients are never touched */
+    assert_string_equal(hdr(fx, "To"), "carol@mail.example.com");
+    assert_string_equal(hdr(fx, "Cc"), "dave@localhost");
+    assert_string_equal(modmta_sender(fx->ctx), "alice@example.com");
+    assert_string_equal(modmta_rcpt_at(fx->ctx, 0), "carol@remote.test");
+
+    /* the exception holds for the envelope too */
+    run(fx, "root@mail.example.com", "From", "root@mail.example.com", NULL);
+    assert_string_equal(modmta_sender(fx->ctx), "root@mail.example.com");
+    assert_string_equal(hdr(fx, "From"), "root@mail.example.com");
+}
+
+/* The Sendmail how-to: MASQUERADE_AS(`baidu.com'),
+ * FEATURE(masquerade_envelope), FEATURE(masquerade_entire_domain). */
+static void
+test_sendmail_howto(void **state)
+{
+    struct fx *fx = *state;
+
+    create(fx, "{\"module\": \"masquerade\", \"as\": \"baidu.com\", "
+               "\"envelope\": true, \"entire_domain\": true}");
+    run(fx, "user1@mail.baidu.com",
+        "From", "user1@mail.baidu.com",
+        "Reply-To", "user2@www.baidu.com, x@baidu.com, y@remote.test", NULL);
+    assert_string_equal(hdr(fx, "From"), "user1@baidu.com");
+    assert_string_equal(hdr(fx, "Reply-To"),
+                        "user2@baidu.com, x@baidu.com, y@remote.test");
+    assert_string_equal(modmta_sender(fx->ctx), "user1@baidu.com");
+}
+
+/* Without entire_domain only the local domains themselves; without
+ * envelope the envelope sender stays. */
+static void
+test_exact_domains_no_envelope(void **state)
+{
+    struct fx *fx = *state;
+
+    create(fx, "{\"module\": \"masquerade\", \"as\": \"example.com\", "
+               "\"domains\": [\"corp.test\"]}");
+    run(fx, "alice@mail.example.com",
+        "From", "alice@mail.example.com, b@host.mail.example.com, "
+                "c@corp.test, d@x.corp.test", NULL);
+    assert_string_equal(hdr(fx, "From"),
+                        "alice@example.com, b@host.mail.example.com, "
+                        "c@example.com, d@x.corp.test");
+    assert_string_equal(modmta_sender(fx->ctx), "alice@mail.example.com");
+}
+
+/* Unqualified addresses get myorigin (default: the host name); an
+ * exception is qualified but not masqueraded. */
+static void
+test_unqualified(void **state)
+{
+    struct fx *fx = *state;
+
+    create(fx, "{\"module\": \"masquerade\", \"as\": \"example.com\", "
+               "\"exceptions\": [\"root\"]}");
+    run(fx, "alice@mx.test", "From", "Charlie Root <root>, alice", NULL);
+    assert_string_equal(hdr(fx, "From"),
+                        "Charlie Root <root@mx.test>, alice@example.com");
+
+    /* the Postfix how-to: myorigin = $mydomain,
+     * masquerade_exceptions = root */
+    modmta_descriptor.destroy(fx->inst);
+    create(fx, "{\"module\": \"masquerade\", \"myorigin\": \"Example.COM\", "
+               "\"exceptions\": [\"root\"]}");
+    run(fx, "root", "From", "root", "Sender", "alice", NULL);
+    assert_string_equal(hdr(fx, "From"), "root@example.com");
+    assert_string_equal(hdr(fx, "Sender"), "alice@example.com");
+}
+
+/* Postfix masquerade_domains: first match in order; "!" excludes; the
+ * domain itself is left as it is. */
+static void
+test_postfix_domains(void **state)
+{
+    struct fx *fx = *state;
+
+    create(fx, "{\"module\": \"masquerade\", \"envelope\": true, "
+               "\"domains\": [\"!sub.example.org\", \"foo.example.org\", "
+               "\"example.org\"], \"exceptions\": [\"root\", "
+               "\"Keep@host.example.org\"]}");
+    run(fx, "alice@host.example.org",
+        "From", "alice@host.example.org",
+        "Sender", "b@a.sub.example.org",
+        "Reply-To", "c@x.foo.example.org, d@foo.example.org, "
+                    "root@host.example.org, keep@HOST.example.org, "
+                    "e@example.org", NULL);
+    assert_string_equal(hdr(fx, "From"), "alice@example.org");
+    assert_string_equal(hdr(fx, "Sender"), "b@a.sub.example.org");
+    assert_string_equal(hdr(fx, "Reply-To"),
+                        "c@foo.example.org, d@foo.example.org, "
+                        "root@host.example.org, keep@HOST.example.org, "
+                        "e@example.org");
+    assert_string_equal(modmta_sender(fx->ctx), "alice@example.org");
+}
+
+/* The how-to's /etc/postfix/generic, verbatim, as a file map. */
+static void
+test_generic_howto(void **state)
+{
+    static const char text[] =
+        "# /etc/postfix/generic:\n"
+        "his@localdomain.local hisaccount@hisisp.example\n"
+        "her@localdomain.local heraccount@herisp.example\n"
+        "@localdomain.local hisaccount+local@hisisp.example\n";
+    struct fx *fx = *state;
+    char path[] = "/tmp/modmta-generic-XXXXXX", conf[256];
+    int fd = mkstemp(path);
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    snprintf(conf, sizeof(conf), "{\"module\": \"masquerade\", "
+             "\"envelope\": true, \"generic\": \"file:%s\"}", path);
+    create(fx, conf);
+    run(fx, "his@localdomain.local",
+        "From", "His Name <his@localdomain.local>",
+        "Reply-To", "her@localdomain.local, other@localdomain.local, "
+                    "x@remote.test", NULL);
+    assert_string_equal(hdr(fx, "From"),
+                        "His Name <hisaccount@hisisp.example>");
+    assert_string_equal(hdr(fx, "Reply-To"),
+                        "heraccount@herisp.example, "
+                        "hisaccount+local@hisisp.example, x@remote.test");
+    assert_string_equal(modmta_sender(fx->ctx), "hisaccount@hisisp.example");
+    unlink(path);
+}
+
+/* A generic entry wins over masquerading, and is applied even to an
+ * exception (it is an explicit, per-address rule). */
+static void
+test_generic_before_masquerade(void **state)
+{
+    struct fx *fx = *state;
+
+    create(fx, "{\"module\": \"masquerade\", \"as\": \"example.com\", "
+               "\"exceptions\": [\"root\"], \"generic\": "
+               "{\"bob@mx.test\": \"robert@isp.test\", "
+               "\"root@mx.test\": \"admin@isp.test\"}}");
+    run(fx, "bob@mx.test", "From", "bob@mx.test, carl@mx.test, root", NULL);
+    assert_string_equal(hdr(fx, "From"),
+                        "robert@isp.test, carl@example.com, admin@isp.test");
+}
+
+/* Mail from a remote sender or from <> is left alone. */
+static void
+test_remote_sender(void **state)
+{
+    struct fx *fx = *state;
+
+    create(fx, "{\"module\": \"masquerade\", \"as\": \"example.com\", "
+               "\"envelope\": true}");
+    run(fx, "x@remote.test", "From", "alice@mx.test", NULL);
+    assert_string_equal(hdr(fx, "From"), "alice@mx.test");
+    assert_string_equal(modmta_sender(fx->ctx), "x@remote.test");
+    run(fx, "", "From", "MAILER-DAEMON@mx.test", NULL);
+    assert_string_equal(hdr(fx, "From"), "MAILER-DAEMON@mx.test");
+    assert_string_equal(modmta_sender(fx->ctx), "");
+}
+
+/* Folding, comments and quoting outside the address survive; a field
+ * that does not parse is not touched; every instance of a field is. */
+static void
+test_fields_kept(void **state)
+{
+    struct fx *fx = *state;
+
+    create(fx, "{\"module\": \"masquerade\", \"as\": \"example.com\"}");
+    run(fx, "john@mx.test",
+        "From", "\"Doe, John\"\r\n <john@mx.test> (work)",
+        "Sender", "broken <john@mx.test",
+        "Reply-To", "a@mx.test",
+        "Reply-To", "\"quoted local\"@mx.test",
+        "Subject", "john@mx.test", NULL);
+    assert_string_equal(hdr(fx, "From"),
+                        "\"Doe, John\"\r\n <john@example.com> (work)");
+    assert_string_equal(hdr(fx, "Sender"), "broken <john@mx.test");
+    assert_string_equal(modmta_hdr_get(fx->ctx, "Reply-To", 0),
+                        "a@example.com");
+    assert_string_equal(modmta_hdr_get(fx->ctx, "Reply-To", 1),
+                        "\"quoted local\"@example.com");
+    assert_string_equal(hdr(fx, "Subject"), "john@mx.test");
+}
+
+static void
+test_map_outage(void **state)
+{
+    struct fx *fx = *state;
+
+    create(fx, "{\"module\": \"masquerade\", \"as\": \"example.com\", "
+               "\"generic\": \"failtest:x\"}");
+    assert_int_equal(run(fx, "a@mx.test", "From", "a@mx.test", NULL),
+                     MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
+    assert_string_equal(modmta_test_reply_esc(fx->ctx), "4.3.0");
+}
+
+static void
+test_config_errors(void **state)
+{
+    static const struct {
+        const char *conf, *path;
+    } cases[] = {
+        {"{\"as\": \"not a domain\"}", "$.modules[0].as"},
+        {"{\"as\": \"a..b\"}", "$.modules[0].as"},
+        {"{\"myorigin\": \"\"}", "$.modules[0].myorigin"},
+        {"{\"domains\": [\"ok.test\", \"!bad domain\"]}",
+         "$.modules[0].domains[1]"},
+        {"{\"exceptions\": [\"\"]}", "$.modules[0].exceptions[0]"},
+        {"{\"envelope\": \"yes\"}", "$.modules[0].envelope"},
+        {"{\"bogus\": 1}", "$.modules[0].bogus"},
+    };
+    struct fx *fx = *state;
+    modmta_err err;
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *conf = json_loads(cases[i].conf, 0, NULL);
+
+        assert_non_null(conf);
+        memset(&err, 0, sizeof(err));
+        assert_null(modmta_descriptor.create(conf, fx->host, &err));
+        assert_string_equal(err.path, cases[i].path);
+        json_decref(conf);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+        T(test_caps),
+        T(test_design_example),
+        T(test_sendmail_howto),
+        T(test_exact_domains_no_envelope),
+        T(test_unqualified),
+        T(test_postfix_domains),
+        T(test_generic_howto),
+        T(test_generic_before_masquerade),
+        T(test_remote_sender),
+        T(test_fields_kept),
+        T(test_map_outage),
+        T(test_config_errors),
+#undef T
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, NULL);
+}

@@ -1,0 +1,490 @@
+/*
+ * The "aliases:" map backend: an aliases(5) file ("name: a, b, c",
+ * continuation lines starting with white space, '#' comments, quoted
+ * names), held in a hash table and re-read when the file changes, like
+ * "file:". A lookup of NAME returns its targets as one list,
+ * "a, b, \"|cmd x\"", that modmta_map_list_split() splits again.
+ * The logical-line reader is map_file.c's.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <modmta/conf.h>
+#include <modmta/log.h>
+#include <modmta/map.h>
+
+#include "map_priv.h"
+
+/* What tells us the file changed. */
+struct map_aliases_id {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+};
+
+struct map_aliases {
+    char *path;
+    pthread_rwlock_t lock;      /* guards table */
+    map_table *table;
+    pthread_mutex_t check_lock; /* one thread at a time checks the file */
+    time_t checked;             /* monotonic second of the last stat() */
+    struct map_aliases_id id;   /* the file last parsed (even if failed) */
+    int stat_failed;            /* last stat() failed (logged once) */
+};
+
+struct map_aliases_parse {
+    map_table *table;
+    const char *path;
+};
+
+/* A growing string. */
+struct map_aliases_buf {
+    char *s;
+    size_t len, cap;
+};
+
+static void *map_aliases_open(const char *arg, const char *json_path,
+                              modmta_err *err_r);
+static int map_aliases_lookup(void *state, const char *key, char **value_r);
+static void map_aliases_close(void *state);
+
+const modmta_map_backend map_aliases_backend = {
+    .type = "aliases",
+    .open = map_aliases_open,
+    .lookup = map_aliases_lookup,
+    .close = map_aliases_close,
+};
+
+/* ---- lists ---- */
+
+static int
+map_aliases_is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' ||
+           c == '\v';
+}
+
+static int
+map_aliases_putc(struct map_aliases_buf *b, char c)
+{
+    char *p;
+
+    if (b->len + 2 > b->cap) {
+        p = realloc(b->s, b->cap * 2 + 32);
+        if (p == NULL)
+            return MODMTA_E_NOMEM;
+        b->s = p;
+        b->cap = b->cap * 2 + 32;
+    }
+    b->s[b->len++] = c;
+    b->s[b->len] = '\0';
+    return 0;
+}
+
+static int
+map_aliases_push(char ***list, size_t *n, const char *item)
+{
+    char **l = realloc(*list, (*n + 2) * sizeof(*l));
+
+    if (l == NULL)
+        return MODMTA_E_NOMEM;
+    *list = l;
+    if ((l[*n] = strdup(item)) == NULL)
+        return MODMTA_E_NOMEM;
+    l[++*n] = NULL;
+    return 0;
+}
+
+/* One item starting at *sp: up to an unquoted comma or white space.
+ * Quotes are removed; inside them a backslash escapes the next octet. */
+static int
+map_aliases_item(const char **sp, struct map_aliases_buf *b,
+                 modmta_err *err_r)
+{
+    const char *s = *sp;
+    int quoted = 0, rc = 0;
+
+    b->len = 0;
+    if (b->s != NULL)
+        b->s[0] = '\0';
+    for (; *s != '\0' && rc == 0; s++) {
+        if (!quoted && (*s == ',' || map_aliases_is_space(*s)))
+            break;
+        if (*s == '"') {
+            quoted = !quoted;
+        } else {
+            if (quoted && *s == '\\' && s[1] != '\0')
+                s++;
+            rc = map_aliases_putc(b, *s);
+        }
+    }
+    *sp = s;
+    if (rc < 0) {
+        modmta_err_set(err_r, NULL, "out of memory");
+        return rc;
+    }
+    if (quoted) {
+        modmta_err_set(err_r, NULL, "unbalanced double quote");
+        return MODMTA_E_INVAL;
+    }
+    return 0;
+}
+
+char **
+modmta_map_list_split(const char *value, modmta_err *err_r)
+{
+    struct map_aliases_buf b = {NULL, 0, 0};
+    char **list = calloc(1, sizeof(*list));
+    size_t n = 0;
+    int rc = list == NULL ? MODMTA_E_NOMEM : 0;
+
+    while (rc == 0 && *value != '\0') {
+        if (*value == ',' || map_aliases_is_space(*value)) {
+            value++;
+            continue;
+        }
+        rc = map_aliases_item(&value, &b, err_r);
+        if (rc == 0 && b.len > 0 && map_aliases_push(&list, &n, b.s) < 0)
+            rc = MODMTA_E_NOMEM;
+    }
+    free(b.s);
+    if (rc < 0) {
+        if (rc == MODMTA_E_NOMEM)
+            modmta_err_set(err_r, NULL, "out of memory");
+        modmta_strlist_free(list);
+        return NULL;
+    }
+    return list;
+}
+
+/* An item as map_aliases_item() reads it back. */
+static int
+map_aliases_quote(struct map_aliases_buf *b, const char *item)
+{
+    int rc = 0;
+
+    if (strpbrk(item, ", \t\"") == NULL) {
+        for (; *item != '\0' && rc == 0; item++)
+            rc = map_aliases_putc(b, *item);
+        return rc;
+    }
+    rc = map_aliases_putc(b, '"');
+    for (; *item != '\0' && rc == 0; item++) {
+        if (*item == '"' || *item == '\\')
+            rc = map_aliases_putc(b, '\\');
+        if (rc == 0)
+            rc = map_aliases_putc(b, *item);
+    }
+    return rc < 0 ? rc : map_aliases_putc(b, '"');
+}
+
+/* "a, b, \"|cmd x\"": malloc'ed, NULL when out of memory. */
+static char *
+map_aliases_join(char *const *items)
+{
+    struct map_aliases_buf b = {NULL, 0, 0};
+    size_t i;
+    int rc = map_aliases_putc(&b, '\0');
+
+    b.len = 0;
+    for (i = 0; items[i] != NULL && rc == 0; i++) {
+        if (i > 0 && (map_aliases_putc(&b, ',') < 0 ||
+                      map_aliases_putc(&b, ' ') < 0))
+            rc = MODMTA_E_NOMEM;
+        if (rc == 0)
+            rc = map_aliases_quote(&b, items[i]);
+    }
+    if (rc < 0) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
+
+/* ---- parsing ---- */
+
+/* The name of "NAME: ..." or "\"NAME\": ..." into b; *sp is left on the
+ * colon. */
+static int
+map_aliases_name(const char **sp, struct map_aliases_buf *b,
+                 modmta_err *err_r)
+{
+    const char *s = *sp;
+
+    if (*s == '"') {
+        for (s++; *s != '\0' && *s != '"'; s++) {
+            if (*s == '\\' && s[1] != '\0')
+                s++;
+            if (map_aliases_putc(b, *s) < 0) {
+                modmta_err_set(err_r, NULL, "out of memory");
+                return MODMTA_E_NOMEM;
+            }
+        }
+        if (*s++ != '"') {
+            modmta_err_set(err_r, NULL, "unbalanced double quote");
+            return MODMTA_E_CONFIG;
+        }
+    } else {
+        for (; *s != '\0' && *s != ':' && !map_aliases_is_space(*s); s++)
+            if (map_aliases_putc(b, *s) < 0) {
+                modmta_err_set(err_r, NULL, "out of memory");
+                return MODMTA_E_NOMEM;
+            }
+    }
+    while (map_aliases_is_space(*s))
+        s++;
+    if (*s != ':' || b->len == 0) {
+        modmta_err_set(err_r, NULL,
+                       "expected \"NAME: TARGET, ...\" (a name, then a "
+                       "colon)");
+        return MODMTA_E_CONFIG;
+    }
+    *sp = s;
+    return 0;
+}
+
+/* Targets a parsed entry may not have. */
+static int
+map_aliases_check_items(const char *name, char *const *items,
+                        modmta_err *err_r)
+{
+    size_t i;
+
+    if (items[0] == NULL) {
+        modmta_err_set(err_r, NULL, "alias \"%s\" has no targets", name);
+        return MODMTA_E_CONFIG;
+    }
+    for (i = 0; items[i] != NULL; i++) {
+        if (strcmp(items[i], ":include:") == 0) {
+            modmta_err_set(err_r, NULL,
+                           "alias \"%s\": \":include:\" without a path",
+                           name);
+            return MODMTA_E_CONFIG;
+        }
+        if (strncmp(items[i], ":include:", 9) == 0 && items[i][9] != '/') {
+            modmta_err_set(err_r, NULL,
+                           "alias \"%s\": include path \"%s\" is not "
+                           "absolute", name, items[i] + 9);
+            return MODMTA_E_CONFIG;
+        }
+    }
+    return 0;
+}
+
+/* One "NAME: TARGET, ..." logical line into the table. */
+static int
+map_aliases_line(struct map_aliases_parse *p, const char *line,
+                 unsigned lineno, modmta_err *err_r)
+{
+    struct map_aliases_buf name = {NULL, 0, 0};
+    char **items = NULL, *value = NULL;
+    const char *s = line;
+    int rc;
+
+    rc = map_aliases_name(&s, &name, err_r);
+    if (rc == 0 && (items = modmta_map_list_split(s + 1, err_r)) == NULL)
+        rc = MODMTA_E_CONFIG;
+    if (rc == 0)
+        rc = map_aliases_check_items(name.s, items, err_r);
+    if (rc == 0 && (value = map_aliases_join(items)) == NULL)
+        rc = MODMTA_E_NOMEM;
+    if (rc == 0 && (rc = map_table_put(p->table, name.s, value)) == 0)
+        modmta_logf(MODMTA_LOG_WARN,
+                    "map aliases:%s:%u: duplicate alias \"%s\" ignored",
+                    p->path, lineno, name.s);
+    if (rc == MODMTA_E_NOMEM)
+        modmta_err_set(err_r, NULL, "out of memory");
+    free(value);
+    modmta_strlist_free(items);
+    free(name.s);
+    return rc < 0 ? rc : 0;
+}
+
+/* map_file_read() splits at the first white space; put it back. */
+static int
+map_aliases_entry(void *arg, const char *key, const char *value,
+                  unsigned lineno, modmta_err *err_r)
+{
+    char *line;
+    int rc;
+
+    if (asprintf(&line, "%s%s%s", key, value[0] != '\0' ? " " : "",
+                 value) < 0) {
+        modmta_err_set(err_r, NULL, "out of memory");
+        return MODMTA_E_NOMEM;
+    }
+    rc = map_aliases_line(arg, line, lineno, err_r);
+    free(line);
+    return rc;
+}
+
+static map_table *
+map_aliases_parse_table(const char *path, const char *json_path,
+                        modmta_err *err_r)
+{
+    struct map_aliases_parse p = {map_table_new(), path};
+
+    if (p.table == NULL) {
+        modmta_err_set(err_r, json_path, "out of memory");
+        return NULL;
+    }
+    if (map_file_read(path, json_path, map_aliases_entry, &p, err_r) < 0) {
+        map_table_free(p.table);
+        return NULL;
+    }
+    return p.table;
+}
+
+/* ---- the backend ---- */
+
+static time_t
+map_aliases_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+static void
+map_aliases_id_of(const struct stat *st, struct map_aliases_id *id)
+{
+    id->dev = st->st_dev;
+    id->ino = st->st_ino;
+    id->size = st->st_size;
+    id->mtime = st->st_mtim;
+}
+
+static int
+map_aliases_id_equal(const struct map_aliases_id *a,
+                     const struct map_aliases_id *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec &&
+           a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+static void
+map_aliases_free(struct map_aliases *ma)
+{
+    map_table_free(ma->table);
+    free(ma->path);
+    free(ma);
+}
+
+static void *
+map_aliases_open(const char *arg, const char *json_path, modmta_err *err_r)
+{
+    struct map_aliases *ma;
+    struct stat st;
+
+    if (arg[0] == '\0') {
+        modmta_err_set(err_r, json_path, "aliases: map without a path");
+        return NULL;
+    }
+    if ((ma = calloc(1, sizeof(*ma))) == NULL ||
+        (ma->path = strdup(arg)) == NULL) {
+        free(ma);
+        modmta_err_set(err_r, json_path, "out of memory");
+        return NULL;
+    }
+    /* stat() before reading: a change during the read is seen later. */
+    if (stat(arg, &st) == 0)
+        map_aliases_id_of(&st, &ma->id);
+    if ((ma->table = map_aliases_parse_table(arg, json_path, err_r)) ==
+        NULL) {
+        map_aliases_free(ma);
+        return NULL;
+    }
+    ma->checked = map_aliases_now();
+    pthread_rwlock_init(&ma->lock, NULL);
+    pthread_mutex_init(&ma->check_lock, NULL);
+    return ma;
+}
+
+/* Parse the changed file and swap it in; on failure keep the old one. */
+static void
+map_aliases_reload(struct map_aliases *ma)
+{
+    modmta_err err = {"", ""};
+    map_table *t, *old;
+
+    if ((t = map_aliases_parse_table(ma->path, NULL, &err)) == NULL) {
+        modmta_logf(MODMTA_LOG_WARN,
+                    "map aliases:%s: reload failed, keeping the previous "
+                    "table: %s", ma->path, err.msg);
+        return;
+    }
+    pthread_rwlock_wrlock(&ma->lock);
+    old = ma->table;
+    ma->table = t;
+    pthread_rwlock_unlock(&ma->lock);
+    map_table_free(old);
+    modmta_logf(MODMTA_LOG_INFO, "map aliases:%s: reloaded, %zu aliases",
+                ma->path, map_table_count(t));
+}
+
+/* At most once per second, stat() the file and re-read it if it changed.
+ * A thread finding another one checking does not wait for it. */
+static void
+map_aliases_refresh(struct map_aliases *ma)
+{
+    struct map_aliases_id id;
+    struct stat st;
+    time_t now = map_aliases_now();
+
+    if (pthread_mutex_trylock(&ma->check_lock) != 0)
+        return;
+    if (now - ma->checked >= 1) {
+        ma->checked = now;
+        if (stat(ma->path, &st) < 0) {
+            if (!ma->stat_failed)
+                modmta_logf(MODMTA_LOG_WARN,
+                            "map aliases:%s: %s, keeping the previous "
+                            "table", ma->path, strerror(errno));
+            ma->stat_failed = 1;
+        } else {
+            ma->stat_failed = 0;
+            map_aliases_id_of(&st, &id);
+            if (!map_aliases_id_equal(&id, &ma->id)) {
+                ma->id = id;
+                map_aliases_reload(ma);
+            }
+        }
+    }
+    pthread_mutex_unlock(&ma->check_lock);
+}
+
+static int
+map_aliases_lookup(void *state, const char *key, char **value_r)
+{
+    struct map_aliases *ma = state;
+    const char *v;
+    int rc = 1;
+
+    map_aliases_refresh(ma);
+    pthread_rwlock_rdlock(&ma->lock);
+    v = map_table_get(ma->table, key);
+    if (v == NULL)
+        rc = 0;
+    else if (value_r != NULL && (*value_r = strdup(v)) == NULL)
+        rc = MODMTA_E_NOMEM;
+    pthread_rwlock_unlock(&ma->lock);
+    return rc;
+}
+
+static void
+map_aliases_close(void *state)
+{
+    struct map_aliases *ma = state;
+
+    pthread_rwlock_destroy(&ma->lock);
+    pthread_mutex_destroy(&ma->check_lock);
+    map_aliases_free(ma);
+}
