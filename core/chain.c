@@ -12,6 +12,9 @@
  * are the module's responsibility: they are appended as final recipients,
  * without running the chain on them, when the client's recipient is
  * accepted, and dropped when it is not.
+ * A rewrite may carry an envelope sender (modmta_rcpt_rewrite_sender,
+ * owner-NAME): the final recipients below it get it, the innermost one
+ * winning; a recipient already in the envelope keeps its sender.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,12 +59,22 @@ struct chain {
     struct chain_inst **hooks[CHAIN_NHOOKS];
     size_t nhooks[CHAIN_NHOOKS];
     modmta_host *core_host;   /* local domains for the claim rule */
+    struct modmta_owner *owners; /* instances with owns_domain; every host
+                                  * of the chain borrows this array */
+    size_t nowners;
 };
 
 struct chain_reply {
     int code;
     char esc[16];
     char text[512];
+};
+
+/* A final recipient of a walk and its envelope sender (NULL: the
+ * message's). */
+struct chain_final {
+    const char *addr;
+    const char *sender;
 };
 
 /* One RCPT walk. */
@@ -71,7 +84,9 @@ struct chain_walk {
     const char *orig;                     /* the client's address */
     long max_depth, max_targets, ntargets;
     const char *path[CHAIN_DEPTH_MAX + 1]; /* addresses being expanded */
-    const char **finals;
+    const char *sender;                   /* of the innermost expansion
+                                           * that set one, else NULL */
+    struct chain_final *finals;
     size_t nfinals, finals_cap;
     int discarded;
     int rejected;
@@ -86,6 +101,7 @@ static const char *chain_instance_name(json_t *el, const char *module,
                                        const char *path,
                                        struct config_errors *errs);
 static int chain_index(struct chain *ch);
+static int chain_index_owners(struct chain *ch);
 static modmta_verdict chain_call(const struct chain_inst *ci,
                                  enum chain_hook h, modmta_ctx *ctx,
                                  const char *arg, int flag);
@@ -181,6 +197,7 @@ chain_free(struct chain *ch)
     for (i = 0; i < CHAIN_NHOOKS; i++)
         free(ch->hooks[i]);
     free(ch->insts);
+    free(ch->owners);
     modmta_host_free(ch->core_host);
     free(ch);
 }
@@ -309,6 +326,28 @@ chain_index(struct chain *ch)
             if (chain_implements(ch->insts[i].mod, h))
                 ch->hooks[h][ch->nhooks[h]++] = &ch->insts[i];
     }
+    return chain_index_owners(ch);
+}
+
+/* The instances that declared owns_domain, lent to every host of the
+ * chain so that modmta_is_inbound_domain() sees the whole chain. */
+static int
+chain_index_owners(struct chain *ch)
+{
+    size_t i;
+
+    ch->owners = calloc(ch->ninsts + 1, sizeof(*ch->owners));
+    if (ch->owners == NULL)
+        return -1;
+    for (i = 0; i < ch->ninsts; i++) {
+        if (ch->insts[i].mod->owns_domain == NULL)
+            continue;
+        ch->owners[ch->nowners].owns_domain = ch->insts[i].mod->owns_domain;
+        ch->owners[ch->nowners++].inst = ch->insts[i].inst;
+    }
+    for (i = 0; i < ch->ninsts; i++)
+        modmta_host_set_owners(ch->insts[i].host, ch->owners, ch->nowners);
+    modmta_host_set_owners(ch->core_host, ch->owners, ch->nowners);
     return 0;
 }
 
@@ -586,6 +625,7 @@ chain_rcpt_expand(struct chain_walk *w, const char *addr, long depth)
     modmta_verdict v = MODMTA_ACCEPT;
     const char **targets;
     size_t n = ctx->nrewrites, i;
+    const char *outer = w->sender;
 
     if (depth + 1 > w->max_depth) {
         modmta_ctx_reply_clear(ctx);
@@ -600,6 +640,8 @@ chain_rcpt_expand(struct chain_walk *w, const char *addr, long depth)
         return chain_walk_tempfail(w);
     memcpy(targets, ctx->rewrites, n * sizeof(*targets));
     w->path[depth] = addr;
+    if (ctx->rewrite_sender != NULL)
+        w->sender = ctx->rewrite_sender;
     for (i = 0; i < n && v != MODMTA_TEMPFAIL; i++) {
         if (++w->ntargets > w->max_targets) {
             modmta_ctx_reply_clear(ctx);
@@ -612,6 +654,7 @@ chain_rcpt_expand(struct chain_walk *w, const char *addr, long depth)
         v = chain_rcpt_eval(w, targets[i], depth + 1);
     }
     free(targets);
+    w->sender = outer;
     return v == MODMTA_TEMPFAIL ? MODMTA_TEMPFAIL : MODMTA_ACCEPT;
 }
 
@@ -620,14 +663,15 @@ chain_walk_final(struct chain_walk *w, const char *addr)
 {
     if (w->nfinals == w->finals_cap) {
         size_t cap = w->finals_cap ? w->finals_cap * 2 : 4;
-        const char **f = realloc(w->finals, cap * sizeof(*f));
+        struct chain_final *f = realloc(w->finals, cap * sizeof(*f));
 
         if (f == NULL)
             return chain_walk_tempfail(w);
         w->finals = f;
         w->finals_cap = cap;
     }
-    w->finals[w->nfinals++] = addr;
+    w->finals[w->nfinals].addr = addr;
+    w->finals[w->nfinals++].sender = w->sender;
     return MODMTA_ACCEPT;
 }
 
@@ -654,7 +698,8 @@ chain_walk_tempfail(struct chain_walk *w)
     return MODMTA_TEMPFAIL;
 }
 
-/* Nobody claimed addr: unknown local user, or relaying denied. The text
+/* Nobody claimed addr: unknown user at an inbound domain (local, or
+ * one a module owns), or relaying denied. The text
  * names the client's address, whatever was rewritten. */
 static void
 chain_rcpt_unclaimed(struct chain_walk *w, const char *addr)
@@ -663,7 +708,7 @@ chain_rcpt_unclaimed(struct chain_walk *w, const char *addr)
     char text[512];
 
     if (at == NULL || at[1] == '\0' ||
-        modmta_host_is_local_domain(w->ch->core_host, at + 1)) {
+        modmta_host_is_inbound_domain(w->ch->core_host, at + 1)) {
         snprintf(text, sizeof(text), "<%s>: Recipient address rejected: "
                  "User unknown in local recipient table", w->orig);
         modmta_ctx_reply_default(w->ctx, 550, "5.1.1", text);
@@ -679,12 +724,19 @@ static modmta_verdict
 chain_rcpt_commit(struct chain_walk *w, size_t added0)
 {
     modmta_ctx *ctx = w->ctx;
+    const struct chain_final *f;
     size_t i;
+    int r;
 
     modmta_ctx_reply_clear(ctx);
-    for (i = 0; i < w->nfinals; i++)
-        if (modmta_ctx_add_rcpt(ctx, w->finals[i]) < 0)
+    for (i = 0; i < w->nfinals; i++) {
+        f = &w->finals[i];
+        r = modmta_ctx_add_rcpt(ctx, f->addr);
+        if (r == 1 && f->sender != NULL)
+            r = modmta_ctx_set_rcpt_sender(ctx, f->addr, f->sender);
+        if (r < 0)
             return chain_walk_tempfail(w);
+    }
     for (i = added0; i < ctx->nadded; i++)
         if (modmta_ctx_add_rcpt(ctx, ctx->added[i]) < 0)
             return chain_walk_tempfail(w);

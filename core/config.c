@@ -85,7 +85,10 @@ static const char *const config_log_keys[] = {
     "level", "syslog", "facility", NULL
 };
 static const char *const config_tls_keys[] = {
-    "cert", "key", "min_version", "ciphers", NULL
+    "cert", "key", "min_version", "ciphers", "sni", NULL
+};
+static const char *const config_sni_keys[] = {
+    "names", "cert", "key", NULL
 };
 static const char *const config_redis_keys[] = {
     "address", "db", "prefix", NULL
@@ -740,6 +743,95 @@ config_load_queue(struct config_loader *ld, const json_t *root)
                    "(%ld)", q->retry_max, q->retry_min);
 }
 
+/* "mail.example.org" or "*.example.net" (lower-cased in place). */
+static void
+config_sni_name(struct config_loader *ld, char *s, const char *path)
+{
+    config_lower(s);
+    config_strip_dot(s);
+    if (!config_is_domain(strncmp(s, "*.", 2) == 0 ? s + 2 : s))
+        config_err(ld, path, "\"%s\" is neither a host name nor "
+                   "\"*.domain\"", s);
+}
+
+/* The entry where names[b] of entry j already appears (before it, or
+ * earlier in j itself), or -1 when it is new. */
+static long
+config_sni_seen(const struct config_tls *t, size_t j, size_t b)
+{
+    const char *name = t->sni[j].names[b];
+    size_t i, a;
+
+    for (i = 0; i <= j; i++)
+        for (a = 0; t->sni[i].names != NULL && t->sni[i].names[a] != NULL
+                    && (i < j || a < b); a++)
+            if (strcmp(t->sni[i].names[a], name) == 0)
+                return (long)i;
+    return -1;
+}
+
+/* A name in two places would make the choice depend on their order. */
+static void
+config_sni_duplicates(struct config_loader *ld, size_t j)
+{
+    const struct config_tls *t = &ld->cfg->tls;
+    char p[CONFIG_PATH_MAX];
+    size_t b;
+    long i;
+
+    for (b = 0; t->sni[j].names != NULL && t->sni[j].names[b] != NULL; b++) {
+        i = config_sni_seen(t, j, b);
+        if (i < 0)
+            continue;
+        snprintf(p, sizeof(p), "$.tls.sni[%zu].names[%zu]", j, b);
+        config_err(ld, p, "\"%s\" is already in $.tls.sni[%ld]",
+                   t->sni[j].names[b], i);
+    }
+}
+
+static void
+config_load_sni(struct config_loader *ld, const json_t *tls)
+{
+    struct config_tls *t = &ld->cfg->tls;
+    const json_t *arr = json_object_get(tls, "sni"), *e;
+    char p[CONFIG_PATH_MAX], pk[CONFIG_PATH_MAX];
+    size_t i;
+
+    if (arr == NULL)
+        return;
+    if (!json_is_array(arr)) {
+        config_err(ld, "$.tls.sni", "expected an array of objects");
+        return;
+    }
+    if (t->cert == NULL)
+        config_err(ld, "$.tls.sni", "needs a default certificate in "
+                   "tls.cert (for clients that send no name or another)");
+    t->sni = calloc(json_array_size(arr) + 1, sizeof(*t->sni));
+    if (t->sni == NULL) {
+        config_err(ld, NULL, "out of memory");
+        return;
+    }
+    json_array_foreach(arr, i, e) {
+        struct config_tls_sni *n = &t->sni[t->nsni++];
+
+        config_path_index(p, "$.tls.sni", i);
+        if (!json_is_object(e)) {
+            config_err(ld, p, "expected an object");
+            continue;
+        }
+        config_unknown_keys(ld, e, p, config_sni_keys);
+        config_path_key(pk, p, "names");
+        if (config_strlist(ld, e, p, "names", config_sni_name, &n->names) == 0
+            || (n->names != NULL && n->names[0] == NULL))
+            config_err(ld, pk, "required, expected an array of host names");
+        config_path_key(pk, p, "cert");
+        if (config_str(ld, e, p, "cert", NULL, &n->cert) == 0)
+            config_err(ld, pk, "required, expected a PEM file name");
+        config_str(ld, e, p, "key", n->cert, &n->key);
+        config_sni_duplicates(ld, i);
+    }
+}
+
 static void
 config_load_tls(struct config_loader *ld, const json_t *root)
 {
@@ -756,6 +848,7 @@ config_load_tls(struct config_loader *ld, const json_t *root)
         config_str(ld, tls, "$.tls", "ciphers", NULL, &t->ciphers);
         if (t->cert == NULL && json_object_get(tls, "key") != NULL)
             config_err(ld, "$.tls.key", "set without tls.cert");
+        config_load_sni(ld, tls);
     }
     t->min_version = config_strdup(ld, config_tls_versions[version]);
 }
@@ -1033,6 +1126,12 @@ config_free(struct config *cfg)
     free(cfg->tls.key);
     free(cfg->tls.min_version);
     free(cfg->tls.ciphers);
+    for (i = 0; i < cfg->tls.nsni; i++) {
+        config_strlist_free(cfg->tls.sni[i].names);
+        free(cfg->tls.sni[i].cert);
+        free(cfg->tls.sni[i].key);
+    }
+    free(cfg->tls.sni);
     free(cfg->log_facility);
     config_strlist_free(cfg->local_domains);
     config_strlist_free(cfg->module_path);

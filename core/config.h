@@ -43,11 +43,21 @@ struct config_queue {
     long workers;                  /* 4 delivery threads */
 };
 
+/* One more certificate, chosen when the client's SNI names one of names
+ * ("mail.example.org" exactly, "*.example.net" one label deep). */
+struct config_tls_sni {
+    char **names;                  /* NULL-terminated, lower case */
+    char *cert;
+    char *key;                     /* default: cert (key in the same PEM) */
+};
+
 struct config_tls {
     char *cert;                    /* NULL: no STARTTLS offered */
     char *key;
     char *min_version;             /* "TLSv1.2" */
     char *ciphers;                 /* NULL: OpenSSL's default */
+    struct config_tls_sni *sni;    /* "tls": {"sni": [...]}, in order */
+    size_t nsni;
 };
 
 struct config {

@@ -114,7 +114,8 @@ deliver_rcpt(struct deliver_run *run, queue_rcpt *r)
         run->out->deferred++;
         return;
     }
-    modmta_ctx_set_delivery(ctx, run->env->id, run->env->sender,
+    modmta_ctx_set_delivery(ctx, run->env->id,
+                            r->sender != NULL ? r->sender : run->env->sender,
                             run->env->arrival, run->env->recovered);
     modmta_ctx_set_message(ctx, run->path, run->env->size);
     st = chain_deliver(run->gen->chain, ctx, r->addr);
@@ -158,42 +159,91 @@ deliver_pending(const queue_env *env)
     return n;
 }
 
-/* Queue one DSN for the failed recipients not yet covered by one (none
- * for <>: never bounce a bounce). 0 when nothing is left to report, <0
- * when the DSN could not be queued: the message must then stay so that
- * the report is not lost. */
+/* The first failed recipient not yet covered by a DSN, or NULL. */
+static const queue_rcpt *
+deliver_dsn_due(const queue_env *env)
+{
+    for (size_t i = 0; i < env->nrcpts; i++)
+        if (dsn_rcpt_due(&env->rcpts[i]))
+            return &env->rcpts[i];
+    return NULL;
+}
+
+/* `to` run through the RCPT chain, as mail to it would be, so that an
+ * alias (a list's owner-NAME) reaches its targets: a ctx whose rcpts are
+ * the DSN's envelope recipients, none when the chain did not accept `to`
+ * (then the DSN goes to `to` itself). NULL when out of memory. */
+static modmta_ctx *
+deliver_dsn_rcpts(struct deliver_run *run, const char *to)
+{
+    modmta_ctx *ctx = modmta_ctx_new(run->gen->host);
+    modmta_verdict v;
+
+    if (ctx == NULL || to[0] == '\0')
+        return ctx;
+    modmta_ctx_set_sender(ctx, run->env->id, "");
+    v = chain_rcpt(run->gen->chain, ctx, to, &run->gen->cfg->limits);
+    if (v != MODMTA_ACCEPT) {
+        modmta_logf(MODMTA_LOG_INFO, "%s: DSN to <%s> not expanded "
+                    "(%d %s %s): sent to it as is", run->env->id, to,
+                    ctx->reply_code, ctx->reply_esc, ctx->reply_text);
+        ctx->nrcpts = 0;
+    }
+    return ctx;
+}
+
+/* Queue one DSN for the failed recipients of sender `to`. */
 static int
-deliver_dsn(struct deliver_run *run)
+deliver_dsn_to(struct deliver_run *run, const char *to)
 {
     char id[QUEUE_ID_MAX];
-    size_t due = 0;
+    modmta_ctx *ctx = deliver_dsn_rcpts(run, to);
     int rc;
 
-    for (size_t i = 0; i < run->env->nrcpts; i++)
-        due += dsn_rcpt_due(&run->env->rcpts[i]) != 0;
-    if (due == 0)
-        return 0;
-    rc = dsn_bounce(run->q, run->env, run->path, run->gen->cfg->hostname,
-                    time(NULL), id);
+    if (ctx == NULL)
+        return MODMTA_E_NOMEM;
+    rc = dsn_bounce_to(run->q, run->env, to, ctx->rcpts, ctx->nrcpts,
+                       run->path, run->gen->cfg->hostname, time(NULL), id);
+    modmta_ctx_free(ctx);
+
     if (rc < 0) {
-        modmta_logf(MODMTA_LOG_ERR, "%s: cannot queue DSN: %s",
-                    run->env->id, modmta_strerror(rc));
+        modmta_logf(MODMTA_LOG_ERR, "%s: cannot queue DSN to <%s>: %s",
+                    run->env->id, to, modmta_strerror(rc));
         return rc;
     }
-    if (rc == DSN_NONE)
-        return 0;
     if (rc == DSN_QUEUED) {
         modmta_logf(MODMTA_LOG_INFO,
                     "%s: sender non-delivery notification: %s",
                     run->env->id, id);
         memcpy(run->out->dsn_id, id, sizeof(id));
         run->out->dsn_sent++;
-    } else {
+    } else if (rc == DSN_NULL_SENDER) {
         modmta_logf(MODMTA_LOG_INFO, "%s: sender is <>, no DSN",
                     run->env->id);
     }
-    dsn_mark_sent(run->env);
-    return deliver_save(run);
+    dsn_mark_sent_to(run->env, to);
+    return 0;
+}
+
+/* Queue the DSNs for the failed recipients not yet covered by one: one
+ * per distinct envelope sender (a list's owner gets its members'), none
+ * for <> (never bounce a bounce). 0 when nothing is left to report, <0
+ * when a DSN could not be queued: the message must then stay so that
+ * the report is not lost (those already queued are saved as sent). */
+static int
+deliver_dsn(struct deliver_run *run)
+{
+    const queue_rcpt *r;
+    int rc = 0, any = 0, saved;
+
+    /* The sender string belongs to env, which marking does not change. */
+    while (rc == 0 && (r = deliver_dsn_due(run->env)) != NULL) {
+        rc = deliver_dsn_to(run, dsn_rcpt_sender(run->env, r));
+        any |= rc == 0;
+    }
+    if (any && (saved = deliver_save(run)) < 0 && rc == 0)
+        rc = saved;
+    return rc;
 }
 
 /* Past queue.lifetime: every pending recipient fails with 4.4.7. */

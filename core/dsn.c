@@ -64,13 +64,34 @@ dsn_rcpt_due(const queue_rcpt *r)
     return r->state == QRCPT_FAILED && !r->dsn_sent && !r->no_dsn;
 }
 
+const char *
+dsn_rcpt_sender(const queue_env *env, const queue_rcpt *r)
+{
+    return r->sender != NULL ? r->sender :
+           env->sender != NULL ? env->sender : "";
+}
+
+/* Due, and reported to `to` (NULL: whoever its sender is). */
+static int
+dsn_rcpt_due_to(const queue_env *env, const queue_rcpt *r, const char *to)
+{
+    return dsn_rcpt_due(r) &&
+           (to == NULL || strcmp(dsn_rcpt_sender(env, r), to) == 0);
+}
+
 size_t
 dsn_mark_sent(queue_env *env)
+{
+    return dsn_mark_sent_to(env, NULL);
+}
+
+size_t
+dsn_mark_sent_to(queue_env *env, const char *to)
 {
     size_t n = 0;
 
     for (size_t i = 0; i < env->nrcpts; i++) {
-        if (dsn_rcpt_due(&env->rcpts[i])) {
+        if (dsn_rcpt_due_to(env, &env->rcpts[i], to)) {
             env->rcpts[i].dsn_sent = 1;
             n++;
         }
@@ -145,8 +166,8 @@ dsn_date(time_t t, char *buf, size_t len)
 }
 
 static void
-dsn_write_headers(struct dsn_out *o, const queue_env *env,
-                  const char *host, const char *boundary, time_t now)
+dsn_write_headers(struct dsn_out *o, const char *to_addr, const char *host,
+                  const char *boundary, time_t now)
 {
     char date[64], to[512];
 
@@ -162,13 +183,13 @@ dsn_write_headers(struct dsn_out *o, const queue_env *env,
                "\r\n\tboundary=\"%s\"\r\n"
                "\r\n"
                "This is a MIME-encapsulated message.\r\n\r\n",
-               host, dsn_clean(env->sender, to, sizeof(to)), date,
+               host, dsn_clean(to_addr, to, sizeof(to)), date,
                queue_writer_id(o->w), host, boundary);
 }
 
 static void
-dsn_write_text(struct dsn_out *o, const queue_env *env, const char *host,
-               const char *boundary)
+dsn_write_text(struct dsn_out *o, const queue_env *env, const char *to,
+               const char *host, const char *boundary)
 {
     char addr[512], text[DSN_TEXT_MAX];
 
@@ -182,7 +203,7 @@ dsn_write_text(struct dsn_out *o, const queue_env *env, const char *host,
     for (size_t i = 0; i < env->nrcpts; i++) {
         const queue_rcpt *r = &env->rcpts[i];
 
-        if (!dsn_rcpt_due(r))
+        if (!dsn_rcpt_due_to(env, r, to))
             continue;
         dsn_printf(o, "<%s>: %s\r\n",
                    dsn_clean(r->addr, addr, sizeof(addr)),
@@ -210,8 +231,8 @@ dsn_write_rcpt(struct dsn_out *o, const queue_rcpt *r)
 }
 
 static void
-dsn_write_report(struct dsn_out *o, const queue_env *env, const char *host,
-                 const char *boundary)
+dsn_write_report(struct dsn_out *o, const queue_env *env, const char *to,
+                 const char *host, const char *boundary)
 {
     char date[64], helo[256];
 
@@ -225,7 +246,7 @@ dsn_write_report(struct dsn_out *o, const queue_env *env, const char *host,
                    dsn_clean(env->helo, helo, sizeof(helo)));
     dsn_printf(o, "Arrival-Date: %s\r\n", date);
     for (size_t i = 0; i < env->nrcpts; i++)
-        if (dsn_rcpt_due(&env->rcpts[i]))
+        if (dsn_rcpt_due_to(env, &env->rcpts[i], to))
             dsn_write_rcpt(o, &env->rcpts[i]);
     dsn_printf(o, "\r\n");
 }
@@ -282,20 +303,30 @@ dsn_boundary(const char *id, time_t now, const char *host, char *out,
 }
 
 static int
-dsn_commit(queue_writer *w, const queue_env *env, const char *host,
-           time_t now, char id_r[QUEUE_ID_MAX])
+dsn_commit(queue_writer *w, const char *to, char *const *rcpts,
+           size_t nrcpts, const char *host, time_t now,
+           char id_r[QUEUE_ID_MAX])
 {
     /* The strings are only read by the commit. */
-    queue_rcpt rcpt = {
-        .addr = env->sender, .orcpt = env->sender, .state = QRCPT_PENDING,
-    };
+    queue_rcpt *r = calloc(nrcpts > 0 ? nrcpts : 1, sizeof(*r));
     queue_env dsn = {
-        .sender = "", .rcpts = &rcpt, .nrcpts = 1, .arrival = now,
-        .client_addr = "local", .client_name = (char *)host,
+        .sender = "", .rcpts = r, .nrcpts = nrcpts > 0 ? nrcpts : 1,
+        .arrival = now, .client_addr = "local", .client_name = (char *)host,
         .helo = (char *)host, .protocol = "local",
     };
-    int rc = queue_writer_commit(w, &dsn);
+    int rc;
 
+    if (r == NULL) {
+        queue_writer_abort(w);
+        return MODMTA_E_NOMEM;
+    }
+    for (size_t i = 0; i < dsn.nrcpts; i++) {
+        r[i].addr = nrcpts > 0 ? rcpts[i] : (char *)to;
+        r[i].orcpt = (char *)to;
+        r[i].state = QRCPT_PENDING;
+    }
+    rc = queue_writer_commit(w, &dsn);
+    free(r);
     if (rc == 0)
         snprintf(id_r, QUEUE_ID_MAX, "%s", dsn.id);
     return rc;
@@ -305,18 +336,27 @@ int
 dsn_bounce(queue *q, const queue_env *env, const char *content_path,
            const char *hostname, time_t now, char id_r[QUEUE_ID_MAX])
 {
+    return dsn_bounce_to(q, env, env->sender != NULL ? env->sender : "",
+                         NULL, 0, content_path, hostname, now, id_r);
+}
+
+int
+dsn_bounce_to(queue *q, const queue_env *env, const char *to,
+              char *const *rcpts, size_t nrcpts, const char *content_path,
+              const char *hostname, time_t now, char id_r[QUEUE_ID_MAX])
+{
     char host[256], boundary[DSN_BOUNDARY_MAX + 1];
     struct dsn_out o = {0};
     size_t due = 0;
     modmta_err err;
 
     id_r[0] = '\0';
-    if (env->sender == NULL || env->sender[0] == '\0')
-        return DSN_NULL_SENDER;
     for (size_t i = 0; i < env->nrcpts; i++)
-        due += (size_t)dsn_rcpt_due(&env->rcpts[i]);
+        due += (size_t)dsn_rcpt_due_to(env, &env->rcpts[i], to);
     if (due == 0)
         return DSN_NONE;
+    if (to[0] == '\0')
+        return DSN_NULL_SENDER;
     o.w = queue_writer_new(q, &err);
     if (o.w == NULL) {
         modmta_logf(MODMTA_LOG_ERR, "%s: dsn: %s", env->id, err.msg);
@@ -325,14 +365,14 @@ dsn_bounce(queue *q, const queue_env *env, const char *content_path,
     dsn_clean(hostname, host, sizeof(host));
     dsn_boundary(queue_writer_id(o.w), now, host, boundary,
                  sizeof(boundary));
-    dsn_write_headers(&o, env, host, boundary, now);
-    dsn_write_text(&o, env, host, boundary);
-    dsn_write_report(&o, env, host, boundary);
+    dsn_write_headers(&o, to, host, boundary, now);
+    dsn_write_text(&o, env, to, host, boundary);
+    dsn_write_report(&o, env, to, host, boundary);
     dsn_write_orig(&o, content_path, boundary);
     dsn_printf(&o, "\r\n--%s--\r\n", boundary);
     if (o.err != 0) {
         queue_writer_abort(o.w);
         return o.err;
     }
-    return dsn_commit(o.w, env, host, now, id_r);
+    return dsn_commit(o.w, to, rcpts, nrcpts, host, now, id_r);
 }

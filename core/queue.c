@@ -478,17 +478,18 @@ queue_env_to_json(const queue_env *env)
         unsigned st = (unsigned)r->state <= QRCPT_FAILED ? r->state : 0;
 
         json_array_append_new(rcpts, json_pack(
-            "{s:o, s:o, s:s, s:o, s:b, s:b}",
+            "{s:o, s:o, s:s, s:o, s:b, s:b, s:s*}",
             "addr", queue_jstr(r->addr), "orcpt", queue_jstr(r->orcpt),
             "state", states[st], "status", queue_jstr(r->status),
-            "dsn_sent", r->dsn_sent, "no_dsn", r->no_dsn));
+            "dsn_sent", r->dsn_sent, "no_dsn", r->no_dsn,
+            "sender", r->sender));
     }
     if (rcpts == NULL || json_array_size(rcpts) != env->nrcpts) {
         json_decref(rcpts);
         return NULL;
     }
     o = json_pack("{s:i, s:s, s:s, s:o, s:I, s:o, s:o, s:o, s:o, s:o,"
-                  " s:o, s:i, s:I, s:b, s:I}",
+                  " s:o, s:o, s:i, s:I, s:b, s:I}",
         "version", QUEUE_ENV_VERSION, "id", env->id,
         "sender", env->sender != NULL ? env->sender : "", "rcpts", rcpts,
         "arrival", (json_int_t)env->arrival,
@@ -496,6 +497,7 @@ queue_env_to_json(const queue_env *env)
         "client_name", queue_jstr(env->client_name),
         "helo", queue_jstr(env->helo), "protocol", queue_jstr(env->protocol),
         "auth_user", queue_jstr(env->auth_user),
+        "auth_param", queue_jstr(env->auth_param),
         "quarantine", queue_jstr(env->quarantine),
         "attempts", env->attempts, "next_retry", (json_int_t)env->next_retry,
         "held", env->held, "size", (json_int_t)env->size);
@@ -562,6 +564,7 @@ queue_rcpt_from_json(const json_t *o, queue_rcpt *r)
     if ((rc = queue_jget_str(o, "addr", &r->addr)) < 0 ||
         (rc = queue_jget_str(o, "orcpt", &r->orcpt)) < 0 ||
         (rc = queue_jget_str(o, "status", &r->status)) < 0 ||
+        (rc = queue_jget_str(o, "sender", &r->sender)) < 0 ||
         (rc = queue_jget_int(o, "dsn_sent", &dsn)) < 0 ||
         (rc = queue_jget_int(o, "no_dsn", &no_dsn)) < 0)
         return rc;
@@ -601,6 +604,7 @@ queue_env_from_json(const json_t *o, queue_env *env)
         (rc = queue_jget_str(o, "helo", &env->helo)) < 0 ||
         (rc = queue_jget_str(o, "protocol", &env->protocol)) < 0 ||
         (rc = queue_jget_str(o, "auth_user", &env->auth_user)) < 0 ||
+        (rc = queue_jget_str(o, "auth_param", &env->auth_param)) < 0 ||
         (rc = queue_jget_str(o, "quarantine", &env->quarantine)) < 0 ||
         (rc = queue_jget_int(o, "arrival", &arrival)) < 0 ||
         (rc = queue_jget_int(o, "attempts", &attempts)) < 0 ||
@@ -640,6 +644,7 @@ queue_env_free(queue_env *env)
         free(env->rcpts[i].addr);
         free(env->rcpts[i].orcpt);
         free(env->rcpts[i].status);
+        free(env->rcpts[i].sender);
     }
     free(env->rcpts);
     free(env->sender);
@@ -648,6 +653,7 @@ queue_env_free(queue_env *env)
     free(env->helo);
     free(env->protocol);
     free(env->auth_user);
+    free(env->auth_param);
     free(env->quarantine);
     free(env);
 }

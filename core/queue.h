@@ -41,6 +41,8 @@ typedef struct queue_rcpt {
     int dsn_sent;         /* a DSN covering this failure was queued */
     int no_dsn;           /* never notify the sender (NOTIFY=NEVER, RFC
                            * 3461): a failure is logged, then dropped */
+    char *sender;         /* envelope sender of this recipient (a list's
+                           * owner-NAME), NULL: the message's sender */
 } queue_rcpt;
 
 typedef struct queue_env {
@@ -54,6 +56,8 @@ typedef struct queue_env {
     char *helo;
     char *protocol;       /* "ESMTP", "ESMTPS", ... */
     char *auth_user;      /* NULL if none */
+    char *auth_param;     /* MAIL FROM AUTH= (RFC 4954), decoded; "<>"
+                             when not trusted; NULL if not given */
     char *quarantine;     /* NULL, or the reason: held, never delivered */
     int attempts;
     time_t next_retry;    /* 0: now */

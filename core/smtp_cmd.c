@@ -18,6 +18,7 @@ static int smtp_cmd_parse_params(char *p, struct smtp_path *path,
                                  struct smtp_status *st);
 static int smtp_cmd_parse_param(char *tok, struct smtp_param *out);
 static int smtp_cmd_has_utf8(const char *s);
+static int smtp_cmd_hex(int c);
 
 static void
 smtp_cmd_status(struct smtp_status *st, int code, const char *esc,
@@ -259,4 +260,44 @@ smtp_cmd_check_rcpt(const struct smtp_path *p, int utf8,
         return -1;
     }
     return 0;
+}
+
+static int
+smtp_cmd_hex(int c)
+{
+    return isdigit(c) ? c - '0' : c - 'A' + 10;
+}
+
+char *
+smtp_cmd_auth_mailbox(const char *value, int trusted)
+{
+    char *out, *o;
+    unsigned char c;
+
+    if (!trusted || value == NULL || !smtp_cmd_is_xtext(value))
+        return strdup("<>");
+    out = malloc(strlen(value) + 1);
+    if (out == NULL)
+        return NULL;
+    for (o = out; *value != '\0'; value++) {
+        c = (unsigned char)*value;
+        if (c == '+') {
+            c = (unsigned char)(smtp_cmd_hex(value[1]) * 16
+                                + smtp_cmd_hex(value[2]));
+            value += 2;
+        }
+        /* A mailbox has no space, control character or NUL: anything
+         * else is not something to pass on. */
+        if (c <= ' ' || c == 127) {
+            free(out);
+            return strdup("<>");
+        }
+        *o++ = (char)c;
+    }
+    *o = '\0';
+    if (strchr(out, '@') == NULL || out[0] == '@' || o[-1] == '@') {
+        free(out);
+        return strdup("<>");
+    }
+    return out;
 }

@@ -63,5 +63,11 @@ int smtp_cmd_check_rcpt(const struct smtp_path *p, int utf8,
                         struct smtp_status *st);
 /* 1 if s is valid xtext (RFC 3461 section 4). */
 int smtp_cmd_is_xtext(const char *s);
+/* The MAIL FROM AUTH= value to keep (RFC 4954 section 5): value is the
+ * parameter as checked by smtp_cmd_check_mail (xtext or "<>"). When the
+ * client is trusted to assert it (trusted != 0) and it decodes to a
+ * mailbox, the decoded mailbox; otherwise "<>". Malloc'd; NULL when out
+ * of memory. */
+char *smtp_cmd_auth_mailbox(const char *value, int trusted);
 
 #endif

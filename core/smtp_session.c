@@ -363,9 +363,18 @@ smtp_mail(struct smtp_session *s, char *args)
         return 0;
     }
     modmta_ctx_set_sender(s->ctx, queue_writer_id(s->w), path.str);
-    for (i = 0; i < path.nparams; i++)
-        modmta_ctx_add_param(s->ctx, path.params[i].keyword,
-                             path.params[i].value);
+    for (i = 0; i < path.nparams; i++) {
+        const char *val = path.params[i].value;
+        char *auth = NULL;
+
+        /* AUTH=: trusted only from an authenticated client (RFC 4954) */
+        if (strcmp(path.params[i].keyword, "AUTH") == 0) {
+            auth = smtp_cmd_auth_mailbox(val, s->ctx->auth_user != NULL);
+            val = auth != NULL ? auth : "<>";
+        }
+        modmta_ctx_add_param(s->ctx, path.params[i].keyword, val);
+        free(auth);
+    }
     v = chain_mail(s->gen->chain, s->ctx, path.str);
     if (v == MODMTA_REJECT || v == MODMTA_TEMPFAIL) {
         smtp_reply_ctx(s, v);
@@ -567,6 +576,7 @@ smtp_commit(struct smtp_session *s)
                 env.rcpts[i].orcpt = s->orcpts[j].orcpt;
         env.rcpts[i].state = QRCPT_PENDING;
         env.rcpts[i].no_dsn = modmta_ctx_rcpt_no_dsn(c, c->rcpts[i]);
+        env.rcpts[i].sender = (char *)modmta_ctx_rcpt_sender(c, c->rcpts[i]);
     }
     env.nrcpts = c->nrcpts;
     env.sender = c->sender;
@@ -576,6 +586,7 @@ smtp_commit(struct smtp_session *s)
     env.helo = s->helo;
     env.protocol = (char *)smtp_proto(s);
     env.auth_user = c->auth_user;
+    env.auth_param = (char *)modmta_mail_param(c, "AUTH");
     env.quarantine = c->quarantine;
     env.size = queue_writer_size(s->w);
     snprintf(id, sizeof(id), "%s", queue_writer_id(s->w));
@@ -904,7 +915,10 @@ static int
 smtp_setup(struct smtp_session *s)
 {
     smtp_client_names(s);
-    s->conn = modmta_conn_new(s->a->fd, s->gen->tls);
+    /* "tls": "none" means no TLS at all, for SMTP and for a module's
+     * protocol alike (POP3's STLS asks modmta_conn_tls_available). */
+    s->conn = modmta_conn_new(s->a->fd, s->a->listener->tls == TLS_NONE
+                                            ? NULL : s->gen->tls);
     if (s->conn == NULL) {
         close(s->a->fd);
         return -1;

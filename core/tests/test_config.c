@@ -258,9 +258,12 @@ test_example(void **state)
 
     (void)state;
     assert_string_equal(cfg->hostname, "mail.example.com");
-    assert_int_equal(cfg->nlisteners, 3);
+    assert_int_equal(cfg->nlisteners, 5);
     assert_int_equal(cfg->listeners[1].tls, TLS_STARTTLS_REQUIRED);
     assert_int_equal(cfg->listeners[2].tls, TLS_IMPLICIT);
+    assert_string_equal(cfg->listeners[3].protocol, "pop3");
+    assert_int_equal(cfg->listeners[4].tls, TLS_IMPLICIT);
+    assert_int_equal(json_array_size(cfg->modules), 8);
     assert_true(cfg->log_syslog);
     config_free(cfg);
 }

@@ -393,6 +393,74 @@ test_dsn_no_dsn(void **state)
     assert_int_equal(queue_count(fx->q), 2);
 }
 
+/* Recipients with their own envelope sender (a list's owner) are
+ * reported to it, apart from the others; never to <>. */
+static void
+test_dsn_by_sender(void **state)
+{
+    struct fixture *fx = *state;
+    char id[QUEUE_ID_MAX], path[256];
+    const char *owner = "owner-list@example.com";
+    char *targets[] = {"boss@example.com", "deputy@example.com"};
+    struct parsed p;
+    queue_env *dsn;
+    const char *st;
+
+    fx->rcpts[0].sender = (char *)owner;       /* bob */
+    fx->rcpts[1].sender = "";                  /* carol: <> */
+    assert_string_equal(dsn_rcpt_sender(&fx->env, &fx->rcpts[0]), owner);
+    assert_string_equal(dsn_rcpt_sender(&fx->env, &fx->rcpts[4]),
+                        "alice@example.org");
+
+    /* the message's sender: frank only */
+    assert_int_equal(dsn_bounce(fx->q, &fx->env, fx->path, HOST,
+                                1700000500, id), DSN_QUEUED);
+    assert_int_equal(queue_content_path(fx->q, id, path, sizeof(path)), 0);
+    parse_dsn(path, &p);
+    assert_true(has_line(p.msg, p.hdr_len, "To: <alice@example.org>"));
+    st = part_body(p.parts[1]);
+    assert_non_null(strstr(st, "frank@example.com"));
+    assert_null(strstr(st, "bob@example.com"));
+    assert_null(strstr(st, "carol@example.com"));
+    parsed_free(&p);
+
+    /* the owner: bob only, to the owner, delivered to what the owner
+     * expands to */
+    assert_int_equal(dsn_bounce_to(fx->q, &fx->env, owner, targets, 2,
+                                   fx->path, HOST, 1700000500, id),
+                     DSN_QUEUED);
+    assert_int_equal(queue_load(fx->q, id, &dsn), 0);
+    assert_string_equal(dsn->sender, "");
+    assert_int_equal(dsn->nrcpts, 2);
+    assert_string_equal(dsn->rcpts[0].addr, "boss@example.com");
+    assert_string_equal(dsn->rcpts[1].addr, "deputy@example.com");
+    assert_string_equal(dsn->rcpts[1].orcpt, owner);
+    queue_env_free(dsn);
+    assert_int_equal(queue_content_path(fx->q, id, path, sizeof(path)), 0);
+    parse_dsn(path, &p);
+    assert_true(has_line(p.msg, p.hdr_len,
+                         "To: <owner-list@example.com>"));
+    st = part_body(p.parts[1]);
+    assert_non_null(strstr(st, "bob@example.com"));
+    assert_null(strstr(st, "frank@example.com"));
+    assert_null(strstr(part_body(p.parts[0]), "frank@example.com"));
+    parsed_free(&p);
+
+    /* <>: nothing queued */
+    assert_int_equal(dsn_bounce_to(fx->q, &fx->env, "", NULL, 0, fx->path,
+                                   HOST, 1700000500, id), DSN_NULL_SENDER);
+    assert_int_equal(queue_count(fx->q), 3);
+
+    /* marking by sender */
+    assert_int_equal(dsn_mark_sent_to(&fx->env, owner), 1);
+    assert_int_equal(fx->rcpts[0].dsn_sent, 1);
+    assert_int_equal(fx->rcpts[4].dsn_sent, 0);
+    assert_int_equal(dsn_bounce_to(fx->q, &fx->env, owner, NULL, 0,
+                                   fx->path, HOST, 1700000500, id),
+                     DSN_NONE);
+    assert_int_equal(dsn_mark_sent(&fx->env), 2);
+}
+
 /* The content is gone: the report is still sent, without headers. */
 static void
 test_dsn_missing_content(void **state)
@@ -418,6 +486,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_dsn_null_sender, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dsn_mark_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dsn_by_sender, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dsn_no_dsn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dsn_missing_content, setup,
                                         teardown),

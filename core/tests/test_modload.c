@@ -266,6 +266,23 @@ test_small_descriptor(void **state)
     config_errors_free(&errs);
 }
 
+/* ABI 1.0 (a shorter descriptor) loads under 1.1; owns_domain, past its
+ * size, reads as NULL whatever the bytes there hold. */
+static void
+test_abi10_descriptor(void **state)
+{
+    struct config_errors errs = { 0 };
+    const modmta_module *m;
+
+    m = load(module_dir, NULL, "abi10", &errs);
+    assert_int_equal(errs.n, 0);
+    assert_non_null(m);
+    assert_non_null(m->create);
+    assert_int_equal(m->size, offsetof(modmta_module, owns_domain));
+    assert_null(m->owns_domain);
+    config_errors_free(&errs);
+}
+
 static void
 test_not_found_lists_dirs(void **state)
 {
@@ -387,6 +404,7 @@ main(void)
         cmocka_unit_test(test_missing_symbol),
         cmocka_unit_test(test_name_mismatch),
         cmocka_unit_test(test_small_descriptor),
+        cmocka_unit_test(test_abi10_descriptor),
         cmocka_unit_test(test_not_found_lists_dirs),
         cmocka_unit_test(test_bad_names),
         cmocka_unit_test(test_group_writable),

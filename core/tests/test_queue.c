@@ -263,7 +263,7 @@ test_roundtrip(void **state)
          .state = QRCPT_DELIVERED, .status = "250 2.0.0 ok"},
         {.addr = "carol@example.com", .orcpt = "carol@example.com",
          .state = QRCPT_FAILED, .status = "550 5.1.1 no", .dsn_sent = 1,
-         .no_dsn = 1},
+         .no_dsn = 1, .sender = "owner-list@example.com"},
     };
     queue_env env = {
         .sender = "alice@example.org", .rcpts = rcpts, .nrcpts = 2,
@@ -298,6 +298,8 @@ test_roundtrip(void **state)
     assert_int_equal(got->rcpts[1].dsn_sent, 1);
     assert_int_equal(got->rcpts[0].no_dsn, 0);
     assert_int_equal(got->rcpts[1].no_dsn, 1);
+    assert_null(got->rcpts[0].sender);
+    assert_string_equal(got->rcpts[1].sender, "owner-list@example.com");
     assert_int_equal(got->arrival, 1700000000);
     assert_string_equal(got->client_addr, "127.0.0.1");
     assert_string_equal(got->client_name, "localhost");
@@ -329,6 +331,9 @@ test_roundtrip(void **state)
     o = envelope_json(fx, id);
     assert_non_null(o);
     assert_int_equal(json_integer_value(json_object_get(o, "version")), 1);
+    /* a recipient without its own sender has no "sender" key */
+    assert_null(json_object_get(json_array_get(json_object_get(o, "rcpts"),
+                                               0), "sender"));
     json_decref(o);
     assert_int_equal(count_dir(fx, "queue"), fs_has_xattrs(fx) ? 1 : 2);
     snprintf(path, sizeof(path), "%s/queue", fx->spool);

@@ -8,11 +8,14 @@
  * or file transport (README.md).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <modmta/modmta.h>
 
@@ -53,7 +56,7 @@ static const modmta_opt alias_opts[] = {
 };
 
 static int alias_items(struct alias_exp *e, char **items, const char *src,
-                       int depth);
+                       int trusted, int depth);
 
 /* ---- create ---- */
 
@@ -153,13 +156,14 @@ alias_tempfail(struct alias_exp *e, const char *what)
 
 /* "|command" or "/file": there is no transport for them. */
 static int
-alias_special(struct alias_exp *e, const char *item, const char *src)
+alias_special(struct alias_exp *e, const char *item, const char *src,
+              int trusted)
 {
     int cmd = item[0] == '|';
     int allowed = cmd ? e->a->c.allow_commands : e->a->c.allow_files;
     const char *kind = cmd ? "command" : "file";
 
-    if (!allowed || !alias_file_trusted(src)) {
+    if (!allowed || !trusted) {
         modmta_log(e->ctx, MODMTA_LOG_NOTICE, "reject rcpt=<%s> "
                    "reason=\"%s target not permitted\" source=%s", e->rcpt,
                    kind, src != NULL ? src : modmta_map_name(e->a->c.map));
@@ -176,25 +180,54 @@ alias_special(struct alias_exp *e, const char *item, const char *src)
     return MODMTA_E_PERM;
 }
 
-/* An address target: "user" is qualified with the domain being expanded
- * ("\user" is a plain user, its backslash dropped). */
+/* The whole of s as one address: a parse that stops early ("john
+ * smith@x" read as "john") is an error, not a shorter address. */
+static int
+alias_parse(const char *s, modmta_addr *addr)
+{
+    const char *end = NULL;
+    int rc = modmta_addr_parse(s, MODMTA_ADDR_NO_BRACKETS |
+                               MODMTA_ADDR_ALLOW_NODOMAIN | MODMTA_ADDR_UTF8,
+                               addr, &end);
+
+    return rc == 0 && *end != '\0' ? MODMTA_E_INVAL : rc;
+}
+
+/* item as a canonical address into buf: "user" is qualified with the
+ * domain being expanded; a domain-less local part holding an '@'
+ * ("\"x@evil.test\"") is refused, as later splits would see a domain. */
+static int
+alias_target(struct alias_exp *e, const char *item, char *buf, size_t len)
+{
+    modmta_addr addr;
+    int rc = alias_parse(item, &addr);
+
+    if (rc == 0 && addr.domain[0] == '\0' &&
+        strchr(addr.local, '@') != NULL)
+        rc = MODMTA_E_INVAL;
+    if (rc == 0 && addr.domain[0] == '\0' && e->domain[0] != '\0') {
+        rc = modmta_addr_format(&addr, buf, len);
+        if (rc >= 0 && (size_t)snprintf(buf + rc, len - (size_t)rc, "@%s",
+                                        e->domain) >= len - (size_t)rc)
+            rc = MODMTA_E_LIMIT;
+        if (rc >= 0)
+            rc = alias_parse(buf, &addr);
+    }
+    if (rc >= 0)
+        rc = modmta_addr_format(&addr, buf, len);
+    return rc < 0 ? rc : 0;
+}
+
+/* An address target ("\user" is a plain user, its backslash dropped). */
 static int
 alias_address(struct alias_exp *e, const char *item)
 {
-    modmta_addr addr;
     char buf[MODMTA_ADDR_PATH_MAX * 2];
     int rc;
 
     if (item[0] == '\\')
         item++;
-    if (strchr(item, '@') == NULL && e->domain[0] != '\0')
-        snprintf(buf, sizeof(buf), "%s@%s", item, e->domain);
-    else
-        snprintf(buf, sizeof(buf), "%s", item);
-    if (modmta_addr_parse(buf, MODMTA_ADDR_NO_BRACKETS |
-                          MODMTA_ADDR_ALLOW_NODOMAIN | MODMTA_ADDR_UTF8,
-                          &addr, NULL) < 0 ||
-        modmta_addr_format(&addr, buf, sizeof(buf)) < 0) {
+    if (alias_target(e, item, buf, sizeof(buf)) < 0) {
         modmta_log(e->ctx, MODMTA_LOG_WARN, "rcpt=<%s> bad target "
                    "\"%s\" in %s", e->rcpt, item,
                    modmta_map_name(e->a->c.map));
@@ -206,26 +239,50 @@ alias_address(struct alias_exp *e, const char *item)
     return 0;
 }
 
-/* The whole of an include file, NULL with errno set. */
-static char *
-alias_slurp(const char *path)
+/* 1 if an include file may hold more than addresses (Sendmail's rule):
+ * owned by root or the daemon's user, writable by its owner only. */
+static int
+alias_include_trusted(const struct stat *st)
 {
-    FILE *f = fopen(path, "re");
-    char *buf = NULL;
-    size_t n = 0;
-    long len;
+    return (st->st_uid == 0 || st->st_uid == geteuid()) &&
+           (st->st_mode & (S_IWGRP | S_IWOTH)) == 0;
+}
 
-    if (f == NULL)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 &&
-        len <= ALIAS_INCLUDE_MAX && fseek(f, 0, SEEK_SET) == 0 &&
-        (buf = malloc((size_t)len + 1)) != NULL) {
-        n = fread(buf, 1, (size_t)len, f);
-        buf[n] = '\0';
-    } else if (errno == 0) {
-        errno = EFBIG;
+/* The whole of an include file, a regular file (a FIFO would hang the
+ * session), with its trust in *trusted_r; NULL with *why_r set. */
+static char *
+alias_slurp(const char *path, int *trusted_r, const char **why_r)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    char *buf = NULL;
+    ssize_t r = 0;
+    size_t n = 0;
+
+    *why_r = NULL;
+    if (fd < 0 || fstat(fd, &st) < 0)
+        *why_r = strerror(errno);
+    else if (!S_ISREG(st.st_mode))
+        *why_r = "not a regular file";
+    else if (st.st_size > ALIAS_INCLUDE_MAX)
+        *why_r = strerror(EFBIG);
+    else if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
+        *why_r = strerror(ENOMEM);
+    while (buf != NULL && n < (size_t)st.st_size &&
+           ((r = read(fd, buf + n, (size_t)st.st_size - n)) > 0 ||
+            (r < 0 && errno == EINTR)))
+        n += r > 0 ? (size_t)r : 0;
+    if (r < 0) {
+        *why_r = strerror(errno);
+        free(buf);
+        buf = NULL;
     }
-    fclose(f);
+    if (buf != NULL) {
+        buf[n] = '\0';
+        *trusted_r = alias_include_trusted(&st);
+    }
+    if (fd >= 0)
+        close(fd);
     return buf;
 }
 
@@ -248,23 +305,34 @@ alias_strip_comments(char *s)
     }
 }
 
+/* ":include:PATH" found in src: only the map and trusted include files
+ * may name further ones. */
 static int
-alias_include(struct alias_exp *e, const char *path, int depth)
+alias_include(struct alias_exp *e, const char *path, const char *src,
+              int trusted, int depth)
 {
     modmta_err err = {"", ""};
-    char **items, *text;
+    char **items, *text = NULL;
+    const char *why = "not an absolute path";
     int rc;
 
+    if (depth > 0 && !trusted) {
+        modmta_log(e->ctx, MODMTA_LOG_NOTICE, "reject rcpt=<%s> "
+                   "reason=\"include target not permitted\" source=%s",
+                   e->rcpt, src);
+        modmta_reply(e->ctx, 550, "5.7.1", "<%s>: an include is not "
+                     "permitted here", e->rcpt);
+        return MODMTA_E_PERM;
+    }
     if (depth >= ALIAS_INCLUDE_DEPTH) {
         modmta_log(e->ctx, MODMTA_LOG_WARN, "rcpt=<%s> include=%s: nested "
                    "too deep", e->rcpt, path);
         return MODMTA_E_CONFIG;
     }
-    errno = 0;
-    if (path[0] != '/' || (text = alias_slurp(path)) == NULL) {
+    if (path[0] != '/' ||
+        (text = alias_slurp(path, &trusted, &why)) == NULL) {
         modmta_log(e->ctx, MODMTA_LOG_WARN, "rcpt=<%s> include=%s: %s",
-                   e->rcpt, path, path[0] != '/' ? "not an absolute path"
-                   : strerror(errno));
+                   e->rcpt, path, why);
         return MODMTA_E_TEMP;
     }
     alias_strip_comments(text);
@@ -275,24 +343,26 @@ alias_include(struct alias_exp *e, const char *path, int depth)
                    e->rcpt, path, err.msg);
         return MODMTA_E_CONFIG;
     }
-    rc = alias_items(e, items, path, depth + 1);
+    rc = alias_items(e, items, path, trusted, depth + 1);
     modmta_strlist_free(items);
     return rc;
 }
 
 /* Expand the items of a list found in src (a file path, NULL for a map
- * that is no file). */
+ * that is no file), trusted if it may hold command and file targets;
+ * depth 0 is the map. */
 static int
-alias_items(struct alias_exp *e, char **items, const char *src, int depth)
+alias_items(struct alias_exp *e, char **items, const char *src,
+            int trusted, int depth)
 {
     int rc = 0;
     size_t i;
 
     for (i = 0; items[i] != NULL && rc == 0; i++) {
         if (strncmp(items[i], ":include:", 9) == 0)
-            rc = alias_include(e, items[i] + 9, depth);
+            rc = alias_include(e, items[i] + 9, src, trusted, depth);
         else if (items[i][0] == '|' || items[i][0] == '/')
-            rc = alias_special(e, items[i], src);
+            rc = alias_special(e, items[i], src, trusted);
         else
             rc = alias_address(e, items[i]);
     }
@@ -308,7 +378,8 @@ alias_expand(struct alias_exp *e, const char *value)
 
     if (items == NULL)
         return alias_tempfail(e, err.msg);
-    rc = alias_items(e, items, e->a->map_path, 0);
+    rc = alias_items(e, items, e->a->map_path,
+                     alias_file_trusted(e->a->map_path), 0);
     modmta_strlist_free(items);
     if (rc == MODMTA_E_PERM)
         return MODMTA_REJECT;
@@ -322,6 +393,35 @@ alias_expand(struct alias_exp *e, const char *value)
     modmta_log(e->ctx, MODMTA_LOG_INFO, "expand rcpt=<%s> targets=%zu",
                e->rcpt, e->ntargets);
     return MODMTA_ACCEPT;
+}
+
+/* A list NAME with an alias owner-NAME: its members are delivered with
+ * the envelope sender owner-NAME@domain, so their bounces go to the
+ * owner (Sendmail, Postfix). Only the map is asked: a lookup failure
+ * leaves the message's sender. */
+static int
+alias_owner(struct alias_exp *e, const char *local)
+{
+    modmta_addr owner = {0};
+    char buf[MODMTA_ADDR_PATH_MAX * 2];
+    const char *domain = e->domain[0] != '\0' ? e->domain :
+                         modmta_host_hostname(e->a->host);
+    char *value = NULL;
+    int r;
+
+    if (strncasecmp(local, "owner-", 6) == 0 ||
+        (size_t)snprintf(owner.local, sizeof(owner.local), "owner-%s",
+                         local) >= sizeof(owner.local))
+        return 0;
+    r = modmta_map_lookup(e->a->c.map, owner.local, &value);
+    modmta_free(value);
+    if (r <= 0)
+        return r;
+    /* the local part as it means ("john smith"): re-quoted */
+    snprintf(owner.domain, sizeof(owner.domain), "%s", domain);
+    if (modmta_addr_format(&owner, buf, sizeof(buf)) < 0)
+        return 0;
+    return modmta_rcpt_rewrite_sender(e->ctx, buf);
 }
 
 static modmta_verdict
@@ -349,6 +449,8 @@ alias_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
         return MODMTA_CONTINUE;
     v = alias_expand(&e, value);
     modmta_free(value);
+    if (v == MODMTA_ACCEPT && (r = alias_owner(&e, addr.local)) < 0)
+        return alias_tempfail(&e, modmta_strerror(r));
     return v;
 }
 

@@ -6,7 +6,8 @@
  * when "allow_plaintext_loopback" is set. A client that fails
  * "max_failures" times in a row gets 421 and is refused AUTH for
  * "lockout" seconds; that per-client table is the one mutable part of an
- * instance, guarded by auth_inst.lock.
+ * instance, guarded by auth_inst.lock. IPv6 clients are counted per /64
+ * (one host usually has a whole /64); a locked entry is never evicted.
  */
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -26,6 +27,10 @@
 #define AUTH_CLIENTS_MAX 4096
 
 enum auth_mech { AUTH_PLAIN = 1, AUTH_LOGIN = 2, AUTH_CRAM = 4 };
+
+/* A client's standing in the failure table (auth_gate, auth_fail_count):
+ * may go on / just reached the limit / locked / no room to count it. */
+enum auth_count { AUTH_COUNTED, AUTH_HIT, AUTH_WAS_LOCKED, AUTH_FULL };
 
 /* How one exchange ended. */
 enum auth_result {
@@ -210,63 +215,125 @@ auth_now(void)
     return ts.tv_sec;
 }
 
-/* With in->lock held: the client's entry, created (evicting the stalest
- * one when full), or NULL when addr is NULL and none exists. */
-static struct auth_client *
-auth_client_get(struct auth_inst *in, const char *addr, int create)
+/* The failure-table key of a client address: IPv6 addresses by their /64
+ * ("2001:db8:1:2::/64"), others as they are. */
+static void
+auth_client_key(const char *addr, char *key, size_t cap)
 {
-    struct auth_client *cl, *oldest = NULL;
+    unsigned char a[16];
+    char text[INET6_ADDRSTRLEN];
+
+    if (strchr(addr, ':') == NULL || strchr(addr, '.') != NULL
+        || inet_pton(AF_INET6, addr, a) != 1) {
+        snprintf(key, cap, "%s", addr); /* IPv4, v4-mapped, or odd */
+        return;
+    }
+    memset(a + 8, 0, 8);
+    inet_ntop(AF_INET6, a, text, sizeof(text));
+    snprintf(key, cap, "%s/64", text);
+}
+
+/* With in->lock held: the client's entry, or NULL. */
+static struct auth_client *
+auth_client_find(struct auth_inst *in, const char *key)
+{
     size_t i;
 
-    for (i = 0; i < in->nclients; i++) {
-        cl = &in->clients[i];
-        if (strcmp(cl->addr, addr) == 0)
-            return cl;
-        if (oldest == NULL || cl->last < oldest->last)
-            oldest = cl;
-    }
-    if (!create)
-        return NULL;
+    for (i = 0; i < in->nclients; i++)
+        if (strcmp(in->clients[i].addr, key) == 0)
+            return &in->clients[i];
+    return NULL;
+}
+
+/* With in->lock held: the stalest entry that is not locked, or NULL. */
+static struct auth_client *
+auth_client_victim(struct auth_inst *in, time_t now)
+{
+    struct auth_client *cl = NULL;
+    size_t i;
+
+    for (i = 0; i < in->nclients; i++)
+        if (in->clients[i].locked_until <= now
+            && (cl == NULL || in->clients[i].last < cl->last))
+            cl = &in->clients[i];
+    return cl;
+}
+
+/* With in->lock held: 1 if a new entry fits. Evicting a locked entry
+ * would lift its lockout, so a table of locked entries is full. */
+static int
+auth_client_room(struct auth_inst *in, time_t now)
+{
+    return in->nclients < AUTH_CLIENTS_MAX
+           || auth_client_victim(in, now) != NULL;
+}
+
+/* With in->lock held: a new, cleared entry for key; NULL when there is
+ * no room or no memory. */
+static struct auth_client *
+auth_client_new(struct auth_inst *in, const char *key, time_t now)
+{
+    struct auth_client *cl;
+
     if (in->clients == NULL) {
         in->clients = calloc(AUTH_CLIENTS_MAX, sizeof(*in->clients));
         if (in->clients == NULL)
             return NULL;
     }
     cl = in->nclients < AUTH_CLIENTS_MAX ? &in->clients[in->nclients++]
-                                         : oldest;
+                                         : auth_client_victim(in, now);
+    if (cl == NULL)
+        return NULL;
     memset(cl, 0, sizeof(*cl));
-    snprintf(cl->addr, sizeof(cl->addr), "%s", addr);
+    snprintf(cl->addr, sizeof(cl->addr), "%s", key);
     return cl;
 }
 
-/* 1 if the client is in its cool-down. */
-static int
-auth_locked(struct auth_inst *in, const char *addr)
+/* May this client start an exchange: AUTH_COUNTED (yes), AUTH_WAS_LOCKED
+ * (in its cool-down) or AUTH_FULL (a failure could not be counted). */
+static enum auth_count
+auth_gate(struct auth_inst *in, const char *addr)
 {
     struct auth_client *cl;
-    int locked;
+    char key[64];
+    time_t now = auth_now();
+    enum auth_count g = AUTH_COUNTED;
 
+    auth_client_key(addr, key, sizeof(key));
     pthread_mutex_lock(&in->lock);
-    cl = auth_client_get(in, addr, 0);
-    locked = cl != NULL && cl->locked_until > auth_now();
+    cl = auth_client_find(in, key);
+    if (cl != NULL && cl->locked_until > now)
+        g = AUTH_WAS_LOCKED;
+    else if (cl == NULL && in->c.max_failures > 0
+             && !auth_client_room(in, now))
+        g = AUTH_FULL;
     pthread_mutex_unlock(&in->lock);
-    return locked;
+    return g;
 }
 
-/* Count a failure; returns 1 when the client just reached the limit. */
-static int
+/* Count a failure. The lock is checked again: parallel sessions all
+ * passed auth_gate before the first of them locked the client. */
+static enum auth_count
 auth_fail_count(struct auth_inst *in, const char *addr, unsigned *n_r)
 {
     struct auth_client *cl;
+    char key[64];
     time_t now = auth_now();
-    int hit = 0;
+    enum auth_count r = AUTH_COUNTED;
 
     *n_r = 0;
     if (in->c.max_failures == 0)
-        return 0;
+        return AUTH_COUNTED;
+    auth_client_key(addr, key, sizeof(key));
     pthread_mutex_lock(&in->lock);
-    cl = auth_client_get(in, addr, 1);
-    if (cl != NULL) {
+    cl = auth_client_find(in, key);
+    if (cl == NULL)
+        cl = auth_client_new(in, key, now);
+    if (cl == NULL) {
+        r = AUTH_FULL;
+    } else if (cl->locked_until > now) {
+        r = AUTH_WAS_LOCKED;
+    } else {
         if (now - cl->last > in->c.lockout)
             cl->failures = 0; /* old failures are forgiven */
         cl->failures++;
@@ -275,20 +342,22 @@ auth_fail_count(struct auth_inst *in, const char *addr, unsigned *n_r)
         if (cl->failures >= in->c.max_failures) {
             cl->locked_until = now + in->c.lockout;
             cl->failures = 0;
-            hit = 1;
+            r = AUTH_HIT;
         }
     }
     pthread_mutex_unlock(&in->lock);
-    return hit;
+    return r;
 }
 
 static void
 auth_success_clear(struct auth_inst *in, const char *addr)
 {
     struct auth_client *cl;
+    char key[64];
 
+    auth_client_key(addr, key, sizeof(key));
     pthread_mutex_lock(&in->lock);
-    cl = auth_client_get(in, addr, 0);
+    cl = auth_client_find(in, key);
     if (cl != NULL)
         cl->failures = 0;
     pthread_mutex_unlock(&in->lock);
@@ -415,8 +484,11 @@ auth_cram(struct auth_x *x, const char *ir)
     r = modmta_passdb_secret(x->in->db, user, &secret);
     if (r < 0)
         return AUTH_TEMP;
-    if (r == 0)
+    if (r == 0) {
+        /* the HMAC an existing user costs: unknown users do not show */
+        (void)sasl_cram_check(chal, "modmta-dummy-secret", digest);
         return AUTH_FAIL;
+    }
     r = sasl_cram_check(chal, secret, digest);
     modmta_passdb_secret_free(secret);
     return r < 0 ? AUTH_TEMP : r == 1 ? AUTH_OK : AUTH_FAIL;
@@ -433,25 +505,44 @@ auth_log_name(const char *in, char *out, size_t cap)
     out[i] = '\0';
 }
 
+/* 421 (the session ends): the client is locked. */
+static modmta_verdict
+auth_reply_locked(modmta_ctx *ctx, const char *what)
+{
+    modmta_reply(ctx, 421, "4.7.0", "%s Too many failed authentications, "
+                 "%s", modmta_host_hostname(modmta_ctx_host(ctx)), what);
+    return MODMTA_TEMPFAIL;
+}
+
+/* 454: the failure table is full of locked clients. */
+static modmta_verdict
+auth_reply_full(modmta_ctx *ctx)
+{
+    modmta_reply(ctx, 454, "4.7.0", "Temporary authentication failure");
+    return MODMTA_TEMPFAIL;
+}
+
 static modmta_verdict
 auth_failed(struct auth_x *x, const char *mech)
 {
+    static const char *const notes[] = {
+        [AUTH_COUNTED] = "", [AUTH_HIT] = " locked=yes",
+        [AUTH_WAS_LOCKED] = " locked=yes", [AUTH_FULL] = " table=full",
+    };
     const char *addr = modmta_client_addr(x->ctx);
     char name[80];
     unsigned n;
-    int hit = auth_fail_count(x->in, addr, &n);
+    enum auth_count r = auth_fail_count(x->in, addr, &n);
 
     auth_log_name(x->user, name, sizeof(name));
     modmta_log(x->ctx, MODMTA_LOG_NOTICE, "auth failed client=[%s] "
                "user=\"%s\" mech=%s failures=%u%s", addr, name, mech, n,
-               hit ? " locked=yes" : "");
+               notes[r]);
     modmta_set_auth_tried(x->ctx, x->user);
-    if (hit) {
-        modmta_reply(x->ctx, 421, "4.7.0", "%s Too many failed "
-                     "authentications, closing connection",
-                     modmta_host_hostname(modmta_ctx_host(x->ctx)));
-        return MODMTA_TEMPFAIL;
-    }
+    if (r == AUTH_HIT || r == AUTH_WAS_LOCKED)
+        return auth_reply_locked(x->ctx, "closing connection");
+    if (r == AUTH_FULL)
+        return auth_reply_full(x->ctx);
     modmta_reply(x->ctx, 535, "5.7.8",
                  "Authentication credentials invalid");
     return MODMTA_REJECT;
@@ -464,6 +555,10 @@ auth_finish(struct auth_x *x, enum auth_result r, const char *mech)
 
     switch (r) {
     case AUTH_OK:
+        /* locked by a parallel session meanwhile: a right guess then
+         * must not show either */
+        if (auth_gate(x->in, modmta_client_addr(x->ctx)) == AUTH_WAS_LOCKED)
+            return auth_reply_locked(x->ctx, "closing connection");
         if (modmta_set_auth_user(x->ctx, x->user) < 0)
             break;
         auth_success_clear(x->in, modmta_client_addr(x->ctx));
@@ -521,15 +616,19 @@ auth_precheck(struct auth_inst *in, modmta_ctx *ctx)
                      "progress");
         return MODMTA_REJECT;
     }
-    if (auth_locked(in, modmta_client_addr(ctx))) {
+    switch (auth_gate(in, modmta_client_addr(ctx))) {
+    case AUTH_WAS_LOCKED:
         modmta_log(ctx, MODMTA_LOG_NOTICE, "auth refused client=[%s] "
                    "reason=lockout", modmta_client_addr(ctx));
-        modmta_reply(ctx, 421, "4.7.0", "%s Too many failed "
-                     "authentications, try again later",
-                     modmta_host_hostname(modmta_ctx_host(ctx)));
-        return MODMTA_TEMPFAIL;
+        return auth_reply_locked(ctx, "try again later");
+    case AUTH_FULL:
+        modmta_log(ctx, MODMTA_LOG_WARN, "auth refused client=[%s] "
+                   "reason=table-full (%d clients locked)",
+                   modmta_client_addr(ctx), AUTH_CLIENTS_MAX);
+        return auth_reply_full(ctx);
+    default:
+        return MODMTA_CONTINUE;
     }
-    return MODMTA_CONTINUE;
 }
 
 static modmta_verdict

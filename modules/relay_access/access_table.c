@@ -871,5 +871,7 @@ access_table_address(access_table *t, access_tag tag, const char *addr,
         return access_done(rc, r);
     snprintf(local, sizeof(local), "%.*s@",
              (int)(at != NULL ? (size_t)(at - full) : strlen(full)), full);
-    return access_done(access_try_both(t, tag, local, r), r);
+    rc = access_try_both(t, tag, local, r);
+    r->user_key = rc == 1;
+    return access_done(rc, r);
 }

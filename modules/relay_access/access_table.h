@@ -32,6 +32,8 @@ typedef struct access_result {
     char esc[16];                /* ERROR: x.y.z, or "" */
     char text[ACCESS_TEXT_MAX];  /* ERROR: the text, or "" */
     char rule[ACCESS_RULE_MAX];  /* "Connect:192.168.123", "" if none */
+    int user_key;                /* the entry was a "user@" key: it names
+                                  * no domain, so it never allows relaying */
 } access_result;
 
 typedef struct access_table access_table;

@@ -35,7 +35,6 @@ struct relay_access {
     struct relay_access_net *nets;
     size_t nnets;
     access_table *access; /* NULL without "access" */
-    const modmta_host *host;
 };
 
 static const modmta_opt relay_access_opts[] = {
@@ -238,7 +237,6 @@ relay_access_create(const json_t *conf, const modmta_host *host,
         modmta_err_set(err_r, path, "out of memory");
         return NULL;
     }
-    ra->host = host;
     if (modmta_conf_parse(conf, host, relay_access_opts, &ra->conf,
                           err_r) < 0 ||
         relay_access_nets(ra, path, err_r) < 0 ||
@@ -408,23 +406,33 @@ relay_access_trusted(struct relay_access *ra, modmta_ctx *ctx,
            relay_access_in_mynetworks(ra, modmta_client_addr(ctx));
 }
 
+/* A To: RELAY from the full address or a domain key. "user@" names no
+ * domain: were it honoured, it would open relaying to that user at every
+ * domain in the world. */
+static int
+relay_access_to_relay(const access_result *to)
+{
+    return to->action == ACCESS_RELAY && !to->user_key;
+}
+
 static modmta_verdict
 relay_access_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
 {
     struct relay_access *ra = inst;
     char local[MODMTA_ADDR_PATH_MAX * 2], domain[MODMTA_ADDR_DOMAIN_MAX + 1];
     access_result client, to;
-    int trusted, local_domain;
+    int trusted, inbound;
     modmta_verdict v;
 
     if (modmta_addr_split(rcpt, local, sizeof(local), domain,
                           sizeof(domain)) < 0)
         return relay_access_deny(ctx, rcpt, "syntax");
-    local_domain = domain[0] == '\0' ||
-                   modmta_host_is_local_domain(ra->host, domain);
+    /* Local domains and those a module owns (virtual): received here,
+     * even when also listed in relay_domains. */
+    inbound = domain[0] == '\0' || modmta_is_inbound_domain(ctx, domain);
     /* The admin's alias or virtual entry may point outside. */
     if (modmta_rcpt_is_rewritten(ctx))
-        return local_domain ? MODMTA_CONTINUE : MODMTA_ACCEPT;
+        return inbound ? MODMTA_CONTINUE : MODMTA_ACCEPT;
     if (relay_access_client(ra, ctx, &client) < 0 ||
         relay_access_address(ra, ACCESS_TO, rcpt, &to) < 0)
         return relay_access_tempfail(ctx, rcpt);
@@ -434,9 +442,9 @@ relay_access_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
     if ((v = relay_access_act(ctx, &to, rcpt, rcpt, "Recipient address")) !=
         MODMTA_CONTINUE)
         return v;
-    if (local_domain)
-        return MODMTA_CONTINUE; /* inbound: a mailbox or alias claims it */
-    if (trusted || to.action == ACCESS_RELAY ||
+    if (inbound)
+        return MODMTA_CONTINUE; /* a mailbox, alias or virtual claims it */
+    if (trusted || relay_access_to_relay(&to) ||
         relay_access_relay_domain(ra, domain))
         return MODMTA_ACCEPT;
     return relay_access_deny(ctx, rcpt, "relay");

@@ -45,8 +45,11 @@
  * exclude other processes (mutt, s-nail, Dovecot). */
 static pthread_mutex_t mbox_stripes[MBOX_STRIPES];
 static pthread_once_t mbox_stripes_once = PTHREAD_ONCE_INIT;
-/* When this process started writing mailboxes: a dot-lock with our own
- * PID that is older was left by an earlier process with the same PID. */
+/* When this process started (set at module load, or at the first
+ * delivery): a dot-lock with our own PID that is older was left by an
+ * earlier process with the same PID. Set at load, before any session, so
+ * that a lock another module of this process (pop3) takes later is never
+ * mistaken for a dead one. */
 static struct timespec mbox_started;
 #define MBOX_OUT_SIZE 65536
 #define MBOX_HDR_MAX 65536
@@ -129,6 +132,12 @@ mbox_write_stripes_init(void)
     for (i = 0; i < MBOX_STRIPES; i++)
         pthread_mutex_init(&mbox_stripes[i], NULL);
     clock_gettime(CLOCK_REALTIME, &mbox_started);
+}
+
+void
+mbox_write_init(void)
+{
+    pthread_once(&mbox_stripes_once, mbox_write_stripes_init);
 }
 
 static pthread_mutex_t *

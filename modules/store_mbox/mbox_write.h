@@ -34,6 +34,10 @@ typedef struct mbox_write_req {
     gid_t gid;
 } mbox_write_req;
 
+/* Once per process, before any delivery (the module's load()): fixes the
+ * time from which a dot-lock naming this process's PID is its own. */
+void mbox_write_init(void);
+
 /* Append the message to req->mailbox, created mode 0600 if missing.
  * Returns MBOX_WRITE_DONE, MBOX_WRITE_DUPLICATE, or:
  *   MODMTA_E_TIMEOUT  a lock is held by someone else (mailbox locked),

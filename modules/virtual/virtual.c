@@ -183,6 +183,7 @@ virtual_rewrite(const struct virtual *v, modmta_ctx *ctx, const char *rcpt,
 {
     char target[MODMTA_ADDR_PATH_MAX * 2], **items;
     modmta_err err = {"", ""};
+    const char *end = NULL;
     modmta_addr addr;
     int rc = 0;
     size_t i;
@@ -207,7 +208,10 @@ virtual_rewrite(const struct virtual *v, modmta_ctx *ctx, const char *rcpt,
         rc = virtual_target(v, items[i], local, target, sizeof(target));
         if (rc == 0)
             rc = modmta_addr_parse(target, MODMTA_ADDR_NO_BRACKETS |
-                                   MODMTA_ADDR_UTF8, &addr, NULL);
+                                   MODMTA_ADDR_UTF8, &addr, &end);
+        /* all of it: "john smith@x" is no address, not "john" */
+        if (rc == 0 && *end != '\0')
+            rc = MODMTA_E_INVAL;
         if (rc == 0 && modmta_addr_format(&addr, target, sizeof(target)) < 0)
             rc = MODMTA_E_LIMIT;
         if (rc == 0)
@@ -280,6 +284,15 @@ virtual_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
     return verdict;
 }
 
+/* Its virtual alias domains are inbound (relay_access lets them through
+ * to on_rcpt). On a lookup error say yes: on_rcpt then answers 4xx for
+ * the outage instead of a relay check answering 554. */
+static int
+virtual_owns_domain(void *inst, const char *domain)
+{
+    return virtual_is_domain(inst, domain) != 0;
+}
+
 MODMTA_MODULE = {
     .abi = MODMTA_ABI_VERSION,
     .size = sizeof(modmta_module),
@@ -290,4 +303,5 @@ MODMTA_MODULE = {
     .create = virtual_create,
     .destroy = virtual_destroy,
     .on_rcpt = virtual_on_rcpt,
+    .owns_domain = virtual_owns_domain,
 };

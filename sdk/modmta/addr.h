@@ -51,7 +51,10 @@ int modmta_addr_parse(const char *in, unsigned flags, modmta_addr *out,
 int modmta_addr_format(const modmta_addr *a, char *buf, size_t len);
 
 /* Split "local@domain" (already canonical, as hooks receive it) at its
- * last '@'. Domain is "" when there is none. 0 or MODMTA_E_INVAL. */
+ * last '@' outside double quotes: "\"a@b\"@c" gives "\"a@b\"" and "c",
+ * "\"x@evil.test\"" gives itself and no domain. The local part is kept
+ * as written (quotes included). Domain is "" when there is none. 0 or
+ * MODMTA_E_INVAL. */
 int modmta_addr_split(const char *addr, char *local, size_t llen,
                       char *domain, size_t dlen);
 

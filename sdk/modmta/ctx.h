@@ -79,6 +79,13 @@ const char *modmta_rcpt_original(const modmta_ctx *ctx);
  * the core runs the chain again on each target, with depth and loop
  * limits. */
 int modmta_rcpt_rewrite(modmta_ctx *ctx, const char *addr);
+/* At on_rcpt, with MODMTA_CAP_REWRITE, in the call that rewrites: the
+ * envelope sender ("" = <>) of the targets of this call and of everything
+ * they expand to (a nested expansion that sets its own wins), as Sendmail
+ * and Postfix use owner-NAME for a list: bounces for those recipients go
+ * there. The message's other recipients keep its sender. Ignored when the
+ * call rewrites nothing; called twice, the last one counts. */
+int modmta_rcpt_rewrite_sender(modmta_ctx *ctx, const char *sender);
 
 /* ---- message (on_data, on_queued, deliver) ---- */
 size_t modmta_hdr_count(const modmta_ctx *ctx);
@@ -160,6 +167,12 @@ void modmta_free(void *p);
  * modmta_auth_user() when the verb set one, else with success 0 and this
  * identity). */
 int modmta_set_auth_tried(modmta_ctx *ctx, const char *user);
+
+/* 1 if mail for `domain` (any case, trailing dot ignored) is received
+ * here rather than relayed: it is in local_domains, or an instance of
+ * this generation's chain claims it with owns_domain (module.h), e.g. a
+ * virtual alias domain. 0 otherwise, and for NULL or "". */
+int modmta_is_inbound_domain(const modmta_ctx *ctx, const char *domain);
 
 #ifdef __cplusplus
 }

@@ -61,9 +61,12 @@ int modmta_map_register(const modmta_map_backend *backend);
 
 /* Split a list value as aliases(5) writes it ("a, b, \"|cmd x, y\"") into
  * its items: commas and white space separate them, double quotes protect
- * both (and are removed; inside them a backslash escapes the next octet),
- * empty items are dropped. The "aliases:PATH" backend returns its values
- * in this form. Returns a NULL-terminated list (free it with
+ * both (inside them a backslash escapes the next octet), empty items are
+ * dropped. Quotes that wrap a whole item are removed with their escapes
+ * ("|cmd x, y"); quotes around a part only are kept as written
+ * ("\"john smith\"@example.org" stays so: an address's quoted local
+ * part). The "aliases:PATH" backend returns its values in this form.
+ * Returns a NULL-terminated list (free it with
  * modmta_strlist_free), or NULL with err_r filled (unbalanced quote). */
 char **modmta_map_list_split(const char *value, modmta_err *err_r);
 

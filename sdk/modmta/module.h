@@ -36,7 +36,7 @@ extern "C" {
 #endif
 
 #define MODMTA_ABI_MAJOR 1
-#define MODMTA_ABI_MINOR 0
+#define MODMTA_ABI_MINOR 1
 #define MODMTA_ABI_VERSION ((MODMTA_ABI_MAJOR << 16) | MODMTA_ABI_MINOR)
 #define MODMTA_ABI_GET_MAJOR(v) (((uint32_t)(v)) >> 16)
 #define MODMTA_ABI_GET_MINOR(v) (((uint32_t)(v)) & 0xffffu)
@@ -137,6 +137,12 @@ typedef struct modmta_module {
     /* Once per process, optional: after dlopen, before exit. */
     int (*load)(modmta_err *err_r);
     void (*unload)(void);
+
+    /* ABI 1.1, optional: 1 if this instance receives mail for `domain`
+     * (always lower case, no trailing dot), e.g. virtual alias domains.
+     * Such domains are inbound (modmta_is_inbound_domain), not relayed.
+     * Called on any thread: read the instance only. */
+    int (*owns_domain)(void *inst, const char *domain);
 } modmta_module;
 
 /* ---- what the core tells a module (valid for the instance's life) ---- */

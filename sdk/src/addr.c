@@ -413,6 +413,25 @@ modmta_addr_format(const modmta_addr *a, char *buf, size_t len)
     return (int)n;
 }
 
+/* The last '@' outside a quoted string ("\"a@b\"@c" splits after the
+ * quotes; "\"x@evil.test\"" has no domain), else NULL. */
+static const char *
+addr_last_at(const char *s)
+{
+    const char *at = NULL;
+    int quoted = 0;
+
+    for (; *s != '\0'; s++) {
+        if (*s == '"')
+            quoted = !quoted;
+        else if (quoted && *s == '\\' && s[1] != '\0')
+            s++;
+        else if (!quoted && *s == '@')
+            at = s;
+    }
+    return at;
+}
+
 int
 modmta_addr_split(const char *addr, char *local, size_t llen, char *domain,
                   size_t dlen)
@@ -422,7 +441,7 @@ modmta_addr_split(const char *addr, char *local, size_t llen, char *domain,
 
     if (addr == NULL)
         return MODMTA_E_INVAL;
-    at = strrchr(addr, '@');
+    at = addr_last_at(addr);
     ln = at != NULL ? (size_t)(at - addr) : strlen(addr);
     dn = at != NULL ? strlen(at + 1) : 0;
     if (ln >= llen || dn >= dlen)

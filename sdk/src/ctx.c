@@ -94,6 +94,7 @@ ctx_free_txn_arrays(modmta_ctx *ctx)
     free(ctx->added);
     free(ctx->removed);
     free(ctx->nodsn);
+    free(ctx->rsenders);
     free(ctx->hdrs);
 }
 
@@ -143,6 +144,9 @@ modmta_ctx_txn_reset(modmta_ctx *ctx)
     ctx->nremoved = ctx->removed_cap = 0;
     ctx->nodsn = NULL;
     ctx->nnodsn = ctx->nodsn_cap = 0;
+    ctx->rewrite_sender = NULL;
+    ctx->rsenders = NULL;
+    ctx->nrsenders = ctx->rsenders_cap = 0;
     ctx->hdrs = NULL;
     ctx->nhdrs = ctx->hdrs_cap = 0;
     ctx->hdrs_dirty = 0;
@@ -167,6 +171,7 @@ modmta_ctx_enter(modmta_ctx *ctx, modmta_phase phase,
         ctx->host = host;
     modmta_ctx_reply_clear(ctx);
     ctx->nrewrites = 0;
+    ctx->rewrite_sender = NULL;
 }
 
 void
@@ -297,11 +302,69 @@ modmta_ctx_add_rcpt(modmta_ctx *ctx, const char *rcpt)
     return r < 0 ? r : 1;
 }
 
+/* Index of rcpt in the per-recipient senders, or -1. */
+static long
+ctx_rsender_find(const modmta_ctx *ctx, const char *rcpt)
+{
+    size_t i;
+
+    for (i = 0; i < ctx->nrsenders; i++)
+        if (strcasecmp(ctx->rsenders[i].rcpt, rcpt) == 0)
+            return (long)i;
+    return -1;
+}
+
+int
+modmta_ctx_set_rcpt_sender(modmta_ctx *ctx, const char *rcpt,
+                           const char *sender)
+{
+    long i = ctx_rsender_find(ctx, rcpt);
+    struct ctx_rsender *rs;
+
+    if (i < 0) {
+        if (ctx_grow(&ctx->rsenders, &ctx->nrsenders, &ctx->rsenders_cap,
+                     sizeof(*rs)) < 0)
+            return MODMTA_E_NOMEM;
+        i = (long)ctx->nrsenders;
+        ctx->rsenders[i].rcpt = modmta_arena_strdup(ctx->txn_arena, rcpt);
+        if (ctx->rsenders[i].rcpt == NULL)
+            return MODMTA_E_NOMEM;
+    }
+    rs = &ctx->rsenders[i];
+    rs->sender = modmta_arena_strdup(ctx->txn_arena, sender);
+    if (rs->sender == NULL)
+        return MODMTA_E_NOMEM;
+    if ((size_t)i == ctx->nrsenders)
+        ctx->nrsenders++;
+    return 0;
+}
+
+const char *
+modmta_ctx_rcpt_sender(const modmta_ctx *ctx, const char *rcpt)
+{
+    long i = ctx_rsender_find(ctx, rcpt);
+
+    return i >= 0 ? ctx->rsenders[i].sender : NULL;
+}
+
+static void
+ctx_rsender_drop(modmta_ctx *ctx, const char *rcpt)
+{
+    long i = ctx_rsender_find(ctx, rcpt);
+
+    if (i < 0)
+        return;
+    memmove(&ctx->rsenders[i], &ctx->rsenders[i + 1],
+            (ctx->nrsenders - (size_t)i - 1) * sizeof(*ctx->rsenders));
+    ctx->nrsenders--;
+}
+
 void
 modmta_ctx_remove_rcpt(modmta_ctx *ctx, const char *rcpt)
 {
     size_t i;
 
+    ctx_rsender_drop(ctx, rcpt);
     for (i = 0; i < ctx->nrcpts; i++) {
         if (strcasecmp(ctx->rcpts[i], rcpt) == 0) {
             memmove(&ctx->rcpts[i], &ctx->rcpts[i + 1],
@@ -767,6 +830,19 @@ modmta_rcpt_rewrite(modmta_ctx *ctx, const char *addr)
         return MODMTA_E_INVAL;
     return ctx_push_str(ctx, &ctx->rewrites, &ctx->nrewrites,
                         &ctx->rewrites_cap, addr);
+}
+
+int
+modmta_rcpt_rewrite_sender(modmta_ctx *ctx, const char *sender)
+{
+    int r = ctx_may(ctx, MODMTA_CAP_REWRITE, PH(RCPT));
+
+    if (r < 0)
+        return r;
+    if (sender == NULL)
+        return MODMTA_E_INVAL;
+    ctx->rewrite_sender = modmta_arena_strdup(ctx->txn_arena, sender);
+    return ctx->rewrite_sender != NULL ? 0 : MODMTA_E_NOMEM;
 }
 
 int

@@ -16,6 +16,12 @@
 
 struct modmta_arena;
 
+/* An instance that declared owns_domain (module.h). */
+struct modmta_owner {
+    int (*owns_domain)(void *inst, const char *domain);
+    void *inst;
+};
+
 struct modmta_host {
     char *instance;
     char *path;          /* "$.modules[3]" */
@@ -23,6 +29,11 @@ struct modmta_host {
     char *spool;
     char **local_domains; /* NULL-terminated, lower case, no trailing dot */
     int is_root;
+    /* The domain owners of the host's chain: borrowed from the chain,
+     * which sets them on every host it builds once all its instances
+     * exist (modmta_host_set_owners). */
+    const struct modmta_owner *owners;
+    size_t nowners;
 };
 
 struct ctx_param {
@@ -36,6 +47,12 @@ struct ctx_hdr {
                           * folding (CRLF WSP) kept, no final CRLF */
     int deleted;
     int changed;         /* added or changed by a module */
+};
+
+/* A recipient delivered with its own envelope sender (owner-NAME). */
+struct ctx_rsender {
+    char *rcpt;
+    char *sender;        /* "" for <> */
 };
 
 struct ctx_data {
@@ -84,6 +101,9 @@ struct modmta_ctx {
     size_t nremoved, removed_cap;
     char **nodsn;                 /* added with MODMTA_RCPT_NO_DSN */
     size_t nnodsn, nodsn_cap;
+    const char *rewrite_sender;   /* modmta_rcpt_rewrite_sender, this call */
+    struct ctx_rsender *rsenders; /* final recipients' own senders */
+    size_t nrsenders, rsenders_cap;
 
     /* message */
     struct ctx_hdr *hdrs;
@@ -150,6 +170,12 @@ int modmta_ctx_has_rcpt(const modmta_ctx *ctx, const char *rcpt);
 void modmta_ctx_remove_rcpt(modmta_ctx *ctx, const char *rcpt);
 /* 1 if rcpt was added with MODMTA_RCPT_NO_DSN (queue_rcpt.no_dsn). */
 int modmta_ctx_rcpt_no_dsn(const modmta_ctx *ctx, const char *rcpt);
+/* The envelope sender of one accepted recipient (queue_rcpt.sender):
+ * NULL when it is the message's. Set replaces; a removed recipient loses
+ * it. */
+int modmta_ctx_set_rcpt_sender(modmta_ctx *ctx, const char *rcpt,
+                               const char *sender);
+const char *modmta_ctx_rcpt_sender(const modmta_ctx *ctx, const char *rcpt);
 /* The recipient under evaluation at on_rcpt. */
 void modmta_ctx_set_rcpt_eval(modmta_ctx *ctx, const char *original,
                               int rewritten);
@@ -175,5 +201,10 @@ modmta_host *modmta_host_new(const char *instance, const char *path,
                              const char *hostname, const char *spool,
                              char *const *local_domains, int is_root);
 void modmta_host_free(modmta_host *h);
+/* Borrow the chain's domain owners (they must outlive h). */
+void modmta_host_set_owners(modmta_host *h, const struct modmta_owner *owners,
+                            size_t n);
+/* local_domains, or a domain one of the owners claims. */
+int modmta_host_is_inbound_domain(const modmta_host *h, const char *domain);
 
 #endif

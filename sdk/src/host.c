@@ -1,4 +1,5 @@
 /* What the core tells a module instance: name, JSON path, host facts. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -107,4 +108,44 @@ modmta_host_is_local_domain(const modmta_host *h, const char *domain)
             return 1;
     }
     return 0;
+}
+
+void
+modmta_host_set_owners(modmta_host *h, const struct modmta_owner *owners,
+                       size_t n)
+{
+    h->owners = owners;
+    h->nowners = n;
+}
+
+/* Owners see the domain in lower case without its trailing dot, so a
+ * module compares with strcmp against what it lowered at create(). */
+int
+modmta_host_is_inbound_domain(const modmta_host *h, const char *domain)
+{
+    char low[256];
+    size_t i, n;
+
+    if (h == NULL || domain == NULL || *domain == '\0')
+        return 0;
+    if (modmta_host_is_local_domain(h, domain))
+        return 1;
+    n = strlen(domain);
+    if (domain[n - 1] == '.')
+        n--;
+    if (n == 0 || n >= sizeof(low))
+        return 0;
+    for (i = 0; i < n; i++)
+        low[i] = (char)tolower((unsigned char)domain[i]);
+    low[n] = '\0';
+    for (i = 0; i < h->nowners; i++)
+        if (h->owners[i].owns_domain(h->owners[i].inst, low) == 1)
+            return 1;
+    return 0;
+}
+
+int
+modmta_is_inbound_domain(const modmta_ctx *ctx, const char *domain)
+{
+    return ctx != NULL && modmta_host_is_inbound_domain(ctx->host, domain);
 }

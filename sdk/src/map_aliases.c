@@ -101,8 +101,8 @@ map_aliases_push(char ***list, size_t *n, const char *item)
     return 0;
 }
 
-/* One item starting at *sp: up to an unquoted comma or white space.
- * Quotes are removed; inside them a backslash escapes the next octet. */
+/* One item starting at *sp: up to an unquoted comma or white space,
+ * copied as written (inside quotes a backslash escapes the next octet). */
 static int
 map_aliases_item(const char **sp, struct map_aliases_buf *b,
                  modmta_err *err_r)
@@ -116,13 +116,12 @@ map_aliases_item(const char **sp, struct map_aliases_buf *b,
     for (; *s != '\0' && rc == 0; s++) {
         if (!quoted && (*s == ',' || map_aliases_is_space(*s)))
             break;
-        if (*s == '"') {
+        if (*s == '"')
             quoted = !quoted;
-        } else {
-            if (quoted && *s == '\\' && s[1] != '\0')
-                s++;
+        else if (quoted && *s == '\\' && s[1] != '\0')
+            rc = map_aliases_putc(b, *s++);
+        if (rc == 0)
             rc = map_aliases_putc(b, *s);
-        }
     }
     *sp = s;
     if (rc < 0) {
@@ -134,6 +133,30 @@ map_aliases_item(const char **sp, struct map_aliases_buf *b,
         return MODMTA_E_INVAL;
     }
     return 0;
+}
+
+/* An item that is one quoted string ("|cmd arg") loses its quotes and
+ * escapes; quotes around a part only ("john smith"@example.org) are the
+ * address's own and stay. */
+static void
+map_aliases_unwrap(struct map_aliases_buf *b)
+{
+    size_t i, n = 0;
+
+    if (b->len < 2 || b->s[0] != '"')
+        return;
+    for (i = 1; i < b->len && b->s[i] != '"'; i++)
+        if (b->s[i] == '\\')
+            i++;
+    if (i != b->len - 1)
+        return;
+    for (i = 1; i < b->len - 1; i++) {
+        if (b->s[i] == '\\')
+            i++;
+        b->s[n++] = b->s[i];
+    }
+    b->s[n] = '\0';
+    b->len = n;
 }
 
 char **
@@ -150,6 +173,8 @@ modmta_map_list_split(const char *value, modmta_err *err_r)
             continue;
         }
         rc = map_aliases_item(&value, &b, err_r);
+        if (rc == 0)
+            map_aliases_unwrap(&b);
         if (rc == 0 && b.len > 0 && map_aliases_push(&list, &n, b.s) < 0)
             rc = MODMTA_E_NOMEM;
     }

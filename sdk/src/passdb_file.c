@@ -9,6 +9,10 @@
  * compared exactly. The table is re-read when the file's identity (inode,
  * size, mtime) changes; a re-read that fails keeps the old table and logs
  * the error. Hashes are checked with crypt_r(3) (libcrypt).
+ *
+ * An unknown user costs what a known one does: verify runs crypt_r
+ * against a dummy hash made at open ($y$ when the file has $y$ entries,
+ * else $6$), so the response time does not tell which users exist.
  */
 #include <crypt.h>
 #include <errno.h>
@@ -41,6 +45,7 @@ struct passdb_file {
     pthread_mutex_t lock;      /* guards table and the file identity */
     struct passdb_table *table;
     struct stat id;
+    char *dummy;               /* a valid hash of the default method */
 };
 
 static void *passdb_file_open(const char *arg, const char *json_path,
@@ -227,6 +232,28 @@ fail:
     return NULL;
 }
 
+/* The dummy hash: same method as the file's entries, so the same cost. */
+static char *
+passdb_file_dummy(const struct passdb_table *t)
+{
+    char salt[CRYPT_GENSALT_OUTPUT_SIZE], *dummy = NULL;
+    struct crypt_data *cd = calloc(1, sizeof(*cd));
+    const char *prefix = "$6$", *out;
+    size_t i;
+
+    for (i = 0; i < t->n; i++)
+        if (t->e[i].scheme == PASSDB_CRYPT
+            && strncmp(t->e[i].secret, "$y$", 3) == 0)
+            prefix = "$y$";
+    if (cd != NULL
+        && crypt_gensalt_rn(prefix, 0, NULL, 0, salt, sizeof(salt)) != NULL
+        && (out = crypt_r("modmta-dummy", salt, cd)) != NULL
+        && out[0] != '*')
+        dummy = strdup(out);
+    free(cd);
+    return dummy;
+}
+
 static void *
 passdb_file_open(const char *arg, const char *json_path, modmta_err *err_r)
 {
@@ -238,7 +265,14 @@ passdb_file_open(const char *arg, const char *json_path, modmta_err *err_r)
         return NULL;
     }
     pf->table = passdb_file_load(arg, json_path, &pf->id, err_r);
-    if (pf->table == NULL) {
+    if (pf->table != NULL) {
+        pf->dummy = passdb_file_dummy(pf->table);
+        if (pf->dummy == NULL)
+            modmta_err_set(err_r, json_path, "%s: cannot make the dummy "
+                           "hash", arg);
+    }
+    if (pf->dummy == NULL) {
+        passdb_table_free(pf->table);
         free(pf->path);
         free(pf);
         return NULL;
@@ -326,8 +360,11 @@ passdb_file_verify(void *state, const char *user, const char *password,
         secret = strdup(e->secret);
     }
     pthread_mutex_unlock(&pf->lock);
-    if (e == NULL)
+    if (e == NULL) {
+        /* as slow as a known user; the result does not matter */
+        (void)passdb_crypt_check(pf->dummy, password);
         return 0;
+    }
     if (secret == NULL)
         return MODMTA_E_TEMP;
     /* crypt_r is slow on purpose: run it without the lock */
@@ -389,6 +426,7 @@ passdb_file_close(void *state)
 
     passdb_table_free(pf->table);
     pthread_mutex_destroy(&pf->lock);
+    free(pf->dummy);
     free(pf->path);
     free(pf);
 }

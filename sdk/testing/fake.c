@@ -29,7 +29,27 @@ modmta_test_host_new(const char *instance, const char *first_domain, ...)
 void
 modmta_test_host_free(modmta_host *h)
 {
+    /* Owners added here are the fake's (the chain lends its own). */
+    if (h != NULL)
+        free((struct modmta_owner *)h->owners);
     modmta_host_free(h);
+}
+
+int
+modmta_test_host_add_owner(modmta_host *h,
+                           int (*owns_domain)(void *inst, const char *domain),
+                           void *inst)
+{
+    struct modmta_owner *o;
+
+    o = realloc((struct modmta_owner *)h->owners,
+                (h->nowners + 1) * sizeof(*o));
+    if (o == NULL)
+        return MODMTA_E_NOMEM;
+    o[h->nowners].owns_domain = owns_domain;
+    o[h->nowners].inst = inst;
+    modmta_host_set_owners(h, o, h->nowners + 1);
+    return 0;
 }
 
 void
@@ -189,4 +209,10 @@ int
 modmta_test_added_no_dsn(const modmta_ctx *ctx, const char *addr)
 {
     return modmta_ctx_rcpt_no_dsn(ctx, addr);
+}
+
+const char *
+modmta_test_rewrite_sender(const modmta_ctx *ctx)
+{
+    return ctx->rewrite_sender;
 }

@@ -57,5 +57,16 @@ const char *modmta_test_ehlo_at(const modmta_ctx *ctx, size_t i);
 /* 1 if addr was added with MODMTA_RCPT_NO_DSN (its failures are never
  * reported to the sender). */
 int modmta_test_added_no_dsn(const modmta_ctx *ctx, const char *addr);
+/* The envelope sender the last hook gave its rewrite targets
+ * (modmta_rcpt_rewrite_sender), or NULL. */
+const char *modmta_test_rewrite_sender(const modmta_ctx *ctx);
+
+/* Make an instance of another module an owner of domains for h, as the
+ * chain does for every instance with owns_domain: modmta_is_inbound_domain
+ * on a ctx running with h then asks it. 0 or MODMTA_E_NOMEM. */
+int modmta_test_host_add_owner(modmta_host *h,
+                               int (*owns_domain)(void *inst,
+                                                  const char *domain),
+                               void *inst);
 
 #endif

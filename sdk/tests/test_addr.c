@@ -326,6 +326,19 @@ test_split(void **state)
                                        sizeof(d)), 0);
     assert_string_equal(l, "postmaster");
     assert_string_equal(d, "");
+    /* an '@' inside quotes is the local part's */
+    assert_int_equal(modmta_addr_split("\"a@b\"@ex.org", l, sizeof(l), d,
+                                       sizeof(d)), 0);
+    assert_string_equal(l, "\"a@b\"");
+    assert_string_equal(d, "ex.org");
+    assert_int_equal(modmta_addr_split("\"x@evil.test\"", l, sizeof(l), d,
+                                       sizeof(d)), 0);
+    assert_string_equal(l, "\"x@evil.test\"");
+    assert_string_equal(d, "");
+    assert_int_equal(modmta_addr_split("\"\\\"@x\"@y", l, sizeof(l), d,
+                                       sizeof(d)), 0);
+    assert_string_equal(l, "\"\\\"@x\"");
+    assert_string_equal(d, "y");
     assert_int_equal(modmta_addr_split("averyverylonglocalpart@x", l,
                                        sizeof(l), d, sizeof(d)),
                      MODMTA_E_INVAL);

@@ -128,6 +128,12 @@ act_rcpt_rewrite(modmta_ctx *ctx)
 }
 
 static int
+act_rcpt_rewrite_sender(modmta_ctx *ctx)
+{
+    return modmta_rcpt_rewrite_sender(ctx, "owner-list@example.org");
+}
+
+static int
 act_quarantine(modmta_ctx *ctx)
 {
     return modmta_quarantine(ctx, "suspicious");
@@ -163,6 +169,8 @@ static const struct action actions[] = {
       PH(RCPT) | PH(DATA) },
     { "rcpt_remove", act_rcpt_remove, MODMTA_CAP_DELRCPT, PH(DATA) },
     { "rcpt_rewrite", act_rcpt_rewrite, MODMTA_CAP_REWRITE, PH(RCPT) },
+    { "rcpt_rewrite_sender", act_rcpt_rewrite_sender, MODMTA_CAP_REWRITE,
+      PH(RCPT) },
     { "quarantine", act_quarantine, MODMTA_CAP_QUARANTINE, PH(DATA) },
     { "set_auth_user", act_set_auth_user, 0, PH(VERB) | PH(AUTH) },
     { "ehlo_add", act_ehlo_add, 0, PH(EHLO) },
@@ -282,9 +290,14 @@ test_actions_record(void **state)
     assert_int_equal(modmta_rcpt_rewrite(ctx, "t2@example.org"), 0);
     assert_int_equal(modmta_test_rewrite_count(ctx), 2);
     assert_string_equal(modmta_test_rewrite_at(ctx, 1), "t2@example.org");
-    /* the next hook starts with no rewrite targets */
+    assert_int_equal(modmta_rcpt_rewrite_sender(ctx, NULL), MODMTA_E_INVAL);
+    assert_int_equal(modmta_rcpt_rewrite_sender(ctx, "o1@example.org"), 0);
+    assert_int_equal(modmta_rcpt_rewrite_sender(ctx, ""), 0);
+    assert_string_equal(modmta_test_rewrite_sender(ctx), "");
+    /* the next hook starts with no rewrite targets and no sender */
     modmta_test_enter(ctx, MODMTA_PHASE_RCPT, &test_mod_all, "inst");
     assert_int_equal(modmta_test_rewrite_count(ctx), 0);
+    assert_null(modmta_test_rewrite_sender(ctx));
 
     modmta_test_enter(ctx, MODMTA_PHASE_EHLO, &test_mod_none, "inst");
     assert_int_equal(modmta_ehlo_add(ctx, "AUTH PLAIN"), 0);
@@ -799,6 +812,32 @@ test_arena_direct(void **state)
 /* MODMTA_RCPT_NO_DSN: recorded for new recipients only; a plain add of
  * the same address wins; unknown flags refused; cleared with the
  * transaction. */
+/* Per-recipient senders (core setters): set, replace, dropped with the
+ * recipient and at the end of the transaction. */
+static void
+test_rcpt_sender(void **state)
+{
+    modmta_ctx *ctx = ctx_of(state);
+
+    modmta_test_add_rcpt(ctx, "m1@example.org");
+    modmta_test_add_rcpt(ctx, "m2@example.org");
+    assert_null(modmta_ctx_rcpt_sender(ctx, "m1@example.org"));
+    assert_int_equal(modmta_ctx_set_rcpt_sender(ctx, "m1@example.org",
+                                                "o1@example.org"), 0);
+    assert_int_equal(modmta_ctx_set_rcpt_sender(ctx, "m2@example.org",
+                                                "o1@example.org"), 0);
+    assert_int_equal(modmta_ctx_set_rcpt_sender(ctx, "M1@example.org",
+                                                "o2@example.org"), 0);
+    assert_string_equal(modmta_ctx_rcpt_sender(ctx, "m1@example.org"),
+                        "o2@example.org");
+    modmta_ctx_remove_rcpt(ctx, "m1@example.org");
+    assert_null(modmta_ctx_rcpt_sender(ctx, "m1@example.org"));
+    assert_string_equal(modmta_ctx_rcpt_sender(ctx, "m2@example.org"),
+                        "o1@example.org");
+    modmta_ctx_txn_reset(ctx);
+    assert_null(modmta_ctx_rcpt_sender(ctx, "m2@example.org"));
+}
+
 static void
 test_rcpt_no_dsn(void **state)
 {
@@ -830,6 +869,51 @@ test_rcpt_no_dsn(void **state)
     assert_false(modmta_test_added_no_dsn(ctx, "b2@example.org"));
 }
 
+/* An owner of "virt.test" that records what it was asked. */
+static int
+owner_virt(void *inst, const char *domain)
+{
+    snprintf(inst, 64, "%s", domain);
+    return strcmp(domain, "virt.test") == 0;
+}
+
+static int
+owner_never(void *inst, const char *domain)
+{
+    (void)inst;
+    (void)domain;
+    return 0;
+}
+
+static void
+test_inbound_domain(void **state)
+{
+    struct test_env *e = *state;
+    char asked[64] = "";
+
+    /* local_domains alone, before any owner */
+    assert_int_equal(modmta_is_inbound_domain(e->ctx, "LocalHost."), 1);
+    assert_int_equal(modmta_is_inbound_domain(e->ctx, "virt.test"), 0);
+    assert_int_equal(modmta_is_inbound_domain(e->ctx, ""), 0);
+    assert_int_equal(modmta_is_inbound_domain(e->ctx, NULL), 0);
+    assert_int_equal(modmta_is_inbound_domain(NULL, "localhost"), 0);
+    assert_int_equal(modmta_test_host_add_owner(e->host, owner_never, NULL),
+                     0);
+    assert_int_equal(modmta_test_host_add_owner(e->host, owner_virt, asked),
+                     0);
+    /* every owner is asked, with the domain lowered and undotted */
+    assert_int_equal(modmta_is_inbound_domain(e->ctx, "Virt.TEST."), 1);
+    assert_string_equal(asked, "virt.test");
+    assert_int_equal(modmta_is_inbound_domain(e->ctx, "other.test"), 0);
+    assert_string_equal(asked, "other.test");
+    /* a local domain never reaches the owners */
+    asked[0] = '\0';
+    assert_int_equal(modmta_is_inbound_domain(e->ctx, "localhost"), 1);
+    assert_string_equal(asked, "");
+    assert_int_equal(modmta_is_inbound_domain(e->ctx, "."), 0);
+    assert_string_equal(asked, "");
+}
+
 int
 main(void)
 {
@@ -848,6 +932,7 @@ main(void)
         T(test_txn_reset),
         T(test_rcpt_dedupe_remove),
         T(test_rcpt_no_dsn),
+        T(test_rcpt_sender),
         T(test_mail_params),
         T(test_data),
         T(test_data_many_instances),
@@ -855,6 +940,7 @@ main(void)
         T(test_arena_large),
         T(test_arena_strdup),
         T(test_arena_direct),
+        T(test_inbound_domain),
 #undef T
     };
 

@@ -160,6 +160,37 @@ class AliasVirtual(harness.TestCase):
         wait_for(lambda: self.rcpt_reply(d, 'x@virt.test')[0] == 250,
                  what='the edited virtual table to be read')
 
+    # -- owner-NAME
+
+    def test_owner_is_list_sender(self):
+        # one transaction to a list that has an owner and to a plain user;
+        # bad@ fails permanently at delivery (store_mbox: the message
+        # already went through bad@, a Delivered-To loop, 554 5.4.6).
+        # The DSN to owner-list is expanded like mail to it: boss.
+        d = self.start(aliases='list: ann, bad\n'
+                               'owner-list: boss\n')
+        msg = (b'From: <sender@localhost>\r\nTo: <list@localhost>\r\n'
+               b'Delivered-To: bad@localhost\r\nSubject: owner\r\n'
+               b'Message-ID: <owner@e2e>\r\n\r\nhello\r\n')
+        with smtp(d.port()) as s:
+            send_mail(s, 'sender@localhost', ['list@localhost',
+                                              'carl@localhost'], msg)
+        dsn = d.wait_messages('boss', 1)
+        d.wait_queue_empty()
+
+        def return_path(user):
+            return [harness.header(m, 'Return-Path')
+                    for m in d.messages(user)]
+        self.assertEqual(return_path('ann'), [['<owner-list@localhost>']])
+        self.assertEqual(return_path('carl'), [['<sender@localhost>']])
+        # the member's bounce went to the owner, not to the sender
+        self.assertBoxes(d, {'ann': 1, 'carl': 1, 'boss': 1})
+        self.assertEqual(harness.header(dsn[0], 'Return-Path'), ['<>'])
+        self.assertIn(b'bad@localhost', dsn[0])
+        self.assertIn(b'5.4.6', dsn[0])
+        self.assertEqual(harness.header(dsn[0], 'To'),
+                         ['<owner-list@localhost>'])
+
     # -- modmtactl aliases check
 
     def test_aliases_check(self):

@@ -5,7 +5,8 @@
  *   "connect", "helo", "mail", "data", "xtest": a verdict name
  *   "reply": [code, "esc" or null, "text"]   set with those verdicts
  *   "rcpt": {"addr" or "*": "verdict" or {"verdict": ..., "rewrite":
- *            [...], "add": [...], "reply": [...]}}
+ *            [...], "rewrite_sender": "addr", "add": [...],
+ *            "reply": [...]}}
  *   "deliver": {"addr" or "*": "delivered|deferred|failed|declined|bogus"}
  *   "ehlo": "KEYWORD"
  *   "milter": {"sender" or "*": actions}, done at on_data before the
@@ -235,6 +236,9 @@ script_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
         return script_lookup(script_verdicts, json_string_value(e),
                              MODMTA_CONTINUE);
     script_each(ctx, json_object_get(e, "rewrite"), modmta_rcpt_rewrite);
+    if (json_is_string(json_object_get(e, "rewrite_sender")))
+        modmta_rcpt_rewrite_sender(ctx, json_string_value(
+                                   json_object_get(e, "rewrite_sender")));
     script_each(ctx, json_object_get(e, "add"), modmta_rcpt_add);
     script_reply(ctx, json_object_get(e, "reply"));
     return script_lookup(script_verdicts,

@@ -259,6 +259,52 @@ test_include(void **state)
     assert_string_equal(modmta_test_reply_esc(fx->ctx), "4.3.0");
 }
 
+/* A FIFO would block the session in open(): only regular files. */
+static void
+test_include_fifo(void **state)
+{
+    struct fx *fx = *state;
+    char text[1200];
+
+    assert_int_equal(mkfifo(fx->inc, 0644), 0);
+    snprintf(text, sizeof(text), "list: :include:%s\n", fx->inc);
+    create_file(fx, text, "");
+    assert_int_equal(rcpt(fx, "list@localhost"), MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
+}
+
+/* An include file others may write names addresses only: no further
+ * :include: (nor command or file targets). */
+static void
+test_include_untrusted(void **state)
+{
+    struct fx *fx = *state;
+    char text[1200], nested[600];
+
+    snprintf(nested, sizeof(nested), "%s/nested.inc", fx->dir);
+    write_file(nested, "bob\n", 0644);
+    snprintf(text, sizeof(text), "ann, :include:%s\n", nested);
+    write_file(fx->inc, text, 0666);
+    snprintf(text, sizeof(text), "list: :include:%s\n", fx->inc);
+    create_file(fx, text, "");
+    assert_int_equal(rcpt(fx, "list@localhost"), MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 550);
+    assert_string_equal(modmta_test_reply_esc(fx->ctx), "5.7.1");
+    assert_non_null(strstr(modmta_test_reply_text(fx->ctx),
+                           "include is not permitted"));
+    assert_int_equal(chmod(fx->inc, 0644), 0);
+    if (geteuid() == 0) {
+        /* writable by its owner only, but the owner is not root */
+        assert_int_equal(chown(fx->inc, 65534, (gid_t)-1), 0);
+        assert_int_equal(rcpt(fx, "list@localhost"), MODMTA_REJECT);
+        assert_int_equal(chown(fx->inc, 0, (gid_t)-1), 0);
+    }
+    assert_int_equal(rcpt(fx, "list@localhost"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"ann@localhost",
+                   "bob@localhost", NULL});
+    unlink(nested);
+}
+
 static void
 test_include_empty(void **state)
 {
@@ -346,6 +392,67 @@ test_inline_map(void **state)
     assert_string_equal(modmta_test_reply_esc(fx->ctx), "5.7.1");
 }
 
+/* owner-NAME: the list's targets get owner-NAME@domain as envelope
+ * sender; a list without an owner, and owner-NAME itself, get none. */
+static void
+test_owner(void **state)
+{
+    struct fx *fx = *state;
+
+    create_file(fx, "staff: ann, ben\n"
+                    "owner-staff: ann\n"
+                    "plain: carl\n", "");
+    assert_int_equal(rcpt(fx, "Staff@Example.com"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"ann@example.com",
+                   "ben@example.com", NULL});
+    assert_string_equal(modmta_test_rewrite_sender(fx->ctx),
+                        "owner-Staff@example.com");
+    assert_int_equal(rcpt(fx, "plain@localhost"), MODMTA_ACCEPT);
+    assert_null(modmta_test_rewrite_sender(fx->ctx));
+    assert_int_equal(rcpt(fx, "owner-staff@localhost"), MODMTA_ACCEPT);
+    assert_null(modmta_test_rewrite_sender(fx->ctx));
+    /* no domain: the host name */
+    assert_int_equal(rcpt(fx, "staff"), MODMTA_ACCEPT);
+    assert_string_equal(modmta_test_rewrite_sender(fx->ctx),
+                        "owner-staff@mx.test");
+}
+
+/* Quoted local parts are delivered as written, never cut at a space;
+ * a domain-less target whose local part holds an '@' is refused. */
+static void
+test_quoted_target(void **state)
+{
+    struct fx *fx = *state;
+    const char *bad[] = {"evil@localhost", "junk@localhost",
+                         "cut@localhost", NULL};
+    size_t i;
+
+    create_file(fx, "list: \"john smith\"@example.org, \"\\\"jane doe\\\"\"\n"
+                    "evil: \"\\\"x@evil.test\\\"\"\n"
+                    "junk: \"a b\"c@example.org\n"
+                    "cut: \"john smith@example.org\"\n", "");
+    assert_int_equal(rcpt(fx, "list@localhost"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"\"john smith\"@example.org",
+                   "\"jane doe\"@localhost", NULL});
+    for (i = 0; bad[i] != NULL; i++) {
+        assert_int_equal(rcpt(fx, bad[i]), MODMTA_TEMPFAIL);
+        assert_int_equal(modmta_test_rewrite_count(fx->ctx), 0);
+    }
+}
+
+/* The owner of a list with a quoted name: a well-formed sender. */
+static void
+test_owner_quoted(void **state)
+{
+    struct fx *fx = *state;
+
+    create_file(fx, "\"john smith\": ann\n"
+                    "\"owner-john smith\": ann\n", "");
+    assert_int_equal(rcpt(fx, "\"john smith\"@example.com"), MODMTA_ACCEPT);
+    assert_string_equal(modmta_test_rewrite_sender(fx->ctx),
+                        "\"owner-john smith\"@example.com");
+}
+
 int
 main(void)
 {
@@ -356,10 +463,15 @@ main(void)
         T(test_fall_through),
         T(test_include),
         T(test_include_empty),
+        T(test_include_fifo),
+        T(test_include_untrusted),
+        T(test_quoted_target),
+        T(test_owner_quoted),
         T(test_command_refused),
         T(test_command_allowed_no_transport),
         T(test_outage),
         T(test_inline_map),
+        T(test_owner),
     };
 #undef T
 

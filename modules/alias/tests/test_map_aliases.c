@@ -334,6 +334,10 @@ test_split(void **state)
     assert_split("\\user, user@example.com",
                  (const char *const[]){"\\user", "user@example.com", NULL});
     assert_split("a\nb\tc", (const char *const[]){"a", "b", "c", NULL});
+    /* quotes around a part only are the address's: kept as written */
+    assert_split("\"john smith\"@example.org, \"a\\\"b\"@x, \"p\"q\"r\"",
+                 (const char *const[]){"\"john smith\"@example.org",
+                 "\"a\\\"b\"@x", "\"p\"q\"r\"", NULL});
     assert_null(modmta_map_list_split("a, \"b", &err));
     assert_non_null(strstr(err.msg, "unbalanced"));
 }

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,22 @@
 #include "conn_priv.h"
 
 extern const modmta_module modmta_descriptor;
+
+/* sasl_cram_check, wrapped at link time (-Wl,--wrap): counts the HMACs
+ * computed. */
+int __real_sasl_cram_check(const char *challenge, const char *secret,
+                           const char *digest);
+int __wrap_sasl_cram_check(const char *challenge, const char *secret,
+                           const char *digest);
+static unsigned cram_checks;
+
+int
+__wrap_sasl_cram_check(const char *challenge, const char *secret,
+                       const char *digest)
+{
+    cram_checks++;
+    return __real_sasl_cram_check(challenge, secret, digest);
+}
 
 struct t {
     modmta_host *h;
@@ -215,6 +232,158 @@ test_lockout(void **state)
     modmta_test_ctx_free(ctx);
 }
 
+/* CRAM-MD5 for an unknown user computes an HMAC too, then fails. */
+static void
+test_cram_unknown_user(void **state)
+{
+    struct t *t = *state;
+    modmta_ctx *ctx = session(t, "192.0.2.4", 1);
+    unsigned before = cram_checks;
+    char out[512];
+
+    /* "eve 000...0" */
+    assert_int_equal(run(t, ctx, "CRAM-MD5",
+                         "ZXZlIDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw"
+                         "\r\n", out, 512), MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(ctx), 535);
+    assert_int_equal(cram_checks, before + 1);
+    modmta_test_ctx_free(ctx);
+}
+
+/* IPv6 clients share one failure counter per /64. */
+static void
+test_lockout_ipv6_prefix(void **state)
+{
+    static const char *const ips[] = {
+        "2001:db8:1:2::a", "2001:db8:1:2:ffff::b", "2001:db8:1:2::c",
+    };
+    struct t *t = *state;
+    modmta_ctx *ctx;
+    char out[256];
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        ctx = session(t, ips[i], 1);
+        assert_int_equal(run(t, ctx, "PLAIN AGJvYgBubw==", "", out, 256),
+                         i < 2 ? MODMTA_REJECT : MODMTA_TEMPFAIL);
+        assert_int_equal(modmta_test_reply_code(ctx), i < 2 ? 535 : 421);
+        modmta_test_ctx_free(ctx);
+    }
+    ctx = session(t, "2001:db8:1:2:1:2:3:4", 1);
+    assert_int_equal(run(t, ctx, "PLAIN AGJvYgBwdw==", "", out, 256),
+                     MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(ctx), 421);
+    modmta_test_ctx_free(ctx);
+    /* the next /64 is someone else */
+    ctx = session(t, "2001:db8:1:3::a", 1);
+    assert_int_equal(run(t, ctx, "PLAIN AGJvYgBwdw==", "", out, 256),
+                     MODMTA_ACCEPT);
+    modmta_test_ctx_free(ctx);
+}
+
+/* One failed AUTH from a fresh client; returns the reply code. */
+static int
+fail_once(struct t *t, void *inst, const char *ip)
+{
+    modmta_ctx *ctx = session(t, ip, 1);
+    void *saved = t->inst;
+    char out[256];
+    int code;
+
+    t->inst = inst;
+    run(t, ctx, "PLAIN AGJvYgBubw==", "", out, 256);
+    t->inst = saved;
+    code = modmta_test_reply_code(ctx);
+    modmta_test_ctx_free(ctx);
+    return code;
+}
+
+/* A full table never evicts a locked client: new clients get 454. */
+static void
+test_lockout_table_full(void **state)
+{
+    struct t *t = *state;
+    json_t *conf = json_pack("{s:s, s:s+, s:i}", "module", "auth_sasl",
+                             "passdb", "file:", t->path, "max_failures", 1);
+    modmta_err err;
+    void *inst = modmta_descriptor.create(conf, t->h, &err);
+    char ip[32];
+    int i;
+
+    assert_non_null(inst);
+    assert_int_equal(fail_once(t, inst, "198.51.100.1"), 421);
+    for (i = 1; i < 4096; i++) {
+        snprintf(ip, sizeof(ip), "10.0.%d.%d", i / 256, i % 256);
+        assert_int_equal(fail_once(t, inst, ip), 421);
+    }
+    /* 4096 locked clients: no room to count a newcomer's failures */
+    assert_int_equal(fail_once(t, inst, "10.1.0.0"), 454);
+    /* the first one is still locked (421 before the exchange) */
+    assert_int_equal(fail_once(t, inst, "198.51.100.1"), 421);
+    modmta_descriptor.destroy(inst);
+    json_decref(conf);
+}
+
+/* An AUTH whose exchange is still running, in a thread. */
+struct bg {
+    struct t *t;
+    modmta_ctx *ctx;
+    int sv[2];
+    modmta_verdict v;
+};
+
+static void *
+bg_run(void *arg)
+{
+    struct bg *b = arg;
+    modmta_conn *c = modmta_conn_new(b->sv[0], NULL);
+
+    modmta_test_enter(b->ctx, MODMTA_PHASE_VERB, &modmta_descriptor,
+                      b->t->inst);
+    b->v = modmta_descriptor.verbs[0].handler(b->t->inst, b->ctx, c,
+                                              "PLAIN");
+    modmta_conn_flush(c);
+    modmta_conn_free(c);
+    return NULL;
+}
+
+/* Session B passes the lock check, session A then gets the client locked,
+ * then B answers with `response`: B must get 421 whatever it sent. */
+static void
+race(struct t *t, const char *ip, const char *response)
+{
+    struct bg b = {.t = t, .ctx = session(t, ip, 1)};
+    modmta_ctx *a = session(t, ip, 1);
+    pthread_t th;
+    char out[256];
+    int i;
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, b.sv), 0);
+    pthread_create(&th, NULL, bg_run, &b);
+    assert_int_equal(read(b.sv[1], out, 6), 6); /* "334 \r\n" */
+    for (i = 0; i < 3; i++)
+        run(t, a, "PLAIN AGJvYgBubw==", "", out, 256);
+    assert_int_equal(modmta_test_reply_code(a), 421);
+    assert_int_equal(write(b.sv[1], response, strlen(response)),
+                     (ssize_t)strlen(response));
+    pthread_join(th, NULL);
+    close(b.sv[1]);
+    assert_int_equal(b.v, MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(b.ctx), 421);
+    assert_null(modmta_auth_user(b.ctx));
+    modmta_test_ctx_free(a);
+    modmta_test_ctx_free(b.ctx);
+}
+
+static void
+test_lockout_parallel(void **state)
+{
+    struct t *t = *state;
+
+    race(t, "192.0.2.30", "AGJvYgBubw==\r\n"); /* a wrong password */
+    race(t, "192.0.2.31", "AGJvYgBwdw==\r\n"); /* the right one */
+}
+
 static void
 test_config_errors(void **state)
 {
@@ -244,6 +413,14 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_needs_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lockout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cram_unknown_user, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lockout_ipv6_prefix, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lockout_table_full, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lockout_parallel, setup,
+                                        teardown),
         cmocka_unit_test(test_config_errors),
     };
 

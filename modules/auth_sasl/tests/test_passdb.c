@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <crypt.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,23 @@
 #include <modmta/modmta.h>
 
 static char tmpdir[] = "/tmp/passdb-test-XXXXXX";
+
+/* crypt_r, interposed (libmodmta is a shared library): counts the calls
+ * and keeps the last setting, then runs the real one. */
+static unsigned crypt_calls;
+static char crypt_setting[CRYPT_OUTPUT_SIZE];
+
+char *
+crypt_r(const char *phrase, const char *setting, struct crypt_data *data)
+{
+    char *(*real)(const char *, const char *, struct crypt_data *);
+
+    *(void **)&real = dlsym(RTLD_NEXT, "crypt_r");
+    assert_non_null(real);
+    crypt_calls++;
+    snprintf(crypt_setting, sizeof(crypt_setting), "%s", setting);
+    return real(phrase, setting, data);
+}
 
 static const char *
 write_file(const char *name, const char *text)
@@ -88,6 +106,40 @@ test_file_yescrypt_reload(void **state)
     assert_int_equal(modmta_passdb_verify(db, "dave", "pw2", 3), 1);
     assert_int_equal(modmta_passdb_verify(db, "dave", "pw1", 3), 0);
     modmta_passdb_close(db);
+}
+
+/* An unknown user runs crypt_r against a dummy hash of the file's method
+ * (so it takes as long as a known one), and is still refused. */
+static void
+test_file_unknown_user_hashes(void **state)
+{
+    static const char *const methods[] = {"$y$", "$6$"};
+    char text[512], spec[300], salt[CRYPT_GENSALT_OUTPUT_SIZE];
+    modmta_passdb *db;
+    modmta_err err;
+    unsigned before;
+    size_t i;
+
+    for (i = 0; i < 2; i++) {
+        assert_non_null(crypt_gensalt_rn(methods[i], 0, NULL, 0, salt,
+                                         sizeof(salt)));
+        snprintf(text, sizeof(text), "bob:{PLAIN}pw\nerin:%s\n",
+                 crypt("pw", salt));
+        snprintf(spec, sizeof(spec), "file:%s", write_file("passwd3", text));
+        db = modmta_passdb_open(spec, "$.p", &err);
+        assert_non_null(db);
+        before = crypt_calls;
+        crypt_setting[0] = '\0';
+        assert_int_equal(modmta_passdb_verify(db, "mallory", "pw", 2), 0);
+        assert_int_equal(crypt_calls, before + 1);
+        assert_int_equal(strncmp(crypt_setting, methods[i], 3), 0);
+        /* the dummy is a real hash: not the "*0" of a bad setting */
+        assert_true(strlen(crypt_setting) > 20);
+        /* a known user: one crypt_r, as before */
+        assert_int_equal(modmta_passdb_verify(db, "erin", "pw", 2), 1);
+        assert_int_equal(crypt_calls, before + 2);
+        modmta_passdb_close(db);
+    }
 }
 
 static void
@@ -210,6 +262,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_verify),
         cmocka_unit_test(test_file_yescrypt_reload),
+        cmocka_unit_test(test_file_unknown_user_hashes),
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_saslauthd),
     };

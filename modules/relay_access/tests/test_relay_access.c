@@ -336,6 +336,66 @@ test_relay_decision(void **state)
     fx_close(&fx);
 }
 
+/* A fake virtual: owns virt.test. */
+static int
+fake_owns_domain(void *inst, const char *domain)
+{
+    (void)inst;
+    return strcmp(domain, "virt.test") == 0;
+}
+
+/* A domain another module owns is inbound: left to the chain (CONTINUE),
+ * even when relay_domains lists it, never claimed for relaying. */
+static void
+test_owned_domain_is_inbound(void **state)
+{
+    struct fixture fx;
+
+    (void)state;
+    fx_open(&fx, "{\"mynetworks\": [], \"relay_domains\": [\"virt.test\"]}",
+            "192.0.2.1");
+    assert_int_equal(fx_rcpt(&fx, "nosuch@virt.test"), MODMTA_ACCEPT);
+    assert_int_equal(modmta_test_host_add_owner(fx.host, fake_owns_domain,
+                                                NULL), 0);
+    assert_int_equal(fx_rcpt(&fx, "info@virt.test"), MODMTA_CONTINUE);
+    assert_int_equal(fx_rcpt(&fx, "nosuch@VIRT.TEST."), MODMTA_CONTINUE);
+    assert_int_equal(fx_rcpt(&fx, "a@remote.test"), MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(fx.ctx), 554);
+    fx_close(&fx);
+
+    fx_open(&fx, "{\"mynetworks\": []}", "192.0.2.1");
+    assert_int_equal(fx_rcpt(&fx, "info@virt.test"), MODMTA_REJECT);
+    assert_int_equal(modmta_test_host_add_owner(fx.host, fake_owns_domain,
+                                                NULL), 0);
+    assert_int_equal(fx_rcpt(&fx, "info@virt.test"), MODMTA_CONTINUE);
+    fx_close(&fx);
+}
+
+/* "To:user@ RELAY" names no domain: it must not open relaying to that
+ * user everywhere. Its other actions still apply. */
+static void
+test_user_key_never_relays(void **state)
+{
+    struct fixture fx;
+
+    (void)state;
+    fx_open(&fx, "{\"mynetworks\": [], \"access\": {"
+            "\"To:postmaster@\": \"RELAY\","
+            "\"To:abuse@\": \"REJECT\","
+            "\"To:ceo@partner.test\": \"RELAY\","
+            "\"To:mirror.test\": \"RELAY\"}}", "192.0.2.1");
+    assert_int_equal(fx_rcpt(&fx, "postmaster@remote.test"), MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(fx.ctx), 554);
+    assert_string_equal(modmta_test_reply_esc(fx.ctx), "5.7.1");
+    assert_int_equal(fx_rcpt(&fx, "postmaster@example.com"), MODMTA_CONTINUE);
+    assert_int_equal(fx_rcpt(&fx, "abuse@example.com"), MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(fx.ctx), 550);
+    assert_int_equal(fx_rcpt(&fx, "ceo@partner.test"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(&fx, "cfo@partner.test"), MODMTA_REJECT);
+    assert_int_equal(fx_rcpt(&fx, "anyone@mirror.test"), MODMTA_ACCEPT);
+    fx_close(&fx);
+}
+
 static void
 test_access_in_module(void **state)
 {
@@ -474,6 +534,8 @@ main(void)
         cmocka_unit_test(test_reload_keeps_old_table),
         cmocka_unit_test(test_relay_decision),
         cmocka_unit_test(test_access_in_module),
+        cmocka_unit_test(test_owned_domain_is_inbound),
+        cmocka_unit_test(test_user_key_never_relays),
         cmocka_unit_test(test_connect_reject),
         cmocka_unit_test(test_address_tricks),
         cmocka_unit_test(test_config_errors),

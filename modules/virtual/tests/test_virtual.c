@@ -226,6 +226,22 @@ test_lists(void **state)
                    "bob@mx.test", "team-copy@archive.example", NULL});
 }
 
+/* Quoted local parts stay whole; a target that parses only in part
+ * ("a@example.org other") is refused, not cut short. */
+static void
+test_quoted_target(void **state)
+{
+    struct fx *fx = *state;
+
+    create_file(fx, "js@ex.org \"john smith\"@example.org\n"
+                    "junk@ex.org \"a@example.org other\"\n"
+                    "@dom1.org %1@dom2.org\n", "");
+    assert_rewrites_to(fx, "js@ex.org", "\"john smith\"@example.org");
+    assert_rewrites_to(fx, "\"john smith\"@dom1.org",
+                       "\"john smith\"@dom2.org");
+    assert_reject(fx, "junk@ex.org", 451, "4.3.0", "temporary");
+}
+
 static void
 test_errors(void **state)
 {
@@ -324,6 +340,37 @@ test_outage(void **state)
     assert_int_equal(rcpt(fx, "postmaster"), MODMTA_CONTINUE);
 }
 
+/* owns_domain: the "domains" key and the map's domain lines, which makes
+ * them inbound for relay_access through modmta_is_inbound_domain. */
+static void
+test_owns_domain(void **state)
+{
+    struct fx *fx = *state;
+    modmta_err err;
+    void *failing;
+
+    create_file(fx, "xyz.org virtual\n"
+                    "admin@xyz.org jdj\n"
+                    "admin@123.com shopper\n",
+                ", \"domains\": [\"123.com\"]");
+    assert_int_equal(modmta_descriptor.owns_domain(fx->inst, "xyz.org"), 1);
+    assert_int_equal(modmta_descriptor.owns_domain(fx->inst, "123.com"), 1);
+    assert_int_equal(modmta_descriptor.owns_domain(fx->inst, "ex.org"), 0);
+    assert_int_equal(modmta_is_inbound_domain(fx->ctx, "XYZ.org."), 0);
+    assert_int_equal(modmta_test_host_add_owner(fx->host,
+                                                modmta_descriptor.owns_domain,
+                                                fx->inst), 0);
+    assert_int_equal(modmta_is_inbound_domain(fx->ctx, "XYZ.org."), 1);
+    assert_int_equal(modmta_is_inbound_domain(fx->ctx, "ex.org"), 0);
+    /* an outage: yes, so that on_rcpt answers 4xx rather than a 554 */
+    modmta_map_register(&fail_backend);
+    failing = create(fx, "{\"module\": \"virtual\", \"map\": "
+                     "\"virtfail:x\"}", &err);
+    assert_non_null(failing);
+    assert_int_equal(modmta_descriptor.owns_domain(failing, "ex.org"), 1);
+    modmta_descriptor.destroy(failing);
+}
+
 int
 main(void)
 {
@@ -333,11 +380,13 @@ main(void)
         T(test_order),
         T(test_lists),
         T(test_errors),
+        T(test_quoted_target),
         T(test_virtual_domains),
         T(test_local_domain_miss),
         T(test_qualify_domain),
         T(test_config_errors),
         T(test_outage),
+        T(test_owns_domain),
     };
 #undef T
 

@@ -1,0 +1,881 @@
+/*
+ * pop3: POP3 (RFC 1939, 2449, 2595, 5034) for the mboxes store_mbox
+ * writes. A listener with "protocol": "pop3" hands its connections to
+ * serve(). See README.md.
+ *
+ * The mailbox is locked (store_mbox's dot-lock and fcntl lock) only
+ * while it is indexed at login and while deletions are applied at QUIT,
+ * so deliveries go on during a session; a second session on the same
+ * mailbox in this process gets [IN-USE] (pop3_busy, shared by every
+ * instance and generation).
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <modmta/modmta.h>
+
+#include "pop3_cmd.h"
+#include "pop3_mbox.h"
+
+#define POP3_LINE_MAX 1024   /* a command (RFC 2449: 255) */
+#define POP3_SASL_MAX 12288  /* an AUTH response line */
+#define POP3_ERRORS_MAX 10   /* bad commands before we hang up */
+#define POP3_CLIENTS_MAX 4096
+#define POP3_BUSY_MAX 4096
+
+struct pop3_conf {
+    char *directory;
+    char *passdb;
+    int allow_plaintext_loopback;
+    long long max_failures;
+    long long lockout;
+    long long timeout;
+    long long lock_timeout;
+    long long stale_lock;
+};
+
+struct pop3_client {
+    char addr[64];
+    unsigned failures;
+    time_t last, locked_until; /* monotonic seconds */
+};
+
+struct pop3_inst {
+    struct pop3_conf c;
+    modmta_passdb *db;
+    pthread_mutex_t lock; /* guards clients, nclients */
+    struct pop3_client *clients;
+    size_t nclients;
+};
+
+enum pop3_state { POP3_AUTHORIZATION, POP3_TRANSACTION, POP3_DONE };
+
+struct pop3_sess {
+    struct pop3_inst *in;
+    modmta_ctx *ctx;
+    modmta_conn *conn;
+    enum pop3_state state;
+    int errors;
+    char user[POP3_ARG_MAX + 1]; /* from USER, or the logged-in user */
+    char box[65];                /* mailbox file name */
+    char path[4096];
+    int fd;
+    int claimed;                 /* s->path is in pop3_busy */
+    struct pop3_index ix;
+    char line[POP3_SASL_MAX + 1];
+    char dec[POP3_SASL_MAX];
+};
+
+static const modmta_opt pop3_opts[] = {
+    {"directory", MODMTA_OPT_STRING, offsetof(struct pop3_conf, directory),
+     MODMTA_OPT_REQUIRED},
+    {"passdb", MODMTA_OPT_STRING, offsetof(struct pop3_conf, passdb),
+     MODMTA_OPT_REQUIRED},
+    {"allow_plaintext_loopback", MODMTA_OPT_BOOL,
+     offsetof(struct pop3_conf, allow_plaintext_loopback), 0},
+    {"max_failures", MODMTA_OPT_INT,
+     offsetof(struct pop3_conf, max_failures), 0},
+    {"lockout", MODMTA_OPT_INT, offsetof(struct pop3_conf, lockout), 0},
+    {"timeout", MODMTA_OPT_INT, offsetof(struct pop3_conf, timeout), 0},
+    {"lock_timeout", MODMTA_OPT_INT,
+     offsetof(struct pop3_conf, lock_timeout), 0},
+    {"stale_lock", MODMTA_OPT_INT, offsetof(struct pop3_conf, stale_lock),
+     0},
+    {NULL, 0, 0, 0},
+};
+
+/* Mailboxes with a session in TRANSACTION state, in this process. */
+static pthread_mutex_t pop3_busy_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *pop3_busy[POP3_BUSY_MAX];
+static size_t pop3_nbusy;
+
+/* ---- configuration ---- */
+
+static void
+pop3_destroy(void *p)
+{
+    struct pop3_inst *in = p;
+
+    if (in == NULL)
+        return;
+    modmta_passdb_close(in->db);
+    modmta_conf_free(pop3_opts, &in->c);
+    pthread_mutex_destroy(&in->lock);
+    free(in->clients);
+    free(in);
+}
+
+static int
+pop3_conf_check(struct pop3_inst *in, const modmta_host *h,
+                modmta_err *err_r)
+{
+    char path[300];
+    const char *key = NULL, *what = NULL;
+
+    if (in->c.directory[0] == '\0') {
+        key = "directory";
+        what = "must not be empty";
+    } else if (in->c.timeout < 600 || in->c.timeout > 86400) {
+        key = "timeout";
+        what = "expected 600 to 86400 seconds (RFC 1939: 10 minutes)";
+    } else if (in->c.lock_timeout > 3600) {
+        key = "lock_timeout";
+        what = "expected 0 to 3600 seconds";
+    } else if (in->c.stale_lock < 10) {
+        key = "stale_lock";
+        what = "expected at least 10 seconds";
+    }
+    if (key == NULL)
+        return 0;
+    snprintf(path, sizeof(path), "%s.%s", modmta_host_path(h), key);
+    modmta_err_set(err_r, path, "%s", what);
+    return -1;
+}
+
+static void *
+pop3_create(const json_t *conf, const modmta_host *h, modmta_err *err_r)
+{
+    struct pop3_inst *in = calloc(1, sizeof(*in));
+    char path[300];
+
+    if (in == NULL) {
+        modmta_err_set(err_r, modmta_host_path(h), "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&in->lock, NULL);
+    in->c.allow_plaintext_loopback = 1;
+    in->c.max_failures = 5;
+    in->c.lockout = 300;
+    in->c.timeout = 600;
+    in->c.lock_timeout = 30;
+    in->c.stale_lock = 300;
+    if (modmta_conf_parse(conf, h, pop3_opts, &in->c, err_r) < 0 ||
+        pop3_conf_check(in, h, err_r) < 0) {
+        pop3_destroy(in);
+        return NULL;
+    }
+    snprintf(path, sizeof(path), "%s.passdb", modmta_host_path(h));
+    in->db = modmta_passdb_open(in->c.passdb, path, err_r);
+    if (in->db == NULL) {
+        pop3_destroy(in);
+        return NULL;
+    }
+    return in;
+}
+
+/* ---- failed-login limit (as auth_sasl's) ---- */
+
+static time_t
+pop3_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+/* With in->lock held: the client's entry, created if asked (evicting
+ * the stalest when full). */
+static struct pop3_client *
+pop3_client_get(struct pop3_inst *in, const char *addr, int create)
+{
+    struct pop3_client *cl, *oldest = NULL;
+    size_t i;
+
+    for (i = 0; i < in->nclients; i++) {
+        cl = &in->clients[i];
+        if (strcmp(cl->addr, addr) == 0)
+            return cl;
+        if (oldest == NULL || cl->last < oldest->last)
+            oldest = cl;
+    }
+    if (!create)
+        return NULL;
+    if (in->clients == NULL &&
+        (in->clients = calloc(POP3_CLIENTS_MAX, sizeof(*cl))) == NULL)
+        return NULL;
+    cl = in->nclients < POP3_CLIENTS_MAX ? &in->clients[in->nclients++]
+                                          : oldest;
+    memset(cl, 0, sizeof(*cl));
+    snprintf(cl->addr, sizeof(cl->addr), "%s", addr);
+    return cl;
+}
+
+static int
+pop3_client_locked(struct pop3_inst *in, const char *addr)
+{
+    struct pop3_client *cl;
+    int locked;
+
+    pthread_mutex_lock(&in->lock);
+    cl = pop3_client_get(in, addr, 0);
+    locked = cl != NULL && cl->locked_until > pop3_now();
+    pthread_mutex_unlock(&in->lock);
+    return locked;
+}
+
+/* Count a failure (success: clear); 1 when the client hit the limit. */
+static int
+pop3_client_count(struct pop3_inst *in, const char *addr, int failed)
+{
+    struct pop3_client *cl;
+    time_t now = pop3_now();
+    int hit = 0;
+
+    if (in->c.max_failures == 0)
+        return 0;
+    pthread_mutex_lock(&in->lock);
+    cl = pop3_client_get(in, addr, failed);
+    if (cl != NULL && !failed) {
+        cl->failures = 0;
+    } else if (cl != NULL) {
+        if (now - cl->last > in->c.lockout)
+            cl->failures = 0;
+        cl->last = now;
+        if (++cl->failures >= in->c.max_failures) {
+            cl->locked_until = now + in->c.lockout;
+            cl->failures = 0;
+            hit = 1;
+        }
+    }
+    pthread_mutex_unlock(&in->lock);
+    return hit;
+}
+
+/* ---- the in-use table ---- */
+
+static int
+pop3_busy_claim(const char *path)
+{
+    size_t i;
+    int rc = 0;
+
+    pthread_mutex_lock(&pop3_busy_lock);
+    for (i = 0; i < pop3_nbusy; i++)
+        if (strcmp(pop3_busy[i], path) == 0)
+            rc = MODMTA_E_STATE;
+    if (rc == 0 && pop3_nbusy == POP3_BUSY_MAX)
+        rc = MODMTA_E_LIMIT;
+    if (rc == 0 && (pop3_busy[pop3_nbusy] = strdup(path)) == NULL)
+        rc = MODMTA_E_NOMEM;
+    if (rc == 0)
+        pop3_nbusy++;
+    pthread_mutex_unlock(&pop3_busy_lock);
+    return rc;
+}
+
+static void
+pop3_busy_release(const char *path)
+{
+    size_t i;
+
+    pthread_mutex_lock(&pop3_busy_lock);
+    for (i = 0; i < pop3_nbusy; i++)
+        if (strcmp(pop3_busy[i], path) == 0) {
+            free(pop3_busy[i]);
+            pop3_busy[i] = pop3_busy[--pop3_nbusy];
+            break;
+        }
+    pthread_mutex_unlock(&pop3_busy_lock);
+}
+
+/* ---- output ---- */
+
+static void pop3_say(struct pop3_sess *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+pop3_say(struct pop3_sess *s, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    modmta_conn_printf(s->conn, "%s\r\n", buf);
+}
+
+static int
+pop3_put(const char *buf, size_t len, void *arg)
+{
+    return modmta_conn_write(arg, buf, len);
+}
+
+static int
+pop3_loopback(const modmta_ctx *ctx)
+{
+    const char *a = modmta_client_addr(ctx);
+
+    return strncmp(a, "127.", 4) == 0 || strcmp(a, "::1") == 0 ||
+           strncmp(a, "::ffff:127.", 11) == 0;
+}
+
+/* The context's TLS flag is the core's (implicit TLS); STLS is ours. */
+static int
+pop3_tls(const struct pop3_sess *s)
+{
+    return modmta_is_tls(s->ctx) || modmta_conn_is_tls(s->conn);
+}
+
+/* Plaintext passwords (USER/PASS, AUTH) allowed on this connection? */
+static int
+pop3_login_allowed(const struct pop3_sess *s)
+{
+    return pop3_tls(s) ||
+           (s->in->c.allow_plaintext_loopback && pop3_loopback(s->ctx));
+}
+
+/* A name safe to log. */
+static void
+pop3_log_name(const char *in, char *out, size_t cap)
+{
+    size_t i;
+
+    for (i = 0; in[i] != '\0' && i + 1 < cap && i < 64; i++)
+        out[i] = in[i] > ' ' && in[i] < 0x7f && in[i] != '"' ? in[i] : '?';
+    out[i] = '\0';
+}
+
+static void
+pop3_capa(struct pop3_sess *s)
+{
+    int auth = s->state == POP3_AUTHORIZATION;
+
+    pop3_say(s, "+OK Capability list follows");
+    pop3_say(s, "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
+                "PIPELINING\r\nIMPLEMENTATION modmta");
+    if (auth && pop3_login_allowed(s))
+        pop3_say(s, "USER\r\nSASL PLAIN LOGIN");
+    if (auth && !pop3_tls(s) &&
+        modmta_conn_tls_available(s->conn))
+        pop3_say(s, "STLS");
+    pop3_say(s, ".");
+}
+
+/* ---- logging in ---- */
+
+/* Open and index the mailbox of s->user; replies on failure. */
+static int
+pop3_maildrop(struct pop3_sess *s)
+{
+    struct pop3_inst *in = s->in;
+    struct pop3_lock lock;
+    int rc;
+
+    snprintf(s->path, sizeof(s->path), "%s/%s", in->c.directory, s->box);
+    if (pop3_busy_claim(s->path) < 0) {
+        pop3_say(s, "-ERR [IN-USE] Mailbox already in use");
+        return -1;
+    }
+    s->claimed = 1;
+    rc = pop3_mbox_open(s->path, &s->fd);
+    if (rc == 0 && s->fd >= 0) {
+        rc = pop3_mbox_lock(s->path, s->fd, (int)in->c.lock_timeout * 1000,
+                            (int)in->c.stale_lock, &lock);
+        if (rc == 0) {
+            rc = pop3_mbox_index(s->fd, &s->ix);
+            pop3_mbox_unlock(s->path, s->fd, &lock);
+        }
+    }
+    if (rc == 0)
+        return 0;
+    modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 mailbox=%s error=%s", s->path,
+               modmta_strerror(rc));
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    pop3_busy_release(s->path);
+    s->claimed = 0;
+    if (rc == MODMTA_E_TIMEOUT)
+        pop3_say(s, "-ERR [IN-USE] Mailbox locked, try again later");
+    else
+        pop3_say(s, "-ERR [SYS/TEMP] Cannot open mailbox");
+    return -1;
+}
+
+static void
+pop3_login(struct pop3_sess *s, const char *user, const char *pw,
+           size_t len, const char *mech)
+{
+    const char *addr = modmta_client_addr(s->ctx);
+    char name[80];
+    int r = -1, hit, valid = pop3_cmd_mailbox_name(user, s->box) == 0;
+
+    pop3_log_name(user, name, sizeof(name));
+    if (valid)
+        r = modmta_passdb_verify(s->in->db, user, pw, len);
+    if (valid && r < 0) {
+        modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 tempfail passdb=%s",
+                   modmta_passdb_name(s->in->db));
+        pop3_say(s, "-ERR [SYS/TEMP] Temporary authentication failure");
+        return;
+    }
+    if (r != 1) {
+        hit = pop3_client_count(s->in, addr, 1);
+        modmta_log(s->ctx, MODMTA_LOG_NOTICE, "pop3 login failed "
+                   "client=[%s] user=\"%s\" mech=%s%s", addr, name, mech,
+                   hit ? " locked=yes" : "");
+        pop3_say(s, "-ERR [AUTH] Invalid credentials");
+        if (hit)
+            s->state = POP3_DONE;
+        return;
+    }
+    pop3_client_count(s->in, addr, 0);
+    snprintf(s->user, sizeof(s->user), "%s", user);
+    if (pop3_maildrop(s) < 0) {
+        s->state = POP3_DONE;
+        return;
+    }
+    modmta_log(s->ctx, MODMTA_LOG_INFO, "pop3 login client=[%s] user=\"%s\" "
+               "mech=%s messages=%zu", addr, name, mech, s->ix.n);
+    s->state = POP3_TRANSACTION;
+    pop3_say(s, "+OK Logged in, %zu messages", s->ix.n);
+}
+
+/* Refusals before a password is looked at; 0 when it may go on. */
+static int
+pop3_login_precheck(struct pop3_sess *s)
+{
+    if (!pop3_login_allowed(s)) {
+        pop3_say(s, "-ERR Plaintext authentication disallowed, use STLS");
+        return -1;
+    }
+    if (pop3_client_locked(s->in, modmta_client_addr(s->ctx))) {
+        pop3_say(s, "-ERR [SYS/TEMP] Too many failed logins, try later");
+        s->state = POP3_DONE;
+        return -1;
+    }
+    return 0;
+}
+
+/* One SASL round: "+ challenge", then the answer decoded into s->dec.
+ * Its length, or -1 (replied already). */
+static long
+pop3_sasl_round(struct pop3_sess *s, const char *b64)
+{
+    ssize_t n;
+    long d;
+
+    pop3_say(s, "+ %s", b64);
+    if (modmta_conn_flush(s->conn) < 0)
+        return -1;
+    n = modmta_conn_readline(s->conn, s->line, sizeof(s->line),
+                             (int)s->in->c.timeout * 1000);
+    if (n == MODMTA_E_IO || n == MODMTA_E_TIMEOUT) {
+        s->state = POP3_DONE;
+        return -1;
+    }
+    if (n == 1 && s->line[0] == '*') {
+        pop3_say(s, "-ERR Authentication cancelled");
+        return -1;
+    }
+    d = n < 0 ? n : pop3_cmd_b64_decode(s->line, (size_t)n, s->dec,
+                                         sizeof(s->dec));
+    if (d < 0)
+        pop3_say(s, "-ERR Invalid base64 data");
+    return d < 0 ? -1 : d;
+}
+
+/* The initial response of AUTH, or a round; -1 when replied. */
+static long
+pop3_sasl_first(struct pop3_sess *s, const char *ir, const char *b64)
+{
+    long d;
+
+    if (ir == NULL)
+        return pop3_sasl_round(s, b64);
+    if (strcmp(ir, "=") == 0) {
+        s->dec[0] = '\0';
+        return 0;
+    }
+    d = pop3_cmd_b64_decode(ir, strlen(ir), s->dec, sizeof(s->dec));
+    if (d < 0)
+        pop3_say(s, "-ERR Invalid base64 data");
+    return d;
+}
+
+/* PLAIN (RFC 4616): authzid NUL authcid NUL passwd; an authzid other
+ * than the authcid is refused. */
+static void
+pop3_auth_plain(struct pop3_sess *s, const char *ir)
+{
+    long n = pop3_sasl_first(s, ir, "");
+    const char *authz, *authc, *pw, *end;
+
+    if (n < 0)
+        return;
+    end = s->dec + n;
+    authz = s->dec;
+    authc = memchr(authz, '\0', (size_t)n);
+    pw = authc != NULL ? memchr(authc + 1, '\0', (size_t)(end - authc - 1))
+                       : NULL;
+    if (pw == NULL || authc[1] == '\0' || pw + 1 >= end ||
+        memchr(pw + 1, '\0', (size_t)(end - pw - 1)) != NULL ||
+        strlen(authc + 1) > POP3_ARG_MAX) {
+        pop3_say(s, "-ERR Malformed PLAIN message");
+        return;
+    }
+    if (authz[0] != '\0' && strcmp(authz, authc + 1) != 0) {
+        pop3_say(s, "-ERR [AUTH] Authorization identity refused");
+        return;
+    }
+    pop3_login(s, authc + 1, pw + 1, (size_t)(end - pw - 1), "PLAIN");
+}
+
+static void
+pop3_auth_login(struct pop3_sess *s, const char *ir)
+{
+    char user[POP3_ARG_MAX + 1];
+    long n = pop3_sasl_first(s, ir, "VXNlcm5hbWU6"); /* "Username:" */
+
+    if (n < 0)
+        return;
+    if (n == 0 || n > POP3_ARG_MAX || strlen(s->dec) != (size_t)n) {
+        pop3_say(s, "-ERR Malformed user name");
+        return;
+    }
+    memcpy(user, s->dec, (size_t)n + 1);
+    n = pop3_sasl_round(s, "UGFzc3dvcmQ6"); /* "Password:" */
+    if (n >= 0)
+        pop3_login(s, user, s->dec, (size_t)n, "LOGIN");
+}
+
+static void
+pop3_auth(struct pop3_sess *s, const struct pop3_cmd *c)
+{
+    const char *ir = c->nargs == 2 ? c->arg[1] : NULL;
+
+    if (c->nargs == 0) {
+        pop3_say(s, "+OK\r\nPLAIN\r\nLOGIN\r\n.");
+        return;
+    }
+    if (pop3_login_precheck(s) < 0)
+        return;
+    if (strcasecmp(c->arg[0], "PLAIN") == 0)
+        pop3_auth_plain(s, ir);
+    else if (strcasecmp(c->arg[0], "LOGIN") == 0)
+        pop3_auth_login(s, ir);
+    else
+        pop3_say(s, "-ERR Unsupported authentication mechanism");
+    memset(s->dec, 0, sizeof(s->dec));
+}
+
+static void
+pop3_stls(struct pop3_sess *s)
+{
+    if (pop3_tls(s) || !modmta_conn_tls_available(s->conn)) {
+        pop3_say(s, "-ERR STLS not available");
+        return;
+    }
+    pop3_say(s, "+OK Begin TLS negotiation");
+    if (modmta_conn_flush(s->conn) < 0 ||
+        modmta_conn_starttls(s->conn, (int)s->in->c.timeout * 1000) < 0) {
+        modmta_log(s->ctx, MODMTA_LOG_NOTICE, "pop3 STLS failed client=[%s]",
+                   modmta_client_addr(s->ctx));
+        s->state = POP3_DONE;
+        return;
+    }
+    s->user[0] = '\0';
+}
+
+static void
+pop3_authorization(struct pop3_sess *s, const struct pop3_cmd *c)
+{
+    switch (c->verb) {
+    case POP3_CAPA:
+        pop3_capa(s);
+        break;
+    case POP3_QUIT:
+        pop3_say(s, "+OK Bye");
+        s->state = POP3_DONE;
+        break;
+    case POP3_STLS:
+        pop3_stls(s);
+        break;
+    case POP3_AUTH:
+        pop3_auth(s, c);
+        break;
+    case POP3_APOP:
+        pop3_say(s, "-ERR APOP not supported");
+        break;
+    case POP3_USER:
+        if (c->nargs != 1) {
+            pop3_say(s, "-ERR Syntax: USER name");
+        } else if (pop3_login_precheck(s) == 0) {
+            snprintf(s->user, sizeof(s->user), "%s", c->arg[0]);
+            pop3_say(s, "+OK Send PASS");
+        }
+        break;
+    case POP3_PASS:
+        if (s->user[0] == '\0' || c->nargs != 1)
+            pop3_say(s, "-ERR Send USER first");
+        else if (pop3_login_precheck(s) == 0)
+            pop3_login(s, s->user, c->arg[0], strlen(c->arg[0]), "USER");
+        if (s->state == POP3_AUTHORIZATION)
+            s->user[0] = '\0';
+        break;
+    default:
+        pop3_say(s, "-ERR Not in this state: log in first");
+        s->errors++;
+        break;
+    }
+}
+
+/* ---- the transaction ---- */
+
+/* Message number argument i of c, not deleted; NULL (replied) if bad. */
+static struct pop3_msg *
+pop3_msg_arg(struct pop3_sess *s, const struct pop3_cmd *c, int i)
+{
+    unsigned long n = c->nargs > i ? pop3_cmd_num(c->arg[i]) : 0;
+
+    if (n == 0 || n > s->ix.n) {
+        pop3_say(s, "-ERR No such message");
+        return NULL;
+    }
+    if (s->ix.msgs[n - 1].deleted) {
+        pop3_say(s, "-ERR Message %lu already deleted", n);
+        return NULL;
+    }
+    return &s->ix.msgs[n - 1];
+}
+
+static void
+pop3_stat(struct pop3_sess *s)
+{
+    unsigned long long octets = 0;
+    size_t i, n = 0;
+
+    for (i = 0; i < s->ix.n; i++)
+        if (!s->ix.msgs[i].deleted) {
+            n++;
+            octets += s->ix.msgs[i].size;
+        }
+    pop3_say(s, "+OK %zu %llu", n, octets);
+}
+
+/* LIST and UIDL: one message, or all of them. */
+static void
+pop3_list(struct pop3_sess *s, const struct pop3_cmd *c, int uidl)
+{
+    struct pop3_msg *m;
+    size_t i;
+
+    if (c->nargs > 1) {
+        pop3_say(s, "-ERR Syntax: %s [msg]", uidl ? "UIDL" : "LIST");
+        return;
+    }
+    if (c->nargs == 1) {
+        if ((m = pop3_msg_arg(s, c, 0)) == NULL)
+            return;
+        if (uidl)
+            pop3_say(s, "+OK %zu %s", (size_t)(m - s->ix.msgs) + 1, m->uid);
+        else
+            pop3_say(s, "+OK %zu %llu", (size_t)(m - s->ix.msgs) + 1,
+                     (unsigned long long)m->size);
+        return;
+    }
+    pop3_say(s, "+OK");
+    for (i = 0; i < s->ix.n; i++) {
+        m = &s->ix.msgs[i];
+        if (m->deleted)
+            continue;
+        if (uidl)
+            pop3_say(s, "%zu %s", i + 1, m->uid);
+        else
+            pop3_say(s, "%zu %llu", i + 1, (unsigned long long)m->size);
+    }
+    pop3_say(s, ".");
+}
+
+static void
+pop3_retr(struct pop3_sess *s, const struct pop3_cmd *c, int top)
+{
+    struct pop3_msg *m;
+    long lines = -1;
+
+    if (c->nargs != (top ? 2 : 1)) {
+        pop3_say(s, top ? "-ERR Syntax: TOP msg n" : "-ERR Syntax: RETR msg");
+        return;
+    }
+    if (top && (lines = pop3_cmd_lines(c->arg[1])) < 0) {
+        pop3_say(s, "-ERR Bad line count");
+        return;
+    }
+    if ((m = pop3_msg_arg(s, c, 0)) == NULL)
+        return;
+    pop3_say(s, "+OK %llu octets", (unsigned long long)m->size);
+    if (pop3_mbox_send(s->fd, m, lines, pop3_put, s->conn) < 0) {
+        /* the client cannot tell a cut message from a whole one */
+        modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 read failed mailbox=%s",
+                   s->path);
+        s->state = POP3_DONE;
+    }
+}
+
+static void
+pop3_quit(struct pop3_sess *s)
+{
+    size_t i, del = 0;
+    int rc;
+
+    for (i = 0; i < s->ix.n; i++)
+        del += s->ix.msgs[i].deleted != 0;
+    rc = pop3_mbox_expunge(s->path, &s->ix, (int)s->in->c.lock_timeout * 1000,
+                           (int)s->in->c.stale_lock);
+    modmta_log(s->ctx, MODMTA_LOG_INFO, "pop3 quit mailbox=%s deleted=%zu%s%s",
+               s->path, rc == 0 ? del : 0, rc < 0 ? " error=" : "",
+               rc < 0 ? modmta_strerror(rc) : "");
+    /* before the reply is flushed: the client may log in again at once */
+    pop3_busy_release(s->path);
+    s->claimed = 0;
+    if (rc < 0)
+        pop3_say(s, "-ERR [SYS/TEMP] Deleted messages not removed");
+    else
+        pop3_say(s, "+OK Bye, %zu messages deleted", del);
+    s->state = POP3_DONE;
+}
+
+static void
+pop3_transaction(struct pop3_sess *s, const struct pop3_cmd *c)
+{
+    struct pop3_msg *m;
+    size_t i;
+
+    switch (c->verb) {
+    case POP3_STAT:
+        pop3_stat(s);
+        break;
+    case POP3_LIST:
+    case POP3_UIDL:
+        pop3_list(s, c, c->verb == POP3_UIDL);
+        break;
+    case POP3_RETR:
+    case POP3_TOP:
+        pop3_retr(s, c, c->verb == POP3_TOP);
+        break;
+    case POP3_DELE:
+        if ((m = pop3_msg_arg(s, c, 0)) != NULL) {
+            m->deleted = 1;
+            pop3_say(s, "+OK Marked for deletion");
+        }
+        break;
+    case POP3_RSET:
+        for (i = 0; i < s->ix.n; i++)
+            s->ix.msgs[i].deleted = 0;
+        pop3_say(s, "+OK %zu messages", s->ix.n);
+        break;
+    case POP3_NOOP:
+        pop3_say(s, "+OK");
+        break;
+    case POP3_CAPA:
+        pop3_capa(s);
+        break;
+    case POP3_QUIT:
+        pop3_quit(s);
+        break;
+    default:
+        pop3_say(s, "-ERR Not in this state");
+        s->errors++;
+        break;
+    }
+}
+
+/* ---- the loop ---- */
+
+static void
+pop3_command(struct pop3_sess *s, ssize_t n)
+{
+    struct pop3_cmd c;
+    int rc;
+
+    if (n == MODMTA_E_LIMIT) {
+        pop3_say(s, "-ERR Line too long");
+        s->errors++;
+        return;
+    }
+    if (n == MODMTA_E_INVAL) {
+        pop3_say(s, "-ERR Bare CR or LF in command");
+        s->errors++;
+        return;
+    }
+    rc = pop3_cmd_parse(s->line, (size_t)n, &c);
+    if (rc < 0 || c.verb == POP3_UNKNOWN) {
+        pop3_say(s, rc == MODMTA_E_LIMIT ? "-ERR Argument too long"
+                    : rc < 0 ? "-ERR Syntax error" : "-ERR Unknown command");
+        s->errors++;
+        return;
+    }
+    if (s->state == POP3_AUTHORIZATION)
+        pop3_authorization(s, &c);
+    else
+        pop3_transaction(s, &c);
+    memset(&c, 0, sizeof(c)); /* may hold a password */
+}
+
+static void
+pop3_loop(struct pop3_sess *s)
+{
+    ssize_t n;
+
+    while (s->state != POP3_DONE) {
+        if (modmta_conn_pending(s->conn) == 0 &&
+            modmta_conn_flush(s->conn) < 0)
+            return;
+        n = modmta_conn_readline(s->conn, s->line, POP3_LINE_MAX,
+                                 (int)s->in->c.timeout * 1000);
+        if (n == MODMTA_E_TIMEOUT) {
+            pop3_say(s, "-ERR Autologout; idle for too long");
+            break;
+        }
+        if (n < 0 && n != MODMTA_E_LIMIT && n != MODMTA_E_INVAL)
+            return; /* dropped: nothing is deleted */
+        pop3_command(s, n);
+        if (s->errors >= POP3_ERRORS_MAX) {
+            pop3_say(s, "-ERR Too many errors");
+            break;
+        }
+    }
+    modmta_conn_flush(s->conn);
+}
+
+static void
+pop3_serve(void *inst, modmta_ctx *ctx, modmta_conn *conn)
+{
+    struct pop3_sess *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return;
+    s->in = inst;
+    s->ctx = ctx;
+    s->conn = conn;
+    s->fd = -1;
+    pop3_say(s, "+OK %s POP3 ready",
+             modmta_host_hostname(modmta_ctx_host(ctx)));
+    pop3_loop(s);
+    if (s->fd >= 0)
+        close(s->fd);
+    if (s->claimed)
+        pop3_busy_release(s->path);
+    pop3_mbox_index_free(&s->ix);
+    memset(s, 0, sizeof(*s));
+    free(s);
+}
+
+MODMTA_MODULE = {
+    .abi = MODMTA_ABI_VERSION,
+    .size = sizeof(modmta_module),
+    .sig = MODMTA_BUILD_SIG,
+    .name = "pop3",
+    .version = "1.0.0",
+    .create = pop3_create,
+    .destroy = pop3_destroy,
+    .serve = pop3_serve,
+};

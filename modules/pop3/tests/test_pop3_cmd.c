@@ -1,0 +1,137 @@
+/* pop3: the command parser, numbers, mailbox names, base64. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <modmta/err.h>
+
+#include "pop3_cmd.h"
+
+static int
+parse(const char *line, struct pop3_cmd *c)
+{
+    return pop3_cmd_parse(line, strlen(line), c);
+}
+
+static void
+test_keywords(void **state)
+{
+    struct pop3_cmd c;
+
+    (void)state;
+    assert_int_equal(parse("stat", &c), 0);
+    assert_int_equal(c.verb, POP3_STAT);
+    assert_int_equal(c.nargs, 0);
+    assert_int_equal(parse("Top 3 10", &c), 0);
+    assert_int_equal(c.verb, POP3_TOP);
+    assert_int_equal(c.nargs, 2);
+    assert_string_equal(c.arg[0], "3");
+    assert_string_equal(c.arg[1], "10");
+    assert_int_equal(parse("XTND foo", &c), 0);
+    assert_int_equal(c.verb, POP3_UNKNOWN);
+    assert_int_equal(parse("STATS", &c), 0);
+    assert_int_equal(c.verb, POP3_UNKNOWN);
+}
+
+static void
+test_pass_keeps_spaces(void **state)
+{
+    struct pop3_cmd c;
+
+    (void)state;
+    assert_int_equal(parse("PASS my secret  pw", &c), 0);
+    assert_int_equal(c.verb, POP3_PASS);
+    assert_string_equal(c.arg[0], "my secret  pw");
+}
+
+static void
+test_bad_syntax(void **state)
+{
+    struct pop3_cmd c;
+    char big[400];
+
+    (void)state;
+    assert_int_equal(parse("", &c), MODMTA_E_INVAL);
+    assert_int_equal(parse(" LIST", &c), MODMTA_E_INVAL);
+    assert_int_equal(parse("LIST  1", &c), MODMTA_E_INVAL);
+    assert_int_equal(parse("LIST 1 ", &c), MODMTA_E_INVAL);
+    assert_int_equal(parse("TOP 1 2 3", &c), MODMTA_E_INVAL);
+    assert_int_equal(parse("USER a\tb", &c), MODMTA_E_INVAL);
+    assert_int_equal(pop3_cmd_parse("USER a\0b", 8, &c), MODMTA_E_INVAL);
+    memset(big, 'x', sizeof(big));
+    memcpy(big, "USER ", 5);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(parse(big, &c), MODMTA_E_LIMIT);
+}
+
+static void
+test_numbers(void **state)
+{
+    (void)state;
+    assert_int_equal(pop3_cmd_num("1"), 1);
+    assert_int_equal(pop3_cmd_num("42"), 42);
+    assert_int_equal(pop3_cmd_num("0"), 0);
+    assert_int_equal(pop3_cmd_num("-1"), 0);
+    assert_int_equal(pop3_cmd_num("+1"), 0);
+    assert_int_equal(pop3_cmd_num("1x"), 0);
+    assert_int_equal(pop3_cmd_num("9999999999"), 0);
+    assert_int_equal(pop3_cmd_lines("0"), 0);
+    assert_int_equal(pop3_cmd_lines(""), -1);
+}
+
+static void
+test_mailbox_names(void **state)
+{
+    char name[65];
+
+    (void)state;
+    assert_int_equal(pop3_cmd_mailbox_name("Bob", name), 0);
+    assert_string_equal(name, "bob");
+    assert_int_equal(pop3_cmd_mailbox_name("Bob@Example.COM", name), 0);
+    assert_string_equal(name, "bob");
+    assert_int_equal(pop3_cmd_mailbox_name("../etc/passwd", name),
+                     MODMTA_E_INVAL);
+    assert_int_equal(pop3_cmd_mailbox_name("a/b", name), MODMTA_E_INVAL);
+    assert_int_equal(pop3_cmd_mailbox_name(".hidden", name), MODMTA_E_INVAL);
+    assert_int_equal(pop3_cmd_mailbox_name("a..b", name), MODMTA_E_INVAL);
+    assert_int_equal(pop3_cmd_mailbox_name("bob.lock", name),
+                     MODMTA_E_INVAL);
+    assert_int_equal(pop3_cmd_mailbox_name("@x", name), MODMTA_E_INVAL);
+    assert_int_equal(pop3_cmd_mailbox_name("a b", name), MODMTA_E_INVAL);
+}
+
+static void
+test_base64(void **state)
+{
+    char out[32];
+
+    (void)state;
+    assert_int_equal(pop3_cmd_b64_decode("AGJvYgBwdw==", 12, out,
+                                         sizeof(out)), 7);
+    assert_memory_equal(out, "\0bob\0pw", 7);
+    assert_int_equal(pop3_cmd_b64_decode("Ym9i", 4, out, sizeof(out)), 3);
+    assert_string_equal(out, "bob");
+    assert_int_equal(pop3_cmd_b64_decode("Ym9", 3, out, sizeof(out)),
+                     MODMTA_E_INVAL);
+    assert_int_equal(pop3_cmd_b64_decode("Y=9i", 4, out, sizeof(out)),
+                     MODMTA_E_INVAL);
+    assert_int_equal(pop3_cmd_b64_decode("Ym9i", 4, out, 3),
+                     MODMTA_E_LIMIT);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keywords),
+        cmocka_unit_test(test_pass_keeps_spaces),
+        cmocka_unit_test(test_bad_syntax),
+        cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_mailbox_names),
+        cmocka_unit_test(test_base64),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
