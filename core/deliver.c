@@ -118,6 +118,7 @@ deliver_rcpt(struct deliver_run *run, queue_rcpt *r)
                             r->sender != NULL ? r->sender : run->env->sender,
                             run->env->arrival, run->env->recovered);
     modmta_ctx_set_message(ctx, run->path, run->env->size);
+    modmta_ctx_set_dlv_orcpt(ctx, r->orcpt);
     st = chain_deliver(run->gen->chain, ctx, r->addr);
     if (st != MODMTA_DELIVERED && st != MODMTA_FAILED)
         st = MODMTA_DEFERRED;

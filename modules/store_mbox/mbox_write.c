@@ -765,7 +765,14 @@ mbox_write_envelope(struct mbox_out *o, const mbox_write_req *req)
     mbox_write_puts(o, date);
     mbox_write_puts(o, "\nReturn-Path: <");
     mbox_write_put_addr(o, req->sender, 0);
-    mbox_write_puts(o, ">\nDelivered-To: ");
+    mbox_write_puts(o, ">\n");
+    /* As Postfix's local(8): the recipient before alias/virtual. */
+    if (req->orcpt != NULL && req->orcpt[0] != '\0') {
+        mbox_write_puts(o, "X-Original-To: ");
+        mbox_write_put_addr(o, req->orcpt, 0);
+        mbox_write_puts(o, "\n");
+    }
+    mbox_write_puts(o, "Delivered-To: ");
     mbox_write_put_addr(o, req->rcpt, 0);
     mbox_write_puts(o, "\n");
 }

@@ -23,6 +23,7 @@ typedef struct mbox_write_req {
     const char *message;  /* spooled message, CRLF line ends */
     const char *sender;   /* envelope sender, "" for <> */
     const char *rcpt;     /* written as Delivered-To */
+    const char *orcpt;    /* written as X-Original-To, or NULL */
     time_t date;          /* date of the From_ line */
     const char *queue_id; /* with dedup: the "id QUEUEID" to look for */
     int dedup;            /* scan the mailbox before appending */

@@ -425,6 +425,7 @@ store_mbox_deliver(void *inst, modmta_ctx *ctx, const char *rcpt)
     req.message = modmta_message_path(ctx);
     req.sender = sender != NULL ? sender : "";
     req.rcpt = rcpt;
+    req.orcpt = modmta_dlv_original_rcpt(ctx);
     req.date = time(NULL);
     req.queue_id = modmta_queue_id(ctx);
     req.dedup = modmta_dlv_maybe_done(ctx);

@@ -133,6 +133,9 @@ int modmta_rcpt_add_flags(modmta_ctx *ctx, const char *addr, unsigned flags);
 int modmta_dlv_maybe_done(const modmta_ctx *ctx);
 /* Arrival time of the message. */
 time_t modmta_dlv_arrival(const modmta_ctx *ctx);
+/* The address the client gave for this recipient, before any rewriting
+ * (alias, virtual): for X-Original-To. NULL when unknown. */
+const char *modmta_dlv_original_rcpt(const modmta_ctx *ctx);
 
 /* ---- replies ----
  * Set the reply for the current step; the core sends it. code is 2xx-5xx,

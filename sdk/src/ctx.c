@@ -156,6 +156,7 @@ modmta_ctx_txn_reset(modmta_ctx *ctx)
     ctx->sender_changed = 0;
     ctx->maybe_done = 0;
     ctx->arrival = 0;
+    ctx->dlv_orcpt = NULL;
     modmta_ctx_reply_clear(ctx);
 }
 
@@ -666,6 +667,20 @@ time_t
 modmta_dlv_arrival(const modmta_ctx *ctx)
 {
     return ctx->arrival;
+}
+
+const char *
+modmta_dlv_original_rcpt(const modmta_ctx *ctx)
+{
+    return ctx->dlv_orcpt;
+}
+
+void
+modmta_ctx_set_dlv_orcpt(modmta_ctx *ctx, const char *orcpt)
+{
+    ctx->dlv_orcpt = orcpt != NULL ? modmta_arena_strdup(ctx->txn_arena,
+                                                         orcpt)
+                                   : NULL;
 }
 
 /* ---- actions ---- */

@@ -116,6 +116,7 @@ struct modmta_ctx {
 
     /* delivery */
     const char *decided_by;       /* instance that decided the last step */
+    char *dlv_orcpt;              /* the recipient as the client gave it */
     int maybe_done;
     time_t arrival;
 
@@ -183,6 +184,7 @@ void modmta_ctx_set_rcpt_eval(modmta_ctx *ctx, const char *original,
 int modmta_ctx_add_header(modmta_ctx *ctx, const char *name,
                           const char *value);
 void modmta_ctx_set_message(modmta_ctx *ctx, const char *path, off_t size);
+void modmta_ctx_set_dlv_orcpt(modmta_ctx *ctx, const char *orcpt);
 void modmta_ctx_set_delivery(modmta_ctx *ctx, const char *queue_id,
                              const char *sender, time_t arrival,
                              int maybe_done);

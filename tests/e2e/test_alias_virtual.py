@@ -62,6 +62,9 @@ class AliasVirtual(harness.TestCase):
                                'hr : hr1, IT\n')
         self.deliver(d, ['all@localhost', 'Bob@localhost'], 'nest@e2e')
         self.assertBoxes(d, {'it1': 1, 'it2': 1, 'hr1': 1, 'bob': 1})
+        # each copy names the address the client gave (Postfix's local)
+        self.assertEqual(harness.header(d.messages('it1')[0],
+                                        'X-Original-To'), ['all@localhost'])
 
     def test_loops(self):
         # the how-to's "user2: user1,user2", and a two-step loop

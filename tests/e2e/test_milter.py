@@ -105,7 +105,8 @@ class Milter(harness.TestCase):
                          user)
         self.assertEqual(header(m, 'Delivered-To'), ['%s@localhost' % user])
         # the Received header is the first of the message's own, intact
-        own = [n for n in names if n not in ('return-path', 'delivered-to')]
+        own = [n for n in names
+               if n not in ('return-path', 'x-original-to', 'delivered-to')]
         self.assertEqual(own[0], 'received', '%s: headers %r' % (user, own))
         self.assertEqual(names.count('received'), 1)
         raw = raw_headers(m)
@@ -150,7 +151,8 @@ class Milter(harness.TestCase):
         self.assertEqual(header(m, 'Subject'), ['original subject'])
         self.assertEqual(header(m, 'X-Delete-Me'), ['secret'])
         self.assertEqual(header(m, 'X-Milter-Added'), [])
-        self.assertRegex(raw_headers(m).split(b'\n', 2)[2],
+        # after the mailbox's Return-Path, X-Original-To, Delivered-To
+        self.assertRegex(raw_headers(m).split(b'\n', 3)[3],
                          b'^' + RECEIVED_RE % re.escape(qid.encode()))
 
     def test_same_length_change(self):

@@ -168,6 +168,25 @@ test_quoting_crlf_and_end(void **state)
     assert_false(exists(fx->lock));
 }
 
+/* The recipient before rewriting goes in X-Original-To, above
+ * Delivered-To, as Postfix's local(8) writes them. */
+static void
+test_original_recipient(void **state)
+{
+    struct fx *fx = *state;
+    char *got, *xo, *dt;
+
+    fx->req.orcpt = "list@example.org";
+    assert_int_equal(append(fx), MBOX_WRITE_DONE);
+    got = read_file(fx->mbox, NULL);
+    xo = strstr(got, "\nX-Original-To: list@example.org\n");
+    dt = strstr(got, "\nDelivered-To: ");
+    assert_non_null(xo);
+    assert_non_null(dt);
+    assert_true(xo < dt);
+    free(got);
+}
+
 static void
 test_null_sender(void **state)
 {
@@ -628,6 +647,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_quoting_crlf_and_end, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_null_sender, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_original_recipient, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_envelope_control_chars, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_append_keeps_previous, setup,
