@@ -10,6 +10,7 @@
  * instance and generation).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/rand.h>
 
 #include <modmta/modmta.h>
 
@@ -38,6 +41,7 @@ struct pop3_conf {
     long long timeout;
     long long lock_timeout;
     long long stale_lock;
+    long long login_delay;
 };
 
 struct pop3_client {
@@ -46,12 +50,21 @@ struct pop3_client {
     time_t last, locked_until; /* monotonic seconds */
 };
 
+/* The last login to a mailbox, for login_delay (RFC 2449 LOGIN-DELAY). */
+struct pop3_recent {
+    char box[65];
+    time_t at; /* monotonic seconds */
+};
+
 struct pop3_inst {
     struct pop3_conf c;
     modmta_passdb *db;
-    pthread_mutex_t lock; /* guards clients, nclients */
+    int secrets;          /* the passdb gives secrets: APOP, CRAM-MD5 */
+    pthread_mutex_t lock; /* guards clients, nclients, recent, nrecent */
     struct pop3_client *clients;
     size_t nclients;
+    struct pop3_recent *recent;
+    size_t nrecent;
 };
 
 enum pop3_state { POP3_AUTHORIZATION, POP3_TRANSACTION, POP3_DONE };
@@ -64,6 +77,7 @@ struct pop3_sess {
     int errors;
     char user[POP3_ARG_MAX + 1]; /* from USER, or the logged-in user */
     char box[65];                /* mailbox file name */
+    char stamp[320];             /* APOP's greeting timestamp, or "" */
     char path[4096];
     int fd;
     int claimed;                 /* s->path is in pop3_busy */
@@ -87,6 +101,8 @@ static const modmta_opt pop3_opts[] = {
      offsetof(struct pop3_conf, lock_timeout), 0},
     {"stale_lock", MODMTA_OPT_INT, offsetof(struct pop3_conf, stale_lock),
      0},
+    {"login_delay", MODMTA_OPT_INT,
+     offsetof(struct pop3_conf, login_delay), 0},
     {NULL, 0, 0, 0},
 };
 
@@ -108,6 +124,7 @@ pop3_destroy(void *p)
     modmta_conf_free(pop3_opts, &in->c);
     pthread_mutex_destroy(&in->lock);
     free(in->clients);
+    free(in->recent);
     free(in);
 }
 
@@ -130,6 +147,9 @@ pop3_conf_check(struct pop3_inst *in, const modmta_host *h,
     } else if (in->c.stale_lock < 10) {
         key = "stale_lock";
         what = "expected at least 10 seconds";
+    } else if (in->c.login_delay < 0 || in->c.login_delay > 86400) {
+        key = "login_delay";
+        what = "expected 0 to 86400 seconds";
     }
     if (key == NULL)
         return 0;
@@ -166,6 +186,7 @@ pop3_create(const json_t *conf, const modmta_host *h, modmta_err *err_r)
         pop3_destroy(in);
         return NULL;
     }
+    in->secrets = modmta_passdb_has_secrets(in->db);
     return in;
 }
 
@@ -246,6 +267,41 @@ pop3_client_count(struct pop3_inst *in, const char *addr, int failed)
     }
     pthread_mutex_unlock(&in->lock);
     return hit;
+}
+
+/* Note a login to box at now; 1 if the one before it was less than
+ * login_delay seconds ago (then the login is refused, not noted). */
+static int
+pop3_recent_check(struct pop3_inst *in, const char *box)
+{
+    struct pop3_recent *r = NULL, *oldest = NULL;
+    time_t now = pop3_now();
+    size_t i;
+    int early = 0;
+
+    if (in->c.login_delay == 0)
+        return 0;
+    pthread_mutex_lock(&in->lock);
+    for (i = 0; i < in->nrecent && r == NULL; i++) {
+        if (strcmp(in->recent[i].box, box) == 0)
+            r = &in->recent[i];
+        else if (oldest == NULL || in->recent[i].at < oldest->at)
+            oldest = &in->recent[i];
+    }
+    if (r == NULL && in->recent == NULL)
+        in->recent = calloc(POP3_CLIENTS_MAX, sizeof(*r));
+    if (r == NULL && in->recent != NULL) {
+        r = in->nrecent < POP3_CLIENTS_MAX ? &in->recent[in->nrecent++]
+                                            : oldest;
+        snprintf(r->box, sizeof(r->box), "%s", box);
+        r->at = now - in->c.login_delay;
+    }
+    if (r != NULL && now - r->at < in->c.login_delay)
+        early = 1;
+    else if (r != NULL)
+        r->at = now;
+    pthread_mutex_unlock(&in->lock);
+    return early;
 }
 
 /* ---- the in-use table ---- */
@@ -352,7 +408,12 @@ pop3_capa(struct pop3_sess *s)
     pop3_say(s, "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
                 "PIPELINING\r\nIMPLEMENTATION modmta");
     if (auth && pop3_login_allowed(s))
-        pop3_say(s, "USER\r\nSASL PLAIN LOGIN");
+        pop3_say(s, "USER\r\nSASL PLAIN LOGIN%s",
+                 s->in->secrets ? " CRAM-MD5" : "");
+    else if (auth && s->in->secrets)
+        pop3_say(s, "SASL CRAM-MD5");
+    if (s->in->c.login_delay > 0)
+        pop3_say(s, "LOGIN-DELAY %lld", s->in->c.login_delay);
     if (auth && !pop3_tls(s) &&
         modmta_conn_tls_available(s->conn))
         pop3_say(s, "STLS");
@@ -400,18 +461,18 @@ pop3_maildrop(struct pop3_sess *s)
     return -1;
 }
 
+/* Finish a login whose credentials checked out as r (1 right, 0 wrong,
+ * <0 passdb trouble); s->box holds the mailbox name when r is 1. */
 static void
-pop3_login(struct pop3_sess *s, const char *user, const char *pw,
-           size_t len, const char *mech)
+pop3_login_done(struct pop3_sess *s, const char *user, int r,
+                const char *mech)
 {
     const char *addr = modmta_client_addr(s->ctx);
     char name[80];
-    int r = -1, hit, valid = pop3_cmd_mailbox_name(user, s->box) == 0;
+    int hit;
 
     pop3_log_name(user, name, sizeof(name));
-    if (valid)
-        r = modmta_passdb_verify(s->in->db, user, pw, len);
-    if (valid && r < 0) {
+    if (r < 0) {
         modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 tempfail passdb=%s",
                    modmta_passdb_name(s->in->db));
         pop3_say(s, "-ERR [SYS/TEMP] Temporary authentication failure");
@@ -428,6 +489,13 @@ pop3_login(struct pop3_sess *s, const char *user, const char *pw,
         return;
     }
     pop3_client_count(s->in, addr, 0);
+    if (pop3_recent_check(s->in, s->box)) {
+        modmta_log(s->ctx, MODMTA_LOG_NOTICE, "pop3 login too soon "
+                   "client=[%s] user=\"%s\" mech=%s", addr, name, mech);
+        pop3_say(s, "-ERR [LOGIN-DELAY] Logged in less than %lld seconds "
+                 "ago", s->in->c.login_delay);
+        return;
+    }
     snprintf(s->user, sizeof(s->user), "%s", user);
     if (pop3_maildrop(s) < 0) {
         s->state = POP3_DONE;
@@ -439,11 +507,46 @@ pop3_login(struct pop3_sess *s, const char *user, const char *pw,
     pop3_say(s, "+OK Logged in, %zu messages", s->ix.n);
 }
 
-/* Refusals before a password is looked at; 0 when it may go on. */
-static int
-pop3_login_precheck(struct pop3_sess *s)
+static void
+pop3_login(struct pop3_sess *s, const char *user, const char *pw,
+           size_t len, const char *mech)
 {
-    if (!pop3_login_allowed(s)) {
+    int r = 0;
+
+    if (pop3_cmd_mailbox_name(user, s->box) == 0)
+        r = modmta_passdb_verify(s->in->db, user, pw, len);
+    pop3_login_done(s, user, r, mech);
+}
+
+/* APOP and CRAM-MD5: check digest over stamp with user's secret. An
+ * unknown user costs the same digest, against a dummy secret. */
+static void
+pop3_login_digest(struct pop3_sess *s, const char *user, const char *stamp,
+                  const char *digest, const char *mech)
+{
+    int (*check)(const char *, const char *, const char *) =
+        strcmp(mech, "APOP") == 0 ? pop3_cmd_apop_check
+                                  : pop3_cmd_cram_check;
+    char *secret = NULL;
+    int r = 0;
+
+    if (pop3_cmd_mailbox_name(user, s->box) == 0)
+        r = modmta_passdb_secret(s->in->db, user, &secret);
+    if (r == 1) {
+        r = check(stamp, secret, digest);
+        modmta_passdb_secret_free(secret);
+    } else if (r == 0) {
+        (void)check(stamp, "modmta-dummy-secret", digest);
+    }
+    pop3_login_done(s, user, r, mech);
+}
+
+/* Refusals before a password is looked at; 0 when it may go on.
+ * plaintext: the password itself would cross the wire. */
+static int
+pop3_login_precheck(struct pop3_sess *s, int plaintext)
+{
+    if (plaintext && !pop3_login_allowed(s)) {
         pop3_say(s, "-ERR Plaintext authentication disallowed, use STLS");
         return -1;
     }
@@ -547,24 +650,93 @@ pop3_auth_login(struct pop3_sess *s, const char *ir)
         pop3_login(s, user, s->dec, (size_t)n, "LOGIN");
 }
 
+/* A fresh "<pid.random.time@host>" (APOP greeting, CRAM-MD5 challenge);
+ * 0, or -1 when no random octets could be had. */
+static int
+pop3_stamp(struct pop3_sess *s, char *out, size_t cap)
+{
+    static atomic_ulong counter;
+    unsigned long long rnd;
+
+    if (RAND_bytes((unsigned char *)&rnd, sizeof(rnd)) != 1)
+        return -1;
+    snprintf(out, cap, "<%ld.%lu.%llx.%lld@%s>", (long)getpid(),
+             atomic_fetch_add(&counter, 1), rnd, (long long)time(NULL),
+             modmta_host_hostname(modmta_ctx_host(s->ctx)));
+    return 0;
+}
+
+/* CRAM-MD5 (RFC 2195): the server's challenge, then "user digest". */
+static void
+pop3_auth_cram(struct pop3_sess *s, const char *ir)
+{
+    char chal[320], b64[440], *sp;
+    long n;
+
+    if (ir != NULL) {
+        pop3_say(s, "-ERR CRAM-MD5 takes no initial response");
+        return;
+    }
+    if (pop3_stamp(s, chal, sizeof(chal)) < 0 ||
+        pop3_cmd_b64_encode(chal, strlen(chal), b64, sizeof(b64)) < 0) {
+        pop3_say(s, "-ERR [SYS/TEMP] Temporary authentication failure");
+        return;
+    }
+    if ((n = pop3_sasl_round(s, b64)) < 0)
+        return;
+    sp = strrchr(s->dec, ' ');
+    if (sp == NULL || strlen(s->dec) != (size_t)n || sp == s->dec ||
+        sp - s->dec > POP3_ARG_MAX) {
+        pop3_say(s, "-ERR Malformed CRAM-MD5 response");
+        return;
+    }
+    *sp = '\0';
+    pop3_login_digest(s, s->dec, chal, sp + 1, "CRAM-MD5");
+}
+
 static void
 pop3_auth(struct pop3_sess *s, const struct pop3_cmd *c)
 {
     const char *ir = c->nargs == 2 ? c->arg[1] : NULL;
+    int cram = c->nargs > 0 && strcasecmp(c->arg[0], "CRAM-MD5") == 0;
 
     if (c->nargs == 0) {
-        pop3_say(s, "+OK\r\nPLAIN\r\nLOGIN\r\n.");
+        pop3_say(s, "+OK\r\nPLAIN\r\nLOGIN%s\r\n.",
+                 s->in->secrets ? "\r\nCRAM-MD5" : "");
         return;
     }
-    if (pop3_login_precheck(s) < 0)
+    if (cram && !s->in->secrets) {
+        pop3_say(s, "-ERR Unsupported authentication mechanism");
         return;
-    if (strcasecmp(c->arg[0], "PLAIN") == 0)
+    }
+    if (pop3_login_precheck(s, !cram) < 0)
+        return;
+    if (cram)
+        pop3_auth_cram(s, ir);
+    else if (strcasecmp(c->arg[0], "PLAIN") == 0)
         pop3_auth_plain(s, ir);
     else if (strcasecmp(c->arg[0], "LOGIN") == 0)
         pop3_auth_login(s, ir);
     else
         pop3_say(s, "-ERR Unsupported authentication mechanism");
     memset(s->dec, 0, sizeof(s->dec));
+}
+
+/* APOP (RFC 1939 section 7): only when the greeting had a timestamp.
+ * The password never crosses the wire, so TLS is not required. */
+static void
+pop3_apop(struct pop3_sess *s, const struct pop3_cmd *c)
+{
+    if (s->stamp[0] == '\0') {
+        pop3_say(s, "-ERR APOP not supported");
+        return;
+    }
+    if (c->nargs != 2) {
+        pop3_say(s, "-ERR Syntax: APOP name digest");
+        return;
+    }
+    if (pop3_login_precheck(s, 0) == 0)
+        pop3_login_digest(s, c->arg[0], s->stamp, c->arg[1], "APOP");
 }
 
 static void
@@ -603,12 +775,12 @@ pop3_authorization(struct pop3_sess *s, const struct pop3_cmd *c)
         pop3_auth(s, c);
         break;
     case POP3_APOP:
-        pop3_say(s, "-ERR APOP not supported");
+        pop3_apop(s, c);
         break;
     case POP3_USER:
         if (c->nargs != 1) {
             pop3_say(s, "-ERR Syntax: USER name");
-        } else if (pop3_login_precheck(s) == 0) {
+        } else if (pop3_login_precheck(s, 1) == 0) {
             snprintf(s->user, sizeof(s->user), "%s", c->arg[0]);
             pop3_say(s, "+OK Send PASS");
         }
@@ -616,7 +788,7 @@ pop3_authorization(struct pop3_sess *s, const struct pop3_cmd *c)
     case POP3_PASS:
         if (s->user[0] == '\0' || c->nargs != 1)
             pop3_say(s, "-ERR Send USER first");
-        else if (pop3_login_precheck(s) == 0)
+        else if (pop3_login_precheck(s, 1) == 0)
             pop3_login(s, s->user, c->arg[0], strlen(c->arg[0]), "USER");
         if (s->state == POP3_AUTHORIZATION)
             s->user[0] = '\0';
@@ -857,8 +1029,11 @@ pop3_serve(void *inst, modmta_ctx *ctx, modmta_conn *conn)
     s->ctx = ctx;
     s->conn = conn;
     s->fd = -1;
-    pop3_say(s, "+OK %s POP3 ready",
-             modmta_host_hostname(modmta_ctx_host(ctx)));
+    if (s->in->secrets && pop3_stamp(s, s->stamp, sizeof(s->stamp)) < 0)
+        s->stamp[0] = '\0';
+    pop3_say(s, "+OK %s POP3 ready%s%s",
+             modmta_host_hostname(modmta_ctx_host(ctx)),
+             s->stamp[0] != '\0' ? " " : "", s->stamp);
     pop3_loop(s);
     if (s->fd >= 0)
         close(s->fd);

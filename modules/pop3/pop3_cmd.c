@@ -4,6 +4,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include <modmta/err.h>
 
 #include "pop3_cmd.h"
@@ -174,4 +178,61 @@ pop3_cmd_b64_decode(const char *in, size_t len, char *out, size_t cap)
         return MODMTA_E_LIMIT;
     out[o] = '\0';
     return (long)o;
+}
+
+int
+pop3_cmd_b64_encode(const char *in, size_t len, char *out, size_t cap)
+{
+    if (cap < 4 * ((len + 2) / 3) + 1)
+        return MODMTA_E_LIMIT;
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)in,
+                    (int)len);
+    return 0;
+}
+
+/* 1 if digest is the lower-case hex of the len octets of mac. */
+static int
+pop3_cmd_hex_equal(const unsigned char *mac, unsigned len,
+                   const char *digest)
+{
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    unsigned i;
+
+    if (strlen(digest) != 2 * len)
+        return 0; /* the length is no secret */
+    for (i = 0; i < len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    return CRYPTO_memcmp(hex, digest, 2 * len) == 0;
+}
+
+int
+pop3_cmd_apop_check(const char *stamp, const char *secret,
+                    const char *digest)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md != NULL && EVP_DigestInit_ex(md, EVP_md5(), NULL) == 1 &&
+             EVP_DigestUpdate(md, stamp, strlen(stamp)) == 1 &&
+             EVP_DigestUpdate(md, secret, strlen(secret)) == 1 &&
+             EVP_DigestFinal_ex(md, mac, &len) == 1;
+
+    EVP_MD_CTX_free(md);
+    if (!ok || len != 16)
+        return MODMTA_E_TEMP;
+    return pop3_cmd_hex_equal(mac, len, digest);
+}
+
+int
+pop3_cmd_cram_check(const char *stamp, const char *secret,
+                    const char *digest)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+
+    if (HMAC(EVP_md5(), secret, (int)strlen(secret),
+             (const unsigned char *)stamp, strlen(stamp), mac, &len) == NULL
+        || len != 16)
+        return MODMTA_E_TEMP;
+    return pop3_cmd_hex_equal(mac, len, digest);
 }

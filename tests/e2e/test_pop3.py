@@ -4,6 +4,8 @@ TOP, delete and QUIT, RSET, a dropped connection, UIDL stability across a
 delivery and a restart, [IN-USE], wrong passwords and AUTH PLAIN."""
 
 import base64
+import hashlib
+import hmac
 import os
 import poplib
 import shutil
@@ -284,6 +286,106 @@ class Pop3(harness.TestCase):
         self.assertTrue(r.startswith(b'+OK'))
         self.assertEqual(p.stat()[0], 1)
         p.quit()
+
+    def test_apop(self):
+        d = self.pop_daemon(allow_plaintext_loopback=False, max_failures=3)
+        self.deliver(d, 1)
+        # the password does not cross the wire: no STLS needed
+        p = poplib.POP3('127.0.0.1', d.port('pop3'), timeout=30)
+        self.assertRegex(p.getwelcome(), rb'^\+OK .* <[^<>@ ]+@[^<>@ ]+>$')
+        p.apop('bob', 'pw')
+        self.assertEqual(p.stat()[0], 1)
+        p.quit()
+        # a fresh timestamp for every connection
+        p1 = poplib.POP3('127.0.0.1', d.port('pop3'), timeout=30)
+        p2 = poplib.POP3('127.0.0.1', d.port('pop3'), timeout=30)
+        self.assertNotEqual(p1.getwelcome(), p2.getwelcome())
+        for p, user, pw in ((p1, 'bob', 'wrong'), (p2, 'nobody', 'pw')):
+            with self.assertRaises(poplib.error_proto) as cm:
+                p.apop(user, pw)
+            self.assertTrue(cm.exception.args[0].startswith(b'-ERR [AUTH]'))
+            p.close()
+        p = poplib.POP3('127.0.0.1', d.port('pop3'), timeout=30)
+        with self.assertRaises(poplib.error_proto) as cm:
+            p.apop('bob', 'nope')  # the third failure: locked out now
+        self.assertTrue(cm.exception.args[0].startswith(b'-ERR [AUTH]'))
+        p.close()
+        p = poplib.POP3('127.0.0.1', d.port('pop3'), timeout=30)
+        with self.assertRaises(poplib.error_proto) as cm:
+            p.apop('bob', 'pw')
+        self.assertIn(b'[SYS/TEMP]', cm.exception.args[0])
+        p.close()
+
+    def test_no_apop_without_secrets(self):
+        d = self.pop_daemon(passdb='saslauthd:' +
+                            os.path.join(self.tmp, 'no-saslauthd'))
+        p = poplib.POP3('127.0.0.1', d.port('pop3plain'), timeout=30)
+        self.assertNotIn(b'<', p.getwelcome())
+        caps = p.capa()
+        self.assertEqual(caps['SASL'], ['PLAIN', 'LOGIN'])
+        self.assertNotIn('LOGIN-DELAY', caps)  # login_delay is off
+        with self.assertRaises(poplib.error_proto) as cm:
+            p._shortcmd('APOP bob 0123456789abcdef0123456789abcdef')
+        self.assertEqual(cm.exception.args[0], b'-ERR APOP not supported')
+        with self.assertRaises(poplib.error_proto):
+            p._shortcmd('AUTH CRAM-MD5')
+        p.quit()
+
+    def test_auth_cram_md5(self):
+        d = self.pop_daemon(allow_plaintext_loopback=False)
+        self.deliver(d, 1)
+        sock = socket.create_connection(('127.0.0.1', d.port('pop3')), 30)
+        f = sock.makefile('rb')
+        self.addCleanup(sock.close)
+        self.addCleanup(f.close)
+        self.assertTrue(f.readline().startswith(b'+OK'))
+        sock.sendall(b'CAPA\r\n')
+        caps = []
+        while True:
+            line = f.readline()
+            if line == b'.\r\n':
+                break
+            caps.append(line)
+        # no TLS: only the mechanism that keeps the password secret
+        self.assertIn(b'SASL CRAM-MD5\r\n', caps)
+        self.assertNotIn(b'USER\r\n', caps)
+
+        def cram(user, secret):
+            sock.sendall(b'AUTH CRAM-MD5\r\n')
+            chal = f.readline()
+            self.assertTrue(chal.startswith(b'+ '))
+            chal = base64.b64decode(chal[2:].strip())
+            self.assertRegex(chal, rb'^<[^<>@ ]+@[^<>@ ]+>$')
+            digest = hmac.new(secret, chal, hashlib.md5).hexdigest()
+            sock.sendall(base64.b64encode(user + b' ' + digest.encode()) +
+                         b'\r\n')
+            return f.readline()
+        self.assertTrue(cram(b'bob', b'nope').startswith(b'-ERR [AUTH]'))
+        self.assertTrue(cram(b'nobody', b'pw').startswith(b'-ERR [AUTH]'))
+        sock.sendall(b'AUTH CRAM-MD5\r\n')
+        self.assertTrue(f.readline().startswith(b'+ '))
+        sock.sendall(b'*\r\n')
+        self.assertTrue(f.readline().startswith(b'-ERR'))
+        self.assertTrue(cram(b'bob', b'pw').startswith(b'+OK'))
+        sock.sendall(b'STAT\r\n')
+        self.assertTrue(f.readline().startswith(b'+OK 1 '))
+        sock.sendall(b'QUIT\r\n')
+        self.assertTrue(f.readline().startswith(b'+OK'))
+
+    def test_login_delay(self):
+        d = self.pop_daemon(login_delay=3600)
+        p = self.pop(d)
+        self.assertEqual(p.capa()['LOGIN-DELAY'], ['3600'])
+        p.quit()
+        with self.assertRaises(poplib.error_proto) as cm:
+            self.pop(d)
+        self.assertTrue(cm.exception.args[0].startswith(
+            b'-ERR [LOGIN-DELAY]'))
+        # a wrong password still gets [AUTH]: the delay tells nothing
+        with self.assertRaises(poplib.error_proto) as cm:
+            self.pop(d, password='nope')
+        self.assertTrue(cm.exception.args[0].startswith(b'-ERR [AUTH]'))
+        self.pop(d, user='alice', password='secret').quit()
 
     def test_raw_protocol_limits_and_pipelining(self):
         d = self.pop_daemon()

@@ -121,6 +121,54 @@ test_base64(void **state)
                      MODMTA_E_LIMIT);
 }
 
+static void
+test_apop_digest(void **state)
+{
+    const char *stamp = "<1896.697170952@dbc.mtview.ca.us>";
+
+    (void)state;
+    /* RFC 1939 section 7 */
+    assert_int_equal(pop3_cmd_apop_check(stamp, "tanstaaf",
+                     "c4c9334bac560ecc979e58001b3e22fb"), 1);
+    assert_int_equal(pop3_cmd_apop_check(stamp, "tanstaag",
+                     "c4c9334bac560ecc979e58001b3e22fb"), 0);
+    assert_int_equal(pop3_cmd_apop_check(stamp, "tanstaaf",
+                     "c4c9334bac560ecc979e58001b3e22fc"), 0);
+    assert_int_equal(pop3_cmd_apop_check(stamp, "tanstaaf",
+                     "c4c9334bac560ecc979e58001b3e22f"), 0);
+    assert_int_equal(pop3_cmd_apop_check("<1896.697170953@dbc.mtview.ca.us>",
+                     "tanstaaf", "c4c9334bac560ecc979e58001b3e22fb"), 0);
+    assert_int_equal(pop3_cmd_apop_check(stamp, "tanstaaf", ""), 0);
+}
+
+static void
+test_cram_digest(void **state)
+{
+    const char *chal = "<1896.697170952@postoffice.reston.mci.net>";
+
+    (void)state;
+    /* RFC 2195 section 2 */
+    assert_int_equal(pop3_cmd_cram_check(chal, "tanstaaftanstaaf",
+                     "b913a602c7eda7a495b4e6e7334d3890"), 1);
+    assert_int_equal(pop3_cmd_cram_check(chal, "tanstaaftanstaag",
+                     "b913a602c7eda7a495b4e6e7334d3890"), 0);
+    assert_int_equal(pop3_cmd_cram_check(chal, "tanstaaftanstaaf",
+                     "B913A602C7EDA7A495B4E6E7334D3890"), 0);
+}
+
+static void
+test_base64_encode(void **state)
+{
+    char out[16];
+
+    (void)state;
+    assert_int_equal(pop3_cmd_b64_encode("bob", 3, out, sizeof(out)), 0);
+    assert_string_equal(out, "Ym9i");
+    assert_int_equal(pop3_cmd_b64_encode("bo", 2, out, sizeof(out)), 0);
+    assert_string_equal(out, "Ym8=");
+    assert_int_equal(pop3_cmd_b64_encode("bob", 3, out, 4), MODMTA_E_LIMIT);
+}
+
 int
 main(void)
 {
@@ -131,6 +179,9 @@ main(void)
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_mailbox_names),
         cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_apop_digest),
+        cmocka_unit_test(test_cram_digest),
+        cmocka_unit_test(test_base64_encode),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
