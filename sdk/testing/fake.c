@@ -216,3 +216,60 @@ modmta_test_rewrite_sender(const modmta_ctx *ctx)
 {
     return ctx->rewrite_sender;
 }
+
+void *
+modmta_test_create(const modmta_module *mod, const char *conf,
+                   const modmta_host *h, modmta_err *err_r)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(conf, 0, &jerr);
+    void *inst;
+
+    memset(err_r, 0, sizeof(*err_r));
+    if (j == NULL) {
+        modmta_err_set(err_r, NULL, "test config is not JSON: %s",
+                       jerr.text);
+        return NULL;
+    }
+    inst = mod->create(j, h, err_r);
+    json_decref(j);
+    return inst;
+}
+
+static void *
+fake_fail_open(const char *arg, const char *json_path, modmta_err *err_r)
+{
+    static int state;
+
+    return &state;
+}
+
+static int
+fake_fail_lookup(void *state, const char *key, char **value_r)
+{
+    return MODMTA_E_TEMP;
+}
+
+static void
+fake_fail_close(void *state)
+{
+}
+
+int
+modmta_test_register_failing_map(void)
+{
+    static const modmta_map_backend failing = {
+        .type = "failtest",
+        .open = fake_fail_open,
+        .lookup = fake_fail_lookup,
+        .close = fake_fail_close,
+    };
+    static int registered;
+
+    if (registered)
+        return 0;
+    if (modmta_map_register(&failing) < 0)
+        return MODMTA_E_INVAL;
+    registered = 1;
+    return 0;
+}

@@ -44,6 +44,16 @@ void modmta_test_set_message(modmta_ctx *ctx, const char *path);
 void modmta_test_set_delivery(modmta_ctx *ctx, const char *queue_id,
                               const char *sender, int maybe_done);
 
+/* create() of mod from a JSON text; NULL with err_r filled on failure
+ * (a text that is not JSON fails too, with err_r saying so). */
+void *modmta_test_create(const modmta_module *mod, const char *conf,
+                         const modmta_host *h, modmta_err *err_r);
+
+/* Register the map backend "failtest:": every lookup fails with
+ * MODMTA_E_TEMP, a backend outage (rule 10: every hook is tested with
+ * one). Idempotent; 0 on success. */
+int modmta_test_register_failing_map(void);
+
 int modmta_test_reply_code(const modmta_ctx *ctx);
 const char *modmta_test_reply_esc(const modmta_ctx *ctx);
 const char *modmta_test_reply_text(const modmta_ctx *ctx);

@@ -28,41 +28,6 @@ struct fx {
     modmta_ctx *ctx;
 };
 
-/* ---- a backend whose lookups fail (an outage) ---- */
-
-static void *
-fail_open(const char *arg, const char *json_path, modmta_err *err_r)
-{
-    static int st;
-
-    (void)arg;
-    (void)json_path;
-    (void)err_r;
-    return &st;
-}
-
-static int
-fail_lookup(void *state, const char *key, char **value_r)
-{
-    (void)state;
-    (void)key;
-    (void)value_r;
-    return MODMTA_E_TEMP;
-}
-
-static void
-fail_close(void *state)
-{
-    (void)state;
-}
-
-static const modmta_map_backend fail_backend = {
-    .type = "aliasfail",
-    .open = fail_open,
-    .lookup = fail_lookup,
-    .close = fail_close,
-};
-
 /* ---- helpers ---- */
 
 static void
@@ -113,14 +78,7 @@ teardown(void **state)
 static void *
 create(struct fx *fx, const char *conf, modmta_err *err)
 {
-    json_t *j = json_loads(conf, 0, NULL);
-    void *inst;
-
-    assert_non_null(j);
-    memset(err, 0, sizeof(*err));
-    inst = modmta_descriptor.create(j, fx->host, err);
-    json_decref(j);
-    return inst;
+    return modmta_test_create(&modmta_descriptor, conf, fx->host, err);
 }
 
 static void
@@ -366,9 +324,9 @@ test_outage(void **state)
     struct fx *fx = *state;
     modmta_err err;
 
-    assert_int_equal(modmta_map_register(&fail_backend), 0);
+    assert_int_equal(modmta_test_register_failing_map(), 0);
     fx->inst = create(fx, "{\"module\": \"alias\", \"map\": "
-                      "\"aliasfail:x\"}", &err);
+                      "\"failtest:x\"}", &err);
     assert_non_null(fx->inst);
     assert_int_equal(rcpt(fx, "anyone@localhost"), MODMTA_TEMPFAIL);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 451);

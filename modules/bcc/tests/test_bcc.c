@@ -26,38 +26,10 @@ struct fx {
     modmta_ctx *ctx;
 };
 
-/* ---- a map backend that always fails (a backend outage) ---- */
-
-static void *
-fail_open(const char *arg, const char *json_path, modmta_err *err_r)
-{
-    static int state;
-
-    return &state;
-}
-
-static int
-fail_lookup(void *state, const char *key, char **value_r)
-{
-    return MODMTA_E_TEMP;
-}
-
-static void
-fail_close(void *state)
-{
-}
-
-static const modmta_map_backend fail_backend = {
-    .type = "failtest",
-    .open = fail_open,
-    .lookup = fail_lookup,
-    .close = fail_close,
-};
-
 static int
 group_setup(void **state)
 {
-    return modmta_map_register(&fail_backend);
+    return modmta_test_register_failing_map();
 }
 
 /* ---- helpers ---- */
@@ -91,14 +63,12 @@ teardown(void **state)
 static void
 create(struct fx *fx, const char *conf_text)
 {
-    json_t *conf = json_loads(conf_text, 0, NULL);
     modmta_err err;
 
-    assert_non_null(conf);
-    fx->inst = modmta_descriptor.create(conf, fx->host, &err);
+    fx->inst = modmta_test_create(&modmta_descriptor, conf_text, fx->host,
+                                  &err);
     if (fx->inst == NULL)
         fail_msg("create: %s: %s", err.path, err.msg);
-    json_decref(conf);
 }
 
 /* One message from sender to the NULL-terminated recipients. */

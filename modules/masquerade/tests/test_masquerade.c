@@ -28,38 +28,10 @@ struct fx {
     modmta_ctx *ctx;
 };
 
-/* ---- a map backend that always fails (a backend outage) ---- */
-
-static void *
-fail_open(const char *arg, const char *json_path, modmta_err *err_r)
-{
-    static int state;
-
-    return &state;
-}
-
-static int
-fail_lookup(void *state, const char *key, char **value_r)
-{
-    return MODMTA_E_TEMP;
-}
-
-static void
-fail_close(void *state)
-{
-}
-
-static const modmta_map_backend fail_backend = {
-    .type = "failtest",
-    .open = fail_open,
-    .lookup = fail_lookup,
-    .close = fail_close,
-};
-
 static int
 group_setup(void **state)
 {
-    return modmta_map_register(&fail_backend);
+    return modmta_test_register_failing_map();
 }
 
 /* ---- helpers ---- */
@@ -96,15 +68,12 @@ teardown(void **state)
 static void
 create(struct fx *fx, const char *conf_text)
 {
-    json_error_t jerr;
-    json_t *conf = json_loads(conf_text, 0, &jerr);
     modmta_err err;
 
-    assert_non_null(conf);
-    fx->inst = modmta_descriptor.create(conf, fx->host, &err);
+    fx->inst = modmta_test_create(&modmta_descriptor, conf_text, fx->host,
+                                  &err);
     if (fx->inst == NULL)
         fail_msg("create: %s: %s", err.path, err.msg);
-    json_decref(conf);
 }
 
 /* A transaction from `sender` with headers given as name, value pairs

@@ -39,34 +39,6 @@ static const char msg_plain[] =
     "From here on\r\n"
     "body\r\n";
 
-/* ---- a map backend that always fails (a backend outage) ---- */
-
-static void *
-fail_open(const char *arg, const char *json_path, modmta_err *err_r)
-{
-    static int state;
-
-    return &state;
-}
-
-static int
-fail_lookup(void *state, const char *key, char **value_r)
-{
-    return MODMTA_E_TEMP;
-}
-
-static void
-fail_close(void *state)
-{
-}
-
-static const modmta_map_backend fail_backend = {
-    .type = "failtest",
-    .open = fail_open,
-    .lookup = fail_lookup,
-    .close = fail_close,
-};
-
 /* ---- helpers ---- */
 
 static void
@@ -544,7 +516,7 @@ main(void)
                                         setup, teardown),
     };
 
-    if (modmta_map_register(&fail_backend) < 0)
+    if (modmta_test_register_failing_map() < 0)
         return 1;
     umask(022);
     return cmocka_run_group_tests(tests, NULL, NULL);

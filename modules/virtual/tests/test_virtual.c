@@ -35,41 +35,6 @@ static const char howto_table[] =
     "@cba.com cba@aol.com\n"
     "@dom1.org %1@dom2.org\n";
 
-/* ---- a backend whose lookups fail (an outage) ---- */
-
-static void *
-fail_open(const char *arg, const char *json_path, modmta_err *err_r)
-{
-    static int st;
-
-    (void)arg;
-    (void)json_path;
-    (void)err_r;
-    return &st;
-}
-
-static int
-fail_lookup(void *state, const char *key, char **value_r)
-{
-    (void)state;
-    (void)key;
-    (void)value_r;
-    return MODMTA_E_TEMP;
-}
-
-static void
-fail_close(void *state)
-{
-    (void)state;
-}
-
-static const modmta_map_backend fail_backend = {
-    .type = "virtfail",
-    .open = fail_open,
-    .lookup = fail_lookup,
-    .close = fail_close,
-};
-
 /* ---- helpers ---- */
 
 static int
@@ -106,14 +71,7 @@ teardown(void **state)
 static void *
 create(struct fx *fx, const char *conf, modmta_err *err)
 {
-    json_t *j = json_loads(conf, 0, NULL);
-    void *inst;
-
-    assert_non_null(j);
-    memset(err, 0, sizeof(*err));
-    inst = modmta_descriptor.create(j, fx->host, err);
-    json_decref(j);
-    return inst;
+    return modmta_test_create(&modmta_descriptor, conf, fx->host, err);
 }
 
 /* An instance over a file: map holding text, with extra config keys. */
@@ -330,9 +288,9 @@ test_outage(void **state)
     struct fx *fx = *state;
     modmta_err err;
 
-    assert_int_equal(modmta_map_register(&fail_backend), 0);
+    assert_int_equal(modmta_test_register_failing_map(), 0);
     fx->inst = create(fx, "{\"module\": \"virtual\", \"map\": "
-                      "\"virtfail:x\"}", &err);
+                      "\"failtest:x\"}", &err);
     assert_non_null(fx->inst);
     assert_int_equal(rcpt(fx, "a@ex.org"), MODMTA_TEMPFAIL);
     assert_int_equal(modmta_test_rewrite_count(fx->ctx), 0);
@@ -363,9 +321,9 @@ test_owns_domain(void **state)
     assert_int_equal(modmta_is_inbound_domain(fx->ctx, "XYZ.org."), 1);
     assert_int_equal(modmta_is_inbound_domain(fx->ctx, "ex.org"), 0);
     /* an outage: yes, so that on_rcpt answers 4xx rather than a 554 */
-    modmta_map_register(&fail_backend);
+    assert_int_equal(modmta_test_register_failing_map(), 0);
     failing = create(fx, "{\"module\": \"virtual\", \"map\": "
-                     "\"virtfail:x\"}", &err);
+                     "\"failtest:x\"}", &err);
     assert_non_null(failing);
     assert_int_equal(modmta_descriptor.owns_domain(failing, "ex.org"), 1);
     modmta_descriptor.destroy(failing);
