@@ -43,11 +43,11 @@ def pids_of(a):
             if s:
                 ppid = int(s[s.rindex(")") + 2:].split()[1])
                 kids.setdefault(ppid, []).append(int(d))
-    out, todo = [], list(a.server_pid)
-    while todo:
-        p = todo.pop()
+    out, pending = [], list(a.server_pid)
+    while pending:
+        p = pending.pop()
         out.append(p)
-        todo.extend(kids.get(p, []))
+        pending.extend(kids.get(p, []))
     return out
 
 
