@@ -16,6 +16,7 @@ import fcntl
 import glob
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -48,14 +49,58 @@ def need_env():
         sys.exit('e2e: set %s (meson test does)' % ', '.join(missing))
 
 
-def free_port():
-    """A loopback port that was free a moment ago (bind 0, close)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def _port_range():
+    """Ports just below the kernel's ephemeral range: a client socket
+    (ours, or another test's) is never given one of them."""
     try:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(1024, low - 12000), low
+
+
+_reserved_ports = {}    # port -> lock file held for the life of the process
+
+
+def port_bindable(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(('127.0.0.1', port))
+        return True
+    except OSError:
+        return False
     finally:
         s.close()
+
+
+def free_port():
+    """A loopback port that is free and that no other test of this run
+    holds: meson runs tests in parallel, and "bind 0, close" can hand two
+    of them (or one test twice) the same port. Each port is reserved with
+    an flock on a file under the temp dir, kept until this process ends,
+    so it is never handed out twice."""
+    lockdir = os.path.join(tempfile.gettempdir(),
+                           'modmta-e2e-ports-%d' % os.getuid())
+    os.makedirs(lockdir, exist_ok=True)
+    lo, hi = _port_range()
+    rng = random.SystemRandom()
+    for _ in range(2000):
+        port = rng.randrange(lo, hi)
+        if port in _reserved_ports:
+            continue
+        f = open(os.path.join(lockdir, str(port)), 'a')
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            continue
+        if port_bindable(port):
+            _reserved_ports[port] = f
+            return port
+        f.close()
+    raise RuntimeError('no free loopback port in %d-%d' % (lo, hi))
 
 
 def wait_for(pred, timeout=WAIT_TIMEOUT, what='condition', interval=0.05):

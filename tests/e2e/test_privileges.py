@@ -5,7 +5,6 @@ prepares ./var for it. Needs root (skipped otherwise)."""
 
 import os
 import pwd
-import socket
 import subprocess
 import time
 import unittest
@@ -29,18 +28,6 @@ def ids_of(pid):
             elif key == 'Groups':
                 groups = set(int(v) for v in value.split())
     return uids, gids, groups
-
-
-def port_free(port):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(('127.0.0.1', port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 @unittest.skipUnless(os.geteuid() == 0, 'needs root')
@@ -82,7 +69,7 @@ class Privileges(harness.TestCase):
         self.assertEqual(os.stat(d.mailbox('carol')).st_uid, NOBODY.pw_uid)
 
     def test_default_config_becomes_nobody(self):
-        if not port_free(2525):
+        if not harness.port_bindable(2525):
             self.skipTest('127.0.0.1:2525 (the default) is in use')
         self.open_tmp()
         resolv = os.path.join(self.tmp, 'resolv.conf')
