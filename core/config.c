@@ -79,7 +79,10 @@ static const struct config_num config_queue_nums[] = {
 static const char *const config_top_keys[] = {
     "hostname", "user", "run_as_root", "daemonize", "pid_file", "spool",
     "control_socket", "module_path", "local_domains", "log", "limits",
-    "queue", "tls", "redis", "listen", "modules", NULL
+    "smtp", "queue", "tls", "redis", "listen", "modules", NULL
+};
+static const char *const config_smtp_keys[] = {
+    "helo_required", "strict_envelopes", NULL
 };
 static const char *const config_log_keys[] = {
     "level", "syslog", "facility", NULL
@@ -705,6 +708,24 @@ config_load_log(struct config_loader *ld, const json_t *root)
     cfg->log_facility = config_strdup(ld, config_facilities[facility]);
 }
 
+/* Both off by default, as in Postfix (smtpd_helo_required,
+ * strict_rfc821_envelopes) and Sendmail: the dialogue an administrator
+ * types into telnet ("mail from:user@host", no HELO) works. */
+static void
+config_load_smtp(struct config_loader *ld, const json_t *root)
+{
+    struct config *cfg = ld->cfg;
+    const json_t *smtp = config_object(ld, root, "$", "smtp",
+                                       config_smtp_keys);
+
+    if (smtp != NULL) {
+        config_bool(ld, smtp, "$.smtp", "helo_required",
+                    &cfg->smtp.helo_required);
+        config_bool(ld, smtp, "$.smtp", "strict_envelopes",
+                    &cfg->smtp.strict_envelopes);
+    }
+}
+
 static void
 config_load_nums(struct config_loader *ld, const json_t *root,
                  const char *key, const struct config_num *nums, void *out)
@@ -1095,6 +1116,7 @@ config_load(const char *path, struct config_errors *errs)
         config_load_log(&ld, root);
         config_load_nums(&ld, root, "limits", config_limits_nums,
                          &cfg->limits);
+        config_load_smtp(&ld, root);
         config_load_queue(&ld, root);
         config_load_tls(&ld, root);
         config_load_redis(&ld, root);

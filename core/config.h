@@ -60,6 +60,12 @@ struct config_tls {
     size_t nsni;
 };
 
+/* "smtp": how strictly the dialogue is read. */
+struct config_smtp {
+    int helo_required;             /* MAIL before HELO/EHLO: 503 */
+    int strict_envelopes;          /* paths only in <>, fully qualified */
+};
+
 struct config {
     json_t *root;                  /* the whole document (owned) */
     char *path;                    /* file it came from, or "(default)" */
@@ -76,6 +82,7 @@ struct config {
     int log_syslog;                /* "log": {"syslog": true} */
     char *log_facility;            /* "mail" */
     struct config_limits limits;
+    struct config_smtp smtp;
     struct config_queue queue;
     struct config_tls tls;
     struct config_listener *listeners;

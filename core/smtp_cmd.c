@@ -128,9 +128,23 @@ smtp_cmd_has_utf8(const char *s)
     return 0;
 }
 
+/* Give a path without a domain the domain qualify (lower-cased), as
+ * Postfix's append_at_myorigin does: "root" becomes "root@<hostname>". */
+static void
+smtp_cmd_qualify(modmta_addr *a, const char *qualify)
+{
+    size_t i;
+
+    if (a->is_null || a->domain[0] != '\0')
+        return;
+    for (i = 0; qualify[i] != '\0' && i + 1 < sizeof(a->domain); i++)
+        a->domain[i] = (char)tolower((unsigned char)qualify[i]);
+    a->domain[i] = '\0';
+}
+
 int
-smtp_cmd_parse_path(char *args, int is_mail, struct smtp_path *p,
-                    struct smtp_status *st)
+smtp_cmd_parse_path(char *args, int is_mail, const char *qualify,
+                    struct smtp_path *p, struct smtp_status *st)
 {
     const char *kw = is_mail ? "FROM:" : "TO:";
     size_t kwlen = strlen(kw);
@@ -148,13 +162,18 @@ smtp_cmd_parse_path(char *args, int is_mail, struct smtp_path *p,
     while (*args == ' ')    /* "MAIL FROM: <a@b>": common, tolerated */
         args++;
     flags |= is_mail ? MODMTA_ADDR_ALLOW_NULL : MODMTA_ADDR_ALLOW_NODOMAIN;
+    if (qualify != NULL)
+        flags |= MODMTA_ADDR_NO_BRACKETS | MODMTA_ADDR_ALLOW_NODOMAIN;
     if (modmta_addr_parse(args, flags, &p->addr, &end) < 0
-        || (*end != '\0' && *end != ' ')
-        || modmta_addr_format(&p->addr, p->str, sizeof(p->str)) < 0)
+        || (*end != '\0' && *end != ' '))
         goto bad;
     /* RFC 5321 4.5.1: only <postmaster> may come without a domain. */
-    if (!is_mail && p->addr.domain[0] == '\0'
+    if (qualify == NULL && !is_mail && p->addr.domain[0] == '\0'
         && strcasecmp(p->addr.local, "postmaster") != 0)
+        goto bad;
+    if (qualify != NULL)
+        smtp_cmd_qualify(&p->addr, qualify);
+    if (modmta_addr_format(&p->addr, p->str, sizeof(p->str)) < 0)
         goto bad;
     p->utf8 = smtp_cmd_has_utf8(p->str);
     return smtp_cmd_parse_params((char *)end, p, st);

@@ -51,9 +51,13 @@ struct smtp_mail_opts {
  * 0, or -1 when the verb is not 1-15 letters (answer 500 5.5.1). */
 int smtp_cmd_parse(char *line, struct smtp_cmd *cmd);
 /* Parse the arguments of MAIL ("FROM:<path> params") or RCPT
- * ("TO:<path> params"). 0, or -1 with st set (501). */
-int smtp_cmd_parse_path(char *args, int is_mail, struct smtp_path *p,
-                        struct smtp_status *st);
+ * ("TO:<path> params"). qualify NULL: strict RFC 5321 paths (in angle
+ * brackets; only <postmaster> without a domain). Otherwise, as Postfix
+ * and Sendmail read what people type: the brackets may be left out, and
+ * a path without a domain gets the domain qualify. 0, or -1 with st set
+ * (501). */
+int smtp_cmd_parse_path(char *args, int is_mail, const char *qualify,
+                        struct smtp_path *p, struct smtp_status *st);
 /* Check MAIL parameters against what we offer; size_limit 0: none.
  * 0, or -1 with st set (501, 504, 552, 553 or 555). */
 int smtp_cmd_check_mail(const struct smtp_path *p, long long size_limit,

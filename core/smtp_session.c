@@ -119,7 +119,7 @@ static const char *const smtp_junk_verbs[] = {
 static const struct smtp_handler smtp_handlers[] = {
     {"HELO", SMTP_ST_GREETED, NULL, smtp_helo},
     {"EHLO", SMTP_ST_GREETED, NULL, smtp_ehlo},
-    {"MAIL", SMTP_ST_HELO, "Error: send HELO/EHLO first", smtp_mail},
+    {"MAIL", SMTP_ST_GREETED, NULL, smtp_mail},
     {"RCPT", SMTP_ST_MAIL, "Error: need MAIL command", smtp_rcpt},
     {"DATA", SMTP_ST_RCPT, "Error: need RCPT command", smtp_data},
     {"RSET", SMTP_ST_GREETED, NULL, smtp_rset},
@@ -327,6 +327,13 @@ smtp_ehlo(struct smtp_session *s, char *args)
 
 /* ---- the transaction ---- */
 
+/* The domain for paths that come without one; NULL: strict paths. */
+static const char *
+smtp_qualify(const struct smtp_session *s)
+{
+    return s->cfg->smtp.strict_envelopes ? NULL : s->cfg->hostname;
+}
+
 static int
 smtp_mail(struct smtp_session *s, char *args)
 {
@@ -340,6 +347,10 @@ smtp_mail(struct smtp_session *s, char *args)
         smtp_reply(s, 503, "5.5.1", "Error: nested MAIL command");
         return 0;
     }
+    if (s->state == SMTP_ST_GREETED && s->cfg->smtp.helo_required) {
+        smtp_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+        return 0;
+    }
     if (s->a->listener->tls == TLS_STARTTLS_REQUIRED
         && !modmta_conn_is_tls(s->conn)) {
         smtp_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
@@ -349,7 +360,7 @@ smtp_mail(struct smtp_session *s, char *args)
         smtp_reply(s, 530, "5.7.0", "Authentication required");
         return 0;
     }
-    if (smtp_cmd_parse_path(args, 1, &path, &st) < 0
+    if (smtp_cmd_parse_path(args, 1, smtp_qualify(s), &path, &st) < 0
         || smtp_cmd_check_mail(&path, s->lim->message_size, &s->mopts,
                                &st) < 0) {
         smtp_reply(s, st.code, st.esc, "%s", st.text);
@@ -417,7 +428,7 @@ smtp_rcpt(struct smtp_session *s, char *args)
     modmta_verdict v;
     size_t before;
 
-    if (smtp_cmd_parse_path(args, 0, &path, &st) < 0
+    if (smtp_cmd_parse_path(args, 0, smtp_qualify(s), &path, &st) < 0
         || smtp_cmd_check_rcpt(&path, s->mopts.utf8, &st) < 0) {
         smtp_reply(s, st.code, st.esc, "%s", st.text);
         return 0;
@@ -455,7 +466,10 @@ smtp_data(struct smtp_session *s, char *args)
     }
     rcpt = s->naccepted == 1 && s->ctx->nrcpts == 1 ? s->ctx->rcpts[0]
                                                     : NULL;
-    rcvd = smtp_data_received(s->helo, s->name, s->addr, s->cfg->hostname,
+    /* Without HELO (smtp.helo_required off), the client's name stands in
+     * for it, as Sendmail writes it. */
+    rcvd = smtp_data_received(s->helo[0] != '\0' ? s->helo : s->name,
+                              s->name, s->addr, s->cfg->hostname,
                               smtp_proto(s), modmta_conn_tls_version(s->conn),
                               modmta_conn_tls_cipher(s->conn),
                               s->ctx->queue_id, rcpt);

@@ -137,6 +137,8 @@ test_default(void **state)
     assert_int_equal(cfg->limits.errors, 10);
     assert_int_equal(cfg->limits.rewrite_depth, 10);
     assert_int_equal(cfg->limits.rewrite_max, 1000);
+    assert_false(cfg->smtp.helo_required);
+    assert_false(cfg->smtp.strict_envelopes);
     assert_int_equal(cfg->queue.lifetime, 432000);
     assert_int_equal(cfg->queue.retry_min, 300);
     assert_int_equal(cfg->queue.retry_max, 4000);
@@ -215,6 +217,8 @@ test_full(void **state)
     assert_int_equal(cfg->limits.errors, 3);
     assert_int_equal(cfg->limits.rewrite_depth, 4);
     assert_int_equal(cfg->limits.rewrite_max, 20);
+    assert_true(cfg->smtp.helo_required);
+    assert_true(cfg->smtp.strict_envelopes);
     assert_int_equal(cfg->queue.lifetime, 86400);
     assert_int_equal(cfg->queue.retry_min, 60);
     assert_int_equal(cfg->queue.retry_max, 600);
@@ -299,6 +303,7 @@ test_unknown_keys(void **state)
         "$.Modules: unknown key",
         "$.log.colour: unknown key",
         "$.limits.max_sesions: unknown key",
+        "$.smtp.strict_rfc821_envelopes: unknown key",
         "$.tls.chain: unknown key",
         "$.redis.password: unknown key",
         "$.listen[0].port: unknown key",
@@ -331,6 +336,7 @@ test_types(void **state)
         "$.limits.recipients: expected an integer from 1 to 2147483647",
         "$.limits.command_timeout: expected an integer from 1 to 86400",
         "$.limits.data_timeout: expected an integer from 1 to 86400",
+        "$.smtp.helo_required: expected true or false",
         "$.queue.workers: expected an integer from 1 to 1024",
         "$.tls.min_version: expected one of TLSv1.2, TLSv1.3",
         "$.tls.ciphers: expected a non-empty string",

@@ -40,26 +40,26 @@ test_mail_path(void **state)
     char a2[] = "from:<>", a3[] = "FROM: <a@b.c>", a4[] = "FROM:a@b.c";
     char a5[] = "TO:<a@b.c>", a6[] = "FROM:<a@b.c>x", a7[] = "FROM:<a@@b>";
 
-    assert_int_equal(smtp_cmd_parse_path(a1, 1, &p, &st), 0);
+    assert_int_equal(smtp_cmd_parse_path(a1, 1, NULL, &p, &st), 0);
     assert_string_equal(p.str, "User@example.com");
     assert_int_equal(p.nparams, 2);
     assert_string_equal(p.params[0].keyword, "SIZE");
     assert_string_equal(p.params[0].value, "100");
     assert_string_equal(p.params[1].keyword, "BODY");
     assert_string_equal(p.params[1].value, "8bitmime");
-    assert_int_equal(smtp_cmd_parse_path(a2, 1, &p, &st), 0);
+    assert_int_equal(smtp_cmd_parse_path(a2, 1, NULL, &p, &st), 0);
     assert_string_equal(p.str, "");
     assert_true(p.addr.is_null);
-    assert_int_equal(smtp_cmd_parse_path(a3, 1, &p, &st), 0);
+    assert_int_equal(smtp_cmd_parse_path(a3, 1, NULL, &p, &st), 0);
     assert_string_equal(p.str, "a@b.c");
-    assert_int_equal(smtp_cmd_parse_path(a4, 1, &p, &st), -1);
+    assert_int_equal(smtp_cmd_parse_path(a4, 1, NULL, &p, &st), -1);
     assert_int_equal(st.code, 501);
     assert_string_equal(st.esc, "5.1.7");
-    assert_int_equal(smtp_cmd_parse_path(a5, 1, &p, &st), -1);
+    assert_int_equal(smtp_cmd_parse_path(a5, 1, NULL, &p, &st), -1);
     assert_string_equal(st.esc, "5.5.4");
-    assert_int_equal(smtp_cmd_parse_path(a6, 1, &p, &st), -1);
+    assert_int_equal(smtp_cmd_parse_path(a6, 1, NULL, &p, &st), -1);
     assert_string_equal(st.esc, "5.1.7");
-    assert_int_equal(smtp_cmd_parse_path(a7, 1, &p, &st), -1);
+    assert_int_equal(smtp_cmd_parse_path(a7, 1, NULL, &p, &st), -1);
 }
 
 static void
@@ -70,15 +70,47 @@ test_rcpt_path(void **state)
     char a1[] = "TO:<Postmaster>", a2[] = "TO:<bob>", a3[] = "TO:<>";
     char a4[] = "TO:<@relay.example:bob@example.org>";
 
-    assert_int_equal(smtp_cmd_parse_path(a1, 0, &p, &st), 0);
+    assert_int_equal(smtp_cmd_parse_path(a1, 0, NULL, &p, &st), 0);
     assert_int_equal(smtp_cmd_check_rcpt(&p, 0, &st), 0);
-    assert_int_equal(smtp_cmd_parse_path(a2, 0, &p, &st), -1);
+    assert_int_equal(smtp_cmd_parse_path(a2, 0, NULL, &p, &st), -1);
     assert_int_equal(st.code, 501);
     assert_string_equal(st.esc, "5.1.3");
-    assert_int_equal(smtp_cmd_parse_path(a3, 0, &p, &st), -1);
+    assert_int_equal(smtp_cmd_parse_path(a3, 0, NULL, &p, &st), -1);
     assert_string_equal(st.esc, "5.1.3");
-    assert_int_equal(smtp_cmd_parse_path(a4, 0, &p, &st), 0);
+    assert_int_equal(smtp_cmd_parse_path(a4, 0, NULL, &p, &st), 0);
     assert_string_equal(p.str, "bob@example.org");
+}
+
+static void
+test_lenient_paths(void **state)
+{
+    struct smtp_path p;
+    struct smtp_status st;
+    char a1[] = "FROM:user1@Smile.COM", a2[] = "TO: root";
+    char a3[] = "TO:bob@example.org NOTIFY=NEVER", a4[] = "FROM:<>";
+    char a5[] = "TO:<Postmaster>", a6[] = "TO:a b@c", a7[] = "FROM:";
+    char a8[] = "TO:user%remote@mx.example";
+
+    assert_int_equal(smtp_cmd_parse_path(a1, 1, "MX.example", &p, &st), 0);
+    assert_string_equal(p.str, "user1@smile.com");
+    assert_int_equal(smtp_cmd_parse_path(a2, 0, "MX.example", &p, &st), 0);
+    assert_string_equal(p.str, "root@mx.example");
+    assert_int_equal(smtp_cmd_parse_path(a3, 0, "mx.example", &p, &st), 0);
+    assert_string_equal(p.str, "bob@example.org");
+    assert_int_equal(p.nparams, 1);
+    assert_string_equal(p.params[0].keyword, "NOTIFY");
+    assert_int_equal(smtp_cmd_parse_path(a4, 1, "mx.example", &p, &st), 0);
+    assert_string_equal(p.str, "");
+    assert_int_equal(smtp_cmd_parse_path(a5, 0, "mx.example", &p, &st), 0);
+    assert_string_equal(p.str, "Postmaster@mx.example");
+    /* "a" is the path, "b@c" a malformed parameter */
+    assert_int_equal(smtp_cmd_parse_path(a6, 0, "mx.example", &p, &st), -1);
+    assert_string_equal(st.esc, "5.5.4");
+    assert_int_equal(smtp_cmd_parse_path(a7, 1, "mx.example", &p, &st), -1);
+    assert_string_equal(st.esc, "5.1.7");
+    /* A percent hack stays one local address: relay_access decides. */
+    assert_int_equal(smtp_cmd_parse_path(a8, 0, "mx.example", &p, &st), 0);
+    assert_string_equal(p.str, "user%remote@mx.example");
 }
 
 static void
@@ -90,14 +122,14 @@ test_params_syntax(void **state)
     char a3[] = "FROM:<a@b.c> SIZE=1 SIZE=2", a4[] = "FROM:<a@b.c> X_Y=1";
     char a5[] = "FROM:<a@b.c> A=b=c", a6[] = "FROM:<a@b.c> X-FOO";
 
-    assert_int_equal(smtp_cmd_parse_path(a1, 1, &p, &st), -1);
+    assert_int_equal(smtp_cmd_parse_path(a1, 1, NULL, &p, &st), -1);
     assert_int_equal(st.code, 501);
     assert_string_equal(st.esc, "5.5.4");
-    assert_int_equal(smtp_cmd_parse_path(a2, 1, &p, &st), -1);
-    assert_int_equal(smtp_cmd_parse_path(a3, 1, &p, &st), -1);
-    assert_int_equal(smtp_cmd_parse_path(a4, 1, &p, &st), -1);
-    assert_int_equal(smtp_cmd_parse_path(a5, 1, &p, &st), -1);
-    assert_int_equal(smtp_cmd_parse_path(a6, 1, &p, &st), 0);
+    assert_int_equal(smtp_cmd_parse_path(a2, 1, NULL, &p, &st), -1);
+    assert_int_equal(smtp_cmd_parse_path(a3, 1, NULL, &p, &st), -1);
+    assert_int_equal(smtp_cmd_parse_path(a4, 1, NULL, &p, &st), -1);
+    assert_int_equal(smtp_cmd_parse_path(a5, 1, NULL, &p, &st), -1);
+    assert_int_equal(smtp_cmd_parse_path(a6, 1, NULL, &p, &st), 0);
     assert_null(p.params[0].value);
 }
 
@@ -109,7 +141,7 @@ check_mail(const char *args, long long limit, struct smtp_mail_opts *o,
     char buf[512];
 
     snprintf(buf, sizeof(buf), "%s", args);
-    if (smtp_cmd_parse_path(buf, 1, &p, st) < 0)
+    if (smtp_cmd_parse_path(buf, 1, NULL, &p, st) < 0)
         return -2;
     return smtp_cmd_check_mail(&p, limit, o, st);
 }
@@ -163,10 +195,10 @@ test_rcpt_params(void **state)
     struct smtp_status st;
     char a1[] = "TO:<a@b.c> NOTIFY=NEVER", a2[] = "TO:<\xc3\xa5@b.c>";
 
-    assert_int_equal(smtp_cmd_parse_path(a1, 0, &p, &st), 0);
+    assert_int_equal(smtp_cmd_parse_path(a1, 0, NULL, &p, &st), 0);
     assert_int_equal(smtp_cmd_check_rcpt(&p, 0, &st), -1);
     assert_int_equal(st.code, 555);
-    assert_int_equal(smtp_cmd_parse_path(a2, 0, &p, &st), 0);
+    assert_int_equal(smtp_cmd_parse_path(a2, 0, NULL, &p, &st), 0);
     assert_int_equal(smtp_cmd_check_rcpt(&p, 0, &st), -1);
     assert_int_equal(st.code, 553);
     assert_int_equal(smtp_cmd_check_rcpt(&p, 1, &st), 0);
@@ -189,6 +221,7 @@ main(void)
         cmocka_unit_test(test_verb),
         cmocka_unit_test(test_mail_path),
         cmocka_unit_test(test_rcpt_path),
+        cmocka_unit_test(test_lenient_paths),
         cmocka_unit_test(test_params_syntax),
         cmocka_unit_test(test_mail_params),
         cmocka_unit_test(test_rcpt_params),

@@ -424,6 +424,45 @@ test_transaction(void **state)
     assert_int_equal(fake_disconnected, 1);
 }
 
+/* The dialogue of the administrators' how-tos, typed into telnet: no
+ * HELO, paths without brackets, a recipient without a domain. Postfix
+ * (smtpd_helo_required, strict_rfc821_envelopes off) and Sendmail take
+ * it; so does modmta by default. */
+static void
+test_howto_dialogue(void **state)
+{
+    struct fx *fx = *state;
+    queue_env *env;
+    char *msg;
+
+    start(fx, NULL);
+    expect(fx, NULL, "220 ");
+    expect(fx, "MAIL FROM: youremail@Example.ORG\r\n", "250 2.1.0 ");
+    expect(fx, "RCPT TO: root\r\n", "250 2.1.5 ");
+    expect(fx, "rcpt to:user2@mx.test\r\n", "250 2.1.5 ");
+    expect(fx, "RCPT TO:<postmaster>\r\n", "250 2.1.5 ");
+    expect(fx, "DATA\r\n", "354 ");
+    expect(fx, "text\r\n.\r\n", "250 2.0.0 Ok: queued as ");
+    msg = content_of_reply(fx, &env);
+    assert_string_equal(env->sender, "youremail@example.org");
+    assert_int_equal(env->nrcpts, 3);
+    assert_string_equal(env->rcpts[0].addr, "root@mx.test");
+    assert_string_equal(env->rcpts[1].addr, "user2@mx.test");
+    assert_string_equal(env->rcpts[2].addr, "postmaster@mx.test");
+    assert_string_equal(env->protocol, "SMTP");
+    assert_true(strncmp(msg, "Received: from unknown (unknown "
+                        "[127.0.0.1])\r\n\tby mx.test (modmta) with SMTP ",
+                        71) == 0);
+    queue_env_free(env);
+    free(msg);
+    /* A sender without a domain is qualified too; <> stays empty. */
+    expect(fx, "MAIL FROM:<alice>\r\n", "250 2.1.0 ");
+    expect(fx, "RSET\r\n", "250 2.0.0 ");
+    expect(fx, "MAIL FROM:<>\r\n", "250 2.1.0 ");
+    expect(fx, "QUIT\r\n", "221 2.0.0 ");
+    finish(fx);
+}
+
 static void
 test_pipelining(void **state)
 {
@@ -457,6 +496,8 @@ test_commands(void **state)
     char longline[700];
 
     fx->cfg.limits.errors = 100;
+    fx->cfg.smtp.helo_required = 1;
+    fx->cfg.smtp.strict_envelopes = 1;
     start(fx, NULL);
     expect(fx, NULL, "220 ");
     expect(fx, "MAIL FROM:<a@b>\r\n", "503 5.5.1 ");
@@ -487,6 +528,7 @@ test_commands(void **state)
     expect(fx, "MAIL FROM:<a@b.example>\r\n", "250 2.1.0 ");
     expect(fx, "MAIL FROM:<a@b.example>\r\n", "503 5.5.1 ");
     expect(fx, "RCPT TO:<x>\r\n", "501 5.1.3 ");
+    expect(fx, "RCPT TO:x@y.example\r\n", "501 5.1.3 ");
     expect(fx, "RCPT TO:<x@y.example> NOTIFY=NEVER\r\n", "555 5.5.4 ");
     expect(fx, "DATA\r\n", "503 5.5.1 ");
     expect(fx, "QUIT\r\n", "221 2.0.0 ");
@@ -804,6 +846,7 @@ test_starttls(void **state)
     fx->gen.tls = tls_ctx_new(&t, &errs);
     assert_non_null(fx->gen.tls);
     fx->lst.tls = TLS_STARTTLS_REQUIRED;
+    fx->cfg.smtp.helo_required = 1; /* so MAIL shows the state is gone */
     start(fx, NULL);
     expect(fx, NULL, "220 ");
     expect(fx, "EHLO c\r\n", "250-");
@@ -863,6 +906,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_howto_dialogue, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_junk_command_limit, setup,

@@ -40,8 +40,42 @@ class Protocol(harness.TestCase):
         self.assertReply(c.cmd('QUIT'), 221)
         self.assertClosed(c)
 
+    def test_howto_dialogue(self):
+        """What the administrators' how-tos type into telnet (Postfix's
+        and Sendmail's examples): no HELO, paths without brackets, a
+        recipient without a domain, qualified with the host name."""
+        d = self.daemon(local_domains=['localhost', 'mx.e2e.test'])
+        c = self.session(d, ehlo=False)
+        self.assertReply(c.cmd('MAIL FROM: youremail@gmail.com'), 250)
+        self.assertReply(c.cmd('RCPT TO: root'), 250)
+        self.assertReply(c.cmd('rcpt to:user2@localhost'), 250)
+        self.assertReply(c.cmd('DATA'), 354)
+        self.assertReply(c.cmd('this is a happy mail\r\n.'), 250, '2.0.0')
+        self.assertReply(c.cmd('quit'), 221)
+        root = d.wait_messages('root', 1)[0]
+        self.assertIn(b'Delivered-To: root@mx.e2e.test', root)
+        self.assertIn(b'Return-Path: <youremail@gmail.com>', root)
+        self.assertIn(b'with SMTP id', root)
+        self.assertIn(b'this is a happy mail', d.wait_messages('user2', 1)[0])
+
+    def test_strict_dialogue(self):
+        """smtp.helo_required and smtp.strict_envelopes: RFC 5321 to the
+        letter, as Postfix's smtpd_helo_required and
+        strict_rfc821_envelopes."""
+        d = self.daemon(smtp={'helo_required': True,
+                              'strict_envelopes': True})
+        c = self.session(d, ehlo=False)
+        self.assertReply(c.cmd('MAIL FROM:<a@localhost>'), 503, '5.5.1')
+        self.assertReply(c.cmd('HELO client.test'), 250)
+        self.assertReply(c.cmd('MAIL FROM: a@localhost'), 501, '5.1.7')
+        self.assertReply(c.cmd('MAIL FROM:<a@localhost>'), 250)
+        self.assertReply(c.cmd('RCPT TO: root'), 501, '5.1.3')
+        self.assertReply(c.cmd('RCPT TO:<root>'), 501, '5.1.3')
+        self.assertReply(c.cmd('RCPT TO:<root@localhost>'), 250)
+        c.close()
+
     def test_sequence_errors(self):
-        d = self.daemon()
+        d = self.daemon(smtp={'helo_required': True})
         c = self.session(d, ehlo=False)
         self.assertReply(c.cmd('MAIL FROM:<a@localhost>'), 503, '5.5.1',
                          'MAIL before EHLO')

@@ -20,10 +20,11 @@ class StartTLS(harness.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.certdir, ignore_errors=True)
 
-    def tls_daemon(self, listeners=None):
+    def tls_daemon(self, listeners=None, **overrides):
         return self.daemon(listeners or [{'name': 'smtp',
                                           'tls': 'starttls'}],
-                           tls={'cert': self.cert, 'key': self.key})
+                           tls={'cert': self.cert, 'key': self.key},
+                           **overrides)
 
     def test_starttls_smtplib(self):
         d = self.tls_daemon()
@@ -57,7 +58,8 @@ class StartTLS(harness.TestCase):
         self.assertRegex(header(m, 'Received')[0], r'\bwith ESMTPS\b')
 
     def test_state_discarded_after_starttls(self):
-        d = self.tls_daemon()
+        # With HELO required, MAIL shows whether the EHLO survived.
+        d = self.tls_daemon(smtp={'helo_required': True})
         with smtp(d.port()) as s:
             s.ehlo()
             s.starttls(context=no_verify_context())
