@@ -129,13 +129,16 @@ smtp_cmd_has_utf8(const char *s)
 }
 
 /* Give a path without a domain the domain qualify (lower-cased), as
- * Postfix's append_at_myorigin does: "root" becomes "root@<hostname>". */
+ * Postfix's append_at_myorigin does: "root" becomes "root@<hostname>".
+ * "postmaster" stays as it is: RFC 5321 4.5.1 wants it to reach this
+ * server's postmaster even when the host name is not a local domain. */
 static void
 smtp_cmd_qualify(modmta_addr *a, const char *qualify)
 {
     size_t i;
 
-    if (a->is_null || a->domain[0] != '\0')
+    if (a->is_null || a->domain[0] != '\0'
+        || strcasecmp(a->local, "postmaster") == 0)
         return;
     for (i = 0; qualify[i] != '\0' && i + 1 < sizeof(a->domain); i++)
         a->domain[i] = (char)tolower((unsigned char)qualify[i]);
