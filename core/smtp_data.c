@@ -27,6 +27,9 @@ static size_t data_scan(struct smtp_data *d, const char *in, size_t n,
                         char *out, size_t *olen_r, int *end_r);
 static void data_write(struct smtp_data *d, const char *buf, size_t n);
 static void data_hdr_feed(struct smtp_data *d, const char *p, size_t n);
+static void data_release(struct smtp_data *d, const char *prepend,
+                         size_t plen, const char *chunk, size_t n,
+                         int in_hbuf, int end);
 static int data_hdr_line(struct smtp_data *d, size_t end);
 static void data_hdr_end(struct smtp_data *d, size_t at);
 static int data_hdr_parse(struct smtp_data *d);
@@ -138,8 +141,9 @@ data_hdr_line(struct smtp_data *d, size_t end)
         return 0;
     }
     if (l[0] == ' ' || l[0] == '\t') {
-        if (d->line_start == 0) {
-            data_hdr_end(d, 0);
+        /* not a continuation of our Received: header */
+        if (d->line_start == d->first) {
+            data_hdr_end(d, d->line_start);
             return 0;
         }
         d->line_start = end; /* folded continuation */
@@ -193,6 +197,28 @@ data_hdr_feed(struct smtp_data *d, const char *p, size_t n)
             return;
 }
 
+/* Until the client's first line is known to be a header field or not,
+ * its octets wait in hbuf and our Received: header is not written yet:
+ * a message that starts with its body (a how-to's "telnet" message) then
+ * gets the empty line that ends the header block after our header, as
+ * Postfix's cleanup and Sendmail add it; without it the body's first
+ * line would read as a header. in_hbuf: the chunk went into hbuf. */
+static void
+data_release(struct smtp_data *d, const char *prepend, size_t plen,
+             const char *chunk, size_t n, int in_hbuf, int end)
+{
+    if (in_hbuf && !end && d->in_hdrs && d->line_start <= d->first)
+        return; /* the first line is not complete yet */
+    d->held = 0;
+    data_write(d, prepend, plen);
+    if (!d->in_hdrs && d->hdr_len == (long long)d->first &&
+        d->hlen > d->first && d->hbuf[d->first] != '\r')
+        data_write(d, "\r\n", 2);
+    data_write(d, d->hbuf + d->first, d->hlen - d->first);
+    if (!in_hbuf)
+        data_write(d, chunk, n);
+}
+
 /* Split hbuf[0, hdr_len) into fields and add them to the ctx. */
 static int
 data_hdr_parse(struct smtp_data *d)
@@ -232,7 +258,7 @@ smtp_data_read(struct smtp_data *d, const char *prepend, size_t plen)
 {
     const char *in;
     char *out;
-    size_t used, olen;
+    size_t used, olen, before;
     ssize_t n;
     int end = 0, rc = 0;
 
@@ -240,12 +266,13 @@ smtp_data_read(struct smtp_data *d, const char *prepend, size_t plen)
     d->too_big = d->bad_eol = d->bad_nul = d->write_err = 0;
     d->state = D_BOL;
     d->in_hdrs = 1;
-    d->hlen = d->line_start = d->cur_hdr = d->nfields = 0;
+    d->hlen = d->line_start = d->cur_hdr = d->nfields = d->first = 0;
     out = malloc(DATA_OUT);
     if (out == NULL)
         return MODMTA_E_NOMEM;
     data_hdr_feed(d, prepend, plen);
-    data_write(d, prepend, plen);
+    d->first = d->hlen;
+    d->held = 1;
     while (!end) {
         n = modmta_conn_peek(d->conn, &in, d->timeout_ms);
         if (n < 0) {
@@ -259,9 +286,14 @@ smtp_data_read(struct smtp_data *d, const char *prepend, size_t plen)
         d->size += (long long)olen;
         if (d->limit > 0 && d->size > d->limit)
             d->too_big = 1;
+        before = d->hlen;
         if (d->in_hdrs && !d->bad_eol && !d->bad_nul && !d->too_big)
             data_hdr_feed(d, out, olen);
-        data_write(d, out, olen);
+        if (d->held)
+            data_release(d, prepend, plen, out, olen,
+                         d->hlen - before == olen, end);
+        else
+            data_write(d, out, olen);
     }
     free(out);
     if (rc < 0)

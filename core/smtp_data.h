@@ -46,8 +46,11 @@ struct smtp_data {
     /* reader state (private) */
     int state;
     int in_hdrs;
+    int held;                /* the client's first line not yet known
+                              * as a header: nothing written yet */
     char *hbuf;
     size_t hlen, hcap, line_start, cur_hdr, nfields;
+    size_t first;            /* the client's first octet in hbuf */
 };
 
 /* Write `prepend` (the Received: header, CRLF-terminated lines) first,

@@ -231,11 +231,11 @@ test_crlf_dot_crlf_only(void **state)
     /* ".\r\n" inside a line is not an end; "\r\n.\r\n" is. */
     assert_int_equal(run_str(fx, "a.\r\nb\r\n.\r\nNEXT", 0), 0);
     assert_false(fx->d.bad_eol);
-    assert_string_equal(fx->content, PRE "a.\r\nb\r\n");
+    assert_string_equal(fx->content, PRE "\r\na.\r\nb\r\n");
     assert_string_equal(fx->rest, "NEXT");
     /* byte by byte, same result */
     assert_int_equal(run(fx, "a.\r\nb\r\n.\r\nNEXT", 15, 0, 1), 0);
-    assert_string_equal(fx->content, PRE "a.\r\nb\r\n");
+    assert_string_equal(fx->content, PRE "\r\na.\r\nb\r\n");
     assert_string_equal(fx->rest, "NEXT");
     modmta_ctx_free(fx->ctx);
     fx->ctx = NULL;
@@ -266,7 +266,7 @@ test_size_limit(void **state)
     assert_int_equal(run(fx, big, strlen(big), 0, 0), 0);
     assert_false(fx->d.too_big);
     assert_int_equal(fx->d.size, i);
-    assert_int_equal(fx->clen, strlen(PRE) + i);
+    assert_int_equal(fx->clen, strlen(PRE) + 2 + i); /* + the empty line */
     modmta_ctx_free(fx->ctx);
     fx->ctx = NULL;
 }
@@ -287,9 +287,43 @@ test_headers(void **state)
     assert_int_equal(run_str(fx, "A: b\r\n.\r\n", 0), 0);
     assert_int_equal(fx->d.hdr_len, strlen(PRE "A: b\r\n"));
     assert_int_equal(modmta_hdr_count(fx->ctx), 2);
-    /* a body line first: only the prepended header */
+    /* a body line first, even one that looks folded: only the prepended
+     * header, then the empty line that ends it */
     assert_int_equal(run_str(fx, " folded?\r\n.\r\n", 0), 0);
     assert_int_equal(modmta_hdr_count(fx->ctx), 1);
+    assert_string_equal(modmta_hdr_get(fx->ctx, "received", 0),
+                        "from x\r\n\tby y; now");
+    assert_string_equal(fx->content, PRE "\r\n folded?\r\n");
+    assert_int_equal(fx->d.hdr_len, strlen(PRE));
+    modmta_ctx_free(fx->ctx);
+    fx->ctx = NULL;
+}
+
+/* A message that starts with its body gets the empty line that ends the
+ * header block after our Received: header; one that starts with a header
+ * field or with the empty line is stored as sent, whatever the reads. */
+static void
+test_body_first(void **state)
+{
+    struct fx *fx = *state;
+    static const char *const in[] = {
+        "text\r\n.\r\n", "Subject: s\r\n\r\ntext\r\n.\r\n",
+        "\r\ntext\r\n.\r\n", "From x\r\n.\r\n", ".\r\n",
+    };
+    static const char *const want[] = {
+        PRE "\r\ntext\r\n", PRE "Subject: s\r\n\r\ntext\r\n",
+        PRE "\r\ntext\r\n", PRE "\r\nFrom x\r\n", PRE,
+    };
+    size_t i;
+    int bytewise;
+
+    for (i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+        for (bytewise = 0; bytewise < 2; bytewise++) {
+            assert_int_equal(run(fx, in[i], strlen(in[i]), 0, bytewise), 0);
+            assert_string_equal(fx->content, want[i]);
+            assert_int_equal(fx->d.size, strlen(in[i]) - 3);
+        }
+    }
     modmta_ctx_free(fx->ctx);
     fx->ctx = NULL;
 }
@@ -365,6 +399,7 @@ main(void)
         cmocka_unit_test(test_crlf_dot_crlf_only),
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_headers),
+        cmocka_unit_test(test_body_first),
         cmocka_unit_test(test_received),
         cmocka_unit_test(test_nul_rejected),
         cmocka_unit_test(test_header_field_cap),
