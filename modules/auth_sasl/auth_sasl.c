@@ -3,14 +3,12 @@
  * CRAM-MD5 (RFC 2195) against a passdb (file:, saslauthd:).
  *
  * AUTH is offered and accepted only under TLS, or from a loopback client
- * when "allow_plaintext_loopback" is set. A client that fails
- * "max_failures" times in a row gets 421 and is refused AUTH for
- * "lockout" seconds; that per-client table is the one mutable part of an
- * instance, guarded by auth_inst.lock. IPv6 clients are counted per /64
- * (one host usually has a whole /64); a locked entry is never evicted.
+ * when "allow_plaintext_loopback" is set. A client (an IPv4 address or an
+ * IPv6 /64) that fails "max_failures" times, less than "lockout" seconds
+ * apart, gets 421 and is refused AUTH for "lockout" seconds; a good login
+ * does not reset the count. That limiter (libmodmta's modmta_lockout, with
+ * its own lock) is the one mutable part of an instance.
  */
-#include <arpa/inet.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +22,8 @@
 #include "sasl_mech.h"
 
 #define AUTH_LINE_MAX 12288 /* RFC 4954 4: 12288 octets per line */
-#define AUTH_CLIENTS_MAX 4096
 
 enum auth_mech { AUTH_PLAIN = 1, AUTH_LOGIN = 2, AUTH_CRAM = 4 };
-
-/* A client's standing in the failure table (auth_gate, auth_fail_count):
- * may go on / just reached the limit / locked / no room to count it. */
-enum auth_count { AUTH_COUNTED, AUTH_HIT, AUTH_WAS_LOCKED, AUTH_FULL };
 
 /* How one exchange ended. */
 enum auth_result {
@@ -47,21 +40,12 @@ struct auth_conf {
     long long timeout;
 };
 
-struct auth_client {
-    char addr[64];
-    unsigned failures;
-    time_t last;         /* monotonic second of the last failure */
-    time_t locked_until; /* monotonic; 0 = not locked */
-};
-
 struct auth_inst {
     struct auth_conf c;
     modmta_passdb *db;
     unsigned mechs;
     char ehlo[64];
-    pthread_mutex_t lock; /* guards clients and nclients */
-    struct auth_client *clients;
-    size_t nclients;
+    modmta_lockout *limit; /* failed logins per client */
 };
 
 /* One exchange in progress. */
@@ -141,9 +125,33 @@ auth_destroy(void *p)
         return;
     modmta_passdb_close(in->db);
     modmta_conf_free(auth_opts, &in->c);
-    pthread_mutex_destroy(&in->lock);
-    free(in->clients);
+    modmta_lockout_free(in->limit);
     free(in);
+}
+
+/* The failed-login limiter of max_failures and lockout. */
+static int
+auth_limit_new(struct auth_inst *in, const modmta_host *h, modmta_err *err_r)
+{
+    char path[300];
+    const char *key = NULL;
+    unsigned max = 0;
+
+    if (in->c.max_failures > MODMTA_LOCKOUT_FAILURES_MAX) {
+        key = "max_failures";
+        max = MODMTA_LOCKOUT_FAILURES_MAX;
+    } else if (in->c.lockout > MODMTA_LOCKOUT_SECONDS_MAX) {
+        key = "lockout";
+        max = MODMTA_LOCKOUT_SECONDS_MAX;
+    }
+    if (key != NULL) {
+        snprintf(path, sizeof(path), "%s.%s", modmta_host_path(h), key);
+        modmta_err_set(err_r, path, "expected at most %u", max);
+        return -1;
+    }
+    in->limit = modmta_lockout_new((unsigned)in->c.max_failures,
+                                   (unsigned)in->c.lockout, err_r);
+    return in->limit != NULL ? 0 : -1;
 }
 
 static void *
@@ -156,7 +164,6 @@ auth_create(const json_t *conf, const modmta_host *h, modmta_err *err_r)
         modmta_err_set(err_r, modmta_host_path(h), "out of memory");
         return NULL;
     }
-    pthread_mutex_init(&in->lock, NULL);
     in->c.max_failures = 5;
     in->c.lockout = 300;
     in->c.timeout = 300;
@@ -173,6 +180,10 @@ auth_create(const json_t *conf, const modmta_host *h, modmta_err *err_r)
     if (in->c.timeout == 0 || in->c.timeout > 3600) {
         snprintf(path, sizeof(path), "%s.timeout", modmta_host_path(h));
         modmta_err_set(err_r, path, "expected 1 to 3600 seconds");
+        auth_destroy(in);
+        return NULL;
+    }
+    if (auth_limit_new(in, h, err_r) < 0) {
         auth_destroy(in);
         return NULL;
     }
@@ -204,163 +215,6 @@ auth_ehlo(void *inst, modmta_ctx *ctx)
 
     if (auth_allowed(in, ctx) && modmta_auth_user(ctx) == NULL)
         modmta_ehlo_add(ctx, in->ehlo);
-}
-
-static time_t
-auth_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
-}
-
-/* The failure-table key of a client address: IPv6 addresses by their /64
- * ("2001:db8:1:2::/64"), others as they are. */
-static void
-auth_client_key(const char *addr, char *key, size_t cap)
-{
-    unsigned char a[16];
-    char text[INET6_ADDRSTRLEN];
-
-    if (strchr(addr, ':') == NULL || strchr(addr, '.') != NULL
-        || inet_pton(AF_INET6, addr, a) != 1) {
-        snprintf(key, cap, "%s", addr); /* IPv4, v4-mapped, or odd */
-        return;
-    }
-    memset(a + 8, 0, 8);
-    inet_ntop(AF_INET6, a, text, sizeof(text));
-    snprintf(key, cap, "%s/64", text);
-}
-
-/* With in->lock held: the client's entry, or NULL. */
-static struct auth_client *
-auth_client_find(struct auth_inst *in, const char *key)
-{
-    size_t i;
-
-    for (i = 0; i < in->nclients; i++)
-        if (strcmp(in->clients[i].addr, key) == 0)
-            return &in->clients[i];
-    return NULL;
-}
-
-/* With in->lock held: the stalest entry that is not locked, or NULL. */
-static struct auth_client *
-auth_client_victim(struct auth_inst *in, time_t now)
-{
-    struct auth_client *cl = NULL;
-    size_t i;
-
-    for (i = 0; i < in->nclients; i++)
-        if (in->clients[i].locked_until <= now
-            && (cl == NULL || in->clients[i].last < cl->last))
-            cl = &in->clients[i];
-    return cl;
-}
-
-/* With in->lock held: 1 if a new entry fits. Evicting a locked entry
- * would lift its lockout, so a table of locked entries is full. */
-static int
-auth_client_room(struct auth_inst *in, time_t now)
-{
-    return in->nclients < AUTH_CLIENTS_MAX
-           || auth_client_victim(in, now) != NULL;
-}
-
-/* With in->lock held: a new, cleared entry for key; NULL when there is
- * no room or no memory. */
-static struct auth_client *
-auth_client_new(struct auth_inst *in, const char *key, time_t now)
-{
-    struct auth_client *cl;
-
-    if (in->clients == NULL) {
-        in->clients = calloc(AUTH_CLIENTS_MAX, sizeof(*in->clients));
-        if (in->clients == NULL)
-            return NULL;
-    }
-    cl = in->nclients < AUTH_CLIENTS_MAX ? &in->clients[in->nclients++]
-                                         : auth_client_victim(in, now);
-    if (cl == NULL)
-        return NULL;
-    memset(cl, 0, sizeof(*cl));
-    snprintf(cl->addr, sizeof(cl->addr), "%s", key);
-    return cl;
-}
-
-/* May this client start an exchange: AUTH_COUNTED (yes), AUTH_WAS_LOCKED
- * (in its cool-down) or AUTH_FULL (a failure could not be counted). */
-static enum auth_count
-auth_gate(struct auth_inst *in, const char *addr)
-{
-    struct auth_client *cl;
-    char key[64];
-    time_t now = auth_now();
-    enum auth_count g = AUTH_COUNTED;
-
-    auth_client_key(addr, key, sizeof(key));
-    pthread_mutex_lock(&in->lock);
-    cl = auth_client_find(in, key);
-    if (cl != NULL && cl->locked_until > now)
-        g = AUTH_WAS_LOCKED;
-    else if (cl == NULL && in->c.max_failures > 0
-             && !auth_client_room(in, now))
-        g = AUTH_FULL;
-    pthread_mutex_unlock(&in->lock);
-    return g;
-}
-
-/* Count a failure. The lock is checked again: parallel sessions all
- * passed auth_gate before the first of them locked the client. */
-static enum auth_count
-auth_fail_count(struct auth_inst *in, const char *addr, unsigned *n_r)
-{
-    struct auth_client *cl;
-    char key[64];
-    time_t now = auth_now();
-    enum auth_count r = AUTH_COUNTED;
-
-    *n_r = 0;
-    if (in->c.max_failures == 0)
-        return AUTH_COUNTED;
-    auth_client_key(addr, key, sizeof(key));
-    pthread_mutex_lock(&in->lock);
-    cl = auth_client_find(in, key);
-    if (cl == NULL)
-        cl = auth_client_new(in, key, now);
-    if (cl == NULL) {
-        r = AUTH_FULL;
-    } else if (cl->locked_until > now) {
-        r = AUTH_WAS_LOCKED;
-    } else {
-        if (now - cl->last > in->c.lockout)
-            cl->failures = 0; /* old failures are forgiven */
-        cl->failures++;
-        cl->last = now;
-        *n_r = cl->failures;
-        if (cl->failures >= in->c.max_failures) {
-            cl->locked_until = now + in->c.lockout;
-            cl->failures = 0;
-            r = AUTH_HIT;
-        }
-    }
-    pthread_mutex_unlock(&in->lock);
-    return r;
-}
-
-static void
-auth_success_clear(struct auth_inst *in, const char *addr)
-{
-    struct auth_client *cl;
-    char key[64];
-
-    auth_client_key(addr, key, sizeof(key));
-    pthread_mutex_lock(&in->lock);
-    cl = auth_client_find(in, key);
-    if (cl != NULL)
-        cl->failures = 0;
-    pthread_mutex_unlock(&in->lock);
 }
 
 /* ---- the exchange ---- */
@@ -525,23 +379,21 @@ auth_reply_full(modmta_ctx *ctx)
 static modmta_verdict
 auth_failed(struct auth_x *x, const char *mech)
 {
-    static const char *const notes[] = {
-        [AUTH_COUNTED] = "", [AUTH_HIT] = " locked=yes",
-        [AUTH_WAS_LOCKED] = " locked=yes", [AUTH_FULL] = " table=full",
-    };
     const char *addr = modmta_client_addr(x->ctx);
     char name[80];
     unsigned n;
-    enum auth_count r = auth_fail_count(x->in, addr, &n);
+    int r = modmta_lockout_fail(x->in->limit, addr, &n);
+    int locked = r == MODMTA_LOCKOUT_HIT || r == MODMTA_LOCKOUT_LOCKED;
 
     auth_log_name(x->user, name, sizeof(name));
     modmta_log(x->ctx, MODMTA_LOG_NOTICE, "auth failed client=[%s] "
                "user=\"%s\" mech=%s failures=%u%s", addr, name, mech, n,
-               notes[r]);
+               locked ? " locked=yes"
+               : r != MODMTA_LOCKOUT_COUNTED ? " table=full" : "");
     modmta_set_auth_tried(x->ctx, x->user);
-    if (r == AUTH_HIT || r == AUTH_WAS_LOCKED)
+    if (locked)
         return auth_reply_locked(x->ctx, "closing connection");
-    if (r == AUTH_FULL)
+    if (r != MODMTA_LOCKOUT_COUNTED)
         return auth_reply_full(x->ctx);
     modmta_reply(x->ctx, 535, "5.7.8",
                  "Authentication credentials invalid");
@@ -557,11 +409,11 @@ auth_finish(struct auth_x *x, enum auth_result r, const char *mech)
     case AUTH_OK:
         /* locked by a parallel session meanwhile: a right guess then
          * must not show either */
-        if (auth_gate(x->in, modmta_client_addr(x->ctx)) == AUTH_WAS_LOCKED)
+        if (modmta_lockout_check(x->in->limit, modmta_client_addr(x->ctx))
+            == MODMTA_LOCKOUT_LOCKED)
             return auth_reply_locked(x->ctx, "closing connection");
         if (modmta_set_auth_user(x->ctx, x->user) < 0)
             break;
-        auth_success_clear(x->in, modmta_client_addr(x->ctx));
         auth_log_name(x->user, name, sizeof(name));
         modmta_log(x->ctx, MODMTA_LOG_INFO, "auth ok client=[%s] user=\"%s\""
                    " mech=%s", modmta_client_addr(x->ctx), name, mech);
@@ -616,18 +468,18 @@ auth_precheck(struct auth_inst *in, modmta_ctx *ctx)
                      "progress");
         return MODMTA_REJECT;
     }
-    switch (auth_gate(in, modmta_client_addr(ctx))) {
-    case AUTH_WAS_LOCKED:
+    switch (modmta_lockout_check(in->limit, modmta_client_addr(ctx))) {
+    case MODMTA_LOCKOUT_OPEN:
+        return MODMTA_CONTINUE;
+    case MODMTA_LOCKOUT_LOCKED:
         modmta_log(ctx, MODMTA_LOG_NOTICE, "auth refused client=[%s] "
                    "reason=lockout", modmta_client_addr(ctx));
         return auth_reply_locked(ctx, "try again later");
-    case AUTH_FULL:
+    default: /* FULL (or, from a shared backend, an error) */
         modmta_log(ctx, MODMTA_LOG_WARN, "auth refused client=[%s] "
                    "reason=table-full (%d clients locked)",
-                   modmta_client_addr(ctx), AUTH_CLIENTS_MAX);
+                   modmta_client_addr(ctx), MODMTA_LOCKOUT_CLIENTS_MAX);
         return auth_reply_full(ctx);
-    default:
-        return MODMTA_CONTINUE;
     }
 }
 

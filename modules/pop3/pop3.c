@@ -3,7 +3,7 @@
  * writes. A listener with "protocol": "pop3" hands its connections to
  * serve(). See README.md.
  *
- * The mailbox is locked (store_mbox's dot-lock and fcntl lock) only
+ * The mailbox is locked (modmta/mbox.h, as store_mbox locks it) only
  * while it is indexed at login and while deletions are applied at QUIT,
  * so deliveries go on during a session; a second session on the same
  * mailbox in this process gets [IN-USE] (pop3_busy, shared by every
@@ -29,7 +29,7 @@
 #define POP3_LINE_MAX 1024   /* a command (RFC 2449: 255) */
 #define POP3_SASL_MAX 12288  /* an AUTH response line */
 #define POP3_ERRORS_MAX 10   /* bad commands before we hang up */
-#define POP3_CLIENTS_MAX 4096
+#define POP3_RECENT_MAX 4096
 #define POP3_BUSY_MAX 4096
 
 struct pop3_conf {
@@ -44,12 +44,6 @@ struct pop3_conf {
     long long login_delay;
 };
 
-struct pop3_client {
-    char addr[64];
-    unsigned failures;
-    time_t last, locked_until; /* monotonic seconds */
-};
-
 /* The last login to a mailbox, for login_delay (RFC 2449 LOGIN-DELAY). */
 struct pop3_recent {
     char box[65];
@@ -60,9 +54,8 @@ struct pop3_inst {
     struct pop3_conf c;
     modmta_passdb *db;
     int secrets;          /* the passdb gives secrets: APOP, CRAM-MD5 */
-    pthread_mutex_t lock; /* guards clients, nclients, recent, nrecent */
-    struct pop3_client *clients;
-    size_t nclients;
+    modmta_lockout *limit; /* failed logins per client */
+    pthread_mutex_t lock;  /* guards recent, nrecent */
     struct pop3_recent *recent;
     size_t nrecent;
 };
@@ -123,7 +116,7 @@ pop3_destroy(void *p)
     modmta_passdb_close(in->db);
     modmta_conf_free(pop3_opts, &in->c);
     pthread_mutex_destroy(&in->lock);
-    free(in->clients);
+    modmta_lockout_free(in->limit);
     free(in->recent);
     free(in);
 }
@@ -150,6 +143,12 @@ pop3_conf_check(struct pop3_inst *in, const modmta_host *h,
     } else if (in->c.login_delay < 0 || in->c.login_delay > 86400) {
         key = "login_delay";
         what = "expected 0 to 86400 seconds";
+    } else if (in->c.max_failures > MODMTA_LOCKOUT_FAILURES_MAX) {
+        key = "max_failures";
+        what = "expected 0 to 1000000";
+    } else if (in->c.lockout > MODMTA_LOCKOUT_SECONDS_MAX) {
+        key = "lockout";
+        what = "expected 0 to 2592000 seconds (30 days)";
     }
     if (key == NULL)
         return 0;
@@ -182,7 +181,10 @@ pop3_create(const json_t *conf, const modmta_host *h, modmta_err *err_r)
     }
     snprintf(path, sizeof(path), "%s.passdb", modmta_host_path(h));
     in->db = modmta_passdb_open(in->c.passdb, path, err_r);
-    if (in->db == NULL) {
+    if (in->db != NULL)
+        in->limit = modmta_lockout_new((unsigned)in->c.max_failures,
+                                       (unsigned)in->c.lockout, err_r);
+    if (in->limit == NULL) {
         pop3_destroy(in);
         return NULL;
     }
@@ -190,7 +192,7 @@ pop3_create(const json_t *conf, const modmta_host *h, modmta_err *err_r)
     return in;
 }
 
-/* ---- failed-login limit (as auth_sasl's) ---- */
+/* ---- LOGIN-DELAY ---- */
 
 static time_t
 pop3_now(void)
@@ -199,74 +201,6 @@ pop3_now(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec;
-}
-
-/* With in->lock held: the client's entry, created if asked (evicting
- * the stalest when full). */
-static struct pop3_client *
-pop3_client_get(struct pop3_inst *in, const char *addr, int create)
-{
-    struct pop3_client *cl, *oldest = NULL;
-    size_t i;
-
-    for (i = 0; i < in->nclients; i++) {
-        cl = &in->clients[i];
-        if (strcmp(cl->addr, addr) == 0)
-            return cl;
-        if (oldest == NULL || cl->last < oldest->last)
-            oldest = cl;
-    }
-    if (!create)
-        return NULL;
-    if (in->clients == NULL &&
-        (in->clients = calloc(POP3_CLIENTS_MAX, sizeof(*cl))) == NULL)
-        return NULL;
-    cl = in->nclients < POP3_CLIENTS_MAX ? &in->clients[in->nclients++]
-                                          : oldest;
-    memset(cl, 0, sizeof(*cl));
-    snprintf(cl->addr, sizeof(cl->addr), "%s", addr);
-    return cl;
-}
-
-static int
-pop3_client_locked(struct pop3_inst *in, const char *addr)
-{
-    struct pop3_client *cl;
-    int locked;
-
-    pthread_mutex_lock(&in->lock);
-    cl = pop3_client_get(in, addr, 0);
-    locked = cl != NULL && cl->locked_until > pop3_now();
-    pthread_mutex_unlock(&in->lock);
-    return locked;
-}
-
-/* Count a failure (success: clear); 1 when the client hit the limit. */
-static int
-pop3_client_count(struct pop3_inst *in, const char *addr, int failed)
-{
-    struct pop3_client *cl;
-    time_t now = pop3_now();
-    int hit = 0;
-
-    if (in->c.max_failures == 0)
-        return 0;
-    pthread_mutex_lock(&in->lock);
-    cl = pop3_client_get(in, addr, failed);
-    if (cl != NULL && !failed) {
-        cl->failures = 0;
-    } else if (cl != NULL) {
-        if (now - cl->last > in->c.lockout)
-            cl->failures = 0;
-        cl->last = now;
-        if (++cl->failures >= in->c.max_failures) {
-            cl->locked_until = now + in->c.lockout;
-            cl->failures = 0;
-            hit = 1;
-        }
-    }
-    pthread_mutex_unlock(&in->lock);
-    return hit;
 }
 
 /* Note a login to box at now; 1 if the one before it was less than
@@ -289,9 +223,9 @@ pop3_recent_check(struct pop3_inst *in, const char *box)
             oldest = &in->recent[i];
     }
     if (r == NULL && in->recent == NULL)
-        in->recent = calloc(POP3_CLIENTS_MAX, sizeof(*r));
+        in->recent = calloc(POP3_RECENT_MAX, sizeof(*r));
     if (r == NULL && in->recent != NULL) {
-        r = in->nrecent < POP3_CLIENTS_MAX ? &in->recent[in->nrecent++]
+        r = in->nrecent < POP3_RECENT_MAX ? &in->recent[in->nrecent++]
                                             : oldest;
         snprintf(r->box, sizeof(r->box), "%s", box);
         r->at = now - in->c.login_delay;
@@ -427,7 +361,7 @@ static int
 pop3_maildrop(struct pop3_sess *s)
 {
     struct pop3_inst *in = s->in;
-    struct pop3_lock lock;
+    off_t cut;
     int rc;
 
     snprintf(s->path, sizeof(s->path), "%s/%s", in->c.directory, s->box);
@@ -436,15 +370,12 @@ pop3_maildrop(struct pop3_sess *s)
         return -1;
     }
     s->claimed = 1;
-    rc = pop3_mbox_open(s->path, &s->fd);
-    if (rc == 0 && s->fd >= 0) {
-        rc = pop3_mbox_lock(s->path, s->fd, (int)in->c.lock_timeout * 1000,
-                            (int)in->c.stale_lock, &lock);
-        if (rc == 0) {
-            rc = pop3_mbox_index(s->fd, &s->ix);
-            pop3_mbox_unlock(s->path, s->fd, &lock);
-        }
-    }
+    rc = pop3_mbox_load(s->path, (int)in->c.lock_timeout * 1000,
+                        (int)in->c.stale_lock, &s->fd, &s->ix, &cut);
+    if (rc == 0 && cut > 0)
+        modmta_log(s->ctx, MODMTA_LOG_NOTICE, "pop3 repair mailbox=%s "
+                   "reason=\"interrupted delivery: %lld octets cut\"",
+                   s->path, (long long)cut);
     if (rc == 0)
         return 0;
     modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 mailbox=%s error=%s", s->path,
@@ -461,6 +392,34 @@ pop3_maildrop(struct pop3_sess *s)
     return -1;
 }
 
+/* The client is locked out (failed logins): say so and hang up. */
+static void
+pop3_locked_out(struct pop3_sess *s)
+{
+    pop3_say(s, "-ERR [SYS/TEMP] Too many failed logins, try later");
+    s->state = POP3_DONE;
+}
+
+/* Count a failed login (name: the user, safe to log); answer it. */
+static void
+pop3_login_failed(struct pop3_sess *s, const char *name, const char *mech)
+{
+    const char *addr = modmta_client_addr(s->ctx);
+    int r = modmta_lockout_fail(s->in->limit, addr, NULL);
+    int locked = r == MODMTA_LOCKOUT_HIT || r == MODMTA_LOCKOUT_LOCKED;
+
+    modmta_log(s->ctx, MODMTA_LOG_NOTICE, "pop3 login failed client=[%s] "
+               "user=\"%s\" mech=%s%s", addr, name, mech,
+               locked ? " locked=yes"
+               : r != MODMTA_LOCKOUT_COUNTED ? " table=full" : "");
+    if (locked || r == MODMTA_LOCKOUT_COUNTED)
+        pop3_say(s, "-ERR [AUTH] Invalid credentials");
+    else /* not counted: refused until there is room */
+        pop3_say(s, "-ERR [SYS/TEMP] Temporary authentication failure");
+    if (locked)
+        s->state = POP3_DONE;
+}
+
 /* Finish a login whose credentials checked out as r (1 right, 0 wrong,
  * <0 passdb trouble); s->box holds the mailbox name when r is 1. */
 static void
@@ -469,7 +428,6 @@ pop3_login_done(struct pop3_sess *s, const char *user, int r,
 {
     const char *addr = modmta_client_addr(s->ctx);
     char name[80];
-    int hit;
 
     pop3_log_name(user, name, sizeof(name));
     if (r < 0) {
@@ -479,16 +437,15 @@ pop3_login_done(struct pop3_sess *s, const char *user, int r,
         return;
     }
     if (r != 1) {
-        hit = pop3_client_count(s->in, addr, 1);
-        modmta_log(s->ctx, MODMTA_LOG_NOTICE, "pop3 login failed "
-                   "client=[%s] user=\"%s\" mech=%s%s", addr, name, mech,
-                   hit ? " locked=yes" : "");
-        pop3_say(s, "-ERR [AUTH] Invalid credentials");
-        if (hit)
-            s->state = POP3_DONE;
+        pop3_login_failed(s, name, mech);
         return;
     }
-    pop3_client_count(s->in, addr, 0);
+    /* locked by a parallel session meanwhile: a right guess then must
+     * not show either */
+    if (modmta_lockout_check(s->in->limit, addr) == MODMTA_LOCKOUT_LOCKED) {
+        pop3_locked_out(s);
+        return;
+    }
     if (pop3_recent_check(s->in, s->box)) {
         modmta_log(s->ctx, MODMTA_LOG_NOTICE, "pop3 login too soon "
                    "client=[%s] user=\"%s\" mech=%s", addr, name, mech);
@@ -550,12 +507,19 @@ pop3_login_precheck(struct pop3_sess *s, int plaintext)
         pop3_say(s, "-ERR Plaintext authentication disallowed, use STLS");
         return -1;
     }
-    if (pop3_client_locked(s->in, modmta_client_addr(s->ctx))) {
-        pop3_say(s, "-ERR [SYS/TEMP] Too many failed logins, try later");
-        s->state = POP3_DONE;
+    switch (modmta_lockout_check(s->in->limit, modmta_client_addr(s->ctx))) {
+    case MODMTA_LOCKOUT_OPEN:
+        return 0;
+    case MODMTA_LOCKOUT_LOCKED:
+        pop3_locked_out(s);
+        return -1;
+    default: /* FULL (or, from a shared backend, an error) */
+        modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 login refused "
+                   "client=[%s] reason=table-full",
+                   modmta_client_addr(s->ctx));
+        pop3_say(s, "-ERR [SYS/TEMP] Temporary authentication failure");
         return -1;
     }
-    return 0;
 }
 
 /* One SASL round: "+ challenge", then the answer decoded into s->dec.

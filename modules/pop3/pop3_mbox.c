@@ -13,12 +13,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <openssl/evp.h>
 
@@ -26,16 +24,8 @@
 
 #include "pop3_mbox.h"
 
-/* OFD locks: see store_mbox's mbox_write.c; they conflict with its locks
- * and with classic fcntl locks of mail readers. */
-#ifdef F_OFD_SETLK
-#define POP3_SETLK F_OFD_SETLK
-#else
-#define POP3_SETLK F_SETLK
-#endif
-
 #define POP3_READ_SIZE 65536
-#define POP3_NAP_MS 100
+#define POP3_LOCK_TRIES 3
 
 /* Lines of a file read with pread from a given offset. */
 struct pop3_rd {
@@ -339,152 +329,6 @@ pop3_mbox_send(int fd, const struct pop3_msg *m, long body_lines,
     return rc == 0 ? put(".\r\n", 3, arg) : rc;
 }
 
-/* ---- locking ---- */
-
-static int
-pop3_mbox_nap(const struct timespec *deadline)
-{
-    struct timespec now, nap = {0, POP3_NAP_MS * 1000000L};
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec > deadline->tv_sec ||
-        (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec))
-        return -1;
-    nanosleep(&nap, NULL);
-    return 0;
-}
-
-/* 1 if the dot-lock's writer is gone (no such process) or it is older
- * than stale_s: mutt's and store_mbox's rule. */
-static int
-pop3_mbox_lock_stale(const char *lockpath, int stale_s)
-{
-    char buf[64];
-    struct stat st;
-    long pid = 0;
-    ssize_t n;
-    int fd = open(lockpath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-
-    if (fd < 0)
-        return 0;
-    if (fstat(fd, &st) < 0) {
-        close(fd);
-        return 0;
-    }
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n > 0) {
-        buf[n] = '\0';
-        pid = strtol(buf, NULL, 10);
-    }
-    if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) < 0 &&
-        errno == ESRCH)
-        return 1;
-    return time(NULL) - st.st_mtime > stale_s;
-}
-
-static int
-pop3_mbox_dotlock(const char *lockpath, const struct timespec *deadline,
-                  int stale_s, struct pop3_lock *lock_r)
-{
-    char pid[32];
-    int fd, n;
-
-    for (;;) {
-        fd = open(lockpath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-                  O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-            if (write(fd, pid, (size_t)n) != n) {
-                close(fd);
-                unlink(lockpath);
-                return MODMTA_E_IO;
-            }
-            lock_r->fd = fd;
-            return 0;
-        }
-        if (errno != EEXIST)
-            return MODMTA_E_IO;
-        if (pop3_mbox_lock_stale(lockpath, stale_s) &&
-            (unlink(lockpath) == 0 || errno == ENOENT))
-            continue;
-        if (pop3_mbox_nap(deadline) < 0)
-            return MODMTA_E_TIMEOUT;
-    }
-}
-
-static int
-pop3_mbox_fcntl(int fd, short type)
-{
-    struct flock fl;
-
-    memset(&fl, 0, sizeof(fl));
-    fl.l_type = type;
-    fl.l_whence = SEEK_SET;
-    return fcntl(fd, POP3_SETLK, &fl);
-}
-
-static int
-pop3_mbox_lockpath(const char *path, char *lockpath)
-{
-    return (size_t)snprintf(lockpath, PATH_MAX, "%s.lock", path) < PATH_MAX
-               ? 0 : MODMTA_E_IO;
-}
-
-int
-pop3_mbox_lock_held(const char *path, const struct pop3_lock *lock)
-{
-    char lockpath[PATH_MAX];
-    struct stat mine, st;
-
-    return lock->fd >= 0 && fstat(lock->fd, &mine) == 0 &&
-           pop3_mbox_lockpath(path, lockpath) == 0 &&
-           lstat(lockpath, &st) == 0 && st.st_dev == mine.st_dev &&
-           st.st_ino == mine.st_ino;
-}
-
-int
-pop3_mbox_lock(const char *path, int fd, int timeout_ms, int stale_s,
-               struct pop3_lock *lock_r)
-{
-    char lockpath[PATH_MAX];
-    struct timespec deadline;
-    int rc;
-
-    if (pop3_mbox_lockpath(path, lockpath) < 0)
-        return MODMTA_E_IO;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    if ((rc = pop3_mbox_dotlock(lockpath, &deadline, stale_s, lock_r)) < 0)
-        return rc;
-    while (pop3_mbox_fcntl(fd, F_WRLCK) < 0) {
-        rc = errno == EAGAIN || errno == EACCES || errno == EINTR
-                 ? MODMTA_E_TIMEOUT : MODMTA_E_IO;
-        if (rc == MODMTA_E_IO || pop3_mbox_nap(&deadline) < 0) {
-            if (pop3_mbox_lock_held(path, lock_r))
-                unlink(lockpath);
-            close(lock_r->fd);
-            lock_r->fd = -1;
-            return rc;
-        }
-    }
-    return 0;
-}
-
-void
-pop3_mbox_unlock(const char *path, int fd, struct pop3_lock *lock)
-{
-    char lockpath[PATH_MAX];
-
-    pop3_mbox_fcntl(fd, F_UNLCK);
-    if (pop3_mbox_lock_held(path, lock) &&
-        pop3_mbox_lockpath(path, lockpath) == 0)
-        unlink(lockpath);
-    if (lock->fd >= 0)
-        close(lock->fd);
-    lock->fd = -1;
-}
-
 int
 pop3_mbox_open(const char *path, int *fd_r)
 {
@@ -502,6 +346,78 @@ pop3_mbox_open(const char *path, int *fd_r)
     }
     *fd_r = fd;
     return 0;
+}
+
+/* ---- locking ---- */
+
+/* With the locks held: a delivery of ours killed mid-append noted where
+ * the mailbox ended; nothing after that was reported delivered, so it is
+ * cut away (store_mbox delivers it again), as store_mbox would. */
+static int
+pop3_mbox_repair(int fd, const modmta_mbox_lk *lk, off_t *cut_r)
+{
+    struct stat st;
+
+    *cut_r = 0;
+    if (lk->repair < 0)
+        return 0;
+    if (fstat(fd, &st) < 0)
+        return MODMTA_E_IO;
+    if (st.st_size > lk->repair) {
+        if (ftruncate(fd, lk->repair) < 0)
+            return MODMTA_E_IO;
+        *cut_r = st.st_size - lk->repair;
+    }
+    modmta_mbox_lock_note(lk, -1); /* done: nothing left to repair */
+    return 0;
+}
+
+/* Open the mailbox and take its locks (*fd_r -1: no mailbox). The file
+ * is opened before it is locked: if it was replaced meanwhile (another
+ * process's rewrite), open it again. */
+static int
+pop3_mbox_open_locked(const char *path, int timeout_ms, int stale_s,
+                      int *fd_r, modmta_mbox_lk *lk, off_t *cut_r)
+{
+    int tries, rc = 0;
+
+    for (tries = 0; tries < POP3_LOCK_TRIES; tries++) {
+        if ((rc = pop3_mbox_open(path, fd_r)) < 0 || *fd_r < 0)
+            return rc;
+        rc = modmta_mbox_lock(path, *fd_r, timeout_ms, stale_s, lk, NULL, 0);
+        if (rc == 0 && (rc = pop3_mbox_repair(*fd_r, lk, cut_r)) < 0)
+            modmta_mbox_unlock(path, *fd_r, lk);
+        if (rc != MODMTA_E_STATE)
+            break;
+        close(*fd_r);
+        *fd_r = -1;
+    }
+    if (rc < 0 && *fd_r >= 0) {
+        close(*fd_r);
+        *fd_r = -1;
+    }
+    return rc;
+}
+
+int
+pop3_mbox_load(const char *path, int timeout_ms, int stale_s, int *fd_r,
+               struct pop3_index *ix, off_t *cut_r)
+{
+    modmta_mbox_lk lk;
+    int rc;
+
+    memset(ix, 0, sizeof(*ix));
+    *cut_r = 0;
+    rc = pop3_mbox_open_locked(path, timeout_ms, stale_s, fd_r, &lk, cut_r);
+    if (rc < 0 || *fd_r < 0)
+        return rc;
+    rc = pop3_mbox_index(*fd_r, ix);
+    modmta_mbox_unlock(path, *fd_r, &lk);
+    if (rc < 0) {
+        close(*fd_r);
+        *fd_r = -1;
+    }
+    return rc;
 }
 
 /* ---- expunge ---- */
@@ -588,7 +504,7 @@ pop3_mbox_sync_dir(const char *path)
  * starts with '.', which no mailbox name may. */
 static int
 pop3_mbox_rewrite(const char *path, int fd, const struct pop3_index *snap,
-                  const struct pop3_lock *lock)
+                  const modmta_mbox_lk *lk)
 {
     char tmpname[PATH_MAX];
     const char *slash = strrchr(path, '/');
@@ -618,7 +534,7 @@ pop3_mbox_rewrite(const char *path, int fd, const struct pop3_index *snap,
         rc = MODMTA_E_IO;
     /* A writer that took our dot-lock for stale waits on the old file:
      * replacing it now would lose what that writer appends. */
-    if (rc == 0 && !pop3_mbox_lock_held(path, lock))
+    if (rc == 0 && !modmta_mbox_lock_held(path, lk))
         rc = MODMTA_E_STATE;
     if (rc == 0 && rename(tmpname, path) < 0)
         rc = MODMTA_E_IO;
@@ -633,7 +549,8 @@ int
 pop3_mbox_expunge(const char *path, const struct pop3_index *snap,
                   int timeout_ms, int stale_s)
 {
-    struct pop3_lock lock;
+    modmta_mbox_lk lk;
+    off_t cut;
     size_t i;
     int fd, rc;
 
@@ -641,15 +558,13 @@ pop3_mbox_expunge(const char *path, const struct pop3_index *snap,
         ;
     if (i == snap->n)
         return 0;
-    if ((rc = pop3_mbox_open(path, &fd)) < 0)
+    rc = pop3_mbox_open_locked(path, timeout_ms, stale_s, &fd, &lk, &cut);
+    if (rc < 0)
         return rc;
     if (fd < 0)
         return MODMTA_E_STATE;
-    rc = pop3_mbox_lock(path, fd, timeout_ms, stale_s, &lock);
-    if (rc == 0) {
-        rc = pop3_mbox_rewrite(path, fd, snap, &lock);
-        pop3_mbox_unlock(path, fd, &lock);
-    }
+    rc = pop3_mbox_rewrite(path, fd, snap, &lk);
+    modmta_mbox_unlock(path, fd, &lk);
     close(fd);
     return rc;
 }

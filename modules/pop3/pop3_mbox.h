@@ -1,8 +1,9 @@
 /*
  * pop3: the mailbox side. Indexes an mbox (mboxrd, as store_mbox
  * writes it), sends a message as POP3 wants it (CRLF, '>From' unquoted,
- * dot-stuffed), takes store_mbox's locks, and applies deletions by a
- * crash-safe rewrite (new file, fsync, rename).
+ * dot-stuffed), takes the mailbox locks store_mbox takes (modmta/mbox.h),
+ * and applies deletions by a crash-safe rewrite (new file, fsync,
+ * rename).
  */
 #ifndef POP3_MBOX_H
 #define POP3_MBOX_H
@@ -10,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include <modmta/mbox.h>
 
 #define POP3_UID_LEN 32 /* hex octets of a unique id */
 
@@ -43,29 +46,24 @@ typedef int (*pop3_mbox_put)(const char *buf, size_t len, void *arg);
 int pop3_mbox_send(int fd, const struct pop3_msg *m, long body_lines,
                    pop3_mbox_put put, void *arg);
 
-/* store_mbox's locks: the dot-lock "<path>.lock" (created exclusively,
- * holding "PID\n"; removed when its process is gone or it is older than
- * stale_s) then an fcntl write lock on fd; wait up to timeout_ms.
- * *lock_r identifies our dot-lock. 0, MODMTA_E_TIMEOUT, MODMTA_E_IO. */
-struct pop3_lock {
-    int fd; /* our dot-lock, kept open: its inode cannot be reused */
-};
-int pop3_mbox_lock(const char *path, int fd, int timeout_ms, int stale_s,
-                   struct pop3_lock *lock_r);
-/* 1 if the dot-lock at path is still ours (nobody took it as stale). */
-int pop3_mbox_lock_held(const char *path, const struct pop3_lock *lock);
-/* Drop the fcntl lock, and the dot-lock if it is still ours; close it. */
-void pop3_mbox_unlock(const char *path, int fd, struct pop3_lock *lock);
-
 /* Open path for reading (no symlinks, regular file); *fd_r = -1 when it
  * does not exist (an empty mailbox). 0, MODMTA_E_PERM, MODMTA_E_IO. */
 int pop3_mbox_open(const char *path, int *fd_r);
 
+/* Open the mailbox at path, lock it, cut away the half message a
+ * delivery killed mid-append left (*cut_r: octets cut, else 0), index
+ * it into ix and unlock; *fd_r stays open (-1 and an empty index when
+ * there is no mailbox). 0, MODMTA_E_TIMEOUT (locked by someone else),
+ * MODMTA_E_PERM, MODMTA_E_NOMEM, MODMTA_E_IO. */
+int pop3_mbox_load(const char *path, int timeout_ms, int stale_s, int *fd_r,
+                   struct pop3_index *ix, off_t *cut_r);
+
 /* Apply the deletions marked in snap (the session's index) to the
- * mailbox at path: lock, check that the mailbox still begins with the
- * snapshot's messages (deliveries since only appended), write the kept
- * messages and what was appended to a new file (same owner and mode),
- * fsync, rename over path, fsync the directory, unlock. 0 (also when
+ * mailbox at path: lock (and cut away a killed delivery's half message),
+ * check that the mailbox still begins with the snapshot's messages
+ * (deliveries since only appended), write the kept messages and what was
+ * appended to a new file (same owner and mode), fsync, rename over path,
+ * fsync the directory, unlock. 0 (also when
  * nothing was deleted), MODMTA_E_STATE (the mailbox was changed by
  * someone else: nothing deleted), MODMTA_E_TIMEOUT, MODMTA_E_IO. */
 int pop3_mbox_expunge(const char *path, const struct pop3_index *snap,

@@ -5,13 +5,13 @@
  * dot-lock, open (no symlinks, no FIFOs, no hard links), fcntl lock,
  * remember the size, [dedup scan], append, fsync, unlock, remove the
  * dot-lock. Any failure after the first byte is written truncates the
- * file back to the remembered size.
+ * file back to the remembered size. The locks are libmodmta's
+ * (modmta/mbox.h), which pop3 takes too. Appends that wait for the same
+ * mailbox go in together, under one lock and one fsync (mbox_group.c).
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,35 +22,11 @@
 #include <unistd.h>
 
 #include <modmta/err.h>
+#include <modmta/mbox.h>
 
+#include "mbox_group.h"
 #include "mbox_write.h"
 
-/* OFD locks conflict with classic fcntl locks (what mutt and Dovecot
- * take) but belong to the open file, not the process: threads of this
- * daemon exclude each other, and closing another descriptor of the same
- * file elsewhere in the process does not drop our lock. */
-#ifdef F_OFD_SETLK
-#define MBOX_SETLK F_OFD_SETLK
-#else
-#define MBOX_SETLK F_SETLK
-#endif
-
-#define MBOX_NAP_MS 100
-#define MBOX_STRIPES 256
-
-/* Delivery threads of this process queue on a mutex per mailbox (hashed
- * into stripes) before taking the file locks: without it they would
- * meet at the dot-lock and poll it every MBOX_NAP_MS, the cost a
- * single busy mailbox showed in the benchmark. The file locks still
- * exclude other processes (mutt, s-nail, Dovecot). */
-static pthread_mutex_t mbox_stripes[MBOX_STRIPES];
-static pthread_once_t mbox_stripes_once = PTHREAD_ONCE_INIT;
-/* When this process started (set at module load, or at the first
- * delivery): a dot-lock with our own PID that is older was left by an
- * earlier process with the same PID. Set at load, before any session, so
- * that a lock another module of this process (pop3) takes later is never
- * mistaken for a dead one. */
-static struct timespec mbox_started;
 #define MBOX_OUT_SIZE 65536
 #define MBOX_HDR_MAX 65536
 #define MBOX_READ_SIZE 8192
@@ -59,6 +35,7 @@ static struct timespec mbox_started;
 struct mbox_out {
     int fd;
     int err; /* errno of the first failed write, else 0 */
+    off_t total; /* octets written */
     size_t len;
     char buf[MBOX_OUT_SIZE];
 };
@@ -124,236 +101,17 @@ mbox_write_deadline(struct timespec *ts, int timeout_ms)
     }
 }
 
-static void
-mbox_write_stripes_init(void)
-{
-    size_t i;
-
-    for (i = 0; i < MBOX_STRIPES; i++)
-        pthread_mutex_init(&mbox_stripes[i], NULL);
-    clock_gettime(CLOCK_REALTIME, &mbox_started);
-}
-
-void
-mbox_write_init(void)
-{
-    pthread_once(&mbox_stripes_once, mbox_write_stripes_init);
-}
-
-static pthread_mutex_t *
-mbox_write_stripe(const char *mailbox)
-{
-    unsigned h = 2166136261u;
-
-    pthread_once(&mbox_stripes_once, mbox_write_stripes_init);
-    for (; *mailbox; mailbox++)
-        h = (h ^ (unsigned char)*mailbox) * 16777619u;
-    return &mbox_stripes[h % MBOX_STRIPES];
-}
-
-/* Sleep a little; -1 (without sleeping) once the deadline has passed. */
+/* Milliseconds left until the deadline, 0 once it has passed. */
 static int
-mbox_write_nap(const struct timespec *deadline)
+mbox_write_left_ms(const struct timespec *deadline)
 {
-    struct timespec now, nap;
-    long long left_ns;
+    struct timespec now;
+    long long ms;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
-    left_ns = (long long)(deadline->tv_sec - now.tv_sec) * 1000000000LL +
-              (deadline->tv_nsec - now.tv_nsec);
-    if (left_ns <= 0)
-        return -1;
-    if (left_ns > MBOX_NAP_MS * 1000000LL)
-        left_ns = MBOX_NAP_MS * 1000000LL;
-    nap.tv_sec = left_ns / 1000000000LL;
-    nap.tv_nsec = left_ns % 1000000000LL;
-    nanosleep(&nap, NULL);
-    return 0;
-}
-
-/* What our dot-lock holds: "PID\n", then "PID SIZE\n" once the mailbox
- * size before the append is known. Locks of other programs may hold
- * nothing: *pid_r = 0. *size_r = -1 when no size is recorded. */
-static void
-mbox_write_lock_read(const char *lockpath, long *pid_r, off_t *size_r)
-{
-    char buf[64];
-    ssize_t n;
-    long long size;
-    char *end;
-    int fd = open(lockpath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-
-    *pid_r = 0;
-    *size_r = -1;
-    if (fd < 0)
-        return;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return;
-    buf[n] = '\0';
-    *pid_r = strtol(buf, &end, 10);
-    if (*pid_r <= 0 || (*end != '\n' && *end != ' ')) {
-        *pid_r = 0;
-        return;
-    }
-    if (*end == ' ') {
-        size = strtoll(end + 1, &end, 10);
-        if (size >= 0 && *end == '\n')
-            *size_r = (off_t)size;
-    }
-}
-
-/* 1 if the lock file was left by a writer that is gone: a process of
- * this host that no longer exists (a daemon killed with -9), an earlier
- * process with our PID, or any lock untouched for more than stale_s.
- * *repair_r: the mailbox size the dead writer of ours recorded, or -1. */
-static int
-mbox_write_lock_is_stale(const char *lockpath, int stale_s, off_t *repair_r)
-{
-    struct stat st;
-    long pid;
-    int dead;
-
-    *repair_r = -1;
-    if (lstat(lockpath, &st) < 0)
-        return 0;
-    mbox_write_lock_read(lockpath, &pid, repair_r);
-    /* The size note may cut a mailbox: trust it only in a lock this
-     * daemon's user made (a regular file with one link), never in one
-     * planted by another user of a shared mail directory. */
-    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1)
-        *repair_r = -1;
-    if (pid == (long)getpid())
-        dead = st.st_mtim.tv_sec < mbox_started.tv_sec ||
-               (st.st_mtim.tv_sec == mbox_started.tv_sec &&
-                st.st_mtim.tv_nsec < mbox_started.tv_nsec);
-    else
-        dead = pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
-    return dead || time(NULL) - st.st_mtime > stale_s;
-}
-
-/* Record in our dot-lock who holds it and, once known, the mailbox size
- * before the append: a restarted daemon that finds the lock of a dead
- * writer truncates the mailbox back to that size (a half-written
- * message), then delivers again. Not fsync'ed: it guards against a
- * killed process, whose writes the kernel keeps. */
-static void
-mbox_write_lock_note(int lockfd, off_t size)
-{
-    char buf[64];
-    int n;
-
-    if (size < 0)
-        n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-    else
-        n = snprintf(buf, sizeof(buf), "%ld %lld\n", (long)getpid(),
-                     (long long)size);
-    if (pwrite(lockfd, buf, (size_t)n, 0) == n)
-        return;
-    /* Without the note the lock is still a lock; only repair is lost. */
-}
-
-/* Create the dot-lock with our PID already in it: an unnamed file in the
- * mail directory, written, then given the lock's name (link fails if the
- * lock exists). A daemon killed at any instant leaves no empty lock it
- * could not later recognise as its own. Without O_TMPFILE or /proc, a
- * plain O_EXCL create, then the write. Returns an fd or -1 (errno). */
-static int
-mbox_write_lock_create(const char *lockpath)
-{
-    char dir[PATH_MAX], proc[64];
-    const char *slash = strrchr(lockpath, '/');
-    int fd, e;
-
-    if (slash == NULL)
-        snprintf(dir, sizeof(dir), ".");
-    else
-        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - lockpath + 1),
-                 lockpath);
-    fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        mbox_write_lock_note(fd, -1);
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-        if (linkat(AT_FDCWD, proc, AT_FDCWD, lockpath,
-                   AT_SYMLINK_FOLLOW) == 0)
-            return fd;
-        e = errno;
-        close(fd);
-        if (e != ENOENT && e != EPERM && e != EXDEV) {
-            errno = e;
-            return -1;
-        }
-    }
-    fd = open(lockpath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-              O_CLOEXEC, 0600);
-    if (fd >= 0)
-        mbox_write_lock_note(fd, -1);
-    return fd;
-}
-
-static int
-mbox_write_dotlock(const char *lockpath, const struct timespec *deadline,
-                   int stale_s, int *lockfd_r, off_t *repair_r, char *why,
-                   size_t whylen)
-{
-    int fd;
-    off_t repair;
-
-    *repair_r = -1;
-    for (;;) {
-        fd = mbox_write_lock_create(lockpath);
-        if (fd >= 0) {
-            *lockfd_r = fd;
-            return 0;
-        }
-        if (errno != EEXIST) {
-            mbox_write_why(why, whylen, "cannot create lock file %s: %s",
-                           lockpath, strerror(errno));
-            return mbox_write_errno_code(errno);
-        }
-        /* A lock left by a crashed writer: remove it, as mutt does. */
-        if (mbox_write_lock_is_stale(lockpath, stale_s, &repair) &&
-            (unlink(lockpath) == 0 || errno == ENOENT)) {
-            *repair_r = repair;
-            continue;
-        }
-        if (mbox_write_nap(deadline) < 0) {
-            mbox_write_why(why, whylen, "mailbox locked (%s exists)",
-                           lockpath);
-            return MODMTA_E_TIMEOUT;
-        }
-    }
-}
-
-static int
-mbox_write_fcntl(int fd, short type)
-{
-    struct flock fl;
-
-    memset(&fl, 0, sizeof(fl));
-    fl.l_type = type;
-    fl.l_whence = SEEK_SET;
-    return fcntl(fd, MBOX_SETLK, &fl);
-}
-
-static int
-mbox_write_lock(int fd, const char *mailbox, const struct timespec *deadline,
-                char *why, size_t whylen)
-{
-    while (mbox_write_fcntl(fd, F_WRLCK) < 0) {
-        if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
-            mbox_write_why(why, whylen, "cannot lock mailbox %s: %s",
-                           mailbox, strerror(errno));
-            return MODMTA_E_IO;
-        }
-        if (mbox_write_nap(deadline) < 0) {
-            mbox_write_why(why, whylen, "mailbox locked (fcntl lock on %s)",
-                           mailbox);
-            return MODMTA_E_TIMEOUT;
-        }
-    }
-    return 0;
+    ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000LL +
+         (deadline->tv_nsec - now.tv_nsec) / 1000000L;
+    return ms > 0 ? (int)ms : 0;
 }
 
 /* ---- opening ---- */
@@ -399,10 +157,10 @@ mbox_write_check(const mbox_write_req *req, int fd, int created, char *why,
 /* Open (or create, mode 0600) the mailbox. O_NOFOLLOW refuses a symlink,
  * O_NONBLOCK keeps a FIFO planted there from blocking us. */
 static int
-mbox_write_open(const mbox_write_req *req, int *fd_r, char *why,
+mbox_write_open(const mbox_write_req *req, int rdwr, int *fd_r, char *why,
                 size_t whylen)
 {
-    int flags = (req->dedup ? O_RDWR : O_WRONLY) | O_APPEND | O_NOFOLLOW |
+    int flags = (rdwr ? O_RDWR : O_WRONLY) | O_APPEND | O_NOFOLLOW |
                 O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
     int fd, created = 0, rc, tries;
 
@@ -693,6 +451,7 @@ mbox_write_flush(struct mbox_out *o)
         else
             done += (size_t)w;
     }
+    o->total += (off_t)done;
     o->len = 0;
 }
 
@@ -819,110 +578,182 @@ mbox_write_copy(struct mbox_out *o, const mbox_write_req *req, char *why,
     return rc;
 }
 
-/* With both locks held: dedup scan, then append; on failure put the
- * mailbox back as it was. */
-static int
-mbox_write_locked(const mbox_write_req *req, int fd, int lockfd,
-                  off_t repair, char *why, size_t whylen)
+static void mbox_write_job_why(struct mbox_job *job, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Append to a job's why (a note after an error). */
+static void
+mbox_write_job_why(struct mbox_job *job, const char *fmt, ...)
 {
-    struct mbox_out *o;
-    struct stat st;
+    size_t len;
+    va_list ap;
+
+    if (job->why == NULL || job->whylen == 0)
+        return;
+    len = strlen(job->why);
+    va_start(ap, fmt);
+    vsnprintf(job->why + len, job->whylen - len, fmt, ap);
+    va_end(ap);
+}
+
+/* With both locks held, the mailbox ending at end: one job's dedup scan
+ * and append. A failed append is cut away again. */
+static int
+mbox_write_one(struct mbox_out *o, struct mbox_job *job, int fd, off_t end)
+{
+    const mbox_write_req *req = job->req;
     int rc;
 
+    if (req->dedup && req->queue_id != NULL && req->queue_id[0] != '\0') {
+        rc = mbox_write_find(fd, req);
+        if (rc < 0)
+            mbox_write_why(job->why, job->whylen,
+                           "cannot read mailbox %s: %s", req->mailbox,
+                           modmta_strerror(rc));
+        if (rc != 0)
+            return rc < 0 ? rc : MBOX_WRITE_DUPLICATE;
+    }
+    o->fd = fd;
+    o->err = 0;
+    o->total = 0;
+    o->len = 0;
+    rc = mbox_write_copy(o, req, job->why, job->whylen);
+    if (o->err != 0) {
+        mbox_write_why(job->why, job->whylen, "cannot write mailbox %s: %s",
+                       req->mailbox, strerror(o->err));
+        rc = mbox_write_errno_code(o->err);
+    }
+    if (rc < 0 && ftruncate(fd, end) < 0)
+        mbox_write_job_why(job, " (truncate failed: %s)", strerror(errno));
+    return rc;
+}
+
+static void
+mbox_write_fail_all(struct mbox_job *const *jobs, size_t n, int rc,
+                    const char *what, int e)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        mbox_write_why(jobs[i]->why, jobs[i]->whylen, "%s %s: %s", what,
+                       jobs[i]->req->mailbox, strerror(e));
+        jobs[i]->rc = rc;
+    }
+}
+
+/* With both locks held: each job appended in turn (a failed one is cut
+ * away, the others go on), then one fsync. If the fsync fails, none of
+ * them is delivered and the mailbox is cut back to where it began. */
+static void
+mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
+                  const modmta_mbox_lk *lk)
+{
+    off_t repair = lk->repair, start, end;
+    int sync = 0, written = 0, e;
+    struct mbox_out *o;
+    struct stat st;
+    size_t i;
+
     if (fstat(fd, &st) < 0) {
-        mbox_write_why(why, whylen, "cannot stat mailbox %s: %s",
-                       req->mailbox, strerror(errno));
-        return MODMTA_E_IO;
+        mbox_write_fail_all(jobs, n, MODMTA_E_IO, "cannot stat mailbox",
+                            errno);
+        return;
     }
     /* A writer of ours died mid-append: its lock said where the mailbox
      * ended. Nothing after that was reported delivered (the lock goes
      * before the delivery is recorded), so it is cut away. */
     if (repair >= 0 && st.st_size > repair) {
         if (ftruncate(fd, repair) < 0) {
-            mbox_write_why(why, whylen, "cannot repair mailbox %s: %s",
-                           req->mailbox, strerror(errno));
-            return MODMTA_E_IO;
+            mbox_write_fail_all(jobs, n, MODMTA_E_IO,
+                                "cannot repair mailbox", errno);
+            return;
         }
-        mbox_write_why(why, whylen, "repaired an interrupted append: %lld "
-                       "octets cut", (long long)(st.st_size - repair));
+        mbox_write_why(jobs[0]->why, jobs[0]->whylen, "repaired an "
+                       "interrupted append: %lld octets cut",
+                       (long long)(st.st_size - repair));
         st.st_size = repair;
     }
-    mbox_write_lock_note(lockfd, st.st_size);
-    if (req->dedup && req->queue_id != NULL && req->queue_id[0] != '\0') {
-        rc = mbox_write_find(fd, req);
-        if (rc != 0) {
-            if (rc < 0)
-                mbox_write_why(why, whylen, "cannot read mailbox %s: %s",
-                               req->mailbox, modmta_strerror(rc));
-            return rc < 0 ? rc : MBOX_WRITE_DUPLICATE;
-        }
-    }
+    modmta_mbox_lock_note(lk, st.st_size);
     o = malloc(sizeof(*o));
     if (o == NULL) {
-        mbox_write_why(why, whylen, "out of memory");
-        return MODMTA_E_NOMEM;
+        mbox_write_fail_all(jobs, n, MODMTA_E_NOMEM, "no memory for",
+                            ENOMEM);
+        return;
     }
-    o->fd = fd;
-    o->err = 0;
-    o->len = 0;
-    rc = mbox_write_copy(o, req, why, whylen);
-    if (rc == 0 && o->err == 0 && req->fsync && fsync(fd) < 0)
-        o->err = errno;
-    if (o->err != 0) {
-        mbox_write_why(why, whylen, "cannot write mailbox %s: %s",
-                       req->mailbox, strerror(o->err));
-        rc = mbox_write_errno_code(o->err);
+    start = end = st.st_size;
+    for (i = 0; i < n; i++) {
+        jobs[i]->rc = mbox_write_one(o, jobs[i], fd, end);
+        if (jobs[i]->rc == MBOX_WRITE_DONE) {
+            end += o->total;
+            written = 1;
+            sync |= jobs[i]->req->fsync;
+        }
     }
     free(o);
-    if (rc < 0 && ftruncate(fd, st.st_size) < 0 && why != NULL) {
-        size_t len = strlen(why);
-
-        mbox_write_why(why + len, whylen - len, " (truncate failed: %s)",
-                       strerror(errno));
+    if (!written || !sync || fsync(fd) == 0)
+        return;
+    e = errno;
+    for (i = 0; i < n; i++) {
+        if (jobs[i]->rc != MBOX_WRITE_DONE)
+            continue;
+        mbox_write_why(jobs[i]->why, jobs[i]->whylen,
+                       "cannot write mailbox %s: %s", jobs[i]->req->mailbox,
+                       strerror(e));
+        jobs[i]->rc = mbox_write_errno_code(e);
     }
-    return rc;
+    if (ftruncate(fd, start) < 0)
+        for (i = 0; i < n; i++)
+            if (jobs[i]->rc == mbox_write_errno_code(e))
+                mbox_write_job_why(jobs[i], " (truncate failed: %s)",
+                                   strerror(errno));
+}
+
+void
+mbox_write_batch(struct mbox_job *const *jobs, size_t n,
+                 const struct timespec *deadline)
+{
+    const mbox_write_req *req = jobs[0]->req;
+    modmta_mbox_lk lk;
+    int fd = -1, rdwr = 0, rc;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        rdwr |= jobs[i]->req->dedup;
+        if (jobs[i]->why != NULL && jobs[i]->whylen > 0)
+            jobs[i]->why[0] = '\0';
+    }
+    /* The dot-lock first: the mailbox is opened, or created, under it. */
+    rc = modmta_mbox_lock(req->mailbox, -1, mbox_write_left_ms(deadline),
+                          req->stale_lock_s, &lk, jobs[0]->why,
+                          jobs[0]->whylen);
+    if (rc == 0)
+        rc = mbox_write_open(req, rdwr, &fd, jobs[0]->why, jobs[0]->whylen);
+    if (rc == 0)
+        rc = modmta_mbox_lock_fd(req->mailbox, fd,
+                                 mbox_write_left_ms(deadline), jobs[0]->why,
+                                 jobs[0]->whylen);
+    if (rc == 0)
+        mbox_write_locked(jobs, n, fd, &lk);
+    modmta_mbox_unlock(req->mailbox, fd, &lk);
+    if (fd >= 0)
+        close(fd);
+    if (rc == 0)
+        return;
+    for (i = 0; i < n; i++) {
+        jobs[i]->rc = rc;
+        if (i > 0 && jobs[i]->why != NULL)
+            snprintf(jobs[i]->why, jobs[i]->whylen, "%s", jobs[0]->why);
+    }
 }
 
 int
 mbox_write_append(const mbox_write_req *req, char *why, size_t whylen)
 {
-    char lockpath[PATH_MAX];
+    struct mbox_job job = { req, why, whylen, 0, 0, NULL };
     struct timespec deadline;
-    pthread_mutex_t *stripe;
-    off_t repair;
-    int fd = -1, lockfd = -1, rc;
 
     if (why != NULL && whylen > 0)
         why[0] = '\0';
-    if ((size_t)snprintf(lockpath, sizeof(lockpath), "%s.lock",
-                         req->mailbox) >= sizeof(lockpath)) {
-        mbox_write_why(why, whylen, "mailbox path too long");
-        return MODMTA_E_INVAL;
-    }
     mbox_write_deadline(&deadline, req->lock_timeout_ms);
-    stripe = mbox_write_stripe(req->mailbox);
-    if (pthread_mutex_clocklock(stripe, CLOCK_MONOTONIC, &deadline) != 0) {
-        mbox_write_why(why, whylen, "mailbox %s busy in this process",
-                       req->mailbox);
-        return MODMTA_E_TIMEOUT;
-    }
-    rc = mbox_write_dotlock(lockpath, &deadline, req->stale_lock_s, &lockfd,
-                            &repair, why, whylen);
-    if (rc < 0) {
-        pthread_mutex_unlock(stripe);
-        return rc;
-    }
-    rc = mbox_write_open(req, &fd, why, whylen);
-    if (rc == 0)
-        rc = mbox_write_lock(fd, req->mailbox, &deadline, why, whylen);
-    if (rc == 0) {
-        rc = mbox_write_locked(req, fd, lockfd, repair, why, whylen);
-        mbox_write_fcntl(fd, F_UNLCK);
-    }
-    if (fd >= 0)
-        close(fd);
-    unlink(lockpath);
-    close(lockfd);
-    pthread_mutex_unlock(stripe);
-    return rc;
+    return mbox_group_append(&job, &deadline);
 }

@@ -1,7 +1,7 @@
 /*
  * store_mbox: append one message to an mbox file (mboxrd flavour), with
  * the locks mutt, s-nail and Dovecot respect: a dot-lock "<mbox>.lock"
- * and an fcntl write lock on the whole file. A failed append leaves the
+ * and an fcntl write lock on the whole file (modmta/mbox.h). A failed append leaves the
  * mailbox exactly as it was (truncated back to its former size).
  * Kept apart from the module so it can be tested without a context.
  */
@@ -35,10 +35,6 @@ typedef struct mbox_write_req {
     gid_t gid;
 } mbox_write_req;
 
-/* Once per process, before any delivery (the module's load()): fixes the
- * time from which a dot-lock naming this process's PID is its own. */
-void mbox_write_init(void);
-
 /* Append the message to req->mailbox, created mode 0600 if missing.
  * Returns MBOX_WRITE_DONE, MBOX_WRITE_DUPLICATE, or:
  *   MODMTA_E_TIMEOUT  a lock is held by someone else (mailbox locked),
@@ -51,6 +47,15 @@ void mbox_write_init(void);
  * success it is empty, or notes a repair worth logging (the half-written
  * message of a writer that died holding the lock, cut away). */
 int mbox_write_append(const mbox_write_req *req, char *why, size_t whylen);
+
+struct mbox_job;
+
+/* For mbox_group.c: append the jobs (all for jobs[0]'s mailbox) under
+ * one pair of locks, waiting for them until deadline (CLOCK_MONOTONIC),
+ * and one fsync; each job's rc and why are set as mbox_write_append()
+ * returns them. */
+void mbox_write_batch(struct mbox_job *const *jobs, size_t n,
+                      const struct timespec *deadline);
 
 /* 1 if the header section of the spooled message has a Delivered-To
  * naming rcpt (any case, with or without angle brackets), 0 if not,

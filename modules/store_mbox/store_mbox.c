@@ -440,13 +440,6 @@ store_mbox_deliver(void *inst, modmta_ctx *ctx, const char *rcpt)
     return store_mbox_result(ctx, mailbox, rc, why);
 }
 
-static int
-store_mbox_load(modmta_err *err_r)
-{
-    mbox_write_init();
-    return 0;
-}
-
 MODMTA_MODULE = {
     .abi = MODMTA_ABI_VERSION,
     .size = sizeof(modmta_module),
@@ -455,7 +448,6 @@ MODMTA_MODULE = {
     .version = "1.0.0",
     .create = store_mbox_create,
     .destroy = store_mbox_destroy,
-    .load = store_mbox_load,
     .on_rcpt = store_mbox_on_rcpt,
     .deliver = store_mbox_deliver,
 };

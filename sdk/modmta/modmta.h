@@ -11,5 +11,7 @@
 #include <modmta/conf.h>
 #include <modmta/log.h>
 #include <modmta/passdb.h>
+#include <modmta/lockout.h>
+#include <modmta/mbox.h>
 
 #endif

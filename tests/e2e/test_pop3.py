@@ -242,6 +242,24 @@ class Pop3(harness.TestCase):
         with self.assertRaises(poplib.error_proto):
             self.pop(d, user='../bob', password='pw')
 
+    def test_good_login_does_not_reset_failures(self):
+        # one account the guesser holds, logged into between guesses at
+        # other accounts, must not lift the limit
+        d = self.pop_daemon(max_failures=3)
+        for _ in range(2):
+            with self.assertRaises(poplib.error_proto) as cm:
+                self.pop(d, user='alice', password='guess')
+            self.assertTrue(cm.exception.args[0].startswith(b'-ERR [AUTH]'))
+        self.pop(d).quit()
+        with self.assertRaises(poplib.error_proto) as cm:
+            self.pop(d, user='alice', password='guess')
+        self.assertTrue(cm.exception.args[0].startswith(b'-ERR [AUTH]'))
+        with self.assertRaises(poplib.error_proto) as cm:
+            self.pop(d)  # locked out, the good account too
+        self.assertIn(b'Too many failed logins', cm.exception.args[0])
+        self.assertIn('pop3 login failed client=[127.0.0.1] user="alice" '
+                      'mech=USER locked=yes', d.log_text())
+
     def test_stls(self):
         d = self.pop_daemon(allow_plaintext_loopback=False)
         self.deliver(d, 1)

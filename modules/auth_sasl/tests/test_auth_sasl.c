@@ -232,6 +232,30 @@ test_lockout(void **state)
     modmta_test_ctx_free(ctx);
 }
 
+/* A good login between failures does not reset the count: one account
+ * the guesser holds must not lift the limit for the others. */
+static void
+test_lockout_success_no_reset(void **state)
+{
+    struct t *t = *state;
+    modmta_ctx *ctx;
+    char out[256];
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        ctx = session(t, "192.0.2.11", 1);
+        /* fail, fail, "\0bob\0pw", fail */
+        assert_int_equal(run(t, ctx, i == 2 ? "PLAIN AGJvYgBwdw=="
+                                            : "PLAIN AGJvYgBubw==",
+                             "", out, 256),
+                         i == 2 ? MODMTA_ACCEPT
+                         : i < 3 ? MODMTA_REJECT : MODMTA_TEMPFAIL);
+        assert_int_equal(modmta_test_reply_code(ctx),
+                         i == 2 ? 235 : i < 3 ? 535 : 421);
+        modmta_test_ctx_free(ctx);
+    }
+}
+
 /* CRAM-MD5 for an unknown user computes an HMAC too, then fails. */
 static void
 test_cram_unknown_user(void **state)
@@ -399,6 +423,11 @@ test_config_errors(void **state)
     c = json_pack("{s:s}", "module", "auth_sasl");
     assert_null(modmta_descriptor.create(c, h, &err));
     json_decref(c);
+    c = json_pack("{s:s, s:s, s:I}", "module", "auth_sasl", "passdb",
+                  "saslauthd:/run/x", "lockout", (json_int_t)1 << 32);
+    assert_null(modmta_descriptor.create(c, h, &err));
+    assert_string_equal(err.path, "$.modules[0].lockout");
+    json_decref(c);
     modmta_test_host_free(h);
 }
 
@@ -413,6 +442,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_needs_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lockout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lockout_success_no_reset, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_cram_unknown_user, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lockout_ipv6_prefix, setup,

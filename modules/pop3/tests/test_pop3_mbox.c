@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -175,35 +176,58 @@ test_expunge_refuses_changed(void **state)
     cleanup(fd);
 }
 
+/* A delivery killed mid-append left its lock, noting the mailbox size
+ * before the append: the login cuts the half message, never indexes it,
+ * and leaves no lock. */
 static void
-test_lock_excludes(void **state)
+test_load_repairs(void **state)
 {
-    struct pop3_lock l1, l2 = {-1};
-    char lock[160];
-    int fd = make(MSG1), fd2;
+    static const char half[] = "From c@x Thu Jan  1 00:00:02 1970\nSubj";
+    struct pop3_index ix;
+    struct stat st;
+    char lock[160], note[64];
+    off_t cut;
+    int fd = make(MSG1 MSG2), lfd, fd2;
+    pid_t pid = fork();
 
     (void)state;
-    assert_int_equal(pop3_mbox_lock(path, fd, 1000, 300, &l1), 0);
-    assert_true(pop3_mbox_lock_held(path, &l1));
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
     snprintf(lock, sizeof(lock), "%s.lock", path);
-    assert_int_equal(access(lock, F_OK), 0);
-    fd2 = open(path, O_RDWR);
-    /* the dot-lock is held (and our own PID's lock is not stale) */
-    assert_int_equal(pop3_mbox_lock(path, fd2, 0, 300, &l2),
-                     MODMTA_E_TIMEOUT);
-    assert_int_equal(access(lock, F_OK), 0);
-    pop3_mbox_unlock(path, fd, &l1);
+    snprintf(note, sizeof(note), "%ld %zu\n", (long)pid,
+             strlen(MSG1 MSG2));
+    assert_int_equal(write(fd, half, strlen(half)), (ssize_t)strlen(half));
+    lfd = open(lock, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(lfd >= 0);
+    assert_int_equal(write(lfd, note, strlen(note)), (ssize_t)strlen(note));
+    close(lfd);
+    assert_int_equal(pop3_mbox_load(path, 0, 300, &fd2, &ix, &cut), 0);
+    assert_int_equal(cut, strlen(half));
+    assert_int_equal(ix.n, 2);
+    assert_int_equal(ix.len, strlen(MSG1 MSG2));
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, strlen(MSG1 MSG2));
     assert_int_equal(access(lock, F_OK), -1);
-    assert_int_equal(pop3_mbox_lock(path, fd2, 0, 300, &l2), 0);
-    /* someone takes our lock for stale: it is no longer ours, and our
-     * unlock leaves theirs alone */
-    assert_int_equal(unlink(lock), 0);
-    close(open(lock, O_WRONLY | O_CREAT | O_EXCL, 0600));
-    assert_false(pop3_mbox_lock_held(path, &l2));
-    pop3_mbox_unlock(path, fd2, &l2);
-    assert_int_equal(access(lock, F_OK), 0);
-    unlink(lock);
     close(fd2);
+    pop3_mbox_index_free(&ix);
+    cleanup(fd);
+}
+
+/* No mailbox is an empty one. */
+static void
+test_load_missing(void **state)
+{
+    struct pop3_index ix;
+    off_t cut;
+    int fd = make(""), fd2;
+
+    (void)state;
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(pop3_mbox_load(path, 0, 300, &fd2, &ix, &cut), 0);
+    assert_int_equal(fd2, -1);
+    assert_int_equal(ix.n, 0);
     cleanup(fd);
 }
 
@@ -216,7 +240,8 @@ main(void)
         cmocka_unit_test(test_uid_stable_and_unique),
         cmocka_unit_test(test_expunge_keeps_appended),
         cmocka_unit_test(test_expunge_refuses_changed),
-        cmocka_unit_test(test_lock_excludes),
+        cmocka_unit_test(test_load_repairs),
+        cmocka_unit_test(test_load_missing),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,6 +24,7 @@
 
 #include <modmta/err.h>
 
+#include "mbox_group.h"
 #include "mbox_write.h"
 
 struct fx {
@@ -518,6 +520,167 @@ test_fcntl_lock_held_times_out(void **state)
 
 /* A write that fails half way (file size limit: EFBIG) leaves the mailbox
  * byte for byte as it was. */
+/* Messages "<i>" for rcpt i, one file each, for the batch tests. */
+#define BATCH_N 8
+
+struct batch {
+    char msg[BATCH_N][PATH_MAX];
+    char rcpt[BATCH_N][32];
+    mbox_write_req req[BATCH_N];
+    char why[BATCH_N][256];
+    struct mbox_job job[BATCH_N];
+};
+
+static void
+batch_init(struct fx *fx, struct batch *b)
+{
+    char body[64];
+    size_t i;
+
+    memset(b, 0, sizeof(*b));
+    for (i = 0; i < BATCH_N; i++) {
+        snprintf(b->msg[i], sizeof(b->msg[i]), "%s/msg%zu", fx->dir, i);
+        snprintf(body, sizeof(body), "Subject: %zu\r\n\r\nbody %zu\r\n", i,
+                 i);
+        write_file(b->msg[i], body, strlen(body));
+        snprintf(b->rcpt[i], sizeof(b->rcpt[i]), "r%zu@example.com", i);
+        b->req[i] = fx->req;
+        b->req[i].message = b->msg[i];
+        b->req[i].rcpt = b->rcpt[i];
+        b->job[i].req = &b->req[i];
+        b->job[i].why = b->why[i];
+        b->job[i].whylen = sizeof(b->why[i]);
+        b->job[i].rc = -1;
+    }
+}
+
+/* The mailbox holds exactly the messages marked in want, each once,
+ * each whole. */
+static void
+assert_batch_mailbox(struct fx *fx, const int *want)
+{
+    char *got = read_file(fx->mbox, NULL), line[64];
+    const char *p;
+    size_t i;
+
+    assert_non_null(got);
+    for (i = 0; i < BATCH_N; i++) {
+        snprintf(line, sizeof(line), "Subject: %zu\n\nbody %zu\n\n", i, i);
+        p = strstr(got, line);
+        if (!want[i]) {
+            assert_null(p);
+            continue;
+        }
+        assert_non_null(p);
+        assert_null(strstr(p + 1, line));
+        snprintf(line, sizeof(line), "Delivered-To: r%zu@example.com\n", i);
+        assert_non_null(strstr(got, line));
+    }
+    free(got);
+}
+
+/* One batch: every job appended under one lock; a job whose message is
+ * gone fails alone and leaves nothing behind. */
+static void
+test_batch_one_failure(void **state)
+{
+    struct fx *fx = *state;
+    struct batch *b = malloc(sizeof(*b));
+    struct mbox_job *jobs[BATCH_N];
+    struct timespec deadline;
+    int want[BATCH_N];
+    size_t i;
+
+    assert_non_null(b);
+    batch_init(fx, b);
+    assert_int_equal(unlink(b->msg[3]), 0);
+    for (i = 0; i < BATCH_N; i++) {
+        jobs[i] = &b->job[i];
+        want[i] = i != 3;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += 5;
+    mbox_write_batch(jobs, BATCH_N, &deadline);
+    for (i = 0; i < BATCH_N; i++)
+        assert_int_equal(b->job[i].rc, i == 3 ? MODMTA_E_IO
+                                              : MBOX_WRITE_DONE);
+    assert_non_null(strstr(b->why[3], "cannot open message"));
+    assert_batch_mailbox(fx, want);
+    assert_int_equal(access(fx->lock, F_OK), -1);
+    free(b);
+}
+
+/* A dedup job in a batch finds its message appended by a crashed
+ * delivery and is not appended twice; the others are. */
+static void
+test_batch_dedup(void **state)
+{
+    static const char dup[] = "Received: by x\r\n\tid QID5; now\r\n"
+                              "Subject: 5\r\n\r\nbody 5\r\n";
+    struct fx *fx = *state;
+    struct batch *b = malloc(sizeof(*b));
+    struct mbox_job *jobs[BATCH_N];
+    struct timespec deadline;
+    int want[BATCH_N];
+    size_t i;
+
+    assert_non_null(b);
+    batch_init(fx, b);
+    write_file(b->msg[5], dup, strlen(dup));
+    b->req[5].queue_id = "QID5";
+    assert_int_equal(mbox_write_append(&b->req[5], NULL, 0),
+                     MBOX_WRITE_DONE);
+    b->req[5].dedup = 1;
+    for (i = 0; i < BATCH_N; i++) {
+        jobs[i] = &b->job[i];
+        want[i] = 1; /* 5 too: once, from the first append */
+    }
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += 5;
+    mbox_write_batch(jobs, BATCH_N, &deadline);
+    for (i = 0; i < BATCH_N; i++)
+        assert_int_equal(b->job[i].rc, i == 5 ? MBOX_WRITE_DUPLICATE
+                                              : MBOX_WRITE_DONE);
+    assert_batch_mailbox(fx, want);
+    free(b);
+}
+
+static void *
+batch_thread(void *arg)
+{
+    struct mbox_job *job = arg;
+
+    job->rc = mbox_write_append(job->req, job->why, job->whylen);
+    return NULL;
+}
+
+/* Threads appending to one mailbox at once (grouped or not, however
+ * they meet): every message lands once, whole, and each is told so. */
+static void
+test_concurrent_appends(void **state)
+{
+    struct fx *fx = *state;
+    struct batch *b = malloc(sizeof(*b));
+    pthread_t t[BATCH_N];
+    int want[BATCH_N];
+    size_t i;
+
+    assert_non_null(b);
+    batch_init(fx, b);
+    for (i = 0; i < BATCH_N; i++) {
+        b->req[i].lock_timeout_ms = 60000;
+        want[i] = 1;
+        assert_int_equal(pthread_create(&t[i], NULL, batch_thread,
+                                        &b->job[i]), 0);
+    }
+    for (i = 0; i < BATCH_N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(b->job[i].rc, MBOX_WRITE_DONE);
+    }
+    assert_batch_mailbox(fx, want);
+    free(b);
+}
+
 static void
 test_truncate_on_failure(void **state)
 {
@@ -681,6 +844,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_planted_lock_cuts_nothing,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_fcntl_lock_held_times_out, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_batch_one_failure, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_batch_dedup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_appends, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_truncate_on_failure, setup,
                                         teardown),

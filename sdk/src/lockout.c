@@ -1,0 +1,223 @@
+/*
+ * The failed-login limiter (modmta/lockout.h): a fixed table of clients
+ * searched linearly, guarded by one mutex.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <modmta/lockout.h>
+
+#include "lockout_priv.h"
+
+#define LOCKOUT_KEY_MAX (INET6_ADDRSTRLEN + 3) /* "2001:db8::/64" */
+
+struct lockout_client {
+    char key[LOCKOUT_KEY_MAX];
+    unsigned failures;
+    time_t last;         /* monotonic second of the last failure */
+    time_t locked_until; /* monotonic; locked while > now */
+};
+
+struct modmta_lockout {
+    unsigned max_failures;
+    unsigned lockout_s;
+    pthread_mutex_t lock; /* guards clients and nclients */
+    struct lockout_client *clients;
+    size_t nclients;
+};
+
+modmta_lockout *
+modmta_lockout_new(unsigned max_failures, unsigned lockout_s,
+                   modmta_err *err_r)
+{
+    modmta_lockout *l;
+
+    if (max_failures > MODMTA_LOCKOUT_FAILURES_MAX
+        || lockout_s > MODMTA_LOCKOUT_SECONDS_MAX) {
+        modmta_err_set(err_r, NULL, "failed-login limit: expected at most "
+                       "%u failures and %u seconds",
+                       MODMTA_LOCKOUT_FAILURES_MAX,
+                       MODMTA_LOCKOUT_SECONDS_MAX);
+        return NULL;
+    }
+    l = calloc(1, sizeof(*l));
+    /* calloc'ed in one piece: pages no client touched cost nothing */
+    if (l != NULL && max_failures > 0)
+        l->clients = calloc(MODMTA_LOCKOUT_CLIENTS_MAX, sizeof(*l->clients));
+    if (l == NULL || (max_failures > 0 && l->clients == NULL)) {
+        free(l);
+        modmta_err_set(err_r, NULL, "out of memory");
+        return NULL;
+    }
+    l->max_failures = max_failures;
+    l->lockout_s = lockout_s;
+    pthread_mutex_init(&l->lock, NULL);
+    return l;
+}
+
+void
+modmta_lockout_free(modmta_lockout *l)
+{
+    if (l == NULL)
+        return;
+    pthread_mutex_destroy(&l->lock);
+    free(l->clients);
+    free(l);
+}
+
+/* The table key of a client address: "192.0.2.1" (also for
+ * "::ffff:192.0.2.1"), "2001:db8:1:2::/64", or the string as it is. */
+static void
+lockout_key(const char *addr, char *key, size_t cap)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+    char text[INET6_ADDRSTRLEN];
+
+    if (inet_pton(AF_INET6, addr, &a6) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+            inet_ntop(AF_INET, &a6.s6_addr[12], key, (socklen_t)cap);
+            return;
+        }
+        memset(&a6.s6_addr[8], 0, 8);
+        inet_ntop(AF_INET6, &a6, text, sizeof(text));
+        snprintf(key, cap, "%s/64", text);
+    } else if (inet_pton(AF_INET, addr, &a4) == 1) {
+        inet_ntop(AF_INET, &a4, key, (socklen_t)cap);
+    } else {
+        snprintf(key, cap, "%s", addr);
+    }
+}
+
+/* With l->lock held: the client's entry, or NULL. */
+static struct lockout_client *
+lockout_find(modmta_lockout *l, const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < l->nclients; i++)
+        if (strcmp(l->clients[i].key, key) == 0)
+            return &l->clients[i];
+    return NULL;
+}
+
+/* With l->lock held: the entry with the oldest failure that is not
+ * locked, or NULL. */
+static struct lockout_client *
+lockout_victim(modmta_lockout *l, time_t now)
+{
+    struct lockout_client *cl = NULL;
+    size_t i;
+
+    for (i = 0; i < l->nclients; i++)
+        if (l->clients[i].locked_until <= now
+            && (cl == NULL || l->clients[i].last < cl->last))
+            cl = &l->clients[i];
+    return cl;
+}
+
+/* With l->lock held: a cleared entry for key, or NULL when every entry
+ * is locked (evicting one would lift its lockout). */
+static struct lockout_client *
+lockout_add(modmta_lockout *l, const char *key, time_t now)
+{
+    struct lockout_client *cl;
+
+    cl = l->nclients < MODMTA_LOCKOUT_CLIENTS_MAX
+             ? &l->clients[l->nclients++]
+             : lockout_victim(l, now);
+    if (cl == NULL)
+        return NULL;
+    memset(cl, 0, sizeof(*cl));
+    snprintf(cl->key, sizeof(cl->key), "%s", key);
+    return cl;
+}
+
+int
+modmta_lockout_check_at(modmta_lockout *l, const char *client_addr,
+                        time_t now)
+{
+    struct lockout_client *cl;
+    char key[LOCKOUT_KEY_MAX];
+    int r = MODMTA_LOCKOUT_OPEN;
+
+    if (l->max_failures == 0)
+        return MODMTA_LOCKOUT_OPEN;
+    lockout_key(client_addr, key, sizeof(key));
+    pthread_mutex_lock(&l->lock);
+    cl = lockout_find(l, key);
+    if (cl != NULL && cl->locked_until > now)
+        r = MODMTA_LOCKOUT_LOCKED;
+    else if (cl == NULL && l->nclients == MODMTA_LOCKOUT_CLIENTS_MAX
+             && lockout_victim(l, now) == NULL)
+        r = MODMTA_LOCKOUT_FULL;
+    pthread_mutex_unlock(&l->lock);
+    return r;
+}
+
+/* The lock is checked again here: parallel sessions of one client may
+ * all have passed check() before the first of them got it locked. */
+int
+modmta_lockout_fail_at(modmta_lockout *l, const char *client_addr,
+                       time_t now, unsigned *failures_r)
+{
+    struct lockout_client *cl;
+    char key[LOCKOUT_KEY_MAX];
+    unsigned n = 0;
+    int r = MODMTA_LOCKOUT_COUNTED;
+
+    if (l->max_failures > 0) {
+        lockout_key(client_addr, key, sizeof(key));
+        pthread_mutex_lock(&l->lock);
+        cl = lockout_find(l, key);
+        if (cl == NULL)
+            cl = lockout_add(l, key, now);
+        if (cl == NULL) {
+            r = MODMTA_LOCKOUT_FULL;
+        } else if (cl->locked_until > now) {
+            r = MODMTA_LOCKOUT_LOCKED;
+        } else {
+            if (now - cl->last > (time_t)l->lockout_s)
+                cl->failures = 0; /* old failures are forgotten */
+            n = ++cl->failures;
+            cl->last = now;
+            if (cl->failures >= l->max_failures) {
+                cl->locked_until = now + (time_t)l->lockout_s;
+                cl->failures = 0;
+                r = MODMTA_LOCKOUT_HIT;
+            }
+        }
+        pthread_mutex_unlock(&l->lock);
+    }
+    if (failures_r != NULL)
+        *failures_r = n;
+    return r;
+}
+
+static time_t
+lockout_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+int
+modmta_lockout_check(modmta_lockout *l, const char *client_addr)
+{
+    return modmta_lockout_check_at(l, client_addr, lockout_now());
+}
+
+int
+modmta_lockout_fail(modmta_lockout *l, const char *client_addr,
+                    unsigned *failures_r)
+{
+    return modmta_lockout_fail_at(l, client_addr, lockout_now(),
+                                  failures_r);
+}
