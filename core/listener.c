@@ -14,6 +14,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <openssl/crypto.h>
+
 #include <modmta/log.h>
 
 #include "generation.h"
@@ -227,6 +229,11 @@ listener_session_thread(void *arg)
 
     ls->fn(ls->arg, s->session_fd, (const struct sockaddr *)&s->peer,
            s->peerlen, s->l->name, s->id);
+    /* OpenSSL's per-thread state (its random generators, the error
+     * queue) is freed now, not at thread exit: once this session is
+     * released, shutdown may finish and the process exit before this
+     * detached thread has. */
+    OPENSSL_thread_stop();
     /* Our descriptor is closed only once the entry is out of the live
      * list: listeners_drain never shuts down a reused descriptor. */
     listener_release(ls, s);
