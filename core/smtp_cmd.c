@@ -130,15 +130,16 @@ smtp_cmd_has_utf8(const char *s)
 
 /* Give a path without a domain the domain qualify (lower-cased), as
  * Postfix's append_at_myorigin does: "root" becomes "root@<hostname>".
- * "postmaster" stays as it is: RFC 5321 4.5.1 wants it to reach this
- * server's postmaster even when the host name is not a local domain. */
+ * A recipient "postmaster" stays as it is: RFC 5321 4.5.1 wants it to
+ * reach this server's postmaster even when the host name is not a local
+ * domain. A sender always gets a domain: it may be relayed. */
 static void
-smtp_cmd_qualify(modmta_addr *a, const char *qualify)
+smtp_cmd_qualify(modmta_addr *a, int is_mail, const char *qualify)
 {
     size_t i;
 
     if (a->is_null || a->domain[0] != '\0'
-        || strcasecmp(a->local, "postmaster") == 0)
+        || (!is_mail && strcasecmp(a->local, "postmaster") == 0))
         return;
     for (i = 0; qualify[i] != '\0' && i + 1 < sizeof(a->domain); i++)
         a->domain[i] = (char)tolower((unsigned char)qualify[i]);
@@ -175,7 +176,7 @@ smtp_cmd_parse_path(char *args, int is_mail, const char *qualify,
         && strcasecmp(p->addr.local, "postmaster") != 0)
         goto bad;
     if (qualify != NULL)
-        smtp_cmd_qualify(&p->addr, qualify);
+        smtp_cmd_qualify(&p->addr, is_mail, qualify);
     if (modmta_addr_format(&p->addr, p->str, sizeof(p->str)) < 0)
         goto bad;
     p->utf8 = smtp_cmd_has_utf8(p->str);

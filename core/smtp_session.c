@@ -54,6 +54,7 @@ struct smtp_session {
     char name[256];
     char helo[256];
     int esmtp;
+    int helo_rejected;   /* the last HELO/EHLO was refused by a module */
     unsigned long ncmds;
     long nerrors;
     long njunk;                 /* commands that move no mail forward */
@@ -280,8 +281,10 @@ smtp_helo_common(struct smtp_session *s, char *args, int esmtp)
     if (v == MODMTA_REJECT || v == MODMTA_TEMPFAIL) {
         smtp_reply_ctx(s, v);
         smtp_log_reject(s, esmtp ? "EHLO" : "HELO", args);
+        s->helo_rejected = 1;
         return 0;
     }
+    s->helo_rejected = 0;
     snprintf(s->helo, sizeof(s->helo), "%s", args);
     s->esmtp = esmtp;
     modmta_ctx_set_helo(s->ctx, s->helo, esmtp);
@@ -347,7 +350,9 @@ smtp_mail(struct smtp_session *s, char *args)
         smtp_reply(s, 503, "5.5.1", "Error: nested MAIL command");
         return 0;
     }
-    if (s->state == SMTP_ST_GREETED && s->cfg->smtp.helo_required) {
+    /* A HELO a module refused is not skipped by sending none. */
+    if (s->helo_rejected ||
+        (s->state == SMTP_ST_GREETED && s->cfg->smtp.helo_required)) {
         smtp_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
         return 0;
     }

@@ -89,7 +89,7 @@ test_lenient_paths(void **state)
     char a1[] = "FROM:user1@Smile.COM", a2[] = "TO: root";
     char a3[] = "TO:bob@example.org NOTIFY=NEVER", a4[] = "FROM:<>";
     char a5[] = "TO:<Postmaster>", a6[] = "TO:a b@c", a7[] = "FROM:";
-    char a8[] = "TO:user%remote@mx.example";
+    char a8[] = "TO:user%remote@mx.example", a9[] = "FROM:<postmaster>";
 
     assert_int_equal(smtp_cmd_parse_path(a1, 1, "MX.example", &p, &st), 0);
     assert_string_equal(p.str, "user1@smile.com");
@@ -111,6 +111,9 @@ test_lenient_paths(void **state)
     /* A percent hack stays one local address: relay_access decides. */
     assert_int_equal(smtp_cmd_parse_path(a8, 0, "mx.example", &p, &st), 0);
     assert_string_equal(p.str, "user%remote@mx.example");
+    /* a sender always gets a domain, postmaster too: it may be relayed */
+    assert_int_equal(smtp_cmd_parse_path(a9, 1, "mx.example", &p, &st), 0);
+    assert_string_equal(p.str, "postmaster@mx.example");
 }
 
 static void

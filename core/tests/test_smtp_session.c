@@ -55,6 +55,10 @@ modmta_verdict
 chain_helo(struct chain *ch, modmta_ctx *ctx, const char *helo)
 {
     modmta_ctx_enter(ctx, MODMTA_PHASE_HELO, NULL, NULL, NULL);
+    if (strcmp(helo, "bad.example") == 0) {
+        modmta_reply(ctx, 550, "5.7.1", "bad helo");
+        return MODMTA_REJECT;
+    }
     return MODMTA_CONTINUE;
 }
 
@@ -459,6 +463,12 @@ test_howto_dialogue(void **state)
     expect(fx, "MAIL FROM:<alice>\r\n", "250 2.1.0 ");
     expect(fx, "RSET\r\n", "250 2.0.0 ");
     expect(fx, "MAIL FROM:<>\r\n", "250 2.1.0 ");
+    expect(fx, "RSET\r\n", "250 2.0.0 ");
+    /* A HELO a module refused cannot be skipped by sending none. */
+    expect(fx, "HELO bad.example\r\n", "550 5.7.1 bad helo\r\n");
+    expect(fx, "MAIL FROM:<a@b.example>\r\n", "503 5.5.1 ");
+    expect(fx, "HELO good.example\r\n", "250 mx.test\r\n");
+    expect(fx, "MAIL FROM:<a@b.example>\r\n", "250 2.1.0 ");
     expect(fx, "QUIT\r\n", "221 2.0.0 ");
     finish(fx);
 }

@@ -124,6 +124,22 @@ mbox_group_wait(struct mbox_stripe *st, struct mbox_job *job,
     }
 }
 
+/* The latest deadline of a batch: the leader may be the job with the
+ * least time left; the others must not fail early because of it. */
+static const struct timespec *
+mbox_group_latest(struct mbox_job *const *batch, size_t n)
+{
+    const struct timespec *t = &batch[0]->deadline;
+    size_t i;
+
+    for (i = 1; i < n; i++)
+        if (batch[i]->deadline.tv_sec > t->tv_sec ||
+            (batch[i]->deadline.tv_sec == t->tv_sec &&
+             batch[i]->deadline.tv_nsec > t->tv_nsec))
+            t = &batch[i]->deadline;
+    return t;
+}
+
 int
 mbox_group_append(struct mbox_job *job, const struct timespec *deadline)
 {
@@ -132,6 +148,7 @@ mbox_group_append(struct mbox_job *job, const struct timespec *deadline)
     size_t n, i;
     int w;
 
+    job->deadline = *deadline;
     pthread_mutex_lock(&st->mu);
     mbox_group_enqueue(st, job);
     w = mbox_group_wait(st, job, deadline);
@@ -148,7 +165,7 @@ mbox_group_append(struct mbox_job *job, const struct timespec *deadline)
     st->busy = 1;
     n = mbox_group_take(st, job, batch);
     pthread_mutex_unlock(&st->mu);
-    mbox_write_batch(batch, n, deadline);
+    mbox_write_batch(batch, n, mbox_group_latest(batch, n));
     pthread_mutex_lock(&st->mu);
     for (i = 0; i < n; i++)
         batch[i]->state = MBOX_JOB_DONE;

@@ -25,6 +25,7 @@ struct mbox_job {
     size_t whylen;
     int rc;                 /* as mbox_write_append() returns */
     /* private to mbox_group.c */
+    struct timespec deadline;
     int state;
     struct mbox_job *next;
 };

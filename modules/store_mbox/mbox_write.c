@@ -597,9 +597,11 @@ mbox_write_job_why(struct mbox_job *job, const char *fmt, ...)
 }
 
 /* With both locks held, the mailbox ending at end: one job's dedup scan
- * and append. A failed append is cut away again. */
+ * and append. A failed append is cut away again (*cut_failed if that
+ * failed too: the mailbox now ends in a broken message). */
 static int
-mbox_write_one(struct mbox_out *o, struct mbox_job *job, int fd, off_t end)
+mbox_write_one(struct mbox_out *o, struct mbox_job *job, int fd, off_t end,
+               int *cut_failed)
 {
     const mbox_write_req *req = job->req;
     int rc;
@@ -623,8 +625,10 @@ mbox_write_one(struct mbox_out *o, struct mbox_job *job, int fd, off_t end)
                        req->mailbox, strerror(o->err));
         rc = mbox_write_errno_code(o->err);
     }
-    if (rc < 0 && ftruncate(fd, end) < 0)
+    if (rc < 0 && ftruncate(fd, end) < 0) {
         mbox_write_job_why(job, " (truncate failed: %s)", strerror(errno));
+        *cut_failed = 1;
+    }
     return rc;
 }
 
@@ -642,14 +646,16 @@ mbox_write_fail_all(struct mbox_job *const *jobs, size_t n, int rc,
 }
 
 /* With both locks held: each job appended in turn (a failed one is cut
- * away, the others go on), then one fsync. If the fsync fails, none of
- * them is delivered and the mailbox is cut back to where it began. */
+ * away, the others go on, unless the cut failed), then one fsync. If the
+ * fsync fails, none of them is delivered (a duplicate found may be one
+ * of them: it is deferred too) and the mailbox is cut back to where the
+ * batch began. */
 static void
 mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
                   const modmta_mbox_lk *lk)
 {
     off_t repair = lk->repair, start, end;
-    int sync = 0, written = 0, e;
+    int sync = 0, written = 0, cut_failed = 0, e;
     struct mbox_out *o;
     struct stat st;
     size_t i;
@@ -673,7 +679,6 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
                        (long long)(st.st_size - repair));
         st.st_size = repair;
     }
-    modmta_mbox_lock_note(lk, st.st_size);
     o = malloc(sizeof(*o));
     if (o == NULL) {
         mbox_write_fail_all(jobs, n, MODMTA_E_NOMEM, "no memory for",
@@ -682,7 +687,17 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
     }
     start = end = st.st_size;
     for (i = 0; i < n; i++) {
-        jobs[i]->rc = mbox_write_one(o, jobs[i], fd, end);
+        if (cut_failed) {
+            mbox_write_why(jobs[i]->why, jobs[i]->whylen, "mailbox %s "
+                           "left damaged by a failed write", jobs[i]->req->
+                           mailbox);
+            jobs[i]->rc = MODMTA_E_IO;
+            continue;
+        }
+        /* rewriting the note refreshes the lock's time: a long batch is
+         * not taken for stale */
+        modmta_mbox_lock_note(lk, start);
+        jobs[i]->rc = mbox_write_one(o, jobs[i], fd, end, &cut_failed);
         if (jobs[i]->rc == MBOX_WRITE_DONE) {
             end += o->total;
             written = 1;
@@ -694,7 +709,8 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
         return;
     e = errno;
     for (i = 0; i < n; i++) {
-        if (jobs[i]->rc != MBOX_WRITE_DONE)
+        if (jobs[i]->rc != MBOX_WRITE_DONE &&
+            jobs[i]->rc != MBOX_WRITE_DUPLICATE)
             continue;
         mbox_write_why(jobs[i]->why, jobs[i]->whylen,
                        "cannot write mailbox %s: %s", jobs[i]->req->mailbox,
@@ -749,7 +765,7 @@ mbox_write_batch(struct mbox_job *const *jobs, size_t n,
 int
 mbox_write_append(const mbox_write_req *req, char *why, size_t whylen)
 {
-    struct mbox_job job = { req, why, whylen, 0, 0, NULL };
+    struct mbox_job job = { .req = req, .why = why, .whylen = whylen };
     struct timespec deadline;
 
     if (why != NULL && whylen > 0)

@@ -9,6 +9,9 @@
  *
  * After max_failures failed logins with less than lockout_s seconds
  * between them, the client is locked: refused for lockout_s seconds.
+ * IPv6 failures count for the client's /48 (its site) too, which locks
+ * after 16 times max_failures: one entry then covers the whole site, so
+ * an attacker owning a /48 cannot fill the table with its /64s.
  * Failures older than lockout_s are forgotten. There is deliberately no
  * "success" call: a good login must not reset the count, else one account
  * the attacker holds, interleaved with guesses, would lift the limit for

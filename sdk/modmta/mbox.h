@@ -9,7 +9,9 @@
  *   maker; before an append the writer rewrites it as "PID SIZE\n", the
  *   mailbox size before the append. A dot-lock is removed as stale when
  *   its PID is a process that no longer exists, when it is our own PID
- *   but older than this process, or when it is older than stale_s;
+ *   but older than this process, or when it is older than stale_s (its
+ *   owner may then be alive: its size note is never trusted; a writer
+ *   refreshes its lock with modmta_mbox_lock_note() as it goes);
  * - an fcntl write lock on the whole mailbox (an open file description
  *   lock where the system has them, so threads exclude each other too).
  * Waiting is polling, every 100 ms, until a deadline.

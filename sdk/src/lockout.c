@@ -1,6 +1,12 @@
 /*
  * The failed-login limiter (modmta/lockout.h): a fixed table of clients
  * searched linearly, guarded by one mutex.
+ *
+ * IPv6 failures are counted twice: per /64 (the client) and per /48 (its
+ * site), which locks after LOCKOUT_SITE_FACTOR times as many. Once a
+ * site is locked, its /64 entries are released: one entry then holds
+ * the whole site, so an attacker owning a /48 (65,536 /64s) cannot fill
+ * the table and shut out every new client, which a locked table does.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,9 +21,11 @@
 #include "lockout_priv.h"
 
 #define LOCKOUT_KEY_MAX (INET6_ADDRSTRLEN + 3) /* "2001:db8::/64" */
+#define LOCKOUT_SITE_FACTOR 16
 
 struct lockout_client {
     char key[LOCKOUT_KEY_MAX];
+    char site[LOCKOUT_KEY_MAX]; /* an IPv6 client's /48, else "" */
     unsigned failures;
     time_t last;         /* monotonic second of the last failure */
     time_t locked_until; /* monotonic; locked while > now */
@@ -70,15 +78,19 @@ modmta_lockout_free(modmta_lockout *l)
     free(l);
 }
 
-/* The table key of a client address: "192.0.2.1" (also for
- * "::ffff:192.0.2.1"), "2001:db8:1:2::/64", or the string as it is. */
+/* The table keys of a client address: key "192.0.2.1" (also for
+ * "::ffff:192.0.2.1"), "2001:db8:1:2::/64", or the string as it is; site
+ * "2001:db8:1::/48" for an IPv6 client, "" for any other. Both hold
+ * LOCKOUT_KEY_MAX octets. */
 static void
-lockout_key(const char *addr, char *key, size_t cap)
+lockout_key(const char *addr, char *key, char *site)
 {
+    size_t cap = LOCKOUT_KEY_MAX;
     struct in6_addr a6;
     struct in_addr a4;
     char text[INET6_ADDRSTRLEN];
 
+    site[0] = '\0';
     if (inet_pton(AF_INET6, addr, &a6) == 1) {
         if (IN6_IS_ADDR_V4MAPPED(&a6)) {
             inet_ntop(AF_INET, &a6.s6_addr[12], key, (socklen_t)cap);
@@ -87,6 +99,9 @@ lockout_key(const char *addr, char *key, size_t cap)
         memset(&a6.s6_addr[8], 0, 8);
         inet_ntop(AF_INET6, &a6, text, sizeof(text));
         snprintf(key, cap, "%s/64", text);
+        memset(&a6.s6_addr[6], 0, 2);
+        inet_ntop(AF_INET6, &a6, text, sizeof(text));
+        snprintf(site, cap, "%s/48", text);
     } else if (inet_pton(AF_INET, addr, &a4) == 1) {
         inet_ntop(AF_INET, &a4, key, (socklen_t)cap);
     } else {
@@ -138,20 +153,73 @@ lockout_add(modmta_lockout *l, const char *key, time_t now)
     return cl;
 }
 
+/* With l->lock held: 1 if the entry of key (a site: may be "") is
+ * locked. */
+static int
+lockout_locked(modmta_lockout *l, const char *key, time_t now)
+{
+    struct lockout_client *cl;
+
+    if (key[0] == '\0')
+        return 0;
+    cl = lockout_find(l, key);
+    return cl != NULL && cl->locked_until > now;
+}
+
+/* With l->lock held: count one failure on key's entry (made if need
+ * be), which locks at limit; *n_r gets its count. */
+static int
+lockout_count(modmta_lockout *l, const char *key, const char *site,
+              unsigned limit, time_t now, unsigned *n_r)
+{
+    struct lockout_client *cl = lockout_find(l, key);
+
+    *n_r = 0;
+    if (cl == NULL && (cl = lockout_add(l, key, now)) != NULL)
+        snprintf(cl->site, sizeof(cl->site), "%s", site);
+    if (cl == NULL)
+        return MODMTA_LOCKOUT_FULL;
+    if (cl->locked_until > now)
+        return MODMTA_LOCKOUT_LOCKED;
+    if (now - cl->last > (time_t)l->lockout_s)
+        cl->failures = 0; /* old failures are forgotten */
+    *n_r = ++cl->failures;
+    cl->last = now;
+    if (cl->failures < limit)
+        return MODMTA_LOCKOUT_COUNTED;
+    cl->locked_until = now + (time_t)l->lockout_s;
+    cl->failures = 0;
+    return MODMTA_LOCKOUT_HIT;
+}
+
+/* With l->lock held: the site's lock covers its /64 entries; release
+ * them, so that they can make room for other clients. */
+static void
+lockout_release_site(modmta_lockout *l, const char *site)
+{
+    size_t i;
+
+    for (i = 0; i < l->nclients; i++)
+        if (strcmp(l->clients[i].site, site) == 0) {
+            l->clients[i].locked_until = 0;
+            l->clients[i].failures = 0;
+        }
+}
+
 int
 modmta_lockout_check_at(modmta_lockout *l, const char *client_addr,
                         time_t now)
 {
     struct lockout_client *cl;
-    char key[LOCKOUT_KEY_MAX];
+    char key[LOCKOUT_KEY_MAX], site[LOCKOUT_KEY_MAX];
     int r = MODMTA_LOCKOUT_OPEN;
 
     if (l->max_failures == 0)
         return MODMTA_LOCKOUT_OPEN;
-    lockout_key(client_addr, key, sizeof(key));
+    lockout_key(client_addr, key, site);
     pthread_mutex_lock(&l->lock);
     cl = lockout_find(l, key);
-    if (cl != NULL && cl->locked_until > now)
+    if (lockout_locked(l, site, now) || (cl != NULL && cl->locked_until > now))
         r = MODMTA_LOCKOUT_LOCKED;
     else if (cl == NULL && l->nclients == MODMTA_LOCKOUT_CLIENTS_MAX
              && lockout_victim(l, now) == NULL)
@@ -166,31 +234,22 @@ int
 modmta_lockout_fail_at(modmta_lockout *l, const char *client_addr,
                        time_t now, unsigned *failures_r)
 {
-    struct lockout_client *cl;
-    char key[LOCKOUT_KEY_MAX];
-    unsigned n = 0;
+    char key[LOCKOUT_KEY_MAX], site[LOCKOUT_KEY_MAX];
+    unsigned n = 0, site_n;
     int r = MODMTA_LOCKOUT_COUNTED;
 
     if (l->max_failures > 0) {
-        lockout_key(client_addr, key, sizeof(key));
+        lockout_key(client_addr, key, site);
         pthread_mutex_lock(&l->lock);
-        cl = lockout_find(l, key);
-        if (cl == NULL)
-            cl = lockout_add(l, key, now);
-        if (cl == NULL) {
-            r = MODMTA_LOCKOUT_FULL;
-        } else if (cl->locked_until > now) {
+        if (lockout_locked(l, site, now))
             r = MODMTA_LOCKOUT_LOCKED;
-        } else {
-            if (now - cl->last > (time_t)l->lockout_s)
-                cl->failures = 0; /* old failures are forgotten */
-            n = ++cl->failures;
-            cl->last = now;
-            if (cl->failures >= l->max_failures) {
-                cl->locked_until = now + (time_t)l->lockout_s;
-                cl->failures = 0;
-                r = MODMTA_LOCKOUT_HIT;
-            }
+        else
+            r = lockout_count(l, key, site, l->max_failures, now, &n);
+        if (site[0] != '\0' && r != MODMTA_LOCKOUT_LOCKED &&
+            lockout_count(l, site, "", l->max_failures * LOCKOUT_SITE_FACTOR,
+                          now, &site_n) == MODMTA_LOCKOUT_HIT) {
+            lockout_release_site(l, site);
+            r = MODMTA_LOCKOUT_HIT;
         }
         pthread_mutex_unlock(&l->lock);
     }

@@ -164,22 +164,17 @@ mbox_lock_read(int fd, long *pid_r, off_t *size_r)
     }
 }
 
-/* 1 if the dot-lock described by st, noting pid, was left by a writer
- * that is gone: a process that no longer exists (a daemon killed with
- * -9), an earlier process with our PID, or anyone who has not touched
- * it for more than stale_s (mutt's and procmail's rule). */
+/* 1 if the dot-lock described by st, noting pid, was certainly left by
+ * a writer that is gone: a process that no longer exists (a daemon
+ * killed with -9), or an earlier process with our PID. */
 static int
-mbox_lock_dead(const struct stat *st, long pid, int stale_s)
+mbox_lock_dead(const struct stat *st, long pid)
 {
-    int dead;
-
     if (pid == (long)getpid())
-        dead = st->st_mtim.tv_sec < mbox_lock_started.tv_sec ||
+        return st->st_mtim.tv_sec < mbox_lock_started.tv_sec ||
                (st->st_mtim.tv_sec == mbox_lock_started.tv_sec &&
                 st->st_mtim.tv_nsec < mbox_lock_started.tv_nsec);
-    else
-        dead = pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
-    return dead || time(NULL) - st->st_mtime > stale_s;
+    return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
 /* Judge the dot-lock at lockpath; remove it if it is stale. 1 if it is
@@ -191,7 +186,7 @@ mbox_lock_clear_stale(const char *lockpath, int stale_s, off_t *repair_r)
     struct stat st, again;
     long pid = 0;
     off_t size = -1;
-    int have = 0;
+    int have = 0, dead;
     int fd = open(lockpath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
     *repair_r = -1;
@@ -204,7 +199,11 @@ mbox_lock_clear_stale(const char *lockpath, int stale_s, off_t *repair_r)
     /* Unreadable (another user's, or a symlink): judged by age alone. */
     if (!have && lstat(lockpath, &st) < 0)
         return errno == ENOENT;
-    if (!mbox_lock_dead(&st, pid, stale_s))
+    /* Untouched for more than stale_s, a lock is broken whoever holds it
+     * (mutt's and procmail's rule), but its owner may still be writing:
+     * only a lock whose owner is certainly gone may cut the mailbox. */
+    dead = mbox_lock_dead(&st, pid);
+    if (!dead && time(NULL) - st.st_mtime <= stale_s)
         return 0;
     /* Another writer may have replaced it in between: remove only what
      * was judged. */
@@ -217,7 +216,8 @@ mbox_lock_clear_stale(const char *lockpath, int stale_s, off_t *repair_r)
     /* The size note may cut a mailbox: trust it only in a lock this
      * daemon's user made (a regular file with one link), never in one
      * planted by another user of a shared mail directory. */
-    if (S_ISREG(st.st_mode) && st.st_uid == geteuid() && st.st_nlink == 1)
+    if (dead && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+        st.st_nlink == 1)
         *repair_r = size;
     return 1;
 }

@@ -156,6 +156,41 @@ test_full_of_locked(void **state)
     modmta_lockout_free(l);
 }
 
+/* One attacker's /48 (the review's attack: 5 failures from each of
+ * 4,096 /64s of one /48 filled the table and every new client was
+ * refused): the /48 locks after 16 times max_failures, which covers all
+ * of its /64s with one entry and frees theirs; other clients still get
+ * in, and nothing outside the /48 is locked. */
+static void
+test_site_of_one_attacker(void **state)
+{
+    modmta_lockout *l = limiter(5, 300);
+    char ip[64];
+    unsigned i, j, hits = 0;
+    int r;
+
+    for (i = 0; i < MODMTA_LOCKOUT_CLIENTS_MAX; i++) {
+        snprintf(ip, sizeof(ip), "2001:db8:7:%x::1", i);
+        for (j = 0; j < 5; j++) {
+            r = modmta_lockout_fail_at(l, ip, T0 + 1, NULL);
+            assert_true(r == MODMTA_LOCKOUT_COUNTED ||
+                        r == MODMTA_LOCKOUT_HIT ||
+                        r == MODMTA_LOCKOUT_LOCKED);
+            hits += r == MODMTA_LOCKOUT_HIT;
+        }
+    }
+    /* 16 /64s hit their own limit, the 16th also the site's */
+    assert_int_equal(hits, 16);
+    check_is(l, "2001:db8:7:ffff::9", T0 + 2, MODMTA_LOCKOUT_LOCKED);
+    check_is(l, "2001:db8:7:3::1", T0 + 2, MODMTA_LOCKOUT_LOCKED);
+    check_is(l, "2001:db8:8::1", T0 + 2, MODMTA_LOCKOUT_OPEN);
+    check_is(l, "192.0.2.1", T0 + 2, MODMTA_LOCKOUT_OPEN);
+    fail_is(l, "192.0.2.1", T0 + 2, MODMTA_LOCKOUT_COUNTED, 1);
+    /* the site's lock ends like any other */
+    check_is(l, "2001:db8:7:3::1", T0 + 301, MODMTA_LOCKOUT_OPEN);
+    modmta_lockout_free(l);
+}
+
 /* When full, the unlocked entry with the oldest failure makes room,
  * never a locked one even if it is older. */
 static void
@@ -224,6 +259,7 @@ main(void)
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_full_of_locked),
         cmocka_unit_test(test_eviction_spares_locked),
+        cmocka_unit_test(test_site_of_one_attacker),
         cmocka_unit_test(test_disabled),
         cmocka_unit_test(test_public_calls),
     };

@@ -323,6 +323,21 @@ test_repair_not_trusted_with_two_links(void **state)
     assert_int_equal(fx->lk.repair, -1);
 }
 
+/* A lock broken for its age alone: its owner (alive) may still be
+ * appending, so its note must never cut the mailbox (review finding: a
+ * message reported delivered was cut away). */
+static void
+test_repair_not_trusted_when_owner_alive(void **state)
+{
+    struct fx *fx = *state;
+    char content[64];
+
+    snprintf(content, sizeof(content), "%ld 0\n", (long)getppid());
+    plant(fx->lock, content, DAY);
+    assert_int_equal(take(fx, 300), 0);
+    assert_int_equal(fx->lk.repair, -1);
+}
+
 /* Nor one another user of a shared mail directory planted. */
 static void
 test_repair_not_trusted_from_other_user(void **state)
@@ -386,6 +401,7 @@ main(void)
         T(test_own_pid_recent_kept),
         T(test_repair_note_read_back),
         T(test_repair_not_trusted_with_two_links),
+        T(test_repair_not_trusted_when_owner_alive),
         T(test_repair_not_trusted_from_other_user),
         T(test_held_false_after_replace),
         T(test_empty_foreign_lock),
