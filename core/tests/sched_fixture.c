@@ -5,18 +5,13 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "sched_fixture.h"
+#include <files.h>
 
-static int
-fix_rm(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-    return remove(path);
-}
+#include "sched_fixture.h"
 
 int
 fix_setup(void **state)
@@ -25,8 +20,7 @@ fix_setup(void **state)
     modmta_err err;
 
     assert_non_null(fx);
-    strcpy(fx->dir, "/tmp/modmta-sched-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
+    modmta_test_tmpdir(fx->dir, sizeof(fx->dir), "modmta-sched");
     snprintf(fx->spool, sizeof(fx->spool), "%s/spool", fx->dir);
     fx->q = queue_open(fx->spool, &err);
     if (fx->q == NULL)
@@ -41,7 +35,7 @@ fix_teardown(void **state)
     struct fix *fx = *state;
 
     queue_close(fx->q);
-    nftw(fx->dir, fix_rm, 16, FTW_DEPTH | FTW_PHYS);
+    modmta_test_rmtree(fx->dir);
     free(fx);
     return 0;
 }

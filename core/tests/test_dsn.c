@@ -10,11 +10,11 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+
+#include <files.h>
 
 #include "dsn.h"
 #include "queue.h"
@@ -30,12 +30,6 @@ struct fixture {
     queue_env env;
     char path[256];
 };
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-    return remove(path);
-}
 
 static int
 setup(void **state)
@@ -58,8 +52,7 @@ setup(void **state)
     queue_writer *w;
 
     assert_non_null(fx);
-    strcpy(fx->spool, "/tmp/modmta-dsntest-XXXXXX");
-    assert_non_null(mkdtemp(fx->spool));
+    modmta_test_tmpdir(fx->spool, sizeof(fx->spool), "modmta-dsntest");
     fx->q = queue_open(fx->spool, &err);
     assert_non_null(fx->q);
     memcpy(fx->rcpts, rcpts, sizeof(rcpts));
@@ -83,28 +76,9 @@ teardown(void **state)
     struct fixture *fx = *state;
 
     queue_close(fx->q);
-    nftw(fx->spool, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    modmta_test_rmtree(fx->spool);
     free(fx);
     return 0;
-}
-
-static char *
-slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *buf;
-    long n;
-
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    rewind(f);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
 }
 
 static int
@@ -188,7 +162,8 @@ parse_dsn(const char *path, struct parsed *p)
     const char *b, *body, *cur, *next;
 
     memset(p, 0, sizeof(*p));
-    p->msg = slurp(path);
+    p->msg = modmta_test_read_file(path, NULL);
+    assert_non_null(p->msg);
     /* every line ends in CRLF */
     for (const char *c = p->msg; (c = strchr(c, '\n')) != NULL; c++)
         assert_true(c > p->msg && c[-1] == '\r');

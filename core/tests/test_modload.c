@@ -18,6 +18,7 @@
 
 #include "ctx_priv.h"
 #include "fake.h"
+#include "files.h"
 #include "modload.h"
 
 #define JPATH "$.modules[3].module"
@@ -79,8 +80,7 @@ tmp_good(struct tmpdir *t, const char *sub, mode_t mode)
 {
     char src[512], d[128];
 
-    snprintf(t->path, sizeof(t->path), "/tmp/modload-XXXXXX");
-    assert_non_null(mkdtemp(t->path));
+    modmta_test_tmpdir(t->path, sizeof(t->path), "modload");
     snprintf(src, sizeof(src), "%s/good.so", module_dir);
     if (sub != NULL) {
         snprintf(d, sizeof(d), "%s/%s", t->path, sub);
@@ -90,19 +90,6 @@ tmp_good(struct tmpdir *t, const char *sub, mode_t mode)
         snprintf(t->file, sizeof(t->file), "%s/good.so", t->path);
     }
     copy_file(src, t->file, mode);
-}
-
-static void
-tmp_free(struct tmpdir *t, const char *sub)
-{
-    char d[128];
-
-    unlink(t->file);
-    if (sub != NULL) {
-        snprintf(d, sizeof(d), "%s/%s", t->path, sub);
-        rmdir(d);
-    }
-    rmdir(t->path);
 }
 
 /* The "loads=N unloads=M" report of good's on_helo. */
@@ -163,7 +150,7 @@ test_loaded_found_without_file_access(void **state)
     tmp_good(&t, NULL, 0644);
     a = load(t.path, NULL, "good", &errs);
     assert_non_null(a);
-    tmp_free(&t, NULL);
+    modmta_test_rmtree(t.path);
     b = load(t.path, NULL, "good", &errs);
     assert_ptr_equal(a, b);
     assert_int_equal(errs.n, 0);
@@ -182,7 +169,7 @@ test_build_tree_layout(void **state)
     tmp_good(&t, "good", 0644);
     assert_non_null(load(t.path, NULL, "good", &errs));
     assert_int_equal(errs.n, 0);
-    tmp_free(&t, "good");
+    modmta_test_rmtree(t.path);
 }
 
 static void
@@ -325,7 +312,7 @@ refused(mode_t mode, const char *why)
     assert_non_null(strstr(e, t.file));
     assert_non_null(strstr(e, why));
     config_errors_free(&errs);
-    tmp_free(&t, NULL);
+    modmta_test_rmtree(t.path);
 }
 
 static void
@@ -353,7 +340,7 @@ test_other_owner(void **state)
     assert_null(load(t.path, NULL, "good", &errs));
     assert_non_null(strstr(only_error(&errs), "owned by uid 12345"));
     config_errors_free(&errs);
-    tmp_free(&t, NULL);
+    modmta_test_rmtree(t.path);
 }
 
 static void
@@ -371,7 +358,7 @@ test_world_writable_dir(void **state)
     assert_int_equal(chmod(t.path, 01777), 0);
     assert_non_null(load(t.path, NULL, "good", &errs));
     assert_int_equal(errs.n, 0);
-    tmp_free(&t, NULL);
+    modmta_test_rmtree(t.path);
 }
 
 static void
@@ -380,15 +367,13 @@ test_not_regular(void **state)
     struct config_errors errs = { 0 };
     char dir[64], so[128];
 
-    snprintf(dir, sizeof(dir), "/tmp/modload-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    modmta_test_tmpdir(dir, sizeof(dir), "modload");
     snprintf(so, sizeof(so), "%s/good.so", dir);
     assert_int_equal(mkdir(so, 0755), 0);
     assert_null(load(dir, NULL, "good", &errs));
     assert_non_null(strstr(only_error(&errs), "not a regular file"));
     config_errors_free(&errs);
-    rmdir(so);
-    rmdir(dir);
+    modmta_test_rmtree(dir);
 }
 
 int

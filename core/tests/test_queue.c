@@ -11,7 +11,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +23,8 @@
 
 #include <jansson.h>
 
+#include <files.h>
+
 #include "queue.h"
 
 #define BODY "From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
@@ -33,19 +34,12 @@ struct fixture {
 };
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-    return remove(path);
-}
-
-static int
 setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
 
     assert_non_null(fx);
-    strcpy(fx->spool, "/tmp/modmta-qtest-XXXXXX");
-    assert_non_null(mkdtemp(fx->spool));
+    modmta_test_tmpdir(fx->spool, sizeof(fx->spool), "modmta-qtest");
     *state = fx;
     return 0;
 }
@@ -55,7 +49,7 @@ teardown(void **state)
 {
     struct fixture *fx = *state;
 
-    nftw(fx->spool, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    modmta_test_rmtree(fx->spool);
     free(fx);
     return 0;
 }
@@ -206,25 +200,6 @@ envelope_json(const struct fixture *fx, const char *id)
     return n > 0 ? json_loadb(buf, (size_t)n, 0, NULL) : NULL;
 }
 
-static char *
-slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *buf;
-    long n;
-
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    rewind(f);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static int count_cb(const queue_env *env, void *arg);
 
 /* Commit BODY with two recipients; the ID goes to id_r. */
@@ -315,7 +290,8 @@ test_roundtrip(void **state)
     queue_env_free(got);
 
     assert_int_equal(queue_content_path(q, id, path, sizeof(path)), 0);
-    content = slurp(path);
+    content = modmta_test_read_file(path, NULL);
+    assert_non_null(content);
     assert_string_equal(content, BODY);
     free(content);
     /* Nothing left behind in tmp/, files private, envelope versioned:
@@ -632,7 +608,8 @@ test_writer_path_and_head(void **state)
     assert_non_null(w);
     assert_int_equal(queue_writer_write(w, "A: 1\r\n\r\nbody\r\n", 14), 0);
     /* What hooks read through the path is everything written so far. */
-    content = slurp(queue_writer_path(w));
+    content = modmta_test_read_file(queue_writer_path(w), NULL);
+    assert_non_null(content);
     assert_string_equal(content, "A: 1\r\n\r\nbody\r\n");
     free(content);
     assert_int_equal(queue_writer_replace_head(w, 6, "A: 2\r\n", 6), 0);
@@ -645,7 +622,8 @@ test_writer_path_and_head(void **state)
     assert_int_equal(queue_writer_commit(w, &env), 0);
     assert_int_equal(env.size, 26);
     assert_int_equal(queue_content_path(q, env.id, path, sizeof(path)), 0);
-    content = slurp(path);
+    content = modmta_test_read_file(path, NULL);
+    assert_non_null(content);
     assert_string_equal(content, "B: 3\r\nA: 2\r\n\r\nbody\r\nmore\r\n");
     free(content);
     assert_int_equal(count_dir(fx, "tmp"), 0);
@@ -787,7 +765,8 @@ check_pairing(queue *q, const char *id)
 
     assert_int_equal(queue_load(q, id, &env), 0);
     assert_int_equal(queue_content_path(q, id, path, sizeof(path)), 0);
-    content = slurp(path);
+    content = modmta_test_read_file(path, NULL);
+    assert_non_null(content);
     snprintf(want, sizeof(want), "X-Tag: %s\r\n\r\nhello\r\n", env->sender);
     assert_string_equal(content, want);
     assert_int_equal(env->size, (off_t)strlen(want));

@@ -1,6 +1,5 @@
 /* Unit tests of the DATA reader (smtp_data.c): dot-stuffing, the end of
  * data, every SMTP smuggling variant, the size limit, header parsing. */
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <files.h>
 
 #include "conn_priv.h"
 #include "ctx_priv.h"
@@ -40,19 +40,12 @@ struct writer {
 };
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-    return remove(path);
-}
-
-static int
 setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
     modmta_err err;
 
-    snprintf(fx->spool, sizeof(fx->spool), "/tmp/test_smtp_data.XXXXXX");
-    assert_non_null(mkdtemp(fx->spool));
+    modmta_test_tmpdir(fx->spool, sizeof(fx->spool), "test_smtp_data");
     fx->q = queue_open(fx->spool, &err);
     assert_non_null(fx->q);
     fx->host = modmta_host_new("core", "$", "mx.test", fx->spool, NULL, 0);
@@ -67,7 +60,7 @@ teardown(void **state)
 
     queue_close(fx->q);
     modmta_host_free(fx->host);
-    nftw(fx->spool, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    modmta_test_rmtree(fx->spool);
     free(fx);
     return 0;
 }

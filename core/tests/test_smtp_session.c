@@ -2,7 +2,6 @@
  * test thread is the client, the session runs on its own thread. The hook
  * chain is a tiny fake defined here (it replaces chain.c at link time);
  * the queue is the real one in a temporary spool. */
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <files.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -189,20 +189,13 @@ struct fx {
 };
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-    return remove(path);
-}
-
-static int
 setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
     modmta_err err;
 
     signal(SIGPIPE, SIG_IGN);
-    snprintf(fx->spool, sizeof(fx->spool), "/tmp/test_smtp_sess.XXXXXX");
-    assert_non_null(mkdtemp(fx->spool));
+    modmta_test_tmpdir(fx->spool, sizeof(fx->spool), "test_smtp_sess");
     fx->q = queue_open(fx->spool, &err);
     assert_non_null(fx->q);
     fx->domains[0] = "mx.test";
@@ -236,7 +229,7 @@ teardown(void **state)
     struct fx *fx = *state;
 
     queue_close(fx->q);
-    nftw(fx->spool, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    modmta_test_rmtree(fx->spool);
     modmta_host_free(fx->gen.host);
     if (fx->gen.tls != NULL)
         SSL_CTX_free(fx->gen.tls);

@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
+#include <files.h>
 
 #include <openssl/ec.h>
 #include <openssl/err.h>
@@ -24,7 +24,7 @@
 #include "config.h"
 #include "tls.h"
 
-static char dir[] = "/tmp/test_tls.XXXXXX";
+static char dir[64];
 
 static const char *
 path_in(const char *name)
@@ -77,8 +77,7 @@ static int
 setup(void **state)
 {
     (void)state;
-    if (mkdtemp(dir) == NULL)
-        return -1;
+    modmta_test_tmpdir(dir, sizeof(dir), "test_tls");
     make_cert("default", "default.test");
     make_cert("mail", "mail.example.org");
     make_cert("wild", "wild.example.net");
@@ -89,21 +88,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-    static const char *const names[] = {
-        "default", "mail", "wild", "other", NULL
-    };
-    char file[128];
-    size_t i;
-
     (void)state;
-    for (i = 0; names[i] != NULL; i++) {
-        snprintf(file, sizeof(file), "%s.key", names[i]);
-        unlink(path_in(file));
-        snprintf(file, sizeof(file), "%s.crt", names[i]);
-        unlink(path_in(file));
-    }
-    unlink(path_in("cfg.json"));
-    rmdir(dir);
+    modmta_test_rmtree(dir);
     return 0;
 }
 

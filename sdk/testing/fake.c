@@ -1,10 +1,15 @@
 /* libmodmta-test: a real ctx filled by hand, for module unit tests. */
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+
+#include <cmocka.h>
 
 #include "ctx_priv.h"
 #include "fake.h"
@@ -234,6 +239,48 @@ modmta_test_create(const modmta_module *mod, const char *conf,
     inst = mod->create(j, h, err_r);
     json_decref(j);
     return inst;
+}
+
+void *
+modmta_test_create_ok(const modmta_module *mod, const char *conf,
+                      const modmta_host *h)
+{
+    modmta_err err;
+    void *inst = modmta_test_create(mod, conf, h, &err);
+
+    if (inst == NULL)
+        fail_msg("create: %s: %s", err.path, err.msg);
+    return inst;
+}
+
+void
+modmta_test_create_fails(const modmta_module *mod, const char *conf,
+                         const modmta_host *h, const char *path)
+{
+    json_t *j = json_loads(conf, 0, NULL);
+    modmta_err err;
+    void *inst;
+
+    if (j == NULL)
+        fail_msg("test config is not JSON: %s", conf);
+    memset(&err, 0, sizeof(err));
+    inst = mod->create(j, h, &err);
+    json_decref(j);
+    if (inst != NULL) {
+        mod->destroy(inst);
+        fail_msg("create() accepted %s", conf);
+    }
+    assert_string_equal(err.path, path);
+}
+
+void
+modmta_test_release(const modmta_module *mod, void *inst, modmta_ctx *ctx,
+                    modmta_host *h)
+{
+    modmta_test_ctx_free(ctx);
+    if (inst != NULL)
+        mod->destroy(inst);
+    modmta_test_host_free(h);
 }
 
 static void *

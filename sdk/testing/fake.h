@@ -48,6 +48,18 @@ void modmta_test_set_delivery(modmta_ctx *ctx, const char *queue_id,
  * (a text that is not JSON fails too, with err_r saying so). */
 void *modmta_test_create(const modmta_module *mod, const char *conf,
                          const modmta_host *h, modmta_err *err_r);
+/* The same, failing the running test with err_r's path and message when
+ * create() fails. */
+void *modmta_test_create_ok(const modmta_module *mod, const char *conf,
+                            const modmta_host *h);
+/* Check that create() refuses conf (a JSON text) with err_r->path equal
+ * to path; fails the running test otherwise. */
+void modmta_test_create_fails(const modmta_module *mod, const char *conf,
+                              const modmta_host *h, const char *path);
+/* A test's teardown: destroy inst (if not NULL) with mod, then free ctx
+ * and h (either may be NULL). */
+void modmta_test_release(const modmta_module *mod, void *inst,
+                         modmta_ctx *ctx, modmta_host *h);
 
 /* Register the map backend "failtest:": every lookup fails with
  * MODMTA_E_TEMP, a backend outage (rule 10: every hook is tested with

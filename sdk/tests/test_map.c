@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <files.h>
 
 #include <modmta/ctx.h>
 #include <modmta/map.h>
@@ -306,19 +307,6 @@ test_register(void **state)
 
 /* ---- re-reading a changed file ---- */
 
-static void
-write_file(const char *path, const char *text)
-{
-    char tmp[160];
-    FILE *f;
-
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    assert_non_null(f = fopen(tmp, "w"));
-    assert_int_equal(fputs(text, f) >= 0, 1);
-    assert_int_equal(fclose(f), 0);
-    assert_int_equal(rename(tmp, path), 0);
-}
-
 /* The stat() of a file: map is at most once a second: sleeping a little
  * more than a second guarantees the next lookup checks the file. */
 static void
@@ -355,20 +343,20 @@ lookup_capturing(modmta_map *m, const char *key, const char *value,
 static void
 test_file_reload(void **state)
 {
-    char dir[] = "/tmp/modmta-test-map-XXXXXX", path[128], spec[140];
+    char dir[64], path[128], spec[140];
     char log[4096], want[200];
     modmta_err err;
     modmta_map *m;
 
-    assert_non_null(mkdtemp(dir));
+    modmta_test_tmpdir(dir, sizeof(dir), "modmta-test-map");
     snprintf(path, sizeof(path), "%s/access", dir);
     snprintf(spec, sizeof(spec), "file:%s", path);
-    write_file(path, "alpha one\nbeta two\n");
+    modmta_test_replace_file(path, "alpha one\nbeta two\n");
     assert_non_null(m = open_spec(spec, &err));
     expect(m, "alpha", "one");
 
     /* A good new version replaces the table. */
-    write_file(path, "alpha uno\ngamma tres\n");
+    modmta_test_replace_file(path, "alpha uno\ngamma tres\n");
     wait_recheck();
     expect(m, "alpha", "uno");
     expect(m, "gamma", "tres");
@@ -376,7 +364,7 @@ test_file_reload(void **state)
 
     /* A broken version is refused: the old table stays, with a warning
      * naming file:line. */
-    write_file(path, "alpha eins\n# two\nbroken\n");
+    modmta_test_replace_file(path, "alpha eins\n# two\nbroken\n");
     wait_recheck();
     lookup_capturing(m, "alpha", "uno", log, sizeof(log));
     snprintf(want, sizeof(want), "%s:3: key \"broken\" has no value", path);
@@ -385,7 +373,7 @@ test_file_reload(void **state)
     expect(m, "gamma", "tres");
 
     /* Fixed again: picked up. */
-    write_file(path, "alpha ein\n");
+    modmta_test_replace_file(path, "alpha ein\n");
     wait_recheck();
     expect(m, "alpha", "ein");
     expect(m, "gamma", NULL);

@@ -16,6 +16,7 @@
 
 #include <modmta/modmta.h>
 #include <fake.h>
+#include <files.h>
 
 extern const modmta_module modmta_descriptor;
 
@@ -33,11 +34,7 @@ struct fx {
 static void
 write_file(const char *path, const char *data, mode_t mode)
 {
-    FILE *f = fopen(path, "w");
-
-    assert_non_null(f);
-    fputs(data, f);
-    assert_int_equal(fclose(f), 0);
+    modmta_test_write_file(path, data);
     assert_int_equal(chmod(path, mode), 0);
 }
 
@@ -46,9 +43,9 @@ setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
 
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_alias.XXXXXX");
-    if (fx == NULL || mkdtemp(fx->dir) == NULL)
+    if (fx == NULL)
         return -1;
+    modmta_test_tmpdir(fx->dir, sizeof(fx->dir), "test_alias");
     snprintf(fx->aliases, sizeof(fx->aliases), "%s/aliases", fx->dir);
     snprintf(fx->inc, sizeof(fx->inc), "%s/list.inc", fx->dir);
     fx->host = modmta_test_host_new("alias", "localhost", "example.com",
@@ -63,13 +60,8 @@ teardown(void **state)
 {
     struct fx *fx = *state;
 
-    modmta_test_ctx_free(fx->ctx);
-    if (fx->inst != NULL)
-        modmta_descriptor.destroy(fx->inst);
-    modmta_test_host_free(fx->host);
-    unlink(fx->aliases);
-    unlink(fx->inc);
-    rmdir(fx->dir);
+    modmta_test_release(&modmta_descriptor, fx->inst, fx->ctx, fx->host);
+    modmta_test_rmtree(fx->dir);
     free(fx);
     return 0;
 }
@@ -85,14 +77,11 @@ static void
 create_file(struct fx *fx, const char *text, const char *extra)
 {
     char conf[1200];
-    modmta_err err;
 
     write_file(fx->aliases, text, 0644);
     snprintf(conf, sizeof(conf), "{\"module\": \"alias\", \"map\": "
              "\"aliases:%s\"%s}", fx->aliases, extra);
-    fx->inst = create(fx, conf, &err);
-    if (fx->inst == NULL)
-        fail_msg("create: %s: %s", err.path, err.msg);
+    fx->inst = modmta_test_create_ok(&modmta_descriptor, conf, fx->host);
 }
 
 static modmta_verdict

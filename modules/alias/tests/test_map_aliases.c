@@ -16,34 +16,21 @@
 #include <jansson.h>
 
 #include <modmta/modmta.h>
+#include <files.h>
 
 struct fx {
     char dir[256];
     char path[512];
 };
 
-static void
-write_file(const char *path, const char *data)
-{
-    char tmp[600];
-    FILE *f;
-
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = fopen(tmp, "w");
-    assert_non_null(f);
-    assert_int_equal(fputs(data, f) >= 0, 1);
-    assert_int_equal(fclose(f), 0);
-    assert_int_equal(rename(tmp, path), 0);
-}
-
 static int
 setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
 
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_map_aliases.XXXXXX");
-    if (mkdtemp(fx->dir) == NULL)
+    if (fx == NULL)
         return -1;
+    modmta_test_tmpdir(fx->dir, sizeof(fx->dir), "test_map_aliases");
     snprintf(fx->path, sizeof(fx->path), "%s/aliases", fx->dir);
     *state = fx;
     return 0;
@@ -53,12 +40,8 @@ static int
 teardown(void **state)
 {
     struct fx *fx = *state;
-    char tmp[600];
 
-    unlink(fx->path);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", fx->path);
-    unlink(tmp);
-    rmdir(fx->dir);
+    modmta_test_rmtree(fx->dir);
     free(fx);
     return 0;
 }
@@ -103,9 +86,9 @@ test_howto_sendmail(void **state)
     modmta_map *m;
 
     /* 000: "为user1账号设置别名为toto,为user2账号设置别名为popo" */
-    write_file(fx->path, "toto:   user1\n"
-                         "popo:   user2\n"
-                         "group: net1,ne2,net3\n");
+    modmta_test_replace_file(fx->path, "toto:   user1\n"
+                             "popo:   user2\n"
+                             "group: net1,ne2,net3\n");
     m = open_map(fx, &err);
     assert_non_null(m);
     assert_value(m, "toto", "user1");
@@ -123,13 +106,13 @@ test_howto_nested(void **state)
     modmta_map *m;
 
     /* 002: white space before the colon, and nested lists. */
-    write_file(fx->path, "user2: user1,user2\n"
-                         "user3: user1,user3\n"
-                         "user4: user1,user4\n"
-                         "it : it1,it2,it3\n"
-                         "hr : hr1,hr2,hr3\n"
-                         "cw : cw1,cw2,cw3\n"
-                         "all : it,hr,cw\n");
+    modmta_test_replace_file(fx->path, "user2: user1,user2\n"
+                             "user3: user1,user3\n"
+                             "user4: user1,user4\n"
+                             "it : it1,it2,it3\n"
+                             "hr : hr1,hr2,hr3\n"
+                             "cw : cw1,cw2,cw3\n"
+                             "all : it,hr,cw\n");
     m = open_map(fx, &err);
     assert_non_null(m);
     assert_value(m, "user2", "user1, user2");
@@ -147,11 +130,11 @@ test_howto_system(void **state)
     modmta_map *m;
 
     /* 004: the system aliases, blank lines between them. */
-    write_file(fx->path, "MAILER-DAEMON: postmaster\n\n"
-                         "postmaster: root\n\n"
-                         "bin: root\n\n"
-                         "daemon: root\n\n"
-                         "nobody: root\n");
+    modmta_test_replace_file(fx->path, "MAILER-DAEMON: postmaster\n\n"
+                             "postmaster: root\n\n"
+                             "bin: root\n\n"
+                             "daemon: root\n\n"
+                             "nobody: root\n");
     m = open_map(fx, &err);
     assert_non_null(m);
     assert_value(m, "mailer-daemon", "postmaster");
@@ -170,7 +153,7 @@ test_syntax(void **state)
     modmta_err err;
     modmta_map *m;
 
-    write_file(fx->path,
+    modmta_test_replace_file(fx->path,
                "# staff lists\n"
                "staff: alice,\n"
                "  bob,\n"
@@ -204,7 +187,7 @@ check_error(const struct fx *fx, const char *text, unsigned line,
     modmta_err err;
     modmta_map *m;
 
-    write_file(fx->path, text);
+    modmta_test_replace_file(fx->path, text);
     m = open_map(fx, &err);
     assert_null(m);
     snprintf(want, sizeof(want), "%s:%u: ", fx->path, line);
@@ -275,16 +258,16 @@ test_reload(void **state)
     modmta_map *m;
     double end;
 
-    write_file(fx->path, "list: a, b\n");
+    modmta_test_replace_file(fx->path, "list: a, b\n");
     m = open_map(fx, &err);
     assert_non_null(m);
     assert_value(m, "list", "a, b");
-    write_file(fx->path, "list: a, b, c\nnew: x\n");
+    modmta_test_replace_file(fx->path, "list: a, b, c\nnew: x\n");
     wait_value(m, "list", "a, b, c");
     assert_value(m, "new", "x");
 
     /* A broken edit: the old table stays, however long we look. */
-    write_file(fx->path, "list: a\nbroken line\n");
+    modmta_test_replace_file(fx->path, "list: a\nbroken line\n");
     for (end = now_s() + 2.5; now_s() < end; usleep(50000))
         assert_value(m, "list", "a, b, c");
     assert_value(m, "new", "x");
@@ -294,7 +277,7 @@ test_reload(void **state)
     for (end = now_s() + 1.5; now_s() < end; usleep(50000))
         assert_value(m, "new", "x");
 
-    write_file(fx->path, "list: z\n");
+    modmta_test_replace_file(fx->path, "list: z\n");
     wait_value(m, "list", "z");
     assert_value(m, "new", NULL);
     modmta_map_close(m);

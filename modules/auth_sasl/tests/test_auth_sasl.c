@@ -14,6 +14,7 @@
 
 #include <modmta/modmta.h>
 #include <fake.h>
+#include <files.h>
 
 #include "conn_priv.h"
 
@@ -46,14 +47,11 @@ static int
 setup(void **state)
 {
     struct t *t = calloc(1, sizeof(*t));
-    FILE *f;
     modmta_err err;
 
     snprintf(t->path, sizeof(t->path), "/tmp/auth-sasl-%d.passwd",
              (int)getpid());
-    f = fopen(t->path, "w");
-    fputs("bob:{PLAIN}pw\n", f);
-    fclose(f);
+    modmta_test_write_file(t->path, "bob:{PLAIN}pw\n");
     t->h = modmta_test_host_new("auth", NULL);
     t->conf = json_pack("{s:s, s:s+, s:[s,s,s], s:i}", "module", "auth_sasl",
                         "passdb", "file:", t->path, "mechanisms", "PLAIN",

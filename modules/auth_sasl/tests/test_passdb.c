@@ -16,8 +16,9 @@
 #include <cmocka.h>
 
 #include <modmta/modmta.h>
+#include <files.h>
 
-static char tmpdir[] = "/tmp/passdb-test-XXXXXX";
+static char tmpdir[64];
 
 /* crypt_r, interposed (libmodmta is a shared library): counts the calls
  * and keeps the last setting, then runs the real one. */
@@ -40,13 +41,9 @@ static const char *
 write_file(const char *name, const char *text)
 {
     static char path[256];
-    FILE *f;
 
     snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    modmta_test_write_file(path, text);
     return path;
 }
 
@@ -268,13 +265,9 @@ main(void)
     };
     int rc;
 
-    assert_non_null(mkdtemp(tmpdir));
+    modmta_test_tmpdir(tmpdir, sizeof(tmpdir), "passdb-test");
     rc = cmocka_run_group_tests(tests, NULL, NULL);
-    if (rc == 0) {
-        char cmd[300];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-        rc = system(cmd) != 0;
-    }
+    if (rc == 0)
+        rc = modmta_test_rmtree(tmpdir) != 0;
     return rc;
 }

@@ -56,11 +56,7 @@ teardown(void **state)
 {
     struct fx *fx = *state;
 
-    if (fx->ctx != NULL)
-        modmta_test_ctx_free(fx->ctx);
-    if (fx->inst != NULL)
-        modmta_descriptor.destroy(fx->inst);
-    modmta_test_host_free(fx->host);
+    modmta_test_release(&modmta_descriptor, fx->inst, fx->ctx, fx->host);
     free(fx);
     return 0;
 }
@@ -68,12 +64,8 @@ teardown(void **state)
 static void
 create(struct fx *fx, const char *conf_text)
 {
-    modmta_err err;
-
-    fx->inst = modmta_test_create(&modmta_descriptor, conf_text, fx->host,
-                                  &err);
-    if (fx->inst == NULL)
-        fail_msg("create: %s: %s", err.path, err.msg);
+    fx->inst = modmta_test_create_ok(&modmta_descriptor, conf_text,
+                                     fx->host);
 }
 
 /* A transaction from `sender` with headers given as name, value pairs
@@ -354,18 +346,11 @@ test_config_errors(void **state)
         {"{\"bogus\": 1}", "$.modules[0].bogus"},
     };
     struct fx *fx = *state;
-    modmta_err err;
     size_t i;
 
-    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        json_t *conf = json_loads(cases[i].conf, 0, NULL);
-
-        assert_non_null(conf);
-        memset(&err, 0, sizeof(err));
-        assert_null(modmta_descriptor.create(conf, fx->host, &err));
-        assert_string_equal(err.path, cases[i].path);
-        json_decref(conf);
-    }
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        modmta_test_create_fails(&modmta_descriptor, cases[i].conf,
+                                 fx->host, cases[i].path);
 }
 
 int

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <modmta/err.h>
+#include <files.h>
 
 #include "pop3_mbox.h"
 
@@ -44,8 +45,7 @@ make(const char *content)
 {
     int fd;
 
-    strcpy(dir, "/tmp/pop3testXXXXXX");
-    assert_non_null(mkdtemp(dir));
+    modmta_test_tmpdir(dir, sizeof(dir), "pop3test");
     snprintf(path, sizeof(path), "%s/bob", dir);
     fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0640);
     assert_true(fd >= 0);
@@ -57,11 +57,8 @@ make(const char *content)
 static void
 cleanup(int fd)
 {
-    char cmd[200];
-
     close(fd);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(modmta_test_rmtree(dir), 0);
 }
 
 static void

@@ -9,30 +9,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #include <modmta/modmta.h>
 #include <fake.h>
+#include <files.h>
 
 #include "access_table.h"
 
 extern const modmta_module modmta_descriptor;
 
-static char tmpdir[] = "/tmp/relay_access_test.XXXXXX";
+static char tmpdir[128];
 
 static const char *
 write_file(const char *name, const char *text)
 {
     static char path[512];
-    FILE *f;
 
     snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    modmta_test_write_file(path, text);
     return path;
 }
 
@@ -493,14 +489,9 @@ test_config_errors(void **state)
     size_t i;
 
     (void)state;
-    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        modmta_err err = {"", ""};
-        json_t *conf = json_loads(bad[i][0], 0, NULL);
-
-        assert_null(modmta_descriptor.create(conf, h, &err));
-        assert_string_equal(err.path, bad[i][1]);
-        json_decref(conf);
-    }
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        modmta_test_create_fails(&modmta_descriptor, bad[i][0], h,
+                                 bad[i][1]);
     modmta_test_host_free(h);
 }
 
@@ -508,18 +499,15 @@ static int
 setup(void **state)
 {
     (void)state;
-    return mkdtemp(tmpdir) == NULL ? -1 : 0;
+    modmta_test_tmpdir(tmpdir, sizeof(tmpdir), "relay_access_test");
+    return 0;
 }
 
 static int
 teardown(void **state)
 {
-    char path[512];
-
     (void)state;
-    snprintf(path, sizeof(path), "%s/access", tmpdir);
-    unlink(path);
-    return rmdir(tmpdir);
+    return modmta_test_rmtree(tmpdir);
 }
 
 int

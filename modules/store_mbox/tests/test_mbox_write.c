@@ -2,7 +2,6 @@
  * failure, mailbox safety, loop check and dedup. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -23,6 +22,7 @@
 #include <cmocka.h>
 
 #include <modmta/err.h>
+#include <files.h>
 
 #include "mbox_group.h"
 #include "mbox_write.h"
@@ -77,28 +77,6 @@ write_file(const char *path, const char *data, size_t len)
 }
 
 /* Whole file as a NUL-terminated string (NULL if it does not exist). */
-static char *
-read_file(const char *path, size_t *len_r)
-{
-    FILE *f = fopen(path, "r");
-    char *buf;
-    long n;
-
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    rewind(f);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len_r != NULL)
-        *len_r = (size_t)n;
-    return buf;
-}
-
 static int
 exists(const char *path)
 {
@@ -111,12 +89,9 @@ static int
 setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
-    const char *tmp = getenv("TMPDIR");
 
     assert_non_null(fx);
-    snprintf(fx->dir, sizeof(fx->dir), "%s/mbox_write.XXXXXX",
-             tmp ? tmp : "/tmp");
-    assert_non_null(mkdtemp(fx->dir));
+    modmta_test_tmpdir(fx->dir, sizeof(fx->dir), "mbox_write");
     snprintf(fx->mbox, sizeof(fx->mbox), "%s/bob", fx->dir);
     snprintf(fx->lock, sizeof(fx->lock), "%s/bob.lock", fx->dir);
     snprintf(fx->msg, sizeof(fx->msg), "%s/msg", fx->dir);
@@ -134,17 +109,11 @@ setup(void **state)
 }
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-static int
 teardown(void **state)
 {
     struct fx *fx = *state;
 
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    modmta_test_rmtree(fx->dir);
     free(fx);
     return 0;
 }
@@ -162,7 +131,7 @@ test_quoting_crlf_and_end(void **state)
     char *got;
 
     assert_int_equal(append(fx), MBOX_WRITE_DONE);
-    got = read_file(fx->mbox, NULL);
+    got = modmta_test_read_file(fx->mbox, NULL);
     assert_non_null(got);
     assert_string_equal(got, mbox_basic);
     assert_null(strchr(got, '\r'));
@@ -180,7 +149,7 @@ test_original_recipient(void **state)
 
     fx->req.orcpt = "list@example.org";
     assert_int_equal(append(fx), MBOX_WRITE_DONE);
-    got = read_file(fx->mbox, NULL);
+    got = modmta_test_read_file(fx->mbox, NULL);
     xo = strstr(got, "\nX-Original-To: list@example.org\n");
     dt = strstr(got, "\nDelivered-To: ");
     assert_non_null(xo);
@@ -197,7 +166,7 @@ test_null_sender(void **state)
 
     fx->req.sender = "";
     assert_int_equal(append(fx), MBOX_WRITE_DONE);
-    got = read_file(fx->mbox, NULL);
+    got = modmta_test_read_file(fx->mbox, NULL);
     assert_non_null(got);
     assert_memory_equal(got, "From MAILER-DAEMON Thu Jan  1 00:00:00 1970\n"
                              "Return-Path: <>\n", 60);
@@ -212,7 +181,7 @@ test_envelope_control_chars(void **state)
 
     fx->req.sender = "a b\nX-Evil: 1@a.example";
     assert_int_equal(append(fx), MBOX_WRITE_DONE);
-    got = read_file(fx->mbox, NULL);
+    got = modmta_test_read_file(fx->mbox, NULL);
     assert_non_null(got);
     assert_non_null(strstr(got, "From a_b_X-Evil:_1@a.example Thu"));
     assert_non_null(strstr(got, "Return-Path: <a b_X-Evil: 1@a.example>\n"));
@@ -231,7 +200,7 @@ test_append_keeps_previous(void **state)
     write_file(fx->mbox, old, strlen(old));
     assert_int_equal(append(fx), MBOX_WRITE_DONE);
     assert_int_equal(append(fx), MBOX_WRITE_DONE);
-    got = read_file(fx->mbox, &len);
+    got = modmta_test_read_file(fx->mbox, &len);
     assert_int_equal(len, strlen(old) + 2 * strlen(mbox_basic));
     assert_memory_equal(got, old, strlen(old));
     assert_memory_equal(got + strlen(old), mbox_basic, strlen(mbox_basic));
@@ -249,7 +218,7 @@ test_message_ending_with_crlf(void **state)
 
     write_file(fx->msg, msg, strlen(msg));
     assert_int_equal(append(fx), MBOX_WRITE_DONE);
-    got = read_file(fx->mbox, &len);
+    got = modmta_test_read_file(fx->mbox, &len);
     assert_true(len > 8);
     assert_string_equal(got + len - 8, "\n\nbody\n\n");
     free(got);
@@ -279,7 +248,7 @@ test_symlink_refused(void **state)
     assert_int_equal(symlink(target, fx->mbox), 0);
     assert_int_equal(append(fx), MODMTA_E_PERM);
     assert_non_null(strstr(fx->why, "symbolic link"));
-    got = read_file(target, NULL);
+    got = modmta_test_read_file(target, NULL);
     assert_string_equal(got, "precious\n");
     free(got);
     assert_false(exists(fx->lock));
@@ -308,7 +277,7 @@ test_hard_link_refused(void **state)
     assert_int_equal(link(other, fx->mbox), 0);
     assert_int_equal(append(fx), MODMTA_E_PERM);
     assert_non_null(strstr(fx->why, "links"));
-    got = read_file(other, NULL);
+    got = modmta_test_read_file(other, NULL);
     assert_string_equal(got, "precious\n");
     free(got);
 }
@@ -435,7 +404,7 @@ test_dead_writer_half_message_cut(void **state)
         _exit(0);
     assert_int_equal(waitpid(pid, NULL, 0), pid);
     assert_int_equal(append(fx), MBOX_WRITE_DONE);
-    got = read_file(fx->mbox, &before);
+    got = modmta_test_read_file(fx->mbox, &before);
     free(got);
     write_file(fx->mbox, mbox_basic, strlen(mbox_basic));
     assert_int_equal(before, strlen(mbox_basic));
@@ -449,7 +418,7 @@ test_dead_writer_half_message_cut(void **state)
     write_file(fx->lock, lock, strlen(lock));
     assert_int_equal(append(fx), MBOX_WRITE_DONE);
     assert_non_null(strstr(fx->why, "repaired"));
-    got = read_file(fx->mbox, &after);
+    got = modmta_test_read_file(fx->mbox, &after);
     assert_int_equal(after, 2 * before);
     assert_null(strstr(got, "HALFWRITTEN"));
     assert_memory_equal(got + before, mbox_basic, before);
@@ -469,11 +438,11 @@ test_planted_lock_cuts_nothing(void **state)
     if (geteuid() != 0)
         skip();
     assert_int_equal(append(fx), MBOX_WRITE_DONE);
-    free(read_file(fx->mbox, &before));
+    free(modmta_test_read_file(fx->mbox, &before));
     write_file(fx->lock, "999999 0\n", 9);
     assert_int_equal(chown(fx->lock, 65534, 65534), 0);
     assert_int_equal(append(fx), MBOX_WRITE_DONE);
-    got = read_file(fx->mbox, &after);
+    got = modmta_test_read_file(fx->mbox, &after);
     assert_int_equal(after, 2 * before);
     free(got);
 }
@@ -559,7 +528,7 @@ batch_init(struct fx *fx, struct batch *b)
 static void
 assert_batch_mailbox(struct fx *fx, const int *want)
 {
-    char *got = read_file(fx->mbox, NULL), line[64];
+    char *got = modmta_test_read_file(fx->mbox, NULL), line[64];
     const char *p;
     size_t i;
 
@@ -715,7 +684,7 @@ test_truncate_on_failure(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-    got = read_file(fx->mbox, &len);
+    got = modmta_test_read_file(fx->mbox, &len);
     assert_int_equal(len, strlen(old));
     assert_memory_equal(got, old, len);
     free(got);
@@ -768,9 +737,9 @@ test_dedup(void **state)
     assert_int_equal(append(fx), MBOX_WRITE_DONE);
     fx->req.dedup = 1;
     fx->req.queue_id = "QID1";
-    before = read_file(fx->mbox, &blen);
+    before = modmta_test_read_file(fx->mbox, &blen);
     assert_int_equal(append(fx), MBOX_WRITE_DUPLICATE);
-    after = read_file(fx->mbox, &alen);
+    after = modmta_test_read_file(fx->mbox, &alen);
     assert_int_equal(alen, blen);
     assert_memory_equal(after, before, blen);
     free(after);
@@ -784,7 +753,7 @@ test_dedup(void **state)
     fx->req.queue_id = "QID1";
     fx->req.rcpt = "alice@example.com";
     assert_int_equal(append(fx), MBOX_WRITE_DONE);
-    after = read_file(fx->mbox, &alen);
+    after = modmta_test_read_file(fx->mbox, &alen);
     assert_int_equal(alen, 3 * strlen(mbox_basic) + 2);
     free(after);
 }

@@ -1,7 +1,6 @@
 /* Unit tests of the store_mbox module: config, on_rcpt claims and
  * rejects, deliver end to end with the fake context, loop and dedup. */
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pwd.h>
 #include <setjmp.h>
@@ -19,6 +18,7 @@
 
 #include <modmta/modmta.h>
 #include <fake.h>
+#include <files.h>
 
 extern const modmta_module modmta_descriptor;
 
@@ -40,45 +40,6 @@ static const char msg_plain[] =
     "body\r\n";
 
 /* ---- helpers ---- */
-
-static void
-write_file(const char *path, const char *data)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    size_t len = strlen(data);
-
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, data, len), (ssize_t)len);
-    close(fd);
-}
-
-static char *
-read_file(const char *path, size_t *len_r)
-{
-    FILE *f = fopen(path, "r");
-    char *buf;
-    long n;
-
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    rewind(f);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len_r != NULL)
-        *len_r = (size_t)n;
-    return buf;
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
 
 /* Create an instance from JSON text with "%s" standing for the mail
  * directory; NULL (and err filled) if create() refuses it. */
@@ -115,15 +76,12 @@ static int
 setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
-    const char *tmp = getenv("TMPDIR");
 
     assert_non_null(fx);
-    snprintf(fx->dir, sizeof(fx->dir), "%s/store_mbox.XXXXXX",
-             tmp ? tmp : "/tmp");
-    assert_non_null(mkdtemp(fx->dir));
+    modmta_test_tmpdir(fx->dir, sizeof(fx->dir), "store_mbox");
     snprintf(fx->mail, sizeof(fx->mail), "%s/var/mail", fx->dir);
     snprintf(fx->msg, sizeof(fx->msg), "%s/msg", fx->dir);
-    write_file(fx->msg, msg_plain);
+    modmta_test_write_file(fx->msg, msg_plain);
     fx->host = modmta_test_host_new("store_mbox", "example.com",
                                     "localhost", NULL);
     fx->ctx = modmta_test_ctx_new(fx->host, "192.0.2.1");
@@ -140,7 +98,7 @@ teardown(void **state)
     modmta_descriptor.destroy(fx->inst);
     modmta_test_ctx_free(fx->ctx);
     modmta_test_host_free(fx->host);
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    modmta_test_rmtree(fx->dir);
     free(fx);
     return 0;
 }
@@ -169,7 +127,7 @@ mailbox(struct fx *fx, const char *user, size_t *len_r)
     char path[PATH_MAX];
 
     snprintf(path, sizeof(path), "%s/%s", fx->mail, user);
-    return read_file(path, len_r);
+    return modmta_test_read_file(path, len_r);
 }
 
 static void
@@ -222,7 +180,7 @@ test_create_errors(void **state)
 
     /* a directory that cannot be one */
     snprintf(path, sizeof(path), "%s/file", fx->dir);
-    write_file(path, "");
+    modmta_test_write_file(path, "");
     snprintf(fx->mail, sizeof(fx->mail), "%s/file/mail", fx->dir);
     assert_null(make(fx, "{\"directory\": \"%s\"}", &err));
     assert_string_equal(err.path, "$.modules[0].directory");
@@ -375,7 +333,7 @@ test_deliver_loop_fails(void **state)
 {
     struct fx *fx = *state;
 
-    write_file(fx->msg, "Delivered-To: bob@example.com\r\n"
+    modmta_test_write_file(fx->msg, "Delivered-To: bob@example.com\r\n"
                         "Subject: again\r\n\r\nbody\r\n");
     assert_int_equal(deliver(fx, "BOB@example.com", "QID1", 0),
                      MODMTA_FAILED);
@@ -430,7 +388,7 @@ test_deliver_locked_defers(void **state)
 
     use(fx, "{\"directory\": \"%s\", \"lock_timeout\": 0}");
     snprintf(lock, sizeof(lock), "%s/bob.lock", fx->mail);
-    write_file(lock, "");
+    modmta_test_write_file(lock, "");
     assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
                      MODMTA_DEFERRED);
     assert_int_equal(modmta_test_reply_code(fx->ctx) / 100, 4);
@@ -447,13 +405,13 @@ test_deliver_symlink_defers(void **state)
     char *got;
 
     snprintf(target, sizeof(target), "%s/passwd", fx->dir);
-    write_file(target, "root:x:0:0\n");
+    modmta_test_write_file(target, "root:x:0:0\n");
     snprintf(link_path, sizeof(link_path), "%s/bob", fx->mail);
     assert_int_equal(symlink(target, link_path), 0);
     assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
                      MODMTA_DEFERRED);
     assert_int_equal(modmta_test_reply_code(fx->ctx) / 100, 4);
-    got = read_file(target, NULL);
+    got = modmta_test_read_file(target, NULL);
     assert_string_equal(got, "root:x:0:0\n");
     free(got);
 }

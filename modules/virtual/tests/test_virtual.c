@@ -8,13 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
 #include <modmta/modmta.h>
 #include <fake.h>
+#include <files.h>
 
 extern const modmta_module modmta_descriptor;
 
@@ -42,9 +42,9 @@ setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
 
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_virtual.XXXXXX");
-    if (fx == NULL || mkdtemp(fx->dir) == NULL)
+    if (fx == NULL)
         return -1;
+    modmta_test_tmpdir(fx->dir, sizeof(fx->dir), "test_virtual");
     snprintf(fx->table, sizeof(fx->table), "%s/virtusertable", fx->dir);
     fx->host = modmta_test_host_new("virtual", "localhost", "mx.test",
                                     NULL);
@@ -58,12 +58,8 @@ teardown(void **state)
 {
     struct fx *fx = *state;
 
-    modmta_test_ctx_free(fx->ctx);
-    if (fx->inst != NULL)
-        modmta_descriptor.destroy(fx->inst);
-    modmta_test_host_free(fx->host);
-    unlink(fx->table);
-    rmdir(fx->dir);
+    modmta_test_release(&modmta_descriptor, fx->inst, fx->ctx, fx->host);
+    modmta_test_rmtree(fx->dir);
     free(fx);
     return 0;
 }
@@ -79,17 +75,11 @@ static void
 create_file(struct fx *fx, const char *text, const char *extra)
 {
     char conf[1200];
-    modmta_err err;
-    FILE *f = fopen(fx->table, "w");
 
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
+    modmta_test_write_file(fx->table, text);
     snprintf(conf, sizeof(conf), "{\"module\": \"virtual\", \"map\": "
              "\"file:%s\"%s}", fx->table, extra);
-    fx->inst = create(fx, conf, &err);
-    if (fx->inst == NULL)
-        fail_msg("create: %s: %s", err.path, err.msg);
+    fx->inst = modmta_test_create_ok(&modmta_descriptor, conf, fx->host);
 }
 
 static modmta_verdict
