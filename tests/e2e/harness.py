@@ -11,6 +11,7 @@ Environment (meson sets it): MODMTA, MODMTACTL, MODULE_DIR; E2E_KEEP=1
 keeps every temp dir.
 """
 
+import atexit
 import copy
 import fcntl
 import glob
@@ -61,6 +62,12 @@ def _port_range():
 
 
 _reserved_ports = {}    # port -> lock file held for the life of the process
+
+
+@atexit.register
+def _release_ports():
+    for f in _reserved_ports.values():
+        f.close()
 
 
 def port_bindable(port):
