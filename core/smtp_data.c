@@ -169,6 +169,15 @@ data_hdr_line(struct smtp_data *d, size_t end)
     return 1;
 }
 
+/* Where the header block ends when it outgrows the buffer: before the
+ * field being read (it may go on), or, when the client's first line is
+ * that big, right after our Received: header, the rest being body. */
+static size_t
+data_hdr_cut(const struct smtp_data *d)
+{
+    return d->line_start == d->first ? d->first : d->cur_hdr;
+}
+
 static void
 data_hdr_feed(struct smtp_data *d, const char *p, size_t n)
 {
@@ -176,7 +185,7 @@ data_hdr_feed(struct smtp_data *d, const char *p, size_t n)
     char *nb;
 
     if (d->hlen + n > SMTP_DATA_HDR_MAX) {
-        data_hdr_end(d, d->cur_hdr);
+        data_hdr_end(d, data_hdr_cut(d));
         return;
     }
     if (d->hlen + n > d->hcap) {
@@ -185,7 +194,7 @@ data_hdr_feed(struct smtp_data *d, const char *p, size_t n)
             d->hcap *= 2;
         nb = realloc(d->hbuf, d->hcap);
         if (nb == NULL) {
-            data_hdr_end(d, d->cur_hdr);
+            data_hdr_end(d, data_hdr_cut(d));
             return;
         }
         d->hbuf = nb;
@@ -207,12 +216,15 @@ static void
 data_release(struct smtp_data *d, const char *prepend, size_t plen,
              const char *chunk, size_t n, int in_hbuf, int end)
 {
+    const char *c0 = d->hlen > d->first ? d->hbuf + d->first
+                     : !in_hbuf && n > 0 ? chunk : NULL;
+
     if (in_hbuf && !end && d->in_hdrs && d->line_start <= d->first)
         return; /* the first line is not complete yet */
     d->held = 0;
     data_write(d, prepend, plen);
-    if (!d->in_hdrs && d->hdr_len == (long long)d->first &&
-        d->hlen > d->first && d->hbuf[d->first] != '\r')
+    if (!d->in_hdrs && d->hdr_len == (long long)d->first && c0 != NULL &&
+        *c0 != '\r')
         data_write(d, "\r\n", 2);
     data_write(d, d->hbuf + d->first, d->hlen - d->first);
     if (!in_hbuf)

@@ -27,7 +27,7 @@ struct fx {
     /* one run */
     struct smtp_data d;
     modmta_ctx *ctx;
-    char content[200000];
+    char content[400000];
     size_t clen;
     char rest[64];             /* what follows the end of data */
 };
@@ -321,6 +321,35 @@ test_body_first(void **state)
     fx->ctx = NULL;
 }
 
+/* A first line bigger than the header buffer: body too, after the empty
+ * line; our Received: header still reaches the hooks. Whole or in
+ * pieces (the overflow may come with the first chunk or a later one). */
+static void
+test_huge_first_line(void **state)
+{
+    struct fx *fx = *state;
+    size_t len = 300000, i;
+    char *in = malloc(len + 8);
+    int bytewise;
+
+    assert_non_null(in);
+    for (i = 0; i < len; i++)
+        in[i] = (char)('a' + i % 26);
+    memcpy(in + len, "\r\n.\r\n", 6);
+    for (bytewise = 0; bytewise < 2; bytewise++) {
+        assert_int_equal(run(fx, in, len + 5, 0, bytewise), 0);
+        assert_int_equal(fx->clen, strlen(PRE) + 2 + len + 2);
+        assert_memory_equal(fx->content, PRE "\r\n", strlen(PRE) + 2);
+        assert_memory_equal(fx->content + strlen(PRE) + 2, in, len + 2);
+        assert_int_equal(fx->d.hdr_len, strlen(PRE));
+        assert_string_equal(modmta_hdr_get(fx->ctx, "received", 0),
+                            "from x\r\n\tby y; now");
+    }
+    free(in);
+    modmta_ctx_free(fx->ctx);
+    fx->ctx = NULL;
+}
+
 /* A NUL anywhere makes the message bad; the content after it is not
  * written and no header reaches the hooks. */
 static void
@@ -393,6 +422,7 @@ main(void)
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_headers),
         cmocka_unit_test(test_body_first),
+        cmocka_unit_test(test_huge_first_line),
         cmocka_unit_test(test_received),
         cmocka_unit_test(test_nul_rejected),
         cmocka_unit_test(test_header_field_cap),
