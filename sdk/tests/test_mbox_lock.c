@@ -17,11 +17,12 @@
 #include <cmocka.h>
 
 #include <modmta/mbox.h>
+#include <files.h>
 
 #define DAY (24 * 3600)
 
 struct fx {
-    char dir[64];
+    char dir[256];
     char mbox[PATH_MAX];
     char lock[PATH_MAX];
     char other[PATH_MAX];
@@ -36,8 +37,7 @@ setup(void **state)
     struct fx *fx = calloc(1, sizeof(*fx));
 
     assert_non_null(fx);
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_mbox_lock.XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
+    modmta_test_tmpdir(fx->dir, sizeof(fx->dir), "test_mbox_lock");
     snprintf(fx->mbox, sizeof(fx->mbox), "%s/bob", fx->dir);
     snprintf(fx->lock, sizeof(fx->lock), "%s/bob.lock", fx->dir);
     snprintf(fx->other, sizeof(fx->other), "%s/other", fx->dir);
@@ -55,10 +55,7 @@ teardown(void **state)
 
     modmta_mbox_unlock(fx->mbox, fx->fd, &fx->lk);
     close(fx->fd);
-    unlink(fx->lock);
-    unlink(fx->mbox);
-    unlink(fx->other);
-    rmdir(fx->dir);
+    modmta_test_rmtree(fx->dir);
     free(fx);
     return 0;
 }

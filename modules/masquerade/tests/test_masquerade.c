@@ -19,6 +19,7 @@
 
 #include <modmta/modmta.h>
 #include <fake.h>
+#include <files.h>
 
 extern const modmta_module modmta_descriptor;
 
@@ -239,12 +240,11 @@ test_generic_howto(void **state)
         "her@localdomain.local heraccount@herisp.example\n"
         "@localdomain.local hisaccount+local@hisisp.example\n";
     struct fx *fx = *state;
-    char path[] = "/tmp/modmta-generic-XXXXXX", conf[256];
-    int fd = mkstemp(path);
+    char dir[256], path[300], conf[512];
 
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
+    modmta_test_tmpdir(dir, sizeof(dir), "modmta-generic");
+    snprintf(path, sizeof(path), "%s/generic", dir);
+    modmta_test_write_file(path, text);
     snprintf(conf, sizeof(conf), "{\"module\": \"masquerade\", "
              "\"envelope\": true, \"generic\": \"file:%s\"}", path);
     create(fx, conf);
@@ -258,7 +258,7 @@ test_generic_howto(void **state)
                         "heraccount@herisp.example, "
                         "hisaccount+local@hisisp.example, x@remote.test");
     assert_string_equal(modmta_sender(fx->ctx), "hisaccount@hisisp.example");
-    unlink(path);
+    modmta_test_rmtree(dir);
 }
 
 /* A generic entry wins over masquerading, and is applied even to an
