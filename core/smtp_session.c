@@ -108,9 +108,10 @@ static void smtp_client_names(struct smtp_session *s);
 static int smtp_setup(struct smtp_session *s);
 static void smtp_teardown(struct smtp_session *s);
 
-/* Past this many HELO/EHLO/RSET/NOOP/HELP/VRFY/EXPN in one session, each
- * more counts as an error (Postfix's smtpd_junk_command_limit): a client
- * cannot keep a session busy forever without sending mail. */
+/* Past this many HELO/EHLO/RSET/NOOP/HELP/VRFY/EXPN since the session
+ * began or last queued a message, each more counts as an error (Postfix's
+ * smtpd_junk_command_limit): a client cannot keep a session busy forever
+ * without sending mail. */
 #define SMTP_JUNK_LIMIT 100
 
 static const char *const smtp_junk_verbs[] = {
@@ -625,6 +626,11 @@ smtp_commit(struct smtp_session *s)
                 c->sender, (long long)env.size, c->nrcpts,
                 c->quarantine != NULL ? " (quarantined)" : "");
     smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
+    /* A client that delivers mail is forgiven its junk and its errors,
+     * as Postfix's smtpd does: an MTA reusing one connection for
+     * hundreds of messages sends an RSET before each. */
+    s->njunk = 0;
+    s->nerrors = 0;
     chain_queued(s->gen->chain, c);
     if (s->a->sched != NULL && c->quarantine == NULL)
         scheduler_submit(s->a->sched, id);

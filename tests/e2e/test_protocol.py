@@ -40,6 +40,33 @@ class Protocol(harness.TestCase):
         self.assertReply(c.cmd('QUIT'), 221)
         self.assertClosed(c)
 
+    def test_connection_reuse_with_rset(self):
+        """An MTA relaying through one connection sends RSET before each
+        reuse (Postfix's smtp client does): hundreds of transactions must
+        not run into the junk-command limit, because each message received
+        forgives the junk and the errors before it, as Postfix's smtpd
+        does. Junk without mail still ends the session."""
+        n = 300
+        d = self.daemon()
+        c = self.session(d)
+        for i in range(n):
+            self.assertReply(c.cmd('RSET'), 250)
+            self.assertReply(c.cmd('MAIL FROM:<a@localhost>'), 250)
+            self.assertReply(c.cmd('RCPT TO:<bob@localhost>'), 250)
+            self.assertReply(c.cmd('DATA'), 354)
+            self.assertReply(c.cmd('Subject: reuse %d\r\n\r\nbody\r\n.'
+                                   % i), 250, '2.0.0')
+        self.assertReply(c.cmd('QUIT'), 221)
+        d.wait_messages('bob', n)
+        # the limit still holds for a client that sends no mail
+        c = self.session(d)
+        codes = []
+        while len(codes) < 200 and 421 not in codes:
+            codes.append(c.cmd('RSET')[0])
+        self.assertEqual(codes[-1], 421, codes[95:])
+        self.assertGreater(len(codes), 100)
+        self.assertClosed(c)
+
     def test_howto_dialogue(self):
         """What the administrators' how-tos type into telnet (Postfix's
         and Sendmail's examples): no HELO, paths without brackets, a
