@@ -24,8 +24,10 @@
 #include <modmta/log.h>
 
 #include "ctx_priv.h"
+#include "dns_priv.h"
 #include "chain.h"
 #include "modload.h"
+#include "own_addrs.h"
 
 /* Hard bound on rewrite levels, whatever the config says: each level is a
  * stack frame. */
@@ -62,6 +64,9 @@ struct chain {
     struct modmta_owner *owners; /* instances with owns_domain; every host
                                   * of the chain borrows this array */
     size_t nowners;
+    modmta_dns *dns;          /* the generation's resolver (lent too) */
+    struct sockaddr_storage *own; /* own_addrs_build(): lent to hosts */
+    size_t nown;
 };
 
 struct chain_reply {
@@ -152,14 +157,21 @@ chain_build(const struct config *cfg, int is_root, struct config_errors *errs)
     }
     ch = calloc(1, sizeof(*ch));
     if (ch != NULL) {
+        modmta_err err;
+
         ch->insts = calloc(count + 1, sizeof(*ch->insts));
         ch->core_host = modmta_host_new("core", "$", cfg->hostname,
                                         cfg->spool, cfg->local_domains,
                                         is_root);
+        ch->dns = modmta_dns_new(cfg->dns.servers, cfg->dns.timeout,
+                                 cfg->dns.trust_anchor, &err);
+        ch->own = own_addrs_build(cfg, &ch->nown);
+        if (ch->core_host != NULL)
+            modmta_host_set_net(ch->core_host, ch->dns, ch->own, ch->nown);
     }
     names = calloc(count + 1, sizeof(*names));
     if (ch == NULL || ch->insts == NULL || ch->core_host == NULL ||
-        names == NULL) {
+        ch->dns == NULL || names == NULL) {
         config_errors_add(errs, "$.modules", "out of memory");
         failed = 1;
     } else {
@@ -199,6 +211,8 @@ chain_free(struct chain *ch)
     free(ch->insts);
     free(ch->owners);
     modmta_host_free(ch->core_host);
+    modmta_dns_free(ch->dns);
+    free(ch->own);
     free(ch);
 }
 
@@ -251,6 +265,7 @@ chain_add(struct chain *ch, const struct config *cfg, int is_root, size_t i,
         config_errors_add(errs, path, "out of memory");
         return -1;
     }
+    modmta_host_set_net(ci->host, ch->dns, ch->own, ch->nown);
     memset(&err, 0, sizeof(err));
     ci->inst = mod->create(el, ci->host, &err);
     if (ci->inst == NULL) {

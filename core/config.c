@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -47,10 +48,13 @@ struct config_num {
     long long def;
     long long min;
     long long max;
+    int seconds;                   /* a time: "30s", "5m", "4h", "2d" too */
 };
 
 #define CONFIG_NUM(type, field, wide, def, min, max) \
-    { #field, offsetof(type, field), wide, def, min, max }
+    { #field, offsetof(type, field), wide, def, min, max, 0 }
+#define CONFIG_TIME(type, field, def, min, max) \
+    { #field, offsetof(type, field), 0, def, min, max, 1 }
 
 static const struct config_num config_limits_nums[] = {
     CONFIG_NUM(struct config_limits, max_sessions, 0, 1000, 1, INT_MAX),
@@ -59,27 +63,36 @@ static const struct config_num config_limits_nums[] = {
     CONFIG_NUM(struct config_limits, message_size, 1, 20000000, 0,
                LLONG_MAX),
     CONFIG_NUM(struct config_limits, recipients, 0, 100, 1, INT_MAX),
-    CONFIG_NUM(struct config_limits, command_timeout, 0, 300, 1, CONFIG_DAY),
-    CONFIG_NUM(struct config_limits, data_timeout, 0, 600, 1, CONFIG_DAY),
+    CONFIG_TIME(struct config_limits, command_timeout, 300, 1, CONFIG_DAY),
+    CONFIG_TIME(struct config_limits, data_timeout, 600, 1, CONFIG_DAY),
     CONFIG_NUM(struct config_limits, errors, 0, 10, 1, INT_MAX),
     CONFIG_NUM(struct config_limits, rewrite_depth, 0, 10, 1, 1000),
     CONFIG_NUM(struct config_limits, rewrite_max, 0, 1000, 1, INT_MAX),
     CONFIG_NUM(struct config_limits, greet_pause, 0, 0, 0, 60000),
-    { NULL, 0, 0, 0, 0, 0 }
+    { NULL, 0, 0, 0, 0, 0, 0 }
 };
 
 static const struct config_num config_queue_nums[] = {
-    CONFIG_NUM(struct config_queue, lifetime, 0, 432000, 1, CONFIG_YEAR),
-    CONFIG_NUM(struct config_queue, retry_min, 0, 300, 1, CONFIG_YEAR),
-    CONFIG_NUM(struct config_queue, retry_max, 0, 4000, 1, CONFIG_YEAR),
+    CONFIG_TIME(struct config_queue, lifetime, 432000, 1, CONFIG_YEAR),
+    CONFIG_TIME(struct config_queue, retry_min, 300, 1, CONFIG_YEAR),
+    CONFIG_TIME(struct config_queue, retry_max, 4000, 1, CONFIG_YEAR),
     CONFIG_NUM(struct config_queue, workers, 0, 4, 1, 1024),
-    { NULL, 0, 0, 0, 0, 0 }
+    CONFIG_NUM(struct config_queue, outbound_workers, 0, 100, 1, 4096),
+    CONFIG_NUM(struct config_queue, destination_concurrency, 0, 20, 1,
+               1000),
+    CONFIG_NUM(struct config_queue, destination_recipients, 0, 50, 1,
+               1000),
+    CONFIG_TIME(struct config_queue, delay_warning, 0, 0, CONFIG_YEAR),
+    { NULL, 0, 0, 0, 0, 0, 0 }
 };
 
 static const char *const config_top_keys[] = {
     "hostname", "user", "run_as_root", "daemonize", "pid_file", "spool",
     "control_socket", "module_path", "local_domains", "log", "limits",
-    "smtp", "queue", "tls", "redis", "listen", "modules", NULL
+    "smtp", "queue", "dns", "tls", "redis", "listen", "modules", NULL
+};
+static const char *const config_dns_keys[] = {
+    "servers", "timeout", "trust_anchor", NULL
 };
 static const char *const config_smtp_keys[] = {
     "helo_required", "strict_envelopes", NULL
@@ -416,6 +429,57 @@ config_int(struct config_loader *ld, const json_t *obj, const char *path,
     return 1;
 }
 
+/* "90", "90s", "15m", "4h", "2d", "1w" into seconds; -1 if malformed
+ * or over max. */
+static long long
+config_duration(const char *s, long long max)
+{
+    static const struct { char unit; long long mult; } units[] = {
+        {'s', 1}, {'m', 60}, {'h', 3600}, {'d', CONFIG_DAY},
+        {'w', 7 * CONFIG_DAY},
+    };
+    long long n = 0, mult = 1;
+    size_t i, len = strlen(s);
+
+    if (len == 0 || len > 12 || s[0] < '0' || s[0] > '9')
+        return -1;
+    for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (s[len - 1] == units[i].unit) {
+            mult = units[i].mult;
+            len--;
+        }
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        n = n * 10 + (s[i] - '0');
+    }
+    return n * mult > max ? -1 : n * mult;
+}
+
+/* A time in seconds: an integer, or a string with a unit (s m h d w). */
+static int
+config_time(struct config_loader *ld, const json_t *obj, const char *path,
+            const char *key, long long min, long long max, long long *out)
+{
+    char p[CONFIG_PATH_MAX];
+    const json_t *v = json_object_get(obj, key);
+    long long n;
+
+    if (v == NULL || !json_is_string(v))
+        return config_int(ld, obj, path, key, min, max, out);
+    n = config_duration(json_string_value(v), max);
+    if (n < min) {
+        config_path_key(p, path, key);
+        config_err(ld, p, "\"%s\": expected a time from %lld to %lld "
+                   "seconds, as an integer or with a unit (\"30s\", "
+                   "\"15m\", \"4h\", \"5d\")", json_string_value(v), min,
+                   max);
+        return -1;
+    }
+    *out = n;
+    return 1;
+}
+
 /* A string from names; *out is its index. */
 static int
 config_enum(struct config_loader *ld, const json_t *obj, const char *path,
@@ -743,7 +807,10 @@ config_load_nums(struct config_loader *ld, const json_t *root,
     config_path_key(path, "$", key);
     for (i = 0; nums[i].key != NULL; i++) {
         v = nums[i].def;
-        if (obj != NULL)
+        if (obj != NULL && nums[i].seconds)
+            config_time(ld, obj, path, nums[i].key, nums[i].min,
+                        nums[i].max, &v);
+        else if (obj != NULL)
             config_int(ld, obj, path, nums[i].key, nums[i].min, nums[i].max,
                        &v);
         if (nums[i].wide)
@@ -872,6 +939,60 @@ config_load_tls(struct config_loader *ld, const json_t *root)
         config_load_sni(ld, tls);
     }
     t->min_version = config_strdup(ld, config_tls_versions[version]);
+}
+
+/* A "dns.servers" entry, "IP" or "IP:port" / "[IPv6]:port", rewritten
+ * in place as unbound's forwarder "IP" or "IP@port". */
+static void
+config_dns_server(struct config_loader *ld, char *s, const char *path)
+{
+    struct sockaddr_storage ss;
+    struct in6_addr a6;
+    struct in_addr a4;
+    socklen_t len;
+    char why[256], host[INET6_ADDRSTRLEN];
+    int port;
+
+    if (inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1)
+        return;
+    if (config_parse_address(s, &ss, &len, why, sizeof(why)) < 0) {
+        config_err(ld, path, "\"%s\": %s", s, why);
+        return;
+    }
+    if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host,
+                  sizeof(host));
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host,
+                  sizeof(host));
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    /* Shorter than what it replaces: "[" "]" ":" become one "@". */
+    snprintf(s, strlen(s) + 1, "%s@%d", host, port);
+}
+
+static void
+config_load_dns(struct config_loader *ld, const json_t *root)
+{
+    struct config_dns *d = &ld->cfg->dns;
+    const json_t *o = config_object(ld, root, "$", "dns", config_dns_keys);
+    long long t = 10;
+    struct stat st;
+
+    d->timeout = 10;
+    if (o == NULL)
+        return;
+    if (config_strlist(ld, o, "$.dns", "servers", config_dns_server,
+                       &d->servers) > 0 && d->servers[0] == NULL)
+        config_err(ld, "$.dns.servers", "expected at least one server");
+    if (config_time(ld, o, "$.dns", "timeout", 1, 300, &t) > 0)
+        d->timeout = (long)t;
+    if (config_str(ld, o, "$.dns", "trust_anchor", NULL,
+                   &d->trust_anchor) > 0 && d->trust_anchor != NULL &&
+        stat(d->trust_anchor, &st) < 0)
+        config_err(ld, "$.dns.trust_anchor", "%s: %s", d->trust_anchor,
+                   strerror(errno));
 }
 
 /*
@@ -1118,6 +1239,7 @@ config_load(const char *path, struct config_errors *errs)
                          &cfg->limits);
         config_load_smtp(&ld, root);
         config_load_queue(&ld, root);
+        config_load_dns(&ld, root);
         config_load_tls(&ld, root);
         config_load_redis(&ld, root);
         config_load_listeners(&ld, root);
@@ -1155,6 +1277,8 @@ config_free(struct config *cfg)
     }
     free(cfg->tls.sni);
     free(cfg->log_facility);
+    config_strlist_free(cfg->dns.servers);
+    free(cfg->dns.trust_anchor);
     config_strlist_free(cfg->local_domains);
     config_strlist_free(cfg->module_path);
     free(cfg->pid_file);

@@ -41,6 +41,19 @@ struct config_queue {
     long retry_min;                /* 300 s */
     long retry_max;                /* 4000 s */
     long workers;                  /* 4 delivery threads */
+    long outbound_workers;         /* 100 threads for route()d groups */
+    long destination_concurrency;  /* 20 deliveries per destination */
+    long destination_recipients;   /* 50 recipients per deliver_msg */
+    long delay_warning;            /* 0 s: off; else warn once after */
+};
+
+/* "dns": the resolver modules reach with modmta_host_dns(). */
+struct config_dns {
+    char **servers;                /* NULL: the system's resolv.conf;
+                                      else "IP" or "IP@port" (unbound's
+                                      forwarder syntax), NULL-terminated */
+    long timeout;                  /* 10 s per lookup */
+    char *trust_anchor;            /* NULL: no DNSSEC validation */
 };
 
 /* One more certificate, chosen when the client's SNI names one of names
@@ -84,6 +97,7 @@ struct config {
     struct config_limits limits;
     struct config_smtp smtp;
     struct config_queue queue;
+    struct config_dns dns;
     struct config_tls tls;
     struct config_listener *listeners;
     size_t nlisteners;

@@ -33,17 +33,52 @@ typedef enum queue_rcpt_state {
     QRCPT_FAILED = 2,     /* bounced: a DSN was or will be sent */
 } queue_rcpt_state;
 
+/* RFC 3461 NOTIFY, as the client gave it at RCPT; 0: not given (then
+ * failures are reported, and delays when queue.delay_warning is set). */
+enum {
+    QNOTIFY_NEVER = 1u << 0,
+    QNOTIFY_SUCCESS = 1u << 1,
+    QNOTIFY_FAILURE = 1u << 2,
+    QNOTIFY_DELAY = 1u << 3,
+};
+
 typedef struct queue_rcpt {
     char *addr;
     char *orcpt;          /* address the client gave (before rewriting) */
     queue_rcpt_state state;
-    char *status;         /* last status text ("deferred: mailbox locked") */
-    int dsn_sent;         /* a DSN covering this failure was queued */
+    char *status;         /* the last attempt as mailq shows it: "host
+                           * mx1.remote.test[192.0.2.1] said: 451 4.3.0
+                           * try later (in reply to RCPT TO command)",
+                           * or a local reason ("4.2.2 mailbox full") */
+    int dsn_sent;         /* a DSN covering this final state (failed, or
+                           * delivered with NOTIFY=SUCCESS) was queued */
     int no_dsn;           /* never notify the sender (NOTIFY=NEVER, RFC
                            * 3461): a failure is logged, then dropped */
     char *sender;         /* envelope sender of this recipient (a list's
                            * owner-NAME), NULL: the message's sender */
+    /* envelope version 2 */
+    unsigned notify;      /* QNOTIFY_*, 0: not given */
+    char *orcpt_param;    /* ORCPT=... as the client gave it (xtext
+                           * encoded: "rfc822;bob+40example.org"), NULL */
+    int code;             /* the last reply's code, 0: none (local reason
+                           * or no attempt yet) */
+    char *esc;            /* its enhanced status code ("4.3.0"), NULL */
+    char *text;           /* its text (multi-line joined with "\n") */
+    char *stage;          /* the command it answered ("RCPT TO"), NULL */
+    char *remote;         /* the server's name ("mx1.remote.test"), NULL:
+                           * no server (local delivery, nothing reached) */
+    char *remote_addr;    /* "192.0.2.1:25", "[2001:db8::1]:25", a socket
+                           * path; NULL with remote */
+    int delay_sent;       /* a delay warning covered this recipient */
+    int relayed;          /* delivered to a next hop without DSN: a
+                           * success notice says "relayed" */
 } queue_rcpt;
+
+/* A MAIL FROM parameter kept for delivery (BODY, SMTPUTF8, RET, ENVID). */
+typedef struct queue_param {
+    char *name;           /* upper case */
+    char *value;          /* "" when given without a value */
+} queue_param;
 
 typedef struct queue_env {
     char id[QUEUE_ID_MAX];
@@ -63,6 +98,9 @@ typedef struct queue_env {
     time_t next_retry;    /* 0: now */
     int held;             /* modmtactl hold */
     off_t size;           /* content size */
+    queue_param *params;  /* envelope version 2: MAIL parameters a next
+                           * hop needs; NULL when none */
+    size_t nparams;
     /* not stored: set by queue_load for a message found at queue_open
      * (after a crash or restart) whose delivery may have been under way */
     int recovered;

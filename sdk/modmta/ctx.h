@@ -137,6 +137,61 @@ time_t modmta_dlv_arrival(const modmta_ctx *ctx);
  * (alias, virtual): for X-Original-To. NULL when unknown. */
 const char *modmta_dlv_original_rcpt(const modmta_ctx *ctx);
 
+/* ---- message-level delivery (ABI 1.3: route, deliver_msg) ---- */
+/* In route(): the destination of the recipient being routed, a short
+ * printable string ("remote.test", "[10.0.0.1]:587",
+ * "lmtp:unix:/run/dovecot/lmtp"). Recipients one instance routes to the
+ * same destination (with the same envelope sender) are handed to one
+ * deliver_msg() call; the core bounds the calls per destination and
+ * suspends a destination that is down. Default: the recipient's domain.
+ * MODMTA_E_INVAL for an empty or over-long (255) destination. */
+int modmta_dlv_route(modmta_ctx *ctx, const char *dest);
+
+/* In deliver_msg(): the group's recipients (borrowed, valid during the
+ * call). The envelope sender is modmta_sender(ctx); the MAIL FROM
+ * parameters a next hop needs ("BODY", "SMTPUTF8", "RET", "ENVID",
+ * "AUTH") are modmta_mail_param(ctx, name), at delivery as at MAIL. */
+size_t modmta_dlv_rcpt_count(const modmta_ctx *ctx);
+const char *modmta_dlv_rcpt_at(const modmta_ctx *ctx, size_t i);
+/* An RCPT TO parameter the client gave for recipient i ("NOTIFY",
+ * "ORCPT"), as given (xtext still encoded), NULL if absent. A recipient
+ * an alias expanded keeps its client recipient's. */
+const char *modmta_dlv_rcpt_param(const modmta_ctx *ctx, size_t i,
+                                  const char *name);
+/* The address the client gave for recipient i before rewriting, or NULL
+ * (as modmta_dlv_original_rcpt for deliver()). */
+const char *modmta_dlv_rcpt_original(const modmta_ctx *ctx, size_t i);
+
+/* The server the results set after this call came from: its name (an MX
+ * host name, "[10.0.0.1]", a socket path), its address ("192.0.2.1",
+ * NULL for a UNIX socket) and port (0 for a UNIX socket). name NULL:
+ * none (nothing was reached). Shown as relay=name[addr]:port in the
+ * log, as "host name[addr] said: ..." in modmtactl queue, and as
+ * Remote-MTA in a DSN. */
+int modmta_dlv_remote(modmta_ctx *ctx, const char *name, const char *addr,
+                      int port);
+/* The TLS protocol and cipher of the connection to that server, for the
+ * log line (NULL, NULL: not TLS). */
+int modmta_dlv_remote_tls(modmta_ctx *ctx, const char *version,
+                          const char *cipher);
+/* The result for recipient i: MODMTA_DELIVERED, MODMTA_RELAYED,
+ * MODMTA_RELAYED_DSN, MODMTA_DEFERRED or MODMTA_FAILED, with the reply
+ * that decided it: code 200-599 (its class must match the status), or 0
+ * when there was no reply (text is then the local reason: "connect to
+ * mx1.remote.test[192.0.2.1]:25: Connection refused"); esc the enhanced
+ * status code or NULL; stage the command the reply answered ("MAIL
+ * FROM", "RCPT TO", "end of DATA", "greeting") or NULL; text the reply's
+ * text, the lines of a multi-line reply joined with "\n". The last call
+ * for i counts. MODMTA_E_INVAL for a bad index, status or code. */
+int modmta_dlv_result(modmta_ctx *ctx, size_t i, modmta_dstatus status,
+                      int code, const char *esc, const char *stage,
+                      const char *text);
+/* The destination is down: no server could be reached, or every one
+ * refused at the greeting. The core defers the destination's other
+ * waiting deliveries without trying them, until queue.retry_min has
+ * passed or an administrator flushes the queue. */
+int modmta_dlv_dest_down(modmta_ctx *ctx);
+
 /* ---- replies ----
  * Set the reply for the current step; the core sends it. code is 2xx-5xx,
  * esc an enhanced status code ("5.7.1") or NULL for the core's default.

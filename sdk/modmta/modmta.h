@@ -13,5 +13,6 @@
 #include <modmta/passdb.h>
 #include <modmta/lockout.h>
 #include <modmta/mbox.h>
+#include <modmta/dns.h>
 
 #endif

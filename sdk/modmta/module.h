@@ -25,6 +25,7 @@
 #define MODMTA_MODULE_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
 #include <jansson.h>
@@ -36,7 +37,7 @@ extern "C" {
 #endif
 
 #define MODMTA_ABI_MAJOR 1
-#define MODMTA_ABI_MINOR 2
+#define MODMTA_ABI_MINOR 3
 #define MODMTA_ABI_VERSION ((MODMTA_ABI_MAJOR << 16) | MODMTA_ABI_MINOR)
 #define MODMTA_ABI_GET_MAJOR(v) (((uint32_t)(v)) >> 16)
 #define MODMTA_ABI_GET_MINOR(v) (((uint32_t)(v)) & 0xffffu)
@@ -69,12 +70,21 @@ typedef enum modmta_verdict {
     MODMTA_DISCARD = 4,  /* accept and drop (message, or recipient at RCPT) */
 } modmta_verdict;
 
-/* Results of deliver(). Append-only. */
+/* Results of deliver() and of each recipient of deliver_msg().
+ * Append-only. */
 typedef enum modmta_dstatus {
-    MODMTA_DELIVERED = 0,
-    MODMTA_DEFERRED = 1, /* retry later */
-    MODMTA_FAILED = 2,   /* permanent: the sender gets a DSN */
-    MODMTA_DECLINED = 3, /* not mine: next module */
+    MODMTA_DELIVERED = 0, /* final delivery (a mailbox, an LMTP store): a
+                           * sender who asked NOTIFY=SUCCESS gets
+                           * "Action: delivered" */
+    MODMTA_DEFERRED = 1,  /* retry later */
+    MODMTA_FAILED = 2,    /* permanent: the sender gets a DSN */
+    MODMTA_DECLINED = 3,  /* not mine: next module (deliver() only) */
+    /* ABI 1.3 */
+    MODMTA_RELAYED = 4,   /* accepted by a next hop that does not offer
+                           * DSN (RFC 3461): NOTIFY=SUCCESS gets
+                           * "Action: relayed" */
+    MODMTA_RELAYED_DSN = 5, /* accepted by a next hop that took the DSN
+                             * request over: no notice from here */
 } modmta_dstatus;
 
 /* Capabilities: actions a module may take, declared up front (libmilter's
@@ -143,6 +153,25 @@ typedef struct modmta_module {
      * Such domains are inbound (modmta_is_inbound_domain), not relayed.
      * Called on any thread: read the instance only. */
     int (*owns_domain)(void *inst, const char *domain);
+
+    /* ABI 1.3, optional: message-level delivery, for a transport (SMTP,
+     * LMTP). route() runs on a delivery worker for each pending
+     * recipient, in chain order with deliver(): it may only look up
+     * tables (no network). Return MODMTA_ACCEPT to claim the recipient,
+     * naming its destination with modmta_dlv_route() (default: the
+     * recipient's domain); MODMTA_CONTINUE: not mine, next module;
+     * MODMTA_REJECT / MODMTA_TEMPFAIL: fail / defer it now (reply set
+     * with modmta_reply()); MODMTA_DISCARD: drop it (logged).
+     * The core groups the recipients an instance claimed by destination
+     * and envelope sender, and calls deliver_msg() once per group (at
+     * most queue.destination_recipients recipients) on an outbound
+     * thread, with at most queue.destination_concurrency calls per
+     * destination at once. deliver_msg() reports every recipient with
+     * modmta_dlv_result() (ctx.h); one left without a result is
+     * deferred. An instance with route() is never called through
+     * deliver(). */
+    modmta_verdict (*route)(void *inst, modmta_ctx *ctx, const char *rcpt);
+    void (*deliver_msg)(void *inst, modmta_ctx *ctx, const char *dest);
 } modmta_module;
 
 /* ---- what the core tells a module (valid for the instance's life) ---- */
@@ -155,6 +184,13 @@ const char *modmta_host_spool(const modmta_host *h);
 int modmta_host_is_local_domain(const modmta_host *h, const char *domain);
 /* 1 if the daemon runs as root before dropping privileges. */
 int modmta_host_is_root(const modmta_host *h);
+/* ABI 1.3: 1 if sa (address and port) reaches one of this daemon's SMTP
+ * listeners: a listener's exact address, or, for a wildcard listener
+ * (0.0.0.0, ::), an address of one of the machine's interfaces on its
+ * port. Mail sent there would loop (RFC 5321 5.1, 5.4.6). Another
+ * server on another loopback address is not this host. */
+int modmta_host_is_own_address(const modmta_host *h,
+                               const struct sockaddr *sa, socklen_t len);
 
 #ifdef __cplusplus
 }

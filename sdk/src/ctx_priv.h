@@ -34,6 +34,12 @@ struct modmta_host {
      * exist (modmta_host_set_owners). */
     const struct modmta_owner *owners;
     size_t nowners;
+    /* Borrowed from the chain too (modmta_host_set_net): the
+     * generation's resolver and the addresses (with ports) of this
+     * daemon's SMTP listeners, wildcards expanded to the interfaces'. */
+    struct modmta_dns *dns;
+    const struct sockaddr_storage *own;
+    size_t nown;
 };
 
 struct ctx_param {
@@ -206,6 +212,10 @@ void modmta_host_free(modmta_host *h);
 /* Borrow the chain's domain owners (they must outlive h). */
 void modmta_host_set_owners(modmta_host *h, const struct modmta_owner *owners,
                             size_t n);
+/* Borrow the chain's resolver and own listener addresses (they must
+ * outlive h). */
+void modmta_host_set_net(modmta_host *h, struct modmta_dns *dns,
+                         const struct sockaddr_storage *own, size_t nown);
 /* local_domains, or a domain one of the owners claims. */
 int modmta_host_is_inbound_domain(const modmta_host *h, const char *domain);
 

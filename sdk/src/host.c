@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
 
 #include "ctx_priv.h"
 
@@ -107,6 +108,53 @@ modmta_host_is_local_domain(const modmta_host *h, const char *domain)
             strncasecmp(h->local_domains[i], domain, n) == 0)
             return 1;
     }
+    return 0;
+}
+
+void
+modmta_host_set_net(modmta_host *h, struct modmta_dns *dns,
+                    const struct sockaddr_storage *own, size_t nown)
+{
+    h->dns = dns;
+    h->own = own;
+    h->nown = nown;
+}
+
+static int
+host_same_address(const struct sockaddr *a, const struct sockaddr_storage *b)
+{
+    const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
+    const struct sockaddr_in *b4 = (const struct sockaddr_in *)b;
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+    const struct sockaddr_in6 *b6 = (const struct sockaddr_in6 *)b;
+
+    if (a->sa_family != b->ss_family)
+        return 0;
+    if (a->sa_family == AF_INET)
+        return a4->sin_port == b4->sin_port &&
+               a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+    if (a->sa_family == AF_INET6)
+        return a6->sin6_port == b6->sin6_port &&
+               memcmp(&a6->sin6_addr, &b6->sin6_addr,
+                      sizeof(a6->sin6_addr)) == 0;
+    return 0;
+}
+
+int
+modmta_host_is_own_address(const modmta_host *h, const struct sockaddr *sa,
+                           socklen_t len)
+{
+    size_t i;
+
+    if (h == NULL || sa == NULL || len < (socklen_t)sizeof(sa->sa_family))
+        return 0;
+    if ((sa->sa_family == AF_INET && len < (socklen_t)sizeof(struct sockaddr_in)) ||
+        (sa->sa_family == AF_INET6 &&
+         len < (socklen_t)sizeof(struct sockaddr_in6)))
+        return 0;
+    for (i = 0; i < h->nown; i++)
+        if (host_same_address(sa, &h->own[i]))
+            return 1;
     return 0;
 }
 
