@@ -316,7 +316,7 @@ chain_implements(const modmta_module *m, enum chain_hook h)
     case CHAIN_RCPT: return m->on_rcpt != NULL;
     case CHAIN_DATA: return m->on_data != NULL;
     case CHAIN_QUEUED: return m->on_queued != NULL;
-    case CHAIN_DELIVER: return m->deliver != NULL;
+    case CHAIN_DELIVER: return m->deliver != NULL || m->route != NULL;
     case CHAIN_DISCONNECT: return m->on_disconnect != NULL;
     case CHAIN_EHLO: return m->ehlo != NULL;
     case CHAIN_VERBS: return m->verbs != NULL && m->verbs[0].name != NULL;
@@ -795,23 +795,79 @@ chain_dstatus(modmta_ctx *ctx, modmta_dstatus s)
     return s;
 }
 
-modmta_dstatus
-chain_deliver(struct chain *ch, modmta_ctx *ctx, const char *rcpt)
+/* route(): a verdict, as chain_verdict reads it, into what it means for
+ * the recipient; the destination when claimed. */
+static int
+chain_route_one(const struct chain_inst *ci, modmta_ctx *ctx,
+                const char *rcpt, struct chain_route *r)
+{
+    modmta_verdict v;
+    const char *at;
+
+    ctx->dlv_route = NULL;
+    modmta_ctx_enter(ctx, MODMTA_PHASE_ROUTE, ci->mod, ci->inst, ci->host);
+    v = chain_verdict(ctx, ci->mod->route(ci->inst, ctx, rcpt));
+    switch (v) {
+    case MODMTA_CONTINUE:
+        return 0;
+    case MODMTA_ACCEPT:
+        at = strrchr(rcpt, '@');
+        r->claimed = 1;
+        r->dest = ctx->dlv_route != NULL ? ctx->dlv_route
+                  : at != NULL && at[1] != '\0'
+                      ? modmta_txn_strdup(ctx, at + 1)
+                      : modmta_txn_strdup(ctx, ci->host->hostname);
+        if (r->dest == NULL) {
+            r->claimed = 0;
+            r->status = MODMTA_DEFERRED;
+            modmta_ctx_reply_clear(ctx);
+            chain_default(ctx, 451, "4.3.0", "out of memory");
+        }
+        return 1;
+    case MODMTA_DISCARD:
+        r->discarded = 1;
+        r->status = MODMTA_RELAYED_DSN;
+        chain_default(ctx, 250, "2.0.0", "discarded");
+        return 1;
+    case MODMTA_REJECT:
+        r->status = MODMTA_FAILED;
+        chain_default(ctx, 550, "5.0.0", "delivery failed");
+        return 1;
+    default:                    /* TEMPFAIL, or a bad verdict made so */
+        r->status = MODMTA_DEFERRED;
+        chain_default(ctx, 451, "4.3.0", "temporary failure");
+        return 1;
+    }
+}
+
+void
+chain_route(struct chain *ch, modmta_ctx *ctx, const char *rcpt,
+            struct chain_route *r)
 {
     const modmta_host *core = ctx->host;
     modmta_dstatus s = MODMTA_DECLINED;
     size_t i;
 
-    modmta_ctx_enter(ctx, MODMTA_PHASE_DELIVER, NULL, NULL, NULL);
+    memset(r, 0, sizeof(*r));
     ctx->decided_by = NULL;
-    for (i = 0; i < ch->nhooks[CHAIN_DELIVER] && s == MODMTA_DECLINED; i++) {
+    for (i = 0; i < ch->nhooks[CHAIN_DELIVER]; i++) {
         const struct chain_inst *ci = ch->hooks[CHAIN_DELIVER][i];
 
+        if (ci->mod->route != NULL) {
+            if (!chain_route_one(ci, ctx, rcpt, r))
+                continue;
+            r->inst = (size_t)(ci - ch->insts);
+            ctx->decided_by = ci->host->instance;
+            chain_leave(ctx, core);
+            return;
+        }
         modmta_ctx_enter(ctx, MODMTA_PHASE_DELIVER, ci->mod, ci->inst,
                          ci->host);
         s = chain_dstatus(ctx, ci->mod->deliver(ci->inst, ctx, rcpt));
-        if (s != MODMTA_DECLINED)
+        if (s != MODMTA_DECLINED) {
             ctx->decided_by = ci->host->instance;
+            break;
+        }
     }
     chain_leave(ctx, core);
     switch (s) {
@@ -830,7 +886,26 @@ chain_deliver(struct chain *ch, modmta_ctx *ctx, const char *rcpt)
         s = MODMTA_DEFERRED;
         break;
     }
-    return s;
+    r->status = s;
+}
+
+void
+chain_deliver_msg(struct chain *ch, size_t inst, modmta_ctx *ctx,
+                  const char *dest)
+{
+    const modmta_host *core = ctx->host;
+    const struct chain_inst *ci = &ch->insts[inst];
+
+    modmta_ctx_enter(ctx, MODMTA_PHASE_DELIVER, ci->mod, ci->inst, ci->host);
+    ctx->decided_by = ci->host->instance;
+    ci->mod->deliver_msg(ci->inst, ctx, dest);
+    chain_leave(ctx, core);
+}
+
+const char *
+chain_instance_at(const struct chain *ch, size_t inst)
+{
+    return inst < ch->ninsts ? ch->insts[inst].host->instance : NULL;
 }
 
 /* ---- extensions ---- */

@@ -50,10 +50,30 @@ modmta_verdict chain_run_verb(struct chain *ch, modmta_ctx *ctx,
 int chain_serve(struct chain *ch, const char *protocol, modmta_ctx *ctx,
                 modmta_conn *conn);
 int chain_has_server(struct chain *ch, const char *protocol);
-/* Deliver one recipient: the first module that does not DECLINE decides.
- * All DECLINED gives DEFERRED "no module delivers" (a config problem the
- * administrator can fix; Postfix defers too). */
-modmta_dstatus chain_deliver(struct chain *ch, modmta_ctx *ctx,
-                             const char *rcpt);
+/* Where one recipient goes at delivery (chain_route). */
+struct chain_route {
+    int claimed;            /* a route() claimed it: inst and dest */
+    size_t inst;            /* the claiming instance's index */
+    const char *dest;       /* its destination (ctx's txn arena) */
+    int discarded;          /* a route() discarded it */
+    modmta_dstatus status;  /* not claimed: the result, reply in ctx
+                             * (DELIVERED, DEFERRED, FAILED, or
+                             * RELAYED_DSN when discarded) */
+};
+
+/* Run one recipient through the deliver chain in config order: a module
+ * with route() (ABI 1.3) claims it for a later chain_deliver_msg, or
+ * decides it now (REJECT: FAILED, TEMPFAIL: DEFERRED, DISCARD); a module
+ * with deliver() delivers it now unless it DECLINEs. All DECLINED gives
+ * DEFERRED "no module delivers" (a config problem the administrator can
+ * fix; Postfix defers too). ctx->decided_by names the instance. */
+void chain_route(struct chain *ch, modmta_ctx *ctx, const char *rcpt,
+                 struct chain_route *r);
+/* Call instance inst's deliver_msg(ctx, dest) on the group in ctx
+ * (modmta_ctx_dlv_group); the results are left in ctx->dlv. */
+void chain_deliver_msg(struct chain *ch, size_t inst, modmta_ctx *ctx,
+                       const char *dest);
+/* The name of instance inst (its log name), NULL past the end. */
+const char *chain_instance_at(const struct chain *ch, size_t inst);
 
 #endif

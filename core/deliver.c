@@ -1,9 +1,10 @@
 /*
- * Delivery of one queued message: see deliver.h for the rules.
- * The caller (a scheduler worker) owns the message while this runs, so
- * the envelope read here is not written by anyone else meanwhile.
+ * One delivery attempt on one queued message: see deliver.h. The
+ * recipients go through the deliver chain here; what transports claim
+ * becomes jobs (deliver_job.c); the attempt is finished by whoever drops
+ * the run's last reference (deliver_run_unref): saving, DSNs, removal or
+ * back-off.
  */
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,34 +13,8 @@
 
 #include "chain.h"
 #include "ctx_priv.h"
-#include "deliver.h"
+#include "deliver_priv.h"
 #include "dsn.h"
-#include "generation.h"
-
-/* One attempt on one message. */
-struct deliver_run {
-    queue *q;
-    generation *gen;
-    queue_env *env;
-    char path[PATH_MAX];        /* the content */
-    struct deliver_outcome *out;
-};
-
-static const char *const deliver_esc_default[] = {
-    [MODMTA_DELIVERED] = "2.0.0",
-    [MODMTA_DEFERRED] = "4.0.0",
-    [MODMTA_FAILED] = "5.0.0",
-};
-static const char *const deliver_text_default[] = {
-    [MODMTA_DELIVERED] = "delivered",
-    [MODMTA_DEFERRED] = "delivery deferred",
-    [MODMTA_FAILED] = "delivery failed",
-};
-static const char *const deliver_log_status[] = {
-    [MODMTA_DELIVERED] = "sent",
-    [MODMTA_DEFERRED] = "deferred",
-    [MODMTA_FAILED] = "bounced",
-};
 
 long
 deliver_backoff(int attempts, long retry_min, long retry_max)
@@ -59,28 +34,11 @@ deliver_retry_later(struct deliver_outcome *out, long delay)
     out->next_retry = time(NULL) + delay;
 }
 
-/* Replace a recipient's status text; on allocation failure keep the old
- * one (the status is informative, the state is what matters). */
-static void
-deliver_set_status(queue_rcpt *r, const char *text)
+const char *
+deliver_rcpt_sender(const queue_env *env, const queue_rcpt *r)
 {
-    char *s = strdup(text);
-
-    if (s == NULL)
-        return;
-    free(r->status);
-    r->status = s;
-}
-
-static void
-deliver_log(const struct deliver_run *run, const queue_rcpt *r,
-            const char *relay, modmta_dstatus st, const char *reason)
-{
-    modmta_logf(st == MODMTA_DEFERRED ? MODMTA_LOG_NOTICE : MODMTA_LOG_INFO,
-                "%s: to=<%s> relay=%s delay=%ld status=%s (%s)",
-                run->env->id, r->addr, relay,
-                (long)(time(NULL) - run->env->arrival),
-                deliver_log_status[st], reason);
+    return r->sender != NULL ? r->sender :
+           env->sender != NULL ? env->sender : "";
 }
 
 static int
@@ -94,60 +52,101 @@ deliver_save(struct deliver_run *run)
     return rc;
 }
 
-/* The module that decided, as the chain left it in the ctx. */
-static const char *
-deliver_relay(const modmta_ctx *ctx)
+modmta_ctx *
+deliver_ctx_new(struct deliver_run *run, const char *sender)
 {
-    return ctx->decided_by != NULL ? ctx->decided_by : "none";
+    const queue_env *env = run->env;
+    modmta_ctx *ctx = modmta_ctx_new(run->gen->host);
+
+    if (ctx == NULL)
+        return NULL;
+    modmta_ctx_set_delivery(ctx, env->id, sender, env->arrival,
+                            env->recovered);
+    modmta_ctx_set_message(ctx, run->path, env->size);
+    for (size_t i = 0; i < env->nparams; i++)
+        if (modmta_ctx_add_param(ctx, env->params[i].name,
+                                 env->params[i].value) < 0)
+            goto nomem;
+    if (env->auth_param != NULL &&
+        modmta_ctx_add_param(ctx, "AUTH", env->auth_param) < 0)
+        goto nomem;
+    return ctx;
+nomem:
+    modmta_ctx_free(ctx);
+    return NULL;
 }
 
-/* Run one pending recipient through the deliver chain. */
-static void
-deliver_rcpt(struct deliver_run *run, queue_rcpt *r)
+/* Run one pending recipient through the chain: delivered or decided now,
+ * or claimed by a transport (then *claimed is filled and 1 returned). */
+static int
+deliver_route_rcpt(struct deliver_run *run, queue_rcpt *r,
+                   struct deliver_claim *claimed, modmta_ctx **keep_r)
 {
-    char reason[600];
-    modmta_ctx *ctx = modmta_ctx_new(run->gen->host);
-    modmta_dstatus st;
+    modmta_ctx *ctx = deliver_ctx_new(run, deliver_rcpt_sender(run->env,
+                                                                 r));
+    struct chain_route route;
+    struct deliver_res res = {0};
 
     if (ctx == NULL) {
-        deliver_set_status(r, "4.3.0 out of memory");
-        run->out->deferred++;
-        return;
+        res.status = MODMTA_DEFERRED;
+        res.esc = "4.3.0";
+        res.text = "out of memory";
+        deliver_result(run, r, &res);
+        return 0;
     }
-    modmta_ctx_set_delivery(ctx, run->env->id,
-                            r->sender != NULL ? r->sender : run->env->sender,
-                            run->env->arrival, run->env->recovered);
-    modmta_ctx_set_message(ctx, run->path, run->env->size);
     modmta_ctx_set_dlv_orcpt(ctx, r->orcpt);
-    st = chain_deliver(run->gen->chain, ctx, r->addr);
-    if (st != MODMTA_DELIVERED && st != MODMTA_FAILED)
-        st = MODMTA_DEFERRED;
-    snprintf(reason, sizeof(reason), "%s %s",
-             ctx->reply_esc[0] ? ctx->reply_esc : deliver_esc_default[st],
-             ctx->reply_text[0] ? ctx->reply_text : deliver_text_default[st]);
-    deliver_log(run, r, deliver_relay(ctx), st, reason);
+    chain_route(run->gen->chain, ctx, r->addr, &route);
+    if (route.claimed) {
+        claimed->inst = route.inst;
+        claimed->dest = route.dest;     /* lives in ctx: kept by caller */
+        *keep_r = ctx;
+        return 1;
+    }
+    res.status = route.status;
+    res.code = ctx->reply_code;
+    res.esc = ctx->reply_esc;
+    res.text = ctx->reply_text;
+    res.relay = ctx->decided_by;
+    if (route.discarded)
+        modmta_logf(MODMTA_LOG_INFO, "%s: to=<%s> discarded by %s",
+                    run->env->id, r->addr, ctx->decided_by);
+    deliver_result(run, r, &res);
     modmta_ctx_free(ctx);
+    return 0;
+}
 
-    deliver_set_status(r, reason);
-    if (st == MODMTA_DEFERRED) {
-        run->out->deferred++;
+/* Route every pending recipient; hand the claimed ones to the jobs. */
+static void
+deliver_route(struct deliver_run *run)
+{
+    queue_env *env = run->env;
+    struct deliver_claim *claims = calloc(env->nrcpts ? env->nrcpts : 1,
+                                          sizeof(*claims));
+    modmta_ctx **ctxs = calloc(env->nrcpts ? env->nrcpts : 1,
+                               sizeof(*ctxs));
+    size_t n = 0;
+
+    if (claims == NULL || ctxs == NULL) {
+        free(claims);
+        free(ctxs);
+        deliver_retry_later(&run->out, DELIVER_RETRY_ERROR);
+        run->out.deferred = 1;
         return;
     }
-    if (st == MODMTA_DELIVERED) {
-        r->state = QRCPT_DELIVERED;
-        run->out->delivered++;
-    } else {
-        r->state = QRCPT_FAILED;
-        run->out->bounced++;
-        if (r->no_dsn)
-            modmta_logf(MODMTA_LOG_INFO, "%s: to=<%s> no DSN (notify=never)",
-                        run->env->id, r->addr);
+    /* No job runs yet: the envelope is this thread's alone. */
+    for (size_t i = 0; i < env->nrcpts; i++) {
+        if (env->rcpts[i].state != QRCPT_PENDING)
+            continue;
+        claims[n].rcpt = i;
+        if (deliver_route_rcpt(run, &env->rcpts[i], &claims[n],
+                               &ctxs[n]))
+            n++;
     }
-    /* Not saved here: the envelope is written once after the attempt, or
-     * the message removed. A crash in between repeats the attempt with
-     * modmta_dlv_maybe_done() set (the message is "recovered"), and the
-     * mailbox de-duplicates; saving per recipient would cost a file
-     * create and an fsync per delivery. */
+    deliver_jobs_start(run, claims, n);
+    for (size_t i = 0; i < n; i++)
+        modmta_ctx_free(ctxs[i]);
+    free(claims);
+    free(ctxs);
 }
 
 static size_t
@@ -216,8 +215,8 @@ deliver_dsn_to(struct deliver_run *run, const char *to)
         modmta_logf(MODMTA_LOG_INFO,
                     "%s: sender non-delivery notification: %s",
                     run->env->id, id);
-        memcpy(run->out->dsn_id, id, sizeof(id));
-        run->out->dsn_sent++;
+        memcpy(run->out.dsn_id, id, sizeof(id));
+        run->out.dsn_sent++;
     } else if (rc == DSN_NULL_SENDER) {
         modmta_logf(MODMTA_LOG_INFO, "%s: sender is <>, no DSN",
                     run->env->id);
@@ -251,20 +250,18 @@ deliver_dsn(struct deliver_run *run)
 static void
 deliver_expire(struct deliver_run *run)
 {
-    char reason[600];
+    char text[1300];
 
     for (size_t i = 0; i < run->env->nrcpts; i++) {
         queue_rcpt *r = &run->env->rcpts[i];
+        struct deliver_res res = {.status = MODMTA_FAILED, .esc = "4.4.7",
+                                  .text = text, .relay = "none"};
 
         if (r->state != QRCPT_PENDING)
             continue;
-        snprintf(reason, sizeof(reason),
-                 "4.4.7 message expired in queue (%s)",
+        snprintf(text, sizeof(text), "message expired in queue (%s)",
                  r->status != NULL ? r->status : "no attempt made");
-        deliver_set_status(r, reason);
-        r->state = QRCPT_FAILED;
-        run->out->bounced++;
-        deliver_log(run, r, "none", MODMTA_FAILED, reason);
+        deliver_result(run, r, &res);
     }
     deliver_save(run);
 }
@@ -279,11 +276,11 @@ deliver_remove(struct deliver_run *run)
                     modmta_strerror(rc));
         /* Keep what was delivered, or the retry would deliver it again. */
         deliver_save(run);
-        deliver_retry_later(run->out, DELIVER_RETRY_ERROR);
+        deliver_retry_later(&run->out, DELIVER_RETRY_ERROR);
         return;
     }
     modmta_logf(MODMTA_LOG_INFO, "%s: removed", run->env->id);
-    run->out->result = DELIVER_REMOVED;
+    run->out.result = DELIVER_REMOVED;
 }
 
 static void
@@ -297,68 +294,137 @@ deliver_reschedule(struct deliver_run *run)
                       deliver_backoff(env->attempts, qc->retry_min,
                                       qc->retry_max);
     if (deliver_save(run) < 0) {
-        deliver_retry_later(run->out, DELIVER_RETRY_ERROR);
+        deliver_retry_later(&run->out, DELIVER_RETRY_ERROR);
         return;
     }
-    run->out->result = DELIVER_RETRY;
-    run->out->next_retry = env->next_retry;
+    run->out.result = DELIVER_RETRY;
+    run->out.next_retry = env->next_retry;
+}
+
+/* Shutdown cut the attempt short: keep what was decided, count no
+ * attempt, and leave the rest for the next start (a recovered message
+ * is due at once). */
+static void
+deliver_cut_short(struct deliver_run *run)
+{
+    if (run->decided && deliver_save(run) < 0) {
+        deliver_retry_later(&run->out, DELIVER_RETRY_ERROR);
+        return;
+    }
+    run->out.result = DELIVER_RETRY;
+    run->out.next_retry = run->env->next_retry;
+}
+
+/* No job left: what every attempt ends with. */
+static void
+deliver_finish(struct deliver_run *run)
+{
+    queue_env *env = run->env;
+
+    if (deliver_pending(env) > 0 && !run->cancelled &&
+        env->arrival + run->gen->cfg->queue.lifetime < time(NULL))
+        deliver_expire(run);
+    if (deliver_dsn(run) < 0)
+        deliver_retry_later(&run->out, DELIVER_RETRY_ERROR);
+    else if (deliver_pending(env) == 0)
+        deliver_remove(run);
+    else if (run->cancelled)
+        deliver_cut_short(run);
+    else
+        deliver_reschedule(run);
 }
 
 static void
-deliver_env(struct deliver_run *run)
+deliver_run_free(struct deliver_run *run)
 {
-    queue_env *env = run->env;
-    int rc = queue_content_path(run->q, env->id, run->path,
-                                sizeof(run->path));
+    if (run->gen != NULL)
+        generation_release(run->gen);
+    queue_env_free(run->env);
+    pthread_mutex_destroy(&run->lock);
+    free(run);
+}
 
-    if (rc < 0) {
-        deliver_retry_later(run->out, DELIVER_RETRY_ERROR);
+/* The outcome goes out; the run is freed. */
+static void
+deliver_end(struct deliver_run *run)
+{
+    char id[QUEUE_ID_MAX];
+    struct deliver_outcome out = run->out;
+    deliver_done_fn *done = run->done;
+    void *arg = run->done_arg;
+
+    snprintf(id, sizeof(id), "%s", run->id);
+    deliver_run_free(run);
+    done(arg, id, &out);
+}
+
+void
+deliver_run_unref(struct deliver_run *run)
+{
+    size_t left;
+
+    pthread_mutex_lock(&run->lock);
+    left = --run->jobs_left;
+    pthread_mutex_unlock(&run->lock);
+    if (left > 0)
+        return;
+    deliver_finish(run);
+    deliver_end(run);
+}
+
+void
+deliver_start(queue *q, dispatch *d, const char *id, deliver_done_fn *done,
+              void *arg)
+{
+    struct deliver_run *run = calloc(1, sizeof(*run));
+    struct deliver_outcome out = {0};
+    int rc;
+
+    if (run == NULL) {
+        deliver_retry_later(&out, DELIVER_RETRY_ERROR);
+        done(arg, id, &out);
         return;
     }
-    for (size_t i = 0; i < env->nrcpts; i++)
-        if (env->rcpts[i].state == QRCPT_PENDING)
-            deliver_rcpt(run, &env->rcpts[i]);
-
-    if (deliver_pending(env) > 0 &&
-        env->arrival + run->gen->cfg->queue.lifetime < time(NULL))
-        deliver_expire(run);
-    if (deliver_dsn(run) < 0) {
-        deliver_retry_later(run->out, DELIVER_RETRY_ERROR);
+    snprintf(run->id, sizeof(run->id), "%s", id);
+    run->q = q;
+    run->d = d;
+    run->done = done;
+    run->done_arg = arg;
+    run->jobs_left = 1;             /* the starter's reference */
+    pthread_mutex_init(&run->lock, NULL);
+    rc = queue_load(q, id, &run->env);
+    if (rc == MODMTA_E_NOTFOUND) {
+        run->out.result = DELIVER_GONE;
+    } else if (rc < 0) {
+        modmta_logf(MODMTA_LOG_ERR, "%s: cannot load envelope: %s", id,
+                    modmta_strerror(rc));
+        deliver_retry_later(&run->out, DELIVER_RETRY_ERROR);
+    } else if (run->env->quarantine != NULL) {
+        run->out.result = DELIVER_QUARANTINED;
+    } else if (run->env->held) {
+        run->out.result = DELIVER_HELD;
+    } else if ((run->gen = generation_acquire()) == NULL) {
+        deliver_retry_later(&run->out, DELIVER_RETRY_ERROR);
+    } else if (queue_content_path(q, id, run->path, sizeof(run->path)) < 0) {
+        deliver_retry_later(&run->out, DELIVER_RETRY_ERROR);
+    } else {
+        deliver_route(run);
+        deliver_run_unref(run);
         return;
     }
-    if (deliver_pending(env) == 0)
-        deliver_remove(run);
-    else
-        deliver_reschedule(run);
+    deliver_end(run);
+}
+
+static void
+deliver_copy_out(void *arg, const char *id, const struct deliver_outcome *out)
+{
+    (void)id;
+    *(struct deliver_outcome *)arg = *out;
 }
 
 void
 deliver_message(queue *q, const char *id, struct deliver_outcome *out)
 {
-    struct deliver_run run = {.q = q, .out = out};
-    int rc;
-
     memset(out, 0, sizeof(*out));
-    rc = queue_load(q, id, &run.env);
-    if (rc == MODMTA_E_NOTFOUND) {
-        out->result = DELIVER_GONE;
-        return;
-    }
-    if (rc < 0) {
-        modmta_logf(MODMTA_LOG_ERR, "%s: cannot load envelope: %s", id,
-                    modmta_strerror(rc));
-        deliver_retry_later(out, DELIVER_RETRY_ERROR);
-        return;
-    }
-    if (run.env->quarantine != NULL) {
-        out->result = DELIVER_QUARANTINED;
-    } else if (run.env->held) {
-        out->result = DELIVER_HELD;
-    } else if ((run.gen = generation_acquire()) == NULL) {
-        deliver_retry_later(out, DELIVER_RETRY_ERROR);
-    } else {
-        deliver_env(&run);
-        generation_release(run.gen);
-    }
-    queue_env_free(run.env);
+    deliver_start(q, NULL, id, deliver_copy_out, out);
 }

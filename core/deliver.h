@@ -1,20 +1,26 @@
 /*
- * Delivery of one queued message (deliver.c), called by a scheduler
- * worker that owns the message for the duration of the call.
+ * Delivery of one queued message (deliver.c, deliver_job.c,
+ * deliver_result.c), started by a scheduler worker that owns the message
+ * until the attempt's completion callback has run.
  *
  * Every pending recipient goes through the current generation's deliver
- * chain. The envelope on disk is updated after each recipient whose state
- * became final, so a crash at any point redelivers only the recipients
- * still pending. Failed recipients get one RFC 3464 DSN (never to <>);
- * a message with nothing pending is removed; one past queue.lifetime has
- * its pending recipients failed with 4.4.7; anything else is rescheduled
- * with exponential back-off.
+ * chain (chain_route): a module's deliver() delivers it at once on the
+ * calling thread (store_mbox); a transport's route() claims it, and the
+ * recipients a transport claims are grouped by destination and envelope
+ * sender into jobs for the outbound dispatcher (dispatch.h), which runs
+ * deliver_msg() on its threads. When the last job is done the attempt is
+ * finished: the envelope is saved once, DSNs are queued (never to <>), a
+ * message with nothing pending is removed, one past queue.lifetime has
+ * its pending recipients failed with 4.4.7, anything else is rescheduled
+ * with exponential back-off. A crash at any point redelivers only what
+ * the envelope on disk still has pending.
  */
 #ifndef MODMTA_CORE_DELIVER_H
 #define MODMTA_CORE_DELIVER_H
 
 #include <time.h>
 
+#include "dispatch.h"
 #include "queue.h"
 
 /* Retry delay used when no generation is installed or the envelope cannot
@@ -36,8 +42,20 @@ struct deliver_outcome {
     unsigned long delivered, deferred, bounced, dsn_sent; /* recipients */
 };
 
-/* Deliver message `id` now. Never fails as such: every problem becomes an
- * outcome (an I/O error is a DELIVER_RETRY). */
+/* Called once per attempt, on the thread that finished it. */
+typedef void deliver_done_fn(void *arg, const char *id,
+                             const struct deliver_outcome *out);
+
+/* Start an attempt on message `id`. Jobs for transports go to d; d NULL
+ * runs them here, in order, before returning. done(arg, ...) runs exactly
+ * once: before return when nothing was handed to d, else on a dispatcher
+ * thread (or the one stopping it). Never fails as such: every problem
+ * becomes an outcome (an I/O error is a DELIVER_RETRY). */
+void deliver_start(queue *q, dispatch *d, const char *id,
+                   deliver_done_fn *done, void *arg);
+
+/* Deliver message `id` now, every job on this thread (deliver_start with
+ * no dispatcher), and return the outcome in *out. */
 void deliver_message(queue *q, const char *id, struct deliver_outcome *out);
 
 /* Delay before the next attempt once `attempts` attempts were made (>= 1):

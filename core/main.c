@@ -24,6 +24,7 @@
 #include "log_priv.h"
 #include "config.h"
 #include "control.h"
+#include "dispatch.h"
 #include "generation.h"
 #include "listener.h"
 #include "modload.h"
@@ -40,6 +41,7 @@ struct daemon {
     struct listener_set *listeners;
     queue *q;
     scheduler *sched;
+    dispatch *disp;              /* outbound deliveries */
     control *ctl;
     pthread_mutex_t reload_lock; /* one reload at a time */
 };
@@ -151,9 +153,20 @@ daemon_stats(void *arg, json_t *obj)
 {
     struct daemon *d = arg;
 
+    struct dispatch_stats ds;
+
     json_object_set_new(obj, "sessions",
                         json_integer((json_int_t)listeners_active(
                             d->listeners)));
+    if (d->disp == NULL)
+        return;
+    dispatch_get_stats(d->disp, &ds);
+    json_object_set_new(obj, "outbound", json_pack(
+        "{s:I, s:I, s:I, s:I, s:I}",
+        "threads", (json_int_t)ds.threads, "running", (json_int_t)ds.running,
+        "waiting", (json_int_t)ds.waiting,
+        "destinations", (json_int_t)ds.destinations,
+        "down", (json_int_t)ds.down));
 }
 
 static void
@@ -328,10 +341,12 @@ daemon_start(struct daemon *d, struct config *cfg, int background)
         return -1;
     }
     d->sched = scheduler_new(d->q, (int)g->cfg->queue.workers, &err);
-    if (d->sched == NULL) {
+    d->disp = dispatch_new((int)g->cfg->queue.outbound_workers, &err);
+    if (d->sched == NULL || d->disp == NULL) {
         modmta_logf(MODMTA_LOG_ERR, "scheduler: %s", err.msg);
         return -1;
     }
+    scheduler_set_dispatch(d->sched, d->disp);
     d->ctl = control_start(g->cfg->control_socket, d->q, d->sched, &ops,
                            &err);
     if (d->ctl == NULL) {
@@ -361,8 +376,13 @@ daemon_stop(struct daemon *d)
         listeners_drain(d->listeners, SHUTDOWN_GRACE);
     }
     control_stop(d->ctl);
+    /* Message workers first (no new jobs), then the outbound threads:
+     * their cut-short attempts give their messages back to the
+     * scheduler. */
     if (d->sched != NULL)
         scheduler_stop(d->sched);
+    if (d->disp != NULL)
+        dispatch_stop(d->disp);
     if (d->listeners != NULL && listeners_active(d->listeners) > 0) {
         /* A session thread still runs and uses all of it: leave it to
          * the exit rather than free what the thread may touch. */
@@ -371,6 +391,7 @@ daemon_stop(struct daemon *d)
         return;
     }
     scheduler_free(d->sched);
+    dispatch_free(d->disp);
     queue_close(d->q);
     listeners_free(d->listeners);
     g = generation_acquire();

@@ -326,6 +326,18 @@ modload_check_desc(const modmta_module *d, const char *path,
                           path, name);
         return -1;
     }
+    /* A transport claims with route() what it delivers in deliver_msg():
+     * one without the other would claim and never deliver, or never be
+     * asked. (Read only when the descriptor is that long.) */
+    if (d->size >= offsetof(modmta_module, deliver_msg) +
+                       sizeof(d->deliver_msg) &&
+        (d->route == NULL) != (d->deliver_msg == NULL)) {
+        config_errors_add(errs, jpath, "%s: module \"%s\" has %s() without "
+                          "%s()", path, name,
+                          d->route != NULL ? "route" : "deliver_msg",
+                          d->route != NULL ? "deliver_msg" : "route");
+        return -1;
+    }
     return 0;
 }
 

@@ -44,6 +44,7 @@ struct sched_item {
 
 struct scheduler {
     queue *q;
+    dispatch *d;                /* NULL: transports run on the workers */
     int nworkers;
     pthread_t *threads;
     int started;
@@ -307,6 +308,12 @@ scheduler_new(queue *q, int workers, modmta_err *err_r)
     return s;
 }
 
+void
+scheduler_set_dispatch(scheduler *s, dispatch *d)
+{
+    s->d = d;
+}
+
 static int
 scheduler_load_one(const queue_env *env, void *arg)
 {
@@ -339,17 +346,24 @@ scheduler_wait_work(scheduler *s)
     return pthread_cond_timedwait(&s->work, &s->lock, &ts);
 }
 
+static void
+scheduler_attempt_done(void *arg, const char *id,
+                       const struct deliver_outcome *out)
+{
+    scheduler_done(arg, id, out);
+}
+
 static void *
 scheduler_worker(void *arg)
 {
     scheduler *s = arg;
     char id[QUEUE_ID_MAX];
-    struct deliver_outcome out;
 
     for (;;) {
         if (scheduler_take(s, time(NULL), id)) {
-            deliver_message(s->q, id, &out);
-            scheduler_done(s, id, &out);
+            /* Returns once the message's local deliveries are done; its
+             * transports' jobs end the attempt later. */
+            deliver_start(s->q, s->d, id, scheduler_attempt_done, s);
             continue;
         }
         pthread_mutex_lock(&s->lock);
@@ -475,6 +489,8 @@ scheduler_submit(scheduler *s, const char *id)
 void
 scheduler_flush(scheduler *s)
 {
+    if (s->d != NULL)
+        dispatch_flush(s->d);
     pthread_mutex_lock(&s->lock);
     for (size_t b = 0; b < s->nbuckets; b++) {
         for (struct sched_item *it = s->buckets[b]; it; it = it->next) {

@@ -2,7 +2,9 @@
  * Scheduler and delivery workers (scheduler.c, deliver.c). The scheduler
  * keeps an in-memory index of queued message IDs with their next attempt
  * time, hands due ones to a pool of worker threads (one message to one
- * worker at a time), and re-reads the queue at start (recovery).
+ * worker at a time), and re-reads the queue at start (recovery). A
+ * message stays claimed until its attempt ends, which for transports'
+ * deliveries happens later, on an outbound thread (deliver.h).
  * Delivery runs each pending recipient through the current generation's
  * deliver chain; DEFERRED retries with exponential back-off between
  * queue.retry_min and queue.retry_max; FAILED, or older than
@@ -11,6 +13,7 @@
 #ifndef MODMTA_CORE_SCHEDULER_H
 #define MODMTA_CORE_SCHEDULER_H
 
+#include "dispatch.h"
 #include "queue.h"
 
 typedef struct scheduler scheduler;
@@ -21,6 +24,9 @@ struct scheduler_stats {
 };
 
 scheduler *scheduler_new(queue *q, int workers, modmta_err *err_r);
+/* Transports' deliveries go to d (before scheduler_start); without one
+ * they run on the message workers. flush also clears d's down marks. */
+void scheduler_set_dispatch(scheduler *s, dispatch *d);
 /* Load the queue (recovered messages included) and start the workers. */
 int scheduler_start(scheduler *s);
 /* A message was just committed: deliver it now. */

@@ -43,7 +43,7 @@ fix_teardown(void **state)
 void
 fix_put(struct fix *fx, const struct fix_msg *m, char id_r[QUEUE_ID_MAX])
 {
-    queue_rcpt r[4];
+    queue_rcpt r[FIX_RCPTS];
     queue_env env;
     queue_writer *w;
     modmta_err err;
@@ -51,7 +51,7 @@ fix_put(struct fix *fx, const struct fix_msg *m, char id_r[QUEUE_ID_MAX])
 
     memset(&env, 0, sizeof(env));
     memset(r, 0, sizeof(r));
-    for (; n < 4 && m->rcpts[n] != NULL; n++) {
+    for (; n < FIX_RCPTS && m->rcpts[n] != NULL; n++) {
         r[n].addr = (char *)m->rcpts[n];
         r[n].orcpt = (char *)m->rcpts[n];
         r[n].status = (char *)m->status[n];

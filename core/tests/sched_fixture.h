@@ -9,6 +9,7 @@
 
 #include "queue.h"
 
+#define FIX_RCPTS 8
 #define FIX_BODY "From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
 
 struct fix {
@@ -19,9 +20,9 @@ struct fix {
 
 struct fix_msg {
     const char *sender;
-    const char *rcpts[4];         /* NULL-terminated */
-    const char *status[4];        /* per rcpt, may be NULL */
-    queue_rcpt_state state[4];    /* per rcpt, default pending */
+    const char *rcpts[FIX_RCPTS]; /* NULL-terminated unless full */
+    const char *status[FIX_RCPTS]; /* per rcpt, may be NULL */
+    queue_rcpt_state state[FIX_RCPTS]; /* per rcpt, default pending */
     time_t arrival;               /* 0: now */
     time_t next_retry;
     int held;

@@ -35,6 +35,7 @@ typedef enum modmta_phase {
     MODMTA_PHASE_VERB = 10,  /* inside a module-registered verb */
     MODMTA_PHASE_EHLO = 11,  /* inside ehlo(): modmta_ehlo_add allowed */
     MODMTA_PHASE_SERVE = 12, /* inside serve() */
+    MODMTA_PHASE_ROUTE = 13, /* ABI 1.3: inside route() */
 } modmta_phase;
 
 modmta_phase modmta_ctx_phase(const modmta_ctx *ctx);

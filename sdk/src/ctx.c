@@ -157,6 +157,11 @@ modmta_ctx_txn_reset(modmta_ctx *ctx)
     ctx->maybe_done = 0;
     ctx->arrival = 0;
     ctx->dlv_orcpt = NULL;
+    ctx->dlv_route = NULL;
+    ctx->dlv = NULL;
+    ctx->ndlv = 0;
+    ctx->dlv_remote = NULL;
+    ctx->dlv_dest_down = 0;
     modmta_ctx_reply_clear(ctx);
 }
 

@@ -61,6 +61,31 @@ struct ctx_rsender {
     char *sender;        /* "" for <> */
 };
 
+/* The server a deliver_msg() reports results from (txn arena). */
+struct ctx_dlv_remote {
+    char *name;
+    char *addr;                   /* NULL for a UNIX socket */
+    int port;
+    char *tls_version;            /* NULL: not TLS */
+    char *tls_cipher;
+};
+
+/* One recipient of a deliver_msg() group: what the core gives (borrowed
+ * from its envelope for the call) and the result the module sets. */
+struct ctx_dlv_rcpt {
+    const char *addr;
+    const char *original;         /* the client's address, or NULL */
+    const char *notify;           /* "SUCCESS,DELAY", "NEVER", or NULL */
+    const char *orcpt_param;      /* ORCPT as given, or NULL */
+    int has_result;
+    modmta_dstatus status;
+    int code;                     /* 0: no reply */
+    char esc[16];
+    char *stage;                  /* txn arena, or NULL */
+    char *text;                   /* txn arena, or NULL */
+    const struct ctx_dlv_remote *remote; /* at the time of the result */
+};
+
 struct ctx_data {
     const void *inst;
     void *data;
@@ -125,6 +150,13 @@ struct modmta_ctx {
     char *dlv_orcpt;              /* the recipient as the client gave it */
     int maybe_done;
     time_t arrival;
+
+    /* message-level delivery (ctx_dlv.c, ABI 1.3) */
+    char *dlv_route;              /* route(): destination set (txn arena) */
+    struct ctx_dlv_rcpt *dlv;     /* deliver_msg(): the group (txn arena) */
+    size_t ndlv;
+    struct ctx_dlv_remote *dlv_remote; /* the server results come from */
+    int dlv_dest_down;            /* modmta_dlv_dest_down() was called */
 
     /* reply to the current step */
     int reply_code;               /* 0: none set */
@@ -194,6 +226,10 @@ void modmta_ctx_set_dlv_orcpt(modmta_ctx *ctx, const char *orcpt);
 void modmta_ctx_set_delivery(modmta_ctx *ctx, const char *queue_id,
                              const char *sender, time_t arrival,
                              int maybe_done);
+/* Message-level delivery: a group of n recipients for deliver_msg(),
+ * zeroed, in the txn arena (the core fills addr... and reads the
+ * results back); NULL when out of memory. */
+struct ctx_dlv_rcpt *modmta_ctx_dlv_group(modmta_ctx *ctx, size_t n);
 /* Serialize the live headers ("Name: value\r\n" each) into a malloc'ed
  * buffer; returns its length or <0. */
 long modmta_ctx_headers_serialize(const modmta_ctx *ctx, char **buf_r);

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -154,6 +155,93 @@ modmta_test_set_delivery(modmta_ctx *ctx, const char *queue_id,
                          const char *sender, int maybe_done)
 {
     modmta_ctx_set_delivery(ctx, queue_id, sender, 0, maybe_done);
+}
+
+void
+modmta_test_add_mail_param(modmta_ctx *ctx, const char *name,
+                           const char *value)
+{
+    assert_int_equal(modmta_ctx_add_param(ctx, name, value), 0);
+}
+
+void
+modmta_test_set_dlv_group(modmta_ctx *ctx, const char *const *rcpts,
+                          size_t n)
+{
+    struct ctx_dlv_rcpt *g = modmta_ctx_dlv_group(ctx, n);
+
+    assert_non_null(g);
+    for (size_t i = 0; i < n; i++)
+        g[i].addr = modmta_txn_strdup(ctx, rcpts[i]);
+}
+
+void
+modmta_test_set_dlv_param(modmta_ctx *ctx, size_t i, const char *name,
+                          const char *value)
+{
+    const char *v = modmta_txn_strdup(ctx, value);
+
+    assert_true(i < ctx->ndlv);
+    if (strcasecmp(name, "NOTIFY") == 0)
+        ctx->dlv[i].notify = v;
+    else if (strcasecmp(name, "ORCPT") == 0)
+        ctx->dlv[i].orcpt_param = v;
+    else if (strcmp(name, "original") == 0)
+        ctx->dlv[i].original = v;
+    else
+        fail_msg("modmta_test_set_dlv_param: unknown name %s", name);
+}
+
+const char *
+modmta_test_route(const modmta_ctx *ctx)
+{
+    return ctx->dlv_route;
+}
+
+int
+modmta_test_dlv_result(const modmta_ctx *ctx, size_t i,
+                       modmta_dstatus *status_r, int *code_r,
+                       const char **esc_r, const char **stage_r,
+                       const char **text_r)
+{
+    const struct ctx_dlv_rcpt *r;
+
+    assert_true(i < ctx->ndlv);
+    r = &ctx->dlv[i];
+    if (!r->has_result)
+        return 0;
+    if (status_r != NULL)
+        *status_r = r->status;
+    if (code_r != NULL)
+        *code_r = r->code;
+    if (esc_r != NULL)
+        *esc_r = r->esc[0] ? r->esc : NULL;
+    if (stage_r != NULL)
+        *stage_r = r->stage;
+    if (text_r != NULL)
+        *text_r = r->text;
+    return 1;
+}
+
+const char *
+modmta_test_dlv_remote(const modmta_ctx *ctx, size_t i, const char **addr_r,
+                       int *port_r)
+{
+    const struct ctx_dlv_remote *rm;
+
+    assert_true(i < ctx->ndlv);
+    rm = ctx->dlv[i].remote;
+    if (addr_r != NULL)
+        *addr_r = rm != NULL ? rm->addr : NULL;
+    if (port_r != NULL)
+        *port_r = rm != NULL ? rm->port : 0;
+    return rm != NULL ? rm->name : NULL;
+}
+
+int
+modmta_test_dlv_dest_down(const modmta_ctx *ctx)
+{
+    return ctx->dlv_dest_down;
 }
 
 int

@@ -44,6 +44,35 @@ void modmta_test_set_message(modmta_ctx *ctx, const char *path);
 void modmta_test_set_delivery(modmta_ctx *ctx, const char *queue_id,
                               const char *sender, int maybe_done);
 
+/* ---- message-level delivery (ABI 1.3: route, deliver_msg) ----
+ * modmta_test_enter(ctx, MODMTA_PHASE_ROUTE, ...) before route(),
+ * MODMTA_PHASE_DELIVER before deliver_msg(). */
+/* A MAIL FROM parameter as the queue gives it at delivery ("BODY",
+ * "RET", "ENVID", "SMTPUTF8", "AUTH"). */
+void modmta_test_add_mail_param(modmta_ctx *ctx, const char *name,
+                                const char *value);
+/* The group deliver_msg() sees: n recipients (their results cleared). */
+void modmta_test_set_dlv_group(modmta_ctx *ctx, const char *const *rcpts,
+                               size_t n);
+/* Recipient i's RCPT parameter ("NOTIFY", "ORCPT") as the client gave
+ * it, or its original address (name "original"). */
+void modmta_test_set_dlv_param(modmta_ctx *ctx, size_t i, const char *name,
+                               const char *value);
+/* The destination route() set with modmta_dlv_route, or NULL. */
+const char *modmta_test_route(const modmta_ctx *ctx);
+/* Recipient i's result: 1 with the fields (each pointer may be NULL),
+ * 0 when deliver_msg() reported none for it. */
+int modmta_test_dlv_result(const modmta_ctx *ctx, size_t i,
+                           modmta_dstatus *status_r, int *code_r,
+                           const char **esc_r, const char **stage_r,
+                           const char **text_r);
+/* The server recipient i's result came from (modmta_dlv_remote), NULL
+ * for none; its address and port through addr_r / port_r. */
+const char *modmta_test_dlv_remote(const modmta_ctx *ctx, size_t i,
+                                   const char **addr_r, int *port_r);
+/* 1 if deliver_msg() called modmta_dlv_dest_down. */
+int modmta_test_dlv_dest_down(const modmta_ctx *ctx);
+
 /* create() of mod from a JSON text; NULL with err_r filled on failure
  * (a text that is not JSON fails too, with err_r saying so). */
 void *modmta_test_create(const modmta_module *mod, const char *conf,
