@@ -645,7 +645,18 @@ queue_env_free(queue_env *env)
         free(env->rcpts[i].orcpt);
         free(env->rcpts[i].status);
         free(env->rcpts[i].sender);
+        free(env->rcpts[i].orcpt_param);
+        free(env->rcpts[i].esc);
+        free(env->rcpts[i].text);
+        free(env->rcpts[i].stage);
+        free(env->rcpts[i].remote);
+        free(env->rcpts[i].remote_addr);
     }
+    for (size_t i = 0; i < env->nparams; i++) {
+        free(env->params[i].name);
+        free(env->params[i].value);
+    }
+    free(env->params);
     free(env->rcpts);
     free(env->sender);
     free(env->client_addr);
