@@ -1,11 +1,13 @@
-/* Tests of the resolver (sdk/src/dns*.c) against a real DNS server: a
- * dnsmasq this test starts on a free loopback port with the test zones
- * below (--no-resolv --no-hosts: nothing leaves the machine), and a
+/* Tests of the resolver (sdk/src/dns*.c) against real DNS servers the
+ * test starts on loopback: a dnsmasq on a free port with the test zones
+ * below (--no-resolv --no-hosts: nothing leaves the machine); a
  * "silent" server (a UDP socket never read, a TCP socket never accepted)
- * for timeouts. */
+ * for timeouts; dnssec_server.py, serving the signed zone secure.test.,
+ * for validation. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -23,6 +25,7 @@
 #include <cmocka.h>
 
 #include <modmta/dns.h>
+#include <files.h>
 
 #include "dns_priv.h"
 
@@ -37,6 +40,10 @@ struct env {
     char silent[32];            /* the silent one */
     modmta_dns *dns;            /* asks dnsmasq, 5 s */
     modmta_dns *quick;          /* asks dnsmasq, 2 s: answers that fail */
+    pid_t signer;               /* dnssec_server.py */
+    char signed_server[32];
+    char dir[256];
+    char anchor[300];           /* secure.test.'s DS record */
 };
 
 /* A loopback socket of type bound to port (0: any). The port, or -1. */
@@ -171,6 +178,40 @@ dnsmasq_start(int port, int silent_port)
     return pid;
 }
 
+/* dnssec_server.py, writing its trust anchor to anchor; its port. */
+static pid_t
+signer_start(const char *anchor, int *port_r)
+{
+    char *argv[] = { PYTHON3, DNSSEC_SERVER, (char *)anchor, NULL };
+    char line[32];
+    size_t len = 0;
+    ssize_t n;
+    int p[2];
+    pid_t pid;
+
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], STDOUT_FILENO);
+        execv(PYTHON3, argv);
+        fprintf(stderr, "%s: %s\n", PYTHON3, strerror(errno));
+        _exit(127);
+    }
+    close(p[1]);
+    /* it prints its port once it listens */
+    while (len < sizeof(line) - 1 && memchr(line, '\n', len) == NULL &&
+           (n = read(p[0], line + len, sizeof(line) - 1 - len)) > 0)
+        len += (size_t)n;
+    close(p[0]);
+    line[len] = '\0';
+    *port_r = atoi(line);
+    if (*port_r <= 0)
+        fail_msg("dnssec_server.py did not start (package "
+                 "python3-dnspython)");
+    return pid;
+}
+
 static modmta_dns *
 resolver(const char *server, long timeout_s, const char *trust_anchor)
 {
@@ -186,7 +227,7 @@ static int
 setup(void **state)
 {
     struct env *e = calloc(1, sizeof(*e));
-    int keep[2], port, silent;
+    int keep[2], port, silent, signer;
 
     assert_non_null(e);
     silent = free_port(keep);
@@ -199,6 +240,11 @@ setup(void **state)
     snprintf(e->silent, sizeof(e->silent), "127.0.0.1@%d", silent);
     e->dns = resolver(e->server, 5, NULL);
     e->quick = resolver(e->server, 2, NULL);
+    modmta_test_tmpdir(e->dir, sizeof(e->dir), "test_dns");
+    snprintf(e->anchor, sizeof(e->anchor), "%s/anchor", e->dir);
+    e->signer = signer_start(e->anchor, &signer);
+    snprintf(e->signed_server, sizeof(e->signed_server), "127.0.0.1@%d",
+             signer);
     *state = e;
     return 0;
 }
@@ -212,6 +258,9 @@ teardown(void **state)
     modmta_dns_free(e->quick);
     kill(e->dnsmasq, SIGTERM);
     waitpid(e->dnsmasq, NULL, 0);
+    kill(e->signer, SIGTERM);
+    waitpid(e->signer, NULL, 0);
+    modmta_test_rmtree(e->dir);
     close(e->silent_udp);
     close(e->silent_tcp);
     free(e);
@@ -418,8 +467,7 @@ test_mx_list_order(void **state)
         entry_is(l, 2, "mx3.multi.test", 20, "2001:db8::33");
         entry_is(l, 3, "mx3.multi.test", 20, "127.0.0.33");
         assert_null(modmta_mx_host(l, 4));
-        assert_int_equal(modmta_mx_addr(l, 4, 25, &(struct sockaddr_storage){0}),
-                         0);
+        assert_null(modmta_mx_addr_text(l, 4));
         modmta_mx_list_free(l);
     }
     assert_int_equal(orders, 3);
@@ -546,6 +594,59 @@ test_bad_trust_anchor(void **state)
     modmta_dns_free(r);
 }
 
+/* With the zone's trust anchor: validated answers are secure, for MX
+ * lists too; a forged signature is no answer; a name outside the anchor
+ * is answered, not secure. */
+static void
+test_dnssec_validated(void **state)
+{
+    struct env *e = *state;
+    modmta_dns *r = resolver(e->signed_server, 5, e->anchor);
+    modmta_dns_result *res = lookup(r, "mx.secure.test", MODMTA_DNS_A, 1);
+    modmta_mx_list *l;
+
+    assert_string_equal(modmta_dns_text_at(res, 0), "127.0.0.61");
+    assert_true(modmta_dns_secure(res));
+    modmta_dns_result_free(res);
+    res = lookup(r, "_25._tcp.mx.secure.test", MODMTA_DNS_TLSA, 1);
+    assert_true(modmta_dns_secure(res));
+    modmta_dns_result_free(res);
+    l = mx_list(r, "secure.test", MODMTA_MX_OK);
+    assert_int_equal(modmta_mx_count(l), 2);
+    assert_string_equal(modmta_mx_addr_text(l, 0), "2001:db8::61");
+    assert_string_equal(modmta_mx_addr_text(l, 1), "127.0.0.61");
+    assert_true(modmta_mx_secure(l, 0));
+    assert_true(modmta_mx_secure(l, 1));
+    modmta_mx_list_free(l);
+    lookup(r, "bogus.secure.test", MODMTA_DNS_A, MODMTA_E_TEMP);
+    res = lookup(r, "other.test", MODMTA_DNS_A, 1);
+    assert_false(modmta_dns_secure(res));
+    modmta_dns_result_free(res);
+    modmta_dns_free(r);
+}
+
+/* The same server without a trust anchor: nothing is validated, so
+ * nothing is secure and the forged record passes. */
+static void
+test_dnssec_no_anchor(void **state)
+{
+    struct env *e = *state;
+    modmta_dns *r = resolver(e->signed_server, 5, NULL);
+    modmta_dns_result *res = lookup(r, "mx.secure.test", MODMTA_DNS_A, 1);
+    modmta_mx_list *l;
+
+    assert_false(modmta_dns_secure(res));
+    modmta_dns_result_free(res);
+    res = lookup(r, "bogus.secure.test", MODMTA_DNS_A, 1);
+    assert_string_equal(modmta_dns_text_at(res, 0), "127.0.0.62");
+    assert_false(modmta_dns_secure(res));
+    modmta_dns_result_free(res);
+    l = mx_list(r, "secure.test", MODMTA_MX_OK);
+    assert_false(modmta_mx_secure(l, 0));
+    modmta_mx_list_free(l);
+    modmta_dns_free(r);
+}
+
 static size_t
 threads_now(void)
 {
@@ -645,6 +746,8 @@ main(void)
         cmocka_unit_test(test_domain_literal),
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_bad_trust_anchor),
+        cmocka_unit_test(test_dnssec_validated),
+        cmocka_unit_test(test_dnssec_no_anchor),
         cmocka_unit_test(test_lazy_start),
         cmocka_unit_test(test_concurrent),
     };
