@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -104,14 +105,25 @@ tcp_connects(int port)
     return ok;
 }
 
+/* In a child: a server must not outlive a test that crashed. */
+static void
+child_dies_with_parent(void)
+{
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1)
+        _exit(1);
+}
+
 static pid_t
 dnsmasq_start(int port, int silent_port)
 {
     char a_port[32], a_slow[64];
     char *argv[] = {
-        DNSMASQ, "-k", "--conf-file=/dev/null", a_port,
+        /* -d: foreground, no pid file, no change of user (which would
+         * clear the parent-death signal) */
+        DNSMASQ, "-d", "--conf-file=/dev/null", a_port,
         "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
-        "--no-hosts", "--pid-file", "--local=/test/", a_slow,
+        "--no-hosts", "--local=/test/", a_slow,
         /* two equal preferences and a third */
         "--mx-host=multi.test,mx1.multi.test,10",
         "--mx-host=multi.test,mx2.multi.test,10",
@@ -161,6 +173,7 @@ dnsmasq_start(int port, int silent_port)
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        child_dies_with_parent();
         execv(DNSMASQ, argv);
         fprintf(stderr, "%s: %s (package dnsmasq-base)\n", DNSMASQ,
                 strerror(errno));
@@ -193,6 +206,7 @@ signer_start(const char *anchor, int *port_r)
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        child_dies_with_parent();
         dup2(p[1], STDOUT_FILENO);
         execv(PYTHON3, argv);
         fprintf(stderr, "%s: %s\n", PYTHON3, strerror(errno));
