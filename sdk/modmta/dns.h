@@ -1,6 +1,7 @@
 /*
- * modmta SDK: the resolver (ABI 1.3). Thread-safe; every lookup ends
- * within the configured timeout ("dns": {"timeout": ...}).
+ * modmta SDK: the resolver (ABI 1.3). Thread-safe: any number of threads
+ * may look up at once. Every lookup ends within the configured timeout
+ * ("dns": {"timeout": ...}); an MX list within twice that.
  *
  * One resolver per config generation, from the top-level "dns" key
  * (servers to ask, default the system's resolv.conf; DNSSEC validation
@@ -12,8 +13,9 @@
  *   MODMTA_E_TEMP      no answer (timeout, SERVFAIL, a DNSSEC-bogus
  *                      answer): try later, never treat it as "no".
  *   MODMTA_E_INVAL     a name that is not a domain name.
- * Names are given without a final dot; results are borrowed from the
- * result object and freed with it.
+ * Names are ASCII (IDNs as A-labels): labels of letters, digits, '-'
+ * and '_', a final dot allowed. Results are borrowed from the result
+ * object and freed with it. Nothing is resolved from /etc/hosts.
  */
 #ifndef MODMTA_DNS_H
 #define MODMTA_DNS_H
@@ -45,8 +47,10 @@ enum {
 /* The resolver of the instance's generation (never NULL). */
 modmta_dns *modmta_host_dns(const modmta_host *h);
 
-/* Look up name/type, following CNAMEs. *res_r is set when the result is
- * 1 or 0 (free it); NULL otherwise. */
+/* Look up name/type (any data type; not the meta types OPT, ANY, AXFR
+ * ...: MODMTA_E_INVAL), following CNAMEs. *res_r is set when the result
+ * is 1 or 0 (free it); NULL otherwise. A malformed record makes the
+ * whole answer MODMTA_E_TEMP. */
 int modmta_dns_lookup(modmta_dns *r, const char *name, int type,
                       modmta_dns_result **res_r);
 size_t modmta_dns_count(const modmta_dns_result *res);
@@ -56,11 +60,13 @@ int modmta_dns_nxdomain(const modmta_dns_result *res);
 /* 1 if the answer (or the denial) was validated by DNSSEC: only when
  * "dns" has a trust anchor; 0 otherwise. */
 int modmta_dns_secure(const modmta_dns_result *res);
-/* The name the records belong to, after CNAMEs (no final dot). */
+/* The name the records belong to, after CNAMEs (no final dot); the name
+ * looked up when there was no CNAME. */
 const char *modmta_dns_canonical(const modmta_dns_result *res);
 /* Record i as text: A "192.0.2.1", AAAA "2001:db8::1", PTR and CNAME a
- * name (no final dot), TXT its strings concatenated. NULL for other
- * types or a bad index. */
+ * name (no final dot; an octet other than a letter, digit, '-', '_',
+ * '*' or '/' written \DDD), TXT its strings concatenated as they are.
+ * NULL for other types or a bad index. */
 const char *modmta_dns_text_at(const modmta_dns_result *res, size_t i);
 /* MX record i: its preference (>= 0) and host (no final dot; "" for a
  * null MX, RFC 7505). <0 for a bad index or another type. */
@@ -88,13 +94,19 @@ enum {
 
 /* The servers for mail to `domain`: the MX hosts in preference order,
  * in random order among equal preferences (each call shuffles anew),
- * each host with its addresses (IPv6 first, then IPv4); a domain with
- * no MX record is its own server with preference 0 (implicit MX,
- * RFC 5321 5.1). A host whose address lookup fails temporarily is left
- * out; when that leaves no server at all the result is MODMTA_E_TEMP.
- * A domain literal ("[192.0.2.1]") is not looked up: it is its one
- * server. *list_r is set for MODMTA_MX_OK only. Ports are 0: the caller
- * sets its own (modmta_mx_addr copies). */
+ * each host with its addresses (IPv6 first, then IPv4, each family in
+ * random order); a domain with no MX record is its own server with
+ * preference 0 (implicit MX, RFC 5321 5.1). A host whose address
+ * lookups fail temporarily is left out; when that leaves no server at
+ * all the result is MODMTA_E_TEMP. Left out too: an MX host named like
+ * an IPv4 address ("10 192.0.2.1" names no host), the root (but a null
+ * MX), a host named twice (its lowest preference counts). At most 10
+ * hosts (the lowest preferences) and 5 addresses of each family per
+ * host. A domain literal ("[192.0.2.1]", "[IPv6:2001:db8::1]") is not
+ * looked up: it is its one server, its host the address. *list_r is set
+ * for MODMTA_MX_OK only. Ports are 0: the caller sets its own
+ * (modmta_mx_addr copies). MODMTA_E_INVAL for a domain that is neither a
+ * name nor a literal. */
 int modmta_dns_mx_list(modmta_dns *r, const char *domain,
                        modmta_mx_list **list_r);
 /* Entries: one per address, in the order to try. */
@@ -108,7 +120,8 @@ socklen_t modmta_mx_addr(const modmta_mx_list *l, size_t i, int port,
 /* Entry i's address as text ("192.0.2.1", "2001:db8::1"). */
 const char *modmta_mx_addr_text(const modmta_mx_list *l, size_t i);
 /* 1 if entry i's host name was reached through a DNSSEC-validated MX
- * answer and its addresses too (for DANE, later). */
+ * answer (for an implicit MX: a validated denial of MX) and its address
+ * answer was validated too (for DANE, later); 0 for a domain literal. */
 int modmta_mx_secure(const modmta_mx_list *l, size_t i);
 void modmta_mx_list_free(modmta_mx_list *l);
 
