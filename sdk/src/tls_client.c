@@ -140,14 +140,14 @@ modmta_tls_client *
 modmta_tls_client_new(const char *ca_file, const char *min_version,
                       modmta_err *err_r)
 {
+    const char *min = min_version != NULL ? min_version : "TLSv1.2";
     modmta_tls_client *t;
-    int ver;
+    int ver = modmta_tls_version_parse(min);
 
-    ver = modmta_tls_version_parse(min_version != NULL ? min_version : "TLSv1.2");
     if (ver == 0) {
         modmta_err_set(err_r, NULL,
                        "unknown TLS version \"%s\" (TLSv1.2, TLSv1.3...)",
-                       min_version);
+                       min);
         return NULL;
     }
     if ((t = calloc(1, sizeof(*t))) == NULL
