@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 
 PKGS="meson ninja-build pkg-config gcc libc6-dev libjansson-dev libssl-dev
 libhiredis-dev libcmocka-dev redis-server redis-tools python3 swaks
-libnet-ssleay-perl openssl util-linux procps libcrypt-dev sasl2-bin fetchmail"
+libnet-ssleay-perl openssl util-linux procps libcrypt-dev sasl2-bin fetchmail
+dovecot-core dovecot-lmtpd"
 
 install_deps() {
     missing=""
