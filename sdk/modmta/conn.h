@@ -47,12 +47,12 @@ int modmta_conn_tls_available(const modmta_conn *c);
 
 /* ---- client connections (ABI 1.3) ----
  * For modules that talk to other servers (SMTP, LMTP, milters). A
- * connection made with a ctx gives up when the daemon stops: a connect or
- * a read that waits returns within about a second (the read with
- * MODMTA_E_TIMEOUT); writes and flushes are not cut short. The link is to
- * the daemon's stop flag, not to the ctx: the connection may outlive the
- * ctx and move to another thread (a connection cache). NULL: no link.
- * A connection is used by one thread at a time. */
+ * connection made with a ctx gives up when the daemon stops: a connect, a
+ * read, a write or a handshake that waits returns within about a second
+ * (MODMTA_E_TIMEOUT for the I/O). The link is to the daemon's stop flag,
+ * not to the ctx: the connection may outlive the ctx and move to another
+ * thread (a connection cache). NULL: no link. A connection is used by one
+ * thread at a time. */
 
 /* Connect to sa (IPv4 or IPv6, port set) within timeout_ms. NULL with
  * err_r filled: "connect to 192.0.2.1:25: Connection refused",

@@ -30,6 +30,7 @@ struct modmta_conn {
     int tls_verified;              /* client: certificate and name checked */
     int wtimeout_ms;
     const volatile sig_atomic_t *interrupt;
+    int interrupt_writes;          /* the flag ends writes too (clients) */
     size_t rpos, rlen;
     size_t wlen;
     char rbuf[CONN_BUF];
@@ -68,7 +69,8 @@ conn_deadline(int timeout_ms)
 }
 
 /* Wait for events on the fd until the deadline: 0, or MODMTA_E_TIMEOUT /
- * MODMTA_E_IO. Reads also stop early when the interrupt flag is set. */
+ * MODMTA_E_IO. Reads (and writes on a client connection) also stop early
+ * when the interrupt flag is set. */
 static int
 conn_wait(modmta_conn *c, short events, long long deadline)
 {
@@ -77,7 +79,8 @@ conn_wait(modmta_conn *c, short events, long long deadline)
     int n, slice;
 
     for (;;) {
-        if ((events & POLLIN) && c->interrupt != NULL && *c->interrupt)
+        if (((events & POLLIN) || c->interrupt_writes)
+            && c->interrupt != NULL && *c->interrupt)
             return MODMTA_E_TIMEOUT;
         left = deadline - conn_now_ms();
         if (left <= 0)
@@ -314,6 +317,15 @@ void
 modmta_conn_set_interrupt(modmta_conn *c, const volatile sig_atomic_t *flag)
 {
     c->interrupt = flag;
+    c->interrupt_writes = 0;
+}
+
+void
+modmta_conn_set_interrupt_all(modmta_conn *c,
+                              const volatile sig_atomic_t *flag)
+{
+    c->interrupt = flag;
+    c->interrupt_writes = 1;
 }
 
 int

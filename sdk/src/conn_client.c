@@ -145,7 +145,7 @@ conn_client_wrap(int fd, conn_client_flag stop, const char *where,
         modmta_err_set(err_r, NULL, "connect to %s: out of memory", where);
         return NULL;
     }
-    modmta_conn_set_interrupt(c, stop);
+    modmta_conn_set_interrupt_all(c, stop);
     return c;
 }
 

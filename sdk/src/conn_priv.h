@@ -34,6 +34,10 @@ void modmta_conn_set_write_timeout(modmta_conn *c, int timeout_ms);
  * about a second (used to notice a shutdown between commands). NULL: off. */
 void modmta_conn_set_interrupt(modmta_conn *c,
                                const volatile sig_atomic_t *flag);
+/* The same for reads and writes: a client connection (conn_client.c),
+ * whose delivery must give up at a stop even while the peer stalls. */
+void modmta_conn_set_interrupt_all(modmta_conn *c,
+                                   const volatile sig_atomic_t *flag);
 /* Make input available: returns a pointer to the buffered octets and
  * their count (> 0), waiting up to timeout_ms if none is buffered
  * (flushing output first). Errors as modmta_conn_readline. */

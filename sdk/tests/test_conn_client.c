@@ -33,6 +33,9 @@
 
 static char tmpdir[] = "/tmp/modmta-conn-XXXXXX";
 
+/* More than any socket buffers hold. */
+#define BIG_WRITE (16 << 20)
+
 /* ---- helpers: sockets ---- */
 
 static long long
@@ -229,8 +232,8 @@ raise_later(void *arg)
     return NULL;
 }
 
-/* The ctx's stop flag ends a connect and a read in progress within about
- * a second, long before their timeouts. */
+/* The ctx's stop flag ends a connect, a read and a write in progress
+ * within about a second, long before their timeouts. */
 static void
 test_stop_flag(void **state)
 {
@@ -238,7 +241,9 @@ test_stop_flag(void **state)
     struct raiser r = {&stop, 200};
     struct sockaddr_in sin;
     int fills[4], fd, lfd, afd;
-    modmta_ctx *ctx = modmta_ctx_new(NULL);
+    modmta_ctx *ctx = modmta_ctx_new(NULL), *ctx2 = modmta_ctx_new(NULL);
+    int small = 4096;
+    char *big;
     long long t0;
     pthread_t th;
     modmta_err err;
@@ -246,6 +251,7 @@ test_stop_flag(void **state)
     char line[64];
 
     ctx->interrupt = &stop;
+    ctx2->interrupt = &stop;
     stop = 0;
     fd = full_listener(&sin, fills);
     t0 = now_ms();
@@ -273,6 +279,29 @@ test_stop_flag(void **state)
     pthread_join(th, NULL);
     assert_true(now_ms() - t0 < 10000);
     modmta_conn_close(c);
+    close(afd);
+
+    /* a write to a peer that reads nothing */
+    stop = 0;
+    c = modmta_conn_connect(ctx2, (struct sockaddr *)&sin, sizeof(sin), 5000,
+                            &err);
+    assert_non_null(c);
+    afd = accept(lfd, NULL, NULL);
+    assert_int_equal(setsockopt(afd, SOL_SOCKET, SO_RCVBUF, &small,
+                                sizeof(small)), 0);
+    assert_int_equal(setsockopt(modmta_conn_fd(c), SOL_SOCKET, SO_SNDBUF,
+                                &small, sizeof(small)), 0);
+    big = calloc(1, BIG_WRITE);
+    assert_non_null(big);
+    modmta_conn_set_timeout(c, 30000);
+    t0 = now_ms();
+    assert_int_equal(pthread_create(&th, NULL, raise_later, &r), 0);
+    assert_int_equal(modmta_conn_write(c, big, BIG_WRITE), MODMTA_E_TIMEOUT);
+    pthread_join(th, NULL);
+    assert_true(now_ms() - t0 < 10000);
+    free(big);
+    modmta_conn_close(c);
+    modmta_ctx_free(ctx2);
     close(afd);
     close(lfd);
 }
