@@ -47,13 +47,16 @@ int modmta_conn_tls_available(const modmta_conn *c);
 
 /* ---- client connections (ABI 1.3) ----
  * For modules that talk to other servers (SMTP, LMTP, milters). A
- * connection made with a ctx gives up when the daemon stops: a wait in
- * it returns MODMTA_E_TIMEOUT within about a second. The ctx must
- * outlive the connection's use on that thread; NULL: no such link. */
+ * connection made with a ctx gives up when the daemon stops: a connect, a
+ * read, a write or a handshake that waits returns within about a second
+ * (MODMTA_E_TIMEOUT for the I/O). The link is to the daemon's stop flag,
+ * not to the ctx: the connection may outlive the ctx and move to another
+ * thread (a connection cache). NULL: no link. A connection is used by one
+ * thread at a time. */
 
 /* Connect to sa (IPv4 or IPv6, port set) within timeout_ms. NULL with
  * err_r filled: "connect to 192.0.2.1:25: Connection refused",
- * "...: timed out". */
+ * "...: timed out", "...: interrupted: the daemon is stopping". */
 modmta_conn *modmta_conn_connect(modmta_ctx *ctx, const struct sockaddr *sa,
                                  socklen_t salen, int timeout_ms,
                                  modmta_err *err_r);

@@ -27,8 +27,10 @@ struct modmta_conn {
     SSL_CTX *tls_ctx;
     SSL *ssl;
     int dead;                      /* a write or the handshake failed */
+    int tls_verified;              /* client: certificate and name checked */
     int wtimeout_ms;
     const volatile sig_atomic_t *interrupt;
+    int interrupt_writes;          /* the flag ends writes too (clients) */
     size_t rpos, rlen;
     size_t wlen;
     char rbuf[CONN_BUF];
@@ -38,12 +40,16 @@ struct modmta_conn {
 static long long conn_now_ms(void);
 static long long conn_deadline(int timeout_ms);
 static int conn_wait(modmta_conn *c, short events, long long deadline);
-static int conn_tls_wait(modmta_conn *c, int ret, long long deadline);
+static void conn_tls_why(int err, char *why, size_t whylen);
+static int conn_tls_wait(modmta_conn *c, int ret, long long deadline,
+                         char *why, size_t whylen);
 static int conn_send(modmta_conn *c, const char *buf, size_t len,
                      long long deadline);
 static ssize_t conn_recv(modmta_conn *c, char *buf, size_t len,
                          long long deadline);
 static int conn_fill(modmta_conn *c, long long deadline);
+static int conn_handshake_run(modmta_conn *c, int timeout_ms, char *why,
+                              size_t whylen);
 static int conn_handshake(modmta_conn *c, int timeout_ms);
 static void conn_linger(modmta_conn *c);
 
@@ -63,7 +69,8 @@ conn_deadline(int timeout_ms)
 }
 
 /* Wait for events on the fd until the deadline: 0, or MODMTA_E_TIMEOUT /
- * MODMTA_E_IO. Reads also stop early when the interrupt flag is set. */
+ * MODMTA_E_IO. Reads (and writes on a client connection) also stop early
+ * when the interrupt flag is set. */
 static int
 conn_wait(modmta_conn *c, short events, long long deadline)
 {
@@ -72,7 +79,8 @@ conn_wait(modmta_conn *c, short events, long long deadline)
     int n, slice;
 
     for (;;) {
-        if ((events & POLLIN) && c->interrupt != NULL && *c->interrupt)
+        if (((events & POLLIN) || c->interrupt_writes)
+            && c->interrupt != NULL && *c->interrupt)
             return MODMTA_E_TIMEOUT;
         left = deadline - conn_now_ms();
         if (left <= 0)
@@ -90,20 +98,48 @@ conn_wait(modmta_conn *c, short events, long long deadline)
     }
 }
 
-/* After an SSL call returned ret <= 0: wait as OpenSSL asks (0, then
- * retry) or report the error. */
-static int
-conn_tls_wait(modmta_conn *c, int ret, long long deadline)
+/* Why an SSL call failed with SSL_get_error() == err (before the error
+ * queue is cleared). */
+static void
+conn_tls_why(int err, char *why, size_t whylen)
 {
-    switch (SSL_get_error(c->ssl, ret)) {
+    unsigned long e = ERR_peek_last_error();
+    const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+
+    if (reason != NULL)
+        snprintf(why, whylen, "%s", reason);
+    else if (e != 0)
+        ERR_error_string_n(e, why, whylen);
+    else if (err == SSL_ERROR_SYSCALL && errno != 0)
+        snprintf(why, whylen, "%s", strerror(errno));
+    else
+        snprintf(why, whylen, "connection closed by the peer");
+}
+
+/* After an SSL call returned ret <= 0: wait as OpenSSL asks (0, then
+ * retry) or report the error, with OpenSSL's reason in why (if not NULL). */
+static int
+conn_tls_wait(modmta_conn *c, int ret, long long deadline, char *why,
+              size_t whylen)
+{
+    int err = SSL_get_error(c->ssl, ret), rc;
+
+    switch (err) {
     case SSL_ERROR_WANT_READ:
-        return conn_wait(c, POLLIN, deadline);
+        rc = conn_wait(c, POLLIN, deadline);
+        break;
     case SSL_ERROR_WANT_WRITE:
-        return conn_wait(c, POLLOUT, deadline);
+        rc = conn_wait(c, POLLOUT, deadline);
+        break;
     default:
+        if (why != NULL)
+            conn_tls_why(err, why, whylen);
         ERR_clear_error();
         return MODMTA_E_IO;
     }
+    if (rc == MODMTA_E_TIMEOUT && why != NULL)
+        snprintf(why, whylen, "timed out");
+    return rc;
 }
 
 static int
@@ -116,7 +152,7 @@ conn_send(modmta_conn *c, const char *buf, size_t len, long long deadline)
         if (c->ssl != NULL) {
             n = SSL_write(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
             if (n <= 0) {
-                if ((rc = conn_tls_wait(c, (int)n, deadline)) < 0)
+                if ((rc = conn_tls_wait(c, (int)n, deadline, NULL, 0)) < 0)
                     return rc;
                 continue;
             }
@@ -281,6 +317,15 @@ void
 modmta_conn_set_interrupt(modmta_conn *c, const volatile sig_atomic_t *flag)
 {
     c->interrupt = flag;
+    c->interrupt_writes = 0;
+}
+
+void
+modmta_conn_set_interrupt_all(modmta_conn *c,
+                              const volatile sig_atomic_t *flag)
+{
+    c->interrupt = flag;
+    c->interrupt_writes = 1;
 }
 
 int
@@ -463,25 +508,41 @@ modmta_conn_pending(const modmta_conn *c)
     return n;
 }
 
+/* The handshake of c->ssl (its side already set) on c's socket. */
 static int
-conn_handshake(modmta_conn *c, int timeout_ms)
+conn_handshake_run(modmta_conn *c, int timeout_ms, char *why, size_t whylen)
 {
     long long deadline = conn_deadline(timeout_ms);
     int n, rc;
 
-    c->ssl = SSL_new(c->tls_ctx);
-    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+    if (SSL_set_fd(c->ssl, c->fd) != 1) {
         ERR_clear_error();
         c->dead = 1;
         return MODMTA_E_NOMEM;
     }
-    while ((n = SSL_accept(c->ssl)) != 1) {
-        if ((rc = conn_tls_wait(c, n, deadline)) < 0) {
+    for (;;) {
+        errno = 0; /* SSL_ERROR_SYSCALL with errno 0: the peer closed */
+        if ((n = SSL_do_handshake(c->ssl)) == 1)
+            break;
+        if ((rc = conn_tls_wait(c, n, deadline, why, whylen)) < 0) {
             c->dead = 1;
             return rc;
         }
     }
     return 0;
+}
+
+static int
+conn_handshake(modmta_conn *c, int timeout_ms)
+{
+    c->ssl = SSL_new(c->tls_ctx);
+    if (c->ssl == NULL) {
+        ERR_clear_error();
+        c->dead = 1;
+        return MODMTA_E_NOMEM;
+    }
+    SSL_set_accept_state(c->ssl);
+    return conn_handshake_run(c, timeout_ms, NULL, 0);
 }
 
 int
@@ -510,6 +571,40 @@ modmta_conn_tls_accept(modmta_conn *c, int timeout_ms)
         return MODMTA_E_UNSUPPORTED;
     c->rpos = c->rlen = 0;
     return conn_handshake(c, timeout_ms);
+}
+
+int
+modmta_conn_tls_connect(modmta_conn *c, SSL *ssl, int timeout_ms, char *why,
+                        size_t whylen)
+{
+    int rc;
+
+    if (c->ssl != NULL) {
+        SSL_free(ssl);
+        return MODMTA_E_STATE;
+    }
+    /* Whatever is queued (STARTTLS) goes out in clear. */
+    rc = modmta_conn_flush(c);
+    c->ssl = ssl;
+    c->tls_verified = 0;
+    if (rc < 0)
+        return rc;
+    /* RFC 3207 4.2: what the server sent in clear is forgotten. */
+    c->rpos = c->rlen = 0;
+    SSL_set_connect_state(ssl);
+    return conn_handshake_run(c, timeout_ms, why, whylen);
+}
+
+void
+modmta_conn_set_tls_verified(modmta_conn *c, int verified)
+{
+    c->tls_verified = verified;
+}
+
+int
+modmta_conn_tls_verified(const modmta_conn *c)
+{
+    return c->ssl != NULL && c->tls_verified;
 }
 
 int

@@ -34,6 +34,10 @@ void modmta_conn_set_write_timeout(modmta_conn *c, int timeout_ms);
  * about a second (used to notice a shutdown between commands). NULL: off. */
 void modmta_conn_set_interrupt(modmta_conn *c,
                                const volatile sig_atomic_t *flag);
+/* The same for reads and writes: a client connection (conn_client.c),
+ * whose delivery must give up at a stop even while the peer stalls. */
+void modmta_conn_set_interrupt_all(modmta_conn *c,
+                                   const volatile sig_atomic_t *flag);
 /* Make input available: returns a pointer to the buffered octets and
  * their count (> 0), waiting up to timeout_ms if none is buffered
  * (flushing output first). Errors as modmta_conn_readline. */
@@ -46,5 +50,20 @@ void modmta_conn_consume(modmta_conn *c, size_t n);
 int modmta_conn_input_ready(modmta_conn *c, int timeout_ms);
 /* The socket (for logging / getsockname). */
 int modmta_conn_fd(const modmta_conn *c);
+
+/* ---- the client side (conn_client.c, tls_client.c) ---- */
+/* Client-side TLS handshake with ssl, configured by the caller (SNI,
+ * verification) and owned by c from now on, even on failure: queued
+ * output is flushed in clear, input read in clear is discarded (RFC 3207
+ * section 4.2). On failure why holds OpenSSL's reason ("wrong version
+ * number", "timed out"). MODMTA_E_STATE if c is TLS already (ssl is
+ * freed then). */
+int modmta_conn_tls_connect(modmta_conn *c, SSL *ssl, int timeout_ms,
+                            char *why, size_t whylen);
+/* OpenSSL's version number for "TLSv1" ... "TLSv1.3", 0 if unknown (the
+ * min_version of both sides). */
+int modmta_tls_version_parse(const char *name);
+/* Record whether the handshake verified the peer (modmta_conn_tls_verified). */
+void modmta_conn_set_tls_verified(modmta_conn *c, int verified);
 
 #endif

@@ -10,6 +10,7 @@
 #ifndef MODMTA_CTX_PRIV_H
 #define MODMTA_CTX_PRIV_H
 
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <modmta/ctx.h>
@@ -171,6 +172,9 @@ struct modmta_ctx {
     struct modmta_arena *sess_arena;
     struct ctx_data *data;
     size_t ndata, data_cap;
+
+    /* the daemon is stopping (set by the core for deliveries) */
+    const volatile sig_atomic_t *interrupt;
 };
 
 /* ---- life ---- */
