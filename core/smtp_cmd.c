@@ -42,6 +42,18 @@ smtp_cmd_status(struct smtp_status *st, int code, const char *esc,
     st->text = text;
 }
 
+size_t
+smtp_cmd_line_max(const char *verb)
+{
+    if (strcmp(verb, "AUTH") == 0)
+        return SMTP_AUTH_LINE_MAX;
+    if (strcmp(verb, "MAIL") == 0)
+        return SMTP_MAIL_LINE_MAX;
+    if (strcmp(verb, "RCPT") == 0)
+        return SMTP_RCPT_LINE_MAX;
+    return SMTP_LINE_MAX;
+}
+
 int
 smtp_cmd_parse(char *line, struct smtp_cmd *cmd)
 {

@@ -12,6 +12,12 @@
 
 #define SMTP_LINE_MAX 512        /* octets, CRLF included (4.5.3.1.4) */
 #define SMTP_AUTH_LINE_MAX 12288 /* AUTH with an initial response (4954) */
+/* MAIL and RCPT lines, longer by what the parameters offered may add:
+ * MAIL SIZE 26 (RFC 1870), BODY 14 (RFC 6152), SMTPUTF8 10 (RFC 6531),
+ * RET and ENVID 100 (RFC 3461), AUTH 500 (RFC 4954); RCPT NOTIFY and
+ * ORCPT 500 (RFC 3461). */
+#define SMTP_MAIL_LINE_MAX (SMTP_LINE_MAX + 26 + 14 + 10 + 100 + 500)
+#define SMTP_RCPT_LINE_MAX (SMTP_LINE_MAX + 500)
 #define SMTP_VERB_MAX 16
 #define SMTP_PARAMS_MAX 16
 #define SMTP_ENVID_MAX 100       /* ENVID= value (RFC 3461 4.4) */
@@ -55,6 +61,9 @@ struct smtp_rcpt_opts {
     const char *orcpt;           /* "addr-type;xtext" as given, or NULL */
 };
 
+/* The longest command line verb (upper case) may come in, in octets
+ * with the CRLF. */
+size_t smtp_cmd_line_max(const char *verb);
 /* Split a line into verb and arguments; trailing spaces are dropped.
  * 0, or -1 when the verb is not 1-15 letters (answer 500 5.5.1). */
 int smtp_cmd_parse(char *line, struct smtp_cmd *cmd);

@@ -907,7 +907,7 @@ smtp_command(struct smtp_session *s, char *line, size_t len)
         smtp_reply(s, 500, "5.5.1", "Error: command not recognized");
         return 0;
     }
-    if (len > SMTP_LINE_MAX - 2 && strcmp(cmd.verb, "AUTH") != 0) {
+    if (len > smtp_cmd_line_max(cmd.verb) - 2) {
         smtp_reply(s, 500, "5.5.2", "Error: line too long");
         return 0;
     }

@@ -330,6 +330,16 @@ test_xtext(void **state)
     assert_false(smtp_cmd_is_xtext("a b"));
 }
 
+/* RFC 5321 4.5.3.1.4, raised by the MAIL and RCPT parameters. */
+static void
+test_line_max(void **state)
+{
+    assert_int_equal(smtp_cmd_line_max("NOOP"), 512);
+    assert_int_equal(smtp_cmd_line_max("RCPT"), 1012);
+    assert_true(smtp_cmd_line_max("MAIL") >= 512 + 26 + 100 + 500);
+    assert_int_equal(smtp_cmd_line_max("AUTH"), SMTP_AUTH_LINE_MAX);
+}
+
 static void
 test_xtext_decode(void **state)
 {
@@ -361,6 +371,7 @@ main(void)
         cmocka_unit_test(test_mail_dsn),
         cmocka_unit_test(test_xtext),
         cmocka_unit_test(test_xtext_decode),
+        cmocka_unit_test(test_line_max),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
