@@ -544,7 +544,7 @@ dsn_write_report(struct dsn_report *rep)
 {
     const queue_env *env = rep->env;
     const char *envid = dsn_param(env, "ENVID");
-    char date[64], text[DSN_TEXT_MAX];
+    char date[64], text[DSN_TEXT_MAX], helo[256];
 
     dsn_printf(&rep->o, "--%s\r\n"
                "Content-Description: Delivery report\r\n"
@@ -557,7 +557,7 @@ dsn_write_report(struct dsn_report *rep)
     dsn_printf(&rep->o, "Reporting-MTA: dns; %s\r\n", rep->host);
     if (env->helo != NULL && env->helo[0] != '\0')
         dsn_printf(&rep->o, "Received-From-MTA: dns; %s\r\n",
-                   dsn_clean(env->helo, text, 256));
+                   dsn_clean(env->helo, helo, sizeof(helo)));
     dsn_date(env->arrival, date, sizeof(date));
     dsn_printf(&rep->o, "Arrival-Date: %s\r\n", date);
     for (size_t i = 0; i < rep->n; i++)
