@@ -1,8 +1,10 @@
 /*
  * The envelope's JSON codec: see queue_env.h for the format.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -24,6 +26,30 @@ static const struct {
 
 #define QUEUE_ENV_NNOTIFY \
     (sizeof(queue_env_notify) / sizeof(queue_env_notify[0]))
+
+unsigned
+queue_env_notify_bit(const char *word, size_t len)
+{
+    for (size_t i = 0; i < QUEUE_ENV_NNOTIFY; i++)
+        if (strlen(queue_env_notify[i].name) == len &&
+            strncasecmp(word, queue_env_notify[i].name, len) == 0)
+            return queue_env_notify[i].bit;
+    return 0;
+}
+
+const char *
+queue_env_notify_str(unsigned notify, char *buf, size_t len)
+{
+    size_t n = 0;
+
+    if (len > 0)
+        buf[0] = '\0';
+    for (size_t i = 0; i < QUEUE_ENV_NNOTIFY; i++)
+        if ((notify & queue_env_notify[i].bit) != 0 && n < len)
+            n += (size_t)snprintf(buf + n, len - n, "%s%s", n > 0 ? "," : "",
+                                  queue_env_notify[i].name);
+    return buf;
+}
 
 /* ---- writing ---- */
 
@@ -238,7 +264,7 @@ static int
 queue_env_get_notify(const json_t *o, unsigned *out)
 {
     const json_t *a = json_object_get(o, "notify"), *v;
-    size_t i, k;
+    size_t i;
 
     *out = 0;
     if (a == NULL)
@@ -247,13 +273,11 @@ queue_env_get_notify(const json_t *o, unsigned *out)
         return MODMTA_E_INVAL;
     json_array_foreach(a, i, v) {
         const char *s = json_string_value(v);
+        unsigned bit = s != NULL ? queue_env_notify_bit(s, strlen(s)) : 0;
 
-        for (k = 0; s != NULL && k < QUEUE_ENV_NNOTIFY; k++)
-            if (strcmp(s, queue_env_notify[k].name) == 0)
-                break;
-        if (s == NULL || k == QUEUE_ENV_NNOTIFY)
+        if (bit == 0)
             return MODMTA_E_INVAL;
-        *out |= queue_env_notify[k].bit;
+        *out |= bit;
     }
     return 0;
 }

@@ -44,4 +44,12 @@ char *queue_env_dump(const queue_env *env, size_t *len_r);
 int queue_env_parse(const char *text, size_t len, queue_env **env_r,
                     modmta_err *err_r);
 
+/* RFC 3461 NOTIFY keywords, one table for the SMTP parser, the codec
+ * and whoever passes NOTIFY on. The QNOTIFY_* bit of the keyword
+ * word[0..len), any case; 0 when it is none. */
+unsigned queue_env_notify_bit(const char *word, size_t len);
+/* notify as the parameter's value ("SUCCESS,DELAY", "NEVER"; "" for 0)
+ * into buf (48 octets hold any). Returns buf. */
+const char *queue_env_notify_str(unsigned notify, char *buf, size_t len);
+
 #endif

@@ -10,7 +10,7 @@
 
 #include <modmta/err.h>
 
-#include "queue.h"
+#include "queue_env.h"
 #include "smtp_cmd.h"
 
 static void smtp_cmd_status(struct smtp_status *st, int code, const char *esc,
@@ -23,15 +23,6 @@ static int smtp_cmd_hex(int c);
 static int smtp_cmd_envid_ok(const char *v);
 static int smtp_cmd_notify(const char *v, unsigned *bits_r);
 static int smtp_cmd_orcpt_ok(const char *v);
-
-/* NOTIFY keywords (RFC 3461 4.1). */
-static const struct {
-    const char *name;
-    unsigned bit;
-} smtp_cmd_notify_words[] = {
-    {"NEVER", QNOTIFY_NEVER}, {"SUCCESS", QNOTIFY_SUCCESS},
-    {"FAILURE", QNOTIFY_FAILURE}, {"DELAY", QNOTIFY_DELAY},
-};
 
 static void
 smtp_cmd_status(struct smtp_status *st, int code, const char *esc,
@@ -329,8 +320,7 @@ static int
 smtp_cmd_notify(const char *v, unsigned *bits_r)
 {
     const char *p = v, *e;
-    size_t k, n = sizeof(smtp_cmd_notify_words) /
-                  sizeof(smtp_cmd_notify_words[0]);
+    unsigned bit;
 
     *bits_r = 0;
     if (v == NULL)
@@ -339,14 +329,10 @@ smtp_cmd_notify(const char *v, unsigned *bits_r)
         e = strchr(p, ',');
         if (e == NULL)
             e = p + strlen(p);
-        for (k = 0; k < n; k++)
-            if ((size_t)(e - p) == strlen(smtp_cmd_notify_words[k].name) &&
-                strncasecmp(p, smtp_cmd_notify_words[k].name,
-                            (size_t)(e - p)) == 0)
-                break;
-        if (k == n || (*bits_r & smtp_cmd_notify_words[k].bit) != 0)
+        bit = queue_env_notify_bit(p, (size_t)(e - p));
+        if (bit == 0 || (*bits_r & bit) != 0)
             return -1;
-        *bits_r |= smtp_cmd_notify_words[k].bit;
+        *bits_r |= bit;
         p = e + 1;
     } while (*e != '\0');
     return (*bits_r & QNOTIFY_NEVER) && *bits_r != QNOTIFY_NEVER ? -1 : 0;

@@ -282,6 +282,28 @@ test_bad_types(void **state)
                               "\"rcpts\":[]}"), MODMTA_E_UNSUPPORTED);
 }
 
+/* The NOTIFY keywords both ways. */
+static void
+test_notify_words(void **state)
+{
+    char buf[48];
+
+    assert_int_equal(queue_env_notify_bit("success", 7), QNOTIFY_SUCCESS);
+    assert_int_equal(queue_env_notify_bit("DELAY,X", 5), QNOTIFY_DELAY);
+    assert_int_equal(queue_env_notify_bit("NEVERMORE", 9), 0);
+    assert_int_equal(queue_env_notify_bit("", 0), 0);
+    assert_string_equal(queue_env_notify_str(QNOTIFY_NEVER, buf,
+                                             sizeof(buf)), "NEVER");
+    assert_string_equal(queue_env_notify_str(QNOTIFY_DELAY | QNOTIFY_SUCCESS
+                                             | QNOTIFY_FAILURE, buf,
+                                             sizeof(buf)),
+                        "SUCCESS,FAILURE,DELAY");
+    assert_string_equal(queue_env_notify_str(0, buf, sizeof(buf)), "");
+    assert_string_equal(queue_env_notify_str(QNOTIFY_FAILURE |
+                                             QNOTIFY_DELAY, buf, 10),
+                        "FAILURE,D");
+}
+
 int
 main(void)
 {
@@ -290,6 +312,7 @@ main(void)
         cmocka_unit_test(test_version_written),
         cmocka_unit_test(test_v1_loads),
         cmocka_unit_test(test_bad_types),
+        cmocka_unit_test(test_notify_words),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
