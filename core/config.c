@@ -69,6 +69,7 @@ static const struct config_num config_limits_nums[] = {
     CONFIG_NUM(struct config_limits, rewrite_depth, 0, 10, 1, 1000),
     CONFIG_NUM(struct config_limits, rewrite_max, 0, 1000, 1, INT_MAX),
     CONFIG_NUM(struct config_limits, greet_pause, 0, 0, 0, 60000),
+    CONFIG_NUM(struct config_limits, max_hops, 0, 50, 1, 1000),
     { NULL, 0, 0, 0, 0, 0, 0 }
 };
 

@@ -34,6 +34,7 @@ struct config_limits {
     long rewrite_depth;            /* 10: rcpt rewriting levels */
     long rewrite_max;              /* 1000: targets of one client rcpt */
     long greet_pause;              /* 0 ms: watch for early talkers */
+    long max_hops;                 /* 50 Received: fields, then 554 */
 };
 
 struct config_queue {

@@ -159,12 +159,13 @@ deliver_pending(const queue_env *env)
     return n;
 }
 
-/* The first failed recipient not yet covered by a DSN, or NULL. */
+/* The first recipient a notice is due for (dsn_rcpt_due), or NULL. */
 static const queue_rcpt *
-deliver_dsn_due(const queue_env *env)
+deliver_dsn_due(const queue_env *env, const struct dsn_params *p)
 {
     for (size_t i = 0; i < env->nrcpts; i++)
-        if (dsn_rcpt_due(&env->rcpts[i]))
+        if (dsn_rcpt_due(env, &env->rcpts[i], p->now, p->delay_warning) !=
+            DSN_ACT_NONE)
             return &env->rcpts[i];
     return NULL;
 }
@@ -192,18 +193,26 @@ deliver_dsn_rcpts(struct deliver_run *run, const char *to)
     return ctx;
 }
 
-/* Queue one DSN for the failed recipients of sender `to`. */
+/* Queue one DSN for the recipients of sender `to` that one is due for. */
 static int
-deliver_dsn_to(struct deliver_run *run, const char *to)
+deliver_dsn_to(struct deliver_run *run, const char *to,
+               const struct dsn_params *p)
 {
+    static const char *const kinds[] = {
+        [DSN_ACT_DELIVERED] = "delivery status",
+        [DSN_ACT_RELAYED] = "delivery status",
+        [DSN_ACT_DELAYED] = "delay",
+        [DSN_ACT_FAILED] = "non-delivery",
+    };
+    enum dsn_action worst = dsn_worst_to(run->env, to, p->now,
+                                         p->delay_warning);
     char id[QUEUE_ID_MAX];
     modmta_ctx *ctx = deliver_dsn_rcpts(run, to);
     int rc;
 
     if (ctx == NULL)
         return MODMTA_E_NOMEM;
-    rc = dsn_bounce_to(run->q, run->env, to, ctx->rcpts, ctx->nrcpts,
-                       run->path, run->gen->cfg->hostname, time(NULL), id);
+    rc = dsn_report_to(run->q, run->env, to, ctx->rcpts, ctx->nrcpts, p, id);
     modmta_ctx_free(ctx);
 
     if (rc < 0) {
@@ -212,33 +221,40 @@ deliver_dsn_to(struct deliver_run *run, const char *to)
         return rc;
     }
     if (rc == DSN_QUEUED) {
-        modmta_logf(MODMTA_LOG_INFO,
-                    "%s: sender non-delivery notification: %s",
-                    run->env->id, id);
+        modmta_logf(MODMTA_LOG_INFO, "%s: sender %s notification: %s",
+                    run->env->id, kinds[worst], id);
         memcpy(run->out.dsn_id, id, sizeof(id));
         run->out.dsn_sent++;
     } else if (rc == DSN_NULL_SENDER) {
         modmta_logf(MODMTA_LOG_INFO, "%s: sender is <>, no DSN",
                     run->env->id);
     }
-    dsn_mark_sent_to(run->env, to);
+    dsn_mark_sent_to(run->env, to, p->now, p->delay_warning);
     return 0;
 }
 
-/* Queue the DSNs for the failed recipients not yet covered by one: one
- * per distinct envelope sender (a list's owner gets its members'), none
- * for <> (never bounce a bounce). 0 when nothing is left to report, <0
- * when a DSN could not be queued: the message must then stay so that
- * the report is not lost (those already queued are saved as sent). */
+/* Queue the DSNs due after this attempt (failures, successes asked for
+ * with NOTIFY=SUCCESS, delay warnings): one per distinct envelope sender
+ * (a list's owner gets its members'), none for <> (never bounce a
+ * bounce). 0 when nothing is left to report, <0 when a DSN could not be
+ * queued: the message must then stay so that the report is not lost
+ * (those already queued are saved as sent). */
 static int
 deliver_dsn(struct deliver_run *run)
 {
+    const struct config_queue *qc = &run->gen->cfg->queue;
+    /* One time for the whole pass: what is due must not change midway. */
+    const struct dsn_params p = {
+        .content_path = run->path, .hostname = run->gen->cfg->hostname,
+        .now = time(NULL), .delay_warning = qc->delay_warning,
+        .lifetime = qc->lifetime,
+    };
     const queue_rcpt *r;
     int rc = 0, any = 0, saved;
 
     /* The sender string belongs to env, which marking does not change. */
-    while (rc == 0 && (r = deliver_dsn_due(run->env)) != NULL) {
-        rc = deliver_dsn_to(run, dsn_rcpt_sender(run->env, r));
+    while (rc == 0 && (r = deliver_dsn_due(run->env, &p)) != NULL) {
+        rc = deliver_dsn_to(run, dsn_rcpt_sender(run->env, r), &p);
         any |= rc == 0;
     }
     if (any && (saved = deliver_save(run)) < 0 && rc == 0)

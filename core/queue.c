@@ -7,9 +7,10 @@
  * sessions do not queue on one directory's lock.
  *
  *   tmp/X/ID.msg    content being received; at commit it gets the envelope
- *                   in its extended attribute "user.modmta.env" (the JSON
- *                   below), then one fsync makes content and envelope
- *                   durable and it is renamed to queue/X/ID.msg.
+ *                   in its extended attribute "user.modmta.env" (the
+ *                   JSON of queue_env.h), then one fsync makes content
+ *                   and envelope durable and it is renamed to
+ *                   queue/X/ID.msg.
  *   tmp/X/ID.env    the envelope of a commit on a file system without
  *                   user xattrs (or an envelope too large for one): the
  *                   two-file fallback. tmp/X/ID.new and ID.uN are the
@@ -61,15 +62,14 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #include <modmta/log.h>
 
 #include "queue.h"
+#include "queue_env.h"
 
 #define QUEUE_ID_LEN 20
 #define QUEUE_WBUF_SIZE (64 * 1024)
 #define QUEUE_NLOCKS 32
-#define QUEUE_ENV_VERSION 1
 #define QUEUE_ENV_MAX (16 * 1024 * 1024)
 #define QUEUE_NSUB 36              /* one subdirectory per ID character */
 #define QUEUE_SUB_POS 14           /* the last character of the counter */
@@ -456,217 +456,6 @@ queue_sync_dir(queue *q, int sub)
         rc = gs->fail_rc;
     pthread_mutex_unlock(&gs->lock);
     return rc;
-}
-
-/* ---- envelope JSON ---- */
-
-static json_t *
-queue_jstr(const char *s)
-{
-    return s != NULL ? json_string(s) : json_null();
-}
-
-static json_t *
-queue_env_to_json(const queue_env *env)
-{
-    static const char *const states[] = {"pending", "delivered", "failed"};
-    json_t *rcpts = json_array();
-    json_t *o;
-
-    for (size_t i = 0; rcpts != NULL && i < env->nrcpts; i++) {
-        const queue_rcpt *r = &env->rcpts[i];
-        unsigned st = (unsigned)r->state <= QRCPT_FAILED ? r->state : 0;
-
-        json_array_append_new(rcpts, json_pack(
-            "{s:o, s:o, s:s, s:o, s:b, s:b, s:s*}",
-            "addr", queue_jstr(r->addr), "orcpt", queue_jstr(r->orcpt),
-            "state", states[st], "status", queue_jstr(r->status),
-            "dsn_sent", r->dsn_sent, "no_dsn", r->no_dsn,
-            "sender", r->sender));
-    }
-    if (rcpts == NULL || json_array_size(rcpts) != env->nrcpts) {
-        json_decref(rcpts);
-        return NULL;
-    }
-    o = json_pack("{s:i, s:s, s:s, s:o, s:I, s:o, s:o, s:o, s:o, s:o,"
-                  " s:o, s:o, s:i, s:I, s:b, s:I}",
-        "version", QUEUE_ENV_VERSION, "id", env->id,
-        "sender", env->sender != NULL ? env->sender : "", "rcpts", rcpts,
-        "arrival", (json_int_t)env->arrival,
-        "client_addr", queue_jstr(env->client_addr),
-        "client_name", queue_jstr(env->client_name),
-        "helo", queue_jstr(env->helo), "protocol", queue_jstr(env->protocol),
-        "auth_user", queue_jstr(env->auth_user),
-        "auth_param", queue_jstr(env->auth_param),
-        "quarantine", queue_jstr(env->quarantine),
-        "attempts", env->attempts, "next_retry", (json_int_t)env->next_retry,
-        "held", env->held, "size", (json_int_t)env->size);
-    return o;
-}
-
-static char *
-queue_env_dump(const queue_env *env, size_t *len_r)
-{
-    json_t *o = queue_env_to_json(env);
-    char *s;
-
-    if (o == NULL)
-        return NULL;
-    s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (s != NULL)
-        *len_r = strlen(s);
-    return s;
-}
-
-/* A string field: absent or null gives NULL; a non-string is an error. */
-static int
-queue_jget_str(const json_t *o, const char *key, char **out)
-{
-    const json_t *v = json_object_get(o, key);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (!json_is_string(v))
-        return MODMTA_E_INVAL;
-    *out = strdup(json_string_value(v));
-    return *out != NULL ? 0 : MODMTA_E_NOMEM;
-}
-
-static int
-queue_jget_int(const json_t *o, const char *key, json_int_t *out)
-{
-    const json_t *v = json_object_get(o, key);
-
-    *out = 0;
-    if (v == NULL)
-        return 0;
-    if (json_is_boolean(v)) {
-        *out = json_is_true(v);
-        return 0;
-    }
-    if (!json_is_integer(v))
-        return MODMTA_E_INVAL;
-    *out = json_integer_value(v);
-    return 0;
-}
-
-static int
-queue_rcpt_from_json(const json_t *o, queue_rcpt *r)
-{
-    const char *st;
-    json_int_t dsn, no_dsn;
-    int rc;
-
-    if (!json_is_object(o))
-        return MODMTA_E_INVAL;
-    if ((rc = queue_jget_str(o, "addr", &r->addr)) < 0 ||
-        (rc = queue_jget_str(o, "orcpt", &r->orcpt)) < 0 ||
-        (rc = queue_jget_str(o, "status", &r->status)) < 0 ||
-        (rc = queue_jget_str(o, "sender", &r->sender)) < 0 ||
-        (rc = queue_jget_int(o, "dsn_sent", &dsn)) < 0 ||
-        (rc = queue_jget_int(o, "no_dsn", &no_dsn)) < 0)
-        return rc;
-    if (r->addr == NULL)
-        return MODMTA_E_INVAL;
-    r->dsn_sent = dsn != 0;
-    r->no_dsn = no_dsn != 0;
-    st = json_string_value(json_object_get(o, "state"));
-    if (st == NULL || strcmp(st, "pending") == 0)
-        r->state = QRCPT_PENDING;
-    else if (strcmp(st, "delivered") == 0)
-        r->state = QRCPT_DELIVERED;
-    else if (strcmp(st, "failed") == 0)
-        r->state = QRCPT_FAILED;
-    else
-        return MODMTA_E_INVAL;
-    return 0;
-}
-
-static int
-queue_env_from_json(const json_t *o, queue_env *env)
-{
-    const json_t *rcpts = json_object_get(o, "rcpts");
-    json_int_t version, arrival, attempts, next_retry, held, size;
-    int rc;
-
-    if (!json_is_object(o) || !json_is_array(rcpts))
-        return MODMTA_E_INVAL;
-    /* A newer format could hold fields an update here would drop. */
-    if ((rc = queue_jget_int(o, "version", &version)) < 0)
-        return rc;
-    if (version > QUEUE_ENV_VERSION)
-        return MODMTA_E_UNSUPPORTED;
-    if ((rc = queue_jget_str(o, "sender", &env->sender)) < 0 ||
-        (rc = queue_jget_str(o, "client_addr", &env->client_addr)) < 0 ||
-        (rc = queue_jget_str(o, "client_name", &env->client_name)) < 0 ||
-        (rc = queue_jget_str(o, "helo", &env->helo)) < 0 ||
-        (rc = queue_jget_str(o, "protocol", &env->protocol)) < 0 ||
-        (rc = queue_jget_str(o, "auth_user", &env->auth_user)) < 0 ||
-        (rc = queue_jget_str(o, "auth_param", &env->auth_param)) < 0 ||
-        (rc = queue_jget_str(o, "quarantine", &env->quarantine)) < 0 ||
-        (rc = queue_jget_int(o, "arrival", &arrival)) < 0 ||
-        (rc = queue_jget_int(o, "attempts", &attempts)) < 0 ||
-        (rc = queue_jget_int(o, "next_retry", &next_retry)) < 0 ||
-        (rc = queue_jget_int(o, "held", &held)) < 0 ||
-        (rc = queue_jget_int(o, "size", &size)) < 0)
-        return rc;
-    if (env->sender == NULL)
-        return MODMTA_E_INVAL;
-    env->arrival = (time_t)arrival;
-    env->attempts = (int)attempts;
-    env->next_retry = (time_t)next_retry;
-    env->held = held != 0;
-    env->size = (off_t)size;
-    env->nrcpts = json_array_size(rcpts);
-    if (env->nrcpts == 0)
-        return 0;
-    env->rcpts = calloc(env->nrcpts, sizeof(*env->rcpts));
-    if (env->rcpts == NULL) {
-        env->nrcpts = 0;
-        return MODMTA_E_NOMEM;
-    }
-    for (size_t i = 0; i < env->nrcpts; i++) {
-        rc = queue_rcpt_from_json(json_array_get(rcpts, i), &env->rcpts[i]);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-void
-queue_env_free(queue_env *env)
-{
-    if (env == NULL)
-        return;
-    for (size_t i = 0; i < env->nrcpts; i++) {
-        free(env->rcpts[i].addr);
-        free(env->rcpts[i].orcpt);
-        free(env->rcpts[i].status);
-        free(env->rcpts[i].sender);
-        free(env->rcpts[i].orcpt_param);
-        free(env->rcpts[i].esc);
-        free(env->rcpts[i].text);
-        free(env->rcpts[i].stage);
-        free(env->rcpts[i].remote);
-        free(env->rcpts[i].remote_addr);
-    }
-    for (size_t i = 0; i < env->nparams; i++) {
-        free(env->params[i].name);
-        free(env->params[i].value);
-    }
-    free(env->params);
-    free(env->rcpts);
-    free(env->sender);
-    free(env->client_addr);
-    free(env->client_name);
-    free(env->helo);
-    free(env->protocol);
-    free(env->auth_user);
-    free(env->auth_param);
-    free(env->quarantine);
-    free(env);
 }
 
 /* ---- open and recovery ---- */
@@ -1207,9 +996,7 @@ queue_env_read(queue *q, const char *id, char **json_r, size_t *len_r)
 int
 queue_load(queue *q, const char *id, queue_env **env_r)
 {
-    json_error_t jerr;
-    queue_env *env;
-    json_t *o;
+    modmta_err err;
     char *text;
     size_t len;
     int rc;
@@ -1217,30 +1004,16 @@ queue_load(queue *q, const char *id, queue_env **env_r)
     *env_r = NULL;
     if ((rc = queue_env_read(q, id, &text, &len)) < 0)
         return rc;
-    o = json_loadb(text, len, 0, &jerr);
+    rc = queue_env_parse(text, len, env_r, &err);
     free(text);
-    if (o == NULL) {
-        modmta_logf(MODMTA_LOG_ERR, "%s: queue: bad envelope: %s", id,
-                    jerr.text);
-        return MODMTA_E_INVAL;
-    }
-    env = calloc(1, sizeof(*env));
-    if (env == NULL) {
-        json_decref(o);
-        return MODMTA_E_NOMEM;
-    }
-    rc = queue_env_from_json(o, env);
-    json_decref(o);
     if (rc < 0) {
         modmta_logf(MODMTA_LOG_ERR, "%s: queue: bad envelope: %s", id,
-                    modmta_strerror(rc));
-        queue_env_free(env);
+                    err.msg);
         return rc;
     }
     /* The file name, not the content, names the message. */
-    snprintf(env->id, sizeof(env->id), "%s", id);
-    env->recovered = queue_was_recovered(q, id);
-    *env_r = env;
+    snprintf((*env_r)->id, sizeof((*env_r)->id), "%s", id);
+    (*env_r)->recovered = queue_was_recovered(q, id);
     return 0;
 }
 

@@ -52,8 +52,10 @@ typedef struct queue_rcpt {
                            * or a local reason ("4.2.2 mailbox full") */
     int dsn_sent;         /* a DSN covering this final state (failed, or
                            * delivered with NOTIFY=SUCCESS) was queued */
-    int no_dsn;           /* never notify the sender (NOTIFY=NEVER, RFC
-                           * 3461): a failure is logged, then dropped */
+    int no_dsn;           /* a copy a module added never to be reported
+                           * on (MODMTA_RCPT_NO_DSN): like NOTIFY=NEVER,
+                           * a failure is logged, then dropped. The
+                           * client's NOTIFY=NEVER is in notify. */
     char *sender;         /* envelope sender of this recipient (a list's
                            * owner-NAME), NULL: the message's sender */
     /* envelope version 2 */

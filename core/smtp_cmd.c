@@ -10,6 +10,7 @@
 
 #include <modmta/err.h>
 
+#include "queue_env.h"
 #include "smtp_cmd.h"
 
 static void smtp_cmd_status(struct smtp_status *st, int code, const char *esc,
@@ -19,6 +20,9 @@ static int smtp_cmd_parse_params(char *p, struct smtp_path *path,
 static int smtp_cmd_parse_param(char *tok, struct smtp_param *out);
 static int smtp_cmd_has_utf8(const char *s);
 static int smtp_cmd_hex(int c);
+static int smtp_cmd_envid_ok(const char *v);
+static int smtp_cmd_notify(const char *v, unsigned *bits_r);
+static int smtp_cmd_orcpt_ok(const char *v);
 
 static void
 smtp_cmd_status(struct smtp_status *st, int code, const char *esc,
@@ -27,6 +31,18 @@ smtp_cmd_status(struct smtp_status *st, int code, const char *esc,
     st->code = code;
     st->esc = esc;
     st->text = text;
+}
+
+size_t
+smtp_cmd_line_max(const char *verb)
+{
+    if (strcmp(verb, "AUTH") == 0)
+        return SMTP_AUTH_LINE_MAX;
+    if (strcmp(verb, "MAIL") == 0)
+        return SMTP_MAIL_LINE_MAX;
+    if (strcmp(verb, "RCPT") == 0)
+        return SMTP_RCPT_LINE_MAX;
+    return SMTP_LINE_MAX;
 }
 
 int
@@ -253,6 +269,18 @@ smtp_cmd_check_mail(const struct smtp_path *p, long long size_limit,
             if (pa->value == NULL || (strcmp(pa->value, "<>") != 0
                                       && !smtp_cmd_is_xtext(pa->value)))
                 goto syntax;
+        } else if (strcmp(pa->keyword, "RET") == 0) {
+            if (pa->value == NULL || (strcasecmp(pa->value, "FULL") != 0 &&
+                                      strcasecmp(pa->value, "HDRS") != 0)) {
+                smtp_cmd_status(st, 501, "5.5.4", "Bad RET parameter syntax");
+                return -1;
+            }
+        } else if (strcmp(pa->keyword, "ENVID") == 0) {
+            if (!smtp_cmd_envid_ok(pa->value)) {
+                smtp_cmd_status(st, 501, "5.5.4",
+                                "Bad ENVID parameter syntax");
+                return -1;
+            }
         } else {
             smtp_cmd_status(st, 555, "5.5.4", "Unsupported parameter");
             return -1;
@@ -269,13 +297,94 @@ syntax:
     return -1;
 }
 
+/* ENVID=xtext, at most 100 characters, printable US-ASCII once decoded
+ * (RFC 3461 4.4). */
+static int
+smtp_cmd_envid_ok(const char *v)
+{
+    char dec[SMTP_ENVID_MAX + 1];
+    long n;
+
+    if (v == NULL || strlen(v) > SMTP_ENVID_MAX ||
+        (n = smtp_cmd_xtext_decode(v, dec, sizeof(dec))) < 0)
+        return 0;
+    for (long i = 0; i < n; i++)
+        if ((unsigned char)dec[i] < 0x20 || (unsigned char)dec[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+/* NOTIFY=NEVER, or a comma list of SUCCESS, FAILURE and DELAY, each at
+ * most once, in any case (RFC 3461 4.1). 0, or -1. */
+static int
+smtp_cmd_notify(const char *v, unsigned *bits_r)
+{
+    const char *p = v, *e;
+    unsigned bit;
+
+    *bits_r = 0;
+    if (v == NULL)
+        return -1;
+    do {
+        e = strchr(p, ',');
+        if (e == NULL)
+            e = p + strlen(p);
+        bit = queue_env_notify_bit(p, (size_t)(e - p));
+        if (bit == 0 || (*bits_r & bit) != 0)
+            return -1;
+        *bits_r |= bit;
+        p = e + 1;
+    } while (*e != '\0');
+    return (*bits_r & QNOTIFY_NEVER) && *bits_r != QNOTIFY_NEVER ? -1 : 0;
+}
+
+/* ORCPT=addr-type;xtext, at most 500 characters (RFC 3461 4.2):
+ * addr-type an atom; the address xtext, or for "utf-8" (RFC 6533) the
+ * utf-8-addr form, which the parameter syntax already bounds. */
+static int
+smtp_cmd_orcpt_ok(const char *v)
+{
+    char dec[SMTP_ORCPT_MAX + 1];
+    const char *semi = v != NULL ? strchr(v, ';') : NULL;
+
+    if (semi == NULL || semi == v || semi[1] == '\0' ||
+        strlen(v) > SMTP_ORCPT_MAX)
+        return 0;
+    for (const char *p = v; p < semi; p++)
+        if (!isalnum((unsigned char)*p) &&
+            strchr("!#$%&'*+-/=?^_`{|}~", *p) == NULL)
+            return 0;
+    if ((size_t)(semi - v) == 5 && strncasecmp(v, "utf-8", 5) == 0)
+        return 1;
+    return smtp_cmd_xtext_decode(semi + 1, dec, sizeof(dec)) > 0;
+}
+
 int
 smtp_cmd_check_rcpt(const struct smtp_path *p, int utf8,
-                    struct smtp_status *st)
+                    struct smtp_rcpt_opts *o, struct smtp_status *st)
 {
-    if (p->nparams > 0) {
-        smtp_cmd_status(st, 555, "5.5.4", "Unsupported parameter");
-        return -1;
+    const struct smtp_param *pa;
+
+    memset(o, 0, sizeof(*o));
+    for (size_t i = 0; i < p->nparams; i++) {
+        pa = &p->params[i];
+        if (strcmp(pa->keyword, "NOTIFY") == 0) {
+            if (smtp_cmd_notify(pa->value, &o->notify) < 0) {
+                smtp_cmd_status(st, 501, "5.5.4",
+                                "Bad NOTIFY parameter syntax");
+                return -1;
+            }
+        } else if (strcmp(pa->keyword, "ORCPT") == 0) {
+            if (!smtp_cmd_orcpt_ok(pa->value)) {
+                smtp_cmd_status(st, 501, "5.5.4",
+                                "Bad ORCPT parameter syntax");
+                return -1;
+            }
+            o->orcpt = pa->value;
+        } else {
+            smtp_cmd_status(st, 555, "5.5.4", "Unsupported parameter");
+            return -1;
+        }
     }
     if (p->utf8 && !utf8) {
         smtp_cmd_status(st, 553, "5.6.7", "SMTPUTF8 required for a UTF-8 "
@@ -291,34 +400,46 @@ smtp_cmd_hex(int c)
     return isdigit(c) ? c - '0' : c - 'A' + 10;
 }
 
+long
+smtp_cmd_xtext_decode(const char *s, char *out, size_t outlen)
+{
+    size_t n = 0;
+    int c;
+
+    if (!smtp_cmd_is_xtext(s))
+        return -1;
+    for (; *s != '\0'; s++) {
+        c = (unsigned char)*s;
+        if (c == '+') {
+            c = smtp_cmd_hex(s[1]) * 16 + smtp_cmd_hex(s[2]);
+            s += 2;
+        }
+        if (c == 0 || n + 1 >= outlen)
+            return -1;
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    return (long)n;
+}
+
 char *
 smtp_cmd_auth_mailbox(const char *value, int trusted)
 {
-    char *out, *o;
-    unsigned char c;
+    size_t len = value != NULL ? strlen(value) + 1 : 1;
+    char *out = malloc(len);
+    long n;
 
-    if (!trusted || value == NULL || !smtp_cmd_is_xtext(value))
-        return strdup("<>");
-    out = malloc(strlen(value) + 1);
     if (out == NULL)
         return NULL;
-    for (o = out; *value != '\0'; value++) {
-        c = (unsigned char)*value;
-        if (c == '+') {
-            c = (unsigned char)(smtp_cmd_hex(value[1]) * 16
-                                + smtp_cmd_hex(value[2]));
-            value += 2;
-        }
-        /* A mailbox has no space, control character or NUL: anything
-         * else is not something to pass on. */
-        if (c <= ' ' || c == 127) {
-            free(out);
-            return strdup("<>");
-        }
-        *o++ = (char)c;
-    }
-    *o = '\0';
-    if (strchr(out, '@') == NULL || out[0] == '@' || o[-1] == '@') {
+    n = trusted && value != NULL ? smtp_cmd_xtext_decode(value, out, len)
+                                 : -1;
+    /* A mailbox has no space or control character: anything else is
+     * not something to pass on. */
+    for (long i = 0; i < n; i++)
+        if ((unsigned char)out[i] <= ' ' || out[i] == 127)
+            n = -1;
+    if (n <= 0 || strchr(out, '@') == NULL || out[0] == '@' ||
+        out[n - 1] == '@') {
         free(out);
         return strdup("<>");
     }

@@ -8,6 +8,7 @@
  * empty or before the session blocks (conn.c), so pipelined commands get
  * their replies in one write (RFC 2920).
  */
+#include <ctype.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,10 +35,14 @@ enum smtp_state {
     SMTP_ST_QUIT,        /* the session ends */
 };
 
-/* The recipient a client gave, for each final one (queue_rcpt.orcpt). */
-struct smtp_orcpt {
-    char *addr;
-    char *orcpt;
+/* What the client said about one final recipient (one record each):
+ * the RCPT TO address that produced it and its DSN parameters (RFC
+ * 3461), which a recipient an alias or virtual expanded inherits. */
+struct smtp_rcpt_rec {
+    char *addr;           /* the final recipient */
+    char *orcpt;          /* the client's address (queue_rcpt.orcpt) */
+    char *orcpt_param;    /* ORCPT= as given, NULL */
+    unsigned notify;      /* QNOTIFY_*, 0: not given */
 };
 
 struct smtp_session {
@@ -63,8 +68,8 @@ struct smtp_session {
     struct smtp_mail_opts mopts;
     int discard;                /* a hook said DISCARD */
     size_t naccepted;           /* RCPT commands answered 250 */
-    struct smtp_orcpt *orcpts;
-    size_t norcpts, orcpts_cap;
+    struct smtp_rcpt_rec *recs;
+    size_t nrecs, recs_cap;
     char line[SMTP_AUTH_LINE_MAX + 1];
 };
 
@@ -237,11 +242,12 @@ smtp_tx_reset(struct smtp_session *s)
         queue_writer_abort(s->w);
         s->w = NULL;
     }
-    for (i = 0; i < s->norcpts; i++) {
-        free(s->orcpts[i].addr);
-        free(s->orcpts[i].orcpt);
+    for (i = 0; i < s->nrecs; i++) {
+        free(s->recs[i].addr);
+        free(s->recs[i].orcpt);
+        free(s->recs[i].orcpt_param);
     }
-    s->norcpts = 0;
+    s->nrecs = 0;
     s->naccepted = 0;
     s->discard = 0;
     memset(&s->mopts, 0, sizeof(s->mopts));
@@ -321,6 +327,7 @@ smtp_ehlo(struct smtp_session *s, char *args)
     if (modmta_conn_tls_available(s->conn) && tm != TLS_NONE
         && tm != TLS_IMPLICIT)
         modmta_conn_printf(s->conn, "250-STARTTLS\r\n");
+    modmta_conn_printf(s->conn, "250-DSN\r\n");
     s->ctx->nehlo = 0; /* keywords of an earlier EHLO */
     chain_ehlo(s->gen->chain, s->ctx);
     for (i = 0; i < s->ctx->nehlo; i++)
@@ -338,6 +345,34 @@ smtp_qualify(const struct smtp_session *s)
     return s->cfg->smtp.strict_envelopes ? NULL : s->cfg->hostname;
 }
 
+/* The checked MAIL parameters into the ctx, where modules and the
+ * commit read them. 0, or -1 when out of memory. */
+static int
+smtp_mail_params(struct smtp_session *s, struct smtp_path *path)
+{
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && i < path->nparams; i++) {
+        const char *kw = path->params[i].keyword;
+        char *val = path->params[i].value, *auth = NULL;
+
+        /* AUTH=: trusted only from an authenticated client (RFC 4954) */
+        if (strcmp(kw, "AUTH") == 0) {
+            auth = smtp_cmd_auth_mailbox(val, s->ctx->auth_user != NULL);
+            if (auth == NULL)
+                return -1;
+            val = auth;
+        }
+        /* Keywords as values: kept in their canonical (upper) case. */
+        if (strcmp(kw, "BODY") == 0 || strcmp(kw, "RET") == 0)
+            for (char *p = val; *p != '\0'; p++)
+                *p = (char)toupper((unsigned char)*p);
+        rc = modmta_ctx_add_param(s->ctx, kw, val);
+        free(auth);
+    }
+    return rc < 0 ? -1 : 0;
+}
+
 static int
 smtp_mail(struct smtp_session *s, char *args)
 {
@@ -345,7 +380,6 @@ smtp_mail(struct smtp_session *s, char *args)
     struct smtp_status st;
     modmta_err err;
     modmta_verdict v;
-    size_t i;
 
     if (s->state >= SMTP_ST_MAIL) {
         smtp_reply(s, 503, "5.5.1", "Error: nested MAIL command");
@@ -380,17 +414,10 @@ smtp_mail(struct smtp_session *s, char *args)
         return 0;
     }
     modmta_ctx_set_sender(s->ctx, queue_writer_id(s->w), path.str);
-    for (i = 0; i < path.nparams; i++) {
-        const char *val = path.params[i].value;
-        char *auth = NULL;
-
-        /* AUTH=: trusted only from an authenticated client (RFC 4954) */
-        if (strcmp(path.params[i].keyword, "AUTH") == 0) {
-            auth = smtp_cmd_auth_mailbox(val, s->ctx->auth_user != NULL);
-            val = auth != NULL ? auth : "<>";
-        }
-        modmta_ctx_add_param(s->ctx, path.params[i].keyword, val);
-        free(auth);
+    if (smtp_mail_params(s, &path) < 0) {
+        smtp_reply(s, 451, "4.3.0", "Error: out of memory");
+        smtp_tx_reset(s);
+        return 0;
     }
     v = chain_mail(s->gen->chain, s->ctx, path.str);
     if (v == MODMTA_REJECT || v == MODMTA_TEMPFAIL) {
@@ -405,25 +432,53 @@ smtp_mail(struct smtp_session *s, char *args)
     return 0;
 }
 
-/* Remember which client recipient produced rcpts[from..]. */
-static void
-smtp_rcpt_record(struct smtp_session *s, size_t from, const char *orcpt)
+/* Remember which client recipient, with which DSN parameters, produced
+ * rcpts[from..]. 0, or -1 when out of memory (then the records of this
+ * RCPT are dropped). */
+static int
+smtp_rcpt_record(struct smtp_session *s, size_t from, const char *orcpt,
+                 const struct smtp_rcpt_opts *o)
 {
-    struct smtp_orcpt *n;
-    size_t i;
+    size_t n0 = s->nrecs, i;
+    struct smtp_rcpt_rec *n, *r;
 
     for (i = from; i < s->ctx->nrcpts; i++) {
-        if (s->norcpts == s->orcpts_cap) {
-            n = realloc(s->orcpts, (s->orcpts_cap * 2 + 8) * sizeof(*n));
+        if (s->nrecs == s->recs_cap) {
+            n = realloc(s->recs, (s->recs_cap * 2 + 8) * sizeof(*n));
             if (n == NULL)
-                return; /* orcpt is informational */
-            s->orcpts = n;
-            s->orcpts_cap = s->orcpts_cap * 2 + 8;
+                goto nomem;
+            s->recs = n;
+            s->recs_cap = s->recs_cap * 2 + 8;
         }
-        s->orcpts[s->norcpts].addr = strdup(s->ctx->rcpts[i]);
-        s->orcpts[s->norcpts].orcpt = strdup(orcpt);
-        s->norcpts++;
+        r = &s->recs[s->nrecs++];
+        r->addr = strdup(s->ctx->rcpts[i]);
+        r->orcpt = strdup(orcpt);
+        r->orcpt_param = o->orcpt != NULL ? strdup(o->orcpt) : NULL;
+        r->notify = o->notify;
+        if (r->addr == NULL || r->orcpt == NULL ||
+            (o->orcpt != NULL && r->orcpt_param == NULL))
+            goto nomem;
     }
+    return 0;
+nomem:
+    while (s->nrecs > n0) {
+        r = &s->recs[--s->nrecs];
+        free(r->addr);
+        free(r->orcpt);
+        free(r->orcpt_param);
+    }
+    return -1;
+}
+
+/* The record of final recipient addr, or NULL (a recipient a module
+ * added at end of data). */
+static const struct smtp_rcpt_rec *
+smtp_rcpt_find(const struct smtp_session *s, const char *addr)
+{
+    for (size_t i = 0; i < s->nrecs; i++)
+        if (strcmp(s->recs[i].addr, addr) == 0)
+            return &s->recs[i];
+    return NULL;
 }
 
 static int
@@ -431,11 +486,12 @@ smtp_rcpt(struct smtp_session *s, char *args)
 {
     struct smtp_path path;
     struct smtp_status st;
+    struct smtp_rcpt_opts o;
     modmta_verdict v;
     size_t before;
 
     if (smtp_cmd_parse_path(args, 0, smtp_qualify(s), &path, &st) < 0
-        || smtp_cmd_check_rcpt(&path, s->mopts.utf8, &st) < 0) {
+        || smtp_cmd_check_rcpt(&path, s->mopts.utf8, &o, &st) < 0) {
         smtp_reply(s, st.code, st.esc, "%s", st.text);
         return 0;
     }
@@ -451,7 +507,13 @@ smtp_rcpt(struct smtp_session *s, char *args)
         smtp_log_reject(s, "RCPT", path.str);
         return 0;
     }
-    smtp_rcpt_record(s, before, path.str);
+    if (smtp_rcpt_record(s, before, path.str, &o) < 0) {
+        while (s->ctx->nrcpts > before)
+            modmta_ctx_remove_rcpt(s->ctx,
+                                   s->ctx->rcpts[s->ctx->nrcpts - 1]);
+        smtp_reply(s, 451, "4.3.0", "Error: out of memory");
+        return 0;
+    }
     s->naccepted++;
     smtp_enter(s, SMTP_ST_RCPT);
     smtp_reply(s, 250, "2.1.5", "Ok");
@@ -506,8 +568,21 @@ smtp_data(struct smtp_session *s, char *args)
     return rc < 0 ? -1 : 0;
 }
 
-/* After the end of data: the size and line-end verdicts, on_data, the
- * milter actions, then the commit. */
+/* The Received: fields of the message, ours included: the hops it made
+ * (RFC 5321 6.3). */
+static long
+smtp_hops(const modmta_ctx *c)
+{
+    long n = 0;
+
+    for (size_t i = 0; i < c->nhdrs; i++)
+        n += !c->hdrs[i].deleted &&
+             strcasecmp(c->hdrs[i].name, "Received") == 0;
+    return n;
+}
+
+/* After the end of data: the size and line-end verdicts, the hop count,
+ * on_data, the milter actions, then the commit. */
 static int
 smtp_data_finish(struct smtp_session *s, struct smtp_data *d)
 {
@@ -537,6 +612,16 @@ smtp_data_finish(struct smtp_session *s, struct smtp_data *d)
             smtp_reply(s, 452, "4.3.1", "Error: insufficient system storage");
         else
             smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
+        return 0;
+    }
+    if (smtp_hops(c) > s->lim->max_hops) {
+        /* A mail loop, most likely: refused, so the sending MTA bounces
+         * it, as Sendmail does (Postfix bounces it itself). */
+        modmta_logf(MODMTA_LOG_NOTICE, "%s: reject: DATA from %s[%s]: "
+                    "554 5.4.6 Too many hops: %ld Received: fields, "
+                    "limit %ld; from=<%s>", c->queue_id, s->name, s->addr,
+                    smtp_hops(c), s->lim->max_hops, c->sender);
+        smtp_reply(s, 554, "5.4.6", "Too many hops");
         return 0;
     }
     modmta_ctx_set_message(c, queue_writer_path(s->w),
@@ -574,13 +659,59 @@ smtp_data_finish(struct smtp_session *s, struct smtp_data *d)
     return smtp_commit(s);
 }
 
+/* The MAIL parameters a next hop needs (queue_env.params), in the order
+ * given; the strings are the ctx's. */
+static const char *const smtp_kept_params[] = {
+    "BODY", "SMTPUTF8", "RET", "ENVID", NULL
+};
+
+static size_t
+smtp_commit_params(const modmta_ctx *c, queue_param *out)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < c->nparams && n < SMTP_PARAMS_MAX; i++)
+        for (size_t k = 0; smtp_kept_params[k] != NULL; k++)
+            if (strcmp(c->params[i].name, smtp_kept_params[k]) == 0) {
+                out[n].name = c->params[i].name;
+                out[n++].value = c->params[i].value;
+            }
+    return n;
+}
+
+/* The envelope recipients, pointing into the ctx and the records. A
+ * recipient a module added never to be notified about (a bcc copy)
+ * carries no DSN parameters: they were the client's for another one. */
+static void
+smtp_commit_rcpts(const struct smtp_session *s, queue_rcpt *out)
+{
+    const modmta_ctx *c = s->ctx;
+    const struct smtp_rcpt_rec *rec;
+
+    for (size_t i = 0; i < c->nrcpts; i++) {
+        queue_rcpt *r = &out[i];
+
+        r->addr = c->rcpts[i];
+        r->state = QRCPT_PENDING;
+        r->no_dsn = modmta_ctx_rcpt_no_dsn(c, c->rcpts[i]);
+        r->sender = (char *)modmta_ctx_rcpt_sender(c, c->rcpts[i]);
+        if ((rec = smtp_rcpt_find(s, c->rcpts[i])) == NULL)
+            continue;
+        r->orcpt = rec->orcpt;
+        if (!r->no_dsn) {
+            r->notify = rec->notify;
+            r->orcpt_param = rec->orcpt_param;
+        }
+    }
+}
+
 static int
 smtp_commit(struct smtp_session *s)
 {
     modmta_ctx *c = s->ctx;
+    queue_param params[SMTP_PARAMS_MAX];
     queue_env env;
     char id[QUEUE_ID_MAX];
-    size_t i, j;
     int rc;
 
     memset(&env, 0, sizeof(env));
@@ -589,16 +720,10 @@ smtp_commit(struct smtp_session *s)
         smtp_reply(s, 451, "4.3.0", "Error: out of memory");
         return 0;
     }
-    for (i = 0; i < c->nrcpts; i++) {
-        env.rcpts[i].addr = c->rcpts[i];
-        for (j = 0; j < s->norcpts; j++)
-            if (strcmp(s->orcpts[j].addr, c->rcpts[i]) == 0)
-                env.rcpts[i].orcpt = s->orcpts[j].orcpt;
-        env.rcpts[i].state = QRCPT_PENDING;
-        env.rcpts[i].no_dsn = modmta_ctx_rcpt_no_dsn(c, c->rcpts[i]);
-        env.rcpts[i].sender = (char *)modmta_ctx_rcpt_sender(c, c->rcpts[i]);
-    }
+    smtp_commit_rcpts(s, env.rcpts);
     env.nrcpts = c->nrcpts;
+    env.nparams = smtp_commit_params(c, params);
+    env.params = env.nparams > 0 ? params : NULL;
     env.sender = c->sender;
     env.arrival = time(NULL);
     env.client_addr = s->addr;
@@ -782,7 +907,7 @@ smtp_command(struct smtp_session *s, char *line, size_t len)
         smtp_reply(s, 500, "5.5.1", "Error: command not recognized");
         return 0;
     }
-    if (len > SMTP_LINE_MAX - 2 && strcmp(cmd.verb, "AUTH") != 0) {
+    if (len > smtp_cmd_line_max(cmd.verb) - 2) {
         smtp_reply(s, 500, "5.5.2", "Error: line too long");
         return 0;
     }
@@ -985,7 +1110,7 @@ smtp_teardown(struct smtp_session *s)
         modmta_conn_free(s->conn);
     }
     modmta_ctx_free(s->ctx);
-    free(s->orcpts);
+    free(s->recs);
     generation_release(s->gen);
     free(s);
 }

@@ -137,6 +137,7 @@ test_default(void **state)
     assert_int_equal(cfg->limits.errors, 10);
     assert_int_equal(cfg->limits.rewrite_depth, 10);
     assert_int_equal(cfg->limits.rewrite_max, 1000);
+    assert_int_equal(cfg->limits.max_hops, 50);
     assert_false(cfg->smtp.helo_required);
     assert_false(cfg->smtp.strict_envelopes);
     assert_int_equal(cfg->queue.lifetime, 432000);

@@ -479,7 +479,7 @@ test_bad_envelopes(void **state)
     commit_msg(q, 1000, good);
     qtouch(fx, "queue", "DDDDFUTURE", ".msg", BODY);
     qtouch(fx, "queue", "DDDDFUTURE", ".env",
-          "{\"version\":2,\"sender\":\"\",\"rcpts\":[]}");
+          "{\"version\":3,\"sender\":\"\",\"rcpts\":[]}");
     qtouch(fx, "queue", "EEEEBROKEN", ".msg", BODY);
     qtouch(fx, "queue", "EEEEBROKEN", ".env", "{\"sender\":");
     qtouch(fx, "queue", "FFFFBADRCPT", ".msg", BODY);

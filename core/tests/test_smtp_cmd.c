@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include "queue.h"
 #include "smtp_cmd.h"
 
 static void
@@ -69,9 +70,12 @@ test_rcpt_path(void **state)
     struct smtp_status st;
     char a1[] = "TO:<Postmaster>", a2[] = "TO:<bob>", a3[] = "TO:<>";
     char a4[] = "TO:<@relay.example:bob@example.org>";
+    struct smtp_rcpt_opts o;
 
     assert_int_equal(smtp_cmd_parse_path(a1, 0, NULL, &p, &st), 0);
-    assert_int_equal(smtp_cmd_check_rcpt(&p, 0, &st), 0);
+    assert_int_equal(smtp_cmd_check_rcpt(&p, 0, &o, &st), 0);
+    assert_int_equal(o.notify, 0);
+    assert_null(o.orcpt);
     assert_int_equal(smtp_cmd_parse_path(a2, 0, NULL, &p, &st), -1);
     assert_int_equal(st.code, 501);
     assert_string_equal(st.esc, "5.1.3");
@@ -191,20 +195,129 @@ test_mail_params(void **state)
                                 &st), 0);
 }
 
+static int
+check_rcpt(const char *args, struct smtp_rcpt_opts *o, struct smtp_status *st)
+{
+    static char buf[1024];
+    struct smtp_path p;
+
+    snprintf(buf, sizeof(buf), "%s", args);
+    if (smtp_cmd_parse_path(buf, 0, NULL, &p, st) < 0)
+        return -2;
+    return smtp_cmd_check_rcpt(&p, 0, o, st);
+}
+
+/* RFC 3461 4.1 and 4.2: NOTIFY and ORCPT, each malformed form a 501. */
+static void
+test_rcpt_dsn(void **state)
+{
+    static const char *const bad_notify[] = {
+        "NOTIFY=", "NOTIFY", "NOTIFY=NEVER,SUCCESS", "NOTIFY=FAILURE,NEVER",
+        "NOTIFY=SUCCESS,SUCCESS", "NOTIFY=SUCCESS,", "NOTIFY=,DELAY",
+        "NOTIFY=SOMETIMES", "NOTIFY=SUCCESS,,DELAY", "NOTIFY=NEVERX",
+        "NOTIFY=NEVER,NEVER",
+    };
+    static const char *const bad_orcpt[] = {
+        "ORCPT", "ORCPT=rfc822", "ORCPT=;a@b.c", "ORCPT=rfc822;",
+        "ORCPT=rfc822;a+2x@b.c", "ORCPT=rfc822;a+00@b.c",
+        "ORCPT=rfc(822);a@b.c", "ORCPT=rfc\"822;a@b.c",
+    };
+    struct smtp_rcpt_opts o;
+    struct smtp_status st;
+    char big[700];
+
+    assert_int_equal(check_rcpt("TO:<a@b.c> NOTIFY=NEVER", &o, &st), 0);
+    assert_int_equal(o.notify, QNOTIFY_NEVER);
+    assert_int_equal(check_rcpt("TO:<a@b.c> notify=delay,Success,FAILURE",
+                                &o, &st), 0);
+    assert_int_equal(o.notify,
+                     QNOTIFY_SUCCESS | QNOTIFY_FAILURE | QNOTIFY_DELAY);
+    assert_null(o.orcpt);
+    assert_int_equal(check_rcpt("TO:<a@b.c> NOTIFY=success", &o, &st), 0);
+    assert_int_equal(o.notify, QNOTIFY_SUCCESS);
+    assert_int_equal(check_rcpt("TO:<a@b.c> ORCPT=rfc822;x+2By@b.c "
+                                "NOTIFY=FAILURE", &o, &st), 0);
+    assert_string_equal(o.orcpt, "rfc822;x+2By@b.c");
+    assert_int_equal(o.notify, QNOTIFY_FAILURE);
+    assert_int_equal(check_rcpt("TO:<a@b.c> ORCPT=UTF-8;"
+                                "j\xc3\xb6rg@b.c", &o, &st), 0);
+    assert_int_equal(check_rcpt("TO:<a@b.c> ORCPT=x-local;bob", &o, &st),
+                     0);
+    for (size_t i = 0; i < sizeof(bad_notify) / sizeof(bad_notify[0]);
+         i++) {
+        snprintf(big, sizeof(big), "TO:<a@b.c> %s", bad_notify[i]);
+        assert_true(check_rcpt(big, &o, &st) < 0);
+        assert_int_equal(st.code, 501);
+        assert_string_equal(st.esc, "5.5.4");
+    }
+    for (size_t i = 0; i < sizeof(bad_orcpt) / sizeof(bad_orcpt[0]); i++) {
+        snprintf(big, sizeof(big), "TO:<a@b.c> %s", bad_orcpt[i]);
+        assert_true(check_rcpt(big, &o, &st) < 0);
+        assert_int_equal(st.code, 501);
+        assert_string_equal(st.esc, "5.5.4");
+    }
+    /* 500 characters at most */
+    snprintf(big, sizeof(big), "TO:<a@b.c> ORCPT=rfc822;%0*d@b.c",
+             500 - 11, 0);
+    assert_int_equal(check_rcpt(big, &o, &st), 0);
+    assert_int_equal(strlen(o.orcpt), 500);
+    snprintf(big, sizeof(big), "TO:<a@b.c> ORCPT=rfc822;%0*d@b.c",
+             500 - 10, 0);
+    assert_int_equal(check_rcpt(big, &o, &st), -1);
+    assert_int_equal(st.code, 501);
+    /* each once; any other parameter is not offered */
+    assert_int_equal(check_rcpt("TO:<a@b.c> NOTIFY=NEVER NOTIFY=NEVER", &o,
+                                &st), -2);
+    assert_int_equal(st.code, 501);
+    assert_int_equal(check_rcpt("TO:<a@b.c> FOO=bar", &o, &st), -1);
+    assert_int_equal(st.code, 555);
+}
+
 static void
 test_rcpt_params(void **state)
 {
     struct smtp_path p;
+    struct smtp_rcpt_opts o;
     struct smtp_status st;
-    char a1[] = "TO:<a@b.c> NOTIFY=NEVER", a2[] = "TO:<\xc3\xa5@b.c>";
+    char a2[] = "TO:<\xc3\xa5@b.c>";
 
-    assert_int_equal(smtp_cmd_parse_path(a1, 0, NULL, &p, &st), 0);
-    assert_int_equal(smtp_cmd_check_rcpt(&p, 0, &st), -1);
-    assert_int_equal(st.code, 555);
     assert_int_equal(smtp_cmd_parse_path(a2, 0, NULL, &p, &st), 0);
-    assert_int_equal(smtp_cmd_check_rcpt(&p, 0, &st), -1);
+    assert_int_equal(smtp_cmd_check_rcpt(&p, 0, &o, &st), -1);
     assert_int_equal(st.code, 553);
-    assert_int_equal(smtp_cmd_check_rcpt(&p, 1, &st), 0);
+    assert_int_equal(smtp_cmd_check_rcpt(&p, 1, &o, &st), 0);
+}
+
+/* RFC 3461 4.3, 4.4: RET and ENVID. */
+static void
+test_mail_dsn(void **state)
+{
+    static const char *const bad[] = {
+        "RET", "RET=", "RET=ALL", "RET=FULL,HDRS", "ENVID", "ENVID=",
+        "ENVID=a+2", "ENVID=a+0A", "ENVID=a+7F",
+    };
+    struct smtp_mail_opts o;
+    struct smtp_status st;
+    char buf[300];
+
+    assert_int_equal(check_mail("FROM:<a@b.c> RET=FULL ENVID=QQ314159",
+                                0, &o, &st), 0);
+    assert_int_equal(check_mail("FROM:<a@b.c> ret=hdrs envid=a+2Bb+20c",
+                                0, &o, &st), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(buf, sizeof(buf), "FROM:<a@b.c> %s", bad[i]);
+        assert_true(check_mail(buf, 0, &o, &st) < 0);
+        assert_int_equal(st.code, 501);
+        assert_string_equal(st.esc, "5.5.4");
+    }
+    /* 100 characters at most */
+    snprintf(buf, sizeof(buf), "FROM:<a@b.c> ENVID=%0*d", 100, 0);
+    assert_int_equal(check_mail(buf, 0, &o, &st), 0);
+    snprintf(buf, sizeof(buf), "FROM:<a@b.c> ENVID=%0*d", 101, 0);
+    assert_int_equal(check_mail(buf, 0, &o, &st), -1);
+    assert_int_equal(st.code, 501);
+    assert_int_equal(check_mail("FROM:<a@b.c> RET=FULL RET=HDRS", 0, &o,
+                                &st), -2);
+    assert_int_equal(st.code, 501);
 }
 
 static void
@@ -215,6 +328,32 @@ test_xtext(void **state)
     assert_false(smtp_cmd_is_xtext("a=b"));
     assert_false(smtp_cmd_is_xtext("a+2"));
     assert_false(smtp_cmd_is_xtext("a b"));
+}
+
+/* RFC 5321 4.5.3.1.4, raised by the MAIL and RCPT parameters. */
+static void
+test_line_max(void **state)
+{
+    assert_int_equal(smtp_cmd_line_max("NOOP"), 512);
+    assert_int_equal(smtp_cmd_line_max("RCPT"), 1012);
+    assert_true(smtp_cmd_line_max("MAIL") >= 512 + 26 + 100 + 500);
+    assert_int_equal(smtp_cmd_line_max("AUTH"), SMTP_AUTH_LINE_MAX);
+}
+
+static void
+test_xtext_decode(void **state)
+{
+    char out[8];
+
+    assert_int_equal(smtp_cmd_xtext_decode("a+2Bb+3D", out, sizeof(out)),
+                     4);
+    assert_string_equal(out, "a+b=");
+    assert_int_equal(smtp_cmd_xtext_decode("abcdefg", out, sizeof(out)), 7);
+    assert_int_equal(smtp_cmd_xtext_decode("abcdefgh", out, sizeof(out)),
+                     -1);
+    assert_int_equal(smtp_cmd_xtext_decode("a+00", out, sizeof(out)), -1);
+    assert_int_equal(smtp_cmd_xtext_decode("a+2b", out, sizeof(out)), -1);
+    assert_int_equal(smtp_cmd_xtext_decode("", out, sizeof(out)), -1);
 }
 
 int
@@ -228,7 +367,11 @@ main(void)
         cmocka_unit_test(test_params_syntax),
         cmocka_unit_test(test_mail_params),
         cmocka_unit_test(test_rcpt_params),
+        cmocka_unit_test(test_rcpt_dsn),
+        cmocka_unit_test(test_mail_dsn),
         cmocka_unit_test(test_xtext),
+        cmocka_unit_test(test_xtext_decode),
+        cmocka_unit_test(test_line_max),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -82,6 +82,16 @@ chain_rcpt(struct chain *ch, modmta_ctx *ctx, const char *rcpt,
         modmta_reply(ctx, 550, "5.1.1", "<%s>: User unknown", rcpt);
         return MODMTA_REJECT;
     }
+    /* "list@..." expands to two members, and a module adds a copy
+     * nobody is notified about (a bcc) */
+    if (strncmp(rcpt, "list@", 5) == 0) {
+        modmta_ctx_add_rcpt(ctx, "m1@mx.test");
+        modmta_ctx_add_rcpt(ctx, "m2@mx.test");
+        assert_int_equal(modmta_rcpt_add_flags(ctx, "archive@mx.test",
+                                               MODMTA_RCPT_NO_DSN), 0);
+        modmta_ctx_add_rcpt(ctx, "archive@mx.test");
+        return MODMTA_ACCEPT;
+    }
     modmta_ctx_add_rcpt(ctx, rcpt);
     return MODMTA_ACCEPT;
 }
@@ -207,6 +217,7 @@ setup(void **state)
     fx->cfg.limits.command_timeout = 30;
     fx->cfg.limits.data_timeout = 30;
     fx->cfg.limits.errors = 20;
+    fx->cfg.limits.max_hops = 50;
     fx->lst.name = "mx";
     fx->lst.protocol = "smtp";
     fx->lst.tls = TLS_NONE;
@@ -532,7 +543,8 @@ test_commands(void **state)
     expect(fx, "MAIL FROM:<a@b.example>\r\n", "503 5.5.1 ");
     expect(fx, "RCPT TO:<x>\r\n", "501 5.1.3 ");
     expect(fx, "RCPT TO:x@y.example\r\n", "501 5.1.3 ");
-    expect(fx, "RCPT TO:<x@y.example> NOTIFY=NEVER\r\n", "555 5.5.4 ");
+    expect(fx, "RCPT TO:<x@y.example> NOTIFY=NEVR\r\n", "501 5.5.4 ");
+    expect(fx, "RCPT TO:<x@y.example> XFORWARD=1\r\n", "555 5.5.4 ");
     expect(fx, "DATA\r\n", "503 5.5.1 ");
     expect(fx, "QUIT\r\n", "221 2.0.0 ");
     finish(fx);
@@ -904,6 +916,100 @@ test_implicit_tls(void **state)
     finish(fx);
 }
 
+/* RFC 3461: the DSN parameters are kept with the message; expanded
+ * recipients inherit their client recipient's, a module's copy has
+ * none; the MAIL parameters a next hop needs are kept, SIZE is not. */
+static void
+test_dsn_params(void **state)
+{
+    struct fx *fx = *state;
+    queue_env *env;
+    const queue_rcpt *r;
+    char *msg;
+
+    start(fx, NULL);
+    expect(fx, NULL, "220 ");
+    expect(fx, "EHLO client.example\r\n", "250-mx.test\r\n");
+    assert_non_null(strstr(fx->reply, "250-DSN\r\n"));
+    /* before the modules' keywords */
+    assert_true(strstr(fx->reply, "250-DSN\r\n") <
+                strstr(fx->reply, "250-XFAKE-KW\r\n"));
+    expect(fx, "MAIL FROM:<alice@client.example> ret=hdrs SIZE=100 "
+           "ENVID=QQ+2B1 BODY=8bitmime\r\n", "250 2.1.0 ");
+    expect(fx, "RCPT TO:<bob@mx.test> NOTIFY=success,FAILURE "
+           "ORCPT=rfc822;bob+2Bx@mx.test\r\n", "250 2.1.5 ");
+    expect(fx, "RCPT TO:<list@mx.test> NOTIFY=NEVER\r\n", "250 2.1.5 ");
+    expect(fx, "RCPT TO:<carol@mx.test> NOTIFY=DELAY,\r\n", "501 5.5.4 ");
+    expect(fx, "RCPT TO:<carol@mx.test>\r\n", "250 2.1.5 ");
+    expect(fx, "DATA\r\n", "354 ");
+    expect(fx, "Subject: dsn\r\n\r\nbody\r\n.\r\n",
+           "250 2.0.0 Ok: queued as ");
+    msg = content_of_reply(fx, &env);
+    assert_int_equal(env->nparams, 3);
+    assert_string_equal(env->params[0].name, "RET");
+    assert_string_equal(env->params[0].value, "HDRS");
+    assert_string_equal(env->params[1].name, "ENVID");
+    assert_string_equal(env->params[1].value, "QQ+2B1");
+    assert_string_equal(env->params[2].name, "BODY");
+    assert_string_equal(env->params[2].value, "8BITMIME");
+    assert_int_equal(env->nrcpts, 5);
+    r = &env->rcpts[0];
+    assert_string_equal(r->addr, "bob@mx.test");
+    assert_int_equal(r->notify, QNOTIFY_SUCCESS | QNOTIFY_FAILURE);
+    assert_string_equal(r->orcpt_param, "rfc822;bob+2Bx@mx.test");
+    for (int i = 1; i <= 2; i++) {
+        r = &env->rcpts[i];
+        assert_string_equal(r->orcpt, "list@mx.test");
+        assert_int_equal(r->notify, QNOTIFY_NEVER);
+        assert_null(r->orcpt_param);
+        assert_int_equal(r->no_dsn, 0);
+    }
+    r = &env->rcpts[3];
+    assert_string_equal(r->addr, "archive@mx.test");
+    assert_int_equal(r->no_dsn, 1);
+    assert_int_equal(r->notify, 0);
+    r = &env->rcpts[4];
+    assert_string_equal(r->addr, "carol@mx.test");
+    assert_int_equal(r->notify, 0);
+    assert_null(r->orcpt_param);
+    queue_env_free(env);
+    free(msg);
+    expect(fx, "QUIT\r\n", "221 2.0.0 ");
+    finish(fx);
+}
+
+/* Send a message with n Received: fields of its own. */
+static void
+send_hops(struct fx *fx, int n, const char *want)
+{
+    expect(fx, "MAIL FROM:<alice@client.example>\r\n", "250 2.1.0 ");
+    expect(fx, "RCPT TO:<bob@mx.test>\r\n", "250 2.1.5 ");
+    expect(fx, "DATA\r\n", "354 ");
+    for (int i = 0; i < n; i++)
+        sendstr(fx, i % 2 ? "Received: from a by b; Sat, 5 Dec 2026\r\n"
+                          : "received: from a\r\n\tby b; Sat, 5 Dec 2026\r\n");
+    expect(fx, "Subject: loop\r\n\r\nbody\r\n.\r\n", want);
+}
+
+/* limits.max_hops: more Received: fields, ours included, than the limit
+ * is a loop: 554 5.4.6, nothing queued. */
+static void
+test_max_hops(void **state)
+{
+    struct fx *fx = *state;
+
+    fx->cfg.limits.max_hops = 5;
+    start(fx, NULL);
+    expect(fx, NULL, "220 ");
+    expect(fx, "EHLO client.example\r\n", "250-");
+    send_hops(fx, 5, "554 5.4.6 Too many hops");
+    assert_int_equal(queued(fx), 0);
+    send_hops(fx, 4, "250 2.0.0 Ok: queued as ");
+    assert_int_equal(queued(fx), 1);
+    expect(fx, "QUIT\r\n", "221 2.0.0 ");
+    finish(fx);
+}
+
 int
 main(void)
 {
@@ -934,6 +1040,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_tls_ctx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_starttls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_implicit_tls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dsn_params, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_hops, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

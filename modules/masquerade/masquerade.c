@@ -8,8 +8,9 @@
  * At on_data, for mail from a local sender, each address of the From,
  * Sender and Reply-To fields (and the envelope sender with "envelope") is:
  *   1. qualified with myorigin when it has no domain;
- *   2. replaced by its generic map entry ("user@domain", then "@domain"),
- *      if any: done;
+ *   2. when the message leaves (a recipient outside the inbound domains),
+ *      replaced by its generic map entry ("user@domain", then
+ *      "@domain"), if any: done;
  *   3. left as it is when its local part is an exception;
  *   4. masqueraded: with "as", a masqueraded domain becomes "as"; without
  *      it, a subdomain of a "domains" entry becomes that entry.
@@ -41,6 +42,13 @@ struct masquerade_conf {
 struct masquerade {
     struct masquerade_conf conf;
     const modmta_host *host;
+};
+
+/* One message being rewritten. */
+struct masquerade_msg {
+    const struct masquerade *m;
+    modmta_ctx *ctx;
+    modmta_map *generic;    /* the generic map if the mail leaves, NULL */
 };
 
 static const modmta_opt masquerade_opts[] = {
@@ -248,9 +256,8 @@ masquerade_is_exception(const struct masquerade *m, const char *local,
  * 1 found, 0 not found, <0 lookup error. A value that is not one
  * address is logged and ignored. */
 static int
-masquerade_generic(const struct masquerade *m, const modmta_ctx *ctx,
-                   const char *local, const char *domain, char *out,
-                   size_t outlen)
+masquerade_generic(const struct masquerade_msg *msg, const char *local,
+                   const char *domain, char *out, size_t outlen)
 {
     char key[MASQUERADE_ADDR_MAX];
     char *v = NULL, *s, *e;
@@ -260,7 +267,7 @@ masquerade_generic(const struct masquerade *m, const modmta_ctx *ctx,
 
     for (pass = 0; pass < 2; pass++) {
         snprintf(key, sizeof(key), "%s@%s", pass ? "" : local, domain);
-        r = modmta_map_lookup(m->conf.generic, key, &v);
+        r = modmta_map_lookup(msg->generic, key, &v);
         if (r != 0)
             break;
     }
@@ -277,9 +284,9 @@ masquerade_generic(const struct masquerade *m, const modmta_ctx *ctx,
         snprintf(out, outlen, "%s", s);
         r = 1;
     } else {
-        modmta_log(ctx, MODMTA_LOG_WARN, "bad generic entry key=<%s> "
+        modmta_log(msg->ctx, MODMTA_LOG_WARN, "bad generic entry key=<%s> "
                    "map=%s: not one address", key,
-                   modmta_map_name(m->conf.generic));
+                   modmta_map_name(msg->generic));
     }
     modmta_free(v);
     return r;
@@ -289,10 +296,11 @@ masquerade_generic(const struct masquerade *m, const modmta_ctx *ctx,
  * the result), local the same unquoted (for lookups), domain "" when
  * unqualified. 1 with the new address in out, 0 unchanged, <0 error. */
 static int
-masquerade_addr(const struct masquerade *m, const modmta_ctx *ctx,
-                const char *raw_local, const char *local,
-                const char *domain, char *out, size_t outlen)
+masquerade_addr(const struct masquerade_msg *msg, const char *raw_local,
+                const char *local, const char *domain, char *out,
+                size_t outlen)
 {
+    const struct masquerade *m = msg->m;
     char dom[MODMTA_ADDR_DOMAIN_MAX + 1];
     const char *to;
     size_t i;
@@ -302,8 +310,8 @@ masquerade_addr(const struct masquerade *m, const modmta_ctx *ctx,
              domain[0] != '\0' ? domain : masquerade_myorigin(m));
     for (i = 0; dom[i] != '\0'; i++)
         dom[i] = (char)tolower((unsigned char)dom[i]);
-    if (m->conf.generic != NULL) {
-        r = masquerade_generic(m, ctx, local, dom, out, outlen);
+    if (msg->generic != NULL) {
+        r = masquerade_generic(msg, local, dom, out, outlen);
         if (r != 0)
             return r;
     }
@@ -323,8 +331,8 @@ masquerade_addr(const struct masquerade *m, const modmta_ctx *ctx,
 
 /* Rewrite an envelope address "local@domain" (or "local"). */
 static int
-masquerade_envelope_addr(const struct masquerade *m, const modmta_ctx *ctx,
-                         const char *addr, char *out, size_t outlen)
+masquerade_envelope_addr(const struct masquerade_msg *msg, const char *addr,
+                         char *out, size_t outlen)
 {
     char local[MODMTA_ADDR_LOCAL_MAX * 2 + 1];
     char domain[MODMTA_ADDR_DOMAIN_MAX + 1];
@@ -332,14 +340,13 @@ masquerade_envelope_addr(const struct masquerade *m, const modmta_ctx *ctx,
     if (modmta_addr_split(addr, local, sizeof(local), domain,
                           sizeof(domain)) < 0)
         return 0;
-    return masquerade_addr(m, ctx, local, local, domain, out, outlen);
+    return masquerade_addr(msg, local, local, domain, out, outlen);
 }
 
 /* Mail from a local sender: not <>, and unqualified, in a local domain,
  * or an address the rules rewrite. */
 static int
-masquerade_local_sender(const struct masquerade *m, const modmta_ctx *ctx,
-                        const char *sender)
+masquerade_local_sender(const struct masquerade_msg *msg, const char *sender)
 {
     char local[MODMTA_ADDR_LOCAL_MAX * 2 + 1];
     char domain[MODMTA_ADDR_DOMAIN_MAX + 1];
@@ -349,9 +356,10 @@ masquerade_local_sender(const struct masquerade *m, const modmta_ctx *ctx,
         modmta_addr_split(sender, local, sizeof(local), domain,
                           sizeof(domain)) < 0)
         return 0;
-    if (domain[0] == '\0' || modmta_host_is_local_domain(m->host, domain))
+    if (domain[0] == '\0' ||
+        modmta_host_is_local_domain(msg->m->host, domain))
         return 1;
-    return masquerade_envelope_addr(m, ctx, sender, out, sizeof(out));
+    return masquerade_envelope_addr(msg, sender, out, sizeof(out));
 }
 
 /* ---- header fields ---- */
@@ -359,8 +367,8 @@ masquerade_local_sender(const struct masquerade *m, const modmta_ctx *ctx,
 /* The addresses of one field value, rewritten. 1 with a new value in
  * *out_r (malloc'ed), 0 unchanged (or unparsable: left alone), <0. */
 static int
-masquerade_value(const struct masquerade *m, const modmta_ctx *ctx,
-                 const char *value, char **out_r)
+masquerade_value(const struct masquerade_msg *msg, const char *value,
+                 char **out_r)
 {
     addrlist *l = malloc(sizeof(*l));
     char (*buf)[MASQUERADE_ADDR_MAX] = NULL;
@@ -385,7 +393,7 @@ masquerade_value(const struct masquerade *m, const modmta_ctx *ctx,
             continue;
         memcpy(raw, value + a->start, n);
         raw[n] = '\0';
-        r = masquerade_addr(m, ctx, raw, a->local, a->domain, buf[i],
+        r = masquerade_addr(msg, raw, a->local, a->domain, buf[i],
                             sizeof(buf[i]));
         if (r < 0)
             break;
@@ -401,16 +409,16 @@ masquerade_value(const struct masquerade *m, const modmta_ctx *ctx,
 }
 
 static int
-masquerade_field(const struct masquerade *m, modmta_ctx *ctx,
-                 const char *name)
+masquerade_field(const struct masquerade_msg *msg, const char *name)
 {
+    modmta_ctx *ctx = msg->ctx;
     const char *v;
     char *nv;
     size_t idx;
     int r;
 
     for (idx = 0; (v = modmta_hdr_get(ctx, name, idx)) != NULL; idx++) {
-        r = masquerade_value(m, ctx, v, &nv);
+        r = masquerade_value(msg, v, &nv);
         if (r <= 0) {
             if (r < 0)
                 return r;
@@ -427,34 +435,52 @@ masquerade_field(const struct masquerade *m, modmta_ctx *ctx,
 }
 
 static int
-masquerade_sender(const struct masquerade *m, modmta_ctx *ctx,
-                  const char *sender)
+masquerade_sender(const struct masquerade_msg *msg, const char *sender)
 {
     char out[MASQUERADE_ADDR_MAX];
     int r;
 
-    r = masquerade_envelope_addr(m, ctx, sender, out, sizeof(out));
+    r = masquerade_envelope_addr(msg, sender, out, sizeof(out));
     if (r <= 0)
         return r;
-    modmta_log(ctx, MODMTA_LOG_INFO, "rewrite sender=<%s> new=<%s>", sender,
-               out);
-    return modmta_sender_set(ctx, out);
+    modmta_log(msg->ctx, MODMTA_LOG_INFO, "rewrite sender=<%s> new=<%s>",
+               sender, out);
+    return modmta_sender_set(msg->ctx, out);
+}
+
+/* 1 if the message leaves: a recipient outside the inbound domains (an
+ * address without a domain, postmaster, is local). Postfix applies
+ * smtp_generic_maps in its SMTP client, to mail that leaves. */
+static int
+masquerade_leaves(const modmta_ctx *ctx)
+{
+    for (size_t i = 0; i < modmta_rcpt_count(ctx); i++) {
+        const char *at = strrchr(modmta_rcpt_at(ctx, i), '@');
+
+        if (at != NULL && !modmta_is_inbound_domain(ctx, at + 1))
+            return 1;
+    }
+    return 0;
 }
 
 static modmta_verdict
 masquerade_on_data(void *inst, modmta_ctx *ctx)
 {
     const struct masquerade *m = inst;
+    const struct masquerade_msg msg = {
+        .m = m, .ctx = ctx,
+        .generic = masquerade_leaves(ctx) ? m->conf.generic : NULL,
+    };
     const char *sender = modmta_sender(ctx);
     size_t i;
     int r;
 
-    r = masquerade_local_sender(m, ctx, sender);
+    r = masquerade_local_sender(&msg, sender);
     for (i = 0; r > 0 && i < sizeof(masquerade_fields) /
                                  sizeof(masquerade_fields[0]); i++)
-        if (masquerade_field(m, ctx, masquerade_fields[i]) < 0)
+        if (masquerade_field(&msg, masquerade_fields[i]) < 0)
             r = MODMTA_E_TEMP;
-    if (r > 0 && m->conf.envelope && masquerade_sender(m, ctx, sender) < 0)
+    if (r > 0 && m->conf.envelope && masquerade_sender(&msg, sender) < 0)
         r = MODMTA_E_TEMP;
     if (r < 0) {
         modmta_log(ctx, MODMTA_LOG_WARN, "tempfail reason=\"%s\"",

@@ -27,7 +27,10 @@ struct fx {
     modmta_host *host;
     void *inst;
     modmta_ctx *ctx;
+    const char *rcpts[4];      /* the envelope recipients of run() */
 };
+
+static const char *const remote_rcpt[] = {"carol@remote.test", NULL};
 
 static int
 group_setup(void **state)
@@ -48,6 +51,7 @@ setup(void **state)
     fx->host = modmta_test_host_new("masquerade", "mx.test", "localhost",
                                     "mail.example.com", "mail.baidu.com",
                                     NULL);
+    memcpy(fx->rcpts, remote_rcpt, sizeof(remote_rcpt));
     *state = fx;
     return fx->host == NULL;
 }
@@ -82,7 +86,8 @@ run(struct fx *fx, const char *sender, ...)
     fx->ctx = modmta_test_ctx_new(fx->host, "127.0.0.1");
     assert_non_null(fx->ctx);
     modmta_test_set_sender(fx->ctx, "QID1", sender);
-    modmta_test_add_rcpt(fx->ctx, "carol@remote.test");
+    for (size_t i = 0; i < 4 && fx->rcpts[i] != NULL; i++)
+        modmta_test_add_rcpt(fx->ctx, fx->rcpts[i]);
     va_start(ap, sender);
     while ((name = va_arg(ap, const char *)) != NULL) {
         value = va_arg(ap, const char *);
@@ -277,6 +282,42 @@ test_generic_before_masquerade(void **state)
                         "robert@isp.test, carl@example.com, admin@isp.test");
 }
 
+static int
+owns_virtual(void *inst, const char *domain)
+{
+    return strcmp(domain, "virtual.test") == 0;
+}
+
+/* The generic map is for mail that leaves (Postfix's smtp_generic_maps,
+ * applied by its SMTP client): not used when every recipient is in an
+ * inbound domain (local, or owned by a module); used for the whole
+ * message, local recipients included, when one is not. Masquerading
+ * proper applies either way. */
+static void
+test_generic_leaving_only(void **state)
+{
+    static const char *const local[] = {"bob@mx.test", "postmaster",
+                                        "v@virtual.test", NULL};
+    static const char *const mixed[] = {"bob@mx.test", "x@remote.test",
+                                        NULL};
+    struct fx *fx = *state;
+
+    assert_int_equal(modmta_test_host_add_owner(fx->host, owns_virtual,
+                                                NULL), 0);
+    create(fx, "{\"module\": \"masquerade\", \"as\": \"example.com\", "
+               "\"envelope\": true, \"generic\": "
+               "{\"bob@mx.test\": \"robert@isp.test\"}}");
+    memcpy(fx->rcpts, local, sizeof(local));
+    run(fx, "bob@mx.test", "From", "bob@mx.test, carl@mx.test", NULL);
+    assert_string_equal(hdr(fx, "From"), "bob@example.com, carl@example.com");
+    assert_string_equal(modmta_sender(fx->ctx), "bob@example.com");
+
+    memcpy(fx->rcpts, mixed, sizeof(mixed));
+    run(fx, "bob@mx.test", "From", "bob@mx.test, carl@mx.test", NULL);
+    assert_string_equal(hdr(fx, "From"), "robert@isp.test, carl@example.com");
+    assert_string_equal(modmta_sender(fx->ctx), "robert@isp.test");
+}
+
 /* Mail from a remote sender or from <> is left alone. */
 static void
 test_remote_sender(void **state)
@@ -328,6 +369,11 @@ test_map_outage(void **state)
                      MODMTA_TEMPFAIL);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
     assert_string_equal(modmta_test_reply_esc(fx->ctx), "4.3.0");
+    /* mail that stays here never asks the map */
+    fx->rcpts[0] = "bob@mx.test";
+    assert_int_equal(run(fx, "a@mx.test", "From", "a@mx.test", NULL),
+                     MODMTA_CONTINUE);
+    assert_string_equal(hdr(fx, "From"), "a@example.com");
 }
 
 static void
@@ -366,6 +412,7 @@ main(void)
         T(test_postfix_domains),
         T(test_generic_howto),
         T(test_generic_before_masquerade),
+        T(test_generic_leaving_only),
         T(test_remote_sender),
         T(test_fields_kept),
         T(test_map_outage),
