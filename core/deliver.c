@@ -63,6 +63,9 @@ deliver_ctx_new(struct deliver_run *run, const char *sender)
     modmta_ctx_set_delivery(ctx, env->id, sender, env->arrival,
                             env->recovered);
     modmta_ctx_set_message(ctx, run->path, env->size);
+    /* A transport's connections give up when the dispatcher stops. */
+    if (run->d != NULL)
+        ctx->interrupt = dispatch_interrupt(run->d);
     for (size_t i = 0; i < env->nparams; i++)
         if (modmta_ctx_add_param(ctx, env->params[i].name,
                                  env->params[i].value) < 0)

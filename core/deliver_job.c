@@ -14,6 +14,7 @@
 #include "chain.h"
 #include "ctx_priv.h"
 #include "deliver_priv.h"
+#include "queue_env.h"
 
 struct deliver_job {
     struct deliver_run *run;
@@ -117,25 +118,6 @@ deliver_job_end(struct deliver_job *j)
     deliver_run_unref(run);
 }
 
-/* The "NOTIFY" parameter as the client wrote it, rebuilt from the bits. */
-static const char *
-deliver_notify_text(modmta_ctx *ctx, unsigned notify)
-{
-    char buf[64] = "";
-
-    if (notify == 0)
-        return NULL;
-    if (notify & QNOTIFY_NEVER)
-        return "NEVER";
-    if (notify & QNOTIFY_SUCCESS)
-        strcat(buf, ",SUCCESS");
-    if (notify & QNOTIFY_FAILURE)
-        strcat(buf, ",FAILURE");
-    if (notify & QNOTIFY_DELAY)
-        strcat(buf, ",DELAY");
-    return buf[0] ? modmta_txn_strdup(ctx, buf + 1) : NULL;
-}
-
 /* Copy deliver_msg()'s report into the envelope (lock held). */
 static void
 deliver_job_collect(struct deliver_job *j, modmta_ctx *ctx)
@@ -190,6 +172,7 @@ deliver_job_run(void *arg)
     modmta_ctx *ctx = deliver_ctx_new(run, j->sender);
     struct ctx_dlv_rcpt *g = ctx != NULL ? modmta_ctx_dlv_group(ctx, j->n)
                                          : NULL;
+    char notify[64];
 
     if (g == NULL) {
         pthread_mutex_lock(&run->lock);
@@ -206,7 +189,10 @@ deliver_job_run(void *arg)
 
         g[i].addr = r->addr;
         g[i].original = r->orcpt;
-        g[i].notify = deliver_notify_text(ctx, r->notify);
+        g[i].notify = r->notify != 0
+            ? modmta_txn_strdup(ctx, queue_env_notify_str(r->notify, notify,
+                                                          sizeof(notify)))
+            : NULL;
         g[i].orcpt_param = r->orcpt_param;
     }
     chain_deliver_msg(run->gen->chain, j->inst, ctx, j->dest);

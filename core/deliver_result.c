@@ -5,7 +5,8 @@
  *
  *   local:   "4.2.2 mailbox full"                       (as before 1.3)
  *   remote:  "host mx1.remote.test[192.0.2.1] said: 451 4.3.0 try later
- *            (in reply to RCPT TO command)"              (Postfix's form)
+ *            (in reply to RCPT TO command)"              (Postfix's form;
+ *            a 2xx is just "250 2.0.0 Ok: queued as X")
  *   no reply: "connect to mx1.remote.test[192.0.2.1]:25: Connection
  *            refused"                                     (the local reason)
  */
@@ -73,11 +74,14 @@ deliver_status_text(const struct deliver_res *res, const char *esc,
     const char *text = res->text != NULL ? res->text : "";
     const struct deliver_remote *rm = &res->remote;
 
-    if (rm->name != NULL && res->code != 0)
+    if (rm->name != NULL && res->code != 0 && res->code / 100 != 2)
         snprintf(buf, len, "host %s[%s] said: %d %s%s%s%s%s%s", rm->name,
                  rm->addr != NULL ? rm->addr : rm->name, res->code, esc,
                  *esc ? " " : "", text, res->stage ? " (in reply to " : "",
                  res->stage ? res->stage : "", res->stage ? " command)" : "");
+    else if (rm->name != NULL && res->code != 0)
+        snprintf(buf, len, "%d %s%s%s", res->code, esc, *esc ? " " : "",
+                 text);
     else if (res->code == 0 && *text != '\0')
         snprintf(buf, len, "%s", text);
     else
@@ -93,15 +97,12 @@ deliver_log(const struct deliver_run *run, const queue_rcpt *r,
     const struct deliver_remote *rm = &res->remote;
     char relay[600], tls[200] = "";
 
-    if (rm->name != NULL) {
-        char ap[300];
-
-        deliver_addr_port(rm, ap, sizeof(ap));
-        if (rm->addr != NULL)
-            snprintf(relay, sizeof(relay), "%s[%s]", rm->name, ap);
-        else
-            snprintf(relay, sizeof(relay), "%s", ap);
-    } else {
+    if (rm->name != NULL && rm->addr != NULL)
+        snprintf(relay, sizeof(relay), "%s[%s]:%d", rm->name, rm->addr,
+                 rm->port);
+    else if (rm->name != NULL)
+        snprintf(relay, sizeof(relay), "%s", rm->name);
+    else {
         snprintf(relay, sizeof(relay), "%s",
                  res->relay != NULL ? res->relay : "none");
     }

@@ -56,6 +56,7 @@ fix_put(struct fix *fx, const struct fix_msg *m, char id_r[QUEUE_ID_MAX])
         r[n].orcpt = (char *)m->rcpts[n];
         r[n].status = (char *)m->status[n];
         r[n].state = m->state[n];
+        r[n].notify = m->notify[n];
     }
     env.sender = (char *)m->sender;
     env.rcpts = r;

@@ -23,6 +23,7 @@ struct fix_msg {
     const char *rcpts[FIX_RCPTS]; /* NULL-terminated unless full */
     const char *status[FIX_RCPTS]; /* per rcpt, may be NULL */
     queue_rcpt_state state[FIX_RCPTS]; /* per rcpt, default pending */
+    unsigned notify[FIX_RCPTS];   /* per rcpt, QNOTIFY_* (0: not given) */
     time_t arrival;               /* 0: now */
     time_t next_retry;
     int held;

@@ -116,7 +116,8 @@ test_groups(void **state)
     struct fix *fx = *state;
     struct fix_msg m = {.sender = "alice@example.org",
                         .rcpts = {"a@x.test", "b@x.test", "c@y.test",
-                                  "d@local.test"}};
+                                  "d@local.test"},
+                        .notify = {QNOTIFY_SUCCESS | QNOTIFY_FAILURE}};
     struct deliver_outcome out;
     char id[QUEUE_ID_MAX], *log;
 
@@ -130,8 +131,9 @@ test_groups(void **state)
     assert_int_equal(out.result, DELIVER_REMOVED);
     assert_int_equal(out.delivered, 4);
     log = log_text();
+    /* with the client's NOTIFY, rebuilt from the envelope */
     assert_non_null(strstr(log, "begin x <alice@example.org> "
-                                "a@x.test,b@x.test\n"));
+                                "a@x.test/SUCCESS,FAILURE,b@x.test\n"));
     /* no destination named: the recipient's domain */
     assert_non_null(strstr(log, "begin y.test <alice@example.org> "
                                 "c@y.test\n"));
@@ -167,12 +169,19 @@ test_mixed_results(void **state)
     assert_int_equal(out.dsn_sent, 1);
     env = load(fx, id);
     assert_int_equal(env->rcpts[0].state, QRCPT_DELIVERED);
+    assert_int_equal(env->rcpts[0].relayed, 1);
     assert_int_equal(env->rcpts[1].state, QRCPT_PENDING);
     assert_string_equal(env->rcpts[1].status,
                         "host mx1.x.test[192.0.2.1] said: 451 4.3.0 try "
                         "later (in reply to RCPT TO command)");
+    assert_int_equal(env->rcpts[1].code, 451);
+    assert_string_equal(env->rcpts[1].esc, "4.3.0");
+    assert_string_equal(env->rcpts[1].remote, "mx1.x.test");
+    assert_string_equal(env->rcpts[1].remote_addr, "192.0.2.1:25");
+    assert_string_equal(env->rcpts[1].stage, "RCPT TO");
     assert_int_equal(env->rcpts[2].state, QRCPT_FAILED);
-    /* mailq shows a multi-line reply on one line */
+    /* the reply's lines are kept; mailq shows one line */
+    assert_string_equal(env->rcpts[2].text, "no such user\nhere");
     assert_non_null(strstr(env->rcpts[2].status, "no such user here"));
     assert_int_equal(env->rcpts[2].dsn_sent, 1);
     queue_env_free(env);
@@ -202,6 +211,8 @@ test_no_result(void **state)
                         "4.3.0 no result from the transport");
     assert_string_equal(env->rcpts[1].status, "connect to "
                         "mx1.x.test[192.0.2.1]:25: Connection refused");
+    assert_int_equal(env->rcpts[1].code, 0);
+    assert_null(env->rcpts[1].remote);
     queue_env_free(env);
 }
 
@@ -261,6 +272,7 @@ test_route_verdicts(void **state)
     assert_int_equal(env->rcpts[2].dsn_sent, 1);
     assert_int_equal(env->rcpts[3].state, QRCPT_DELIVERED);
     assert_int_equal(env->rcpts[3].dsn_sent, 1);
+    assert_int_equal(env->rcpts[3].relayed, 0);
     /* nobody claims z.test: a configuration problem, deferred */
     assert_int_equal(env->rcpts[4].state, QRCPT_PENDING);
     assert_string_equal(env->rcpts[4].status,

@@ -233,10 +233,10 @@ class Raw:
 
     opened = []
 
-    def __init__(self, port, timeout=IO_TIMEOUT, tls_context=None):
+    def __init__(self, port, timeout=IO_TIMEOUT, tls_context=None,
+                 host='127.0.0.1'):
         self.buf = b''
-        self.sock = socket.create_connection(('127.0.0.1', port),
-                                             timeout=timeout)
+        self.sock = socket.create_connection((host, port), timeout=timeout)
         Raw.opened.append(self)
         if tls_context is not None:
             self.sock = tls_context.wrap_socket(self.sock,
@@ -349,8 +349,8 @@ class StartError(Exception):
 
 class Daemon:
     """One modmta in a temp dir. listeners: [{'name', 'tls', ...}] without
-    addresses (ports are picked at start). overrides: merged into the
-    config."""
+    addresses (ports are picked at start; 'host' names another loopback
+    address than 127.0.0.1). overrides: merged into the config."""
 
     def __init__(self, directory, listeners=None, overrides=None):
         self.dir = directory
@@ -372,7 +372,9 @@ class Daemon:
         for spec in self.listeners:
             entry = {'protocol': 'smtp'}
             entry.update(spec)
-            entry['address'] = '127.0.0.1:%d' % self.ports[spec['name']]
+            entry.pop('host', None)
+            entry['address'] = '%s:%d' % (spec.get('host', '127.0.0.1'),
+                                          self.ports[spec['name']])
             listen.append(entry)
         cfg = {
             'hostname': 'mx.e2e.test',
@@ -444,7 +446,8 @@ class Daemon:
         accept could come from whoever else holds the port)."""
         tls = no_verify_context() if spec.get('tls') == 'implicit' else None
         try:
-            c = Raw(self.ports[spec['name']], timeout=5, tls_context=tls)
+            c = Raw(self.ports[spec['name']], timeout=5, tls_context=tls,
+                    host=spec.get('host', '127.0.0.1'))
         except (OSError, ssl.SSLError):
             return False
         try:

@@ -1,0 +1,214 @@
+/*
+ * deliver_lmtp: hands every recipient of its domains — or every local
+ * recipient (local_domains and the domains modules receive for) — to one
+ * LMTP server (RFC 2033), as Postfix's virtual_transport = lmtp:... hands
+ * local mail to Dovecot. One reply per recipient after DATA: each
+ * mailbox's own answer. The client is deliver_smtp's (xfer.h). See
+ * README.md.
+ */
+#include <ctype.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <modmta/modmta.h>
+
+#include "nexthop.h"
+#include "xfer.h"
+
+struct dlmtp_conf {
+    char *server;
+    char **domains;
+    char *helo_name;
+    int connection_cache;
+    long long connect_timeout;
+    long long command_timeout;
+    long long data_timeout;
+};
+
+struct dlmtp {
+    struct dlmtp_conf conf;
+    char dest[NEXTHOP_PATH_MAX + 32];  /* "lmtp:unix:/path" */
+    struct xfer_conf x;
+};
+
+static const modmta_opt dlmtp_opts[] = {
+    { "server", MODMTA_OPT_STRING, offsetof(struct dlmtp_conf, server),
+      MODMTA_OPT_REQUIRED },
+    { "domains", MODMTA_OPT_STRLIST, offsetof(struct dlmtp_conf, domains),
+      0 },
+    { "helo_name", MODMTA_OPT_STRING, offsetof(struct dlmtp_conf, helo_name),
+      0 },
+    { "connection_cache", MODMTA_OPT_BOOL,
+      offsetof(struct dlmtp_conf, connection_cache), 0 },
+    { "connect_timeout", MODMTA_OPT_INT,
+      offsetof(struct dlmtp_conf, connect_timeout), 0 },
+    { "command_timeout", MODMTA_OPT_INT,
+      offsetof(struct dlmtp_conf, command_timeout), 0 },
+    { "data_timeout", MODMTA_OPT_INT,
+      offsetof(struct dlmtp_conf, data_timeout), 0 },
+    { NULL, 0, 0, 0 },
+};
+
+static void
+dlmtp_destroy(void *inst)
+{
+    struct dlmtp *d = inst;
+
+    if (d == NULL)
+        return;
+    smtpc_cache_free(d->x.cache);
+    modmta_conf_free(dlmtp_opts, &d->conf);
+    free(d);
+}
+
+static int
+dlmtp_err(const modmta_host *h, modmta_err *err_r, const char *key,
+          const char *msg)
+{
+    char path[300];
+
+    snprintf(path, sizeof(path), "%s.%s", modmta_host_path(h), key);
+    modmta_err_set(err_r, path, "%s", msg);
+    return -1;
+}
+
+/* "unix:/path", "inet:host:port", or the same after "lmtp:". */
+static int
+dlmtp_server(struct dlmtp *d, const modmta_host *h, modmta_err *err_r)
+{
+    const char *s = d->conf.server;
+    char spec[NEXTHOP_PATH_MAX + 32], why[300];
+    struct nexthop nh;
+
+    snprintf(spec, sizeof(spec), "%s%s",
+             strncmp(s, "lmtp:", 5) == 0 ? "" : "lmtp:", s);
+    if (nexthop_parse(spec, 0, &nh, why, sizeof(why)) < 0 ||
+        (nh.kind != NEXTHOP_LMTP_UNIX && nh.kind != NEXTHOP_LMTP_INET))
+        return dlmtp_err(h, err_r, "server", "expected \"unix:/path\" or "
+                         "\"inet:host:port\"");
+    if (nexthop_format(&nh, "", d->dest, sizeof(d->dest)) < 0)
+        return dlmtp_err(h, err_r, "server", "too long");
+    return 0;
+}
+
+static int
+dlmtp_domains(struct dlmtp *d, const modmta_host *h, modmta_err *err_r)
+{
+    for (size_t i = 0; d->conf.domains != NULL && d->conf.domains[i]; i++) {
+        char *p = d->conf.domains[i];
+
+        for (; *p != '\0'; p++) {
+            *p = (char)tolower((unsigned char)*p);
+            if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-')
+                return dlmtp_err(h, err_r, "domains", "expected domain "
+                                 "names");
+        }
+    }
+    return 0;
+}
+
+static int
+dlmtp_range(const modmta_host *h, modmta_err *err_r, const char *key,
+            long long v)
+{
+    if (v >= 1 && v <= 3600)
+        return 0;
+    return dlmtp_err(h, err_r, key, "expected an integer from 1 to 3600");
+}
+
+static void *
+dlmtp_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
+{
+    struct dlmtp *d = calloc(1, sizeof(*d));
+    struct dlmtp_conf *c;
+
+    if (d == NULL) {
+        modmta_err_set(err_r, modmta_host_path(host), "out of memory");
+        return NULL;
+    }
+    c = &d->conf;
+    c->connection_cache = 1;
+    c->connect_timeout = 30;
+    c->command_timeout = 300;
+    c->data_timeout = 600;
+    if (modmta_conf_parse(conf, host, dlmtp_opts, c, err_r) < 0 ||
+        dlmtp_server(d, host, err_r) < 0 ||
+        dlmtp_domains(d, host, err_r) < 0 ||
+        dlmtp_range(host, err_r, "connect_timeout", c->connect_timeout) < 0 ||
+        dlmtp_range(host, err_r, "command_timeout", c->command_timeout) < 0 ||
+        dlmtp_range(host, err_r, "data_timeout", c->data_timeout) < 0)
+        goto fail;
+    if (c->connection_cache &&
+        (d->x.cache = smtpc_cache_new(2000, 300000)) == NULL) {
+        modmta_err_set(err_r, modmta_host_path(host), "out of memory");
+        goto fail;
+    }
+    d->x.helo = c->helo_name != NULL ? c->helo_name
+                                     : modmta_host_hostname(host);
+    d->x.tls_level = XFER_TLS_NONE;
+    d->x.max_addrs = 5;
+    d->x.max_sessions = 2;
+    smtpc_timeouts_default(&d->x.timeouts);
+    d->x.timeouts.connect_ms = (int)c->connect_timeout * 1000;
+    d->x.timeouts.greeting_ms = d->x.timeouts.helo_ms =
+        d->x.timeouts.mail_ms = d->x.timeouts.rcpt_ms =
+            (int)c->command_timeout * 1000;
+    d->x.timeouts.data_end_ms = (int)c->data_timeout * 1000;
+    return d;
+fail:
+    dlmtp_destroy(d);
+    return NULL;
+}
+
+/* Its domains, or (none configured) a local recipient. */
+static int
+dlmtp_mine(const struct dlmtp *d, modmta_ctx *ctx, const char *rcpt)
+{
+    const char *at = strrchr(rcpt, '@');
+
+    if (d->conf.domains == NULL)
+        return at == NULL || modmta_is_inbound_domain(ctx, at + 1);
+    if (at == NULL)
+        return 0;
+    for (size_t i = 0; d->conf.domains[i] != NULL; i++)
+        if (strcasecmp(d->conf.domains[i], at + 1) == 0)
+            return 1;
+    return 0;
+}
+
+static modmta_verdict
+dlmtp_route(void *inst, modmta_ctx *ctx, const char *rcpt)
+{
+    struct dlmtp *d = inst;
+
+    if (!dlmtp_mine(d, ctx, rcpt))
+        return MODMTA_CONTINUE;
+    if (modmta_dlv_route(ctx, d->dest) < 0) {
+        modmta_reply(ctx, 451, "4.3.5", "bad LMTP destination");
+        return MODMTA_TEMPFAIL;
+    }
+    return MODMTA_ACCEPT;
+}
+
+static void
+dlmtp_deliver_msg(void *inst, modmta_ctx *ctx, const char *dest)
+{
+    struct dlmtp *d = inst;
+
+    xfer_deliver(&d->x, ctx, dest);
+}
+
+MODMTA_MODULE = {
+    .abi = MODMTA_ABI_VERSION,
+    .size = sizeof(modmta_module),
+    .sig = MODMTA_BUILD_SIG,
+    .name = "deliver_lmtp",
+    .version = "1.0.0",
+    .create = dlmtp_create,
+    .destroy = dlmtp_destroy,
+    .route = dlmtp_route,
+    .deliver_msg = dlmtp_deliver_msg,
+};

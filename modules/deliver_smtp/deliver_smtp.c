@@ -1,0 +1,354 @@
+/*
+ * deliver_smtp: the SMTP transport. Claims every recipient whose domain
+ * is not received here (and whatever the transport table routes), names
+ * its destination — the transport table's entry, else the relayhost,
+ * else the domain itself for an MX lookup — and delivers each group the
+ * core hands it with xfer_deliver(). See README.md.
+ */
+#include <ctype.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <modmta/modmta.h>
+
+#include "nexthop.h"
+#include "xfer.h"
+
+struct dsmtp_conf {
+    char *relayhost;
+    modmta_map *transport;
+    long long port;
+    char *helo_name;
+    char *tls;
+    modmta_map *tls_policy;
+    char *tls_ca_file;
+    modmta_map *auth;
+    int connection_cache;
+    long long cache_idle;
+    long long cache_lifetime;
+    long long connect_timeout;
+    long long command_timeout;
+    long long data_timeout;
+    long long max_addresses;
+    long long max_sessions;
+};
+
+struct dsmtp {
+    struct dsmtp_conf conf;
+    struct nexthop relay;          /* conf.relayhost, parsed */
+    struct xfer_conf x;
+};
+
+static const modmta_opt dsmtp_opts[] = {
+    { "relayhost", MODMTA_OPT_STRING, offsetof(struct dsmtp_conf, relayhost),
+      0 },
+    { "transport", MODMTA_OPT_MAP, offsetof(struct dsmtp_conf, transport),
+      0 },
+    { "port", MODMTA_OPT_INT, offsetof(struct dsmtp_conf, port), 0 },
+    { "helo_name", MODMTA_OPT_STRING, offsetof(struct dsmtp_conf, helo_name),
+      0 },
+    { "tls", MODMTA_OPT_STRING, offsetof(struct dsmtp_conf, tls), 0 },
+    { "tls_policy", MODMTA_OPT_MAP, offsetof(struct dsmtp_conf, tls_policy),
+      0 },
+    { "tls_ca_file", MODMTA_OPT_STRING,
+      offsetof(struct dsmtp_conf, tls_ca_file), 0 },
+    { "auth", MODMTA_OPT_MAP, offsetof(struct dsmtp_conf, auth), 0 },
+    { "connection_cache", MODMTA_OPT_BOOL,
+      offsetof(struct dsmtp_conf, connection_cache), 0 },
+    { "cache_idle", MODMTA_OPT_INT, offsetof(struct dsmtp_conf, cache_idle),
+      0 },
+    { "cache_lifetime", MODMTA_OPT_INT,
+      offsetof(struct dsmtp_conf, cache_lifetime), 0 },
+    { "connect_timeout", MODMTA_OPT_INT,
+      offsetof(struct dsmtp_conf, connect_timeout), 0 },
+    { "command_timeout", MODMTA_OPT_INT,
+      offsetof(struct dsmtp_conf, command_timeout), 0 },
+    { "data_timeout", MODMTA_OPT_INT,
+      offsetof(struct dsmtp_conf, data_timeout), 0 },
+    { "max_addresses", MODMTA_OPT_INT,
+      offsetof(struct dsmtp_conf, max_addresses), 0 },
+    { "max_sessions", MODMTA_OPT_INT,
+      offsetof(struct dsmtp_conf, max_sessions), 0 },
+    { NULL, 0, 0, 0 },
+};
+
+/* A number key out of its range: the config error names it. */
+struct dsmtp_range {
+    const char *key;
+    size_t offset;
+    long long min, max;
+};
+
+static const struct dsmtp_range dsmtp_ranges[] = {
+    { "port", offsetof(struct dsmtp_conf, port), 1, 65535 },
+    { "cache_idle", offsetof(struct dsmtp_conf, cache_idle), 1, 3600 },
+    { "cache_lifetime", offsetof(struct dsmtp_conf, cache_lifetime), 1,
+      86400 },
+    { "connect_timeout", offsetof(struct dsmtp_conf, connect_timeout), 1,
+      3600 },
+    { "command_timeout", offsetof(struct dsmtp_conf, command_timeout), 1,
+      3600 },
+    { "data_timeout", offsetof(struct dsmtp_conf, data_timeout), 1, 3600 },
+    { "max_addresses", offsetof(struct dsmtp_conf, max_addresses), 1, 64 },
+    { "max_sessions", offsetof(struct dsmtp_conf, max_sessions), 1, 64 },
+    { NULL, 0, 0, 0 },
+};
+
+static void
+dsmtp_destroy(void *inst)
+{
+    struct dsmtp *d = inst;
+
+    if (d == NULL)
+        return;
+    smtpc_cache_free(d->x.cache);
+    modmta_tls_client_free(d->x.tls);
+    modmta_conf_free(dsmtp_opts, &d->conf);
+    free(d);
+}
+
+static void
+dsmtp_defaults(struct dsmtp_conf *c)
+{
+    c->port = 25;
+    c->connection_cache = 1;
+    c->cache_idle = 2;
+    c->cache_lifetime = 300;
+    c->connect_timeout = 30;
+    c->command_timeout = 300;
+    c->data_timeout = 600;
+    c->max_addresses = 5;
+    c->max_sessions = 2;
+}
+
+static int
+dsmtp_err(const modmta_host *h, modmta_err *err_r, const char *key,
+          const char *msg)
+{
+    char path[300];
+
+    snprintf(path, sizeof(path), "%s.%s", modmta_host_path(h), key);
+    modmta_err_set(err_r, path, "%s", msg);
+    return -1;
+}
+
+static int
+dsmtp_check_ranges(struct dsmtp_conf *c, const modmta_host *h,
+                   modmta_err *err_r)
+{
+    char msg[100];
+
+    for (size_t i = 0; dsmtp_ranges[i].key != NULL; i++) {
+        long long v = *(long long *)((char *)c + dsmtp_ranges[i].offset);
+
+        if (v < dsmtp_ranges[i].min || v > dsmtp_ranges[i].max) {
+            snprintf(msg, sizeof(msg), "expected an integer from %lld to "
+                     "%lld", dsmtp_ranges[i].min, dsmtp_ranges[i].max);
+            return dsmtp_err(h, err_r, dsmtp_ranges[i].key, msg);
+        }
+    }
+    return 0;
+}
+
+/* Credentials must not be readable by everyone (Postfix leaves that to
+ * the administrator; a mail server should not). */
+static int
+dsmtp_check_auth_file(const json_t *conf, const modmta_host *h,
+                      modmta_err *err_r)
+{
+    const char *spec = json_string_value(json_object_get(conf, "auth"));
+    struct stat st;
+
+    if (spec == NULL || strncmp(spec, "file:", 5) != 0 ||
+        stat(spec + 5, &st) < 0)
+        return 0;
+    if (st.st_mode & S_IROTH)
+        return dsmtp_err(h, err_r, "auth", "the credentials file is "
+                         "readable by everyone: chmod o-r it");
+    return 0;
+}
+
+/* The RFC 5321 timeouts, the command and data ones as configured. */
+static void
+dsmtp_timeouts(const struct dsmtp_conf *c, struct smtpc_timeouts *t)
+{
+    int cmd = (int)c->command_timeout * 1000;
+
+    smtpc_timeouts_default(t);
+    t->connect_ms = (int)c->connect_timeout * 1000;
+    t->greeting_ms = t->helo_ms = t->starttls_ms = t->auth_ms = cmd;
+    t->mail_ms = t->rcpt_ms = cmd;
+    if (t->data_ms > cmd)
+        t->data_ms = cmd;
+    t->data_end_ms = (int)c->data_timeout * 1000;
+}
+
+static int
+dsmtp_setup(struct dsmtp *d, const json_t *conf, const modmta_host *h,
+            modmta_err *err_r)
+{
+    struct dsmtp_conf *c = &d->conf;
+    char why[300];
+
+    if (dsmtp_check_ranges(c, h, err_r) < 0 ||
+        dsmtp_check_auth_file(conf, h, err_r) < 0)
+        return -1;
+    if (c->relayhost != NULL &&
+        (nexthop_parse(c->relayhost, 1, &d->relay, why, sizeof(why)) < 0 ||
+         d->relay.kind != NEXTHOP_SMTP || d->relay.host[0] == '\0'))
+        return dsmtp_err(h, err_r, "relayhost", c->relayhost != NULL &&
+                         why[0] ? why : "expected \"[host]:port\", "
+                         "\"host:port\" or \"host\"");
+    if (xfer_tls_level(c->tls != NULL ? c->tls : "may", &d->x.tls_level) < 0)
+        return dsmtp_err(h, err_r, "tls", "expected \"none\", \"may\", "
+                         "\"encrypt\" or \"verify\"");
+    d->x.tls = modmta_tls_client_new(c->tls_ca_file, NULL, err_r);
+    if (d->x.tls == NULL) {
+        if (err_r != NULL && err_r->path[0] == '\0')
+            dsmtp_err(h, err_r, "tls_ca_file", err_r->msg);
+        return -1;
+    }
+    if (c->connection_cache &&
+        (d->x.cache = smtpc_cache_new((int)c->cache_idle * 1000,
+                                      (int)c->cache_lifetime * 1000)) ==
+            NULL)
+        return dsmtp_err(h, err_r, "connection_cache", "out of memory");
+    d->x.helo = c->helo_name != NULL ? c->helo_name : modmta_host_hostname(h);
+    d->x.port = (int)c->port;
+    d->x.tls_policy = c->tls_policy;
+    d->x.auth = c->auth;
+    d->x.max_addrs = (int)c->max_addresses;
+    d->x.max_sessions = (int)c->max_sessions;
+    dsmtp_timeouts(c, &d->x.timeouts);
+    return 0;
+}
+
+static void *
+dsmtp_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
+{
+    struct dsmtp *d = calloc(1, sizeof(*d));
+
+    if (d == NULL) {
+        modmta_err_set(err_r, modmta_host_path(host), "out of memory");
+        return NULL;
+    }
+    dsmtp_defaults(&d->conf);
+    if (modmta_conf_parse(conf, host, dsmtp_opts, &d->conf, err_r) < 0 ||
+        dsmtp_setup(d, conf, host, err_r) < 0) {
+        dsmtp_destroy(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* ---- routing ---- */
+
+/* The transport table's entry for rcpt (Postfix's transport(5) order:
+ * the address, the domain, each parent domain as ".parent", then "*").
+ * 1 found (*value_r to free), 0 none, <0 lookup error. */
+static int
+dsmtp_transport_entry(modmta_map *m, const char *rcpt, const char *domain,
+                      char **value_r)
+{
+    int rc;
+
+    if ((rc = modmta_map_lookup(m, rcpt, value_r)) != 0 ||
+        (rc = modmta_map_lookup(m, domain, value_r)) != 0)
+        return rc;
+    for (const char *p = strchr(domain, '.'); p != NULL;
+         p = strchr(p + 1, '.'))
+        if ((rc = modmta_map_lookup(m, p, value_r)) != 0)
+            return rc;
+    return modmta_map_lookup(m, "*", value_r);
+}
+
+static modmta_verdict
+dsmtp_route_to(modmta_ctx *ctx, const struct nexthop *nh, const char *domain)
+{
+    char dest[300];
+
+    switch (nh->kind) {
+    case NEXTHOP_LOCAL:
+        return MODMTA_CONTINUE;
+    case NEXTHOP_ERROR:
+        modmta_reply(ctx, nh->esc[0] == '4' ? 450 : 550, nh->esc, "%s",
+                     nh->text);
+        return nh->esc[0] == '4' ? MODMTA_TEMPFAIL : MODMTA_REJECT;
+    default:
+        break;
+    }
+    if (nexthop_format(nh, domain, dest, sizeof(dest)) < 0 ||
+        modmta_dlv_route(ctx, dest) < 0) {
+        modmta_reply(ctx, 451, "4.3.5", "bad destination for %s", domain);
+        return MODMTA_TEMPFAIL;
+    }
+    return MODMTA_ACCEPT;
+}
+
+static modmta_verdict
+dsmtp_route(void *inst, modmta_ctx *ctx, const char *rcpt)
+{
+    struct dsmtp *d = inst;
+    const char *at = strrchr(rcpt, '@');
+    char domain[256], why[300], *value = NULL;
+    struct nexthop nh;
+    size_t i;
+    int rc;
+
+    if (at == NULL || at[1] == '\0' || strlen(at + 1) >= sizeof(domain))
+        return MODMTA_CONTINUE;     /* a bare local name: not ours */
+    for (i = 0; at[1 + i] != '\0'; i++)
+        domain[i] = (char)tolower((unsigned char)at[1 + i]);
+    domain[i] = '\0';
+    if (d->conf.transport != NULL) {
+        rc = dsmtp_transport_entry(d->conf.transport, rcpt, domain, &value);
+        if (rc < 0) {
+            modmta_reply(ctx, 451, "4.3.0", "transport table lookup "
+                         "failed");
+            return MODMTA_TEMPFAIL;
+        }
+        if (rc > 0) {
+            rc = nexthop_parse(value, 0, &nh, why, sizeof(why));
+            modmta_free(value);
+            if (rc < 0) {
+                modmta_log(ctx, MODMTA_LOG_ERR, "transport entry for <%s>: "
+                           "%s", rcpt, why);
+                modmta_reply(ctx, 451, "4.3.5", "bad transport table "
+                             "entry");
+                return MODMTA_TEMPFAIL;
+            }
+            return dsmtp_route_to(ctx, &nh, domain);
+        }
+    }
+    if (modmta_is_inbound_domain(ctx, domain))
+        return MODMTA_CONTINUE;
+    if (d->conf.relayhost != NULL)
+        return dsmtp_route_to(ctx, &d->relay, domain);
+    memset(&nh, 0, sizeof(nh));
+    nh.kind = NEXTHOP_SMTP;
+    nh.mx = 1;
+    return dsmtp_route_to(ctx, &nh, domain);
+}
+
+static void
+dsmtp_deliver_msg(void *inst, modmta_ctx *ctx, const char *dest)
+{
+    struct dsmtp *d = inst;
+
+    xfer_deliver(&d->x, ctx, dest);
+}
+
+MODMTA_MODULE = {
+    .abi = MODMTA_ABI_VERSION,
+    .size = sizeof(modmta_module),
+    .sig = MODMTA_BUILD_SIG,
+    .name = "deliver_smtp",
+    .version = "1.0.0",
+    .create = dsmtp_create,
+    .destroy = dsmtp_destroy,
+    .route = dsmtp_route,
+    .deliver_msg = dsmtp_deliver_msg,
+};

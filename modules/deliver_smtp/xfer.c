@@ -1,0 +1,387 @@
+/*
+ * One group to one destination: the walk over its servers, TLS and
+ * credentials per policy, the transaction, a result per recipient. See
+ * xfer.h for the rules.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "xfer_priv.h"
+
+/* What a delivery walks with. */
+struct xfer_walk {
+    const struct xfer_conf *c;
+    modmta_ctx *ctx;
+    const char *dest;
+    const struct nexthop *nh;
+    smtpc_role role;
+    enum xfer_tls level;
+    char *creds;                   /* "user:password" (malloc), or NULL */
+    int sessions;                  /* conversations started */
+    int reached;                   /* a server got past the greeting */
+    /* the last failure, for every recipient if no server takes them */
+    modmta_dstatus last_status;
+    char last_esc[16];
+    char last_text[1200];
+};
+
+static const char *const xfer_tls_names[] = {
+    [XFER_TLS_NONE] = "none", [XFER_TLS_MAY] = "may",
+    [XFER_TLS_ENCRYPT] = "encrypt", [XFER_TLS_VERIFY] = "verify",
+};
+
+int
+xfer_tls_level(const char *s, enum xfer_tls *level)
+{
+    for (int i = XFER_TLS_NONE; i <= XFER_TLS_VERIFY; i++)
+        if (strcmp(s, xfer_tls_names[i]) == 0) {
+            *level = (enum xfer_tls)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* Every recipient gets the same result (no transaction took place). */
+static void
+xfer_all(modmta_ctx *ctx, modmta_dstatus st, const char *esc,
+         const char *text)
+{
+    for (size_t i = 0; i < modmta_dlv_rcpt_count(ctx); i++)
+        modmta_dlv_result(ctx, i, st, 0, esc, NULL, text);
+}
+
+static void
+xfer_fail_walk(struct xfer_walk *w, modmta_dstatus st, const char *esc,
+               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Remember why this server could not take the mail. */
+static void
+xfer_fail_walk(struct xfer_walk *w, modmta_dstatus st, const char *esc,
+               const char *fmt, ...)
+{
+    va_list ap;
+
+    w->last_status = st;
+    snprintf(w->last_esc, sizeof(w->last_esc), "%s", esc);
+    va_start(ap, fmt);
+    vsnprintf(w->last_text, sizeof(w->last_text), fmt, ap);
+    va_end(ap);
+    for (char *p = w->last_text; *p != '\0'; p++)
+        if (*p == '\n')
+            *p = ' ';
+}
+
+/* A server's refusal or a failed conversation, as the last reason. */
+static void
+xfer_fail_reply(struct xfer_walk *w, const char *peer,
+                const struct smtpc_reply *r, const char *what)
+{
+    if (r->code == 0)
+        xfer_fail_walk(w, MODMTA_DEFERRED, r->esc[0] ? r->esc : "4.4.1",
+                       "%s", r->text != NULL ? r->text : what);
+    else
+        xfer_fail_walk(w, MODMTA_DEFERRED, r->code / 100 == 5 ? "4.4.0"
+                       : r->esc[0] ? r->esc : "4.4.0",
+                       "host %s %s: %d%s%s %s", peer, what, r->code,
+                       r->esc[0] ? " " : "", r->esc,
+                       r->text != NULL ? r->text : "");
+}
+
+/* The level for this destination: the policy map's (by next-hop host or
+ * domain), else the instance's; at least encrypt with credentials. -1
+ * when the policy cannot be read. */
+static int
+xfer_policy(struct xfer_walk *w)
+{
+    const struct xfer_conf *c = w->c;
+    char *v = NULL;
+    int rc;
+
+    w->level = c->tls_level;
+    if (w->nh->kind == NEXTHOP_LMTP_UNIX) {
+        w->level = XFER_TLS_NONE;
+        return 0;
+    }
+    if (c->tls_policy != NULL) {
+        rc = modmta_map_lookup(c->tls_policy, w->nh->host, &v);
+        if (rc < 0)
+            return -1;
+        if (rc > 0 && xfer_tls_level(v, &w->level) < 0)
+            w->level = XFER_TLS_VERIFY;   /* unknown: the safest reading */
+        modmta_free(v);
+    }
+    if (c->auth != NULL) {
+        rc = modmta_map_lookup(c->auth, w->dest, &w->creds);
+        if (rc == 0)
+            rc = modmta_map_lookup(c->auth, w->nh->host, &w->creds);
+        if (rc < 0)
+            return -1;
+        if (rc > 0 && w->level < XFER_TLS_ENCRYPT)
+            w->level = XFER_TLS_ENCRYPT;
+    }
+    return 0;
+}
+
+/* STARTTLS as the level asks. 1: go on (TLS or allowed in clear); 0:
+ * this server will not do (s closed, the reason kept); -1: a failed
+ * handshake at "may": the caller retries in clear. */
+static int
+xfer_tls(struct xfer_walk *w, smtpc_session *s, const char *peer_name)
+{
+    struct smtpc_reply r = {0};
+    modmta_tls_verify v = w->level == XFER_TLS_VERIFY ? MODMTA_TLS_VERIFY
+                                                      : MODMTA_TLS_ENCRYPT;
+    smtpc_rc rc;
+
+    if (w->level == XFER_TLS_NONE)
+        return 1;
+    rc = smtpc_starttls(s, w->c->tls, peer_name, v, &r);
+    if (rc == SMTPC_OK)
+        return 1;
+    if (w->level == XFER_TLS_MAY) {
+        smtpc_reply_clear(&r);
+        if (rc == SMTPC_NOT_OFFERED || rc == SMTPC_REFUSED)
+            return smtpc_usable(s) ? 1 : (smtpc_close(s), 0);
+        smtpc_close(s);
+        return -1;
+    }
+    if (rc == SMTPC_NOT_OFFERED)
+        xfer_fail_walk(w, MODMTA_DEFERRED, "4.7.4", "TLS is required, but "
+                       "was not offered by host %s", smtpc_peer(s));
+    else if (rc == SMTPC_TLS_UNVERIFIED)
+        xfer_fail_walk(w, MODMTA_DEFERRED, "4.7.5", "Server certificate "
+                       "not verified: host %s: %s", smtpc_peer(s),
+                       r.text != NULL ? r.text : "");
+    else
+        xfer_fail_reply(w, smtpc_peer(s), &r, "refused STARTTLS");
+    smtpc_reply_clear(&r);
+    smtpc_close(s);
+    return 0;
+}
+
+/* AUTH with the next hop's credentials, when it offers AUTH. 1 to go on,
+ * 0 when refused (s closed, the reason kept). */
+static int
+xfer_auth(struct xfer_walk *w, smtpc_session *s)
+{
+    struct smtpc_reply r = {0};
+    char *colon;
+    smtpc_rc rc;
+
+    if (w->creds == NULL || !(smtpc_ext(s) & SMTPC_EXT_AUTH))
+        return 1;
+    colon = strchr(w->creds, ':');
+    if (colon == NULL) {
+        xfer_fail_walk(w, MODMTA_DEFERRED, "4.7.0", "credentials for %s "
+                       "are not \"user:password\"", w->dest);
+        smtpc_close(s);
+        return 0;
+    }
+    *colon = '\0';
+    rc = smtpc_auth(s, w->creds, colon + 1, &r);
+    *colon = ':';
+    if (rc == SMTPC_OK || rc == SMTPC_NOT_OFFERED) {
+        smtpc_reply_clear(&r);
+        return 1;
+    }
+    xfer_fail_reply(w, smtpc_peer(s), &r, "said (SASL authentication "
+                    "failed)");
+    smtpc_reply_clear(&r);
+    smtpc_close(s);
+    return 0;
+}
+
+/* A session with server sv, TLS and AUTH done as the policy asks; NULL
+ * with the reason kept. */
+static smtpc_session *
+xfer_open(struct xfer_walk *w, const struct xfer_server *sv, int clear)
+{
+    struct smtpc_opts o = {.role = w->role, .helo = w->c->helo,
+                           .timeouts = w->c->timeouts, .cache = w->c->cache};
+    struct smtpc_reply r = {0};
+    enum xfer_tls level = w->level;
+    smtpc_session *s;
+    int rc;
+
+    s = sv->unix_path != NULL
+            ? smtpc_open_unix(w->ctx, &o, sv->unix_path, &r)
+            : smtpc_open(w->ctx, &o, sv->name,
+                         (const struct sockaddr *)&sv->sa, sv->salen, &r);
+    if (r.code != 0 || s != NULL)
+        w->sessions++;
+    if (s == NULL) {
+        char peer[NEXTHOP_HOST_MAX + 70];
+
+        snprintf(peer, sizeof(peer), sv->unix_path ? "%s" : "%s[%s]",
+                 sv->name, sv->addr);
+        xfer_fail_reply(w, peer, &r, "refused to talk to me");
+        smtpc_reply_clear(&r);
+        return NULL;
+    }
+    w->reached = 1;
+    if (clear)
+        w->level = XFER_TLS_NONE;
+    rc = xfer_tls(w, s, sv->name);
+    w->level = level;
+    if (rc < 0)
+        return w->sessions < w->c->max_sessions ? xfer_open(w, sv, 1)
+                                                : NULL;
+    if (rc == 0 || !xfer_auth(w, s))
+        return NULL;
+    return s;
+}
+
+/* The AUTH= value to pass on, xtext-encoded (RFC 3461 4), or "<>". */
+static char *
+xfer_xtext(modmta_ctx *ctx, const char *v)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out, *o;
+
+    if (v == NULL || strcmp(v, "<>") == 0)
+        return v != NULL ? modmta_txn_strdup(ctx, "<>") : NULL;
+    if ((out = modmta_txn_alloc(ctx, strlen(v) * 3 + 1)) == NULL)
+        return NULL;
+    for (o = out; *v != '\0'; v++) {
+        unsigned char ch = (unsigned char)*v;
+
+        if (ch < 33 || ch > 126 || ch == '+' || ch == '=') {
+            *o++ = '+';
+            *o++ = hex[ch >> 4];
+            *o++ = hex[ch & 15];
+        } else {
+            *o++ = (char)ch;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static modmta_dstatus
+xfer_status(const struct xfer_walk *w, smtpc_session *s, int cls)
+{
+    if (cls == 5)
+        return MODMTA_FAILED;
+    if (cls != 2)
+        return MODMTA_DEFERRED;
+    if (w->role == SMTPC_LMTP)
+        return MODMTA_DELIVERED;
+    return smtpc_ext(s) & SMTPC_EXT_DSN ? MODMTA_RELAYED_DSN
+                                        : MODMTA_RELAYED;
+}
+
+/* The transaction on s and its results; s goes back to the cache or is
+ * closed. 0, or -1 when out of memory before anything was sent. */
+static int
+xfer_send(struct xfer_walk *w, smtpc_session *s)
+{
+    modmta_ctx *ctx = w->ctx;
+    size_t n = modmta_dlv_rcpt_count(ctx);
+    struct smtpc_rcpt *rcpts = modmta_txn_alloc(ctx, n * sizeof(*rcpts));
+    const char *body = modmta_mail_param(ctx, "BODY");
+    struct smtpc_msg m = {
+        .sender = modmta_sender(ctx), .path = modmta_message_path(ctx),
+        .need_8bit = body != NULL && strcasecmp(body, "8BITMIME") == 0,
+        .need_smtputf8 = modmta_mail_param(ctx, "SMTPUTF8") != NULL,
+        .ret = modmta_mail_param(ctx, "RET"),
+        .envid = modmta_mail_param(ctx, "ENVID"),
+        .auth = xfer_xtext(ctx, modmta_mail_param(ctx, "AUTH")),
+        .rcpts = rcpts, .nrcpts = n,
+    };
+    modmta_conn *conn = smtpc_conn(s);
+    smtpc_txn *t;
+
+    for (size_t i = 0; rcpts != NULL && i < n; i++) {
+        rcpts[i].addr = modmta_dlv_rcpt_at(ctx, i);
+        rcpts[i].notify = modmta_dlv_rcpt_param(ctx, i, "NOTIFY");
+        rcpts[i].orcpt = modmta_dlv_rcpt_param(ctx, i, "ORCPT");
+    }
+    if (rcpts == NULL || (t = smtpc_txn_run(s, &m)) == NULL) {
+        smtpc_close(s);
+        return -1;
+    }
+    modmta_dlv_remote(ctx, smtpc_name(s), smtpc_addr(s), smtpc_port(s));
+    if (modmta_conn_is_tls(conn))
+        modmta_dlv_remote_tls(ctx, modmta_conn_tls_version(conn),
+                              modmta_conn_tls_cipher(conn));
+    for (size_t i = 0; i < n; i++) {
+        const struct smtpc_reply *r = smtpc_txn_result(t, i);
+        modmta_dstatus st = xfer_status(w, s, smtpc_reply_class(r));
+
+        /* A server's enhanced code of the wrong class is dropped. */
+        if (modmta_dlv_result(ctx, i, st, r->code, r->esc[0] ? r->esc : NULL,
+                              r->stage, r->text) < 0)
+            modmta_dlv_result(ctx, i, st, r->code, NULL, r->stage, r->text);
+    }
+    smtpc_txn_free(t);
+    if (w->c->cache != NULL && smtpc_usable(s))
+        smtpc_cache_put(w->c->cache, w->dest, s);
+    else
+        smtpc_close(s);
+    return 0;
+}
+
+/* The servers in turn until one takes the transaction. */
+static void
+xfer_walk(struct xfer_walk *w, const struct xfer_servers *sv)
+{
+    smtpc_session *s = NULL;
+    size_t tried = 0;
+
+    if (w->c->cache != NULL && (s = smtpc_cache_get(w->c->cache,
+                                                     w->dest)) != NULL) {
+        w->reached = 1;
+        if (xfer_send(w, s) == 0)
+            return;
+        s = NULL;
+    }
+    for (size_t i = 0; i < sv->n && s == NULL; i++) {
+        if (tried++ >= (size_t)w->c->max_addrs ||
+            w->sessions >= w->c->max_sessions)
+            break;
+        s = xfer_open(w, &sv->s[i], 0);
+    }
+    if (s != NULL && xfer_send(w, s) == 0)
+        return;
+    if (s == NULL && w->last_text[0] == '\0')
+        xfer_fail_walk(w, MODMTA_DEFERRED, "4.3.0", "out of memory");
+    xfer_all(w->ctx, w->last_status, w->last_esc, w->last_text);
+    if (!w->reached)
+        modmta_dlv_dest_down(w->ctx);
+}
+
+void
+xfer_deliver(const struct xfer_conf *c, modmta_ctx *ctx, const char *dest)
+{
+    struct xfer_walk w = {.c = c, .ctx = ctx, .dest = dest,
+                          .last_status = MODMTA_DEFERRED};
+    struct xfer_servers *sv = calloc(1, sizeof(*sv));
+    struct nexthop nh;
+    char why[300];
+
+    if (sv == NULL) {
+        xfer_all(ctx, MODMTA_DEFERRED, "4.3.0", "out of memory");
+        return;
+    }
+    if (nexthop_parse(dest, 1, &nh, why, sizeof(why)) < 0 ||
+        nh.kind == NEXTHOP_ERROR || nh.kind == NEXTHOP_LOCAL) {
+        modmta_log(ctx, MODMTA_LOG_ERR, "bad destination %s: %s", dest,
+                   why);
+        xfer_all(ctx, MODMTA_DEFERRED, "4.3.5", "bad destination");
+    } else if (xfer_servers_get(sv, ctx, &nh, c->port) < 0) {
+        xfer_all(ctx, sv->status, sv->esc, sv->text);
+    } else {
+        w.nh = &nh;
+        w.role = nh.kind == NEXTHOP_SMTP ? SMTPC_SMTP : SMTPC_LMTP;
+        if (xfer_policy(&w) < 0)
+            xfer_all(ctx, MODMTA_DEFERRED, "4.3.0", "cannot read the TLS "
+                     "policy or credentials table");
+        else
+            xfer_walk(&w, sv);
+    }
+    modmta_free(w.creds);
+    free(sv);
+}
