@@ -64,17 +64,6 @@ dlmtp_destroy(void *inst)
     free(d);
 }
 
-static int
-dlmtp_err(const modmta_host *h, modmta_err *err_r, const char *key,
-          const char *msg)
-{
-    char path[300];
-
-    snprintf(path, sizeof(path), "%s.%s", modmta_host_path(h), key);
-    modmta_err_set(err_r, path, "%s", msg);
-    return -1;
-}
-
 /* "unix:/path", "inet:host:port", or the same after "lmtp:". */
 static int
 dlmtp_server(struct dlmtp *d, const modmta_host *h, modmta_err *err_r)
@@ -87,10 +76,10 @@ dlmtp_server(struct dlmtp *d, const modmta_host *h, modmta_err *err_r)
              strncmp(s, "lmtp:", 5) == 0 ? "" : "lmtp:", s);
     if (nexthop_parse(spec, 0, &nh, why, sizeof(why)) < 0 ||
         (nh.kind != NEXTHOP_LMTP_UNIX && nh.kind != NEXTHOP_LMTP_INET))
-        return dlmtp_err(h, err_r, "server", "expected \"unix:/path\" or "
-                         "\"inet:host:port\"");
+        return xfer_conf_error(h, err_r, "server", "expected "
+                               "\"unix:/path\" or \"inet:host:port\"");
     if (nexthop_format(&nh, "", d->dest, sizeof(d->dest)) < 0)
-        return dlmtp_err(h, err_r, "server", "too long");
+        return xfer_conf_error(h, err_r, "server", "too long");
     return 0;
 }
 
@@ -103,8 +92,8 @@ dlmtp_domains(struct dlmtp *d, const modmta_host *h, modmta_err *err_r)
         for (; *p != '\0'; p++) {
             *p = (char)tolower((unsigned char)*p);
             if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-')
-                return dlmtp_err(h, err_r, "domains", "expected domain "
-                                 "names");
+                return xfer_conf_error(h, err_r, "domains",
+                                       "expected domain names");
         }
     }
     return 0;
@@ -116,7 +105,8 @@ dlmtp_range(const modmta_host *h, modmta_err *err_r, const char *key,
 {
     if (v >= 1 && v <= 3600)
         return 0;
-    return dlmtp_err(h, err_r, key, "expected an integer from 1 to 3600");
+    return xfer_conf_error(h, err_r, key,
+                           "expected an integer from 1 to 3600");
 }
 
 static void *
@@ -151,12 +141,8 @@ dlmtp_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
     d->x.tls_level = XFER_TLS_NONE;
     d->x.max_addrs = 5;
     d->x.max_sessions = 2;
-    smtpc_timeouts_default(&d->x.timeouts);
-    d->x.timeouts.connect_ms = (int)c->connect_timeout * 1000;
-    d->x.timeouts.greeting_ms = d->x.timeouts.helo_ms =
-        d->x.timeouts.mail_ms = d->x.timeouts.rcpt_ms =
-            (int)c->command_timeout * 1000;
-    d->x.timeouts.data_end_ms = (int)c->data_timeout * 1000;
+    xfer_timeouts(&d->x.timeouts, c->connect_timeout, c->command_timeout,
+                  c->data_timeout);
     return d;
 fail:
     dlmtp_destroy(d);

@@ -125,17 +125,6 @@ dsmtp_defaults(struct dsmtp_conf *c)
 }
 
 static int
-dsmtp_err(const modmta_host *h, modmta_err *err_r, const char *key,
-          const char *msg)
-{
-    char path[300];
-
-    snprintf(path, sizeof(path), "%s.%s", modmta_host_path(h), key);
-    modmta_err_set(err_r, path, "%s", msg);
-    return -1;
-}
-
-static int
 dsmtp_check_ranges(struct dsmtp_conf *c, const modmta_host *h,
                    modmta_err *err_r)
 {
@@ -147,7 +136,7 @@ dsmtp_check_ranges(struct dsmtp_conf *c, const modmta_host *h,
         if (v < dsmtp_ranges[i].min || v > dsmtp_ranges[i].max) {
             snprintf(msg, sizeof(msg), "expected an integer from %lld to "
                      "%lld", dsmtp_ranges[i].min, dsmtp_ranges[i].max);
-            return dsmtp_err(h, err_r, dsmtp_ranges[i].key, msg);
+            return xfer_conf_error(h, err_r, dsmtp_ranges[i].key, msg);
         }
     }
     return 0;
@@ -166,24 +155,9 @@ dsmtp_check_auth_file(const json_t *conf, const modmta_host *h,
         stat(spec + 5, &st) < 0)
         return 0;
     if (st.st_mode & S_IROTH)
-        return dsmtp_err(h, err_r, "auth", "the credentials file is "
+        return xfer_conf_error(h, err_r, "auth", "the credentials file is "
                          "readable by everyone: chmod o-r it");
     return 0;
-}
-
-/* The RFC 5321 timeouts, the command and data ones as configured. */
-static void
-dsmtp_timeouts(const struct dsmtp_conf *c, struct smtpc_timeouts *t)
-{
-    int cmd = (int)c->command_timeout * 1000;
-
-    smtpc_timeouts_default(t);
-    t->connect_ms = (int)c->connect_timeout * 1000;
-    t->greeting_ms = t->helo_ms = t->starttls_ms = t->auth_ms = cmd;
-    t->mail_ms = t->rcpt_ms = cmd;
-    if (t->data_ms > cmd)
-        t->data_ms = cmd;
-    t->data_end_ms = (int)c->data_timeout * 1000;
 }
 
 static int
@@ -191,7 +165,7 @@ dsmtp_setup(struct dsmtp *d, const json_t *conf, const modmta_host *h,
             modmta_err *err_r)
 {
     struct dsmtp_conf *c = &d->conf;
-    char why[300];
+    char why[300] = "";
 
     if (dsmtp_check_ranges(c, h, err_r) < 0 ||
         dsmtp_check_auth_file(conf, h, err_r) < 0)
@@ -199,30 +173,31 @@ dsmtp_setup(struct dsmtp *d, const json_t *conf, const modmta_host *h,
     if (c->relayhost != NULL &&
         (nexthop_parse(c->relayhost, 1, &d->relay, why, sizeof(why)) < 0 ||
          d->relay.kind != NEXTHOP_SMTP || d->relay.host[0] == '\0'))
-        return dsmtp_err(h, err_r, "relayhost", c->relayhost != NULL &&
-                         why[0] ? why : "expected \"[host]:port\", "
-                         "\"host:port\" or \"host\"");
+        return xfer_conf_error(h, err_r, "relayhost",
+                               why[0] ? why : "expected \"[host]:port\", "
+                               "\"host:port\" or \"host\"");
     if (xfer_tls_level(c->tls != NULL ? c->tls : "may", &d->x.tls_level) < 0)
-        return dsmtp_err(h, err_r, "tls", "expected \"none\", \"may\", "
+        return xfer_conf_error(h, err_r, "tls", "expected \"none\", \"may\", "
                          "\"encrypt\" or \"verify\"");
     d->x.tls = modmta_tls_client_new(c->tls_ca_file, NULL, err_r);
     if (d->x.tls == NULL) {
         if (err_r != NULL && err_r->path[0] == '\0')
-            dsmtp_err(h, err_r, "tls_ca_file", err_r->msg);
+            xfer_conf_error(h, err_r, "tls_ca_file", err_r->msg);
         return -1;
     }
     if (c->connection_cache &&
         (d->x.cache = smtpc_cache_new((int)c->cache_idle * 1000,
                                       (int)c->cache_lifetime * 1000)) ==
             NULL)
-        return dsmtp_err(h, err_r, "connection_cache", "out of memory");
+        return xfer_conf_error(h, err_r, "connection_cache", "out of memory");
     d->x.helo = c->helo_name != NULL ? c->helo_name : modmta_host_hostname(h);
     d->x.port = (int)c->port;
     d->x.tls_policy = c->tls_policy;
     d->x.auth = c->auth;
     d->x.max_addrs = (int)c->max_addresses;
     d->x.max_sessions = (int)c->max_sessions;
-    dsmtp_timeouts(c, &d->x.timeouts);
+    xfer_timeouts(&d->x.timeouts, c->connect_timeout, c->command_timeout,
+                  c->data_timeout);
     return 0;
 }
 

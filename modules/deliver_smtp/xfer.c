@@ -44,6 +44,32 @@ xfer_tls_level(const char *s, enum xfer_tls *level)
     return -1;
 }
 
+int
+xfer_conf_error(const modmta_host *h, modmta_err *err_r, const char *key,
+                const char *msg)
+{
+    char path[300];
+
+    snprintf(path, sizeof(path), "%s.%s", modmta_host_path(h), key);
+    modmta_err_set(err_r, path, "%s", msg);
+    return -1;
+}
+
+void
+xfer_timeouts(struct smtpc_timeouts *t, long long connect_s,
+              long long command_s, long long data_s)
+{
+    int cmd = (int)command_s * 1000;
+
+    smtpc_timeouts_default(t);
+    t->connect_ms = (int)connect_s * 1000;
+    t->greeting_ms = t->helo_ms = t->starttls_ms = t->auth_ms = cmd;
+    t->mail_ms = t->rcpt_ms = cmd;
+    if (t->data_ms > cmd)
+        t->data_ms = cmd;
+    t->data_end_ms = (int)data_s * 1000;
+}
+
 /* Every recipient gets the same result (no transaction took place). */
 static void
 xfer_all(modmta_ctx *ctx, modmta_dstatus st, const char *esc,

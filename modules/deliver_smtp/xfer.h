@@ -60,6 +60,15 @@ struct xfer_conf {
 /* "none", "may", "encrypt", "verify" into *level; -1 if none of them. */
 int xfer_tls_level(const char *s, enum xfer_tls *level);
 
+/* Config helpers both transports use. xfer_conf_error fills err_r for
+ * the instance's key and returns -1; xfer_timeouts sets RFC 5321's
+ * timeouts with the connect, command and end-of-data ones given in
+ * seconds. */
+int xfer_conf_error(const modmta_host *h, modmta_err *err_r,
+                    const char *key, const char *msg);
+void xfer_timeouts(struct smtpc_timeouts *t, long long connect_s,
+                   long long command_s, long long data_s);
+
 /* Deliver the group in ctx to dest (a destination string), reporting
  * every recipient with modmta_dlv_result. */
 void xfer_deliver(const struct xfer_conf *c, modmta_ctx *ctx,

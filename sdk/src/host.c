@@ -148,7 +148,8 @@ modmta_host_is_own_address(const modmta_host *h, const struct sockaddr *sa,
 
     if (h == NULL || sa == NULL || len < (socklen_t)sizeof(sa->sa_family))
         return 0;
-    if ((sa->sa_family == AF_INET && len < (socklen_t)sizeof(struct sockaddr_in)) ||
+    if ((sa->sa_family == AF_INET &&
+         len < (socklen_t)sizeof(struct sockaddr_in)) ||
         (sa->sa_family == AF_INET6 &&
          len < (socklen_t)sizeof(struct sockaddr_in6)))
         return 0;
