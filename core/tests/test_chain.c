@@ -548,6 +548,21 @@ test_added_recipients(void **state)
 
 /* ---- delivery ---- */
 
+/* A module built against ABI 1.2 delivers through deliver() in a 1.3
+ * chain, after a transport that does not claim the recipient. */
+static void
+test_abi12_module_delivers(void **state)
+{
+    struct fx f;
+
+    fx_build(&f, "[{'module':'transport','route':{'*':'continue'}},"
+                 "{'module':'abi12'}]");
+    assert_int_equal(route_status(f.ch, f.ctx, "a@example.com"),
+                     MODMTA_DELIVERED);
+    assert_reply(&f, 250, "2.0.0", "stored by abi12");
+    fx_free(&f);
+}
+
 static void
 test_deliver_declined_falls_through(void **state)
 {
@@ -649,6 +664,7 @@ main(void)
         cmocka_unit_test(test_rewrite_tempfail_wins),
         cmocka_unit_test(test_added_recipients),
         cmocka_unit_test(test_deliver_declined_falls_through),
+        cmocka_unit_test(test_abi12_module_delivers),
         cmocka_unit_test(test_ehlo_verbs_serve),
     };
 

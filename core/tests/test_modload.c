@@ -270,6 +270,35 @@ test_abi10_descriptor(void **state)
     config_errors_free(&errs);
 }
 
+/* ABI 1.2 (before transports) loads under 1.3 with route() and
+ * deliver_msg() NULL: its deliver() is what the core calls. */
+static void
+test_abi12_descriptor(void **state)
+{
+    struct config_errors errs = { 0 };
+    const modmta_module *m;
+
+    m = load(module_dir, NULL, "abi12", &errs);
+    assert_int_equal(errs.n, 0);
+    assert_non_null(m);
+    assert_non_null(m->deliver);
+    assert_null(m->route);
+    assert_null(m->deliver_msg);
+    config_errors_free(&errs);
+}
+
+static void
+test_route_without_deliver_msg(void **state)
+{
+    struct config_errors errs = { 0 };
+
+    assert_null(load(module_dir, NULL, "halfxport", &errs));
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.msgs[0], "has route() without "
+                                         "deliver_msg()"));
+    config_errors_free(&errs);
+}
+
 static void
 test_not_found_lists_dirs(void **state)
 {
@@ -390,6 +419,8 @@ main(void)
         cmocka_unit_test(test_name_mismatch),
         cmocka_unit_test(test_small_descriptor),
         cmocka_unit_test(test_abi10_descriptor),
+        cmocka_unit_test(test_abi12_descriptor),
+        cmocka_unit_test(test_route_without_deliver_msg),
         cmocka_unit_test(test_not_found_lists_dirs),
         cmocka_unit_test(test_bad_names),
         cmocka_unit_test(test_group_writable),
