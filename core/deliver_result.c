@@ -156,7 +156,7 @@ deliver_result(struct deliver_run *run, queue_rcpt *r,
     case MODMTA_FAILED:
         r->state = QRCPT_FAILED;
         run->out.bounced++;
-        if (r->no_dsn)
+        if (r->no_dsn || (r->notify & QNOTIFY_NEVER))
             modmta_logf(MODMTA_LOG_INFO, "%s: to=<%s> no DSN (notify=never)",
                         run->env->id, r->addr);
         break;
