@@ -168,6 +168,7 @@ dsmtp_setup(struct dsmtp *d, const json_t *conf, const modmta_host *h,
     char why[300] = "";
 
     if (dsmtp_check_ranges(c, h, err_r) < 0 ||
+        xfer_conf_helo(c->helo_name, h, err_r) < 0 ||
         dsmtp_check_auth_file(conf, h, err_r) < 0)
         return -1;
     if (c->relayhost != NULL &&

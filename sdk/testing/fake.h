@@ -120,4 +120,14 @@ int modmta_test_host_add_owner(modmta_host *h,
                                                   const char *domain),
                                void *inst);
 
+/* A fake host has no resolver (modmta_host_dns gives NULL) and no
+ * listeners until a test gives them; modmta_test_host_free frees both.
+ * set_dns: a resolver asking only `server` (libunbound's "IP@port": a
+ * DNS server the test started on loopback), giving up after timeout_s.
+ * add_own: ip (text) and port are one of this daemon's SMTP listeners
+ * for modmta_host_is_own_address. 0, MODMTA_E_INVAL or MODMTA_E_NOMEM. */
+int modmta_test_host_set_dns(modmta_host *h, const char *server,
+                             long timeout_s);
+int modmta_test_host_add_own(modmta_host *h, const char *ip, int port);
+
 #endif
