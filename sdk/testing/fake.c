@@ -389,6 +389,14 @@ void
 modmta_test_create_fails(const modmta_module *mod, const char *conf,
                          const modmta_host *h, const char *path)
 {
+    modmta_test_create_fails_with(mod, conf, h, path, "");
+}
+
+void
+modmta_test_create_fails_with(const modmta_module *mod, const char *conf,
+                              const modmta_host *h, const char *path,
+                              const char *what)
+{
     json_t *j = json_loads(conf, 0, NULL);
     modmta_err err;
     void *inst;
@@ -402,7 +410,9 @@ modmta_test_create_fails(const modmta_module *mod, const char *conf,
         mod->destroy(inst);
         fail_msg("create() accepted %s", conf);
     }
-    assert_string_equal(err.path, path);
+    if (strcmp(err.path, path) != 0 || strstr(err.msg, what) == NULL)
+        fail_msg("%s: got %s: %s; expected %s: ...%s...", conf, err.path,
+                 err.msg, path, what);
 }
 
 void

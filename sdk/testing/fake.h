@@ -85,6 +85,10 @@ void *modmta_test_create_ok(const modmta_module *mod, const char *conf,
  * to path; fails the running test otherwise. */
 void modmta_test_create_fails(const modmta_module *mod, const char *conf,
                               const modmta_host *h, const char *path);
+/* The same, and err_r->msg must contain what. */
+void modmta_test_create_fails_with(const modmta_module *mod,
+                                   const char *conf, const modmta_host *h,
+                                   const char *path, const char *what);
 /* A test's teardown: destroy inst (if not NULL) with mod, then free ctx
  * and h (either may be NULL). */
 void modmta_test_release(const modmta_module *mod, void *inst,

@@ -85,18 +85,8 @@ static void
 create_fails(struct fx *fx, const char *conf, const char *path,
              const char *what)
 {
-    modmta_err err;
-    void *inst;
-
-    memset(&err, 0, sizeof(err));
-    inst = modmta_test_create(&modmta_descriptor, conf, fx->host, &err);
-    if (inst != NULL) {
-        modmta_descriptor.destroy(inst);
-        fail_msg("create() accepted %s", conf);
-    }
-    if (strcmp(err.path, path) != 0 || strstr(err.msg, what) == NULL)
-        fail_msg("%s: got %s: %s; expected %s: ...%s...", conf, err.path,
-                 err.msg, path, what);
+    modmta_test_create_fails_with(&modmta_descriptor, conf, fx->host, path,
+                                  what);
 }
 
 static modmta_ctx *
@@ -234,12 +224,18 @@ static void
 test_create_errors(void **state)
 {
     struct fx *fx = *state;
-    char path[100];
+    char path[100], conf[400], host[300];
 
     for (size_t i = 0; i < sizeof(bad_confs) / sizeof(bad_confs[0]); i++) {
         snprintf(path, sizeof(path), "$.modules[0]%s", bad_confs[i].path);
         create_fails(fx, bad_confs[i].conf, path, bad_confs[i].what);
     }
+    /* a destination string is at most 255 octets: "[" host "]:port" */
+    memset(host, 'h', sizeof(host));
+    snprintf(conf, sizeof(conf), "{\"relayhost\": \"[%.250s]:587\"}", host);
+    create_fails(fx, conf, "$.modules[0].relayhost", "too long");
+    snprintf(conf, sizeof(conf), "{\"relayhost\": \"[%.249s]:587\"}", host);
+    create(fx, conf);
 }
 
 /* Credentials readable by everyone are refused; 0600 and 0640 are not. */
