@@ -179,6 +179,15 @@ dlmtp_mine(const struct dlmtp *d, modmta_ctx *ctx, const char *rcpt)
     return 0;
 }
 
+/* At RCPT: the recipients this instance delivers are claimed, so that a
+ * domain only the LMTP server knows the users of is received at all;
+ * the server's own answer (an unknown user) comes at delivery. */
+static modmta_verdict
+dlmtp_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
+{
+    return dlmtp_mine(inst, ctx, rcpt) ? MODMTA_ACCEPT : MODMTA_CONTINUE;
+}
+
 static modmta_verdict
 dlmtp_route(void *inst, modmta_ctx *ctx, const char *rcpt)
 {
@@ -209,6 +218,7 @@ MODMTA_MODULE = {
     .version = "1.0.0",
     .create = dlmtp_create,
     .destroy = dlmtp_destroy,
+    .on_rcpt = dlmtp_on_rcpt,
     .route = dlmtp_route,
     .deliver_msg = dlmtp_deliver_msg,
 };

@@ -1,7 +1,7 @@
 /*
  * Unit tests of the deliver_lmtp module under the SDK fakes: create()
- * (the server forms, every key's errors with its JSON path), route()
- * with and without "domains", and deliver_msg() when the server is not
+ * (the server forms, every key's errors with its JSON path), on_rcpt()
+ * and route() with and without "domains", and deliver_msg() when the server is not
  * there (a missing socket, a refused port). Conversations with a real
  * LMTP server: tests/e2e/test_lmtp.py (Dovecot).
  */
@@ -77,12 +77,18 @@ new_ctx(struct fx *fx, modmta_phase phase)
     return fx->ctx;
 }
 
-/* rcpt is claimed for dest (NULL: not claimed). */
+/* rcpt is claimed for dest (NULL: not claimed) at delivery, and
+ * accepted (or not) at RCPT. */
 static void
 routes(struct fx *fx, const char *rcpt, const char *dest)
 {
-    modmta_ctx *ctx = new_ctx(fx, MODMTA_PHASE_ROUTE);
-    modmta_verdict v = modmta_descriptor.route(fx->inst, ctx, rcpt);
+    modmta_ctx *ctx = new_ctx(fx, MODMTA_PHASE_RCPT);
+    modmta_verdict v = modmta_descriptor.on_rcpt(fx->inst, ctx, rcpt);
+
+    if (v != (dest != NULL ? MODMTA_ACCEPT : MODMTA_CONTINUE))
+        fail_msg("<%s>: verdict %d at RCPT", rcpt, v);
+    ctx = new_ctx(fx, MODMTA_PHASE_ROUTE);
+    v = modmta_descriptor.route(fx->inst, ctx, rcpt);
 
     if (dest == NULL) {
         if (v != MODMTA_CONTINUE)
