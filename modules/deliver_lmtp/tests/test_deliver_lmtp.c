@@ -1,9 +1,9 @@
 /*
  * Unit tests of the deliver_lmtp module under the SDK fakes: create()
  * (the server forms, every key's errors with its JSON path), on_rcpt()
- * and route() with and without "domains", and deliver_msg() when the server is not
- * there (a missing socket, a refused port). Conversations with a real
- * LMTP server: tests/e2e/test_lmtp.py (Dovecot).
+ * and route() with and without "domains", and deliver_msg() when the
+ * server is not there (a missing socket, a refused port). Conversations
+ * with a real LMTP server: tests/e2e/test_lmtp.py (Dovecot).
  */
 #include <netinet/in.h>
 #include <setjmp.h>
