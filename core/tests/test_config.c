@@ -268,7 +268,10 @@ test_example(void **state)
     assert_int_equal(cfg->listeners[2].tls, TLS_IMPLICIT);
     assert_string_equal(cfg->listeners[3].protocol, "pop3");
     assert_int_equal(cfg->listeners[4].tls, TLS_IMPLICIT);
-    assert_int_equal(json_array_size(cfg->modules), 8);
+    assert_int_equal(json_array_size(cfg->modules), 9);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(cfg->modules, 8), "module")),
+                        "deliver_smtp");
     assert_true(cfg->log_syslog);
     config_free(cfg);
 }

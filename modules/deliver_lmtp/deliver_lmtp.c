@@ -30,7 +30,7 @@ struct dlmtp_conf {
 
 struct dlmtp {
     struct dlmtp_conf conf;
-    char dest[NEXTHOP_PATH_MAX + 32];  /* "lmtp:unix:/path" */
+    char dest[256];     /* "lmtp:unix:/path": modmta_dlv_route's 255 */
     struct xfer_conf x;
 };
 
@@ -69,11 +69,14 @@ static int
 dlmtp_server(struct dlmtp *d, const modmta_host *h, modmta_err *err_r)
 {
     const char *s = d->conf.server;
-    char spec[NEXTHOP_PATH_MAX + 32], why[300];
+    char spec[NEXTHOP_PATH_MAX + NEXTHOP_HOST_MAX], why[300];
     struct nexthop nh;
+    int n;
 
-    snprintf(spec, sizeof(spec), "%s%s",
-             strncmp(s, "lmtp:", 5) == 0 ? "" : "lmtp:", s);
+    n = snprintf(spec, sizeof(spec), "%s%s",
+                 strncmp(s, "lmtp:", 5) == 0 ? "" : "lmtp:", s);
+    if (n < 0 || (size_t)n >= sizeof(spec))
+        return xfer_conf_error(h, err_r, "server", "too long");
     if (nexthop_parse(spec, 0, &nh, why, sizeof(why)) < 0 ||
         (nh.kind != NEXTHOP_LMTP_UNIX && nh.kind != NEXTHOP_LMTP_INET))
         return xfer_conf_error(h, err_r, "server", "expected "
@@ -83,19 +86,29 @@ dlmtp_server(struct dlmtp *d, const modmta_host *h, modmta_err *err_r)
     return 0;
 }
 
+/* Domain names, lower-cased; an empty list would claim nothing. */
 static int
 dlmtp_domains(struct dlmtp *d, const modmta_host *h, modmta_err *err_r)
 {
-    for (size_t i = 0; d->conf.domains != NULL && d->conf.domains[i]; i++) {
+    char key[40];
+    size_t i;
+
+    for (i = 0; d->conf.domains != NULL && d->conf.domains[i]; i++) {
         char *p = d->conf.domains[i];
 
+        snprintf(key, sizeof(key), "domains[%zu]", i);
+        if (*p == '\0' || strlen(p) > 253)
+            return xfer_conf_error(h, err_r, key, "expected a domain name");
         for (; *p != '\0'; p++) {
             *p = (char)tolower((unsigned char)*p);
             if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-')
-                return xfer_conf_error(h, err_r, "domains",
-                                       "expected domain names");
+                return xfer_conf_error(h, err_r, key,
+                                       "expected a domain name");
         }
     }
+    if (d->conf.domains != NULL && i == 0)
+        return xfer_conf_error(h, err_r, "domains", "empty: leave the key "
+                               "out for every local recipient");
     return 0;
 }
 
@@ -127,6 +140,7 @@ dlmtp_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
     if (modmta_conf_parse(conf, host, dlmtp_opts, c, err_r) < 0 ||
         dlmtp_server(d, host, err_r) < 0 ||
         dlmtp_domains(d, host, err_r) < 0 ||
+        xfer_conf_helo(c->helo_name, host, err_r) < 0 ||
         dlmtp_range(host, err_r, "connect_timeout", c->connect_timeout) < 0 ||
         dlmtp_range(host, err_r, "command_timeout", c->command_timeout) < 0 ||
         dlmtp_range(host, err_r, "data_timeout", c->data_timeout) < 0)
@@ -165,6 +179,15 @@ dlmtp_mine(const struct dlmtp *d, modmta_ctx *ctx, const char *rcpt)
     return 0;
 }
 
+/* At RCPT: the recipients this instance delivers are claimed, so that a
+ * domain only the LMTP server knows the users of is received at all;
+ * the server's own answer (an unknown user) comes at delivery. */
+static modmta_verdict
+dlmtp_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
+{
+    return dlmtp_mine(inst, ctx, rcpt) ? MODMTA_ACCEPT : MODMTA_CONTINUE;
+}
+
 static modmta_verdict
 dlmtp_route(void *inst, modmta_ctx *ctx, const char *rcpt)
 {
@@ -195,6 +218,7 @@ MODMTA_MODULE = {
     .version = "1.0.0",
     .create = dlmtp_create,
     .destroy = dlmtp_destroy,
+    .on_rcpt = dlmtp_on_rcpt,
     .route = dlmtp_route,
     .deliver_msg = dlmtp_deliver_msg,
 };

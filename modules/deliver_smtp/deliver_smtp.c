@@ -165,9 +165,10 @@ dsmtp_setup(struct dsmtp *d, const json_t *conf, const modmta_host *h,
             modmta_err *err_r)
 {
     struct dsmtp_conf *c = &d->conf;
-    char why[300] = "";
+    char why[300] = "", dest[256];     /* modmta_dlv_route's 255 */
 
     if (dsmtp_check_ranges(c, h, err_r) < 0 ||
+        xfer_conf_helo(c->helo_name, h, err_r) < 0 ||
         dsmtp_check_auth_file(conf, h, err_r) < 0)
         return -1;
     if (c->relayhost != NULL &&
@@ -176,6 +177,9 @@ dsmtp_setup(struct dsmtp *d, const json_t *conf, const modmta_host *h,
         return xfer_conf_error(h, err_r, "relayhost",
                                why[0] ? why : "expected \"[host]:port\", "
                                "\"host:port\" or \"host\"");
+    if (c->relayhost != NULL &&
+        nexthop_format(&d->relay, "", dest, sizeof(dest)) < 0)
+        return xfer_conf_error(h, err_r, "relayhost", "too long");
     if (xfer_tls_level(c->tls != NULL ? c->tls : "may", &d->x.tls_level) < 0)
         return xfer_conf_error(h, err_r, "tls", "expected \"none\", \"may\", "
                          "\"encrypt\" or \"verify\"");

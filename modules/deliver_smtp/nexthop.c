@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "nexthop.h"
+#include "smtpc.h"
 
 static int
 nexthop_fail(char *why, size_t len, const char *fmt, const char *s)
@@ -88,11 +89,12 @@ nexthop_inet(const char *s, int brackets_mean_no_mx, struct nexthop *nh,
 static int
 nexthop_error(const char *s, struct nexthop *nh, char *why, size_t len)
 {
-    size_t n = strcspn(s, " ");
-
     /* "5.1.2 text" or "4.4.1 text": an enhanced status code first */
-    if (n < 5 || n >= sizeof(nh->esc) || (s[0] != '4' && s[0] != '5') ||
-        s[1] != '.')
+    size_t n = s[0] == '4' || s[0] == '5'
+                   ? smtpc_esc_len(s, strlen(s), (s[0] - '0') * 100)
+                   : 0;
+
+    if (n == 0 || n >= sizeof(nh->esc))
         return nexthop_fail(why, len, "error:%s: expected an enhanced "
                             "status code (\"5.1.2 text\")", s);
     memcpy(nh->esc, s, n);
@@ -106,6 +108,19 @@ nexthop_error(const char *s, struct nexthop *nh, char *why, size_t len)
         if ((unsigned char)*p < 0x20)
             *p = ' ';
     return 0;
+}
+
+/* A socket path that can stand in a destination string: absolute,
+ * printable, no spaces, room for the NUL in sun_path. */
+static int
+nexthop_path_ok(const char *p)
+{
+    if (p[0] != '/' || strlen(p) >= NEXTHOP_PATH_MAX)
+        return 0;
+    for (; *p != '\0'; p++)
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p == 0x7f)
+            return 0;
+    return 1;
 }
 
 int
@@ -123,9 +138,10 @@ nexthop_parse(const char *s, int bare, struct nexthop *nh, char *why,
     }
     if (strncmp(s, "lmtp:unix:", 10) == 0) {
         nh->kind = NEXTHOP_LMTP_UNIX;
-        if (s[10] != '/' || strlen(s + 10) >= sizeof(nh->path))
+        if (!nexthop_path_ok(s + 10))
             return nexthop_fail(why, len, "\"%s\": expected an absolute "
-                                "socket path of at most 107 octets", s);
+                                "socket path of at most 107 octets, "
+                                "without spaces", s);
         snprintf(nh->path, sizeof(nh->path), "%s", s + 10);
         return 0;
     }

@@ -19,6 +19,8 @@
 static smtpc_session *smtpc_new(const struct smtpc_opts *o,
                                 const char *name, const char *addr,
                                 int port);
+static void smtpc_connect_why(modmta_err *err, const char *name,
+                              const char *addr, int port);
 static smtpc_session *smtpc_start(smtpc_session *s, modmta_conn *conn,
                                   const modmta_err *err,
                                   const struct smtpc_opts *o,
@@ -238,6 +240,21 @@ fail:
     return NULL;
 }
 
+/* A failed connect as Postfix reports it, with the server's name:
+ * "connect to mx1.remote.test[192.0.2.1]:25: Connection refused" (the
+ * SDK's message names the address only). */
+static void
+smtpc_connect_why(modmta_err *err, const char *name, const char *addr,
+                  int port)
+{
+    const char *why = strstr(err->msg, ": ");
+    char msg[sizeof(err->msg)];
+
+    snprintf(msg, sizeof(msg), "connect to %s[%s]:%d%s", name, addr, port,
+             why != NULL ? why : ": failed");
+    memcpy(err->msg, msg, sizeof(msg));
+}
+
 smtpc_session *
 smtpc_open(modmta_ctx *ctx, const struct smtpc_opts *o, const char *name,
            const struct sockaddr *sa, socklen_t salen, struct smtpc_reply *r)
@@ -260,9 +277,10 @@ smtpc_open(modmta_ctx *ctx, const struct smtpc_opts *o, const char *name,
         port = ntohs(s6->sin6_port);
     }
     s = smtpc_new(o, name, addr, port);
-    if (s != NULL)
-        c = modmta_conn_connect(ctx, sa, salen, o->timeouts.connect_ms,
-                                &err);
+    if (s != NULL &&
+        (c = modmta_conn_connect(ctx, sa, salen, o->timeouts.connect_ms,
+                                 &err)) == NULL)
+        smtpc_connect_why(&err, name, addr, port);
     return smtpc_start(s, c, &err, o, r);
 }
 

@@ -153,6 +153,10 @@ typedef struct smtpc_cache smtpc_cache;
 int smtpc_reply_class(const struct smtpc_reply *r);
 /* Free r's text; r may be filled again. */
 void smtpc_reply_clear(struct smtpc_reply *r);
+/* The length of the enhanced status code (RFC 3463: "5.1.1", 1 to 3
+ * digits after each dot) at the start of s, of the class of code (250,
+ * 451 ...), followed by a space or the end of s; 0 if there is none. */
+size_t smtpc_esc_len(const char *s, size_t len, int code);
 
 /* ---- sessions ---- */
 void smtpc_timeouts_default(struct smtpc_timeouts *t);

@@ -15,7 +15,6 @@
 /* The text of a reply whose text could not be allocated. */
 static char smtpc_reply_nomem[] = "out of memory";
 
-static size_t smtpc_reply_esc(const char *s, size_t len, int code);
 static int smtpc_rparse_append(struct smtpc_rparse *p, const char *s,
                                size_t len);
 static const char *smtpc_reply_doing(const char *stage, char *buf,
@@ -37,10 +36,8 @@ smtpc_reply_clear(struct smtpc_reply *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* The length of the enhanced status code at the start of s ("5.1.1",
- * class matching code, then a space or the end), 0 if there is none. */
-static size_t
-smtpc_reply_esc(const char *s, size_t len, int code)
+size_t
+smtpc_esc_len(const char *s, size_t len, int code)
 {
     size_t i = 1, part, digits;
 
@@ -121,7 +118,7 @@ smtpc_rparse_line(struct smtpc_rparse *p, const char *line, size_t len)
     tlen = len > 4 ? len - 4 : 0;
     if (p->nlines == 0) {
         p->code = code;
-        n = smtpc_reply_esc(text, tlen, code);
+        n = smtpc_esc_len(text, tlen, code);
         if (n > 0 && n < sizeof(p->esc)) {
             memcpy(p->esc, text, n);
             p->esc[n] = '\0';

@@ -55,6 +55,22 @@ xfer_conf_error(const modmta_host *h, modmta_err *err_r, const char *key,
     return -1;
 }
 
+int
+xfer_conf_helo(const char *helo, const modmta_host *h, modmta_err *err_r)
+{
+    size_t n;
+
+    if (helo == NULL)
+        return 0;
+    n = strlen(helo);
+    if (n == 0 || n > 255 ||
+        strspn(helo, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+               "0123456789.-_:[]") != n)
+        return xfer_conf_error(h, err_r, "helo_name", "expected a host name "
+                               "or an address literal ([192.0.2.1])");
+    return 0;
+}
+
 void
 xfer_timeouts(struct smtpc_timeouts *t, long long connect_s,
               long long command_s, long long data_s)
@@ -386,7 +402,7 @@ xfer_deliver(const struct xfer_conf *c, modmta_ctx *ctx, const char *dest)
                           .last_status = MODMTA_DEFERRED};
     struct xfer_servers *sv = calloc(1, sizeof(*sv));
     struct nexthop nh;
-    char why[300];
+    char why[300] = "not an SMTP or LMTP next hop";
 
     if (sv == NULL) {
         xfer_all(ctx, MODMTA_DEFERRED, "4.3.0", "out of memory");

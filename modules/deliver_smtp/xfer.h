@@ -66,6 +66,10 @@ int xfer_tls_level(const char *s, enum xfer_tls *level);
  * seconds. */
 int xfer_conf_error(const modmta_host *h, modmta_err *err_r,
                     const char *key, const char *msg);
+/* helo_name, when set, must be a host name or an address literal: it
+ * goes on the EHLO line as it is. 0, or -1 with err_r filled. */
+int xfer_conf_helo(const char *helo, const modmta_host *h,
+                   modmta_err *err_r);
 void xfer_timeouts(struct smtpc_timeouts *t, long long connect_s,
                    long long command_s, long long data_s);
 

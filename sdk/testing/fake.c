@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "ctx_priv.h"
+#include "dns_priv.h"
 #include "fake.h"
 
 modmta_host *
@@ -35,10 +36,53 @@ modmta_test_host_new(const char *instance, const char *first_domain, ...)
 void
 modmta_test_host_free(modmta_host *h)
 {
-    /* Owners added here are the fake's (the chain lends its own). */
-    if (h != NULL)
+    /* Owners, resolver and listeners here are the fake's (the chain
+     * lends its own). */
+    if (h != NULL) {
         free((struct modmta_owner *)h->owners);
+        modmta_dns_free(h->dns);
+        free((struct sockaddr_storage *)h->own);
+    }
     modmta_host_free(h);
+}
+
+int
+modmta_test_host_set_dns(modmta_host *h, const char *server, long timeout_s)
+{
+    char *servers[] = { (char *)server, NULL };
+    modmta_dns *dns = modmta_dns_new(servers, timeout_s, NULL, NULL);
+
+    if (dns == NULL)
+        return MODMTA_E_NOMEM;
+    modmta_dns_free(h->dns);
+    modmta_host_set_net(h, dns, h->own, h->nown);
+    return 0;
+}
+
+int
+modmta_test_host_add_own(modmta_host *h, const char *ip, int port)
+{
+    struct sockaddr_storage ss, *own;
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+    memset(&ss, 0, sizeof(ss));
+    if (inet_pton(AF_INET, ip, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+    } else {
+        return MODMTA_E_INVAL;
+    }
+    own = realloc((struct sockaddr_storage *)h->own,
+                  (h->nown + 1) * sizeof(*own));
+    if (own == NULL)
+        return MODMTA_E_NOMEM;
+    own[h->nown] = ss;
+    modmta_host_set_net(h, h->dns, own, h->nown + 1);
+    return 0;
 }
 
 int
@@ -345,6 +389,14 @@ void
 modmta_test_create_fails(const modmta_module *mod, const char *conf,
                          const modmta_host *h, const char *path)
 {
+    modmta_test_create_fails_with(mod, conf, h, path, "");
+}
+
+void
+modmta_test_create_fails_with(const modmta_module *mod, const char *conf,
+                              const modmta_host *h, const char *path,
+                              const char *what)
+{
     json_t *j = json_loads(conf, 0, NULL);
     modmta_err err;
     void *inst;
@@ -358,7 +410,9 @@ modmta_test_create_fails(const modmta_module *mod, const char *conf,
         mod->destroy(inst);
         fail_msg("create() accepted %s", conf);
     }
-    assert_string_equal(err.path, path);
+    if (strcmp(err.path, path) != 0 || strstr(err.msg, what) == NULL)
+        fail_msg("%s: got %s: %s; expected %s: ...%s...", conf, err.path,
+                 err.msg, path, what);
 }
 
 void

@@ -85,6 +85,10 @@ void *modmta_test_create_ok(const modmta_module *mod, const char *conf,
  * to path; fails the running test otherwise. */
 void modmta_test_create_fails(const modmta_module *mod, const char *conf,
                               const modmta_host *h, const char *path);
+/* The same, and err_r->msg must contain what. */
+void modmta_test_create_fails_with(const modmta_module *mod,
+                                   const char *conf, const modmta_host *h,
+                                   const char *path, const char *what);
 /* A test's teardown: destroy inst (if not NULL) with mod, then free ctx
  * and h (either may be NULL). */
 void modmta_test_release(const modmta_module *mod, void *inst,
@@ -119,5 +123,15 @@ int modmta_test_host_add_owner(modmta_host *h,
                                int (*owns_domain)(void *inst,
                                                   const char *domain),
                                void *inst);
+
+/* A fake host has no resolver (modmta_host_dns gives NULL) and no
+ * listeners until a test gives them; modmta_test_host_free frees both.
+ * set_dns: a resolver asking only `server` (libunbound's "IP@port": a
+ * DNS server the test started on loopback), giving up after timeout_s.
+ * add_own: ip (text) and port are one of this daemon's SMTP listeners
+ * for modmta_host_is_own_address. 0, MODMTA_E_INVAL or MODMTA_E_NOMEM. */
+int modmta_test_host_set_dns(modmta_host *h, const char *server,
+                             long timeout_s);
+int modmta_test_host_add_own(modmta_host *h, const char *ip, int port);
 
 #endif

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,6 +26,7 @@
 
 #include <modmta/dns.h>
 #include <files.h>
+#include <servers.h>
 
 #include "dns_priv.h"
 
@@ -46,73 +46,6 @@ struct env {
     char dir[256];
     char anchor[300];           /* secure.test.'s DS record */
 };
-
-/* A loopback socket of type bound to port (0: any). The port, or -1. */
-static int
-bind_loopback(int type, int port, int *fd_r)
-{
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons((uint16_t)port);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    *fd_r = fd;
-    return ntohs(sa.sin_port);
-}
-
-/* A port free for both UDP and TCP; fds stay open when keep is not
- * NULL (the silent server), else are closed for dnsmasq to take. */
-static int
-free_port(int keep[2])
-{
-    for (int tries = 0; tries < 50; tries++) {
-        int u, t, port = bind_loopback(SOCK_DGRAM, 0, &u);
-
-        assert_true(port > 0);
-        if (bind_loopback(SOCK_STREAM, port, &t) == port) {
-            if (keep != NULL) {
-                keep[0] = u;
-                keep[1] = t;
-            } else {
-                close(u);
-                close(t);
-            }
-            return port;
-        }
-        close(u);
-    }
-    fail_msg("no free loopback port");
-    return -1;
-}
-
-static int
-tcp_connects(int port)
-{
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons((uint16_t)port);
-    ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-    close(fd);
-    return ok;
-}
-
-/* In a child: a server must not outlive a test that crashed. */
-static void
-child_dies_with_parent(void)
-{
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() == 1)
-        _exit(1);
-}
 
 static pid_t
 dnsmasq_start(int port, int silent_port)
@@ -165,30 +98,12 @@ dnsmasq_start(int port, int silent_port)
         "h12.many.test,127.0.0.50",
         NULL
     };
-    pid_t pid;
 
     snprintf(a_port, sizeof(a_port), "--port=%d", port);
     snprintf(a_slow, sizeof(a_slow), "--server=/slow.test/127.0.0.1#%d",
              silent_port);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        child_dies_with_parent();
-        execv(DNSMASQ, argv);
-        fprintf(stderr, "%s: %s (package dnsmasq-base)\n", DNSMASQ,
-                strerror(errno));
-        _exit(127);
-    }
     /* ready when it takes TCP connections (it binds UDP first) */
-    for (int i = 0; i < 1000 && !tcp_connects(port); i++) {
-        int st;
-
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            fail_msg("dnsmasq exited (status %d)", st);
-        usleep(10000);
-    }
-    assert_true(tcp_connects(port));
-    return pid;
+    return modmta_test_spawn(argv, port);
 }
 
 /* dnssec_server.py, writing its trust anchor to anchor; its port. */
@@ -206,7 +121,7 @@ signer_start(const char *anchor, int *port_r)
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        child_dies_with_parent();
+        modmta_test_child_dies_with_parent();
         dup2(p[1], STDOUT_FILENO);
         execv(PYTHON3, argv);
         fprintf(stderr, "%s: %s\n", PYTHON3, strerror(errno));
@@ -244,11 +159,11 @@ setup(void **state)
     int keep[2], port, silent, signer;
 
     assert_non_null(e);
-    silent = free_port(keep);
+    silent = modmta_test_free_port(keep);
     e->silent_udp = keep[0];
     e->silent_tcp = keep[1];
     assert_int_equal(listen(e->silent_tcp, 1), 0);
-    port = free_port(NULL);
+    port = modmta_test_free_port(NULL);
     e->dnsmasq = dnsmasq_start(port, silent);
     snprintf(e->server, sizeof(e->server), "127.0.0.1@%d", port);
     snprintf(e->silent, sizeof(e->silent), "127.0.0.1@%d", silent);
@@ -270,10 +185,8 @@ teardown(void **state)
 
     modmta_dns_free(e->dns);
     modmta_dns_free(e->quick);
-    kill(e->dnsmasq, SIGTERM);
-    waitpid(e->dnsmasq, NULL, 0);
-    kill(e->signer, SIGTERM);
-    waitpid(e->signer, NULL, 0);
+    modmta_test_stop(e->dnsmasq);
+    modmta_test_stop(e->signer);
     modmta_test_rmtree(e->dir);
     close(e->silent_udp);
     close(e->silent_tcp);

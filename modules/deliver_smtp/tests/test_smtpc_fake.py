@@ -357,7 +357,7 @@ class Engine(unittest.TestCase):
         s.close()
         r = self.drive.one('open %s 127.0.0.1 %d' % (NAME, port))
         self.assertEqual(r[:5], ['open', 'fail', '0', '4.4.1', '-'])
-        self.assertIn('connect to 127.0.0.1:%d: ' % port, r[5])
+        self.assertIn('connect to %s[127.0.0.1]:%d: ' % (NAME, port), r[5])
 
     # ---- checks before sending
 
