@@ -21,6 +21,7 @@
 struct dlmtp_conf {
     char *server;
     char **domains;
+    modmta_map *users;
     char *helo_name;
     int connection_cache;
     long long connect_timeout;
@@ -39,6 +40,7 @@ static const modmta_opt dlmtp_opts[] = {
       MODMTA_OPT_REQUIRED },
     { "domains", MODMTA_OPT_STRLIST, offsetof(struct dlmtp_conf, domains),
       0 },
+    { "users", MODMTA_OPT_MAP, offsetof(struct dlmtp_conf, users), 0 },
     { "helo_name", MODMTA_OPT_STRING, offsetof(struct dlmtp_conf, helo_name),
       0 },
     { "connection_cache", MODMTA_OPT_BOOL,
@@ -179,13 +181,48 @@ dlmtp_mine(const struct dlmtp *d, modmta_ctx *ctx, const char *rcpt)
     return 0;
 }
 
+/* Is rcpt in the users map, by its address, then its local part?
+ * 1, 0, or <0 on a lookup error. */
+static int
+dlmtp_user_known(const struct dlmtp *d, const char *rcpt)
+{
+    const char *at = strrchr(rcpt, '@');
+    char local[256];
+    int rc = modmta_map_lookup(d->conf.users, rcpt, NULL);
+
+    if (rc != 0 || at == NULL || (size_t)(at - rcpt) >= sizeof(local))
+        return rc;
+    memcpy(local, rcpt, (size_t)(at - rcpt));
+    local[at - rcpt] = '\0';
+    return modmta_map_lookup(d->conf.users, local, NULL);
+}
+
 /* At RCPT: the recipients this instance delivers are claimed, so that a
- * domain only the LMTP server knows the users of is received at all;
- * the server's own answer (an unknown user) comes at delivery. */
+ * domain only the LMTP server holds is received at all. With "users"
+ * (Postfix's virtual_mailbox_maps) an unknown user is refused here, as
+ * DESIGN.md wants; without it the server's own answer comes at
+ * delivery, as a DSN. */
 static modmta_verdict
 dlmtp_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
 {
-    return dlmtp_mine(inst, ctx, rcpt) ? MODMTA_ACCEPT : MODMTA_CONTINUE;
+    struct dlmtp *d = inst;
+    int rc;
+
+    if (!dlmtp_mine(d, ctx, rcpt))
+        return MODMTA_CONTINUE;
+    if (d->conf.users == NULL)
+        return MODMTA_ACCEPT;
+    rc = dlmtp_user_known(d, rcpt);
+    if (rc > 0)
+        return MODMTA_ACCEPT;
+    if (rc < 0) {
+        modmta_reply(ctx, 451, "4.3.0", "<%s>: users table lookup failed",
+                     rcpt);
+        return MODMTA_TEMPFAIL;
+    }
+    modmta_reply(ctx, 550, "5.1.1", "<%s>: Recipient address rejected: "
+                 "User unknown", rcpt);
+    return MODMTA_REJECT;
 }
 
 static modmta_verdict

@@ -252,6 +252,39 @@ test_route_domains(void **state)
     routes(fx, "bob@remote.test", NULL);
 }
 
+/* "users": an unknown user is refused at RCPT (550 5.1.1), a known one
+ * (by address or by local part) accepted, a lookup failure tempfails. */
+static void
+test_users(void **state)
+{
+    struct fx *fx = *state;
+    modmta_ctx *ctx;
+
+    create(fx, "{\"server\": \"unix:/run/lmtp\", \"domains\": "
+           "[\"dove.test\"], \"users\": [\"bob\", \"carol@dove.test\"]}");
+    routes(fx, "bob@dove.test", "lmtp:unix:/run/lmtp");
+    routes(fx, "carol@dove.test", "lmtp:unix:/run/lmtp");
+    ctx = new_ctx(fx, MODMTA_PHASE_RCPT);
+    assert_int_equal(modmta_descriptor.on_rcpt(fx->inst, ctx,
+                                               "nosuch@dove.test"),
+                     MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(ctx), 550);
+    assert_string_equal(modmta_test_reply_esc(ctx), "5.1.1");
+    /* not its domain: not its business */
+    ctx = new_ctx(fx, MODMTA_PHASE_RCPT);
+    assert_int_equal(modmta_descriptor.on_rcpt(fx->inst, ctx,
+                                               "nosuch@other.test"),
+                     MODMTA_CONTINUE);
+    assert_int_equal(modmta_test_register_failing_map(), 0);
+    create(fx, "{\"server\": \"unix:/run/lmtp\", \"domains\": "
+           "[\"dove.test\"], \"users\": \"failtest:x\"}");
+    ctx = new_ctx(fx, MODMTA_PHASE_RCPT);
+    assert_int_equal(modmta_descriptor.on_rcpt(fx->inst, ctx,
+                                               "bob@dove.test"),
+                     MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(ctx), 451);
+}
+
 /* ---- deliver_msg() without a server ---- */
 
 static void
@@ -325,6 +358,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_route_local, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_domains, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deliver_no_socket, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_deliver_refused, setup,
