@@ -9,7 +9,9 @@ submission-like listener). A finds B through its transport table, its
 relayhost, or MX records that a dnsmasq on a loopback port serves
 (dnsserver.py). Mail goes to A with python3's smtplib; what arrives at B,
 A's log, A's queue (`modmtactl queue`) and the DSNs in A's mailbox are
-checked.
+checked. What a real server does not do on request (a reply lost after
+".", a 421 greeting, a broken STARTTLS, no EHLO) comes from a scripted
+server (smtppeer.py) in place of B.
 """
 
 import email
@@ -23,6 +25,7 @@ import threading
 
 import harness
 from dnsserver import DnsServer
+from smtppeer import SmtpPeer
 from harness import make_message, send_mail, smtp
 
 TEST_MODULE_DIR = os.environ.get('TEST_MODULE_DIR', '')
@@ -69,7 +72,8 @@ def parse_dsn(msg):
     return m, rcpts
 
 
-class Outbound(harness.TestCase):
+class OutboundCase(harness.TestCase):
+    """The peers and checks of the tests below (no tests of its own)."""
 
     # ---- peers
 
@@ -255,7 +259,9 @@ class Outbound(harness.TestCase):
     def dsns(self, a):
         return [m for m in a.messages('a') if b'\nReturn-Path: <>' in m]
 
-    # ---- tests
+
+class Outbound(OutboundCase):
+    """Delivery from A to B, a real modmta."""
 
     def test_transport_entry(self):
         b = self.remote_b()
@@ -698,6 +704,105 @@ class Outbound(harness.TestCase):
             for i in range(10):
                 self.assertEqual(len(b.messages('m%d.%d' % (n, i))), 1)
         self.assertEqual(self.dsns(a), [])
+
+
+class ScriptedPeer(OutboundCase):
+    """Delivery from A to a scripted server (smtppeer.py) for what B does
+    not do on request."""
+
+    def peer(self, **replies):
+        p = SmtpPeer(B_HOST, **replies).start()
+        self.addCleanup(p.stop)
+        return p
+
+    def to_peer(self, p, **dsmtp):
+        return self.relay_a(transport={
+            'remote.test': 'smtp:[%s]:%d' % (B_HOST, p.port)}, **dsmtp)
+
+    def assertDeferred(self, a, qid, reason):
+        self.wait_log(a, r'%s: to=<\S+> .*status=deferred' % qid)
+        self.assertIn(reason, self.queue_text(a))
+        self.assertEqual(a.queue_ids(), {qid})
+
+    def test_reply_lost_after_dot(self):
+        # the peer has the message, A never heard so: deferred, and sent
+        # again later (a duplicate, as RFC 5321 6.1 accepts)
+        p = self.peer(end_of_data=None)
+        a = self.to_peer(p)
+        qid, sent = self.send(a, ['x@remote.test'])
+        self.assertDeferred(a, qid, '(lost connection with %s[%s] while '
+                            'sending end of DATA)' % (B_HOST, B_HOST))
+        self.assertEqual(len(p.messages), 1)
+        p.replies['end_of_data'] = '250 2.0.0 Ok: queued'
+        self.ctl_ok(a, 'flush')
+        a.wait_queue_empty()
+        self.assertEqual(len(p.messages), 2)
+        self.assertEqual(p.messages[0][2], p.messages[1][2])
+        self.assertEqual(self.dsns(a), [])
+
+    def test_greeting_421(self):
+        p = self.peer(greeting='421 4.3.2 System not accepting messages')
+        a = self.to_peer(p, queue={'destination_concurrency': 1})
+        qid, _ = self.send(a, ['x@remote.test'])
+        self.assertDeferred(a, qid, 'refused to talk to me: 421 4.3.2 '
+                            'System not accepting messages')
+        self.wait_log(a, r'destination deliver_smtp/\[%s\]:%d down'
+                      % (re.escape(B_HOST), p.port))
+        # the next message waits without a connection
+        qid2, _ = self.send(a, ['y@remote.test'], msgid='y@e2e.test')
+        self.wait_log(a, r'%s: to=<y@remote\.test> .*status=deferred '
+                      r'\(delivery temporarily suspended: ' % qid2)
+        self.assertEqual(p.sessions, 1)
+
+    def test_bad_starttls_at_may(self):
+        # STARTTLS offered and accepted, then no TLS: at level "may" the
+        # same server is tried again in clear
+        p = self.peer()
+        p.extensions.append('STARTTLS')
+        a = self.to_peer(p)
+        qid, sent = self.send(a, ['x@remote.test'])
+        a.wait_queue_empty()
+        self.assertEqual(p.sessions, 2)
+        self.assertEqual(p.commands.count('STARTTLS'), 1)
+        self.assertEqual(len(p.messages), 1)
+        self.assertTrue(self.log_lines(a, r'%s: to=<x@remote\.test> '
+                                       r'.*status=sent' % qid))
+
+    def test_lock_step_and_helo(self):
+        # EHLO refused (HELO then), so no PIPELINING: one command at a
+        # time; multi-line replies
+        p = self.peer(ehlo='502 5.5.2 Error: command not recognized',
+                      helo='250-peer.test\n250 peer.test',
+                      rcpt='250-2.1.5 Ok\n250 2.1.5 Recipient ok')
+        a = self.to_peer(p)
+        qid, sent = self.send(a, ['x@remote.test', 'y@remote.test'])
+        a.wait_queue_empty()
+        self.assertEqual(p.commands[:6],
+                         ['EHLO mx.e2e.test', 'HELO mx.e2e.test',
+                          'MAIL FROM:<a@localhost>',
+                          'RCPT TO:<x@remote.test>',
+                          'RCPT TO:<y@remote.test>', 'DATA'])
+        self.assertEqual(len(p.messages), 1)
+        # A's Received field, then the message as the client sent it
+        content = p.messages[0][2]
+        self.assertTrue(content.startswith(b'Received: from client.test'),
+                        content[:200])
+        self.assertTrue(content.endswith(sent), content[-200:])
+
+    def test_552_at_end_of_data(self):
+        p = self.peer(end_of_data='552 5.3.4 Message size exceeds limit')
+        a = self.to_peer(p)
+        qid, _ = self.send(a, ['x@remote.test', 'y@remote.test'])
+        a.wait_messages('a', 1)
+        a.wait_queue_empty()
+        dsns = self.dsns(a)
+        self.assertEqual(len(dsns), 1)
+        _, rcpts = parse_dsn(dsns[0])
+        self.assertEqual(sorted(rcpts), ['x@remote.test', 'y@remote.test'])
+        for r in rcpts.values():
+            self.assertEqual(r['Status'], '5.3.4')
+            self.assertEqual(r['Diagnostic-Code'],
+                             'smtp; 552 5.3.4 Message size exceeds limit')
 
 
 if __name__ == '__main__':
