@@ -181,8 +181,10 @@ xfer_tls(struct xfer_walk *w, smtpc_session *s, const char *peer_name)
     if (w->level == XFER_TLS_NONE)
         return 1;
     rc = smtpc_starttls(s, w->c->tls, peer_name, v, &r);
-    if (rc == SMTPC_OK)
+    if (rc == SMTPC_OK) {
+        smtpc_reply_clear(&r);          /* the second EHLO's reply */
         return 1;
+    }
     if (w->level == XFER_TLS_MAY) {
         smtpc_reply_clear(&r);
         if (rc == SMTPC_NOT_OFFERED || rc == SMTPC_REFUSED)

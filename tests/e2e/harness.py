@@ -133,6 +133,15 @@ def deep_merge(base, over):
     return out
 
 
+def read_text(path):
+    """A log file's text ('' when it does not exist yet)."""
+    try:
+        with open(path, 'rb') as f:
+            return f.read().decode('utf-8', 'replace')
+    except FileNotFoundError:
+        return ''
+
+
 def loopback_dns_argv(resolv, argv):
     """argv run in a private mount namespace with only loopback DNS."""
     return ['unshare', '-m', '--propagation', 'private', 'sh', '-c',
@@ -341,6 +350,42 @@ def make_cert(directory):
     return cert, key
 
 
+def _openssl(*args):
+    subprocess.run(['openssl'] + list(args), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def make_ca(directory):
+    """A test certificate authority made now: (ca_cert, ca_key)."""
+    cert = os.path.join(directory, 'ca.pem')
+    key = os.path.join(directory, 'ca.key')
+    _openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+             '-subj', '/CN=modmta e2e test CA', '-days', '2',
+             '-addext', 'basicConstraints=critical,CA:TRUE',
+             '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+             '-keyout', key, '-out', cert)
+    return cert, key
+
+
+def make_signed_cert(directory, ca, names, stem='server'):
+    """A server certificate signed by ca (make_ca's pair) whose subject
+    alternative names are names (DNS names, or IP addresses given as
+    'IP:a.b.c.d'): (cert, key)."""
+    cert = os.path.join(directory, stem + '.pem')
+    key = os.path.join(directory, stem + '.key')
+    csr = os.path.join(directory, stem + '.csr')
+    ext = os.path.join(directory, stem + '.ext')
+    san = ','.join(n if n.startswith('IP:') else 'DNS:' + n for n in names)
+    with open(ext, 'w') as f:
+        f.write('subjectAltName=%s\nextendedKeyUsage=serverAuth\n' % san)
+    _openssl('req', '-new', '-newkey', 'rsa:2048', '-nodes',
+             '-subj', '/CN=' + names[0].replace('IP:', ''),
+             '-keyout', key, '-out', csr)
+    _openssl('x509', '-req', '-in', csr, '-CA', ca[0], '-CAkey', ca[1],
+             '-CAcreateserial', '-days', '1', '-extfile', ext, '-out', cert)
+    return cert, key
+
+
 # ---------------------------------------------------------------- daemon
 
 class StartError(Exception):
@@ -501,11 +546,7 @@ class Daemon:
 
     # -- logs, control
     def log_text(self):
-        try:
-            with open(self.logpath, 'rb') as f:
-                return f.read().decode('utf-8', 'replace')
-        except FileNotFoundError:
-            return ''
+        return read_text(self.logpath)
 
     def log_tail(self, n=20):
         return '\n'.join(self.log_text().splitlines()[-n:])
@@ -567,6 +608,7 @@ class TestCase(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix='modmta-e2e-')
         self._daemons = []
+        self.peer_logs = []     # other peers' log files, shown on failure
 
     def daemon(self, listeners=None, start=True, **overrides):
         d = Daemon(os.path.join(self.tmp, 'd%d' % len(self._daemons)),
@@ -607,6 +649,9 @@ class TestCase(unittest.TestCase):
             for d in self._daemons:
                 sys.stderr.write('\n----- daemon log %s -----\n%s\n'
                                  % (d.logpath, d.log_text()))
+            for path in self.peer_logs:
+                sys.stderr.write('\n----- peer log %s -----\n%s\n'
+                                 % (path, read_text(path)))
             sys.stderr.write('e2e: kept %s\n' % self.tmp)
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
