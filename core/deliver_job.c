@@ -103,7 +103,7 @@ deliver_job_defer_all(struct deliver_job *j, const char *esc,
     struct deliver_res res = {.status = MODMTA_DEFERRED, .esc = esc,
                               .text = text};
 
-    res.relay = chain_instance_at(j->run->gen->chain, j->inst);
+    res.relay = "none";         /* no server took part (Postfix's word) */
     for (size_t i = 0; i < j->n; i++)
         deliver_result(j->run, &j->run->env->rcpts[j->rcpts[i]], &res);
 }
@@ -122,11 +122,10 @@ deliver_job_end(struct deliver_job *j)
 static void
 deliver_job_collect(struct deliver_job *j, modmta_ctx *ctx)
 {
-    const char *relay = chain_instance_at(j->run->gen->chain, j->inst);
-
     for (size_t i = 0; i < j->n; i++) {
         const struct ctx_dlv_rcpt *g = &ctx->dlv[i];
-        struct deliver_res res = {.relay = relay};
+        /* without a server: "none", as Postfix logs it */
+        struct deliver_res res = {.relay = "none"};
 
         if (!g->has_result) {
             res.status = MODMTA_DEFERRED;

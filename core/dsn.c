@@ -527,6 +527,11 @@ dsn_write_rcpt(struct dsn_report *rep, const struct dsn_item *it)
                    dsn_clean(r->remote, addr, sizeof(addr)));
     if (dsn_diagnostic(r, text, sizeof(text)) != NULL)
         dsn_put_folded(o, "Diagnostic-Code: smtp; ", text, " ");
+    else if (r->text != NULL || r->status != NULL)
+        /* A local reason (no server's reply): Postfix's X-Postfix. */
+        dsn_put_folded(o, "Diagnostic-Code: X-modmta; ",
+                       dsn_clean(r->text != NULL ? r->text : r->status, text,
+                                 sizeof(text)), " ");
     /* This attempt's time: the report follows it. */
     if (r->status != NULL || r->code != 0 || r->text != NULL) {
         dsn_date(rep->p->now, date, sizeof(date));

@@ -352,8 +352,9 @@ test_dsn_message(void **state)
     /* RFC 3464 2.3: Original-Recipient comes first */
     assert_int_equal(strncmp(g, "Original-Recipient: rfc822; "
                              "carol-alias@example.com\r\n", 51), 0);
-    /* a local reason has no SMTP diagnostic */
-    assert_null(strstr(g, "Diagnostic-Code"));
+    /* a local reason has no SMTP diagnostic, but modmta's own */
+    assert_null(strstr(g, "Diagnostic-Code: smtp;"));
+    assert_non_null(strstr(g, "\r\nDiagnostic-Code: X-modmta; "));
     free(g);
     g = rcpt_group(st, "frank@example.com");
     assert_non_null(g);
