@@ -151,11 +151,12 @@ acct_args() {
     fi
 }
 
-RUNNING=""
+RUNNING=""   # the servers started and not yet stopped
 cleanup() {
-    if [ -n "$RUNNING" ]; then
-        log "cleanup: stopping $RUNNING"; ctl "$RUNNING" stop
-    fi
+    local srv
+    for srv in $RUNNING; do
+        log "stopping $srv"; ctl "$srv" stop
+    done
     RUNNING=""
 }
 trap cleanup EXIT
@@ -190,22 +191,6 @@ print("   accept %s/s  e2e %s/s  delivered %s  cpu %ss  busy %s%%%s  ok=%s" % (
     r["machine_busy_pct"], "" if sink is None else "  sink conn/msg %s" % sink,
     r["ok"]))' "$WORK/last-load.json" >&2
     return $rc
-}
-
-# bench_loads SERVER: the warm-up (200 messages at c=10, not recorded), then
-# REPS recorded loads of MSGS messages at each of CONCS; with PROFILE=1 and
-# SERVER modmta, the profile.
-bench_loads() {
-    local srv=$1 conc rep
-    load_run "$srv" 10 200 0 || log "$srv: warm-up incomplete"
-    for conc in $CONCS; do
-        for rep in $(seq 1 "$REPS"); do
-            log "$srv c=$conc m=$MSGS rep $rep/$REPS"
-            load_run "$srv" "$conc" "$MSGS" 1 || log "$srv: run not ok"
-        done
-    done
-    [ "${PROFILE:-0}" = 1 ] && [ "$srv" = modmta ] && profile_run "$srv"
-    return 0
 }
 
 # profile_run SERVER: where the daemon's time goes at c=50 (not recorded)

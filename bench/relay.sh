@@ -5,18 +5,20 @@
 #   sudo bench/relay.sh               # set-up, sink, both servers, summary
 #
 # A downstream Postfix smtp-sink (-c: it counts) listens on
-# 127.0.0.1:$SINK_PORT for the whole run. For each server in turn (Postfix
-# on 127.0.0.1:$POSTFIX_PORT, then modmta on 127.0.0.1:$MODMTA_PORT), both
-# relaying for loopback clients and sending remote.test to
-# [127.0.0.1]:$SINK_PORT with their SMTP client and its connection cache:
-# start it, warm it up (200 messages at c=10, not recorded), run smtp-source
-# -t user@remote.test at each of $CONCS concurrent connections $REPS times
-# with $MSGS messages of $SIZE octets (one inbound connection per message),
-# timing each load until the sink has received all $MSGS messages
-# (loadgen.py --sink-log) and sampling the server's peak RSS; then check its
-# log and queue (every message sent once, nothing deferred, bounced or
-# left queued, no warning) and stop it. The summary (bench/relay_summary.py)
-# is printed and written with the raw JSON lines to $RESULTS.
+# 127.0.0.1:$SINK_PORT for the whole run. Both servers (Postfix on
+# 127.0.0.1:$POSTFIX_PORT, modmta on 127.0.0.1:$MODMTA_PORT) relay for
+# loopback clients and send remote.test to [127.0.0.1]:$SINK_PORT with
+# their SMTP client and its connection cache. Both are started and warmed
+# up (200 messages at c=10 each, not recorded); then, at each of $CONCS
+# concurrent connections, $REPS rounds of one load per server, in the
+# order of $SERVERS and reversed at every round: smtp-source -t
+# user@remote.test with $MSGS messages of $SIZE octets (one inbound
+# connection per message), timed until the sink has received all $MSGS
+# (loadgen.py --sink-log), the server's peak RSS sampled. Then each
+# server's log and queue are checked (every message sent once, nothing
+# deferred, bounced or left queued, no warning) and both are stopped. The
+# summary (bench/relay_summary.py) is printed and written with the raw
+# JSON lines to $RESULTS.
 #
 # Postfix is the shared anchor instance (postfix.sh: mynetworks =
 # 127.0.0.0/8, default_transport and relay_transport = error) with one line
@@ -182,24 +184,43 @@ write_env
 log "results in $RESULTS"
 sink_stop
 sink_start
-injected=200
-for conc in $CONCS; do injected=$((injected + REPS * MSGS)); done
-[ "${PROFILE:-0}" = 1 ] && profiled=$((2 * MSGS)) || profiled=0
+declare -A first    # per server: its first log line of this run
 for srv in $SERVERS; do
-    log "===== $srv ====="
     ctl "$srv" stop >/dev/null 2>&1
     ctl "$srv" setup >/dev/null 2>&1
     [ "$srv" = postfix ] && postfix_relay_conf
     logf=$(log_of "$srv")
-    first=1; [ -f "$logf" ] && first=$(( $(wc -l < "$logf") + 1 ))
-    RUNNING=$srv
+    first[$srv]=1
+    [ -f "$logf" ] && first[$srv]=$(( $(wc -l < "$logf") + 1 ))
+    RUNNING="$RUNNING $srv"
     ctl "$srv" start || die "$srv failed to start"
-    bench_loads "$srv"
-    n=$injected; [ "$srv" = modmta ] && n=$((n + profiled))
-    relay_check "$srv" "$n" "$first"
-    ctl "$srv" stop
-    RUNNING=""
+    load_run "$srv" 10 200 0 || log "$srv: warm-up incomplete"
 done
+# Interleaved, the order reversed at every repetition: the servers share
+# one file system, whose cost of creating a file depends on what was
+# created and deleted before (ext4's inode allocator), and the machine.
+order=$SERVERS
+for conc in $CONCS; do
+    for rep in $(seq 1 "$REPS"); do
+        for srv in $order; do
+            log "$srv c=$conc m=$MSGS rep $rep/$REPS"
+            load_run "$srv" "$conc" "$MSGS" 1 || log "$srv: run not ok"
+        done
+        reversed=""
+        for srv in $order; do reversed="$srv $reversed"; done
+        order=$reversed
+    done
+done
+[ "${PROFILE:-0}" = 1 ] && [[ " $SERVERS " == *" modmta "* ]] &&
+    profile_run modmta
+injected=200
+for conc in $CONCS; do injected=$((injected + REPS * MSGS)); done
+for srv in $SERVERS; do
+    n=$injected
+    [ "${PROFILE:-0}" = 1 ] && [ "$srv" = modmta ] && n=$((n + 2 * MSGS))
+    relay_check "$srv" "$n" "${first[$srv]}"
+done
+cleanup
 [ "${CEILING:-1}" = 1 ] && ceiling_runs
 sink_stop
 

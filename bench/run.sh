@@ -53,6 +53,22 @@ modmta_config() {
         '{"module": "store_mbox", "directory": "/var/mail", "users": "any"}'
 }
 
+# bench_loads SERVER: the warm-up (200 messages at c=10, not recorded), then
+# REPS recorded loads of MSGS messages at each of CONCS; with PROFILE=1 and
+# SERVER modmta, the profile.
+bench_loads() {
+    local srv=$1 conc rep
+    load_run "$srv" 10 200 0 || log "$srv: warm-up incomplete"
+    for conc in $CONCS; do
+        for rep in $(seq 1 "$REPS"); do
+            log "$srv c=$conc m=$MSGS rep $rep/$REPS"
+            load_run "$srv" "$conc" "$MSGS" 1 || log "$srv: run not ok"
+        done
+    done
+    [ "${PROFILE:-0}" = 1 ] && [ "$srv" = modmta ] && profile_run "$srv"
+    return 0
+}
+
 idle_run() {
     local srv=$1 n=$2
     ctl "$srv" stop >/dev/null 2>&1
