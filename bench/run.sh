@@ -16,9 +16,9 @@
 # The load, the idle test and the Postfix instance are those of the shared
 # anchor scripts ($SHARED_BENCH: loadgen.py, idleconns.py, postfix.sh,
 # common.sh, with-loopback-dns.sh); this script and bench/lib.sh (shared
-# with bench/relay.sh) only add modmta and the bookkeeping. Every server runs behind with-loopback-dns.sh (no DNS leaves
-# the host) and listens on 127.0.0.1 only; everything started is stopped on
-# exit.
+# with bench/relay.sh) only add modmta and the bookkeeping. Every server
+# runs behind with-loopback-dns.sh (no DNS leaves the host) and listens on
+# 127.0.0.1 only; everything started is stopped on exit.
 #
 # Environment (defaults in brackets):
 #   CONCS ["1 10 50"]  MSGS [2000]  SIZE [4096]  REPS [3]
