@@ -15,10 +15,10 @@
 #
 # The load, the idle test and the Postfix instance are those of the shared
 # anchor scripts ($SHARED_BENCH: loadgen.py, idleconns.py, postfix.sh,
-# common.sh, with-loopback-dns.sh); this script only adds modmta and the
-# bookkeeping. Every server runs behind with-loopback-dns.sh (no DNS leaves
-# the host) and listens on 127.0.0.1 only; everything started is stopped on
-# exit.
+# common.sh, with-loopback-dns.sh); this script and bench/lib.sh (shared
+# with bench/relay.sh) only add modmta and the bookkeeping. Every server
+# runs behind with-loopback-dns.sh (no DNS leaves the host) and listens on
+# 127.0.0.1 only; everything started is stopped on exit.
 #
 # Environment (defaults in brackets):
 #   CONCS ["1 10 50"]  MSGS [2000]  SIZE [4096]  REPS [3]
@@ -33,210 +33,40 @@
 #   PROFILE [0]  1 = after modmta's recorded loads, two more unrecorded
 #                c=50 loads, one under `perf record -g` and one under
 #                `strace -c -w -f`; reports in $RESULTS/profile-*.txt
-set -u
-BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
-SHARED_BENCH=${SHARED_BENCH:-$BENCH_DIR/../../shared/bench}
-SHARED_BENCH=$(cd "$SHARED_BENCH" && pwd) || {
-    echo "shared bench scripts not found; set SHARED_BENCH" >&2; exit 1; }
-# shellcheck source=/dev/null
-source "$SHARED_BENCH/common.sh"
-require_root
-
-SRC=$(cd "$BENCH_DIR/.." && pwd)
 CONCS=${CONCS:-"1 10 50"}
-MSGS=${MSGS:-2000}
-SIZE=${SIZE:-4096}
-REPS=${REPS:-3}
 IDLE_CONNS=${IDLE_CONNS:-1000}
 PF_IDLE_CONNS=${PF_IDLE_CONNS:-$IDLE_CONNS}
-SERVERS=${SERVERS:-"postfix modmta"}
-POSTFIX_PORT=${POSTFIX_PORT:-2525}
-MODMTA_PORT=${MODMTA_PORT:-2600}
-BUILD=${BUILD:-/tmp/build-bench}
-WORK=${WORK:-/tmp/modmta-bench}
-RESULTS=${RESULTS:-$WORK/results/$(date +%Y%m%d-%H%M%S)}
-MODMTA=$BUILD/core/modmta
 # Postfix forks one smtpd per session: its cap must admit the idle test.
 PF_MAXPROC=$((PF_IDLE_CONNS + 50))
 [ "$PF_MAXPROC" -lt 300 ] && PF_MAXPROC=300
+# One descriptor per idle connection, in modmta and in idleconns.py.
+FD_NEED=$((IDLE_CONNS + PF_IDLE_CONNS + 256))
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+KNOBS="CONCS=$CONCS MSGS=$MSGS SIZE=$SIZE REPS=$REPS IDLE_CONNS=$IDLE_CONNS"
+KNOBS="$KNOBS PF_IDLE_CONNS=$PF_IDLE_CONNS"
+LOAD_TARGET=(--mbox "$BENCH_MBOX")
+LOAD_RESET=reset_mbox
 
-# --- set-up -----------------------------------------------------------------
-setup() {
-    if ! command -v smtp-source >/dev/null || ! id "$BENCH_USER" >/dev/null 2>&1
-    then
-        log "installing postfix, smtp-source and user $BENCH_USER"
-        "$SHARED_BENCH/install.sh" || die "install.sh failed"
-    fi
-    # /var/mail is root:mail 2775. modmta runs as $BENCH_USER and must create
-    # the mailbox and its dot-lock there, as Debian's setgid-mail MUAs do.
-    if ! id -nG "$BENCH_USER" | grep -qw mail; then
-        adduser "$BENCH_USER" mail >/dev/null || die "adduser $BENCH_USER mail"
-    fi
-    if [ ! -f "$BUILD/build.ninja" ]; then
-        meson setup "$BUILD" "$SRC" -Dbuildtype=release -Dtests=disabled \
-            >/dev/null || die "meson setup failed"
-    fi
-    ninja -C "$BUILD" >/dev/null || die "build failed (ninja -C $BUILD)"
-    # One descriptor per idle connection, in modmta and in idleconns.py.
-    local need=$((IDLE_CONNS + PF_IDLE_CONNS + 256))
-    [ "$(ulimit -Hn)" -ge "$need" ] && ulimit -n "$need"
-    [ "$(ulimit -n)" -ge "$need" ] || log "ulimit -n $(ulimit -n) < $need"
-    mkdir -p "$RESULTS" "$WORK"
-}
-
-write_env() {
-    {
-        date -Is; uname -srm; echo "cpus $(nproc)"; grep MemTotal /proc/meminfo
-        grep -m1 'model name' /proc/cpuinfo
-        echo "postfix $(postconf -dh mail_version 2>/dev/null)"
-        echo "$("$MODMTA" --version 2>&1 | head -1)" \
-             "(git $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null))"
-        echo "CONCS=$CONCS MSGS=$MSGS SIZE=$SIZE REPS=$REPS" \
-             "IDLE_CONNS=$IDLE_CONNS PF_IDLE_CONNS=$PF_IDLE_CONNS" \
-             "MODMTA_WORKERS=${MODMTA_WORKERS:-default}"
-        echo "loadavg $(cat /proc/loadavg)"
-    } > "$RESULTS/env.txt" 2>&1
-}
-
-# --- modmta -----------------------------------------------------------------
 modmta_config() {
-    local queue=""
-    [ -n "${MODMTA_WORKERS:-}" ] &&
-        queue="\"queue\": {\"workers\": $MODMTA_WORKERS},"
-    cat > "$WORK/modmta.json" <<EOF
-{
-  "hostname": "$BENCH_DOMAIN",
-  "user": "$BENCH_USER",
-  "spool": "$WORK/spool",
-  "module_path": ["$BUILD/modules/store_mbox"],
-  "local_domains": ["$BENCH_DOMAIN"],
-  "limits": {"max_sessions": 2000, "max_sessions_per_client": 2000},
-  $queue
-  "listen": [{"name": "smtp", "address": "127.0.0.1:$MODMTA_PORT"}],
-  "modules": [
-    {"module": "store_mbox", "directory": "/var/mail", "users": "any"}
-  ]
-}
-EOF
-    "$MODMTA" --check-config -c "$WORK/modmta.json" >/dev/null \
-        || die "modmta rejects $WORK/modmta.json"
+    modmta_write_config "\"$BUILD/modules/store_mbox\"" \
+        '{"module": "store_mbox", "directory": "/var/mail", "users": "any"}'
 }
 
-modmta_pid() {
-    local p
-    p=$(cat "$WORK/modmta.pid" 2>/dev/null) || return 1
-    pid_alive "$p" && [ "$(cat /proc/"$p"/comm 2>/dev/null)" = modmta ] \
-        && echo "$p"
-}
-
-modmta_start() {
-    modmta_pid >/dev/null && return 0
-    port_in_use "$MODMTA_PORT" && die "port $MODMTA_PORT busy"
-    modmta_config
-    rm -rf "$WORK/spool"
-    install -d -o "$BENCH_USER" -g "$BENCH_USER" -m 700 "$WORK/spool"
-    cg_spawn modmta "$WORK/modmta.pid" "$SHARED_BENCH/with-loopback-dns.sh" \
-        "$MODMTA" -c "$WORK/modmta.json" >> "$WORK/modmta.log" 2>&1 < /dev/null
-    wait_port "$MODMTA_PORT" 20 || die "modmta did not open $MODMTA_PORT" \
-        "(see $WORK/modmta.log)"
-    log "modmta pid $(modmta_pid) on 127.0.0.1:$MODMTA_PORT"
-}
-
-modmta_stop() {
-    local p
-    if p=$(modmta_pid); then stop_pid "$p" '^modmta$' 20; fi
-    cg_reap modmta
-}
-
-# --- both -------------------------------------------------------------------
-ctl() {   # ctl SERVER start|stop|setup|pid|cgroup
-    case $1 in
-        postfix) PORT=$POSTFIX_PORT SMTPD_MAXPROC=$PF_MAXPROC \
-                     "$SHARED_BENCH/postfix.sh" "$2" ;;
-        modmta)
-            case $2 in
-                start) modmta_start ;;
-                stop) modmta_stop ;;
-                setup) : ;;
-                pid) modmta_pid ;;
-                cgroup) cg_dir modmta ;;
-            esac ;;
-        *) die "unknown server $1" ;;
-    esac
-}
-
-port_of() {
-    if [ "$1" = postfix ]; then echo "$POSTFIX_PORT"
-    else echo "$MODMTA_PORT"; fi
-}
-
-# Where CPU and memory are read: the cgroup, or the process tree.
-acct_args() {
-    local cg pid
-    cg=$(ctl "$1" cgroup)
-    if [ -n "$cg" ] && [ -d "$cg" ]; then echo "--cgroup $cg"
-    elif pid=$(ctl "$1" pid); then echo "--server-pid $pid"
-    fi
-}
-
-RUNNING=""
-cleanup() {
-    if [ -n "$RUNNING" ]; then
-        log "cleanup: stopping $RUNNING"; ctl "$RUNNING" stop
-    fi
-    RUNNING=""
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# load_run SERVER CONC MSGS RECORD(0|1)
-load_run() {
-    local srv=$1 conc=$2 n=$3 record=$4 sampler="" pid rc
-    local acct; acct=$(acct_args "$srv")
-    reset_mbox
-    if [ "$record" = 1 ]; then
-        # restart the kernel's peak-RSS counter (VmHWM) for this load
-        pid=$(ctl "$srv" pid) && echo 5 > "/proc/$pid/clear_refs" 2>/dev/null
-        # shellcheck disable=SC2086
-        python3 "$BENCH_DIR/peakrss.py" $acct --label "$srv c=$conc" \
-            --json "$RESULTS/peak.jsonl" > /dev/null &
-        sampler=$!
-    fi
-    local out=()
-    [ "$record" = 1 ] && out=(--json "$RESULTS/load.jsonl")
-    # shellcheck disable=SC2086
-    python3 "$SHARED_BENCH/loadgen.py" --port "$(port_of "$srv")" -c "$conc" \
-        -m "$n" -l "$SIZE" --mbox "$BENCH_MBOX" $acct --label "$srv" \
-        --timeout 600 --stall 60 "${out[@]}" > "$WORK/last-load.json"
-    rc=$?
-    if [ -n "$sampler" ]; then kill -TERM "$sampler"; wait "$sampler"; fi
-    [ "$record" = 1 ] && python3 -c 'import json, sys
-r = json.load(open(sys.argv[1]))
-print("   accept %s/s  e2e %s/s  delivered %s  cpu %ss  busy %s%%  ok=%s" % (
-    r["accept_rate"], r["e2e_rate"], r["delivered"], r["server_cpu_s"],
-    r["machine_busy_pct"], r["ok"]))' "$WORK/last-load.json" >&2
-    return $rc
-}
-
-# profile_run SERVER: where the daemon's time goes at c=50 (not recorded)
-profile_run() {
-    local srv=$1 pid tracer
-    pid=$(ctl "$srv" pid) || return 1
-    log "$srv: profiling c=50 (perf, then strace)"
-    perf record -g -p "$pid" -o "$WORK/perf.data" >/dev/null 2>&1 &
-    tracer=$!; sleep 1
-    load_run "$srv" 50 "$MSGS" 0 || log "$srv: profiled run not ok"
-    kill -INT "$tracer"; wait "$tracer"
-    perf report -i "$WORK/perf.data" --children --sort sym --stdio -g none \
-        2>/dev/null | grep '%' | head -60 > "$RESULTS/profile-perf-$srv.txt"
-    perf report -i "$WORK/perf.data" --no-children --sort sym --stdio \
-        -g caller,0.5,2 2>/dev/null | grep -v '^$' | head -120 \
-        >> "$RESULTS/profile-perf-$srv.txt"
-    strace -c -w -f -p "$pid" -o "$RESULTS/profile-strace-$srv.txt" \
-        2>/dev/null &
-    tracer=$!; sleep 1
-    load_run "$srv" 50 "$MSGS" 0 || log "$srv: traced run not ok"
-    kill -INT "$tracer"; wait "$tracer"
+# bench_loads SERVER: the warm-up (200 messages at c=10, not recorded), then
+# REPS recorded loads of MSGS messages at each of CONCS; with PROFILE=1 and
+# SERVER modmta, the profile.
+bench_loads() {
+    local srv=$1 conc rep
+    load_run "$srv" 10 200 0 || log "$srv: warm-up incomplete"
+    for conc in $CONCS; do
+        for rep in $(seq 1 "$REPS"); do
+            log "$srv c=$conc m=$MSGS rep $rep/$REPS"
+            load_run "$srv" "$conc" "$MSGS" 1 || log "$srv: run not ok"
+        done
+    done
+    [ "${PROFILE:-0}" = 1 ] && [ "$srv" = modmta ] && profile_run "$srv"
+    return 0
 }
 
 idle_run() {
@@ -264,16 +94,7 @@ for srv in $SERVERS; do
     rm -f "$BENCH_MBOX" "$BENCH_MBOX.lock"   # each server creates it its way
     RUNNING=$srv
     ctl "$srv" start || die "$srv failed to start"
-    if [ "${SKIP_LOAD:-0}" != 1 ]; then
-        load_run "$srv" 10 200 0 || log "$srv: warm-up incomplete"
-        for conc in $CONCS; do
-            for rep in $(seq 1 "$REPS"); do
-                log "$srv c=$conc m=$MSGS rep $rep/$REPS"
-                load_run "$srv" "$conc" "$MSGS" 1 || log "$srv: run not ok"
-            done
-        done
-        [ "${PROFILE:-0}" = 1 ] && [ "$srv" = modmta ] && profile_run "$srv"
-    fi
+    [ "${SKIP_LOAD:-0}" != 1 ] && bench_loads "$srv"
     if [ "${SKIP_IDLE:-0}" != 1 ]; then
         n=$IDLE_CONNS; [ "$srv" = postfix ] && n=$PF_IDLE_CONNS
         idle_run "$srv" "$n"

@@ -48,27 +48,61 @@ def spread(vals, nd=1):
     return m
 
 
-def main():
+def args():
+    """RESULTS_DIR [--ref postfix] [--new modmta]"""
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
     ap.add_argument("--ref", default="postfix")
     ap.add_argument("--new", default="modmta")
-    a = ap.parse_args()
+    return ap.parse_args()
 
-    loads = lines(os.path.join(a.results, "load.jsonl"))
-    peaks = lines(os.path.join(a.results, "peak.jsonl"))
-    idles = lines(os.path.join(a.results, "idle.jsonl"))
+
+def read_loads(results, ref):
+    """The loads of a results directory, each with its peak_rss_mib (from
+    peak.jsonl, paired by position), grouped by (label, concurrency); the
+    labels (ref first) and the concurrencies."""
+    loads = lines(os.path.join(results, "load.jsonl"))
+    peaks = lines(os.path.join(results, "peak.jsonl"))
+    groups = {}
     for i, r in enumerate(loads):
         p = peaks[i] if i < len(peaks) else {}
         r["peak_rss_mib"] = (p["peak_rss_kb"] / 1024.0
                              if p.get("peak_rss_kb") else None)
-
-    groups = {}
-    for r in loads:
         groups.setdefault((r["label"], r["concurrency"]), []).append(r)
-    servers = sorted({k[0] for k in groups},
-                     key=lambda s: (s != a.ref, s))
+    servers = sorted({k[0] for k in groups}, key=lambda s: (s != ref, s))
     concs = sorted({k[1] for k in groups})
+    return groups, servers, concs
+
+
+def ratio_table(groups, concs, new, ref, e2e_name):
+    """The Markdown lines of the new/ref ratios of the medians per
+    concurrency (accept, end-to-end, server CPU), and the end-to-end ratio
+    at c=50 (None without one)."""
+    out = ["", f"## Ratio {new} / {ref} (medians)", "",
+           f"| conc | accept | {e2e_name} | server CPU per message |",
+           "|---:|---:|---:|---:|"]
+    ratio50 = None
+    for c in concs:
+        gn, gr = groups.get((new, c)), groups.get((ref, c))
+        if not gn or not gr:
+            continue
+
+        def ratio(key):
+            x, y = med([r[key] for r in gn]), med([r[key] for r in gr])
+            return x / y if x and y else None
+        e2e = ratio("e2e_rate")
+        if c == 50:
+            ratio50 = e2e
+        out.append("| %d | %s× | %s× | %s× |" % (
+            c, fmt(ratio("accept_rate"), 2), fmt(e2e, 2),
+            fmt(ratio("server_cpu_s"), 2)))
+    return out, ratio50
+
+
+def main():
+    a = args()
+    groups, servers, concs = read_loads(a.results, a.ref)
+    idles = lines(os.path.join(a.results, "idle.jsonl"))
 
     out = ["## Load (smtp-source, 4 KiB messages, one connection per message)",
            "",
@@ -89,26 +123,8 @@ def main():
                 spread([r["machine_busy_pct"] for r in g], 0),
                 "yes" if all(r["ok"] for r in g) else "NO"))
 
-    out += ["", f"## Ratio {a.new} / {a.ref} (medians)", "",
-            "| conc | accept | end-to-end | server CPU per message |",
-            "|---:|---:|---:|---:|"]
-    ratio50 = None
-    for c in concs:
-        gn, gr = groups.get((a.new, c)), groups.get((a.ref, c))
-        if not gn or not gr:
-            continue
-
-        def ratio(key, invert=False):
-            x, y = med([r[key] for r in gn]), med([r[key] for r in gr])
-            if not x or not y:
-                return None
-            return y / x if invert else x / y
-        e2e = ratio("e2e_rate")
-        if c == 50:
-            ratio50 = e2e
-        cpu = ratio("server_cpu_s")
-        out.append("| %d | %s× | %s× | %s× |" % (
-            c, fmt(ratio("accept_rate"), 2), fmt(e2e, 2), fmt(cpu, 2)))
+    ratios, ratio50 = ratio_table(groups, concs, a.new, a.ref, "end-to-end")
+    out += ratios
 
     out += ["", "## Idle connections", "",
             "| server | connections (failed) | processes | PSS before MiB "
