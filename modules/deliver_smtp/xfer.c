@@ -317,13 +317,23 @@ xfer_status(const struct xfer_walk *w, smtpc_session *s, int cls)
                                         : MODMTA_RELAYED;
 }
 
-/* The transaction on s and its results; s goes back to the cache or is
- * closed. 0, or -1 when out of memory before anything was sent. */
+/* RFC 5321 4.5.3.1.10: "452 too many recipients" at RCPT means "send
+ * the others in another transaction", not "try later". */
 static int
-xfer_send(struct xfer_walk *w, smtpc_session *s)
+xfer_too_many(const struct smtpc_reply *r)
+{
+    return r->code == 452 && r->stage != NULL &&
+           strcmp(r->stage, "RCPT TO") == 0 &&
+           (r->esc[0] == '\0' || strcmp(r->esc, "4.5.3") == 0);
+}
+
+/* One transaction on s for the recipients idx[0..n) and their results.
+ * Returns how many got "too many recipients" (they are moved to the
+ * front of idx), or -1 when out of memory before anything was sent. */
+static long
+xfer_txn(struct xfer_walk *w, smtpc_session *s, size_t *idx, size_t n)
 {
     modmta_ctx *ctx = w->ctx;
-    size_t n = modmta_dlv_rcpt_count(ctx);
     struct smtpc_rcpt *rcpts = modmta_txn_alloc(ctx, n * sizeof(*rcpts));
     const char *body = modmta_mail_param(ctx, "BODY");
     struct smtpc_msg m = {
@@ -336,17 +346,16 @@ xfer_send(struct xfer_walk *w, smtpc_session *s)
         .rcpts = rcpts, .nrcpts = n,
     };
     modmta_conn *conn = smtpc_conn(s);
+    size_t again = 0;
     smtpc_txn *t;
 
     for (size_t i = 0; rcpts != NULL && i < n; i++) {
-        rcpts[i].addr = modmta_dlv_rcpt_at(ctx, i);
-        rcpts[i].notify = modmta_dlv_rcpt_param(ctx, i, "NOTIFY");
-        rcpts[i].orcpt = modmta_dlv_rcpt_param(ctx, i, "ORCPT");
+        rcpts[i].addr = modmta_dlv_rcpt_at(ctx, idx[i]);
+        rcpts[i].notify = modmta_dlv_rcpt_param(ctx, idx[i], "NOTIFY");
+        rcpts[i].orcpt = modmta_dlv_rcpt_param(ctx, idx[i], "ORCPT");
     }
-    if (rcpts == NULL || (t = smtpc_txn_run(s, &m)) == NULL) {
-        smtpc_close(s);
+    if (rcpts == NULL || (t = smtpc_txn_run(s, &m)) == NULL)
         return -1;
-    }
     modmta_dlv_remote(ctx, smtpc_name(s), smtpc_addr(s), smtpc_port(s));
     if (modmta_conn_is_tls(conn))
         modmta_dlv_remote_tls(ctx, modmta_conn_tls_version(conn),
@@ -356,11 +365,45 @@ xfer_send(struct xfer_walk *w, smtpc_session *s)
         modmta_dstatus st = xfer_status(w, s, smtpc_reply_class(r));
 
         /* A server's enhanced code of the wrong class is dropped. */
-        if (modmta_dlv_result(ctx, i, st, r->code, r->esc[0] ? r->esc : NULL,
-                              r->stage, r->text) < 0)
-            modmta_dlv_result(ctx, i, st, r->code, NULL, r->stage, r->text);
+        if (modmta_dlv_result(ctx, idx[i], st, r->code,
+                              r->esc[0] ? r->esc : NULL, r->stage,
+                              r->text) < 0)
+            modmta_dlv_result(ctx, idx[i], st, r->code, NULL, r->stage,
+                              r->text);
+        if (xfer_too_many(r))
+            idx[again++] = idx[i];  /* again <= i: nothing is lost */
     }
     smtpc_txn_free(t);
+    return (long)again;
+}
+
+/* The group's transactions on s: one, and another for the recipients a
+ * server refused with "too many recipients" as long as each takes some
+ * (Postfix does the same); s then goes back to the cache or is closed.
+ * 0, or -1 when out of memory before anything was sent. */
+static int
+xfer_send(struct xfer_walk *w, smtpc_session *s)
+{
+    size_t n = modmta_dlv_rcpt_count(w->ctx);
+    size_t *idx = modmta_txn_alloc(w->ctx, n * sizeof(*idx));
+    long again;
+
+    if (idx == NULL) {
+        smtpc_close(s);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    again = xfer_txn(w, s, idx, n);
+    if (again < 0) {
+        smtpc_close(s);
+        return -1;
+    }
+    /* Each round took at least one recipient, or it stops. */
+    while (again > 0 && (size_t)again < n && smtpc_usable(s)) {
+        n = (size_t)again;
+        again = xfer_txn(w, s, idx, n);
+    }
     if (w->c->cache != NULL && smtpc_usable(s))
         smtpc_cache_put(w->c->cache, w->dest, s);
     else

@@ -33,6 +33,9 @@ class SmtpPeer:
             'quit': '221 2.0.0 Bye',
         }
         self.extensions = ['PIPELINING', '8BITMIME', 'ENHANCEDSTATUSCODES']
+        # recipients taken per transaction; more get "452 4.5.3" (RFC
+        # 5321 4.5.3.1.10); None: no limit
+        self.max_rcpts = replies.pop('max_rcpts', None)
         self.replies.update(replies)
         self.sessions = 0
         self.messages = []          # (sender, [rcpts], content bytes)
@@ -111,6 +114,11 @@ class SmtpPeer:
             elif verb == 'MAIL':
                 sender, rcpts, key = cmd, [], 'mail'
             elif verb == 'RCPT':
+                if self.max_rcpts is not None and \
+                        len(rcpts) >= self.max_rcpts:
+                    f.write(b'452 4.5.3 Error: too many recipients\r\n')
+                    f.flush()
+                    continue
                 rcpts.append(cmd)
                 key = 'rcpt'
             elif verb == 'RSET':

@@ -740,6 +740,22 @@ class ScriptedPeer(OutboundCase):
         self.assertEqual(p.messages[0][2], p.messages[1][2])
         self.assertEqual(self.dsns(a), [])
 
+    def test_too_many_recipients(self):
+        # "452 4.5.3 too many recipients": the others go in the next
+        # transaction of the same attempt, not after a retry delay
+        p = self.peer(max_rcpts=2)
+        a = self.to_peer(p)
+        rcpts = ['r%d@remote.test' % i for i in range(5)]
+        qid, _ = self.send(a, rcpts)
+        a.wait_queue_empty()
+        self.assertEqual(sorted(len(m[1]) for m in p.messages), [1, 2, 2])
+        got = sorted(r for m in p.messages for r in m[1])
+        self.assertEqual(got, sorted('RCPT TO:<%s>' % r for r in rcpts))
+        self.assertEqual(p.sessions, 1)
+        self.assertEqual(self.log_lines(a, r'%s: .*status=deferred' % qid),
+                         [])
+        self.assertEqual(self.dsns(a), [])
+
     def test_greeting_421(self):
         p = self.peer(greeting='421 4.3.2 System not accepting messages')
         a = self.to_peer(p, queue={'destination_concurrency': 1})
