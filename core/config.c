@@ -84,6 +84,7 @@ static const struct config_num config_queue_nums[] = {
     CONFIG_NUM(struct config_queue, destination_recipients, 0, 50, 1,
                1000),
     CONFIG_TIME(struct config_queue, delay_warning, 0, 0, CONFIG_YEAR),
+    CONFIG_NUM(struct config_queue, active_limit, 0, 10000, 1, 1000000),
     { NULL, 0, 0, 0, 0, 0, 0 }
 };
 

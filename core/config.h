@@ -46,6 +46,7 @@ struct config_queue {
     long destination_concurrency;  /* 20 deliveries per destination */
     long destination_recipients;   /* 50 recipients per deliver_msg */
     long delay_warning;            /* 0 s: off; else warn once after */
+    long active_limit;             /* 10000 messages in delivery at once */
 };
 
 /* "dns": the resolver modules reach with modmta_host_dns(). */

@@ -262,9 +262,14 @@ static void
 control_cmd_delete(queue *q, scheduler *s, const struct control_ops *ops,
                    const char *id, struct control_buf *b)
 {
-    int known = scheduler_delete(s, id) == 0;
-    int rc = queue_remove(q, id);
+    int rc = scheduler_delete(s, id), known = rc == 0;
 
+    if (rc == MODMTA_E_TEMP) {
+        control_error(b, "%s: being delivered right now; try again when "
+                      "the attempt ends", id);
+        return;
+    }
+    rc = queue_remove(q, id);
     if (rc == MODMTA_E_NOTFOUND && !known)
         control_error(b, "%s: no such message", id);
     else if (rc < 0 && rc != MODMTA_E_NOTFOUND)
@@ -282,6 +287,9 @@ control_hold(scheduler *s, const char *id, int hold, struct control_buf *b)
 
     if (rc == MODMTA_E_NOTFOUND)
         control_error(b, "%s: no such message", id);
+    else if (rc == MODMTA_E_TEMP)
+        control_error(b, "%s: being delivered right now; try again when "
+                      "the attempt ends", id);
     else if (rc < 0)
         control_error(b, "%s: %s", id, modmta_strerror(rc));
     else

@@ -320,13 +320,18 @@ deliver_reschedule(struct deliver_run *run)
     run->out.next_retry = env->next_retry;
 }
 
-/* Shutdown cut the attempt short: keep what was decided, count no
- * attempt, and leave the rest for the next start (a recovered message
- * is due at once). */
+/* Shutdown cut the attempt short, or a destination had no room: keep
+ * what was decided and count no attempt (the message is not at fault).
+ * Shutdown leaves the rest for the next start (a recovered message is
+ * due at once); a full destination is tried again in a minute. */
 static void
 deliver_cut_short(struct deliver_run *run)
 {
     if (run->decided && deliver_save(run) < 0) {
+        deliver_retry_later(&run->out, DELIVER_RETRY_ERROR);
+        return;
+    }
+    if (run->throttled) {
         deliver_retry_later(&run->out, DELIVER_RETRY_ERROR);
         return;
     }
@@ -343,11 +348,14 @@ deliver_finish(struct deliver_run *run)
     if (deliver_pending(env) > 0 && !run->cancelled &&
         env->arrival + run->gen->cfg->queue.lifetime < time(NULL))
         deliver_expire(run);
-    if (deliver_dsn(run) < 0)
+    if (deliver_dsn(run) < 0) {
+        /* Keep what this attempt delivered, or the retry would deliver
+         * it again (the report is what is retried). */
+        deliver_save(run);
         deliver_retry_later(&run->out, DELIVER_RETRY_ERROR);
-    else if (deliver_pending(env) == 0)
+    } else if (deliver_pending(env) == 0)
         deliver_remove(run);
-    else if (run->cancelled)
+    else if (run->cancelled || run->throttled)
         deliver_cut_short(run);
     else
         deliver_reschedule(run);

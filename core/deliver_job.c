@@ -5,6 +5,7 @@
  * attempt has none). A job copies its results into the envelope under
  * the run's lock; the last job to end finishes the attempt.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,7 @@ struct deliver_job {
     size_t inst;
     char *dest;
     const char *sender;         /* borrowed from env */
-    char key[320];              /* the dispatcher's "instance/dest" */
+    char key[DISPATCH_KEY_MAX + 1]; /* the dispatcher's "instance/dest" */
     size_t *rcpts;              /* indices in env->rcpts */
     size_t n, cap;
 };
@@ -44,6 +45,27 @@ deliver_job_free(struct deliver_job *j)
     free(j->dest);
     free(j->rcpts);
     free(j);
+}
+
+/* "instance/dest"; one too long for the dispatcher keeps its start and
+ * ends with a hash of the whole, so that it stays one key per
+ * destination. */
+static void
+deliver_job_key(char key[DISPATCH_KEY_MAX + 1], const char *inst,
+                const char *dest)
+{
+    uint64_t h = 14695981039346656037ULL;   /* FNV-1a */
+    int n = snprintf(key, DISPATCH_KEY_MAX + 1, "%s/%s", inst, dest);
+    const char *p;
+
+    if (n >= 0 && n <= DISPATCH_KEY_MAX)
+        return;
+    for (p = inst; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    for (p = dest; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    snprintf(key + DISPATCH_KEY_MAX - 17, 18, "#%016llx",
+             (unsigned long long)h);
 }
 
 /* The job of the same instance, destination and sender that has room,
@@ -72,8 +94,8 @@ deliver_job_for(struct deliver_run *run, struct deliver_job ***jobs,
     j->run = run;
     j->inst = c->inst;
     j->sender = sender;
-    snprintf(j->key, sizeof(j->key), "%s/%s",
-             chain_instance_at(run->gen->chain, c->inst), c->dest);
+    deliver_job_key(j->key, chain_instance_at(run->gen->chain, c->inst),
+                    c->dest);
     *jobs = nj;
     (*jobs)[(*njobs)++] = j;
     return j;
@@ -266,9 +288,11 @@ deliver_jobs_start(struct deliver_run *run,
         if (rc == 0)
             continue;
         pthread_mutex_lock(&run->lock);
-        if (rc == MODMTA_E_LIMIT)
+        if (rc == MODMTA_E_LIMIT) {
             deliver_job_defer_all(j, "4.4.5", "too many deliveries waiting "
                                   "for this destination");
+            run->throttled = 1;
+        }
         else
             deliver_job_defer_all(j, "4.3.0", "cannot queue the delivery");
         pthread_mutex_unlock(&run->lock);

@@ -31,6 +31,7 @@ struct deliver_run {
     pthread_mutex_t lock;
     size_t jobs_left;           /* references: the starter and each job */
     int cancelled;              /* a job was cancelled (shutdown) */
+    int throttled;              /* a destination had no room for a job */
     int decided;                /* some recipient reached a final state */
 };
 

@@ -20,7 +20,6 @@
 
 #include "dispatch.h"
 
-#define DISPATCH_KEY_MAX 300
 #define DISPATCH_STACK (512 * 1024)
 #define DISPATCH_BUCKETS 256
 #define DISPATCH_SWEEP 1024
@@ -54,6 +53,8 @@ struct dispatch {
     struct dispatch_dest *ready_head, *ready_tail;
     pthread_t *threads;
     int max_threads, nthreads, idle_threads;
+    int wakeups;                        /* signals idle threads have not
+                                         * taken yet: they are not idle */
     unsigned long running, waiting, ndest, submits;
     int stopping;
     volatile sig_atomic_t interrupt;
@@ -98,6 +99,8 @@ dispatch_can_run(struct dispatch_dest *e, time_t now)
            (e->running < e->limit || dispatch_is_down(e, now));
 }
 
+static void dispatch_kick(dispatch *d);
+
 static void
 dispatch_make_ready(dispatch *d, struct dispatch_dest *e)
 {
@@ -110,7 +113,7 @@ dispatch_make_ready(dispatch *d, struct dispatch_dest *e)
     else
         d->ready_head = e;
     d->ready_tail = e;
-    pthread_cond_signal(&d->work);
+    dispatch_kick(d);
 }
 
 /* Free e if nothing refers to it any more (it is not on the ready list:
@@ -213,8 +216,12 @@ dispatch_thread(void *arg)
             d->idle_threads++;
             pthread_cond_wait(&d->work, &d->lock);
             d->idle_threads--;
+            if (d->wakeups > 0)
+                d->wakeups--;
             continue;
         }
+        /* More work ready: another thread takes it, not this one later. */
+        dispatch_kick(d);
         pthread_mutex_unlock(&d->lock);
         if (reason != NULL)
             j->ops->skip(j->job, reason);
@@ -249,14 +256,13 @@ dispatch_new(int max_threads, modmta_err *err_r)
     return d;
 }
 
-/* One more thread when work waits and every thread is busy. */
+/* One more thread, up to the maximum. */
 static void
 dispatch_grow(dispatch *d)
 {
     pthread_attr_t attr;
 
-    if (d->idle_threads > 0 || d->nthreads >= d->max_threads ||
-        d->ready_head == NULL)
+    if (d->nthreads >= d->max_threads)
         return;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, DISPATCH_STACK);
@@ -266,6 +272,23 @@ dispatch_grow(dispatch *d)
     else if (d->nthreads == 0)
         modmta_logf(MODMTA_LOG_ERR, "dispatch: cannot start a thread");
     pthread_attr_destroy(&attr);
+}
+
+/* Work is ready: wake an idle thread no signal is on its way to yet,
+ * else start one. Counting the signals in flight matters: a signalled
+ * thread still counts as idle until it runs, and a burst of jobs would
+ * otherwise wait for the few threads that happened to be idle. */
+static void
+dispatch_kick(dispatch *d)
+{
+    if (d->ready_head == NULL || d->stopping)
+        return;
+    if (d->idle_threads > d->wakeups) {
+        d->wakeups++;
+        pthread_cond_signal(&d->work);
+        return;
+    }
+    dispatch_grow(d);
 }
 
 int
@@ -314,7 +337,6 @@ dispatch_submit(dispatch *d, const char *key, int limit,
     e->nwaiting++;
     d->waiting++;
     dispatch_make_ready(d, e);
-    dispatch_grow(d);
     if (++d->submits % DISPATCH_SWEEP == 0)
         dispatch_sweep(d);
     pthread_mutex_unlock(&d->lock);

@@ -27,6 +27,8 @@
 
 #include <modmta/err.h>
 
+#define DISPATCH_KEY_MAX 300    /* octets of a destination key */
+
 typedef struct dispatch dispatch;
 
 struct dispatch_ops {

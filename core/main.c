@@ -347,6 +347,8 @@ daemon_start(struct daemon *d, struct config *cfg, int background)
         return -1;
     }
     scheduler_set_dispatch(d->sched, d->disp);
+    scheduler_set_active_limit(d->sched,
+                               (unsigned long)g->cfg->queue.active_limit);
     d->ctl = control_start(g->cfg->control_socket, d->q, d->sched, &ops,
                            &err);
     if (d->ctl == NULL) {
@@ -391,7 +393,6 @@ daemon_stop(struct daemon *d)
         return;
     }
     scheduler_free(d->sched);
-    dispatch_free(d->disp);
     queue_close(d->q);
     listeners_free(d->listeners);
     g = generation_acquire();
@@ -399,6 +400,9 @@ daemon_stop(struct daemon *d)
         generation_release(g); /* ours */
         generation_release(g); /* the current one's */
     }
+    /* Last: the transports' cached connections, closed with the
+     * generation, still watch the dispatcher's stop flag. */
+    dispatch_free(d->disp);
     modload_unload_all();
     modmta_logf(MODMTA_LOG_INFO, "stopped");
 }

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <modmta/log.h>
 
@@ -27,6 +28,8 @@
 #include "scheduler_priv.h"
 
 #define SCHED_BUCKETS_MIN 256
+#define SCHED_CLAIM_WAIT 5          /* seconds hold/delete wait for an
+                                     * attempt under way to end */
 
 struct sched_item {
     char id[QUEUE_ID_MAX];
@@ -58,6 +61,7 @@ struct scheduler {
     size_t heap_len, heap_cap;
     unsigned long seq;
     int running;
+    unsigned long active_limit;  /* st.active may not reach it */
     struct scheduler_stats st;
 };
 
@@ -249,15 +253,26 @@ scheduler_drop(scheduler *s, struct sched_item *it)
     free(it);
 }
 
-/* Wait until no one else holds the item, then claim it (hold, delete).
- * NULL if the message is not (or no longer) in the index. */
+/* Wait (a while) until no one else holds the item, then claim it (hold,
+ * delete). NULL if the message is not (or no longer) in the index, or,
+ * with *busy_r set, still being delivered after SCHED_CLAIM_WAIT seconds:
+ * an attempt may wait long for a slow destination, and the control
+ * socket (one thread) must not wait with it. */
 static struct sched_item *
-scheduler_claim(scheduler *s, const char *id)
+scheduler_claim(scheduler *s, const char *id, int *busy_r)
 {
     struct sched_item *it;
+    struct timespec until;
 
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += SCHED_CLAIM_WAIT;
+    *busy_r = 0;
     while ((it = scheduler_find(s, id)) != NULL && it->busy)
-        pthread_cond_wait(&s->idle, &s->lock);
+        if (pthread_cond_timedwait(&s->idle, &s->lock, &until) != 0 &&
+            (it = scheduler_find(s, id)) != NULL && it->busy) {
+            *busy_r = 1;
+            return NULL;
+        }
     if (it != NULL) {
         it->busy = 1;
         scheduler_heap_remove(s, it);
@@ -301,6 +316,7 @@ scheduler_new(queue *q, int workers, modmta_err *err_r)
     }
     s->q = q;
     s->nworkers = workers;
+    s->active_limit = 10000;
     s->nbuckets = SCHED_BUCKETS_MIN;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work, NULL);
@@ -312,6 +328,21 @@ void
 scheduler_set_dispatch(scheduler *s, dispatch *d)
 {
     s->d = d;
+}
+
+void
+scheduler_set_active_limit(scheduler *s, unsigned long n)
+{
+    pthread_mutex_lock(&s->lock);
+    s->active_limit = n > 0 ? n : 1;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* No more messages may be taken until an attempt ends (lock held). */
+static int
+scheduler_full(const scheduler *s)
+{
+    return s->st.active >= s->active_limit;
 }
 
 static int
@@ -367,7 +398,10 @@ scheduler_worker(void *arg)
             continue;
         }
         pthread_mutex_lock(&s->lock);
-        if (s->running && (s->heap_len == 0 || s->heap[0]->due > time(NULL)))
+        if (s->running && scheduler_full(s))
+            pthread_cond_wait(&s->work, &s->lock);
+        else if (s->running &&
+                 (s->heap_len == 0 || s->heap[0]->due > time(NULL)))
             scheduler_wait_work(s);
         if (!s->running) {
             pthread_mutex_unlock(&s->lock);
@@ -409,7 +443,8 @@ scheduler_take(scheduler *s, time_t now, char id_r[QUEUE_ID_MAX])
     struct sched_item *it = NULL;
 
     pthread_mutex_lock(&s->lock);
-    if (s->running && s->heap_len > 0 && s->heap[0]->due <= now) {
+    if (s->running && !scheduler_full(s) && s->heap_len > 0 &&
+        s->heap[0]->due <= now) {
         it = s->heap[0];
         scheduler_heap_remove(s, it);
         it->busy = 1;
@@ -423,6 +458,8 @@ scheduler_take(scheduler *s, time_t now, char id_r[QUEUE_ID_MAX])
 static void
 scheduler_count(scheduler *s, const struct deliver_outcome *out)
 {
+    if (scheduler_full(s))
+        pthread_cond_signal(&s->work);  /* a worker may take again */
     s->st.active--;
     s->st.delivered += out->delivered;
     s->st.deferred += out->deferred;
@@ -512,14 +549,16 @@ scheduler_delete(scheduler *s, const char *id)
 {
     struct sched_item *it;
 
+    int busy;
+
     pthread_mutex_lock(&s->lock);
-    it = scheduler_claim(s, id);
+    it = scheduler_claim(s, id, &busy);
     if (it != NULL) {
         scheduler_drop(s, it);
         pthread_cond_broadcast(&s->idle);
     }
     pthread_mutex_unlock(&s->lock);
-    return it != NULL ? 0 : MODMTA_E_NOTFOUND;
+    return it != NULL ? 0 : busy ? MODMTA_E_TEMP : MODMTA_E_NOTFOUND;
 }
 
 /* The envelope is changed with the message claimed, so that no worker
@@ -549,12 +588,14 @@ int
 scheduler_hold(scheduler *s, const char *id, int hold)
 {
     struct sched_item *it;
-    int rc, claimed, created = 0;
+    int rc, claimed, created = 0, busy;
 
     pthread_mutex_lock(&s->lock);
-    it = scheduler_claim(s, id);
+    it = scheduler_claim(s, id, &busy);
     claimed = it != NULL;
     pthread_mutex_unlock(&s->lock);
+    if (busy)
+        return MODMTA_E_TEMP;
 
     rc = scheduler_hold_env(s, id, hold);
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dispatch.h"
@@ -27,7 +28,8 @@ struct record {
     pthread_cond_t cond;
     char order[JOBS_MAX * 8];    /* "r:a1 s:a2 c:b1 " ... */
     int ended;
-    int running[4], max_running[4];  /* per destination index */
+    int running[26], max_running[26];  /* per destination index */
+    int total;                   /* jobs running now, all destinations */
     int hold;                    /* run() waits while set */
 };
 
@@ -61,8 +63,11 @@ job_run(void *arg)
     pthread_mutex_lock(&r->lock);
     if (++r->running[j->dest] > r->max_running[j->dest])
         r->max_running[j->dest] = r->running[j->dest];
+    r->total++;
+    pthread_cond_broadcast(&r->cond);
     while (r->hold)
         pthread_cond_wait(&r->cond, &r->lock);
+    r->total--;
     r->running[j->dest]--;
     pthread_mutex_unlock(&r->lock);
     job_note(j, "r:");
@@ -200,6 +205,49 @@ test_limit(void **state)
     free(r);
 }
 
+/* Threads left idle by earlier work: a burst of jobs for twenty
+ * destinations runs side by side (a signalled thread is not counted as idle twice, and the
+ * one that takes a job wakes or starts the next). */
+static void
+test_idle_threads_burst(void **state)
+{
+    struct record *r = record_new();
+    modmta_err err;
+    dispatch *d;
+    char name[8];
+    int total;
+
+    (void)state;
+    d = dispatch_new(32, &err);
+    assert_non_null(d);
+    submit(d, r, "a0", 5, 0);
+    wait_ended(r, 1);               /* one thread, idle now */
+    r->hold = 1;
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof(name), "%c1", 'b' + i);
+        submit(d, r, name, 5, 0);
+    }
+    pthread_mutex_lock(&r->lock);
+    for (int i = 0; i < 200 && r->total < 20; i++) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+    }
+    total = r->total;
+    pthread_mutex_unlock(&r->lock);
+    assert_int_equal(total, 20);
+    release(r);
+    wait_ended(r, 21);
+    dispatch_free(d);
+    free(r);
+}
+
 /* Down: waiting and new jobs are skipped with the reason; flush lifts the
  * mark. */
 static void
@@ -298,6 +346,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_and_turns),
         cmocka_unit_test(test_limit),
+        cmocka_unit_test(test_idle_threads_burst),
         cmocka_unit_test(test_down),
         cmocka_unit_test(test_waiting_bound),
         cmocka_unit_test(test_stop),

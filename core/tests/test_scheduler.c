@@ -295,6 +295,31 @@ test_delete(void **state)
     expect_nothing(s, T0);
     scheduler_get_stats(s, &st);
     assert_int_equal(st.in_queue, 1);
+    /* BBBB's attempt is under way: delete and hold give up after a
+     * while (the control socket must not wait for a slow destination)
+     * and change nothing */
+    assert_int_equal(scheduler_delete(s, "BBBB"), MODMTA_E_TEMP);
+    assert_int_equal(scheduler_hold(s, "BBBB", 1), MODMTA_E_TEMP);
+    give_back(s, "BBBB", DELIVER_RETRY, T0);
+    expect_take(s, T0, "BBBB");
+    scheduler_free(s);
+}
+
+/* queue.active_limit: no more messages are handed out while that many
+ * attempts are under way. */
+static void
+test_active_limit(void **state)
+{
+    struct fix *fx = *state;
+    scheduler *s = sched_start(fx);
+
+    scheduler_set_active_limit(s, 1);
+    scheduler_submit(s, "AAAA");
+    scheduler_submit(s, "BBBB");
+    expect_take(s, T0, "AAAA");
+    expect_nothing(s, T0);
+    give_back(s, "AAAA", DELIVER_REMOVED, 0);
+    expect_take(s, T0, "BBBB");
     scheduler_free(s);
 }
 
@@ -364,6 +389,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_release_quarantine, fix_setup,
                                         fix_teardown),
         cmocka_unit_test_setup_teardown(test_delete, fix_setup,
+                                        fix_teardown),
+        cmocka_unit_test_setup_teardown(test_active_limit, fix_setup,
                                         fix_teardown),
         cmocka_unit_test_setup_teardown(test_order, fix_setup, fix_teardown),
     };

@@ -130,6 +130,11 @@ host_same_address(const struct sockaddr *a, const struct sockaddr_storage *b)
 
     if (a->sa_family != b->ss_family)
         return 0;
+    /* A listener on 0.0.0.0 answers on all of 127.0.0.0/8, addresses no
+     * interface lists. */
+    if (a->sa_family == AF_INET && b4->sin_addr.s_addr == htonl(INADDR_ANY)
+        && (ntohl(a4->sin_addr.s_addr) >> 24) == 127)
+        return a4->sin_port == b4->sin_port;
     if (a->sa_family == AF_INET)
         return a4->sin_port == b4->sin_port &&
                a4->sin_addr.s_addr == b4->sin_addr.s_addr;

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <cmocka.h>
 
 #include <modmta/modmta.h>
@@ -157,6 +159,34 @@ test_mail_params(void **state)
     assert_null(modmta_mail_param(e->ctx, "ENVID"));
 }
 
+static int
+own(const modmta_host *h, const char *ip, int port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)port)};
+
+    assert_int_equal(inet_pton(AF_INET, ip, &sin.sin_addr), 1);
+    return modmta_host_is_own_address(h, (const struct sockaddr *)&sin,
+                                      sizeof(sin));
+}
+
+/* An exact listener is itself only; a 0.0.0.0 listener answers on all of
+ * 127.0.0.0/8 (on its port), which no interface lists. */
+static void
+test_own_address(void **state)
+{
+    struct env *e = *state;
+
+    assert_int_equal(modmta_test_host_add_own(e->host, "127.0.0.1", 2525), 0);
+    assert_int_equal(own(e->host, "127.0.0.1", 2525), 1);
+    assert_int_equal(own(e->host, "127.0.0.1", 25), 0);
+    assert_int_equal(own(e->host, "127.0.0.31", 2525), 0);
+    assert_int_equal(modmta_test_host_add_own(e->host, "0.0.0.0", 25), 0);
+    assert_int_equal(own(e->host, "127.0.0.31", 25), 1);
+    assert_int_equal(own(e->host, "127.0.0.31", 26), 0);
+    assert_int_equal(own(e->host, "192.0.2.1", 25), 0);
+}
+
 int
 main(void)
 {
@@ -165,6 +195,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_group_and_results, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mail_params, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_address, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
