@@ -206,8 +206,8 @@ test_limit(void **state)
 }
 
 /* Threads left idle by earlier work: a burst of jobs for twenty
- * destinations runs side by side (a signalled thread is not counted as idle twice, and the
- * one that takes a job wakes or starts the next). */
+ * destinations runs side by side (a signalled thread is not counted as
+ * idle twice, and the one that takes a job wakes or starts the next). */
 static void
 test_idle_threads_burst(void **state)
 {
