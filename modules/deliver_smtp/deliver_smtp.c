@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <idn2.h>
+
 #include <modmta/modmta.h>
 
 #include "nexthop.h"
@@ -267,6 +269,29 @@ dsmtp_route_to(modmta_ctx *ctx, const struct nexthop *nh, const char *domain)
     return MODMTA_ACCEPT;
 }
 
+/* A domain in UTF-8 (an SMTPUTF8 recipient) in its A-label form, in
+ * place (IDNA2008, as Postfix converts it for routing: DNS and the
+ * tables know the ASCII form). -1 if it is not a valid IDN. */
+static int
+dsmtp_ascii_domain(char *domain, size_t len)
+{
+    char *ascii = NULL;
+    int rc = 0;
+
+    for (const char *p = domain; *p != '\0'; p++)
+        if ((unsigned char)*p >= 0x80)
+            rc = 1;
+    if (rc == 0)
+        return 0;
+    if (idn2_to_ascii_8z(domain, &ascii, IDN2_NONTRANSITIONAL) != IDN2_OK ||
+        strlen(ascii) >= len)
+        rc = -1;
+    else
+        memcpy(domain, ascii, strlen(ascii) + 1);
+    idn2_free(ascii);
+    return rc < 0 ? -1 : 0;
+}
+
 static modmta_verdict
 dsmtp_route(void *inst, modmta_ctx *ctx, const char *rcpt)
 {
@@ -282,6 +307,11 @@ dsmtp_route(void *inst, modmta_ctx *ctx, const char *rcpt)
     for (i = 0; at[1 + i] != '\0'; i++)
         domain[i] = (char)tolower((unsigned char)at[1 + i]);
     domain[i] = '\0';
+    if (dsmtp_ascii_domain(domain, sizeof(domain)) < 0) {
+        modmta_reply(ctx, 550, "5.1.2", "<%s>: bad internationalized domain "
+                     "name", rcpt);
+        return MODMTA_REJECT;
+    }
     if (d->conf.transport != NULL) {
         rc = dsmtp_transport_entry(d->conf.transport, rcpt, domain, &value);
         if (rc < 0) {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "smtpc_priv.h"
 
@@ -216,9 +217,20 @@ smtpc_reply_read(smtpc_session *s, const char *stage, int timeout_ms,
     ssize_t n;
     int rc;
 
+    struct timespec start, now;
+    long left = timeout_ms;
+
     memset(&p, 0, sizeof(p));
+    clock_gettime(CLOCK_MONOTONIC, &start);
     do {
-        n = modmta_conn_readline(s->conn, line, sizeof(line), timeout_ms);
+        /* One deadline for the whole reply: a server that trickles
+         * continuation lines gets no more time than one that is silent. */
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000L +
+                             (now.tv_nsec - start.tv_nsec) / 1000000L);
+        n = left <= 0 ? MODMTA_E_TIMEOUT
+                      : modmta_conn_readline(s->conn, line, sizeof(line),
+                                             (int)left);
         if (n == MODMTA_E_LIMIT) {
             n = (ssize_t)sizeof(line) - 1; /* cut at SMTPC_LINE_MAX */
         } else if (n == MODMTA_E_INVAL) {

@@ -22,6 +22,8 @@ struct xfer_walk {
     char *creds;                   /* "user:password" (malloc), or NULL */
     int sessions;                  /* conversations started */
     int reached;                   /* a server got past the greeting */
+    int txns;                      /* transactions run */
+    int need_utf8;                 /* the message needs SMTPUTF8 */
     /* the last failure, for every recipient if no server takes them */
     modmta_dstatus last_status;
     char last_esc[16];
@@ -185,12 +187,27 @@ xfer_tls(struct xfer_walk *w, smtpc_session *s, const char *peer_name)
         smtpc_reply_clear(&r);          /* the second EHLO's reply */
         return 1;
     }
-    if (w->level == XFER_TLS_MAY) {
+    /* REFUSED after the handshake is the second EHLO's refusal: the
+     * session is in TLS without a greeting accepted, at any level. */
+    if (rc == SMTPC_REFUSED && modmta_conn_is_tls(smtpc_conn(s))) {
+        xfer_fail_reply(w, smtpc_peer(s), &r, "refused to talk to me "
+                        "after STARTTLS");
         smtpc_reply_clear(&r);
-        if (rc == SMTPC_NOT_OFFERED || rc == SMTPC_REFUSED)
-            return smtpc_usable(s) ? 1 : (smtpc_close(s), 0);
         smtpc_close(s);
-        return -1;
+        return 0;
+    }
+    if (w->level == XFER_TLS_MAY) {
+        if ((rc == SMTPC_NOT_OFFERED || rc == SMTPC_REFUSED) &&
+            smtpc_usable(s)) {
+            smtpc_reply_clear(&r);
+            return 1;                   /* on in clear */
+        }
+        /* a 421 to STARTTLS, or a failed handshake: keep why, then the
+         * caller may try again in clear */
+        xfer_fail_reply(w, smtpc_peer(s), &r, "refused STARTTLS");
+        smtpc_reply_clear(&r);
+        smtpc_close(s);
+        return rc == SMTPC_TLS_FAILED || rc == SMTPC_TLS_UNVERIFIED ? -1 : 0;
     }
     if (rc == SMTPC_NOT_OFFERED)
         xfer_fail_walk(w, MODMTA_DEFERRED, "4.7.4", "TLS is required, but "
@@ -270,9 +287,12 @@ xfer_open(struct xfer_walk *w, const struct xfer_server *sv, int clear)
         w->level = XFER_TLS_NONE;
     rc = xfer_tls(w, s, sv->name);
     w->level = level;
-    if (rc < 0)
-        return w->sessions < w->c->max_sessions ? xfer_open(w, sv, 1)
-                                                : NULL;
+    if (rc < 0) {
+        /* "may": the same server once more, in clear; that retry does
+         * not use up the session budget of the walk */
+        w->sessions--;
+        return xfer_open(w, sv, 1);
+    }
     if (rc == 0 || !xfer_auth(w, s))
         return NULL;
     return s;
@@ -327,11 +347,82 @@ xfer_too_many(const struct smtpc_reply *r)
            (r->esc[0] == '\0' || strcmp(r->esc, "4.5.3") == 0);
 }
 
-/* One transaction on s for the recipients idx[0..n) and their results.
- * Returns how many got "too many recipients" (they are moved to the
- * front of idx), or -1 when out of memory before anything was sent. */
+/* A temporary failure another server may not have (Postfix tries the
+ * next MX for these): any 4xx, a lost or timed-out conversation — but
+ * not one lost after the final ".", where this server may have the
+ * message already (trying another now would send it twice). */
+static int
+xfer_soft(const struct smtpc_reply *r)
+{
+    if (smtpc_reply_class(r) != 4)
+        return 0;
+    return r->code != 0 || r->stage == NULL ||
+           strcmp(r->stage, "end of DATA") != 0;
+}
+
+static int
+xfer_has_8bit(const char *s)
+{
+    for (; s != NULL && *s != '\0'; s++)
+        if ((unsigned char)*s >= 0x80)
+            return 1;
+    return 0;
+}
+
+/* Does the message need SMTPUTF8 (RFC 6531)? Asking for it is not
+ * needing it: only a UTF-8 address or header field does (Postfix
+ * delivers the rest to servers without SMTPUTF8 as plain mail). */
+static int
+xfer_needs_utf8(modmta_ctx *ctx)
+{
+    char line[1024];
+    FILE *f;
+    int need = 0;
+
+    if (modmta_mail_param(ctx, "SMTPUTF8") == NULL)
+        return 0;
+    if (xfer_has_8bit(modmta_sender(ctx)))
+        return 1;
+    for (size_t i = 0; i < modmta_dlv_rcpt_count(ctx); i++)
+        if (xfer_has_8bit(modmta_dlv_rcpt_at(ctx, i)))
+            return 1;
+    if ((f = fopen(modmta_message_path(ctx), "re")) == NULL)
+        return 1;                   /* cannot tell: keep the promise */
+    while (!need && fgets(line, sizeof(line), f) != NULL &&
+           strcmp(line, "\r\n") != 0 && strcmp(line, "\n") != 0)
+        need = xfer_has_8bit(line);
+    fclose(f);
+    return need;
+}
+
+/* ORCPT for recipient i when the client gave none: the address before
+ * an alias or virtual rewrote it (Postfix does the same), so that a
+ * next hop's report names what the sender wrote. NULL: none to add. */
+static const char *
+xfer_orcpt(modmta_ctx *ctx, size_t i)
+{
+    const char *given = modmta_dlv_rcpt_param(ctx, i, "ORCPT");
+    const char *orig = modmta_dlv_rcpt_original(ctx, i);
+    char *x, *v;
+
+    if (given != NULL || orig == NULL ||
+        strcmp(orig, modmta_dlv_rcpt_at(ctx, i)) == 0 || xfer_has_8bit(orig))
+        return given;
+    if ((x = xfer_xtext(ctx, orig)) == NULL ||
+        (v = modmta_txn_alloc(ctx, strlen(x) + 8)) == NULL)
+        return NULL;
+    memcpy(v, "rfc822;", 7);
+    memcpy(v + 7, x, strlen(x) + 1);
+    return v;
+}
+
+/* One transaction on s for the recipients idx[0..n) and their results;
+ * soft[k] tells whether recipient k failed in a way another server may
+ * not. Returns how many got "too many recipients" (moved to the front
+ * of idx), or -1 when out of memory before anything was sent. */
 static long
-xfer_txn(struct xfer_walk *w, smtpc_session *s, size_t *idx, size_t n)
+xfer_txn(struct xfer_walk *w, smtpc_session *s, size_t *idx, size_t n,
+         char *soft)
 {
     modmta_ctx *ctx = w->ctx;
     struct smtpc_rcpt *rcpts = modmta_txn_alloc(ctx, n * sizeof(*rcpts));
@@ -339,7 +430,7 @@ xfer_txn(struct xfer_walk *w, smtpc_session *s, size_t *idx, size_t n)
     struct smtpc_msg m = {
         .sender = modmta_sender(ctx), .path = modmta_message_path(ctx),
         .need_8bit = body != NULL && strcasecmp(body, "8BITMIME") == 0,
-        .need_smtputf8 = modmta_mail_param(ctx, "SMTPUTF8") != NULL,
+        .need_smtputf8 = w->need_utf8,
         .ret = modmta_mail_param(ctx, "RET"),
         .envid = modmta_mail_param(ctx, "ENVID"),
         .auth = xfer_xtext(ctx, modmta_mail_param(ctx, "AUTH")),
@@ -352,10 +443,11 @@ xfer_txn(struct xfer_walk *w, smtpc_session *s, size_t *idx, size_t n)
     for (size_t i = 0; rcpts != NULL && i < n; i++) {
         rcpts[i].addr = modmta_dlv_rcpt_at(ctx, idx[i]);
         rcpts[i].notify = modmta_dlv_rcpt_param(ctx, idx[i], "NOTIFY");
-        rcpts[i].orcpt = modmta_dlv_rcpt_param(ctx, idx[i], "ORCPT");
+        rcpts[i].orcpt = xfer_orcpt(ctx, idx[i]);
     }
     if (rcpts == NULL || (t = smtpc_txn_run(s, &m)) == NULL)
         return -1;
+    w->txns++;
     modmta_dlv_remote(ctx, smtpc_name(s), smtpc_addr(s), smtpc_port(s));
     if (modmta_conn_is_tls(conn))
         modmta_dlv_remote_tls(ctx, modmta_conn_tls_version(conn),
@@ -370,6 +462,7 @@ xfer_txn(struct xfer_walk *w, smtpc_session *s, size_t *idx, size_t n)
                               r->text) < 0)
             modmta_dlv_result(ctx, idx[i], st, r->code, NULL, r->stage,
                               r->text);
+        soft[idx[i]] = (char)xfer_soft(r);
         if (xfer_too_many(r))
             idx[again++] = idx[i];  /* again <= i: nothing is lost */
     }
@@ -377,24 +470,16 @@ xfer_txn(struct xfer_walk *w, smtpc_session *s, size_t *idx, size_t n)
     return (long)again;
 }
 
-/* The group's transactions on s: one, and another for the recipients a
- * server refused with "too many recipients" as long as each takes some
- * (Postfix does the same); s then goes back to the cache or is closed.
- * 0, or -1 when out of memory before anything was sent. */
+/* The transactions for idx[0..n) on s: one, and another for the
+ * recipients refused with "too many recipients" as long as each takes
+ * some (Postfix does the same); s then goes back to the cache or is
+ * closed. 0, or -1 when out of memory before anything was sent. */
 static int
-xfer_send(struct xfer_walk *w, smtpc_session *s)
+xfer_send(struct xfer_walk *w, smtpc_session *s, size_t *idx, size_t n,
+          char *soft)
 {
-    size_t n = modmta_dlv_rcpt_count(w->ctx);
-    size_t *idx = modmta_txn_alloc(w->ctx, n * sizeof(*idx));
-    long again;
+    long again = xfer_txn(w, s, idx, n, soft);
 
-    if (idx == NULL) {
-        smtpc_close(s);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++)
-        idx[i] = i;
-    again = xfer_txn(w, s, idx, n);
     if (again < 0) {
         smtpc_close(s);
         return -1;
@@ -402,7 +487,7 @@ xfer_send(struct xfer_walk *w, smtpc_session *s)
     /* Each round took at least one recipient, or it stops. */
     while (again > 0 && (size_t)again < n && smtpc_usable(s)) {
         n = (size_t)again;
-        again = xfer_txn(w, s, idx, n);
+        again = xfer_txn(w, s, idx, n, soft);
     }
     if (w->c->cache != NULL && smtpc_usable(s))
         smtpc_cache_put(w->c->cache, w->dest, s);
@@ -411,29 +496,69 @@ xfer_send(struct xfer_walk *w, smtpc_session *s)
     return 0;
 }
 
-/* The servers in turn until one takes the transaction. */
+/* A cached session meets the TLS level asked now (a policy file may
+ * have changed since it was opened). */
+static int
+xfer_cached_ok(const struct xfer_walk *w, smtpc_session *s)
+{
+    modmta_conn *c = smtpc_conn(s);
+
+    if (w->level == XFER_TLS_VERIFY)
+        return modmta_conn_tls_verified(c);
+    if (w->level == XFER_TLS_ENCRYPT)
+        return modmta_conn_is_tls(c);
+    return 1;
+}
+
+/* The recipients still to try elsewhere, to the front of idx. */
+static size_t
+xfer_still_soft(size_t *idx, size_t n, const char *soft)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (soft[idx[i]])
+            idx[k++] = idx[i];
+    return k;
+}
+
+/* The servers in turn: a cached session first, then each address, as
+ * long as recipients remain that another server may take (Postfix's
+ * smtp walks the MX list the same way). */
 static void
 xfer_walk(struct xfer_walk *w, const struct xfer_servers *sv)
 {
+    size_t n = modmta_dlv_rcpt_count(w->ctx);
+    size_t *idx = modmta_txn_alloc(w->ctx, n * sizeof(*idx));
+    char *soft = modmta_txn_alloc(w->ctx, n);
     smtpc_session *s = NULL;
     size_t tried = 0;
 
-    if (w->c->cache != NULL && (s = smtpc_cache_get(w->c->cache,
-                                                     w->dest)) != NULL) {
-        w->reached = 1;
-        if (xfer_send(w, s) == 0)
-            return;
-        s = NULL;
+    if (idx == NULL || soft == NULL) {
+        xfer_all(w->ctx, MODMTA_DEFERRED, "4.3.0", "out of memory");
+        return;
     }
-    for (size_t i = 0; i < sv->n && s == NULL; i++) {
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    if (w->c->cache != NULL &&
+        (s = smtpc_cache_get(w->c->cache, w->dest)) != NULL) {
+        w->reached = 1;
+        if (!xfer_cached_ok(w, s))
+            smtpc_close(s);
+        else if (xfer_send(w, s, idx, n, soft) == 0)
+            n = xfer_still_soft(idx, n, soft);
+    }
+    for (size_t i = 0; i < sv->n && n > 0; i++) {
         if (tried++ >= (size_t)w->c->max_addrs ||
             w->sessions >= w->c->max_sessions)
             break;
-        s = xfer_open(w, &sv->s[i], 0);
+        if ((s = xfer_open(w, &sv->s[i], 0)) != NULL &&
+            xfer_send(w, s, idx, n, soft) == 0)
+            n = xfer_still_soft(idx, n, soft);
     }
-    if (s != NULL && xfer_send(w, s) == 0)
-        return;
-    if (s == NULL && w->last_text[0] == '\0')
+    if (w->txns > 0)
+        return;                     /* each has a server's result */
+    if (w->last_text[0] == '\0')
         xfer_fail_walk(w, MODMTA_DEFERRED, "4.3.0", "out of memory");
     xfer_all(w->ctx, w->last_status, w->last_esc, w->last_text);
     if (!w->reached)
@@ -466,8 +591,10 @@ xfer_deliver(const struct xfer_conf *c, modmta_ctx *ctx, const char *dest)
         if (xfer_policy(&w) < 0)
             xfer_all(ctx, MODMTA_DEFERRED, "4.3.0", "cannot read the TLS "
                      "policy or credentials table");
-        else
+        else {
+            w.need_utf8 = xfer_needs_utf8(ctx);
             xfer_walk(&w, sv);
+        }
     }
     modmta_free(w.creds);
     free(sv);

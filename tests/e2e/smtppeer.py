@@ -44,10 +44,10 @@ class SmtpPeer:
         self.sock = None
         self.port = None
 
-    def start(self):
+    def start(self, port=0):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((self.host, 0))
+        self.sock.bind((self.host, port))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()

@@ -26,7 +26,7 @@ import threading
 import harness
 from dnsserver import DnsServer
 from smtppeer import SmtpPeer
-from harness import make_message, send_mail, smtp
+from harness import make_message, send_mail, smtp, wait_for
 
 TEST_MODULE_DIR = os.environ.get('TEST_MODULE_DIR', '')
 
@@ -755,6 +755,57 @@ class ScriptedPeer(OutboundCase):
         self.assertEqual(self.log_lines(a, r'%s: .*status=deferred' % qid),
                          [])
         self.assertEqual(self.dsns(a), [])
+
+    def test_soft_failure_tries_next_mx(self):
+        # a 4xx from the better MX (greylisting): the recipient goes to
+        # the next MX in the same attempt, as Postfix's smtp does
+        port = harness.free_port()
+        mx1 = SmtpPeer(B_HOST, rcpt='451 4.7.1 greylisted, try later')
+        mx1.start(port)
+        self.addCleanup(mx1.stop)
+        mx2 = SmtpPeer('127.0.0.33').start(port)
+        self.addCleanup(mx2.stop)
+        dns = self.dns()
+        dns.mx('remote.test', 'mx1.remote.test', 10)
+        dns.host('mx1.remote.test', B_HOST)
+        dns.mx('remote.test', 'mx2.remote.test', 20)
+        dns.host('mx2.remote.test', '127.0.0.33')
+        dns.start()
+        a = self.relay_a(dns, port=port)
+        qid, _ = self.send(a, ['x@remote.test'])
+        a.wait_queue_empty()
+        # mx1 refused the recipient: a pipelined DATA got nothing there
+        self.assertEqual([m for m in mx1.messages if m[2]], [])
+        self.assertEqual(len(mx2.messages), 1)
+        self.assertTrue(self.log_lines(
+            a, r'%s: to=<x@remote\.test> relay=mx2\.remote\.test.*'
+            r'status=sent' % qid))
+
+    def test_smtputf8_asked_not_needed(self):
+        # SMTPUTF8 asked for an all-ASCII message: a server without
+        # SMTPUTF8 gets it as plain mail; one that needs it (a UTF-8
+        # recipient) fails with 5.6.7 there
+        p = self.peer()
+        a = self.relay_a(transport={
+            'remote.test': 'smtp:[%s]:%d' % (B_HOST, p.port),
+            'xn--bcher-kva.test': 'smtp:[%s]:%d' % (B_HOST, p.port)})
+        self.send(a, ['x@remote.test'], mail_options=['SMTPUTF8'])
+        wait_for(lambda: p.messages, what='the ASCII message at the peer')
+        self.assertNotIn('SMTPUTF8', p.messages[0][0])
+        # a UTF-8 domain is routed by its A-label
+        msg = make_message('utf8@e2e.test', sender=SENDER,
+                           to='b@b\u00fccher.test')
+        with smtp(a.port()) as s:
+            s.ehlo('client.test')
+            s.sendmail(SENDER, ['b@b\u00fccher.test'], msg,
+                       mail_options=['SMTPUTF8'])
+        a.wait_queue_empty()
+        self.assertEqual(len(p.messages), 1)
+        # (the report quotes the UTF-8 address as it is: no RFC 6533
+        # message/global-delivery-status yet, so no parsing it here)
+        dsns = self.dsns(a)
+        self.assertEqual(len(dsns), 1)
+        self.assertIn(b'\nStatus: 5.6.7\n', dsns[0])
 
     def test_greeting_421(self):
         p = self.peer(greeting='421 4.3.2 System not accepting messages')
