@@ -698,7 +698,11 @@ smtp_commit_rcpts(const struct smtp_session *s, queue_rcpt *out)
         if ((rec = smtp_rcpt_find(s, c->rcpts[i])) == NULL)
             continue;
         r->orcpt = rec->orcpt;
-        if (!r->no_dsn) {
+        /* A list's member (its own sender, owner-NAME) is the list's
+         * business from here: the client's NOTIFY and ORCPT stop at the
+         * expansion (RFC 3461 6.2.7.3), so a stranger cannot make the
+         * list's owner receive a success notice per member. */
+        if (!r->no_dsn && r->sender == NULL) {
             r->notify = rec->notify;
             r->orcpt_param = rec->orcpt_param;
         }

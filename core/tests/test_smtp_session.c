@@ -92,6 +92,12 @@ chain_rcpt(struct chain *ch, modmta_ctx *ctx, const char *rcpt,
         modmta_ctx_add_rcpt(ctx, "archive@mx.test");
         return MODMTA_ACCEPT;
     }
+    /* "olist@..." is a list with its own owner (owner-NAME) */
+    if (strncmp(rcpt, "olist@", 6) == 0) {
+        modmta_ctx_add_rcpt(ctx, "m3@mx.test");
+        modmta_ctx_set_rcpt_sender(ctx, "m3@mx.test", "owner-olist@mx.test");
+        return MODMTA_ACCEPT;
+    }
     modmta_ctx_add_rcpt(ctx, rcpt);
     return MODMTA_ACCEPT;
 }
@@ -941,6 +947,8 @@ test_dsn_params(void **state)
     expect(fx, "RCPT TO:<list@mx.test> NOTIFY=NEVER\r\n", "250 2.1.5 ");
     expect(fx, "RCPT TO:<carol@mx.test> NOTIFY=DELAY,\r\n", "501 5.5.4 ");
     expect(fx, "RCPT TO:<carol@mx.test>\r\n", "250 2.1.5 ");
+    expect(fx, "RCPT TO:<olist@mx.test> NOTIFY=SUCCESS,DELAY "
+           "ORCPT=rfc822;olist@mx.test\r\n", "250 2.1.5 ");
     expect(fx, "DATA\r\n", "354 ");
     expect(fx, "Subject: dsn\r\n\r\nbody\r\n.\r\n",
            "250 2.0.0 Ok: queued as ");
@@ -952,7 +960,7 @@ test_dsn_params(void **state)
     assert_string_equal(env->params[1].value, "QQ+2B1");
     assert_string_equal(env->params[2].name, "BODY");
     assert_string_equal(env->params[2].value, "8BITMIME");
-    assert_int_equal(env->nrcpts, 5);
+    assert_int_equal(env->nrcpts, 6);
     r = &env->rcpts[0];
     assert_string_equal(r->addr, "bob@mx.test");
     assert_int_equal(r->notify, QNOTIFY_SUCCESS | QNOTIFY_FAILURE);
@@ -970,6 +978,13 @@ test_dsn_params(void **state)
     assert_int_equal(r->notify, 0);
     r = &env->rcpts[4];
     assert_string_equal(r->addr, "carol@mx.test");
+    assert_int_equal(r->notify, 0);
+    assert_null(r->orcpt_param);
+    /* the member of a list with its owner: the client's NOTIFY and
+     * ORCPT stop at the expansion (RFC 3461 6.2.7.3) */
+    r = &env->rcpts[5];
+    assert_string_equal(r->addr, "m3@mx.test");
+    assert_string_equal(r->sender, "owner-olist@mx.test");
     assert_int_equal(r->notify, 0);
     assert_null(r->orcpt_param);
     queue_env_free(env);

@@ -7,7 +7,9 @@
 #include "nexthop.h"
 #include "xfer.h"
 
-#define XFER_SERVERS_MAX 64
+/* The resolver lists at most 10 hosts of 5 addresses per family: all of
+ * them fit, so the loop cut sees every one. */
+#define XFER_SERVERS_MAX 128
 
 struct xfer_server {
     char name[NEXTHOP_HOST_MAX];   /* MX host name, host, or socket path */
