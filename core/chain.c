@@ -25,6 +25,7 @@
 
 #include "ctx_priv.h"
 #include "dns_priv.h"
+#include "shared_priv.h"
 #include "chain.h"
 #include "modload.h"
 #include "own_addrs.h"
@@ -65,6 +66,7 @@ struct chain {
                                   * of the chain borrows this array */
     size_t nowners;
     modmta_dns *dns;          /* the generation's resolver (lent too) */
+    modmta_shared *shared;    /* the generation's shared state (lent) */
     struct sockaddr_storage *own; /* own_addrs_build(): lent to hosts */
     size_t nown;
 };
@@ -166,12 +168,17 @@ chain_build(const struct config *cfg, int is_root, struct config_errors *errs)
         ch->dns = modmta_dns_new(cfg->dns.servers, cfg->dns.timeout,
                                  cfg->dns.trust_anchor, &err);
         ch->own = own_addrs_build(cfg, &ch->nown);
-        if (ch->core_host != NULL)
+        ch->shared = modmta_shared_new(cfg->redis, &err);
+        if (ch->shared == NULL)
+            config_errors_add(errs, err.path, "%s", err.msg);
+        if (ch->core_host != NULL) {
             modmta_host_set_net(ch->core_host, ch->dns, ch->own, ch->nown);
+            modmta_host_set_shared(ch->core_host, ch->shared);
+        }
     }
     names = calloc(count + 1, sizeof(*names));
     if (ch == NULL || ch->insts == NULL || ch->core_host == NULL ||
-        ch->dns == NULL || names == NULL) {
+        ch->dns == NULL || ch->shared == NULL || names == NULL) {
         config_errors_add(errs, "$.modules", "out of memory");
         failed = 1;
     } else {
@@ -212,6 +219,7 @@ chain_free(struct chain *ch)
     free(ch->owners);
     modmta_host_free(ch->core_host);
     modmta_dns_free(ch->dns);
+    modmta_shared_free(ch->shared);
     free(ch->own);
     free(ch);
 }
@@ -266,6 +274,7 @@ chain_add(struct chain *ch, const struct config *cfg, int is_root, size_t i,
         return -1;
     }
     modmta_host_set_net(ci->host, ch->dns, ch->own, ch->nown);
+    modmta_host_set_shared(ci->host, ch->shared);
     memset(&err, 0, sizeof(err));
     ci->inst = mod->create(el, ci->host, &err);
     if (ci->inst == NULL) {

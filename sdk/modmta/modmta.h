@@ -14,5 +14,6 @@
 #include <modmta/lockout.h>
 #include <modmta/mbox.h>
 #include <modmta/dns.h>
+#include <modmta/shared.h>
 
 #endif

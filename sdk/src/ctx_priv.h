@@ -41,6 +41,8 @@ struct modmta_host {
     struct modmta_dns *dns;
     const struct sockaddr_storage *own;
     size_t nown;
+    struct modmta_shared *shared; /* the generation's (modmta_host_set_
+                                   * shared), borrowed too */
 };
 
 struct ctx_param {
@@ -252,6 +254,8 @@ void modmta_host_free(modmta_host *h);
 /* Borrow the chain's domain owners (they must outlive h). */
 void modmta_host_set_owners(modmta_host *h, const struct modmta_owner *owners,
                             size_t n);
+/* Borrow the generation's shared state (it must outlive h). */
+void modmta_host_set_shared(modmta_host *h, struct modmta_shared *shared);
 /* Borrow the chain's resolver and own listener addresses (they must
  * outlive h). */
 void modmta_host_set_net(modmta_host *h, struct modmta_dns *dns,

@@ -112,6 +112,12 @@ modmta_host_is_local_domain(const modmta_host *h, const char *domain)
 }
 
 void
+modmta_host_set_shared(modmta_host *h, struct modmta_shared *shared)
+{
+    h->shared = shared;
+}
+
+void
 modmta_host_set_net(modmta_host *h, struct modmta_dns *dns,
                     const struct sockaddr_storage *own, size_t nown)
 {

@@ -15,11 +15,13 @@
 #include "ctx_priv.h"
 #include "dns_priv.h"
 #include "fake.h"
+#include "shared_priv.h"
 
 modmta_host *
 modmta_test_host_new(const char *instance, const char *first_domain, ...)
 {
     const char *domains[33];
+    modmta_host *h;
     size_t n = 0;
     va_list ap;
 
@@ -29,8 +31,12 @@ modmta_test_host_new(const char *instance, const char *first_domain, ...)
         domains[n++] = d;
     va_end(ap);
     domains[n] = NULL;
-    return modmta_host_new(instance, "$.modules[0]", "mx.test", ".",
-                           (char *const *)domains, 0);
+    h = modmta_host_new(instance, "$.modules[0]", "mx.test", ".",
+                        (char *const *)domains, 0);
+    /* the process's memory store, as the daemon without "redis" */
+    if (h != NULL)
+        modmta_host_set_shared(h, modmta_shared_new(NULL, NULL));
+    return h;
 }
 
 void
@@ -41,6 +47,7 @@ modmta_test_host_free(modmta_host *h)
     if (h != NULL) {
         free((struct modmta_owner *)h->owners);
         modmta_dns_free(h->dns);
+        modmta_shared_free(h->shared);
         free((struct sockaddr_storage *)h->own);
     }
     modmta_host_free(h);

@@ -1,0 +1,203 @@
+/*
+ * Shared state, the front (shared.h): argument checks, the prefix, the
+ * backend. See shared_priv.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctx_priv.h"
+#include "shared_priv.h"
+
+#define SHARED_PREFIX_MAX 64
+
+struct modmta_shared {
+    const struct shared_ops *ops;
+    void *b;
+    int cluster;
+    char prefix[SHARED_PREFIX_MAX + 1];
+    size_t prefix_len;
+};
+
+modmta_shared *
+modmta_shared_new(const json_t *redis, modmta_err *err_r)
+{
+    modmta_shared *s = calloc(1, sizeof(*s));
+    const char *prefix = json_string_value(json_object_get(redis, "prefix"));
+
+    if (s == NULL) {
+        modmta_err_set(err_r, "$.redis", "out of memory");
+        return NULL;
+    }
+    if (prefix == NULL)
+        prefix = "modmta:";
+    if (strlen(prefix) > SHARED_PREFIX_MAX) {
+        modmta_err_set(err_r, "$.redis.prefix", "at most %d octets",
+                       SHARED_PREFIX_MAX);
+        free(s);
+        return NULL;
+    }
+    memcpy(s->prefix, prefix, strlen(prefix) + 1);
+    s->prefix_len = strlen(prefix);
+    /* The Redis backend comes with its own file (shared_redis.c); until
+     * then a "redis" section gives its prefix to the memory store. */
+    s->ops = shared_mem_ops();
+    s->b = shared_mem_get_store();
+    return s;
+}
+
+void
+modmta_shared_free(modmta_shared *s)
+{
+    if (s == NULL)
+        return;
+    if (s->ops->free != NULL)
+        s->ops->free(s->b);
+    free(s);
+}
+
+modmta_shared *
+modmta_host_shared(const modmta_host *h)
+{
+    return h->shared;
+}
+
+int
+modmta_shared_is_cluster(const modmta_shared *s)
+{
+    return s->cluster;
+}
+
+/* A key or channel: not empty, no space or control character, short
+ * enough. */
+static int
+shared_key_ok(const char *k)
+{
+    size_t n = 0;
+
+    if (k == NULL || *k == '\0')
+        return 0;
+    for (; k[n] != '\0'; n++)
+        if ((unsigned char)k[n] <= ' ' || k[n] == 0x7f ||
+            n >= MODMTA_SHARED_KEY_MAX)
+            return 0;
+    return 1;
+}
+
+static int
+shared_value_ok(const char *v)
+{
+    return v != NULL && strnlen(v, MODMTA_SHARED_VALUE_MAX + 1) <=
+                            MODMTA_SHARED_VALUE_MAX;
+}
+
+/* prefix + key into buf (sized for both). */
+static const char *
+shared_full(const modmta_shared *s, const char *key,
+            char buf[SHARED_PREFIX_MAX + MODMTA_SHARED_KEY_MAX + 1])
+{
+    memcpy(buf, s->prefix, s->prefix_len);
+    memcpy(buf + s->prefix_len, key, strlen(key) + 1);
+    return buf;
+}
+
+#define SHARED_FULL_MAX (SHARED_PREFIX_MAX + MODMTA_SHARED_KEY_MAX + 1)
+
+int
+modmta_shared_get(modmta_shared *s, const char *key, char **value_r)
+{
+    char full[SHARED_FULL_MAX];
+
+    if (value_r != NULL)
+        *value_r = NULL;
+    if (!shared_key_ok(key))
+        return MODMTA_E_INVAL;
+    return s->ops->get(s->b, shared_full(s, key, full), value_r);
+}
+
+int
+modmta_shared_set(modmta_shared *s, const char *key, const char *value,
+                  long ttl_ms)
+{
+    char full[SHARED_FULL_MAX];
+
+    if (!shared_key_ok(key) || !shared_value_ok(value) || ttl_ms < 0)
+        return MODMTA_E_INVAL;
+    return s->ops->set(s->b, shared_full(s, key, full), value, ttl_ms);
+}
+
+int
+modmta_shared_del(modmta_shared *s, const char *key)
+{
+    char full[SHARED_FULL_MAX];
+
+    if (!shared_key_ok(key))
+        return MODMTA_E_INVAL;
+    return s->ops->del(s->b, shared_full(s, key, full));
+}
+
+int
+modmta_shared_incr(modmta_shared *s, const char *key, long long by,
+                   long window_s, long long *value_r)
+{
+    char full[SHARED_FULL_MAX];
+    long long v;
+
+    if (!shared_key_ok(key) || window_s < 0)
+        return MODMTA_E_INVAL;
+    return s->ops->incr(s->b, shared_full(s, key, full), by, window_s,
+                        value_r != NULL ? value_r : &v);
+}
+
+int
+modmta_shared_lease(modmta_shared *s, const char *key, const char *owner,
+                    long ttl_ms)
+{
+    char full[SHARED_FULL_MAX];
+
+    if (!shared_key_ok(key) || !shared_key_ok(owner) || ttl_ms <= 0)
+        return MODMTA_E_INVAL;
+    return s->ops->lease(s->b, shared_full(s, key, full), owner, ttl_ms);
+}
+
+int
+modmta_shared_release(modmta_shared *s, const char *key, const char *owner)
+{
+    char full[SHARED_FULL_MAX];
+
+    if (!shared_key_ok(key) || !shared_key_ok(owner))
+        return MODMTA_E_INVAL;
+    return s->ops->release(s->b, shared_full(s, key, full), owner);
+}
+
+int
+modmta_shared_publish(modmta_shared *s, const char *channel, const char *msg)
+{
+    char full[SHARED_FULL_MAX];
+
+    if (!shared_key_ok(channel) || !shared_value_ok(msg))
+        return MODMTA_E_INVAL;
+    return s->ops->publish(s->b, shared_full(s, channel, full), msg);
+}
+
+int
+modmta_shared_subscribe(modmta_shared *s, const char *channel,
+                        void (*cb)(void *arg, const char *channel,
+                                   const char *msg),
+                        void *arg, modmta_shared_sub **sub_r)
+{
+    char full[SHARED_FULL_MAX];
+
+    *sub_r = NULL;
+    if (!shared_key_ok(channel) || cb == NULL)
+        return MODMTA_E_INVAL;
+    return s->ops->subscribe(s->b, shared_full(s, channel, full),
+                             s->prefix_len, cb, arg, sub_r);
+}
+
+void
+modmta_shared_unsubscribe(modmta_shared_sub *sub)
+{
+    if (sub != NULL)
+        sub->ops->unsubscribe(sub);
+}

@@ -1,0 +1,55 @@
+/*
+ * Shared state, the core's and the backends' side (not installed).
+ *
+ * shared.c is the front: it checks keys and values, puts the prefix in
+ * front of keys and channels, and calls a backend through struct
+ * shared_ops. shared_mem.c is the process's in-memory store (one for the
+ * process, whatever the generation); shared_redis.c is Redis. The chain
+ * makes one modmta_shared per config generation (modmta_shared_new) and
+ * lends it to every host.
+ */
+#ifndef MODMTA_SHARED_PRIV_H
+#define MODMTA_SHARED_PRIV_H
+
+#include <jansson.h>
+
+#include <modmta/shared.h>
+
+/* A backend. Keys and channels arrive prefixed and checked. Results as
+ * in shared.h. */
+struct shared_ops {
+    int (*get)(void *b, const char *key, char **value_r);
+    int (*set)(void *b, const char *key, const char *value, long ttl_ms);
+    int (*del)(void *b, const char *key);
+    int (*incr)(void *b, const char *key, long long by, long window_s,
+                long long *value_r);
+    int (*lease)(void *b, const char *key, const char *owner, long ttl_ms);
+    int (*release)(void *b, const char *key, const char *owner);
+    int (*publish)(void *b, const char *channel, const char *msg);
+    /* cb gets the channel without the prefix */
+    int (*subscribe)(void *b, const char *channel, size_t prefix_len,
+                     void (*cb)(void *arg, const char *channel,
+                                const char *msg),
+                     void *arg, modmta_shared_sub **sub_r);
+    void (*unsubscribe)(modmta_shared_sub *sub);
+    void (*free)(void *b);
+};
+
+/* A backend's subscription starts with this (it embeds it first). */
+struct modmta_shared_sub {
+    const struct shared_ops *ops;
+};
+
+/* The shared state for a generation: Redis when `redis` (the config's
+ * "redis" object with its defaults filled in) is not NULL, else the
+ * process's memory store, both with redis's "prefix" (default
+ * "modmta:"). Cheap: nothing is connected until the first call. NULL
+ * with err_r filled. */
+modmta_shared *modmta_shared_new(const json_t *redis, modmta_err *err_r);
+void modmta_shared_free(modmta_shared *s);
+
+/* The memory backend: the one store of the process. */
+const struct shared_ops *shared_mem_ops(void);
+void *shared_mem_get_store(void);
+
+#endif
