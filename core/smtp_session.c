@@ -194,8 +194,10 @@ smtp_reply(struct smtp_session *s, int code, const char *esc,
     } while (nl != NULL);
 }
 
-/* Send the reply a hook chain left in the ctx, after a sanity check of
- * its class against the verdict. */
+/* Send the reply a hook chain or a verb left in the ctx, after a sanity
+ * check of its class against the verdict. A 421 ends the session once
+ * sent, at any step, as Postfix's smtpd does: the transaction in progress
+ * is dropped (the teardown aborts it), nothing committed is touched. */
 static void
 smtp_reply_ctx(struct smtp_session *s, modmta_verdict v)
 {
@@ -217,6 +219,8 @@ smtp_reply_ctx(struct smtp_session *s, modmta_verdict v)
     else
         snprintf(esc, sizeof(esc), "%d.0.0", cls);
     smtp_reply(s, c->reply_code, esc, "%s", c->reply_text);
+    if (c->reply_code == 421)
+        smtp_enter(s, SMTP_ST_QUIT);
 }
 
 static void
@@ -931,8 +935,6 @@ smtp_command(struct smtp_session *s, char *line, size_t len)
         v = chain_run_verb(s->gen->chain, s->ctx, s->conn, cmd.verb,
                            cmd.args);
         smtp_reply_ctx(s, v);
-        if (s->ctx->reply_code == 421) /* the verb ends the session */
-            smtp_enter(s, SMTP_ST_QUIT);
         if (strcmp(cmd.verb, "AUTH") == 0)
             smtp_auth_hooks(s, had_user);
         return 0;

@@ -37,6 +37,7 @@
 static modmta_verdict fake_connect_verdict;
 static int fake_released, fake_queued, fake_disconnected, fake_submitted;
 static int fake_addhdr;
+static int fake_data_421; /* on_data answers 421 */
 static char fake_served[32];
 
 void generation_release(generation *g) { fake_released++; }
@@ -51,6 +52,23 @@ chain_connect(struct chain *ch, modmta_ctx *ctx)
     return fake_connect_verdict;
 }
 
+/* A hook's TEMPFAIL: 421 (the session ends) for a name or address
+ * starting with "close", 451 for one starting with "busy"; else
+ * CONTINUE. */
+static modmta_verdict
+fake_tempfail(modmta_ctx *ctx, const char *what)
+{
+    if (strncmp(what, "close", 5) == 0) {
+        modmta_reply(ctx, 421, "4.7.0", "limit hit by %s", what);
+        return MODMTA_TEMPFAIL;
+    }
+    if (strncmp(what, "busy", 4) == 0) {
+        modmta_reply(ctx, 451, "4.3.0", "busy %s", what);
+        return MODMTA_TEMPFAIL;
+    }
+    return MODMTA_CONTINUE;
+}
+
 modmta_verdict
 chain_helo(struct chain *ch, modmta_ctx *ctx, const char *helo)
 {
@@ -59,7 +77,7 @@ chain_helo(struct chain *ch, modmta_ctx *ctx, const char *helo)
         modmta_reply(ctx, 550, "5.7.1", "bad helo");
         return MODMTA_REJECT;
     }
-    return MODMTA_CONTINUE;
+    return fake_tempfail(ctx, helo);
 }
 
 modmta_verdict
@@ -70,7 +88,7 @@ chain_mail(struct chain *ch, modmta_ctx *ctx, const char *sender)
         modmta_reply(ctx, 550, "5.7.1", "<%s>: Sender rejected", sender);
         return MODMTA_REJECT;
     }
-    return MODMTA_CONTINUE;
+    return fake_tempfail(ctx, sender);
 }
 
 modmta_verdict
@@ -82,6 +100,8 @@ chain_rcpt(struct chain *ch, modmta_ctx *ctx, const char *rcpt,
         modmta_reply(ctx, 550, "5.1.1", "<%s>: User unknown", rcpt);
         return MODMTA_REJECT;
     }
+    if (fake_tempfail(ctx, rcpt) == MODMTA_TEMPFAIL)
+        return MODMTA_TEMPFAIL;
     /* "list@..." expands to two members, and a module adds a copy
      * nobody is notified about (a bcc) */
     if (strncmp(rcpt, "list@", 5) == 0) {
@@ -108,6 +128,8 @@ chain_data(struct chain *ch, modmta_ctx *ctx)
     modmta_ctx_enter(ctx, MODMTA_PHASE_DATA, NULL, NULL, NULL);
     if (fake_addhdr)
         assert_int_equal(modmta_hdr_add(ctx, "X-Fake", "yes"), 0);
+    if (fake_data_421)
+        return fake_tempfail(ctx, "close-data");
     return MODMTA_CONTINUE;
 }
 
@@ -235,6 +257,7 @@ setup(void **state)
     fake_connect_verdict = MODMTA_CONTINUE;
     fake_released = fake_queued = fake_disconnected = fake_submitted = 0;
     fake_addhdr = 0;
+    fake_data_421 = 0;
     fake_served[0] = '\0';
     *state = fx;
     return 0;
@@ -631,6 +654,78 @@ test_auth_hooks(void **state)
     assert_string_equal(fake_auth, "");
     expect(fx, "AUTH bye\r\n", "421 4.7.0 too many\r\n");
     finish(fx);
+}
+
+/* A hook's 421 at HELO, MAIL, RCPT or DATA is sent and ends the session
+ * (a rate limit, Postfix's smtpd); another 4xx leaves it open. */
+static void
+test_hook_421_helo_mail(void **state)
+{
+    struct fx *fx = *state;
+
+    start(fx, NULL);
+    expect(fx, NULL, "220 ");
+    expect(fx, "HELO close.example\r\n",
+           "421 4.7.0 limit hit by close.example\r\n");
+    finish(fx);
+
+    fake_released = 0;
+    start(fx, NULL);
+    expect(fx, NULL, "220 ");
+    expect(fx, "EHLO c\r\n", "250-");
+    expect(fx, "MAIL FROM:<busy@c>\r\n", "451 4.3.0 busy busy@c\r\n");
+    expect(fx, "MAIL FROM:<close@c>\r\n",
+           "421 4.7.0 limit hit by close@c\r\n");
+    finish(fx);
+    assert_int_equal(queued(fx), 0);
+}
+
+static void
+test_hook_421_rcpt(void **state)
+{
+    struct fx *fx = *state;
+
+    start(fx, NULL);
+    expect(fx, NULL, "220 ");
+    expect(fx, "EHLO c\r\n", "250-");
+    expect(fx, "MAIL FROM:<a@c>\r\n", "250 ");
+    expect(fx, "RCPT TO:<r1@mx.test>\r\n", "250 ");
+    expect(fx, "RCPT TO:<busy@mx.test>\r\n", "451 4.3.0 ");
+    /* pipelined behind the 421: never answered, never run */
+    expect(fx, "RCPT TO:<close@mx.test>\r\nDATA\r\nfoo\r\n.\r\n",
+           "421 4.7.0 limit hit by close@mx.test\r\n");
+    finish(fx);
+    assert_int_equal(queued(fx), 0);
+    assert_int_equal(fake_disconnected, 1);
+}
+
+/* A message for r1 from a@c; its end of data answers `reply`. */
+static void
+send_one(struct fx *fx, const char *reply)
+{
+    expect(fx, "MAIL FROM:<a@c>\r\nRCPT TO:<r1@mx.test>\r\nDATA\r\n",
+           "250 ");
+    expect(fx, NULL, "250 ");
+    expect(fx, NULL, "354 ");
+    expect(fx, "Subject: s\r\n\r\nbody\r\n.\r\n", reply);
+}
+
+/* At the end of DATA: the message is not queued; the one committed
+ * before it in the session stays. */
+static void
+test_hook_421_data(void **state)
+{
+    struct fx *fx = *state;
+
+    start(fx, NULL);
+    expect(fx, NULL, "220 ");
+    expect(fx, "EHLO c\r\n", "250-");
+    send_one(fx, "250 2.0.0 ");
+    fake_data_421 = 1;
+    send_one(fx, "421 4.7.0 limit hit by close-data\r\n");
+    finish(fx);
+    assert_int_equal(queued(fx), 1);
+    assert_int_equal(fake_queued, 1);
 }
 
 static void
@@ -1041,6 +1136,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_connect_reject, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_auth_hooks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hook_421_helo_mail, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_hook_421_rcpt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hook_421_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smuggling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_and_auth_required, setup,

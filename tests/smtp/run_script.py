@@ -25,7 +25,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import harness  # noqa: E402
 
 REPLY_RE = re.compile(r'^(\d{3})(?:([ -])(.*))?$')
-PLACEHOLDERS = ('$MAILDIR', '$SPOOL', '$DIR')
+PLACEHOLDERS = ('$MAILDIR', '$SPOOL', '$DIR', '$MODULE_DIR',
+                '$TEST_MODULE_DIR')
 
 
 class Mismatch(Exception):
@@ -147,14 +148,17 @@ def parse(path):
 
 
 def substitute(value, daemon):
-    """$MAILDIR, $SPOOL and $DIR in the config's strings."""
+    """$MAILDIR, $SPOOL, $DIR, $MODULE_DIR and $TEST_MODULE_DIR (the test
+    modules of core/tests/modules, such as "script") in the config's
+    strings."""
     if isinstance(value, dict):
         return {k: substitute(v, daemon) for k, v in value.items()}
     if isinstance(value, list):
         return [substitute(v, daemon) for v in value]
     if isinstance(value, str):
-        for name, path in zip(PLACEHOLDERS, (daemon.maildir, daemon.spool,
-                                             daemon.dir)):
+        for name, path in zip(PLACEHOLDERS, (
+                daemon.maildir, daemon.spool, daemon.dir, harness.MODULE_DIR,
+                os.environ.get('TEST_MODULE_DIR', ''))):
             value = value.replace(name, path)
     return value
 
