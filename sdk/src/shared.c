@@ -46,6 +46,18 @@ modmta_shared_new(const json_t *redis, modmta_err *err_r)
     return s;
 }
 
+modmta_shared *
+shared_new_backend(const struct shared_ops *ops, void *b)
+{
+    modmta_shared *s = modmta_shared_new(NULL, NULL);
+
+    if (s != NULL) {
+        s->ops = ops;
+        s->b = b;
+    }
+    return s;
+}
+
 void
 modmta_shared_free(modmta_shared *s)
 {

@@ -48,6 +48,11 @@ struct modmta_shared_sub {
 modmta_shared *modmta_shared_new(const json_t *redis, modmta_err *err_r);
 void modmta_shared_free(modmta_shared *s);
 
+/* A front over another backend (b its state, freed with ops->free),
+ * with the default prefix: the test fakes' failing store. NULL when out
+ * of memory. */
+modmta_shared *shared_new_backend(const struct shared_ops *ops, void *b);
+
 /* The memory backend: the one store of the process. */
 const struct shared_ops *shared_mem_ops(void);
 void *shared_mem_get_store(void);

@@ -469,3 +469,81 @@ modmta_test_register_failing_map(void)
     registered = 1;
     return 0;
 }
+
+/* ---- a shared-state store that is down ---- */
+
+static int
+fake_sfail_get(void *b, const char *key, char **value_r)
+{
+    return MODMTA_E_TEMP;
+}
+
+static int
+fake_sfail_set(void *b, const char *key, const char *value, long ttl_ms)
+{
+    return MODMTA_E_TEMP;
+}
+
+static int
+fake_sfail_del(void *b, const char *key)
+{
+    return MODMTA_E_TEMP;
+}
+
+static int
+fake_sfail_incr(void *b, const char *key, long long by, long window_s,
+                long long *value_r)
+{
+    return MODMTA_E_TEMP;
+}
+
+static int
+fake_sfail_lease(void *b, const char *key, const char *owner, long ttl_ms)
+{
+    return MODMTA_E_TEMP;
+}
+
+static int
+fake_sfail_release(void *b, const char *key, const char *owner)
+{
+    return MODMTA_E_TEMP;
+}
+
+static int
+fake_sfail_publish(void *b, const char *channel, const char *msg)
+{
+    return MODMTA_E_TEMP;
+}
+
+static int
+fake_sfail_subscribe(void *b, const char *channel, size_t prefix_len,
+                     void (*cb)(void *arg, const char *channel,
+                                const char *msg),
+                     void *arg, modmta_shared_sub **sub_r)
+{
+    return MODMTA_E_TEMP;
+}
+
+static const struct shared_ops fake_sfail_ops = {
+    .get = fake_sfail_get,
+    .set = fake_sfail_set,
+    .del = fake_sfail_del,
+    .incr = fake_sfail_incr,
+    .lease = fake_sfail_lease,
+    .release = fake_sfail_release,
+    .publish = fake_sfail_publish,
+    .subscribe = fake_sfail_subscribe,
+};
+
+int
+modmta_test_host_fail_shared(modmta_host *h, int fail)
+{
+    modmta_shared *s = fail ? shared_new_backend(&fake_sfail_ops, NULL)
+                            : modmta_shared_new(NULL, NULL);
+
+    if (s == NULL)
+        return MODMTA_E_NOMEM;
+    modmta_shared_free(h->shared);
+    modmta_host_set_shared(h, s);
+    return 0;
+}

@@ -99,6 +99,13 @@ void modmta_test_release(const modmta_module *mod, void *inst,
  * one). Idempotent; 0 on success. */
 int modmta_test_register_failing_map(void);
 
+/* Make h's shared state (modmta_host_shared) a store that is down
+ * (fail 1: every call returns MODMTA_E_TEMP, as when Redis cannot be
+ * reached), or the process's memory store again (fail 0), whose keys
+ * were kept meanwhile. Hooks that look the store up at each call see the
+ * change at once. 0 or MODMTA_E_NOMEM. */
+int modmta_test_host_fail_shared(modmta_host *h, int fail);
+
 int modmta_test_reply_code(const modmta_ctx *ctx);
 const char *modmta_test_reply_esc(const modmta_ctx *ctx);
 const char *modmta_test_reply_text(const modmta_ctx *ctx);
