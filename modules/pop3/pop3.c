@@ -37,7 +37,7 @@
 #define POP3_LEASE_MS 60000      /* a mailbox lease's TTL */
 #define POP3_POPB4_DEFAULT 1800  /* "pop_before_smtp": true (DRAC's) */
 #define POP3_POPB4_MAX 604800    /* a week */
-#define POP3_KEY_MAX 512         /* MODMTA_SHARED_KEY_MAX */
+#define POP3_KEY_MAX MODMTA_SHARED_KEY_MAX
 
 struct pop3_conf {
     char *directory;

@@ -48,8 +48,9 @@
  * previous one locks however long it is), the window forgets them all
  * lockout_s after the first: a client stays below the limit by failing
  * fewer than max_failures times per lockout_s seconds, and may fail
- * 2 * (max_failures - 1) times in a row across the end of a window. The
- * guessing rate it allows is the same, under max_failures per lockout_s.
+ * 2 * (max_failures - 1) times in a row across the end of a window. In
+ * the long run it allows what the table allows: under max_failures
+ * guesses per lockout_s seconds.
  * Its keys ("lockout:NAME:fail:CLIENT", a counter, and
  * "lockout:NAME:lock:CLIENT", with a TTL) live at most lockout_s seconds
  * each; there is no table to fill, so it never answers
@@ -71,7 +72,7 @@
 extern "C" {
 #endif
 
-/* Clients one limiter keeps track of. */
+/* Clients one memory limiter (modmta_lockout_new) keeps track of. */
 #define MODMTA_LOCKOUT_CLIENTS_MAX 4096
 /* Largest accepted max_failures and lockout_s. */
 #define MODMTA_LOCKOUT_FAILURES_MAX 1000000u
