@@ -6,8 +6,9 @@
  * when "allow_plaintext_loopback" is set. A client (an IPv4 address or an
  * IPv6 /64) that fails "max_failures" times, less than "lockout" seconds
  * apart, gets 421 and is refused AUTH for "lockout" seconds; a good login
- * does not reset the count. That limiter (libmodmta's modmta_lockout, with
- * its own lock) is the one mutable part of an instance.
+ * does not reset the count. That limiter (libmodmta's modmta_lockout)
+ * counts in the shared state (modmta/shared.h) under the instance's
+ * name: across the nodes sharing a Redis, and across reloads.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,8 +150,9 @@ auth_limit_new(struct auth_inst *in, const modmta_host *h, modmta_err *err_r)
         modmta_err_set(err_r, path, "expected at most %u", max);
         return -1;
     }
-    in->limit = modmta_lockout_new((unsigned)in->c.max_failures,
-                                   (unsigned)in->c.lockout, err_r);
+    in->limit = modmta_lockout_new_shared(h, modmta_host_instance(h),
+                                          (unsigned)in->c.max_failures,
+                                          (unsigned)in->c.lockout, err_r);
     return in->limit != NULL ? 0 : -1;
 }
 
@@ -368,7 +370,8 @@ auth_reply_locked(modmta_ctx *ctx, const char *what)
     return MODMTA_TEMPFAIL;
 }
 
-/* 454: the failure table is full of locked clients. */
+/* 454: the failure count cannot be read or written (shared state
+ * unreachable), or the table is full of locked clients. */
 static modmta_verdict
 auth_reply_full(modmta_ctx *ctx)
 {
@@ -380,16 +383,21 @@ static modmta_verdict
 auth_failed(struct auth_x *x, const char *mech)
 {
     const char *addr = modmta_client_addr(x->ctx);
-    char name[80];
+    char name[80], why[64] = "";
     unsigned n;
     int r = modmta_lockout_fail(x->in->limit, addr, &n);
     int locked = r == MODMTA_LOCKOUT_HIT || r == MODMTA_LOCKOUT_LOCKED;
 
+    if (locked)
+        snprintf(why, sizeof(why), " locked=yes");
+    else if (r < 0)
+        snprintf(why, sizeof(why), " error=\"%s\"", modmta_strerror(r));
+    else if (r != MODMTA_LOCKOUT_COUNTED)
+        snprintf(why, sizeof(why), " table=full");
     auth_log_name(x->user, name, sizeof(name));
     modmta_log(x->ctx, MODMTA_LOG_NOTICE, "auth failed client=[%s] "
                "user=\"%s\" mech=%s failures=%u%s", addr, name, mech, n,
-               locked ? " locked=yes"
-               : r != MODMTA_LOCKOUT_COUNTED ? " table=full" : "");
+               why);
     modmta_set_auth_tried(x->ctx, x->user);
     if (locked)
         return auth_reply_locked(x->ctx, "closing connection");
@@ -404,14 +412,17 @@ static modmta_verdict
 auth_finish(struct auth_x *x, enum auth_result r, const char *mech)
 {
     char name[80];
+    int lock;
 
     switch (r) {
     case AUTH_OK:
         /* locked by a parallel session meanwhile: a right guess then
-         * must not show either */
-        if (modmta_lockout_check(x->in->limit, modmta_client_addr(x->ctx))
-            == MODMTA_LOCKOUT_LOCKED)
+         * must not show either; nor when that cannot be known */
+        lock = modmta_lockout_check(x->in->limit, modmta_client_addr(x->ctx));
+        if (lock == MODMTA_LOCKOUT_LOCKED)
             return auth_reply_locked(x->ctx, "closing connection");
+        if (lock != MODMTA_LOCKOUT_OPEN)
+            return auth_reply_full(x->ctx);
         if (modmta_set_auth_user(x->ctx, x->user) < 0)
             break;
         auth_log_name(x->user, name, sizeof(name));
@@ -450,6 +461,8 @@ auth_finish(struct auth_x *x, enum auth_result r, const char *mech)
 static modmta_verdict
 auth_precheck(struct auth_inst *in, modmta_ctx *ctx)
 {
+    int r;
+
     if (!auth_allowed(in, ctx)) {
         modmta_reply(ctx, 538, "5.7.11", "Encryption required for "
                      "requested authentication mechanism");
@@ -468,17 +481,17 @@ auth_precheck(struct auth_inst *in, modmta_ctx *ctx)
                      "progress");
         return MODMTA_REJECT;
     }
-    switch (modmta_lockout_check(in->limit, modmta_client_addr(ctx))) {
+    switch ((r = modmta_lockout_check(in->limit, modmta_client_addr(ctx)))) {
     case MODMTA_LOCKOUT_OPEN:
         return MODMTA_CONTINUE;
     case MODMTA_LOCKOUT_LOCKED:
         modmta_log(ctx, MODMTA_LOG_NOTICE, "auth refused client=[%s] "
                    "reason=lockout", modmta_client_addr(ctx));
         return auth_reply_locked(ctx, "try again later");
-    default: /* FULL (or, from a shared backend, an error) */
+    default: /* the shared state is unreachable (or FULL) */
         modmta_log(ctx, MODMTA_LOG_WARN, "auth refused client=[%s] "
-                   "reason=table-full (%d clients locked)",
-                   modmta_client_addr(ctx), MODMTA_LOCKOUT_CLIENTS_MAX);
+                   "reason=lockout-unknown error=\"%s\"",
+                   modmta_client_addr(ctx), modmta_strerror(r));
         return auth_reply_full(ctx);
     }
 }

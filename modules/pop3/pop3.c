@@ -5,11 +5,15 @@
  *
  * The mailbox is locked (modmta/mbox.h, as store_mbox locks it) only
  * while it is indexed at login and while deletions are applied at QUIT,
- * so deliveries go on during a session; a second session on the same
- * mailbox in this process gets [IN-USE] (pop3_busy, shared by every
- * instance and generation).
+ * so deliveries go on during a session. A session holds its mailbox's
+ * lease in the shared state (pop3_lease.c) from login to QUIT or
+ * disconnect: a second session on the mailbox, on any node sharing the
+ * store, gets [IN-USE]. Failed logins, LOGIN-DELAY and POP-before-SMTP's
+ * addresses are in the shared state too (modmta/shared.h): one count
+ * for every node, kept across reloads. Key names are in README.md.
  */
-#include <pthread.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,13 +28,16 @@
 #include <modmta/modmta.h>
 
 #include "pop3_cmd.h"
+#include "pop3_lease.h"
 #include "pop3_mbox.h"
 
 #define POP3_LINE_MAX 1024   /* a command (RFC 2449: 255) */
 #define POP3_SASL_MAX 12288  /* an AUTH response line */
 #define POP3_ERRORS_MAX 10   /* bad commands before we hang up */
-#define POP3_RECENT_MAX 4096
-#define POP3_BUSY_MAX 4096
+#define POP3_LEASE_MS 60000      /* a mailbox lease's TTL */
+#define POP3_POPB4_DEFAULT 1800  /* "pop_before_smtp": true (DRAC's) */
+#define POP3_POPB4_MAX 604800    /* a week */
+#define POP3_KEY_MAX MODMTA_SHARED_KEY_MAX
 
 struct pop3_conf {
     char *directory;
@@ -42,22 +49,17 @@ struct pop3_conf {
     long long lock_timeout;
     long long stale_lock;
     long long login_delay;
-};
-
-/* The last login to a mailbox, for login_delay (RFC 2449 LOGIN-DELAY). */
-struct pop3_recent {
-    char box[65];
-    time_t at; /* monotonic seconds */
+    json_t *pop_before_smtp;
 };
 
 struct pop3_inst {
     struct pop3_conf c;
+    const modmta_host *h;
     modmta_passdb *db;
-    int secrets;          /* the passdb gives secrets: APOP, CRAM-MD5 */
-    modmta_lockout *limit; /* failed logins per client */
-    pthread_mutex_t lock;  /* guards recent, nrecent */
-    struct pop3_recent *recent;
-    size_t nrecent;
+    int secrets;           /* the passdb gives secrets: APOP, CRAM-MD5 */
+    modmta_lockout *limit; /* failed logins per client (shared) */
+    struct pop3_leases *leases; /* the sessions' mailbox leases */
+    long long popb4_s;     /* POP-before-SMTP's TTL; 0: off */
 };
 
 enum pop3_state { POP3_AUTHORIZATION, POP3_TRANSACTION, POP3_DONE };
@@ -73,7 +75,7 @@ struct pop3_sess {
     char stamp[320];             /* APOP's greeting timestamp, or "" */
     char path[4096];
     int fd;
-    int claimed;                 /* s->path is in pop3_busy */
+    struct pop3_lease *lease;    /* the mailbox's, while logged in */
     struct pop3_index ix;
     char line[POP3_SASL_MAX + 1];
     char dec[POP3_SASL_MAX];
@@ -96,13 +98,10 @@ static const modmta_opt pop3_opts[] = {
      0},
     {"login_delay", MODMTA_OPT_INT,
      offsetof(struct pop3_conf, login_delay), 0},
+    {"pop_before_smtp", MODMTA_OPT_JSON,
+     offsetof(struct pop3_conf, pop_before_smtp), 0},
     {NULL, 0, 0, 0},
 };
-
-/* Mailboxes with a session in TRANSACTION state, in this process. */
-static pthread_mutex_t pop3_busy_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *pop3_busy[POP3_BUSY_MAX];
-static size_t pop3_nbusy;
 
 /* ---- configuration ---- */
 
@@ -115,10 +114,27 @@ pop3_destroy(void *p)
         return;
     modmta_passdb_close(in->db);
     modmta_conf_free(pop3_opts, &in->c);
-    pthread_mutex_destroy(&in->lock);
     modmta_lockout_free(in->limit);
-    free(in->recent);
+    pop3_leases_free(in->leases);
     free(in);
+}
+
+/* "pop_before_smtp": false or absent (0: off), true (DRAC's 30
+ * minutes), seconds or a time with a unit; -1 if none of those. */
+static long long
+pop3_popb4_conf(const json_t *v)
+{
+    long long n = -1;
+
+    if (v == NULL || json_is_false(v))
+        return 0;
+    if (json_is_true(v))
+        return POP3_POPB4_DEFAULT;
+    if (json_is_integer(v))
+        n = json_integer_value(v);
+    else if (json_is_string(v))
+        n = pop3_cmd_duration(json_string_value(v), POP3_POPB4_MAX);
+    return n >= 1 && n <= POP3_POPB4_MAX ? n : -1;
 }
 
 static int
@@ -149,6 +165,10 @@ pop3_conf_check(struct pop3_inst *in, const modmta_host *h,
     } else if (in->c.lockout > MODMTA_LOCKOUT_SECONDS_MAX) {
         key = "lockout";
         what = "expected 0 to 2592000 seconds (30 days)";
+    } else if ((in->popb4_s = pop3_popb4_conf(in->c.pop_before_smtp)) < 0) {
+        key = "pop_before_smtp";
+        what = "expected true, false, or a time from 1 to 604800 seconds "
+               "(\"30m\", \"2h\")";
     }
     if (key == NULL)
         return 0;
@@ -167,7 +187,7 @@ pop3_create(const json_t *conf, const modmta_host *h, modmta_err *err_r)
         modmta_err_set(err_r, modmta_host_path(h), "out of memory");
         return NULL;
     }
-    pthread_mutex_init(&in->lock, NULL);
+    in->h = h;
     in->c.allow_plaintext_loopback = 1;
     in->c.max_failures = 5;
     in->c.lockout = 300;
@@ -182,9 +202,14 @@ pop3_create(const json_t *conf, const modmta_host *h, modmta_err *err_r)
     snprintf(path, sizeof(path), "%s.passdb", modmta_host_path(h));
     in->db = modmta_passdb_open(in->c.passdb, path, err_r);
     if (in->db != NULL)
-        in->limit = modmta_lockout_new((unsigned)in->c.max_failures,
-                                       (unsigned)in->c.lockout, err_r);
-    if (in->limit == NULL) {
+        in->limit = modmta_lockout_new_shared(h, modmta_host_instance(h),
+                                              (unsigned)in->c.max_failures,
+                                              (unsigned)in->c.lockout,
+                                              err_r);
+    if (in->limit != NULL &&
+        (in->leases = pop3_leases_new(h, POP3_LEASE_MS)) == NULL)
+        modmta_err_set(err_r, modmta_host_path(h), "out of memory");
+    if (in->leases == NULL) {
         pop3_destroy(in);
         return NULL;
     }
@@ -192,87 +217,67 @@ pop3_create(const json_t *conf, const modmta_host *h, modmta_err *err_r)
     return in;
 }
 
-/* ---- LOGIN-DELAY ---- */
+/* ---- shared state: LOGIN-DELAY, POP-before-SMTP ---- */
 
-static time_t
-pop3_now(void)
+/* "pop3:INSTANCE:WHAT:BOX" into key. */
+static const char *
+pop3_key(const struct pop3_sess *s, const char *what, char *key)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
+    snprintf(key, POP3_KEY_MAX, "pop3:%s:%s:%s",
+             modmta_host_instance(s->in->h), what, s->box);
+    return key;
 }
 
-/* Note a login to box at now; 1 if the one before it was less than
- * login_delay seconds ago (then the login is refused, not noted). */
+/* RFC 2449 LOGIN-DELAY: 0 when the login to s->box may go on, 1 when
+ * the one before it was less than login_delay seconds ago, <0 when the
+ * shared state cannot say. The first login of a window counts it; the
+ * window (login_delay seconds) ends before the next login may. */
 static int
-pop3_recent_check(struct pop3_inst *in, const char *box)
+pop3_login_early(struct pop3_sess *s)
 {
-    struct pop3_recent *r = NULL, *oldest = NULL;
-    time_t now = pop3_now();
-    size_t i;
-    int early = 0;
+    char key[POP3_KEY_MAX];
+    long long n = 0;
+    int r;
 
-    if (in->c.login_delay == 0)
+    if (s->in->c.login_delay == 0)
         return 0;
-    pthread_mutex_lock(&in->lock);
-    for (i = 0; i < in->nrecent && r == NULL; i++) {
-        if (strcmp(in->recent[i].box, box) == 0)
-            r = &in->recent[i];
-        else if (oldest == NULL || in->recent[i].at < oldest->at)
-            oldest = &in->recent[i];
-    }
-    if (r == NULL && in->recent == NULL)
-        in->recent = calloc(POP3_RECENT_MAX, sizeof(*r));
-    if (r == NULL && in->recent != NULL) {
-        r = in->nrecent < POP3_RECENT_MAX ? &in->recent[in->nrecent++]
-                                            : oldest;
-        snprintf(r->box, sizeof(r->box), "%s", box);
-        r->at = now - in->c.login_delay;
-    }
-    if (r != NULL && now - r->at < in->c.login_delay)
-        early = 1;
-    else if (r != NULL)
-        r->at = now;
-    pthread_mutex_unlock(&in->lock);
-    return early;
+    r = modmta_shared_incr(modmta_host_shared(s->in->h),
+                           pop3_key(s, "delay", key), 1,
+                           (long)s->in->c.login_delay, &n);
+    return r < 0 ? r : n > 1;
 }
 
-/* ---- the in-use table ---- */
-
-static int
-pop3_busy_claim(const char *path)
-{
-    size_t i;
-    int rc = 0;
-
-    pthread_mutex_lock(&pop3_busy_lock);
-    for (i = 0; i < pop3_nbusy; i++)
-        if (strcmp(pop3_busy[i], path) == 0)
-            rc = MODMTA_E_STATE;
-    if (rc == 0 && pop3_nbusy == POP3_BUSY_MAX)
-        rc = MODMTA_E_LIMIT;
-    if (rc == 0 && (pop3_busy[pop3_nbusy] = strdup(path)) == NULL)
-        rc = MODMTA_E_NOMEM;
-    if (rc == 0)
-        pop3_nbusy++;
-    pthread_mutex_unlock(&pop3_busy_lock);
-    return rc;
-}
-
+/* POP-before-SMTP: open relaying from the client's address for popb4_s
+ * seconds (relay_access's "pop_before_smtp"; the key is the contract,
+ * README.md). name: the user, safe to log. */
 static void
-pop3_busy_release(const char *path)
+pop3_popb4_record(struct pop3_sess *s, const char *name)
 {
-    size_t i;
+    const char *addr = modmta_client_addr(s->ctx);
+    char text[INET6_ADDRSTRLEN], key[POP3_KEY_MAX];
+    struct in6_addr a6;
+    struct in_addr a4;
+    int r;
 
-    pthread_mutex_lock(&pop3_busy_lock);
-    for (i = 0; i < pop3_nbusy; i++)
-        if (strcmp(pop3_busy[i], path) == 0) {
-            free(pop3_busy[i]);
-            pop3_busy[i] = pop3_busy[--pop3_nbusy];
-            break;
-        }
-    pthread_mutex_unlock(&pop3_busy_lock);
+    if (s->in->popb4_s == 0)
+        return;
+    /* as inet_ntop writes it, an IPv4-mapped address as IPv4 */
+    if (inet_pton(AF_INET6, addr, &a6) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&a6))
+            inet_ntop(AF_INET, &a6.s6_addr[12], text, sizeof(text));
+        else
+            inet_ntop(AF_INET6, &a6, text, sizeof(text));
+    } else if (inet_pton(AF_INET, addr, &a4) == 1) {
+        inet_ntop(AF_INET, &a4, text, sizeof(text));
+    } else {
+        return; /* "local": no address to open */
+    }
+    snprintf(key, sizeof(key), "popb4smtp:%s", text);
+    r = modmta_shared_set(modmta_host_shared(s->in->h), key, name,
+                          (long)s->in->popb4_s * 1000);
+    if (r < 0)
+        modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 pop-before-smtp "
+                   "client=[%s] error=\"%s\"", addr, modmta_strerror(r));
 }
 
 /* ---- output ---- */
@@ -356,6 +361,30 @@ pop3_capa(struct pop3_sess *s)
 
 /* ---- logging in ---- */
 
+/* Take the lease of s->box for this session ("HOSTNAME/SESSION-ID");
+ * replies when it cannot. */
+static int
+pop3_maildrop_lease(struct pop3_sess *s)
+{
+    char key[POP3_KEY_MAX], owner[POP3_KEY_MAX];
+    int r;
+
+    snprintf(owner, sizeof(owner), "%s/%s", modmta_host_hostname(s->in->h),
+             modmta_session_id(s->ctx));
+    r = pop3_lease_take(s->in->leases, pop3_key(s, "lease", key), owner,
+                        &s->lease);
+    if (r == 1)
+        return 0;
+    if (r == 0) {
+        pop3_say(s, "-ERR [IN-USE] Mailbox already in use");
+        return -1;
+    }
+    modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 lease key=%s error=\"%s\"",
+               key, modmta_strerror(r));
+    pop3_say(s, "-ERR [SYS/TEMP] Cannot open mailbox");
+    return -1;
+}
+
 /* Open and index the mailbox of s->user; replies on failure. */
 static int
 pop3_maildrop(struct pop3_sess *s)
@@ -365,11 +394,8 @@ pop3_maildrop(struct pop3_sess *s)
     int rc;
 
     snprintf(s->path, sizeof(s->path), "%s/%s", in->c.directory, s->box);
-    if (pop3_busy_claim(s->path) < 0) {
-        pop3_say(s, "-ERR [IN-USE] Mailbox already in use");
+    if (pop3_maildrop_lease(s) < 0)
         return -1;
-    }
-    s->claimed = 1;
     rc = pop3_mbox_load(s->path, (int)in->c.lock_timeout * 1000,
                         (int)in->c.stale_lock, &s->fd, &s->ix, &cut);
     if (rc == 0 && cut > 0)
@@ -383,8 +409,8 @@ pop3_maildrop(struct pop3_sess *s)
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
-    pop3_busy_release(s->path);
-    s->claimed = 0;
+    pop3_lease_drop(in->leases, s->lease);
+    s->lease = NULL;
     if (rc == MODMTA_E_TIMEOUT)
         pop3_say(s, "-ERR [IN-USE] Mailbox locked, try again later");
     else
@@ -400,24 +426,84 @@ pop3_locked_out(struct pop3_sess *s)
     s->state = POP3_DONE;
 }
 
+/* The limiter cannot say whether the client is locked (the shared state
+ * is unreachable): refuse for now. */
+static void
+pop3_login_unknown(struct pop3_sess *s, int r)
+{
+    modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 login refused client=[%s] "
+               "reason=lockout-unknown error=\"%s\"",
+               modmta_client_addr(s->ctx), modmta_strerror(r));
+    pop3_say(s, "-ERR [SYS/TEMP] Temporary authentication failure");
+}
+
+/* Is the client free to log in (not locked out)? 0, or -1 (replied:
+ * locked, or the limiter cannot say). */
+static int
+pop3_login_open(struct pop3_sess *s)
+{
+    int r = modmta_lockout_check(s->in->limit, modmta_client_addr(s->ctx));
+
+    if (r == MODMTA_LOCKOUT_OPEN)
+        return 0;
+    if (r == MODMTA_LOCKOUT_LOCKED)
+        pop3_locked_out(s);
+    else
+        pop3_login_unknown(s, r);
+    return -1;
+}
+
 /* Count a failed login (name: the user, safe to log); answer it. */
 static void
 pop3_login_failed(struct pop3_sess *s, const char *name, const char *mech)
 {
     const char *addr = modmta_client_addr(s->ctx);
+    char why[64] = "";
     int r = modmta_lockout_fail(s->in->limit, addr, NULL);
     int locked = r == MODMTA_LOCKOUT_HIT || r == MODMTA_LOCKOUT_LOCKED;
 
+    if (locked)
+        snprintf(why, sizeof(why), " locked=yes");
+    else if (r < 0)
+        snprintf(why, sizeof(why), " error=\"%s\"", modmta_strerror(r));
+    else if (r != MODMTA_LOCKOUT_COUNTED)
+        snprintf(why, sizeof(why), " table=full");
     modmta_log(s->ctx, MODMTA_LOG_NOTICE, "pop3 login failed client=[%s] "
-               "user=\"%s\" mech=%s%s", addr, name, mech,
-               locked ? " locked=yes"
-               : r != MODMTA_LOCKOUT_COUNTED ? " table=full" : "");
+               "user=\"%s\" mech=%s%s", addr, name, mech, why);
     if (locked || r == MODMTA_LOCKOUT_COUNTED)
         pop3_say(s, "-ERR [AUTH] Invalid credentials");
-    else /* not counted: refused until there is room */
+    else /* not counted: refused until it can be */
         pop3_say(s, "-ERR [SYS/TEMP] Temporary authentication failure");
     if (locked)
         s->state = POP3_DONE;
+}
+
+/* After right credentials, the refusals still due: a lock that parallel
+ * sessions got meanwhile (a right guess then must not show either; nor
+ * when that cannot be known), RFC 2449 LOGIN-DELAY. 0 when the login
+ * may go on, -1 when refused (replied). */
+static int
+pop3_login_recheck(struct pop3_sess *s, const char *name, const char *mech)
+{
+    const char *addr = modmta_client_addr(s->ctx);
+    int r;
+
+    if (pop3_login_open(s) < 0)
+        return -1;
+    if ((r = pop3_login_early(s)) < 0) {
+        modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 login-delay client=[%s] "
+                   "error=\"%s\"", addr, modmta_strerror(r));
+        pop3_say(s, "-ERR [SYS/TEMP] Temporary authentication failure");
+        return -1;
+    }
+    if (r == 1) {
+        modmta_log(s->ctx, MODMTA_LOG_NOTICE, "pop3 login too soon "
+                   "client=[%s] user=\"%s\" mech=%s", addr, name, mech);
+        pop3_say(s, "-ERR [LOGIN-DELAY] Logged in less than %lld seconds "
+                 "ago", s->in->c.login_delay);
+        return -1;
+    }
+    return 0;
 }
 
 /* Finish a login whose credentials checked out as r (1 right, 0 wrong,
@@ -426,7 +512,6 @@ static void
 pop3_login_done(struct pop3_sess *s, const char *user, int r,
                 const char *mech)
 {
-    const char *addr = modmta_client_addr(s->ctx);
     char name[80];
 
     pop3_log_name(user, name, sizeof(name));
@@ -440,26 +525,17 @@ pop3_login_done(struct pop3_sess *s, const char *user, int r,
         pop3_login_failed(s, name, mech);
         return;
     }
-    /* locked by a parallel session meanwhile: a right guess then must
-     * not show either */
-    if (modmta_lockout_check(s->in->limit, addr) == MODMTA_LOCKOUT_LOCKED) {
-        pop3_locked_out(s);
+    if (pop3_login_recheck(s, name, mech) < 0)
         return;
-    }
-    if (pop3_recent_check(s->in, s->box)) {
-        modmta_log(s->ctx, MODMTA_LOG_NOTICE, "pop3 login too soon "
-                   "client=[%s] user=\"%s\" mech=%s", addr, name, mech);
-        pop3_say(s, "-ERR [LOGIN-DELAY] Logged in less than %lld seconds "
-                 "ago", s->in->c.login_delay);
-        return;
-    }
     snprintf(s->user, sizeof(s->user), "%s", user);
     if (pop3_maildrop(s) < 0) {
         s->state = POP3_DONE;
         return;
     }
     modmta_log(s->ctx, MODMTA_LOG_INFO, "pop3 login client=[%s] user=\"%s\" "
-               "mech=%s messages=%zu", addr, name, mech, s->ix.n);
+               "mech=%s messages=%zu", modmta_client_addr(s->ctx), name, mech,
+               s->ix.n);
+    pop3_popb4_record(s, name);
     s->state = POP3_TRANSACTION;
     pop3_say(s, "+OK Logged in, %zu messages", s->ix.n);
 }
@@ -507,19 +583,7 @@ pop3_login_precheck(struct pop3_sess *s, int plaintext)
         pop3_say(s, "-ERR Plaintext authentication disallowed, use STLS");
         return -1;
     }
-    switch (modmta_lockout_check(s->in->limit, modmta_client_addr(s->ctx))) {
-    case MODMTA_LOCKOUT_OPEN:
-        return 0;
-    case MODMTA_LOCKOUT_LOCKED:
-        pop3_locked_out(s);
-        return -1;
-    default: /* FULL (or, from a shared backend, an error) */
-        modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 login refused "
-                   "client=[%s] reason=table-full",
-                   modmta_client_addr(s->ctx));
-        pop3_say(s, "-ERR [SYS/TEMP] Temporary authentication failure");
-        return -1;
-    }
+    return pop3_login_open(s);
 }
 
 /* One SASL round: "+ challenge", then the answer decoded into s->dec.
@@ -870,8 +934,8 @@ pop3_quit(struct pop3_sess *s)
                s->path, rc == 0 ? del : 0, rc < 0 ? " error=" : "",
                rc < 0 ? modmta_strerror(rc) : "");
     /* before the reply is flushed: the client may log in again at once */
-    pop3_busy_release(s->path);
-    s->claimed = 0;
+    pop3_lease_drop(s->in->leases, s->lease);
+    s->lease = NULL;
     if (rc < 0)
         pop3_say(s, "-ERR [SYS/TEMP] Deleted messages not removed");
     else
@@ -885,6 +949,17 @@ pop3_transaction(struct pop3_sess *s, const struct pop3_cmd *c)
     struct pop3_msg *m;
     size_t i;
 
+    /* Another session has the mailbox (this one's lease expired while
+     * the store was out of reach, and was taken): the index may be stale
+     * and deletions must not be applied. */
+    if (!pop3_lease_held(s->in->leases, s->lease)) {
+        modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 lease lost mailbox=%s",
+                   s->path);
+        pop3_say(s, "-ERR [IN-USE] Mailbox taken by another session, "
+                 "nothing deleted");
+        s->state = POP3_DONE;
+        return;
+    }
     switch (c->verb) {
     case POP3_STAT:
         pop3_stat(s);
@@ -1001,8 +1076,7 @@ pop3_serve(void *inst, modmta_ctx *ctx, modmta_conn *conn)
     pop3_loop(s);
     if (s->fd >= 0)
         close(s->fd);
-    if (s->claimed)
-        pop3_busy_release(s->path);
+    pop3_lease_drop(s->in->leases, s->lease);
     pop3_mbox_index_free(&s->ix);
     memset(s, 0, sizeof(*s));
     free(s);

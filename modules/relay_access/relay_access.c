@@ -1,9 +1,10 @@
 /*
  * relay_access: who may send through us. Closed by default: a recipient
  * outside the local domains is accepted only for a client in mynetworks,
- * an authenticated client, a relay_domains destination, or an access
- * table RELAY; the access table (Sendmail's access(5)) also rejects,
- * discards or answers with its own error at connect, MAIL and RCPT.
+ * an authenticated client, a client whose address a POP3 login recorded
+ * (pop_before_smtp), a relay_domains destination, or an access table
+ * RELAY; the access table (Sendmail's access(5)) also rejects, discards
+ * or answers with its own error at connect, MAIL and RCPT.
  * See README.md for the keys, the order of the checks and the rules.
  */
 #include <arpa/inet.h>
@@ -28,6 +29,7 @@ struct relay_access_conf {
     char **mynetworks;
     char **relay_domains;
     json_t *access;
+    int pop_before_smtp;
 };
 
 struct relay_access {
@@ -35,7 +37,13 @@ struct relay_access {
     struct relay_access_net *nets;
     size_t nnets;
     access_table *access; /* NULL without "access" */
+    modmta_shared *shared; /* POP-before-SMTP's addresses */
 };
+
+/* The POP-before-SMTP contract with pop3 (both READMEs): a POP3 login
+ * sets "popb4smtp:ADDRESS" (the client's address as inet_ntop writes
+ * it, IPv4-mapped IPv6 as IPv4) to the user's name, with a TTL. */
+#define RELAY_ACCESS_POPB4_KEY "popb4smtp:"
 
 static const modmta_opt relay_access_opts[] = {
     { "mynetworks", MODMTA_OPT_STRLIST,
@@ -44,6 +52,8 @@ static const modmta_opt relay_access_opts[] = {
       offsetof(struct relay_access_conf, relay_domains), 0 },
     { "access", MODMTA_OPT_JSON,
       offsetof(struct relay_access_conf, access), 0 },
+    { "pop_before_smtp", MODMTA_OPT_BOOL,
+      offsetof(struct relay_access_conf, pop_before_smtp), 0 },
     { NULL, 0, 0, 0 },
 };
 
@@ -242,6 +252,7 @@ relay_access_create(const json_t *conf, const modmta_host *host,
         relay_access_nets(ra, path, err_r) < 0 ||
         relay_access_domains(ra, path, err_r) < 0)
         goto fail;
+    ra->shared = modmta_host_shared(host);
     if (ra->conf.access != NULL) {
         snprintf(apath, sizeof(apath), "%s.access", path);
         ra->access = access_table_open(ra->conf.access, apath, err_r);
@@ -284,12 +295,20 @@ relay_access_log_rule(modmta_ctx *ctx, const char *what, const char *rcpt,
     relay_access_log(ctx, what, rcpt, rule);
 }
 
+/* 451: a lookup failed (rule: which one), never "denied". */
+static modmta_verdict
+relay_access_tempfail_rule(modmta_ctx *ctx, const char *rcpt,
+                           const char *rule)
+{
+    relay_access_log(ctx, "tempfail", rcpt, rule);
+    modmta_reply(ctx, 451, "4.3.0", "Temporary lookup failure");
+    return MODMTA_TEMPFAIL;
+}
+
 static modmta_verdict
 relay_access_tempfail(modmta_ctx *ctx, const char *rcpt)
 {
-    relay_access_log(ctx, "tempfail", rcpt, "access:lookup-error");
-    modmta_reply(ctx, 451, "4.3.0", "Temporary lookup failure");
-    return MODMTA_TEMPFAIL;
+    return relay_access_tempfail_rule(ctx, rcpt, "access:lookup-error");
 }
 
 /* ERROR:nnn text: the table's own reply. */
@@ -415,13 +434,57 @@ relay_access_to_relay(const access_result *to)
     return to->action == ACCESS_RELAY && !to->user_key;
 }
 
+/* POP-before-SMTP: 1 if a POP3 login recorded the client's address
+ * (*user_r: the user it recorded, malloc'ed), 0 if not or when the
+ * option is off, <0 when the shared state cannot say. */
+static int
+relay_access_popb4(const struct relay_access *ra, modmta_ctx *ctx,
+                   char **user_r)
+{
+    char key[sizeof(RELAY_ACCESS_POPB4_KEY) + INET6_ADDRSTRLEN];
+    char text[INET6_ADDRSTRLEN];
+    unsigned char addr[16];
+    int family;
+
+    *user_r = NULL;
+    if (!ra->conf.pop_before_smtp ||
+        relay_access_ip(modmta_client_addr(ctx), &family, addr) < 0)
+        return 0;
+    inet_ntop(family, addr, text, sizeof(text));
+    snprintf(key, sizeof(key), RELAY_ACCESS_POPB4_KEY "%s", text);
+    return modmta_shared_get(ra->shared, key, user_r);
+}
+
+/* The client may relay through POP-before-SMTP: 1 (logged with the
+ * user), 0, or <0 (the store could not say). */
+static int
+relay_access_popb4_ok(const struct relay_access *ra, modmta_ctx *ctx,
+                      const char *rcpt)
+{
+    char *user = NULL, rule[96];
+    size_t i;
+    int r = relay_access_popb4(ra, ctx, &user);
+
+    if (r == 1) {
+        /* the value comes from the store: only printable, no quote */
+        for (i = 0; user[i] != '\0' && i < 64; i++)
+            if (user[i] <= ' ' || user[i] >= 0x7f || user[i] == '"')
+                user[i] = '?';
+        user[i] = '\0';
+        snprintf(rule, sizeof(rule), "pop-before-smtp user=\"%s\"", user);
+        relay_access_log(ctx, "relay", rcpt, rule);
+    }
+    modmta_free(user);
+    return r;
+}
+
 static modmta_verdict
 relay_access_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
 {
     struct relay_access *ra = inst;
     char local[MODMTA_ADDR_PATH_MAX * 2], domain[MODMTA_ADDR_DOMAIN_MAX + 1];
     access_result client, to;
-    int trusted, inbound;
+    int trusted, inbound, popb4 = 0;
     modmta_verdict v;
 
     if (modmta_addr_split(rcpt, local, sizeof(local), domain,
@@ -437,8 +500,16 @@ relay_access_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
         relay_access_address(ra, ACCESS_TO, rcpt, &to) < 0)
         return relay_access_tempfail(ctx, rcpt);
     trusted = relay_access_trusted(ra, ctx, &client);
-    if (!trusted && relay_access_routed(local))
-        return relay_access_deny(ctx, rcpt, "routing");
+    /* POP-before-SMTP trusts as mynetworks does; the store is asked
+     * only when that decides. */
+    if (!trusted && relay_access_routed(local)) {
+        if ((popb4 = relay_access_popb4_ok(ra, ctx, rcpt)) < 0)
+            return relay_access_tempfail_rule(ctx, rcpt,
+                                              "pop-before-smtp:store-error");
+        if (popb4 == 0)
+            return relay_access_deny(ctx, rcpt, "routing");
+        trusted = 1;
+    }
     if ((v = relay_access_act(ctx, &to, rcpt, rcpt, "Recipient address")) !=
         MODMTA_CONTINUE)
         return v;
@@ -446,6 +517,11 @@ relay_access_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
         return MODMTA_CONTINUE; /* a mailbox, alias or virtual claims it */
     if (trusted || relay_access_to_relay(&to) ||
         relay_access_relay_domain(ra, domain))
+        return MODMTA_ACCEPT;
+    if ((popb4 = relay_access_popb4_ok(ra, ctx, rcpt)) < 0)
+        return relay_access_tempfail_rule(ctx, rcpt,
+                                          "pop-before-smtp:store-error");
+    if (popb4 == 1)
         return MODMTA_ACCEPT;
     return relay_access_deny(ctx, rcpt, "relay");
 }

@@ -7,6 +7,9 @@
  * site is locked, its /64 entries are released: one entry then holds
  * the whole site, so an attacker owning a /48 (65,536 /64s) cannot fill
  * the table and shut out every new client, which a locked table does.
+ *
+ * A limiter made by modmta_lockout_new_shared has no table: its calls go
+ * to lockout_shared.c.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -19,9 +22,6 @@
 #include <modmta/lockout.h>
 
 #include "lockout_priv.h"
-
-#define LOCKOUT_KEY_MAX (INET6_ADDRSTRLEN + 3) /* "2001:db8::/64" */
-#define LOCKOUT_SITE_FACTOR 16
 
 struct lockout_client {
     char key[LOCKOUT_KEY_MAX];
@@ -37,7 +37,21 @@ struct modmta_lockout {
     pthread_mutex_t lock; /* guards clients and nclients */
     struct lockout_client *clients;
     size_t nclients;
+    struct lockout_shared *shared; /* a shared limiter: no table */
 };
+
+static int
+lockout_limits_ok(unsigned max_failures, unsigned lockout_s,
+                  modmta_err *err_r)
+{
+    if (max_failures <= MODMTA_LOCKOUT_FAILURES_MAX
+        && lockout_s <= MODMTA_LOCKOUT_SECONDS_MAX)
+        return 1;
+    modmta_err_set(err_r, NULL, "failed-login limit: expected at most "
+                   "%u failures and %u seconds", MODMTA_LOCKOUT_FAILURES_MAX,
+                   MODMTA_LOCKOUT_SECONDS_MAX);
+    return 0;
+}
 
 modmta_lockout *
 modmta_lockout_new(unsigned max_failures, unsigned lockout_s,
@@ -45,14 +59,8 @@ modmta_lockout_new(unsigned max_failures, unsigned lockout_s,
 {
     modmta_lockout *l;
 
-    if (max_failures > MODMTA_LOCKOUT_FAILURES_MAX
-        || lockout_s > MODMTA_LOCKOUT_SECONDS_MAX) {
-        modmta_err_set(err_r, NULL, "failed-login limit: expected at most "
-                       "%u failures and %u seconds",
-                       MODMTA_LOCKOUT_FAILURES_MAX,
-                       MODMTA_LOCKOUT_SECONDS_MAX);
+    if (!lockout_limits_ok(max_failures, lockout_s, err_r))
         return NULL;
-    }
     l = calloc(1, sizeof(*l));
     /* calloc'ed in one piece: pages no client touched cost nothing */
     if (l != NULL && max_failures > 0)
@@ -68,21 +76,43 @@ modmta_lockout_new(unsigned max_failures, unsigned lockout_s,
     return l;
 }
 
+modmta_lockout *
+modmta_lockout_new_shared(const modmta_host *h, const char *name,
+                          unsigned max_failures, unsigned lockout_s,
+                          modmta_err *err_r)
+{
+    modmta_lockout *l;
+
+    if (!lockout_limits_ok(max_failures, lockout_s, err_r))
+        return NULL;
+    if ((l = calloc(1, sizeof(*l))) == NULL) {
+        modmta_err_set(err_r, NULL, "out of memory");
+        return NULL;
+    }
+    l->max_failures = max_failures;
+    l->lockout_s = lockout_s;
+    pthread_mutex_init(&l->lock, NULL);
+    l->shared = lockout_shared_new(modmta_host_shared(h), name, max_failures,
+                                   lockout_s, err_r);
+    if (l->shared == NULL) {
+        modmta_lockout_free(l);
+        return NULL;
+    }
+    return l;
+}
+
 void
 modmta_lockout_free(modmta_lockout *l)
 {
     if (l == NULL)
         return;
     pthread_mutex_destroy(&l->lock);
+    lockout_shared_free(l->shared);
     free(l->clients);
     free(l);
 }
 
-/* The table keys of a client address: key "192.0.2.1" (also for
- * "::ffff:192.0.2.1"), "2001:db8:1:2::/64", or the string as it is; site
- * "2001:db8:1::/48" for an IPv6 client, "" for any other. Both hold
- * LOCKOUT_KEY_MAX octets. */
-static void
+void
 lockout_key(const char *addr, char *key, char *site)
 {
     size_t cap = LOCKOUT_KEY_MAX;
@@ -206,6 +236,14 @@ lockout_release_site(modmta_lockout *l, const char *site)
         }
 }
 
+/* No limit: max_failures 0; for a shared limiter also lockout_s 0 (a
+ * key with no TTL would never expire). */
+static int
+lockout_off(const modmta_lockout *l)
+{
+    return l->max_failures == 0 || (l->shared != NULL && l->lockout_s == 0);
+}
+
 int
 modmta_lockout_check_at(modmta_lockout *l, const char *client_addr,
                         time_t now)
@@ -214,9 +252,11 @@ modmta_lockout_check_at(modmta_lockout *l, const char *client_addr,
     char key[LOCKOUT_KEY_MAX], site[LOCKOUT_KEY_MAX];
     int r = MODMTA_LOCKOUT_OPEN;
 
-    if (l->max_failures == 0)
+    if (lockout_off(l))
         return MODMTA_LOCKOUT_OPEN;
     lockout_key(client_addr, key, site);
+    if (l->shared != NULL)
+        return lockout_shared_check(l->shared, key, site);
     pthread_mutex_lock(&l->lock);
     cl = lockout_find(l, key);
     if (lockout_locked(l, site, now) || (cl != NULL && cl->locked_until > now))
@@ -236,25 +276,28 @@ modmta_lockout_fail_at(modmta_lockout *l, const char *client_addr,
 {
     char key[LOCKOUT_KEY_MAX], site[LOCKOUT_KEY_MAX];
     unsigned n = 0, site_n;
-    int r = MODMTA_LOCKOUT_COUNTED;
+    int r;
 
-    if (l->max_failures > 0) {
-        lockout_key(client_addr, key, site);
-        pthread_mutex_lock(&l->lock);
-        if (lockout_locked(l, site, now))
-            r = MODMTA_LOCKOUT_LOCKED;
-        else
-            r = lockout_count(l, key, site, l->max_failures, now, &n);
-        if (site[0] != '\0' && r != MODMTA_LOCKOUT_LOCKED &&
-            lockout_count(l, site, "", l->max_failures * LOCKOUT_SITE_FACTOR,
-                          now, &site_n) == MODMTA_LOCKOUT_HIT) {
-            lockout_release_site(l, site);
-            r = MODMTA_LOCKOUT_HIT;
-        }
-        pthread_mutex_unlock(&l->lock);
+    if (failures_r == NULL)
+        failures_r = &n;
+    *failures_r = 0;
+    if (lockout_off(l))
+        return MODMTA_LOCKOUT_COUNTED;
+    lockout_key(client_addr, key, site);
+    if (l->shared != NULL)
+        return lockout_shared_fail(l->shared, key, site, failures_r);
+    pthread_mutex_lock(&l->lock);
+    if (lockout_locked(l, site, now))
+        r = MODMTA_LOCKOUT_LOCKED;
+    else
+        r = lockout_count(l, key, site, l->max_failures, now, failures_r);
+    if (site[0] != '\0' && r != MODMTA_LOCKOUT_LOCKED &&
+        lockout_count(l, site, "", l->max_failures * LOCKOUT_SITE_FACTOR,
+                      now, &site_n) == MODMTA_LOCKOUT_HIT) {
+        lockout_release_site(l, site);
+        r = MODMTA_LOCKOUT_HIT;
     }
-    if (failures_r != NULL)
-        *failures_r = n;
+    pthread_mutex_unlock(&l->lock);
     return r;
 }
 

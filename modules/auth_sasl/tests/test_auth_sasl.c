@@ -36,6 +36,36 @@ __wrap_sasl_cram_check(const char *challenge, const char *secret,
     return __real_sasl_cram_check(challenge, secret, digest);
 }
 
+/* The limiter's calls, wrapped too: a shared state that cannot be
+ * reached. check_down: the nth check() from now fails (0: none);
+ * fail_down: every fail() fails. */
+int __real_modmta_lockout_check(modmta_lockout *l, const char *addr);
+int __wrap_modmta_lockout_check(modmta_lockout *l, const char *addr);
+int __real_modmta_lockout_fail(modmta_lockout *l, const char *addr,
+                               unsigned *failures_r);
+int __wrap_modmta_lockout_fail(modmta_lockout *l, const char *addr,
+                               unsigned *failures_r);
+static int check_down, fail_down;
+
+int
+__wrap_modmta_lockout_check(modmta_lockout *l, const char *addr)
+{
+    if (check_down > 0 && --check_down == 0)
+        return MODMTA_E_TEMP;
+    return __real_modmta_lockout_check(l, addr);
+}
+
+int
+__wrap_modmta_lockout_fail(modmta_lockout *l, const char *addr,
+                           unsigned *failures_r)
+{
+    if (fail_down) {
+        *failures_r = 0;
+        return MODMTA_E_TEMP;
+    }
+    return __real_modmta_lockout_fail(l, addr, failures_r);
+}
+
 struct t {
     modmta_host *h;
     json_t *conf;
@@ -320,30 +350,62 @@ fail_once(struct t *t, void *inst, const char *ip)
     return code;
 }
 
-/* A full table never evicts a locked client: new clients get 454. */
+/* The counts are in the shared state under the instance's name: the
+ * instance of the next generation (a reload) still refuses a locked
+ * client; an instance of another name counts apart. */
 static void
-test_lockout_table_full(void **state)
+test_lockout_survives_reload(void **state)
 {
     struct t *t = *state;
-    json_t *conf = json_pack("{s:s, s:s+, s:i}", "module", "auth_sasl",
-                             "passdb", "file:", t->path, "max_failures", 1);
+    modmta_host *other = modmta_test_host_new("auth-2", NULL);
     modmta_err err;
-    void *inst = modmta_descriptor.create(conf, t->h, &err);
-    char ip[32];
+    void *inst;
     int i;
 
+    for (i = 0; i < 3; i++)
+        assert_int_equal(fail_once(t, t->inst, "198.51.100.1"),
+                         i < 2 ? 535 : 421);
+    modmta_descriptor.destroy(t->inst);
+    t->inst = modmta_descriptor.create(t->conf, t->h, &err);
+    assert_non_null(t->inst);
+    assert_int_equal(fail_once(t, t->inst, "198.51.100.1"), 421);
+    inst = modmta_descriptor.create(t->conf, other, &err);
     assert_non_null(inst);
-    assert_int_equal(fail_once(t, inst, "198.51.100.1"), 421);
-    for (i = 1; i < 4096; i++) {
-        snprintf(ip, sizeof(ip), "10.0.%d.%d", i / 256, i % 256);
-        assert_int_equal(fail_once(t, inst, ip), 421);
-    }
-    /* 4096 locked clients: no room to count a newcomer's failures */
-    assert_int_equal(fail_once(t, inst, "10.1.0.0"), 454);
-    /* the first one is still locked (421 before the exchange) */
-    assert_int_equal(fail_once(t, inst, "198.51.100.1"), 421);
+    assert_int_equal(fail_once(t, inst, "198.51.100.1"), 535);
     modmta_descriptor.destroy(inst);
-    json_decref(conf);
+    modmta_test_host_free(other);
+}
+
+/* A limiter that cannot say (the shared state unreachable) refuses with
+ * 454 4.7.0: before the exchange, after wrong credentials and after
+ * right ones (the client may be locked). */
+static void
+test_lockout_store_error(void **state)
+{
+    struct t *t = *state;
+    modmta_ctx *ctx;
+    char out[256];
+
+    ctx = session(t, "198.51.100.2", 1);
+    check_down = 1;
+    assert_int_equal(run(t, ctx, "PLAIN AGJvYgBwdw==", "", out, 256),
+                     MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(ctx), 454);
+    assert_string_equal(modmta_test_reply_esc(ctx), "4.7.0");
+    fail_down = 1;
+    assert_int_equal(run(t, ctx, "PLAIN AGJvYgBubw==", "", out, 256),
+                     MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(ctx), 454);
+    fail_down = 0;
+    check_down = 2;
+    assert_int_equal(run(t, ctx, "PLAIN AGJvYgBwdw==", "", out, 256),
+                     MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(ctx), 454);
+    assert_null(modmta_auth_user(ctx));
+    assert_int_equal(check_down, 0);
+    assert_int_equal(run(t, ctx, "PLAIN AGJvYgBwdw==", "", out, 256),
+                     MODMTA_ACCEPT);
+    modmta_test_ctx_free(ctx);
 }
 
 /* An AUTH whose exchange is still running, in a thread. */
@@ -446,7 +508,9 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lockout_ipv6_prefix, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_lockout_table_full, setup,
+        cmocka_unit_test_setup_teardown(test_lockout_survives_reload, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lockout_store_error, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lockout_parallel, setup,
                                         teardown),

@@ -1,7 +1,9 @@
 /*
  * relay_access under the SDK fakes: the access table's parser and
  * matching (each tag, each action, specificity, IPv6, malformed lines
- * with file:line), the how-tos' example table, and the relay decision.
+ * with file:line), the how-tos' example table, the relay decision and
+ * POP-before-SMTP (the shared state's get is wrapped at link time,
+ * -Wl,--wrap, to make it fail).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -19,6 +22,25 @@
 #include "access_table.h"
 
 extern const modmta_module modmta_descriptor;
+
+int __real_modmta_shared_get(modmta_shared *s, const char *key,
+                             char **value_r);
+int __wrap_modmta_shared_get(modmta_shared *s, const char *key,
+                             char **value_r);
+static int store_down; /* every get fails: the store is unreachable */
+static int store_gets; /* gets asked */
+
+int
+__wrap_modmta_shared_get(modmta_shared *s, const char *key, char **value_r)
+{
+    store_gets++;
+    if (store_down) {
+        if (value_r != NULL)
+            *value_r = NULL;
+        return MODMTA_E_TEMP;
+    }
+    return __real_modmta_shared_get(s, key, value_r);
+}
 
 static char tmpdir[128];
 
@@ -472,6 +494,114 @@ test_address_tricks(void **state)
     fx_close(&fx);
 }
 
+/* What pop3 does at a login (its README: the contract). */
+static void
+popb4_record(struct fixture *fx, const char *addr, long ttl_ms)
+{
+    char key[128];
+
+    snprintf(key, sizeof(key), "popb4smtp:%s", addr);
+    assert_int_equal(modmta_shared_set(modmta_host_shared(fx->host), key,
+                                       "alice", ttl_ms), 0);
+}
+
+/* A recorded address relays (as from mynetworks), an unrecorded one
+ * does not; without the option nothing is looked up. */
+static void
+test_pop_before_smtp(void **state)
+{
+    struct fixture fx;
+
+    (void)state;
+    fx_open(&fx, "{\"pop_before_smtp\": true, \"mynetworks\": []}",
+            "192.0.2.50");
+    assert_int_equal(fx_rcpt(&fx, "bob@remote.test"), MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(fx.ctx), 554);
+    assert_int_equal(fx_rcpt(&fx, "user%remote.test@example.com"),
+                     MODMTA_REJECT);
+    popb4_record(&fx, "192.0.2.50", 60000);
+    assert_int_equal(fx_rcpt(&fx, "bob@remote.test"), MODMTA_ACCEPT);
+    /* trusted as mynetworks is: a literal local part is a local part */
+    assert_int_equal(fx_rcpt(&fx, "user%remote.test@example.com"),
+                     MODMTA_CONTINUE);
+    /* an inbound recipient is left to the chain, as ever */
+    assert_int_equal(fx_rcpt(&fx, "bob@example.com"), MODMTA_CONTINUE);
+    fx_close(&fx);
+    /* another address is not let through */
+    fx_open(&fx, "{\"pop_before_smtp\": true, \"mynetworks\": []}",
+            "192.0.2.51");
+    assert_int_equal(fx_rcpt(&fx, "bob@remote.test"), MODMTA_REJECT);
+    fx_close(&fx);
+    /* the same address through an IPv4-mapped IPv6 listener */
+    fx_open(&fx, "{\"pop_before_smtp\": true, \"mynetworks\": []}",
+            "::ffff:192.0.2.50");
+    assert_int_equal(fx_rcpt(&fx, "bob@remote.test"), MODMTA_ACCEPT);
+    fx_close(&fx);
+    /* an IPv6 client by its whole address, not its /64 */
+    fx_open(&fx, "{\"pop_before_smtp\": true, \"mynetworks\": []}",
+            "2001:db8::5");
+    popb4_record(&fx, "2001:db8::5", 60000);
+    assert_int_equal(fx_rcpt(&fx, "bob@remote.test"), MODMTA_ACCEPT);
+    fx_close(&fx);
+    fx_open(&fx, "{\"pop_before_smtp\": true, \"mynetworks\": []}",
+            "2001:db8::6");
+    assert_int_equal(fx_rcpt(&fx, "bob@remote.test"), MODMTA_REJECT);
+    fx_close(&fx);
+    /* off (the default): a recorded address relays no more, unasked */
+    fx_open(&fx, "{\"mynetworks\": []}", "192.0.2.50");
+    store_gets = 0;
+    assert_int_equal(fx_rcpt(&fx, "bob@remote.test"), MODMTA_REJECT);
+    assert_int_equal(store_gets, 0);
+    fx_close(&fx);
+}
+
+/* The record's TTL: once it has passed, relaying is refused again. */
+static void
+test_pop_before_smtp_expired(void **state)
+{
+    struct timespec ms10 = {0, 10000000L};
+    struct fixture fx;
+    int i;
+
+    (void)state;
+    fx_open(&fx, "{\"pop_before_smtp\": true, \"mynetworks\": []}",
+            "192.0.2.60");
+    popb4_record(&fx, "192.0.2.60", 1000);
+    assert_int_equal(fx_rcpt(&fx, "bob@remote.test"), MODMTA_ACCEPT);
+    for (i = 0; i < 500 && modmta_shared_get(modmta_host_shared(fx.host),
+                                             "popb4smtp:192.0.2.60",
+                                             NULL) == 1; i++)
+        nanosleep(&ms10, NULL);
+    assert_int_equal(fx_rcpt(&fx, "bob@remote.test"), MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(fx.ctx), 554);
+    fx_close(&fx);
+}
+
+/* The store cannot be reached: 451 4.3.0 (TEMPFAIL), never "denied";
+ * recipients that need no lookup are decided as usual. */
+static void
+test_pop_before_smtp_store_error(void **state)
+{
+    struct fixture fx;
+
+    (void)state;
+    fx_open(&fx, "{\"pop_before_smtp\": true, \"mynetworks\": [], "
+            "\"relay_domains\": [\"partner.test\"]}", "192.0.2.70");
+    store_down = 1;
+    assert_int_equal(fx_rcpt(&fx, "bob@remote.test"), MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(fx.ctx), 451);
+    assert_string_equal(modmta_test_reply_esc(fx.ctx), "4.3.0");
+    assert_int_equal(fx_rcpt(&fx, "user%remote.test@example.com"),
+                     MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(fx.ctx), 451);
+    assert_int_equal(fx_rcpt(&fx, "bob@example.com"), MODMTA_CONTINUE);
+    assert_int_equal(fx_rcpt(&fx, "bob@partner.test"), MODMTA_ACCEPT);
+    modmta_test_set_auth(fx.ctx, "carol");
+    assert_int_equal(fx_rcpt(&fx, "bob@remote.test"), MODMTA_ACCEPT);
+    store_down = 0;
+    fx_close(&fx);
+}
+
 static void
 test_config_errors(void **state)
 {
@@ -484,6 +614,7 @@ test_config_errors(void **state)
          "$.modules[0].access.Connect:1.2.3"},
         {"{\"access\": 3}", "$.modules[0].access"},
         {"{\"relay\": true}", "$.modules[0].relay"},
+        {"{\"pop_before_smtp\": \"30m\"}", "$.modules[0].pop_before_smtp"},
     };
     modmta_host *h = modmta_test_host_new("relay_access", "localhost", NULL);
     size_t i;
@@ -526,6 +657,9 @@ main(void)
         cmocka_unit_test(test_user_key_never_relays),
         cmocka_unit_test(test_connect_reject),
         cmocka_unit_test(test_address_tricks),
+        cmocka_unit_test(test_pop_before_smtp),
+        cmocka_unit_test(test_pop_before_smtp_expired),
+        cmocka_unit_test(test_pop_before_smtp_store_error),
         cmocka_unit_test(test_config_errors),
     };
 
