@@ -21,7 +21,8 @@
 
 #include "pop3_lease.h"
 
-#define TTL_MS 900 /* renewed every 300 ms */
+#define TTL_MS 2000 /* renewed every 667 ms: a stall of over 1.3 s on a
+                     * loaded machine would be needed to lose it */
 
 int __real_modmta_shared_lease(modmta_shared *s, const char *key,
                                const char *owner, long ttl_ms);
