@@ -13,6 +13,9 @@
  * any way is freed, never reused; a failed connect holds further
  * attempts back for REDIS_RETRY_MS, answering MODMTA_E_TEMP at once
  * meanwhile, so a dead Redis is not hammered.
+ *
+ * hiredis writes with write(2): the process must ignore SIGPIPE (the
+ * daemon does; so must a tool that uses the shared state).
  */
 #ifndef MODMTA_REDIS_PRIV_H
 #define MODMTA_REDIS_PRIV_H

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -308,5 +309,6 @@ main(void)
         SHARED_BOTH(test_concurrent_counter),
     };
 
+    signal(SIGPIPE, SIG_IGN);           /* as the daemon: see redis_priv.h */
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

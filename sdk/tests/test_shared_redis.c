@@ -435,5 +435,6 @@ main(void)
         cmocka_unit_test(test_pool_of_two),
     };
 
+    signal(SIGPIPE, SIG_IGN);           /* as the daemon: see redis_priv.h */
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

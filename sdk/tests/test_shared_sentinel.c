@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,5 +163,6 @@ main(void)
         cmocka_unit_test(test_failover),
     };
 
+    signal(SIGPIPE, SIG_IGN);           /* as the daemon: see redis_priv.h */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
