@@ -25,6 +25,8 @@
 
 #define REDIS_SERVER_ARGS 40
 
+static void redis_server_init(struct redis_server *s, const char *dir,
+                              const char *name, int tcp);
 static void redis_server_spawn(struct redis_server *s);
 static redisContext *redis_server_connect(const struct redis_server *s);
 
@@ -101,21 +103,44 @@ redis_server_spawn(struct redis_server *s)
     fail_msg("%s does not answer, see %s", s->name, log);
 }
 
-void
-redis_server_start(struct redis_server *s, const char *dir,
-                   const char *name, int tcp, const char *const *extra)
+/* s, blank, for a server named name in dir, on a free port with tcp,
+ * else on the socket dir/name.sock. */
+static void
+redis_server_init(struct redis_server *s, const char *dir, const char *name,
+                  int tcp)
 {
     memset(s, 0, sizeof(*s));
     snprintf(s->dir, sizeof(s->dir), "%s", dir);
     snprintf(s->name, sizeof(s->name), "%s", name);
-    s->extra = extra;
     if (tcp) {
         s->port = modmta_test_free_port(NULL);
         snprintf(s->address, sizeof(s->address), "127.0.0.1:%d", s->port);
     } else {
         snprintf(s->address, sizeof(s->address), "%s/%s.sock", dir, name);
     }
+}
+
+void
+redis_server_start(struct redis_server *s, const char *dir,
+                   const char *name, int tcp, const char *const *extra)
+{
+    redis_server_init(s, dir, name, tcp);
+    s->extra = extra;
     redis_server_spawn(s);
+}
+
+void
+redis_server_start_replica(struct redis_server *s, const char *dir,
+                           const char *name, const struct redis_server *master)
+{
+    redis_server_init(s, dir, name, 1);
+    snprintf(s->master_port, sizeof(s->master_port), "%d", master->port);
+    s->replicaof[0] = "--replicaof";
+    s->replicaof[1] = "127.0.0.1";
+    s->replicaof[2] = s->master_port;
+    s->extra = s->replicaof;
+    redis_server_spawn(s);
+    redis_server_wait_info(s, "replication", "master_link_status:up");
 }
 
 void
@@ -124,12 +149,8 @@ redis_server_start_sentinel(struct redis_server *s, const char *dir,
 {
     char conf[300], text[1024];
 
-    memset(s, 0, sizeof(*s));
-    snprintf(s->dir, sizeof(s->dir), "%s", dir);
-    snprintf(s->name, sizeof(s->name), "%s", name);
+    redis_server_init(s, dir, name, 1);
     s->sentinel = 1;
-    s->port = modmta_test_free_port(NULL);
-    snprintf(s->address, sizeof(s->address), "127.0.0.1:%d", s->port);
     snprintf(conf, sizeof(conf), "%s/%s.conf", dir, name);
     /* sentinels rewrite their file: it must be writable */
     snprintf(text, sizeof(text),

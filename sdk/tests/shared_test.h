@@ -27,6 +27,8 @@ struct redis_server {
     char name[32];
     const char *const *extra;   /* more arguments (NULL-terminated) */
     int sentinel;               /* a sentinel: dir/name.conf */
+    const char *replicaof[4];   /* extra for a replica */
+    char master_port[16];
 };
 
 /* Start a server named name in dir (a directory of the test's): on a
@@ -36,6 +38,11 @@ struct redis_server {
 void redis_server_start(struct redis_server *s, const char *dir,
                         const char *name, int tcp,
                         const char *const *extra);
+/* A replica of master (started with tcp), on a free port; returns once
+ * its link to the master is up. */
+void redis_server_start_replica(struct redis_server *s, const char *dir,
+                                const char *name,
+                                const struct redis_server *master);
 /* A sentinel watching the master "mymaster" at 127.0.0.1:master_port
  * (quorum 2, down after 1 s). */
 void redis_server_start_sentinel(struct redis_server *s, const char *dir,

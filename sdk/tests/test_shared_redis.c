@@ -319,19 +319,14 @@ test_readonly(void **state)
 {
     static const char *const set[] = {"SET", "ro:k", "v", NULL};
     static const char *const wait[] = {"WAIT", "1", "5000", NULL};
-    const char *replicaof[] = {"--replicaof", "127.0.0.1", NULL, NULL};
     struct redis_server master, replica;
     modmta_shared *s;
     redisReply *r;
-    char port[16], *v, *log;
+    char *v, *log;
 
     (void)state;
     redis_server_start(&master, dir, "rw", 1, NULL);
-    snprintf(port, sizeof(port), "%d", master.port);
-    replicaof[2] = port;
-    redis_server_start(&replica, dir, "ro", 1, replicaof);
-    redis_server_wait_info(&replica, "replication",
-                           "master_link_status:up");
+    redis_server_start_replica(&replica, dir, "ro", &master);
     r = redis_server_cmd(&master, NULL, 0, set);
     assert_non_null(r);
     freeReplyObject(r);

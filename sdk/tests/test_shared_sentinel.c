@@ -76,22 +76,17 @@ test_failover(void **state)
 {
     static const char *const wait[] = {"WAIT", "1", "5000", NULL};
     struct redis_server master, replica, sentinels[NSENTINELS];
-    const char *replicaof[] = {"--replicaof", "127.0.0.1", NULL, NULL};
     struct inbox in = INBOX_INIT;
     modmta_shared *s, *pub;
     modmta_shared_sub *sub;
-    char dir[256], port[16], name[16], *v;
+    char dir[256], name[16], *v;
     long long value = 0, before, last;
     int failures = 0, ok_after = 0, nsucc = 0, rc;
 
     (void)state;
     modmta_test_tmpdir(dir, sizeof(dir), "test_shared_sentinel");
     redis_server_start(&master, dir, "master", 1, NULL);
-    snprintf(port, sizeof(port), "%d", master.port);
-    replicaof[2] = port;
-    redis_server_start(&replica, dir, "replica", 1, replicaof);
-    redis_server_wait_info(&replica, "replication",
-                           "master_link_status:up");
+    redis_server_start_replica(&replica, dir, "replica", &master);
     for (int i = 0; i < NSENTINELS; i++) {
         snprintf(name, sizeof(name), "sentinel%d", i);
         redis_server_start_sentinel(&sentinels[i], dir, name, master.port);
