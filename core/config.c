@@ -109,7 +109,8 @@ static const char *const config_sni_keys[] = {
     "names", "cert", "key", NULL
 };
 static const char *const config_redis_keys[] = {
-    "address", "db", "prefix", NULL
+    "address", "db", "prefix", "password", "pool", "timeout",
+    "connect_timeout", "sentinels", "master", NULL
 };
 static const char *const config_listen_keys[] = {
     "name", "address", "protocol", "tls", "auth", NULL
@@ -997,46 +998,116 @@ config_load_dns(struct config_loader *ld, const json_t *root)
                    strerror(errno));
 }
 
+/* A Redis server's address (s: NULL if not a string): "IP:port",
+ * "[IPv6]:port" or, with socket_ok, the absolute path of a UNIX socket. */
+static void
+config_redis_address(struct config_loader *ld, const char *s,
+                     const char *path, int socket_ok)
+{
+    const char *expect = socket_ok ? "expected \"IP:port\", \"[IPv6]:port\" "
+                                     "or the absolute path of a socket"
+                                   : "expected \"IP:port\" or "
+                                     "\"[IPv6]:port\"";
+    size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char why[256];
+
+    if (s == NULL)
+        config_err(ld, path, "%s", expect);
+    else if (s[0] != '/' && strchr(s, ':') == NULL)
+        config_err(ld, path, "\"%s\": %s", s, expect);
+    else if (s[0] == '/' && !socket_ok)
+        config_err(ld, path, "\"%s\": %s", s, expect);
+    else if (s[0] == '/' && strlen(s) > max)
+        config_err(ld, path, "\"%s\" is longer than %zu bytes, the limit "
+                   "of a socket path", s, max);
+    else if (s[0] != '/' &&
+             config_parse_address(s, &ss, &len, why, sizeof(why)) < 0)
+        config_err(ld, path, "\"%s\": %s", s, why);
+}
+
+/* A "redis.sentinels" entry. */
+static void
+config_redis_sentinel(struct config_loader *ld, char *s, const char *path)
+{
+    config_redis_address(ld, s, path, 0);
+}
+
+/* "address", or "sentinels" with "master". */
+static void
+config_redis_server(struct config_loader *ld, json_t *r)
+{
+    const json_t *addr = json_object_get(r, "address");
+    const json_t *master = json_object_get(r, "master");
+    char **sentinels = NULL;
+    int has = config_strlist(ld, r, "$.redis", "sentinels",
+                             config_redis_sentinel, &sentinels);
+
+    if (has > 0 && sentinels[0] == NULL)
+        config_err(ld, "$.redis.sentinels", "expected at least one "
+                   "\"IP:port\"");
+    config_strlist_free(sentinels);
+    if (has != 0 && addr != NULL)
+        config_err(ld, "$.redis.address", "either \"address\" or "
+                   "\"sentinels\", not both");
+    else if (addr != NULL)
+        config_redis_address(ld, json_string_value(addr), "$.redis.address",
+                             1);
+    else if (has == 0)
+        json_object_set_new(r, "address", json_string("127.0.0.1:6379"));
+    if (has == 0 && master != NULL)
+        config_err(ld, "$.redis.master", "only with \"sentinels\"");
+    else if (has != 0 && master == NULL)
+        config_err(ld, "$.redis.master", "required with \"sentinels\": "
+                   "the name the sentinels monitor");
+    else if (master != NULL && (!json_is_string(master) ||
+                                json_string_length(master) == 0))
+        config_err(ld, "$.redis.master", "expected a non-empty string");
+}
+
+/* A time in seconds, written back as an integer (the backend reads
+ * integers). */
+static void
+config_redis_time(struct config_loader *ld, json_t *r, const char *key,
+                  long long def)
+{
+    long long t = def;
+
+    if (config_time(ld, r, "$.redis", key, 1, 3600, &t) >= 0)
+        json_object_set_new(r, key, json_integer(t));
+}
+
 /*
  * Fill the defaults into the "redis" object itself, so that the modules
- * reading it later see every key.
+ * and the shared-state backend reading it later see every key.
  */
 static void
 config_load_redis(struct config_loader *ld, json_t *root)
 {
     json_t *r = (json_t *)config_object(ld, root, "$", "redis",
                                         config_redis_keys);
-    const json_t *addr, *prefix;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    char why[256];
-    long long db = 0;
+    const json_t *prefix, *password;
+    long long n = 0;
 
     if (r == NULL)
         return;
-    addr = json_object_get(r, "address");
-    if (addr == NULL)
-        json_object_set_new(r, "address", json_string("127.0.0.1:6379"));
-    else if (!json_is_string(addr))
-        config_err(ld, "$.redis.address", "expected \"IP:port\", "
-                   "\"[IPv6]:port\" or the absolute path of a socket");
-    else if (json_string_value(addr)[0] != '/' &&
-             strchr(json_string_value(addr), ':') == NULL)
-        config_err(ld, "$.redis.address", "\"%s\": expected \"IP:port\", "
-                   "\"[IPv6]:port\" or the absolute path of a socket",
-                   json_string_value(addr));
-    else if (json_string_value(addr)[0] != '/' &&
-             config_parse_address(json_string_value(addr), &ss, &len, why,
-                                  sizeof(why)) < 0)
-        config_err(ld, "$.redis.address", "\"%s\": %s",
-                   json_string_value(addr), why);
-    if (config_int(ld, r, "$.redis", "db", 0, INT_MAX, &db) == 0)
+    config_redis_server(ld, r);
+    if (config_int(ld, r, "$.redis", "db", 0, INT_MAX, &n) == 0)
         json_object_set_new(r, "db", json_integer(0));
     prefix = json_object_get(r, "prefix");
     if (prefix == NULL)
         json_object_set_new(r, "prefix", json_string("modmta:"));
     else if (!json_is_string(prefix))
         config_err(ld, "$.redis.prefix", "expected a string");
+    password = json_object_get(r, "password");
+    if (password != NULL && (!json_is_string(password) ||
+                             json_string_length(password) == 0))
+        config_err(ld, "$.redis.password", "expected a non-empty string");
+    if (config_int(ld, r, "$.redis", "pool", 1, 64, &n) == 0)
+        json_object_set_new(r, "pool", json_integer(4));
+    config_redis_time(ld, r, "timeout", 2);
+    config_redis_time(ld, r, "connect_timeout", 2);
     ld->cfg->redis = r;
 }
 

@@ -309,7 +309,7 @@ test_unknown_keys(void **state)
         "$.limits.max_sesions: unknown key",
         "$.smtp.strict_rfc821_envelopes: unknown key",
         "$.tls.chain: unknown key",
-        "$.redis.password: unknown key",
+        "$.redis.passwd: unknown key",
         "$.listen[0].port: unknown key",
         NULL
     };
@@ -543,6 +543,87 @@ test_queue_and_empty_listen(void **state)
     load_fails(fixture("queue_retry.json"), want);
 }
 
+/* Every "redis" key; times as strings or integers become integers, the
+ * way the backend reads them. */
+static void
+test_redis_full(void **state)
+{
+    struct config *cfg = load_ok(fixture("redis_full.json"));
+    const json_t *r = cfg->redis;
+
+    (void)state;
+    assert_string_equal(json_string_value(json_object_get(r, "address")),
+                        "/run/redis/redis.sock");
+    assert_int_equal(json_integer_value(json_object_get(r, "db")), 2);
+    assert_string_equal(json_string_value(json_object_get(r, "password")),
+                        "s3cret");
+    assert_int_equal(json_integer_value(json_object_get(r, "pool")), 8);
+    assert_true(json_is_integer(json_object_get(r, "timeout")));
+    assert_int_equal(json_integer_value(json_object_get(r, "timeout")), 3);
+    assert_int_equal(json_integer_value(json_object_get(r,
+                     "connect_timeout")), 1);
+    config_free(cfg);
+}
+
+/* Sentinels instead of an address: no default address is added; the
+ * other defaults are. */
+static void
+test_redis_sentinel(void **state)
+{
+    struct config *cfg = load_ok(fixture("redis_sentinel.json"));
+    const json_t *r = cfg->redis;
+
+    (void)state;
+    assert_null(json_object_get(r, "address"));
+    assert_int_equal(json_array_size(json_object_get(r, "sentinels")), 2);
+    assert_string_equal(json_string_value(json_object_get(r, "master")),
+                        "mymaster");
+    assert_int_equal(json_integer_value(json_object_get(r, "pool")), 4);
+    assert_int_equal(json_integer_value(json_object_get(r, "timeout")), 2);
+    assert_int_equal(json_integer_value(json_object_get(r,
+                     "connect_timeout")), 2);
+    assert_int_equal(json_integer_value(json_object_get(r, "db")), 0);
+    config_free(cfg);
+}
+
+static void
+test_redis_bad(void **state)
+{
+    static const char *const bad[] = {
+        "$.redis.sentinels[1]: \"sentinel.example.com:26379\": "
+        "\"sentinel.example.com\" is a host name, expected an IP address "
+        "(names are never resolved)",
+        "$.redis.sentinels[2]: \"/run/sentinel.sock\": expected "
+        "\"IP:port\" or \"[IPv6]:port\"",
+        "$.redis.sentinels[3]: expected a non-empty string",
+        "$.redis.address: either \"address\" or \"sentinels\", not both",
+        "$.redis.master: required with \"sentinels\": the name the "
+        "sentinels monitor",
+        "$.redis.password: expected a non-empty string",
+        "$.redis.pool: expected an integer from 1 to 64",
+        "$.redis.timeout: \"2 seconds\": expected a time from 1 to 3600 "
+        "seconds, as an integer or with a unit (\"30s\", \"15m\", \"4h\", "
+        "\"5d\")",
+        "$.redis.connect_timeout: expected an integer from 1 to 3600",
+        NULL
+    };
+    static const char *const master[] = {
+        "$.redis.sentinels: expected at least one \"IP:port\"",
+        "$.redis.master: expected a non-empty string",
+        NULL
+    };
+    static const char *const no_sentinels[] = {
+        "$.redis.master: only with \"sentinels\"",
+        "$.redis.password: expected a non-empty string",
+        NULL
+    };
+
+    (void)state;
+    load_fails(fixture("redis_bad.json"), bad);
+    load_fails(fixture("redis_master.json"), master);
+    load_fails(fixture("redis_no_sentinels.json"), no_sentinels);
+}
+
 static void
 test_errors_add(void **state)
 {
@@ -586,6 +667,9 @@ main(void)
         cmocka_unit_test(test_modules_bad),
         cmocka_unit_test(test_queue_and_empty_listen),
         cmocka_unit_test(test_errors_add),
+        cmocka_unit_test(test_redis_full),
+        cmocka_unit_test(test_redis_sentinel),
+        cmocka_unit_test(test_redis_bad),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

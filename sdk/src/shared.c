@@ -19,30 +19,54 @@ struct modmta_shared {
     size_t prefix_len;
 };
 
-modmta_shared *
-modmta_shared_new(const json_t *redis, modmta_err *err_r)
+/* A front with prefix and no backend yet. */
+static modmta_shared *
+shared_new(const char *prefix, modmta_err *err_r)
 {
-    modmta_shared *s = calloc(1, sizeof(*s));
-    const char *prefix = json_string_value(json_object_get(redis, "prefix"));
+    modmta_shared *s;
 
-    if (s == NULL) {
-        modmta_err_set(err_r, "$.redis", "out of memory");
-        return NULL;
-    }
-    if (prefix == NULL)
-        prefix = "modmta:";
     if (strlen(prefix) > SHARED_PREFIX_MAX) {
         modmta_err_set(err_r, "$.redis.prefix", "at most %d octets",
                        SHARED_PREFIX_MAX);
-        free(s);
+        return NULL;
+    }
+    if ((s = calloc(1, sizeof(*s))) == NULL) {
+        modmta_err_set(err_r, "$.redis", "out of memory");
         return NULL;
     }
     memcpy(s->prefix, prefix, strlen(prefix) + 1);
     s->prefix_len = strlen(prefix);
-    /* The Redis backend comes with its own file (shared_redis.c); until
-     * then a "redis" section gives its prefix to the memory store. */
-    s->ops = shared_mem_ops();
-    s->b = shared_mem_get_store();
+    return s;
+}
+
+modmta_shared *
+shared_new_mem(const char *prefix, modmta_err *err_r)
+{
+    modmta_shared *s = shared_new(prefix, err_r);
+
+    if (s != NULL) {
+        s->ops = shared_mem_ops();
+        s->b = shared_mem_get_store();
+    }
+    return s;
+}
+
+modmta_shared *
+modmta_shared_new(const json_t *redis, modmta_err *err_r)
+{
+    const char *prefix = json_string_value(json_object_get(redis, "prefix"));
+    modmta_shared *s;
+
+    if (redis == NULL)
+        return shared_new_mem("modmta:", err_r);
+    if ((s = shared_new(prefix != NULL ? prefix : "modmta:", err_r)) == NULL)
+        return NULL;
+    s->ops = shared_redis_ops();
+    s->cluster = 1;
+    if ((s->b = shared_redis_new(redis, err_r)) == NULL) {
+        free(s);
+        return NULL;
+    }
     return s;
 }
 

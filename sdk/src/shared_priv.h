@@ -52,9 +52,18 @@ void modmta_shared_free(modmta_shared *s);
  * with the default prefix: the test fakes' failing store. NULL when out
  * of memory. */
 modmta_shared *shared_new_backend(const struct shared_ops *ops, void *b);
+/* The memory store under another prefix than "modmta:" (tests: two
+ * stores that must not see each other's keys). NULL with err_r. */
+modmta_shared *shared_new_mem(const char *prefix, modmta_err *err_r);
 
 /* The memory backend: the one store of the process. */
 const struct shared_ops *shared_mem_ops(void);
 void *shared_mem_get_store(void);
+
+/* The Redis backend for a "redis" object (keys absent take their
+ * defaults, wrong ones are refused with their path). Connects nothing.
+ * NULL with err_r filled. */
+const struct shared_ops *shared_redis_ops(void);
+void *shared_redis_new(const json_t *redis, modmta_err *err_r);
 
 #endif

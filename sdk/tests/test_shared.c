@@ -1,9 +1,9 @@
 /*
- * The shared-state API (sdk/modmta/shared.h) against the memory backend:
- * keys with and without TTLs, fixed-window counters, leases, publish and
- * subscribe, argument checks, the prefix. Each case runs on a
- * modmta_shared made by shared_open(), so that the Redis backend can run
- * the same cases against a redis-server.
+ * The shared-state API (sdk/modmta/shared.h): keys with and without
+ * TTLs, fixed-window counters, leases, publish and subscribe, argument
+ * checks, the prefix. Every case runs twice: on the memory backend, then
+ * on the Redis backend against a redis-server the test starts on a UNIX
+ * socket (shared_open() makes the store of the group that runs).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,37 +12,39 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <modmta/modmta.h>
 
+#include <files.h>
+
 #include "shared_priv.h"
+#include "shared_test.h"
+
+/* The "redis" object of the case that runs; NULL: the memory backend. */
+static json_t *shared_redis;
 
 static modmta_shared *
 shared_open(const char *prefix)
 {
-    json_t *redis = NULL;
+    json_t *redis;
     modmta_err err;
     modmta_shared *s;
 
-    if (prefix != NULL)
-        redis = json_pack("{s:s}", "prefix", prefix);
-    s = modmta_shared_new(redis, &err);
-    json_decref(redis);
+    if (shared_redis == NULL) {
+        s = shared_new_mem(prefix, &err);
+    } else {
+        redis = json_deep_copy(shared_redis);
+        json_object_set_new(redis, "prefix", json_string(prefix));
+        s = modmta_shared_new(redis, &err);
+        json_decref(redis);
+    }
     if (s == NULL)
-        fail_msg("modmta_shared_new: %s", err.msg);
+        fail_msg("shared store: %s", err.msg);
+    assert_int_equal(modmta_shared_is_cluster(s), shared_redis != NULL);
     return s;
-}
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
 }
 
 static void
@@ -184,51 +186,11 @@ test_prefix(void **state)
     modmta_shared_free(b);
 }
 
-struct inbox {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int n;
-    char last[64];
-    char channel[64];
-    pthread_t thread;
-};
-
-static void
-inbox_cb(void *arg, const char *channel, const char *msg)
-{
-    struct inbox *in = arg;
-
-    pthread_mutex_lock(&in->lock);
-    in->n++;
-    snprintf(in->last, sizeof(in->last), "%s", msg);
-    snprintf(in->channel, sizeof(in->channel), "%s", channel);
-    in->thread = pthread_self();
-    pthread_cond_broadcast(&in->cond);
-    pthread_mutex_unlock(&in->lock);
-}
-
-static void
-inbox_wait(struct inbox *in, int n)
-{
-    struct timespec until;
-
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 20;
-    pthread_mutex_lock(&in->lock);
-    while (in->n < n &&
-           pthread_cond_timedwait(&in->cond, &in->lock, &until) == 0)
-        ;
-    pthread_mutex_unlock(&in->lock);
-    assert_int_equal(in->n, n);
-}
-
 static void
 test_pubsub(void **state)
 {
     modmta_shared *s = shared_open("t6:");
-    struct inbox a = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                      0, "", "", 0};
-    struct inbox b = a;
+    struct inbox a = INBOX_INIT, b = INBOX_INIT;
     modmta_shared_sub *sa, *sb;
 
     (void)state;
@@ -237,7 +199,9 @@ test_pubsub(void **state)
                      0);
     assert_int_equal(modmta_shared_subscribe(s, "ctl", inbox_cb, &b, &sb),
                      0);
-    assert_int_equal(modmta_shared_publish(s, "ctl", "reload"), 2);
+    /* Redis counts the connections subscribed: one per store */
+    assert_int_equal(modmta_shared_publish(s, "ctl", "reload"),
+                     modmta_shared_is_cluster(s) ? 1 : 2);
     inbox_wait(&a, 1);
     inbox_wait(&b, 1);
     assert_string_equal(a.last, "reload");
@@ -286,19 +250,65 @@ test_concurrent_counter(void **state)
     modmta_shared_free(s);
 }
 
+static char shared_dir[256];
+static struct redis_server shared_server;
+static json_t *shared_redis_cfg;
+
+static int
+group_setup(void **state)
+{
+    (void)state;
+    modmta_test_tmpdir(shared_dir, sizeof(shared_dir), "test_shared");
+    redis_server_start(&shared_server, shared_dir, "redis", 0, NULL);
+    shared_redis_cfg = json_pack("{s:s}", "address", shared_server.address);
+    return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+    (void)state;
+    json_decref(shared_redis_cfg);
+    redis_server_stop(&shared_server, 0);
+    modmta_test_rmtree(shared_dir);
+    return 0;
+}
+
+static int
+use_memory(void **state)
+{
+    (void)state;
+    shared_redis = NULL;
+    return 0;
+}
+
+static int
+use_redis(void **state)
+{
+    (void)state;
+    shared_redis = shared_redis_cfg;
+    return 0;
+}
+
+/* Each case on both backends. */
+#define SHARED_BOTH(f) \
+    {"memory: " #f, f, use_memory, NULL, NULL}, \
+    {"redis: " #f, f, use_redis, NULL, NULL}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keys),
-        cmocka_unit_test(test_ttl),
-        cmocka_unit_test(test_counters),
-        cmocka_unit_test(test_leases),
-        cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_prefix),
-        cmocka_unit_test(test_pubsub),
-        cmocka_unit_test(test_concurrent_counter),
+        SHARED_BOTH(test_keys),
+        SHARED_BOTH(test_ttl),
+        SHARED_BOTH(test_counters),
+        SHARED_BOTH(test_leases),
+        SHARED_BOTH(test_bad_arguments),
+        SHARED_BOTH(test_prefix),
+        SHARED_BOTH(test_pubsub),
+        SHARED_BOTH(test_concurrent_counter),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    signal(SIGPIPE, SIG_IGN);           /* as the daemon: see redis_priv.h */
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

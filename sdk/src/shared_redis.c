@@ -1,0 +1,353 @@
+/*
+ * The Redis shared-state backend (shared_priv.h) on the client of
+ * redis_priv.h: one command per call, argv-style.
+ *
+ *   get, set, del   GET; SET key value [PX ttl]; DEL
+ *   incr            a script: INCRBY, then EXPIRE key window NX (Redis
+ *                   7), atomic, so a key that holds a string is left
+ *                   as it was (the INCRBY fails first)
+ *   lease           SET key owner NX PX ttl; when taken, a script that
+ *                   renews it (PEXPIRE) only if owner holds it
+ *   release         a script that deletes it only if owner holds it
+ *   publish         PUBLISH: its count is of the subscribed connections
+ *                   (one per node's store), not of callbacks
+ *
+ * The scripts are constants; keys and owners travel as arguments.
+ * Subscriptions are the backend's list; redis_sub.c subscribes to each
+ * channel once and hands every message to shared_redis_deliver, which
+ * runs the callbacks of that channel one at a time, no lock held, as the
+ * memory backend does.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <modmta/log.h>
+
+#include "redis_priv.h"
+#include "shared_priv.h"
+
+static const char shared_redis_incr_lua[] =
+    "local v = redis.call('INCRBY', KEYS[1], ARGV[1])\n"
+    "if ARGV[2] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX') end\n"
+    "return v\n";
+static const char shared_redis_renew_lua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "end\n"
+    "return 0\n";
+static const char shared_redis_release_lua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  return redis.call('DEL', KEYS[1])\n"
+    "end\n"
+    "return 0\n";
+
+struct shared_redis_sub {
+    struct modmta_shared_sub base;
+    struct shared_redis *owner;
+    char *channel;              /* prefixed */
+    size_t prefix_len;
+    void (*cb)(void *arg, const char *channel, const char *msg);
+    void *arg;
+    struct shared_redis_sub *next;
+};
+
+struct shared_redis {
+    struct redis *r;
+    struct redis_sub *sub;
+    pthread_mutex_t lock;       /* the list, running */
+    pthread_cond_t cond;        /* a callback returned */
+    struct shared_redis_sub *subs;
+    const struct shared_redis_sub *running;
+    pthread_t running_thread;   /* the thread it runs on */
+    unsigned long version;      /* changes with every (un)subscribe */
+};
+
+static int shared_redis_run(struct shared_redis *sr, int argc,
+                            const char **argv, int type,
+                            redisReply **reply_r);
+static int shared_redis_int(struct shared_redis *sr, int argc,
+                            const char **argv, long long *value_r);
+static void shared_redis_deliver(void *arg, const char *channel,
+                                 const char *msg);
+
+/* A command whose reply must be of type (or NIL): 0 with *reply_r, or
+ * <0 (an unexpected type is logged, MODMTA_E_TEMP). */
+static int
+shared_redis_run(struct shared_redis *sr, int argc, const char **argv,
+                 int type, redisReply **reply_r)
+{
+    char why[128];
+    int rc = redis_command(sr->r, argc, argv, NULL, reply_r);
+
+    if (rc < 0)
+        return rc;
+    if ((*reply_r)->type == type || (*reply_r)->type == REDIS_REPLY_NIL)
+        return 0;
+    snprintf(why, sizeof(why), "%s: unexpected reply type %d", argv[0],
+             (*reply_r)->type);
+    redis_note(sr->r, NULL, why);
+    freeReplyObject(*reply_r);
+    *reply_r = NULL;
+    return MODMTA_E_TEMP;
+}
+
+/* A command answering an integer. */
+static int
+shared_redis_int(struct shared_redis *sr, int argc, const char **argv,
+                 long long *value_r)
+{
+    redisReply *reply;
+    int rc = shared_redis_run(sr, argc, argv, REDIS_REPLY_INTEGER, &reply);
+
+    if (rc < 0)
+        return rc;
+    rc = reply->type == REDIS_REPLY_INTEGER ? 0 : MODMTA_E_TEMP;
+    *value_r = reply->integer;
+    freeReplyObject(reply);
+    return rc;
+}
+
+static int
+shared_redis_get(void *b, const char *key, char **value_r)
+{
+    const char *argv[] = {"GET", key};
+    redisReply *reply;
+    int rc = shared_redis_run(b, 2, argv, REDIS_REPLY_STRING, &reply);
+
+    if (rc < 0)
+        return rc;
+    rc = reply->type == REDIS_REPLY_STRING;
+    if (rc && value_r != NULL &&
+        (*value_r = strndup(reply->str, reply->len)) == NULL)
+        rc = MODMTA_E_NOMEM;
+    freeReplyObject(reply);
+    return rc;
+}
+
+static int
+shared_redis_set(void *b, const char *key, const char *value, long ttl_ms)
+{
+    char ttl[24];
+    const char *argv[] = {"SET", key, value, "PX", ttl};
+    redisReply *reply;
+    int rc;
+
+    snprintf(ttl, sizeof(ttl), "%ld", ttl_ms);
+    rc = shared_redis_run(b, ttl_ms > 0 ? 5 : 3, argv, REDIS_REPLY_STATUS,
+                          &reply);
+    if (rc == 0) {
+        rc = reply->type == REDIS_REPLY_STATUS ? 0 : MODMTA_E_TEMP;
+        freeReplyObject(reply);
+    }
+    return rc;
+}
+
+static int
+shared_redis_del(void *b, const char *key)
+{
+    const char *argv[] = {"DEL", key};
+    long long n;
+    int rc = shared_redis_int(b, 2, argv, &n);
+
+    return rc < 0 ? rc : n > 0;
+}
+
+static int
+shared_redis_incr(void *b, const char *key, long long by, long window_s,
+                  long long *value_r)
+{
+    char a_by[24], a_window[24];
+    const char *argv[] = {"EVAL", shared_redis_incr_lua, "1", key, a_by,
+                          a_window};
+
+    snprintf(a_by, sizeof(a_by), "%lld", by);
+    snprintf(a_window, sizeof(a_window), "%ld", window_s);
+    return shared_redis_int(b, 6, argv, value_r);
+}
+
+static int
+shared_redis_lease(void *b, const char *key, const char *owner, long ttl_ms)
+{
+    char ttl[24];
+    const char *set[] = {"SET", key, owner, "NX", "PX", ttl};
+    const char *renew[] = {"EVAL", shared_redis_renew_lua, "1", key, owner,
+                           ttl};
+    redisReply *reply;
+    long long n;
+    int rc;
+
+    snprintf(ttl, sizeof(ttl), "%ld", ttl_ms);
+    rc = shared_redis_run(b, 6, set, REDIS_REPLY_STATUS, &reply);
+    if (rc < 0)
+        return rc;
+    rc = reply->type == REDIS_REPLY_STATUS;     /* else NIL: held */
+    freeReplyObject(reply);
+    if (rc == 0 && (rc = shared_redis_int(b, 6, renew, &n)) == 0)
+        rc = n > 0;
+    return rc;
+}
+
+static int
+shared_redis_release(void *b, const char *key, const char *owner)
+{
+    const char *argv[] = {"EVAL", shared_redis_release_lua, "1", key, owner};
+    long long n;
+    int rc = shared_redis_int(b, 5, argv, &n);
+
+    return rc < 0 ? rc : n > 0;
+}
+
+static int
+shared_redis_publish(void *b, const char *channel, const char *msg)
+{
+    const char *argv[] = {"PUBLISH", channel, msg};
+    long long n;
+    int rc = shared_redis_int(b, 3, argv, &n);
+
+    if (rc < 0)
+        return rc;
+    return n > 0x7fffffff ? 0x7fffffff : (int)n;
+}
+
+/* ---- subscriptions ---- */
+
+/* A message from redis_sub's thread: every callback of its channel. */
+static void
+shared_redis_deliver(void *arg, const char *channel, const char *msg)
+{
+    struct shared_redis *sr = arg;
+
+    pthread_mutex_lock(&sr->lock);
+    /* The list may change while a callback runs (the lock is not held
+     * then): if it did, this message goes no further. */
+    for (struct shared_redis_sub *s = sr->subs; s != NULL; s = s->next) {
+        unsigned long version = sr->version;
+
+        if (strcmp(s->channel, channel) != 0)
+            continue;
+        sr->running = s;
+        sr->running_thread = pthread_self();
+        pthread_mutex_unlock(&sr->lock);
+        s->cb(s->arg, channel + s->prefix_len, msg);
+        pthread_mutex_lock(&sr->lock);
+        sr->running = NULL;
+        pthread_cond_broadcast(&sr->cond);
+        if (sr->version != version)
+            break;
+    }
+    pthread_mutex_unlock(&sr->lock);
+}
+
+static const struct shared_ops shared_redis_ops_table;
+
+static int
+shared_redis_subscribe(void *b, const char *channel, size_t prefix_len,
+                       void (*cb)(void *arg, const char *channel,
+                                  const char *msg),
+                       void *arg, modmta_shared_sub **sub_r)
+{
+    struct shared_redis *sr = b;
+    struct shared_redis_sub *s = calloc(1, sizeof(*s));
+    int rc;
+
+    if (s == NULL || (s->channel = strdup(channel)) == NULL) {
+        free(s);
+        return MODMTA_E_NOMEM;
+    }
+    s->base.ops = &shared_redis_ops_table;
+    s->owner = sr;
+    s->prefix_len = prefix_len;
+    s->cb = cb;
+    s->arg = arg;
+    if ((rc = redis_sub_add(sr->sub, channel)) < 0) {
+        free(s->channel);
+        free(s);
+        return rc;
+    }
+    pthread_mutex_lock(&sr->lock);
+    s->next = sr->subs;
+    sr->subs = s;
+    sr->version++;
+    pthread_mutex_unlock(&sr->lock);
+    *sub_r = &s->base;
+    return 0;
+}
+
+static void
+shared_redis_unsubscribe(modmta_shared_sub *sub)
+{
+    struct shared_redis_sub *s = (struct shared_redis_sub *)sub, **pp;
+    struct shared_redis *sr = s->owner;
+
+    pthread_mutex_lock(&sr->lock);
+    for (pp = &sr->subs; *pp != NULL && *pp != s; pp = &(*pp)->next)
+        ;
+    if (*pp == s)
+        *pp = s->next;
+    sr->version++;
+    /* a callback unsubscribing itself does not wait for itself */
+    while (sr->running == s &&
+           !pthread_equal(sr->running_thread, pthread_self()))
+        pthread_cond_wait(&sr->cond, &sr->lock);
+    pthread_mutex_unlock(&sr->lock);
+    redis_sub_remove(sr->sub, s->channel);
+    free(s->channel);
+    free(s);
+}
+
+static void
+shared_redis_free(void *b)
+{
+    struct shared_redis *sr = b;
+
+    redis_sub_free(sr->sub);
+    redis_free(sr->r);
+    pthread_mutex_destroy(&sr->lock);
+    pthread_cond_destroy(&sr->cond);
+    free(sr);
+}
+
+static const struct shared_ops shared_redis_ops_table = {
+    .get = shared_redis_get,
+    .set = shared_redis_set,
+    .del = shared_redis_del,
+    .incr = shared_redis_incr,
+    .lease = shared_redis_lease,
+    .release = shared_redis_release,
+    .publish = shared_redis_publish,
+    .subscribe = shared_redis_subscribe,
+    .unsubscribe = shared_redis_unsubscribe,
+    .free = shared_redis_free,
+};
+
+const struct shared_ops *
+shared_redis_ops(void)
+{
+    return &shared_redis_ops_table;
+}
+
+void *
+shared_redis_new(const json_t *redis, modmta_err *err_r)
+{
+    struct shared_redis *sr = calloc(1, sizeof(*sr));
+
+    if (sr == NULL) {
+        modmta_err_set(err_r, "$.redis", "out of memory");
+        return NULL;
+    }
+    if ((sr->r = redis_new(redis, err_r)) == NULL) {
+        free(sr);
+        return NULL;
+    }
+    if ((sr->sub = redis_sub_new(sr->r, shared_redis_deliver, sr)) == NULL) {
+        modmta_err_set(err_r, "$.redis", "out of memory");
+        redis_free(sr->r);
+        free(sr);
+        return NULL;
+    }
+    pthread_mutex_init(&sr->lock, NULL);
+    pthread_cond_init(&sr->cond, NULL);
+    return sr;
+}

@@ -1,0 +1,435 @@
+/*
+ * The Redis backend of the shared state, what only Redis has: nothing
+ * connects before the first call; the command timeout against a server
+ * that never answers; AUTH with the right, a wrong and no password (and
+ * the password never in the log); SELECT; an outage (Redis stopped,
+ * Redis hung) that answers MODMTA_E_TEMP within about the timeout and
+ * heals by itself once Redis is back; a subscriber that resumes after a
+ * restart; a replica refusing writes (READONLY); many threads through
+ * a pool of two connections.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <modmta/modmta.h>
+
+#include <files.h>
+#include <servers.h>
+
+#include "shared_priv.h"
+#include "shared_test.h"
+
+/* A call must end within the timeout (1 s here); this bound only tells
+ * a hang from an answer. */
+#define SLOW_MS 3000
+
+static char dir[256];
+
+/* A store on a "redis" object given as JSON text (address "%s"). */
+static modmta_shared *
+store(const char *json, const char *address)
+{
+    char text[1024];
+    json_error_t jerr;
+    json_t *redis;
+    modmta_err err;
+    modmta_shared *s;
+
+    snprintf(text, sizeof(text), json, address);
+    redis = json_loads(text, 0, &jerr);
+    if (redis == NULL)
+        fail_msg("%s: %s", text, jerr.text);
+    s = modmta_shared_new(redis, &err);
+    json_decref(redis);
+    if (s == NULL)
+        fail_msg("modmta_shared_new: %s: %s", err.path, err.msg);
+    return s;
+}
+
+/* Log lines (stderr) go to a file between log_start and log_end, which
+ * returns what was written (free it). */
+static int log_saved = -1;
+
+static void
+log_start(void)
+{
+    char path[300];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/log", dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    log_saved = dup(2);
+    dup2(fd, 2);
+    close(fd);
+}
+
+static char *
+log_end(void)
+{
+    char path[300], *text;
+
+    dup2(log_saved, 2);
+    close(log_saved);
+    snprintf(path, sizeof(path), "%s/log", dir);
+    text = modmta_test_read_file(path, NULL);
+    assert_non_null(text);
+    fprintf(stderr, "%s", text);        /* for the test's own log */
+    return text;
+}
+
+/* Call get until it succeeds (the store heals by itself), at most 15 s. */
+static void
+wait_healed(modmta_shared *s)
+{
+    int rc = MODMTA_E_TEMP;
+
+    for (int i = 0; i < 300 && rc < 0; i++) {
+        rc = modmta_shared_set(s, "healed", "yes", 0);
+        if (rc < 0)
+            sleep_ms(50);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(modmta_shared_get(s, "healed", NULL), 1);
+}
+
+/* Nothing connects before the first call; a server that takes the
+ * connection and never answers costs a call its timeout, no more. */
+static void
+test_lazy_and_timeout(void **state)
+{
+    struct pollfd p = {.events = POLLIN};
+    modmta_shared *s;
+    char address[64], *log;
+    long long t;
+    int port;
+
+    (void)state;
+    port = modmta_test_bind(SOCK_STREAM, INADDR_LOOPBACK, 0, &p.fd);
+    assert_true(port > 0);
+    assert_int_equal(listen(p.fd, 16), 0);      /* never accepted */
+    snprintf(address, sizeof(address), "127.0.0.1:%d", port);
+    s = store("{\"address\": \"%s\", \"timeout\": 1, \"prefix\": \"lz:\"}",
+              address);
+    assert_int_equal(poll(&p, 1, 0), 0);        /* no connection yet */
+    log_start();
+    t = now_ms();
+    assert_int_equal(modmta_shared_get(s, "k", NULL), MODMTA_E_TEMP);
+    t = now_ms() - t;
+    log = log_end();
+    assert_true(t < SLOW_MS);
+    assert_int_equal(poll(&p, 1, 0), 1);        /* it did connect */
+    assert_non_null(strstr(log, "timed out"));
+    free(log);
+    modmta_shared_free(s);
+    close(p.fd);
+}
+
+static void
+test_password(void **state)
+{
+    static const char *const extra[] = {"--requirepass", "sesame-42x", NULL};
+    struct redis_server srv;
+    modmta_shared *good, *bad, *none;
+    modmta_shared_sub *sub;
+    struct inbox in = INBOX_INIT;
+    char *v, *log;
+
+    (void)state;
+    redis_server_start(&srv, dir, "auth", 0, extra);
+    good = store("{\"address\": \"%s\", \"password\": \"sesame-42x\"}",
+                 srv.address);
+    bad = store("{\"address\": \"%s\", \"password\": \"wrong-pass-77\"}",
+                srv.address);
+    none = store("{\"address\": \"%s\"}", srv.address);
+    assert_int_equal(modmta_shared_set(good, "k", "v", 0), 0);
+    assert_int_equal(modmta_shared_get(good, "k", &v), 1);
+    assert_string_equal(v, "v");
+    modmta_free(v);
+    log_start();
+    assert_int_equal(modmta_shared_get(bad, "k", NULL), MODMTA_E_TEMP);
+    assert_int_equal(modmta_shared_subscribe(bad, "c", inbox_cb, &in, &sub),
+                     MODMTA_E_TEMP);
+    assert_int_equal(modmta_shared_get(none, "k", NULL), MODMTA_E_TEMP);
+    log = log_end();
+    assert_non_null(strstr(log, "AUTH: WRONGPASS"));
+    assert_non_null(strstr(log, "NOAUTH"));
+    assert_null(strstr(log, "wrong-pass-77"));
+    assert_null(strstr(log, "sesame-42x"));
+    free(log);
+    modmta_shared_free(good);
+    modmta_shared_free(bad);
+    modmta_shared_free(none);
+    redis_server_stop(&srv, 0);
+}
+
+/* Stores on different databases of one server see different keys. */
+static void
+test_db(void **state)
+{
+    static const char *const get[] = {"GET", "d:k", NULL};
+    struct redis_server srv;
+    modmta_shared *one, *two, *zero;
+    redisReply *r;
+
+    (void)state;
+    redis_server_start(&srv, dir, "db", 0, NULL);
+    one = store("{\"address\": \"%s\", \"db\": 1, \"prefix\": \"d:\"}",
+                srv.address);
+    two = store("{\"address\": \"%s\", \"db\": 2, \"prefix\": \"d:\"}",
+                srv.address);
+    zero = store("{\"address\": \"%s\", \"prefix\": \"d:\"}", srv.address);
+    assert_int_equal(modmta_shared_set(one, "k", "one", 0), 0);
+    assert_int_equal(modmta_shared_get(one, "k", NULL), 1);
+    assert_int_equal(modmta_shared_get(two, "k", NULL), 0);
+    assert_int_equal(modmta_shared_get(zero, "k", NULL), 0);
+    r = redis_server_cmd(&srv, NULL, 1, get);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "one");
+    freeReplyObject(r);
+    modmta_shared_free(one);
+    modmta_shared_free(two);
+    modmta_shared_free(zero);
+    redis_server_stop(&srv, 0);
+}
+
+/* Every kind of call during an outage: MODMTA_E_TEMP, within about the
+ * timeout. */
+static void
+check_down(modmta_shared *s)
+{
+    struct inbox in = INBOX_INIT;
+    modmta_shared_sub *sub;
+    long long t, v;
+
+    t = now_ms();
+    assert_int_equal(modmta_shared_get(s, "k", NULL), MODMTA_E_TEMP);
+    assert_true(now_ms() - t < SLOW_MS);
+    t = now_ms();
+    assert_int_equal(modmta_shared_set(s, "k", "v", 0), MODMTA_E_TEMP);
+    assert_true(now_ms() - t < SLOW_MS);
+    t = now_ms();
+    assert_int_equal(modmta_shared_incr(s, "c", 1, 60, &v), MODMTA_E_TEMP);
+    assert_true(now_ms() - t < SLOW_MS);
+    t = now_ms();
+    assert_int_equal(modmta_shared_lease(s, "l", "me", 1000), MODMTA_E_TEMP);
+    assert_true(now_ms() - t < SLOW_MS);
+    t = now_ms();
+    assert_int_equal(modmta_shared_publish(s, "c", "m"), MODMTA_E_TEMP);
+    assert_true(now_ms() - t < SLOW_MS);
+    t = now_ms();
+    assert_int_equal(modmta_shared_subscribe(s, "c", inbox_cb, &in, &sub),
+                     MODMTA_E_TEMP);
+    assert_true(now_ms() - t < 2 * SLOW_MS);
+}
+
+/* Redis stopped, then hung (SIGSTOP): calls fail fast and the same store
+ * works again once Redis is back. */
+static void
+test_outage(void **state)
+{
+    struct redis_server srv;
+    modmta_shared *s;
+    long long v;
+
+    (void)state;
+    redis_server_start(&srv, dir, "outage", 1, NULL);
+    s = store("{\"address\": \"%s\", \"timeout\": 1, \"connect_timeout\": 1,"
+              " \"pool\": 2, \"prefix\": \"o:\"}", srv.address);
+    assert_int_equal(modmta_shared_incr(s, "c", 1, 60, &v), 0);
+    assert_int_equal(v, 1);
+    /* a restart while the pool is idle costs no failed call */
+    redis_server_stop(&srv, 0);
+    redis_server_restart(&srv);
+    assert_int_equal(modmta_shared_incr(s, "c", 1, 60, &v), 0);
+    assert_int_equal(v, 1);
+    redis_server_stop(&srv, 0);
+    check_down(s);
+    check_down(s);                  /* with the connect held back */
+    redis_server_restart(&srv);
+    wait_healed(s);
+    assert_int_equal(modmta_shared_incr(s, "c", 1, 60, &v), 0);
+    assert_int_equal(v, 1);         /* a new, empty Redis */
+    kill(srv.pid, SIGSTOP);
+    check_down(s);
+    kill(srv.pid, SIGCONT);
+    wait_healed(s);
+    /* the increment that timed out may have been done after all, once
+     * Redis woke up: a timeout is no proof that nothing happened */
+    assert_int_equal(modmta_shared_incr(s, "c", 1, 60, &v), 0);
+    assert_true(v == 2 || v == 3);
+    modmta_shared_free(s);
+    redis_server_stop(&srv, 0);
+}
+
+/* A subscription lives through a restart of Redis. */
+static void
+test_subscriber_resumes(void **state)
+{
+    struct redis_server srv;
+    struct inbox in = INBOX_INIT;
+    modmta_shared *sub_store, *pub_store;
+    modmta_shared_sub *sub;
+
+    (void)state;
+    redis_server_start(&srv, dir, "resume", 1, NULL);
+    sub_store = store("{\"address\": \"%s\", \"timeout\": 1, "
+                      "\"prefix\": \"r:\"}", srv.address);
+    pub_store = store("{\"address\": \"%s\", \"timeout\": 1, "
+                      "\"prefix\": \"r:\"}", srv.address);
+    assert_int_equal(modmta_shared_subscribe(sub_store, "ctl", inbox_cb, &in,
+                                             &sub), 0);
+    assert_int_equal(modmta_shared_publish(pub_store, "ctl", "one"), 1);
+    inbox_wait(&in, 1);
+    redis_server_stop(&srv, 0);
+    redis_server_restart(&srv);
+    /* published before the subscriber is back: lost, counted 0 */
+    publish_until_heard(pub_store, "ctl", "two");
+    inbox_wait(&in, 2);
+    assert_string_equal(in.last, "two");
+    assert_string_equal(in.channel, "ctl");
+    modmta_shared_unsubscribe(sub);
+    assert_int_equal(modmta_shared_publish(pub_store, "ctl", "three"), 0);
+    modmta_shared_free(sub_store);
+    modmta_shared_free(pub_store);
+    redis_server_stop(&srv, 0);
+}
+
+/* A store pointed at a replica reads, and refuses to write: READONLY is
+ * MODMTA_E_TEMP (the connection is dropped, so that with Sentinel the
+ * next call asks for the master again). */
+static void
+test_readonly(void **state)
+{
+    static const char *const set[] = {"SET", "ro:k", "v", NULL};
+    static const char *const wait[] = {"WAIT", "1", "5000", NULL};
+    struct redis_server master, replica;
+    modmta_shared *s;
+    redisReply *r;
+    char *v, *log;
+
+    (void)state;
+    redis_server_start(&master, dir, "rw", 1, NULL);
+    redis_server_start_replica(&replica, dir, "ro", &master);
+    r = redis_server_cmd(&master, NULL, 0, set);
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_true(redis_server_int(&master, wait) >= 1);
+    s = store("{\"address\": \"%s\", \"prefix\": \"ro:\"}",
+              replica.address);
+    assert_int_equal(modmta_shared_get(s, "k", &v), 1);
+    assert_string_equal(v, "v");
+    modmta_free(v);
+    log_start();
+    assert_int_equal(modmta_shared_set(s, "k", "w", 0), MODMTA_E_TEMP);
+    assert_int_equal(modmta_shared_incr(s, "n", 1, 60, NULL),
+                     MODMTA_E_TEMP);
+    log = log_end();
+    assert_non_null(strstr(log, "SET: READONLY"));
+    assert_non_null(strstr(log, "EVAL: READONLY"));
+    free(log);
+    modmta_shared_free(s);
+    redis_server_stop(&replica, 0);
+    redis_server_stop(&master, 0);
+}
+
+#define POOL_THREADS 8
+#define POOL_INCRS 500
+
+static void *
+pool_thread(void *arg)
+{
+    modmta_shared *s = arg;
+
+    for (int i = 0; i < POOL_INCRS; i++)
+        if (modmta_shared_incr(s, "n", 1, 60, NULL) < 0)
+            return (void *)1;
+    return NULL;
+}
+
+/* Eight threads through two connections: every increment counted, and
+ * no more than two connections made. */
+static void
+test_pool_of_two(void **state)
+{
+    static const char *const info[] = {"INFO", "clients", NULL};
+    struct redis_server srv;
+    pthread_t t[POOL_THREADS];
+    modmta_shared *s;
+    redisReply *r;
+    const char *clients;
+    long long v;
+    void *ret;
+    int n;
+
+    (void)state;
+    redis_server_start(&srv, dir, "pool", 0, NULL);
+    s = store("{\"address\": \"%s\", \"pool\": 2, \"prefix\": \"p:\"}",
+              srv.address);
+    for (int i = 0; i < POOL_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, pool_thread, s), 0);
+    for (int i = 0; i < POOL_THREADS; i++) {
+        pthread_join(t[i], &ret);
+        assert_null(ret);
+    }
+    assert_int_equal(modmta_shared_incr(s, "n", 0, 60, &v), 0);
+    assert_int_equal(v, POOL_THREADS * POOL_INCRS);
+    /* at most the pool's two, and this one */
+    r = redis_server_cmd(&srv, NULL, 0, info);
+    assert_non_null(r);
+    assert_non_null(clients = strstr(r->str, "connected_clients:"));
+    n = atoi(clients + strlen("connected_clients:"));
+    assert_true(n >= 2 && n <= 3);
+    freeReplyObject(r);
+    modmta_shared_free(s);
+    redis_server_stop(&srv, 0);
+}
+
+static int
+group_setup(void **state)
+{
+    (void)state;
+    modmta_test_tmpdir(dir, sizeof(dir), "test_shared_redis");
+    return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+    (void)state;
+    modmta_test_rmtree(dir);
+    return 0;
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lazy_and_timeout),
+        cmocka_unit_test(test_password),
+        cmocka_unit_test(test_db),
+        cmocka_unit_test(test_outage),
+        cmocka_unit_test(test_subscriber_resumes),
+        cmocka_unit_test(test_readonly),
+        cmocka_unit_test(test_pool_of_two),
+    };
+
+    signal(SIGPIPE, SIG_IGN);           /* as the daemon: see redis_priv.h */
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
