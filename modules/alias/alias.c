@@ -5,7 +5,9 @@
  * limits, duplicates removed are the core's work, see docs/sdk.md).
  * Unknown names fall through (CONTINUE) to the modules that claim real
  * users. "|command" and "/file" targets are refused: modmta has no pipe
- * or file transport (README.md).
+ * or file transport (README.md). A map whose values anyone who can reach
+ * a shared store may write (redis:) may name addresses only: any other
+ * target defers the recipient (alias_shared_check).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -369,6 +371,39 @@ alias_items(struct alias_exp *e, char **items, const char *src,
     return rc;
 }
 
+/* A value from a shared map (redis:) names addresses only: whoever can
+ * write to Redis must never get a command run, a file written or read.
+ * Such a target is the site's configuration error, not the sender's:
+ * the recipient is deferred (4xx; Postfix defers an alias from a table
+ * without a trusted owner the same way) and the log names it, so the
+ * entry can be fixed while the message waits. 0, or MODMTA_E_PERM with
+ * the reply set. */
+static int
+alias_shared_check(struct alias_exp *e, char *const *items)
+{
+    const char *kind = NULL;
+    size_t i;
+
+    if (!modmta_map_is_shared(e->a->c.map))
+        return 0;
+    for (i = 0; items[i] != NULL && kind == NULL; i++) {
+        if (items[i][0] == '|')
+            kind = "command";
+        else if (items[i][0] == '/')
+            kind = "file";
+        else if (strncmp(items[i], ":include:", 9) == 0)
+            kind = "include";
+    }
+    if (kind == NULL)
+        return 0;
+    modmta_log(e->ctx, MODMTA_LOG_ERR, "defer rcpt=<%s> map=%s reason=\"%s "
+               "target from a shared map refused\" target=\"%s\"", e->rcpt,
+               modmta_map_name(e->a->c.map), kind, items[i - 1]);
+    modmta_reply(e->ctx, 451, "4.3.0", "<%s>: mail system configuration "
+                 "error", e->rcpt);
+    return MODMTA_E_PERM;
+}
+
 static modmta_verdict
 alias_expand(struct alias_exp *e, const char *value)
 {
@@ -378,6 +413,10 @@ alias_expand(struct alias_exp *e, const char *value)
 
     if (items == NULL)
         return alias_tempfail(e, err.msg);
+    if (alias_shared_check(e, items) < 0) {
+        modmta_strlist_free(items);
+        return MODMTA_TEMPFAIL;
+    }
     rc = alias_items(e, items, e->a->map_path,
                      alias_file_trusted(e->a->map_path), 0);
     modmta_strlist_free(items);

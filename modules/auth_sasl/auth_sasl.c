@@ -174,7 +174,7 @@ auth_create(const json_t *conf, const modmta_host *h, modmta_err *err_r)
         return NULL;
     }
     snprintf(path, sizeof(path), "%s.passdb", modmta_host_path(h));
-    in->db = modmta_passdb_open(in->c.passdb, path, err_r);
+    in->db = modmta_passdb_open_host(in->c.passdb, h, path, err_r);
     if (in->db == NULL || auth_mechs_parse(in, h, err_r) < 0) {
         auth_destroy(in);
         return NULL;

@@ -200,7 +200,7 @@ pop3_create(const json_t *conf, const modmta_host *h, modmta_err *err_r)
         return NULL;
     }
     snprintf(path, sizeof(path), "%s.passdb", modmta_host_path(h));
-    in->db = modmta_passdb_open(in->c.passdb, path, err_r);
+    in->db = modmta_passdb_open_host(in->c.passdb, h, path, err_r);
     if (in->db != NULL)
         in->limit = modmta_lockout_new_shared(h, modmta_host_instance(h),
                                               (unsigned)in->c.max_failures,

@@ -588,8 +588,8 @@ access_file_id_equal(const struct access_file_id *a,
 }
 
 static modmta_map *
-access_open_map(access_table *t, const json_t *spec, const char *json_path,
-                modmta_err *err_r)
+access_open_map(access_table *t, const json_t *spec, const modmta_host *host,
+                const char *json_path, modmta_err *err_r)
 {
     const char *s;
 
@@ -604,7 +604,7 @@ access_open_map(access_table *t, const json_t *spec, const char *json_path,
     }
     s = json_string_value(spec);
     if (strncmp(s, "file:", 5) != 0)
-        return modmta_map_open(spec, json_path, err_r);
+        return modmta_map_open_host(spec, host, json_path, err_r);
     if (s[5] == '\0' || (t->path = strdup(s + 5)) == NULL) {
         modmta_err_set(err_r, json_path, "file: map without a path");
         return NULL;
@@ -617,8 +617,8 @@ access_open_map(access_table *t, const json_t *spec, const char *json_path,
 }
 
 access_table *
-access_table_open(const json_t *spec, const char *json_path,
-                  modmta_err *err_r)
+access_table_open(const json_t *spec, const modmta_host *host,
+                  const char *json_path, modmta_err *err_r)
 {
     access_table *t = calloc(1, sizeof(*t));
 
@@ -626,7 +626,8 @@ access_table_open(const json_t *spec, const char *json_path,
         modmta_err_set(err_r, json_path, "out of memory");
         return NULL;
     }
-    if ((t->map = access_open_map(t, spec, json_path, err_r)) == NULL) {
+    if ((t->map = access_open_map(t, spec, host, json_path, err_r)) ==
+        NULL) {
         free(t->path);
         free(t);
         return NULL;

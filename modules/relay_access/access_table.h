@@ -45,10 +45,11 @@ int access_action_parse(const char *value, access_result *r,
 
 /* Open the table `spec` names: "file:PATH" and inline JSON objects are
  * checked entry by entry now (errors name PATH:LINE or the JSON key);
- * any other "TYPE:ARG" goes to modmta_map_open and its values are
- * checked at lookup. */
-access_table *access_table_open(const json_t *spec, const char *json_path,
-                                modmta_err *err_r);
+ * any other "TYPE:ARG" goes to modmta_map_open_host with host (redis:
+ * needs it; may be NULL otherwise) and its values are checked at
+ * lookup. */
+access_table *access_table_open(const json_t *spec, const modmta_host *host,
+                                const char *json_path, modmta_err *err_r);
 void access_table_close(access_table *t);
 
 /* For a file: table, re-read the file if it changed since the last

@@ -255,7 +255,8 @@ relay_access_create(const json_t *conf, const modmta_host *host,
     ra->shared = modmta_host_shared(host);
     if (ra->conf.access != NULL) {
         snprintf(apath, sizeof(apath), "%s.access", path);
-        ra->access = access_table_open(ra->conf.access, apath, err_r);
+        ra->access = access_table_open(ra->conf.access, host, apath,
+                                       err_r);
         if (ra->access == NULL)
             goto fail;
     }

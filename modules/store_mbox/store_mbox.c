@@ -105,7 +105,7 @@ store_mbox_conf_users(struct store_mbox *sm, const modmta_host *host,
         sm->users = STORE_MBOX_SYSTEM;
         return 0;
     }
-    sm->map = modmta_map_open(u, path, err_r);
+    sm->map = modmta_map_open_host(u, host, path, err_r);
     if (sm->map == NULL)
         return MODMTA_E_CONFIG;
     sm->users = STORE_MBOX_MAP;

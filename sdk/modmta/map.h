@@ -14,6 +14,17 @@
  *                               names, continuations, '#' comments; the
  *                               value is the list (modmta_map_list_split);
  *                               re-read on change like "file:".
+ *   "redis:alias:"              the shared state's key KEYPREFIX + KEY,
+ *                               KEY in lower case (ABI 1.4): "alias:root"
+ *                               under the config's redis "prefix"
+ *                               ("modmta:alias:root"); needs the config's
+ *                               "redis" section and the module's host
+ *                               (modmta_map_open_host); read at every
+ *                               lookup, so a change made with modmtactl
+ *                               map set is seen by every node at once.
+ *                               A key with white space or a control
+ *                               character is never found; a value with a
+ *                               control character but tab is an error.
  *   {"key": "value", ...}       inline object; an array value is joined
  *                               with ", ".
  *   ["a", "b"]                  inline set: every listed key is found,
@@ -28,6 +39,7 @@
 #include <jansson.h>
 
 #include <modmta/err.h>
+#include <modmta/module.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -39,9 +51,22 @@ typedef struct modmta_map modmta_map;
  * json_path names spec in errors ("$.modules[2].map"). */
 modmta_map *modmta_map_open(const json_t *spec, const char *json_path,
                             modmta_err *err_r);
+/* The same with the module's host (ABI 1.4), which "redis:" maps need:
+ * they read the host's shared state (modmta_host_shared), which must be
+ * Redis. MODMTA_OPT_MAP options are opened this way; call it instead of
+ * modmta_map_open when opening a map by hand in create(). host may be
+ * NULL (= modmta_map_open). The map must be closed before the host's
+ * generation ends (in destroy()). */
+modmta_map *modmta_map_open_host(const json_t *spec, const modmta_host *host,
+                                 const char *json_path, modmta_err *err_r);
 /* 1 found (*value_r malloc'ed, free with modmta_free), 0 not found,
  * <0 error. value_r may be NULL to test membership only. */
 int modmta_map_lookup(modmta_map *m, const char *key, char **value_r);
+/* 1 when the map's values come from a store shared over the network
+ * (redis:), which whoever can reach Redis may write (ABI 1.4): never let
+ * such a value name a command, a file or an include (alias defers the
+ * recipient). 0 for the files, inline maps and modules' backends. */
+int modmta_map_is_shared(const modmta_map *m);
 /* "file:/etc/modmta/access", "inline", ... for logs. */
 const char *modmta_map_name(const modmta_map *m);
 void modmta_map_close(modmta_map *m);

@@ -13,6 +13,14 @@
  *                               directory holding "mux"): "user@realm" is
  *                               sent as login "user" and realm "realm",
  *                               service "smtp". Gives no secrets.
+ *   "redis:passwd:"             the shared state's key KEYPREFIX + USER
+ *                               (ABI 1.4; "passwd:alice" under the
+ *                               config's redis "prefix") holds what a
+ *                               file: line holds after "user:"
+ *                               ("{CRYPT}$y$..."); user names compared
+ *                               exactly; read at every verification.
+ *                               Needs the "redis" section and the
+ *                               module's host (modmta_passdb_open_host).
  * Verification has three outcomes, like map lookups: 1 the password is
  * right, 0 wrong password or unknown user, <0 error (MODMTA_E_TEMP: answer
  * 4xx, never "bad credentials"). A passdb is safe to share between threads.
@@ -23,6 +31,7 @@
 #include <stddef.h>
 
 #include <modmta/err.h>
+#include <modmta/module.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,6 +42,13 @@ typedef struct modmta_passdb modmta_passdb;
 /* Open the passdb named by spec; json_path names it in errors. */
 modmta_passdb *modmta_passdb_open(const char *spec, const char *json_path,
                                   modmta_err *err_r);
+/* The same with the module's host (ABI 1.4), which "redis:" passdbs
+ * need: they read the host's shared state, which must be Redis. host
+ * may be NULL (= modmta_passdb_open). Close it in destroy(). */
+modmta_passdb *modmta_passdb_open_host(const char *spec,
+                                       const modmta_host *host,
+                                       const char *json_path,
+                                       modmta_err *err_r);
 /* 1 right, 0 wrong or unknown, <0 error. The password is len octets
  * (it may hold NULs, which never match). */
 int modmta_passdb_verify(modmta_passdb *db, const char *user,
@@ -46,9 +62,10 @@ int modmta_passdb_secret(modmta_passdb *db, const char *user,
                          char **secret_r);
 /* Wipe and free a secret. */
 void modmta_passdb_secret_free(char *secret);
-/* A "{CRYPT}..." secret for a file: passdb line: password hashed with
- * crypt(3) method prefix ("$y$" yescrypt, "$6$" SHA-512; NULL: "$y$")
- * and a fresh random salt. malloc'ed; NULL with err_r filled. */
+/* A "{CRYPT}..." secret for a file: passdb line or a redis: passdb
+ * value: password hashed with crypt(3) method prefix ("$y$" yescrypt,
+ * "$6$" SHA-512; NULL: "$y$") and a fresh random salt. malloc'ed; NULL
+ * with err_r filled. */
 char *modmta_passdb_hash(const char *password, const char *prefix,
                          modmta_err *err_r);
 /* "file:/etc/modmta/passwd", for logs. */

@@ -94,10 +94,11 @@ conf_strlist(const json_t *v, const char *path, modmta_err *err_r)
     return list;
 }
 
-/* Convert v for opt and store it; the old value of the field is freed. */
+/* Convert v for opt and store it; the old value of the field is freed.
+ * Maps are opened with the host (redis: maps need its shared state). */
 static int
-conf_store(const modmta_opt *opt, const json_t *v, const char *path,
-           void *out, modmta_err *err_r)
+conf_store(const modmta_opt *opt, const json_t *v, const modmta_host *host,
+           const char *path, void *out, modmta_err *err_r)
 {
     char *field = (char *)out + opt->offset;
     void *p = NULL;
@@ -125,7 +126,7 @@ conf_store(const modmta_opt *opt, const json_t *v, const char *path,
         p = conf_strlist(v, path, err_r);
         break;
     case MODMTA_OPT_MAP:
-        p = modmta_map_open(v, path, err_r);
+        p = modmta_map_open_host(v, host, path, err_r);
         break;
     case MODMTA_OPT_JSON:
         p = json_incref((json_t *)v);
@@ -189,7 +190,7 @@ modmta_conf_parse(const json_t *conf, const modmta_host *host,
             rc = MODMTA_E_CONFIG;
         } else if (v != NULL) {
             snprintf(path, sizeof(path), "%s.%s", base, opts[i].key);
-            rc = conf_store(&opts[i], v, path, out, err_r);
+            rc = conf_store(&opts[i], v, host, path, out, err_r);
         }
         if (rc < 0)
             break;

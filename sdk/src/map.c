@@ -1,6 +1,8 @@
 /*
  * Lookup maps: the backend registry, the map handle, the inline JSON
- * backend, and the hash table the text backends share.
+ * backend, and the hash table the text backends share. "redis:" is
+ * opened here with the host (its generation's shared state), the other
+ * backends through their open().
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -8,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <modmta/log.h>
 #include <modmta/map.h>
 
 #include "map_priv.h"
@@ -51,6 +54,7 @@ static const modmta_map_backend *const map_builtin[] = {
     &map_file_backend,
     &map_cidr_backend,
     &map_aliases_backend,
+    &map_redis_backend,
 };
 
 /* ---- hash table ---- */
@@ -161,6 +165,56 @@ size_t
 map_table_count(const map_table *t)
 {
     return t->count;
+}
+
+int
+map_table_foreach(const map_table *t,
+                  int (*fn)(void *arg, const char *key, const char *value),
+                  void *arg)
+{
+    const struct map_entry *e;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < t->nbuckets; i++)
+        for (e = t->buckets[i]; e != NULL; e = e->next)
+            if ((rc = fn(arg, e->key, e->value)) != 0)
+                return rc;
+    return 0;
+}
+
+int
+map_table_load_entry(void *arg, const char *key, const char *value,
+                     unsigned lineno, modmta_err *err_r)
+{
+    const struct map_table_loader *l = arg;
+    int rc = map_table_put(l->table, key, value);
+
+    if (rc < 0) {
+        modmta_err_set(err_r, NULL, "out of memory");
+        return rc;
+    }
+    if (rc == 0)
+        modmta_logf(MODMTA_LOG_WARN, "map %s:%s:%u: duplicate key \"%s\" "
+                    "ignored", l->type, l->path, lineno, key);
+    return 0;
+}
+
+map_table *
+map_table_load(map_reader_fn reader, const char *type, const char *path,
+               const char *json_path, modmta_err *err_r)
+{
+    struct map_table_loader l = {map_table_new(), type, path};
+
+    if (l.table == NULL) {
+        modmta_err_set(err_r, json_path, "out of memory");
+        return NULL;
+    }
+    if (reader(path, json_path, map_table_load_entry, &l, err_r) < 0) {
+        map_table_free(l.table);
+        return NULL;
+    }
+    return l.table;
 }
 
 void
@@ -396,7 +450,8 @@ map_new(const modmta_map_backend *backend, const char *name)
 }
 
 static modmta_map *
-map_open_named(const char *spec, const char *json_path, modmta_err *err_r)
+map_open_named(const char *spec, const modmta_host *host,
+               const char *json_path, modmta_err *err_r)
 {
     const char *colon = strchr(spec, ':');
     const modmta_map_backend *backend;
@@ -421,7 +476,12 @@ map_open_named(const char *spec, const char *json_path, modmta_err *err_r)
         modmta_err_set(err_r, json_path, "out of memory");
         return NULL;
     }
-    m->state = backend->open(colon + 1, json_path, err_r);
+    if (backend == &map_redis_backend)
+        m->state = map_redis_open(colon + 1, host != NULL ?
+                                  modmta_host_shared(host) : NULL,
+                                  json_path, err_r);
+    else
+        m->state = backend->open(colon + 1, json_path, err_r);
     if (m->state == NULL) {
         free(m->name);
         free(m);
@@ -433,12 +493,20 @@ map_open_named(const char *spec, const char *json_path, modmta_err *err_r)
 modmta_map *
 modmta_map_open(const json_t *spec, const char *json_path, modmta_err *err_r)
 {
+    return modmta_map_open_host(spec, NULL, json_path, err_r);
+}
+
+modmta_map *
+modmta_map_open_host(const json_t *spec, const modmta_host *host,
+                     const char *json_path, modmta_err *err_r)
+{
     modmta_map *m;
 
     if (json_path == NULL)
         json_path = "$";
     if (json_is_string(spec))
-        return map_open_named(json_string_value(spec), json_path, err_r);
+        return map_open_named(json_string_value(spec), host, json_path,
+                              err_r);
     if (!json_is_object(spec) && !json_is_array(spec)) {
         modmta_err_set(err_r, json_path,
                        "expected a map name (\"TYPE:ARGUMENT\"), "
@@ -465,6 +533,18 @@ modmta_map_lookup(modmta_map *m, const char *key, char **value_r)
     if (m == NULL || key == NULL)
         return MODMTA_E_INVAL;
     return m->backend->lookup(m->state, key, value_r);
+}
+
+int
+modmta_map_is_shared(const modmta_map *m)
+{
+    return m != NULL && m->backend == &map_redis_backend;
+}
+
+void *
+map_redis_state(modmta_map *m)
+{
+    return modmta_map_is_shared(m) ? m->state : NULL;
 }
 
 const char *

@@ -38,11 +38,6 @@ struct map_aliases {
     int stat_failed;            /* last stat() failed (logged once) */
 };
 
-struct map_aliases_parse {
-    map_table *table;
-    const char *path;
-};
-
 /* A growing string. */
 struct map_aliases_buf {
     char *s;
@@ -302,9 +297,16 @@ map_aliases_check_items(const char *name, char *const *items,
     return 0;
 }
 
-/* One "NAME: TARGET, ..." logical line into the table. */
+/* Where map_aliases_entries() hands each entry. */
+struct map_aliases_reader {
+    map_file_entry_fn fn;
+    void *arg;
+};
+
+/* One "NAME: TARGET, ..." logical line, handed on as the name and its
+ * targets as a lookup returns them. */
 static int
-map_aliases_line(struct map_aliases_parse *p, const char *line,
+map_aliases_line(const struct map_aliases_reader *r, const char *line,
                  unsigned lineno, modmta_err *err_r)
 {
     struct map_aliases_buf name = {NULL, 0, 0};
@@ -317,18 +319,16 @@ map_aliases_line(struct map_aliases_parse *p, const char *line,
         rc = MODMTA_E_CONFIG;
     if (rc == 0)
         rc = map_aliases_check_items(name.s, items, err_r);
-    if (rc == 0 && (value = map_aliases_join(items)) == NULL)
-        rc = MODMTA_E_NOMEM;
-    if (rc == 0 && (rc = map_table_put(p->table, name.s, value)) == 0)
-        modmta_logf(MODMTA_LOG_WARN,
-                    "map aliases:%s:%u: duplicate alias \"%s\" ignored",
-                    p->path, lineno, name.s);
-    if (rc == MODMTA_E_NOMEM)
+    if (rc == 0 && (value = map_aliases_join(items)) == NULL) {
         modmta_err_set(err_r, NULL, "out of memory");
+        rc = MODMTA_E_NOMEM;
+    }
+    if (rc == 0)
+        rc = r->fn(r->arg, name.s, value, lineno, err_r);
     free(value);
     modmta_strlist_free(items);
     free(name.s);
-    return rc < 0 ? rc : 0;
+    return rc;
 }
 
 /* map_file_read() splits at the first white space; put it back. */
@@ -349,21 +349,13 @@ map_aliases_entry(void *arg, const char *key, const char *value,
     return rc;
 }
 
-static map_table *
-map_aliases_parse_table(const char *path, const char *json_path,
-                        modmta_err *err_r)
+int
+map_aliases_entries(const char *path, const char *json_path,
+                    map_file_entry_fn fn, void *arg, modmta_err *err_r)
 {
-    struct map_aliases_parse p = {map_table_new(), path};
+    struct map_aliases_reader r = {fn, arg};
 
-    if (p.table == NULL) {
-        modmta_err_set(err_r, json_path, "out of memory");
-        return NULL;
-    }
-    if (map_file_read(path, json_path, map_aliases_entry, &p, err_r) < 0) {
-        map_table_free(p.table);
-        return NULL;
-    }
-    return p.table;
+    return map_file_read(path, json_path, map_aliases_entry, &r, err_r);
 }
 
 /* ---- the backend ---- */
@@ -422,8 +414,9 @@ map_aliases_open(const char *arg, const char *json_path, modmta_err *err_r)
     /* stat() before reading: a change during the read is seen later. */
     if (stat(arg, &st) == 0)
         map_aliases_id_of(&st, &ma->id);
-    if ((ma->table = map_aliases_parse_table(arg, json_path, err_r)) ==
-        NULL) {
+    ma->table = map_table_load(map_aliases_entries, "aliases", arg,
+                               json_path, err_r);
+    if (ma->table == NULL) {
         map_aliases_free(ma);
         return NULL;
     }
@@ -440,7 +433,9 @@ map_aliases_reload(struct map_aliases *ma)
     modmta_err err = {"", ""};
     map_table *t, *old;
 
-    if ((t = map_aliases_parse_table(ma->path, NULL, &err)) == NULL) {
+    t = map_table_load(map_aliases_entries, "aliases", ma->path, NULL,
+                       &err);
+    if (t == NULL) {
         modmta_logf(MODMTA_LOG_WARN,
                     "map aliases:%s: reload failed, keeping the previous "
                     "table: %s", ma->path, err.msg);

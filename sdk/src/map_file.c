@@ -34,12 +34,6 @@ struct map_file {
     int stat_failed;            /* last stat() failed (logged once) */
 };
 
-/* Arguments of the entry callback while a table is being parsed. */
-struct map_file_parse {
-    map_table *table;
-    const char *path;
-};
-
 /* A growing buffer holding one logical line. */
 struct map_file_buf {
     char *s;
@@ -209,44 +203,33 @@ map_file_read(const char *path, const char *json_path, map_file_entry_fn fn,
 
 /* ---- the file: backend ---- */
 
+/* Where map_file_entries() hands each entry. */
+struct map_file_checker {
+    map_file_entry_fn fn;
+    void *arg;
+};
+
+/* The format's rule: every key has a value. */
 static int
-map_file_entry(void *arg, const char *key, const char *value,
+map_file_check(void *arg, const char *key, const char *value,
                unsigned lineno, modmta_err *err_r)
 {
-    struct map_file_parse *p = arg;
-    int rc;
+    const struct map_file_checker *c = arg;
 
     if (value[0] == '\0') {
         modmta_err_set(err_r, NULL, "key \"%s\" has no value", key);
         return MODMTA_E_CONFIG;
     }
-    rc = map_table_put(p->table, key, value);
-    if (rc < 0) {
-        modmta_err_set(err_r, NULL, "out of memory");
-        return rc;
-    }
-    if (rc == 0)
-        modmta_logf(MODMTA_LOG_WARN,
-                    "map %s:%u: duplicate key \"%s\" ignored", p->path,
-                    lineno, key);
-    return 0;
+    return c->fn(c->arg, key, value, lineno, err_r);
 }
 
-static map_table *
-map_file_parse_table(const char *path, const char *json_path,
-                     modmta_err *err_r)
+int
+map_file_entries(const char *path, const char *json_path,
+                 map_file_entry_fn fn, void *arg, modmta_err *err_r)
 {
-    struct map_file_parse p = {map_table_new(), path};
+    struct map_file_checker c = {fn, arg};
 
-    if (p.table == NULL) {
-        modmta_err_set(err_r, json_path, "out of memory");
-        return NULL;
-    }
-    if (map_file_read(path, json_path, map_file_entry, &p, err_r) < 0) {
-        map_table_free(p.table);
-        return NULL;
-    }
-    return p.table;
+    return map_file_read(path, json_path, map_file_check, &c, err_r);
 }
 
 static time_t
@@ -302,7 +285,8 @@ map_file_open(const char *arg, const char *json_path, modmta_err *err_r)
     /* stat() before reading: a change during the read is seen later. */
     if (stat(arg, &st) == 0)
         map_file_id_of(&st, &mf->id);
-    mf->table = map_file_parse_table(arg, json_path, err_r);
+    mf->table = map_table_load(map_file_entries, "file", arg, json_path,
+                               err_r);
     if (mf->table == NULL) {
         map_file_free(mf);
         return NULL;
@@ -320,7 +304,7 @@ map_file_reload(struct map_file *mf)
     modmta_err err = {"", ""};
     map_table *t, *old;
 
-    t = map_file_parse_table(mf->path, NULL, &err);
+    t = map_table_load(map_file_entries, "file", mf->path, NULL, &err);
     if (t == NULL) {
         modmta_logf(MODMTA_LOG_WARN,
                     "map file:%s: reload failed, keeping the previous "

@@ -1,6 +1,7 @@
 /*
  * Password databases: the backend registry and the passdb handle (the
- * same shape as map.c).
+ * same shape as map.c). "redis:" is opened here with the host (its
+ * generation's shared state), the other backends through their open().
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ static size_t passdb_registry_count;
 static const modmta_passdb_backend *const passdb_builtin[] = {
     &passdb_file_backend,
     &passdb_saslauthd_backend,
+    &passdb_redis_backend,
 };
 
 static const modmta_passdb_backend *
@@ -72,13 +74,20 @@ modmta_passdb *
 modmta_passdb_open(const char *spec, const char *json_path,
                    modmta_err *err_r)
 {
+    return modmta_passdb_open_host(spec, NULL, json_path, err_r);
+}
+
+modmta_passdb *
+modmta_passdb_open_host(const char *spec, const modmta_host *host,
+                        const char *json_path, modmta_err *err_r)
+{
     const char *colon = spec != NULL ? strchr(spec, ':') : NULL;
     const modmta_passdb_backend *b;
     modmta_passdb *db;
 
     if (colon == NULL || colon == spec || colon[1] == '\0') {
         modmta_err_set(err_r, json_path, "expected \"TYPE:ARGUMENT\" "
-                       "(file:PATH, saslauthd:SOCKET)");
+                       "(file:PATH, saslauthd:SOCKET, redis:KEYPREFIX)");
         return NULL;
     }
     b = passdb_find(spec, (size_t)(colon - spec));
@@ -94,7 +103,12 @@ modmta_passdb_open(const char *spec, const char *json_path,
         return NULL;
     }
     db->backend = b;
-    db->state = b->open(colon + 1, json_path, err_r);
+    if (b == &passdb_redis_backend)
+        db->state = passdb_redis_open(colon + 1, host != NULL ?
+                                      modmta_host_shared(host) : NULL,
+                                      json_path, err_r);
+    else
+        db->state = b->open(colon + 1, json_path, err_r);
     if (db->state == NULL) {
         free(db->name);
         free(db);

@@ -8,13 +8,12 @@
  * A bare crypt hash ("alice:$6$...") is taken as {CRYPT}. User names are
  * compared exactly. The table is re-read when the file's identity (inode,
  * size, mtime) changes; a re-read that fails keeps the old table and logs
- * the error. Hashes are checked with crypt_r(3) (libcrypt).
+ * the error. Secrets are parsed and checked by passdb_scheme.c.
  *
  * An unknown user costs what a known one does: verify runs crypt_r
  * against a dummy hash made at open ($y$ when the file has $y$ entries,
  * else $6$), so the response time does not tell which users exist.
  */
-#include <crypt.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -26,8 +25,6 @@
 #include <modmta/passdb.h>
 
 #include "passdb_priv.h"
-
-enum passdb_scheme { PASSDB_CRYPT, PASSDB_PLAIN };
 
 struct passdb_entry {
     char *user;
@@ -64,11 +61,6 @@ const modmta_passdb_backend passdb_file_backend = {
     .close = passdb_file_close,
 };
 
-/* The crypt(3) methods we accept: all strong, all in libxcrypt. */
-static const char *const passdb_crypt_prefixes[] = {
-    "$y$", "$gy$", "$7$", "$6$", "$5$", "$2b$", "$2y$",
-};
-
 static void
 passdb_table_free(struct passdb_table *t)
 {
@@ -91,50 +83,26 @@ passdb_entry_cmp(const void *a, const void *b)
                   ((const struct passdb_entry *)b)->user);
 }
 
-static int
-passdb_crypt_known(const char *hash)
-{
-    size_t i;
-
-    for (i = 0; i < sizeof(passdb_crypt_prefixes) /
-                        sizeof(passdb_crypt_prefixes[0]); i++)
-        if (strncmp(hash, passdb_crypt_prefixes[i],
-                    strlen(passdb_crypt_prefixes[i])) == 0)
-            return 1;
-    return 0;
-}
-
 /* Parse "user:{SCHEME}secret" into e; <0 with a message. */
 static int
 passdb_parse_line(char *line, struct passdb_entry *e, const char **why_r)
 {
-    char *colon = strchr(line, ':'), *s;
+    char *colon = strchr(line, ':');
+    const char *secret;
 
     if (colon == NULL || colon == line) {
         *why_r = "expected user:{SCHEME}secret";
         return MODMTA_E_INVAL;
     }
     *colon = '\0';
-    s = colon + 1;
-    if (strncmp(s, "{PLAIN}", 7) == 0) {
-        e->scheme = PASSDB_PLAIN;
-        s += 7;
-    } else {
-        e->scheme = PASSDB_CRYPT;
-        if (strncmp(s, "{CRYPT}", 7) == 0)
-            s += 7;
-        if (!passdb_crypt_known(s)) {
-            *why_r = "unknown scheme or hash (want {CRYPT}$y$, $6$, $5$, "
-                     "$2b$ ... or {PLAIN})";
-            return MODMTA_E_INVAL;
-        }
-    }
-    if (*s == '\0' || strpbrk(line, " \t") != NULL) {
-        *why_r = "empty secret or white space in the user name";
+    if (passdb_secret_parse(colon + 1, &e->scheme, &secret, why_r) < 0)
+        return MODMTA_E_INVAL;
+    if (strpbrk(line, " \t") != NULL) {
+        *why_r = "white space in the user name";
         return MODMTA_E_INVAL;
     }
     e->user = strdup(line);
-    e->secret = strdup(s);
+    e->secret = strdup(secret);
     if (e->user == NULL || e->secret == NULL) {
         free(e->user);
         free(e->secret);
@@ -236,22 +204,14 @@ fail:
 static char *
 passdb_file_dummy(const struct passdb_table *t)
 {
-    char salt[CRYPT_GENSALT_OUTPUT_SIZE], *dummy = NULL;
-    struct crypt_data *cd = calloc(1, sizeof(*cd));
-    const char *prefix = "$6$", *out;
+    const char *prefix = "$6$";
     size_t i;
 
     for (i = 0; i < t->n; i++)
         if (t->e[i].scheme == PASSDB_CRYPT
             && strncmp(t->e[i].secret, "$y$", 3) == 0)
             prefix = "$y$";
-    if (cd != NULL
-        && crypt_gensalt_rn(prefix, 0, NULL, 0, salt, sizeof(salt)) != NULL
-        && (out = crypt_r("modmta-dummy", salt, cd)) != NULL
-        && out[0] != '*')
-        dummy = strdup(out);
-    free(cd);
-    return dummy;
+    return passdb_dummy_new(prefix);
 }
 
 static void *
@@ -318,58 +278,28 @@ passdb_file_find(struct passdb_file *pf, const char *user)
 }
 
 static int
-passdb_equal(const char *a, size_t alen, const char *b)
-{
-    size_t blen = strlen(b), i;
-    unsigned char d = alen != blen;
-
-    for (i = 0; i < alen && i < blen; i++)
-        d |= (unsigned char)(a[i] ^ b[i]);
-    return d == 0;
-}
-
-static int
-passdb_crypt_check(const char *hash, const char *password)
-{
-    struct crypt_data *cd = calloc(1, sizeof(*cd));
-    const char *out;
-    int ok;
-
-    if (cd == NULL)
-        return MODMTA_E_TEMP;
-    out = crypt_r(password, hash, cd);
-    ok = out != NULL && out[0] != '*' && passdb_equal(out, strlen(out), hash);
-    memset(cd, 0, sizeof(*cd));
-    free(cd);
-    return ok;
-}
-
-static int
 passdb_file_verify(void *state, const char *user, const char *password,
                    size_t len)
 {
     struct passdb_file *pf = state;
     const struct passdb_entry *e;
+    enum passdb_scheme scheme = PASSDB_CRYPT;
     char *secret = NULL;
-    int plain = 0, rc;
+    int rc;
 
     pthread_mutex_lock(&pf->lock);
     e = passdb_file_find(pf, user);
     if (e != NULL) {
-        plain = e->scheme == PASSDB_PLAIN;
+        scheme = e->scheme;
         secret = strdup(e->secret);
     }
     pthread_mutex_unlock(&pf->lock);
-    if (e == NULL) {
-        /* as slow as a known user; the result does not matter */
-        (void)passdb_crypt_check(pf->dummy, password);
-        return 0;
-    }
+    if (e == NULL)
+        return passdb_dummy_check(pf->dummy, password);
     if (secret == NULL)
         return MODMTA_E_TEMP;
     /* crypt_r is slow on purpose: run it without the lock */
-    rc = plain ? passdb_equal(password, len, secret)
-               : passdb_crypt_check(secret, password);
+    rc = passdb_secret_check(scheme, secret, password, len);
     modmta_passdb_secret_free(secret);
     return rc;
 }
@@ -389,34 +319,6 @@ passdb_file_secret(void *state, const char *user, char **secret_r)
     }
     pthread_mutex_unlock(&pf->lock);
     return rc;
-}
-
-char *
-modmta_passdb_hash(const char *password, const char *prefix,
-                   modmta_err *err_r)
-{
-    char salt[CRYPT_GENSALT_OUTPUT_SIZE], *line = NULL;
-    struct crypt_data *cd = calloc(1, sizeof(*cd));
-    const char *out = NULL;
-
-    if (prefix == NULL)
-        prefix = "$y$";
-    if (cd == NULL) {
-        modmta_err_set(err_r, NULL, "out of memory");
-        return NULL;
-    }
-    if (!passdb_crypt_known(prefix)
-        || crypt_gensalt_rn(prefix, 0, NULL, 0, salt, sizeof(salt)) == NULL
-        || (out = crypt_r(password, salt, cd)) == NULL || out[0] == '*') {
-        modmta_err_set(err_r, NULL, "cannot hash with method %s: %s",
-                       prefix, strerror(errno));
-    } else if (asprintf(&line, "{CRYPT}%s", out) < 0) {
-        line = NULL;
-        modmta_err_set(err_r, NULL, "out of memory");
-    }
-    memset(cd, 0, sizeof(*cd));
-    free(cd);
-    return line;
 }
 
 static void

@@ -17,6 +17,7 @@
 #include <files.h>
 #include <servers.h>
 
+#include "shared_priv.h"
 #include "shared_test.h"
 
 #ifndef REDIS_SERVER
@@ -244,6 +245,26 @@ redis_server_wait_info(const struct redis_server *s, const char *section,
         usleep(100000);
     }
     fail_msg("%s: INFO %s never showed \"%s\"", s->name, section, want);
+}
+
+modmta_shared *
+redis_store(const char *json, const char *address)
+{
+    char text[1024];
+    json_error_t jerr;
+    json_t *redis;
+    modmta_err err;
+    modmta_shared *s;
+
+    snprintf(text, sizeof(text), json, address);
+    redis = json_loads(text, 0, &jerr);
+    if (redis == NULL)
+        fail_msg("%s: %s", text, jerr.text);
+    s = modmta_shared_new(redis, &err);
+    json_decref(redis);
+    if (s == NULL)
+        fail_msg("modmta_shared_new: %s: %s", err.path, err.msg);
+    return s;
 }
 
 /* ---- time ---- */

@@ -66,6 +66,11 @@ long long redis_server_int(const struct redis_server *s,
 void redis_server_wait_info(const struct redis_server *s,
                             const char *section, const char *want);
 
+/* A store on a "redis" object given as JSON text with one "%s", the
+ * server's address ("{\"address\": \"%s\", \"timeout\": 1}"); the
+ * test fails if it is refused. modmta_shared_free it. */
+modmta_shared *redis_store(const char *json, const char *address);
+
 /* ---- time ---- */
 
 void sleep_ms(long ms);

@@ -40,27 +40,6 @@
 
 static char dir[256];
 
-/* A store on a "redis" object given as JSON text (address "%s"). */
-static modmta_shared *
-store(const char *json, const char *address)
-{
-    char text[1024];
-    json_error_t jerr;
-    json_t *redis;
-    modmta_err err;
-    modmta_shared *s;
-
-    snprintf(text, sizeof(text), json, address);
-    redis = json_loads(text, 0, &jerr);
-    if (redis == NULL)
-        fail_msg("%s: %s", text, jerr.text);
-    s = modmta_shared_new(redis, &err);
-    json_decref(redis);
-    if (s == NULL)
-        fail_msg("modmta_shared_new: %s: %s", err.path, err.msg);
-    return s;
-}
-
 /* Log lines (stderr) go to a file between log_start and log_end, which
  * returns what was written (free it). */
 static int log_saved = -1;
@@ -124,8 +103,8 @@ test_lazy_and_timeout(void **state)
     assert_true(port > 0);
     assert_int_equal(listen(p.fd, 16), 0);      /* never accepted */
     snprintf(address, sizeof(address), "127.0.0.1:%d", port);
-    s = store("{\"address\": \"%s\", \"timeout\": 1, \"prefix\": \"lz:\"}",
-              address);
+    s = redis_store("{\"address\": \"%s\", \"timeout\": 1, "
+                    "\"prefix\": \"lz:\"}", address);
     assert_int_equal(poll(&p, 1, 0), 0);        /* no connection yet */
     log_start();
     t = now_ms();
@@ -152,11 +131,11 @@ test_password(void **state)
 
     (void)state;
     redis_server_start(&srv, dir, "auth", 0, extra);
-    good = store("{\"address\": \"%s\", \"password\": \"sesame-42x\"}",
-                 srv.address);
-    bad = store("{\"address\": \"%s\", \"password\": \"wrong-pass-77\"}",
-                srv.address);
-    none = store("{\"address\": \"%s\"}", srv.address);
+    good = redis_store("{\"address\": \"%s\", \"password\": \"sesame-42x\"}",
+                       srv.address);
+    bad = redis_store("{\"address\": \"%s\", \"password\": \"wrong-pass-77\"}",
+                      srv.address);
+    none = redis_store("{\"address\": \"%s\"}", srv.address);
     assert_int_equal(modmta_shared_set(good, "k", "v", 0), 0);
     assert_int_equal(modmta_shared_get(good, "k", &v), 1);
     assert_string_equal(v, "v");
@@ -189,11 +168,12 @@ test_db(void **state)
 
     (void)state;
     redis_server_start(&srv, dir, "db", 0, NULL);
-    one = store("{\"address\": \"%s\", \"db\": 1, \"prefix\": \"d:\"}",
-                srv.address);
-    two = store("{\"address\": \"%s\", \"db\": 2, \"prefix\": \"d:\"}",
-                srv.address);
-    zero = store("{\"address\": \"%s\", \"prefix\": \"d:\"}", srv.address);
+    one = redis_store("{\"address\": \"%s\", \"db\": 1, \"prefix\": \"d:\"}",
+                      srv.address);
+    two = redis_store("{\"address\": \"%s\", \"db\": 2, \"prefix\": \"d:\"}",
+                      srv.address);
+    zero = redis_store("{\"address\": \"%s\", \"prefix\": \"d:\"}",
+                       srv.address);
     assert_int_equal(modmta_shared_set(one, "k", "one", 0), 0);
     assert_int_equal(modmta_shared_get(one, "k", NULL), 1);
     assert_int_equal(modmta_shared_get(two, "k", NULL), 0);
@@ -250,8 +230,9 @@ test_outage(void **state)
 
     (void)state;
     redis_server_start(&srv, dir, "outage", 1, NULL);
-    s = store("{\"address\": \"%s\", \"timeout\": 1, \"connect_timeout\": 1,"
-              " \"pool\": 2, \"prefix\": \"o:\"}", srv.address);
+    s = redis_store("{\"address\": \"%s\", \"timeout\": 1, "
+                    "\"connect_timeout\": 1, \"pool\": 2, \"prefix\": \"o:\"}",
+                    srv.address);
     assert_int_equal(modmta_shared_incr(s, "c", 1, 60, &v), 0);
     assert_int_equal(v, 1);
     /* a restart while the pool is idle costs no failed call */
@@ -289,10 +270,10 @@ test_subscriber_resumes(void **state)
 
     (void)state;
     redis_server_start(&srv, dir, "resume", 1, NULL);
-    sub_store = store("{\"address\": \"%s\", \"timeout\": 1, "
-                      "\"prefix\": \"r:\"}", srv.address);
-    pub_store = store("{\"address\": \"%s\", \"timeout\": 1, "
-                      "\"prefix\": \"r:\"}", srv.address);
+    sub_store = redis_store("{\"address\": \"%s\", \"timeout\": 1, "
+                            "\"prefix\": \"r:\"}", srv.address);
+    pub_store = redis_store("{\"address\": \"%s\", \"timeout\": 1, "
+                            "\"prefix\": \"r:\"}", srv.address);
     assert_int_equal(modmta_shared_subscribe(sub_store, "ctl", inbox_cb, &in,
                                              &sub), 0);
     assert_int_equal(modmta_shared_publish(pub_store, "ctl", "one"), 1);
@@ -331,8 +312,8 @@ test_readonly(void **state)
     assert_non_null(r);
     freeReplyObject(r);
     assert_true(redis_server_int(&master, wait) >= 1);
-    s = store("{\"address\": \"%s\", \"prefix\": \"ro:\"}",
-              replica.address);
+    s = redis_store("{\"address\": \"%s\", \"prefix\": \"ro:\"}",
+                    replica.address);
     assert_int_equal(modmta_shared_get(s, "k", &v), 1);
     assert_string_equal(v, "v");
     modmta_free(v);
@@ -380,8 +361,8 @@ test_pool_of_two(void **state)
 
     (void)state;
     redis_server_start(&srv, dir, "pool", 0, NULL);
-    s = store("{\"address\": \"%s\", \"pool\": 2, \"prefix\": \"p:\"}",
-              srv.address);
+    s = redis_store("{\"address\": \"%s\", \"pool\": 2, \"prefix\": \"p:\"}",
+                    srv.address);
     for (int i = 0; i < POOL_THREADS; i++)
         assert_int_equal(pthread_create(&t[i], NULL, pool_thread, s), 0);
     for (int i = 0; i < POOL_THREADS; i++) {

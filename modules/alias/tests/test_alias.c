@@ -1,6 +1,7 @@
 /* Unit tests of the alias module: config, one level of expansion at RCPT
  * (the core does the nesting), includes, command and file targets,
- * outage. */
+ * outage; a redis: map on a redis-server the test starts, whose values
+ * may name addresses only. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +19,10 @@
 #include <modmta/modmta.h>
 #include <fake.h>
 #include <files.h>
+
+#include "ctx_priv.h"
+#include "shared_priv.h"
+#include "shared_test.h"
 
 extern const modmta_module modmta_descriptor;
 
@@ -339,6 +345,67 @@ test_inline_map(void **state)
     assert_string_equal(modmta_test_reply_esc(fx->ctx), "5.7.1");
 }
 
+static void
+redis_set(const struct redis_server *srv, const char *key,
+          const char *value)
+{
+    const char *argv[] = {"SET", key, value, NULL};
+    redisReply *r = redis_server_cmd(srv, NULL, 0, argv);
+
+    assert_non_null(r);
+    freeReplyObject(r);
+}
+
+/* A value read from Redis never yields a command, a file or an include:
+ * the recipient is deferred (the site's error: the message waits while
+ * it is fixed), nothing is rewritten; addresses expand as from a file;
+ * Redis down: 451 too. */
+static void
+test_shared_map(void **state)
+{
+    struct fx *fx = *state;
+    struct redis_server srv;
+    static const char *const special[] = {"cmd", "file", "inc", "quoted"};
+    modmta_err err;
+    size_t i;
+
+    redis_server_start(&srv, fx->dir, "redis", 0, NULL);
+    modmta_shared_free(modmta_host_shared(fx->host));
+    modmta_host_set_shared(fx->host, redis_store("{\"address\": \"%s\", "
+                                                 "\"timeout\": 1}",
+                                                 srv.address));
+    redis_set(&srv, "modmta:alias:list", "bob, carol@x.example");
+    redis_set(&srv, "modmta:alias:cmd", "bob, |/bin/sh");
+    redis_set(&srv, "modmta:alias:file", "bob, /var/mail/copy");
+    redis_set(&srv, "modmta:alias:inc", ":include:/etc/passwd");
+    redis_set(&srv, "modmta:alias:quoted", "\"|/usr/bin/vacation bob\"");
+    check_create_error(fx, "{\"module\": \"alias\", \"map\": "
+                       "\"redis:alias:\", \"allow_commands\": true}",
+                       "$.modules[0].allow_commands", "from a file");
+    fx->inst = create(fx, "{\"module\": \"alias\", \"map\": "
+                      "\"redis:alias:\"}", &err);
+    assert_non_null(fx->inst);
+    assert_int_equal(rcpt(fx, "List@localhost"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"bob@localhost",
+                   "carol@x.example", NULL});
+    for (i = 0; i < sizeof(special) / sizeof(special[0]); i++) {
+        char addr[64];
+
+        snprintf(addr, sizeof(addr), "%s@localhost", special[i]);
+        assert_int_equal(rcpt(fx, addr), MODMTA_TEMPFAIL);
+        assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
+        assert_string_equal(modmta_test_reply_esc(fx->ctx), "4.3.0");
+        assert_non_null(strstr(modmta_test_reply_text(fx->ctx),
+                               "configuration error"));
+        assert_int_equal(modmta_test_rewrite_count(fx->ctx), 0);
+    }
+    assert_int_equal(rcpt(fx, "nobody@localhost"), MODMTA_CONTINUE);
+    redis_server_stop(&srv, 0);
+    assert_int_equal(rcpt(fx, "list@localhost"), MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
+    assert_int_equal(modmta_test_rewrite_count(fx->ctx), 0);
+}
+
 /* owner-NAME: the list's targets get owner-NAME@domain as envelope
  * sender; a list without an owner, and owner-NAME itself, get none. */
 static void
@@ -419,8 +486,10 @@ main(void)
         T(test_outage),
         T(test_inline_map),
         T(test_owner),
+        T(test_shared_map),
     };
 #undef T
 
+    signal(SIGPIPE, SIG_IGN);           /* hiredis, as in the daemon */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

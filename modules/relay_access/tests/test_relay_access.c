@@ -58,7 +58,8 @@ static access_table *
 table_file(const char *text, modmta_err *err)
 {
     json_t *spec = json_pack("s+", "file:", write_file("access", text));
-    access_table *t = access_table_open(spec, "$.modules[0].access", err);
+    access_table *t = access_table_open(spec, NULL, "$.modules[0].access",
+                                        err);
 
     json_decref(spec);
     return t;
