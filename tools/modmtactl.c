@@ -1,6 +1,7 @@
 /*
  * modmtactl: send one request to the daemon's control socket and print
- * the answer (protocol in core/control.h, usage in docs/operations.md).
+ * the answer (protocol in core/control.h, usage in docs/operations.md);
+ * a few commands work without the daemon (aliases, passwd, map).
  * Exit status: 0 ok, 1 the daemon answered an error, 2 usage, config or
  * connection problem.
  */
@@ -17,12 +18,9 @@
 #include <modmta/map.h>
 #include <modmta/passdb.h>
 
-#include "config.h"
+#include "modmtactl.h"
 
 #define CTL_DEFAULT_CONFIG "/etc/modmta/modmta.json"
-#define CTL_EXIT_OK 0
-#define CTL_EXIT_ERROR 1
-#define CTL_EXIT_USAGE 2
 
 struct ctl_cmd {
     const char *name;
@@ -56,10 +54,19 @@ ctl_usage(FILE *f)
         "               print a passdb line USER:{CRYPT}$y$... (-6: $6$)\n"
         "               for the password read from the terminal (no echo)\n"
         "               or the first line of standard input\n"
+        "  map get SPEC KEY\n"
+        "               look KEY up in the map SPEC (redis:alias:, file:...)\n"
+        "  map set SPEC KEY VALUE | map del SPEC KEY\n"
+        "               write or remove an entry of a redis: map\n"
+        "  map import SPEC SOURCE\n"
+        "               load every entry of SOURCE (aliases:FILE or\n"
+        "               file:FILE) into the redis: map SPEC\n"
+        "               (map: Redis from the config's \"redis\" section;\n"
+        "               no daemon needed)\n"
         "\n"
         "Options:\n"
-        "  -c FILE      configuration that names the control socket\n"
-        "               (default " CTL_DEFAULT_CONFIG ")\n"
+        "  -c FILE      configuration that names the control socket and\n"
+        "               Redis (default " CTL_DEFAULT_CONFIG ")\n"
         "  -s SOCKET    talk to this control socket, ignoring -c\n"
         "  -h, --help   this text\n"
         "\n"
@@ -76,21 +83,30 @@ ctl_find(const char *name)
     return NULL;
 }
 
-/* The control socket named by the config file; NULL after printing why. */
-static char *
-ctl_socket_path(const char *config)
+struct config *
+ctl_config_load(const char *config)
 {
     struct config_errors errs = {0};
     struct config *cfg = config_load(config, &errs);
-    char *path;
 
     if (cfg == NULL) {
         fprintf(stderr, "modmtactl: %s: invalid configuration\n", config);
         for (size_t i = 0; i < errs.n; i++)
             fprintf(stderr, "  %s\n", errs.msgs[i]);
         config_errors_free(&errs);
-        return NULL;
     }
+    return cfg;
+}
+
+/* The control socket named by the config file; NULL after printing why. */
+static char *
+ctl_socket_path(const char *config)
+{
+    struct config *cfg = ctl_config_load(config);
+    char *path;
+
+    if (cfg == NULL)
+        return NULL;
     path = strdup(cfg->control_socket);
     config_free(cfg);
     if (path == NULL)
@@ -423,6 +439,8 @@ main(int argc, char **argv)
         return ctl_aliases(argc - i, argv + i, config);
     if (strcmp(argv[i], "passwd") == 0)
         return ctl_passwd(argc - i, argv + i);
+    if (strcmp(argv[i], "map") == 0)
+        return ctl_map(argc - i, argv + i, config);
     if ((req = ctl_request(argc - i, argv + i)) == NULL)
         return CTL_EXIT_USAGE;
     if (sock == NULL && (path = ctl_socket_path(config)) == NULL) {
