@@ -13,14 +13,15 @@
  *                               directory holding "mux"): "user@realm" is
  *                               sent as login "user" and realm "realm",
  *                               service "smtp". Gives no secrets.
- *   "redis:passwd:"             the shared state's key KEYPREFIX + USER
- *                               (ABI 1.4; "passwd:alice" under the
- *                               config's redis "prefix") holds what a
- *                               file: line holds after "user:"
- *                               ("{CRYPT}$y$..."); user names compared
- *                               exactly; read at every verification.
- *                               Needs the "redis" section and the
- *                               module's host (modmta_passdb_open_host).
+ *   "redis:passwd:"             the redis: map "redis:passwd:" (map.h;
+ *                               ABI 1.4): the key "passwd:" + USER in
+ *                               lower case, under the config's redis
+ *                               "prefix", holds what a file: line holds
+ *                               after "user:" ("{CRYPT}$y$..."); so user
+ *                               names are compared without case. Read at
+ *                               every verification. Needs the "redis"
+ *                               section and the module's host
+ *                               (modmta_passdb_open_host).
  * Verification has three outcomes, like map lookups: 1 the password is
  * right, 0 wrong password or unknown user, <0 error (MODMTA_E_TEMP: answer
  * 4xx, never "bad credentials"). A passdb is safe to share between threads.

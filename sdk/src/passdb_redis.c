@@ -1,12 +1,12 @@
 /*
- * passdb "redis:KEYPREFIX": the shared state's key KEYPREFIX + USER
- * (under the config's redis.prefix: "redis:passwd:" reads
- * "modmta:passwd:alice") holds the user's secret as the second field of
- * a file: passdb line holds it: "{CRYPT}$y$...", a bare crypt hash, or
- * "{PLAIN}secret" (tests only), parsed and checked by passdb_scheme.c.
- * User names are compared exactly, as in file:. Read at every
- * verification, so a password set on one node counts on every node at
- * once.
+ * passdb "redis:KEYPREFIX": the redis: map KEYPREFIX (map_redis.c: the
+ * key KEYPREFIX + USER in lower case under the config's redis.prefix,
+ * "redis:passwd:" reads "modmta:passwd:alice") holds the user's secret
+ * as the second field of a file: passdb line does: "{CRYPT}$y$...", a
+ * bare crypt hash, or "{PLAIN}secret" (tests only), parsed and checked
+ * by passdb_scheme.c. So user names are compared without case, and
+ * modmtactl map set writes entries. Read at every verification: a
+ * password set on one node counts on every node at once.
  *
  * An unknown user costs what a known one does (a $y$ dummy hash: the
  * method modmtactl passwd uses). A store that cannot be reached, or a
@@ -18,13 +18,12 @@
 
 #include <modmta/log.h>
 #include <modmta/passdb.h>
-#include <modmta/shared.h>
 
 #include "map_priv.h"
 #include "passdb_priv.h"
 
 struct passdb_redis {
-    modmta_shared *shared;     /* the generation's (lent) */
+    void *map;                 /* the redis: map's state */
     char *dummy;
     char prefix[MAP_REDIS_PREFIX_MAX + 1];
 };
@@ -57,7 +56,10 @@ passdb_redis_open(const char *arg, modmta_shared *shared,
         modmta_err_set(err_r, json_path, "cannot make the dummy hash");
         return NULL;
     }
-    pr->shared = shared;
+    if ((pr->map = map_redis_open(arg, shared, json_path, err_r)) == NULL) {
+        passdb_redis_close(pr);
+        return NULL;
+    }
     memcpy(pr->prefix, arg, strlen(arg) + 1);
     return pr;
 }
@@ -68,17 +70,8 @@ static int
 passdb_redis_fetch(struct passdb_redis *pr, const char *user,
                    char **field_r)
 {
-    char key[MODMTA_SHARED_KEY_MAX];
-    size_t plen = strlen(pr->prefix);
-    int rc;
-
     *field_r = NULL;
-    if (!map_redis_key_part_ok(user, sizeof(key) - plen - 1))
-        return 0;
-    memcpy(key, pr->prefix, plen);
-    memcpy(key + plen, user, strlen(user) + 1);
-    rc = modmta_shared_get(pr->shared, key, field_r);
-    return rc < 0 ? MODMTA_E_TEMP : rc;
+    return map_redis_backend.lookup(pr->map, user, field_r);
 }
 
 /* Parse a fetched field; a bad one is logged. */
@@ -137,6 +130,8 @@ passdb_redis_close(void *state)
 {
     struct passdb_redis *pr = state;
 
+    if (pr->map != NULL)
+        map_redis_backend.close(pr->map);
     free(pr->dummy);
     free(pr);
 }
