@@ -658,6 +658,17 @@ class TestCase(unittest.TestCase):
         if stop_errors:
             self.fail('; '.join(stop_errors))
 
+    def rcpt_reply(self, d, rcpt):
+        """The reply to RCPT TO:<rcpt> (after EHLO and MAIL) from d."""
+        c = Raw(d.port())
+        self.assertReply(c.reply(), 220)
+        self.assertReply(c.cmd('EHLO client.test'), 250)
+        self.assertReply(c.cmd('MAIL FROM:<sender@localhost>'), 250)
+        r = c.cmd('RCPT TO:<%s>' % rcpt)
+        c.cmd('QUIT')
+        c.close()
+        return r
+
     # -- assertions
     def assertReply(self, r, code, enhanced=None, msg=None):
         self.assertIsNotNone(r, msg or 'connection closed, expected %d'

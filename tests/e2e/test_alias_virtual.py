@@ -42,16 +42,6 @@ class AliasVirtual(harness.TestCase):
                 if not u.startswith('.') and not u.endswith('.lock')}
         self.assertEqual(have, want)
 
-    def rcpt_reply(self, d, rcpt):
-        c = Raw(d.port())
-        self.assertReply(c.reply(), 220)
-        self.assertReply(c.cmd('EHLO client.test'), 250)
-        self.assertReply(c.cmd('MAIL FROM:<sender@localhost>'), 250)
-        r = c.cmd('RCPT TO:<%s>' % rcpt)
-        c.cmd('QUIT')
-        c.close()
-        return r
-
     # -- aliases
 
     def test_nested_once_each(self):
