@@ -6,7 +6,7 @@ import os
 import subprocess
 
 import harness
-from harness import Raw, make_message, send_mail, smtp, wait_for
+from harness import make_message, send_mail, smtp, wait_for
 
 
 class AliasVirtual(harness.TestCase):
