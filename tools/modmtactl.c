@@ -18,6 +18,7 @@
 #include <modmta/passdb.h>
 
 #include "config.h"
+#include "ctl_cluster.h"
 
 #define CTL_DEFAULT_CONFIG "/etc/modmta/modmta.json"
 #define CTL_EXIT_OK 0
@@ -48,6 +49,10 @@ ctl_usage(FILE *f)
         "  hold ID      keep a message from being delivered\n"
         "  release ID   deliver a held or quarantined message\n"
         "  reload       re-read the configuration\n"
+        "  reload --cluster [--timeout SECONDS]\n"
+        "               make every node sharing the config's Redis reload\n"
+        "               its own configuration; one line per node, waiting\n"
+        "               up to SECONDS (default 30) for the answers\n"
         "  stats        print counters as JSON\n"
         "  aliases check [FILE]\n"
         "               check an aliases(5) file (default: the map of the\n"
@@ -76,21 +81,31 @@ ctl_find(const char *name)
     return NULL;
 }
 
-/* The control socket named by the config file; NULL after printing why. */
-static char *
-ctl_socket_path(const char *config)
+/* The config file, loaded; NULL after printing why. */
+static struct config *
+ctl_config(const char *config)
 {
     struct config_errors errs = {0};
     struct config *cfg = config_load(config, &errs);
-    char *path;
 
     if (cfg == NULL) {
         fprintf(stderr, "modmtactl: %s: invalid configuration\n", config);
         for (size_t i = 0; i < errs.n; i++)
             fprintf(stderr, "  %s\n", errs.msgs[i]);
         config_errors_free(&errs);
-        return NULL;
     }
+    return cfg;
+}
+
+/* The control socket named by the config file; NULL after printing why. */
+static char *
+ctl_socket_path(const char *config)
+{
+    struct config *cfg = ctl_config(config);
+    char *path;
+
+    if (cfg == NULL)
+        return NULL;
     path = strdup(cfg->control_socket);
     config_free(cfg);
     if (path == NULL)
@@ -387,6 +402,20 @@ ctl_passwd(int argc, char **argv)
     return rc;
 }
 
+/* "reload --cluster ...": through Redis, not the control socket. */
+static int
+ctl_reload_cluster(int argc, char **argv, const char *config)
+{
+    struct config *cfg = ctl_config(config);
+    int rc;
+
+    if (cfg == NULL)
+        return CTL_EXIT_USAGE;
+    rc = ctl_cluster_reload(cfg, argc, argv);
+    config_free(cfg);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -423,6 +452,8 @@ main(int argc, char **argv)
         return ctl_aliases(argc - i, argv + i, config);
     if (strcmp(argv[i], "passwd") == 0)
         return ctl_passwd(argc - i, argv + i);
+    if (strcmp(argv[i], "reload") == 0 && argc - i > 1)
+        return ctl_reload_cluster(argc - i, argv + i, config);
     if ((req = ctl_request(argc - i, argv + i)) == NULL)
         return CTL_EXIT_USAGE;
     if (sock == NULL && (path = ctl_socket_path(config)) == NULL) {
