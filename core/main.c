@@ -22,6 +22,7 @@
 
 #include "conn_priv.h"
 #include "log_priv.h"
+#include "cluster.h"
 #include "config.h"
 #include "control.h"
 #include "dispatch.h"
@@ -43,6 +44,7 @@ struct daemon {
     scheduler *sched;
     dispatch *disp;              /* outbound deliveries */
     control *ctl;
+    cluster *cl;                 /* reload --cluster (set under reload_lock) */
     pthread_mutex_t reload_lock; /* one reload at a time */
 };
 
@@ -143,6 +145,7 @@ daemon_reload(void *arg, char **errors_r)
     }
     modmta_log_setup(g->cfg->log_level, g->cfg->log_syslog,
                      g->cfg->log_facility);
+    cluster_configure(d->cl, g->cfg);
     generation_install(g);
     pthread_mutex_unlock(&d->reload_lock);
     return 0;
@@ -294,6 +297,24 @@ daemonize(const char *pid_file)
     return 0;
 }
 
+/* The cluster control, on the current configuration. Under the reload
+ * lock: a reload through the control socket (already serving) comes
+ * either before, and its configuration is the one given here, or after,
+ * and finds d->cl to tell. */
+static int
+daemon_start_cluster(struct daemon *d, const struct control_ops *ops,
+                     modmta_err *err_r)
+{
+    generation *g;
+
+    pthread_mutex_lock(&d->reload_lock);
+    g = generation_acquire();
+    d->cl = cluster_start(ops, g->cfg, err_r);
+    generation_release(g);
+    pthread_mutex_unlock(&d->reload_lock);
+    return d->cl != NULL ? 0 : -1;
+}
+
 static int
 daemon_start(struct daemon *d, struct config *cfg, int background)
 {
@@ -355,6 +376,10 @@ daemon_start(struct daemon *d, struct config *cfg, int background)
         modmta_logf(MODMTA_LOG_ERR, "control socket: %s", err.msg);
         return -1;
     }
+    if (daemon_start_cluster(d, &ops, &err) < 0) {
+        modmta_logf(MODMTA_LOG_ERR, "%s", err.msg);
+        return -1;
+    }
     if (scheduler_start(d->sched) < 0 ||
         listeners_start(d->listeners, daemon_session, d, &err) < 0) {
         modmta_logf(MODMTA_LOG_ERR, "cannot start: %s", err.msg);
@@ -378,6 +403,9 @@ daemon_stop(struct daemon *d)
         listeners_drain(d->listeners, SHUTDOWN_GRACE);
     }
     control_stop(d->ctl);
+    /* No reload from here on; the node leaves the cluster's list. */
+    cluster_stop(d->cl);
+    d->cl = NULL;
     /* Message workers first (no new jobs), then the outbound threads:
      * their cut-short attempts give their messages back to the
      * scheduler. */

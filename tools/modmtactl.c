@@ -19,6 +19,7 @@
 #include <modmta/passdb.h>
 
 #include "modmtactl.h"
+#include "modmtactl_cluster.h"
 
 #define CTL_DEFAULT_CONFIG "/etc/modmta/modmta.json"
 
@@ -46,6 +47,10 @@ ctl_usage(FILE *f)
         "  hold ID      keep a message from being delivered\n"
         "  release ID   deliver a held or quarantined message\n"
         "  reload       re-read the configuration\n"
+        "  reload --cluster [--timeout SECONDS]\n"
+        "               make every node sharing the config's Redis reload\n"
+        "               its own configuration; one line per node, waiting\n"
+        "               up to SECONDS (default 30) for the answers\n"
         "  stats        print counters as JSON\n"
         "  aliases check [FILE]\n"
         "               check an aliases(5) file (default: the map of the\n"
@@ -403,6 +408,20 @@ ctl_passwd(int argc, char **argv)
     return rc;
 }
 
+/* "reload --cluster ...": through Redis, not the control socket. */
+static int
+ctl_reload_cluster(int argc, char **argv, const char *config)
+{
+    struct config *cfg = ctl_config_load(config);
+    int rc;
+
+    if (cfg == NULL)
+        return CTL_EXIT_USAGE;
+    rc = ctl_cluster_reload(cfg, argc, argv);
+    config_free(cfg);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -441,6 +460,8 @@ main(int argc, char **argv)
         return ctl_passwd(argc - i, argv + i);
     if (strcmp(argv[i], "map") == 0)
         return ctl_map(argc - i, argv + i, config);
+    if (strcmp(argv[i], "reload") == 0 && argc - i > 1)
+        return ctl_reload_cluster(argc - i, argv + i, config);
     if ((req = ctl_request(argc - i, argv + i)) == NULL)
         return CTL_EXIT_USAGE;
     if (sock == NULL && (path = ctl_socket_path(config)) == NULL) {
