@@ -13,11 +13,11 @@ back the same daemon delivers again.
 
 import base64
 import os
-import shutil
 import subprocess
 
 import harness
 from harness import Raw, make_message, send_mail, smtp, wait_for
+from redisserver import RedisServer
 
 USERS = ['bob', 'carol', 'dave', 'erin', 'frank']
 
@@ -27,54 +27,12 @@ def plain(user, password):
                             + password.encode()).decode()
 
 
-class RedisServer:
-    """A redis-server of the test's on a UNIX socket, saving nothing."""
-
-    def __init__(self, directory):
-        self.dir = directory
-        self.sock = os.path.join(directory, 'redis.sock')
-        self.log = os.path.join(directory, 'redis.log')
-        self.proc = None
-        os.makedirs(directory, exist_ok=True)
-
-    def start(self):
-        binary = shutil.which('redis-server') or '/usr/bin/redis-server'
-        self.proc = subprocess.Popen(
-            [binary, '--port', '0', '--unixsocket', self.sock,
-             '--save', '', '--appendonly', 'no', '--dir', self.dir,
-             '--logfile', self.log],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        wait_for(self.answers, 20, 'redis-server to answer')
-
-    def answers(self):
-        r = subprocess.run(['redis-cli', '-s', self.sock, 'PING'],
-                           capture_output=True, text=True, timeout=10)
-        return r.stdout.strip() == 'PONG'
-
-    def cli(self, *args):
-        r = subprocess.run(['redis-cli', '-s', self.sock] + list(args),
-                           capture_output=True, text=True, timeout=10)
-        return r.stdout.strip()
-
-    def stop(self):
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 class RedisMaps(harness.TestCase):
 
     def setUp(self):
         super().setUp()
         self.redis = RedisServer(os.path.join(self.tmp, 'redis'))
-        self.peer_logs.append(self.redis.log)
+        self.peer_logs.append(self.redis.logpath)
         self.redis.start()
 
     def tearDown(self):
@@ -85,7 +43,7 @@ class RedisMaps(harness.TestCase):
         """A daemon on the shared Redis: modules, then store_mbox for
         users only (an unknown recipient gets 550)."""
         d = self.daemon(start=False)
-        d.overrides['redis'] = {'address': self.redis.sock, 'timeout': 1}
+        d.overrides['redis'] = {'address': self.redis.socket, 'timeout': 1}
         d.overrides['modules'] = list(modules) + [
             {'module': 'store_mbox', 'directory': d.maildir,
              'users': users}]
