@@ -31,6 +31,7 @@ BUILD=${BUILD:-/tmp/build-bench}
 WORK=${WORK:-/tmp/modmta-bench}
 RESULTS=${RESULTS:-$WORK/results/$(date +%Y%m%d-%H%M%S)}
 MODMTA=$BUILD/core/modmta
+MODMTA_CG=${MODMTA_CG:-modmta}   # the cgroup modmta runs in
 LOAD_RESET=${LOAD_RESET:-reset_mbox}
 
 # --- set-up -----------------------------------------------------------------
@@ -68,9 +69,10 @@ write_env() {
 }
 
 # --- modmta -----------------------------------------------------------------
-# modmta_write_config MODULE_DIRS MODULES: $WORK/modmta.json, the same for
-# every bench but for its module directories (JSON strings, comma
-# separated) and its chain (JSON objects, comma separated); checked.
+# modmta_write_config MODULE_DIRS MODULES [SECTIONS]: $WORK/modmta.json,
+# the same for every bench but for its module directories (JSON strings,
+# comma separated), its chain (JSON objects, comma separated) and extra
+# top-level sections (each followed by a comma); checked.
 modmta_write_config() {
     local queue=""
     [ -n "${MODMTA_WORKERS:-}" ] &&
@@ -84,6 +86,7 @@ modmta_write_config() {
   "local_domains": ["$BENCH_DOMAIN"],
   "limits": {"max_sessions": 2000, "max_sessions_per_client": 2000},
   $queue
+  ${3:-}
   "listen": [{"name": "smtp", "address": "127.0.0.1:$MODMTA_PORT"}],
   "modules": [
     $2
@@ -107,7 +110,8 @@ modmta_start() {
     modmta_config
     rm -rf "$WORK/spool"
     install -d -o "$BENCH_USER" -g "$BENCH_USER" -m 700 "$WORK/spool"
-    cg_spawn modmta "$WORK/modmta.pid" "$SHARED_BENCH/with-loopback-dns.sh" \
+    cg_spawn "$MODMTA_CG" "$WORK/modmta.pid" \
+        "$SHARED_BENCH/with-loopback-dns.sh" \
         "$MODMTA" -c "$WORK/modmta.json" >> "$WORK/modmta.log" 2>&1 < /dev/null
     wait_port "$MODMTA_PORT" 20 || die "modmta did not open $MODMTA_PORT" \
         "(see $WORK/modmta.log)"
@@ -117,7 +121,7 @@ modmta_start() {
 modmta_stop() {
     local p
     if p=$(modmta_pid); then stop_pid "$p" '^modmta$' 20; fi
-    cg_reap modmta
+    cg_reap "$MODMTA_CG"
 }
 
 # --- both -------------------------------------------------------------------
@@ -131,7 +135,7 @@ ctl() {   # ctl SERVER start|stop|setup|pid|cgroup
                 stop) modmta_stop ;;
                 setup) : ;;
                 pid) modmta_pid ;;
-                cgroup) cg_dir modmta ;;
+                cgroup) cg_dir "$MODMTA_CG" ;;
             esac ;;
         *) die "unknown server $1" ;;
     esac
@@ -191,6 +195,22 @@ print("   accept %s/s  e2e %s/s  delivered %s  cpu %ss  busy %s%%%s  ok=%s" % (
     r["machine_busy_pct"], "" if sink is None else "  sink conn/msg %s" % sink,
     r["ok"]))' "$WORK/last-load.json" >&2
     return $rc
+}
+
+# idle_run SERVER N: restart SERVER and hold N connections that each read
+# their banner; PSS before and during into $RESULTS/idle.jsonl.
+idle_run() {
+    local srv=$1 n=$2
+    ctl "$srv" stop >/dev/null 2>&1
+    ctl "$srv" start >/dev/null || die "$srv did not restart"
+    sleep 1
+    log "$srv: $n idle connections"
+    local acct; acct=$(acct_args "$srv")
+    # shellcheck disable=SC2086
+    python3 "$SHARED_BENCH/idleconns.py" --port "$(port_of "$srv")" -n "$n" \
+        --banner-timeout 60 --label "$srv" $acct \
+        --json "$RESULTS/idle.jsonl" >/dev/null || log "$srv: idle test failed"
+    tail -n1 "$RESULTS/idle.jsonl" >&2
 }
 
 # profile_run SERVER: where the daemon's time goes at c=50 (not recorded)

@@ -69,20 +69,6 @@ bench_loads() {
     return 0
 }
 
-idle_run() {
-    local srv=$1 n=$2
-    ctl "$srv" stop >/dev/null 2>&1
-    ctl "$srv" start >/dev/null || die "$srv did not restart"
-    sleep 1
-    log "$srv: $n idle connections"
-    local acct; acct=$(acct_args "$srv")
-    # shellcheck disable=SC2086
-    python3 "$SHARED_BENCH/idleconns.py" --port "$(port_of "$srv")" -n "$n" \
-        --banner-timeout 60 --label "$srv" $acct \
-        --json "$RESULTS/idle.jsonl" >/dev/null || log "$srv: idle test failed"
-    tail -n1 "$RESULTS/idle.jsonl" >&2
-}
-
 # --- the run ----------------------------------------------------------------
 setup
 write_env

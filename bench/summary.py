@@ -99,11 +99,8 @@ def ratio_table(groups, concs, new, ref, e2e_name):
     return out, ratio50
 
 
-def main():
-    a = args()
-    groups, servers, concs = read_loads(a.results, a.ref)
-    idles = lines(os.path.join(a.results, "idle.jsonl"))
-
+def load_table(groups, servers, concs):
+    """The Markdown lines of the load table: medians over repetitions."""
     out = ["## Load (smtp-source, 4 KiB messages, one connection per message)",
            "",
            "| server | conc | msgs | reps | accept msg/s | end-to-end msg/s "
@@ -122,26 +119,42 @@ def main():
                 spread([r["server_cpu_s"] for r in g], 2),
                 spread([r["machine_busy_pct"] for r in g], 0),
                 "yes" if all(r["ok"] for r in g) else "NO"))
+    return out
 
-    ratios, ratio50 = ratio_table(groups, concs, a.new, a.ref, "end-to-end")
-    out += ratios
 
-    out += ["", "## Idle connections", "",
-            "| server | connections (failed) | processes | PSS before MiB "
-            "| PSS during MiB | PSS KiB/conn | RSS KiB/conn |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+def idle_table(idles, new):
+    """The Markdown lines of the idle-connection table, and new's PSS per
+    connection (None without it)."""
+    out = ["", "## Idle connections", "",
+           "| server | connections (failed) | processes | PSS before MiB "
+           "| PSS during MiB | PSS KiB/conn | RSS KiB/conn |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
     idle_new = None
     for r in idles:
-        if r["label"] == a.new:
+        if r["label"] == new:
             idle_new = r["pss_kb_per_conn"]
         out.append("| %s | %d (%d) | %d | %.1f | %.1f | %.1f | %.1f |" % (
             r["label"], r["connections_ok"], r["connections_failed"],
             r["procs_during"], r["pss_kb_before"] / 1024.0,
             r["pss_kb_during"] / 1024.0, r["pss_kb_per_conn"],
             r["rss_kb_per_conn"]))
+    return out, idle_new
 
-    def verdict(ok):
-        return "–" if ok is None else ("PASS" if ok else "MISS")
+
+def verdict(ok):
+    return "–" if ok is None else ("PASS" if ok else "MISS")
+
+
+def main():
+    a = args()
+    groups, servers, concs = read_loads(a.results, a.ref)
+    idles = lines(os.path.join(a.results, "idle.jsonl"))
+
+    out = load_table(groups, servers, concs)
+    ratios, ratio50 = ratio_table(groups, concs, a.new, a.ref, "end-to-end")
+    out += ratios
+    idle, idle_new = idle_table(idles, a.new)
+    out += idle
     out += ["", "## Targets (issue 2, point 10)", "",
             "| target | measured | verdict |", "|---|---:|---|",
             "| end-to-end at c=50 ≥ %.0f× %s (same run) | %s× | %s |" % (
