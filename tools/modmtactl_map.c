@@ -135,6 +135,10 @@ ctl_map_refuse(void *redis, const char *key, const char *value)
     if (map_redis_key(redis, key, full, sizeof(full)) < 0)
         return "the key is empty, too long, or holds white space or a "
                "control character";
+    /* as no file: line or alias can be: a lookup would find nothing
+     * to use (alias answers 550, virtual 451) */
+    if (value != NULL && value[0] == '\0')
+        return "the value is empty";
     if (value != NULL && !map_redis_value_ok(value))
         return "the value holds a control character";
     if (value != NULL && strlen(value) > MODMTA_SHARED_VALUE_MAX)

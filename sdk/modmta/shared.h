@@ -43,7 +43,8 @@ int modmta_shared_is_cluster(const modmta_shared *s);
 
 /* ---- keys ---- */
 /* 1 found (*value_r malloc'ed, free with modmta_free; may be NULL to
- * test only), 0 not found or expired, <0 error. */
+ * test only), 0 not found or expired, <0 error (MODMTA_E_INVAL: the
+ * key holds no string, or one with a NUL octet). */
 int modmta_shared_get(modmta_shared *s, const char *key, char **value_r);
 /* Set key to value; ttl_ms > 0 makes it expire, 0 keeps it until
  * deleted. 0 or <0. */

@@ -119,8 +119,12 @@ shared_redis_get(void *b, const char *key, char **value_r)
     if (rc < 0)
         return rc;
     rc = reply->type == REDIS_REPLY_STRING;
-    if (rc && value_r != NULL &&
-        (*value_r = strndup(reply->str, reply->len)) == NULL)
+    /* a NUL octet: no C string holds it, and cut there it would be
+     * another value (written around modmta: every set is a C string) */
+    if (rc && memchr(reply->str, '\0', reply->len) != NULL)
+        rc = MODMTA_E_INVAL;
+    else if (rc && value_r != NULL &&
+             (*value_r = strndup(reply->str, reply->len)) == NULL)
         rc = MODMTA_E_NOMEM;
     freeReplyObject(reply);
     return rc;

@@ -95,6 +95,12 @@ class RedisMaps(harness.TestCase):
         # only redis: maps are written
         r = d1.ctl('map', 'set', 'file:/etc/aliases', 'x', 'y')
         self.assertEqual(r.returncode, 2, r.stderr)
+        # never an empty value, which no file: line can hold either
+        r = d1.ctl('map', 'set', 'redis:alias:', 'empty', '')
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn('the value is empty', r.stderr)
+        self.assertEqual(self.redis.cli('EXISTS', 'modmta:alias:empty'),
+                         '0')
 
     def test_import(self):
         d1, d2 = self.alias_nodes()
