@@ -759,6 +759,9 @@ smtp_commit(struct smtp_session *s)
                 c->sender, (long long)env.size, c->nrcpts,
                 c->quarantine != NULL ? " (quarantined)" : "");
     smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
+    /* The message is durable: the client hears so now, not after the
+     * on_queued hooks (a write error shows at the next read). */
+    modmta_conn_flush(s->conn);
     /* A client that delivers mail is forgiven its junk and its errors,
      * as Postfix's smtpd does: an MTA reusing one connection for
      * hundreds of messages sends an RSET before each. */
