@@ -11,6 +11,7 @@
 #define MODMTA_CTX_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -226,6 +227,24 @@ void modmta_free(void *p);
  * modmta_auth_user() when the verb set one, else with success 0 and this
  * identity). */
 int modmta_set_auth_tried(modmta_ctx *ctx, const char *user);
+
+/* ---- time budgets (ABI 1.5) ----
+ * Each call of on_connect ... on_disconnect and route() has a deadline:
+ * its start plus the instance's "hook_timeout" (default 30 s). The SDK's
+ * own waits (Redis and the shared state, DNS, client connections) end
+ * by it, failing with their temporary error (MODMTA_E_TEMP, for a
+ * connection MODMTA_E_TIMEOUT). A hook that returns after its deadline
+ * has its verdict discarded: the instance's "on_hook_timeout" decides
+ * (tempfail: 451 4.3.0; continue: as if it returned MODMTA_CONTINUE).
+ * deliver(), deliver_msg(), verbs, ehlo() and serve() have no deadline.
+ *
+ * The deadline on CLOCK_MONOTONIC in milliseconds (tv_sec * 1000 +
+ * tv_nsec / 1000000 of clock_gettime(CLOCK_MONOTONIC)); 0 when the
+ * running call has none. */
+int64_t modmta_ctx_deadline(const modmta_ctx *ctx);
+/* The timeout to give a wait of your own: max_ms (>= 0), or what is
+ * left before the deadline if that is less; 0 once it has passed. */
+int modmta_ctx_time_left(const modmta_ctx *ctx, int max_ms);
 
 /* 1 if mail for `domain` (any case, trailing dot ignored) is received
  * here rather than relayed: it is in local_domains, or an instance of

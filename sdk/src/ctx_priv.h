@@ -177,6 +177,11 @@ struct modmta_ctx {
 
     /* the daemon is stopping (set by the core for deliveries) */
     const volatile sig_atomic_t *interrupt;
+
+    /* the running hook call's deadline, CLOCK_MONOTONIC ms, 0: none
+     * (budget.c) */
+    long long deadline_ms;
+
 };
 
 /* ---- life ---- */
