@@ -718,6 +718,7 @@ smtp_commit(struct smtp_session *s)
 {
     modmta_ctx *c = s->ctx;
     queue_param params[SMTP_PARAMS_MAX];
+    queue_note notes[MODMTA_NOTES_MAX];
     queue_env env;
     char id[QUEUE_ID_MAX];
     int rc;
@@ -728,6 +729,11 @@ smtp_commit(struct smtp_session *s)
         smtp_reply(s, 451, "4.3.0", "Error: out of memory");
         return 0;
     }
+    for (size_t i = 0; i < c->nnotes; i++)
+        notes[i] = (queue_note){c->notes[i].name, c->notes[i].str,
+                                c->notes[i].num};
+    env.notes = c->nnotes > 0 ? notes : NULL;
+    env.nnotes = c->nnotes;
     smtp_commit_rcpts(s, env.rcpts);
     env.nrcpts = c->nrcpts;
     env.nparams = smtp_commit_params(c, params);

@@ -228,6 +228,41 @@ void modmta_free(void *p);
  * identity). */
 int modmta_set_auth_tried(modmta_ctx *ctx, const char *user);
 
+/* ---- transaction notes (ABI 1.5) ----
+ * Named values one module sets and later modules read, as Haraka's
+ * transaction.notes: a score set at on_data by a content check, read by
+ * a policy module after it, or at delivery. Notes belong to the
+ * transaction: set at on_mail, on_rcpt or on_data (MODMTA_E_STATE
+ * elsewhere), read from there on: later hooks of the transaction,
+ * on_queued, and route(), deliver() and deliver_msg() of the message,
+ * for which the queue envelope keeps them (across restarts). RSET, a new
+ * MAIL and the end of the transaction drop them.
+ *
+ * A name is 1 to MODMTA_NOTE_NAME_MAX octets of letters, digits and
+ * "_-.:", case-sensitive; start it with your module's name
+ * ("spamcheck.score"). A value is an integer or a UTF-8 string of at
+ * most MODMTA_NOTE_VALUE_MAX octets. A transaction holds at most
+ * MODMTA_NOTES_MAX notes. Setting a note again replaces it, whoever set
+ * it, and may change its type. No capability is needed: a note changes
+ * nothing the core does; only modules that read it act on it. */
+#define MODMTA_NOTES_MAX 32
+#define MODMTA_NOTE_NAME_MAX 64
+#define MODMTA_NOTE_VALUE_MAX 1024
+
+/* 0; MODMTA_E_INVAL (a bad name, a NULL value, a value over
+ * MODMTA_NOTE_VALUE_MAX or not UTF-8), MODMTA_E_LIMIT (a new name past
+ * MODMTA_NOTES_MAX), MODMTA_E_STATE, MODMTA_E_NOMEM. */
+int modmta_note_set_str(modmta_ctx *ctx, const char *name, const char *value);
+int modmta_note_set_int(modmta_ctx *ctx, const char *name, long long value);
+/* 1 with the value in *value_r (may be NULL; a string is borrowed,
+ * valid during the hook call), 0 when no note has that name,
+ * MODMTA_E_INVAL when it holds the other type or name is not a valid
+ * note name. */
+int modmta_note_get_str(const modmta_ctx *ctx, const char *name,
+                        const char **value_r);
+int modmta_note_get_int(const modmta_ctx *ctx, const char *name,
+                        long long *value_r);
+
 /* ---- time budgets (ABI 1.5) ----
  * Each call of on_connect ... on_disconnect and route() has a deadline:
  * its start plus the instance's "hook_timeout" (default 30 s). The SDK's
