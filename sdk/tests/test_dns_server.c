@@ -2,8 +2,8 @@
  * test starts on loopback: a dnsmasq on a free port with the test zones
  * below (--no-resolv --no-hosts: nothing leaves the machine); a
  * "silent" server (a UDP socket never read, a TCP socket never accepted)
- * for timeouts and hook time budgets; dnssec_server.py, serving the signed zone secure.test.,
- * for validation. */
+ * for timeouts and hook time budgets; dnssec_server.py, serving the
+ * signed zone secure.test., for validation. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
