@@ -4,7 +4,8 @@
  *
  * A caller takes an idle context, or connects a new one while fewer
  * than `pool` exist, or waits for one to come back, all before the
- * command's deadline (now + `timeout`): the whole call, waiting,
+ * command's deadline (now + `timeout`, or the running hook's deadline
+ * if that is earlier: budget_priv.h): the whole call, waiting,
  * connecting and the command, ends by then. An idle context that has
  * input waiting was closed by the server (a restart, its `timeout`): it
  * is dropped when met, so a restarted Redis costs no failed call. After
@@ -23,6 +24,7 @@
 
 #include <modmta/log.h>
 
+#include "budget_priv.h"
 #include "redis_priv.h"
 
 /* A socket timeout is set again only when it is off by more than this
@@ -328,6 +330,7 @@ redis_acquire(struct redis *r, long long deadline, struct redis_conn *conn_r)
     char why[512];
     redisContext *c;
     size_t sentinel;
+    int spent;
 
     pthread_mutex_lock(&r->lock);
     for (;;) {
@@ -350,7 +353,8 @@ redis_acquire(struct redis *r, long long deadline, struct redis_conn *conn_r)
             pthread_mutex_unlock(&r->lock);
             snprintf(why, sizeof(why), "no connection of the pool (%d) "
                      "free within the timeout", r->cfg.pool);
-            redis_note(r, NULL, why);
+            if (!budget_spent())
+                redis_note(r, NULL, why);
             return MODMTA_E_TEMP;
         }
     }
@@ -359,16 +363,21 @@ redis_acquire(struct redis *r, long long deadline, struct redis_conn *conn_r)
     pthread_mutex_unlock(&r->lock);
     c = redis_conn_open(&r->cfg, deadline, &sentinel, conn_r->where, why,
                         sizeof(why));
+    /* A connect cut short by the hook's budget is not the server's
+     * failure: others may try at once, and nothing is logged. */
+    spent = c == NULL && budget_spent();
     pthread_mutex_lock(&r->lock);
     r->sentinel = sentinel;
     if (c == NULL) {
         r->nopen--;
-        r->retry_at = redis_now_ms() + REDIS_RETRY_MS;
+        if (!spent)
+            r->retry_at = redis_now_ms() + REDIS_RETRY_MS;
         pthread_cond_broadcast(&r->cond);
     }
     pthread_mutex_unlock(&r->lock);
     if (c == NULL) {
-        redis_note(r, NULL, why);
+        if (!spent)
+            redis_note(r, NULL, why);
         return MODMTA_E_TEMP;
     }
     conn_r->c = c;
@@ -427,7 +436,7 @@ int
 redis_command(struct redis *r, int argc, const char **argv,
               const size_t *lens, redisReply **reply_r)
 {
-    long long deadline = redis_now_ms() + r->cfg.timeout_ms;
+    long long deadline = budget_cut(redis_now_ms() + r->cfg.timeout_ms);
     struct redis_conn conn;
     redisReply *reply;
     char why[512];
@@ -440,6 +449,7 @@ redis_command(struct redis *r, int argc, const char **argv,
     left = (long)(deadline - redis_now_ms());
     if (left <= 0) {
         redis_release(r, &conn, 0, 0);
+        budget_spent();
         return MODMTA_E_TEMP;
     }
     if (conn.timeout_ms > left + REDIS_TIMEOUT_SLACK_MS ||
@@ -453,7 +463,10 @@ redis_command(struct redis *r, int argc, const char **argv,
     reply = redis_conn_command(conn.c, argc, argv, lens, why, sizeof(why));
     if (reply == NULL) {
         redis_release(r, &conn, 1, 0);
-        redis_note(r, conn.where, why);
+        /* The hook's budget, shorter than ours, ran out: that says
+         * nothing about the server (the chain logs the hook). */
+        if (!budget_spent())
+            redis_note(r, conn.where, why);
         return MODMTA_E_TEMP;
     }
     if (reply->type != REDIS_REPLY_ERROR) {

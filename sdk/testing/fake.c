@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "budget_priv.h"
 #include "ctx_priv.h"
 #include "dns_priv.h"
 #include "fake.h"
@@ -206,6 +207,18 @@ modmta_test_set_delivery(modmta_ctx *ctx, const char *queue_id,
                          const char *sender, int maybe_done)
 {
     modmta_ctx_set_delivery(ctx, queue_id, sender, 0, maybe_done);
+}
+
+void
+modmta_test_budget_begin(modmta_ctx *ctx, long ms)
+{
+    budget_begin(ctx, budget_now_ms() + ms);
+}
+
+int
+modmta_test_budget_end(modmta_ctx *ctx)
+{
+    return budget_end(ctx);
 }
 
 void

@@ -44,6 +44,15 @@ void modmta_test_set_message(modmta_ctx *ctx, const char *path);
 void modmta_test_set_delivery(modmta_ctx *ctx, const char *queue_id,
                               const char *sender, int maybe_done);
 
+/* ---- time budgets (ABI 1.5) ----
+ * Give the hook call you are about to make a budget of ms milliseconds,
+ * as the daemon's chain does: modmta_ctx_deadline() reports it, and the
+ * SDK's waits (Redis, the shared state, DNS, connections) made on this
+ * thread end by it. After the call, modmta_test_budget_end() removes it
+ * and returns 1 if one of those waits ran out of it, else 0. */
+void modmta_test_budget_begin(modmta_ctx *ctx, long ms);
+int modmta_test_budget_end(modmta_ctx *ctx);
+
 /* ---- message-level delivery (ABI 1.3: route, deliver_msg) ----
  * modmta_test_enter(ctx, MODMTA_PHASE_ROUTE, ...) before route(),
  * MODMTA_PHASE_DELIVER before deliver_msg(). */
