@@ -17,5 +17,6 @@
 #include <modmta/shared.h>
 #include <modmta/base64.h>
 #include <modmta/sasl.h>
+#include <modmta/reload.h>
 
 #endif
