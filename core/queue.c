@@ -333,8 +333,9 @@ queue_read_xattr(const queue *q, const char *id, char **buf_r,
         cap = (size_t)n;
     }
     if (n < 0) {
-        rc = errno == ENODATA || errno == ENOTSUP ? MODMTA_E_NOTFOUND
-                                                  : modmta_err_from_errno(errno);
+        rc = errno == ENODATA || errno == ENOTSUP
+                 ? MODMTA_E_NOTFOUND
+                 : modmta_err_from_errno(errno);
         free(buf);
         return rc;
     }

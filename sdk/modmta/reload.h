@@ -24,9 +24,9 @@
  *   finds another one looking does not wait for it.
  * - When the file changed it is opened without blocking (a regular file
  *   of at most MODMTA_RELOAD_SIZE_MAX octets, or /dev/null, an empty one;
- *   else an error) and load() builds a new table. From then on acquire() gives the new table;
- *   whoever holds the old one keeps it until release(), and the last
- *   release() frees it. Nobody waits for a load.
+ *   else an error) and load() builds a new table. From then on acquire()
+ *   gives the new table; whoever holds the old one keeps it until
+ *   release(), and the last release() frees it. Nobody waits for a load.
  * - A change that does not load (load() failed, the file is unreadable or
  *   gone) keeps the previous table in service and is logged once, as a
  *   warning with load()'s message ("PATH:LINE: what"): that version of
@@ -48,8 +48,8 @@
 extern "C" {
 #endif
 
-#define MODMTA_RELOAD_INTERVAL_MS 1000     /* stat() a file at most this often */
-#define MODMTA_RELOAD_SIZE_MAX (1LL << 30) /* octets of a file, 1 GiB */
+#define MODMTA_RELOAD_INTERVAL_MS 1000     /* look at a file at most so often */
+#define MODMTA_RELOAD_SIZE_MAX (1LL << 30) /* octets of a file: 1 GiB */
 
 typedef struct modmta_reload modmta_reload;
 

@@ -106,18 +106,17 @@ sasl_field(char *dst, const char *src, size_t len)
 static int
 sasl_plain(modmta_sasl *x, const char *msg, size_t len)
 {
-    const char *nul1 = memchr(msg, '\0', len), *nul2;
+    const char *end = msg + len, *nul1 = memchr(msg, '\0', len), *nul2;
     size_t zlen, clen;
 
-    nul2 = nul1 != NULL ? memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1
-                                                                - msg))
-                        : NULL;
-    if (nul2 == NULL)
+    if (nul1 == NULL
+        || (nul2 = memchr(nul1 + 1, '\0', (size_t)(end - nul1 - 1))) == NULL)
         return sasl_end(x, MODMTA_SASL_MALFORMED);
     zlen = (size_t)(nul1 - msg);
     clen = (size_t)(nul2 - nul1 - 1);
-    if (zlen > MODMTA_SASL_FIELD_MAX || sasl_field(x->user, nul1 + 1, clen)
-        || sasl_field(x->passwd, nul2 + 1, len - (size_t)(nul2 + 1 - msg)))
+    if (zlen > MODMTA_SASL_FIELD_MAX
+        || sasl_field(x->user, nul1 + 1, clen) < 0
+        || sasl_field(x->passwd, nul2 + 1, (size_t)(end - nul2 - 1)) < 0)
         return sasl_end(x, MODMTA_SASL_MALFORMED);
     x->passwd_len = strlen(x->passwd);
     if (zlen > 0 && (zlen != clen || memcmp(msg, x->user, zlen) != 0))
@@ -146,15 +145,15 @@ sasl_login_pass(modmta_sasl *x, const char *msg, size_t len)
     return MODMTA_SASL_DONE;
 }
 
-/* "user SP digest" (RFC 2195), split at the last space: the digest has
- * none. */
+/* "user SP digest" (RFC 2195), split at the last space: the digest (32
+ * hex digits) has none. */
 static int
 sasl_cram(modmta_sasl *x, const char *msg, size_t len)
 {
     const char *sp = len > 33 ? msg + len - 33 : NULL;
 
-    if (sp == NULL || *sp != ' ' || sasl_field(x->user, msg, (size_t)(sp
-                                                                 - msg)) < 0
+    if (sp == NULL || *sp != ' '
+        || sasl_field(x->user, msg, (size_t)(sp - msg)) < 0
         || strspn(sp + 1, "0123456789abcdef") != 32)
         return sasl_end(x, MODMTA_SASL_MALFORMED);
     memcpy(x->digest, sp + 1, 33);

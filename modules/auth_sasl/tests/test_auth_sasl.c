@@ -20,9 +20,9 @@
 
 extern const modmta_module modmta_descriptor;
 
-/* The limiter's calls, wrapped at link time (-Wl,--wrap): a shared state that cannot be
- * reached. check_down: the nth check() from now fails (0: none);
- * fail_down: every fail() fails. */
+/* The limiter's calls, wrapped at link time (-Wl,--wrap): a shared state
+ * that cannot be reached. check_down: the nth check() from now fails (0:
+ * none); fail_down: every fail() fails. */
 int __real_modmta_lockout_check(modmta_lockout *l, const char *addr);
 int __wrap_modmta_lockout_check(modmta_lockout *l, const char *addr);
 int __real_modmta_lockout_fail(modmta_lockout *l, const char *addr,
