@@ -100,10 +100,10 @@ int modmta_sasl_step(modmta_sasl *x, const char *line, size_t len);
  * after DONE the user to log in, after AUTHZ the one that tried. */
 const char *modmta_sasl_user(const modmta_sasl *x);
 /* After DONE, once (the exchange is over then): check the credentials
- * against db. 1 right, 0 wrong or
- * unknown user (CRAM-MD5: or no clear-text secret stored for the user;
- * the digest is computed all the same, so the time taken does not tell
- * which users exist), <0 error (answer with a temporary failure). */
+ * against db. 1 right, 0 wrong or unknown user (CRAM-MD5: or no
+ * clear-text secret stored for the user; the digest is computed all the
+ * same, so the time taken does not tell which users exist), <0 error
+ * (answer with a temporary failure). */
 int modmta_sasl_verify(modmta_sasl *x, modmta_passdb *db);
 /* Wipe and free; NULL is a no-op. */
 void modmta_sasl_free(modmta_sasl *x);
