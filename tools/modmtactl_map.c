@@ -19,8 +19,10 @@
 #include <jansson.h>
 #include <modmta/conf.h>
 #include <modmta/map.h>
+#include <modmta/reload.h>
 
 #include "ctx_priv.h"
+#include "file_open_priv.h"
 #include "map_priv.h"
 #include "modmtactl.h"
 #include "shared_priv.h"
@@ -237,7 +239,9 @@ ctl_map_import(struct ctl_map *c, const char *source)
                             c->spec, 0};
     modmta_err err = {"", ""};
     map_reader_fn reader;
+    struct stat st;
     size_t n;
+    FILE *f;
     int rc;
 
     im.aliases = strncmp(source, "aliases:", 8) == 0;
@@ -255,7 +259,12 @@ ctl_map_import(struct ctl_map *c, const char *source)
         fprintf(stderr, "modmtactl: out of memory\n");
         return CTL_EXIT_USAGE;
     }
-    if (reader(im.l.path, NULL, ctl_import_entry, &im, &err) < 0) {
+    f = file_open_read(im.l.path, MODMTA_RELOAD_SIZE_MAX, &st, &err);
+    rc = f != NULL ? reader(f, im.l.path, NULL, ctl_import_entry, &im, &err)
+                   : MODMTA_E_IO;
+    if (f != NULL)
+        fclose(f);
+    if (rc < 0) {
         fprintf(stderr, "modmtactl: %s (nothing imported)\n", err.msg);
         map_table_free(im.l.table);
         return CTL_EXIT_ERROR;

@@ -670,8 +670,9 @@ test_commit_failure_rename(void **state)
     queue_close(q);
 }
 
-/* A real write error (the file size limit: EFBIG) during receive or
- * commit: the commit fails and nothing is committed. */
+/* A real write error (the file size limit: EFBIG, MODMTA_E_LIMIT as
+ * modmta_err_from_errno maps it) during receive or commit: the commit
+ * fails and nothing is committed. */
 static void
 test_commit_failure_write(void **state)
 {
@@ -693,10 +694,10 @@ test_commit_failure_write(void **state)
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
     for (int i = 0; i < 50 && wrc == 0; i++)
         wrc = queue_writer_write(w, chunk, sizeof(chunk));
-    assert_int_equal(wrc, MODMTA_E_IO);
+    assert_int_equal(wrc, MODMTA_E_LIMIT);
     /* sticky */
-    assert_int_equal(queue_writer_write(w, "x", 1), MODMTA_E_IO);
-    assert_int_equal(queue_writer_commit(w, &env), MODMTA_E_IO);
+    assert_int_equal(queue_writer_write(w, "x", 1), MODMTA_E_LIMIT);
+    assert_int_equal(queue_writer_commit(w, &env), MODMTA_E_LIMIT);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, SIG_DFL);
     assert_int_equal(count_dir(fx, "tmp"), 0);

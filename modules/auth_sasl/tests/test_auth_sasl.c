@@ -20,25 +20,9 @@
 
 extern const modmta_module modmta_descriptor;
 
-/* sasl_cram_check, wrapped at link time (-Wl,--wrap): counts the HMACs
- * computed. */
-int __real_sasl_cram_check(const char *challenge, const char *secret,
-                           const char *digest);
-int __wrap_sasl_cram_check(const char *challenge, const char *secret,
-                           const char *digest);
-static unsigned cram_checks;
-
-int
-__wrap_sasl_cram_check(const char *challenge, const char *secret,
-                       const char *digest)
-{
-    cram_checks++;
-    return __real_sasl_cram_check(challenge, secret, digest);
-}
-
-/* The limiter's calls, wrapped too: a shared state that cannot be
- * reached. check_down: the nth check() from now fails (0: none);
- * fail_down: every fail() fails. */
+/* The limiter's calls, wrapped at link time (-Wl,--wrap): a shared state
+ * that cannot be reached. check_down: the nth check() from now fails (0:
+ * none); fail_down: every fail() fails. */
 int __real_modmta_lockout_check(modmta_lockout *l, const char *addr);
 int __wrap_modmta_lockout_check(modmta_lockout *l, const char *addr);
 int __real_modmta_lockout_fail(modmta_lockout *l, const char *addr,
@@ -178,6 +162,17 @@ test_plain_challenge_and_errors(void **state)
                      MODMTA_REJECT);
     assert_int_equal(modmta_test_reply_code(ctx), 501);
     assert_string_equal(modmta_test_reply_esc(ctx), "5.5.2");
+    /* "\0bob\0pw" with the unused bits of the last group set: strict
+     * base64 has one encoding for it (RFC 4648 3.5) */
+    assert_int_equal(run(t, ctx, "PLAIN AGJvYgBwdx==", "", out, 256),
+                     MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(ctx), 501);
+    assert_string_equal(modmta_test_reply_esc(ctx), "5.5.2");
+    /* LOGIN: a stray tab in the answer */
+    assert_int_equal(run(t, ctx, "LOGIN", "Ym9i\r\ncHc=\tcHc=\r\n", out,
+                         256), MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(ctx), 501);
+    assert_string_equal(modmta_test_reply_esc(ctx), "5.5.2");
     assert_int_equal(run(t, ctx, "GSSAPI", "", out, 256), MODMTA_REJECT);
     assert_int_equal(modmta_test_reply_code(ctx), 504);
     assert_null(modmta_auth_user(ctx));
@@ -284,13 +279,13 @@ test_lockout_success_no_reset(void **state)
     }
 }
 
-/* CRAM-MD5 for an unknown user computes an HMAC too, then fails. */
+/* CRAM-MD5 for an unknown user fails as a wrong digest does (that it
+ * costs the same HMAC is tested with libmodmta's SASL, test_sasl.c). */
 static void
 test_cram_unknown_user(void **state)
 {
     struct t *t = *state;
     modmta_ctx *ctx = session(t, "192.0.2.4", 1);
-    unsigned before = cram_checks;
     char out[512];
 
     /* "eve 000...0" */
@@ -298,7 +293,6 @@ test_cram_unknown_user(void **state)
                          "ZXZlIDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw"
                          "\r\n", out, 512), MODMTA_REJECT);
     assert_int_equal(modmta_test_reply_code(ctx), 535);
-    assert_int_equal(cram_checks, before + 1);
     modmta_test_ctx_free(ctx);
 }
 
