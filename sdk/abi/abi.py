@@ -13,10 +13,13 @@ version that added it.
       ABI minor (MODMTA_ABI_MINOR in module.h). Run it after adding a
       public function; a function gone from the headers is an error (only
       a major version may remove one). Then commit the list.
-  abi.py check [--cc CC] ELF...
-      compare, and only compare: the headers' functions with the list, and
+  abi.py check [--cc CC] [--frozen DIR]... ELF...
+      compare, and only compare: the headers' functions with the list,
       each ELF file's exported symbols (modmta, libmodmta.so) with the
-      list, versions included. The abi test runs this.
+      list, versions included, and each frozen copy of older headers
+      (DIR/modmta/*.h, sdk/tests/abi10) with the list: every function
+      they declare is still exported, in a version no newer than theirs.
+      The abi-exports test runs this.
 
 Functions are read from the headers with the compiler's -aux-info (gcc).
 """
@@ -40,9 +43,9 @@ def fail(msg):
     sys.exit("abi.py: " + msg)
 
 
-def abi_version():
+def abi_version(headers=HEADERS):
     """(major, minor) as module.h defines them."""
-    with open(os.path.join(HEADERS, "module.h")) as f:
+    with open(os.path.join(headers, "module.h")) as f:
         text = f.read()
     v = [re.search(r"#define MODMTA_ABI_%s (\d+)" % k, text)
          for k in ("MAJOR", "MINOR")]
@@ -85,8 +88,8 @@ def write_list(path, syms):
             f.write("%s@%s\n" % (s, syms[s]))
 
 
-def header_functions(cc):
-    """Names of the functions sdk/modmta/*.h declare."""
+def header_functions(cc, root=SDK):
+    """Names of the functions root/modmta/*.h declare."""
     cflags = []
     try:
         cflags = subprocess.run(["pkg-config", "--cflags", "jansson"],
@@ -99,7 +102,7 @@ def header_functions(cc):
         aux = os.path.join(tmp, "aux.txt")
         with open(src, "w") as f:
             f.write("#include <modmta/modmta.h>\n")
-        cmd = shlex.split(cc) + ["-D_GNU_SOURCE", "-I", SDK] + cflags + [
+        cmd = shlex.split(cc) + ["-D_GNU_SOURCE", "-I", root] + cflags + [
             "-c", "-o", os.devnull, "-aux-info", aux, src]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0 or not os.path.exists(aux):
@@ -107,7 +110,7 @@ def header_functions(cc):
         with open(aux) as f:
             lines = f.readlines()
     names = set()
-    prefix = "/* " + HEADERS + "/"
+    prefix = "/* " + os.path.join(root, "modmta") + "/"
     for line in lines:
         if not line.startswith(prefix):
             continue
@@ -210,6 +213,17 @@ def check(args):
     for s in sorted(set(syms) - have):
         errors.append("%s: in sdk/abi/exported.txt but declared in no "
                       "installed header" % s)
+    for root in args.frozen:
+        root = os.path.abspath(root)
+        fmajor, fminor = abi_version(os.path.join(root, "modmta"))
+        for s in sorted(header_functions(args.cc, root)):
+            if s not in syms:
+                errors.append("%s: declared by the ABI %d.%d headers (%s) "
+                              "but no longer exported"
+                              % (s, fmajor, fminor, root))
+            elif node_key(syms[s]) > (fmajor, fminor):
+                errors.append("%s@%s: declared by the ABI %d.%d headers "
+                              "(%s)" % (s, syms[s], fmajor, fminor, root))
     for elf in args.elf:
         got = exported(elf)
         name = os.path.basename(elf)
@@ -223,7 +237,7 @@ def check(args):
                 errors.append("%s exports %s@%s, the list says @%s"
                               % (name, s, got[s] or "(no version)", syms[s]))
     for e in errors:
-        print(e)
+        print(e, file=sys.stderr)
     if errors:
         fail("%d difference(s)" % len(errors))
     print("ok: %d functions, ABI %d.%d, in %s" % (len(syms), major, minor,
@@ -242,6 +256,7 @@ def main():
     u.set_defaults(func=update)
     c = sub.add_parser("check")
     c.add_argument("--cc", default=os.environ.get("CC", "cc"))
+    c.add_argument("--frozen", action="append", default=[])
     c.add_argument("elf", nargs="+")
     c.set_defaults(func=check)
     args = p.parse_args()
