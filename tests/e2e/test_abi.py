@@ -3,7 +3,8 @@
 - frozen10, built against the frozen ABI 1.0 headers (sdk/tests/abi10),
   loads into today's daemon and works: its option table, EHLO keyword,
   verb with a connection exchange, session data, map lookup with a
-  reply, header and log line.
+  reply, header and log line. Linked with libmodmta (every reference
+  MODMTA_1.0) and without (no versions, as modules built before 1.5).
 - onesdk, linked against libmodmta.so.1 like any module, binds to the
   daemon's own SDK: no second copy is mapped, and the map backend it
   registers is the one alias then opens.
@@ -38,10 +39,11 @@ class Abi(harness.TestCase):
         if not TEST_MODULE_DIR:
             self.fail('set TEST_MODULE_DIR (meson test does)')
 
-    def abi_daemon(self, modules):
-        """A started daemon with modules, then store_mbox."""
+    def abi_daemon(self, modules, directory=TEST_MODULE_DIR):
+        """A started daemon with modules (from directory), then
+        store_mbox."""
         d = self.daemon(start=False)
-        d.overrides['module_path'] = [harness.MODULE_DIR, TEST_MODULE_DIR]
+        d.overrides['module_path'] = [harness.MODULE_DIR, directory]
         d.overrides['modules'] = modules + [
             {'module': 'store_mbox', 'directory': d.maildir,
              'users': 'any'}]
@@ -61,16 +63,29 @@ class Abi(harness.TestCase):
         return r.returncode, r.stdout + r.stderr
 
     def test_frozen_abi10_module_works(self):
-        so = os.path.join(TEST_MODULE_DIR, 'frozen10.so')
-        # built against 1.0, it needs the 1.0 version of every function
+        self.frozen10_session(TEST_MODULE_DIR, '@MODMTA_1.0')
+
+    # linked without libmodmta: no versions, as modules built before 1.5
+    def test_unversioned_module_works(self):
+        self.frozen10_session(os.path.join(TEST_MODULE_DIR, 'unversioned'),
+                              None)
+
+    def frozen10_session(self, directory, version):
+        """A session through frozen10 from directory, whose references
+        to the SDK carry version (None: none)."""
+        so = os.path.join(directory, 'frozen10.so')
         needs = [l for l in readelf('--dyn-syms', so).splitlines()
                  if ' UND ' in l and 'modmta_' in l]
         self.assertTrue(needs)
         for line in needs:
-            self.assertIn('@MODMTA_1.0', line)
+            if version is None:
+                self.assertNotIn('@', line)
+            else:
+                self.assertIn(version, line)
 
         d = self.abi_daemon([{'module': 'frozen10', 'tag': 't1',
-                               'reject': {'blocked': 'no mail for blocked'}}])
+                              'reject': {'blocked': 'no mail for blocked'}}],
+                            directory)
         c = Raw(d.port())
         self.assertReply(c.reply(), 220)
         r = c.cmd('EHLO client.test')
