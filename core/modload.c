@@ -294,13 +294,13 @@ static void
 modload_dlopen_failed(const char *path, const char *name, const char *jpath,
                       struct config_errors *errs)
 {
-    const char *why = dlerror(), *sym;
+    static const char undefined[] = "undefined symbol: modmta_";
+    const char *why = dlerror();
     char hint[160] = "";
 
     if (why == NULL)
         why = "unknown error";
-    sym = strstr(why, "undefined symbol: ");
-    if (sym != NULL && strncmp(sym + 18, "modmta_", 7) == 0)
+    if (strstr(why, undefined) != NULL)
         snprintf(hint, sizeof(hint), " (not in the ABI %d.%d this modmta "
                  "exports: a module may call only the functions of "
                  "<modmta/*.h>)", MODMTA_ABI_MAJOR, MODMTA_ABI_MINOR);
