@@ -150,4 +150,42 @@ int modmta_test_host_set_dns(modmta_host *h, const char *server,
                              long timeout_s);
 int modmta_test_host_add_own(modmta_host *h, const char *ip, int port);
 
+/* ---- a client connection (verb handlers, serve()) ----
+ * A real modmta_conn, the server's end of a socketpair; the test is the
+ * client at the other end. Input the client sends before the call waits
+ * in the socket; a handler run on another thread can hold a dialogue:
+ *
+ *   modmta_test_conn *tc = modmta_test_conn_new("AGJvYgBwdw==\r\n");
+ *   modmta_test_enter(ctx, MODMTA_PHASE_VERB, &modmta_descriptor, inst);
+ *   v = modmta_descriptor.verbs[0].handler(inst, ctx,
+ *                                          modmta_test_conn_get(tc),
+ *                                          "PLAIN");
+ *   assert_string_equal(modmta_test_conn_output(tc), "334 \r\n");
+ *   modmta_test_conn_free(tc);
+ *
+ * Each call fails the running test on an error. */
+typedef struct modmta_test_conn modmta_test_conn;
+
+/* A connection whose client has sent `input` already (NULL: nothing). */
+modmta_test_conn *modmta_test_conn_new(const char *input);
+/* The server's side, to hand to a verb handler or serve(). */
+modmta_conn *modmta_test_conn_get(modmta_test_conn *tc);
+/* The client sends text (to a handler waiting on another thread). At
+ * most a socket buffer's worth (some 100 KiB) may wait unread. */
+void modmta_test_conn_send(modmta_test_conn *tc, const char *text);
+/* The client is done sending: the server reads end of file from now on
+ * (the client can still read). */
+void modmta_test_conn_hangup(modmta_test_conn *tc);
+/* The next line the server sent, CRLF included, waiting for it (a
+ * server flushes its output before it waits for input; the test fails
+ * if none comes in 30 s or the server closes). Safe while a handler runs
+ * on another thread. Valid until the next call on tc. */
+const char *modmta_test_conn_read_line(modmta_test_conn *tc);
+/* Flush the server's side and return everything it wrote that the
+ * client has not read ("" for nothing): call it when no handler runs
+ * on tc. Valid until the next call on tc. */
+const char *modmta_test_conn_output(modmta_test_conn *tc);
+/* Close both sides (a NULL tc is ignored). */
+void modmta_test_conn_free(modmta_test_conn *tc);
+
 #endif

@@ -139,7 +139,7 @@ test_failover(void **state)
     modmta_free(v);
 
     /* the subscriber followed the master too */
-    publish_until_heard(pub, "ctl", "two");
+    publish_until_heard(pub, 1, "ctl", "two");
     inbox_wait(&in, 2);
     assert_string_equal(in.last, "two");
     modmta_shared_unsubscribe(sub);
