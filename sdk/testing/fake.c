@@ -524,6 +524,25 @@ fake_sfail_subscribe(void *b, const char *channel, size_t prefix_len,
     return MODMTA_E_TEMP;
 }
 
+static int
+fake_sfail_decr(void *b, const char *key, long long by)
+{
+    return MODMTA_E_TEMP;
+}
+
+static int
+fake_sfail_gauge_join(void *b, const char *key, const char *member,
+                      long long max, long ttl_ms, long long *count_r)
+{
+    return MODMTA_E_TEMP;
+}
+
+static int
+fake_sfail_gauge_leave(void *b, const char *key, const char *member)
+{
+    return MODMTA_E_TEMP;
+}
+
 static const struct shared_ops fake_sfail_ops = {
     .get = fake_sfail_get,
     .set = fake_sfail_set,
@@ -533,6 +552,9 @@ static const struct shared_ops fake_sfail_ops = {
     .release = fake_sfail_release,
     .publish = fake_sfail_publish,
     .subscribe = fake_sfail_subscribe,
+    .decr = fake_sfail_decr,
+    .gauge_join = fake_sfail_gauge_join,
+    .gauge_leave = fake_sfail_gauge_leave,
 };
 
 int
