@@ -82,6 +82,12 @@ shared_new_backend(const struct shared_ops *ops, void *b)
     return s;
 }
 
+void *
+shared_backend(const modmta_shared *s)
+{
+    return s->b;
+}
+
 void
 modmta_shared_free(modmta_shared *s)
 {

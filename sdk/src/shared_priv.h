@@ -56,6 +56,8 @@ void modmta_shared_free(modmta_shared *s);
  * with the default prefix: the test fakes' failing store. NULL when out
  * of memory. */
 modmta_shared *shared_new_backend(const struct shared_ops *ops, void *b);
+/* b of a front made with shared_new_backend. */
+void *shared_backend(const modmta_shared *s);
 /* The memory store under another prefix than "modmta:" (tests: two
  * stores that must not see each other's keys). NULL with err_r. */
 modmta_shared *shared_new_mem(const char *prefix, modmta_err *err_r);

@@ -31,6 +31,10 @@ void modmta_test_ctx_free(modmta_ctx *ctx);
 void modmta_test_enter(modmta_ctx *ctx, modmta_phase phase,
                        const modmta_module *mod, const void *inst);
 
+/* The session's ID (modmta_session_id): "TESTSESSION" until set. Give
+ * sessions that must be told apart in the shared state (leases, gauges)
+ * IDs of their own. */
+void modmta_test_set_session_id(modmta_ctx *ctx, const char *id);
 void modmta_test_set_helo(modmta_ctx *ctx, const char *helo);
 void modmta_test_set_auth(modmta_ctx *ctx, const char *user);
 void modmta_test_set_tls(modmta_ctx *ctx, int tls);
@@ -102,8 +106,8 @@ int modmta_test_register_failing_map(void);
 /* Make h's shared state (modmta_host_shared) a store that is down
  * (fail 1: every call returns MODMTA_E_TEMP, as when Redis cannot be
  * reached), or the process's memory store again (fail 0), whose keys
- * were kept meanwhile. Hooks that look the store up at each call see the
- * change at once. 0 or MODMTA_E_NOMEM. */
+ * were kept meanwhile. The store's pointer stays the same: whoever holds
+ * it (a module's thread too) sees the change at once. Returns 0. */
 int modmta_test_host_fail_shared(modmta_host *h, int fail);
 
 int modmta_test_reply_code(const modmta_ctx *ctx);

@@ -74,3 +74,18 @@ class RedisServer:
                            + list(args), stdin=subprocess.DEVNULL,
                            capture_output=True, text=True, timeout=30)
         return r.stdout.strip() if r.returncode == 0 else None
+
+
+class RedisTestCase(harness.TestCase):
+    """A test case with self.redis, a RedisServer started for each test
+    (its log shown on failure) and stopped after the daemons."""
+
+    def setUp(self):
+        super().setUp()
+        self.redis = RedisServer(os.path.join(self.tmp, 'redis'))
+        self.peer_logs.append(self.redis.logpath)
+        self.redis.start()
+
+    def tearDown(self):
+        super().tearDown()
+        self.redis.stop()

@@ -28,6 +28,7 @@ from harness import make_message, send_mail, smtp
 from redisserver import RedisServer
 from test_pop3 import Pop3Daemon
 import test_pop_before_smtp
+from test_ratelimit import window_room
 
 NAMES = ('mx1', 'mx2')
 DOMAIN = '.e2e.test'
@@ -101,13 +102,15 @@ class Cluster(harness.TestCase):
 
     # -- shared state
     def test_rate_limit_across_nodes(self):
+        window_room(3600, 60)
         d1, d2 = self.pair(ratelimit={'sender_messages_per_hour': 4})
         for i, d in enumerate((d1, d2, d1, d2)):
             with smtp(d.port()) as s:
                 send_mail(s, 'alice@localhost', ['bob@localhost'],
                           make_message('rl%d@e2e.test' % i))
         self.assertEqual(self.redis.cli(
-            'GET', 'modmta:ratelimit:msg:from:alice@localhost'), '4')
+            'GET', 'modmta:ratelimit:msg:%d:from:alice@localhost'
+            % (time.time() // 3600)), '4')
         for d in (d1, d2):
             with smtp(d.port()) as s:
                 s.ehlo()
@@ -120,9 +123,9 @@ class Cluster(harness.TestCase):
                 self.assertEqual(s.rset()[0], 250)
                 send_mail(s, 'carol@localhost', ['bob@localhost'],
                           make_message('c-%s@e2e.test' % d.dir[-3:]))
-            self.assertIn('refuse: limit=sender_messages_per_hour '
-                          'key=ratelimit:msg:from:alice@localhost',
-                          d.log_text())
+            self.assertRegex(d.log_text(),
+                             'refuse: limit=sender_messages_per_hour '
+                             'key=ratelimit:msg:[0-9]+:from:alice@localhost')
             d.wait_messages('bob', 3)
             d.wait_queue_empty()
             self.assertEqual(len(d.messages('bob')), 3)

@@ -17,7 +17,7 @@ import subprocess
 
 import harness
 from harness import Raw, make_message, send_mail, smtp, wait_for
-from redisserver import RedisServer
+from redisserver import RedisTestCase
 
 USERS = ['bob', 'carol', 'dave', 'erin', 'frank']
 
@@ -27,17 +27,7 @@ def plain(user, password):
                             + password.encode()).decode()
 
 
-class RedisMaps(harness.TestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.redis = RedisServer(os.path.join(self.tmp, 'redis'))
-        self.peer_logs.append(self.redis.logpath)
-        self.redis.start()
-
-    def tearDown(self):
-        self.redis.stop()
-        super().tearDown()
+class RedisMaps(RedisTestCase):
 
     def node(self, *modules, users=USERS):
         """A daemon on the shared Redis: modules, then store_mbox for
