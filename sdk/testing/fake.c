@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "conn_priv.h"
 #include "ctx_priv.h"
 #include "dns_priv.h"
 #include "fake.h"
@@ -163,6 +164,18 @@ void
 modmta_test_ctx_free(modmta_ctx *ctx)
 {
     modmta_ctx_free(ctx);
+}
+
+modmta_conn *
+modmta_test_conn_new(int fd)
+{
+    return modmta_conn_new(fd, NULL);
+}
+
+void
+modmta_test_conn_free(modmta_conn *c)
+{
+    modmta_conn_free(c);
 }
 
 void

@@ -26,6 +26,12 @@ void modmta_test_host_set_root(modmta_host *h, int is_root);
 modmta_ctx *modmta_test_ctx_new(const modmta_host *h, const char *client_ip);
 void modmta_test_ctx_free(modmta_ctx *ctx);
 
+/* A connection over fd (one end of a socketpair, say) as the core hands
+ * serve() one, without TLS; it owns fd from now. NULL out of memory.
+ * modmta_test_conn_free closes it. */
+modmta_conn *modmta_test_conn_new(int fd);
+void modmta_test_conn_free(modmta_conn *c);
+
 /* Put ctx in `phase` with `mod`'s instance running (caps are checked
  * against mod->caps, as in the daemon); clears the reply. */
 void modmta_test_enter(modmta_ctx *ctx, modmta_phase phase,
