@@ -23,7 +23,6 @@ mynetworks holds only 127.0.0.1."""
 import os
 import signal
 import smtplib
-import subprocess
 import threading
 import time
 
@@ -211,15 +210,9 @@ class Cluster(harness.TestCase):
             self.assertIn('(at most 5 per minute)', text)
 
     def test_pop3_redis_passdb_across_nodes(self):
-        def passwd(pw):
-            r = subprocess.run([harness.MODMTACTL, 'passwd', 'bob'],
-                               input=pw + '\n', capture_output=True,
-                               text=True, timeout=60)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            return r.stdout.strip().split(':', 1)[1]
-
         def map_set(d, pw):
-            r = d.ctl('map', 'set', 'redis:passwd:', 'bob', passwd(pw))
+            r = d.ctl('map', 'set', 'redis:passwd:', 'bob',
+                      harness.passwd_entry('bob', pw))
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
         d1, d2 = self.pair(pop3={'passdb': 'redis:passwd:'})

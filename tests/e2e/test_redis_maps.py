@@ -14,7 +14,6 @@ back the same daemon delivers again.
 
 import base64
 import os
-import subprocess
 
 import harness
 from harness import Raw, make_message, send_mail, smtp, wait_for
@@ -193,11 +192,7 @@ class RedisMaps(RedisTestCase):
 
     def test_auth_redis_passdb(self):
         def passwd(pw):
-            r = subprocess.run([harness.MODMTACTL, 'passwd', 'alice'],
-                               input=pw + '\n', capture_output=True,
-                               text=True, timeout=60)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            return r.stdout.strip().split(':', 1)[1]
+            return harness.passwd_entry('alice', pw)
 
         # (failed logins count across the nodes: room for this test's)
         auth = {'module': 'auth_sasl', 'passdb': 'redis:passwd:',
