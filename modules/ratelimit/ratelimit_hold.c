@@ -139,12 +139,24 @@ void
 ratelimit_rcpt_settle(struct ratelimit_sess *s, modmta_ctx *ctx)
 {
     struct ratelimit_hold *h;
+    size_t t;
 
+    /* highest index first: dropping a hold moves the last one in */
+    if (s->nlast == 2 && s->last[0] < s->last[1]) {
+        t = s->last[0];
+        s->last[0] = s->last[1];
+        s->last[1] = t;
+    }
     if (s->nlast > 0 && modmta_rcpt_count(ctx) <= s->last_nrcpts)
         for (size_t i = 0; i < s->nlast; i++) {
             h = &s->holds[s->last[i]];
             ratelimit_give_back(ctx, h->key, 1);
-            h->n--;
+            /* a hold of nothing goes: refused recipients to ever new
+             * domains must not grow the session */
+            if (--h->n == 0) {
+                free(h->key);
+                *h = s->holds[--s->nholds];
+            }
         }
     s->nlast = 0;
 }

@@ -27,6 +27,8 @@
 #include <modmta/modmta.h>
 #include <fake.h>
 
+#include "ratelimit.h"
+
 extern const modmta_module modmta_descriptor;
 
 #define SESSIONS_MAX 8
@@ -428,6 +430,7 @@ static void
 test_refused_leave_no_key(void **state)
 {
     struct fx *fx = *state;
+    const struct ratelimit_sess *sess;
     char addr[64], domain[64];
 
     create(fx, "{\"sender_messages_per_hour\": 5, "
@@ -439,6 +442,10 @@ test_refused_leave_no_key(void **state)
         snprintf(addr, sizeof(addr), "x@d%d.example", i);
         assert_int_equal(rcpt(fx, 0, addr, 0), MODMTA_CONTINUE);
     }
+    /* nor does the session keep a hold for each: the message's, and
+     * the last RCPT's two, whose outcome is not known yet */
+    sess = modmta_ctx_get_data(fx->ctx[0], fx->inst);
+    assert_int_equal(sess->nholds, 3);
     /* the limit's own refusal: the domain's count stays at the limit,
      * the sender's goes back */
     assert_int_equal(rcpt(fx, 0, "x@full.example", 1), MODMTA_CONTINUE);
