@@ -4,13 +4,14 @@
  *
  * AUTH is offered and accepted only under TLS, or from a loopback client
  * when "allow_plaintext_loopback" is set. A client (an IPv4 address or an
- * IPv6 /64) that fails "max_failures" times, less than "lockout" seconds
- * apart, gets 421 and is refused AUTH for "lockout" seconds; a good login
- * does not reset the count. That limiter (libmodmta's modmta_lockout)
- * counts in the shared state (modmta/shared.h) under the instance's
- * name: across the nodes sharing a Redis, and across reloads. The
- * mechanisms themselves (decoding, parsing, checking the credentials)
- * are libmodmta's (modmta/sasl.h), shared with pop3.
+ * IPv6 /64) that fails "max_failures" times within one window of
+ * "lockout" seconds (a fixed window from its first failure) gets 421 and
+ * is refused AUTH for "lockout" seconds; a good login does not reset the
+ * count. That limiter (libmodmta's modmta_lockout_new_shared) counts in
+ * the shared state (modmta/shared.h) under the instance's name: across
+ * the nodes sharing a Redis, and across reloads. The mechanisms
+ * themselves (decoding, parsing, checking the credentials) are
+ * libmodmta's (modmta/sasl.h), shared with pop3.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -224,22 +224,33 @@ pop3_key(const struct pop3_sess *s, const char *what, char *key)
 }
 
 /* RFC 2449 LOGIN-DELAY: 0 when the login to s->box may go on, 1 when
- * the one before it was less than login_delay seconds ago, <0 when the
- * shared state cannot say. The first login of a window counts it; the
- * window (login_delay seconds) ends before the next login may. */
+ * the last login to it was less than login_delay seconds ago, <0 when
+ * the shared state cannot say. It only looks: a login starts the
+ * window once it has succeeded (pop3_login_delay_start), so a right
+ * password refused for another reason ([IN-USE], [SYS/TEMP]) does not. */
 static int
 pop3_login_early(struct pop3_sess *s)
 {
     char key[POP3_KEY_MAX];
-    long long n = 0;
-    int r;
 
     if (s->in->c.login_delay == 0)
         return 0;
-    r = modmta_shared_incr(modmta_host_shared(s->in->h),
-                           pop3_key(s, "delay", key), 1,
-                           (long)s->in->c.login_delay, &n);
-    return r < 0 ? r : n > 1;
+    return modmta_shared_get(modmta_host_shared(s->in->h),
+                             pop3_key(s, "delay", key), NULL);
+}
+
+/* A login succeeded: the window of s->box starts, login_delay seconds
+ * (the key's TTL). 0, or <0 when it cannot be recorded. */
+static int
+pop3_login_delay_start(struct pop3_sess *s)
+{
+    char key[POP3_KEY_MAX];
+
+    if (s->in->c.login_delay == 0)
+        return 0;
+    return modmta_shared_set(modmta_host_shared(s->in->h),
+                             pop3_key(s, "delay", key), "1",
+                             (long)s->in->c.login_delay * 1000);
 }
 
 /* POP-before-SMTP: open relaying from the client's address for popb4_s
@@ -380,6 +391,17 @@ pop3_maildrop_lease(struct pop3_sess *s)
     return -1;
 }
 
+/* Give the mailbox up: its descriptor and its lease. */
+static void
+pop3_maildrop_close(struct pop3_sess *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    pop3_lease_drop(s->in->leases, s->lease);
+    s->lease = NULL;
+}
+
 /* Open and index the mailbox of s->user; replies on failure. */
 static int
 pop3_maildrop(struct pop3_sess *s)
@@ -401,11 +423,7 @@ pop3_maildrop(struct pop3_sess *s)
         return 0;
     modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 mailbox=%s error=%s", s->path,
                modmta_strerror(rc));
-    if (s->fd >= 0)
-        close(s->fd);
-    s->fd = -1;
-    pop3_lease_drop(in->leases, s->lease);
-    s->lease = NULL;
+    pop3_maildrop_close(s);
     if (rc == MODMTA_E_TIMEOUT)
         pop3_say(s, "-ERR [IN-USE] Mailbox locked, try again later");
     else
@@ -524,6 +542,15 @@ pop3_login_done(struct pop3_sess *s, const char *user, int r,
         return;
     snprintf(s->user, sizeof(s->user), "%s", user);
     if (pop3_maildrop(s) < 0) {
+        s->state = POP3_DONE;
+        return;
+    }
+    if ((r = pop3_login_delay_start(s)) < 0) {
+        modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 login-delay client=[%s] "
+                   "error=\"%s\"", modmta_client_addr(s->ctx),
+                   modmta_strerror(r));
+        pop3_maildrop_close(s);
+        pop3_say(s, "-ERR [SYS/TEMP] Temporary authentication failure");
         s->state = POP3_DONE;
         return;
     }
@@ -836,6 +863,42 @@ pop3_retr(struct pop3_sess *s, const struct pop3_cmd *c, int top)
     }
 }
 
+/* Another session has the mailbox (this one's lease expired while the
+ * store was out of reach, and was taken): the index may be stale and
+ * deletions must not be applied. The session ends. */
+static void
+pop3_lease_lost(struct pop3_sess *s)
+{
+    modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 lease lost mailbox=%s",
+               s->path);
+    pop3_say(s, "-ERR [IN-USE] Mailbox taken by another session, "
+             "nothing deleted");
+    s->state = POP3_DONE;
+}
+
+/* Deletions are applied only under a lease renewed now: the renewer's
+ * word may be a third of the TTL old, and another session may have the
+ * mailbox since. 1 when they may be, else 0 (replied, the session
+ * ends). */
+static int
+pop3_quit_confirmed(struct pop3_sess *s)
+{
+    int r = pop3_lease_confirm(s->in->leases, s->lease);
+
+    if (r == 1)
+        return 1;
+    if (r == 0) {
+        pop3_lease_lost(s);
+        return 0;
+    }
+    modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 quit mailbox=%s deleted=0 "
+               "error=\"lease: %s\"", s->path, modmta_strerror(r));
+    pop3_say(s, "-ERR [SYS/TEMP] Mailbox lease unconfirmed, nothing "
+             "deleted");
+    s->state = POP3_DONE;
+    return 0;
+}
+
 static void
 pop3_quit(struct pop3_sess *s)
 {
@@ -844,6 +907,8 @@ pop3_quit(struct pop3_sess *s)
 
     for (i = 0; i < s->ix.n; i++)
         del += s->ix.msgs[i].deleted != 0;
+    if (del > 0 && !pop3_quit_confirmed(s))
+        return;
     rc = pop3_mbox_expunge(s->path, &s->ix, (int)s->in->c.lock_timeout * 1000,
                            (int)s->in->c.stale_lock);
     modmta_log(s->ctx, MODMTA_LOG_INFO, "pop3 quit mailbox=%s deleted=%zu%s%s",
@@ -865,15 +930,8 @@ pop3_transaction(struct pop3_sess *s, const struct pop3_cmd *c)
     struct pop3_msg *m;
     size_t i;
 
-    /* Another session has the mailbox (this one's lease expired while
-     * the store was out of reach, and was taken): the index may be stale
-     * and deletions must not be applied. */
     if (!pop3_lease_held(s->in->leases, s->lease)) {
-        modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 lease lost mailbox=%s",
-                   s->path);
-        pop3_say(s, "-ERR [IN-USE] Mailbox taken by another session, "
-                 "nothing deleted");
-        s->state = POP3_DONE;
+        pop3_lease_lost(s);
         return;
     }
     switch (c->verb) {
@@ -992,9 +1050,7 @@ pop3_serve(void *inst, modmta_ctx *ctx, modmta_conn *conn)
              modmta_host_hostname(modmta_ctx_host(ctx)),
              s->stamp[0] != '\0' ? " " : "", s->stamp);
     pop3_loop(s);
-    if (s->fd >= 0)
-        close(s->fd);
-    pop3_lease_drop(s->in->leases, s->lease);
+    pop3_maildrop_close(s);
     pop3_mbox_index_free(&s->ix);
     memset(s, 0, sizeof(*s));
     free(s);

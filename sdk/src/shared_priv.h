@@ -33,6 +33,10 @@ struct shared_ops {
                      void *arg, modmta_shared_sub **sub_r);
     void (*unsubscribe)(modmta_shared_sub *sub);
     void (*free)(void *b);
+    int (*decr)(void *b, const char *key, long long by);
+    int (*gauge_join)(void *b, const char *key, const char *member,
+                      long long max, long ttl_ms, long long *count_r);
+    int (*gauge_leave)(void *b, const char *key, const char *member);
 };
 
 /* A backend's subscription starts with this (it embeds it first). */
@@ -52,13 +56,19 @@ void modmta_shared_free(modmta_shared *s);
  * with the default prefix: the test fakes' failing store. NULL when out
  * of memory. */
 modmta_shared *shared_new_backend(const struct shared_ops *ops, void *b);
+/* b of a front made with shared_new_backend. */
+void *shared_backend(const modmta_shared *s);
 /* The memory store under another prefix than "modmta:" (tests: two
  * stores that must not see each other's keys). NULL with err_r. */
 modmta_shared *shared_new_mem(const char *prefix, modmta_err *err_r);
 
-/* The memory backend: the one store of the process. */
+/* The memory backend: the one store of the process, of at most
+ * SHARED_MEM_KEYS_MAX keys (documented in docs/sdk.md). */
+#define SHARED_MEM_KEYS_MAX 1000000
 const struct shared_ops *shared_mem_ops(void);
 void *shared_mem_get_store(void);
+/* Another most (tests: a full store without a million keys). */
+void shared_mem_set_max(size_t max);
 
 /* The Redis backend for a "redis" object (keys absent take their
  * defaults, wrong ones are refused with their path). Connects nothing.

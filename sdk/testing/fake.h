@@ -26,11 +26,22 @@ void modmta_test_host_set_root(modmta_host *h, int is_root);
 modmta_ctx *modmta_test_ctx_new(const modmta_host *h, const char *client_ip);
 void modmta_test_ctx_free(modmta_ctx *ctx);
 
+/* A connection over fd (one end of a socketpair, say) as the core hands
+ * serve() one, without TLS; it owns fd from now. NULL out of memory.
+ * modmta_test_conn_close closes it. (modmta_test_conn_new below gives
+ * one with the client's side played by the fake instead.) */
+modmta_conn *modmta_test_conn_from_fd(int fd);
+void modmta_test_conn_close(modmta_conn *c);
+
 /* Put ctx in `phase` with `mod`'s instance running (caps are checked
  * against mod->caps, as in the daemon); clears the reply. */
 void modmta_test_enter(modmta_ctx *ctx, modmta_phase phase,
                        const modmta_module *mod, const void *inst);
 
+/* The session's ID (modmta_session_id): "TESTSESSION" until set. Give
+ * sessions that must be told apart in the shared state (leases, gauges)
+ * IDs of their own. */
+void modmta_test_set_session_id(modmta_ctx *ctx, const char *id);
 void modmta_test_set_helo(modmta_ctx *ctx, const char *helo);
 void modmta_test_set_auth(modmta_ctx *ctx, const char *user);
 void modmta_test_set_tls(modmta_ctx *ctx, int tls);
@@ -111,8 +122,8 @@ int modmta_test_register_failing_map(void);
 /* Make h's shared state (modmta_host_shared) a store that is down
  * (fail 1: every call returns MODMTA_E_TEMP, as when Redis cannot be
  * reached), or the process's memory store again (fail 0), whose keys
- * were kept meanwhile. Hooks that look the store up at each call see the
- * change at once. 0 or MODMTA_E_NOMEM. */
+ * were kept meanwhile. The store's pointer stays the same: whoever holds
+ * it (a module's thread too) sees the change at once. Returns 0. */
 int modmta_test_host_fail_shared(modmta_host *h, int fail);
 
 int modmta_test_reply_code(const modmta_ctx *ctx);

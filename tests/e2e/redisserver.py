@@ -176,3 +176,18 @@ class Sentinel(RedisServer):
         info = self.cli('INFO', 'sentinel') or ''
         return ('status=ok' in info and 'slaves=%d,sentinels=%d'
                 % (replicas, sentinels) in info)
+
+
+class RedisTestCase(harness.TestCase):
+    """A test case with self.redis, a RedisServer started for each test
+    (its log shown on failure) and stopped after the daemons."""
+
+    def setUp(self):
+        super().setUp()
+        self.redis = RedisServer(os.path.join(self.tmp, 'redis'))
+        self.peer_logs.append(self.redis.logpath)
+        self.redis.start()
+
+    def tearDown(self):
+        super().tearDown()
+        self.redis.stop()
