@@ -10,6 +10,7 @@
 
 #include "modmtatest.h"
 
+static int mt_is_address(const char *hook);
 static void mt_text_call(const struct mt_call *c);
 static int mt_after_reply(const struct mt_call *c);
 static void mt_text_step(const struct mt_step *st);
@@ -104,12 +105,20 @@ mt_outcome(const struct mt *t, struct mt_outcome *out)
                           ? "refused" : "deferred";
 }
 
+/* The hook's argument is a mail address. */
+static int
+mt_is_address(const char *hook)
+{
+    return strcmp(hook, "on_mail") == 0 || strcmp(hook, "on_rcpt") == 0 ||
+           strcmp(hook, "route") == 0;
+}
+
 static void
 mt_text_call(const struct mt_call *c)
 {
     printf("     [%s] %s", c->instance, c->hook);
     if (c->arg != NULL)
-        printf(strcmp(c->hook, "on_helo") == 0 ? " %s" : " <%s>", c->arg);
+        printf(mt_is_address(c->hook) ? " <%s>" : " %s", c->arg);
     if (strcmp(c->hook, "on_auth") == 0)
         printf(c->success ? " (success)" : " (failure)");
     printf(": %s", mt_verdict_name(c->verdict));

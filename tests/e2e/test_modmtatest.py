@@ -254,6 +254,11 @@ class Runner(harness.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn(' with ESMTPA id ', out['headers'])
         self.assertEqual(out['client']['auth'], 'alice')
+        # on_auth runs once the EHLO is accepted, in that step
+        ehlo = self.step(out, 'EHLO [127.0.0.1]')
+        auth = [c for c in ehlo['calls'] if c['hook'] == 'on_auth']
+        self.assertEqual([(c['instance'], c['arg'], c['success'])
+                          for c in auth], [('policy', 'alice', True)])
 
     # -- errors
 
