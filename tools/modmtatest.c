@@ -64,6 +64,9 @@ static void mt_rmtree(const char *dir);
 static int mt_run(struct mt *t, generation *g,
                   const struct sockaddr_storage *peer, socklen_t plen);
 static generation *mt_setup(struct mt *t, int is_root);
+static int mt_find(const queue_env *env, void *arg);
+static int mt_rm(const char *path, const struct stat *st, int flag,
+                 struct FTW *f);
 
 static void
 mt_usage(FILE *f)

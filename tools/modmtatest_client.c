@@ -42,6 +42,7 @@ static int mt_write(int fd, const char *buf, size_t n);
 static int mt_command(struct mt *t, struct mt_conn *c, const char *cmd);
 static void mt_ehlo_ext(const struct mt *t, long step, struct mt_ext *e);
 static int mt_wire(const char *msg, size_t len, struct mt_wire *w);
+static int mt_8bit(const char *s, size_t n);
 static int mt_mail(struct mt *t, struct mt_conn *c, const struct mt_ext *e,
                    const struct mt_wire *w);
 static int mt_data(struct mt *t, struct mt_conn *c, const struct mt_wire *w);

@@ -13,6 +13,7 @@ static json_t *mt_json_call(const struct mt_call *c);
 static json_t *mt_json_step(const struct mt_step *st);
 static json_t *mt_json_route(const struct mt_route *rt);
 static json_t *mt_json_envelope(const struct mt *t);
+static json_t *mt_json_str(const char *s);
 
 /* A string or null. */
 static json_t *

@@ -15,6 +15,8 @@ static void mt_text_call(const struct mt_call *c);
 static int mt_after_reply(const struct mt_call *c);
 static void mt_text_step(const struct mt_step *st);
 static void mt_text_route(const struct mt_route *rt);
+static int mt_names(const char *value, const char *addr);
+static const char *mt_step_name(const struct mt_step *st);
 static void mt_text_envelope(const struct mt *t);
 static void mt_text(const struct mt *t, const struct config *cfg,
                     const struct mt_outcome *out);
