@@ -71,6 +71,8 @@ struct chain {
     modmta_shared *shared;    /* the generation's shared state (lent) */
     struct sockaddr_storage *own; /* own_addrs_build(): lent to hosts */
     size_t nown;
+    chain_trace_fn *trace;    /* chain_set_trace(); NULL in the daemon */
+    void *trace_arg;
 };
 
 struct chain_reply {
@@ -114,7 +116,8 @@ static int chain_index_owners(struct chain *ch);
 static modmta_verdict chain_call(const struct chain_inst *ci,
                                  enum chain_hook h, modmta_ctx *ctx,
                                  const char *arg, int flag);
-static modmta_verdict chain_call_timed(const struct chain_inst *ci,
+static modmta_verdict chain_call_timed(const struct chain *ch,
+                                       const struct chain_inst *ci,
                                        enum chain_hook h, modmta_ctx *ctx,
                                        const char *arg, int flag);
 static modmta_verdict chain_verdict(modmta_ctx *ctx, modmta_verdict v);
@@ -424,22 +427,39 @@ chain_hook_name(enum chain_hook h)
     return h < CHAIN_EHLO ? names[h] : "?";
 }
 
-/* A hook call under the instance's budget (chain_budget.h): its
- * verdict, unchecked, or on_hook_timeout's when it overran. */
+/* A hook call under the instance's budget (chain_budget.h), told to the
+ * tracer if there is one: the verdict the chain goes on with, checked
+ * (chain_verdict) unless the hook is a notification, or
+ * on_hook_timeout's when it overran. */
 static modmta_verdict
-chain_call_timed(const struct chain_inst *ci, enum chain_hook h,
-                 modmta_ctx *ctx, const char *arg, int flag)
+chain_call_timed(const struct chain *ch, const struct chain_inst *ci,
+                 enum chain_hook h, modmta_ctx *ctx, const char *arg,
+                 int flag)
 {
     int notify = h == CHAIN_AUTH || h == CHAIN_QUEUED ||
                  h == CHAIN_DISCONNECT;
+    struct chain_call call = {
+        .instance = ci->host->instance, .hook = chain_hook_name(h),
+        .arg = arg, .success = h == CHAIN_AUTH && flag,
+    };
     struct chain_timer t;
     modmta_verdict v;
 
+    if (ch->trace != NULL)
+        ch->trace(ch->trace_arg, ctx, &call);
     chain_budget_start(&ci->budget, ctx, &t);
-    v = chain_call(ci, h, ctx, arg, flag);
-    if (chain_budget_stop(&ci->budget, ctx, &t, chain_hook_name(h),
-                          notify))
-        return chain_budget_verdict(&ci->budget, ctx, notify);
+    v = call.returned = chain_call(ci, h, ctx, arg, flag);
+    call.timed_out = chain_budget_stop(&ci->budget, ctx, &t, call.hook,
+                                       notify);
+    if (call.timed_out)
+        v = chain_budget_verdict(&ci->budget, ctx, notify);
+    if (!notify)
+        v = chain_verdict(ctx, v);
+    if (ch->trace != NULL) {
+        call.after = 1;
+        call.verdict = v;
+        ch->trace(ch->trace_arg, ctx, &call);
+    }
     return v;
 }
 
@@ -541,7 +561,7 @@ chain_run(struct chain *ch, modmta_ctx *ctx, enum chain_hook h,
         const struct chain_inst *ci = ch->hooks[h][i];
 
         modmta_ctx_enter(ctx, phase, ci->mod, ci->inst, ci->host);
-        v = chain_verdict(ctx, chain_call_timed(ci, h, ctx, arg, flag));
+        v = chain_call_timed(ch, ci, h, ctx, arg, flag);
         if (v != MODMTA_CONTINUE)
             modmta_log(ctx, MODMTA_LOG_DEBUG, "phase=%d verdict=%d",
                        (int)phase, (int)v);
@@ -563,7 +583,7 @@ chain_run_all(struct chain *ch, modmta_ctx *ctx, enum chain_hook h,
         const struct chain_inst *ci = ch->hooks[h][i];
 
         modmta_ctx_enter(ctx, phase, ci->mod, ci->inst, ci->host);
-        chain_call_timed(ci, h, ctx, NULL, 0);
+        chain_call_timed(ch, ci, h, ctx, NULL, 0);
     }
     chain_leave(ctx, core);
     modmta_ctx_reply_clear(ctx);
@@ -850,16 +870,15 @@ chain_dstatus(modmta_ctx *ctx, modmta_dstatus s)
 /* route(): a verdict, as chain_verdict reads it, into what it means for
  * the recipient; the destination when claimed. */
 static int
-chain_route_one(const struct chain_inst *ci, modmta_ctx *ctx,
-                const char *rcpt, struct chain_route *r)
+chain_route_one(const struct chain *ch, const struct chain_inst *ci,
+                modmta_ctx *ctx, const char *rcpt, struct chain_route *r)
 {
     modmta_verdict v;
     const char *at;
 
     ctx->dlv_route = NULL;
     modmta_ctx_enter(ctx, MODMTA_PHASE_ROUTE, ci->mod, ci->inst, ci->host);
-    v = chain_verdict(ctx, chain_call_timed(ci, CHAIN_DELIVER, ctx, rcpt,
-                                            0));
+    v = chain_call_timed(ch, ci, CHAIN_DELIVER, ctx, rcpt, 0);
     switch (v) {
     case MODMTA_CONTINUE:
         return 0;
@@ -893,9 +912,10 @@ chain_route_one(const struct chain_inst *ci, modmta_ctx *ctx,
     }
 }
 
-void
-chain_route(struct chain *ch, modmta_ctx *ctx, const char *rcpt,
-            struct chain_route *r)
+/* chain_route, or (dry) chain_route_dry. */
+static void
+chain_route_walk(struct chain *ch, modmta_ctx *ctx, const char *rcpt,
+                 struct chain_route *r, int dry)
 {
     const modmta_host *core = ctx->host;
     modmta_dstatus s = MODMTA_DECLINED;
@@ -906,8 +926,13 @@ chain_route(struct chain *ch, modmta_ctx *ctx, const char *rcpt,
     for (i = 0; i < ch->nhooks[CHAIN_DELIVER]; i++) {
         const struct chain_inst *ci = ch->hooks[CHAIN_DELIVER][i];
 
-        if (ci->mod->route != NULL) {
-            if (!chain_route_one(ci, ctx, rcpt, r))
+        if (ci->mod->route == NULL && dry) {
+            /* deliver() would deliver it: not called */
+            r->offered = 1;
+            r->status = MODMTA_DECLINED;
+        }
+        if (r->offered || ci->mod->route != NULL) {
+            if (!r->offered && !chain_route_one(ch, ci, ctx, rcpt, r))
                 continue;
             r->inst = (size_t)(ci - ch->insts);
             ctx->decided_by = ci->host->instance;
@@ -940,6 +965,27 @@ chain_route(struct chain *ch, modmta_ctx *ctx, const char *rcpt,
         break;
     }
     r->status = s;
+}
+
+void
+chain_route(struct chain *ch, modmta_ctx *ctx, const char *rcpt,
+            struct chain_route *r)
+{
+    chain_route_walk(ch, ctx, rcpt, r, 0);
+}
+
+void
+chain_route_dry(struct chain *ch, modmta_ctx *ctx, const char *rcpt,
+                struct chain_route *r)
+{
+    chain_route_walk(ch, ctx, rcpt, r, 1);
+}
+
+void
+chain_set_trace(struct chain *ch, chain_trace_fn *fn, void *arg)
+{
+    ch->trace = fn;
+    ch->trace_arg = arg;
 }
 
 void

@@ -53,12 +53,15 @@ int chain_has_server(struct chain *ch, const char *protocol);
 /* Where one recipient goes at delivery (chain_route). */
 struct chain_route {
     int claimed;            /* a route() claimed it: inst and dest */
-    size_t inst;            /* the claiming instance's index */
+    size_t inst;            /* the claiming (or offered) instance's index */
     const char *dest;       /* its destination (ctx's txn arena) */
     int discarded;          /* a route() discarded it */
     modmta_dstatus status;  /* not claimed: the result, reply in ctx
                              * (DELIVERED, DEFERRED, FAILED, or
                              * RELAYED_DSN when discarded) */
+    int offered;            /* chain_route_dry: inst is the deliver()
+                             * module it would be handed to (status
+                             * DECLINED: nothing decided) */
 };
 
 /* Run one recipient through the deliver chain in config order: a module
@@ -69,10 +72,39 @@ struct chain_route {
  * fix; Postfix defers too). ctx->decided_by names the instance. */
 void chain_route(struct chain *ch, modmta_ctx *ctx, const char *rcpt,
                  struct chain_route *r);
+/* chain_route without delivering anything (modmtatest --route): route()
+ * modules are called as chain_route calls them, but the first module
+ * with deliver() and no route() is not: r->offered names it. */
+void chain_route_dry(struct chain *ch, modmta_ctx *ctx, const char *rcpt,
+                     struct chain_route *r);
 /* Call instance inst's deliver_msg(ctx, dest) on the group in ctx
  * (modmta_ctx_dlv_group); the results are left in ctx->dlv. */
 void chain_deliver_msg(struct chain *ch, size_t inst, modmta_ctx *ctx,
                        const char *dest);
+/* One hook call of a module, as a tracer sees it (chain_set_trace): the
+ * tracer is called before the call (after 0) and after it (after 1), on
+ * the calling thread, with the ctx as the module has it (phase and
+ * instance set; before: reply cleared). */
+struct chain_call {
+    const char *instance;
+    const char *hook;       /* "on_connect" ... "on_disconnect", "route" */
+    const char *arg;        /* HELO name, address, identity; NULL: none */
+    int success;            /* on_auth: the authentication succeeded */
+    int after;
+    modmta_verdict returned; /* after: what the hook returned */
+    int timed_out;          /* after: it overran its budget (then
+                             * returned is discarded) */
+    modmta_verdict verdict; /* after: what the chain goes on with:
+                             * checked, on_hook_timeout's when it overran
+                             * (for on_auth, on_queued, on_disconnect
+                             * unused) */
+};
+typedef void chain_trace_fn(void *arg, modmta_ctx *ctx,
+                            const struct chain_call *call);
+/* Trace every budgeted hook call (on_connect ... on_disconnect, route())
+ * of ch; NULL: none, as in the daemon. Set before any session uses ch:
+ * the pointer is read without a lock. */
+void chain_set_trace(struct chain *ch, chain_trace_fn *fn, void *arg);
 /* The name of instance inst (its log name), NULL past the end. */
 const char *chain_instance_at(const struct chain *ch, size_t inst);
 

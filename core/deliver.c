@@ -53,19 +53,16 @@ deliver_save(struct deliver_run *run)
 }
 
 modmta_ctx *
-deliver_ctx_new(struct deliver_run *run, const char *sender)
+deliver_ctx_for(const generation *g, const queue_env *env, const char *path,
+                const char *sender)
 {
-    const queue_env *env = run->env;
-    modmta_ctx *ctx = modmta_ctx_new(run->gen->host);
+    modmta_ctx *ctx = modmta_ctx_new(g->host);
 
     if (ctx == NULL)
         return NULL;
     modmta_ctx_set_delivery(ctx, env->id, sender, env->arrival,
                             env->recovered);
-    modmta_ctx_set_message(ctx, run->path, env->size);
-    /* A transport's connections give up when the dispatcher stops. */
-    if (run->d != NULL)
-        ctx->interrupt = dispatch_interrupt(run->d);
+    modmta_ctx_set_message(ctx, path, env->size);
     for (size_t i = 0; i < env->nparams; i++)
         if (modmta_ctx_add_param(ctx, env->params[i].name,
                                  env->params[i].value) < 0)
@@ -81,6 +78,18 @@ deliver_ctx_new(struct deliver_run *run, const char *sender)
 nomem:
     modmta_ctx_free(ctx);
     return NULL;
+}
+
+modmta_ctx *
+deliver_ctx_new(struct deliver_run *run, const char *sender)
+{
+    modmta_ctx *ctx = deliver_ctx_for(run->gen, run->env, run->path,
+                                      sender);
+
+    /* A transport's connections give up when the dispatcher stops. */
+    if (ctx != NULL && run->d != NULL)
+        ctx->interrupt = dispatch_interrupt(run->d);
+    return ctx;
 }
 
 /* Run one pending recipient through the chain: delivered or decided now,

@@ -20,7 +20,10 @@
 
 #include <time.h>
 
+#include <modmta/ctx.h>
+
 #include "dispatch.h"
+#include "generation.h"
 #include "queue.h"
 
 /* Retry delay used when no generation is installed or the envelope cannot
@@ -57,6 +60,15 @@ void deliver_start(queue *q, dispatch *d, const char *id,
 /* Deliver message `id` now, every job on this thread (deliver_start with
  * no dispatcher), and return the outcome in *out. */
 void deliver_message(queue *q, const char *id, struct deliver_outcome *out);
+
+/* The effective envelope sender of r ("" for <>). */
+const char *deliver_rcpt_sender(const queue_env *env, const queue_rcpt *r);
+
+/* A delivery ctx for env's message (its content at path) with g's core
+ * host: queue ID, sender, arrival, crash flag, content, MAIL parameters,
+ * notes. NULL out of memory. */
+modmta_ctx *deliver_ctx_for(const generation *g, const queue_env *env,
+                            const char *path, const char *sender);
 
 /* Delay before the next attempt once `attempts` attempts were made (>= 1):
  * retry_min doubled per further attempt, capped at retry_max, never less

@@ -79,12 +79,8 @@ void deliver_jobs_start(struct deliver_run *run,
  * job one); the last finishes the attempt and frees the run. */
 void deliver_run_unref(struct deliver_run *run);
 
-/* The effective envelope sender of r ("" for <>). */
-const char *deliver_rcpt_sender(const queue_env *env, const queue_rcpt *r);
-
-/* A delivery ctx for env's message with the core's host: queue ID,
- * sender, arrival, crash flag, content, MAIL parameters. NULL out of
- * memory. */
+/* deliver_ctx_for the run's message, whose connections give up when
+ * the dispatcher stops. NULL out of memory. */
 modmta_ctx *deliver_ctx_new(struct deliver_run *run, const char *sender);
 
 #endif

@@ -103,6 +103,14 @@ generation_acquire(void)
 }
 
 void
+generation_ref(generation *g)
+{
+    pthread_mutex_lock(&gen_lock);
+    g->refs++;
+    pthread_mutex_unlock(&gen_lock);
+}
+
+void
 generation_release(generation *g)
 {
     int last;

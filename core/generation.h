@@ -36,6 +36,8 @@ generation *generation_from_config(struct config *cfg, int is_root,
 void generation_install(generation *g);
 /* The current generation with one more reference; NULL before install. */
 generation *generation_acquire(void);
+/* One more reference on g, which the caller holds one of. */
+void generation_ref(generation *g);
 void generation_release(generation *g);
 
 #endif

@@ -90,6 +90,7 @@ static void smtp_log_reject(struct smtp_session *s, const char *what,
                             const char *arg);
 static void smtp_tx_reset(struct smtp_session *s);
 static const char *smtp_proto(const struct smtp_session *s);
+static void smtp_auth_as(struct smtp_session *s);
 static int smtp_helo_common(struct smtp_session *s, char *args, int esmtp);
 static int smtp_helo(struct smtp_session *s, char *args);
 static int smtp_ehlo(struct smtp_session *s, char *args);
@@ -273,6 +274,15 @@ smtp_proto(const struct smtp_session *s)
 
 /* ---- HELO, EHLO ---- */
 
+/* smtp_session_args.auth_as: the AUTH taken as done. */
+static void
+smtp_auth_as(struct smtp_session *s)
+{
+    s->ctx->auth_user = modmta_sess_strdup(s->ctx, s->a->auth_as);
+    if (s->ctx->auth_user != NULL)
+        chain_auth(s->gen->chain, s->ctx, s->ctx->auth_user, 1);
+}
+
 static int
 smtp_helo_common(struct smtp_session *s, char *args, int esmtp)
 {
@@ -300,6 +310,8 @@ smtp_helo_common(struct smtp_session *s, char *args, int esmtp)
     s->esmtp = esmtp;
     modmta_ctx_set_helo(s->ctx, s->helo, esmtp);
     smtp_enter(s, SMTP_ST_HELO);
+    if (s->a->auth_as != NULL && s->ctx->auth_user == NULL)
+        smtp_auth_as(s);
     return 1;
 }
 

@@ -31,6 +31,10 @@ struct smtp_session_args {
      * (0: only what already arrived). */
     int greet_pause_ms;
     int no_rdns;                     /* 1: no reverse lookup ("unknown") */
+    /* modmtatest --auth: once a HELO/EHLO is accepted, the client counts
+     * as authenticated as this identity, as if an AUTH had succeeded
+     * (the on_auth hooks run then). NULL: never (the daemon). */
+    const char *auth_as;
 };
 
 /* Run the session to its end. Everything in a is borrowed except the

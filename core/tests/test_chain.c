@@ -744,6 +744,136 @@ test_budget_route(void **state)
     fx_free(&f);
 }
 
+/* ---- the tracer and the dry route (modmtatest) ---- */
+
+struct trace_rec {
+    char what[96];            /* "instance hook arg" */
+    int after, timed_out;
+    modmta_verdict returned, verdict;
+};
+
+struct trace_log {
+    struct trace_rec recs[32];
+    size_t n;
+};
+
+static void
+trace_cb(void *arg, modmta_ctx *ctx, const struct chain_call *call)
+{
+    struct trace_log *log = arg;
+    struct trace_rec *r = &log->recs[log->n++];
+
+    assert_true(log->n <= 32);
+    assert_string_equal(modmta_host_instance(ctx->host), call->instance);
+    snprintf(r->what, sizeof(r->what), "%s %s %s", call->instance,
+             call->hook, call->arg != NULL ? call->arg : "-");
+    r->after = call->after;
+    r->timed_out = call->timed_out;
+    r->returned = call->returned;
+    r->verdict = call->verdict;
+}
+
+static void
+assert_trace(const struct trace_rec *r, const char *what, int after,
+             modmta_verdict returned, modmta_verdict verdict)
+{
+    assert_string_equal(r->what, what);
+    assert_int_equal(r->after, after);
+    if (after) {
+        assert_int_equal(r->returned, returned);
+        assert_int_equal(r->verdict, verdict);
+    }
+}
+
+static void
+test_trace(void **state)
+{
+    struct trace_log log = { .n = 0 };
+    struct fx f;
+
+    fx_build(&f, "[{'module':'script','name':'a','mail':'bogus',"
+                 "'rcpt':{'l@example.com':{'verdict':'accept',"
+                 "'rewrite':['m@example.com']}}},"
+                 "{'module':'script','name':'b','hook_timeout':'20ms',"
+                 "'on_hook_timeout':'continue','sleep':{'connect':"
+                 "'deadline'},'connect':'reject',"
+                 "'rcpt':{'*':'accept'}}]");
+    chain_set_trace(f.ch, trace_cb, &log);
+    /* b overran: its REJECT discarded, the chain goes on as CONTINUE */
+    assert_int_equal(chain_connect(f.ch, f.ctx), MODMTA_CONTINUE);
+    assert_int_equal(log.n, 4);
+    assert_trace(&log.recs[0], "a on_connect -", 0, 0, 0);
+    assert_trace(&log.recs[1], "a on_connect -", 1, MODMTA_CONTINUE,
+                 MODMTA_CONTINUE);
+    assert_trace(&log.recs[3], "b on_connect -", 1, MODMTA_REJECT,
+                 MODMTA_CONTINUE);
+    assert_true(log.recs[3].timed_out);
+    /* an unknown verdict, as returned and as the chain reads it */
+    log.n = 0;
+    assert_int_equal(chain_mail(f.ch, f.ctx, "s@example.org"),
+                     MODMTA_TEMPFAIL);
+    assert_int_equal(log.n, 2);
+    assert_trace(&log.recs[1], "a on_mail s@example.org", 1, 42,
+                 MODMTA_TEMPFAIL);
+    assert_false(log.recs[1].timed_out);
+    /* the rewrite walk: each address through the chain, in order */
+    log.n = 0;
+    assert_int_equal(chain_rcpt(f.ch, f.ctx, "l@example.com", &lim),
+                     MODMTA_ACCEPT);
+    assert_int_equal(log.n, 6);
+    assert_trace(&log.recs[1], "a on_rcpt l@example.com", 1,
+                 MODMTA_ACCEPT, MODMTA_ACCEPT);
+    assert_trace(&log.recs[3], "a on_rcpt m@example.com", 1,
+                 MODMTA_CONTINUE, MODMTA_CONTINUE);
+    assert_trace(&log.recs[5], "b on_rcpt m@example.com", 1,
+                 MODMTA_ACCEPT, MODMTA_ACCEPT);
+    /* notifications are traced too */
+    log.n = 0;
+    chain_disconnect(f.ch, f.ctx);
+    assert_int_equal(log.n, 4);
+    assert_trace(&log.recs[3], "b on_disconnect -", 1, MODMTA_CONTINUE,
+                 MODMTA_CONTINUE);
+    fx_free(&f);
+}
+
+static void
+test_route_dry(void **state)
+{
+    struct trace_log log = { .n = 0 };
+    struct chain_route r;
+    struct fx f;
+
+    fx_build(&f, "[{'module':'transport','route':{'b@example.com':"
+                 "'dest:relay.test','f@example.com':'reject'}},"
+                 "{'module':'script','name':'mbox','deliver':"
+                 "{'*':'delivered'}}]");
+    chain_set_trace(f.ch, trace_cb, &log);
+    chain_route_dry(f.ch, f.ctx, "b@example.com", &r);
+    assert_true(r.claimed);
+    assert_false(r.offered);
+    assert_int_equal(r.inst, 0);
+    assert_string_equal(r.dest, "relay.test");
+    assert_int_equal(log.n, 2);
+    assert_trace(&log.recs[1], "transport route b@example.com", 1,
+                 MODMTA_ACCEPT, MODMTA_ACCEPT);
+    /* the deliver() module is named, not called: nothing decided */
+    chain_route_dry(f.ch, f.ctx, "a@example.com", &r);
+    assert_false(r.claimed);
+    assert_true(r.offered);
+    assert_int_equal(r.inst, 1);
+    assert_int_equal(r.status, MODMTA_DECLINED);
+    assert_string_equal(f.ctx->decided_by, "mbox");
+    assert_int_equal(f.ctx->reply_code, 0);
+    assert_int_equal(log.n, 4);
+    /* a route() decision stands as in chain_route */
+    chain_route_dry(f.ch, f.ctx, "f@example.com", &r);
+    assert_false(r.offered);
+    assert_int_equal(r.status, MODMTA_FAILED);
+    assert_int_equal(f.ctx->reply_code, 550);
+    assert_null(f.ctx->mod);
+    fx_free(&f);
+}
+
 /* ---- extensions ---- */
 
 static void
@@ -823,6 +953,8 @@ main(void)
         cmocka_unit_test(test_budget_continue),
         cmocka_unit_test(test_budget_within),
         cmocka_unit_test(test_budget_route),
+        cmocka_unit_test(test_trace),
+        cmocka_unit_test(test_route_dry),
         cmocka_unit_test(test_ehlo_verbs_serve),
     };
 

@@ -657,6 +657,43 @@ test_auth_hooks(void **state)
     finish(fx);
 }
 
+/* auth_as (modmtatest --auth): authenticated from the first accepted
+ * EHLO on, the on_auth hooks told once; an auth-required listener then
+ * takes MAIL, and the message is ESMTPA with the identity. */
+static void
+test_auth_as(void **state)
+{
+    struct fx *fx = *state;
+    queue_env *env;
+    char *msg;
+
+    fx->lst.auth = AUTH_REQUIRED;
+    fx->a.auth_as = "carol";
+    fake_auth[0] = '\0';
+    start(fx, NULL);
+    expect(fx, NULL, "220 ");
+    expect(fx, "EHLO bad.example\r\n", "550 5.7.1 bad helo");
+    assert_string_equal(fake_auth, "");
+    expect(fx, "EHLO client.example\r\n", "250-mx.test\r\n");
+    assert_string_equal(fake_auth, "carol/1");
+    fake_auth[0] = '\0';
+    expect(fx, "EHLO client.example\r\n", "250-mx.test\r\n");
+    assert_string_equal(fake_auth, "");
+    expect(fx, "MAIL FROM:<carol@mx.test>\r\n", "250 2.1.0 ");
+    expect(fx, "RCPT TO:<bob@remote.test>\r\n", "250 2.1.5 ");
+    expect(fx, "DATA\r\n", "354 ");
+    expect(fx, "Subject: test\r\n\r\nbody\r\n.\r\n",
+           "250 2.0.0 Ok: queued as ");
+    msg = content_of_reply(fx, &env);
+    assert_string_equal(env->auth_user, "carol");
+    assert_string_equal(env->protocol, "ESMTPA");
+    assert_non_null(strstr(msg, " with ESMTPA id "));
+    queue_env_free(env);
+    free(msg);
+    expect(fx, "QUIT\r\n", "221 2.0.0 ");
+    finish(fx);
+}
+
 /* A hook's 421 at HELO, MAIL, RCPT or DATA is sent and ends the session
  * (a rate limit, Postfix's smtpd); another 4xx leaves it open. */
 static void
@@ -1137,6 +1174,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_connect_reject, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_auth_hooks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_as, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hook_421_helo_mail, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_hook_421_rcpt, setup, teardown),

@@ -23,8 +23,12 @@
  *   "queued_wait": "path"   on_queued waits (up to 30 s) for the file to
  *            exist, then logs "queued: marker seen" or "... missing"
  *
- * Before its verdict, each hook (HOOK: connect, helo, mail, rcpt, data,
- * queued, deliver, disconnect) does what these say for it, in order:
+ * on_auth logs "auth user=U success=N" (its verdict, "auth", is not
+ * used by the core).
+ *
+ * Before its verdict, each hook (HOOK: connect, helo, auth, mail, rcpt,
+ * data, queued, deliver, disconnect) does what these say for it, in
+ * order:
  *   "expect_deadline": {HOOK: true|false}  the call must (not) have a
  *            deadline (modmta_ctx_deadline), else TEMPFAIL 451
  *   "sleep": {HOOK: ms or "deadline"}  sleep ms, or until just past the
@@ -266,6 +270,14 @@ script_on_helo(void *inst, modmta_ctx *ctx, const char *helo)
 }
 
 static modmta_verdict
+script_on_auth(void *inst, modmta_ctx *ctx, const char *user, int success)
+{
+    modmta_log(ctx, MODMTA_LOG_INFO, "auth user=%s success=%d", user,
+               success);
+    return script_hook(inst, ctx, "auth");
+}
+
+static modmta_verdict
 script_on_mail(void *inst, modmta_ctx *ctx, const char *sender)
 {
     return script_hook(inst, ctx, "mail");
@@ -480,6 +492,7 @@ MODMTA_MODULE = {
     .destroy = script_destroy,
     .on_connect = script_on_connect,
     .on_helo = script_on_helo,
+    .on_auth = script_on_auth,
     .on_mail = script_on_mail,
     .on_rcpt = script_on_rcpt,
     .on_data = script_on_data,
