@@ -24,7 +24,7 @@ class Greylist(harness.TestCase):
 
     def greylisted(self, greylist, before=()):
         d = self.daemon(start=False)
-        d.overrides['module_path'] = [harness.MODULE_DIR, PLUGIN_DIR]
+        d.overrides['module_path'] = [PLUGIN_DIR, harness.MODULE_DIR]
         d.overrides['modules'] = list(before) + [
             dict({'module': 'greylist'}, **greylist),
             {'module': 'store_mbox', 'directory': d.maildir,
@@ -89,7 +89,7 @@ class Greylist(harness.TestCase):
         d = self.daemon(start=False)
         d.ports = {'smtp': harness.free_port()}
         cfg = d.config()
-        cfg['module_path'] = [harness.MODULE_DIR, PLUGIN_DIR]
+        cfg['module_path'] = [PLUGIN_DIR, harness.MODULE_DIR]
         cfg['modules'].insert(0, {'module': 'greylist', 'delay': '5 min'})
         d.write_config(cfg)
         r = subprocess.run([harness.MODMTA, '--check-config', '-c', d.conf],
