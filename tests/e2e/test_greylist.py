@@ -5,6 +5,9 @@ A first RCPT of a triplet gets 450 4.7.1 and so does a retry before the
 delay; once the delay has passed the retry gets 250 and the message is
 delivered (polled, never timed); an exempt network and an authenticated
 client get 250 at once; a bad "delay" is a config error naming its key.
+With two nodes sharing a redis-server of the test's own, a triplet first
+seen by one node passes on the other after the delay, and with the
+redis-server stopped a new triplet gets 451 4.3.0 (on_error tempfail).
 
 The plugin is found in PLUGIN_DIR (the build's plugins/, or, from
 tests/sdk/test_plugins_out_of_tree.sh, the plugin built out of tree).
@@ -16,14 +19,15 @@ import tempfile
 
 import harness
 from harness import make_message, smtp, wait_for
+from redisserver import RedisServer
 
 PLUGIN_DIR = os.environ.get('PLUGIN_DIR', '')
 
 
 class Greylist(harness.TestCase):
 
-    def greylisted(self, greylist, before=()):
-        d = self.daemon(start=False)
+    def greylisted(self, greylist, before=(), **overrides):
+        d = self.daemon(start=False, **overrides)
         d.overrides['module_path'] = [PLUGIN_DIR, harness.MODULE_DIR]
         d.overrides['modules'] = list(before) + [
             dict({'module': 'greylist'}, **greylist),
@@ -84,6 +88,27 @@ class Greylist(harness.TestCase):
                                    login=('frank', 'pw'))[0], 250)
         d.wait_messages('gina', 1)
         self.assertEqual(self.rcpt(d, 'gina@localhost')[0], 450)
+
+    def test_cluster_retry_on_another_node(self):
+        redis = RedisServer(os.path.join(self.tmp, 'redis'))
+        self.peer_logs.append(redis.logpath)
+        redis.start()
+        try:
+            a, b = [self.greylisted({'delay': '1s'}, hostname=n,
+                                    redis=redis.config())
+                    for n in ('a.e2e.test', 'b.e2e.test')]
+            self.assertEqual(self.rcpt(a, 'hank@localhost')[0], 450)
+            wait_for(lambda: self.rcpt(b, 'hank@localhost')[0] == 250,
+                     what='the retry passes on the other node')
+            b.wait_messages('hank', 1)
+            self.assertEqual(self.rcpt(a, 'hank@localhost')[0], 250)
+            # the store down: a new triplet is tempfailed, not let through
+            redis.stop()
+            code, text = self.rcpt(a, 'ivy@localhost')
+            self.assertEqual(code, 451, text)
+            self.assertTrue(text.startswith('4.3.0 '), text)
+        finally:
+            redis.stop()
 
     def test_bad_delay_is_a_config_error(self):
         d = self.daemon(start=False)
