@@ -8,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PKGS="meson ninja-build pkg-config gcc binutils libc6-dev libjansson-dev
+PKGS="meson ninja-build pkg-config gcc binutils make libc6-dev libjansson-dev
 libssl-dev libhiredis-dev libcmocka-dev redis-server redis-tools python3 swaks
 libnet-ssleay-perl openssl util-linux procps libcrypt-dev sasl2-bin fetchmail
 libunbound-dev dnsmasq-base python3-dnspython

@@ -15,7 +15,14 @@
 #      build dir, then from the installed moduledir) and store_mbox, and
 #      names $.modules[0].<key> for a bad hello section;
 #   5. run the daemon and talk SMTP to it (tests/sdk/test_hello_smtp.py):
-#      the X-Hello header is added, a reject_domains recipient gets 550.
+#      the X-Hello header is added, a reject_domains recipient gets 550;
+#   6. the plugins (plugins/greylist, plugins/header_checks): installed
+#      with modmta into its moduledir; copied out of the tree and built
+#      again with their Makefiles (pkg-config only, -Werror), their unit
+#      tests run against the installed libmodmta-test, each exports only
+#      modmta_descriptor, and their e2e tests (tests/e2e/test_greylist.py,
+#      test_header_checks.py) run against the installed daemon and
+#      modules with the plugins built here first in module_path.
 # No LD_LIBRARY_PATH: the daemon is libmodmta.so.1 to the modules it
 # loads (docs/architecture.md), so none needs the library at run time.
 #
@@ -172,5 +179,32 @@ MODMTA=$modmta MODMTACTL=$modmtactl MODULE_DIR=$moduledir \
     fail "SMTP dialogue with hello"
 }
 
+step=plugins-installed
+for p in greylist header_checks; do
+    [ -f "$moduledir/$p.so" ] || fail "$p.so not installed in $moduledir"
+done
+
+step=plugins-build
+mkdir "$tmp/plugins"
+cp "$src/plugins/plugin.mk" "$tmp/plugins/"
+for p in greylist header_checks; do
+    cp -r "$src/plugins/$p" "$tmp/plugins/$p"
+    run make -C "$tmp/plugins/$p" "$p.so" check
+    syms=$(nm -D --defined-only "$tmp/plugins/$p/$p.so" | awk '{ print $NF }')
+    [ "$syms" = modmta_descriptor ] ||
+        fail "$p: expected exactly modmta_descriptor, got: $(echo $syms)"
+done
+
+step=plugins-smtp
+for t in test_greylist test_header_checks; do
+    MODMTA=$modmta MODMTACTL=$modmtactl MODULE_DIR=$moduledir \
+        PLUGIN_DIR=$tmp/plugins PYTHONDONTWRITEBYTECODE=1 \
+        python3 "$src/tests/e2e/$t.py" >"$tmp/$t.log" 2>&1 || {
+        cat "$tmp/$t.log" >&2
+        fail "$t against the installed daemon"
+    }
+done
+
 rm -rf "$tmp"
-echo "ok: hello built against the installed SDK and loaded by modmta"
+echo "ok: hello and the plugins built against the installed SDK and" \
+    "loaded by modmta"
