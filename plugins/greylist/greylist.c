@@ -6,6 +6,7 @@
  * triplets are in the shared state, so with Redis any node accepts the
  * retry. README.md has the keys and the choices.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,8 @@ greylist_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
         greylist_key(net, modmta_sender(ctx), rcpt, key, sizeof(key)) < 0)
         return MODMTA_CONTINUE;
     r = modmta_shared_get(s, key, &v);
+    if (r == MODMTA_E_INVAL)    /* not a value of ours: start over */
+        return greylist_first(gl, ctx, s, key, rcpt, now);
     if (r < 0)
         return greylist_store_error(gl, ctx, "get", r);
     if (r == 0)
@@ -220,10 +223,14 @@ greylist_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
         modmta_free(v);
         return greylist_pass(gl, ctx, s, key);
     }
+    errno = 0;
     first = strtoll(v, &end, 10);
-    r = *end != '\0' || end == v;
+    r = *end != '\0' || end == v || errno != 0;
     modmta_free(v);
-    if (r)
+    /* not a time, one past "expire" ago, or one ahead of this node's
+     * clock (the node that wrote it runs fast): start over from now, so
+     * no stored value can shorten or stretch the delay */
+    if (r || first > now || first < now - gl->expire * 1000)
         return greylist_first(gl, ctx, s, key, rcpt, now);
     wait = first + gl->delay * 1000 - now;
     if (wait > 0)

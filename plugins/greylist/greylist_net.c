@@ -49,6 +49,25 @@ greylist_net_prefix_eq(const unsigned char *a, const unsigned char *b,
     return ((a[whole] ^ b[whole]) & (0xff00u >> rest)) == 0;
 }
 
+/* An IPv4-mapped network (::ffff:192.0.2.0/120) as the IPv4 network it
+ * names: clients in that form are matched as IPv4 (greylist_net_addr). */
+static int
+greylist_net_unmap(struct greylist_net *n)
+{
+    static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                              0xff, 0xff };
+
+    if (n->family != AF_INET6 || memcmp(n->addr, mapped, 12) != 0)
+        return 0;
+    if (n->bits < 96)
+        return MODMTA_E_INVAL;  /* wider than the mapped range */
+    memmove(n->addr, n->addr + 12, 4);
+    memset(n->addr + 4, 0, 12);
+    n->family = AF_INET;
+    n->bits -= 96;
+    return 0;
+}
+
 int
 greylist_net_parse(const char *text, struct greylist_net *out)
 {
@@ -85,7 +104,7 @@ greylist_net_parse(const char *text, struct greylist_net *out)
     for (unsigned i = out->bits; i < max; i++)
         if (out->addr[i / 8] & (0x80u >> (i % 8)))
             return MODMTA_E_INVAL;
-    return 0;
+    return greylist_net_unmap(out);
 }
 
 int

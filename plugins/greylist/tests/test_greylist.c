@@ -121,6 +121,50 @@ test_exempt_and_auth(void **state)
 }
 
 static void
+test_mapped_exempt(void **state)
+{
+    /* a network written in the IPv4-mapped form exempts IPv4 clients */
+    struct t t = t_new("{\"exempt\": [\"::ffff:198.51.100.0/120\"]}",
+                       "198.51.100.9");
+
+    (void)state;
+    assert_int_equal(t_rcpt(&t, "m@example.com"), MODMTA_CONTINUE);
+    t_free(&t);
+    t = t_new("{\"exempt\": [\"::ffff:198.51.100.0/120\"]}",
+              "::ffff:198.51.100.10");
+    assert_int_equal(t_rcpt(&t, "m@example.com"), MODMTA_CONTINUE);
+    t_free(&t);
+}
+
+static void
+test_stored_value_distrusted(void **state)
+{
+    struct t t = t_new("{\"delay\": 10}", "203.0.113.60");
+    modmta_shared *s = modmta_host_shared(t.h);
+    char key[GREYLIST_KEY_MAX];
+
+    (void)state;
+    assert_int_equal(greylist_key("203.0.113.0/24", "sender@remote.test",
+                                  "f@example.com", key, sizeof(key)), 0);
+    /* a first-seen time ahead of this node's clock, an overflowing one,
+     * and a counter: each starts over (450), none passes at once nor
+     * defers for longer than the delay */
+    const char *bad[] = {"99999999999999999999", "4000000000000000", "x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(modmta_shared_set(s, key, bad[i], 60000), 0);
+        assert_int_equal(t_rcpt(&t, "f@example.com"), MODMTA_TEMPFAIL);
+        test_now += 10;
+        assert_int_equal(t_rcpt(&t, "f@example.com"), MODMTA_CONTINUE);
+    }
+    assert_int_equal(modmta_shared_del(s, key), 1);
+    assert_int_equal(modmta_shared_incr(s, key, 1, 60, NULL), 0);
+    assert_int_equal(t_rcpt(&t, "f@example.com"), MODMTA_TEMPFAIL);
+    test_now += 10;
+    assert_int_equal(t_rcpt(&t, "f@example.com"), MODMTA_CONTINUE);
+    t_free(&t);
+}
+
+static void
 test_null_sender_greylisted(void **state)
 {
     struct t t = t_new("{}", "203.0.113.50");
@@ -209,6 +253,8 @@ main(void)
         cmocka_unit_test(test_first_retry_pass),
         cmocka_unit_test(test_ipv6_network),
         cmocka_unit_test(test_exempt_and_auth),
+        cmocka_unit_test(test_mapped_exempt),
+        cmocka_unit_test(test_stored_value_distrusted),
         cmocka_unit_test(test_null_sender_greylisted),
         cmocka_unit_test(test_store_down),
         cmocka_unit_test(test_key_bounded),
