@@ -86,37 +86,45 @@ hc_scan_headers(struct hc_state *st, const struct hc_table *t)
     return r;
 }
 
+/* Postfix's line_length_limit: a longer body line is inspected in pieces
+ * of this size, as Postfix's cleanup breaks it, so no line costs more
+ * memory than this whatever the message holds. */
+#define HC_BODY_PIECE_MAX 2048
+
 int
 hc_scan_body(struct hc_state *st, const struct hc_table *t, long long limit)
 {
     const char *path = modmta_message_path(st->ctx);
     FILE *f = path != NULL ? fopen(path, "r") : NULL;
-    char *line = NULL;
-    size_t cap = 0;
+    char piece[HC_BODY_PIECE_MAX + 1];
     long long seen = 0;
-    int in_body = 0, r = 0;
-    ssize_t n;
+    int in_body = 0, at_bol = 1, r = 0;
 
     if (f == NULL) {
         modmta_log(st->ctx, MODMTA_LOG_ERR, "cannot open the message %s",
                    path != NULL ? path : "(none)");
         return MODMTA_E_IO;
     }
-    while (r == 0 && seen < limit && (n = getline(&line, &cap, f)) >= 0) {
-        if (n > 0 && line[n - 1] == '\n')
-            line[--n] = '\0';
-        if (n > 0 && line[n - 1] == '\r')
-            line[--n] = '\0';
+    while (r == 0 && seen < limit && fgets(piece, sizeof(piece), f)) {
+        size_t n = strlen(piece);
+        int eol = n > 0 && piece[n - 1] == '\n';
+
+        if (eol)
+            piece[--n] = '\0';
+        if (eol && n > 0 && piece[n - 1] == '\r')
+            piece[--n] = '\0';
         if (!in_body) {
-            in_body = n == 0;
+            /* the empty line that ends the header block starts a line */
+            in_body = at_bol && eol && n == 0;
+            at_bol = eol;
             continue;
         }
-        seen += n + 2;
-        r = hc_scan_one(st, t, "body", line, NULL, 0);
+        seen += (long long)n + (eol ? 2 : 0);
+        r = hc_scan_one(st, t, "body", piece, NULL, 0);
+        at_bol = eol;
     }
     if (r == 0 && ferror(f))
         r = MODMTA_E_IO;
-    free(line);
     fclose(f);
     return r;
 }

@@ -356,6 +356,39 @@ test_body_checks(void **state)
 }
 
 static void
+test_body_long_line(void **state)
+{
+    /* a line of 100000 octets is inspected in pieces of 2048, as Postfix
+     * breaks it: a pattern in a later piece is still found, up to
+     * body_checks_size_limit */
+    struct m m = m_new("/^X-Nothing:/ WARN\n", "/FORBIDDEN/ REJECT long\n");
+    static char msg[100100];
+    size_t n;
+
+    (void)state;
+    n = (size_t)snprintf(msg, sizeof(msg), "Subject: x\r\n\r\n");
+    memset(msg + n, 'a', 100000 - n);
+    memcpy(msg + 100000, "\r\n", 3);
+    modmta_test_add_header(m.ctx, "Subject", "x");
+    modmta_test_set_message(m.ctx, path_of("msg"));
+    /* within body_checks_size_limit (51200): found */
+    memcpy(msg + 30000, "FORBIDDEN", 9);
+    modmta_test_write_file(path_of("msg"), msg);
+    modmta_test_enter(m.ctx, MODMTA_PHASE_DATA, &modmta_descriptor, m.inst);
+    assert_int_equal(modmta_descriptor.on_data(m.inst, m.ctx),
+                     MODMTA_REJECT);
+    assert_string_equal(modmta_test_reply_text(m.ctx), "long");
+    /* past it: not inspected */
+    memset(msg + 30000, 'a', 9);
+    memcpy(msg + 99000, "FORBIDDEN", 9);
+    modmta_test_write_file(path_of("msg"), msg);
+    modmta_test_enter(m.ctx, MODMTA_PHASE_DATA, &modmta_descriptor, m.inst);
+    assert_int_equal(modmta_descriptor.on_data(m.inst, m.ctx),
+                     MODMTA_CONTINUE);
+    modmta_test_release(&modmta_descriptor, m.inst, m.ctx, m.h);
+}
+
+static void
 test_reload(void **state)
 {
     struct m m;
@@ -408,6 +441,7 @@ main(void)
         cmocka_unit_test(test_header_edits),
         cmocka_unit_test(test_codes_discard_hold),
         cmocka_unit_test(test_body_checks),
+        cmocka_unit_test(test_body_long_line),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_config_errors),
     };
