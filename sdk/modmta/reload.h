@@ -60,9 +60,6 @@ typedef void *(*modmta_reload_load_fn)(FILE *f, const char *path, void *arg,
                                        modmta_err *err_r);
 /* Free a table load() made. */
 typedef void (*modmta_reload_free_fn)(void *table);
-/* Milliseconds of a monotonic clock. */
-typedef long long (*modmta_reload_clock_fn)(void *arg);
-
 /* Read path with load (arg is handed to it) into the first table. NULL
  * with err_r filled (its path: json_path) when path cannot be read or
  * load() fails. */
@@ -80,11 +77,6 @@ const char *modmta_reload_path(const modmta_reload *r);
 /* Free r and its table: every table must have been released. NULL is a
  * no-op. */
 void modmta_reload_close(modmta_reload *r);
-
-/* For tests: the clock of reload objects opened from now on in this
- * process, so that a test advances time instead of sleeping; NULL puts
- * CLOCK_MONOTONIC back. Set it before the module's create(). */
-void modmta_reload_set_clock(modmta_reload_clock_fn now_ms, void *arg);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,7 @@
 #include <modmta/reload.h>
 
 #include "file_open_priv.h"
+#include "reload_priv.h"
 
 /* What tells us the file changed. */
 struct reload_id {

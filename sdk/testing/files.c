@@ -16,6 +16,7 @@
 #include <modmta/reload.h>
 
 #include "files.h"
+#include "reload_priv.h"
 
 static atomic_llong files_clock_ms = 1000000;
 

@@ -16,6 +16,7 @@
 
 #include <modmta/reload.h>
 #include <files.h>
+#include "reload_priv.h"
 
 static char dir[256], path[300];
 static atomic_llong now_ms = 5000;
