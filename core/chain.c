@@ -130,7 +130,8 @@ static modmta_verdict chain_run(struct chain *ch, modmta_ctx *ctx,
                                 enum chain_hook h, modmta_phase phase,
                                 const char *arg, int flag);
 static void chain_run_all(struct chain *ch, modmta_ctx *ctx,
-                          enum chain_hook h, modmta_phase phase);
+                          enum chain_hook h, modmta_phase phase,
+                          const char *arg, int flag);
 static modmta_verdict chain_rcpt_eval(struct chain_walk *w, const char *addr,
                                       long depth);
 static modmta_verdict chain_rcpt_expand(struct chain_walk *w,
@@ -571,10 +572,10 @@ chain_run(struct chain *ch, modmta_ctx *ctx, enum chain_hook h,
     return v;
 }
 
-/* Every module, whatever the verdicts. */
+/* Every module, whatever the verdicts: the notifications. */
 static void
 chain_run_all(struct chain *ch, modmta_ctx *ctx, enum chain_hook h,
-              modmta_phase phase)
+              modmta_phase phase, const char *arg, int flag)
 {
     const modmta_host *core = ctx->host;
     size_t i;
@@ -583,7 +584,7 @@ chain_run_all(struct chain *ch, modmta_ctx *ctx, enum chain_hook h,
         const struct chain_inst *ci = ch->hooks[h][i];
 
         modmta_ctx_enter(ctx, phase, ci->mod, ci->inst, ci->host);
-        chain_call_timed(ch, ci, h, ctx, NULL, 0);
+        chain_call_timed(ch, ci, h, ctx, arg, flag);
     }
     chain_leave(ctx, core);
     modmta_ctx_reply_clear(ctx);
@@ -606,7 +607,9 @@ chain_helo(struct chain *ch, modmta_ctx *ctx, const char *helo)
 modmta_verdict
 chain_auth(struct chain *ch, modmta_ctx *ctx, const char *user, int success)
 {
-    return chain_run(ch, ctx, CHAIN_AUTH, MODMTA_PHASE_AUTH, user, success);
+    /* a notification: every module hears of it, whatever one says */
+    chain_run_all(ch, ctx, CHAIN_AUTH, MODMTA_PHASE_AUTH, user, success);
+    return MODMTA_CONTINUE;
 }
 
 modmta_verdict
@@ -624,13 +627,14 @@ chain_data(struct chain *ch, modmta_ctx *ctx)
 void
 chain_queued(struct chain *ch, modmta_ctx *ctx)
 {
-    chain_run_all(ch, ctx, CHAIN_QUEUED, MODMTA_PHASE_QUEUED);
+    chain_run_all(ch, ctx, CHAIN_QUEUED, MODMTA_PHASE_QUEUED, NULL, 0);
 }
 
 void
 chain_disconnect(struct chain *ch, modmta_ctx *ctx)
 {
-    chain_run_all(ch, ctx, CHAIN_DISCONNECT, MODMTA_PHASE_DISCONNECT);
+    chain_run_all(ch, ctx, CHAIN_DISCONNECT, MODMTA_PHASE_DISCONNECT,
+                  NULL, 0);
 }
 
 /* ---- RCPT ---- */

@@ -837,6 +837,27 @@ test_trace(void **state)
 }
 
 static void
+test_auth_notifies_every_module(void **state)
+{
+    struct trace_log log = { .n = 0 };
+    struct fx f;
+
+    /* on_auth is a notification: a REJECT from the first module does not
+     * keep the second from hearing of the AUTH */
+    fx_build(&f, "[{'module':'script','name':'a','auth':'reject'},"
+                 "{'module':'script','name':'b'}]");
+    chain_set_trace(f.ch, trace_cb, &log);
+    assert_int_equal(chain_auth(f.ch, f.ctx, "alice", 1), MODMTA_CONTINUE);
+    assert_int_equal(log.n, 4);
+    assert_trace(&log.recs[1], "a on_auth alice", 1, MODMTA_REJECT,
+                 MODMTA_REJECT);
+    assert_trace(&log.recs[3], "b on_auth alice", 1, MODMTA_CONTINUE,
+                 MODMTA_CONTINUE);
+    assert_int_equal(f.ctx->reply_code, 0);
+    fx_free(&f);
+}
+
+static void
 test_route_dry(void **state)
 {
     struct trace_log log = { .n = 0 };
@@ -954,6 +975,7 @@ main(void)
         cmocka_unit_test(test_budget_within),
         cmocka_unit_test(test_budget_route),
         cmocka_unit_test(test_trace),
+        cmocka_unit_test(test_auth_notifies_every_module),
         cmocka_unit_test(test_route_dry),
         cmocka_unit_test(test_ehlo_verbs_serve),
     };
