@@ -90,7 +90,8 @@ int redis_conn_parse(const char *s, struct redis_addr *a, char *why,
  * (CLOCK_MONOTONIC) bounding it all and no connect longer than
  * cfg->connect_timeout_ms; where_r gets the server's address. NULL with
  * why filled. *sentinel (kept by the caller) is the sentinel to ask
- * first and becomes the one that answered. */
+ * first; it becomes the one that answered, or the one after the last
+ * that failed. */
 redisContext *redis_conn_open(const struct redis_cfg *cfg,
                               long long deadline_ms, size_t *sentinel,
                               char where_r[REDIS_WHERE_MAX], char *why,
