@@ -58,7 +58,9 @@ int modmta_shared_del(modmta_shared *s, const char *key);
  * window_s seconds after that first increment (0: never): a fixed
  * window, so "N per hour" counts from the first event of the hour and
  * starts afresh an hour later (the choice Postfix's anvil and most Redis
- * rate limiters make: one key, one round trip). 0 or <0. */
+ * rate limiters make: one key, one round trip). A counter that has no
+ * expiry (made with window_s 0) gets one, window_s from now, at an
+ * increment with window_s > 0. 0 or <0. */
 int modmta_shared_incr(modmta_shared *s, const char *key, long long by,
                        long window_s, long long *value_r);
 

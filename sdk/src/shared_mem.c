@@ -235,8 +235,11 @@ shmem_incr(void *b, const char *key, long long by, long window_s,
 
     pthread_mutex_lock(&m->lock);
     e = shmem_find(m, key, &pp);
-    if (e == NULL && (e = shmem_add(m, pp, key)) != NULL)
-        e->expires = window_s > 0 ? shmem_now() + window_s * 1000LL : 0;
+    if (e == NULL)
+        e = shmem_add(m, pp, key);
+    /* a counter without an expiry gets one, as with Redis */
+    if (e != NULL && e->value == NULL && e->expires == 0 && window_s > 0)
+        e->expires = shmem_now() + window_s * 1000LL;
     if (e == NULL) {
         rc = MODMTA_E_NOMEM;
     } else if (e->value != NULL) {

@@ -3,9 +3,10 @@
  * redis_priv.h: one command per call, argv-style.
  *
  *   get, set, del   GET; SET key value [PX ttl]; DEL
- *   incr            a script: INCRBY, then EXPIRE key window NX (Redis
- *                   7), atomic, so a key that holds a string is left
- *                   as it was (the INCRBY fails first)
+ *   incr            a script: INCRBY, then EXPIRE key window if the
+ *                   key has no expiry (TTL -1), atomic, so a key that
+ *                   holds a string is left as it was (the INCRBY fails
+ *                   first)
  *   lease           SET key owner NX PX ttl; when taken, a script that
  *                   renews it (PEXPIRE) only if owner holds it
  *   release         a script that deletes it only if owner holds it
@@ -28,9 +29,15 @@
 #include "redis_priv.h"
 #include "shared_priv.h"
 
+/* After INCRBY the key exists: TTL is -1 when it has no expiry (-2, no
+ * key, cannot be), so this is EXPIRE NX without Redis 7. A write after
+ * TTL (a "random" command before Redis 7) needs the scripts' effects
+ * replication, the default from Redis 5.0: our minimum (config.md). */
 static const char shared_redis_incr_lua[] =
     "local v = redis.call('INCRBY', KEYS[1], ARGV[1])\n"
-    "if ARGV[2] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX') end\n"
+    "if ARGV[2] ~= '0' and redis.call('TTL', KEYS[1]) == -1 then\n"
+    "  redis.call('EXPIRE', KEYS[1], ARGV[2])\n"
+    "end\n"
     "return v\n";
 static const char shared_redis_renew_lua[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
