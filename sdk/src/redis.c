@@ -8,9 +8,10 @@
  * connecting and the command, ends by then. An idle context that has
  * input waiting was closed by the server (a restart, its `timeout`): it
  * is dropped when met, so a restarted Redis costs no failed call. After
- * a failed connect no other is tried for REDIS_RETRY_MS: callers wait
- * for a context in use to come back, or, with none open, get
- * MODMTA_E_TEMP at once.
+ * a failed connect, or a server that cannot serve (READONLY, LOADING,
+ * MASTERDOWN...: its connection is dropped), no other connect is tried
+ * for REDIS_RETRY_MS: callers wait for a context in use to come back or
+ * for that delay to end, or, with none open, get MODMTA_E_TEMP at once.
  */
 #include <errno.h>
 #include <limits.h>
@@ -29,6 +30,13 @@
  * from what is left of the call's time (two syscalls saved per call). */
 #define REDIS_TIMEOUT_SLACK_MS 50
 #define REDIS_LOG_REPEAT_MS 60000
+
+/* What becomes of a connection given back. */
+enum redis_fate {
+    REDIS_KEEP,                 /* back to the pool */
+    REDIS_DROP,                 /* freed */
+    REDIS_REFUSED               /* freed, and no connect for a while */
+};
 
 struct redis_conn {
     redisContext *c;
@@ -65,7 +73,7 @@ static int redis_cfg_load(struct redis_cfg *c, const json_t *cfg,
 static int redis_acquire(struct redis *r, long long deadline,
                          struct redis_conn *conn_r);
 static void redis_release(struct redis *r, struct redis_conn *conn,
-                          int dead, int answered);
+                          enum redis_fate fate, int answered);
 static int redis_recovered(struct redis *r);
 static int redis_idle_dead(const struct redis_conn *conn);
 static int redis_error_kind(const char *err);
@@ -324,10 +332,12 @@ redis_idle_dead(const struct redis_conn *conn)
 static int
 redis_acquire(struct redis *r, long long deadline, struct redis_conn *conn_r)
 {
-    struct timespec ts = {deadline / 1000, (deadline % 1000) * 1000000};
+    struct timespec ts;
+    long long now, until;
     char why[512];
     redisContext *c;
     size_t sentinel;
+    int full;
 
     pthread_mutex_lock(&r->lock);
     for (;;) {
@@ -340,19 +350,25 @@ redis_acquire(struct redis *r, long long deadline, struct redis_conn *conn_r)
             redisFree(conn_r->c);
             r->nopen--;
         }
-        if (r->nopen < r->cfg.pool && redis_now_ms() >= r->retry_at)
+        now = redis_now_ms();
+        full = r->nopen >= r->cfg.pool;
+        if (!full && now >= r->retry_at)
             break;
-        if (r->nopen == 0) {            /* held back after a failure */
+        if (r->nopen == 0 || now >= deadline) {
             pthread_mutex_unlock(&r->lock);
+            if (full) {
+                snprintf(why, sizeof(why), "no connection of the pool "
+                         "(%d) free within the timeout", r->cfg.pool);
+                redis_note(r, NULL, why);
+            }
+            /* else held back after a failure, which was logged */
             return MODMTA_E_TEMP;
         }
-        if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) == ETIMEDOUT) {
-            pthread_mutex_unlock(&r->lock);
-            snprintf(why, sizeof(why), "no connection of the pool (%d) "
-                     "free within the timeout", r->cfg.pool);
-            redis_note(r, NULL, why);
-            return MODMTA_E_TEMP;
-        }
+        /* for a context to come back, or held back, the delay to end */
+        until = !full && r->retry_at < deadline ? r->retry_at : deadline;
+        ts.tv_sec = until / 1000;
+        ts.tv_nsec = (until % 1000) * 1000000;
+        pthread_cond_timedwait(&r->cond, &r->lock, &ts);
     }
     r->nopen++;
     sentinel = r->sentinel;
@@ -376,17 +392,21 @@ redis_acquire(struct redis *r, long long deadline, struct redis_conn *conn_r)
     return 0;
 }
 
-/* Give conn back, or drop it when dead; answered: it got a reply. */
+/* Give conn back, or drop it; answered: it got a reply. */
 static void
-redis_release(struct redis *r, struct redis_conn *conn, int dead,
-              int answered)
+redis_release(struct redis *r, struct redis_conn *conn,
+              enum redis_fate fate, int answered)
 {
     int recovered = 0;
 
     pthread_mutex_lock(&r->lock);
     if (answered)
         recovered = redis_recovered(r);
-    if (dead || conn->c->err != 0) {
+    /* a server that cannot serve would refuse the next connection too:
+     * one per call would be a storm of connects */
+    if (fate == REDIS_REFUSED)
+        r->retry_at = redis_now_ms() + REDIS_RETRY_MS;
+    if (fate != REDIS_KEEP || conn->c->err != 0) {
         redisFree(conn->c);
         r->nopen--;
     } else {
@@ -439,30 +459,31 @@ redis_command(struct redis *r, int argc, const char **argv,
         return rc;
     left = (long)(deadline - redis_now_ms());
     if (left <= 0) {
-        redis_release(r, &conn, 0, 0);
+        redis_release(r, &conn, REDIS_KEEP, 0);
         return MODMTA_E_TEMP;
     }
     if (conn.timeout_ms > left + REDIS_TIMEOUT_SLACK_MS ||
         conn.timeout_ms < left - REDIS_TIMEOUT_SLACK_MS) {
         if (redis_conn_timeout(conn.c, left) < 0) {
-            redis_release(r, &conn, 1, 0);
+            redis_release(r, &conn, REDIS_DROP, 0);
             return MODMTA_E_TEMP;
         }
         conn.timeout_ms = left;
     }
     reply = redis_conn_command(conn.c, argc, argv, lens, why, sizeof(why));
     if (reply == NULL) {
-        redis_release(r, &conn, 1, 0);
+        redis_release(r, &conn, REDIS_DROP, 0);
         redis_note(r, conn.where, why);
         return MODMTA_E_TEMP;
     }
     if (reply->type != REDIS_REPLY_ERROR) {
-        redis_release(r, &conn, 0, 1);
+        redis_release(r, &conn, REDIS_KEEP, 1);
         *reply_r = reply;
         return 0;
     }
     kind = redis_error_kind(reply->str);
-    redis_release(r, &conn, kind == 2, kind == 1);
+    redis_release(r, &conn, kind == 2 ? REDIS_REFUSED : REDIS_KEEP,
+                  kind == 1);
     if (kind != 1) {
         snprintf(why, sizeof(why), "%s: %s", argv[0], reply->str);
         redis_note(r, conn.where, why);

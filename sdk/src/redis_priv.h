@@ -10,9 +10,10 @@
  * redis_sub.c the subscriber: one connection and thread for pub/sub.
  *
  * Nothing connects before the first command. A context that failed in
- * any way is freed, never reused; a failed connect holds further
- * attempts back for REDIS_RETRY_MS, answering MODMTA_E_TEMP at once
- * meanwhile, so a dead Redis is not hammered.
+ * any way is freed, never reused; a failed connect, or a server that
+ * cannot serve (READONLY, LOADING...), holds further attempts back for
+ * REDIS_RETRY_MS, answering MODMTA_E_TEMP at once meanwhile when no
+ * connection is open, so a dead or refusing Redis is not hammered.
  *
  * hiredis writes with write(2): the process must ignore SIGPIPE (the
  * daemon does; so must a tool that uses the shared state).

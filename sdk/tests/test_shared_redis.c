@@ -5,8 +5,9 @@
  * the password never in the log); SELECT; an outage (Redis stopped,
  * Redis hung) that answers MODMTA_E_TEMP within about the timeout and
  * heals by itself once Redis is back; a subscriber that resumes after a
- * restart; a replica refusing writes (READONLY); many threads through
- * a pool of two connections.
+ * restart; a replica refusing writes (READONLY) without a storm of
+ * connects, and a caller held back after it connecting when the delay
+ * ends; many threads through a pool of two connections.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -301,7 +302,7 @@ test_readonly(void **state)
     static const char *const set[] = {"SET", "ro:k", "v", NULL};
     static const char *const wait[] = {"WAIT", "1", "5000", NULL};
     struct redis_server master, replica;
-    modmta_shared *s;
+    modmta_shared *s, *s2;
     redisReply *r;
     char *v, *log;
 
@@ -317,14 +318,126 @@ test_readonly(void **state)
     assert_int_equal(modmta_shared_get(s, "k", &v), 1);
     assert_string_equal(v, "v");
     modmta_free(v);
+    s2 = redis_store("{\"address\": \"%s\", \"prefix\": \"ro:\"}",
+                     replica.address);
     log_start();
     assert_int_equal(modmta_shared_set(s, "k", "w", 0), MODMTA_E_TEMP);
-    assert_int_equal(modmta_shared_incr(s, "n", 1, 60, NULL),
+    /* (another store: s makes no new connection for a second now) */
+    assert_int_equal(modmta_shared_incr(s2, "n", 1, 60, NULL),
                      MODMTA_E_TEMP);
     log = log_end();
     assert_non_null(strstr(log, "SET: READONLY"));
     assert_non_null(strstr(log, "EVAL: READONLY"));
     free(log);
+    modmta_shared_free(s);
+    modmta_shared_free(s2);
+    redis_server_stop(&replica, 0);
+    redis_server_stop(&master, 0);
+}
+
+/* The integer field of INFO section on srv. */
+static long long
+info_int(const struct redis_server *srv, const char *section,
+         const char *field)
+{
+    const char *argv[] = {"INFO", section, NULL};
+    redisReply *r = redis_server_cmd(srv, NULL, 0, argv);
+    const char *at;
+    long long n;
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    at = strstr(r->str, field);
+    assert_non_null(at);
+    n = atoll(at + strlen(field) + 1);
+    freeReplyObject(r);
+    return n;
+}
+
+/* A replica refuses every write: a connection that got READONLY is
+ * dropped, but the store does not connect again for every call (200
+ * calls once opened 201 connections). */
+static void
+test_readonly_no_storm(void **state)
+{
+    struct redis_server master, replica;
+    modmta_shared *s;
+    long long before, after;
+
+    (void)state;
+    redis_server_start(&master, dir, "st-rw", 1, NULL);
+    redis_server_start_replica(&replica, dir, "st-ro", &master);
+    s = redis_store("{\"address\": \"%s\", \"prefix\": \"st:\"}",
+                    replica.address);
+    before = info_int(&replica, "stats", "total_connections_received");
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(modmta_shared_set(s, "k", "v", 0), MODMTA_E_TEMP);
+    after = info_int(&replica, "stats", "total_connections_received");
+    /* the calls, and the INFO connection of "after" */
+    assert_true(after - before <= 100);
+    modmta_shared_free(s);
+    redis_server_stop(&replica, 0);
+    redis_server_stop(&master, 0);
+}
+
+struct paused_call {
+    modmta_shared *s;
+    pthread_mutex_t lock;
+    int done;
+};
+
+static void *
+paused_incr(void *arg)
+{
+    struct paused_call *p = arg;
+
+    (void)modmta_shared_incr(p->s, "n", 1, 60, NULL);
+    pthread_mutex_lock(&p->lock);
+    p->done = 1;
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* A caller held back by the delay after a refusal connects when the
+ * delay ends, not only when a connection in use comes back: one
+ * connection is stuck in a call the replica postpones (CLIENT PAUSE
+ * WRITE holds EVAL back) until its timeout, 5 s; a read made after a
+ * READONLY gets through while that call still waits. */
+static void
+test_held_back_caller(void **state)
+{
+    static const char *const pause[] = {"CLIENT", "PAUSE", "20000", "WRITE",
+                                        NULL};
+    static const char *const unpause[] = {"CLIENT", "UNPAUSE", NULL};
+    struct redis_server master, replica;
+    struct paused_call p = {NULL, PTHREAD_MUTEX_INITIALIZER, 0};
+    modmta_shared *s;
+    redisReply *r;
+    pthread_t t;
+    int done;
+
+    (void)state;
+    redis_server_start(&master, dir, "hb-rw", 1, NULL);
+    redis_server_start_replica(&replica, dir, "hb-ro", &master);
+    s = redis_store("{\"address\": \"%s\", \"pool\": 2, \"timeout\": 5, "
+                    "\"prefix\": \"hb:\"}", replica.address);
+    p.s = s;
+    r = redis_server_cmd(&replica, NULL, 0, pause);
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_int_equal(pthread_create(&t, NULL, paused_incr, &p), 0);
+    redis_server_wait_info(&replica, "clients", "blocked_clients:1");
+    /* the second connection: refused, dropped, connects held back */
+    assert_int_equal(modmta_shared_set(s, "k", "v", 0), MODMTA_E_TEMP);
+    assert_int_equal(modmta_shared_get(s, "k", NULL), 0);
+    pthread_mutex_lock(&p.lock);
+    done = p.done;
+    pthread_mutex_unlock(&p.lock);
+    assert_false(done);
+    r = redis_server_cmd(&replica, NULL, 0, unpause);
+    assert_non_null(r);
+    freeReplyObject(r);
+    pthread_join(t, NULL);
     modmta_shared_free(s);
     redis_server_stop(&replica, 0);
     redis_server_stop(&master, 0);
@@ -408,6 +521,8 @@ main(void)
         cmocka_unit_test(test_outage),
         cmocka_unit_test(test_subscriber_resumes),
         cmocka_unit_test(test_readonly),
+        cmocka_unit_test(test_readonly_no_storm),
+        cmocka_unit_test(test_held_back_caller),
         cmocka_unit_test(test_pool_of_two),
     };
 
