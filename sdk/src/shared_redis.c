@@ -7,8 +7,8 @@
  *                   key has no expiry (TTL -1), atomic, so a key that
  *                   holds a string is left as it was (the INCRBY fails
  *                   first)
- *   lease           SET key owner NX PX ttl; when taken, a script that
- *                   renews it (PEXPIRE) only if owner holds it
+ *   lease           a script: GET; none, SET key owner PX ttl; owner's,
+ *                   PEXPIRE; another's, nothing
  *   release         a script that deletes it only if owner holds it
  *   publish         PUBLISH: its count is of the subscribed connections
  *                   (one per node's store), not of callbacks
@@ -39,9 +39,17 @@ static const char shared_redis_incr_lua[] =
     "  redis.call('EXPIRE', KEYS[1], ARGV[2])\n"
     "end\n"
     "return v\n";
-static const char shared_redis_renew_lua[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
-    "  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+/* Take the lease if free, renew it if owner holds it: one round trip,
+ * and no gap in which it could expire between a test and a renewal. */
+static const char shared_redis_lease_lua[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if not v then\n"
+    "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "  return 1\n"
+    "end\n"
+    "if v == ARGV[1] then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "  return 1\n"
     "end\n"
     "return 0\n";
 static const char shared_redis_release_lua[] =
@@ -178,22 +186,14 @@ static int
 shared_redis_lease(void *b, const char *key, const char *owner, long ttl_ms)
 {
     char ttl[24];
-    const char *set[] = {"SET", key, owner, "NX", "PX", ttl};
-    const char *renew[] = {"EVAL", shared_redis_renew_lua, "1", key, owner,
-                           ttl};
-    redisReply *reply;
+    const char *argv[] = {"EVAL", shared_redis_lease_lua, "1", key, owner,
+                          ttl};
     long long n;
     int rc;
 
     snprintf(ttl, sizeof(ttl), "%ld", ttl_ms);
-    rc = shared_redis_run(b, 6, set, REDIS_REPLY_STATUS, &reply);
-    if (rc < 0)
-        return rc;
-    rc = reply->type == REDIS_REPLY_STATUS;     /* else NIL: held */
-    freeReplyObject(reply);
-    if (rc == 0 && (rc = shared_redis_int(b, 6, renew, &n)) == 0)
-        rc = n > 0;
-    return rc;
+    rc = shared_redis_int(b, 6, argv, &n);
+    return rc < 0 ? rc : n > 0;
 }
 
 static int

@@ -7,7 +7,8 @@
  * heals by itself once Redis is back; a subscriber that resumes after a
  * restart; a replica refusing writes (READONLY) without a storm of
  * connects, and a caller held back after it connecting when the delay
- * ends; many threads through a pool of two connections.
+ * ends; a lease in one round trip; many threads through a pool of two
+ * connections.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -335,7 +336,8 @@ test_readonly(void **state)
     redis_server_stop(&master, 0);
 }
 
-/* The integer field of INFO section on srv. */
+/* The integer field of INFO section on srv ("name:N", or "name=N" in
+ * a line of commandstats); 0 when INFO does not show it. */
 static long long
 info_int(const struct redis_server *srv, const char *section,
          const char *field)
@@ -348,10 +350,37 @@ info_int(const struct redis_server *srv, const char *section,
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     at = strstr(r->str, field);
-    assert_non_null(at);
-    n = atoll(at + strlen(field) + 1);
+    n = at != NULL ? atoll(at + strlen(field) + 1) : 0;
     freeReplyObject(r);
     return n;
+}
+
+/* A lease is one call to Redis (one script), whether it is taken,
+ * renewed or held by another: no SET NX first, after which the key
+ * could expire before a renewal and be reported held by someone else.
+ * (commandstats counts the commands a script runs too.) */
+static void
+test_lease_one_call(void **state)
+{
+    struct redis_server srv;
+    modmta_shared *s;
+    long long evals, sets;
+
+    (void)state;
+    redis_server_start(&srv, dir, "lease", 0, NULL);
+    s = redis_store("{\"address\": \"%s\", \"prefix\": \"ls:\"}",
+                    srv.address);
+    evals = info_int(&srv, "commandstats", "cmdstat_eval:calls");
+    sets = info_int(&srv, "commandstats", "cmdstat_set:calls");
+    assert_int_equal(modmta_shared_lease(s, "box", "a", 60000), 1);
+    assert_int_equal(modmta_shared_lease(s, "box", "a", 60000), 1);
+    assert_int_equal(modmta_shared_lease(s, "box", "b", 60000), 0);
+    assert_int_equal(info_int(&srv, "commandstats", "cmdstat_eval:calls"),
+                     evals + 3);
+    assert_int_equal(info_int(&srv, "commandstats", "cmdstat_set:calls"),
+                     sets + 1);
+    modmta_shared_free(s);
+    redis_server_stop(&srv, 0);
 }
 
 /* A replica refuses every write: a connection that got READONLY is
@@ -523,6 +552,7 @@ main(void)
         cmocka_unit_test(test_readonly),
         cmocka_unit_test(test_readonly_no_storm),
         cmocka_unit_test(test_held_back_caller),
+        cmocka_unit_test(test_lease_one_call),
         cmocka_unit_test(test_pool_of_two),
     };
 
