@@ -5,10 +5,10 @@
  * the password never in the log); SELECT; an outage (Redis stopped,
  * Redis hung) that answers MODMTA_E_TEMP within about the timeout and
  * heals by itself once Redis is back; a subscriber that resumes after a
- * restart; a replica refusing writes (READONLY) without a storm of
- * connects, and a caller held back after it connecting when the delay
- * ends; a lease in one round trip; many threads through a pool of two
- * connections.
+ * restart, and whose thread waits for a retry after a failure; a
+ * replica refusing writes (READONLY) without a storm of connects, and a
+ * caller held back after it connecting when the delay ends; a lease in
+ * one round trip; many threads through a pool of two connections.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -259,6 +260,50 @@ test_outage(void **state)
     assert_true(v == 2 || v == 3);
     modmta_shared_free(s);
     redis_server_stop(&srv, 0);
+}
+
+/* The threads of this process. */
+static int
+thread_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* A subscription that fails (Redis down) leaves the subscriber's thread
+ * waiting for the retry (the cluster retries every second): not a
+ * thread started and joined at each attempt. */
+static void
+test_subscribe_retry(void **state)
+{
+    struct inbox in = INBOX_INIT;
+    modmta_shared *s;
+    modmta_shared_sub *sub;
+    char address[64];
+    int before, after;
+
+    (void)state;
+    snprintf(address, sizeof(address), "127.0.0.1:%d",
+             modmta_test_free_port(NULL));
+    s = redis_store("{\"address\": \"%s\", \"timeout\": 1, "
+                    "\"prefix\": \"sr:\"}", address);
+    before = thread_count();
+    assert_int_equal(modmta_shared_subscribe(s, "c", inbox_cb, &in, &sub),
+                     MODMTA_E_TEMP);
+    after = thread_count();
+    assert_int_equal(after, before + 1);
+    assert_int_equal(modmta_shared_subscribe(s, "c", inbox_cb, &in, &sub),
+                     MODMTA_E_TEMP);
+    assert_int_equal(thread_count(), after);
+    modmta_shared_free(s);
+    assert_int_equal(thread_count(), before);
 }
 
 /* A subscription lives through a restart of Redis. */
@@ -548,6 +593,7 @@ main(void)
         cmocka_unit_test(test_password),
         cmocka_unit_test(test_db),
         cmocka_unit_test(test_outage),
+        cmocka_unit_test(test_subscribe_retry),
         cmocka_unit_test(test_subscriber_resumes),
         cmocka_unit_test(test_readonly),
         cmocka_unit_test(test_readonly_no_storm),
