@@ -83,9 +83,11 @@ int modmta_shared_publish(modmta_shared *s, const char *channel,
                           const char *msg);
 /* Call cb(arg, channel, msg) for each message on channel, on a thread of
  * the store's (never a session's): keep it short. The subscription lasts
- * until modmta_shared_unsubscribe, which waits for a running callback;
- * with Redis it resumes by itself after an outage (messages published
- * meanwhile are lost: pub/sub is not a queue). 0 with *sub_r, or <0. */
+ * until modmta_shared_unsubscribe, which waits for its running callback
+ * (unless called from that callback: a callback may unsubscribe
+ * itself); with Redis it resumes by itself after an outage (messages
+ * published meanwhile are lost: pub/sub is not a queue). 0 with *sub_r,
+ * or <0. */
 int modmta_shared_subscribe(modmta_shared *s, const char *channel,
                             void (*cb)(void *arg, const char *channel,
                                        const char *msg),

@@ -422,7 +422,9 @@ shmem_unsubscribe(modmta_shared_sub *sub)
     if (*pp == s)
         *pp = s->next;
     m->subs_version++;
-    while (m->running == s)
+    /* a callback unsubscribing itself does not wait for itself (the
+     * thread runs every callback) */
+    while (m->running == s && !pthread_equal(m->thread, pthread_self()))
         pthread_cond_wait(&m->ps_cond, &m->ps_lock);
     pthread_mutex_unlock(&m->ps_lock);
     free(s->channel);
