@@ -139,11 +139,13 @@ ratelimit_key_part(char *out, size_t n, const char *prefix, const char *s)
     out[len] = '\0';
 }
 
+/* "ratelimit:INSTANCE:LIMIT:SUBJECT": the module's own namespace first,
+ * whatever the instance is named (the shared state reserves it). */
 static void
 ratelimit_key(const struct ratelimit *rl, enum ratelimit_kind k,
               const char *subject, char key[MODMTA_SHARED_KEY_MAX])
 {
-    snprintf(key, MODMTA_SHARED_KEY_MAX, "%s:%s:%s", rl->name,
+    snprintf(key, MODMTA_SHARED_KEY_MAX, "ratelimit:%s:%s:%s", rl->name,
              ratelimit_limits[k].tag, subject);
 }
 

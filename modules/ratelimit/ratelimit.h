@@ -39,7 +39,7 @@ struct ratelimit_conf {
 
 struct ratelimit {
     struct ratelimit_conf conf;
-    const char *name; /* the instance name, first part of every key */
+    const char *name; /* the instance name, in every key */
     struct ratelimit_net *nets;
     size_t nnets;
     int on_error_continue; /* "on_error": "continue" */

@@ -8,10 +8,12 @@
  *           that Redis (or Sentinel-watched master) sees the same keys.
  *
  * A module written against it works on one node and on a cluster
- * unchanged. Keys are the module's own names ("ratelimit:conn:192.0.2.1");
- * the core puts the config's redis "prefix" (default "modmta:") in front
- * of every key and channel in both backends, so two daemons sharing a
- * Redis with different prefixes never see each other's keys.
+ * unchanged. Keys are the module's own names, its name first
+ * ("ratelimit:INSTANCE:conn:192.0.2.1"; the core's and the bundled
+ * modules' first names are reserved: docs/sdk.md); the core puts the
+ * config's redis "prefix" (default "modmta:") in front of every key and
+ * channel in both backends, so two daemons sharing a Redis with
+ * different prefixes never see each other's keys.
  *
  * Results, like map lookups (STYLE.md rule 5): >= 0 success, and
  * MODMTA_E_TEMP when the store cannot be reached within the configured

@@ -86,8 +86,9 @@ extern const modmta_map_backend map_redis_backend;   /* map_redis.c */
  * white space, no control character. */
 int map_redis_key_part_ok(const char *s, size_t max);
 /* Check what a redis: map or passdb (what: "maps", "passdbs") is opened
- * with: a host's store that is Redis, and arg, its key prefix. 0, or
- * MODMTA_E_CONFIG with err_r filled. */
+ * with: a host's store that is Redis, and arg, its key prefix (ending
+ * with ':', not a reserved namespace: shared_reserved). 0, or
+ * MODMTA_E_CONFIG with err_r filled (json_path). */
 int map_redis_arg_check(const char *arg, const modmta_shared *shared,
                         const char *what, const char *json_path,
                         modmta_err *err_r);

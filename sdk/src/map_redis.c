@@ -2,7 +2,10 @@
  * The "redis:KEYPREFIX" map backend: a lookup of KEY reads the shared
  * state's key KEYPREFIX + KEY, KEY in lower case as the file maps
  * compare it (modmta_shared_get, which puts the config's redis.prefix in
- * front: "redis:alias:" reads "modmta:alias:<key>"). Opened by map.c
+ * front: "redis:alias:" reads "modmta:alias:<key>"). KEYPREFIX ends
+ * with ':' and is none of the shared state's reserved namespaces
+ * (shared.c), so a map cannot reach another map's keys by a key that
+ * completes its prefix, nor the cluster's or a module's. Opened by map.c
  * with the generation's host (its shared state must be Redis), and by
  * modmtactl, which also writes entries (map_priv.h).
  *
@@ -19,6 +22,7 @@
 #include <modmta/shared.h>
 
 #include "map_priv.h"
+#include "shared_priv.h"
 
 struct map_redis {
     modmta_shared *shared; /* the generation's (lent) */
@@ -58,6 +62,8 @@ map_redis_arg_check(const char *arg, const modmta_shared *shared,
                     const char *what, const char *json_path,
                     modmta_err *err_r)
 {
+    const char *reserved;
+
     if (shared == NULL) {
         modmta_err_set(err_r, json_path, "redis: %s are opened with the "
                        "module's host (modmta_%s_open_host)", what,
@@ -69,12 +75,21 @@ map_redis_arg_check(const char *arg, const modmta_shared *shared,
                        "redis: %s need the \"redis\" section", what);
         return MODMTA_E_CONFIG;
     }
-    if (!map_redis_key_part_ok(arg, MAP_REDIS_PREFIX_MAX)) {
+    if (!map_redis_key_part_ok(arg, MAP_REDIS_PREFIX_MAX) ||
+        arg[strlen(arg) - 1] != ':') {
+        /* ':' last: "redis:alias" would meet "redis:aliases:" */
         modmta_err_set(err_r, json_path,
                        "redis:%s: expected a key prefix of 1 to %d octets "
-                       "without white space (\"redis:%s:\")", arg,
-                       MAP_REDIS_PREFIX_MAX,
+                       "without white space, ending with ':' "
+                       "(\"redis:%s:\")", arg, MAP_REDIS_PREFIX_MAX,
                        strcmp(what, "maps") == 0 ? "alias" : "passwd");
+        return MODMTA_E_CONFIG;
+    }
+    if ((reserved = shared_reserved(arg)) != NULL) {
+        modmta_err_set(err_r, json_path,
+                       "redis:%s: \"%s:\" is reserved for modmta's own "
+                       "shared state (see docs/sdk.md); choose another "
+                       "prefix", arg, reserved);
         return MODMTA_E_CONFIG;
     }
     return 0;

@@ -11,6 +11,25 @@
 
 #define SHARED_PREFIX_MAX 64
 
+/*
+ * The namespaces (a key's or channel's first ':'-separated component,
+ * after redis.prefix) of the core's and the bundled modules' shared
+ * state. redis: maps and passdbs refuse them as prefixes, so that
+ * `modmtactl map set redis:ctl: ...` cannot read or overwrite the
+ * cluster's registry, a lockout or a lease. Module authors: start every
+ * key with a namespace of the module's own ("ratelimit:INSTANCE:..."),
+ * and a module in this tree that adds one adds it here and to
+ * docs/sdk.md "Shared state".
+ */
+static const char *const shared_reserved_names[] = {
+    "ctl",              /* core/cluster.h: registry, reload requests */
+    "lockout",          /* sdk/src/lockout_shared.c: failed logins */
+    "pop3",             /* pop3: LOGIN-DELAY counts, mailbox leases */
+    "popb4smtp",        /* pop3 writes, relay_access reads */
+    "ratelimit",        /* ratelimit's counters */
+    NULL,
+};
+
 struct modmta_shared {
     const struct shared_ops *ops;
     void *b;
@@ -37,6 +56,18 @@ shared_new(const char *prefix, modmta_err *err_r)
     memcpy(s->prefix, prefix, strlen(prefix) + 1);
     s->prefix_len = strlen(prefix);
     return s;
+}
+
+const char *
+shared_reserved(const char *key)
+{
+    size_t n = strcspn(key, ":");
+
+    for (size_t i = 0; shared_reserved_names[i] != NULL; i++)
+        if (strlen(shared_reserved_names[i]) == n &&
+            memcmp(shared_reserved_names[i], key, n) == 0)
+            return shared_reserved_names[i];
+    return NULL;
 }
 
 modmta_shared *

@@ -56,6 +56,11 @@ modmta_shared *shared_new_backend(const struct shared_ops *ops, void *b);
  * stores that must not see each other's keys). NULL with err_r. */
 modmta_shared *shared_new_mem(const char *prefix, modmta_err *err_r);
 
+/* The reserved namespace key starts with (its first ':'-separated
+ * component is one the core or a bundled module uses: the list is in
+ * shared.c), or NULL. */
+const char *shared_reserved(const char *key);
+
 /* The memory backend: the one store of the process. */
 const struct shared_ops *shared_mem_ops(void);
 void *shared_mem_get_store(void);

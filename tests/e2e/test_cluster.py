@@ -107,7 +107,7 @@ class Cluster(harness.TestCase):
                 send_mail(s, 'alice@localhost', ['bob@localhost'],
                           make_message('rl%d@e2e.test' % i))
         self.assertEqual(self.redis.cli(
-            'GET', 'modmta:ratelimit:msg:from:alice@localhost'), '4')
+            'GET', 'modmta:ratelimit:ratelimit:msg:from:alice@localhost'), '4')
         for d in (d1, d2):
             with smtp(d.port()) as s:
                 s.ehlo()
@@ -121,7 +121,7 @@ class Cluster(harness.TestCase):
                 send_mail(s, 'carol@localhost', ['bob@localhost'],
                           make_message('c-%s@e2e.test' % d.dir[-3:]))
             self.assertIn('refuse: limit=sender_messages_per_hour '
-                          'key=ratelimit:msg:from:alice@localhost',
+                          'key=ratelimit:ratelimit:msg:from:alice@localhost',
                           d.log_text())
             d.wait_messages('bob', 3)
             d.wait_queue_empty()

@@ -65,7 +65,7 @@ class RateLimit(harness.TestCase):
         d.wait_queue_empty()
         self.assertEqual(len(d.messages('bob')), 4)
         self.assertIn('refuse: limit=sender_messages_per_hour '
-                      'key=ratelimit:msg:from:alice@localhost count=4 max=3',
+                      'key=ratelimit:ratelimit:msg:from:alice@localhost count=4 max=3',
                       d.log_text())
 
     def test_recipients_per_hour(self):
@@ -109,7 +109,7 @@ class RateLimit(harness.TestCase):
         self.assertEqual(fourth.cmd('EHLO client.test')[0], 250)
         self.assertEqual(second.cmd('QUIT')[0], 221)
         self.assertIn('refuse: limit=client_connections '
-                      'key=ratelimit:conn:127.0.0.1 count=3 max=2',
+                      'key=ratelimit:ratelimit:conn:127.0.0.1 count=3 max=2',
                       d.log_text())
 
 

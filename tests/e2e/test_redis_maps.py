@@ -95,6 +95,17 @@ class RedisMaps(harness.TestCase):
         # only redis: maps are written
         r = d1.ctl('map', 'set', 'file:/etc/aliases', 'x', 'y')
         self.assertEqual(r.returncode, 2, r.stderr)
+        # the shared state's own keys are no map's (here the cluster's
+        # registry), and a prefix ends with ':' so that no map reaches
+        # into another's keys
+        nodes = self.redis.cli('GET', 'modmta:ctl:nodes')
+        r = d1.ctl('map', 'set', 'redis:ctl:', 'nodes', 'x')
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn('"ctl:" is reserved', r.stderr)
+        self.assertEqual(self.redis.cli('GET', 'modmta:ctl:nodes'), nodes)
+        r = d1.ctl('map', 'get', 'redis:alias', 'es:x')
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("ending with ':'", r.stderr)
 
     def test_import(self):
         d1, d2 = self.alias_nodes()

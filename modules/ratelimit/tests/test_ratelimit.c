@@ -157,7 +157,7 @@ counter(const struct fx *fx, const char *suffix)
     long long n = 0;
     int rc;
 
-    snprintf(key, sizeof(key), "%s:%s", fx->name, suffix);
+    snprintf(key, sizeof(key), "ratelimit:%s:%s", fx->name, suffix);
     rc = modmta_shared_get(modmta_host_shared(fx->host), key, &v);
     assert_true(rc >= 0);
     if (rc == 1)
@@ -172,7 +172,7 @@ window_ends(const struct fx *fx, const char *suffix)
 {
     char key[300];
 
-    snprintf(key, sizeof(key), "%s:%s", fx->name, suffix);
+    snprintf(key, sizeof(key), "ratelimit:%s:%s", fx->name, suffix);
     assert_int_equal(modmta_shared_del(modmta_host_shared(fx->host), key),
                      1);
 }
