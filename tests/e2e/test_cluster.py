@@ -261,6 +261,18 @@ class Cluster(harness.TestCase):
                          what='the duplicate hostname warning')
         r = self.reload_cluster(d1)
         self.assertReport(r, ['mx1.e2e.test: reloaded'], 0)
+        # the duplicate neither reloaded nor answered under mx1's name
+        harness.wait_for(lambda: 'cluster: reload id=' in d2.log_text()
+                         and ' ignored: node=mx1' + DOMAIN
+                         in d2.log_text(), what='the duplicate ignoring')
+        self.assertNotIn('reload requested', d2.log_text())
+        # so a registered node that cannot answer is reported so, not
+        # with the duplicate's answer
+        d1.signal(signal.SIGSTOP)
+        r = self.reload_cluster(d2, '--timeout', '3')
+        d1.signal(signal.SIGCONT)
+        self.assertReport(r, ['mx1.e2e.test: no answer'], 1)
+        self.assertNotIn('reload requested', d2.log_text())
 
     def test_reload_cluster_needs_redis(self):
         d = self.daemon()
