@@ -100,6 +100,8 @@ void *map_redis_open(const char *arg, modmta_shared *shared,
                      const char *json_path, modmta_err *err_r);
 /* The state of m when it is a redis: map, else NULL (map.c). */
 void *map_redis_state(modmta_map *m);
+/* The map's key prefix ("alias:" for "redis:alias:"). */
+const char *map_redis_prefix(const void *state);
 /* The shared-state key of the entry key: the map's prefix and key in
  * lower case, into buf. MODMTA_E_INVAL when no entry can have that key
  * (empty, white space or a control character, too long). */

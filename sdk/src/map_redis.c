@@ -112,6 +112,14 @@ map_redis_open(const char *arg, modmta_shared *shared, const char *json_path,
     return mr;
 }
 
+const char *
+map_redis_prefix(const void *state)
+{
+    const struct map_redis *mr = state;
+
+    return mr->prefix;
+}
+
 int
 map_redis_key(const void *state, const char *key, char *buf, size_t size)
 {

@@ -33,6 +33,14 @@ struct shared_ops {
                      void *arg, modmta_shared_sub **sub_r);
     void (*unsubscribe)(modmta_shared_sub *sub);
     void (*free)(void *b);
+    /* Optional (NULL: MODMTA_E_UNSUPPORTED), for modmtactl map import:
+     * every key starting with start (malloc'ed, *n_r of them, in any
+     * order, maybe repeated); delete del[0..ndel) and set keys[i] to
+     * values[i] (no expiry) as one atomic step. */
+    int (*keys)(void *b, const char *start, char ***keys_r, size_t *n_r);
+    int (*write_all)(void *b, char *const *del, size_t ndel,
+                     char *const *keys, const char *const *values,
+                     size_t n);
 };
 
 /* A backend's subscription starts with this (it embeds it first). */
@@ -55,6 +63,23 @@ modmta_shared *shared_new_backend(const struct shared_ops *ops, void *b);
 /* The memory store under another prefix than "modmta:" (tests: two
  * stores that must not see each other's keys). NULL with err_r. */
 modmta_shared *shared_new_mem(const char *prefix, modmta_err *err_r);
+
+/* Every key that starts with start (prefix added, and taken off the
+ * keys found), sorted, each once, NULL-terminated (free with
+ * modmta_strlist_free): 0 with *keys_r and *n_r; <0 as any call,
+ * MODMTA_E_UNSUPPORTED in memory. Keys no call could name (white
+ * space...) are left out. With Redis a walk of the whole database
+ * (SCAN), one command at a time: keys written meanwhile may be missed. */
+int shared_keys(modmta_shared *s, const char *start, char ***keys_r,
+                size_t *n_r);
+/* Delete del[0..ndel) and set keys[i] to values[i] (no expiry), all in
+ * one atomic step (with Redis one command: after a failure nothing was
+ * written or, if Redis got it before the timeout, everything). 0, or
+ * <0 (MODMTA_E_INVAL for a bad key or value, before anything is sent;
+ * MODMTA_E_UNSUPPORTED in memory). */
+int shared_write_all(modmta_shared *s, char *const *del, size_t ndel,
+                     char *const *keys, const char *const *values,
+                     size_t n);
 
 /* The reserved namespace key starts with (its first ':'-separated
  * component is one the core or a bundled module uses: the list is in

@@ -12,6 +12,8 @@
  *   release         a script that deletes it only if owner holds it
  *   publish         PUBLISH: its count is of the subscribed connections
  *                   (one per node's store), not of callbacks
+ *   keys            SCAN MATCH (the start's glob characters escaped)
+ *   write_all       a script: DEL and SET, atomic, one command
  *
  * The scripts are constants; keys and owners travel as arguments.
  * Subscriptions are the backend's list; redis_sub.c subscribes to each
@@ -19,6 +21,7 @@
  * runs the callbacks of that channel one at a time, no lock held, as the
  * memory backend does.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +60,18 @@ static const char shared_redis_release_lua[] =
     "  return redis.call('DEL', KEYS[1])\n"
     "end\n"
     "return 0\n";
+
+/* KEYS: the keys to delete, then those to set; ARGV[1]: how many to
+ * delete; ARGV[2...]: the values, in the order of their keys. */
+static const char shared_redis_write_lua[] =
+    "local ndel = tonumber(ARGV[1])\n"
+    "for i = 1, ndel do redis.call('DEL', KEYS[i]) end\n"
+    "for i = ndel + 1, #KEYS do\n"
+    "  redis.call('SET', KEYS[i], ARGV[i - ndel + 1])\n"
+    "end\n"
+    "return #KEYS - ndel\n";
+
+#define SHARED_REDIS_SCAN_COUNT "1000"
 
 struct shared_redis_sub {
     struct modmta_shared_sub base;
@@ -218,6 +233,126 @@ shared_redis_publish(void *b, const char *channel, const char *msg)
     return n > 0x7fffffff ? 0x7fffffff : (int)n;
 }
 
+/* ---- modmtactl map import ---- */
+
+/* A SCAN pattern for the keys that start with start: its glob
+ * characters escaped, then '*'. NULL out of memory. */
+static char *
+shared_redis_glob(const char *start)
+{
+    char *pattern = malloc(2 * strlen(start) + 2), *p = pattern;
+
+    if (pattern == NULL)
+        return NULL;
+    for (; *start != '\0'; start++) {
+        if (strchr("*?[]\\", *start) != NULL)
+            *p++ = '\\';
+        *p++ = *start;
+    }
+    memcpy(p, "*", 2);
+    return pattern;
+}
+
+/* One SCAN answer: its keys appended to *keys (*n of *cap), the next
+ * cursor into cursor. 0, or <0. */
+static int
+shared_redis_scan_page(struct shared_redis *sr, const redisReply *reply,
+                       char cursor[32], char ***keys, size_t *n,
+                       size_t *cap)
+{
+    const redisReply *list;
+    char **grown;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[0]->len >= 32 ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY) {
+        redis_note(sr->r, NULL, "SCAN: unexpected reply");
+        return MODMTA_E_TEMP;
+    }
+    memcpy(cursor, reply->element[0]->str, reply->element[0]->len + 1);
+    list = reply->element[1];
+    for (size_t i = 0; i < list->elements; i++) {
+        const redisReply *k = list->element[i];
+
+        if (k->type != REDIS_REPLY_STRING || strlen(k->str) != k->len)
+            continue;               /* no call can name it */
+        if (*n == *cap) {
+            *cap = *cap > 0 ? 2 * *cap : 64;
+            if ((grown = realloc(*keys, *cap * sizeof(**keys))) == NULL)
+                return MODMTA_E_NOMEM;
+            *keys = grown;
+        }
+        if (((*keys)[*n] = strdup(k->str)) == NULL)
+            return MODMTA_E_NOMEM;
+        (*n)++;
+    }
+    return 0;
+}
+
+static int
+shared_redis_keys(void *b, const char *start, char ***keys_r, size_t *n_r)
+{
+    char cursor[32] = "0", *pattern = shared_redis_glob(start), **keys = NULL;
+    const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT",
+                          SHARED_REDIS_SCAN_COUNT};
+    size_t n = 0, cap = 0;
+    redisReply *reply;
+    int rc;
+
+    if (pattern == NULL)
+        return MODMTA_E_NOMEM;
+    do {
+        if ((rc = shared_redis_run(b, 6, argv, REDIS_REPLY_ARRAY,
+                                   &reply)) < 0)
+            break;
+        rc = shared_redis_scan_page(b, reply, cursor, &keys, &n, &cap);
+        freeReplyObject(reply);
+    } while (rc == 0 && strcmp(cursor, "0") != 0);
+    free(pattern);
+    if (rc < 0) {
+        while (n > 0)
+            free(keys[--n]);
+        free(keys);
+        return rc;
+    }
+    *keys_r = keys;
+    *n_r = n;
+    return 0;
+}
+
+static int
+shared_redis_write_all(void *b, char *const *del, size_t ndel,
+                       char *const *keys, const char *const *values,
+                       size_t n)
+{
+    char a_nkeys[24], a_ndel[24];
+    const char **argv;
+    size_t argc = 4 + ndel + 2 * n, k = 0;
+    long long done;
+    int rc;
+
+    if (ndel + n > (INT_MAX - 4) / 2)
+        return MODMTA_E_INVAL;
+    if ((argv = calloc(argc, sizeof(*argv))) == NULL)
+        return MODMTA_E_NOMEM;
+    snprintf(a_nkeys, sizeof(a_nkeys), "%zu", ndel + n);
+    snprintf(a_ndel, sizeof(a_ndel), "%zu", ndel);
+    argv[k++] = "EVAL";
+    argv[k++] = shared_redis_write_lua;
+    argv[k++] = a_nkeys;
+    for (size_t i = 0; i < ndel; i++)
+        argv[k++] = del[i];
+    for (size_t i = 0; i < n; i++)
+        argv[k++] = keys[i];
+    argv[k++] = a_ndel;
+    for (size_t i = 0; i < n; i++)
+        argv[k++] = values[i];
+    rc = shared_redis_int(b, (int)argc, argv, &done);
+    free(argv);
+    return rc < 0 ? rc : 0;
+}
+
 /* ---- subscriptions ---- */
 
 /* A message from redis_sub's thread: every callback of its channel. */
@@ -327,6 +462,8 @@ static const struct shared_ops shared_redis_ops_table = {
     .subscribe = shared_redis_subscribe,
     .unsubscribe = shared_redis_unsubscribe,
     .free = shared_redis_free,
+    .keys = shared_redis_keys,
+    .write_all = shared_redis_write_all,
 };
 
 const struct shared_ops *

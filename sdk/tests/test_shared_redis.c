@@ -8,7 +8,8 @@
  * restart, and whose thread waits for a retry after a failure; a
  * replica refusing writes (READONLY) without a storm of connects, and a
  * caller held back after it connecting when the delay ends; a lease in
- * one round trip; many threads through a pool of two connections.
+ * one round trip; listing keys and writing many at once (map import);
+ * many threads through a pool of two connections.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -517,6 +518,65 @@ test_held_back_caller(void **state)
     redis_server_stop(&master, 0);
 }
 
+/* What modmtactl map import uses: the keys under a start (whose glob
+ * characters are no pattern), and an atomic delete-and-set that writes
+ * nothing when one of its keys is bad; neither in memory. */
+static void
+test_keys_and_write_all(void **state)
+{
+    struct redis_server srv;
+    modmta_shared *s, *mem;
+    modmta_err err;
+    char **keys, *v;
+    char *del[] = {"g[1]*:a"}, *set[] = {"g[1]*:n", "g1x:new"};
+    char *bad[] = {"g[1]*:ok", "g[1]*: bad"};
+    const char *values[] = {"N", "X"};
+    size_t n;
+
+    (void)state;
+    redis_server_start(&srv, dir, "keys", 0, NULL);
+    s = redis_store("{\"address\": \"%s\", \"prefix\": \"kw:\"}",
+                    srv.address);
+    assert_int_equal(modmta_shared_set(s, "g[1]*:b", "2", 0), 0);
+    assert_int_equal(modmta_shared_set(s, "g[1]*:a", "1", 0), 0);
+    assert_int_equal(modmta_shared_set(s, "g1x:c", "3", 0), 0);
+    assert_int_equal(shared_keys(s, "g[1]*:", &keys, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(keys[0], "g[1]*:a");
+    assert_string_equal(keys[1], "g[1]*:b");
+    assert_null(keys[2]);
+    modmta_strlist_free(keys);
+
+    assert_int_equal(shared_write_all(s, bad, 0, bad, values, 2),
+                     MODMTA_E_INVAL);
+    assert_int_equal(modmta_shared_get(s, "g[1]*:ok", NULL), 0);
+    assert_int_equal(shared_write_all(s, del, 1, set, values, 2), 0);
+    assert_int_equal(modmta_shared_get(s, "g[1]*:a", NULL), 0);
+    assert_int_equal(modmta_shared_get(s, "g[1]*:b", NULL), 1);
+    assert_int_equal(modmta_shared_get(s, "g1x:new", &v), 1);
+    assert_string_equal(v, "X");
+    modmta_free(v);
+    assert_int_equal(shared_keys(s, "nothing:", &keys, &n), 0);
+    assert_int_equal(n, 0);
+    modmta_strlist_free(keys);
+    modmta_shared_free(s);
+
+    /* Redis down: a temporary failure */
+    redis_server_stop(&srv, 0);
+    s = redis_store("{\"address\": \"%s\", \"prefix\": \"kw:\"}",
+                    srv.address);
+    assert_int_equal(shared_keys(s, "g", &keys, &n), MODMTA_E_TEMP);
+    assert_int_equal(shared_write_all(s, del, 1, set, values, 2),
+                     MODMTA_E_TEMP);
+    modmta_shared_free(s);
+    mem = shared_new_mem("kw:", &err);
+    assert_non_null(mem);
+    assert_int_equal(shared_keys(mem, "g", &keys, &n), MODMTA_E_UNSUPPORTED);
+    assert_int_equal(shared_write_all(mem, del, 1, set, values, 2),
+                     MODMTA_E_UNSUPPORTED);
+    modmta_shared_free(mem);
+}
+
 #define POOL_THREADS 8
 #define POOL_INCRS 500
 
@@ -599,6 +659,7 @@ main(void)
         cmocka_unit_test(test_readonly_no_storm),
         cmocka_unit_test(test_held_back_caller),
         cmocka_unit_test(test_lease_one_call),
+        cmocka_unit_test(test_keys_and_write_all),
         cmocka_unit_test(test_pool_of_two),
     };
 
