@@ -59,6 +59,10 @@ struct redis {
     int failing;
 };
 
+/* The latest end of this thread's calls (ms), 0: their timeout alone
+ * (redis_set_deadline). */
+static _Thread_local long long redis_thread_deadline;
+
 static int redis_cfg_addr(const json_t *v, const char *path,
                           struct redis_addr *a, modmta_err *err_r);
 static int redis_cfg_int(const json_t *cfg, const char *key, long long min,
@@ -443,6 +447,12 @@ redis_error_kind(const char *err)
     return 0;
 }
 
+void
+redis_set_deadline(long long deadline_ms)
+{
+    redis_thread_deadline = deadline_ms;
+}
+
 int
 redis_command(struct redis *r, int argc, const char **argv,
               const size_t *lens, redisReply **reply_r)
@@ -455,6 +465,10 @@ redis_command(struct redis *r, int argc, const char **argv,
     int rc, kind;
 
     *reply_r = NULL;
+    if (redis_thread_deadline > 0 && redis_thread_deadline < deadline)
+        deadline = redis_thread_deadline;
+    if (deadline <= redis_now_ms())
+        return MODMTA_E_TEMP;           /* the thread's time is up */
     if ((rc = redis_acquire(r, deadline, &conn)) < 0)
         return rc;
     left = (long)(deadline - redis_now_ms());

@@ -95,5 +95,11 @@ void *shared_mem_get_store(void);
  * NULL with err_r filled. */
 const struct shared_ops *shared_redis_ops(void);
 void *shared_redis_new(const json_t *redis, modmta_err *err_r);
+/* The calls this thread makes to any Redis store end by deadline_ms
+ * (CLOCK_MONOTONIC milliseconds) at the latest, even if their timeout
+ * is later (one made past it fails at once, MODMTA_E_TEMP); 0: by
+ * their timeout alone. For a tool's loop that must end in time
+ * (modmtactl reload --cluster). */
+void shared_redis_deadline(long long deadline_ms);
 
 #endif

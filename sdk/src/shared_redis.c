@@ -451,6 +451,12 @@ shared_redis_free(void *b)
     free(sr);
 }
 
+void
+shared_redis_deadline(long long deadline_ms)
+{
+    redis_set_deadline(deadline_ms);
+}
+
 static const struct shared_ops shared_redis_ops_table = {
     .get = shared_redis_get,
     .set = shared_redis_set,

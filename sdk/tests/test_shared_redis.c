@@ -1,15 +1,16 @@
 /*
  * The Redis backend of the shared state, what only Redis has: nothing
  * connects before the first call; the command timeout against a server
- * that never answers; AUTH with the right, a wrong and no password (and
- * the password never in the log); SELECT; an outage (Redis stopped,
- * Redis hung) that answers MODMTA_E_TEMP within about the timeout and
- * heals by itself once Redis is back; a subscriber that resumes after a
- * restart, and whose thread waits for a retry after a failure; a
- * replica refusing writes (READONLY) without a storm of connects, and a
- * caller held back after it connecting when the delay ends; a lease in
- * one round trip; listing keys and writing many at once (map import);
- * many threads through a pool of two connections.
+ * that never answers, and a thread's deadline that ends calls sooner;
+ * AUTH with the right, a wrong and no password (and the password never
+ * in the log); SELECT; an outage (Redis stopped, Redis hung) that
+ * answers MODMTA_E_TEMP within about the timeout and heals by itself
+ * once Redis is back; a subscriber that resumes after a restart, and
+ * whose thread waits for a retry after a failure; a replica refusing
+ * writes (READONLY) without a storm of connects, and a caller held back
+ * after it connecting when the delay ends; a lease in one round trip;
+ * listing keys and writing many at once (map import); many threads
+ * through a pool of two connections.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -121,6 +122,35 @@ test_lazy_and_timeout(void **state)
     free(log);
     modmta_shared_free(s);
     close(p.fd);
+}
+
+/* A thread's deadline ends its calls before their timeout (30 s here):
+ * what keeps modmtactl reload --cluster within its --timeout. */
+static void
+test_thread_deadline(void **state)
+{
+    modmta_shared *s;
+    char address[64];
+    long long t;
+    int port, fd;
+
+    (void)state;
+    port = modmta_test_bind(SOCK_STREAM, INADDR_LOOPBACK, 0, &fd);
+    assert_true(port > 0);
+    assert_int_equal(listen(fd, 16), 0);        /* never answers */
+    snprintf(address, sizeof(address), "127.0.0.1:%d", port);
+    s = redis_store("{\"address\": \"%s\", \"timeout\": 30, "
+                    "\"prefix\": \"td:\"}", address);
+    t = now_ms();
+    shared_redis_deadline(t + 200);
+    assert_int_equal(modmta_shared_get(s, "k", NULL), MODMTA_E_TEMP);
+    assert_true(now_ms() - t < SLOW_MS);
+    /* passed: at once */
+    assert_int_equal(modmta_shared_get(s, "k", NULL), MODMTA_E_TEMP);
+    assert_true(now_ms() - t < SLOW_MS);
+    shared_redis_deadline(0);
+    modmta_shared_free(s);
+    close(fd);
 }
 
 static void
@@ -650,6 +680,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lazy_and_timeout),
+        cmocka_unit_test(test_thread_deadline),
         cmocka_unit_test(test_password),
         cmocka_unit_test(test_db),
         cmocka_unit_test(test_outage),
