@@ -262,7 +262,8 @@ cluster_registry_live(modmta_shared *s, char ***names_r, size_t *n_r)
         else
             free(names[i]);
     }
-    qsort(names, live, sizeof(*names), cluster_registry_cmp);
+    if (live > 1)       /* names is NULL when ctl:nodes is absent */
+        qsort(names, live, sizeof(*names), cluster_registry_cmp);
     *names_r = names;
     *n_r = live;
     return 0;

@@ -297,7 +297,8 @@ shared_keys(modmta_shared *s, const char *start, char ***keys_r,
                            &n)) < 0)
         return rc;
     /* sorted on the whole key: the same order without the prefix */
-    qsort(keys, n, sizeof(*keys), shared_cmp);
+    if (n > 1)
+        qsort(keys, n, sizeof(*keys), shared_cmp);
     for (size_t i = 0; i < n; i++) {
         char *k = keys[i];
 
