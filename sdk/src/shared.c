@@ -284,7 +284,7 @@ shared_keys(modmta_shared *s, const char *start, char ***keys_r,
             size_t *n_r)
 {
     char full[SHARED_FULL_MAX], **keys = NULL, **list;
-    size_t n = 0, m = 0;
+    size_t n = 0, m = 0, slen = strlen(start);
     int rc;
 
     *keys_r = NULL;
@@ -302,7 +302,8 @@ shared_keys(modmta_shared *s, const char *start, char ***keys_r,
     for (size_t i = 0; i < n; i++) {
         char *k = keys[i];
 
-        if (strncmp(k, s->prefix, s->prefix_len) != 0 ||
+        /* keys under start only, whatever a pattern let through */
+        if (strncmp(k, full, s->prefix_len + slen) != 0 ||
             !shared_key_ok(k + s->prefix_len) ||
             (m > 0 && strcmp(keys[m - 1], k + s->prefix_len) == 0)) {
             free(k);
