@@ -27,6 +27,7 @@
 #include "dns_priv.h"
 #include "shared_priv.h"
 #include "chain.h"
+#include "chain_budget.h"
 #include "modload.h"
 #include "own_addrs.h"
 
@@ -54,6 +55,7 @@ struct chain_inst {
     const modmta_module *mod; /* as modload normalised it */
     void *inst;
     modmta_host *host;
+    struct chain_budget budget; /* hook_timeout, on_hook_timeout */
 };
 
 struct chain {
@@ -112,6 +114,9 @@ static int chain_index_owners(struct chain *ch);
 static modmta_verdict chain_call(const struct chain_inst *ci,
                                  enum chain_hook h, modmta_ctx *ctx,
                                  const char *arg, int flag);
+static modmta_verdict chain_call_timed(const struct chain_inst *ci,
+                                       enum chain_hook h, modmta_ctx *ctx,
+                                       const char *arg, int flag);
 static modmta_verdict chain_verdict(modmta_ctx *ctx, modmta_verdict v);
 static void chain_leave(modmta_ctx *ctx, const modmta_host *core);
 static void chain_default(modmta_ctx *ctx, int code, const char *esc,
@@ -233,9 +238,10 @@ chain_add(struct chain *ch, const struct config *cfg, int is_root, size_t i,
     char path[48], mpath[64], npath[64];
     const modmta_module *mod;
     const char *module, *name;
+    struct chain_budget budget;
     struct chain_inst *ci;
     modmta_err err;
-    int dup = 0;
+    int dup = 0, bad;
     size_t j;
 
     snprintf(path, sizeof(path), "$.modules[%zu]", i);
@@ -262,9 +268,10 @@ chain_add(struct chain *ch, const struct config *cfg, int is_root, size_t i,
     }
     if (!dup)
         names[i] = name;
+    bad = chain_budget_parse(el, path, &budget, errs) < 0;
     /* Load even a duplicate, to report every error in one pass. */
     mod = modload_load(cfg->module_path, module, mpath, errs);
-    if (mod == NULL || dup)
+    if (mod == NULL || dup || bad)
         return -1;
     ci = &ch->insts[ch->ninsts];
     ci->host = modmta_host_new(name, path, cfg->hostname, cfg->spool,
@@ -285,6 +292,7 @@ chain_add(struct chain *ch, const struct config *cfg, int is_root, size_t i,
         return -1;
     }
     ci->mod = mod;
+    ci->budget = budget;
     ch->ninsts++;
     return 0;
 }
@@ -391,10 +399,48 @@ chain_call(const struct chain_inst *ci, enum chain_hook h, modmta_ctx *ctx,
     case CHAIN_RCPT: return m->on_rcpt(ci->inst, ctx, arg);
     case CHAIN_DATA: return m->on_data(ci->inst, ctx);
     case CHAIN_QUEUED: return m->on_queued(ci->inst, ctx);
+    case CHAIN_DELIVER: return m->route(ci->inst, ctx, arg);
+    case CHAIN_DISCONNECT:
+        m->on_disconnect(ci->inst, ctx);
+        return MODMTA_CONTINUE;
     default:
-        /* Not a verdict hook: chain_run is never called with one. */
+        /* Not a budgeted hook: never called with one. */
         return MODMTA_TEMPFAIL;
     }
+}
+
+/* The hook's name in log lines. */
+static const char *
+chain_hook_name(enum chain_hook h)
+{
+    static const char *const names[] = {
+        [CHAIN_CONNECT] = "on_connect", [CHAIN_HELO] = "on_helo",
+        [CHAIN_AUTH] = "on_auth",       [CHAIN_MAIL] = "on_mail",
+        [CHAIN_RCPT] = "on_rcpt",       [CHAIN_DATA] = "on_data",
+        [CHAIN_QUEUED] = "on_queued",   [CHAIN_DELIVER] = "route",
+        [CHAIN_DISCONNECT] = "on_disconnect",
+    };
+
+    return h < CHAIN_EHLO ? names[h] : "?";
+}
+
+/* A hook call under the instance's budget (chain_budget.h): its
+ * verdict, unchecked, or on_hook_timeout's when it overran. */
+static modmta_verdict
+chain_call_timed(const struct chain_inst *ci, enum chain_hook h,
+                 modmta_ctx *ctx, const char *arg, int flag)
+{
+    int notify = h == CHAIN_AUTH || h == CHAIN_QUEUED ||
+                 h == CHAIN_DISCONNECT;
+    struct chain_timer t;
+    modmta_verdict v;
+
+    chain_budget_start(&ci->budget, ctx, &t);
+    v = chain_call(ci, h, ctx, arg, flag);
+    if (chain_budget_stop(&ci->budget, ctx, &t, chain_hook_name(h),
+                          notify))
+        return chain_budget_verdict(&ci->budget, ctx, notify);
+    return v;
 }
 
 /* Check what the running module returned, while ctx still names it. */
@@ -495,7 +541,7 @@ chain_run(struct chain *ch, modmta_ctx *ctx, enum chain_hook h,
         const struct chain_inst *ci = ch->hooks[h][i];
 
         modmta_ctx_enter(ctx, phase, ci->mod, ci->inst, ci->host);
-        v = chain_verdict(ctx, chain_call(ci, h, ctx, arg, flag));
+        v = chain_verdict(ctx, chain_call_timed(ci, h, ctx, arg, flag));
         if (v != MODMTA_CONTINUE)
             modmta_log(ctx, MODMTA_LOG_DEBUG, "phase=%d verdict=%d",
                        (int)phase, (int)v);
@@ -517,10 +563,7 @@ chain_run_all(struct chain *ch, modmta_ctx *ctx, enum chain_hook h,
         const struct chain_inst *ci = ch->hooks[h][i];
 
         modmta_ctx_enter(ctx, phase, ci->mod, ci->inst, ci->host);
-        if (h == CHAIN_DISCONNECT)
-            ci->mod->on_disconnect(ci->inst, ctx);
-        else
-            ci->mod->on_queued(ci->inst, ctx);
+        chain_call_timed(ci, h, ctx, NULL, 0);
     }
     chain_leave(ctx, core);
     modmta_ctx_reply_clear(ctx);
@@ -815,7 +858,8 @@ chain_route_one(const struct chain_inst *ci, modmta_ctx *ctx,
 
     ctx->dlv_route = NULL;
     modmta_ctx_enter(ctx, MODMTA_PHASE_ROUTE, ci->mod, ci->inst, ci->host);
-    v = chain_verdict(ctx, ci->mod->route(ci->inst, ctx, rcpt));
+    v = chain_verdict(ctx, chain_call_timed(ci, CHAIN_DELIVER, ctx, rcpt,
+                                            0));
     switch (v) {
     case MODMTA_CONTINUE:
         return 0;

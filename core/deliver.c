@@ -73,6 +73,10 @@ deliver_ctx_new(struct deliver_run *run, const char *sender)
     if (env->auth_param != NULL &&
         modmta_ctx_add_param(ctx, "AUTH", env->auth_param) < 0)
         goto nomem;
+    for (size_t i = 0; i < env->nnotes; i++)
+        if (modmta_ctx_note_put(ctx, env->notes[i].name, env->notes[i].str,
+                                env->notes[i].num) < 0)
+            goto nomem;
     return ctx;
 nomem:
     modmta_ctx_free(ctx);

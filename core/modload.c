@@ -49,6 +49,9 @@ static int modload_check_file(const char *path, const char *jpath,
 static const modmta_module *modload_open(const char *path, const char *name,
                                          const char *jpath,
                                          struct config_errors *errs);
+static void modload_dlopen_failed(const char *path, const char *name,
+                                  const char *jpath,
+                                  struct config_errors *errs);
 static int modload_check_desc(const modmta_module *d, const char *path,
                               const char *name, const char *jpath,
                               struct config_errors *errs);
@@ -268,8 +271,7 @@ modload_open(const char *path, const char *name, const char *jpath,
 
     h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (h == NULL) {
-        config_errors_add(errs, jpath, "%s: cannot load: %s", path,
-                          dlerror());
+        modload_dlopen_failed(path, name, jpath, errs);
         return NULL;
     }
     dlerror();
@@ -282,6 +284,32 @@ modload_open(const char *path, const char *name, const char *jpath,
     if (modload_check_desc(d, path, name, jpath, errs) < 0)
         return NULL;
     return d;
+}
+
+/* dlopen's reason, and what it means when the module wants a modmta_
+ * function this daemon does not export: a private one of libmodmta
+ * (only the installed headers' functions are the ABI), or one of a
+ * newer ABI ("version `MODMTA_1.9' not found"). */
+static void
+modload_dlopen_failed(const char *path, const char *name, const char *jpath,
+                      struct config_errors *errs)
+{
+    static const char undefined[] = "undefined symbol: modmta_";
+    const char *why = dlerror();
+    char hint[160] = "";
+
+    if (why == NULL)
+        why = "unknown error";
+    if (strstr(why, undefined) != NULL)
+        snprintf(hint, sizeof(hint), " (not in the ABI %d.%d this modmta "
+                 "exports: a module may call only the functions of "
+                 "<modmta/*.h>)", MODMTA_ABI_MAJOR, MODMTA_ABI_MINOR);
+    else if (strstr(why, "version `MODMTA_") != NULL)
+        snprintf(hint, sizeof(hint), " (built against a newer libmodmta: "
+                 "this modmta has ABI %d.%d)", MODMTA_ABI_MAJOR,
+                 MODMTA_ABI_MINOR);
+    config_errors_add(errs, jpath, "%s: module \"%s\" cannot be loaded: "
+                      "%s%s", path, name, why, hint);
 }
 
 static int

@@ -135,22 +135,6 @@ static atomic_uint queue_id_seq;
 static unsigned long queue_id_tag;
 static pthread_once_t queue_id_once = PTHREAD_ONCE_INIT;
 
-static int
-queue_errno(int e)
-{
-    switch (e) {
-    case ENOSPC:
-    case EDQUOT:
-        return MODMTA_E_NOSPACE;
-    case ENOENT:
-        return MODMTA_E_NOTFOUND;
-    case ENOMEM:
-        return MODMTA_E_NOMEM;
-    default:
-        return MODMTA_E_IO;
-    }
-}
-
 /* ---- IDs ---- */
 
 static void
@@ -244,7 +228,7 @@ queue_write_all(int fd, const char *buf, size_t len)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return queue_errno(errno);
+            return modmta_err_from_errno(errno);
         }
         buf += n;
         len -= (size_t)n;
@@ -260,12 +244,12 @@ queue_write_file(int dirfd, const char *name, const char *data, size_t len)
 
     fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
-        return queue_errno(errno);
+        return modmta_err_from_errno(errno);
     rc = queue_write_all(fd, data, len);
     if (rc == 0 && fdatasync(fd) < 0)
-        rc = queue_errno(errno);
+        rc = modmta_err_from_errno(errno);
     if (close(fd) < 0 && rc == 0)
-        rc = queue_errno(errno);
+        rc = modmta_err_from_errno(errno);
     if (rc < 0)
         unlinkat(dirfd, name, 0);
     return rc;
@@ -281,7 +265,7 @@ queue_read_file(int dirfd, const char *name, char **buf_r, size_t *len_r)
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 
     if (fd < 0)
-        return queue_errno(errno);
+        return modmta_err_from_errno(errno);
     if (fstat(fd, &st) < 0 || st.st_size > QUEUE_ENV_MAX) {
         close(fd);
         return MODMTA_E_IO;
@@ -345,12 +329,13 @@ queue_read_xattr(const queue *q, const char *id, char **buf_r,
         free(buf);
         n = getxattr(path, QUEUE_XATTR, NULL, 0);
         if (n < 0 || n > QUEUE_ENV_MAX)
-            return n < 0 ? queue_errno(errno) : MODMTA_E_IO;
+            return n < 0 ? modmta_err_from_errno(errno) : MODMTA_E_IO;
         cap = (size_t)n;
     }
     if (n < 0) {
-        rc = errno == ENODATA || errno == ENOTSUP ? MODMTA_E_NOTFOUND
-                                                  : queue_errno(errno);
+        rc = errno == ENODATA || errno == ENOTSUP
+                 ? MODMTA_E_NOTFOUND
+                 : modmta_err_from_errno(errno);
         free(buf);
         return rc;
     }
@@ -405,7 +390,7 @@ queue_sync_mask(queue *q, uint64_t mask)
     for (int i = 0; i < QUEUE_NSUB; i++)
         if ((mask & ((uint64_t)1 << i)) != 0 && fsync(q->qsub[i]) < 0 &&
             rc == 0)
-            rc = queue_errno(errno);
+            rc = modmta_err_from_errno(errno);
     return rc;
 }
 
@@ -584,7 +569,7 @@ queue_recover_sub(queue *q, int dirfd, size_t *cap)
     int rc = 0;
 
     if (d == NULL)
-        return queue_errno(errno);
+        return modmta_err_from_errno(errno);
     while (rc == 0 && (de = readdir(d)) != NULL) {
         if (queue_has_suffix(de->d_name, ".msg", id)) {
             if (queue_exists(dirfd, id, ".env") || queue_has_xattr(q, id))
@@ -812,7 +797,7 @@ queue_copy_tail(int fd, off_t off, int out)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return queue_errno(errno);
+            return modmta_err_from_errno(errno);
         }
         if ((rc = queue_write_all(out, buf, (size_t)n)) < 0)
             return rc;
@@ -837,7 +822,7 @@ queue_writer_replace_head(queue_writer *w, off_t old_len, const char *hdr,
         ssize_t n = pwrite(w->fd, hdr, hdr_len, 0);
 
         if (n != (ssize_t)hdr_len)
-            w->wb->err = n < 0 ? queue_errno(errno) : MODMTA_E_IO;
+            w->wb->err = n < 0 ? modmta_err_from_errno(errno) : MODMTA_E_IO;
         return w->wb->err;
     }
     /* Another length: write a new file and rename it over the old one. */
@@ -845,12 +830,12 @@ queue_writer_replace_head(queue_writer *w, off_t old_len, const char *hdr,
     queue_name(nname, sizeof(nname), w->id, ".new");
     nfd = openat(tdir, nname, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (nfd < 0)
-        return queue_errno(errno);
+        return modmta_err_from_errno(errno);
     rc = queue_write_all(nfd, hdr, hdr_len);
     if (rc == 0)
         rc = queue_copy_tail(w->fd, old_len, nfd);
     if (rc == 0 && renameat(tdir, nname, tdir, name) < 0)
-        rc = queue_errno(errno);
+        rc = modmta_err_from_errno(errno);
     if (rc < 0) {
         close(nfd);
         unlinkat(tdir, nname, 0);
@@ -899,7 +884,7 @@ queue_commit_xattr(queue_writer *w, const char *json, size_t len)
             atomic_store(&w->q->no_xattr, 1);
         return 1;
     }
-    return fsync(w->fd) < 0 ? queue_errno(errno) : 0;
+    return fsync(w->fd) < 0 ? modmta_err_from_errno(errno) : 0;
 }
 
 /* The fallback: content and tmp/X/ID.env made durable, the envelope
@@ -912,12 +897,12 @@ queue_commit_env_file(queue_writer *w, const char *json, size_t len)
     int rc;
 
     if (fdatasync(w->fd) < 0)
-        return queue_errno(errno);
+        return modmta_err_from_errno(errno);
     queue_name(env, sizeof(env), w->id, ".env");
     if ((rc = queue_write_file(tdir, env, json, len)) < 0)
         return rc;
     if (renameat(tdir, env, qdir, env) < 0) {
-        rc = queue_errno(errno);
+        rc = modmta_err_from_errno(errno);
         unlinkat(tdir, env, 0);
     }
     return rc;
@@ -941,7 +926,7 @@ queue_commit_files(queue_writer *w, const char *json, size_t len)
     queue_name(msg, sizeof(msg), w->id, ".msg");
     queue_name(env, sizeof(env), w->id, ".env");
     if (renameat(w->q->tsub[w->sub], msg, qdir, msg) < 0)
-        rc = queue_errno(errno);
+        rc = modmta_err_from_errno(errno);
     else if ((rc = queue_sync_dir(w->q, w->sub)) < 0)
         unlinkat(qdir, msg, 0);
     if (rc < 0 && env_file)
@@ -1046,7 +1031,7 @@ queue_update(queue *q, const queue_env *env)
     if (!queue_exists(q->qsub[sub], env->id, ".msg"))
         rc = MODMTA_E_NOTFOUND;
     else if (renameat(q->tsub[sub], tmp, q->qsub[sub], name) < 0)
-        rc = queue_errno(errno);
+        rc = modmta_err_from_errno(errno);
     pthread_mutex_unlock(lock);
     if (rc < 0)
         unlinkat(q->tsub[sub], tmp, 0);
@@ -1070,10 +1055,10 @@ queue_remove(queue *q, const char *id)
     pthread_mutex_lock(lock);
     queue_name(name, sizeof(name), id, ".msg");
     if (unlinkat(qdir, name, 0) < 0)
-        rc = queue_errno(errno);
+        rc = modmta_err_from_errno(errno);
     queue_name(name, sizeof(name), id, ".env");
     if (rc == 0 && unlinkat(qdir, name, 0) < 0 && errno != ENOENT)
-        rc = queue_errno(errno);
+        rc = modmta_err_from_errno(errno);
     pthread_mutex_unlock(lock);
     return rc;
 }
@@ -1131,7 +1116,7 @@ queue_scan_sub(queue *q, int dirfd, struct queue_list *l)
     int rc = 0;
 
     if (d == NULL)
-        return queue_errno(errno);
+        return modmta_err_from_errno(errno);
     while (rc == 0 && (de = readdir(d)) != NULL) {
         if (!queue_has_suffix(de->d_name, ".msg", id))
             continue;

@@ -82,6 +82,14 @@ typedef struct queue_param {
     char *value;          /* "" when given without a value */
 } queue_param;
 
+/* A transaction note (ctx.h, ABI 1.5): a string, or the integer num
+ * when str is NULL. */
+typedef struct queue_note {
+    char *name;
+    char *str;
+    long long num;
+} queue_note;
+
 typedef struct queue_env {
     char id[QUEUE_ID_MAX];
     char *sender;         /* "" for <> */
@@ -103,6 +111,9 @@ typedef struct queue_env {
     queue_param *params;  /* envelope version 2: MAIL parameters a next
                            * hop needs; NULL when none */
     size_t nparams;
+    queue_note *notes;    /* envelope version 3: the transaction's notes,
+                           * in the order set; NULL when none */
+    size_t nnotes;
     /* not stored: set by queue_load for a message found at queue_open
      * (after a crash or restart) whose delivery may have been under way */
     int recovered;

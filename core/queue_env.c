@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "ctx_priv.h"
 #include "queue_env.h"
 
 static const char *const queue_env_states[] = {"pending", "delivered",
@@ -72,6 +73,8 @@ queue_env_rcpt_v2(const queue_rcpt *r)
 static int
 queue_env_version(const queue_env *env)
 {
+    if (env->nnotes > 0)
+        return 3;
     if (env->nparams > 0)
         return 2;
     for (size_t i = 0; i < env->nrcpts; i++)
@@ -166,6 +169,23 @@ queue_env_params_json(const queue_env *env)
 }
 
 static json_t *
+queue_env_notes_json(const queue_env *env)
+{
+    json_t *o = json_object();
+
+    for (size_t i = 0; o != NULL && i < env->nnotes; i++) {
+        const queue_note *n = &env->notes[i];
+
+        if (queue_env_set(o, n->name, n->str != NULL ? json_string(n->str)
+                                      : json_integer(n->num)) < 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+static json_t *
 queue_env_json(const queue_env *env)
 {
     json_t *rcpts = json_array();
@@ -191,8 +211,12 @@ queue_env_json(const queue_env *env)
         "quarantine", queue_env_jstr(env->quarantine),
         "attempts", env->attempts, "next_retry", (json_int_t)env->next_retry,
         "held", env->held, "size", (json_int_t)env->size);
-    if (o != NULL && env->nparams > 0 &&
-        queue_env_set(o, "params", queue_env_params_json(env)) < 0) {
+    if (o != NULL && ((env->nparams > 0 &&
+                       queue_env_set(o, "params",
+                                     queue_env_params_json(env)) < 0) ||
+                      (env->nnotes > 0 &&
+                       queue_env_set(o, "notes",
+                                     queue_env_notes_json(env)) < 0))) {
         json_decref(o);
         return NULL;
     }
@@ -371,6 +395,39 @@ queue_env_params_parse(const json_t *o, queue_env *env)
     return 0;
 }
 
+/* "notes": names and values as ctx.h bounds them (a decoded envelope
+ * must be one the commit could have written). */
+static int
+queue_env_notes_parse(const json_t *o, queue_env *env)
+{
+    const json_t *notes = json_object_get(o, "notes"), *v;
+    const char *name;
+    queue_note *n;
+
+    if (notes == NULL)
+        return 0;
+    if (!json_is_object(notes) || json_object_size(notes) > MODMTA_NOTES_MAX)
+        return MODMTA_E_INVAL;
+    if (json_object_size(notes) == 0)
+        return 0;
+    env->notes = calloc(json_object_size(notes), sizeof(*env->notes));
+    if (env->notes == NULL)
+        return MODMTA_E_NOMEM;
+    json_object_foreach((json_t *)notes, name, v) {
+        if (!json_is_string(v) && !json_is_integer(v))
+            return MODMTA_E_INVAL;
+        if (modmta_ctx_note_check(name, json_string_value(v)) < 0)
+            return MODMTA_E_INVAL;
+        n = &env->notes[env->nnotes++];
+        n->num = json_integer_value(v);
+        if ((n->name = strdup(name)) == NULL ||
+            (json_is_string(v) &&
+             (n->str = strdup(json_string_value(v))) == NULL))
+            return MODMTA_E_NOMEM;
+    }
+    return 0;
+}
+
 static int
 queue_env_rcpts_parse(const json_t *rcpts, queue_env *env)
 {
@@ -419,7 +476,8 @@ queue_env_from_json(const json_t *o, queue_env *env)
         (rc = queue_env_get_int(o, "next_retry", &next_retry)) < 0 ||
         (rc = queue_env_get_flag(o, "held", &env->held)) < 0 ||
         (rc = queue_env_get_int(o, "size", &size)) < 0 ||
-        (rc = queue_env_params_parse(o, env)) < 0)
+        (rc = queue_env_params_parse(o, env)) < 0 ||
+        (rc = queue_env_notes_parse(o, env)) < 0)
         return rc;
     if (env->sender == NULL)
         return MODMTA_E_INVAL;
@@ -490,6 +548,11 @@ queue_env_free(queue_env *env)
         free(env->params[i].value);
     }
     free(env->params);
+    for (size_t i = 0; i < env->nnotes; i++) {
+        free(env->notes[i].name);
+        free(env->notes[i].str);
+    }
+    free(env->notes);
     free(env->sender);
     free(env->client_addr);
     free(env->client_name);

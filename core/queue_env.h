@@ -10,14 +10,17 @@
  *               "remote_addr", "delay_sent", "relayed"}, ...],
  *    "arrival", "client_addr", "client_name", "helo", "protocol",
  *    "auth_user", "auth_param", "quarantine", "attempts", "next_retry",
- *    "held", "size", "params": {"BODY": "8BITMIME", "RET": "HDRS", ...}}
+ *    "held", "size", "params": {"BODY": "8BITMIME", "RET": "HDRS", ...},
+ *    "notes": {"spamcheck.score": 7, "spamcheck.verdict": "ham", ...}}
  *
- * Version 2 added "params" and the recipient fields from "notify" on.
- * They are written only when set (non-NULL, non-zero), and "version" is
- * 2 only when one of them is: an envelope without any is the version 1
- * format, which an older modmta still reads. A version 1 envelope reads
- * as one with every version 2 field absent. A version above 2 is
- * refused: updating it here could drop fields this code does not know.
+ * Version 2 added "params" and the recipient fields from "notify" on;
+ * version 3 added "notes" (a string or an integer each, the bounds and
+ * names of ctx.h). New fields are written only when set (non-NULL,
+ * non-zero), and "version" is the lowest that holds what is written: an
+ * envelope without notes is still version 2 (or 1), which an older
+ * modmta reads. An older envelope reads as one with the newer fields
+ * absent. A version above 3 is refused: updating it here could drop
+ * fields this code does not know.
  */
 #ifndef MODMTA_CORE_QUEUE_ENV_H
 #define MODMTA_CORE_QUEUE_ENV_H
@@ -28,7 +31,7 @@
 
 #include "queue.h"
 
-#define QUEUE_ENV_VERSION 2
+#define QUEUE_ENV_VERSION 3
 
 /* env as compact JSON, NUL-terminated (caller frees), its length in
  * *len_r. NULL when out of memory. */

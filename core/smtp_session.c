@@ -718,6 +718,7 @@ smtp_commit(struct smtp_session *s)
 {
     modmta_ctx *c = s->ctx;
     queue_param params[SMTP_PARAMS_MAX];
+    queue_note notes[MODMTA_NOTES_MAX];
     queue_env env;
     char id[QUEUE_ID_MAX];
     int rc;
@@ -728,6 +729,11 @@ smtp_commit(struct smtp_session *s)
         smtp_reply(s, 451, "4.3.0", "Error: out of memory");
         return 0;
     }
+    for (size_t i = 0; i < c->nnotes; i++)
+        notes[i] = (queue_note){c->notes[i].name, c->notes[i].str,
+                                c->notes[i].num};
+    env.notes = c->nnotes > 0 ? notes : NULL;
+    env.nnotes = c->nnotes;
     smtp_commit_rcpts(s, env.rcpts);
     env.nrcpts = c->nrcpts;
     env.nparams = smtp_commit_params(c, params);
@@ -759,6 +765,9 @@ smtp_commit(struct smtp_session *s)
                 c->sender, (long long)env.size, c->nrcpts,
                 c->quarantine != NULL ? " (quarantined)" : "");
     smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
+    /* The message is durable: the client hears so now, not after the
+     * on_queued hooks (a write error shows at the next read). */
+    modmta_conn_flush(s->conn);
     /* A client that delivers mail is forgiven its junk and its errors,
      * as Postfix's smtpd does: an MTA reusing one connection for
      * hundreds of messages sends an RSET before each. */

@@ -8,11 +8,11 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PKGS="meson ninja-build pkg-config gcc libc6-dev libjansson-dev libssl-dev
-libhiredis-dev libcmocka-dev redis-server redis-tools python3 swaks
+PKGS="meson ninja-build pkg-config gcc binutils libc6-dev libjansson-dev
+libssl-dev libhiredis-dev libcmocka-dev redis-server redis-tools python3 swaks
 libnet-ssleay-perl openssl util-linux procps libcrypt-dev sasl2-bin fetchmail
 libunbound-dev dnsmasq-base python3-dnspython
-dovecot-core dovecot-lmtpd libidn2-dev"
+dovecot-core dovecot-lmtpd libidn2-dev mandoc groff-base man-db systemd"
 
 install_deps() {
     missing=""

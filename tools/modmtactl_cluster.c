@@ -14,6 +14,7 @@
 
 #include <modmta/ctx.h>
 
+#include "budget_priv.h"
 #include "shared_priv.h"
 #include "cluster.h"
 #include "modmtactl_cluster.h"
@@ -153,13 +154,13 @@ ctl_cluster_run(modmta_shared *s, long timeout)
     /* nobody listening: nobody will answer */
     deadline = cluster_now_ms() + (rc > 0 ? timeout * 1000 : 0);
     /* a slow Redis must not keep a poll past the deadline */
-    shared_redis_deadline(deadline);
+    budget_set(deadline);
     while ((missing = ctl_cluster_poll(s, id, names, answers, n, deadline,
                                        &err)) > 0 &&
            cluster_now_ms() < deadline)
         nanosleep(&(struct timespec){0, CTL_CLUSTER_POLL_MS * 1000000L},
                   NULL);
-    shared_redis_deadline(0);
+    budget_set(0);
     if (missing > 0 && err < 0)
         fprintf(stderr, "modmtactl: reading the answers: %s\n",
                 modmta_strerror(err));

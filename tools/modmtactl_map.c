@@ -23,8 +23,10 @@
 #include <jansson.h>
 #include <modmta/conf.h>
 #include <modmta/map.h>
+#include <modmta/reload.h>
 
 #include "ctx_priv.h"
+#include "file_open_priv.h"
 #include "map_priv.h"
 #include "modmtactl.h"
 #include "shared_priv.h"
@@ -140,6 +142,10 @@ ctl_map_refuse(void *redis, const char *key, const char *value)
     if (map_redis_key(redis, key, full, sizeof(full)) < 0)
         return "the key is empty, too long, or holds white space or a "
                "control character";
+    /* as no file: line or alias can be: a lookup would find nothing
+     * to use (alias answers 550, virtual 451) */
+    if (value != NULL && value[0] == '\0')
+        return "the value is empty";
     if (value != NULL && !map_redis_value_ok(value))
         return "the value holds a control character";
     if (value != NULL && strlen(value) > MODMTA_SHARED_VALUE_MAX)
@@ -306,7 +312,9 @@ ctl_map_import(struct ctl_map *c, const char *source, int replace)
                             NULL, NULL, 0};
     modmta_err err = {"", ""};
     map_reader_fn reader;
+    struct stat st;
     size_t n, deleted;
+    FILE *f;
     int rc;
 
     im.aliases = strncmp(source, "aliases:", 8) == 0;
@@ -324,7 +332,12 @@ ctl_map_import(struct ctl_map *c, const char *source, int replace)
         fprintf(stderr, "modmtactl: out of memory\n");
         return CTL_EXIT_USAGE;
     }
-    if (reader(im.l.path, NULL, ctl_import_entry, &im, &err) < 0) {
+    f = file_open_read(im.l.path, MODMTA_RELOAD_SIZE_MAX, &st, &err);
+    rc = f != NULL ? reader(f, im.l.path, NULL, ctl_import_entry, &im, &err)
+                   : MODMTA_E_IO;
+    if (f != NULL)
+        fclose(f);
+    if (rc < 0) {
         fprintf(stderr, "modmtactl: %s (nothing imported)\n", err.msg);
         map_table_free(im.l.table);
         return CTL_EXIT_ERROR;

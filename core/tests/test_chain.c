@@ -592,6 +592,158 @@ test_deliver_declined_falls_through(void **state)
     fx_free(&f);
 }
 
+/* ---- hook time budgets ---- */
+
+static void
+test_budget_config(void **state)
+{
+    static const char *want[] = {
+        "$.modules[0].hook_timeout: expected a time from 1ms to 1h",
+        "$.modules[1].hook_timeout: expected a time",
+        "$.modules[2].hook_timeout: expected a time",
+        "$.modules[3].hook_timeout: expected a time",
+        "$.modules[4].hook_timeout: expected a time",
+        "$.modules[5].on_hook_timeout: expected \"tempfail\" or "
+        "\"continue\"",
+        "$.modules[6].on_hook_timeout: expected",
+    };
+    struct config_errors errs = { 0 };
+    struct fx f;
+    json_t *m;
+
+    m = js("[{'module':'script','name':'a','hook_timeout':'0ms'},"
+           "{'module':'script','name':'b','hook_timeout':'2h'},"
+           "{'module':'script','name':'c','hook_timeout':'1.5s'},"
+           "{'module':'script','name':'d','hook_timeout':-1},"
+           "{'module':'script','name':'e','hook_timeout':3601},"
+           "{'module':'script','name':'f','on_hook_timeout':'fail'},"
+           "{'module':'script','name':'g','on_hook_timeout':1}]");
+    assert_null(build(m, &errs));
+    assert_int_equal(errs.n, 7);
+    for (size_t i = 0; i < errs.n; i++)
+        assert_non_null(strstr(errs.msgs[i], want[i]));
+    config_errors_free(&errs);
+    json_decref(m);
+    /* every form of a good one */
+    fx_build(&f, "[{'module':'script','name':'a','hook_timeout':'250ms'},"
+                 "{'module':'script','name':'b','hook_timeout':'2s',"
+                 "'on_hook_timeout':'continue'},"
+                 "{'module':'script','name':'c','hook_timeout':'1m',"
+                 "'on_hook_timeout':'tempfail'},"
+                 "{'module':'script','name':'d','hook_timeout':3600}]");
+    fx_free(&f);
+}
+
+/* Every verdict hook and route() has a deadline; deliver() has none. */
+static void
+test_budget_deadlines(void **state)
+{
+    struct fx f;
+
+    fx_build(&f, "[{'module':'script','expect_deadline':{'connect':true,"
+                 "'helo':true,'mail':true,'rcpt':true,'data':true,"
+                 "'deliver':false},'rcpt':{'*':'accept'},"
+                 "'deliver':{'*':'delivered'}}]");
+    assert_int_equal(chain_connect(f.ch, f.ctx), MODMTA_CONTINUE);
+    assert_int_equal(chain_helo(f.ch, f.ctx, "client.test"),
+                     MODMTA_CONTINUE);
+    assert_int_equal(chain_mail(f.ch, f.ctx, "s@example.org"),
+                     MODMTA_CONTINUE);
+    assert_int_equal(chain_rcpt(f.ch, f.ctx, "a@example.com", &lim),
+                     MODMTA_ACCEPT);
+    assert_int_equal(chain_data(f.ch, f.ctx), MODMTA_CONTINUE);
+    assert_int_equal(route_status(f.ch, f.ctx, "a@example.com"),
+                     MODMTA_DELIVERED);
+    /* none left behind for the core */
+    assert_int_equal(modmta_ctx_deadline(f.ctx), 0);
+    fx_free(&f);
+}
+
+/* A hook that returns after its deadline: its verdict and reply are
+ * discarded, tempfail answers 451 4.3.0 and ends the step. */
+static void
+test_budget_tempfail(void **state)
+{
+    struct fx f;
+
+    fx_build(&f, "[{'module':'script','name':'slow','hook_timeout':'20ms',"
+                 "'sleep':{'mail':'deadline','rcpt':'deadline'},"
+                 "'mail':'reject','reply':[554,'5.7.1','go away'],"
+                 "'rcpt':{'*':'accept'}},"
+                 "{'module':'script','name':'after','mail':'accept',"
+                 "'rcpt':{'*':'accept'}}]");
+    assert_int_equal(chain_mail(f.ch, f.ctx, "s@example.org"),
+                     MODMTA_TEMPFAIL);
+    assert_reply(&f, 451, "4.3.0", "Try again later: time limit exceeded");
+    assert_int_equal(chain_rcpt(f.ch, f.ctx, "a@example.com", &lim),
+                     MODMTA_TEMPFAIL);
+    assert_reply(&f, 451, "4.3.0", NULL);
+    assert_int_equal(modmta_rcpt_count(f.ctx), 0);
+    fx_free(&f);
+}
+
+/* on_hook_timeout continue: as if the hook had said CONTINUE, so the
+ * next module decides. */
+static void
+test_budget_continue(void **state)
+{
+    struct fx f;
+
+    fx_build(&f, "[{'module':'script','name':'slow','hook_timeout':'20ms',"
+                 "'on_hook_timeout':'continue',"
+                 "'sleep':{'mail':'deadline','rcpt':'deadline'},"
+                 "'mail':'reject','rcpt':{'*':'accept'}},"
+                 "{'module':'script','name':'after','mail':'accept',"
+                 "'rcpt':{'b@example.com':'accept'}}]");
+    assert_int_equal(chain_mail(f.ch, f.ctx, "s@example.org"),
+                     MODMTA_ACCEPT);
+    assert_int_equal(f.ctx->reply_code, 0);
+    /* slow's claim does not count: a@ is nobody's */
+    assert_int_equal(chain_rcpt(f.ch, f.ctx, "a@example.com", &lim),
+                     MODMTA_REJECT);
+    assert_reply(&f, 550, "5.1.1", NULL);
+    assert_int_equal(chain_rcpt(f.ch, f.ctx, "b@example.com", &lim),
+                     MODMTA_ACCEPT);
+    fx_free(&f);
+}
+
+/* Slow but within its budget: the verdict stands. */
+static void
+test_budget_within(void **state)
+{
+    struct fx f;
+
+    fx_build(&f, "[{'module':'script','hook_timeout':'10s',"
+                 "'sleep':{'mail':30},'mail':'reject'}]");
+    assert_int_equal(chain_mail(f.ch, f.ctx, "s@example.org"),
+                     MODMTA_REJECT);
+    assert_reply(&f, 550, "5.7.1", NULL);
+    fx_free(&f);
+}
+
+/* route() is budgeted: tempfail defers the recipient, continue passes
+ * it to the next module. */
+static void
+test_budget_route(void **state)
+{
+    struct fx f;
+
+    fx_build(&f, "[{'module':'transport','hook_timeout':'20ms',"
+                 "'route_overrun':true,'route':{'*':'dest:x'}},"
+                 "{'module':'script','deliver':{'*':'delivered'}}]");
+    assert_int_equal(route_status(f.ch, f.ctx, "a@example.com"),
+                     MODMTA_DEFERRED);
+    assert_reply(&f, 451, "4.3.0", "Try again later: time limit exceeded");
+    fx_free(&f);
+    fx_build(&f, "[{'module':'transport','hook_timeout':'20ms',"
+                 "'on_hook_timeout':'continue','route_overrun':true,"
+                 "'route':{'*':'dest:x'}},"
+                 "{'module':'script','deliver':{'*':'delivered'}}]");
+    assert_int_equal(route_status(f.ch, f.ctx, "a@example.com"),
+                     MODMTA_DELIVERED);
+    fx_free(&f);
+}
+
 /* ---- extensions ---- */
 
 static void
@@ -665,6 +817,12 @@ main(void)
         cmocka_unit_test(test_added_recipients),
         cmocka_unit_test(test_deliver_declined_falls_through),
         cmocka_unit_test(test_abi12_module_delivers),
+        cmocka_unit_test(test_budget_config),
+        cmocka_unit_test(test_budget_deadlines),
+        cmocka_unit_test(test_budget_tempfail),
+        cmocka_unit_test(test_budget_continue),
+        cmocka_unit_test(test_budget_within),
+        cmocka_unit_test(test_budget_route),
         cmocka_unit_test(test_ehlo_verbs_serve),
     };
 

@@ -195,16 +195,72 @@ static void
 test_newer_minor(void **state)
 {
     struct config_errors errs = { 0 };
-    char v1[32];
+    char v1[32], v2[32];
     const char *e;
 
     assert_null(load(module_dir, NULL, "newminor", &errs));
     e = only_error(&errs);
     snprintf(v1, sizeof(v1), "ABI %d.%d", MODMTA_ABI_MAJOR,
              MODMTA_ABI_MINOR + 1);
+    snprintf(v2, sizeof(v2), "ABI %d.%d", MODMTA_ABI_MAJOR,
+             MODMTA_ABI_MINOR);
+    assert_non_null(strstr(e, "\"newminor\""));
     assert_non_null(strstr(e, v1));
+    assert_non_null(strstr(e, v2));
     assert_non_null(strstr(e, "newer"));
     config_errors_free(&errs);
+}
+
+/* A module calling a function of libmodmta that is not in the installed
+ * headers: the daemon does not export it, the module is refused with
+ * the module and the function named. */
+static void
+test_private_symbol(void **state)
+{
+    struct config_errors errs = { 0 };
+    const char *e;
+
+    assert_null(load(module_dir, NULL, "privsym", &errs));
+    e = only_error(&errs);
+    assert_non_null(strstr(e, "/privsym.so"));
+    assert_non_null(strstr(e, "module \"privsym\" cannot be loaded"));
+    assert_non_null(strstr(e, "undefined symbol: modmta_ctx_enter"));
+    assert_non_null(strstr(e, "not in the ABI"));
+    config_errors_free(&errs);
+}
+
+/* onesdk (linked against libmodmta.so.1) binds to this program's SDK:
+ * its create() checks where its calls go, and the map backend its
+ * load() registered is in this program's registry. */
+static void
+test_one_sdk(void **state)
+{
+    struct config_errors errs = { 0 };
+    const modmta_module *m;
+    modmta_host *h = modmta_test_host_new("onesdk", NULL);
+    json_t *spec = json_string("onesdk:ping=pong@example.org");
+    modmta_map *map;
+    modmta_err err;
+    char *value = NULL;
+    void *inst;
+
+    memset(&err, 0, sizeof(err));
+    m = load(module_dir, NULL, "onesdk", &errs);
+    assert_int_equal(errs.n, 0);
+    assert_non_null(m);
+    inst = m->create(NULL, h, &err);
+    if (inst == NULL)
+        fail_msg("onesdk: %s", err.msg);
+    m->destroy(inst);
+    map = modmta_map_open(spec, "$.map", &err);
+    if (map == NULL)
+        fail_msg("%s", err.msg);
+    assert_int_equal(modmta_map_lookup(map, "PING", &value), 1);
+    assert_string_equal(value, "pong@example.org");
+    modmta_free(value);
+    modmta_map_close(map);
+    json_decref(spec);
+    modmta_test_host_free(h);
 }
 
 static void
@@ -414,6 +470,8 @@ main(void)
         cmocka_unit_test(test_loaded_found_without_file_access),
         cmocka_unit_test(test_wrong_major),
         cmocka_unit_test(test_newer_minor),
+        cmocka_unit_test(test_private_symbol),
+        cmocka_unit_test(test_one_sdk),
         cmocka_unit_test(test_bad_signature),
         cmocka_unit_test(test_missing_symbol),
         cmocka_unit_test(test_name_mismatch),

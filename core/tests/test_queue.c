@@ -25,6 +25,8 @@
 
 #include <files.h>
 
+#include <modmta/ctx.h>
+
 #include "queue.h"
 
 #define BODY "From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
@@ -479,7 +481,7 @@ test_bad_envelopes(void **state)
     commit_msg(q, 1000, good);
     qtouch(fx, "queue", "DDDDFUTURE", ".msg", BODY);
     qtouch(fx, "queue", "DDDDFUTURE", ".env",
-          "{\"version\":3,\"sender\":\"\",\"rcpts\":[]}");
+          "{\"version\":4,\"sender\":\"\",\"rcpts\":[]}");
     qtouch(fx, "queue", "EEEEBROKEN", ".msg", BODY);
     qtouch(fx, "queue", "EEEEBROKEN", ".env", "{\"sender\":");
     qtouch(fx, "queue", "FFFFBADRCPT", ".msg", BODY);
@@ -668,8 +670,9 @@ test_commit_failure_rename(void **state)
     queue_close(q);
 }
 
-/* A real write error (the file size limit: EFBIG) during receive or
- * commit: the commit fails and nothing is committed. */
+/* A real write error (the file size limit: EFBIG, MODMTA_E_LIMIT as
+ * modmta_err_from_errno maps it) during receive or commit: the commit
+ * fails and nothing is committed. */
 static void
 test_commit_failure_write(void **state)
 {
@@ -691,10 +694,10 @@ test_commit_failure_write(void **state)
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
     for (int i = 0; i < 50 && wrc == 0; i++)
         wrc = queue_writer_write(w, chunk, sizeof(chunk));
-    assert_int_equal(wrc, MODMTA_E_IO);
+    assert_int_equal(wrc, MODMTA_E_LIMIT);
     /* sticky */
-    assert_int_equal(queue_writer_write(w, "x", 1), MODMTA_E_IO);
-    assert_int_equal(queue_writer_commit(w, &env), MODMTA_E_IO);
+    assert_int_equal(queue_writer_write(w, "x", 1), MODMTA_E_LIMIT);
+    assert_int_equal(queue_writer_commit(w, &env), MODMTA_E_LIMIT);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, SIG_DFL);
     assert_int_equal(count_dir(fx, "tmp"), 0);
@@ -860,6 +863,73 @@ test_large_envelope_fallback(void **state)
     queue_close(q);
 }
 
+/* A transaction's notes go to disk with the message and come back
+ * after a restart (recovery), through an update too: as many and as
+ * large as ctx.h allows, which no xattr holds (ID.env then), and a
+ * small set in the xattr. */
+static void
+test_notes(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    modmta_err err;
+    queue_writer *w = queue_writer_new(q, &err);
+    queue_rcpt rcpt = {.addr = "bob@example.com"};
+    static queue_note notes[MODMTA_NOTES_MAX];
+    static char names[MODMTA_NOTES_MAX][MODMTA_NOTE_NAME_MAX + 1];
+    static char value[MODMTA_NOTE_VALUE_MAX + 1];
+    queue_env env = {.sender = "a@example.org", .rcpts = &rcpt, .nrcpts = 1,
+                     .notes = notes, .nnotes = MODMTA_NOTES_MAX};
+    queue_env one = {.sender = "a@example.org", .rcpts = &rcpt, .nrcpts = 1,
+                     .notes = notes, .nnotes = 1};
+    queue_env *got;
+    int i;
+
+    memset(value, 'v', MODMTA_NOTE_VALUE_MAX);
+    for (i = 0; i < MODMTA_NOTES_MAX; i++) {
+        memset(names[i], 'n', MODMTA_NOTE_NAME_MAX);
+        snprintf(names[i], sizeof(names[i]), "%02d", i);
+        names[i][2] = 'n';
+        notes[i] = (queue_note){.name = names[i], .num = i};
+        if (i % 2 == 0)
+            notes[i].str = value;
+    }
+    assert_non_null(w);
+    assert_int_equal(queue_writer_write(w, BODY, strlen(BODY)), 0);
+    assert_int_equal(queue_writer_commit(w, &env), 0);
+    assert_true(qfile_exists(fx, "queue", env.id, ".env"));
+    w = queue_writer_new(q, &err);
+    assert_non_null(w);
+    assert_int_equal(queue_writer_write(w, BODY, strlen(BODY)), 0);
+    assert_int_equal(queue_writer_commit(w, &one), 0);
+    queue_close(q);
+
+    q = open_q(fx);
+    assert_int_equal(queue_load(q, env.id, &got), 0);
+    assert_int_equal(got->recovered, 1);
+    assert_int_equal(got->nnotes, MODMTA_NOTES_MAX);
+    for (i = 0; i < MODMTA_NOTES_MAX; i++) {
+        assert_string_equal(got->notes[i].name, names[i]);
+        if (i % 2 == 0)
+            assert_string_equal(got->notes[i].str, value);
+        else
+            assert_true(got->notes[i].num == i && got->notes[i].str == NULL);
+    }
+    /* a delivery attempt's update keeps them */
+    got->attempts = 1;
+    assert_int_equal(queue_update(q, got), 0);
+    queue_env_free(got);
+    assert_int_equal(queue_load(q, env.id, &got), 0);
+    assert_int_equal(got->nnotes, MODMTA_NOTES_MAX);
+    assert_int_equal(got->attempts, 1);
+    queue_env_free(got);
+    assert_int_equal(queue_load(q, one.id, &got), 0);
+    assert_int_equal(got->nnotes, 1);
+    assert_string_equal(got->notes[0].str, value);
+    queue_env_free(got);
+    queue_close(q);
+}
+
 /* Consecutive messages spread over the subdirectories, and foreach
  * finds every message in all 36, in arrival order. */
 #define SPREAD 40
@@ -921,6 +991,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_foreach_subdirs, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_notes, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,7 @@
 /*
  * Unit tests of the envelope codec (core/queue_env.c): a version 2 round
  * trip of every field, version 1 envelopes read unchanged, the version
- * written, and envelopes that must be refused.
+ * written, version 3's notes, and envelopes that must be refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,10 +10,13 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
+
+#include <modmta/ctx.h>
 
 #include "queue_env.h"
 
@@ -278,8 +281,94 @@ test_bad_types(void **state)
         if (rc != MODMTA_E_INVAL)
             fail_msg("%s: %d", bad[i], rc);
     }
-    assert_int_equal(parse_rc("{\"version\":3,\"sender\":\"\","
+    assert_int_equal(parse_rc("{\"version\":4,\"sender\":\"\","
                               "\"rcpts\":[]}"), MODMTA_E_UNSUPPORTED);
+}
+
+/* Version 3: the transaction's notes, both types, in their order; an
+ * envelope without notes stays version 2 or 1 (see above). */
+static void
+test_v3_notes(void **state)
+{
+    queue_rcpt rcpt = {.addr = "bob@example.com"};
+    queue_note notes[3] = {
+        {.name = "spam.score", .num = -7},
+        {.name = "spam:verdict", .str = "ham \xc3\xa9"},
+        {.name = "big", .num = 9007199254740993LL},
+    };
+    queue_env env = {.sender = "a@example.org", .rcpts = &rcpt, .nrcpts = 1,
+                     .notes = notes, .nnotes = 3};
+    json_t *o;
+    queue_env *got = roundtrip(&env, &o);
+
+    assert_int_equal(json_integer_value(json_object_get(o, "version")), 3);
+    assert_true(json_is_integer(json_object_get(json_object_get(o, "notes"),
+                                                "spam.score")));
+    json_decref(o);
+    assert_int_equal(got->nnotes, 3);
+    assert_string_equal(got->notes[0].name, "spam.score");
+    assert_null(got->notes[0].str);
+    assert_true(got->notes[0].num == -7);
+    assert_string_equal(got->notes[1].name, "spam:verdict");
+    assert_string_equal(got->notes[1].str, "ham \xc3\xa9");
+    assert_true(got->notes[2].num == 9007199254740993LL);
+    queue_env_free(got);
+
+    /* read back as written, with the version 2 fields */
+    got = parse_ok("{\"version\":3,\"sender\":\"\",\"rcpts\":"
+                   "[{\"addr\":\"x@y\",\"code\":250}],\"params\":"
+                   "{\"RET\":\"FULL\"},\"notes\":{\"n\":\"v\"}}");
+    assert_int_equal(got->rcpts[0].code, 250);
+    assert_int_equal(got->nparams, 1);
+    assert_int_equal(got->nnotes, 1);
+    assert_string_equal(got->notes[0].str, "v");
+    queue_env_free(got);
+    got = parse_ok("{\"version\":3,\"sender\":\"\",\"rcpts\":[],"
+                   "\"notes\":{}}");
+    assert_int_equal(got->nnotes, 0);
+    assert_null(got->notes);
+    queue_env_free(got);
+}
+
+#define ENV_WITH_NOTES(notes) \
+    "{\"version\":3,\"sender\":\"\",\"rcpts\":[],\"notes\":" notes "}"
+
+/* Notes the commit could not have written are refused. */
+static void
+test_bad_notes(void **state)
+{
+    static const char *const bad[] = {
+        ENV_WITH_NOTES("[]"),
+        ENV_WITH_NOTES("{\"n\":1.5}"),
+        ENV_WITH_NOTES("{\"n\":true}"),
+        ENV_WITH_NOTES("{\"n\":null}"),
+        ENV_WITH_NOTES("{\"n\":[1]}"),
+        ENV_WITH_NOTES("{\"bad name\":1}"),
+        ENV_WITH_NOTES("{\"\":1}"),
+    };
+    char *text;
+    size_t i, n;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = parse_rc(bad[i]);
+
+        if (rc != MODMTA_E_INVAL)
+            fail_msg("%s: %d", bad[i], rc);
+    }
+    /* one note more than MODMTA_NOTES_MAX; a value one octet too long */
+    text = malloc(64 * 1024);
+    assert_non_null(text);
+    n = (size_t)sprintf(text, "{\"sender\":\"\",\"rcpts\":[],\"notes\":{");
+    for (i = 0; i <= MODMTA_NOTES_MAX; i++)
+        n += (size_t)sprintf(text + n, "%s\"n%zu\":1", i ? "," : "", i);
+    sprintf(text + n, "}}");
+    assert_int_equal(parse_rc(text), MODMTA_E_INVAL);
+    n = (size_t)sprintf(text, "{\"sender\":\"\",\"rcpts\":[],\"notes\":"
+                        "{\"n\":\"");
+    memset(text + n, 'v', MODMTA_NOTE_VALUE_MAX + 1);
+    sprintf(text + n + MODMTA_NOTE_VALUE_MAX + 1, "\"}}");
+    assert_int_equal(parse_rc(text), MODMTA_E_INVAL);
+    free(text);
 }
 
 /* The NOTIFY keywords both ways. */
@@ -312,6 +401,8 @@ main(void)
         cmocka_unit_test(test_version_written),
         cmocka_unit_test(test_v1_loads),
         cmocka_unit_test(test_bad_types),
+        cmocka_unit_test(test_v3_notes),
+        cmocka_unit_test(test_bad_notes),
         cmocka_unit_test(test_notify_words),
     };
 

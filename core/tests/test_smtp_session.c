@@ -454,9 +454,10 @@ test_transaction(void **state)
                      strlen("\r\nSubject: test\r\n\r\n.dot\r\nbody\r\n"));
     queue_env_free(env);
     free(msg);
+    /* on_queued runs after the 250 is sent, before the next command */
+    expect(fx, "QUIT\r\n", "221 2.0.0 ");
     assert_int_equal(fake_queued, 1);
     assert_int_equal(fake_submitted, 0); /* no scheduler in the test */
-    expect(fx, "QUIT\r\n", "221 2.0.0 ");
     finish(fx);
     assert_int_equal(fake_disconnected, 1);
 }

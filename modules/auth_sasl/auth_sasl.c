@@ -4,27 +4,21 @@
  *
  * AUTH is offered and accepted only under TLS, or from a loopback client
  * when "allow_plaintext_loopback" is set. A client (an IPv4 address or an
- * IPv6 /64) that fails "max_failures" times, less than "lockout" seconds
- * apart, gets 421 and is refused AUTH for "lockout" seconds; a good login
- * does not reset the count. That limiter (libmodmta's modmta_lockout)
- * counts in the shared state (modmta/shared.h) under the instance's
- * name: across the nodes sharing a Redis, and across reloads.
+ * IPv6 /64) that fails "max_failures" times within one window of
+ * "lockout" seconds (a fixed window from its first failure) gets 421 and
+ * is refused AUTH for "lockout" seconds; a good login does not reset the
+ * count. That limiter (libmodmta's modmta_lockout_new_shared) counts in
+ * the shared state (modmta/shared.h) under the instance's name: across
+ * the nodes sharing a Redis, and across reloads. The mechanisms
+ * themselves (decoding, parsing, checking the credentials) are
+ * libmodmta's (modmta/sasl.h), shared with pop3.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
-#include <unistd.h>
-#include <openssl/rand.h>
 
 #include <modmta/modmta.h>
 
-#include "sasl_mech.h"
-
-#define AUTH_LINE_MAX 12288 /* RFC 4954 4: 12288 octets per line */
-
-enum auth_mech { AUTH_PLAIN = 1, AUTH_LOGIN = 2, AUTH_CRAM = 4 };
 
 /* How one exchange ended. */
 enum auth_result {
@@ -44,7 +38,7 @@ struct auth_conf {
 struct auth_inst {
     struct auth_conf c;
     modmta_passdb *db;
-    unsigned mechs;
+    unsigned mechs;  /* MODMTA_SASL_* */
     char ehlo[64];
     modmta_lockout *limit; /* failed logins per client */
 };
@@ -54,9 +48,8 @@ struct auth_x {
     struct auth_inst *in;
     modmta_ctx *ctx;
     modmta_conn *conn;
-    char user[SASL_FIELD_MAX + 1];
-    char buf[AUTH_LINE_MAX + 1];
-    char dec[AUTH_LINE_MAX];
+    char user[MODMTA_SASL_FIELD_MAX + 1];
+    char buf[MODMTA_SASL_LINE_MAX + 1];
 };
 
 static const modmta_opt auth_opts[] = {
@@ -79,41 +72,40 @@ static int
 auth_mechs_parse(struct auth_inst *in, const modmta_host *h,
                  modmta_err *err_r)
 {
-    static const char *const names[] = {"PLAIN", "LOGIN", "CRAM-MD5"};
+    static const unsigned order[] = {MODMTA_SASL_PLAIN, MODMTA_SASL_LOGIN,
+                                     MODMTA_SASL_CRAM_MD5};
     char path[300];
-    size_t i, j;
+    size_t i, len;
+    unsigned m;
 
     snprintf(path, sizeof(path), "%s.mechanisms", modmta_host_path(h));
-    if (in->c.mechanisms == NULL) {
-        in->mechs = AUTH_PLAIN | AUTH_LOGIN;
-    } else {
-        for (i = 0; in->c.mechanisms[i] != NULL; i++) {
-            for (j = 0; j < 3; j++)
-                if (strcasecmp(in->c.mechanisms[i], names[j]) == 0)
-                    break;
-            if (j == 3) {
-                modmta_err_set(err_r, path, "unknown mechanism \"%s\" "
-                               "(PLAIN, LOGIN, CRAM-MD5)",
-                               in->c.mechanisms[i]);
-                return -1;
-            }
-            in->mechs |= 1u << j; /* AUTH_PLAIN, AUTH_LOGIN, AUTH_CRAM */
+    if (in->c.mechanisms == NULL)
+        in->mechs = MODMTA_SASL_PLAIN | MODMTA_SASL_LOGIN;
+    for (i = 0; in->c.mechanisms != NULL && in->c.mechanisms[i] != NULL;
+         i++) {
+        if ((m = modmta_sasl_mech(in->c.mechanisms[i])) == 0) {
+            modmta_err_set(err_r, path, "unknown mechanism \"%s\" "
+                           "(PLAIN, LOGIN, CRAM-MD5)", in->c.mechanisms[i]);
+            return -1;
         }
+        in->mechs |= m;
     }
     if (in->mechs == 0) {
         modmta_err_set(err_r, path, "no mechanism");
         return -1;
     }
-    if ((in->mechs & AUTH_CRAM) && !modmta_passdb_has_secrets(in->db)) {
+    if ((in->mechs & MODMTA_SASL_CRAM_MD5)
+        && !modmta_passdb_has_secrets(in->db)) {
         modmta_err_set(err_r, path, "CRAM-MD5 needs a passdb that keeps "
                        "clear-text secrets; %s does not",
                        modmta_passdb_name(in->db));
         return -1;
     }
-    snprintf(in->ehlo, sizeof(in->ehlo), "AUTH%s%s%s",
-             in->mechs & AUTH_PLAIN ? " PLAIN" : "",
-             in->mechs & AUTH_LOGIN ? " LOGIN" : "",
-             in->mechs & AUTH_CRAM ? " CRAM-MD5" : "");
+    len = (size_t)snprintf(in->ehlo, sizeof(in->ehlo), "AUTH");
+    for (i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        if (in->mechs & order[i])
+            len += (size_t)snprintf(in->ehlo + len, sizeof(in->ehlo) - len,
+                                    " %s", modmta_sasl_mech_name(order[i]));
     return 0;
 }
 
@@ -221,13 +213,12 @@ auth_ehlo(void *inst, modmta_ctx *ctx)
 
 /* ---- the exchange ---- */
 
-/* Send a 334 challenge (b64 text) and read the answer, decoded into
- * x->dec; returns its length or a negative auth_result. */
+/* Send a 334 challenge and read the answer into x->buf: its length, or a
+ * negative auth_result. */
 static long
 auth_round(struct auth_x *x, const char *b64)
 {
     ssize_t n;
-    long d;
 
     modmta_conn_printf(x->conn, "334 %s\r\n", b64);
     if (modmta_conn_flush(x->conn) < 0)
@@ -238,116 +229,45 @@ auth_round(struct auth_x *x, const char *b64)
         return -AUTH_TOOLONG;
     if (n < 0)
         return n == MODMTA_E_INVAL ? -AUTH_SYNTAX : -AUTH_GONE;
-    if (n == 1 && x->buf[0] == '*')
-        return -AUTH_CANCEL;
-    d = sasl_b64_decode(x->buf, (size_t)n, x->dec, sizeof(x->dec));
-    return d < 0 ? -AUTH_BAD64 : d;
+    return n;
 }
 
-/* Decode an initial response ("=" is an empty one). */
-static long
-auth_initial(struct auth_x *x, const char *ir)
-{
-    long d;
-
-    if (strcmp(ir, "=") == 0) {
-        x->dec[0] = '\0';
-        return 0;
-    }
-    d = sasl_b64_decode(ir, strlen(ir), x->dec, sizeof(x->dec));
-    return d < 0 ? -AUTH_BAD64 : d;
-}
-
+/* Run the SASL exchange of mech (ir: the initial response or NULL) to
+ * its end and check the credentials. */
 static enum auth_result
-auth_check(struct auth_x *x, const char *user, const char *pw, size_t len)
+auth_exchange(struct auth_x *x, unsigned mech, const char *ir)
 {
-    int r;
+    const char *host = modmta_host_hostname(modmta_ctx_host(x->ctx));
+    modmta_sasl *s = modmta_sasl_new(mech, host);
+    int r = s != NULL ? modmta_sasl_start(s, ir) : MODMTA_E_NOMEM;
+    long n = 0;
 
-    snprintf(x->user, sizeof(x->user), "%s", user);
-    r = modmta_passdb_verify(x->in->db, user, pw, len);
-    return r < 0 ? AUTH_TEMP : r == 1 ? AUTH_OK : AUTH_FAIL;
-}
-
-static enum auth_result
-auth_plain(struct auth_x *x, const char *ir)
-{
-    struct sasl_plain p;
-    enum auth_result res;
-    long n = ir != NULL ? auth_initial(x, ir) : auth_round(x, "");
-    int r;
-
+    while (r == MODMTA_SASL_NEXT
+           && (n = auth_round(x, modmta_sasl_challenge(s))) >= 0)
+        r = modmta_sasl_step(s, x->buf, (size_t)n);
+    if (r == MODMTA_SASL_DONE)
+        r = modmta_sasl_verify(s, x->in->db);
+    if (s != NULL)
+        snprintf(x->user, sizeof(x->user), "%s", modmta_sasl_user(s));
+    modmta_sasl_free(s);
+    memset(x->buf, 0, sizeof(x->buf));
     if (n < 0)
         return (enum auth_result)-n;
-    r = sasl_plain_parse(x->dec, (size_t)n, &p);
-    if (r == MODMTA_E_PERM) {
-        snprintf(x->user, sizeof(x->user), "%s", p.authcid);
+    switch (r) {
+    case 1:
+        return AUTH_OK;
+    case 0:
+    case MODMTA_SASL_AUTHZ: /* one user acting as another: a failure */
         return AUTH_FAIL;
-    }
-    if (r < 0)
+    case MODMTA_SASL_CANCEL:
+        return AUTH_CANCEL;
+    case MODMTA_SASL_BAD64:
+        return AUTH_BAD64;
+    case MODMTA_SASL_MALFORMED:
         return AUTH_SYNTAX;
-    res = auth_check(x, p.authcid, p.passwd, p.passwd_len);
-    memset(x->dec, 0, sizeof(x->dec));
-    return res;
-}
-
-static enum auth_result
-auth_login(struct auth_x *x, const char *ir)
-{
-    enum auth_result res;
-    char user[SASL_FIELD_MAX + 1];
-    long n;
-
-    /* "VXNlcm5hbWU6" is "Username:", "UGFzc3dvcmQ6" "Password:" */
-    n = ir != NULL ? auth_initial(x, ir) : auth_round(x, "VXNlcm5hbWU6");
-    if (n < 0)
-        return (enum auth_result)-n;
-    if (n == 0 || n > SASL_FIELD_MAX || strlen(x->dec) != (size_t)n)
-        return AUTH_SYNTAX;
-    memcpy(user, x->dec, (size_t)n + 1);
-    n = auth_round(x, "UGFzc3dvcmQ6");
-    if (n < 0)
-        return (enum auth_result)-n;
-    if (n == 0 || n > SASL_FIELD_MAX) {
-        snprintf(x->user, sizeof(x->user), "%s", user);
-        return AUTH_FAIL;
-    }
-    res = auth_check(x, user, x->dec, (size_t)n);
-    memset(x->dec, 0, sizeof(x->dec));
-    return res;
-}
-
-static enum auth_result
-auth_cram(struct auth_x *x, const char *ir)
-{
-    char chal[128], b64[200], *user, *digest, *secret = NULL;
-    unsigned long long rnd;
-    long n;
-    int r;
-
-    if (ir != NULL)
-        return AUTH_SYNTAX; /* RFC 2195: the server speaks first */
-    if (RAND_bytes((unsigned char *)&rnd, sizeof(rnd)) != 1)
+    default:
         return AUTH_TEMP;
-    snprintf(chal, sizeof(chal), "<%llu.%ld@%s>", rnd, (long)time(NULL),
-             modmta_host_hostname(modmta_ctx_host(x->ctx)));
-    sasl_b64_encode(chal, strlen(chal), b64, sizeof(b64));
-    n = auth_round(x, b64);
-    if (n < 0)
-        return (enum auth_result)-n;
-    if (sasl_cram_parse(x->dec, (size_t)n, &user, &digest) < 0)
-        return AUTH_SYNTAX;
-    snprintf(x->user, sizeof(x->user), "%s", user);
-    r = modmta_passdb_secret(x->in->db, user, &secret);
-    if (r < 0)
-        return AUTH_TEMP;
-    if (r == 0) {
-        /* the HMAC an existing user costs: unknown users do not show */
-        (void)sasl_cram_check(chal, "modmta-dummy-secret", digest);
-        return AUTH_FAIL;
     }
-    r = sasl_cram_check(chal, secret, digest);
-    modmta_passdb_secret_free(secret);
-    return r < 0 ? AUTH_TEMP : r == 1 ? AUTH_OK : AUTH_FAIL;
 }
 
 /* A user name safe to log: printable ASCII, at most 64 octets. */
@@ -505,6 +425,7 @@ auth_verb(void *inst, modmta_ctx *ctx, modmta_conn *conn, const char *args)
     size_t mlen = sp != NULL ? (size_t)(sp - args) : strlen(args);
     struct auth_x *x;
     enum auth_result r;
+    unsigned m;
     modmta_verdict v = auth_precheck(in, ctx);
 
     if (v != MODMTA_CONTINUE)
@@ -518,27 +439,17 @@ auth_verb(void *inst, modmta_ctx *ctx, modmta_conn *conn, const char *args)
     memcpy(mech, args, mlen);
     mech[mlen] = '\0';
     ir = sp != NULL ? sp + 1 : NULL;
-    x = calloc(1, sizeof(*x));
-    if (x == NULL)
+    if ((m = modmta_sasl_mech(mech) & in->mechs) == 0) {
+        modmta_reply(ctx, 504, "5.5.4", "Unrecognized authentication type");
+        return MODMTA_REJECT;
+    }
+    if ((x = calloc(1, sizeof(*x))) == NULL)
         return MODMTA_TEMPFAIL;
     x->in = in;
     x->ctx = ctx;
     x->conn = conn;
-    if (strcasecmp(mech, "PLAIN") == 0 && (in->mechs & AUTH_PLAIN)) {
-        r = auth_plain(x, ir);
-    } else if (strcasecmp(mech, "LOGIN") == 0 && (in->mechs & AUTH_LOGIN)) {
-        r = auth_login(x, ir);
-    } else if (strcasecmp(mech, "CRAM-MD5") == 0 && (in->mechs & AUTH_CRAM)) {
-        r = auth_cram(x, ir);
-    } else {
-        free(x);
-        modmta_reply(ctx, 504, "5.5.4", "Unrecognized authentication type");
-        return MODMTA_REJECT;
-    }
-    for (size_t i = 0; mech[i] != '\0'; i++)
-        mech[i] = (char)(mech[i] >= 'a' && mech[i] <= 'z' ? mech[i] - 32
-                                                           : mech[i]);
-    v = auth_finish(x, r, mech);
+    r = auth_exchange(x, m, ir);
+    v = auth_finish(x, r, modmta_sasl_mech_name(m));
     memset(x, 0, sizeof(*x));
     free(x);
     return v;

@@ -12,7 +12,6 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "smtpc_priv.h"
 
@@ -375,7 +374,7 @@ smtpc_b64(const char *const *parts, size_t n)
     for (i = 0; i < n; i++)
         len += strlen(parts[i]);
     raw = malloc(len + 1);
-    out = malloc(4 * ((len + 2) / 3) + 1);
+    out = malloc(MODMTA_BASE64_ENCODED_LEN(len) + 1);
     if (raw == NULL || out == NULL) {
         free(raw);
         free(out);
@@ -387,7 +386,7 @@ smtpc_b64(const char *const *parts, size_t n)
         memcpy(raw + o, parts[i], strlen(parts[i]));
         o += strlen(parts[i]);
     }
-    EVP_EncodeBlock((unsigned char *)out, raw, (int)len);
+    modmta_base64_encode(raw, len, out, MODMTA_BASE64_ENCODED_LEN(len) + 1);
     OPENSSL_cleanse(raw, len);
     free(raw);
     return out;

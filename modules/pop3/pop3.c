@@ -14,7 +14,6 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/rand.h>
-
 #include <modmta/modmta.h>
 
 #include "pop3_cmd.h"
@@ -32,7 +29,6 @@
 #include "pop3_mbox.h"
 
 #define POP3_LINE_MAX 1024   /* a command (RFC 2449: 255) */
-#define POP3_SASL_MAX 12288  /* an AUTH response line */
 #define POP3_ERRORS_MAX 10   /* bad commands before we hang up */
 #define POP3_LEASE_MS 60000      /* a mailbox lease's TTL */
 #define POP3_POPB4_DEFAULT 1800  /* "pop_before_smtp": true (DRAC's) */
@@ -72,13 +68,12 @@ struct pop3_sess {
     int errors;
     char user[POP3_ARG_MAX + 1]; /* from USER, or the logged-in user */
     char box[65];                /* mailbox file name */
-    char stamp[320];             /* APOP's greeting timestamp, or "" */
+    char stamp[400];             /* APOP's greeting timestamp, or "" */
     char path[4096];
     int fd;
     struct pop3_lease *lease;    /* the mailbox's, while logged in */
     struct pop3_index ix;
-    char line[POP3_SASL_MAX + 1];
-    char dec[POP3_SASL_MAX];
+    char line[MODMTA_SASL_LINE_MAX + 1]; /* a command or an AUTH answer */
 };
 
 static const modmta_opt pop3_opts[] = {
@@ -229,22 +224,33 @@ pop3_key(const struct pop3_sess *s, const char *what, char *key)
 }
 
 /* RFC 2449 LOGIN-DELAY: 0 when the login to s->box may go on, 1 when
- * the one before it was less than login_delay seconds ago, <0 when the
- * shared state cannot say. The first login of a window counts it; the
- * window (login_delay seconds) ends before the next login may. */
+ * the last login to it was less than login_delay seconds ago, <0 when
+ * the shared state cannot say. It only looks: a login starts the
+ * window once it has succeeded (pop3_login_delay_start), so a right
+ * password refused for another reason ([IN-USE], [SYS/TEMP]) does not. */
 static int
 pop3_login_early(struct pop3_sess *s)
 {
     char key[POP3_KEY_MAX];
-    long long n = 0;
-    int r;
 
     if (s->in->c.login_delay == 0)
         return 0;
-    r = modmta_shared_incr(modmta_host_shared(s->in->h),
-                           pop3_key(s, "delay", key), 1,
-                           (long)s->in->c.login_delay, &n);
-    return r < 0 ? r : n > 1;
+    return modmta_shared_get(modmta_host_shared(s->in->h),
+                             pop3_key(s, "delay", key), NULL);
+}
+
+/* A login succeeded: the window of s->box starts, login_delay seconds
+ * (the key's TTL). 0, or <0 when it cannot be recorded. */
+static int
+pop3_login_delay_start(struct pop3_sess *s)
+{
+    char key[POP3_KEY_MAX];
+
+    if (s->in->c.login_delay == 0)
+        return 0;
+    return modmta_shared_set(modmta_host_shared(s->in->h),
+                             pop3_key(s, "delay", key), "1",
+                             (long)s->in->c.login_delay * 1000);
 }
 
 /* POP-before-SMTP: open relaying from the client's address for popb4_s
@@ -385,6 +391,17 @@ pop3_maildrop_lease(struct pop3_sess *s)
     return -1;
 }
 
+/* Give the mailbox up: its descriptor and its lease. */
+static void
+pop3_maildrop_close(struct pop3_sess *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    pop3_lease_drop(s->in->leases, s->lease);
+    s->lease = NULL;
+}
+
 /* Open and index the mailbox of s->user; replies on failure. */
 static int
 pop3_maildrop(struct pop3_sess *s)
@@ -406,11 +423,7 @@ pop3_maildrop(struct pop3_sess *s)
         return 0;
     modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 mailbox=%s error=%s", s->path,
                modmta_strerror(rc));
-    if (s->fd >= 0)
-        close(s->fd);
-    s->fd = -1;
-    pop3_lease_drop(in->leases, s->lease);
-    s->lease = NULL;
+    pop3_maildrop_close(s);
     if (rc == MODMTA_E_TIMEOUT)
         pop3_say(s, "-ERR [IN-USE] Mailbox locked, try again later");
     else
@@ -532,6 +545,15 @@ pop3_login_done(struct pop3_sess *s, const char *user, int r,
         s->state = POP3_DONE;
         return;
     }
+    if ((r = pop3_login_delay_start(s)) < 0) {
+        modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 login-delay client=[%s] "
+                   "error=\"%s\"", modmta_client_addr(s->ctx),
+                   modmta_strerror(r));
+        pop3_maildrop_close(s);
+        pop3_say(s, "-ERR [SYS/TEMP] Temporary authentication failure");
+        s->state = POP3_DONE;
+        return;
+    }
     modmta_log(s->ctx, MODMTA_LOG_INFO, "pop3 login client=[%s] user=\"%s\" "
                "mech=%s messages=%zu", modmta_client_addr(s->ctx), name, mech,
                s->ix.n);
@@ -551,27 +573,23 @@ pop3_login(struct pop3_sess *s, const char *user, const char *pw,
     pop3_login_done(s, user, r, mech);
 }
 
-/* APOP and CRAM-MD5: check digest over stamp with user's secret. An
+/* APOP: check digest over the greeting's stamp with user's secret. An
  * unknown user costs the same digest, against a dummy secret. */
 static void
-pop3_login_digest(struct pop3_sess *s, const char *user, const char *stamp,
-                  const char *digest, const char *mech)
+pop3_login_apop(struct pop3_sess *s, const char *user, const char *digest)
 {
-    int (*check)(const char *, const char *, const char *) =
-        strcmp(mech, "APOP") == 0 ? pop3_cmd_apop_check
-                                  : pop3_cmd_cram_check;
     char *secret = NULL;
     int r = 0;
 
     if (pop3_cmd_mailbox_name(user, s->box) == 0)
         r = modmta_passdb_secret(s->in->db, user, &secret);
     if (r == 1) {
-        r = check(stamp, secret, digest);
+        r = pop3_cmd_apop_check(s->stamp, secret, digest);
         modmta_passdb_secret_free(secret);
     } else if (r == 0) {
-        (void)check(stamp, "modmta-dummy-secret", digest);
+        (void)pop3_cmd_apop_check(s->stamp, "modmta-dummy-secret", digest);
     }
-    pop3_login_done(s, user, r, mech);
+    pop3_login_done(s, user, r, "APOP");
 }
 
 /* Refusals before a password is looked at; 0 when it may go on.
@@ -586,168 +604,93 @@ pop3_login_precheck(struct pop3_sess *s, int plaintext)
     return pop3_login_open(s);
 }
 
-/* One SASL round: "+ challenge", then the answer decoded into s->dec.
- * Its length, or -1 (replied already). */
-static long
+/* One SASL round: "+ challenge", then the client's answer into s->line.
+ * Its length, or a negative MODMTA_E_* (MODMTA_E_IO, MODMTA_E_TIMEOUT:
+ * the client is gone, the session ends). */
+static ssize_t
 pop3_sasl_round(struct pop3_sess *s, const char *b64)
 {
     ssize_t n;
-    long d;
 
     pop3_say(s, "+ %s", b64);
     if (modmta_conn_flush(s->conn) < 0)
-        return -1;
+        return MODMTA_E_IO;
     n = modmta_conn_readline(s->conn, s->line, sizeof(s->line),
                              (int)s->in->c.timeout * 1000);
-    if (n == MODMTA_E_IO || n == MODMTA_E_TIMEOUT) {
+    if (n == MODMTA_E_IO || n == MODMTA_E_TIMEOUT)
         s->state = POP3_DONE;
-        return -1;
-    }
-    if (n == 1 && s->line[0] == '*') {
+    return n;
+}
+
+/* The end of a SASL exchange that did not reach the passdb. */
+static void
+pop3_sasl_refused(struct pop3_sess *s, int r, const char *mech)
+{
+    switch (r) {
+    case MODMTA_SASL_CANCEL:
         pop3_say(s, "-ERR Authentication cancelled");
-        return -1;
-    }
-    d = n < 0 ? n : pop3_cmd_b64_decode(s->line, (size_t)n, s->dec,
-                                         sizeof(s->dec));
-    if (d < 0)
+        break;
+    case MODMTA_SASL_BAD64:
         pop3_say(s, "-ERR Invalid base64 data");
-    return d < 0 ? -1 : d;
-}
-
-/* The initial response of AUTH, or a round; -1 when replied. */
-static long
-pop3_sasl_first(struct pop3_sess *s, const char *ir, const char *b64)
-{
-    long d;
-
-    if (ir == NULL)
-        return pop3_sasl_round(s, b64);
-    if (strcmp(ir, "=") == 0) {
-        s->dec[0] = '\0';
-        return 0;
-    }
-    d = pop3_cmd_b64_decode(ir, strlen(ir), s->dec, sizeof(s->dec));
-    if (d < 0)
-        pop3_say(s, "-ERR Invalid base64 data");
-    return d;
-}
-
-/* PLAIN (RFC 4616): authzid NUL authcid NUL passwd; an authzid other
- * than the authcid is refused. */
-static void
-pop3_auth_plain(struct pop3_sess *s, const char *ir)
-{
-    long n = pop3_sasl_first(s, ir, "");
-    const char *authz, *authc, *pw, *end;
-
-    if (n < 0)
-        return;
-    end = s->dec + n;
-    authz = s->dec;
-    authc = memchr(authz, '\0', (size_t)n);
-    pw = authc != NULL ? memchr(authc + 1, '\0', (size_t)(end - authc - 1))
-                       : NULL;
-    if (pw == NULL || authc[1] == '\0' || pw + 1 >= end ||
-        memchr(pw + 1, '\0', (size_t)(end - pw - 1)) != NULL ||
-        strlen(authc + 1) > POP3_ARG_MAX) {
-        pop3_say(s, "-ERR Malformed PLAIN message");
-        return;
-    }
-    if (authz[0] != '\0' && strcmp(authz, authc + 1) != 0) {
+        break;
+    case MODMTA_SASL_MALFORMED:
+        pop3_say(s, "-ERR Malformed %s authentication data", mech);
+        break;
+    case MODMTA_SASL_AUTHZ:
         pop3_say(s, "-ERR [AUTH] Authorization identity refused");
-        return;
-    }
-    pop3_login(s, authc + 1, pw + 1, (size_t)(end - pw - 1), "PLAIN");
-}
-
-static void
-pop3_auth_login(struct pop3_sess *s, const char *ir)
-{
-    char user[POP3_ARG_MAX + 1];
-    long n = pop3_sasl_first(s, ir, "VXNlcm5hbWU6"); /* "Username:" */
-
-    if (n < 0)
-        return;
-    if (n == 0 || n > POP3_ARG_MAX || strlen(s->dec) != (size_t)n) {
-        pop3_say(s, "-ERR Malformed user name");
-        return;
-    }
-    memcpy(user, s->dec, (size_t)n + 1);
-    n = pop3_sasl_round(s, "UGFzc3dvcmQ6"); /* "Password:" */
-    if (n >= 0)
-        pop3_login(s, user, s->dec, (size_t)n, "LOGIN");
-}
-
-/* A fresh "<pid.random.time@host>" (APOP greeting, CRAM-MD5 challenge);
- * 0, or -1 when no random octets could be had. */
-static int
-pop3_stamp(struct pop3_sess *s, char *out, size_t cap)
-{
-    static atomic_ulong counter;
-    unsigned long long rnd;
-
-    if (RAND_bytes((unsigned char *)&rnd, sizeof(rnd)) != 1)
-        return -1;
-    snprintf(out, cap, "<%ld.%lu.%llx.%lld@%s>", (long)getpid(),
-             atomic_fetch_add(&counter, 1), rnd, (long long)time(NULL),
-             modmta_host_hostname(modmta_ctx_host(s->ctx)));
-    return 0;
-}
-
-/* CRAM-MD5 (RFC 2195): the server's challenge, then "user digest". */
-static void
-pop3_auth_cram(struct pop3_sess *s, const char *ir)
-{
-    char chal[320], b64[440], *sp;
-    long n;
-
-    if (ir != NULL) {
-        pop3_say(s, "-ERR CRAM-MD5 takes no initial response");
-        return;
-    }
-    if (pop3_stamp(s, chal, sizeof(chal)) < 0 ||
-        pop3_cmd_b64_encode(chal, strlen(chal), b64, sizeof(b64)) < 0) {
+        break;
+    default:
         pop3_say(s, "-ERR [SYS/TEMP] Temporary authentication failure");
-        return;
+        break;
     }
-    if ((n = pop3_sasl_round(s, b64)) < 0)
-        return;
-    sp = strrchr(s->dec, ' ');
-    if (sp == NULL || strlen(s->dec) != (size_t)n || sp == s->dec ||
-        sp - s->dec > POP3_ARG_MAX) {
-        pop3_say(s, "-ERR Malformed CRAM-MD5 response");
-        return;
+}
+
+/* AUTH mech (ir: the initial response or NULL), libmodmta's exchange
+ * with POP3's framing (RFC 5034), then the login. */
+static void
+pop3_sasl(struct pop3_sess *s, unsigned mech, const char *ir)
+{
+    const char *host = modmta_host_hostname(modmta_ctx_host(s->ctx));
+    const char *name = modmta_sasl_mech_name(mech);
+    modmta_sasl *x = modmta_sasl_new(mech, host);
+    int r = x != NULL ? modmta_sasl_start(x, ir) : MODMTA_E_NOMEM;
+    ssize_t n = 0;
+
+    while (r == MODMTA_SASL_NEXT
+           && (n = pop3_sasl_round(s, modmta_sasl_challenge(x))) >= 0)
+        r = modmta_sasl_step(x, s->line, (size_t)n);
+    if (n < 0 && s->state != POP3_DONE)
+        r = MODMTA_SASL_BAD64; /* too long, or a bare CR or LF */
+    if (r == MODMTA_SASL_DONE) {
+        r = 0;
+        if (pop3_cmd_mailbox_name(modmta_sasl_user(x), s->box) == 0)
+            r = modmta_sasl_verify(x, s->in->db);
+        pop3_login_done(s, modmta_sasl_user(x), r, name);
+    } else if (s->state != POP3_DONE) {
+        pop3_sasl_refused(s, r, name);
     }
-    *sp = '\0';
-    pop3_login_digest(s, s->dec, chal, sp + 1, "CRAM-MD5");
+    modmta_sasl_free(x);
+    memset(s->line, 0, sizeof(s->line));
 }
 
 static void
 pop3_auth(struct pop3_sess *s, const struct pop3_cmd *c)
 {
     const char *ir = c->nargs == 2 ? c->arg[1] : NULL;
-    int cram = c->nargs > 0 && strcasecmp(c->arg[0], "CRAM-MD5") == 0;
+    unsigned mech = c->nargs > 0 ? modmta_sasl_mech(c->arg[0]) : 0;
 
     if (c->nargs == 0) {
         pop3_say(s, "+OK\r\nPLAIN\r\nLOGIN%s\r\n.",
                  s->in->secrets ? "\r\nCRAM-MD5" : "");
         return;
     }
-    if (cram && !s->in->secrets) {
+    if (mech == 0 || (mech == MODMTA_SASL_CRAM_MD5 && !s->in->secrets)) {
         pop3_say(s, "-ERR Unsupported authentication mechanism");
         return;
     }
-    if (pop3_login_precheck(s, !cram) < 0)
-        return;
-    if (cram)
-        pop3_auth_cram(s, ir);
-    else if (strcasecmp(c->arg[0], "PLAIN") == 0)
-        pop3_auth_plain(s, ir);
-    else if (strcasecmp(c->arg[0], "LOGIN") == 0)
-        pop3_auth_login(s, ir);
-    else
-        pop3_say(s, "-ERR Unsupported authentication mechanism");
-    memset(s->dec, 0, sizeof(s->dec));
+    /* CRAM-MD5 alone keeps the password off the wire */
+    if (pop3_login_precheck(s, mech != MODMTA_SASL_CRAM_MD5) == 0)
+        pop3_sasl(s, mech, ir);
 }
 
 /* APOP (RFC 1939 section 7): only when the greeting had a timestamp.
@@ -764,7 +707,7 @@ pop3_apop(struct pop3_sess *s, const struct pop3_cmd *c)
         return;
     }
     if (pop3_login_precheck(s, 0) == 0)
-        pop3_login_digest(s, c->arg[0], s->stamp, c->arg[1], "APOP");
+        pop3_login_apop(s, c->arg[0], c->arg[1]);
 }
 
 static void
@@ -920,6 +863,42 @@ pop3_retr(struct pop3_sess *s, const struct pop3_cmd *c, int top)
     }
 }
 
+/* Another session has the mailbox (this one's lease expired while the
+ * store was out of reach, and was taken): the index may be stale and
+ * deletions must not be applied. The session ends. */
+static void
+pop3_lease_lost(struct pop3_sess *s)
+{
+    modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 lease lost mailbox=%s",
+               s->path);
+    pop3_say(s, "-ERR [IN-USE] Mailbox taken by another session, "
+             "nothing deleted");
+    s->state = POP3_DONE;
+}
+
+/* Deletions are applied only under a lease renewed now: the renewer's
+ * word may be a third of the TTL old, and another session may have the
+ * mailbox since. 1 when they may be, else 0 (replied, the session
+ * ends). */
+static int
+pop3_quit_confirmed(struct pop3_sess *s)
+{
+    int r = pop3_lease_confirm(s->in->leases, s->lease);
+
+    if (r == 1)
+        return 1;
+    if (r == 0) {
+        pop3_lease_lost(s);
+        return 0;
+    }
+    modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 quit mailbox=%s deleted=0 "
+               "error=\"lease: %s\"", s->path, modmta_strerror(r));
+    pop3_say(s, "-ERR [SYS/TEMP] Mailbox lease unconfirmed, nothing "
+             "deleted");
+    s->state = POP3_DONE;
+    return 0;
+}
+
 static void
 pop3_quit(struct pop3_sess *s)
 {
@@ -928,6 +907,8 @@ pop3_quit(struct pop3_sess *s)
 
     for (i = 0; i < s->ix.n; i++)
         del += s->ix.msgs[i].deleted != 0;
+    if (del > 0 && !pop3_quit_confirmed(s))
+        return;
     rc = pop3_mbox_expunge(s->path, &s->ix, (int)s->in->c.lock_timeout * 1000,
                            (int)s->in->c.stale_lock);
     modmta_log(s->ctx, MODMTA_LOG_INFO, "pop3 quit mailbox=%s deleted=%zu%s%s",
@@ -949,15 +930,8 @@ pop3_transaction(struct pop3_sess *s, const struct pop3_cmd *c)
     struct pop3_msg *m;
     size_t i;
 
-    /* Another session has the mailbox (this one's lease expired while
-     * the store was out of reach, and was taken): the index may be stale
-     * and deletions must not be applied. */
     if (!pop3_lease_held(s->in->leases, s->lease)) {
-        modmta_log(s->ctx, MODMTA_LOG_WARN, "pop3 lease lost mailbox=%s",
-                   s->path);
-        pop3_say(s, "-ERR [IN-USE] Mailbox taken by another session, "
-                 "nothing deleted");
-        s->state = POP3_DONE;
+        pop3_lease_lost(s);
         return;
     }
     switch (c->verb) {
@@ -1068,15 +1042,15 @@ pop3_serve(void *inst, modmta_ctx *ctx, modmta_conn *conn)
     s->ctx = ctx;
     s->conn = conn;
     s->fd = -1;
-    if (s->in->secrets && pop3_stamp(s, s->stamp, sizeof(s->stamp)) < 0)
+    if (s->in->secrets
+        && modmta_sasl_stamp(modmta_host_hostname(modmta_ctx_host(ctx)),
+                             s->stamp, sizeof(s->stamp)) < 0)
         s->stamp[0] = '\0';
     pop3_say(s, "+OK %s POP3 ready%s%s",
              modmta_host_hostname(modmta_ctx_host(ctx)),
              s->stamp[0] != '\0' ? " " : "", s->stamp);
     pop3_loop(s);
-    if (s->fd >= 0)
-        close(s->fd);
-    pop3_lease_drop(s->in->leases, s->lease);
+    pop3_maildrop_close(s);
     pop3_mbox_index_free(&s->ix);
     memset(s, 0, sizeof(*s));
     free(s);

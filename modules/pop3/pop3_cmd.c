@@ -6,7 +6,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <modmta/err.h>
 
@@ -158,63 +157,6 @@ pop3_cmd_mailbox_name(const char *user, char *name)
     return 0;
 }
 
-static int
-pop3_cmd_b64_value(char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+')
-        return 62;
-    return ch == '/' ? 63 : -1;
-}
-
-long
-pop3_cmd_b64_decode(const char *in, size_t len, char *out, size_t cap)
-{
-    size_t i, o = 0;
-    int v[4], k, pad;
-
-    if (len % 4 != 0)
-        return MODMTA_E_INVAL;
-    for (i = 0; i < len; i += 4) {
-        pad = 0;
-        for (k = 0; k < 4; k++) {
-            if (in[i + k] == '=' && i + 4 == len && k >= 2) {
-                v[k] = 0;
-                pad++;
-                continue;
-            }
-            if (pad > 0 || (v[k] = pop3_cmd_b64_value(in[i + k])) < 0)
-                return MODMTA_E_INVAL;
-        }
-        if (o + 3 - (size_t)pad >= cap)
-            return MODMTA_E_LIMIT;
-        out[o++] = (char)(v[0] << 2 | v[1] >> 4);
-        if (pad < 2)
-            out[o++] = (char)((v[1] & 15) << 4 | v[2] >> 2);
-        if (pad < 1)
-            out[o++] = (char)((v[2] & 3) << 6 | v[3]);
-    }
-    if (cap == 0)
-        return MODMTA_E_LIMIT;
-    out[o] = '\0';
-    return (long)o;
-}
-
-int
-pop3_cmd_b64_encode(const char *in, size_t len, char *out, size_t cap)
-{
-    if (cap < 4 * ((len + 2) / 3) + 1)
-        return MODMTA_E_LIMIT;
-    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)in,
-                    (int)len);
-    return 0;
-}
-
 /* 1 if digest is the lower-case hex of the len octets of mac. */
 static int
 pop3_cmd_hex_equal(const unsigned char *mac, unsigned len,
@@ -244,20 +186,6 @@ pop3_cmd_apop_check(const char *stamp, const char *secret,
 
     EVP_MD_CTX_free(md);
     if (!ok || len != 16)
-        return MODMTA_E_TEMP;
-    return pop3_cmd_hex_equal(mac, len, digest);
-}
-
-int
-pop3_cmd_cram_check(const char *stamp, const char *secret,
-                    const char *digest)
-{
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-
-    if (HMAC(EVP_md5(), secret, (int)strlen(secret),
-             (const unsigned char *)stamp, strlen(stamp), mac, &len) == NULL
-        || len != 16)
         return MODMTA_E_TEMP;
     return pop3_cmd_hex_equal(mac, len, digest);
 }

@@ -1,7 +1,7 @@
 /*
- * pop3: the command line parser and the small wire formats (strict
- * base64 for AUTH, message numbers, safe user names), kept apart from
- * the session so they can be tested alone.
+ * pop3: the command line parser and the small wire formats (message
+ * numbers, safe user names, APOP's digest), kept apart from the session
+ * so they can be tested alone.
  */
 #ifndef POP3_CMD_H
 #define POP3_CMD_H
@@ -39,19 +39,11 @@ long long pop3_cmd_duration(const char *s, long long max);
  * case): 1..64 octets of atext or '.', no '/', no leading dot, no "..",
  * not ending in ".lock". 0, or MODMTA_E_INVAL. name holds 65 octets. */
 int pop3_cmd_mailbox_name(const char *user, char *name);
-/* Strict base64 (padding required); out gets a NUL after the data.
- * Returns the length or MODMTA_E_INVAL / MODMTA_E_LIMIT. */
-long pop3_cmd_b64_decode(const char *in, size_t len, char *out, size_t cap);
-/* Base64 of len octets into out (NUL-terminated); 0, or MODMTA_E_LIMIT
- * when out is too small. */
-int pop3_cmd_b64_encode(const char *in, size_t len, char *out, size_t cap);
 /* Is digest (32 lower-case hex digits) right for the secret? APOP (RFC
- * 1939 section 7): MD5(stamp secret); CRAM-MD5 (RFC 2195): HMAC-MD5
- * keyed with the secret over stamp. Compared in constant time: 1 right,
- * 0 wrong, MODMTA_E_TEMP when the digest cannot be computed. */
+ * 1939 section 7): MD5(stamp secret). Compared in constant time: 1
+ * right, 0 wrong, MODMTA_E_TEMP when the digest cannot be computed.
+ * (CRAM-MD5 and the other SASL mechanisms are libmodmta's, sasl.h.) */
 int pop3_cmd_apop_check(const char *stamp, const char *secret,
-                        const char *digest);
-int pop3_cmd_cram_check(const char *stamp, const char *secret,
                         const char *digest);
 
 #endif

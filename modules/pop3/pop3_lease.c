@@ -197,6 +197,22 @@ pop3_lease_held(struct pop3_leases *ls, const struct pop3_lease *l)
     return !lost;
 }
 
+int
+pop3_lease_confirm(struct pop3_leases *ls, struct pop3_lease *l)
+{
+    int r;
+
+    if (!pop3_lease_held(ls, l))
+        return 0;
+    r = modmta_shared_lease(ls->s, l->key, l->owner, ls->ttl_ms);
+    if (r == 0) {
+        pthread_mutex_lock(&ls->mu);
+        l->lost = 1;
+        pthread_mutex_unlock(&ls->mu);
+    }
+    return r;
+}
+
 void
 pop3_lease_drop(struct pop3_leases *ls, struct pop3_lease *l)
 {

@@ -11,7 +11,9 @@
  * loses its leases within the TTL. A renewal that finds the lease held
  * by someone else marks it lost (the session then ends without applying
  * deletions); one that fails for a store error is tried again at the
- * next round (logged once a round).
+ * next round (logged once a round). Before applying deletions a session
+ * renews its lease itself (pop3_lease_confirm): a round's answer may be
+ * a third of the TTL old.
  */
 #ifndef POP3_LEASE_H
 #define POP3_LEASE_H
@@ -34,6 +36,10 @@ int pop3_lease_take(struct pop3_leases *ls, const char *key,
                     const char *owner, struct pop3_lease **lease_r);
 /* 0 once a renewal found the lease held by another owner, else 1. */
 int pop3_lease_held(struct pop3_leases *ls, const struct pop3_lease *l);
+/* Renew l now and wait for the answer (pop3_lease_held may be a round,
+ * a third of the TTL, old): 1 held, 0 held by another owner (l is lost
+ * from now), <0 a store error. */
+int pop3_lease_confirm(struct pop3_leases *ls, struct pop3_lease *l);
 /* Stop renewing l, give it back in the store (if still ours) and free
  * it; NULL is ignored. Waits for a renewal of l that is running. */
 void pop3_lease_drop(struct pop3_leases *ls, struct pop3_lease *l);

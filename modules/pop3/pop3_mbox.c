@@ -338,8 +338,7 @@ pop3_mbox_open(const char *path, int *fd_r)
 
     *fd_r = -1;
     if (fd < 0)
-        return errno == ENOENT ? 0 : errno == ELOOP ? MODMTA_E_PERM
-                                                     : MODMTA_E_IO;
+        return errno == ENOENT ? 0 : modmta_err_from_errno(errno);
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
         close(fd);
         return MODMTA_E_PERM;
@@ -458,8 +457,7 @@ pop3_mbox_copy(int from, int to, off_t off, off_t end)
             if (k < 0 && errno == EINTR)
                 continue;
             if (k < 0)
-                return errno == ENOSPC || errno == EDQUOT ? MODMTA_E_NOSPACE
-                                                          : MODMTA_E_IO;
+                return modmta_err_from_errno(errno);
             w += k;
         }
         off += n;

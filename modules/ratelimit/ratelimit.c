@@ -13,26 +13,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <idn2.h>
 
 #include "ratelimit.h"
-
-/* A counter of client_connections lives this long after it was made,
- * whatever it holds: the sessions of a node that died without
- * disconnecting stop counting then. See README.md. */
-#define RATELIMIT_CONN_WINDOW 3600
 
 struct ratelimit_limit {
     const char *name; /* the option, in logs */
     const char *tag;  /* in the key */
-    long window_s;
+    long window_s;    /* 0: a gauge (client_connections) */
     int code;         /* the refusal */
     const char *esc;
     int keep_refused; /* a refused event counts too */
 };
 
 static const struct ratelimit_limit ratelimit_limits[RATELIMIT_NKINDS] = {
-    [RATELIMIT_CONN] = { "client_connections", "conn",
-                         RATELIMIT_CONN_WINDOW, 421, "4.7.0", 0 },
+    [RATELIMIT_CONN] = { "client_connections", "conn", 0, 421, "4.7.0", 0 },
     /* Every attempt counts, refused ones too (as Postfix's anvil): a
      * client that keeps hammering stays refused. */
     [RATELIMIT_CONN_RATE] = { "client_connections_per_minute", "connrate",
@@ -74,6 +71,7 @@ ratelimit_destroy(void *inst)
 
     if (rl == NULL)
         return;
+    ratelimit_conns_free(rl->conns);
     modmta_conf_free(ratelimit_opts, &rl->conf);
     free(rl->nets);
     free(rl);
@@ -109,9 +107,16 @@ ratelimit_create(const json_t *conf, const modmta_host *host,
         return NULL;
     }
     rl->name = modmta_host_instance(host);
+    rl->host = host;
     if (modmta_conf_parse(conf, host, ratelimit_opts, &rl->conf, err_r) < 0 ||
         ratelimit_on_error(rl, path, err_r) < 0 ||
         ratelimit_nets_parse(rl, path, err_r) < 0) {
+        ratelimit_destroy(rl);
+        return NULL;
+    }
+    if ((rl->conns = ratelimit_conns_new(host, RATELIMIT_CONN_TTL_MS)) ==
+        NULL) {
+        modmta_err_set(err_r, path, "out of memory");
         ratelimit_destroy(rl);
         return NULL;
     }
@@ -139,14 +144,28 @@ ratelimit_key_part(char *out, size_t n, const char *prefix, const char *s)
     out[len] = '\0';
 }
 
-/* "ratelimit:INSTANCE:LIMIT:SUBJECT": the module's own namespace first,
- * whatever the instance is named (the shared state reserves it). */
+/* The key of limit k for subject now, "ratelimit:INSTANCE:TAG:SUBJECT",
+ * the module's own namespace first whatever the instance is named (the
+ * shared state reserves it); a windowed limit's has the window's number
+ * before the subject, and *left_r then gets the seconds left in it. */
 static void
 ratelimit_key(const struct ratelimit *rl, enum ratelimit_kind k,
-              const char *subject, char key[MODMTA_SHARED_KEY_MAX])
+              const char *subject, char key[MODMTA_SHARED_KEY_MAX],
+              long *left_r)
 {
-    snprintf(key, MODMTA_SHARED_KEY_MAX, "ratelimit:%s:%s:%s", rl->name,
-             ratelimit_limits[k].tag, subject);
+    long window_s = ratelimit_limits[k].window_s;
+    time_t now;
+
+    if (window_s == 0) {
+        snprintf(key, MODMTA_SHARED_KEY_MAX, "ratelimit:%s:%s:%s", rl->name,
+                 ratelimit_limits[k].tag, subject);
+        return;
+    }
+    now = time(NULL);
+    *left_r = window_s - (long)(now % window_s);
+    snprintf(key, MODMTA_SHARED_KEY_MAX, "ratelimit:%s:%s:%lld:%s",
+             rl->name, ratelimit_limits[k].tag, (long long)(now / window_s),
+             subject);
 }
 
 /* The refusal: Postfix's words for the client limits. */
@@ -210,17 +229,17 @@ ratelimit_count(const struct ratelimit *rl, modmta_ctx *ctx,
                 enum ratelimit_kind k, const char *subject, const char *shown,
                 char key[MODMTA_SHARED_KEY_MAX], int *counted_r)
 {
-    long window_s = ratelimit_limits[k].window_s;
+    long left_s = 0;
     long long v;
     int rc;
 
     *counted_r = 0;
-    ratelimit_key(rl, k, subject, key);
-    if ((rc = ratelimit_incr(ctx, key, window_s, &v)) < 0)
+    ratelimit_key(rl, k, subject, key, &left_s);
+    if ((rc = ratelimit_incr(ctx, key, left_s, &v)) < 0)
         return ratelimit_store_failed(rl, ctx, k, key, rc);
     if (v > rl->conf.max[k]) {
         if (!ratelimit_limits[k].keep_refused)
-            ratelimit_give_back(ctx, key, 1, window_s);
+            ratelimit_give_back(ctx, key, 1);
         return ratelimit_refuse(rl, ctx, k, shown, key, v);
     }
     *counted_r = 1;
@@ -250,7 +269,7 @@ ratelimit_count_held(const struct ratelimit *rl, modmta_ctx *ctx,
     v = ratelimit_count(rl, ctx, k, subject, shown, key, &counted);
     if (!counted)
         return v;
-    i = ratelimit_hold_add(s, ctx, key, ratelimit_limits[k].window_s);
+    i = ratelimit_hold_add(s, ctx, key);
     if (i < 0)
         return ratelimit_nomem(ctx);
     if (modmta_ctx_phase(ctx) == MODMTA_PHASE_RCPT)
@@ -302,6 +321,30 @@ ratelimit_enter_txn(const struct ratelimit *rl, struct ratelimit_sess *s,
 
 /* ---- hooks ---- */
 
+/* A place in client_connections for the session, "HOSTNAME/SESSION-ID"
+ * in the client's gauge, held until the session ends. */
+static modmta_verdict
+ratelimit_conn_enter(const struct ratelimit *rl, modmta_ctx *ctx,
+                     struct ratelimit_sess *s)
+{
+    long long n = 0;
+    int rc;
+
+    ratelimit_key(rl, RATELIMIT_CONN, s->client, s->conn.key, NULL);
+    snprintf(s->conn.member, sizeof(s->conn.member), "%s/%s",
+             modmta_host_hostname(rl->host), modmta_session_id(ctx));
+    rc = ratelimit_conn_join(rl->conns, &s->conn, rl->conf.max[RATELIMIT_CONN],
+                             &n);
+    if (rc == 1)
+        return MODMTA_CONTINUE;
+    if (rc == 0)
+        return ratelimit_refuse(rl, ctx, RATELIMIT_CONN, s->client,
+                                s->conn.key, n + 1);
+    if (rc == MODMTA_E_NOMEM)
+        return ratelimit_nomem(ctx);
+    return ratelimit_store_failed(rl, ctx, RATELIMIT_CONN, s->conn.key, rc);
+}
+
 static modmta_verdict
 ratelimit_on_connect(void *inst, modmta_ctx *ctx)
 {
@@ -319,12 +362,8 @@ ratelimit_on_connect(void *inst, modmta_ctx *ctx)
         (v = ratelimit_count(rl, ctx, RATELIMIT_CONN_RATE, s->client,
                              s->client, key, &counted)) != MODMTA_CONTINUE)
         return v;
-    if (rl->conf.max[RATELIMIT_CONN] > 0) {
-        v = ratelimit_count(rl, ctx, RATELIMIT_CONN, s->client, s->client,
-                            key, &counted);
-        s->conn_held = counted;
-        return v;
-    }
+    if (rl->conf.max[RATELIMIT_CONN] > 0)
+        return ratelimit_conn_enter(rl, ctx, s);
     return MODMTA_CONTINUE;
 }
 
@@ -344,24 +383,49 @@ ratelimit_on_mail(void *inst, modmta_ctx *ctx, const char *sender)
                                 s->who_text);
 }
 
+/* The recipient's domain as a key part: no trailing dot, an IDN in its
+ * A-label form (IDNA2008 with UTS #46 mapping, as deliver_smtp routes
+ * it), so that "bücher.example" and "xn--bcher-kva.example" are one
+ * domain; one that is no valid IDN stays as it is. 0, or -1 when rcpt
+ * has no domain. */
+static int
+ratelimit_domain_part(const char *rcpt, char part[MODMTA_SHARED_KEY_MAX])
+{
+    char local[MODMTA_ADDR_PATH_MAX * 2], domain[MODMTA_ADDR_DOMAIN_MAX + 1];
+    char *ascii = NULL;
+    const char *p;
+    size_t n;
+
+    if (modmta_addr_split(rcpt, local, sizeof(local), domain,
+                          sizeof(domain)) < 0)
+        return -1;
+    n = strlen(domain);
+    if (n > 0 && domain[n - 1] == '.')
+        domain[--n] = '\0';
+    if (n == 0)
+        return -1;
+    for (p = domain; *p != '\0' && (unsigned char)*p < 0x80; p++)
+        ;
+    if (*p != '\0' &&
+        idn2_to_ascii_8z(domain, &ascii, IDN2_NONTRANSITIONAL) != IDN2_OK) {
+        idn2_free(ascii);
+        ascii = NULL;
+    }
+    ratelimit_key_part(part, MODMTA_SHARED_KEY_MAX, "",
+                       ascii != NULL ? ascii : domain);
+    idn2_free(ascii);
+    return 0;
+}
+
 /* The recipient's domain counts (none for an address without one). */
 static modmta_verdict
 ratelimit_rcpt_domain(const struct ratelimit *rl, modmta_ctx *ctx,
                       struct ratelimit_sess *s, const char *rcpt)
 {
-    char local[MODMTA_ADDR_PATH_MAX * 2], domain[MODMTA_ADDR_DOMAIN_MAX + 1];
     char part[MODMTA_SHARED_KEY_MAX], shown[MODMTA_SHARED_KEY_MAX + 8];
-    size_t n;
 
-    if (modmta_addr_split(rcpt, local, sizeof(local), domain,
-                          sizeof(domain)) < 0)
+    if (ratelimit_domain_part(rcpt, part) < 0)
         return MODMTA_CONTINUE;
-    n = strlen(domain);
-    if (n > 0 && domain[n - 1] == '.')
-        domain[--n] = '\0';
-    if (n == 0)
-        return MODMTA_CONTINUE;
-    ratelimit_key_part(part, sizeof(part), "", domain);
     snprintf(shown, sizeof(shown), "domain %s", part);
     return ratelimit_count_held(rl, ctx, s, RATELIMIT_DOMAIN, part, shown);
 }
@@ -418,17 +482,17 @@ ratelimit_on_queued(void *inst, modmta_ctx *ctx)
 static void
 ratelimit_on_disconnect(void *inst, modmta_ctx *ctx)
 {
+    struct ratelimit *rl = inst;
     struct ratelimit_sess *s = modmta_ctx_get_data(ctx, inst);
-    char key[MODMTA_SHARED_KEY_MAX];
+    int rc;
 
     if (s == NULL)
         return;
     ratelimit_txn_end(s, ctx);
-    if (s->conn_held) {
-        ratelimit_key(inst, RATELIMIT_CONN, s->client, key);
-        ratelimit_give_back(ctx, key, 1, RATELIMIT_CONN_WINDOW);
-        s->conn_held = 0;
-    }
+    if ((rc = ratelimit_conn_leave(rl->conns, &s->conn)) < 0)
+        modmta_log(ctx, MODMTA_LOG_WARN, "store error: key=%s leave "
+                   "error=\"%s\" (counted until its TTL ends)", s->conn.key,
+                   modmta_strerror(rc));
 }
 
 MODMTA_MODULE = {

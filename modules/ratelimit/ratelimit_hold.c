@@ -5,6 +5,9 @@
  * never overshot; it is held there for the transaction, and given back
  * when the transaction ends without being queued, or when the RCPT turns
  * out refused by a later module. Only a queued message keeps its counts.
+ * A hold names the exact key counted, window included: a give-back
+ * after that window ended finds no key and makes none
+ * (modmta_shared_decr), so it never lowers a later window's count.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,11 +15,14 @@
 
 #include "ratelimit.h"
 
+/* The session's end: its place in client_connections too, if
+ * on_disconnect did not give it back (it always runs in the daemon). */
 static void
 ratelimit_sess_free(void *p)
 {
     struct ratelimit_sess *s = p;
 
+    (void)ratelimit_conn_leave(s->rl->conns, &s->conn);
     for (size_t i = 0; i < s->nholds; i++)
         free(s->holds[i].key);
     free(s->holds);
@@ -36,6 +42,7 @@ ratelimit_sess_get(const struct ratelimit *rl, modmta_ctx *ctx)
         free(s);
         return NULL;
     }
+    s->rl = rl;
     ratelimit_client_key(modmta_client_addr(ctx), s->client);
     s->exempt = ratelimit_client_exempt(rl, modmta_client_addr(ctx));
     return s;
@@ -48,41 +55,30 @@ ratelimit_store(const modmta_ctx *ctx)
 }
 
 int
-ratelimit_incr(modmta_ctx *ctx, const char *key, long window_s,
+ratelimit_incr(modmta_ctx *ctx, const char *key, long left_s,
                long long *value_r)
 {
-    return modmta_shared_incr(ratelimit_store(ctx), key, 1, window_s,
+    return modmta_shared_incr(ratelimit_store(ctx), key, 1, left_s,
                               value_r);
 }
 
-/* The window goes with every call: a give-back that finds the counter
- * gone starts a new one, which must expire like any other. */
 void
-ratelimit_give_back(modmta_ctx *ctx, const char *key, long long n,
-                    long window_s)
+ratelimit_give_back(modmta_ctx *ctx, const char *key, long long n)
 {
-    long long v;
     int rc;
 
     if (n <= 0)
         return;
-    rc = modmta_shared_incr(ratelimit_store(ctx), key, -n, window_s, &v);
+    rc = modmta_shared_decr(ratelimit_store(ctx), key, n);
     if (rc < 0)
         modmta_log(ctx, MODMTA_LOG_WARN, "store error: key=%s give_back=%lld "
                    "error=\"%s\" (counted until its window ends)", key, n,
                    modmta_strerror(rc));
-    /* Below zero: the counter's window ended while we held a part of
-     * it, and this made a new one. Undo our part (at most n: other
-     * sessions undo theirs), so a new window never starts in debt,
-     * which would let more through. */
-    else if (v < 0)
-        modmta_shared_incr(ratelimit_store(ctx), key, -v < n ? -v : n,
-                           window_s, &v);
 }
 
 long
 ratelimit_hold_add(struct ratelimit_sess *s, modmta_ctx *ctx,
-                   const char *key, long window_s)
+                   const char *key)
 {
     struct ratelimit_hold *h;
     size_t i;
@@ -102,11 +98,10 @@ ratelimit_hold_add(struct ratelimit_sess *s, modmta_ctx *ctx,
     if ((s->holds[i].key = strdup(key)) == NULL)
         goto nomem;
     s->holds[i].n = 1;
-    s->holds[i].window_s = window_s;
     s->nholds++;
     return (long)i;
 nomem:
-    ratelimit_give_back(ctx, key, 1, window_s);
+    ratelimit_give_back(ctx, key, 1);
     return MODMTA_E_NOMEM;
 }
 
@@ -114,8 +109,7 @@ void
 ratelimit_txn_end(struct ratelimit_sess *s, modmta_ctx *ctx)
 {
     for (size_t i = 0; i < s->nholds; i++) {
-        ratelimit_give_back(ctx, s->holds[i].key, s->holds[i].n,
-                            s->holds[i].window_s);
+        ratelimit_give_back(ctx, s->holds[i].key, s->holds[i].n);
         free(s->holds[i].key);
     }
     s->nholds = 0;
@@ -145,12 +139,24 @@ void
 ratelimit_rcpt_settle(struct ratelimit_sess *s, modmta_ctx *ctx)
 {
     struct ratelimit_hold *h;
+    size_t t;
 
+    /* highest index first: dropping a hold moves the last one in */
+    if (s->nlast == 2 && s->last[0] < s->last[1]) {
+        t = s->last[0];
+        s->last[0] = s->last[1];
+        s->last[1] = t;
+    }
     if (s->nlast > 0 && modmta_rcpt_count(ctx) <= s->last_nrcpts)
         for (size_t i = 0; i < s->nlast; i++) {
             h = &s->holds[s->last[i]];
-            ratelimit_give_back(ctx, h->key, 1, h->window_s);
-            h->n--;
+            ratelimit_give_back(ctx, h->key, 1);
+            /* a hold of nothing goes: refused recipients to ever new
+             * domains must not grow the session */
+            if (--h->n == 0) {
+                free(h->key);
+                *h = s->holds[--s->nholds];
+            }
         }
     s->nlast = 0;
 }

@@ -6,38 +6,23 @@
  * "to:nobody@") in an inline map of the SDK. A file: table is read here,
  * not by the SDK's file: backend, because only a reader that knows the
  * format can refuse a bad file when it changes and keep the previous
- * table (README.md).
+ * table (README.md); the re-reading is the SDK's (modmta/reload.h).
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include "access_table.h"
 
 #define ACCESS_KEY_MAX 600
 
-/* What tells us the file changed. */
-struct access_file_id {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-};
-
 struct access_table {
-    char *path;                /* file: tables; NULL otherwise */
+    modmta_reload *file;       /* file: tables, re-read on change */
+    modmta_map *map;           /* the other tables */
     int checked_values;        /* values were checked when read */
-    pthread_rwlock_t lock;     /* guards map */
-    modmta_map *map;
-    pthread_mutex_t check_lock; /* one thread at a time checks the file */
-    time_t checked;            /* monotonic second of the last stat() */
-    struct access_file_id id;  /* the file last read (even if it failed) */
 };
 
 static const char *const access_tags[] = {"connect", "from", "to"};
@@ -485,38 +470,38 @@ access_file_lines(FILE *f, struct access_reader *rd, unsigned *errline,
     return rc;
 }
 
-/* Read and check the file into a new inline map. Errors: json_path as
- * err_r->path, "PATH:LINE: what" as the message. */
-static modmta_map *
-access_file_read(const char *path, const char *json_path, modmta_err *err_r)
+/* Read and check the file into a new inline map (modmta/reload.h's
+ * load). Errors: "PATH:LINE: what". */
+static void *
+access_file_load(FILE *f, const char *path, void *arg, modmta_err *err_r)
 {
     struct access_reader rd = {.path = path};
     modmta_err e = {"", ""};
     modmta_map *m = NULL;
     unsigned errline = 0;
-    FILE *f;
     int rc;
 
-    if ((f = fopen(path, "re")) == NULL) {
-        modmta_err_set(err_r, json_path, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
+    (void)arg;
     if ((rd.obj = json_object()) == NULL) {
-        fclose(f);
-        modmta_err_set(err_r, json_path, "out of memory");
+        modmta_err_set(err_r, NULL, "out of memory");
         return NULL;
     }
     rc = access_file_lines(f, &rd, &errline, &e);
-    fclose(f);
     free(rd.pending);
     if (rc < 0 && errline > 0)
-        modmta_err_set(err_r, json_path, "%s:%u: %s", path, errline, e.msg);
+        modmta_err_set(err_r, NULL, "%s:%u: %s", path, errline, e.msg);
     else if (rc < 0)
-        modmta_err_set(err_r, json_path, "%s: %s", path, e.msg);
+        modmta_err_set(err_r, NULL, "%s: %s", path, e.msg);
     else
-        m = modmta_map_open(rd.obj, json_path, err_r);
+        m = modmta_map_open(rd.obj, NULL, err_r);
     json_decref(rd.obj);
     return m;
+}
+
+static void
+access_file_free(void *map)
+{
+    modmta_map_close(map);
 }
 
 /* ---- opening ---- */
@@ -555,39 +540,7 @@ access_inline_read(const json_t *spec, const char *json_path,
     return m;
 }
 
-static time_t
-access_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
-}
-
-static void
-access_file_id_get(const char *path, struct access_file_id *id)
-{
-    struct stat st;
-
-    memset(id, 0, sizeof(*id));
-    if (stat(path, &st) == 0) {
-        id->dev = st.st_dev;
-        id->ino = st.st_ino;
-        id->size = st.st_size;
-        id->mtime = st.st_mtim;
-    }
-}
-
 static int
-access_file_id_equal(const struct access_file_id *a,
-                     const struct access_file_id *b)
-{
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime.tv_sec == b->mtime.tv_sec &&
-           a->mtime.tv_nsec == b->mtime.tv_nsec;
-}
-
-static modmta_map *
 access_open_map(access_table *t, const json_t *spec, const modmta_host *host,
                 const char *json_path, modmta_err *err_r)
 {
@@ -595,25 +548,27 @@ access_open_map(access_table *t, const json_t *spec, const modmta_host *host,
 
     if (json_is_object(spec)) {
         t->checked_values = 1;
-        return access_inline_read(spec, json_path, err_r);
+        t->map = access_inline_read(spec, json_path, err_r);
+        return t->map != NULL ? 0 : -1;
     }
     if (!json_is_string(spec)) {
         modmta_err_set(err_r, json_path, "expected \"file:PATH\", "
                        "\"TYPE:ARGUMENT\" or an object");
-        return NULL;
+        return -1;
     }
     s = json_string_value(spec);
-    if (strncmp(s, "file:", 5) != 0)
-        return modmta_map_open_host(spec, host, json_path, err_r);
-    if (s[5] == '\0' || (t->path = strdup(s + 5)) == NULL) {
+    if (strncmp(s, "file:", 5) != 0) {
+        t->map = modmta_map_open_host(spec, host, json_path, err_r);
+        return t->map != NULL ? 0 : -1;
+    }
+    if (s[5] == '\0') {
         modmta_err_set(err_r, json_path, "file: map without a path");
-        return NULL;
+        return -1;
     }
     t->checked_values = 1;
-    /* stat() before reading: a change during the read is seen later. */
-    access_file_id_get(t->path, &t->id);
-    t->checked = access_now();
-    return access_file_read(t->path, json_path, err_r);
+    t->file = modmta_reload_open(s + 5, access_file_load, access_file_free,
+                                 NULL, json_path, err_r);
+    return t->file != NULL ? 0 : -1;
 }
 
 access_table *
@@ -626,14 +581,10 @@ access_table_open(const json_t *spec, const modmta_host *host,
         modmta_err_set(err_r, json_path, "out of memory");
         return NULL;
     }
-    if ((t->map = access_open_map(t, spec, host, json_path, err_r)) ==
-        NULL) {
-        free(t->path);
+    if (access_open_map(t, spec, host, json_path, err_r) < 0) {
         free(t);
         return NULL;
     }
-    pthread_rwlock_init(&t->lock, NULL);
-    pthread_mutex_init(&t->check_lock, NULL);
     return t;
 }
 
@@ -643,53 +594,8 @@ access_table_close(access_table *t)
     if (t == NULL)
         return;
     modmta_map_close(t->map);
-    pthread_rwlock_destroy(&t->lock);
-    pthread_mutex_destroy(&t->check_lock);
-    free(t->path);
+    modmta_reload_close(t->file);
     free(t);
-}
-
-static void
-access_table_swap(access_table *t)
-{
-    modmta_err err = {"", ""};
-    modmta_map *m, *old;
-
-    if ((m = access_file_read(t->path, NULL, &err)) == NULL) {
-        modmta_logf(MODMTA_LOG_ERR, "access file:%s: reload failed, "
-                    "keeping the previous table: %s", t->path, err.msg);
-        return;
-    }
-    pthread_rwlock_wrlock(&t->lock);
-    old = t->map;
-    t->map = m;
-    pthread_rwlock_unlock(&t->lock);
-    modmta_map_close(old);
-    modmta_logf(MODMTA_LOG_INFO, "access file:%s: reloaded", t->path);
-}
-
-void
-access_table_refresh(access_table *t, int force)
-{
-    struct access_file_id id;
-    time_t now;
-
-    if (t->path == NULL)
-        return;
-    if (force)
-        pthread_mutex_lock(&t->check_lock);
-    else if (pthread_mutex_trylock(&t->check_lock) != 0)
-        return;
-    now = access_now();
-    if (force || now - t->checked >= 1) {
-        t->checked = now;
-        access_file_id_get(t->path, &id);
-        if (!access_file_id_equal(&id, &t->id)) {
-            t->id = id;
-            access_table_swap(t);
-        }
-    }
-    pthread_mutex_unlock(&t->check_lock);
 }
 
 /* ---- lookups ---- */
@@ -718,7 +624,7 @@ access_rule_name(const char *canon, char *out, size_t len)
 
 /* The outcome of one key: 1 a decision, 2 SKIP, 0 none, <0 error. */
 static int
-access_try(access_table *t, int tag, const char *body, access_result *r)
+access_try(modmta_map *m, int tag, const char *body, access_result *r)
 {
     char key[ACCESS_KEY_MAX], *value = NULL;
     modmta_err err = {"", ""};
@@ -726,9 +632,7 @@ access_try(access_table *t, int tag, const char *body, access_result *r)
 
     snprintf(key, sizeof(key), "%s%s%s", tag >= 0 ? access_tags[tag] : "",
              tag >= 0 ? ":" : "", body);
-    pthread_rwlock_rdlock(&t->lock);
-    rc = modmta_map_lookup(t->map, key, &value);
-    pthread_rwlock_unlock(&t->lock);
+    rc = modmta_map_lookup(m, key, &value);
     if (rc <= 0)
         return rc;
     access_rule_name(key, r->rule, sizeof(r->rule));
@@ -736,7 +640,7 @@ access_try(access_table *t, int tag, const char *body, access_result *r)
     modmta_free(value);
     if (rc < 0) {
         modmta_logf(MODMTA_LOG_ERR, "access %s: key \"%s\": %s",
-                    modmta_map_name(t->map), key, err.msg);
+                    modmta_map_name(m), key, err.msg);
         return MODMTA_E_TEMP;
     }
     return r->action == ACCESS_NONE ? 2 : 1;
@@ -744,24 +648,24 @@ access_try(access_table *t, int tag, const char *body, access_result *r)
 
 /* The tagged key, then the untagged one. */
 static int
-access_try_both(access_table *t, access_tag tag, const char *body,
+access_try_both(modmta_map *m, access_tag tag, const char *body,
                 access_result *r)
 {
-    int rc = access_try(t, (int)tag, body, r);
+    int rc = access_try(m, (int)tag, body, r);
 
-    return rc != 0 ? rc : access_try(t, -1, body, r);
+    return rc != 0 ? rc : access_try(m, -1, body, r);
 }
 
 /* The domain and its parents, most specific first. */
 static int
-access_try_domain(access_table *t, access_tag tag, const char *domain,
+access_try_domain(modmta_map *m, access_tag tag, const char *domain,
                   access_result *r)
 {
     const char *d = domain;
     int rc;
 
     while (d != NULL && *d != '\0') {
-        if ((rc = access_try_both(t, tag, d, r)) != 0)
+        if ((rc = access_try_both(m, tag, d, r)) != 0)
             return rc;
         if (d[0] == '[')
             break; /* an address literal has no parent */
@@ -773,7 +677,7 @@ access_try_domain(access_table *t, access_tag tag, const char *domain,
 }
 
 static int
-access_try_ip(access_table *t, const char *ip, access_result *r)
+access_try_ip(modmta_map *m, const char *ip, access_result *r)
 {
     unsigned char a[16];
     unsigned g[8], n;
@@ -786,7 +690,7 @@ access_try_ip(access_table *t, const char *ip, access_result *r)
     if (inet_pton(AF_INET, ip, a) == 1) {
         snprintf(key, sizeof(key), "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
         do {
-            if ((rc = access_try_both(t, ACCESS_CONNECT, key, r)) != 0)
+            if ((rc = access_try_both(m, ACCESS_CONNECT, key, r)) != 0)
                 return rc;
             dot = strrchr(key, '.');
             if (dot != NULL)
@@ -799,7 +703,7 @@ access_try_ip(access_table *t, const char *ip, access_result *r)
     access_ipv6_groups(a, g);
     for (n = 8; n > 0; n--) {
         access_ipv6_format(g, n, key, sizeof(key));
-        if ((rc = access_try_both(t, ACCESS_CONNECT, key, r)) != 0)
+        if ((rc = access_try_both(m, ACCESS_CONNECT, key, r)) != 0)
             return rc;
     }
     return 0;
@@ -822,16 +726,28 @@ access_done(int rc, access_result *r)
     return rc;
 }
 
-int
-access_table_client(access_table *t, const char *name, const char *ip,
-                    access_result *r)
+/* The table's map for a decision, held until access_map_release. */
+static modmta_map *
+access_map_acquire(access_table *t)
+{
+    return t->file != NULL ? modmta_reload_acquire(t->file) : t->map;
+}
+
+static void
+access_map_release(access_table *t, modmta_map *m)
+{
+    if (t->file != NULL)
+        modmta_reload_release(t->file, m);
+}
+
+static int
+access_client(modmta_map *m, const char *name, const char *ip,
+              access_result *r)
 {
     char host[MODMTA_ADDR_DOMAIN_MAX + 1];
     size_t n;
     int rc = 0;
 
-    access_result_clear(r);
-    access_table_refresh(t, 0);
     if (name != NULL && name[0] != '\0' && strcmp(name, "unknown") != 0 &&
         name[0] != '.') {
         snprintf(host, sizeof(host), "%s", name);
@@ -839,40 +755,63 @@ access_table_client(access_table *t, const char *name, const char *ip,
         n = strlen(host);
         if (n > 0 && host[n - 1] == '.')
             host[n - 1] = '\0';
-        rc = access_try_domain(t, ACCESS_CONNECT, host, r);
+        rc = access_try_domain(m, ACCESS_CONNECT, host, r);
     }
     if (rc == 0 && ip != NULL)
-        rc = access_try_ip(t, ip, r);
-    return access_done(rc, r);
+        rc = access_try_ip(m, ip, r);
+    return rc;
 }
 
 int
-access_table_address(access_table *t, access_tag tag, const char *addr,
-                     access_result *r)
+access_table_client(access_table *t, const char *name, const char *ip,
+                    access_result *r)
+{
+    modmta_map *m = access_map_acquire(t);
+    int rc;
+
+    access_result_clear(r);
+    rc = access_client(m, name, ip, r);
+    access_map_release(t, m);
+    return access_done(rc, r);
+}
+
+static int
+access_address(modmta_map *m, access_tag tag, const char *addr,
+               access_result *r)
 {
     char full[ACCESS_KEY_MAX], local[ACCESS_KEY_MAX];
     const char *at;
     size_t n;
     int rc;
 
-    access_result_clear(r);
-    access_table_refresh(t, 0);
     if (addr[0] == '\0')
-        return access_done(access_try_both(t, tag, "<>", r), r);
+        return access_try_both(m, tag, "<>", r);
     snprintf(full, sizeof(full), "%s", addr);
     access_lower(full);
     n = strlen(full);
     if (n > 1 && full[n - 1] == '.')
         full[n - 1] = '\0';
-    if ((rc = access_try_both(t, tag, full, r)) != 0)
-        return access_done(rc, r);
+    if ((rc = access_try_both(m, tag, full, r)) != 0)
+        return rc;
     at = strrchr(full, '@');
-    if (at != NULL &&
-        (rc = access_try_domain(t, tag, at + 1, r)) != 0)
-        return access_done(rc, r);
+    if (at != NULL && (rc = access_try_domain(m, tag, at + 1, r)) != 0)
+        return rc;
     snprintf(local, sizeof(local), "%.*s@",
              (int)(at != NULL ? (size_t)(at - full) : strlen(full)), full);
-    rc = access_try_both(t, tag, local, r);
+    rc = access_try_both(m, tag, local, r);
     r->user_key = rc == 1;
+    return rc;
+}
+
+int
+access_table_address(access_table *t, access_tag tag, const char *addr,
+                     access_result *r)
+{
+    modmta_map *m = access_map_acquire(t);
+    int rc;
+
+    access_result_clear(r);
+    rc = access_address(m, tag, addr, r);
+    access_map_release(t, m);
     return access_done(rc, r);
 }

@@ -47,15 +47,12 @@ int access_action_parse(const char *value, access_result *r,
  * checked entry by entry now (errors name PATH:LINE or the JSON key);
  * any other "TYPE:ARG" goes to modmta_map_open_host with host (redis:
  * needs it; may be NULL otherwise) and its values are checked at
- * lookup. */
+ * lookup. A file: table is re-read when the file changes, by the rule
+ * of modmta/reload.h: looked at at most once a second, a file that no
+ * longer parses logged with PATH:LINE and the previous table kept. */
 access_table *access_table_open(const json_t *spec, const modmta_host *host,
                                 const char *json_path, modmta_err *err_r);
 void access_table_close(access_table *t);
-
-/* For a file: table, re-read the file if it changed since the last
- * check (at most once a second unless `force`). A file that no longer
- * parses is logged with PATH:LINE and the previous table kept. */
-void access_table_refresh(access_table *t, int force);
 
 /* Connect: the confirmed host name (NULL or "unknown": none) and its
  * parent domains, then the client IP and its shorter prefixes.

@@ -77,14 +77,6 @@ mbox_write_why(char *why, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
-static int
-mbox_write_errno_code(int e)
-{
-    if (e == ENOSPC || e == EDQUOT || e == EFBIG)
-        return MODMTA_E_NOSPACE;
-    return MODMTA_E_IO;
-}
-
 /* ---- waiting for locks ---- */
 
 static void
@@ -187,7 +179,7 @@ mbox_write_open(const mbox_write_req *req, int rdwr, int *fd_r, char *why,
         }
         mbox_write_why(why, whylen, "cannot open mailbox %s: %s",
                        req->mailbox, strerror(errno));
-        return mbox_write_errno_code(errno);
+        return modmta_err_from_errno(errno);
     }
     rc = mbox_write_check(req, fd, created, why, whylen);
     if (rc < 0) {
@@ -623,7 +615,7 @@ mbox_write_one(struct mbox_out *o, struct mbox_job *job, int fd, off_t end,
     if (o->err != 0) {
         mbox_write_why(job->why, job->whylen, "cannot write mailbox %s: %s",
                        req->mailbox, strerror(o->err));
-        rc = mbox_write_errno_code(o->err);
+        rc = modmta_err_from_errno(o->err);
     }
     if (rc < 0 && ftruncate(fd, end) < 0) {
         mbox_write_job_why(job, " (truncate failed: %s)", strerror(errno));
@@ -715,11 +707,11 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
         mbox_write_why(jobs[i]->why, jobs[i]->whylen,
                        "cannot write mailbox %s: %s", jobs[i]->req->mailbox,
                        strerror(e));
-        jobs[i]->rc = mbox_write_errno_code(e);
+        jobs[i]->rc = modmta_err_from_errno(e);
     }
     if (ftruncate(fd, start) < 0)
         for (i = 0; i < n; i++)
-            if (jobs[i]->rc == mbox_write_errno_code(e))
+            if (jobs[i]->rc == modmta_err_from_errno(e))
                 mbox_write_job_why(jobs[i], " (truncate failed: %s)",
                                    strerror(errno));
 }

@@ -16,8 +16,10 @@
  *       { NULL, 0, 0, 0 }
  *   };
  *
- * The keys "module" and "name" (the instance name) belong to the core and
- * are always allowed.
+ * The keys "module", "name" (the instance name), and since ABI 1.5
+ * "hook_timeout" and "on_hook_timeout" (the hooks' time budget, ctx.h)
+ * belong to the core and are always allowed: a module has no key of
+ * those names.
  */
 #ifndef MODMTA_CONF_H
 #define MODMTA_CONF_H

@@ -11,6 +11,7 @@
 #define MODMTA_CTX_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -226,6 +227,59 @@ void modmta_free(void *p);
  * modmta_auth_user() when the verb set one, else with success 0 and this
  * identity). */
 int modmta_set_auth_tried(modmta_ctx *ctx, const char *user);
+
+/* ---- transaction notes (ABI 1.5) ----
+ * Named values one module sets and later modules read, as Haraka's
+ * transaction.notes: a score set at on_data by a content check, read by
+ * a policy module after it, or at delivery. Notes belong to the
+ * transaction: set at on_mail, on_rcpt or on_data (MODMTA_E_STATE
+ * elsewhere), read from there on: later hooks of the transaction,
+ * on_queued, and route(), deliver() and deliver_msg() of the message,
+ * for which the queue envelope keeps them (across restarts). RSET, a new
+ * MAIL and the end of the transaction drop them.
+ *
+ * A name is 1 to MODMTA_NOTE_NAME_MAX octets of letters, digits and
+ * "_-.:", case-sensitive; start it with your module's name
+ * ("spamcheck.score"). A value is an integer or a UTF-8 string of at
+ * most MODMTA_NOTE_VALUE_MAX octets. A transaction holds at most
+ * MODMTA_NOTES_MAX notes. Setting a note again replaces it, whoever set
+ * it, and may change its type. No capability is needed: a note changes
+ * nothing the core does; only modules that read it act on it. */
+#define MODMTA_NOTES_MAX 32
+#define MODMTA_NOTE_NAME_MAX 64
+#define MODMTA_NOTE_VALUE_MAX 1024
+
+/* 0; MODMTA_E_INVAL (a bad name, a NULL value, a value over
+ * MODMTA_NOTE_VALUE_MAX or not UTF-8), MODMTA_E_LIMIT (a new name past
+ * MODMTA_NOTES_MAX), MODMTA_E_STATE, MODMTA_E_NOMEM. */
+int modmta_note_set_str(modmta_ctx *ctx, const char *name, const char *value);
+int modmta_note_set_int(modmta_ctx *ctx, const char *name, long long value);
+/* 1 with the value in *value_r (may be NULL; a string is borrowed,
+ * valid during the hook call), 0 when no note has that name,
+ * MODMTA_E_INVAL when it holds the other type or name is not a valid
+ * note name. */
+int modmta_note_get_str(const modmta_ctx *ctx, const char *name,
+                        const char **value_r);
+int modmta_note_get_int(const modmta_ctx *ctx, const char *name,
+                        long long *value_r);
+
+/* ---- time budgets (ABI 1.5) ----
+ * Each call of on_connect ... on_disconnect and route() has a deadline:
+ * its start plus the instance's "hook_timeout" (default 30 s). The SDK's
+ * own waits (Redis and the shared state, DNS, client connections) end
+ * by it, failing with their temporary error (MODMTA_E_TEMP, for a
+ * connection MODMTA_E_TIMEOUT). A hook that returns after its deadline
+ * has its verdict discarded: the instance's "on_hook_timeout" decides
+ * (tempfail: 451 4.3.0; continue: as if it returned MODMTA_CONTINUE).
+ * deliver(), deliver_msg(), verbs, ehlo() and serve() have no deadline.
+ *
+ * The deadline on CLOCK_MONOTONIC in milliseconds (tv_sec * 1000 +
+ * tv_nsec / 1000000 of clock_gettime(CLOCK_MONOTONIC)); 0 when the
+ * running call has none. */
+int64_t modmta_ctx_deadline(const modmta_ctx *ctx);
+/* The timeout to give a wait of your own: max_ms (>= 0), or what is
+ * left before the deadline if that is less; 0 once it has passed. */
+int modmta_ctx_time_left(const modmta_ctx *ctx, int max_ms);
 
 /* 1 if mail for `domain` (any case, trailing dot ignored) is received
  * here rather than relayed: it is in local_domains, or an instance of

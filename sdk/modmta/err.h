@@ -43,6 +43,20 @@ void modmta_err_set(modmta_err *err, const char *path, const char *fmt, ...)
 /* Static text for a MODMTA_E_* code. */
 const char *modmta_strerror(int code);
 
+/* The MODMTA_E_* code of a failed system call's errno (ABI 1.5), the one
+ * mapping libmodmta, the core and the bundled modules use:
+ *   ENOSPC EDQUOT               MODMTA_E_NOSPACE  disk full, quota
+ *   EFBIG                       MODMTA_E_LIMIT    a file size limit
+ *   ENOENT ENOTDIR              MODMTA_E_NOTFOUND
+ *   EACCES EPERM EROFS ELOOP    MODMTA_E_PERM     (ELOOP: O_NOFOLLOW met
+ *                                                 a symbolic link)
+ *   ENOMEM                      MODMTA_E_NOMEM
+ *   ETIMEDOUT                   MODMTA_E_TIMEOUT
+ *   anything else, and 0        MODMTA_E_IO
+ * Always negative. Keep strerror(errno) for the log: the code says what
+ * to answer, not what happened. */
+int modmta_err_from_errno(int e);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,9 +5,10 @@
  *   "file:/etc/modmta/access"   key<whitespace>value lines, '#' comments,
  *                               continuation lines start with whitespace;
  *                               keys compared without case; the file is
- *                               re-read when it changes (mtime, size,
- *                               inode), and a reload that fails to parse
- *                               keeps the old table and logs file:line.
+ *                               re-read when it changes by the rule of
+ *                               modmta/reload.h (looked at at most once a
+ *                               second; a change that fails to parse
+ *                               keeps the old table and logs file:line).
  *   "cidr:/etc/modmta/clients"  "network/prefix value" lines, IPv4 and
  *                               IPv6, first match in file order.
  *   "aliases:/etc/modmta/aliases"  aliases(5): "name: a, b, c", quoted

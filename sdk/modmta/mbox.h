@@ -43,7 +43,9 @@ typedef struct modmta_mbox_lk {
  *   MODMTA_E_TIMEOUT  someone holds a lock (why says which),
  *   MODMTA_E_STATE    path no longer names the file open on fd (it was
  *                     replaced or removed while we waited): reopen,
- *   MODMTA_E_PERM, MODMTA_E_NOSPACE, MODMTA_E_IO  from errno,
+ *   MODMTA_E_PERM, MODMTA_E_NOSPACE, MODMTA_E_NOTFOUND (no such
+ *                     directory), MODMTA_E_IO ...  from errno, as
+ *                     modmta_err_from_errno (err.h) maps it,
  *   MODMTA_E_INVAL    a path too long.
  * why may be NULL. When a stale lock of ours noted a size, lk->repair
  * is that size and our dot-lock notes it in turn (a crash before the

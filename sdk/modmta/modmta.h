@@ -15,5 +15,8 @@
 #include <modmta/mbox.h>
 #include <modmta/dns.h>
 #include <modmta/shared.h>
+#include <modmta/base64.h>
+#include <modmta/sasl.h>
+#include <modmta/reload.h>
 
 #endif

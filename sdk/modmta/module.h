@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 #define MODMTA_ABI_MAJOR 1
-#define MODMTA_ABI_MINOR 4
+#define MODMTA_ABI_MINOR 5
 #define MODMTA_ABI_VERSION ((MODMTA_ABI_MAJOR << 16) | MODMTA_ABI_MINOR)
 #define MODMTA_ABI_GET_MAJOR(v) (((uint32_t)(v)) >> 16)
 #define MODMTA_ABI_GET_MINOR(v) (((uint32_t)(v)) & 0xffffu)

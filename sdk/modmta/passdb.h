@@ -7,8 +7,9 @@
  *                               {CRYPT} takes a crypt(3) hash ($y$, $6$,
  *                               $5$, $2b$/$2y$), {PLAIN} a clear-text
  *                               password (tests only). The file is re-read
- *                               when it changes; a re-read that fails keeps
- *                               the old table.
+ *                               when it changes (modmta/reload.h: looked at
+ *                               at most once a second); a re-read that
+ *                               fails keeps the old table.
  *   "saslauthd:/run/saslauthd/mux"  asks saslauthd (its socket, or the
  *                               directory holding "mux"): "user@realm" is
  *                               sent as login "user" and realm "realm",

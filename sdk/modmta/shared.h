@@ -45,7 +45,8 @@ int modmta_shared_is_cluster(const modmta_shared *s);
 
 /* ---- keys ---- */
 /* 1 found (*value_r malloc'ed, free with modmta_free; may be NULL to
- * test only), 0 not found or expired, <0 error. */
+ * test only), 0 not found or expired, <0 error (MODMTA_E_INVAL: the
+ * key holds no string, or one with a NUL octet). */
 int modmta_shared_get(modmta_shared *s, const char *key, char **value_r);
 /* Set key to value; ttl_ms > 0 makes it expire, 0 keeps it until
  * deleted. 0 or <0. */
@@ -65,6 +66,14 @@ int modmta_shared_del(modmta_shared *s, const char *key);
  * increment with window_s > 0. 0 or <0. */
 int modmta_shared_incr(modmta_shared *s, const char *key, long long by,
                        long window_s, long long *value_r);
+/* Give back what was counted: take `by` (> 0) from the counter `key`
+ * only if it exists. A counter that is missing (never made, its window
+ * over, deleted) stays missing: nothing is ever created, so a give-back
+ * after the window ended changes no later window. A counter brought to
+ * 0 or below is deleted, so counts given back leave no key behind.
+ * Atomic. 1 taken from an existing counter, 0 there was none, <0 error
+ * (MODMTA_E_INVAL also for a key that holds a string). ABI 1.5. */
+int modmta_shared_decr(modmta_shared *s, const char *key, long long by);
 
 /* ---- leases ----
  * Take or renew the lease `key` for `owner` (a string unique to the
@@ -76,6 +85,26 @@ int modmta_shared_lease(modmta_shared *s, const char *key, const char *owner,
 /* Give a lease back if owner holds it: 1 released, 0 not held by owner. */
 int modmta_shared_release(modmta_shared *s, const char *key,
                           const char *owner);
+
+/* ---- gauges (things held at once; ABI 1.5) ----
+ * A gauge counts its members: strings unique to a holder
+ * ("node-hostname/session-id"), each expiring ttl_ms after it joined or
+ * was last renewed, so the members of a node that died stop counting
+ * when their TTL runs out. Renew each well before ttl_ms passes by
+ * joining again. With Redis the expiries are Redis' clock: no two
+ * nodes' clocks are compared.
+ *
+ * Join (or renew) member: 1 with *count_r the live members, member
+ * included; 0 when member was not in and max > 0 members are in already
+ * (member is not added; *count_r gets them). A member already in is
+ * renewed whatever max; max 0: no limit. Atomic. <0 error. */
+int modmta_shared_gauge_join(modmta_shared *s, const char *key,
+                             const char *member, long long max,
+                             long ttl_ms, long long *count_r);
+/* Take member out: 1 it was in, 0 it was not, <0 error. The gauge goes
+ * with its last member. */
+int modmta_shared_gauge_leave(modmta_shared *s, const char *key,
+                              const char *member);
 
 /* ---- publish / subscribe (control messages) ----
  * Deliver msg to every subscriber of channel on every node (memory: in

@@ -14,6 +14,21 @@
 #include <modmta/conf.h>
 #include <modmta/map.h>
 
+/* The keys of a module entry that belong to the core (chain.c,
+ * chain_budget.c): always allowed, never the module's. */
+static const char *const conf_core_keys[] = {
+    "module", "name", "hook_timeout", "on_hook_timeout", NULL
+};
+
+static int
+conf_is_core_key(const char *key)
+{
+    for (size_t i = 0; conf_core_keys[i] != NULL; i++)
+        if (strcmp(conf_core_keys[i], key) == 0)
+            return 1;
+    return 0;
+}
+
 static const modmta_opt *
 conf_find(const modmta_opt *opts, const char *key)
 {
@@ -156,8 +171,7 @@ conf_check_keys(const json_t *conf, const char *base, const modmta_opt *opts,
     char path[256];
 
     json_object_foreach((json_t *)conf, key, v) {
-        if (strcmp(key, "module") == 0 || strcmp(key, "name") == 0 ||
-            conf_find(opts, key) != NULL)
+        if (conf_is_core_key(key) || conf_find(opts, key) != NULL)
             continue;
         snprintf(path, sizeof(path), "%s.%s", base, key);
         modmta_err_set(err_r, path, "unknown key");

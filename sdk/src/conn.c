@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 
+#include "budget_priv.h"
 #include "conn_priv.h"
 
 #define CONN_BUF 16384
@@ -37,7 +37,6 @@ struct modmta_conn {
     char wbuf[CONN_BUF];
 };
 
-static long long conn_now_ms(void);
 static long long conn_deadline(int timeout_ms);
 static int conn_wait(modmta_conn *c, short events, long long deadline);
 static void conn_tls_why(int err, char *why, size_t whylen);
@@ -53,19 +52,11 @@ static int conn_handshake_run(modmta_conn *c, int timeout_ms, char *why,
 static int conn_handshake(modmta_conn *c, int timeout_ms);
 static void conn_linger(modmta_conn *c);
 
-static long long
-conn_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
+/* Inside a hook, no wait outlasts the hook's deadline. */
 static long long
 conn_deadline(int timeout_ms)
 {
-    return conn_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    return budget_cut(budget_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms));
 }
 
 /* Wait for events on the fd until the deadline: 0, or MODMTA_E_TIMEOUT /
@@ -82,9 +73,11 @@ conn_wait(modmta_conn *c, short events, long long deadline)
         if (((events & POLLIN) || c->interrupt_writes)
             && c->interrupt != NULL && *c->interrupt)
             return MODMTA_E_TIMEOUT;
-        left = deadline - conn_now_ms();
-        if (left <= 0)
+        left = deadline - budget_now_ms();
+        if (left <= 0) {
+            budget_spent();
             return MODMTA_E_TIMEOUT;
+        }
         slice = left > CONN_SLICE_MS && c->interrupt != NULL
                     ? CONN_SLICE_MS : (int)left;
         p.fd = c->fd;
@@ -279,9 +272,9 @@ conn_linger(modmta_conn *c)
     if (poll(&p, 1, 0) <= 0)
         return;
     shutdown(c->fd, SHUT_WR);
-    deadline = conn_now_ms() + 500;
+    deadline = budget_now_ms() + 500;
     while (total < 65536) {
-        left = (int)(deadline - conn_now_ms());
+        left = (int)(deadline - budget_now_ms());
         if (left <= 0 || poll(&p, 1, left) <= 0)
             break;
         n = recv(c->fd, buf, sizeof(buf), 0);

@@ -3,6 +3,7 @@
  * address or a UNIX socket, wrapped in a modmta_conn (conn.c). A ctx
  * links the connection to the daemon's stop flag, so a delivery notices a
  * shutdown within a second, while connecting as while waiting for a reply.
+ * A connect in a hook ends by the hook's deadline too (budget_priv.h).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "budget_priv.h"
 #include "conn_priv.h"
 #include "ctx_priv.h"
 
@@ -25,7 +27,6 @@
 
 typedef const volatile sig_atomic_t *conn_client_flag;
 
-static long long conn_client_now_ms(void);
 static void conn_client_where(const struct sockaddr *sa, char *buf,
                               size_t len);
 static int conn_client_slice(long long deadline, conn_client_flag stop);
@@ -36,15 +37,6 @@ static int conn_client_unix(int fd, const struct sockaddr_un *sun,
 static const char *conn_client_why(int rc, int err);
 static modmta_conn *conn_client_wrap(int fd, conn_client_flag stop,
                                      const char *where, modmta_err *err_r);
-
-static long long
-conn_client_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* "192.0.2.1:25", "[2001:db8::1]:25". */
 static void
@@ -75,7 +67,7 @@ conn_client_slice(long long deadline, conn_client_flag stop)
 
     if (stop != NULL && *stop)
         return MODMTA_E_STATE;
-    left = deadline - conn_client_now_ms();
+    left = deadline - budget_now_ms();
     if (left <= 0)
         return MODMTA_E_TIMEOUT;
     return left > CONN_CLIENT_SLICE_MS && stop != NULL ? CONN_CLIENT_SLICE_MS
@@ -155,7 +147,8 @@ conn_client_why(int rc, int err)
 {
     switch (rc) {
     case MODMTA_E_TIMEOUT:
-        return "timed out";
+        return budget_spent() ? "timed out: the hook's time budget is spent"
+                              : "timed out";
     case MODMTA_E_STATE:
         return "interrupted: the daemon is stopping";
     default:
@@ -168,8 +161,8 @@ modmta_conn_connect(modmta_ctx *ctx, const struct sockaddr *sa,
                     socklen_t salen, int timeout_ms, modmta_err *err_r)
 {
     conn_client_flag stop = ctx != NULL ? ctx->interrupt : NULL;
-    long long deadline = conn_client_now_ms() + (timeout_ms < 0 ? 0
-                                                 : timeout_ms);
+    long long deadline = budget_cut(budget_now_ms()
+                                    + (timeout_ms < 0 ? 0 : timeout_ms));
     char where[INET6_ADDRSTRLEN + 16];
     socklen_t len;
     int fd, rc, err;
@@ -218,8 +211,8 @@ modmta_conn_connect_unix(modmta_ctx *ctx, const char *path, int timeout_ms,
                          modmta_err *err_r)
 {
     conn_client_flag stop = ctx != NULL ? ctx->interrupt : NULL;
-    long long deadline = conn_client_now_ms() + (timeout_ms < 0 ? 0
-                                                 : timeout_ms);
+    long long deadline = budget_cut(budget_now_ms()
+                                    + (timeout_ms < 0 ? 0 : timeout_ms));
     struct sockaddr_un sun;
     int fd, rc;
 

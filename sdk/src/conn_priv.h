@@ -4,7 +4,9 @@
  *
  * I/O model: the socket is put in non-blocking mode; every read and write
  * (plain or OpenSSL) that would block waits in poll() up to a deadline, so
- * a timeout covers a whole line, handshake or flush, not one syscall.
+ * a timeout covers a whole line, handshake or flush, not one syscall;
+ * inside a budgeted hook no deadline is later than the hook's
+ * (budget_priv.h).
  * Reads fill a 16 KiB buffer; writes are queued in a 16 KiB buffer and
  * sent when it fills, on modmta_conn_flush(), or right before a read that
  * has to wait for the peer (RFC 2920: a server never holds replies while it

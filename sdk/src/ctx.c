@@ -162,6 +162,8 @@ modmta_ctx_txn_reset(modmta_ctx *ctx)
     ctx->ndlv = 0;
     ctx->dlv_remote = NULL;
     ctx->dlv_dest_down = 0;
+    ctx->notes = NULL;
+    ctx->nnotes = 0;
     modmta_ctx_reply_clear(ctx);
 }
 

@@ -89,6 +89,14 @@ struct ctx_dlv_rcpt {
     const struct ctx_dlv_remote *remote; /* at the time of the result */
 };
 
+/* A transaction note (ctx_note.c): a string (str) or an integer (num,
+ * str NULL). */
+struct ctx_note {
+    char *name;
+    char *str;
+    long long num;
+};
+
 struct ctx_data {
     const void *inst;
     void *data;
@@ -177,6 +185,15 @@ struct modmta_ctx {
 
     /* the daemon is stopping (set by the core for deliveries) */
     const volatile sig_atomic_t *interrupt;
+
+    /* the running hook call's deadline, CLOCK_MONOTONIC ms, 0: none
+     * (budget.c) */
+    long long deadline_ms;
+
+    /* transaction notes (ctx_note.c; txn arena): MODMTA_NOTES_MAX
+     * slots once one is set, in the order they were first set */
+    struct ctx_note *notes;
+    size_t nnotes;
 };
 
 /* ---- life ---- */
@@ -239,6 +256,15 @@ struct ctx_dlv_rcpt *modmta_ctx_dlv_group(modmta_ctx *ctx, size_t n);
 /* Serialize the live headers ("Name: value\r\n" each) into a malloc'ed
  * buffer; returns its length or <0. */
 long modmta_ctx_headers_serialize(const modmta_ctx *ctx, char **buf_r);
+
+/* Set a note without the phase check (the core: notes read back from
+ * the envelope for a delivery). str NULL: the integer num. 0, or as
+ * modmta_note_set_str. */
+int modmta_ctx_note_put(modmta_ctx *ctx, const char *name, const char *str,
+                        long long num);
+/* 0 if name (and str, unless NULL) make a valid note, else
+ * MODMTA_E_INVAL (the envelope decoder checks with it too). */
+int modmta_ctx_note_check(const char *name, const char *str);
 
 /* ---- arenas ---- */
 struct modmta_arena *modmta_arena_new(void);

@@ -29,6 +29,7 @@
 
 #include <modmta/log.h>
 
+#include "budget_priv.h"
 #include "ctx_priv.h"
 #include "dns_priv.h"
 
@@ -261,8 +262,10 @@ dns_query_free(dns_query *q)
 void
 dns_deadline(const modmta_dns *r, struct timespec *ts)
 {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += r->timeout_s;
+    long long ms = budget_cut(budget_now_ms() + r->timeout_s * 1000);
+
+    ts->tv_sec = (time_t)(ms / 1000);
+    ts->tv_nsec = (long)(ms % 1000) * 1000000;
 }
 
 int
@@ -328,6 +331,7 @@ dns_query_finish(modmta_dns *r, dns_query *q, const struct timespec *deadline,
         }
         pthread_mutex_unlock(&r->lock);
         dns_query_free(q);
+        budget_spent();
         return MODMTA_E_TEMP;
     }
     pthread_mutex_unlock(&r->lock);

@@ -36,7 +36,9 @@ void modmta_dns_free(modmta_dns *r);
 /* One lookup in flight (dns.c). */
 typedef struct dns_query dns_query;
 
-/* When lookups started now must end (CLOCK_MONOTONIC). */
+/* When lookups started now must end (CLOCK_MONOTONIC): after the
+ * resolver's timeout, or at the running hook's deadline if that is
+ * earlier (budget_priv.h). */
 void dns_deadline(const modmta_dns *r, struct timespec *ts);
 /* Start looking up name (checked, no final dot) / type. 0, or
  * MODMTA_E_TEMP (the resolver could not start: logged). */

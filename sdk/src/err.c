@@ -1,4 +1,5 @@
-/* Error reports and the text of MODMTA_E_* codes. */
+/* Error reports, the text of MODMTA_E_* codes, and errno's. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -35,5 +36,31 @@ modmta_strerror(int code)
     case MODMTA_E_TIMEOUT: return "timed out";
     case MODMTA_E_NOSPACE: return "no space left on device";
     default: return "unknown error";
+    }
+}
+
+int
+modmta_err_from_errno(int e)
+{
+    switch (e) {
+    case ENOSPC:
+    case EDQUOT:
+        return MODMTA_E_NOSPACE;
+    case EFBIG:
+        return MODMTA_E_LIMIT;
+    case ENOENT:
+    case ENOTDIR:
+        return MODMTA_E_NOTFOUND;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+    case ELOOP:
+        return MODMTA_E_PERM;
+    case ENOMEM:
+        return MODMTA_E_NOMEM;
+    case ETIMEDOUT:
+        return MODMTA_E_TIMEOUT;
+    default:
+        return MODMTA_E_IO;
     }
 }

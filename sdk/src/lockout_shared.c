@@ -10,8 +10,10 @@
  * the first failure, so it ends before the lock does, and the client
  * starts afresh when its lock ends. Failures that raced past the lock
  * check of a parallel session count above the limit: each of them sets
- * the lock again (so a lock whose first setting failed is still set)
- * and is answered LOCKED; only the one that reached the limit is HIT.
+ * the lock again and is answered LOCKED; only the one that reached the
+ * limit is HIT. The check looks at the counter too: a count at the limit
+ * without a lock (the store failed between the failure's two calls) is
+ * locked, and the check sets the lock then, so no guess gets through.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -83,28 +85,46 @@ lockout_shared_keyname(const struct lockout_shared *sh, const char *what,
 
 #define LOCKOUT_FULLKEY_MAX (LOCKOUT_NAME_MAX + LOCKOUT_KEY_MAX + 16)
 
-/* 1 if client (a key or a site; "" is none) is locked, 0 not, <0. */
+/* 1 if client (a key or a site; "" is none) is locked, 0 not, <0:
+ * its lock is set, or its failures reached limit (a lock that could not
+ * be set: set it now). */
 static int
-lockout_shared_locked(struct lockout_shared *sh, const char *client)
+lockout_shared_locked(struct lockout_shared *sh, const char *client,
+                      unsigned limit)
 {
-    char k[LOCKOUT_FULLKEY_MAX];
+    char k[LOCKOUT_FULLKEY_MAX], *v = NULL;
+    long long n;
+    int r;
 
     if (client[0] == '\0')
         return 0;
-    return modmta_shared_get(sh->s, lockout_shared_keyname(sh, "lock",
-                                                          client, k,
-                                                          sizeof(k)),
-                             NULL);
+    r = modmta_shared_get(sh->s, lockout_shared_keyname(sh, "lock", client,
+                                                        k, sizeof(k)),
+                          NULL);
+    if (r != 0)
+        return r;
+    r = modmta_shared_get(sh->s, lockout_shared_keyname(sh, "fail", client,
+                                                        k, sizeof(k)),
+                          &v);
+    n = r == 1 ? strtoll(v, NULL, 10) : 0;
+    free(v);
+    if (r != 1 || n < (long long)limit)
+        return r < 0 ? r : 0;
+    (void)modmta_shared_set(sh->s, lockout_shared_keyname(sh, "lock", client,
+                                                          k, sizeof(k)),
+                            "locked", sh->lock_ms);
+    return 1;
 }
 
 int
 lockout_shared_check(struct lockout_shared *sh, const char *key,
                      const char *site)
 {
-    int r = lockout_shared_locked(sh, site);
+    int r = lockout_shared_locked(sh, site,
+                                  sh->max_failures * LOCKOUT_SITE_FACTOR);
 
     if (r == 0)
-        r = lockout_shared_locked(sh, key);
+        r = lockout_shared_locked(sh, key, sh->max_failures);
     if (r < 0)
         return r;
     return r == 1 ? MODMTA_LOCKOUT_LOCKED : MODMTA_LOCKOUT_OPEN;

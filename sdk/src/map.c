@@ -201,8 +201,8 @@ map_table_load_entry(void *arg, const char *key, const char *value,
 }
 
 map_table *
-map_table_load(map_reader_fn reader, const char *type, const char *path,
-               const char *json_path, modmta_err *err_r)
+map_table_load(map_reader_fn reader, const char *type, FILE *f,
+               const char *path, const char *json_path, modmta_err *err_r)
 {
     struct map_table_loader l = {map_table_new(), type, path};
 
@@ -210,7 +210,7 @@ map_table_load(map_reader_fn reader, const char *type, const char *path,
         modmta_err_set(err_r, json_path, "out of memory");
         return NULL;
     }
-    if (reader(path, json_path, map_table_load_entry, &l, err_r) < 0) {
+    if (reader(f, path, json_path, map_table_load_entry, &l, err_r) < 0) {
         map_table_free(l.table);
         return NULL;
     }

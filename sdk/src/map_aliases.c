@@ -2,41 +2,18 @@
  * The "aliases:" map backend: an aliases(5) file ("name: a, b, c",
  * continuation lines starting with white space, '#' comments, quoted
  * names), held in a hash table and re-read when the file changes, like
- * "file:". A lookup of NAME returns its targets as one list,
- * "a, b, \"|cmd x\"", that modmta_map_list_split() splits again.
- * The logical-line reader is map_file.c's.
+ * "file:" (map_file.c's reloading table). A lookup of NAME returns its
+ * targets as one list, "a, b, \"|cmd x\"", that modmta_map_list_split()
+ * splits again. The logical-line reader is map_file.c's.
  */
-#include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include <modmta/conf.h>
-#include <modmta/log.h>
 #include <modmta/map.h>
 
 #include "map_priv.h"
-
-/* What tells us the file changed. */
-struct map_aliases_id {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-};
-
-struct map_aliases {
-    char *path;
-    pthread_rwlock_t lock;      /* guards table */
-    map_table *table;
-    pthread_mutex_t check_lock; /* one thread at a time checks the file */
-    time_t checked;             /* monotonic second of the last stat() */
-    struct map_aliases_id id;   /* the file last parsed (even if failed) */
-    int stat_failed;            /* last stat() failed (logged once) */
-};
 
 /* A growing string. */
 struct map_aliases_buf {
@@ -46,14 +23,12 @@ struct map_aliases_buf {
 
 static void *map_aliases_open(const char *arg, const char *json_path,
                               modmta_err *err_r);
-static int map_aliases_lookup(void *state, const char *key, char **value_r);
-static void map_aliases_close(void *state);
 
 const modmta_map_backend map_aliases_backend = {
     .type = "aliases",
     .open = map_aliases_open,
-    .lookup = map_aliases_lookup,
-    .close = map_aliases_close,
+    .lookup = map_file_table_lookup,
+    .close = map_file_table_close,
 };
 
 /* ---- lists ---- */
@@ -350,161 +325,22 @@ map_aliases_entry(void *arg, const char *key, const char *value,
 }
 
 int
-map_aliases_entries(const char *path, const char *json_path,
+map_aliases_entries(FILE *f, const char *path, const char *json_path,
                     map_file_entry_fn fn, void *arg, modmta_err *err_r)
 {
     struct map_aliases_reader r = {fn, arg};
 
-    return map_file_read(path, json_path, map_aliases_entry, &r, err_r);
+    return map_file_read(f, path, json_path, map_aliases_entry, &r, err_r);
 }
 
 /* ---- the backend ---- */
 
-static time_t
-map_aliases_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
-}
-
-static void
-map_aliases_id_of(const struct stat *st, struct map_aliases_id *id)
-{
-    id->dev = st->st_dev;
-    id->ino = st->st_ino;
-    id->size = st->st_size;
-    id->mtime = st->st_mtim;
-}
-
-static int
-map_aliases_id_equal(const struct map_aliases_id *a,
-                     const struct map_aliases_id *b)
-{
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime.tv_sec == b->mtime.tv_sec &&
-           a->mtime.tv_nsec == b->mtime.tv_nsec;
-}
-
-static void
-map_aliases_free(struct map_aliases *ma)
-{
-    map_table_free(ma->table);
-    free(ma->path);
-    free(ma);
-}
+static const struct map_file_format map_aliases_format = {
+    "aliases", map_aliases_entries,
+};
 
 static void *
 map_aliases_open(const char *arg, const char *json_path, modmta_err *err_r)
 {
-    struct map_aliases *ma;
-    struct stat st;
-
-    if (arg[0] == '\0') {
-        modmta_err_set(err_r, json_path, "aliases: map without a path");
-        return NULL;
-    }
-    if ((ma = calloc(1, sizeof(*ma))) == NULL ||
-        (ma->path = strdup(arg)) == NULL) {
-        free(ma);
-        modmta_err_set(err_r, json_path, "out of memory");
-        return NULL;
-    }
-    /* stat() before reading: a change during the read is seen later. */
-    if (stat(arg, &st) == 0)
-        map_aliases_id_of(&st, &ma->id);
-    ma->table = map_table_load(map_aliases_entries, "aliases", arg,
-                               json_path, err_r);
-    if (ma->table == NULL) {
-        map_aliases_free(ma);
-        return NULL;
-    }
-    ma->checked = map_aliases_now();
-    pthread_rwlock_init(&ma->lock, NULL);
-    pthread_mutex_init(&ma->check_lock, NULL);
-    return ma;
-}
-
-/* Parse the changed file and swap it in; on failure keep the old one. */
-static void
-map_aliases_reload(struct map_aliases *ma)
-{
-    modmta_err err = {"", ""};
-    map_table *t, *old;
-
-    t = map_table_load(map_aliases_entries, "aliases", ma->path, NULL,
-                       &err);
-    if (t == NULL) {
-        modmta_logf(MODMTA_LOG_WARN,
-                    "map aliases:%s: reload failed, keeping the previous "
-                    "table: %s", ma->path, err.msg);
-        return;
-    }
-    pthread_rwlock_wrlock(&ma->lock);
-    old = ma->table;
-    ma->table = t;
-    pthread_rwlock_unlock(&ma->lock);
-    map_table_free(old);
-    modmta_logf(MODMTA_LOG_INFO, "map aliases:%s: reloaded, %zu aliases",
-                ma->path, map_table_count(t));
-}
-
-/* At most once per second, stat() the file and re-read it if it changed.
- * A thread finding another one checking does not wait for it. */
-static void
-map_aliases_refresh(struct map_aliases *ma)
-{
-    struct map_aliases_id id;
-    struct stat st;
-    time_t now = map_aliases_now();
-
-    if (pthread_mutex_trylock(&ma->check_lock) != 0)
-        return;
-    if (now - ma->checked >= 1) {
-        ma->checked = now;
-        if (stat(ma->path, &st) < 0) {
-            if (!ma->stat_failed)
-                modmta_logf(MODMTA_LOG_WARN,
-                            "map aliases:%s: %s, keeping the previous "
-                            "table", ma->path, strerror(errno));
-            ma->stat_failed = 1;
-        } else {
-            ma->stat_failed = 0;
-            map_aliases_id_of(&st, &id);
-            if (!map_aliases_id_equal(&id, &ma->id)) {
-                ma->id = id;
-                map_aliases_reload(ma);
-            }
-        }
-    }
-    pthread_mutex_unlock(&ma->check_lock);
-}
-
-static int
-map_aliases_lookup(void *state, const char *key, char **value_r)
-{
-    struct map_aliases *ma = state;
-    const char *v;
-    int rc = 1;
-
-    map_aliases_refresh(ma);
-    pthread_rwlock_rdlock(&ma->lock);
-    v = map_table_get(ma->table, key);
-    if (v == NULL)
-        rc = 0;
-    else if (value_r != NULL && (*value_r = strdup(v)) == NULL)
-        rc = MODMTA_E_NOMEM;
-    pthread_rwlock_unlock(&ma->lock);
-    return rc;
-}
-
-static void
-map_aliases_close(void *state)
-{
-    struct map_aliases *ma = state;
-
-    pthread_rwlock_destroy(&ma->lock);
-    pthread_mutex_destroy(&ma->check_lock);
-    map_aliases_free(ma);
+    return map_file_table_open(&map_aliases_format, arg, json_path, err_r);
 }

@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include <modmta/map.h>
+#include <modmta/reload.h>
 
+#include "file_open_priv.h"
 #include "map_priv.h"
 
 struct map_cidr_entry {
@@ -185,6 +187,9 @@ static void *
 map_cidr_open(const char *arg, const char *json_path, modmta_err *err_r)
 {
     struct map_cidr *c;
+    struct stat st;
+    FILE *f;
+    int rc;
 
     if (arg[0] == '\0') {
         modmta_err_set(err_r, json_path, "cidr: map without a path");
@@ -194,7 +199,15 @@ map_cidr_open(const char *arg, const char *json_path, modmta_err *err_r)
         modmta_err_set(err_r, json_path, "out of memory");
         return NULL;
     }
-    if (map_file_read(arg, json_path, map_cidr_entry, c, err_r) < 0) {
+    if ((f = file_open_read(arg, MODMTA_RELOAD_SIZE_MAX, &st, err_r))
+        == NULL) {
+        snprintf(err_r->path, sizeof(err_r->path), "%s", json_path);
+        map_cidr_close(c);
+        return NULL;
+    }
+    rc = map_file_read(f, arg, json_path, map_cidr_entry, c, err_r);
+    fclose(f);
+    if (rc < 0) {
         map_cidr_close(c);
         return NULL;
     }

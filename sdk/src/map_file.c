@@ -1,38 +1,18 @@
 /*
  * The "file:" map backend: a Postfix-style "key value" text table held
- * in a hash table, re-read when the file changes. The logical-line reader
- * here is shared with the cidr backend.
+ * in a hash table, re-read when the file changes (modmta/reload.h). The
+ * logical-line reader here is shared with the cidr and aliases backends,
+ * and so is the reloading table (map_file_table_*), with aliases.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
-#include <modmta/log.h>
 #include <modmta/map.h>
+#include <modmta/reload.h>
 
 #include "map_priv.h"
-
-/* What tells us the file changed. */
-struct map_file_id {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-};
-
-struct map_file {
-    char *path;
-    pthread_rwlock_t lock;      /* guards table */
-    map_table *table;
-    pthread_mutex_t check_lock; /* one thread at a time checks the file */
-    time_t checked;             /* monotonic second of the last stat() */
-    struct map_file_id id;      /* the file last parsed (even if it failed) */
-    int stat_failed;            /* last stat() failed (logged once) */
-};
 
 /* A growing buffer holding one logical line. */
 struct map_file_buf {
@@ -42,14 +22,12 @@ struct map_file_buf {
 
 static void *map_file_open(const char *arg, const char *json_path,
                            modmta_err *err_r);
-static int map_file_lookup(void *state, const char *key, char **value_r);
-static void map_file_close(void *state);
 
 const modmta_map_backend map_file_backend = {
     .type = "file",
     .open = map_file_open,
-    .lookup = map_file_lookup,
-    .close = map_file_close,
+    .lookup = map_file_table_lookup,
+    .close = map_file_table_close,
 };
 
 /* ---- the logical-line reader ---- */
@@ -158,21 +136,16 @@ map_file_feed(struct map_file_reader *r, const char *line, unsigned lineno)
 }
 
 int
-map_file_read(const char *path, const char *json_path, map_file_entry_fn fn,
-              void *arg, modmta_err *err_r)
+map_file_read(FILE *f, const char *path, const char *json_path,
+              map_file_entry_fn fn, void *arg, modmta_err *err_r)
 {
     struct map_file_reader r = {.fn = fn, .arg = arg};
     unsigned lineno = 0;
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    FILE *f;
     int rc = 0;
 
-    if ((f = fopen(path, "re")) == NULL) {
-        modmta_err_set(err_r, json_path, "%s: %s", path, strerror(errno));
-        return MODMTA_E_IO;
-    }
     while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
         lineno++;
         if (memchr(line, '\0', (size_t)len) != NULL) {
@@ -197,11 +170,8 @@ map_file_read(const char *path, const char *json_path, map_file_entry_fn fn,
     }
     free(line);
     free(r.b.s);
-    fclose(f);
     return rc;
 }
-
-/* ---- the file: backend ---- */
 
 /* Where map_file_entries() hands each entry. */
 struct map_file_checker {
@@ -224,157 +194,73 @@ map_file_check(void *arg, const char *key, const char *value,
 }
 
 int
-map_file_entries(const char *path, const char *json_path,
+map_file_entries(FILE *f, const char *path, const char *json_path,
                  map_file_entry_fn fn, void *arg, modmta_err *err_r)
 {
     struct map_file_checker c = {fn, arg};
 
-    return map_file_read(path, json_path, map_file_check, &c, err_r);
+    return map_file_read(f, path, json_path, map_file_check, &c, err_r);
 }
 
-static time_t
-map_file_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
-}
-
-static void
-map_file_id_of(const struct stat *st, struct map_file_id *id)
-{
-    id->dev = st->st_dev;
-    id->ino = st->st_ino;
-    id->size = st->st_size;
-    id->mtime = st->st_mtim;
-}
-
-static int
-map_file_id_equal(const struct map_file_id *a, const struct map_file_id *b)
-{
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime.tv_sec == b->mtime.tv_sec &&
-           a->mtime.tv_nsec == b->mtime.tv_nsec;
-}
-
-static void
-map_file_free(struct map_file *mf)
-{
-    map_table_free(mf->table);
-    free(mf->path);
-    free(mf);
-}
+/* ---- tables re-read on change: file: and aliases: ---- */
 
 static void *
-map_file_open(const char *arg, const char *json_path, modmta_err *err_r)
+map_file_table_load(FILE *f, const char *path, void *arg, modmta_err *err_r)
 {
-    struct map_file *mf;
-    struct stat st;
+    const struct map_file_format *fmt = arg;
 
+    return map_table_load(fmt->reader, fmt->type, f, path, NULL, err_r);
+}
+
+static void
+map_file_table_free(void *table)
+{
+    map_table_free(table);
+}
+
+void *
+map_file_table_open(const struct map_file_format *fmt, const char *arg,
+                    const char *json_path, modmta_err *err_r)
+{
     if (arg[0] == '\0') {
-        modmta_err_set(err_r, json_path, "file: map without a path");
+        modmta_err_set(err_r, json_path, "%s: map without a path",
+                       fmt->type);
         return NULL;
     }
-    if ((mf = calloc(1, sizeof(*mf))) == NULL ||
-        (mf->path = strdup(arg)) == NULL) {
-        free(mf);
-        modmta_err_set(err_r, json_path, "out of memory");
-        return NULL;
-    }
-    /* stat() before reading: a change during the read is seen later. */
-    if (stat(arg, &st) == 0)
-        map_file_id_of(&st, &mf->id);
-    mf->table = map_table_load(map_file_entries, "file", arg, json_path,
-                               err_r);
-    if (mf->table == NULL) {
-        map_file_free(mf);
-        return NULL;
-    }
-    mf->checked = map_file_now();
-    pthread_rwlock_init(&mf->lock, NULL);
-    pthread_mutex_init(&mf->check_lock, NULL);
-    return mf;
+    return modmta_reload_open(arg, map_file_table_load, map_file_table_free,
+                              (void *)fmt, json_path, err_r);
 }
 
-/* Parse the changed file and swap it in; on failure keep the old one. */
-static void
-map_file_reload(struct map_file *mf)
+int
+map_file_table_lookup(void *state, const char *key, char **value_r)
 {
-    modmta_err err = {"", ""};
-    map_table *t, *old;
-
-    t = map_table_load(map_file_entries, "file", mf->path, NULL, &err);
-    if (t == NULL) {
-        modmta_logf(MODMTA_LOG_WARN,
-                    "map file:%s: reload failed, keeping the previous "
-                    "table: %s", mf->path, err.msg);
-        return;
-    }
-    pthread_rwlock_wrlock(&mf->lock);
-    old = mf->table;
-    mf->table = t;
-    pthread_rwlock_unlock(&mf->lock);
-    map_table_free(old);
-    modmta_logf(MODMTA_LOG_INFO, "map file:%s: reloaded, %zu keys",
-                mf->path, map_table_count(t));
-}
-
-/* At most once per second, stat() the file and re-read it if it changed.
- * A thread finding another one checking does not wait for it. */
-static void
-map_file_refresh(struct map_file *mf)
-{
-    struct map_file_id id;
-    struct stat st;
-    time_t now = map_file_now();
-
-    if (pthread_mutex_trylock(&mf->check_lock) != 0)
-        return;
-    if (now - mf->checked >= 1) {
-        mf->checked = now;
-        if (stat(mf->path, &st) < 0) {
-            if (!mf->stat_failed)
-                modmta_logf(MODMTA_LOG_WARN,
-                            "map file:%s: %s, keeping the previous table",
-                            mf->path, strerror(errno));
-            mf->stat_failed = 1;
-        } else {
-            mf->stat_failed = 0;
-            map_file_id_of(&st, &id);
-            if (!map_file_id_equal(&id, &mf->id)) {
-                mf->id = id;
-                map_file_reload(mf);
-            }
-        }
-    }
-    pthread_mutex_unlock(&mf->check_lock);
-}
-
-static int
-map_file_lookup(void *state, const char *key, char **value_r)
-{
-    struct map_file *mf = state;
-    const char *v;
+    modmta_reload *r = state;
+    map_table *t = modmta_reload_acquire(r);
+    const char *v = map_table_get(t, key);
     int rc = 1;
 
-    map_file_refresh(mf);
-    pthread_rwlock_rdlock(&mf->lock);
-    v = map_table_get(mf->table, key);
     if (v == NULL)
         rc = 0;
     else if (value_r != NULL && (*value_r = strdup(v)) == NULL)
         rc = MODMTA_E_NOMEM;
-    pthread_rwlock_unlock(&mf->lock);
+    modmta_reload_release(r, t);
     return rc;
 }
 
-static void
-map_file_close(void *state)
+void
+map_file_table_close(void *state)
 {
-    struct map_file *mf = state;
+    modmta_reload_close(state);
+}
 
-    pthread_rwlock_destroy(&mf->lock);
-    pthread_mutex_destroy(&mf->check_lock);
-    map_file_free(mf);
+/* ---- the file: backend ---- */
+
+static const struct map_file_format map_file_format = {
+    "file", map_file_entries,
+};
+
+static void *
+map_file_open(const char *arg, const char *json_path, modmta_err *err_r)
+{
+    return map_file_table_open(&map_file_format, arg, json_path, err_r);
 }

@@ -8,6 +8,7 @@
 #define MODMTA_MAP_PRIV_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include <modmta/map.h>
 #include <modmta/shared.h>
@@ -37,10 +38,11 @@ typedef int (*map_file_entry_fn)(void *arg, const char *key,
                                  const char *value, unsigned lineno,
                                  modmta_err *err_r);
 
-/* Read a Postfix-style text table: '#' comment lines and blank lines are
- * skipped, a line starting with whitespace continues the previous one.
- * Errors are "PATH:LINE: ..." messages with json_path as err_r->path. */
-int map_file_read(const char *path, const char *json_path,
+/* Read a Postfix-style text table from f (open at its start; path names
+ * it): '#' comment lines and blank lines are skipped, a line starting
+ * with whitespace continues the previous one. Errors are "PATH:LINE:
+ * ..." messages with json_path as err_r->path. */
+int map_file_read(FILE *f, const char *path, const char *json_path,
                   map_file_entry_fn fn, void *arg, modmta_err *err_r);
 
 /* The readers of the formats: fn gets each entry as a lookup of the
@@ -48,19 +50,31 @@ int map_file_read(const char *path, const char *json_path,
  * empty; aliases: a name and its targets joined again, "a, \"|cmd x\"",
  * after the checks of map_aliases.c), duplicates included, with the
  * line it starts on. Errors as map_file_read's. */
-int map_file_entries(const char *path, const char *json_path,
+int map_file_entries(FILE *f, const char *path, const char *json_path,
                      map_file_entry_fn fn, void *arg, modmta_err *err_r);
-int map_aliases_entries(const char *path, const char *json_path,
+int map_aliases_entries(FILE *f, const char *path, const char *json_path,
                         map_file_entry_fn fn, void *arg, modmta_err *err_r);
-typedef int (*map_reader_fn)(const char *path, const char *json_path,
-                             map_file_entry_fn fn, void *arg,
-                             modmta_err *err_r);
-/* A table of what reader reads from path: the first entry of a key
- * counts, later ones are logged ("map TYPE:PATH:LINE: duplicate key").
- * NULL with err_r filled. */
-map_table *map_table_load(map_reader_fn reader, const char *type,
+typedef int (*map_reader_fn)(FILE *f, const char *path,
+                             const char *json_path, map_file_entry_fn fn,
+                             void *arg, modmta_err *err_r);
+/* A table of what reader reads from f: the first entry of a key counts,
+ * later ones are logged ("map TYPE:PATH:LINE: duplicate key"). NULL
+ * with err_r filled. */
+map_table *map_table_load(map_reader_fn reader, const char *type, FILE *f,
                           const char *path, const char *json_path,
                           modmta_err *err_r);
+/* A file format whose table is re-read when the file changes
+ * (modmta/reload.h): the file: and aliases: backends are these three
+ * functions over their format. */
+struct map_file_format {
+    const char *type;       /* "file", "aliases" */
+    map_reader_fn reader;
+};
+void *map_file_table_open(const struct map_file_format *fmt,
+                          const char *arg, const char *json_path,
+                          modmta_err *err_r);
+int map_file_table_lookup(void *state, const char *key, char **value_r);
+void map_file_table_close(void *state);
 /* The entry callback of map_table_load, for a reader of one's own that
  * checks more before it (arg a struct map_table_loader). */
 struct map_table_loader {

@@ -11,8 +11,9 @@
  *
  * Values come from a store anybody who can reach Redis may write: a
  * value holding a control character other than tab (no line of a file
- * map can) is refused as a temporary failure, and modmta_map_is_shared()
- * tells modules never to take a command, file or include from it.
+ * map can), a NUL octet included, or a key of another Redis type is
+ * refused as a temporary failure, and modmta_map_is_shared() tells
+ * modules never to take a command, file or include from it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,10 @@ map_redis_lookup(void *state, const char *key, char **value_r)
     if (map_redis_key(mr, key, full, sizeof(full)) < 0)
         return 0;
     rc = modmta_shared_get(mr->shared, full, &v);
+    if (rc == MODMTA_E_INVAL)
+        modmta_logf(MODMTA_LOG_ERR, "map redis:%s: key \"%s\": holds "
+                    "another Redis type or a NUL octet, refused", mr->prefix,
+                    key);
     if (rc < 0)
         return MODMTA_E_TEMP;
     if (rc == 1 && !map_redis_value_ok(v)) {

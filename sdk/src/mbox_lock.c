@@ -75,23 +75,6 @@ mbox_lock_why(char *why, size_t len, const char *fmt, ...)
 }
 
 static int
-mbox_lock_errno_code(int e)
-{
-    switch (e) {
-    case ENOSPC:
-    case EDQUOT:
-    case EFBIG:
-        return MODMTA_E_NOSPACE;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-        return MODMTA_E_PERM;
-    default:
-        return MODMTA_E_IO;
-    }
-}
-
-static int
 mbox_lock_path(const char *path, char *lockpath, char *why, size_t whylen)
 {
     if ((size_t)snprintf(lockpath, PATH_MAX, "%s.lock", path) < PATH_MAX)
@@ -291,7 +274,7 @@ mbox_lock_dot(const char *lockpath, long long deadline,
         if (errno != EEXIST) {
             mbox_lock_why(why, whylen, "cannot create lock file %s: %s",
                           lockpath, strerror(errno));
-            return mbox_lock_errno_code(errno);
+            return modmta_err_from_errno(errno);
         }
         if (mbox_lock_clear_stale(lockpath, stale_s, &repair)) {
             if (repair >= 0)
@@ -353,7 +336,7 @@ mbox_lock_fd_until(const char *path, int fd, long long deadline,
         if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
             mbox_lock_why(why, whylen, "cannot lock mailbox %s: %s", path,
                           strerror(errno));
-            return mbox_lock_errno_code(errno);
+            return modmta_err_from_errno(errno);
         }
         if (mbox_lock_nap(deadline) < 0) {
             mbox_lock_why(why, whylen, "mailbox locked (fcntl lock on %s)",

@@ -6,23 +6,23 @@
  *   bob:{PLAIN}secret        (tests only: the password in clear)
  *
  * A bare crypt hash ("alice:$6$...") is taken as {CRYPT}. User names are
- * compared exactly. The table is re-read when the file's identity (inode,
- * size, mtime) changes; a re-read that fails keeps the old table and logs
- * the error. Secrets are parsed and checked by passdb_scheme.c.
+ * compared exactly. The table is re-read when the file changes, by the
+ * rule of modmta/reload.h (looked at at most once a second; a re-read
+ * that fails keeps the old table and logs PATH:LINE). Secrets are parsed
+ * and checked by passdb_scheme.c.
  *
  * An unknown user costs what a known one does: verify runs crypt_r
- * against a dummy hash made at open ($y$ when the file has $y$ entries,
- * else $6$), so the response time does not tell which users exist.
+ * against a dummy hash made with each table ($y$ when the file has $y$
+ * entries, else $6$), so the response time does not tell which users
+ * exist.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include <modmta/log.h>
 #include <modmta/passdb.h>
+#include <modmta/reload.h>
 
 #include "passdb_priv.h"
 
@@ -35,14 +35,7 @@ struct passdb_entry {
 struct passdb_table {
     struct passdb_entry *e;    /* sorted by user */
     size_t n, cap;
-};
-
-struct passdb_file {
-    char *path;
-    pthread_mutex_t lock;      /* guards table and the file identity */
-    struct passdb_table *table;
-    struct stat id;
-    char *dummy;               /* a valid hash of the default method */
+    char *dummy;               /* a valid hash of the table's method */
 };
 
 static void *passdb_file_open(const char *arg, const char *json_path,
@@ -62,8 +55,9 @@ const modmta_passdb_backend passdb_file_backend = {
 };
 
 static void
-passdb_table_free(struct passdb_table *t)
+passdb_table_free(void *p)
 {
+    struct passdb_table *t = p;
     size_t i;
 
     if (t == NULL)
@@ -73,9 +67,9 @@ passdb_table_free(struct passdb_table *t)
         modmta_passdb_secret_free(t->e[i].secret);
     }
     free(t->e);
+    free(t->dummy);
     free(t);
 }
-
 static int
 passdb_entry_cmp(const void *a, const void *b)
 {
@@ -146,60 +140,6 @@ passdb_table_dup_check(const struct passdb_table *t, const char **user_r)
     return 0;
 }
 
-/* Read the whole file; NULL with err_r "PATH:LINE: message". */
-static struct passdb_table *
-passdb_file_load(const char *path, const char *json_path, struct stat *st_r,
-                 modmta_err *err_r)
-{
-    struct passdb_table *t = calloc(1, sizeof(*t));
-    FILE *f = fopen(path, "re");
-    char *line = NULL;
-    const char *why = NULL, *dup;
-    size_t cap = 0;
-    unsigned lineno = 0;
-    ssize_t len;
-
-    if (t == NULL || f == NULL) {
-        modmta_err_set(err_r, json_path, "%s: %s", path,
-                       t == NULL ? "out of memory" : strerror(errno));
-        goto fail;
-    }
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        if (len == 0 || line[0] == '#')
-            continue;
-        if (passdb_table_add(t, line, &why) < 0) {
-            modmta_err_set(err_r, json_path, "%s:%u: %s", path, lineno, why);
-            goto fail;
-        }
-    }
-    if (ferror(f) || fstat(fileno(f), st_r) < 0) {
-        modmta_err_set(err_r, json_path, "%s: %s", path, strerror(errno));
-        goto fail;
-    }
-    qsort(t->e, t->n, sizeof(*t->e), passdb_entry_cmp);
-    if (passdb_table_dup_check(t, &dup) < 0) {
-        modmta_err_set(err_r, json_path, "%s: user \"%s\" listed twice",
-                       path, dup);
-        goto fail;
-    }
-    if (line != NULL)
-        memset(line, 0, cap);
-    free(line);
-    fclose(f);
-    return t;
-fail:
-    if (line != NULL)
-        memset(line, 0, cap);
-    free(line);
-    if (f != NULL)
-        fclose(f);
-    passdb_table_free(t);
-    return NULL;
-}
-
 /* The dummy hash: same method as the file's entries, so the same cost. */
 static char *
 passdb_file_dummy(const struct passdb_table *t)
@@ -214,121 +154,109 @@ passdb_file_dummy(const struct passdb_table *t)
     return passdb_dummy_new(prefix);
 }
 
+/* Read the whole file into a table (modmta/reload.h's load); NULL with
+ * err_r "PATH:LINE: message". */
+static void *
+passdb_file_load(FILE *f, const char *path, void *arg, modmta_err *err_r)
+{
+    struct passdb_table *t = calloc(1, sizeof(*t));
+    char *line = NULL;
+    const char *why = NULL, *dup;
+    size_t cap = 0;
+    unsigned lineno = 0;
+    ssize_t len;
+
+    (void)arg;
+    if (t == NULL) {
+        modmta_err_set(err_r, NULL, "%s: out of memory", path);
+        return NULL;
+    }
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0 || line[0] == '#')
+            continue;
+        if (passdb_table_add(t, line, &why) < 0) {
+            modmta_err_set(err_r, NULL, "%s:%u: %s", path, lineno, why);
+            goto fail;
+        }
+    }
+    if (ferror(f)) {
+        modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    qsort(t->e, t->n, sizeof(*t->e), passdb_entry_cmp);
+    if (passdb_table_dup_check(t, &dup) < 0) {
+        modmta_err_set(err_r, NULL, "%s: user \"%s\" listed twice", path,
+                       dup);
+        goto fail;
+    }
+    if ((t->dummy = passdb_file_dummy(t)) == NULL) {
+        modmta_err_set(err_r, NULL, "%s: cannot make the dummy hash", path);
+        goto fail;
+    }
+    if (line != NULL)
+        explicit_bzero(line, cap);
+    free(line);
+    return t;
+fail:
+    if (line != NULL)
+        explicit_bzero(line, cap);
+    free(line);
+    passdb_table_free(t);
+    return NULL;
+}
+
 static void *
 passdb_file_open(const char *arg, const char *json_path, modmta_err *err_r)
 {
-    struct passdb_file *pf = calloc(1, sizeof(*pf));
-
-    if (pf == NULL || (pf->path = strdup(arg)) == NULL) {
-        free(pf);
-        modmta_err_set(err_r, json_path, "out of memory");
-        return NULL;
-    }
-    pf->table = passdb_file_load(arg, json_path, &pf->id, err_r);
-    if (pf->table != NULL) {
-        pf->dummy = passdb_file_dummy(pf->table);
-        if (pf->dummy == NULL)
-            modmta_err_set(err_r, json_path, "%s: cannot make the dummy "
-                           "hash", arg);
-    }
-    if (pf->dummy == NULL) {
-        passdb_table_free(pf->table);
-        free(pf->path);
-        free(pf);
-        return NULL;
-    }
-    pthread_mutex_init(&pf->lock, NULL);
-    return pf;
+    return modmta_reload_open(arg, passdb_file_load, passdb_table_free, NULL,
+                              json_path, err_r);
 }
 
-/* With pf->lock held: re-read the file if it changed. */
-static void
-passdb_file_refresh(struct passdb_file *pf)
-{
-    struct passdb_table *t;
-    struct stat st;
-    modmta_err err;
-
-    if (stat(pf->path, &st) < 0 || (st.st_ino == pf->id.st_ino
-        && st.st_dev == pf->id.st_dev && st.st_size == pf->id.st_size
-        && st.st_mtim.tv_sec == pf->id.st_mtim.tv_sec
-        && st.st_mtim.tv_nsec == pf->id.st_mtim.tv_nsec))
-        return; /* unchanged, or gone: keep what we have */
-    t = passdb_file_load(pf->path, "", &st, &err);
-    if (t == NULL) {
-        modmta_logf(MODMTA_LOG_WARN, "passdb: keeping the old table: %s",
-                    err.msg);
-        pf->id = st; /* log once per change */
-        return;
-    }
-    passdb_table_free(pf->table);
-    pf->table = t;
-    pf->id = st;
-}
-
-/* With pf->lock held. */
 static const struct passdb_entry *
-passdb_file_find(struct passdb_file *pf, const char *user)
+passdb_file_find(const struct passdb_table *t, const char *user)
 {
     struct passdb_entry key = {.user = (char *)user};
 
-    passdb_file_refresh(pf);
-    return bsearch(&key, pf->table->e, pf->table->n, sizeof(key),
-                   passdb_entry_cmp);
+    return bsearch(&key, t->e, t->n, sizeof(key), passdb_entry_cmp);
 }
 
 static int
 passdb_file_verify(void *state, const char *user, const char *password,
                    size_t len)
 {
-    struct passdb_file *pf = state;
-    const struct passdb_entry *e;
-    enum passdb_scheme scheme = PASSDB_CRYPT;
-    char *secret = NULL;
+    const struct passdb_table *t = modmta_reload_acquire(state);
+    const struct passdb_entry *e = passdb_file_find(t, user);
     int rc;
 
-    pthread_mutex_lock(&pf->lock);
-    e = passdb_file_find(pf, user);
-    if (e != NULL) {
-        scheme = e->scheme;
-        secret = strdup(e->secret);
-    }
-    pthread_mutex_unlock(&pf->lock);
+    /* crypt_r is slow on purpose: the table is held, no lock is */
     if (e == NULL)
-        return passdb_dummy_check(pf->dummy, password);
-    if (secret == NULL)
-        return MODMTA_E_TEMP;
-    /* crypt_r is slow on purpose: run it without the lock */
-    rc = passdb_secret_check(scheme, secret, password, len);
-    modmta_passdb_secret_free(secret);
+        rc = passdb_dummy_check(t->dummy, password);
+    else
+        rc = passdb_secret_check(e->scheme, e->secret, password, len);
+    modmta_reload_release(state, (void *)t);
     return rc;
 }
 
 static int
 passdb_file_secret(void *state, const char *user, char **secret_r)
 {
-    struct passdb_file *pf = state;
-    const struct passdb_entry *e;
+    const struct passdb_table *t = modmta_reload_acquire(state);
+    const struct passdb_entry *e = passdb_file_find(t, user);
     int rc = 0;
 
-    pthread_mutex_lock(&pf->lock);
-    e = passdb_file_find(pf, user);
     if (e != NULL && e->scheme == PASSDB_PLAIN) {
         *secret_r = strdup(e->secret);
         rc = *secret_r != NULL ? 1 : MODMTA_E_TEMP;
     }
-    pthread_mutex_unlock(&pf->lock);
+    modmta_reload_release(state, (void *)t);
     return rc;
 }
 
 static void
 passdb_file_close(void *state)
 {
-    struct passdb_file *pf = state;
-
-    passdb_table_free(pf->table);
-    pthread_mutex_destroy(&pf->lock);
-    free(pf->dummy);
-    free(pf->path);
-    free(pf);
+    modmta_reload_close(state);
 }

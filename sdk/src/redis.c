@@ -4,8 +4,9 @@
  *
  * A caller takes an idle context, or connects a new one while fewer
  * than `pool` exist, or waits for one to come back, all before the
- * command's deadline (now + `timeout`): the whole call, waiting,
- * connecting and the command, ends by then. An idle context that has
+ * command's deadline (now + `timeout`, or the running hook's or the
+ * thread's deadline if that is earlier: budget_priv.h): the whole call,
+ * waiting, connecting and the command, ends by then. An idle context that has
  * input waiting was closed by the server (a restart, its `timeout`): it
  * is dropped when met, so a restarted Redis costs no failed call. After
  * a failed connect, or a server that cannot serve (READONLY, LOADING,
@@ -13,7 +14,6 @@
  * for REDIS_RETRY_MS: callers wait for a context in use to come back or
  * for that delay to end, or, with none open, get MODMTA_E_TEMP at once.
  */
-#include <errno.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -24,6 +24,7 @@
 
 #include <modmta/log.h>
 
+#include "budget_priv.h"
 #include "redis_priv.h"
 
 /* A socket timeout is set again only when it is off by more than this
@@ -58,10 +59,6 @@ struct redis {
     long long last_logged;
     int failing;
 };
-
-/* The latest end of this thread's calls (ms), 0: their timeout alone
- * (redis_set_deadline). */
-static _Thread_local long long redis_thread_deadline;
 
 static int redis_cfg_addr(const json_t *v, const char *path,
                           struct redis_addr *a, modmta_err *err_r);
@@ -341,7 +338,7 @@ redis_acquire(struct redis *r, long long deadline, struct redis_conn *conn_r)
     char why[512];
     redisContext *c;
     size_t sentinel;
-    int full;
+    int full, spent;
 
     pthread_mutex_lock(&r->lock);
     for (;;) {
@@ -360,12 +357,15 @@ redis_acquire(struct redis *r, long long deadline, struct redis_conn *conn_r)
             break;
         if (r->nopen == 0 || now >= deadline) {
             pthread_mutex_unlock(&r->lock);
-            if (full) {
+            /* Held back after a failure, which was logged; or the pool
+             * stayed full: the pool's fault unless the hook's budget,
+             * shorter than the timeout, was what ran out. */
+            spent = now >= deadline && budget_spent();
+            if (full && !spent) {
                 snprintf(why, sizeof(why), "no connection of the pool "
                          "(%d) free within the timeout", r->cfg.pool);
                 redis_note(r, NULL, why);
             }
-            /* else held back after a failure, which was logged */
             return MODMTA_E_TEMP;
         }
         /* for a context to come back, or held back, the delay to end */
@@ -379,16 +379,21 @@ redis_acquire(struct redis *r, long long deadline, struct redis_conn *conn_r)
     pthread_mutex_unlock(&r->lock);
     c = redis_conn_open(&r->cfg, deadline, &sentinel, conn_r->where, why,
                         sizeof(why));
+    /* A connect cut short by the hook's budget is not the server's
+     * failure: others may try at once, and nothing is logged. */
+    spent = c == NULL && budget_spent();
     pthread_mutex_lock(&r->lock);
     r->sentinel = sentinel;
     if (c == NULL) {
         r->nopen--;
-        r->retry_at = redis_now_ms() + REDIS_RETRY_MS;
+        if (!spent)
+            r->retry_at = redis_now_ms() + REDIS_RETRY_MS;
         pthread_cond_broadcast(&r->cond);
     }
     pthread_mutex_unlock(&r->lock);
     if (c == NULL) {
-        redis_note(r, NULL, why);
+        if (!spent)
+            redis_note(r, NULL, why);
         return MODMTA_E_TEMP;
     }
     conn_r->c = c;
@@ -447,17 +452,11 @@ redis_error_kind(const char *err)
     return 0;
 }
 
-void
-redis_set_deadline(long long deadline_ms)
-{
-    redis_thread_deadline = deadline_ms;
-}
-
 int
 redis_command(struct redis *r, int argc, const char **argv,
               const size_t *lens, redisReply **reply_r)
 {
-    long long deadline = redis_now_ms() + r->cfg.timeout_ms;
+    long long deadline = budget_cut(redis_now_ms() + r->cfg.timeout_ms);
     struct redis_conn conn;
     redisReply *reply;
     char why[512];
@@ -465,15 +464,16 @@ redis_command(struct redis *r, int argc, const char **argv,
     int rc, kind;
 
     *reply_r = NULL;
-    if (redis_thread_deadline > 0 && redis_thread_deadline < deadline)
-        deadline = redis_thread_deadline;
-    if (deadline <= redis_now_ms())
-        return MODMTA_E_TEMP;           /* the thread's time is up */
+    if (deadline <= redis_now_ms()) {
+        budget_spent();                 /* the hook's or thread's time */
+        return MODMTA_E_TEMP;
+    }
     if ((rc = redis_acquire(r, deadline, &conn)) < 0)
         return rc;
     left = (long)(deadline - redis_now_ms());
     if (left <= 0) {
         redis_release(r, &conn, REDIS_KEEP, 0);
+        budget_spent();
         return MODMTA_E_TEMP;
     }
     if (conn.timeout_ms > left + REDIS_TIMEOUT_SLACK_MS ||
@@ -487,7 +487,10 @@ redis_command(struct redis *r, int argc, const char **argv,
     reply = redis_conn_command(conn.c, argc, argv, lens, why, sizeof(why));
     if (reply == NULL) {
         redis_release(r, &conn, REDIS_DROP, 0);
-        redis_note(r, conn.where, why);
+        /* The hook's budget, shorter than ours, ran out: that says
+         * nothing about the server (the chain logs the hook). */
+        if (!budget_spent())
+            redis_note(r, conn.where, why);
         return MODMTA_E_TEMP;
     }
     if (reply->type != REDIS_REPLY_ERROR) {

@@ -72,10 +72,6 @@ const struct redis_cfg *redis_get_cfg(const struct redis *r);
  * LOADING...), MODMTA_E_NOMEM. */
 int redis_command(struct redis *r, int argc, const char **argv,
                   const size_t *lens, redisReply **reply_r);
-/* The commands this thread runs (redis_command) end by deadline_ms
- * (CLOCK_MONOTONIC) at the latest, even when their timeout is later;
- * one run past it answers MODMTA_E_TEMP. 0: their timeout alone. */
-void redis_set_deadline(long long deadline_ms);
 
 /* Log a failure (where: the server's address, or NULL when why names
  * it), at most once a minute for the same text. */

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "budget_priv.h"
 #include "redis_priv.h"
 
 #define REDIS_SUB_PING_MS 5000
@@ -180,7 +181,8 @@ redis_sub_stop(struct redis_sub *s)
 int
 redis_sub_add(struct redis_sub *s, const char *channel)
 {
-    long long deadline = redis_now_ms() + redis_get_cfg(s->r)->timeout_ms;
+    long long deadline = budget_cut(redis_now_ms()
+                                    + redis_get_cfg(s->r)->timeout_ms);
     struct timespec ts = {deadline / 1000, (deadline % 1000) * 1000000};
     struct redis_chan *ch;
     int rc = 0;
@@ -213,8 +215,9 @@ redis_sub_add(struct redis_sub *s, const char *channel)
         ;
     if (rc == 0 && !ch->live && !redis_sub_is_own_thread(s)) {
         rc = MODMTA_E_TEMP;
-        redis_note(s->r, NULL, "SUBSCRIBE: not confirmed within the "
-                   "timeout");
+        if (!budget_spent())
+            redis_note(s->r, NULL, "SUBSCRIBE: not confirmed within the "
+                       "timeout");
     }
     if (rc < 0) {
         /* The thread stays (idle without channels): a caller retrying

@@ -115,6 +115,12 @@ shared_new_backend(const struct shared_ops *ops, void *b)
     return s;
 }
 
+void *
+shared_backend(const modmta_shared *s)
+{
+    return s->b;
+}
+
 void
 modmta_shared_free(modmta_shared *s)
 {
@@ -216,6 +222,42 @@ modmta_shared_incr(modmta_shared *s, const char *key, long long by,
         return MODMTA_E_INVAL;
     return s->ops->incr(s->b, shared_full(s, key, full), by, window_s,
                         value_r != NULL ? value_r : &v);
+}
+
+int
+modmta_shared_decr(modmta_shared *s, const char *key, long long by)
+{
+    char full[SHARED_FULL_MAX];
+
+    if (!shared_key_ok(key) || by <= 0)
+        return MODMTA_E_INVAL;
+    return s->ops->decr(s->b, shared_full(s, key, full), by);
+}
+
+int
+modmta_shared_gauge_join(modmta_shared *s, const char *key,
+                         const char *member, long long max, long ttl_ms,
+                         long long *count_r)
+{
+    char full[SHARED_FULL_MAX];
+    long long n;
+
+    if (!shared_key_ok(key) || !shared_key_ok(member) || max < 0 ||
+        ttl_ms <= 0)
+        return MODMTA_E_INVAL;
+    return s->ops->gauge_join(s->b, shared_full(s, key, full), member, max,
+                              ttl_ms, count_r != NULL ? count_r : &n);
+}
+
+int
+modmta_shared_gauge_leave(modmta_shared *s, const char *key,
+                          const char *member)
+{
+    char full[SHARED_FULL_MAX];
+
+    if (!shared_key_ok(key) || !shared_key_ok(member))
+        return MODMTA_E_INVAL;
+    return s->ops->gauge_leave(s->b, shared_full(s, key, full), member);
 }
 
 int

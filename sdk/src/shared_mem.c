@@ -2,10 +2,14 @@
  * The in-memory shared-state store: one for the process (it outlives
  * config generations, so counters and leases survive a reload).
  *
- * A hash table of entries, each a string or a counter with an expiry
- * (CLOCK_MONOTONIC milliseconds, 0: none), under one mutex. Expired
- * entries are dropped when met and by a sweep every SHMEM_SWEEP writes,
- * so keys that are never read again (a client seen once) do not pile up.
+ * A hash table of entries, each a string, a counter or a gauge with an
+ * expiry (CLOCK_MONOTONIC milliseconds, 0: none), under one mutex.
+ * Expired entries are dropped when met and by a sweep every SHMEM_SWEEP
+ * writes, so keys that are never read again (a client seen once) do not
+ * pile up. A counter given back to 0 is dropped at once. The table holds
+ * at most SHARED_MEM_KEYS_MAX entries: past that, a call that would
+ * make a key answers MODMTA_E_TEMP (logged at most once a minute), so
+ * clients naming ever new keys cannot take the process's memory.
  * Publish/subscribe: messages go on a queue that one thread, started by
  * the first subscription, hands to the subscribers' callbacks (never the
  * publisher's thread, as with Redis). Its own mutex and condition.
@@ -16,15 +20,28 @@
 #include <string.h>
 #include <time.h>
 
+#include <modmta/log.h>
+
 #include "shared_priv.h"
 
 #define SHMEM_BUCKETS 4096
 #define SHMEM_SWEEP 4096
+#define SHMEM_FULL_SWEEP_MS 1000  /* when full, sweep at most this often */
+#define SHMEM_FULL_LOG_MS 60000   /* and say so at most this often */
+
+/* A gauge's member. */
+struct shmem_member {
+    char *name;
+    long long expires;          /* ms, CLOCK_MONOTONIC */
+};
 
 struct shmem_entry {
     char *key;
-    char *value;                /* NULL: a counter */
+    char *value;                /* a string; NULL: a counter or a gauge */
     long long count;
+    int gauge;                  /* a gauge: its members below */
+    struct shmem_member *members;
+    size_t nmembers, cap;
     long long expires;          /* ms, CLOCK_MONOTONIC; 0: never */
     struct shmem_entry *next;
 };
@@ -48,6 +65,8 @@ struct shmem {
     pthread_mutex_t lock;
     struct shmem_entry *buckets[SHMEM_BUCKETS];
     unsigned long writes;
+    size_t nentries, max_entries;
+    long long full_swept, full_logged; /* when, ms */
     /* pub/sub */
     pthread_mutex_t ps_lock;
     pthread_cond_t ps_cond;     /* a message queued, or a callback done */
@@ -61,6 +80,7 @@ struct shmem {
 
 static struct shmem shmem_store = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
+    .max_entries = SHARED_MEM_KEYS_MAX,
     .ps_lock = PTHREAD_MUTEX_INITIALIZER,
     .ps_cond = PTHREAD_COND_INITIALIZER,
 };
@@ -84,12 +104,38 @@ shmem_hash(const char *key)
     return (size_t)(h % SHMEM_BUCKETS);
 }
 
+/* Make e an empty counter: no string, no members. */
+static void
+shmem_entry_clear(struct shmem_entry *e)
+{
+    for (size_t i = 0; i < e->nmembers; i++)
+        free(e->members[i].name);
+    free(e->members);
+    free(e->value);
+    e->value = NULL;
+    e->members = NULL;
+    e->nmembers = e->cap = 0;
+    e->gauge = 0;
+    e->count = 0;
+}
+
 static void
 shmem_entry_free(struct shmem_entry *e)
 {
+    shmem_entry_clear(e);
     free(e->key);
-    free(e->value);
     free(e);
+}
+
+/* Unlink the entry *pp points at and free it (lock held). */
+static void
+shmem_unlink(struct shmem *m, struct shmem_entry **pp)
+{
+    struct shmem_entry *e = *pp;
+
+    *pp = e->next;
+    shmem_entry_free(e);
+    m->nentries--;
 }
 
 static int
@@ -108,8 +154,7 @@ shmem_find(struct shmem *m, const char *key, struct shmem_entry ***pp_r)
 
     while ((e = *pp) != NULL) {
         if (shmem_expired(e, now)) {
-            *pp = e->next;
-            shmem_entry_free(e);
+            shmem_unlink(m, pp);
             continue;
         }
         if (strcmp(e->key, key) == 0)
@@ -129,31 +174,61 @@ shmem_sweep(struct shmem *m)
         struct shmem_entry **pp = &m->buckets[b], *e;
 
         while ((e = *pp) != NULL) {
-            if (shmem_expired(e, now)) {
-                *pp = e->next;
-                shmem_entry_free(e);
-            } else {
+            if (shmem_expired(e, now))
+                shmem_unlink(m, pp);
+            else
                 pp = &e->next;
-            }
         }
     }
 }
 
-/* A new entry for key at *pp (lock held); NULL out of memory. */
-static struct shmem_entry *
-shmem_add(struct shmem *m, struct shmem_entry **pp, const char *key)
+/* Room for one more entry (lock held)? When full, expired entries are
+ * swept first (at most once a second: a sweep walks them all). */
+static int
+shmem_room(struct shmem *m)
 {
-    struct shmem_entry *e = calloc(1, sizeof(*e));
+    long long now;
 
-    if (e == NULL || (e->key = strdup(key)) == NULL) {
-        free(e);
-        return NULL;
+    if (m->nentries < m->max_entries)
+        return 1;
+    now = shmem_now();
+    if (now - m->full_swept >= SHMEM_FULL_SWEEP_MS) {
+        m->full_swept = now;
+        shmem_sweep(m);
+        if (m->nentries < m->max_entries)
+            return 1;
     }
-    e->next = *pp;
-    *pp = e;
+    if (m->full_logged == 0 || now - m->full_logged >= SHMEM_FULL_LOG_MS) {
+        m->full_logged = now;
+        modmta_logf(MODMTA_LOG_WARN, "shared state: the memory store holds "
+                    "%zu keys, its most: new keys are refused "
+                    "(MODMTA_E_TEMP) until some expire", m->nentries);
+    }
+    return 0;
+}
+
+/* A new entry for key (lock held), first in its bucket: 0 with *e_r,
+ * MODMTA_E_TEMP when the store is full, MODMTA_E_NOMEM. */
+static int
+shmem_add(struct shmem *m, const char *key, struct shmem_entry **e_r)
+{
+    struct shmem_entry **head = &m->buckets[shmem_hash(key)], *e;
+
+    *e_r = NULL;
+    if (!shmem_room(m))
+        return MODMTA_E_TEMP;
+    if ((e = calloc(1, sizeof(*e))) == NULL ||
+        (e->key = strdup(key)) == NULL) {
+        free(e);
+        return MODMTA_E_NOMEM;
+    }
+    e->next = *head;
+    *head = e;
+    m->nentries++;
     if (++m->writes % SHMEM_SWEEP == 0)
         shmem_sweep(m);
-    return e;
+    *e_r = e;
+    return 0;
 }
 
 static int
@@ -165,7 +240,9 @@ shmem_get(void *b, const char *key, char **value_r)
     int rc = 0;
 
     pthread_mutex_lock(&m->lock);
-    if ((e = shmem_find(m, key, &pp)) != NULL) {
+    if ((e = shmem_find(m, key, &pp)) != NULL && e->gauge) {
+        rc = MODMTA_E_INVAL;        /* as Redis' GET of a sorted set */
+    } else if (e != NULL) {
         rc = 1;
         if (value_r != NULL) {
             if (e->value == NULL)
@@ -187,7 +264,7 @@ shmem_put(struct shmem_entry *e, const char *value, long ttl_ms)
 
     if (v == NULL)
         return MODMTA_E_NOMEM;
-    free(e->value);
+    shmem_entry_clear(e);
     e->value = v;
     e->expires = ttl_ms > 0 ? shmem_now() + ttl_ms : 0;
     return 0;
@@ -202,9 +279,9 @@ shmem_set(void *b, const char *key, const char *value, long ttl_ms)
 
     pthread_mutex_lock(&m->lock);
     e = shmem_find(m, key, &pp);
-    if (e == NULL)
-        e = shmem_add(m, pp, key);
-    rc = e != NULL ? shmem_put(e, value, ttl_ms) : MODMTA_E_NOMEM;
+    rc = e != NULL ? 0 : shmem_add(m, key, &e);
+    if (rc == 0)
+        rc = shmem_put(e, value, ttl_ms);
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -217,10 +294,8 @@ shmem_del(void *b, const char *key)
 
     pthread_mutex_lock(&m->lock);
     e = shmem_find(m, key, &pp);
-    if (e != NULL) {
-        *pp = e->next;
-        shmem_entry_free(e);
-    }
+    if (e != NULL)
+        shmem_unlink(m, pp);
     pthread_mutex_unlock(&m->lock);
     return e != NULL;
 }
@@ -236,15 +311,13 @@ shmem_incr(void *b, const char *key, long long by, long window_s,
     pthread_mutex_lock(&m->lock);
     e = shmem_find(m, key, &pp);
     if (e == NULL)
-        e = shmem_add(m, pp, key);
+        rc = shmem_add(m, key, &e);
+    if (rc == 0 && (e->value != NULL || e->gauge))
+        rc = MODMTA_E_INVAL;        /* not a counter */
     /* a counter without an expiry gets one, as with Redis */
-    if (e != NULL && e->value == NULL && e->expires == 0 && window_s > 0)
+    if (rc == 0 && e->expires == 0 && window_s > 0)
         e->expires = shmem_now() + window_s * 1000LL;
-    if (e == NULL) {
-        rc = MODMTA_E_NOMEM;
-    } else if (e->value != NULL) {
-        rc = MODMTA_E_INVAL;        /* a string, not a counter */
-    } else {
+    if (rc == 0) {
         e->count += by;
         *value_r = e->count;
     }
@@ -257,15 +330,15 @@ shmem_lease(void *b, const char *key, const char *owner, long ttl_ms)
 {
     struct shmem *m = b;
     struct shmem_entry *e, **pp;
-    int rc;
+    int rc = 0;
 
     pthread_mutex_lock(&m->lock);
     e = shmem_find(m, key, &pp);
     if (e != NULL && (e->value == NULL || strcmp(e->value, owner) != 0))
-        rc = 0;
-    else if (e == NULL && (e = shmem_add(m, pp, key)) == NULL)
-        rc = MODMTA_E_NOMEM;
-    else
+        e = NULL;                   /* held by someone else */
+    else if (e == NULL)
+        rc = shmem_add(m, key, &e);
+    if (e != NULL)
         rc = shmem_put(e, owner, ttl_ms) < 0 ? MODMTA_E_NOMEM : 1;
     pthread_mutex_unlock(&m->lock);
     return rc;
@@ -281,9 +354,150 @@ shmem_release(void *b, const char *key, const char *owner)
     pthread_mutex_lock(&m->lock);
     e = shmem_find(m, key, &pp);
     if (e != NULL && e->value != NULL && strcmp(e->value, owner) == 0) {
-        *pp = e->next;
-        shmem_entry_free(e);
+        shmem_unlink(m, pp);
         rc = 1;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+static int
+shmem_decr(void *b, const char *key, long long by)
+{
+    struct shmem *m = b;
+    struct shmem_entry *e, **pp;
+    int rc = 0;
+
+    pthread_mutex_lock(&m->lock);
+    e = shmem_find(m, key, &pp);
+    if (e != NULL && (e->value != NULL || e->gauge)) {
+        rc = MODMTA_E_INVAL;        /* not a counter */
+    } else if (e != NULL) {
+        rc = 1;
+        e->count -= by;
+        if (e->count <= 0)
+            shmem_unlink(m, pp);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* ---- gauges ---- */
+
+/* Drop g's expired members (lock held). */
+static void
+shmem_gauge_expire(struct shmem_entry *g, long long now)
+{
+    size_t i = 0;
+
+    while (i < g->nmembers) {
+        if (g->members[i].expires > now) {
+            i++;
+            continue;
+        }
+        free(g->members[i].name);
+        g->members[i] = g->members[--g->nmembers];
+    }
+}
+
+/* member's index in g, or -1. */
+static long
+shmem_gauge_find(const struct shmem_entry *g, const char *member)
+{
+    for (size_t i = 0; i < g->nmembers; i++)
+        if (strcmp(g->members[i].name, member) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* Add member to g (lock held): its index, or -1 out of memory. */
+static long
+shmem_gauge_add(struct shmem_entry *g, const char *member)
+{
+    struct shmem_member *p;
+    char *name = strdup(member);
+
+    if (name == NULL)
+        return -1;
+    if (g->nmembers == g->cap) {
+        p = realloc(g->members, (g->cap * 2 + 4) * sizeof(*p));
+        if (p == NULL) {
+            free(name);
+            return -1;
+        }
+        g->members = p;
+        g->cap = g->cap * 2 + 4;
+    }
+    g->members[g->nmembers].name = name;
+    return (long)g->nmembers++;
+}
+
+/* Join or renew member in g (lock held): as shmem_gauge_join. */
+static int
+shmem_gauge_enter(struct shmem_entry *g, const char *member, long long max,
+                  long ttl_ms, long long *count_r)
+{
+    long long now = shmem_now();
+    long i;
+
+    shmem_gauge_expire(g, now);
+    i = shmem_gauge_find(g, member);
+    *count_r = (long long)g->nmembers;
+    if (i < 0 && max > 0 && (long long)g->nmembers >= max)
+        return 0;
+    if (i < 0 && (i = shmem_gauge_add(g, member)) < 0)
+        return MODMTA_E_NOMEM;
+    g->members[i].expires = now + ttl_ms;
+    if (g->expires < now + ttl_ms)
+        g->expires = now + ttl_ms;
+    *count_r = (long long)g->nmembers;
+    return 1;
+}
+
+static int
+shmem_gauge_join(void *b, const char *key, const char *member,
+                 long long max, long ttl_ms, long long *count_r)
+{
+    struct shmem *m = b;
+    struct shmem_entry *e, **pp;
+    int rc = 0;
+
+    pthread_mutex_lock(&m->lock);
+    e = shmem_find(m, key, &pp);
+    if (e == NULL && (rc = shmem_add(m, key, &e)) == 0)
+        e->gauge = 1;
+    if (rc == 0)
+        rc = e->gauge ? shmem_gauge_enter(e, member, max, ttl_ms, count_r)
+                      : MODMTA_E_INVAL;     /* a string or a counter */
+    /* a gauge made for a member that could not be added goes again */
+    if (e != NULL && e->gauge && e->nmembers == 0 &&
+        shmem_find(m, key, &pp) == e)
+        shmem_unlink(m, pp);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+static int
+shmem_gauge_leave(void *b, const char *key, const char *member)
+{
+    struct shmem *m = b;
+    struct shmem_entry *e, **pp;
+    long i;
+    int rc = 0;
+
+    pthread_mutex_lock(&m->lock);
+    e = shmem_find(m, key, &pp);
+    if (e != NULL && !e->gauge) {
+        rc = MODMTA_E_INVAL;
+    } else if (e != NULL) {
+        shmem_gauge_expire(e, shmem_now());
+        if ((i = shmem_gauge_find(e, member)) >= 0) {
+            free(e->members[i].name);
+            e->members[i] = e->members[--e->nmembers];
+            rc = 1;
+        }
+        if (e->nmembers == 0)
+            shmem_unlink(m, pp);
     }
     pthread_mutex_unlock(&m->lock);
     return rc;
@@ -442,6 +656,9 @@ static const struct shared_ops shmem_ops = {
     .subscribe = shmem_subscribe,
     .unsubscribe = shmem_unsubscribe,
     .free = NULL,               /* the process's: never freed */
+    .decr = shmem_decr,
+    .gauge_join = shmem_gauge_join,
+    .gauge_leave = shmem_gauge_leave,
 };
 
 const struct shared_ops *
@@ -454,4 +671,13 @@ void *
 shared_mem_get_store(void)
 {
     return &shmem_store;
+}
+
+void
+shared_mem_set_max(size_t max)
+{
+    pthread_mutex_lock(&shmem_store.lock);
+    shmem_store.max_entries = max;
+    shmem_store.full_swept = shmem_store.full_logged = 0;
+    pthread_mutex_unlock(&shmem_store.lock);
 }

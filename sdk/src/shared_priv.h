@@ -33,6 +33,10 @@ struct shared_ops {
                      void *arg, modmta_shared_sub **sub_r);
     void (*unsubscribe)(modmta_shared_sub *sub);
     void (*free)(void *b);
+    int (*decr)(void *b, const char *key, long long by);
+    int (*gauge_join)(void *b, const char *key, const char *member,
+                      long long max, long ttl_ms, long long *count_r);
+    int (*gauge_leave)(void *b, const char *key, const char *member);
     /* Optional (NULL: MODMTA_E_UNSUPPORTED), for modmtactl map import:
      * every key starting with start (malloc'ed, *n_r of them, in any
      * order, maybe repeated); delete del[0..ndel) and set keys[i] to
@@ -60,6 +64,8 @@ void modmta_shared_free(modmta_shared *s);
  * with the default prefix: the test fakes' failing store. NULL when out
  * of memory. */
 modmta_shared *shared_new_backend(const struct shared_ops *ops, void *b);
+/* b of a front made with shared_new_backend. */
+void *shared_backend(const modmta_shared *s);
 /* The memory store under another prefix than "modmta:" (tests: two
  * stores that must not see each other's keys). NULL with err_r. */
 modmta_shared *shared_new_mem(const char *prefix, modmta_err *err_r);
@@ -86,20 +92,18 @@ int shared_write_all(modmta_shared *s, char *const *del, size_t ndel,
  * shared.c), or NULL. */
 const char *shared_reserved(const char *key);
 
-/* The memory backend: the one store of the process. */
+/* The memory backend: the one store of the process, of at most
+ * SHARED_MEM_KEYS_MAX keys (documented in docs/sdk.md). */
+#define SHARED_MEM_KEYS_MAX 1000000
 const struct shared_ops *shared_mem_ops(void);
 void *shared_mem_get_store(void);
+/* Another most (tests: a full store without a million keys). */
+void shared_mem_set_max(size_t max);
 
 /* The Redis backend for a "redis" object (keys absent take their
  * defaults, wrong ones are refused with their path). Connects nothing.
  * NULL with err_r filled. */
 const struct shared_ops *shared_redis_ops(void);
 void *shared_redis_new(const json_t *redis, modmta_err *err_r);
-/* The calls this thread makes to any Redis store end by deadline_ms
- * (CLOCK_MONOTONIC milliseconds) at the latest, even if their timeout
- * is later (one made past it fails at once, MODMTA_E_TEMP); 0: by
- * their timeout alone. For a tool's loop that must end in time
- * (modmtactl reload --cluster). */
-void shared_redis_deadline(long long deadline_ms);
 
 #endif

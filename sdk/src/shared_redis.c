@@ -10,6 +10,11 @@
  *   lease           a script: GET; none, SET key owner PX ttl; owner's,
  *                   PEXPIRE; another's, nothing
  *   release         a script that deletes it only if owner holds it
+ *   decr            a script: DECRBY only if the key exists, DEL at <= 0
+ *   gauge_join      a script on a sorted set (member, expiry in Redis'
+ *                   TIME): drop the expired, refuse a new member past
+ *                   max, ZADD, keep the key as long as its last member
+ *   gauge_leave     ZREM (Redis deletes an emptied sorted set)
  *   publish         PUBLISH: its count is of the subscribed connections
  *                   (one per node's store), not of callbacks
  *   keys            SCAN MATCH (the start's glob characters escaped)
@@ -61,6 +66,29 @@ static const char shared_redis_release_lua[] =
     "end\n"
     "return 0\n";
 
+/* KEYS[1] counter; ARGV[1] by (> 0). */
+static const char shared_redis_decr_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+    "if redis.call('DECRBY', KEYS[1], ARGV[1]) <= 0 then\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "end\n"
+    "return 1\n";
+/* KEYS[1] gauge; ARGV member, max, ttl_ms. {joined 1/0, members}. */
+static const char shared_redis_gauge_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local max, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+    "local n = redis.call('ZCARD', KEYS[1])\n"
+    "if max > 0 and n >= max and\n"
+    "   not redis.call('ZSCORE', KEYS[1], ARGV[1]) then\n"
+    "  return {0, n}\n"
+    "end\n"
+    "redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])\n"
+    "if redis.call('PTTL', KEYS[1]) < ttl then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ttl)\n"
+    "end\n"
+    "return {1, redis.call('ZCARD', KEYS[1])}\n";
 /* KEYS: the keys to delete, then those to set; ARGV[1]: how many to
  * delete; ARGV[2...]: the values, in the order of their keys. */
 static const char shared_redis_write_lua[] =
@@ -149,8 +177,12 @@ shared_redis_get(void *b, const char *key, char **value_r)
     if (rc < 0)
         return rc;
     rc = reply->type == REDIS_REPLY_STRING;
-    if (rc && value_r != NULL &&
-        (*value_r = strndup(reply->str, reply->len)) == NULL)
+    /* a NUL octet: no C string holds it, and cut there it would be
+     * another value (written around modmta: every set is a C string) */
+    if (rc && memchr(reply->str, '\0', reply->len) != NULL)
+        rc = MODMTA_E_INVAL;
+    else if (rc && value_r != NULL &&
+             (*value_r = strndup(reply->str, reply->len)) == NULL)
         rc = MODMTA_E_NOMEM;
     freeReplyObject(reply);
     return rc;
@@ -217,6 +249,57 @@ shared_redis_release(void *b, const char *key, const char *owner)
     const char *argv[] = {"EVAL", shared_redis_release_lua, "1", key, owner};
     long long n;
     int rc = shared_redis_int(b, 5, argv, &n);
+
+    return rc < 0 ? rc : n > 0;
+}
+
+static int
+shared_redis_decr(void *b, const char *key, long long by)
+{
+    char a_by[24];
+    const char *argv[] = {"EVAL", shared_redis_decr_lua, "1", key, a_by};
+    long long n;
+    int rc;
+
+    snprintf(a_by, sizeof(a_by), "%lld", by);
+    rc = shared_redis_int(b, 5, argv, &n);
+    return rc < 0 ? rc : n > 0;
+}
+
+static int
+shared_redis_gauge_join(void *b, const char *key, const char *member,
+                        long long max, long ttl_ms, long long *count_r)
+{
+    char a_max[24], a_ttl[24];
+    const char *argv[] = {"EVAL", shared_redis_gauge_lua, "1", key, member,
+                          a_max, a_ttl};
+    redisReply *reply, **e;
+    int rc;
+
+    snprintf(a_max, sizeof(a_max), "%lld", max);
+    snprintf(a_ttl, sizeof(a_ttl), "%ld", ttl_ms);
+    rc = shared_redis_run(b, 7, argv, REDIS_REPLY_ARRAY, &reply);
+    if (rc < 0)
+        return rc;
+    e = reply->element;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        e[0]->type == REDIS_REPLY_INTEGER &&
+        e[1]->type == REDIS_REPLY_INTEGER) {
+        rc = e[0]->integer == 1;
+        *count_r = e[1]->integer;
+    } else {
+        rc = MODMTA_E_TEMP;
+    }
+    freeReplyObject(reply);
+    return rc;
+}
+
+static int
+shared_redis_gauge_leave(void *b, const char *key, const char *member)
+{
+    const char *argv[] = {"ZREM", key, member};
+    long long n;
+    int rc = shared_redis_int(b, 3, argv, &n);
 
     return rc < 0 ? rc : n > 0;
 }
@@ -451,12 +534,6 @@ shared_redis_free(void *b)
     free(sr);
 }
 
-void
-shared_redis_deadline(long long deadline_ms)
-{
-    redis_set_deadline(deadline_ms);
-}
-
 static const struct shared_ops shared_redis_ops_table = {
     .get = shared_redis_get,
     .set = shared_redis_set,
@@ -468,6 +545,9 @@ static const struct shared_ops shared_redis_ops_table = {
     .subscribe = shared_redis_subscribe,
     .unsubscribe = shared_redis_unsubscribe,
     .free = shared_redis_free,
+    .decr = shared_redis_decr,
+    .gauge_join = shared_redis_gauge_join,
+    .gauge_leave = shared_redis_gauge_leave,
     .keys = shared_redis_keys,
     .write_all = shared_redis_write_all,
 };

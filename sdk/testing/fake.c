@@ -1,8 +1,10 @@
 /* libmodmta-test: a real ctx filled by hand, for module unit tests. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -12,15 +14,20 @@
 
 #include <cmocka.h>
 
+#include "budget_priv.h"
+#include "conn_priv.h"
 #include "ctx_priv.h"
 #include "dns_priv.h"
 #include "fake.h"
 #include "shared_priv.h"
 
+static modmta_shared *fake_store_new(void);
+
 modmta_host *
 modmta_test_host_new(const char *instance, const char *first_domain, ...)
 {
     const char *domains[33];
+    modmta_shared *s;
     modmta_host *h;
     size_t n = 0;
     va_list ap;
@@ -33,9 +40,14 @@ modmta_test_host_new(const char *instance, const char *first_domain, ...)
     domains[n] = NULL;
     h = modmta_host_new(instance, "$.modules[0]", "mx.test", ".",
                         (char *const *)domains, 0);
+    if (h == NULL)
+        return NULL;
     /* the process's memory store, as the daemon without "redis" */
-    if (h != NULL)
-        modmta_host_set_shared(h, modmta_shared_new(NULL, NULL));
+    if ((s = fake_store_new()) == NULL) {
+        modmta_host_free(h);
+        return NULL;
+    }
+    modmta_host_set_shared(h, s);
     return h;
 }
 
@@ -144,9 +156,27 @@ modmta_test_ctx_new(const modmta_host *h, const char *client_ip)
 }
 
 void
+modmta_test_set_session_id(modmta_ctx *ctx, const char *id)
+{
+    snprintf(ctx->session_id, sizeof(ctx->session_id), "%s", id);
+}
+
+void
 modmta_test_ctx_free(modmta_ctx *ctx)
 {
     modmta_ctx_free(ctx);
+}
+
+modmta_conn *
+modmta_test_conn_from_fd(int fd)
+{
+    return modmta_conn_new(fd, NULL);
+}
+
+void
+modmta_test_conn_close(modmta_conn *c)
+{
+    modmta_conn_free(c);
 }
 
 void
@@ -206,6 +236,18 @@ modmta_test_set_delivery(modmta_ctx *ctx, const char *queue_id,
                          const char *sender, int maybe_done)
 {
     modmta_ctx_set_delivery(ctx, queue_id, sender, 0, maybe_done);
+}
+
+void
+modmta_test_budget_begin(modmta_ctx *ctx, long ms)
+{
+    budget_begin(ctx, budget_now_ms() + ms);
+}
+
+int
+modmta_test_budget_end(modmta_ctx *ctx)
+{
+    return budget_end(ctx);
 }
 
 void
@@ -470,80 +512,127 @@ modmta_test_register_failing_map(void)
     return 0;
 }
 
-/* ---- a shared-state store that is down ---- */
+/* ---- the fake host's store: the memory store, or down ----
+ * A switch in front of the process's memory store: while down, every
+ * call fails as with an unreachable Redis. The host keeps the one front
+ * throughout, so a module's thread (a renewer) that looks the store up
+ * while a test flips the switch never meets a freed one. */
+
+struct fake_store {
+    atomic_int down;
+};
+
+#define FAKE_MEM(b, call) \
+    (((struct fake_store *)(b))->down ? MODMTA_E_TEMP \
+                                      : shared_mem_ops()->call)
 
 static int
-fake_sfail_get(void *b, const char *key, char **value_r)
+fake_store_get(void *b, const char *key, char **value_r)
 {
-    return MODMTA_E_TEMP;
+    return FAKE_MEM(b, get(shared_mem_get_store(), key, value_r));
 }
 
 static int
-fake_sfail_set(void *b, const char *key, const char *value, long ttl_ms)
+fake_store_set(void *b, const char *key, const char *value, long ttl_ms)
 {
-    return MODMTA_E_TEMP;
+    return FAKE_MEM(b, set(shared_mem_get_store(), key, value, ttl_ms));
 }
 
 static int
-fake_sfail_del(void *b, const char *key)
+fake_store_del(void *b, const char *key)
 {
-    return MODMTA_E_TEMP;
+    return FAKE_MEM(b, del(shared_mem_get_store(), key));
 }
 
 static int
-fake_sfail_incr(void *b, const char *key, long long by, long window_s,
+fake_store_incr(void *b, const char *key, long long by, long window_s,
                 long long *value_r)
 {
-    return MODMTA_E_TEMP;
+    return FAKE_MEM(b, incr(shared_mem_get_store(), key, by, window_s,
+                            value_r));
 }
 
 static int
-fake_sfail_lease(void *b, const char *key, const char *owner, long ttl_ms)
+fake_store_lease(void *b, const char *key, const char *owner, long ttl_ms)
 {
-    return MODMTA_E_TEMP;
+    return FAKE_MEM(b, lease(shared_mem_get_store(), key, owner, ttl_ms));
 }
 
 static int
-fake_sfail_release(void *b, const char *key, const char *owner)
+fake_store_release(void *b, const char *key, const char *owner)
 {
-    return MODMTA_E_TEMP;
+    return FAKE_MEM(b, release(shared_mem_get_store(), key, owner));
 }
 
 static int
-fake_sfail_publish(void *b, const char *channel, const char *msg)
+fake_store_publish(void *b, const char *channel, const char *msg)
 {
-    return MODMTA_E_TEMP;
+    return FAKE_MEM(b, publish(shared_mem_get_store(), channel, msg));
 }
 
 static int
-fake_sfail_subscribe(void *b, const char *channel, size_t prefix_len,
+fake_store_subscribe(void *b, const char *channel, size_t prefix_len,
                      void (*cb)(void *arg, const char *channel,
                                 const char *msg),
                      void *arg, modmta_shared_sub **sub_r)
 {
-    return MODMTA_E_TEMP;
+    return FAKE_MEM(b, subscribe(shared_mem_get_store(), channel,
+                                 prefix_len, cb, arg, sub_r));
 }
 
-static const struct shared_ops fake_sfail_ops = {
-    .get = fake_sfail_get,
-    .set = fake_sfail_set,
-    .del = fake_sfail_del,
-    .incr = fake_sfail_incr,
-    .lease = fake_sfail_lease,
-    .release = fake_sfail_release,
-    .publish = fake_sfail_publish,
-    .subscribe = fake_sfail_subscribe,
+static int
+fake_store_decr(void *b, const char *key, long long by)
+{
+    return FAKE_MEM(b, decr(shared_mem_get_store(), key, by));
+}
+
+static int
+fake_store_gauge_join(void *b, const char *key, const char *member,
+                      long long max, long ttl_ms, long long *count_r)
+{
+    return FAKE_MEM(b, gauge_join(shared_mem_get_store(), key, member, max,
+                                  ttl_ms, count_r));
+}
+
+static int
+fake_store_gauge_leave(void *b, const char *key, const char *member)
+{
+    return FAKE_MEM(b, gauge_leave(shared_mem_get_store(), key, member));
+}
+
+static const struct shared_ops fake_store_ops = {
+    .get = fake_store_get,
+    .set = fake_store_set,
+    .del = fake_store_del,
+    .incr = fake_store_incr,
+    .lease = fake_store_lease,
+    .release = fake_store_release,
+    .publish = fake_store_publish,
+    .subscribe = fake_store_subscribe,
+    .free = free,
+    .decr = fake_store_decr,
+    .gauge_join = fake_store_gauge_join,
+    .gauge_leave = fake_store_gauge_leave,
 };
+
+/* The fake host's store (NULL out of memory). */
+static modmta_shared *
+fake_store_new(void)
+{
+    struct fake_store *fs = calloc(1, sizeof(*fs));
+    modmta_shared *s = fs != NULL ? shared_new_backend(&fake_store_ops, fs)
+                                  : NULL;
+
+    if (s == NULL)
+        free(fs);
+    return s;
+}
 
 int
 modmta_test_host_fail_shared(modmta_host *h, int fail)
 {
-    modmta_shared *s = fail ? shared_new_backend(&fake_sfail_ops, NULL)
-                            : modmta_shared_new(NULL, NULL);
+    struct fake_store *fs = shared_backend(h->shared);
 
-    if (s == NULL)
-        return MODMTA_E_NOMEM;
-    modmta_shared_free(h->shared);
-    modmta_host_set_shared(h, s);
+    fs->down = fail != 0;
     return 0;
 }

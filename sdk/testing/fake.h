@@ -26,11 +26,22 @@ void modmta_test_host_set_root(modmta_host *h, int is_root);
 modmta_ctx *modmta_test_ctx_new(const modmta_host *h, const char *client_ip);
 void modmta_test_ctx_free(modmta_ctx *ctx);
 
+/* A connection over fd (one end of a socketpair, say) as the core hands
+ * serve() one, without TLS; it owns fd from now. NULL out of memory.
+ * modmta_test_conn_close closes it. (modmta_test_conn_new below gives
+ * one with the client's side played by the fake instead.) */
+modmta_conn *modmta_test_conn_from_fd(int fd);
+void modmta_test_conn_close(modmta_conn *c);
+
 /* Put ctx in `phase` with `mod`'s instance running (caps are checked
  * against mod->caps, as in the daemon); clears the reply. */
 void modmta_test_enter(modmta_ctx *ctx, modmta_phase phase,
                        const modmta_module *mod, const void *inst);
 
+/* The session's ID (modmta_session_id): "TESTSESSION" until set. Give
+ * sessions that must be told apart in the shared state (leases, gauges)
+ * IDs of their own. */
+void modmta_test_set_session_id(modmta_ctx *ctx, const char *id);
 void modmta_test_set_helo(modmta_ctx *ctx, const char *helo);
 void modmta_test_set_auth(modmta_ctx *ctx, const char *user);
 void modmta_test_set_tls(modmta_ctx *ctx, int tls);
@@ -43,6 +54,15 @@ void modmta_test_set_message(modmta_ctx *ctx, const char *path);
 /* For deliver(): queue ID, sender, whether the attempt follows a crash. */
 void modmta_test_set_delivery(modmta_ctx *ctx, const char *queue_id,
                               const char *sender, int maybe_done);
+
+/* ---- time budgets (ABI 1.5) ----
+ * Give the hook call you are about to make a budget of ms milliseconds,
+ * as the daemon's chain does: modmta_ctx_deadline() reports it, and the
+ * SDK's waits (Redis, the shared state, DNS, connections) made on this
+ * thread end by it. After the call, modmta_test_budget_end() removes it
+ * and returns 1 if one of those waits ran out of it, else 0. */
+void modmta_test_budget_begin(modmta_ctx *ctx, long ms);
+int modmta_test_budget_end(modmta_ctx *ctx);
 
 /* ---- message-level delivery (ABI 1.3: route, deliver_msg) ----
  * modmta_test_enter(ctx, MODMTA_PHASE_ROUTE, ...) before route(),
@@ -102,8 +122,8 @@ int modmta_test_register_failing_map(void);
 /* Make h's shared state (modmta_host_shared) a store that is down
  * (fail 1: every call returns MODMTA_E_TEMP, as when Redis cannot be
  * reached), or the process's memory store again (fail 0), whose keys
- * were kept meanwhile. Hooks that look the store up at each call see the
- * change at once. 0 or MODMTA_E_NOMEM. */
+ * were kept meanwhile. The store's pointer stays the same: whoever holds
+ * it (a module's thread too) sees the change at once. Returns 0. */
 int modmta_test_host_fail_shared(modmta_host *h, int fail);
 
 int modmta_test_reply_code(const modmta_ctx *ctx);
@@ -140,5 +160,43 @@ int modmta_test_host_add_owner(modmta_host *h,
 int modmta_test_host_set_dns(modmta_host *h, const char *server,
                              long timeout_s);
 int modmta_test_host_add_own(modmta_host *h, const char *ip, int port);
+
+/* ---- a client connection (verb handlers, serve()) ----
+ * A real modmta_conn, the server's end of a socketpair; the test is the
+ * client at the other end. Input the client sends before the call waits
+ * in the socket; a handler run on another thread can hold a dialogue:
+ *
+ *   modmta_test_conn *tc = modmta_test_conn_new("AGJvYgBwdw==\r\n");
+ *   modmta_test_enter(ctx, MODMTA_PHASE_VERB, &modmta_descriptor, inst);
+ *   v = modmta_descriptor.verbs[0].handler(inst, ctx,
+ *                                          modmta_test_conn_get(tc),
+ *                                          "PLAIN");
+ *   assert_string_equal(modmta_test_conn_output(tc), "334 \r\n");
+ *   modmta_test_conn_free(tc);
+ *
+ * Each call fails the running test on an error. */
+typedef struct modmta_test_conn modmta_test_conn;
+
+/* A connection whose client has sent `input` already (NULL: nothing). */
+modmta_test_conn *modmta_test_conn_new(const char *input);
+/* The server's side, to hand to a verb handler or serve(). */
+modmta_conn *modmta_test_conn_get(modmta_test_conn *tc);
+/* The client sends text (to a handler waiting on another thread). At
+ * most a socket buffer's worth (some 100 KiB) may wait unread. */
+void modmta_test_conn_send(modmta_test_conn *tc, const char *text);
+/* The client is done sending: the server reads end of file from now on
+ * (the client can still read). */
+void modmta_test_conn_hangup(modmta_test_conn *tc);
+/* The next line the server sent, CRLF included, waiting for it (a
+ * server flushes its output before it waits for input; the test fails
+ * if none comes in 30 s or the server closes). Safe while a handler runs
+ * on another thread. Valid until the next call on tc. */
+const char *modmta_test_conn_read_line(modmta_test_conn *tc);
+/* Flush the server's side and return everything it wrote that the
+ * client has not read ("" for nothing): call it when no handler runs
+ * on tc. Valid until the next call on tc. */
+const char *modmta_test_conn_output(modmta_test_conn *tc);
+/* Close both sides (a NULL tc is ignored). */
+void modmta_test_conn_free(modmta_test_conn *tc);
 
 #endif

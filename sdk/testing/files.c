@@ -1,6 +1,7 @@
 /* libmodmta-test: files and temporary directories for unit tests. */
 #include <errno.h>
 #include <ftw.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +13,11 @@
 
 #include <cmocka.h>
 
+#include <modmta/reload.h>
+
 #include "files.h"
+
+static atomic_llong files_clock_ms = 1000000;
 
 char *
 modmta_test_read_file(const char *path, size_t *len_r)
@@ -59,6 +64,25 @@ modmta_test_replace_file(const char *path, const char *data)
                 < sizeof(tmp));
     modmta_test_write_file(tmp, data);
     assert_int_equal(rename(tmp, path), 0);
+}
+
+static long long
+files_clock(void *arg)
+{
+    (void)arg;
+    return atomic_load(&files_clock_ms);
+}
+
+void
+modmta_test_reload_clock(void)
+{
+    modmta_reload_set_clock(files_clock, NULL);
+}
+
+void
+modmta_test_reload_advance(long long ms)
+{
+    atomic_fetch_add(&files_clock_ms, ms);
 }
 
 void

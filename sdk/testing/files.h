@@ -27,6 +27,16 @@ void modmta_test_write_file(const char *path, const char *data);
  * never half of it, and the new file has a new inode. */
 void modmta_test_replace_file(const char *path, const char *data);
 
+/* Tables re-read when their file changes (modmta/reload.h: maps,
+ * passdbs, a module's own files) look at the file at most once per
+ * MODMTA_RELOAD_INTERVAL_MS. modmta_test_reload_clock() gives the reload
+ * objects opened from then on (call it before create() or the map's
+ * open) a clock that stands still until modmta_test_reload_advance()
+ * moves it: a test changes a file, advances MODMTA_RELOAD_INTERVAL_MS
+ * and looks again, without sleeping. */
+void modmta_test_reload_clock(void);
+void modmta_test_reload_advance(long long ms);
+
 /* Make a private directory "<$TMPDIR or /tmp>/<name>.XXXXXX" and put its
  * path in buf (len bytes). */
 void modmta_test_tmpdir(char *buf, size_t len, const char *name);

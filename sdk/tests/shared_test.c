@@ -318,14 +318,15 @@ inbox_wait(struct inbox *in, int n)
 }
 
 void
-publish_until_heard(modmta_shared *s, const char *channel, const char *msg)
+publish_until_heard(modmta_shared *s, int heard, const char *channel,
+                    const char *msg)
 {
-    int rc = 0;
+    int rc = -1;
 
-    for (int i = 0; i < 300 && rc != 1; i++) {
+    for (int i = 0; i < 300 && rc != heard; i++) {
         rc = modmta_shared_publish(s, channel, msg);
-        if (rc != 1)
+        if (rc != heard)
             sleep_ms(50);
     }
-    assert_int_equal(rc, 1);
+    assert_int_equal(rc, heard);
 }

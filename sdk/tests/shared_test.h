@@ -96,9 +96,11 @@ void inbox_cb(void *arg, const char *channel, const char *msg);
 /* Wait up to 20 s for the n-th message; the test fails if it does not
  * come. */
 void inbox_wait(struct inbox *in, int n);
-/* Publish msg on channel until one subscriber gets it (a subscriber
- * coming back after an outage), for up to 15 s. */
-void publish_until_heard(modmta_shared *s, const char *channel,
+/* Publish msg on channel until `heard` subscribers get it (1: one
+ * coming back after an outage; 0: the server has seen an unsubscribe,
+ * which goes over the subscriber's own connection, so that a publish
+ * sent right after may still reach it), for up to 15 s. */
+void publish_until_heard(modmta_shared *s, int heard, const char *channel,
                          const char *msg);
 
 #endif

@@ -73,6 +73,8 @@ test_all_types(void **state)
 
     assert_int_equal(parse(state,
                            "{\"module\": \"store_mbox\", \"name\": \"m1\","
+                           " \"hook_timeout\": \"2s\","
+                           " \"on_hook_timeout\": \"continue\","
                            " \"directory\": \"/var/mail\", \"fsync\": false,"
                            " \"limit\": 1000000000000,"
                            " \"domains\": [\"a.example\", \"b.example\"],"

@@ -1,5 +1,6 @@
 /* Unit tests of sdk/src/conn_client.c and tls_client.c: connecting (TCP,
- * UNIX, refused, timed out, the daemon's stop flag) and the TLS client
+ * UNIX, refused, timed out, the daemon's stop flag, a hook's time
+ * budget) and the TLS client
  * (verification levels, names, wildcards, the trust store) against a
  * server thread on the other end of a socket pair, with certificates made
  * by the test. */
@@ -28,6 +29,7 @@
 
 #include <modmta/conn.h>
 
+#include "budget_priv.h"
 #include "conn_priv.h"
 #include "ctx_priv.h"
 
@@ -153,6 +155,48 @@ test_connect_timeout(void **state)
     assert_string_equal(err.msg, want);
     close_fills(fills);
     close(fd);
+}
+
+/* Inside a hook's budget a connect and a read end by its deadline,
+ * whatever their own timeouts (longer than the test may run: ignoring
+ * the budget would hang it), and say the budget stopped them. */
+static void
+test_hook_budget(void **state)
+{
+    modmta_ctx *ctx = modmta_ctx_new(NULL);
+    struct sockaddr_in sin;
+    int fills[4], fd, lfd, afd;
+    modmta_err err;
+    modmta_conn *c;
+    char line[64];
+
+    fd = full_listener(&sin, fills);
+    budget_begin(ctx, budget_now_ms() + 200);
+    assert_null(modmta_conn_connect(ctx, (struct sockaddr *)&sin,
+                                    sizeof(sin), 600000, &err));
+    assert_int_equal(budget_end(ctx), 1);
+    assert_non_null(strstr(err.msg, ": timed out: the hook's time budget "
+                           "is spent"));
+    close_fills(fills);
+    close(fd);
+
+    lfd = tcp_socket(4, &sin);
+    c = modmta_conn_connect(ctx, (struct sockaddr *)&sin, sizeof(sin), 5000,
+                            &err);
+    assert_non_null(c);
+    afd = accept(lfd, NULL, NULL);
+    assert_true(afd >= 0);
+    budget_begin(ctx, budget_now_ms() + 200);
+    assert_int_equal(modmta_conn_readline(c, line, sizeof(line), 600000),
+                     MODMTA_E_TIMEOUT);
+    assert_int_equal(budget_end(ctx), 1);
+    /* out of the hook, the connection's own timeouts apply again */
+    assert_int_equal(write(afd, "250 ok\r\n", 8), 8);
+    assert_int_equal(modmta_conn_readline(c, line, sizeof(line), 5000), 6);
+    modmta_conn_close(c);
+    close(afd);
+    close(lfd);
+    modmta_ctx_free(ctx);
 }
 
 static void
@@ -642,6 +686,7 @@ main(void)
         cmocka_unit_test(test_connect_tcp),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_hook_budget),
         cmocka_unit_test(test_connect_bad_address),
         cmocka_unit_test(test_connect_unix),
         cmocka_unit_test(test_stop_flag),

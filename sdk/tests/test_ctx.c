@@ -2,7 +2,8 @@
  * Unit tests of sdk/src/ctx.c and sdk/src/arena.c: the milter actions'
  * capability and phase checks, header editing and its serialization,
  * header injection, replies, transaction reset, recipients, per-session
- * data and the arenas.
+ * data and the arenas; sdk/src/ctx_note.c: transaction notes, their
+ * types, bounds, names, phases and end with the transaction.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -914,6 +915,188 @@ test_inbound_domain(void **state)
     assert_string_equal(asked, "");
 }
 
+/* ---- transaction notes (ctx_note.c) ---- */
+
+/* The ctx in a transaction, at on_data. */
+static modmta_ctx *
+note_ctx(void **state)
+{
+    modmta_ctx *ctx = ctx_of(state);
+
+    modmta_test_set_sender(ctx, "Q1", "a@example.org");
+    modmta_test_enter(ctx, MODMTA_PHASE_DATA, &test_mod_none, NULL);
+    return ctx;
+}
+
+static void
+test_note_set_get(void **state)
+{
+    modmta_ctx *ctx = note_ctx(state);
+    const char *s = NULL;
+    long long n = 0;
+
+    assert_int_equal(modmta_note_get_int(ctx, "spam.score", &n), 0);
+    assert_int_equal(modmta_note_set_int(ctx, "spam.score", -7), 0);
+    assert_int_equal(modmta_note_set_str(ctx, "spam:verdict", "ham"), 0);
+    assert_int_equal(modmta_note_get_int(ctx, "spam.score", &n), 1);
+    assert_int_equal(n, -7);
+    assert_int_equal(modmta_note_get_str(ctx, "spam:verdict", &s), 1);
+    assert_string_equal(s, "ham");
+    /* value_r may be NULL: is it there? */
+    assert_int_equal(modmta_note_get_int(ctx, "spam.score", NULL), 1);
+    /* names are case-sensitive */
+    assert_int_equal(modmta_note_get_int(ctx, "SPAM.score", &n), 0);
+    /* "" is a string like any other */
+    assert_int_equal(modmta_note_set_str(ctx, "empty", ""), 0);
+    assert_int_equal(modmta_note_get_str(ctx, "empty", &s), 1);
+    assert_string_equal(s, "");
+}
+
+/* Setting again replaces, and may change the type; a string read
+ * before stays valid for the call. */
+static void
+test_note_replace_and_types(void **state)
+{
+    modmta_ctx *ctx = note_ctx(state);
+    const char *s = NULL, *old;
+    long long n = 0;
+
+    assert_int_equal(modmta_note_set_str(ctx, "x", "first"), 0);
+    assert_int_equal(modmta_note_get_str(ctx, "x", &old), 1);
+    assert_int_equal(modmta_note_set_str(ctx, "x", "second"), 0);
+    assert_int_equal(modmta_note_get_str(ctx, "x", &s), 1);
+    assert_string_equal(s, "second");
+    assert_string_equal(old, "first");
+    /* the other type: MODMTA_E_INVAL, the value untouched */
+    n = 99;
+    assert_int_equal(modmta_note_get_int(ctx, "x", &n), MODMTA_E_INVAL);
+    assert_int_equal(n, 99);
+    assert_int_equal(modmta_note_set_int(ctx, "x", 42), 0);
+    assert_int_equal(modmta_note_get_str(ctx, "x", &s), MODMTA_E_INVAL);
+    assert_int_equal(modmta_note_get_int(ctx, "x", &n), 1);
+    assert_int_equal(n, 42);
+    /* one note, replaced: it counts once */
+    assert_int_equal(ctx->nnotes, 1);
+}
+
+static void
+test_note_bounds(void **state)
+{
+    modmta_ctx *ctx = note_ctx(state);
+    char name[MODMTA_NOTE_NAME_MAX + 2], value[MODMTA_NOTE_VALUE_MAX + 2];
+    const char *s;
+    int i;
+
+    memset(name, 'n', sizeof(name));
+    name[MODMTA_NOTE_NAME_MAX] = '\0';
+    memset(value, 'v', sizeof(value));
+    value[MODMTA_NOTE_VALUE_MAX] = '\0';
+    /* exactly at the bounds */
+    assert_int_equal(modmta_note_set_str(ctx, name, value), 0);
+    assert_int_equal(modmta_note_get_str(ctx, name, &s), 1);
+    assert_int_equal(strlen(s), MODMTA_NOTE_VALUE_MAX);
+    /* one over */
+    name[MODMTA_NOTE_NAME_MAX] = 'n';
+    name[MODMTA_NOTE_NAME_MAX + 1] = '\0';
+    assert_int_equal(modmta_note_set_int(ctx, name, 1), MODMTA_E_INVAL);
+    assert_int_equal(modmta_note_get_int(ctx, name, NULL), MODMTA_E_INVAL);
+    value[MODMTA_NOTE_VALUE_MAX] = 'v';
+    value[MODMTA_NOTE_VALUE_MAX + 1] = '\0';
+    assert_int_equal(modmta_note_set_str(ctx, "big", value),
+                     MODMTA_E_INVAL);
+    assert_int_equal(modmta_note_get_str(ctx, "big", NULL), 0);
+    /* MODMTA_NOTES_MAX names, then no new one; replacing still works */
+    for (i = 1; i < MODMTA_NOTES_MAX; i++) {
+        snprintf(name, sizeof(name), "n%d", i);
+        assert_int_equal(modmta_note_set_int(ctx, name, i), 0);
+    }
+    assert_int_equal(modmta_note_set_int(ctx, "one.more", 1),
+                     MODMTA_E_LIMIT);
+    assert_int_equal(modmta_note_set_int(ctx, "n5", 55), 0);
+    assert_int_equal(ctx->nnotes, MODMTA_NOTES_MAX);
+}
+
+static void
+test_note_bad_names_and_values(void **state)
+{
+    modmta_ctx *ctx = note_ctx(state);
+    static const char *const bad[] = {
+        "", "with space", "new\nline", "quote\"", "slash/", "é", NULL,
+    };
+
+    for (int i = 0; bad[i] != NULL; i++) {
+        assert_int_equal(modmta_note_set_int(ctx, bad[i], 1),
+                         MODMTA_E_INVAL);
+        assert_int_equal(modmta_note_get_int(ctx, bad[i], NULL),
+                         MODMTA_E_INVAL);
+    }
+    assert_int_equal(modmta_note_set_int(ctx, NULL, 1), MODMTA_E_INVAL);
+    assert_int_equal(modmta_note_set_str(ctx, "ok", NULL), MODMTA_E_INVAL);
+    /* not UTF-8: the envelope could not hold it */
+    assert_int_equal(modmta_note_set_str(ctx, "ok", "\xff\xfe"),
+                     MODMTA_E_INVAL);
+    assert_int_equal(modmta_note_set_str(ctx, "ok", "caf\xc3\xa9"), 0);
+    assert_int_equal(modmta_note_set_int(NULL, "ok", 1), MODMTA_E_INVAL);
+    assert_int_equal(modmta_note_get_int(NULL, "ok", NULL), MODMTA_E_INVAL);
+    assert_int_equal(ctx->nnotes, 1);
+}
+
+/* Set at on_mail, on_rcpt and on_data; read everywhere. */
+static void
+test_note_phases(void **state)
+{
+    modmta_ctx *ctx = note_ctx(state);
+    long long n;
+
+    for (int p = MODMTA_PHASE_NONE; p <= MODMTA_PHASE_ROUTE; p++) {
+        int ok = p == MODMTA_PHASE_MAIL || p == MODMTA_PHASE_RCPT ||
+                 p == MODMTA_PHASE_DATA;
+
+        modmta_test_enter(ctx, (modmta_phase)p, &test_mod_none, NULL);
+        assert_int_equal(modmta_note_set_int(ctx, "p", p),
+                         ok ? 0 : MODMTA_E_STATE);
+        assert_int_equal(modmta_note_set_str(ctx, "q", "x"),
+                         ok ? 0 : MODMTA_E_STATE);
+    }
+    modmta_test_enter(ctx, MODMTA_PHASE_DELIVER, &test_mod_none, NULL);
+    assert_int_equal(modmta_note_get_int(ctx, "p", &n), 1);
+    assert_int_equal(n, MODMTA_PHASE_DATA);
+}
+
+/* RSET, a new MAIL, the end of the transaction: gone. */
+static void
+test_note_txn_reset(void **state)
+{
+    modmta_ctx *ctx = note_ctx(state);
+
+    assert_int_equal(modmta_note_set_int(ctx, "gone", 1), 0);
+    modmta_ctx_txn_reset(ctx);
+    assert_int_equal(modmta_note_get_int(ctx, "gone", NULL), 0);
+    assert_int_equal(ctx->nnotes, 0);
+    modmta_test_set_sender(ctx, "Q2", "b@example.org");
+    modmta_test_enter(ctx, MODMTA_PHASE_MAIL, &test_mod_none, NULL);
+    assert_int_equal(modmta_note_set_int(ctx, "back", 2), 0);
+    assert_int_equal(modmta_note_get_int(ctx, "back", NULL), 1);
+}
+
+/* The core's put: any phase, the same checks. */
+static void
+test_note_core_put(void **state)
+{
+    modmta_ctx *ctx = note_ctx(state);
+    const char *s;
+
+    modmta_test_enter(ctx, MODMTA_PHASE_DELIVER, &test_mod_none, NULL);
+    assert_int_equal(modmta_ctx_note_put(ctx, "from.env", "v", 0), 0);
+    assert_int_equal(modmta_note_get_str(ctx, "from.env", &s), 1);
+    assert_string_equal(s, "v");
+    assert_int_equal(modmta_ctx_note_put(ctx, "bad name", NULL, 1),
+                     MODMTA_E_INVAL);
+    assert_int_equal(modmta_ctx_note_check("fine", NULL), 0);
+    assert_int_equal(modmta_ctx_note_check("fine", "\xc0\x80"),
+                     MODMTA_E_INVAL);
+}
+
 int
 main(void)
 {
@@ -941,6 +1124,13 @@ main(void)
         T(test_arena_strdup),
         T(test_arena_direct),
         T(test_inbound_domain),
+        T(test_note_set_get),
+        T(test_note_replace_and_types),
+        T(test_note_bounds),
+        T(test_note_bad_names_and_values),
+        T(test_note_phases),
+        T(test_note_txn_reset),
+        T(test_note_core_put),
 #undef T
     };
 

@@ -2,8 +2,8 @@
  * test starts on loopback: a dnsmasq on a free port with the test zones
  * below (--no-resolv --no-hosts: nothing leaves the machine); a
  * "silent" server (a UDP socket never read, a TCP socket never accepted)
- * for timeouts; dnssec_server.py, serving the signed zone secure.test.,
- * for validation. */
+ * for timeouts and hook time budgets; dnssec_server.py, serving the
+ * signed zone secure.test., for validation. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -28,6 +28,8 @@
 #include <files.h>
 #include <servers.h>
 
+#include "budget_priv.h"
+#include "ctx_priv.h"
 #include "dns_priv.h"
 
 /* usage 3, selector 1, matching type 1; 32 octets 2b 01 02 ... 1e 80 */
@@ -477,6 +479,32 @@ test_timeout(void **state)
     modmta_dns_free(r);
 }
 
+/* Inside a hook's budget a lookup (and an MX list) ends by the hook's
+ * deadline, not the resolver's timeout (longer than the test may run),
+ * and says the budget stopped it. */
+static void
+test_hook_budget(void **state)
+{
+    struct env *e = *state;
+    modmta_dns *r = resolver(e->silent, 600, NULL);
+    modmta_ctx *ctx = modmta_ctx_new(NULL);
+    modmta_mx_list *l = (modmta_mx_list *)1;
+
+    budget_begin(ctx, budget_now_ms() + 200);
+    lookup(r, "mx1.multi.test", MODMTA_DNS_A, MODMTA_E_TEMP);
+    assert_int_equal(budget_end(ctx), 1);
+    budget_begin(ctx, budget_now_ms() + 200);
+    assert_int_equal(modmta_dns_mx_list(r, "multi.test", &l), MODMTA_E_TEMP);
+    assert_null(l);
+    assert_int_equal(budget_end(ctx), 1);
+    /* a lookup that ends in time: the budget is not spent */
+    budget_begin(ctx, budget_now_ms() + 60000);
+    text_is(e->dns, "mx1.multi.test", MODMTA_DNS_A, "127.0.0.31");
+    assert_int_equal(budget_end(ctx), 0);
+    modmta_ctx_free(ctx);
+    modmta_dns_free(r);
+}
+
 static void
 test_domain_literal(void **state)
 {
@@ -670,6 +698,7 @@ main(void)
         cmocka_unit_test(test_mx_list_cap),
         cmocka_unit_test(test_mx_list_temp),
         cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_hook_budget),
         cmocka_unit_test(test_domain_literal),
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_bad_trust_anchor),

@@ -208,6 +208,10 @@ test_map_lookup(void **state)
 {
     modmta_host *h = redis_host(""), *other = redis_host("other:");
     const char *lpush[] = {"LPUSH", "modmta:alias:list", "x", NULL};
+    /* a NUL octet inside a value (a Lua string can hold one) */
+    const char *set_nul[] = {"EVAL", "return redis.call('SET', KEYS[1], "
+                             "'bob\\0|/bin/sh')", "1", "modmta:alias:nul",
+                             NULL};
     modmta_err err;
     modmta_map *m, *o;
     char **items;
@@ -222,6 +226,10 @@ test_map_lookup(void **state)
     rset("other:alias:root", "theirs");
     r = redis_server_cmd(&srv, NULL, 0, lpush);
     assert_non_null(r);
+    freeReplyObject(r);
+    r = redis_server_cmd(&srv, NULL, 0, set_nul);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
     freeReplyObject(r);
     assert_non_null(m = open_map("redis:alias:", h, &err));
     assert_non_null(o = open_map("redis:alias:", other, &err));
@@ -240,6 +248,8 @@ test_map_lookup(void **state)
     /* a value no file map could hold, or no string at all: an error */
     assert_int_equal(modmta_map_lookup(m, "ctl", NULL), MODMTA_E_TEMP);
     assert_int_equal(modmta_map_lookup(m, "list", NULL), MODMTA_E_TEMP);
+    /* never read as the part before the NUL ("bob") */
+    assert_int_equal(modmta_map_lookup(m, "nul", NULL), MODMTA_E_TEMP);
     /* another redis.prefix, another set of keys */
     expect(o, "root", "theirs");
     expect(o, "list@localhost", NULL);

@@ -71,16 +71,18 @@ test_keys(void **state)
     modmta_shared_free(s);
 }
 
+/* A TTL long enough that a loaded machine reads the key before it ends,
+ * then polled for (at most 10 s) until it has. */
 static void
 test_ttl(void **state)
 {
     modmta_shared *s = shared_open("t2:");
 
     (void)state;
-    assert_int_equal(modmta_shared_set(s, "short", "x", 100), 0);
+    assert_int_equal(modmta_shared_set(s, "short", "x", 2000), 0);
     assert_int_equal(modmta_shared_set(s, "long", "x", 60000), 0);
     assert_int_equal(modmta_shared_get(s, "short", NULL), 1);
-    for (int i = 0; i < 200 && modmta_shared_get(s, "short", NULL) == 1;
+    for (int i = 0; i < 500 && modmta_shared_get(s, "short", NULL) == 1;
          i++)
         sleep_ms(20);
     assert_int_equal(modmta_shared_get(s, "short", NULL), 0);
@@ -130,6 +132,121 @@ test_counters(void **state)
     assert_true(modmta_shared_incr(s, "str", 1, 0, &v) < 0);
     modmta_shared_del(s, "c");
     modmta_shared_del(s, "forever");
+    modmta_shared_del(s, "str");
+    modmta_shared_free(s);
+}
+
+/* A give-back: only into a counter that exists, which goes at 0. */
+static void
+test_decr(void **state)
+{
+    modmta_shared *s = shared_open("t8:");
+    long long v = -1;
+
+    (void)state;
+    /* never made: nothing is created */
+    assert_int_equal(modmta_shared_decr(s, "c", 1), 0);
+    assert_int_equal(modmta_shared_get(s, "c", NULL), 0);
+    assert_int_equal(modmta_shared_incr(s, "c", 3, 60, &v), 0);
+    assert_int_equal(modmta_shared_decr(s, "c", 1), 1);
+    assert_int_equal(modmta_shared_incr(s, "c", 0, 60, &v), 0);
+    assert_int_equal(v, 2);
+    /* brought to 0 (or below): deleted, and stays so */
+    assert_int_equal(modmta_shared_decr(s, "c", 2), 1);
+    assert_int_equal(modmta_shared_get(s, "c", NULL), 0);
+    assert_int_equal(modmta_shared_decr(s, "c", 1), 0);
+    assert_int_equal(modmta_shared_get(s, "c", NULL), 0);
+    assert_int_equal(modmta_shared_incr(s, "d", 1, 60, &v), 0);
+    assert_int_equal(modmta_shared_decr(s, "d", 5), 1);
+    assert_int_equal(modmta_shared_get(s, "d", NULL), 0);
+    /* its window over: the give-back starts no new one */
+    assert_int_equal(modmta_shared_incr(s, "w", 1, 1, &v), 0);
+    for (int i = 0; i < 300 && modmta_shared_get(s, "w", NULL) == 1; i++)
+        sleep_ms(20);
+    assert_int_equal(modmta_shared_decr(s, "w", 1), 0);
+    assert_int_equal(modmta_shared_get(s, "w", NULL), 0);
+    /* a string is not a counter, and is left as it was */
+    assert_int_equal(modmta_shared_set(s, "str", "abc", 0), 0);
+    assert_int_equal(modmta_shared_decr(s, "str", 1), MODMTA_E_INVAL);
+    assert_int_equal(modmta_shared_get(s, "str", NULL), 1);
+    assert_int_equal(modmta_shared_decr(s, "c", 0), MODMTA_E_INVAL);
+    assert_int_equal(modmta_shared_decr(s, "c", -1), MODMTA_E_INVAL);
+    modmta_shared_del(s, "str");
+    modmta_shared_free(s);
+}
+
+/* Members join up to max, renew past it, leave; a member not renewed
+ * stops counting when its TTL ends; the last one takes the key along. */
+static void
+test_gauges(void **state)
+{
+    modmta_shared *s = shared_open("t9:");
+    long long n = -1;
+
+    (void)state;
+    assert_int_equal(modmta_shared_gauge_join(s, "g", "n1/a", 2, 60000, &n),
+                     1);
+    assert_int_equal(n, 1);
+    assert_int_equal(modmta_shared_gauge_join(s, "g", "n2/b", 2, 60000, &n),
+                     1);
+    assert_int_equal(n, 2);
+    assert_int_equal(modmta_shared_gauge_join(s, "g", "n1/c", 2, 60000, &n),
+                     0);
+    assert_int_equal(n, 2);
+    /* a member in is renewed, full or not, and counted once */
+    assert_int_equal(modmta_shared_gauge_join(s, "g", "n1/a", 2, 60000, &n),
+                     1);
+    assert_int_equal(n, 2);
+    assert_int_equal(modmta_shared_gauge_join(s, "g", "n1/a", 1, 60000,
+                                              NULL), 1);
+    assert_int_equal(modmta_shared_gauge_leave(s, "g", "n1/c"), 0);
+    assert_int_equal(modmta_shared_gauge_leave(s, "g", "n2/b"), 1);
+    assert_int_equal(modmta_shared_gauge_join(s, "g", "n1/c", 2, 60000, &n),
+                     1);
+    assert_int_equal(n, 2);
+    /* max 0: no limit */
+    assert_int_equal(modmta_shared_gauge_join(s, "g", "n3/d", 0, 60000, &n),
+                     1);
+    assert_int_equal(n, 3);
+    assert_int_equal(modmta_shared_gauge_leave(s, "g", "n1/a"), 1);
+    assert_int_equal(modmta_shared_gauge_leave(s, "g", "n1/c"), 1);
+    assert_int_equal(modmta_shared_gauge_leave(s, "g", "n3/d"), 1);
+    assert_int_equal(modmta_shared_gauge_leave(s, "g", "n3/d"), 0);
+    assert_int_equal(modmta_shared_del(s, "g"), 0);
+    /* a holder that died: its member expires, the live one stays */
+    assert_int_equal(modmta_shared_gauge_join(s, "g", "dead/a", 2, 1500, &n),
+                     1);
+    assert_int_equal(modmta_shared_gauge_join(s, "g", "live/b", 2, 60000,
+                                              &n), 1);
+    assert_int_equal(modmta_shared_gauge_join(s, "g", "new/c", 2, 60000, &n),
+                     0);
+    for (int i = 0; i < 500 && modmta_shared_gauge_join(s, "g", "new/c", 2,
+                                                       60000, &n) == 0;
+         i++)
+        sleep_ms(20);
+    assert_int_equal(n, 2);
+    assert_int_equal(modmta_shared_gauge_leave(s, "g", "dead/a"), 0);
+    /* every member gone by its TTL: so is the key */
+    assert_int_equal(modmta_shared_gauge_leave(s, "g", "live/b"), 1);
+    assert_int_equal(modmta_shared_gauge_leave(s, "g", "new/c"), 1);
+    assert_int_equal(modmta_shared_gauge_join(s, "g", "last/d", 0, 1000, &n),
+                     1);
+    assert_int_equal(n, 1);
+    for (int i = 0; i < 500 && modmta_shared_get(s, "g", NULL) != 0; i++)
+        sleep_ms(20);
+    assert_int_equal(modmta_shared_get(s, "g", NULL), 0);
+    /* not a gauge; bad arguments */
+    assert_int_equal(modmta_shared_set(s, "str", "abc", 0), 0);
+    assert_int_equal(modmta_shared_gauge_join(s, "str", "m", 0, 1000, &n),
+                     MODMTA_E_INVAL);
+    assert_int_equal(modmta_shared_gauge_leave(s, "str", "m"),
+                     MODMTA_E_INVAL);
+    assert_int_equal(modmta_shared_gauge_join(s, "g", "a b", 0, 1000, &n),
+                     MODMTA_E_INVAL);
+    assert_int_equal(modmta_shared_gauge_join(s, "g", "m", -1, 1000, &n),
+                     MODMTA_E_INVAL);
+    assert_int_equal(modmta_shared_gauge_join(s, "g", "m", 0, 0, &n),
+                     MODMTA_E_INVAL);
     modmta_shared_del(s, "str");
     modmta_shared_free(s);
 }
@@ -299,6 +416,62 @@ test_concurrent_counter(void **state)
     modmta_shared_free(s);
 }
 
+/* The memory store holds at most so many keys (here 50, not the
+ * million of the daemon): a new key past that is refused with
+ * MODMTA_E_TEMP, keys there work on, and room comes back as keys go
+ * (deleted, given back to 0, expired). */
+static void
+test_mem_full(void **state)
+{
+    modmta_shared *s = shared_open("t10:");
+    modmta_shared *other = shared_open("t10b:");
+    char key[32];
+    long long v;
+    int i, made = 0;
+
+    (void)state;
+    shared_mem_set_max(50);
+    for (i = 0; i < 60; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        if (modmta_shared_incr(s, key, 1, i < 10 ? 1 : 600, &v) == 0)
+            made++;
+        else
+            break;
+    }
+    /* other keys of the process (earlier tests') count too */
+    assert_true(made > 0 && made <= 50);
+    assert_int_equal(modmta_shared_incr(s, "more", 1, 600, &v),
+                     MODMTA_E_TEMP);
+    assert_int_equal(modmta_shared_set(other, "more", "x", 0),
+                     MODMTA_E_TEMP);
+    assert_int_equal(modmta_shared_lease(s, "more", "o", 1000),
+                     MODMTA_E_TEMP);
+    assert_int_equal(modmta_shared_gauge_join(s, "more", "o", 0, 1000, &v),
+                     MODMTA_E_TEMP);
+    /* a key there works on */
+    assert_int_equal(modmta_shared_incr(s, "k20", 1, 600, &v), 0);
+    assert_int_equal(v, 2);
+    /* a key given back to 0 makes room */
+    assert_int_equal(modmta_shared_decr(s, "k20", 2), 1);
+    assert_int_equal(modmta_shared_incr(s, "more", 1, 600, &v), 0);
+    assert_int_equal(modmta_shared_incr(s, "more2", 1, 600, &v),
+                     MODMTA_E_TEMP);
+    /* so do keys that expire (k0..k9, a window of 1 s) */
+    for (i = 0; i < 500 &&
+                modmta_shared_incr(s, "more2", 1, 600, &v) < 0; i++)
+        sleep_ms(20);
+    assert_int_equal(modmta_shared_get(s, "more2", NULL), 1);
+    for (i = 0; i < 60; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        modmta_shared_del(s, key);
+    }
+    modmta_shared_del(s, "more");
+    modmta_shared_del(s, "more2");
+    shared_mem_set_max(SHARED_MEM_KEYS_MAX);
+    modmta_shared_free(other);
+    modmta_shared_free(s);
+}
+
 static char shared_dir[256];
 static struct redis_server shared_server;
 static json_t *shared_redis_cfg;
@@ -357,6 +530,9 @@ main(void)
         SHARED_BOTH(test_pubsub),
         SHARED_BOTH(test_unsubscribe_from_callback),
         SHARED_BOTH(test_concurrent_counter),
+        SHARED_BOTH(test_decr),
+        SHARED_BOTH(test_gauges),
+        cmocka_unit_test_setup(test_mem_full, use_memory),
     };
 
     signal(SIGPIPE, SIG_IGN);           /* as the daemon: see redis_priv.h */

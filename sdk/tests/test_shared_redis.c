@@ -1,16 +1,17 @@
 /*
  * The Redis backend of the shared state, what only Redis has: nothing
  * connects before the first call; the command timeout against a server
- * that never answers, and a thread's deadline that ends calls sooner;
- * AUTH with the right, a wrong and no password (and the password never
- * in the log); SELECT; an outage (Redis stopped, Redis hung) that
- * answers MODMTA_E_TEMP within about the timeout and heals by itself
- * once Redis is back; a subscriber that resumes after a restart, and
- * whose thread waits for a retry after a failure; a replica refusing
- * writes (READONLY) without a storm of connects, and a caller held back
- * after it connecting when the delay ends; a lease in one round trip;
- * listing keys and writing many at once (map import); many threads
- * through a pool of two connections.
+ * that never answers, and a deadline that ends calls sooner: a hook's
+ * time budget, or a thread's own (budget_set); AUTH with the right, a
+ * wrong and no password (and the password never in the log); SELECT; an
+ * outage (Redis stopped, Redis hung) that answers MODMTA_E_TEMP within
+ * about the timeout and heals by itself once Redis is back; a
+ * subscriber that resumes after a restart, and whose thread waits for a
+ * retry after a failure; a replica refusing writes (READONLY) without a
+ * storm of connects, and a caller held back after it connecting when
+ * the delay ends; a lease in one round trip; listing keys and writing
+ * many at once (map import); many threads through a pool of two
+ * connections.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,6 +37,8 @@
 #include <files.h>
 #include <servers.h>
 
+#include "budget_priv.h"
+#include "ctx_priv.h"
 #include "shared_priv.h"
 #include "shared_test.h"
 
@@ -92,6 +95,20 @@ wait_healed(modmta_shared *s)
     assert_int_equal(modmta_shared_get(s, "healed", NULL), 1);
 }
 
+/* A loopback listener that never accepts: connections complete (the
+ * kernel's queue), commands are never answered. Its fd; "IP:port" into
+ * address. */
+static int
+silent_server(char address[64])
+{
+    int fd, port = modmta_test_bind(SOCK_STREAM, INADDR_LOOPBACK, 0, &fd);
+
+    assert_true(port > 0);
+    assert_int_equal(listen(fd, 16), 0);
+    snprintf(address, 64, "127.0.0.1:%d", port);
+    return fd;
+}
+
 /* Nothing connects before the first call; a server that takes the
  * connection and never answers costs a call its timeout, no more. */
 static void
@@ -101,13 +118,9 @@ test_lazy_and_timeout(void **state)
     modmta_shared *s;
     char address[64], *log;
     long long t;
-    int port;
 
     (void)state;
-    port = modmta_test_bind(SOCK_STREAM, INADDR_LOOPBACK, 0, &p.fd);
-    assert_true(port > 0);
-    assert_int_equal(listen(p.fd, 16), 0);      /* never accepted */
-    snprintf(address, sizeof(address), "127.0.0.1:%d", port);
+    p.fd = silent_server(address);
     s = redis_store("{\"address\": \"%s\", \"timeout\": 1, "
                     "\"prefix\": \"lz:\"}", address);
     assert_int_equal(poll(&p, 1, 0), 0);        /* no connection yet */
@@ -124,33 +137,62 @@ test_lazy_and_timeout(void **state)
     close(p.fd);
 }
 
-/* A thread's deadline ends its calls before their timeout (30 s here):
- * what keeps modmtactl reload --cluster within its --timeout. */
+/* A thread's own deadline (budget_set, outside any hook) ends its calls
+ * before their timeout (30 s here): what keeps modmtactl reload
+ * --cluster within its --timeout. */
 static void
 test_thread_deadline(void **state)
 {
     modmta_shared *s;
     char address[64];
     long long t;
-    int port, fd;
+    int fd;
 
     (void)state;
-    port = modmta_test_bind(SOCK_STREAM, INADDR_LOOPBACK, 0, &fd);
-    assert_true(port > 0);
-    assert_int_equal(listen(fd, 16), 0);        /* never answers */
-    snprintf(address, sizeof(address), "127.0.0.1:%d", port);
+    fd = silent_server(address);
     s = redis_store("{\"address\": \"%s\", \"timeout\": 30, "
                     "\"prefix\": \"td:\"}", address);
     t = now_ms();
-    shared_redis_deadline(t + 200);
+    budget_set(t + 200);
     assert_int_equal(modmta_shared_get(s, "k", NULL), MODMTA_E_TEMP);
     assert_true(now_ms() - t < SLOW_MS);
     /* passed: at once */
     assert_int_equal(modmta_shared_get(s, "k", NULL), MODMTA_E_TEMP);
     assert_true(now_ms() - t < SLOW_MS);
-    shared_redis_deadline(0);
+    budget_set(0);
     modmta_shared_free(s);
     close(fd);
+}
+
+/* A call inside a hook ends by the hook's deadline, far before the
+ * store's own timeout (longer than the test may run), says the budget
+ * stopped it, and is not logged as the server's failure: the chain
+ * logs the hook, and the next call is not held back. */
+static void
+test_hook_budget(void **state)
+{
+    modmta_ctx *ctx = modmta_ctx_new(NULL);
+    modmta_shared *s;
+    char address[64], *log;
+    int fd;
+
+    (void)state;
+    fd = silent_server(address);
+    s = redis_store("{\"address\": \"%s\", \"timeout\": 600, "
+                    "\"connect_timeout\": 600, \"prefix\": \"hb:\"}",
+                    address);
+    log_start();
+    for (int i = 0; i < 2; i++) {
+        budget_begin(ctx, budget_now_ms() + 200);
+        assert_int_equal(modmta_shared_get(s, "k", NULL), MODMTA_E_TEMP);
+        assert_int_equal(budget_end(ctx), 1);
+    }
+    log = log_end();
+    assert_null(strstr(log, "redis:"));
+    free(log);
+    modmta_shared_free(s);
+    close(fd);
+    modmta_ctx_free(ctx);
 }
 
 static void
@@ -359,12 +401,12 @@ test_subscriber_resumes(void **state)
     redis_server_stop(&srv, 0);
     redis_server_restart(&srv);
     /* published before the subscriber is back: lost, counted 0 */
-    publish_until_heard(pub_store, "ctl", "two");
+    publish_until_heard(pub_store, 1, "ctl", "two");
     inbox_wait(&in, 2);
     assert_string_equal(in.last, "two");
     assert_string_equal(in.channel, "ctl");
     modmta_shared_unsubscribe(sub);
-    assert_int_equal(modmta_shared_publish(pub_store, "ctl", "three"), 0);
+    publish_until_heard(pub_store, 0, "ctl", "three");
     modmta_shared_free(sub_store);
     modmta_shared_free(pub_store);
     redis_server_stop(&srv, 0);
@@ -681,6 +723,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lazy_and_timeout),
         cmocka_unit_test(test_thread_deadline),
+        cmocka_unit_test(test_hook_budget),
         cmocka_unit_test(test_password),
         cmocka_unit_test(test_db),
         cmocka_unit_test(test_outage),

@@ -144,7 +144,7 @@ test_failover(void **state)
     modmta_free(v);
 
     /* the subscriber followed the master too */
-    publish_until_heard(pub, "ctl", "two");
+    publish_until_heard(pub, 1, "ctl", "two");
     inbox_wait(&in, 2);
     assert_string_equal(in.last, "two");
     modmta_shared_unsubscribe(sub);
@@ -214,7 +214,7 @@ test_hung_sentinel(void **state)
     for (int i = 0; i < 5 && rc != 0; i++)
         rc = modmta_shared_subscribe(s, "ctl", inbox_cb, &in, &sub);
     assert_int_equal(rc, 0);
-    publish_until_heard(pub, "ctl", "hello");
+    publish_until_heard(pub, 1, "ctl", "hello");
     inbox_wait(&in, 1);
     modmta_shared_unsubscribe(sub);
     modmta_shared_free(s);

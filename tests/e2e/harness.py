@@ -599,6 +599,16 @@ def swaks(daemon, *args, timeout=60):
                           text=True, timeout=timeout)
 
 
+def passwd_entry(user, password):
+    """The passdb value `modmtactl passwd USER` makes of password (its
+    line without "USER:")."""
+    r = subprocess.run([MODMTACTL, 'passwd', user], input=password + '\n',
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise AssertionError('modmtactl passwd: %s' % r.stderr)
+    return r.stdout.strip().split(':', 1)[1]
+
+
 # ---------------------------------------------------------------- tests
 
 class TestCase(unittest.TestCase):

@@ -3,10 +3,13 @@ docs/cluster.md): different ports, spools, mail directories and host
 names, the same "redis" section, and a redis-server of the test's own on
 a UNIX socket.
 
-Shared across the nodes: a sender's messages per hour (ratelimit), the
-POP-before-SMTP record (a POP3 login on node 1 opens relaying on node
-2), a POP3 mailbox's lease on a mail directory both nodes serve
-([IN-USE]), failed-login lockouts (pop3 and SMTP AUTH). `modmtactl reload
+Shared across the nodes: a sender's messages per hour, a domain's
+recipients per hour, a client's concurrent connections and connections
+per minute (ratelimit), the POP-before-SMTP record (a POP3 login on
+node 1 opens relaying on node 2), a POP3 mailbox's lease on a mail
+directory both nodes serve ([IN-USE]), failed-login lockouts (pop3 and
+SMTP AUTH), pop3's redis: passdb (a password set with `modmtactl map
+set` through node 1 logs in on node 2). `modmtactl reload
 --cluster` reports each node: reloaded, a broken configuration's errors,
 a hung or killed node as "no answer", a node stopped cleanly no longer
 listed, a renamed node under its new name. Redis stopped during traffic:
@@ -28,6 +31,7 @@ from harness import make_message, send_mail, smtp
 from redisserver import RedisServer
 from test_pop3 import Pop3Daemon
 import test_pop_before_smtp
+from test_ratelimit import window_room
 
 NAMES = ('mx1', 'mx2')
 DOMAIN = '.e2e.test'
@@ -101,13 +105,15 @@ class Cluster(harness.TestCase):
 
     # -- shared state
     def test_rate_limit_across_nodes(self):
+        window_room(3600, 60)
         d1, d2 = self.pair(ratelimit={'sender_messages_per_hour': 4})
         for i, d in enumerate((d1, d2, d1, d2)):
             with smtp(d.port()) as s:
                 send_mail(s, 'alice@localhost', ['bob@localhost'],
                           make_message('rl%d@e2e.test' % i))
         self.assertEqual(self.redis.cli(
-            'GET', 'modmta:ratelimit:ratelimit:msg:from:alice@localhost'), '4')
+            'GET', 'modmta:ratelimit:ratelimit:msg:%d:from:alice@localhost'
+            % (time.time() // 3600)), '4')
         for d in (d1, d2):
             with smtp(d.port()) as s:
                 s.ehlo()
@@ -120,12 +126,111 @@ class Cluster(harness.TestCase):
                 self.assertEqual(s.rset()[0], 250)
                 send_mail(s, 'carol@localhost', ['bob@localhost'],
                           make_message('c-%s@e2e.test' % d.dir[-3:]))
-            self.assertIn('refuse: limit=sender_messages_per_hour '
-                          'key=ratelimit:ratelimit:msg:from:alice@localhost',
-                          d.log_text())
+            self.assertRegex(d.log_text(),
+                             'refuse: limit=sender_messages_per_hour '
+                             'key=ratelimit:ratelimit:msg:[0-9]+:'
+                             'from:alice@localhost')
             d.wait_messages('bob', 3)
             d.wait_queue_empty()
             self.assertEqual(len(d.messages('bob')), 3)
+
+    def test_domain_recipients_across_nodes(self):
+        window_room(3600, 60)
+        d1, d2 = self.pair(ratelimit={'domain_recipients_per_hour': 3})
+        with smtp(d1.port()) as s:
+            send_mail(s, 'alice@localhost', ['r1@localhost', 'r2@localhost'],
+                      make_message('dom1@e2e.test'))
+        with smtp(d2.port()) as s:
+            send_mail(s, 'carol@localhost', ['r3@localhost'],
+                      make_message('dom2@e2e.test'))
+        self.assertEqual(self.redis.cli(
+            'GET', 'modmta:ratelimit:ratelimit:domain:%d:localhost'
+            % (time.time() // 3600)), '3')
+        for d in (d1, d2):
+            with smtp(d.port()) as s:
+                s.ehlo()
+                self.assertEqual(s.mail('dave@localhost')[0], 250)
+                code, text = s.rcpt('r4@localhost')
+                self.assertEqual(code, 450, text)
+                self.assertEqual(text.decode(),
+                                 '4.7.1 Error: domain localhost exceeded 3 '
+                                 'recipients per hour')
+        d1.wait_messages('r2', 1)
+        d2.wait_messages('r3', 1)
+
+    def connect_from(self, d, source):
+        """An SMTP session to d from source: (client or None, greeting
+        code, greeting text)."""
+        try:
+            s = smtplib.SMTP('127.0.0.1', d.port(), timeout=30,
+                             source_address=(source, 0))
+        except smtplib.SMTPConnectError as e:
+            return None, e.smtp_code, e.smtp_error.decode()
+        return s, 220, ''
+
+    def quit(self, s):
+        """QUIT, then wait for the server to close: it has run the
+        modules' disconnect by then."""
+        self.assertEqual(s.docmd('QUIT')[0], 221)
+        while s.sock.recv(4096):
+            pass
+        s.close()
+
+    def test_client_connections_across_nodes(self):
+        # (the harness's start probes come from 127.0.0.1, not counted)
+        window_room(60, 40)
+        d1, d2 = self.pair(ratelimit={'client_connections': 2,
+                                      'client_connections_per_minute': 5})
+        a, code, _ = self.connect_from(d1, '127.0.0.7')
+        self.assertEqual(code, 220)
+        b, code, _ = self.connect_from(d2, '127.0.0.7')
+        self.assertEqual(code, 220)
+        # two open at once, one on each node: a third on either is refused
+        _, code, text = self.connect_from(d1, '127.0.0.7')
+        self.assertEqual((code, text), (421, '4.7.0 mx1.e2e.test Error: too '
+                                             'many connections from '
+                                             '127.0.0.7 (at most 2 at once)'))
+        # another client has its own count
+        c, code, _ = self.connect_from(d1, '127.0.0.8')
+        self.assertEqual(code, 220)
+        self.quit(c)
+        # a session that ends on node 1 frees a place on node 2
+        self.quit(a)
+        e, code, _ = self.connect_from(d2, '127.0.0.7')
+        self.assertEqual(code, 220)
+        self.quit(b)
+        self.quit(e)
+        # five connections in this minute (the refused one too): the
+        # sixth is refused on either node
+        f, code, _ = self.connect_from(d1, '127.0.0.7')
+        self.assertEqual(code, 220)
+        self.quit(f)
+        for d in (d2, d1):
+            _, code, text = self.connect_from(d, '127.0.0.7')
+            self.assertEqual(code, 421, text)
+            self.assertIn('(at most 5 per minute)', text)
+
+    def test_pop3_redis_passdb_across_nodes(self):
+        def map_set(d, pw):
+            r = d.ctl('map', 'set', 'redis:passwd:', 'bob',
+                      harness.passwd_entry('bob', pw))
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+        d1, d2 = self.pair(pop3={'passdb': 'redis:passwd:'})
+        self.assertTrue(self.pop_error(d2, '127.0.0.5', password='first')
+                        .startswith(b'-ERR [AUTH]'))
+        map_set(d1, 'first')
+        p = self.pop(d2, '127.0.0.5', password='first')
+        self.assertEqual(p.stat()[0], 0)
+        p.quit()
+        self.assertTrue(self.pop_error(d2, '127.0.0.6', password='no')
+                        .startswith(b'-ERR [AUTH]'))
+        # changed through node 1: node 2 knows at once, and node 1 too
+        map_set(d1, 'second')
+        self.assertTrue(self.pop_error(d2, '127.0.0.6', password='first')
+                        .startswith(b'-ERR [AUTH]'))
+        for d in (d2, d1):
+            self.pop(d, '127.0.0.5', password='second').quit()
 
     def test_pop_before_smtp_across_nodes(self):
         d1, d2 = self.pair()

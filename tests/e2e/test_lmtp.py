@@ -158,12 +158,14 @@ class Lmtp(harness.TestCase):
         for user in ('bob', 'dave'):
             stored = self.wait_maildir(user, 1)
             self.assert_stored(stored[0], sent, None, qid)
-        # one LMTP session delivered both (Dovecot names its sessions)
+        # one LMTP session delivered both (Dovecot names its sessions; its
+        # log process may write the line after the mail is in the maildir)
         sessions = {}
         for user in ('bob', 'dave'):
-            m = re.search(r'lmtp\(%s\)<\d+><([^>:]+)(:R\d+)?>: .*saved mail '
-                          r'to INBOX' % user, self.dovecot.log())
-            self.assertIsNotNone(m, self.dovecot.log())
+            saved = re.compile(r'lmtp\(%s\)<\d+><([^>:]+)(:R\d+)?>: .*saved '
+                               r'mail to INBOX' % user)
+            m = harness.wait_for(lambda: saved.search(self.dovecot.log()),
+                                 what="Dovecot's log of %s's mail" % user)
             sessions[user] = m.group(1)
         self.assertEqual(sessions['bob'], sessions['dave'])
 

@@ -296,6 +296,15 @@ class Pop3(harness.TestCase):
         d = self.pop_daemon()
         self.deliver(d, 1)
         p = poplib.POP3('127.0.0.1', d.port('pop3plain'), timeout=30)
+        # libmodmta's strict base64, as SMTP AUTH's: "Ym9=" is "bo"
+        # with the unused bits set (only "Ym8=" is), padding mid-way, a
+        # stray space
+        for bad in ('Ym9=', 'Yh==', 'Ym9i====', 'Ym9i Ym9i'):
+            self.assertEqual(p._shortcmd('AUTH LOGIN'), b'+ VXNlcm5hbWU6')
+            with self.assertRaises(poplib.error_proto) as cm:
+                p._shortcmd(bad)
+            self.assertEqual(cm.exception.args[0],
+                             b'-ERR Invalid base64 data', bad)
         r = p._shortcmd('AUTH LOGIN')
         self.assertEqual(r, b'+ VXNlcm5hbWU6')
         r = p._shortcmd(base64.b64encode(b'bob').decode())

@@ -4,21 +4,21 @@ virtual entry set with `modmtactl map set` against node 1's config take
 effect on node 2 at its next lookup, without a reload; `map del` makes
 the recipient unknown again (550); `map import` loads an aliases(5)
 file, all or nothing, and with --replace deletes the map's other keys
-in the same write; relay_access's access table and store_mbox's users
-in Redis; SMTP AUTH against a redis: passdb on both nodes,
-a password changed on one counting on the other; a value naming a
-command is deferred, never run; Redis stopped: 451 4.3.0 at RCPT (the
+in the same write; a virtusertable and an access file (`file:`, "key
+value" lines) that node 2 then applies; relay_access's access table and
+store_mbox's users in Redis; SMTP AUTH against a redis: passdb on both
+nodes, a password changed on one counting on the other; a value naming
+a command is deferred, never run; Redis stopped: 451 4.3.0 at RCPT (the
 client keeps the message), `modmtactl map` exits 2, and once Redis is
 back the same daemon delivers again.
 """
 
 import base64
 import os
-import subprocess
 
 import harness
 from harness import Raw, make_message, send_mail, smtp, wait_for
-from redisserver import RedisServer
+from redisserver import RedisTestCase
 
 USERS = ['bob', 'carol', 'dave', 'erin', 'frank']
 
@@ -28,17 +28,7 @@ def plain(user, password):
                             + password.encode()).decode()
 
 
-class RedisMaps(harness.TestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.redis = RedisServer(os.path.join(self.tmp, 'redis'))
-        self.peer_logs.append(self.redis.logpath)
-        self.redis.start()
-
-    def tearDown(self):
-        self.redis.stop()
-        super().tearDown()
+class RedisMaps(RedisTestCase):
 
     def node(self, *modules, users=USERS):
         """A daemon on the shared Redis: modules, then store_mbox for
@@ -107,6 +97,12 @@ class RedisMaps(harness.TestCase):
         r = d1.ctl('map', 'get', 'redis:alias', 'es:x')
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("ending with ':'", r.stderr)
+        # never an empty value, which no file: line can hold either
+        r = d1.ctl('map', 'set', 'redis:alias:', 'empty', '')
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn('the value is empty', r.stderr)
+        self.assertEqual(self.redis.cli('EXISTS', 'modmta:alias:empty'),
+                         '0')
 
     def test_import(self):
         d1, d2 = self.alias_nodes()
@@ -175,6 +171,46 @@ class RedisMaps(harness.TestCase):
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn('usage:', r.stderr)
 
+    def test_import_virtusertable_and_access(self):
+        mods = ({'module': 'relay_access', 'access': 'redis:access:'},
+                {'module': 'virtual', 'map': 'redis:virtual:'})
+        d1, d2 = self.node(*mods), self.node(*mods)
+        virt = os.path.join(self.tmp, 'virtusertable')
+        with open(virt, 'w') as f:
+            f.write('# Sendmail virtusertable\n'
+                    'sales@localhost\tdave@localhost\n'
+                    'Support@localhost  erin@localhost\n')
+        access = os.path.join(self.tmp, 'access')
+        with open(access, 'w') as f:
+            f.write('To:blocked@localhost REJECT\n'
+                    'From:spam@evil.test ERROR:5.7.1:550 Go away\n')
+        self.assertEqual(
+            self.ctl_ok(d1, 'map', 'import', 'redis:virtual:',
+                        'file:' + virt),
+            'redis:virtual:: 2 entries imported from file:%s\n' % virt)
+        self.assertEqual(
+            self.ctl_ok(d1, 'map', 'import', 'redis:access:',
+                        'file:' + access),
+            'redis:access:: 2 entries imported from file:%s\n' % access)
+        self.assertEqual(self.redis.cli('GET', 'modmta:virtual:support@'
+                                        'localhost'), 'erin@localhost')
+        # node 2 applies both at its next lookups
+        with smtp(d2.port()) as s:
+            send_mail(s, 'sender@localhost',
+                      ['sales@localhost', 'support@localhost'],
+                      make_message('virt1@e2e.test'))
+        for user in ('dave', 'erin'):
+            d2.wait_messages(user, 1)
+        r = self.rcpt_reply(d2, 'blocked@localhost')
+        self.assertReply(r, 550, '5.7.1')
+        self.assertIn('Recipient address rejected', r[1][0])
+        c = Raw(d2.port())
+        self.assertReply(c.reply(), 220)
+        self.assertReply(c.cmd('EHLO client.test'), 250)
+        self.assertReply(c.cmd('MAIL FROM:<spam@evil.test>'), 550, '5.7.1')
+        c.cmd('QUIT')
+        c.close()
+
     def test_command_from_redis_deferred(self):
         d1, d2 = self.alias_nodes()
         marker = os.path.join(self.tmp, 'ran')
@@ -207,11 +243,7 @@ class RedisMaps(harness.TestCase):
 
     def test_auth_redis_passdb(self):
         def passwd(pw):
-            r = subprocess.run([harness.MODMTACTL, 'passwd', 'alice'],
-                               input=pw + '\n', capture_output=True,
-                               text=True, timeout=60)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            return r.stdout.strip().split(':', 1)[1]
+            return harness.passwd_entry('alice', pw)
 
         # (failed logins count across the nodes: room for this test's)
         auth = {'module': 'auth_sasl', 'passdb': 'redis:passwd:',

@@ -3,16 +3,21 @@
 # installed daemon loads it.
 #
 #   1. build modmta in a private build dir and install it into a temp
-#      prefix (the caller's build dir is never touched);
+#      prefix (the caller's build dir is never touched), with
+#      libmodmta-test; check libmodmta's soname and ABI versions;
 #   2. build sdk/examples/hello against that prefix with pkg-config only,
-#      warnings as errors;
+#      warnings as errors, and run its unit tests (tests/test_hello.c,
+#      linked with the installed libmodmta-test, modmta-test.pc);
 #   3. check the module exports exactly one dynamic symbol,
-#      modmta_descriptor;
+#      modmta_descriptor, and that each SDK function it calls names its
+#      ABI version (MODMTA_1.N);
 #   4. `modmta --check-config` accepts a config loading hello (from its
 #      build dir, then from the installed moduledir) and store_mbox, and
 #      names $.modules[0].<key> for a bad hello section;
 #   5. run the daemon and talk SMTP to it (tests/sdk/test_hello_smtp.py):
 #      the X-Hello header is added, a reject_domains recipient gets 550.
+# No LD_LIBRARY_PATH: the daemon is libmodmta.so.1 to the modules it
+# loads (docs/architecture.md), so none needs the library at run time.
 #
 # Usage: test_out_of_tree.sh SOURCE_ROOT
 # On failure the temp dir is kept and its path printed.
@@ -40,7 +45,8 @@ run() {
 }
 
 step=install
-run meson setup "$tmp/build" "$src" -Dprefix="$tmp/prefix" -Dtests=disabled
+run meson setup "$tmp/build" "$src" -Dprefix="$tmp/prefix" -Dtests=disabled \
+    -Dtest_library=enabled
 run ninja -C "$tmp/build" install
 
 pc=$(find "$tmp/prefix" -name modmta.pc -print -quit)
@@ -51,9 +57,24 @@ modmta=$tmp/prefix/sbin/modmta
 [ -x "$modmta" ] || modmta=$tmp/prefix/bin/modmta
 [ -x "$modmta" ] || fail "no modmta binary under $tmp/prefix"
 modmtactl=$tmp/prefix/bin/modmtactl
-# A temp prefix is not in the loader's search path.
-export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PKG_CONFIG_PATH="$pcdir"
+
+step=library
+abi=$(pkg-config --modversion modmta) || fail "no modmta.pc version"
+major=${abi%%.*}
+lib=$libdir/libmodmta.so.$major
+[ -f "$lib" ] || fail "no $lib"
+readelf -d "$lib" | grep -q "SONAME.*\[libmodmta\.so\.$major\]" ||
+    fail "$lib: soname is not libmodmta.so.$major"
+[ -f "$libdir/libmodmta.so.$abi" ] ||
+    fail "no $libdir/libmodmta.so.$abi (the file version follows the ABI)"
+minor=${abi#*.}
+minor=${minor%%.*}
+readelf -V "$lib" | grep -q "Name: MODMTA_$major.$minor\b" ||
+    fail "$lib: no version node MODMTA_$major.$minor"
+[ -f "$libdir/libmodmta-test.a" ] && [ -f "$pcdir/modmta-test.pc" ] &&
+    [ -f "$tmp/prefix/include/modmta-test/fake.h" ] ||
+    fail "libmodmta-test, modmta-test.pc or <fake.h> not installed"
 
 step=pkg-config
 [ "$(pkg-config --variable=prefix modmta)" = "$tmp/prefix" ] ||
@@ -70,10 +91,21 @@ run ninja -C "$tmp/hello"
 so=$tmp/hello/hello.so
 [ -f "$so" ] || fail "no $so"
 
+step=unit-tests
+# hello's unit tests are built only when modmta-test.pc is found.
+meson test -C "$tmp/hello" --list 2>/dev/null | grep -qx hello ||
+    fail "hello's unit test was not built (modmta-test not found?)"
+run meson test -C "$tmp/hello" --print-errorlogs
+
 step=symbols
 syms=$(nm -D --defined-only "$so" | awk '{ print $NF }')
 [ "$syms" = modmta_descriptor ] ||
     fail "expected exactly modmta_descriptor, got: $(echo $syms)"
+refs=$(objdump -T "$so" | awk '/\*UND\*/ && / modmta_/')
+[ -n "$refs" ] || fail "no reference to an SDK function in $so"
+unversioned=$(echo "$refs" | grep -v '(MODMTA_[0-9]*\.[0-9]*)')
+[ -z "$unversioned" ] ||
+    fail "SDK references without an ABI version: $unversioned"
 
 # A config with hello (and store_mbox) loaded from module_path $1; $2 is
 # the hello section.

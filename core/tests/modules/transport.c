@@ -10,6 +10,8 @@
  *   "remote":  ["name", "addr" or null, port]  the server results come from
  *   "down":    true      call modmta_dlv_dest_down
  *   "sleep_ms": N        sleep in deliver_msg (concurrency tests)
+ *   "route_overrun": true  route() returns only once its deadline
+ *                        (modmta_ctx_deadline) has passed
  *   "log":     "path"    append "begin DEST SENDER RCPT,RCPT... PARAMS"
  *                        and "end DEST" lines per deliver_msg call
  */
@@ -20,6 +22,8 @@
 #include <unistd.h>
 
 #include <modmta/modmta.h>
+
+#include "test_sleep.h"
 
 static const struct {
     const char *name;
@@ -63,6 +67,8 @@ transport_route(void *inst, modmta_ctx *ctx, const char *rcpt)
 {
     const char *v = json_string_value(transport_entry(inst, "route", rcpt));
 
+    if (json_is_true(json_object_get(inst, "route_overrun")))
+        test_sleep_past_deadline(ctx);
     if (v == NULL || strcmp(v, "continue") == 0)
         return MODMTA_CONTINUE;
     if (strncmp(v, "dest:", 5) == 0) {

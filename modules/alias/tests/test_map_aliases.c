@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -222,32 +221,12 @@ test_missing_file(void **state)
 
 /* ---- re-read on change ---- */
 
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Look up until `want` shows (at most 30 s): the backend checks the file
- * at most once per second. */
+/* The file is looked at at most once a second, on the test's clock
+ * (modmta_test_reload_clock): make the next lookup look. */
 static void
-wait_value(modmta_map *m, const char *key, const char *want)
+due(void)
 {
-    double end = now_s() + 30;
-    char *v = NULL;
-
-    for (;;) {
-        if (modmta_map_lookup(m, key, &v) == 1 && strcmp(v, want) == 0)
-            break;
-        modmta_free(v);
-        v = NULL;
-        assert_true(now_s() < end);
-        usleep(50000);
-    }
-    modmta_free(v);
+    modmta_test_reload_advance(MODMTA_RELOAD_INTERVAL_MS);
 }
 
 static void
@@ -256,29 +235,35 @@ test_reload(void **state)
     struct fx *fx = *state;
     modmta_err err;
     modmta_map *m;
-    double end;
 
     modmta_test_replace_file(fx->path, "list: a, b\n");
+    modmta_test_reload_clock();
     m = open_map(fx, &err);
     assert_non_null(m);
     assert_value(m, "list", "a, b");
     modmta_test_replace_file(fx->path, "list: a, b, c\nnew: x\n");
-    wait_value(m, "list", "a, b, c");
+    assert_value(m, "list", "a, b");
+    due();
+    assert_value(m, "list", "a, b, c");
     assert_value(m, "new", "x");
 
     /* A broken edit: the old table stays, however long we look. */
     modmta_test_replace_file(fx->path, "list: a\nbroken line\n");
-    for (end = now_s() + 2.5; now_s() < end; usleep(50000))
-        assert_value(m, "list", "a, b, c");
+    due();
+    assert_value(m, "list", "a, b, c");
+    due();
     assert_value(m, "new", "x");
 
     /* The file removed: the old table stays too. */
     unlink(fx->path);
-    for (end = now_s() + 1.5; now_s() < end; usleep(50000))
-        assert_value(m, "new", "x");
+    due();
+    assert_value(m, "new", "x");
+    due();
+    assert_value(m, "new", "x");
 
     modmta_test_replace_file(fx->path, "list: z\n");
-    wait_value(m, "list", "z");
+    due();
+    assert_value(m, "list", "z");
     assert_value(m, "new", NULL);
     modmta_map_close(m);
 }

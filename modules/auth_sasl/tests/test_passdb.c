@@ -93,13 +93,18 @@ test_file_yescrypt_reload(void **state)
     snprintf(text, sizeof(text), "dave:{CRYPT}%s\n", crypt("pw1", salt));
     path = write_file("passwd2", text);
     snprintf(spec, sizeof(spec), "file:%s", path);
+    modmta_test_reload_clock();
     db = modmta_passdb_open(spec, "$.p", &err);
     assert_non_null(db);
     assert_int_equal(modmta_passdb_verify(db, "dave", "pw1", 3), 1);
-    /* a broken rewrite keeps the old table; a good one replaces it */
+    /* a broken rewrite keeps the old table; a good one replaces it, once
+     * the file is due to be looked at (at most once a second) */
     write_file("passwd2", "dave:{MD5}abc\nand more\n");
+    modmta_test_reload_advance(MODMTA_RELOAD_INTERVAL_MS);
     assert_int_equal(modmta_passdb_verify(db, "dave", "pw1", 3), 1);
     write_file("passwd2", "dave:{PLAIN}pw2\n");
+    assert_int_equal(modmta_passdb_verify(db, "dave", "pw1", 3), 1);
+    modmta_test_reload_advance(MODMTA_RELOAD_INTERVAL_MS);
     assert_int_equal(modmta_passdb_verify(db, "dave", "pw2", 3), 1);
     assert_int_equal(modmta_passdb_verify(db, "dave", "pw1", 3), 0);
     modmta_passdb_close(db);

@@ -1,4 +1,4 @@
-/* pop3: the command parser, numbers, mailbox names, base64. */
+/* pop3: the command parser, numbers, mailbox names, APOP digests. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -124,25 +124,6 @@ test_mailbox_names(void **state)
 }
 
 static void
-test_base64(void **state)
-{
-    char out[32];
-
-    (void)state;
-    assert_int_equal(pop3_cmd_b64_decode("AGJvYgBwdw==", 12, out,
-                                         sizeof(out)), 7);
-    assert_memory_equal(out, "\0bob\0pw", 7);
-    assert_int_equal(pop3_cmd_b64_decode("Ym9i", 4, out, sizeof(out)), 3);
-    assert_string_equal(out, "bob");
-    assert_int_equal(pop3_cmd_b64_decode("Ym9", 3, out, sizeof(out)),
-                     MODMTA_E_INVAL);
-    assert_int_equal(pop3_cmd_b64_decode("Y=9i", 4, out, sizeof(out)),
-                     MODMTA_E_INVAL);
-    assert_int_equal(pop3_cmd_b64_decode("Ym9i", 4, out, 3),
-                     MODMTA_E_LIMIT);
-}
-
-static void
 test_apop_digest(void **state)
 {
     const char *stamp = "<1896.697170952@dbc.mtview.ca.us>";
@@ -162,34 +143,6 @@ test_apop_digest(void **state)
     assert_int_equal(pop3_cmd_apop_check(stamp, "tanstaaf", ""), 0);
 }
 
-static void
-test_cram_digest(void **state)
-{
-    const char *chal = "<1896.697170952@postoffice.reston.mci.net>";
-
-    (void)state;
-    /* RFC 2195 section 2 */
-    assert_int_equal(pop3_cmd_cram_check(chal, "tanstaaftanstaaf",
-                     "b913a602c7eda7a495b4e6e7334d3890"), 1);
-    assert_int_equal(pop3_cmd_cram_check(chal, "tanstaaftanstaag",
-                     "b913a602c7eda7a495b4e6e7334d3890"), 0);
-    assert_int_equal(pop3_cmd_cram_check(chal, "tanstaaftanstaaf",
-                     "B913A602C7EDA7A495B4E6E7334D3890"), 0);
-}
-
-static void
-test_base64_encode(void **state)
-{
-    char out[16];
-
-    (void)state;
-    assert_int_equal(pop3_cmd_b64_encode("bob", 3, out, sizeof(out)), 0);
-    assert_string_equal(out, "Ym9i");
-    assert_int_equal(pop3_cmd_b64_encode("bo", 2, out, sizeof(out)), 0);
-    assert_string_equal(out, "Ym8=");
-    assert_int_equal(pop3_cmd_b64_encode("bob", 3, out, 4), MODMTA_E_LIMIT);
-}
-
 int
 main(void)
 {
@@ -200,10 +153,7 @@ main(void)
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_duration),
         cmocka_unit_test(test_mailbox_names),
-        cmocka_unit_test(test_base64),
         cmocka_unit_test(test_apop_digest),
-        cmocka_unit_test(test_cram_digest),
-        cmocka_unit_test(test_base64_encode),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

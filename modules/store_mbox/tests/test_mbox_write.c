@@ -678,7 +678,7 @@ test_truncate_on_failure(void **state)
         if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
             _exit(2);
         rc = append(fx);
-        _exit(rc == MODMTA_E_NOSPACE && strstr(fx->why, "too large") ? 0
+        _exit(rc == MODMTA_E_LIMIT && strstr(fx->why, "too large") ? 0
                                                                      : 1);
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);

@@ -1,7 +1,7 @@
-/* Unit tests of the example module sdk/examples/hello with the SDK fakes
- * (sdk/testing/fake.h): config errors, session data, RCPT reject and
- * pass, the X-Hello header and its capability. docs/sdk.md quotes the
- * shape of these tests. */
+/* Unit tests of the example module hello with the SDK fakes
+ * (libmodmta-test, <fake.h>): config errors, session data, RCPT reject
+ * and pass, the X-Hello header and its capability. docs/sdk.md quotes
+ * the shape of these tests. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

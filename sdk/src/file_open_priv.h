@@ -1,0 +1,21 @@
+/*
+ * Opening a file an administrator names (maps, passdbs, tables re-read
+ * on change), not installed: without blocking (a FIFO planted there
+ * would hang the caller), a regular file (or /dev/null, an empty one),
+ * at most a size.
+ */
+#ifndef MODMTA_FILE_OPEN_PRIV_H
+#define MODMTA_FILE_OPEN_PRIV_H
+
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include <modmta/err.h>
+
+/* Open path for reading as a stream ("re"); its identity into st_r.
+ * NULL with err_r's message "PATH: what" (the path of err_r left ""):
+ * the open's errno, "not a regular file", "larger than N octets". */
+FILE *file_open_read(const char *path, long long max, struct stat *st_r,
+                     modmta_err *err_r);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * modmta SDK: RFC 5321 address parsing.
+ *
+ * Parses a reverse-path or forward-path as it appears after "MAIL FROM:"
+ * or "RCPT TO:": "<local@domain>", "<>", "<@a,@b:local@domain>" (the
+ * source route is parsed and dropped, RFC 5321 section 4.1.2 and C.2).
+ * Local parts may be dot-atoms or quoted strings. Limits: local part 64
+ * octets, domain 255, whole path 256 (RFC 5321 section 4.5.3.1).
+ */
+#ifndef MODMTA_ADDR_H
+#define MODMTA_ADDR_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MODMTA_ADDR_LOCAL_MAX 64
+#define MODMTA_ADDR_DOMAIN_MAX 255
+#define MODMTA_ADDR_PATH_MAX 256
+
+enum {
+    MODMTA_ADDR_ALLOW_NULL = 1u << 0,  /* accept "<>" (reverse-path) */
+    MODMTA_ADDR_UTF8 = 1u << 1,        /* SMTPUTF8: allow UTF-8 octets */
+    MODMTA_ADDR_NO_BRACKETS = 1u << 2, /* accept a bare local@domain */
+    MODMTA_ADDR_ALLOW_NODOMAIN = 1u << 3, /* "<postmaster>" and the like */
+};
+
+typedef struct modmta_addr {
+    /* Local part as it means: quotes and backslash escapes removed. */
+    char local[MODMTA_ADDR_LOCAL_MAX * 2 + 1];
+    /* Domain, lower-cased, without trailing dot; "[1.2.3.4]" kept as is
+     * for address literals; "" for the null path or no domain. */
+    char domain[MODMTA_ADDR_DOMAIN_MAX + 1];
+    int is_null;    /* "<>" */
+    int quoted;     /* local part was a quoted string */
+    int had_route;  /* a source route was present (and dropped) */
+    int is_literal; /* domain is an address literal */
+} modmta_addr;
+
+/* Parse the path at `in`. On success return 0 and set *end_r (if not
+ * NULL) to the first octet after the path (the ESMTP parameters follow).
+ * Errors: MODMTA_E_INVAL (syntax), MODMTA_E_LIMIT (a length limit). */
+int modmta_addr_parse(const char *in, unsigned flags, modmta_addr *out,
+                      const char **end_r);
+
+/* The address as one string, local part re-quoted when it needs it
+ * ("\"a b\"@example.com"); "" for the null path. Returns the length,
+ * or MODMTA_E_LIMIT when it does not fit. */
+int modmta_addr_format(const modmta_addr *a, char *buf, size_t len);
+
+/* Split "local@domain" (already canonical, as hooks receive it) at its
+ * last '@'. Domain is "" when there is none. 0 or MODMTA_E_INVAL. */
+int modmta_addr_split(const char *addr, char *local, size_t llen,
+                      char *domain, size_t dlen);
+
+/* 1 if two domains are equal ignoring case and a trailing dot. */
+int modmta_domain_equal(const char *a, const char *b);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,157 @@
+/*
+ * modmta SDK: the module descriptor, verdicts and hooks.
+ *
+ * A module is a shared object that exports exactly one symbol,
+ * `modmta_descriptor`, declared with MODMTA_MODULE:
+ *
+ *     MODMTA_MODULE = {
+ *         .abi = MODMTA_ABI_VERSION, .size = sizeof(modmta_module),
+ *         .sig = MODMTA_BUILD_SIG, .name = "hello", .version = "1.0.0",
+ *         .create = hello_create, .destroy = hello_destroy,
+ *         .on_rcpt = hello_on_rcpt,
+ *     };
+ *
+ * Every struct and enum here is append-only: fields are only ever added at
+ * the end, values never renumbered. Any other change bumps
+ * MODMTA_ABI_MAJOR. The loader accepts a module whose major equals its
+ * own and whose minor is not newer; `size` tells it which fields the
+ * module knows about.
+ *
+ * Threads: hooks run on session threads (and deliver on delivery threads)
+ * concurrently. An instance is read-only once create() has returned;
+ * per-session state goes into modmta_ctx_set_data().
+ */
+#ifndef MODMTA_MODULE_H
+#define MODMTA_MODULE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+#include <jansson.h>
+
+#include <modmta/err.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MODMTA_ABI_MAJOR 1
+#define MODMTA_ABI_MINOR 0
+#define MODMTA_ABI_VERSION ((MODMTA_ABI_MAJOR << 16) | MODMTA_ABI_MINOR)
+#define MODMTA_ABI_GET_MAJOR(v) (((uint32_t)(v)) >> 16)
+#define MODMTA_ABI_GET_MINOR(v) (((uint32_t)(v)) & 0xffffu)
+
+/* Binary compatibility signature: pointer, time_t and off_t sizes. */
+#define MODMTA_BUILD_SIG                                                   \
+    ((uint32_t)(sizeof(void *) | (sizeof(time_t) << 8) |                  \
+                (sizeof(off_t) << 16) | (0x4du << 24)))
+
+#define MODMTA_DESCRIPTOR_SYMBOL "modmta_descriptor"
+
+#if defined(__GNUC__)
+#define MODMTA_EXPORT __attribute__((visibility("default")))
+#else
+#define MODMTA_EXPORT
+#endif
+
+#define MODMTA_MODULE MODMTA_EXPORT const modmta_module modmta_descriptor
+
+typedef struct modmta_ctx modmta_ctx;   /* a session, transaction or delivery */
+typedef struct modmta_host modmta_host; /* what the core tells a module */
+typedef struct modmta_conn modmta_conn; /* a client connection (sdk/conn.h) */
+
+/* Hook verdicts, as libmilter's. Append-only. */
+typedef enum modmta_verdict {
+    MODMTA_CONTINUE = 0, /* no opinion: next module */
+    MODMTA_ACCEPT = 1,   /* this step is decided (at RCPT: recipient claimed) */
+    MODMTA_REJECT = 2,   /* 5xx */
+    MODMTA_TEMPFAIL = 3, /* 4xx */
+    MODMTA_DISCARD = 4,  /* accept and drop (message, or recipient at RCPT) */
+} modmta_verdict;
+
+/* Results of deliver(). Append-only. */
+typedef enum modmta_dstatus {
+    MODMTA_DELIVERED = 0,
+    MODMTA_DEFERRED = 1, /* retry later */
+    MODMTA_FAILED = 2,   /* permanent: the sender gets a DSN */
+    MODMTA_DECLINED = 3, /* not mine: next module */
+} modmta_dstatus;
+
+/* Capabilities: actions a module may take, declared up front (libmilter's
+ * SMFIF_*). An action without its capability fails with MODMTA_E_PERM. */
+enum {
+    MODMTA_CAP_ADDHDRS = 1u << 0,    /* modmta_hdr_add (on_data) */
+    MODMTA_CAP_CHGHDRS = 1u << 1,    /* modmta_hdr_change/delete (on_data) */
+    MODMTA_CAP_CHGFROM = 1u << 2,    /* modmta_sender_set (on_mail, on_data) */
+    MODMTA_CAP_ADDRCPT = 1u << 3,    /* modmta_rcpt_add (on_rcpt, on_data) */
+    MODMTA_CAP_DELRCPT = 1u << 4,    /* modmta_rcpt_remove (on_data) */
+    MODMTA_CAP_QUARANTINE = 1u << 5, /* modmta_quarantine (on_data) */
+    MODMTA_CAP_REWRITE = 1u << 6,    /* modmta_rcpt_rewrite (on_rcpt) */
+};
+
+/* An SMTP verb a module handles (AUTH is one). The handler may talk to the
+ * client through `conn` (e.g. 334 challenges) and ends with a verdict; the
+ * final reply is the one set with modmta_reply(), else a core default
+ * (250 for ACCEPT/CONTINUE, 550 for REJECT, 454 for TEMPFAIL). */
+typedef struct modmta_verb {
+    const char *name; /* upper case, e.g. "AUTH" */
+    modmta_verdict (*handler)(void *inst, modmta_ctx *ctx, modmta_conn *conn,
+                              const char *args);
+} modmta_verb;
+
+typedef struct modmta_module {
+    uint32_t abi;         /* MODMTA_ABI_VERSION */
+    uint32_t size;        /* sizeof(modmta_module) as the module saw it */
+    uint32_t sig;         /* MODMTA_BUILD_SIG */
+    const char *name;     /* module name as written in "module" */
+    const char *version;  /* the module's own version string */
+    uint32_t caps;        /* MODMTA_CAP_* */
+
+    /* Validate `conf` (borrowed; json_incref to keep), return an instance.
+     * On error return NULL and fill err_r, naming the JSON key at fault
+     * (modmta_host_path() gives this instance's path). Runs unprivileged. */
+    void *(*create)(const json_t *conf, const modmta_host *host,
+                    modmta_err *err_r);
+    void (*destroy)(void *inst);
+
+    /* Session hooks, each optional. Arguments are borrowed. */
+    modmta_verdict (*on_connect)(void *inst, modmta_ctx *ctx);
+    modmta_verdict (*on_helo)(void *inst, modmta_ctx *ctx, const char *helo);
+    modmta_verdict (*on_auth)(void *inst, modmta_ctx *ctx, const char *user,
+                              int success);
+    modmta_verdict (*on_mail)(void *inst, modmta_ctx *ctx, const char *sender);
+    modmta_verdict (*on_rcpt)(void *inst, modmta_ctx *ctx, const char *rcpt);
+    modmta_verdict (*on_data)(void *inst, modmta_ctx *ctx);
+    modmta_verdict (*on_queued)(void *inst, modmta_ctx *ctx);
+    modmta_dstatus (*deliver)(void *inst, modmta_ctx *ctx, const char *rcpt);
+    void (*on_disconnect)(void *inst, modmta_ctx *ctx);
+
+    /* Extensions. ehlo() adds keywords with modmta_ehlo_add(); verbs is
+     * terminated by an entry whose name is NULL. */
+    void (*ehlo)(void *inst, modmta_ctx *ctx);
+    const modmta_verb *verbs;
+    /* Own a listener's whole protocol ("protocol": "<module name>").
+     * Returns when the client is done; the core closes the connection. */
+    void (*serve)(void *inst, modmta_ctx *ctx, modmta_conn *conn);
+
+    /* Once per process, optional: after dlopen, before exit. */
+    int (*load)(modmta_err *err_r);
+    void (*unload)(void);
+} modmta_module;
+
+/* ---- what the core tells a module (valid for the instance's life) ---- */
+
+const char *modmta_host_instance(const modmta_host *h); /* instance name */
+const char *modmta_host_path(const modmta_host *h);     /* "$.modules[3]" */
+const char *modmta_host_hostname(const modmta_host *h);
+const char *modmta_host_spool(const modmta_host *h);
+/* 1 if domain (any case, trailing dot ignored) is in local_domains. */
+int modmta_host_is_local_domain(const modmta_host *h, const char *domain);
+/* 1 if the daemon runs as root before dropping privileges. */
+int modmta_host_is_root(const modmta_host *h);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
