@@ -19,7 +19,8 @@
  * the machine's name and boot ID and the control socket's path. A
  * daemon restarted after a crash is the same owner and takes its name
  * back at once; another daemon with the same "hostname" is a different
- * owner, and is told so in its log.
+ * owner, is told so in its log, and ignores reload requests (the answer
+ * key is the name's: the registered node's answer is the one reported).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -155,6 +156,10 @@ cluster_answer(int rc, const char *errors)
     return v;
 }
 
+/* Reload for request id and answer it, if this node holds its name: the
+ * answer's key is the name's, so a second node with the same hostname
+ * must neither write it (modmtactl would report its reload as the
+ * other's) nor reload unreported. */
 static void
 cluster_serve(cluster *cl, const char *id)
 {
@@ -163,6 +168,16 @@ cluster_serve(cluster *cl, const char *id)
 
     if (cl->store == NULL)
         return;
+    if (cl->state != CLUSTER_IN)        /* it may be ours again by now */
+        (void)cluster_beat(cl);
+    if (cl->state != CLUSTER_IN) {
+        modmta_logf(MODMTA_LOG_WARN, "cluster: reload id=%s ignored: "
+                    "node=%s is not registered (%s)", id, cl->host,
+                    cl->state == CLUSTER_TAKEN
+                        ? "another node holds this hostname"
+                        : "Redis cannot be reached");
+        return;
+    }
     modmta_logf(MODMTA_LOG_INFO, "cluster: reload requested id=%s", id);
     rc = cl->ops.reload != NULL ? cl->ops.reload(cl->ops.arg, &errors)
                                 : MODMTA_E_UNSUPPORTED;
@@ -207,7 +222,8 @@ cluster_beat(cluster *cl)
         modmta_logf(MODMTA_LOG_WARN, "cluster: node=%s: another node "
                     "registered this hostname (%s): each node needs a "
                     "\"hostname\" of its own; this one is left out of "
-                    "reload --cluster's list", cl->host,
+                    "reload --cluster (it neither reloads nor answers)",
+                    cl->host,
                     holder != NULL ? holder : "gone since");
     else if (rc == 1 && cl->state != CLUSTER_IN)
         modmta_logf(MODMTA_LOG_NOTICE, "cluster: node=%s registered, "

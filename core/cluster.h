@@ -73,9 +73,10 @@ typedef struct cluster cluster;
 /* Start the node's cluster thread for cfg ("redis" section and
  * "hostname"; without a redis section it waits for one). A request on
  * the channel calls ops->reload on that thread, the code path of SIGHUP
- * and `modmtactl reload`; ops is copied. The thread subscribes and
- * registers at once, retrying every CLUSTER_RETRY_S while Redis is
- * down. NULL with err_r filled. */
+ * and `modmtactl reload`, if the node holds its hostname's registration
+ * (a second node with the same name ignores requests); ops is copied.
+ * The thread subscribes and registers at once, retrying every
+ * CLUSTER_RETRY_S while Redis is down. NULL with err_r filled. */
 cluster *cluster_start(const struct control_ops *ops,
                        const struct config *cfg, modmta_err *err_r);
 /* A reload installed cfg: follow its redis section and hostname (a

@@ -262,7 +262,7 @@ cluster_registry_live(modmta_shared *s, char ***names_r, size_t *n_r)
         else
             free(names[i]);
     }
-    if (live > 1) /* names is NULL when none are registered */
+    if (live > 1)       /* names is NULL when ctl:nodes is absent */
         qsort(names, live, sizeof(*names), cluster_registry_cmp);
     *names_r = names;
     *n_r = live;

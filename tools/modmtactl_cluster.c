@@ -2,7 +2,8 @@
  * modmtactl reload --cluster (modmtactl_cluster.h; the keys in core/cluster.h):
  * read the live nodes from the registry, publish a request ID on
  * ctl:reload, then poll each node's answer key until every node
- * answered or the timeout passed. One line per node on stdout.
+ * answered or the timeout passed (each call to Redis ends by then too,
+ * whatever redis.timeout says). One line per node on stdout.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include <modmta/ctx.h>
 
+#include "budget_priv.h"
 #include "shared_priv.h"
 #include "cluster.h"
 #include "modmtactl_cluster.h"
@@ -26,7 +28,7 @@ static int ctl_cluster_args(int argc, char **argv, long *timeout_r);
 static int ctl_cluster_new_id(char *id, size_t size);
 static size_t ctl_cluster_poll(modmta_shared *s, const char *id,
                                char **names, char **answers, size_t n,
-                               int *err_r);
+                               long long deadline, int *err_r);
 static int ctl_cluster_print(char **names, char **answers, size_t n);
 static int ctl_cluster_run(modmta_shared *s, long timeout);
 
@@ -73,11 +75,11 @@ ctl_cluster_new_id(char *id, size_t size)
     return 0;
 }
 
-/* Fetch the answers still missing: how many are still missing. A store
- * error leaves them missing and sets *err_r. */
+/* Fetch the answers still missing, until deadline: how many are still
+ * missing. A store error leaves them missing and sets *err_r. */
 static size_t
 ctl_cluster_poll(modmta_shared *s, const char *id, char **names,
-                 char **answers, size_t n, int *err_r)
+                 char **answers, size_t n, long long deadline, int *err_r)
 {
     char key[MODMTA_SHARED_KEY_MAX + 1];
     size_t missing = 0;
@@ -87,7 +89,9 @@ ctl_cluster_poll(modmta_shared *s, const char *id, char **names,
 
         if (answers[i] != NULL)
             continue;
-        if (cluster_result_key(key, sizeof(key), id, names[i]) < 0)
+        if (cluster_now_ms() >= deadline)
+            rc = 0;                     /* no time left to ask */
+        else if (cluster_result_key(key, sizeof(key), id, names[i]) < 0)
             rc = MODMTA_E_INVAL;
         else
             rc = modmta_shared_get(s, key, &answers[i]);
@@ -149,10 +153,14 @@ ctl_cluster_run(modmta_shared *s, long timeout)
     }
     /* nobody listening: nobody will answer */
     deadline = cluster_now_ms() + (rc > 0 ? timeout * 1000 : 0);
-    while ((missing = ctl_cluster_poll(s, id, names, answers, n, &err)) > 0 &&
+    /* a slow Redis must not keep a poll past the deadline */
+    budget_set(deadline);
+    while ((missing = ctl_cluster_poll(s, id, names, answers, n, deadline,
+                                       &err)) > 0 &&
            cluster_now_ms() < deadline)
         nanosleep(&(struct timespec){0, CTL_CLUSTER_POLL_MS * 1000000L},
                   NULL);
+    budget_set(0);
     if (missing > 0 && err < 0)
         fprintf(stderr, "modmtactl: reading the answers: %s\n",
                 modmta_strerror(err));

@@ -7,9 +7,13 @@
  *   get SPEC KEY            any map: the value a lookup gives
  *   set SPEC KEY VALUE      redis: maps only
  *   del SPEC KEY
- *   import SPEC SOURCE      SOURCE "aliases:FILE" or "file:FILE", read by
- *                           the parsers of those maps; all or nothing
- *                           when the file has an error
+ *   import [--replace] SPEC SOURCE
+ *                           SOURCE "aliases:FILE" or "file:FILE", read
+ *                           by the parsers of those maps and checked
+ *                           whole, then written in one atomic command
+ *                           (shared_write_all): all or nothing. The
+ *                           map's other keys stay, or with --replace
+ *                           are deleted in the same command.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -41,8 +45,9 @@ struct ctl_import {
     struct map_table_loader l;
     void *redis;                /* the target map's state */
     int aliases;                /* the source is an aliases(5) file */
-    const char *spec;
-    size_t done;
+    char **keys;                /* the entries' shared-state keys */
+    const char **values;        /* their values (the table's) */
+    size_t n;
 };
 
 static void
@@ -51,8 +56,8 @@ ctl_map_usage(void)
     fprintf(stderr, "modmtactl: usage: modmtactl map get SPEC KEY\n"
             "                 modmtactl map set SPEC KEY VALUE\n"
             "                 modmtactl map del SPEC KEY\n"
-            "                 modmtactl map import SPEC aliases:FILE|"
-            "file:FILE\n");
+            "                 modmtactl map import [--replace] SPEC "
+            "aliases:FILE|file:FILE\n");
 }
 
 static void
@@ -221,26 +226,94 @@ ctl_import_entry(void *arg, const char *key, const char *value,
     return map_table_load_entry(&im->l, key, value, lineno, err_r);
 }
 
+/* One entry of the table into im's arrays. */
 static int
-ctl_import_put(void *arg, const char *key, const char *value)
+ctl_import_collect(void *arg, const char *key, const char *value)
 {
     struct ctl_import *im = arg;
-    int rc = map_redis_put(im->redis, key, value);
+    char full[MODMTA_SHARED_KEY_MAX];
 
+    if (map_redis_key(im->redis, key, full, sizeof(full)) < 0)
+        return MODMTA_E_INVAL;          /* ctl_import_entry checked it */
+    if ((im->keys[im->n] = strdup(full)) == NULL)
+        return MODMTA_E_NOMEM;
+    im->values[im->n++] = value;
+    return 0;
+}
+
+/* 1 when the map key k is one the import writes: a table entry's key,
+ * in the lower case map_redis_key writes. */
+static int
+ctl_import_writes(const struct ctl_import *im, const char *k)
+{
+    for (const char *p = k; *p != '\0'; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            return 0;
+    return map_table_get(im->l.table, k) != NULL;
+}
+
+/* The map's keys in Redis that the import does not write (for
+ * --replace): 0 with *stale_r (NULL-terminated, *n_r of them), or <0. */
+static int
+ctl_import_stale(struct ctl_map *c, const struct ctl_import *im,
+                 char ***stale_r, size_t *n_r)
+{
+    const char *prefix = map_redis_prefix(im->redis);
+    size_t plen = strlen(prefix), n, m = 0;
+    char **found;
+    int rc;
+
+    if ((rc = shared_keys(c->shared, prefix, &found, &n)) < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (ctl_import_writes(im, found[i] + plen))
+            free(found[i]);
+        else
+            found[m++] = found[i];
+    }
+    found[m] = NULL;
+    *stale_r = found;
+    *n_r = m;
+    return 0;
+}
+
+/* Write im's entries (and with replace delete the map's other keys) in
+ * one atomic command: 0, or <0 (nothing written). */
+static int
+ctl_import_write(struct ctl_map *c, struct ctl_import *im, int replace,
+                 size_t *deleted_r)
+{
+    char **stale = NULL;
+    size_t n = map_table_count(im->l.table);
+    int rc;
+
+    *deleted_r = 0;
+    im->keys = calloc(n + 1, sizeof(*im->keys));
+    im->values = calloc(n + 1, sizeof(*im->values));
+    if (im->keys == NULL || im->values == NULL)
+        rc = MODMTA_E_NOMEM;
+    else
+        rc = map_table_foreach(im->l.table, ctl_import_collect, im);
+    if (rc == 0 && replace)
+        rc = ctl_import_stale(c, im, &stale, deleted_r);
     if (rc == 0)
-        im->done++;
+        rc = shared_write_all(c->shared, stale, *deleted_r, im->keys,
+                              im->values, im->n);
+    modmta_strlist_free(stale);
+    modmta_strlist_free(im->keys);
+    free(im->values);
     return rc;
 }
 
 static int
-ctl_map_import(struct ctl_map *c, const char *source)
+ctl_map_import(struct ctl_map *c, const char *source, int replace)
 {
     struct ctl_import im = {{NULL, "", ""}, map_redis_state(c->map), 0,
-                            c->spec, 0};
+                            NULL, NULL, 0};
     modmta_err err = {"", ""};
     map_reader_fn reader;
     struct stat st;
-    size_t n;
+    size_t n, deleted;
     FILE *f;
     int rc;
 
@@ -270,15 +343,23 @@ ctl_map_import(struct ctl_map *c, const char *source)
         return CTL_EXIT_ERROR;
     }
     n = map_table_count(im.l.table);
-    rc = map_table_foreach(im.l.table, ctl_import_put, &im);
+    rc = ctl_import_write(c, &im, replace, &deleted);
     map_table_free(im.l.table);
     if (rc < 0) {
-        fprintf(stderr, "modmtactl: %s: import stopped after %zu of %zu "
-                "entries: %s\n", c->spec, im.done, n, modmta_strerror(rc));
+        /* a timeout leaves it unknown whether Redis ran the command */
+        fprintf(stderr, "modmtactl: %s: import failed: %s (%s)\n", c->spec,
+                modmta_strerror(rc), rc == MODMTA_E_TEMP
+                    ? "is Redis reachable? one atomic command: nothing "
+                      "was written, or all if Redis got it before the "
+                      "timeout"
+                    : "nothing imported");
         return CTL_EXIT_USAGE;
     }
-    printf("%s: %zu entries imported from %s\n", c->spec, n, source);
-    return CTL_EXIT_OK;
+    printf("%s: %zu entries imported from %s", c->spec, n, source);
+    if (replace)
+        printf(", %zu other keys deleted", deleted);
+    printf("\n");
+    return fflush(stdout) == 0 ? CTL_EXIT_OK : CTL_EXIT_USAGE;
 }
 
 int
@@ -287,12 +368,16 @@ ctl_map(int argc, char **argv, const char *config)
     struct ctl_map c = {0};
     const char *op = argc > 1 ? argv[1] : "";
     int set = strcmp(op, "set") == 0, rc;
+    int replace = strcmp(op, "import") == 0 && argc > 2 &&
+                  strcmp(argv[2], "--replace") == 0;
 
     if ((strcmp(op, "get") != 0 && strcmp(op, "del") != 0 &&
-         strcmp(op, "import") != 0 && !set) || argc != 4 + set) {
+         strcmp(op, "import") != 0 && !set) ||
+        argc != 4 + set + replace) {
         ctl_map_usage();
         return CTL_EXIT_USAGE;
     }
+    argv += replace;
     /* hiredis writes with write(2): a closed connection must not kill
      * us (redis_priv.h) */
     signal(SIGPIPE, SIG_IGN);
@@ -305,7 +390,7 @@ ctl_map(int argc, char **argv, const char *config)
         else if (op[0] == 'd')
             rc = ctl_map_del(&c, argv[3]);
         else
-            rc = ctl_map_import(&c, argv[3]);
+            rc = ctl_map_import(&c, argv[3], replace);
     }
     ctl_map_close(&c);
     return rc;

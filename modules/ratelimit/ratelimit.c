@@ -144,8 +144,10 @@ ratelimit_key_part(char *out, size_t n, const char *prefix, const char *s)
     out[len] = '\0';
 }
 
-/* The key of limit k for subject now: with the window's number for a
- * windowed limit, *left_r then the seconds left in that window. */
+/* The key of limit k for subject now, "ratelimit:INSTANCE:TAG:SUBJECT",
+ * the module's own namespace first whatever the instance is named (the
+ * shared state reserves it); a windowed limit's has the window's number
+ * before the subject, and *left_r then gets the seconds left in it. */
 static void
 ratelimit_key(const struct ratelimit *rl, enum ratelimit_kind k,
               const char *subject, char key[MODMTA_SHARED_KEY_MAX],
@@ -155,14 +157,15 @@ ratelimit_key(const struct ratelimit *rl, enum ratelimit_kind k,
     time_t now;
 
     if (window_s == 0) {
-        snprintf(key, MODMTA_SHARED_KEY_MAX, "%s:%s:%s", rl->name,
+        snprintf(key, MODMTA_SHARED_KEY_MAX, "ratelimit:%s:%s:%s", rl->name,
                  ratelimit_limits[k].tag, subject);
         return;
     }
     now = time(NULL);
     *left_r = window_s - (long)(now % window_s);
-    snprintf(key, MODMTA_SHARED_KEY_MAX, "%s:%s:%lld:%s", rl->name,
-             ratelimit_limits[k].tag, (long long)(now / window_s), subject);
+    snprintf(key, MODMTA_SHARED_KEY_MAX, "ratelimit:%s:%s:%lld:%s",
+             rl->name, ratelimit_limits[k].tag, (long long)(now / window_s),
+             subject);
 }
 
 /* The refusal: Postfix's words for the client limits. */

@@ -43,7 +43,7 @@ struct ratelimit_conf {
 
 struct ratelimit {
     struct ratelimit_conf conf;
-    const char *name; /* the instance name, first part of every key */
+    const char *name; /* the instance name, in every key */
     const modmta_host *host;
     struct ratelimit_net *nets;
     size_t nnets;

@@ -8,10 +8,12 @@
  *           that Redis (or Sentinel-watched master) sees the same keys.
  *
  * A module written against it works on one node and on a cluster
- * unchanged. Keys are the module's own names ("ratelimit:conn:192.0.2.1");
- * the core puts the config's redis "prefix" (default "modmta:") in front
- * of every key and channel in both backends, so two daemons sharing a
- * Redis with different prefixes never see each other's keys.
+ * unchanged. Keys are the module's own names, its name first
+ * ("ratelimit:INSTANCE:conn:192.0.2.1"; the core's and the bundled
+ * modules' first names are reserved: docs/sdk.md); the core puts the
+ * config's redis "prefix" (default "modmta:") in front of every key and
+ * channel in both backends, so two daemons sharing a Redis with
+ * different prefixes never see each other's keys.
  *
  * Results, like map lookups (STYLE.md rule 5): >= 0 success, and
  * MODMTA_E_TEMP when the store cannot be reached within the configured
@@ -59,7 +61,9 @@ int modmta_shared_del(modmta_shared *s, const char *key);
  * window_s seconds after that first increment (0: never): a fixed
  * window, so "N per hour" counts from the first event of the hour and
  * starts afresh an hour later (the choice Postfix's anvil and most Redis
- * rate limiters make: one key, one round trip). 0 or <0. */
+ * rate limiters make: one key, one round trip). A counter that has no
+ * expiry (made with window_s 0) gets one, window_s from now, at an
+ * increment with window_s > 0. 0 or <0. */
 int modmta_shared_incr(modmta_shared *s, const char *key, long long by,
                        long window_s, long long *value_r);
 /* Give back what was counted: take `by` (> 0) from the counter `key`
@@ -110,9 +114,11 @@ int modmta_shared_publish(modmta_shared *s, const char *channel,
                           const char *msg);
 /* Call cb(arg, channel, msg) for each message on channel, on a thread of
  * the store's (never a session's): keep it short. The subscription lasts
- * until modmta_shared_unsubscribe, which waits for a running callback;
- * with Redis it resumes by itself after an outage (messages published
- * meanwhile are lost: pub/sub is not a queue). 0 with *sub_r, or <0. */
+ * until modmta_shared_unsubscribe, which waits for its running callback
+ * (unless called from that callback: a callback may unsubscribe
+ * itself); with Redis it resumes by itself after an outage (messages
+ * published meanwhile are lost: pub/sub is not a queue). 0 with *sub_r,
+ * or <0. */
 int modmta_shared_subscribe(modmta_shared *s, const char *channel,
                             void (*cb)(void *arg, const char *channel,
                                        const char *msg),

@@ -42,6 +42,13 @@ budget_end(modmta_ctx *ctx)
     return spent;
 }
 
+void
+budget_set(long long deadline_ms)
+{
+    budget_call.deadline_ms = deadline_ms;
+    budget_call.spent = 0;
+}
+
 long long
 budget_cut(long long deadline_ms)
 {

@@ -9,7 +9,9 @@
  * ends for time it calls budget_spent(), which says whether the hook's
  * deadline was what stopped it and then records that for budget_end.
  * Outside a budgeted call (delivery, verbs, a module's own thread) there
- * is no deadline and both are no-ops.
+ * is no deadline and both are no-ops, unless the thread set one of its
+ * own with budget_set (a tool's loop that must end in time: modmtactl
+ * reload --cluster).
  */
 #ifndef MODMTA_BUDGET_PRIV_H
 #define MODMTA_BUDGET_PRIV_H
@@ -23,6 +25,9 @@ long long budget_now_ms(void);
 void budget_begin(modmta_ctx *ctx, long long deadline_ms);
 /* It returned: clears the deadline; 1 if a helper ran out of it. */
 int budget_end(modmta_ctx *ctx);
+/* Outside a hook call: this thread's waits end by deadline_ms as a
+ * hook's would (0: none again). */
+void budget_set(long long deadline_ms);
 /* deadline_ms, or the running hook's deadline if that is earlier. */
 long long budget_cut(long long deadline_ms);
 /* After a wait ended for time: 1 (and noted) if the running hook's

@@ -100,8 +100,9 @@ extern const modmta_map_backend map_redis_backend;   /* map_redis.c */
  * white space, no control character. */
 int map_redis_key_part_ok(const char *s, size_t max);
 /* Check what a redis: map or passdb (what: "maps", "passdbs") is opened
- * with: a host's store that is Redis, and arg, its key prefix. 0, or
- * MODMTA_E_CONFIG with err_r filled. */
+ * with: a host's store that is Redis, and arg, its key prefix (ending
+ * with ':', not a reserved namespace: shared_reserved). 0, or
+ * MODMTA_E_CONFIG with err_r filled (json_path). */
 int map_redis_arg_check(const char *arg, const modmta_shared *shared,
                         const char *what, const char *json_path,
                         modmta_err *err_r);
@@ -113,6 +114,8 @@ void *map_redis_open(const char *arg, modmta_shared *shared,
                      const char *json_path, modmta_err *err_r);
 /* The state of m when it is a redis: map, else NULL (map.c). */
 void *map_redis_state(modmta_map *m);
+/* The map's key prefix ("alias:" for "redis:alias:"). */
+const char *map_redis_prefix(const void *state);
 /* The shared-state key of the entry key: the map's prefix and key in
  * lower case, into buf. MODMTA_E_INVAL when no entry can have that key
  * (empty, white space or a control character, too long). */

@@ -2,7 +2,10 @@
  * The "redis:KEYPREFIX" map backend: a lookup of KEY reads the shared
  * state's key KEYPREFIX + KEY, KEY in lower case as the file maps
  * compare it (modmta_shared_get, which puts the config's redis.prefix in
- * front: "redis:alias:" reads "modmta:alias:<key>"). Opened by map.c
+ * front: "redis:alias:" reads "modmta:alias:<key>"). KEYPREFIX ends
+ * with ':' and is none of the shared state's reserved namespaces
+ * (shared.c), so a map cannot reach another map's keys by a key that
+ * completes its prefix, nor the cluster's or a module's. Opened by map.c
  * with the generation's host (its shared state must be Redis), and by
  * modmtactl, which also writes entries (map_priv.h).
  *
@@ -20,6 +23,7 @@
 #include <modmta/shared.h>
 
 #include "map_priv.h"
+#include "shared_priv.h"
 
 struct map_redis {
     modmta_shared *shared; /* the generation's (lent) */
@@ -59,6 +63,8 @@ map_redis_arg_check(const char *arg, const modmta_shared *shared,
                     const char *what, const char *json_path,
                     modmta_err *err_r)
 {
+    const char *reserved;
+
     if (shared == NULL) {
         modmta_err_set(err_r, json_path, "redis: %s are opened with the "
                        "module's host (modmta_%s_open_host)", what,
@@ -70,12 +76,21 @@ map_redis_arg_check(const char *arg, const modmta_shared *shared,
                        "redis: %s need the \"redis\" section", what);
         return MODMTA_E_CONFIG;
     }
-    if (!map_redis_key_part_ok(arg, MAP_REDIS_PREFIX_MAX)) {
+    if (!map_redis_key_part_ok(arg, MAP_REDIS_PREFIX_MAX) ||
+        arg[strlen(arg) - 1] != ':') {
+        /* ':' last: "redis:alias" would meet "redis:aliases:" */
         modmta_err_set(err_r, json_path,
                        "redis:%s: expected a key prefix of 1 to %d octets "
-                       "without white space (\"redis:%s:\")", arg,
-                       MAP_REDIS_PREFIX_MAX,
+                       "without white space, ending with ':' "
+                       "(\"redis:%s:\")", arg, MAP_REDIS_PREFIX_MAX,
                        strcmp(what, "maps") == 0 ? "alias" : "passwd");
+        return MODMTA_E_CONFIG;
+    }
+    if ((reserved = shared_reserved(arg)) != NULL) {
+        modmta_err_set(err_r, json_path,
+                       "redis:%s: \"%s:\" is reserved for modmta's own "
+                       "shared state (see docs/sdk.md); choose another "
+                       "prefix", arg, reserved);
         return MODMTA_E_CONFIG;
     }
     return 0;
@@ -96,6 +111,14 @@ map_redis_open(const char *arg, modmta_shared *shared, const char *json_path,
     mr->shared = shared;
     memcpy(mr->prefix, arg, strlen(arg) + 1);
     return mr;
+}
+
+const char *
+map_redis_prefix(const void *state)
+{
+    const struct map_redis *mr = state;
+
+    return mr->prefix;
 }
 
 int

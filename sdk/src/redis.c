@@ -4,16 +4,16 @@
  *
  * A caller takes an idle context, or connects a new one while fewer
  * than `pool` exist, or waits for one to come back, all before the
- * command's deadline (now + `timeout`, or the running hook's deadline
- * if that is earlier: budget_priv.h): the whole call, waiting,
- * connecting and the command, ends by then. An idle context that has
+ * command's deadline (now + `timeout`, or the running hook's or the
+ * thread's deadline if that is earlier: budget_priv.h): the whole call,
+ * waiting, connecting and the command, ends by then. An idle context that has
  * input waiting was closed by the server (a restart, its `timeout`): it
  * is dropped when met, so a restarted Redis costs no failed call. After
- * a failed connect no other is tried for REDIS_RETRY_MS: callers wait
- * for a context in use to come back, or, with none open, get
- * MODMTA_E_TEMP at once.
+ * a failed connect, or a server that cannot serve (READONLY, LOADING,
+ * MASTERDOWN...: its connection is dropped), no other connect is tried
+ * for REDIS_RETRY_MS: callers wait for a context in use to come back or
+ * for that delay to end, or, with none open, get MODMTA_E_TEMP at once.
  */
-#include <errno.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -31,6 +31,13 @@
  * from what is left of the call's time (two syscalls saved per call). */
 #define REDIS_TIMEOUT_SLACK_MS 50
 #define REDIS_LOG_REPEAT_MS 60000
+
+/* What becomes of a connection given back. */
+enum redis_fate {
+    REDIS_KEEP,                 /* back to the pool */
+    REDIS_DROP,                 /* freed */
+    REDIS_REFUSED               /* freed, and no connect for a while */
+};
 
 struct redis_conn {
     redisContext *c;
@@ -67,7 +74,7 @@ static int redis_cfg_load(struct redis_cfg *c, const json_t *cfg,
 static int redis_acquire(struct redis *r, long long deadline,
                          struct redis_conn *conn_r);
 static void redis_release(struct redis *r, struct redis_conn *conn,
-                          int dead, int answered);
+                          enum redis_fate fate, int answered);
 static int redis_recovered(struct redis *r);
 static int redis_idle_dead(const struct redis_conn *conn);
 static int redis_error_kind(const char *err);
@@ -326,11 +333,12 @@ redis_idle_dead(const struct redis_conn *conn)
 static int
 redis_acquire(struct redis *r, long long deadline, struct redis_conn *conn_r)
 {
-    struct timespec ts = {deadline / 1000, (deadline % 1000) * 1000000};
+    struct timespec ts;
+    long long now, until;
     char why[512];
     redisContext *c;
     size_t sentinel;
-    int spent;
+    int full, spent;
 
     pthread_mutex_lock(&r->lock);
     for (;;) {
@@ -343,20 +351,28 @@ redis_acquire(struct redis *r, long long deadline, struct redis_conn *conn_r)
             redisFree(conn_r->c);
             r->nopen--;
         }
-        if (r->nopen < r->cfg.pool && redis_now_ms() >= r->retry_at)
+        now = redis_now_ms();
+        full = r->nopen >= r->cfg.pool;
+        if (!full && now >= r->retry_at)
             break;
-        if (r->nopen == 0) {            /* held back after a failure */
+        if (r->nopen == 0 || now >= deadline) {
             pthread_mutex_unlock(&r->lock);
-            return MODMTA_E_TEMP;
-        }
-        if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) == ETIMEDOUT) {
-            pthread_mutex_unlock(&r->lock);
-            snprintf(why, sizeof(why), "no connection of the pool (%d) "
-                     "free within the timeout", r->cfg.pool);
-            if (!budget_spent())
+            /* Held back after a failure, which was logged; or the pool
+             * stayed full: the pool's fault unless the hook's budget,
+             * shorter than the timeout, was what ran out. */
+            spent = now >= deadline && budget_spent();
+            if (full && !spent) {
+                snprintf(why, sizeof(why), "no connection of the pool "
+                         "(%d) free within the timeout", r->cfg.pool);
                 redis_note(r, NULL, why);
+            }
             return MODMTA_E_TEMP;
         }
+        /* for a context to come back, or held back, the delay to end */
+        until = !full && r->retry_at < deadline ? r->retry_at : deadline;
+        ts.tv_sec = until / 1000;
+        ts.tv_nsec = (until % 1000) * 1000000;
+        pthread_cond_timedwait(&r->cond, &r->lock, &ts);
     }
     r->nopen++;
     sentinel = r->sentinel;
@@ -385,17 +401,21 @@ redis_acquire(struct redis *r, long long deadline, struct redis_conn *conn_r)
     return 0;
 }
 
-/* Give conn back, or drop it when dead; answered: it got a reply. */
+/* Give conn back, or drop it; answered: it got a reply. */
 static void
-redis_release(struct redis *r, struct redis_conn *conn, int dead,
-              int answered)
+redis_release(struct redis *r, struct redis_conn *conn,
+              enum redis_fate fate, int answered)
 {
     int recovered = 0;
 
     pthread_mutex_lock(&r->lock);
     if (answered)
         recovered = redis_recovered(r);
-    if (dead || conn->c->err != 0) {
+    /* a server that cannot serve would refuse the next connection too:
+     * one per call would be a storm of connects */
+    if (fate == REDIS_REFUSED)
+        r->retry_at = redis_now_ms() + REDIS_RETRY_MS;
+    if (fate != REDIS_KEEP || conn->c->err != 0) {
         redisFree(conn->c);
         r->nopen--;
     } else {
@@ -444,25 +464,29 @@ redis_command(struct redis *r, int argc, const char **argv,
     int rc, kind;
 
     *reply_r = NULL;
+    if (deadline <= redis_now_ms()) {
+        budget_spent();                 /* the hook's or thread's time */
+        return MODMTA_E_TEMP;
+    }
     if ((rc = redis_acquire(r, deadline, &conn)) < 0)
         return rc;
     left = (long)(deadline - redis_now_ms());
     if (left <= 0) {
-        redis_release(r, &conn, 0, 0);
+        redis_release(r, &conn, REDIS_KEEP, 0);
         budget_spent();
         return MODMTA_E_TEMP;
     }
     if (conn.timeout_ms > left + REDIS_TIMEOUT_SLACK_MS ||
         conn.timeout_ms < left - REDIS_TIMEOUT_SLACK_MS) {
         if (redis_conn_timeout(conn.c, left) < 0) {
-            redis_release(r, &conn, 1, 0);
+            redis_release(r, &conn, REDIS_DROP, 0);
             return MODMTA_E_TEMP;
         }
         conn.timeout_ms = left;
     }
     reply = redis_conn_command(conn.c, argc, argv, lens, why, sizeof(why));
     if (reply == NULL) {
-        redis_release(r, &conn, 1, 0);
+        redis_release(r, &conn, REDIS_DROP, 0);
         /* The hook's budget, shorter than ours, ran out: that says
          * nothing about the server (the chain logs the hook). */
         if (!budget_spent())
@@ -470,12 +494,13 @@ redis_command(struct redis *r, int argc, const char **argv,
         return MODMTA_E_TEMP;
     }
     if (reply->type != REDIS_REPLY_ERROR) {
-        redis_release(r, &conn, 0, 1);
+        redis_release(r, &conn, REDIS_KEEP, 1);
         *reply_r = reply;
         return 0;
     }
     kind = redis_error_kind(reply->str);
-    redis_release(r, &conn, kind == 2, kind == 1);
+    redis_release(r, &conn, kind == 2 ? REDIS_REFUSED : REDIS_KEEP,
+                  kind == 1);
     if (kind != 1) {
         snprintf(why, sizeof(why), "%s: %s", argv[0], reply->str);
         redis_note(r, conn.where, why);

@@ -6,6 +6,9 @@
  * SELECT. With Sentinel, the sentinels are asked in turn for the
  * master's address and the answer is checked with ROLE, so a stale
  * sentinel or an old master that became a replica is never written to.
+ * Each sentinel gets its share of the time left (and no more than the
+ * connect timeout), so one that hangs cannot keep the others from being
+ * asked, and the next connect starts past the last one that failed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -350,13 +353,22 @@ redis_conn_open(const struct redis_cfg *cfg, long long deadline_ms,
                                  whylen);
     }
     snprintf(why, whylen, "no sentinel answered");
-    for (size_t i = 0; i < cfg->nsentinels; i++) {
-        size_t k = (*sentinel + i) % cfg->nsentinels;
+    for (size_t i = 0, first = *sentinel; i < cfg->nsentinels; i++) {
+        size_t k = (first + i) % cfg->nsentinels;
+        long long budget = redis_conn_left(deadline_ms);
 
-        if (redis_conn_left(deadline_ms) == 0)
+        if (budget == 0)
             break;
-        if (redis_conn_ask(cfg, &cfg->sentinels[k], deadline_ms, &master,
-                           why, whylen) < 0)
+        /* A sentinel that takes the connection and never answers must
+         * leave time to ask the others. */
+        budget /= (long long)(cfg->nsentinels - i);
+        if (budget > cfg->connect_timeout_ms)
+            budget = cfg->connect_timeout_ms;
+        /* the next call starts past one that failed */
+        *sentinel = (k + 1) % cfg->nsentinels;
+        if (redis_conn_ask(cfg, &cfg->sentinels[k],
+                           redis_now_ms() + (budget > 0 ? budget : 1),
+                           &master, why, whylen) < 0)
             continue;
         c = redis_conn_direct(cfg, &master, deadline_ms, what,
                               sizeof(what));

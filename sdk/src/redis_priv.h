@@ -10,9 +10,10 @@
  * redis_sub.c the subscriber: one connection and thread for pub/sub.
  *
  * Nothing connects before the first command. A context that failed in
- * any way is freed, never reused; a failed connect holds further
- * attempts back for REDIS_RETRY_MS, answering MODMTA_E_TEMP at once
- * meanwhile, so a dead Redis is not hammered.
+ * any way is freed, never reused; a failed connect, or a server that
+ * cannot serve (READONLY, LOADING...), holds further attempts back for
+ * REDIS_RETRY_MS, answering MODMTA_E_TEMP at once meanwhile when no
+ * connection is open, so a dead or refusing Redis is not hammered.
  *
  * hiredis writes with write(2): the process must ignore SIGPIPE (the
  * daemon does; so must a tool that uses the shared state).
@@ -90,7 +91,8 @@ int redis_conn_parse(const char *s, struct redis_addr *a, char *why,
  * (CLOCK_MONOTONIC) bounding it all and no connect longer than
  * cfg->connect_timeout_ms; where_r gets the server's address. NULL with
  * why filled. *sentinel (kept by the caller) is the sentinel to ask
- * first and becomes the one that answered. */
+ * first; it becomes the one that answered, or the one after the last
+ * that failed. */
 redisContext *redis_conn_open(const struct redis_cfg *cfg,
                               long long deadline_ms, size_t *sentinel,
                               char where_r[REDIS_WHERE_MAX], char *why,

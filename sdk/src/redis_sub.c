@@ -1,7 +1,8 @@
 /*
  * The subscriber (redis_priv.h): one connection in subscribe mode and
  * one thread per client, started by the first subscription and joined
- * when the last one goes.
+ * when the last one is removed (one that failed leaves it running,
+ * without a connection, for the retry).
  *
  * Channels are counted: the first redis_sub_add of a channel sends
  * SUBSCRIBE, the last redis_sub_remove UNSUBSCRIBE. Other threads only
@@ -219,10 +220,12 @@ redis_sub_add(struct redis_sub *s, const char *channel)
                        "timeout");
     }
     if (rc < 0) {
+        /* The thread stays (idle without channels): a caller retrying
+         * every second during an outage must not start one each time.
+         * Woken, it unsubscribes what was sent for nothing. */
         ch->refs--;
         s->nrefs--;
-        if (s->nrefs == 0 && s->running && !s->stopping)
-            redis_sub_stop(s);
+        redis_sub_kick(s);
         redis_sub_gc(s);
     }
     pthread_mutex_unlock(&s->lock);

@@ -6,10 +6,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <modmta/conf.h>
+
 #include "ctx_priv.h"
 #include "shared_priv.h"
 
 #define SHARED_PREFIX_MAX 64
+
+/*
+ * The namespaces (a key's or channel's first ':'-separated component,
+ * after redis.prefix) of the core's and the bundled modules' shared
+ * state. redis: maps and passdbs refuse them as prefixes, so that
+ * `modmtactl map set redis:ctl: ...` cannot read or overwrite the
+ * cluster's registry, a lockout or a lease. Module authors: start every
+ * key with a namespace of the module's own ("ratelimit:INSTANCE:..."),
+ * and a module in this tree that adds one adds it here and to
+ * docs/sdk.md "Shared state".
+ */
+static const char *const shared_reserved_names[] = {
+    "ctl",              /* core/cluster.h: registry, reload requests */
+    "lockout",          /* sdk/src/lockout_shared.c: failed logins */
+    "pop3",             /* pop3: LOGIN-DELAY counts, mailbox leases */
+    "popb4smtp",        /* pop3 writes, relay_access reads */
+    "ratelimit",        /* ratelimit's counters */
+    NULL,
+};
 
 struct modmta_shared {
     const struct shared_ops *ops;
@@ -37,6 +58,18 @@ shared_new(const char *prefix, modmta_err *err_r)
     memcpy(s->prefix, prefix, strlen(prefix) + 1);
     s->prefix_len = strlen(prefix);
     return s;
+}
+
+const char *
+shared_reserved(const char *key)
+{
+    size_t n = strcspn(key, ":");
+
+    for (size_t i = 0; shared_reserved_names[i] != NULL; i++)
+        if (strlen(shared_reserved_names[i]) == n &&
+            memcmp(shared_reserved_names[i], key, n) == 0)
+            return shared_reserved_names[i];
+    return NULL;
 }
 
 modmta_shared *
@@ -278,4 +311,90 @@ modmta_shared_unsubscribe(modmta_shared_sub *sub)
 {
     if (sub != NULL)
         sub->ops->unsubscribe(sub);
+}
+
+/* ---- modmtactl map import ---- */
+
+static int
+shared_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+shared_keys(modmta_shared *s, const char *start, char ***keys_r,
+            size_t *n_r)
+{
+    char full[SHARED_FULL_MAX], **keys = NULL, **list;
+    size_t n = 0, m = 0, slen = strlen(start);
+    int rc;
+
+    *keys_r = NULL;
+    *n_r = 0;
+    if (!shared_key_ok(start))
+        return MODMTA_E_INVAL;
+    if (s->ops->keys == NULL)
+        return MODMTA_E_UNSUPPORTED;
+    if ((rc = s->ops->keys(s->b, shared_full(s, start, full), &keys,
+                           &n)) < 0)
+        return rc;
+    /* sorted on the whole key: the same order without the prefix */
+    if (n > 1)
+        qsort(keys, n, sizeof(*keys), shared_cmp);
+    for (size_t i = 0; i < n; i++) {
+        char *k = keys[i];
+
+        /* keys under start only, whatever a pattern let through */
+        if (strncmp(k, full, s->prefix_len + slen) != 0 ||
+            !shared_key_ok(k + s->prefix_len) ||
+            (m > 0 && strcmp(keys[m - 1], k + s->prefix_len) == 0)) {
+            free(k);
+            continue;
+        }
+        memmove(k, k + s->prefix_len, strlen(k + s->prefix_len) + 1);
+        keys[m++] = k;
+    }
+    if ((list = realloc(keys, (m + 1) * sizeof(*keys))) == NULL) {
+        while (m > 0)
+            free(keys[--m]);
+        free(keys);
+        return MODMTA_E_NOMEM;
+    }
+    list[m] = NULL;
+    *keys_r = list;
+    *n_r = m;
+    return 0;
+}
+
+int
+shared_write_all(modmta_shared *s, char *const *del, size_t ndel,
+                 char *const *keys, const char *const *values, size_t n)
+{
+    char **full;
+    size_t i;
+    int rc = 0;
+
+    if (s->ops->write_all == NULL)
+        return MODMTA_E_UNSUPPORTED;
+    for (i = 0; i < ndel + n; i++)
+        if (!shared_key_ok(i < ndel ? del[i] : keys[i - ndel]) ||
+            (i >= ndel && !shared_value_ok(values[i - ndel])))
+            return MODMTA_E_INVAL;
+    if ((full = calloc(ndel + n + 1, sizeof(*full))) == NULL)
+        return MODMTA_E_NOMEM;
+    for (i = 0; i < ndel + n && rc == 0; i++) {
+        const char *k = i < ndel ? del[i] : keys[i - ndel];
+        size_t len = strlen(k);
+
+        if ((full[i] = malloc(s->prefix_len + len + 1)) == NULL) {
+            rc = MODMTA_E_NOMEM;
+            break;
+        }
+        memcpy(full[i], s->prefix, s->prefix_len);
+        memcpy(full[i] + s->prefix_len, k, len + 1);
+    }
+    if (rc == 0)
+        rc = s->ops->write_all(s->b, full, ndel, full + ndel, values, n);
+    modmta_strlist_free(full);
+    return rc;
 }

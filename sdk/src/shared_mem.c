@@ -310,10 +310,13 @@ shmem_incr(void *b, const char *key, long long by, long window_s,
 
     pthread_mutex_lock(&m->lock);
     e = shmem_find(m, key, &pp);
-    if (e == NULL && (rc = shmem_add(m, key, &e)) == 0)
-        e->expires = window_s > 0 ? shmem_now() + window_s * 1000LL : 0;
+    if (e == NULL)
+        rc = shmem_add(m, key, &e);
     if (rc == 0 && (e->value != NULL || e->gauge))
         rc = MODMTA_E_INVAL;        /* not a counter */
+    /* a counter without an expiry gets one, as with Redis */
+    if (rc == 0 && e->expires == 0 && window_s > 0)
+        e->expires = shmem_now() + window_s * 1000LL;
     if (rc == 0) {
         e->count += by;
         *value_r = e->count;
@@ -633,7 +636,9 @@ shmem_unsubscribe(modmta_shared_sub *sub)
     if (*pp == s)
         *pp = s->next;
     m->subs_version++;
-    while (m->running == s)
+    /* a callback unsubscribing itself does not wait for itself (the
+     * thread runs every callback) */
+    while (m->running == s && !pthread_equal(m->thread, pthread_self()))
         pthread_cond_wait(&m->ps_cond, &m->ps_lock);
     pthread_mutex_unlock(&m->ps_lock);
     free(s->channel);

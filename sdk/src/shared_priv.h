@@ -37,6 +37,14 @@ struct shared_ops {
     int (*gauge_join)(void *b, const char *key, const char *member,
                       long long max, long ttl_ms, long long *count_r);
     int (*gauge_leave)(void *b, const char *key, const char *member);
+    /* Optional (NULL: MODMTA_E_UNSUPPORTED), for modmtactl map import:
+     * every key starting with start (malloc'ed, *n_r of them, in any
+     * order, maybe repeated); delete del[0..ndel) and set keys[i] to
+     * values[i] (no expiry) as one atomic step. */
+    int (*keys)(void *b, const char *start, char ***keys_r, size_t *n_r);
+    int (*write_all)(void *b, char *const *del, size_t ndel,
+                     char *const *keys, const char *const *values,
+                     size_t n);
 };
 
 /* A backend's subscription starts with this (it embeds it first). */
@@ -61,6 +69,28 @@ void *shared_backend(const modmta_shared *s);
 /* The memory store under another prefix than "modmta:" (tests: two
  * stores that must not see each other's keys). NULL with err_r. */
 modmta_shared *shared_new_mem(const char *prefix, modmta_err *err_r);
+
+/* Every key that starts with start (prefix added, and taken off the
+ * keys found), sorted, each once, NULL-terminated (free with
+ * modmta_strlist_free): 0 with *keys_r and *n_r; <0 as any call,
+ * MODMTA_E_UNSUPPORTED in memory. Keys no call could name (white
+ * space...) are left out. With Redis a walk of the whole database
+ * (SCAN), one command at a time: keys written meanwhile may be missed. */
+int shared_keys(modmta_shared *s, const char *start, char ***keys_r,
+                size_t *n_r);
+/* Delete del[0..ndel) and set keys[i] to values[i] (no expiry), all in
+ * one atomic step (with Redis one command: after a failure nothing was
+ * written or, if Redis got it before the timeout, everything). 0, or
+ * <0 (MODMTA_E_INVAL for a bad key or value, before anything is sent;
+ * MODMTA_E_UNSUPPORTED in memory). */
+int shared_write_all(modmta_shared *s, char *const *del, size_t ndel,
+                     char *const *keys, const char *const *values,
+                     size_t n);
+
+/* The reserved namespace key starts with (its first ':'-separated
+ * component is one the core or a bundled module uses: the list is in
+ * shared.c), or NULL. */
+const char *shared_reserved(const char *key);
 
 /* The memory backend: the one store of the process, of at most
  * SHARED_MEM_KEYS_MAX keys (documented in docs/sdk.md). */

@@ -3,11 +3,12 @@
  * redis_priv.h: one command per call, argv-style.
  *
  *   get, set, del   GET; SET key value [PX ttl]; DEL
- *   incr            a script: INCRBY, then EXPIRE key window NX (Redis
- *                   7), atomic, so a key that holds a string is left
- *                   as it was (the INCRBY fails first)
- *   lease           SET key owner NX PX ttl; when taken, a script that
- *                   renews it (PEXPIRE) only if owner holds it
+ *   incr            a script: INCRBY, then EXPIRE key window if the
+ *                   key has no expiry (TTL -1), atomic, so a key that
+ *                   holds a string is left as it was (the INCRBY fails
+ *                   first)
+ *   lease           a script: GET; none, SET key owner PX ttl; owner's,
+ *                   PEXPIRE; another's, nothing
  *   release         a script that deletes it only if owner holds it
  *   decr            a script: DECRBY only if the key exists, DEL at <= 0
  *   gauge_join      a script on a sorted set (member, expiry in Redis'
@@ -16,6 +17,8 @@
  *   gauge_leave     ZREM (Redis deletes an emptied sorted set)
  *   publish         PUBLISH: its count is of the subscribed connections
  *                   (one per node's store), not of callbacks
+ *   keys            SCAN MATCH (the start's glob characters escaped)
+ *   write_all       a script: DEL and SET, atomic, one command
  *
  * The scripts are constants; keys and owners travel as arguments.
  * Subscriptions are the backend's list; redis_sub.c subscribes to each
@@ -23,6 +26,7 @@
  * runs the callbacks of that channel one at a time, no lock held, as the
  * memory backend does.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,13 +37,27 @@
 #include "redis_priv.h"
 #include "shared_priv.h"
 
+/* After INCRBY the key exists: TTL is -1 when it has no expiry (-2, no
+ * key, cannot be), so this is EXPIRE NX without Redis 7. A write after
+ * TTL (a "random" command before Redis 7) needs the scripts' effects
+ * replication, the default from Redis 5.0: our minimum (config.md). */
 static const char shared_redis_incr_lua[] =
     "local v = redis.call('INCRBY', KEYS[1], ARGV[1])\n"
-    "if ARGV[2] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX') end\n"
+    "if ARGV[2] ~= '0' and redis.call('TTL', KEYS[1]) == -1 then\n"
+    "  redis.call('EXPIRE', KEYS[1], ARGV[2])\n"
+    "end\n"
     "return v\n";
-static const char shared_redis_renew_lua[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
-    "  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+/* Take the lease if free, renew it if owner holds it: one round trip,
+ * and no gap in which it could expire between a test and a renewal. */
+static const char shared_redis_lease_lua[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if not v then\n"
+    "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "  return 1\n"
+    "end\n"
+    "if v == ARGV[1] then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "  return 1\n"
     "end\n"
     "return 0\n";
 static const char shared_redis_release_lua[] =
@@ -71,6 +89,17 @@ static const char shared_redis_gauge_lua[] =
     "  redis.call('PEXPIRE', KEYS[1], ttl)\n"
     "end\n"
     "return {1, redis.call('ZCARD', KEYS[1])}\n";
+/* KEYS: the keys to delete, then those to set; ARGV[1]: how many to
+ * delete; ARGV[2...]: the values, in the order of their keys. */
+static const char shared_redis_write_lua[] =
+    "local ndel = tonumber(ARGV[1])\n"
+    "for i = 1, ndel do redis.call('DEL', KEYS[i]) end\n"
+    "for i = ndel + 1, #KEYS do\n"
+    "  redis.call('SET', KEYS[i], ARGV[i - ndel + 1])\n"
+    "end\n"
+    "return #KEYS - ndel\n";
+
+#define SHARED_REDIS_SCAN_COUNT "1000"
 
 struct shared_redis_sub {
     struct modmta_shared_sub base;
@@ -204,22 +233,14 @@ static int
 shared_redis_lease(void *b, const char *key, const char *owner, long ttl_ms)
 {
     char ttl[24];
-    const char *set[] = {"SET", key, owner, "NX", "PX", ttl};
-    const char *renew[] = {"EVAL", shared_redis_renew_lua, "1", key, owner,
-                           ttl};
-    redisReply *reply;
+    const char *argv[] = {"EVAL", shared_redis_lease_lua, "1", key, owner,
+                          ttl};
     long long n;
     int rc;
 
     snprintf(ttl, sizeof(ttl), "%ld", ttl_ms);
-    rc = shared_redis_run(b, 6, set, REDIS_REPLY_STATUS, &reply);
-    if (rc < 0)
-        return rc;
-    rc = reply->type == REDIS_REPLY_STATUS;     /* else NIL: held */
-    freeReplyObject(reply);
-    if (rc == 0 && (rc = shared_redis_int(b, 6, renew, &n)) == 0)
-        rc = n > 0;
-    return rc;
+    rc = shared_redis_int(b, 6, argv, &n);
+    return rc < 0 ? rc : n > 0;
 }
 
 static int
@@ -293,6 +314,126 @@ shared_redis_publish(void *b, const char *channel, const char *msg)
     if (rc < 0)
         return rc;
     return n > 0x7fffffff ? 0x7fffffff : (int)n;
+}
+
+/* ---- modmtactl map import ---- */
+
+/* A SCAN pattern for the keys that start with start: its glob
+ * characters escaped, then '*'. NULL out of memory. */
+static char *
+shared_redis_glob(const char *start)
+{
+    char *pattern = malloc(2 * strlen(start) + 2), *p = pattern;
+
+    if (pattern == NULL)
+        return NULL;
+    for (; *start != '\0'; start++) {
+        if (strchr("*?[]\\", *start) != NULL)
+            *p++ = '\\';
+        *p++ = *start;
+    }
+    memcpy(p, "*", 2);
+    return pattern;
+}
+
+/* One SCAN answer: its keys appended to *keys (*n of *cap), the next
+ * cursor into cursor. 0, or <0. */
+static int
+shared_redis_scan_page(struct shared_redis *sr, const redisReply *reply,
+                       char cursor[32], char ***keys, size_t *n,
+                       size_t *cap)
+{
+    const redisReply *list;
+    char **grown;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[0]->len >= 32 ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY) {
+        redis_note(sr->r, NULL, "SCAN: unexpected reply");
+        return MODMTA_E_TEMP;
+    }
+    memcpy(cursor, reply->element[0]->str, reply->element[0]->len + 1);
+    list = reply->element[1];
+    for (size_t i = 0; i < list->elements; i++) {
+        const redisReply *k = list->element[i];
+
+        if (k->type != REDIS_REPLY_STRING || strlen(k->str) != k->len)
+            continue;               /* no call can name it */
+        if (*n == *cap) {
+            *cap = *cap > 0 ? 2 * *cap : 64;
+            if ((grown = realloc(*keys, *cap * sizeof(**keys))) == NULL)
+                return MODMTA_E_NOMEM;
+            *keys = grown;
+        }
+        if (((*keys)[*n] = strdup(k->str)) == NULL)
+            return MODMTA_E_NOMEM;
+        (*n)++;
+    }
+    return 0;
+}
+
+static int
+shared_redis_keys(void *b, const char *start, char ***keys_r, size_t *n_r)
+{
+    char cursor[32] = "0", *pattern = shared_redis_glob(start), **keys = NULL;
+    const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT",
+                          SHARED_REDIS_SCAN_COUNT};
+    size_t n = 0, cap = 0;
+    redisReply *reply;
+    int rc;
+
+    if (pattern == NULL)
+        return MODMTA_E_NOMEM;
+    do {
+        if ((rc = shared_redis_run(b, 6, argv, REDIS_REPLY_ARRAY,
+                                   &reply)) < 0)
+            break;
+        rc = shared_redis_scan_page(b, reply, cursor, &keys, &n, &cap);
+        freeReplyObject(reply);
+    } while (rc == 0 && strcmp(cursor, "0") != 0);
+    free(pattern);
+    if (rc < 0) {
+        while (n > 0)
+            free(keys[--n]);
+        free(keys);
+        return rc;
+    }
+    *keys_r = keys;
+    *n_r = n;
+    return 0;
+}
+
+static int
+shared_redis_write_all(void *b, char *const *del, size_t ndel,
+                       char *const *keys, const char *const *values,
+                       size_t n)
+{
+    char a_nkeys[24], a_ndel[24];
+    const char **argv;
+    size_t argc = 4 + ndel + 2 * n, k = 0;
+    long long done;
+    int rc;
+
+    if (ndel + n > (INT_MAX - 4) / 2)
+        return MODMTA_E_INVAL;
+    if ((argv = calloc(argc, sizeof(*argv))) == NULL)
+        return MODMTA_E_NOMEM;
+    snprintf(a_nkeys, sizeof(a_nkeys), "%zu", ndel + n);
+    snprintf(a_ndel, sizeof(a_ndel), "%zu", ndel);
+    argv[k++] = "EVAL";
+    argv[k++] = shared_redis_write_lua;
+    argv[k++] = a_nkeys;
+    for (size_t i = 0; i < ndel; i++)
+        argv[k++] = del[i];
+    for (size_t i = 0; i < n; i++)
+        argv[k++] = keys[i];
+    argv[k++] = a_ndel;
+    for (size_t i = 0; i < n; i++)
+        argv[k++] = values[i];
+    rc = shared_redis_int(b, (int)argc, argv, &done);
+    free(argv);
+    return rc < 0 ? rc : 0;
 }
 
 /* ---- subscriptions ---- */
@@ -407,6 +548,8 @@ static const struct shared_ops shared_redis_ops_table = {
     .decr = shared_redis_decr,
     .gauge_join = shared_redis_gauge_join,
     .gauge_leave = shared_redis_gauge_leave,
+    .keys = shared_redis_keys,
+    .write_all = shared_redis_write_all,
 };
 
 const struct shared_ops *

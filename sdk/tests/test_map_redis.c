@@ -154,6 +154,25 @@ test_map_open(void **state)
     assert_non_null(strstr(err.msg, "key prefix"));
     assert_null(open_map("redis:a b", h, &err));
     assert_non_null(strstr(err.msg, "key prefix"));
+    /* ending with ':': "redis:alias" + "es:x" would be "redis:aliases:"
+     * + "x" */
+    assert_null(open_map("redis:alias", h, &err));
+    assert_string_equal(err.path, "$.m");
+    assert_non_null(strstr(err.msg, "ending with ':'"));
+    /* the shared state's own namespaces, at any depth below them */
+    assert_null(open_map("redis:ctl:", h, &err));
+    assert_string_equal(err.path, "$.m");
+    assert_string_equal(err.msg, "redis:ctl:: \"ctl:\" is reserved for "
+                        "modmta's own shared state (see docs/sdk.md); "
+                        "choose another prefix");
+    assert_null(open_map("redis:lockout:auth_sasl:", h, &err));
+    assert_non_null(strstr(err.msg, "\"lockout:\" is reserved"));
+    assert_null(open_map("redis:popb4smtp:", h, &err));
+    assert_null(open_map("redis:ratelimit:", h, &err));
+    assert_null(open_map("redis:pop3:", h, &err));
+    m = open_map("redis:ctlx:", h, &err);
+    assert_non_null(m);
+    modmta_map_close(m);
     assert_int_equal(modmta_map_register(&dup), MODMTA_E_INVAL);
 
     /* MODMTA_OPT_MAP opens it with the host: the module's JSON path */
@@ -350,6 +369,11 @@ test_passdb_open(void **state)
     assert_non_null(strstr(err.msg, "modmta_passdb_open_host"));
     assert_null(open_passdb("redis:a\tb", h, &err));
     assert_non_null(strstr(err.msg, "key prefix"));
+    assert_null(open_passdb("redis:passwd", h, &err));
+    assert_non_null(strstr(err.msg, "ending with ':'"));
+    assert_null(open_passdb("redis:lockout:", h, &err));
+    assert_string_equal(err.path, "$.modules[0].passdb");
+    assert_non_null(strstr(err.msg, "\"lockout:\" is reserved"));
     assert_non_null(db = open_passdb("redis:passwd:", h, &err));
     assert_string_equal(modmta_passdb_name(db), "redis:passwd:");
     assert_int_equal(modmta_passdb_has_secrets(db), 1);

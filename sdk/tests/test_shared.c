@@ -118,6 +118,15 @@ test_counters(void **state)
     assert_int_equal(modmta_shared_incr(s, "forever", 3, 0, NULL), 0);
     assert_int_equal(modmta_shared_incr(s, "forever", 0, 0, &v), 0);
     assert_int_equal(v, 6);
+    /* ... until a window is given: then it gets one (the Redis script
+     * must do that without EXPIRE NX, which Redis 6 does not have) */
+    assert_int_equal(modmta_shared_incr(s, "forever", 1, 1, &v), 0);
+    assert_int_equal(v, 7);
+    for (int i = 0; i < 300 && v != 0; i++) {
+        sleep_ms(20);
+        assert_int_equal(modmta_shared_incr(s, "forever", 0, 1, &v), 0);
+    }
+    assert_int_equal(v, 0);
     /* a string is not a counter */
     assert_int_equal(modmta_shared_set(s, "str", "abc", 0), 0);
     assert_true(modmta_shared_incr(s, "str", 1, 0, &v) < 0);
@@ -334,6 +343,46 @@ test_pubsub(void **state)
     modmta_shared_free(s);
 }
 
+/* A callback that unsubscribes itself: it returns (the call does not
+ * wait for the callback that makes it) and gets nothing more. */
+struct self_unsub {
+    modmta_shared_sub *sub;
+    struct inbox in;
+};
+
+static void
+self_unsub_cb(void *arg, const char *channel, const char *msg)
+{
+    struct self_unsub *u = arg;
+
+    modmta_shared_unsubscribe(u->sub);
+    inbox_cb(&u->in, channel, msg);
+}
+
+static void
+test_unsubscribe_from_callback(void **state)
+{
+    modmta_shared *s = shared_open("t8:");
+    struct self_unsub u = {NULL, INBOX_INIT};
+    struct inbox b = INBOX_INIT;
+    modmta_shared_sub *sb;
+
+    (void)state;
+    assert_int_equal(modmta_shared_subscribe(s, "ctl", self_unsub_cb, &u,
+                                             &u.sub), 0);
+    assert_int_equal(modmta_shared_publish(s, "ctl", "one"), 1);
+    inbox_wait(&u.in, 1);
+    assert_int_equal(modmta_shared_subscribe(s, "ctl", inbox_cb, &b, &sb),
+                     0);
+    assert_true(modmta_shared_publish(s, "ctl", "two") >= 1);
+    assert_true(modmta_shared_publish(s, "ctl", "three") >= 1);
+    /* one thread delivers in order: "two" went to everyone by now */
+    inbox_wait(&b, 2);
+    assert_int_equal(u.in.n, 1);
+    modmta_shared_unsubscribe(sb);
+    modmta_shared_free(s);
+}
+
 /* Many threads counting at once lose no increment. */
 static void *
 counter_thread(void *arg)
@@ -479,6 +528,7 @@ main(void)
         SHARED_BOTH(test_bad_arguments),
         SHARED_BOTH(test_prefix),
         SHARED_BOTH(test_pubsub),
+        SHARED_BOTH(test_unsubscribe_from_callback),
         SHARED_BOTH(test_concurrent_counter),
         SHARED_BOTH(test_decr),
         SHARED_BOTH(test_gauges),

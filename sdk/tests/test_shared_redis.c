@@ -1,13 +1,17 @@
 /*
  * The Redis backend of the shared state, what only Redis has: nothing
  * connects before the first call; the command timeout against a server
- * that never answers; AUTH with the right, a wrong and no password (and
- * the password never in the log); a hook's time budget cutting a call
- * short; SELECT; an outage (Redis stopped,
- * Redis hung) that answers MODMTA_E_TEMP within about the timeout and
- * heals by itself once Redis is back; a subscriber that resumes after a
- * restart; a replica refusing writes (READONLY); many threads through
- * a pool of two connections.
+ * that never answers, and a deadline that ends calls sooner: a hook's
+ * time budget, or a thread's own (budget_set); AUTH with the right, a
+ * wrong and no password (and the password never in the log); SELECT; an
+ * outage (Redis stopped, Redis hung) that answers MODMTA_E_TEMP within
+ * about the timeout and heals by itself once Redis is back; a
+ * subscriber that resumes after a restart, and whose thread waits for a
+ * retry after a failure; a replica refusing writes (READONLY) without a
+ * storm of connects, and a caller held back after it connecting when
+ * the delay ends; a lease in one round trip; listing keys and writing
+ * many at once (map import); many threads through a pool of two
+ * connections.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +19,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -130,6 +135,33 @@ test_lazy_and_timeout(void **state)
     free(log);
     modmta_shared_free(s);
     close(p.fd);
+}
+
+/* A thread's own deadline (budget_set, outside any hook) ends its calls
+ * before their timeout (30 s here): what keeps modmtactl reload
+ * --cluster within its --timeout. */
+static void
+test_thread_deadline(void **state)
+{
+    modmta_shared *s;
+    char address[64];
+    long long t;
+    int fd;
+
+    (void)state;
+    fd = silent_server(address);
+    s = redis_store("{\"address\": \"%s\", \"timeout\": 30, "
+                    "\"prefix\": \"td:\"}", address);
+    t = now_ms();
+    budget_set(t + 200);
+    assert_int_equal(modmta_shared_get(s, "k", NULL), MODMTA_E_TEMP);
+    assert_true(now_ms() - t < SLOW_MS);
+    /* passed: at once */
+    assert_int_equal(modmta_shared_get(s, "k", NULL), MODMTA_E_TEMP);
+    assert_true(now_ms() - t < SLOW_MS);
+    budget_set(0);
+    modmta_shared_free(s);
+    close(fd);
 }
 
 /* A call inside a hook ends by the hook's deadline, far before the
@@ -303,6 +335,50 @@ test_outage(void **state)
     redis_server_stop(&srv, 0);
 }
 
+/* The threads of this process. */
+static int
+thread_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* A subscription that fails (Redis down) leaves the subscriber's thread
+ * waiting for the retry (the cluster retries every second): not a
+ * thread started and joined at each attempt. */
+static void
+test_subscribe_retry(void **state)
+{
+    struct inbox in = INBOX_INIT;
+    modmta_shared *s;
+    modmta_shared_sub *sub;
+    char address[64];
+    int before, after;
+
+    (void)state;
+    snprintf(address, sizeof(address), "127.0.0.1:%d",
+             modmta_test_free_port(NULL));
+    s = redis_store("{\"address\": \"%s\", \"timeout\": 1, "
+                    "\"prefix\": \"sr:\"}", address);
+    before = thread_count();
+    assert_int_equal(modmta_shared_subscribe(s, "c", inbox_cb, &in, &sub),
+                     MODMTA_E_TEMP);
+    after = thread_count();
+    assert_int_equal(after, before + 1);
+    assert_int_equal(modmta_shared_subscribe(s, "c", inbox_cb, &in, &sub),
+                     MODMTA_E_TEMP);
+    assert_int_equal(thread_count(), after);
+    modmta_shared_free(s);
+    assert_int_equal(thread_count(), before);
+}
+
 /* A subscription lives through a restart of Redis. */
 static void
 test_subscriber_resumes(void **state)
@@ -345,7 +421,7 @@ test_readonly(void **state)
     static const char *const set[] = {"SET", "ro:k", "v", NULL};
     static const char *const wait[] = {"WAIT", "1", "5000", NULL};
     struct redis_server master, replica;
-    modmta_shared *s;
+    modmta_shared *s, *s2;
     redisReply *r;
     char *v, *log;
 
@@ -361,17 +437,216 @@ test_readonly(void **state)
     assert_int_equal(modmta_shared_get(s, "k", &v), 1);
     assert_string_equal(v, "v");
     modmta_free(v);
+    s2 = redis_store("{\"address\": \"%s\", \"prefix\": \"ro:\"}",
+                     replica.address);
     log_start();
     assert_int_equal(modmta_shared_set(s, "k", "w", 0), MODMTA_E_TEMP);
-    assert_int_equal(modmta_shared_incr(s, "n", 1, 60, NULL),
+    /* (another store: s makes no new connection for a second now) */
+    assert_int_equal(modmta_shared_incr(s2, "n", 1, 60, NULL),
                      MODMTA_E_TEMP);
     log = log_end();
     assert_non_null(strstr(log, "SET: READONLY"));
     assert_non_null(strstr(log, "EVAL: READONLY"));
     free(log);
     modmta_shared_free(s);
+    modmta_shared_free(s2);
     redis_server_stop(&replica, 0);
     redis_server_stop(&master, 0);
+}
+
+/* The integer field of INFO section on srv ("name:N", or "name=N" in
+ * a line of commandstats); 0 when INFO does not show it. */
+static long long
+info_int(const struct redis_server *srv, const char *section,
+         const char *field)
+{
+    const char *argv[] = {"INFO", section, NULL};
+    redisReply *r = redis_server_cmd(srv, NULL, 0, argv);
+    const char *at;
+    long long n;
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    at = strstr(r->str, field);
+    n = at != NULL ? atoll(at + strlen(field) + 1) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+/* A lease is one call to Redis (one script), whether it is taken,
+ * renewed or held by another: no SET NX first, after which the key
+ * could expire before a renewal and be reported held by someone else.
+ * (commandstats counts the commands a script runs too.) */
+static void
+test_lease_one_call(void **state)
+{
+    struct redis_server srv;
+    modmta_shared *s;
+    long long evals, sets;
+
+    (void)state;
+    redis_server_start(&srv, dir, "lease", 0, NULL);
+    s = redis_store("{\"address\": \"%s\", \"prefix\": \"ls:\"}",
+                    srv.address);
+    evals = info_int(&srv, "commandstats", "cmdstat_eval:calls");
+    sets = info_int(&srv, "commandstats", "cmdstat_set:calls");
+    assert_int_equal(modmta_shared_lease(s, "box", "a", 60000), 1);
+    assert_int_equal(modmta_shared_lease(s, "box", "a", 60000), 1);
+    assert_int_equal(modmta_shared_lease(s, "box", "b", 60000), 0);
+    assert_int_equal(info_int(&srv, "commandstats", "cmdstat_eval:calls"),
+                     evals + 3);
+    assert_int_equal(info_int(&srv, "commandstats", "cmdstat_set:calls"),
+                     sets + 1);
+    modmta_shared_free(s);
+    redis_server_stop(&srv, 0);
+}
+
+/* A replica refuses every write: a connection that got READONLY is
+ * dropped, but the store does not connect again for every call (200
+ * calls once opened 201 connections). */
+static void
+test_readonly_no_storm(void **state)
+{
+    struct redis_server master, replica;
+    modmta_shared *s;
+    long long before, after;
+
+    (void)state;
+    redis_server_start(&master, dir, "st-rw", 1, NULL);
+    redis_server_start_replica(&replica, dir, "st-ro", &master);
+    s = redis_store("{\"address\": \"%s\", \"prefix\": \"st:\"}",
+                    replica.address);
+    before = info_int(&replica, "stats", "total_connections_received");
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(modmta_shared_set(s, "k", "v", 0), MODMTA_E_TEMP);
+    after = info_int(&replica, "stats", "total_connections_received");
+    /* the calls, and the INFO connection of "after" */
+    assert_true(after - before <= 100);
+    modmta_shared_free(s);
+    redis_server_stop(&replica, 0);
+    redis_server_stop(&master, 0);
+}
+
+struct paused_call {
+    modmta_shared *s;
+    pthread_mutex_t lock;
+    int done;
+};
+
+static void *
+paused_incr(void *arg)
+{
+    struct paused_call *p = arg;
+
+    (void)modmta_shared_incr(p->s, "n", 1, 60, NULL);
+    pthread_mutex_lock(&p->lock);
+    p->done = 1;
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* A caller held back by the delay after a refusal connects when the
+ * delay ends, not only when a connection in use comes back: one
+ * connection is stuck in a call the replica postpones (CLIENT PAUSE
+ * WRITE holds EVAL back) until its timeout, 5 s; a read made after a
+ * READONLY gets through while that call still waits. */
+static void
+test_held_back_caller(void **state)
+{
+    static const char *const pause[] = {"CLIENT", "PAUSE", "20000", "WRITE",
+                                        NULL};
+    static const char *const unpause[] = {"CLIENT", "UNPAUSE", NULL};
+    struct redis_server master, replica;
+    struct paused_call p = {NULL, PTHREAD_MUTEX_INITIALIZER, 0};
+    modmta_shared *s;
+    redisReply *r;
+    pthread_t t;
+    int done;
+
+    (void)state;
+    redis_server_start(&master, dir, "hb-rw", 1, NULL);
+    redis_server_start_replica(&replica, dir, "hb-ro", &master);
+    s = redis_store("{\"address\": \"%s\", \"pool\": 2, \"timeout\": 5, "
+                    "\"prefix\": \"hb:\"}", replica.address);
+    p.s = s;
+    r = redis_server_cmd(&replica, NULL, 0, pause);
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_int_equal(pthread_create(&t, NULL, paused_incr, &p), 0);
+    redis_server_wait_info(&replica, "clients", "blocked_clients:1");
+    /* the second connection: refused, dropped, connects held back */
+    assert_int_equal(modmta_shared_set(s, "k", "v", 0), MODMTA_E_TEMP);
+    assert_int_equal(modmta_shared_get(s, "k", NULL), 0);
+    pthread_mutex_lock(&p.lock);
+    done = p.done;
+    pthread_mutex_unlock(&p.lock);
+    assert_false(done);
+    r = redis_server_cmd(&replica, NULL, 0, unpause);
+    assert_non_null(r);
+    freeReplyObject(r);
+    pthread_join(t, NULL);
+    modmta_shared_free(s);
+    redis_server_stop(&replica, 0);
+    redis_server_stop(&master, 0);
+}
+
+/* What modmtactl map import uses: the keys under a start (whose glob
+ * characters are no pattern), and an atomic delete-and-set that writes
+ * nothing when one of its keys is bad; neither in memory. */
+static void
+test_keys_and_write_all(void **state)
+{
+    struct redis_server srv;
+    modmta_shared *s, *mem;
+    modmta_err err;
+    char **keys, *v;
+    char *del[] = {"g[1]*:a"}, *set[] = {"g[1]*:n", "g1x:new"};
+    char *bad[] = {"g[1]*:ok", "g[1]*: bad"};
+    const char *values[] = {"N", "X"};
+    size_t n;
+
+    (void)state;
+    redis_server_start(&srv, dir, "keys", 0, NULL);
+    s = redis_store("{\"address\": \"%s\", \"prefix\": \"kw:\"}",
+                    srv.address);
+    assert_int_equal(modmta_shared_set(s, "g[1]*:b", "2", 0), 0);
+    assert_int_equal(modmta_shared_set(s, "g[1]*:a", "1", 0), 0);
+    assert_int_equal(modmta_shared_set(s, "g1x:c", "3", 0), 0);
+    assert_int_equal(shared_keys(s, "g[1]*:", &keys, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(keys[0], "g[1]*:a");
+    assert_string_equal(keys[1], "g[1]*:b");
+    assert_null(keys[2]);
+    modmta_strlist_free(keys);
+
+    assert_int_equal(shared_write_all(s, bad, 0, bad, values, 2),
+                     MODMTA_E_INVAL);
+    assert_int_equal(modmta_shared_get(s, "g[1]*:ok", NULL), 0);
+    assert_int_equal(shared_write_all(s, del, 1, set, values, 2), 0);
+    assert_int_equal(modmta_shared_get(s, "g[1]*:a", NULL), 0);
+    assert_int_equal(modmta_shared_get(s, "g[1]*:b", NULL), 1);
+    assert_int_equal(modmta_shared_get(s, "g1x:new", &v), 1);
+    assert_string_equal(v, "X");
+    modmta_free(v);
+    assert_int_equal(shared_keys(s, "nothing:", &keys, &n), 0);
+    assert_int_equal(n, 0);
+    modmta_strlist_free(keys);
+    modmta_shared_free(s);
+
+    /* Redis down: a temporary failure */
+    redis_server_stop(&srv, 0);
+    s = redis_store("{\"address\": \"%s\", \"prefix\": \"kw:\"}",
+                    srv.address);
+    assert_int_equal(shared_keys(s, "g", &keys, &n), MODMTA_E_TEMP);
+    assert_int_equal(shared_write_all(s, del, 1, set, values, 2),
+                     MODMTA_E_TEMP);
+    modmta_shared_free(s);
+    mem = shared_new_mem("kw:", &err);
+    assert_non_null(mem);
+    assert_int_equal(shared_keys(mem, "g", &keys, &n), MODMTA_E_UNSUPPORTED);
+    assert_int_equal(shared_write_all(mem, del, 1, set, values, 2),
+                     MODMTA_E_UNSUPPORTED);
+    modmta_shared_free(mem);
 }
 
 #define POOL_THREADS 8
@@ -447,12 +722,18 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lazy_and_timeout),
+        cmocka_unit_test(test_thread_deadline),
         cmocka_unit_test(test_hook_budget),
         cmocka_unit_test(test_password),
         cmocka_unit_test(test_db),
         cmocka_unit_test(test_outage),
+        cmocka_unit_test(test_subscribe_retry),
         cmocka_unit_test(test_subscriber_resumes),
         cmocka_unit_test(test_readonly),
+        cmocka_unit_test(test_readonly_no_storm),
+        cmocka_unit_test(test_held_back_caller),
+        cmocka_unit_test(test_lease_one_call),
+        cmocka_unit_test(test_keys_and_write_all),
         cmocka_unit_test(test_pool_of_two),
     };
 

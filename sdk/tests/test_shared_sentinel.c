@@ -7,7 +7,8 @@
  * subscriber gets messages from the new master, with nothing recreated.
  * Increments not yet replicated when the master died may be lost (Redis
  * replication is asynchronous): the test asserts that the counter works
- * and goes on, not an exact value.
+ * and goes on, not an exact value. And a sentinel that hangs does not
+ * keep the store from the master.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,10 +16,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <modmta/modmta.h>
 
@@ -151,10 +156,80 @@ test_failover(void **state)
     modmta_test_rmtree(dir);
 }
 
+/* The number of connections waiting on the listening socket fd (each
+ * accepted and closed). */
+static int
+drain(int fd)
+{
+    int n = 0, c;
+
+    while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+        close(c);
+        n++;
+    }
+    return n;
+}
+
+/* The first sentinel takes connections and never answers (as one that
+ * is SIGSTOPped): it costs a share of the call's time, not all of it,
+ * so calls and the subscriber still reach the master through the
+ * second; and the next connect does not start at the hung one again. */
+static void
+test_hung_sentinel(void **state)
+{
+    static const char *const kill_all[] = {"CLIENT", "KILL", "TYPE",
+                                           "normal", NULL};
+    struct redis_server master, sentinel;
+    struct inbox in = INBOX_INIT;
+    modmta_shared *s, *pub;
+    modmta_shared_sub *sub = NULL;
+    char dir[256], hung[64], json[512];
+    int port, fd, rc = MODMTA_E_TEMP;
+
+    (void)state;
+    modmta_test_tmpdir(dir, sizeof(dir), "test_shared_sentinel_hung");
+    redis_server_start(&master, dir, "master", 1, NULL);
+    redis_server_start_sentinel(&sentinel, dir, "sentinel", master.port);
+    port = modmta_test_bind(SOCK_STREAM, INADDR_LOOPBACK, 0, &fd);
+    assert_true(port > 0);
+    assert_int_equal(listen(fd, 64), 0);        /* never accepted */
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    snprintf(hung, sizeof(hung), "127.0.0.1:%d", port);
+    snprintf(json, sizeof(json), "{\"sentinels\": [\"%s\", \"%%s\"], "
+             "\"master\": \"mymaster\", \"timeout\": 2, "
+             "\"connect_timeout\": 2, \"pool\": 1, \"prefix\": \"hs:\"}",
+             hung);
+    s = redis_store(json, sentinel.address);
+    pub = redis_store(json, sentinel.address);
+    /* the first call, not a later one */
+    assert_int_equal(modmta_shared_set(s, "k", "v", 0), 0);
+    assert_int_equal(modmta_shared_get(s, "k", NULL), 1);
+    assert_true(drain(fd) >= 1);                /* it was asked first */
+    /* a new connection asks the sentinel that answered */
+    assert_true(redis_server_int(&master, kill_all) >= 1);
+    assert_int_equal(modmta_shared_get(s, "k", NULL), 1);
+    assert_int_equal(drain(fd), 0);
+    /* the subscriber's thread too; before the fix every attempt of it
+     * started at the hung sentinel and none succeeded */
+    for (int i = 0; i < 5 && rc != 0; i++)
+        rc = modmta_shared_subscribe(s, "ctl", inbox_cb, &in, &sub);
+    assert_int_equal(rc, 0);
+    publish_until_heard(pub, 1, "ctl", "hello");
+    inbox_wait(&in, 1);
+    modmta_shared_unsubscribe(sub);
+    modmta_shared_free(s);
+    modmta_shared_free(pub);
+    close(fd);
+    redis_server_stop(&sentinel, 0);
+    redis_server_stop(&master, 0);
+    modmta_test_rmtree(dir);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hung_sentinel),
         cmocka_unit_test(test_failover),
     };
 

@@ -112,7 +112,7 @@ class Cluster(harness.TestCase):
                 send_mail(s, 'alice@localhost', ['bob@localhost'],
                           make_message('rl%d@e2e.test' % i))
         self.assertEqual(self.redis.cli(
-            'GET', 'modmta:ratelimit:msg:%d:from:alice@localhost'
+            'GET', 'modmta:ratelimit:ratelimit:msg:%d:from:alice@localhost'
             % (time.time() // 3600)), '4')
         for d in (d1, d2):
             with smtp(d.port()) as s:
@@ -128,7 +128,8 @@ class Cluster(harness.TestCase):
                           make_message('c-%s@e2e.test' % d.dir[-3:]))
             self.assertRegex(d.log_text(),
                              'refuse: limit=sender_messages_per_hour '
-                             'key=ratelimit:msg:[0-9]+:from:alice@localhost')
+                             'key=ratelimit:ratelimit:msg:[0-9]+:'
+                             'from:alice@localhost')
             d.wait_messages('bob', 3)
             d.wait_queue_empty()
             self.assertEqual(len(d.messages('bob')), 3)
@@ -143,7 +144,7 @@ class Cluster(harness.TestCase):
             send_mail(s, 'carol@localhost', ['r3@localhost'],
                       make_message('dom2@e2e.test'))
         self.assertEqual(self.redis.cli(
-            'GET', 'modmta:ratelimit:domain:%d:localhost'
+            'GET', 'modmta:ratelimit:ratelimit:domain:%d:localhost'
             % (time.time() // 3600)), '3')
         for d in (d1, d2):
             with smtp(d.port()) as s:
@@ -365,6 +366,18 @@ class Cluster(harness.TestCase):
                          what='the duplicate hostname warning')
         r = self.reload_cluster(d1)
         self.assertReport(r, ['mx1.e2e.test: reloaded'], 0)
+        # the duplicate neither reloaded nor answered under mx1's name
+        harness.wait_for(lambda: 'cluster: reload id=' in d2.log_text()
+                         and ' ignored: node=mx1' + DOMAIN
+                         in d2.log_text(), what='the duplicate ignoring')
+        self.assertNotIn('reload requested', d2.log_text())
+        # so a registered node that cannot answer is reported so, not
+        # with the duplicate's answer
+        d1.signal(signal.SIGSTOP)
+        r = self.reload_cluster(d2, '--timeout', '3')
+        d1.signal(signal.SIGCONT)
+        self.assertReport(r, ['mx1.e2e.test: no answer'], 1)
+        self.assertNotIn('reload requested', d2.log_text())
 
     def test_reload_cluster_needs_redis(self):
         d = self.daemon()

@@ -85,9 +85,10 @@ class RateLimit(harness.TestCase):
         d.wait_messages('bob', 4)
         d.wait_queue_empty()
         self.assertEqual(len(d.messages('bob')), 4)
-        self.assertRegex(d.log_text(), 'refuse: limit=sender_messages_per_hour '
-                         'key=ratelimit:msg:[0-9]+:from:alice@localhost '
-                         'count=4 max=3')
+        self.assertRegex(d.log_text(),
+                         'refuse: limit=sender_messages_per_hour '
+                         'key=ratelimit:ratelimit:msg:[0-9]+:'
+                         'from:alice@localhost count=4 max=3')
 
     def test_recipients_per_hour(self):
         d = self.limited(sender_recipients_per_hour=3)
@@ -130,7 +131,7 @@ class RateLimit(harness.TestCase):
         self.assertEqual(fourth.cmd('EHLO client.test')[0], 250)
         self.assertEqual(second.cmd('QUIT')[0], 221)
         self.assertIn('refuse: limit=client_connections '
-                      'key=ratelimit:conn:127.0.0.1 count=3 max=2',
+                      'key=ratelimit:ratelimit:conn:127.0.0.1 count=3 max=2',
                       d.log_text())
 
 
@@ -138,7 +139,8 @@ class RateLimitRedis(RedisTestCase):
 
     def keys(self):
         return sorted(self.redis.cli('--scan', '--pattern',
-                                     'modmta:ratelimit:*').split())
+                                     'modmta:ratelimit:ratelimit:*')
+                      .split())
 
     def test_refused_recipients_leave_no_keys(self):
         window_room(3600, 60)
@@ -164,7 +166,7 @@ class RateLimitRedis(RedisTestCase):
             self.assertEqual(c.cmd('RCPT TO:<u@d%d.example>' % i)[0], 554)
             self.assertEqual(c.cmd('RCPT TO:<nobody%d@localhost>' % i)[0],
                              550)
-        self.assertTrue(any(k.startswith('modmta:ratelimit:conn:')
+        self.assertTrue(any(k.startswith('modmta:ratelimit:ratelimit:conn:')
                             for k in self.keys()), self.keys())
         # the transaction is given up: what it counted goes too
         self.assertReply(c.cmd('RSET'), 250)
@@ -178,13 +180,13 @@ class RateLimitRedis(RedisTestCase):
         self.assertTrue(c.eof())
         window = int(time.time()) // 3600
         self.assertEqual(self.keys(), sorted(
-            'modmta:ratelimit:%s:%d:%s' % (tag, window, subject)
+            'modmta:ratelimit:ratelimit:%s:%d:%s' % (tag, window, subject)
             for tag, subject in (('msg', 'from:carol@localhost'),
                                  ('rcpt', 'from:carol@localhost'),
                                  ('domain', 'localhost'))))
         self.assertEqual(self.redis.cli(
-            'GET', 'modmta:ratelimit:rcpt:%d:from:carol@localhost' % window),
-            '1')
+            'GET', 'modmta:ratelimit:ratelimit:rcpt:%d:from:carol@localhost'
+            % window), '1')
         d.wait_messages('bob', 1)
 
 

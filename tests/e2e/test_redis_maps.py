@@ -3,11 +3,12 @@ redis-server started by the test (on a UNIX socket): an alias and a
 virtual entry set with `modmtactl map set` against node 1's config take
 effect on node 2 at its next lookup, without a reload; `map del` makes
 the recipient unknown again (550); `map import` loads an aliases(5)
-file, all or nothing, and a virtusertable and an access file (`file:`,
-"key value" lines) that node 2 then applies; relay_access's access table
-and store_mbox's users in Redis; SMTP AUTH against a redis: passdb on both nodes,
-a password changed on one counting on the other; a value naming a
-command is deferred, never run; Redis stopped: 451 4.3.0 at RCPT (the
+file, all or nothing, and with --replace deletes the map's other keys
+in the same write; a virtusertable and an access file (`file:`, "key
+value" lines) that node 2 then applies; relay_access's access table and
+store_mbox's users in Redis; SMTP AUTH against a redis: passdb on both
+nodes, a password changed on one counting on the other; a value naming
+a command is deferred, never run; Redis stopped: 451 4.3.0 at RCPT (the
 client keeps the message), `modmtactl map` exits 2, and once Redis is
 back the same daemon delivers again.
 """
@@ -85,6 +86,17 @@ class RedisMaps(RedisTestCase):
         # only redis: maps are written
         r = d1.ctl('map', 'set', 'file:/etc/aliases', 'x', 'y')
         self.assertEqual(r.returncode, 2, r.stderr)
+        # the shared state's own keys are no map's (here the cluster's
+        # registry), and a prefix ends with ':' so that no map reaches
+        # into another's keys
+        nodes = self.redis.cli('GET', 'modmta:ctl:nodes')
+        r = d1.ctl('map', 'set', 'redis:ctl:', 'nodes', 'x')
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn('"ctl:" is reserved', r.stderr)
+        self.assertEqual(self.redis.cli('GET', 'modmta:ctl:nodes'), nodes)
+        r = d1.ctl('map', 'get', 'redis:alias', 'es:x')
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("ending with ':'", r.stderr)
         # never an empty value, which no file: line can hold either
         r = d1.ctl('map', 'set', 'redis:alias:', 'empty', '')
         self.assertEqual(r.returncode, 2, r.stderr)
@@ -125,6 +137,39 @@ class RedisMaps(RedisTestCase):
             self.assertIn('%s:%d: ' % (bad, line), r.stderr)
             self.assertEqual(self.redis.cli('EXISTS', 'modmta:alias:first'),
                              '0')
+
+    def test_import_replace(self):
+        """--replace deletes the map's keys the file does not have, in
+        the same atomic write; a prefix's glob characters match only
+        themselves; without it the other keys stay."""
+        d = self.node({'module': 'alias', 'map': 'redis:al*s:'})
+        self.ctl_ok(d, 'map', 'set', 'redis:al*s:', 'old', 'bob')
+        self.ctl_ok(d, 'map', 'set', 'redis:alias:', 'other', 'erin')
+        # a key no lookup can reach (upper case): not the file's either
+        self.redis.cli('SET', 'modmta:al*s:Upper', 'x')
+        nodes = self.redis.cli('GET', 'modmta:ctl:nodes')
+        path = os.path.join(self.tmp, 'aliases')
+        with open(path, 'w') as f:
+            f.write('keep: bob\nnew: carol\n')
+        out = self.ctl_ok(d, 'map', 'import', '--replace', 'redis:al*s:',
+                          'aliases:' + path)
+        self.assertEqual(out, 'redis:al*s:: 2 entries imported from '
+                              'aliases:%s, 2 other keys deleted\n' % path)
+        self.assertEqual(self.redis.cli('GET', 'modmta:al*s:old'), '')
+        self.assertEqual(self.redis.cli('GET', 'modmta:al*s:Upper'), '')
+        self.assertEqual(self.redis.cli('GET', 'modmta:al*s:keep'), 'bob')
+        self.assertEqual(self.redis.cli('GET', 'modmta:alias:other'), 'erin')
+        self.assertEqual(self.redis.cli('GET', 'modmta:ctl:nodes'), nodes)
+        self.assertReply(self.rcpt_reply(d, 'new@localhost'), 250)
+        # merge (the default): what the file lacks stays
+        with open(path, 'w') as f:
+            f.write('third: dave\n')
+        self.ctl_ok(d, 'map', 'import', 'redis:al*s:', 'aliases:' + path)
+        self.assertEqual(self.redis.cli('GET', 'modmta:al*s:keep'), 'bob')
+        self.assertEqual(self.redis.cli('GET', 'modmta:al*s:third'), 'dave')
+        r = d.ctl('map', 'import', '--replace', 'redis:al*s:')
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn('usage:', r.stderr)
 
     def test_import_virtusertable_and_access(self):
         mods = ({'module': 'relay_access', 'access': 'redis:access:'},
@@ -242,6 +287,12 @@ class RedisMaps(RedisTestCase):
             self.assertEqual(s.rcpt('bob@localhost')[0], 451)
         r = d1.ctl('map', 'get', 'redis:alias:', 'list')
         self.assertEqual(r.returncode, 2, r.stderr)
+        path = os.path.join(self.tmp, 'aliases')
+        with open(path, 'w') as f:
+            f.write('list: erin\n')
+        r = d1.ctl('map', 'import', 'redis:alias:', 'aliases:' + path)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn('import failed', r.stderr)
         self.assertTrue(d2.running())
 
         # back (empty: nothing is saved): the same daemons answer again

@@ -176,7 +176,8 @@ class SentinelFailover(harness.TestCase):
                          'bob')
         self.assertEqual(self.ctl_ok(d, 'map', 'get', 'redis:alias:',
                                      'crew'), 'bob\n')
-        key = 'modmta:ratelimit:msg:from:carol@localhost'
+        key = ('modmta:ratelimit:ratelimit:msg:%d:from:carol@localhost'
+               % (time.time() // 3600))
         for i in range(3):
             msgid = 'after-%d@e2e.test' % i
             with smtp(d.port()) as s:

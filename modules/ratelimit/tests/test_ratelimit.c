@@ -195,7 +195,7 @@ static void
 key_now(const struct fx *fx, const char *tag, const char *subject,
         char *key, size_t n)
 {
-    snprintf(key, n, "%s:%s:%lld:%s", fx->name, tag,
+    snprintf(key, n, "ratelimit:%s:%s:%lld:%s", fx->name, tag,
              (long long)(clock_now / window_of(tag)), subject);
 }
 
@@ -242,7 +242,7 @@ places(const struct fx *fx, const char *client)
     char key[300];
     long long n = 0;
 
-    snprintf(key, sizeof(key), "%s:conn:%s", fx->name, client);
+    snprintf(key, sizeof(key), "ratelimit:%s:conn:%s", fx->name, client);
     assert_int_equal(modmta_shared_gauge_join(sh, key, "probe/0", 0, 60000,
                                               &n), 1);
     assert_int_equal(modmta_shared_gauge_leave(sh, key, "probe/0"), 1);
@@ -289,7 +289,7 @@ test_connections_expire_and_renew(void **state)
     long long n;
 
     create(fx, "{\"client_connections\": 2}");
-    snprintf(key, sizeof(key), "%s:conn:192.0.2.1", fx->name);
+    snprintf(key, sizeof(key), "ratelimit:%s:conn:192.0.2.1", fx->name);
     /* another node's session, whose node stops renewing it */
     assert_int_equal(modmta_shared_gauge_join(sh, key, "dead.test/S1", 0,
                                               RATELIMIT_CONN_TTL_MS, &n), 1);
