@@ -25,6 +25,7 @@
  */
 static const char *const shared_reserved_names[] = {
     "ctl",              /* core/cluster.h: registry, reload requests */
+    "greylist",         /* plugins/greylist: triplets */
     "lockout",          /* sdk/src/lockout_shared.c: failed logins */
     "pop3",             /* pop3: LOGIN-DELAY counts, mailbox leases */
     "popb4smtp",        /* pop3 writes, relay_access reads */
