@@ -363,10 +363,10 @@ test_bad_notes(void **state)
         n += (size_t)sprintf(text + n, "%s\"n%zu\":1", i ? "," : "", i);
     sprintf(text + n, "}}");
     assert_int_equal(parse_rc(text), MODMTA_E_INVAL);
-    n = (size_t)sprintf(text, "{\"sender\":\"\",\"rcpts\":[],\"notes\":"
-                        "{\"n\":\"");
+    n = strlen(strcpy(text, "{\"sender\":\"\",\"rcpts\":[],\"notes\":"
+                      "{\"n\":\""));
     memset(text + n, 'v', MODMTA_NOTE_VALUE_MAX + 1);
-    sprintf(text + n + MODMTA_NOTE_VALUE_MAX + 1, "\"}}");
+    strcpy(text + n + MODMTA_NOTE_VALUE_MAX + 1, "\"}}");
     assert_int_equal(parse_rc(text), MODMTA_E_INVAL);
     free(text);
 }
