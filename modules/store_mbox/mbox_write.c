@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,11 +23,11 @@
 #include <modmta/err.h>
 #include <modmta/mbox.h>
 
+#include "hdr_scan.h"
 #include "mbox_group.h"
 #include "mbox_write.h"
 
 #define MBOX_OUT_SIZE 65536
-#define MBOX_HDR_MAX 65536
 #define MBOX_READ_SIZE 8192
 
 /* Where the message being written goes. */
@@ -49,17 +48,6 @@ struct mbox_reader {
     char buf[MBOX_READ_SIZE];
     char *line;
     size_t cap;
-};
-
-/* A header section being scanned; one header is collected (unfolded)
- * before it is looked at. */
-struct mbox_scan {
-    const char *rcpt;
-    const char *queue_id; /* NULL: not looked for */
-    int saw_rcpt;
-    int saw_id;
-    char *hdr;
-    size_t hdr_len, hdr_cap;
 };
 
 static void mbox_write_why(char *why, size_t len, const char *fmt, ...)
@@ -192,155 +180,6 @@ mbox_write_open(const mbox_write_req *req, int rdwr, int *fd_r, char *why,
     return 0;
 }
 
-/* ---- header scanning (loop check and dedup) ---- */
-
-static size_t
-mbox_write_chomp(const char *line, size_t n)
-{
-    if (n > 0 && line[n - 1] == '\n')
-        n--;
-    if (n > 0 && line[n - 1] == '\r')
-        n--;
-    return n;
-}
-
-/* 1 if value (a header value, unfolded) names addr, with or without
- * angle brackets and surrounding white space. */
-static int
-mbox_write_names(const char *value, size_t n, const char *addr)
-{
-    size_t alen = strlen(addr);
-
-    while (n > 0 && (*value == ' ' || *value == '\t')) {
-        value++;
-        n--;
-    }
-    while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t' ||
-                     value[n - 1] == '\r' || value[n - 1] == '\n'))
-        n--;
-    if (n >= 2 && value[0] == '<' && value[n - 1] == '>') {
-        value++;
-        n -= 2;
-    }
-    return n == alen && strncasecmp(value, addr, n) == 0;
-}
-
-static int
-mbox_write_is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/* 1 if value holds "id QUEUEID" as words (the core's Received header). */
-static int
-mbox_write_has_id(const char *value, size_t n, const char *qid)
-{
-    size_t qlen = strlen(qid), i, j;
-
-    for (i = 0; i + 2 < n; i++) {
-        if ((i > 0 && !mbox_write_is_space(value[i - 1])) ||
-            strncasecmp(value + i, "id", 2) != 0 ||
-            !mbox_write_is_space(value[i + 2]))
-            continue;
-        for (j = i + 2; j < n && mbox_write_is_space(value[j]); j++)
-            ;
-        if (n - j >= qlen && memcmp(value + j, qid, qlen) == 0 &&
-            (j + qlen == n || mbox_write_is_space(value[j + qlen]) ||
-             value[j + qlen] == ';' || value[j + qlen] == ')'))
-            return 1;
-    }
-    return 0;
-}
-
-/* Look at the header collected so far, then forget it. */
-static void
-mbox_write_scan_eval(struct mbox_scan *sc)
-{
-    const char *colon;
-    size_t nlen;
-
-    if (sc->hdr_len == 0)
-        return;
-    colon = memchr(sc->hdr, ':', sc->hdr_len);
-    if (colon != NULL) {
-        const char *value = colon + 1;
-        size_t vlen = sc->hdr_len - (size_t)(value - sc->hdr);
-
-        nlen = (size_t)(colon - sc->hdr);
-        while (nlen > 0 && (sc->hdr[nlen - 1] == ' ' ||
-                            sc->hdr[nlen - 1] == '\t'))
-            nlen--;
-        if (nlen == 12 && strncasecmp(sc->hdr, "Delivered-To", 12) == 0 &&
-            mbox_write_names(value, vlen, sc->rcpt))
-            sc->saw_rcpt = 1;
-        if (sc->queue_id != NULL &&
-            mbox_write_has_id(value, vlen, sc->queue_id))
-            sc->saw_id = 1;
-    }
-    sc->hdr_len = 0;
-}
-
-static int
-mbox_write_scan_add(struct mbox_scan *sc, const char *s, size_t n)
-{
-    if (sc->hdr_len + n > MBOX_HDR_MAX)
-        n = MBOX_HDR_MAX - sc->hdr_len; /* the rest cannot matter */
-    if (sc->hdr_len + n > sc->hdr_cap) {
-        size_t cap = sc->hdr_len + n + 256;
-        char *p = realloc(sc->hdr, cap);
-
-        if (p == NULL)
-            return MODMTA_E_NOMEM;
-        sc->hdr = p;
-        sc->hdr_cap = cap;
-    }
-    memcpy(sc->hdr + sc->hdr_len, s, n);
-    sc->hdr_len += n;
-    return 0;
-}
-
-/* Feed one header-section line (line end removed). 1 at the blank line
- * that ends the section, 0 to go on, <0 on error. */
-static int
-mbox_write_scan_line(struct mbox_scan *sc, const char *line, size_t n)
-{
-    if (n == 0) {
-        mbox_write_scan_eval(sc);
-        return 1;
-    }
-    if (line[0] == ' ' || line[0] == '\t') {
-        if (sc->hdr_len == 0)
-            return 0; /* continuation of nothing */
-        return mbox_write_scan_add(sc, line, n);
-    }
-    mbox_write_scan_eval(sc);
-    return mbox_write_scan_add(sc, line, n);
-}
-
-int
-mbox_write_has_loop(const char *message, const char *rcpt)
-{
-    struct mbox_scan sc = { .rcpt = rcpt };
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int rc = 0;
-    FILE *in = fopen(message, "re");
-
-    if (in == NULL)
-        return MODMTA_E_IO;
-    while (rc == 0 && (n = getline(&line, &cap, in)) > 0)
-        rc = mbox_write_scan_line(&sc, line, mbox_write_chomp(line, n));
-    if (rc == 0 && ferror(in))
-        rc = MODMTA_E_IO;
-    if (rc == 0)
-        mbox_write_scan_eval(&sc); /* no blank line before EOF */
-    free(line);
-    free(sc.hdr);
-    fclose(in);
-    return rc < 0 ? rc : sc.saw_rcpt;
-}
-
 /* ---- dedup: is this message already in the mailbox? ---- */
 
 /* Next line into r->line (line end kept); its length, 0 at end of file,
@@ -393,7 +232,7 @@ static int
 mbox_write_find(int fd, const mbox_write_req *req)
 {
     struct mbox_reader *r = calloc(1, sizeof(*r));
-    struct mbox_scan sc = { .rcpt = req->rcpt, .queue_id = req->queue_id };
+    hdr_scan sc = { .rcpt = req->rcpt, .queue_id = req->queue_id };
     int in_headers = 0, found = 0, rc = 0;
     ssize_t n = 0;
 
@@ -401,7 +240,7 @@ mbox_write_find(int fd, const mbox_write_req *req)
         return MODMTA_E_NOMEM;
     r->fd = fd;
     while (!found && rc >= 0 && (n = mbox_write_read_line(r)) > 0) {
-        size_t len = mbox_write_chomp(r->line, (size_t)n);
+        size_t len = hdr_scan_chomp(r->line, (size_t)n);
 
         if (len >= 5 && memcmp(r->line, "From ", 5) == 0) {
             sc.hdr_len = 0;
@@ -410,14 +249,14 @@ mbox_write_find(int fd, const mbox_write_req *req)
             continue;
         }
         if (in_headers &&
-            (rc = mbox_write_scan_line(&sc, r->line, len)) == 1)
+            (rc = hdr_scan_line(&sc, r->line, len)) == 1)
             in_headers = 0;
         found = sc.saw_rcpt && sc.saw_id;
     }
     if (rc >= 0 && n < 0)
         rc = (int)n;
     if (rc >= 0 && !found && in_headers) {
-        mbox_write_scan_eval(&sc);
+        hdr_scan_flush(&sc);
         found = sc.saw_rcpt && sc.saw_id;
     }
     free(r->line);
