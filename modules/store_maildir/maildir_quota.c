@@ -52,6 +52,7 @@ maildir_quota_rule_item(const char *s, size_t n, maildir_quota *q)
 {
     char item[64];
     long long v;
+    size_t vlen;
 
     if (n >= sizeof(item))
         return -1;
@@ -61,15 +62,23 @@ maildir_quota_rule_item(const char *s, size_t n, maildir_quota *q)
         q->bytes = q->count = 0;
         return 0;
     }
-    if (strncasecmp(item, "storage=", 8) == 0)
-        return maildir_quota_parse_size(item + 8, &q->bytes);
-    if (strncasecmp(item, "messages=", 9) == 0) {
-        if (maildir_quota_parse_size(item + 9, &v) < 0 ||
-            strpbrk(item + 9, "kKmMgGtTbB") != NULL)
+    if (strncasecmp(item, "storage=", 8) == 0) {
+        /* Dovecot's: kilobytes unless a unit says otherwise */
+        if (maildir_quota_parse_size(item + 8, &v) < 0)
             return -1;
-        q->count = v;
+        vlen = strlen(item + 8);
+        if (isdigit((unsigned char)item[8 + vlen - 1])) {
+            if (v > LLONG_MAX / 1024)
+                return -1;
+            v *= 1024;
+        }
+        q->bytes = v;
         return 0;
     }
+    if (strncasecmp(item, "bytes=", 6) == 0)
+        return maildir_quota_parse_size(item + 6, &q->bytes);
+    if (strncasecmp(item, "messages=", 9) == 0)
+        return maildir_quota_parse_size(item + 9, &q->count);
     return maildir_quota_parse_size(item, &q->bytes);
 }
 
@@ -79,14 +88,16 @@ maildir_quota_parse_rule(const char *s, maildir_quota *q)
     maildir_quota out = *q;
     int items = 0;
 
+    if (strncmp(s, "*:", 2) == 0) /* pasted from a Dovecot userdb */
+        s += 2;
     for (;;) {
         size_t n;
 
-        while (*s == ' ' || *s == '\t' || *s == ',')
+        while (*s == ' ' || *s == '\t' || *s == ',' || *s == ':')
             s++;
         if (*s == '\0')
             break;
-        n = strcspn(s, " \t,");
+        n = strcspn(s, " \t,:");
         if (maildir_quota_rule_item(s, n, &out) < 0)
             return -1;
         items++;

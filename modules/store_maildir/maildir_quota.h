@@ -39,10 +39,12 @@ typedef struct maildir_usage {
  * "512k", "1048576"). 0, or -1 for anything else or an overflow. */
 int maildir_quota_parse_size(const char *s, long long *out);
 
-/* A per-user rule, as a "quotas" map holds it: "storage=100M",
- * "messages=1000", both separated by spaces or commas, a bare size for
- * the storage, or "none" (no limit). Items absent keep q's value.
- * 0, or -1 for a malformed rule. */
+/* A per-user rule, as a "quotas" map holds it, in Dovecot's limit
+ * syntax: "storage=100M" (kilobytes without a unit, as Dovecot),
+ * "bytes=104857600", "messages=1000", several separated by ':', ',' or
+ * spaces, an optional leading "*:" (a Dovecot quota_rule pasted as is),
+ * a bare size for the octets ("100M"), or "none" (no limit). Items
+ * absent keep q's value. 0, or -1 for a malformed rule (q unchanged). */
 int maildir_quota_parse_rule(const char *s, maildir_quota *q);
 
 /* The limits line: "104857600S,1000C", "1000C", "104857600S". */

@@ -159,18 +159,20 @@ maildir_write_find(int mdfd, const char *sub, const char *token,
     return found;
 }
 
-/* The dedup check: the delivery in new/ or cur/ (a reader may have moved
- * it), and any half-written copy in tmp/ removed. */
+/* The dedup check: any copy of the delivery in tmp/ removed (written
+ * in part, or linked into new/ by a writer killed before it could
+ * remove it), then the delivery looked for in new/ and in cur/ (a
+ * reader may have moved it there). */
 static int
 maildir_write_dedup(int mdfd, const char *token, const maildir_req *req,
                     char *why, size_t whylen)
 {
-    int rc = maildir_write_find(mdfd, "new", token, 0);
+    int rc = maildir_write_find(mdfd, "tmp", token, 1);
 
     if (rc == 0)
-        rc = maildir_write_find(mdfd, "cur", token, 0);
+        rc = maildir_write_find(mdfd, "new", token, 0);
     if (rc == 0)
-        rc = maildir_write_find(mdfd, "tmp", token, 1);
+        rc = maildir_write_find(mdfd, "cur", token, 0);
     if (rc < 0)
         maildir_write_why(why, whylen, "cannot read Maildir %s: %s",
                           req->maildir, strerror(errno));

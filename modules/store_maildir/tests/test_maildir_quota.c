@@ -61,10 +61,15 @@ test_parse_rule(void **state)
     assert_int_equal(maildir_quota_parse_rule("storage=1M", &q), 0);
     assert_int_equal(q.bytes, 1 << 20);
     assert_int_equal(q.count, 20); /* kept */
-    assert_int_equal(maildir_quota_parse_rule("storage=2k messages=5", &q),
+    /* Dovecot's units: storage in kilobytes, bytes in octets */
+    assert_int_equal(maildir_quota_parse_rule("storage=2 messages=5", &q),
                      0);
     assert_int_equal(q.bytes, 2048);
     assert_int_equal(q.count, 5);
+    assert_int_equal(maildir_quota_parse_rule("*:bytes=3000:messages=1k",
+                                              &q), 0);
+    assert_int_equal(q.bytes, 3000);
+    assert_int_equal(q.count, 1024);
     assert_int_equal(maildir_quota_parse_rule("3M,messages=7", &q), 0);
     assert_int_equal(q.bytes, 3 << 20);
     assert_int_equal(q.count, 7);
@@ -74,8 +79,10 @@ test_parse_rule(void **state)
     q.bytes = 1;
     assert_int_equal(maildir_quota_parse_rule("", &q), -1);
     assert_int_equal(maildir_quota_parse_rule("storage=", &q), -1);
-    assert_int_equal(maildir_quota_parse_rule("messages=1k", &q), -1);
-    assert_int_equal(maildir_quota_parse_rule("bytes=5", &q), -1);
+    assert_int_equal(maildir_quota_parse_rule("storage=10%", &q), -1);
+    assert_int_equal(maildir_quota_parse_rule("storage=9999999999999999",
+                                              &q), -1);
+    assert_int_equal(maildir_quota_parse_rule("size=5", &q), -1);
     assert_int_equal(maildir_quota_parse_rule("5M junk", &q), -1);
     assert_int_equal(q.bytes, 1); /* unchanged on error */
 }

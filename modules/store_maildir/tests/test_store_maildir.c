@@ -218,7 +218,7 @@ test_rcpt_over_quota(void **state)
 
     use(fx, "{\"directory\": \"%s\", \"quota\": \"1k\", "
             "\"quota_messages\": 10, "
-            "\"quotas\": {\"carol\": \"storage=2k messages=5\"}}");
+            "\"quotas\": {\"carol\": \"bytes=2k messages=5\"}}");
     /* nothing known yet */
     assert_int_equal(rcpt(fx, "bob@example.com"), MODMTA_ACCEPT);
     snprintf(path, sizeof(path), "%s/bob", fx->mail);
