@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hdr_scan.h"
 #include "local_user.h"
 
 int
@@ -184,6 +185,43 @@ local_users_rcpt_verdict(modmta_ctx *ctx, const char *rcpt,
     default:
         return MODMTA_CONTINUE;
     }
+}
+
+int
+local_users_deliver_check(const local_users *lu, modmta_ctx *ctx,
+                          const char *rcpt, local_user *u,
+                          modmta_dstatus *st_r)
+{
+    const char *msg = modmta_message_path(ctx);
+    int rc;
+
+    *st_r = MODMTA_DEFERRED;
+    switch (local_users_classify(lu, rcpt, u)) {
+    case LOCAL_USER_OK:
+        break;
+    case LOCAL_USER_TEMP:
+        modmta_reply(ctx, 451, "4.3.0", "Temporary user lookup failure");
+        return 1;
+    default:
+        *st_r = MODMTA_DECLINED;
+        return 1;
+    }
+    if (msg == NULL) {
+        modmta_reply(ctx, 451, "4.3.0", "no queued message");
+        return 1;
+    }
+    rc = hdr_scan_has_loop(msg, rcpt);
+    if (rc < 0) {
+        modmta_reply(ctx, 451, "4.3.0", "cannot read the queued message");
+        return 1;
+    }
+    if (rc > 0) {
+        modmta_log(ctx, MODMTA_LOG_NOTICE, "loop rcpt=<%s>", rcpt);
+        modmta_reply(ctx, 554, "5.4.6", "mail forwarding loop for %s", rcpt);
+        *st_r = MODMTA_FAILED;
+        return 1;
+    }
+    return 0;
 }
 
 /* mkdir -p, each missing level mode 0755. 0 or an errno. */

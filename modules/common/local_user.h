@@ -59,6 +59,15 @@ enum local_user_kind local_users_classify(const local_users *lu,
 modmta_verdict local_users_rcpt_verdict(modmta_ctx *ctx, const char *rcpt,
                                         enum local_user_kind kind);
 
+/* What every local store checks at delivery before it writes: the user
+ * rules (DECLINED: not ours; a failed lookup defers), a queued message,
+ * and the mail-loop check (a Delivered-To naming rcpt fails it with
+ * 554 5.4.6). 0 to go on (u filled), else 1 with the status in *st_r and
+ * the reply set. */
+int local_users_deliver_check(const local_users *lu, modmta_ctx *ctx,
+                              const char *rcpt, local_user *u,
+                              modmta_dstatus *st_r);
+
 /* 1 if name (1..64 octets, copied lower-cased into out, which has room
  * for MODMTA_ADDR_LOCAL_MAX + 1) is safe as a file name in a mail
  * directory, else 0. */

@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,33 +20,7 @@
 
 #include "maildir_name.h"
 #include "maildir_write.h"
-
-#define MAILDIR_OUT_SIZE 65536
-
-/* The message being written into tmp/. */
-struct maildir_out {
-    int fd;
-    int err;          /* errno of the first failed write, else 0 */
-    long long size;   /* octets written */
-    long long lines;  /* LFs written: W= counts them as CRLF */
-    size_t len;
-    char buf[MAILDIR_OUT_SIZE];
-};
-
-static void maildir_write_why(char *why, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-maildir_write_why(char *why, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why == NULL || len == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, len, fmt, ap);
-    va_end(ap);
-}
+#include "store_out.h"
 
 /* ---- the Maildir itself ---- */
 
@@ -93,21 +66,21 @@ maildir_write_open(const maildir_req *req, int *fd_r, char *why,
         lchown(req->maildir, req->uid, req->gid) < 0)
         e = errno;
     if (e != 0) {
-        maildir_write_why(why, whylen, "cannot create Maildir %s: %s",
+        store_why(why, whylen, "cannot create Maildir %s: %s",
                           req->maildir, strerror(e));
         return modmta_err_from_errno(e);
     }
     fd = open(req->maildir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         e = errno;
-        maildir_write_why(why, whylen, "%s %s", e == ELOOP || e == ENOTDIR ?
+        store_why(why, whylen, "%s %s", e == ELOOP || e == ENOTDIR ?
                           "not a directory:" : "cannot open Maildir",
                           req->maildir);
         return e == ELOOP || e == ENOTDIR ? MODMTA_E_PERM
                                           : modmta_err_from_errno(e);
     }
     if (fstat(fd, &st) == 0 && req->set_owner && st.st_uid != req->uid) {
-        maildir_write_why(why, whylen, "Maildir %s is owned by uid %lu, "
+        store_why(why, whylen, "Maildir %s is owned by uid %lu, "
                           "not %lu", req->maildir, (unsigned long)st.st_uid,
                           (unsigned long)req->uid);
         close(fd);
@@ -118,7 +91,7 @@ maildir_write_open(const maildir_req *req, int *fd_r, char *why,
     if (e == 0 && made && req->fsync)
         e = maildir_write_sync_dir(fd, ".");
     if (e != 0) {
-        maildir_write_why(why, whylen, "cannot create Maildir %s: %s",
+        store_why(why, whylen, "cannot create Maildir %s: %s",
                           req->maildir, strerror(e));
         close(fd);
         return modmta_err_from_errno(e);
@@ -174,76 +147,16 @@ maildir_write_dedup(int mdfd, const char *token, const maildir_req *req,
     if (rc == 0)
         rc = maildir_write_find(mdfd, "cur", token, 0);
     if (rc < 0)
-        maildir_write_why(why, whylen, "cannot read Maildir %s: %s",
+        store_why(why, whylen, "cannot read Maildir %s: %s",
                           req->maildir, strerror(errno));
     return rc;
 }
 
 /* ---- writing the message into tmp/ ---- */
 
-static void
-maildir_write_flush(struct maildir_out *o)
-{
-    size_t done = 0;
-
-    while (o->err == 0 && done < o->len) {
-        ssize_t w = write(o->fd, o->buf + done, o->len - done);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            o->err = errno;
-        else
-            done += (size_t)w;
-    }
-    o->size += (long long)done;
-    o->len = 0;
-}
-
-static void
-maildir_write_put(struct maildir_out *o, const char *s, size_t n)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (s[i] == '\n')
-            o->lines++;
-    while (n > 0 && o->err == 0) {
-        size_t take = sizeof(o->buf) - o->len;
-
-        if (take == 0) {
-            maildir_write_flush(o);
-            continue;
-        }
-        if (take > n)
-            take = n;
-        memcpy(o->buf + o->len, s, take);
-        o->len += take;
-        s += take;
-        n -= take;
-    }
-}
-
-/* A header: name, the address with control characters as '_' (so it
- * stays one line), LF. */
-static void
-maildir_write_header(struct maildir_out *o, const char *name,
-                     const char *open, const char *addr, const char *close)
-{
-    maildir_write_put(o, name, strlen(name));
-    maildir_write_put(o, open, strlen(open));
-    for (; *addr != '\0'; addr++) {
-        unsigned char c = (unsigned char)*addr;
-        char out = c < 0x20 || c == 0x7f ? '_' : (char)c;
-
-        maildir_write_put(o, &out, 1);
-    }
-    maildir_write_put(o, close, strlen(close));
-}
-
 /* Our headers, then the message with CRLF turned into LF. */
 static int
-maildir_write_copy(struct maildir_out *o, const maildir_req *req, char *why,
+maildir_write_copy(store_out *o, const maildir_req *req, char *why,
                    size_t whylen)
 {
     FILE *in = fopen(req->message, "re");
@@ -253,28 +166,35 @@ maildir_write_copy(struct maildir_out *o, const maildir_req *req, char *why,
     int rc = 0;
 
     if (in == NULL) {
-        maildir_write_why(why, whylen, "cannot open message %s: %s",
+        store_why(why, whylen, "cannot open message %s: %s",
                           req->message, strerror(errno));
         return MODMTA_E_IO;
     }
-    maildir_write_header(o, "Return-Path: ", "<", req->sender, ">\n");
+    store_out_puts(o, "Return-Path: <");
+    store_out_put_addr(o, req->sender, 0);
+    store_out_puts(o, ">\n");
     /* As Postfix's local(8): the recipient before alias/virtual. */
-    if (req->orcpt != NULL && req->orcpt[0] != '\0')
-        maildir_write_header(o, "X-Original-To: ", "", req->orcpt, "\n");
-    maildir_write_header(o, "Delivered-To: ", "", req->rcpt, "\n");
+    if (req->orcpt != NULL && req->orcpt[0] != '\0') {
+        store_out_puts(o, "X-Original-To: ");
+        store_out_put_addr(o, req->orcpt, 0);
+        store_out_puts(o, "\n");
+    }
+    store_out_puts(o, "Delivered-To: ");
+    store_out_put_addr(o, req->rcpt, 0);
+    store_out_puts(o, "\n");
     while (o->err == 0 && (n = getline(&line, &cap, in)) > 0) {
         if (n >= 2 && line[n - 2] == '\r' && line[n - 1] == '\n') {
             line[n - 2] = '\n';
             n--;
         }
-        maildir_write_put(o, line, (size_t)n);
+        store_out_put(o, line, (size_t)n);
     }
     if (o->err == 0 && ferror(in)) {
-        maildir_write_why(why, whylen, "cannot read message %s: %s",
+        store_why(why, whylen, "cannot read message %s: %s",
                           req->message, strerror(errno));
         rc = MODMTA_E_IO;
     }
-    maildir_write_flush(o);
+    store_out_flush(o);
     free(line);
     fclose(in);
     return rc;
@@ -287,16 +207,16 @@ maildir_write_tmp(int mdfd, const char *tmp, const maildir_req *req,
                   long long *size_r, long long *vsize_r, char *why,
                   size_t whylen)
 {
-    struct maildir_out *o = calloc(1, sizeof(*o));
+    store_out *o = malloc(sizeof(*o));
     int rc, e = 0;
 
     if (o == NULL)
         return MODMTA_E_NOMEM;
-    o->fd = openat(mdfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-                                  O_CLOEXEC, 0600);
+    store_out_start(o, openat(mdfd, tmp, O_WRONLY | O_CREAT | O_EXCL |
+                                             O_NOFOLLOW | O_CLOEXEC, 0600));
     if (o->fd < 0) {
         e = errno;
-        maildir_write_why(why, whylen, "cannot create %s/%s: %s",
+        store_why(why, whylen, "cannot create %s/%s: %s",
                           req->maildir, tmp, strerror(e));
         free(o);
         return modmta_err_from_errno(e);
@@ -309,12 +229,12 @@ maildir_write_tmp(int mdfd, const char *tmp, const maildir_req *req,
     if (close(o->fd) < 0 && o->err == 0)
         o->err = errno;
     if (rc == 0 && o->err != 0) {
-        maildir_write_why(why, whylen, "cannot write %s/%s: %s",
+        store_why(why, whylen, "cannot write %s/%s: %s",
                           req->maildir, tmp, strerror(o->err));
         rc = modmta_err_from_errno(o->err);
     }
-    *size_r = o->size;
-    *vsize_r = o->size + o->lines;
+    *size_r = o->total;
+    *vsize_r = o->total + o->lines;
     free(o);
     if (rc < 0)
         unlinkat(mdfd, tmp, 0);
@@ -346,7 +266,7 @@ maildir_write_quota_check(int mdfd, const maildir_req *req,
         rebuilt = 1;
     }
     if (rc < 0) {
-        maildir_write_why(why, whylen, "cannot %s %s/%s: %s",
+        store_why(why, whylen, "cannot %s %s/%s: %s",
                           rebuilt ? "rebuild" : "read", req->maildir,
                           MAILDIR_QUOTA_FILE, modmta_strerror(rc));
         return rc;
@@ -354,10 +274,10 @@ maildir_write_quota_check(int mdfd, const maildir_req *req,
     if (!maildir_quota_over(&req->quota, &u, size))
         return 1;
     if (req->quota.count > 0 && u.count >= req->quota.count)
-        maildir_write_why(why, whylen, "mailbox full: %lld of %lld "
+        store_why(why, whylen, "mailbox full: %lld of %lld "
                           "messages", u.count, req->quota.count);
     else
-        maildir_write_why(why, whylen, "mailbox full: %lld of %lld octets "
+        store_why(why, whylen, "mailbox full: %lld of %lld octets "
                           "used, the message has %lld", u.bytes,
                           req->quota.bytes, size);
     return 0;
@@ -410,7 +330,7 @@ maildir_write_in(int mdfd, const maildir_req *req, char *why, size_t whylen)
 
     if (maildir_name_token(req->queue_id, req->rcpt, token,
                            sizeof(token)) < 0) {
-        maildir_write_why(why, whylen, "queue ID too long");
+        store_why(why, whylen, "queue ID too long");
         return MODMTA_E_INVAL;
     }
     if (req->dedup) {
@@ -422,7 +342,7 @@ maildir_write_in(int mdfd, const maildir_req *req, char *why, size_t whylen)
     if (maildir_name_unique(&tv, getpid(), token, req->hostname, base,
                             sizeof(base)) < 0 ||
         (size_t)snprintf(tmp, sizeof(tmp), "tmp/%s", base) >= sizeof(tmp)) {
-        maildir_write_why(why, whylen, "host name too long for a file name");
+        store_why(why, whylen, "host name too long for a file name");
         return MODMTA_E_INVAL;
     }
     rc = maildir_write_tmp(mdfd, tmp, req, &size, &vsize, why, whylen);
@@ -441,7 +361,7 @@ maildir_write_in(int mdfd, const maildir_req *req, char *why, size_t whylen)
     if (e == 0 && req->fsync)
         e = maildir_write_sync_dir(mdfd, "new");
     if (e != 0) {
-        maildir_write_why(why, whylen, "cannot move %s/%s into new/: %s",
+        store_why(why, whylen, "cannot move %s/%s into new/: %s",
                           req->maildir, tmp, strerror(e));
         unlinkat(mdfd, tmp, 0);
         return modmta_err_from_errno(e);

@@ -15,7 +15,6 @@
 
 #include <modmta/modmta.h>
 
-#include "hdr_scan.h"
 #include "local_user.h"
 #include "maildir_quota.h"
 #include "maildir_write.h"
@@ -304,44 +303,6 @@ store_maildir_owner(const struct store_maildir *sm, const local_user *u,
     }
 }
 
-/* Everything before writing: 0 to go on, else the status to return. */
-static int
-store_maildir_precheck(const struct store_maildir *sm, modmta_ctx *ctx,
-                       const char *rcpt, local_user *u, modmta_dstatus *st)
-{
-    int rc;
-
-    switch (local_users_classify(&sm->users, rcpt, u)) {
-    case LOCAL_USER_OK:
-        break;
-    case LOCAL_USER_TEMP:
-        modmta_reply(ctx, 451, "4.3.0", "Temporary user lookup failure");
-        *st = MODMTA_DEFERRED;
-        return 1;
-    default:
-        *st = MODMTA_DECLINED;
-        return 1;
-    }
-    if (modmta_message_path(ctx) == NULL) {
-        modmta_reply(ctx, 451, "4.3.0", "no queued message");
-        *st = MODMTA_DEFERRED;
-        return 1;
-    }
-    rc = hdr_scan_has_loop(modmta_message_path(ctx), rcpt);
-    if (rc < 0) {
-        modmta_reply(ctx, 451, "4.3.0", "cannot read the queued message");
-        *st = MODMTA_DEFERRED;
-        return 1;
-    }
-    if (rc > 0) {
-        modmta_log(ctx, MODMTA_LOG_NOTICE, "loop rcpt=<%s>", rcpt);
-        modmta_reply(ctx, 554, "5.4.6", "mail forwarding loop for %s", rcpt);
-        *st = MODMTA_FAILED;
-        return 1;
-    }
-    return 0;
-}
-
 static modmta_dstatus
 store_maildir_deliver(void *inst, modmta_ctx *ctx, const char *rcpt)
 {
@@ -353,7 +314,7 @@ store_maildir_deliver(void *inst, modmta_ctx *ctx, const char *rcpt)
     local_user u;
     int rc;
 
-    if (store_maildir_precheck(sm, ctx, rcpt, &u, &st))
+    if (local_users_deliver_check(&sm->users, ctx, rcpt, &u, &st))
         return st;
     if (store_maildir_path(sm, u.name, maildir, sizeof(maildir)) < 0) {
         modmta_reply(ctx, 451, "4.3.0", "Maildir path too long");

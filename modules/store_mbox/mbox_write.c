@@ -26,18 +26,9 @@
 #include "hdr_scan.h"
 #include "mbox_group.h"
 #include "mbox_write.h"
+#include "store_out.h"
 
-#define MBOX_OUT_SIZE 65536
 #define MBOX_READ_SIZE 8192
-
-/* Where the message being written goes. */
-struct mbox_out {
-    int fd;
-    int err; /* errno of the first failed write, else 0 */
-    off_t total; /* octets written */
-    size_t len;
-    char buf[MBOX_OUT_SIZE];
-};
 
 /* Lines of a file read with pread: the mailbox descriptor must never be
  * closed or duplicated while it is locked. */
@@ -49,21 +40,6 @@ struct mbox_reader {
     char *line;
     size_t cap;
 };
-
-static void mbox_write_why(char *why, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-mbox_write_why(char *why, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why == NULL || len == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, len, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- waiting for locks ---- */
 
@@ -104,29 +80,29 @@ mbox_write_check(const mbox_write_req *req, int fd, int created, char *why,
     struct stat st;
 
     if (fstat(fd, &st) < 0) {
-        mbox_write_why(why, whylen, "cannot stat mailbox %s: %s",
+        store_why(why, whylen, "cannot stat mailbox %s: %s",
                        req->mailbox, strerror(errno));
         return MODMTA_E_IO;
     }
     if (!S_ISREG(st.st_mode)) {
-        mbox_write_why(why, whylen, "mailbox %s is not a regular file",
+        store_why(why, whylen, "mailbox %s is not a regular file",
                        req->mailbox);
         return MODMTA_E_PERM;
     }
     if (st.st_nlink != 1) {
-        mbox_write_why(why, whylen, "mailbox %s has %lu hard links",
+        store_why(why, whylen, "mailbox %s has %lu hard links",
                        req->mailbox, (unsigned long)st.st_nlink);
         return MODMTA_E_PERM;
     }
     if (!req->set_owner)
         return 0;
     if (created && fchown(fd, req->uid, req->gid) < 0) {
-        mbox_write_why(why, whylen, "cannot chown mailbox %s: %s",
+        store_why(why, whylen, "cannot chown mailbox %s: %s",
                        req->mailbox, strerror(errno));
         return MODMTA_E_IO;
     }
     if (!created && st.st_uid != req->uid) {
-        mbox_write_why(why, whylen, "mailbox %s is owned by uid %lu, not %lu",
+        store_why(why, whylen, "mailbox %s is owned by uid %lu, not %lu",
                        req->mailbox, (unsigned long)st.st_uid,
                        (unsigned long)req->uid);
         return MODMTA_E_PERM;
@@ -156,16 +132,16 @@ mbox_write_open(const mbox_write_req *req, int rdwr, int *fd_r, char *why,
     }
     if (fd < 0) {
         if (errno == ELOOP) {
-            mbox_write_why(why, whylen, "mailbox %s is a symbolic link",
+            store_why(why, whylen, "mailbox %s is a symbolic link",
                            req->mailbox);
             return MODMTA_E_PERM;
         }
         if (errno == ENXIO) { /* a FIFO without a reader */
-            mbox_write_why(why, whylen, "mailbox %s is not a regular file",
+            store_why(why, whylen, "mailbox %s is not a regular file",
                            req->mailbox);
             return MODMTA_E_PERM;
         }
-        mbox_write_why(why, whylen, "cannot open mailbox %s: %s",
+        store_why(why, whylen, "cannot open mailbox %s: %s",
                        req->mailbox, strerror(errno));
         return modmta_err_from_errno(errno);
     }
@@ -267,66 +243,6 @@ mbox_write_find(int fd, const mbox_write_req *req)
 
 /* ---- writing ---- */
 
-static void
-mbox_write_flush(struct mbox_out *o)
-{
-    size_t done = 0;
-
-    while (o->err == 0 && done < o->len) {
-        ssize_t w = write(o->fd, o->buf + done, o->len - done);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            o->err = errno;
-        else
-            done += (size_t)w;
-    }
-    o->total += (off_t)done;
-    o->len = 0;
-}
-
-static void
-mbox_write_put(struct mbox_out *o, const char *s, size_t n)
-{
-    while (n > 0 && o->err == 0) {
-        size_t take = sizeof(o->buf) - o->len;
-
-        if (take == 0) {
-            mbox_write_flush(o);
-            continue;
-        }
-        if (take > n)
-            take = n;
-        memcpy(o->buf + o->len, s, take);
-        o->len += take;
-        s += take;
-        n -= take;
-    }
-}
-
-static void
-mbox_write_puts(struct mbox_out *o, const char *s)
-{
-    mbox_write_put(o, s, strlen(s));
-}
-
-/* An envelope address in a header or the From_ line: control characters
- * (and, in the From_ line, spaces) become '_' so the line stays one line
- * and one field. */
-static void
-mbox_write_put_addr(struct mbox_out *o, const char *s, int from_line)
-{
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        char out = (char)c;
-
-        if (c < 0x20 || c == 0x7f || (from_line && c == ' '))
-            out = '_';
-        mbox_write_put(o, &out, 1);
-    }
-}
-
 /* mboxrd: a line matching ^>*From  gets one more '>'. */
 static int
 mbox_write_is_from(const char *s, size_t n)
@@ -339,38 +255,38 @@ mbox_write_is_from(const char *s, size_t n)
 }
 
 static void
-mbox_write_envelope(struct mbox_out *o, const mbox_write_req *req)
+mbox_write_envelope(store_out *o, const mbox_write_req *req)
 {
     char date[64] = "Thu Jan  1 00:00:00 1970";
     struct tm tm;
 
     if (localtime_r(&req->date, &tm) != NULL)
         strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm);
-    mbox_write_puts(o, "From ");
+    store_out_puts(o, "From ");
     if (req->sender[0] == '\0')
-        mbox_write_puts(o, "MAILER-DAEMON");
+        store_out_puts(o, "MAILER-DAEMON");
     else
-        mbox_write_put_addr(o, req->sender, 1);
-    mbox_write_puts(o, " ");
-    mbox_write_puts(o, date);
-    mbox_write_puts(o, "\nReturn-Path: <");
-    mbox_write_put_addr(o, req->sender, 0);
-    mbox_write_puts(o, ">\n");
+        store_out_put_addr(o, req->sender, 1);
+    store_out_puts(o, " ");
+    store_out_puts(o, date);
+    store_out_puts(o, "\nReturn-Path: <");
+    store_out_put_addr(o, req->sender, 0);
+    store_out_puts(o, ">\n");
     /* As Postfix's local(8): the recipient before alias/virtual. */
     if (req->orcpt != NULL && req->orcpt[0] != '\0') {
-        mbox_write_puts(o, "X-Original-To: ");
-        mbox_write_put_addr(o, req->orcpt, 0);
-        mbox_write_puts(o, "\n");
+        store_out_puts(o, "X-Original-To: ");
+        store_out_put_addr(o, req->orcpt, 0);
+        store_out_puts(o, "\n");
     }
-    mbox_write_puts(o, "Delivered-To: ");
-    mbox_write_put_addr(o, req->rcpt, 0);
-    mbox_write_puts(o, "\n");
+    store_out_puts(o, "Delivered-To: ");
+    store_out_put_addr(o, req->rcpt, 0);
+    store_out_puts(o, "\n");
 }
 
 /* From_ line, our two headers, the message (CRLF to LF, quoted), and the
  * blank line that ends an mbox message. */
 static int
-mbox_write_copy(struct mbox_out *o, const mbox_write_req *req, char *why,
+mbox_write_copy(store_out *o, const mbox_write_req *req, char *why,
                 size_t whylen)
 {
     FILE *in = fopen(req->message, "re");
@@ -380,7 +296,7 @@ mbox_write_copy(struct mbox_out *o, const mbox_write_req *req, char *why,
     int ends_nl = 1, rc = 0;
 
     if (in == NULL) {
-        mbox_write_why(why, whylen, "cannot open message %s: %s",
+        store_why(why, whylen, "cannot open message %s: %s",
                        req->message, strerror(errno));
         return MODMTA_E_IO;
     }
@@ -391,19 +307,19 @@ mbox_write_copy(struct mbox_out *o, const mbox_write_req *req, char *why,
             n--;
         }
         if (mbox_write_is_from(line, (size_t)n))
-            mbox_write_put(o, ">", 1);
-        mbox_write_put(o, line, (size_t)n);
+            store_out_put(o, ">", 1);
+        store_out_put(o, line, (size_t)n);
         ends_nl = line[n - 1] == '\n';
     }
     if (o->err == 0 && ferror(in)) {
-        mbox_write_why(why, whylen, "cannot read message %s: %s",
+        store_why(why, whylen, "cannot read message %s: %s",
                        req->message, strerror(errno));
         rc = MODMTA_E_IO;
     }
     if (!ends_nl)
-        mbox_write_put(o, "\n", 1);
-    mbox_write_put(o, "\n", 1);
-    mbox_write_flush(o);
+        store_out_put(o, "\n", 1);
+    store_out_put(o, "\n", 1);
+    store_out_flush(o);
     free(line);
     fclose(in);
     return rc;
@@ -431,7 +347,7 @@ mbox_write_job_why(struct mbox_job *job, const char *fmt, ...)
  * and append. A failed append is cut away again (*cut_failed if that
  * failed too: the mailbox now ends in a broken message). */
 static int
-mbox_write_one(struct mbox_out *o, struct mbox_job *job, int fd, off_t end,
+mbox_write_one(store_out *o, struct mbox_job *job, int fd, off_t end,
                int *cut_failed)
 {
     const mbox_write_req *req = job->req;
@@ -440,19 +356,16 @@ mbox_write_one(struct mbox_out *o, struct mbox_job *job, int fd, off_t end,
     if (req->dedup && req->queue_id != NULL && req->queue_id[0] != '\0') {
         rc = mbox_write_find(fd, req);
         if (rc < 0)
-            mbox_write_why(job->why, job->whylen,
+            store_why(job->why, job->whylen,
                            "cannot read mailbox %s: %s", req->mailbox,
                            modmta_strerror(rc));
         if (rc != 0)
             return rc < 0 ? rc : MBOX_WRITE_DUPLICATE;
     }
-    o->fd = fd;
-    o->err = 0;
-    o->total = 0;
-    o->len = 0;
+    store_out_start(o, fd);
     rc = mbox_write_copy(o, req, job->why, job->whylen);
     if (o->err != 0) {
-        mbox_write_why(job->why, job->whylen, "cannot write mailbox %s: %s",
+        store_why(job->why, job->whylen, "cannot write mailbox %s: %s",
                        req->mailbox, strerror(o->err));
         rc = modmta_err_from_errno(o->err);
     }
@@ -470,7 +383,7 @@ mbox_write_fail_all(struct mbox_job *const *jobs, size_t n, int rc,
     size_t i;
 
     for (i = 0; i < n; i++) {
-        mbox_write_why(jobs[i]->why, jobs[i]->whylen, "%s %s: %s", what,
+        store_why(jobs[i]->why, jobs[i]->whylen, "%s %s: %s", what,
                        jobs[i]->req->mailbox, strerror(e));
         jobs[i]->rc = rc;
     }
@@ -487,7 +400,7 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
 {
     off_t repair = lk->repair, start, end;
     int sync = 0, written = 0, cut_failed = 0, e;
-    struct mbox_out *o;
+    store_out *o;
     struct stat st;
     size_t i;
 
@@ -505,7 +418,7 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
                                 "cannot repair mailbox", errno);
             return;
         }
-        mbox_write_why(jobs[0]->why, jobs[0]->whylen, "repaired an "
+        store_why(jobs[0]->why, jobs[0]->whylen, "repaired an "
                        "interrupted append: %lld octets cut",
                        (long long)(st.st_size - repair));
         st.st_size = repair;
@@ -519,7 +432,7 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
     start = end = st.st_size;
     for (i = 0; i < n; i++) {
         if (cut_failed) {
-            mbox_write_why(jobs[i]->why, jobs[i]->whylen, "mailbox %s "
+            store_why(jobs[i]->why, jobs[i]->whylen, "mailbox %s "
                            "left damaged by a failed write", jobs[i]->req->
                            mailbox);
             jobs[i]->rc = MODMTA_E_IO;
@@ -530,7 +443,7 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
         modmta_mbox_lock_note(lk, start);
         jobs[i]->rc = mbox_write_one(o, jobs[i], fd, end, &cut_failed);
         if (jobs[i]->rc == MBOX_WRITE_DONE) {
-            end += o->total;
+            end += (off_t)o->total;
             written = 1;
             sync |= jobs[i]->req->fsync;
         }
@@ -543,7 +456,7 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
         if (jobs[i]->rc != MBOX_WRITE_DONE &&
             jobs[i]->rc != MBOX_WRITE_DUPLICATE)
             continue;
-        mbox_write_why(jobs[i]->why, jobs[i]->whylen,
+        store_why(jobs[i]->why, jobs[i]->whylen,
                        "cannot write mailbox %s: %s", jobs[i]->req->mailbox,
                        strerror(e));
         jobs[i]->rc = modmta_err_from_errno(e);

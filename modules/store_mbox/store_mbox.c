@@ -14,7 +14,6 @@
 
 #include <modmta/modmta.h>
 
-#include "hdr_scan.h"
 #include "local_user.h"
 #include "mbox_write.h"
 
@@ -151,31 +150,11 @@ store_mbox_deliver(void *inst, modmta_ctx *ctx, const char *rcpt)
     mbox_write_req req;
     char mailbox[PATH_MAX], why[512];
     const char *sender = modmta_sender(ctx);
+    modmta_dstatus st;
     int rc;
 
-    switch (local_users_classify(&sm->users, rcpt, &u)) {
-    case LOCAL_USER_OK:
-        break;
-    case LOCAL_USER_TEMP:
-        modmta_reply(ctx, 451, "4.3.0", "Temporary user lookup failure");
-        return MODMTA_DEFERRED;
-    default:
-        return MODMTA_DECLINED;
-    }
-    if (modmta_message_path(ctx) == NULL) {
-        modmta_reply(ctx, 451, "4.3.0", "no queued message");
-        return MODMTA_DEFERRED;
-    }
-    rc = hdr_scan_has_loop(modmta_message_path(ctx), rcpt);
-    if (rc < 0) {
-        modmta_reply(ctx, 451, "4.3.0", "cannot read the queued message");
-        return MODMTA_DEFERRED;
-    }
-    if (rc > 0) {
-        modmta_log(ctx, MODMTA_LOG_NOTICE, "loop rcpt=<%s>", rcpt);
-        modmta_reply(ctx, 554, "5.4.6", "mail forwarding loop for %s", rcpt);
-        return MODMTA_FAILED;
-    }
+    if (local_users_deliver_check(&sm->users, ctx, rcpt, &u, &st))
+        return st;
     if ((size_t)snprintf(mailbox, sizeof(mailbox), "%s/%s", sm->dir,
                          u.name) >= sizeof(mailbox)) {
         modmta_reply(ctx, 451, "4.3.0", "mailbox path too long");

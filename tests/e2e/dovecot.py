@@ -65,23 +65,13 @@ INET = '''  inet_listener lmtp {{
 '''
 
 
-IMAP = '''service imap-login {{
-  inet_listener imap {{
+# a reader's login service: its listener on loopback, the TLS one off
+LOGIN = '''service {proto}-login {{
+  inet_listener {proto} {{
     address = 127.0.0.1
     port = {port}
   }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-'''
-
-POP3 = '''service pop3-login {{
-  inet_listener pop3 {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener pop3s {{
+  inet_listener {proto}s {{
     port = 0
   }}
 }}
@@ -122,12 +112,10 @@ class Dovecot:
         inet = INET.format(port=inet_port) if inet_port else ''
         protocols = ['lmtp']
         readers = ''
-        if imap_port:
-            protocols.append('imap')
-            readers += IMAP.format(port=imap_port)
-        if pop3_port:
-            protocols.append('pop3')
-            readers += POP3.format(port=pop3_port)
+        for proto, port in (('imap', imap_port), ('pop3', pop3_port)):
+            if port:
+                protocols.append(proto)
+                readers += LOGIN.format(proto=proto, port=port)
         if quota:
             readers += QUOTA.format(rule=quota)
         with open(self.conf, 'w') as f:
