@@ -83,6 +83,23 @@ store_out_put_addr(store_out *o, const char *s, int no_space)
 }
 
 void
+store_out_delivery_headers(store_out *o, const char *sender,
+                           const char *orcpt, const char *rcpt)
+{
+    store_out_puts(o, "Return-Path: <");
+    store_out_put_addr(o, sender, 0);
+    store_out_puts(o, ">\n");
+    if (orcpt != NULL && orcpt[0] != '\0') {
+        store_out_puts(o, "X-Original-To: ");
+        store_out_put_addr(o, orcpt, 0);
+        store_out_puts(o, "\n");
+    }
+    store_out_puts(o, "Delivered-To: ");
+    store_out_put_addr(o, rcpt, 0);
+    store_out_puts(o, "\n");
+}
+
+void
 store_why(char *why, size_t len, const char *fmt, ...)
 {
     va_list ap;

@@ -28,6 +28,11 @@ void store_out_puts(store_out *o, const char *s);
  * no_space, spaces: an mbox From_ line) become '_' so it stays one line
  * (and one field). */
 void store_out_put_addr(store_out *o, const char *s, int no_space);
+/* The headers a local delivery adds, LF-terminated: Return-Path (<> for
+ * a bounce), X-Original-To (orcpt, the recipient as the client gave it,
+ * as Postfix's local(8); none when NULL or empty), Delivered-To. */
+void store_out_delivery_headers(store_out *o, const char *sender,
+                                const char *orcpt, const char *rcpt);
 /* Write out what is buffered. */
 void store_out_flush(store_out *o);
 

@@ -67,22 +67,22 @@ maildir_write_open(const maildir_req *req, int *fd_r, char *why,
         e = errno;
     if (e != 0) {
         store_why(why, whylen, "cannot create Maildir %s: %s",
-                          req->maildir, strerror(e));
+                  req->maildir, strerror(e));
         return modmta_err_from_errno(e);
     }
     fd = open(req->maildir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         e = errno;
         store_why(why, whylen, "%s %s", e == ELOOP || e == ENOTDIR ?
-                          "not a directory:" : "cannot open Maildir",
-                          req->maildir);
+                  "not a directory:" : "cannot open Maildir",
+                  req->maildir);
         return e == ELOOP || e == ENOTDIR ? MODMTA_E_PERM
                                           : modmta_err_from_errno(e);
     }
     if (fstat(fd, &st) == 0 && req->set_owner && st.st_uid != req->uid) {
         store_why(why, whylen, "Maildir %s is owned by uid %lu, "
-                          "not %lu", req->maildir, (unsigned long)st.st_uid,
-                          (unsigned long)req->uid);
+                  "not %lu", req->maildir, (unsigned long)st.st_uid,
+                  (unsigned long)req->uid);
         close(fd);
         return MODMTA_E_PERM;
     }
@@ -92,7 +92,7 @@ maildir_write_open(const maildir_req *req, int *fd_r, char *why,
         e = maildir_write_sync_dir(fd, ".");
     if (e != 0) {
         store_why(why, whylen, "cannot create Maildir %s: %s",
-                          req->maildir, strerror(e));
+                  req->maildir, strerror(e));
         close(fd);
         return modmta_err_from_errno(e);
     }
@@ -148,7 +148,7 @@ maildir_write_dedup(int mdfd, const char *token, const maildir_req *req,
         rc = maildir_write_find(mdfd, "cur", token, 0);
     if (rc < 0)
         store_why(why, whylen, "cannot read Maildir %s: %s",
-                          req->maildir, strerror(errno));
+                  req->maildir, strerror(errno));
     return rc;
 }
 
@@ -167,21 +167,10 @@ maildir_write_copy(store_out *o, const maildir_req *req, char *why,
 
     if (in == NULL) {
         store_why(why, whylen, "cannot open message %s: %s",
-                          req->message, strerror(errno));
+                  req->message, strerror(errno));
         return MODMTA_E_IO;
     }
-    store_out_puts(o, "Return-Path: <");
-    store_out_put_addr(o, req->sender, 0);
-    store_out_puts(o, ">\n");
-    /* As Postfix's local(8): the recipient before alias/virtual. */
-    if (req->orcpt != NULL && req->orcpt[0] != '\0') {
-        store_out_puts(o, "X-Original-To: ");
-        store_out_put_addr(o, req->orcpt, 0);
-        store_out_puts(o, "\n");
-    }
-    store_out_puts(o, "Delivered-To: ");
-    store_out_put_addr(o, req->rcpt, 0);
-    store_out_puts(o, "\n");
+    store_out_delivery_headers(o, req->sender, req->orcpt, req->rcpt);
     while (o->err == 0 && (n = getline(&line, &cap, in)) > 0) {
         if (n >= 2 && line[n - 2] == '\r' && line[n - 1] == '\n') {
             line[n - 2] = '\n';
@@ -191,7 +180,7 @@ maildir_write_copy(store_out *o, const maildir_req *req, char *why,
     }
     if (o->err == 0 && ferror(in)) {
         store_why(why, whylen, "cannot read message %s: %s",
-                          req->message, strerror(errno));
+                  req->message, strerror(errno));
         rc = MODMTA_E_IO;
     }
     store_out_flush(o);
@@ -217,7 +206,7 @@ maildir_write_tmp(int mdfd, const char *tmp, const maildir_req *req,
     if (o->fd < 0) {
         e = errno;
         store_why(why, whylen, "cannot create %s/%s: %s",
-                          req->maildir, tmp, strerror(e));
+                  req->maildir, tmp, strerror(e));
         free(o);
         return modmta_err_from_errno(e);
     }
@@ -230,7 +219,7 @@ maildir_write_tmp(int mdfd, const char *tmp, const maildir_req *req,
         o->err = errno;
     if (rc == 0 && o->err != 0) {
         store_why(why, whylen, "cannot write %s/%s: %s",
-                          req->maildir, tmp, strerror(o->err));
+                  req->maildir, tmp, strerror(o->err));
         rc = modmta_err_from_errno(o->err);
     }
     *size_r = o->total;
@@ -267,19 +256,19 @@ maildir_write_quota_check(int mdfd, const maildir_req *req,
     }
     if (rc < 0) {
         store_why(why, whylen, "cannot %s %s/%s: %s",
-                          rebuilt ? "rebuild" : "read", req->maildir,
-                          MAILDIR_QUOTA_FILE, modmta_strerror(rc));
+                  rebuilt ? "rebuild" : "read", req->maildir,
+                  MAILDIR_QUOTA_FILE, modmta_strerror(rc));
         return rc;
     }
     if (!maildir_quota_over(&req->quota, &u, size))
         return 1;
     if (req->quota.count > 0 && u.count >= req->quota.count)
         store_why(why, whylen, "mailbox full: %lld of %lld "
-                          "messages", u.count, req->quota.count);
+                  "messages", u.count, req->quota.count);
     else
         store_why(why, whylen, "mailbox full: %lld of %lld octets "
-                          "used, the message has %lld", u.bytes,
-                          req->quota.bytes, size);
+                  "used, the message has %lld", u.bytes,
+                  req->quota.bytes, size);
     return 0;
 }
 
@@ -362,7 +351,7 @@ maildir_write_in(int mdfd, const maildir_req *req, char *why, size_t whylen)
         e = maildir_write_sync_dir(mdfd, "new");
     if (e != 0) {
         store_why(why, whylen, "cannot move %s/%s into new/: %s",
-                          req->maildir, tmp, strerror(e));
+                  req->maildir, tmp, strerror(e));
         unlinkat(mdfd, tmp, 0);
         return modmta_err_from_errno(e);
     }

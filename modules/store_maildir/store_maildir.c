@@ -16,6 +16,7 @@
 #include <modmta/modmta.h>
 
 #include "local_user.h"
+#include "store_result.h"
 #include "maildir_quota.h"
 #include "maildir_write.h"
 
@@ -271,16 +272,8 @@ store_maildir_result(const struct store_maildir *sm, modmta_ctx *ctx,
         }
         modmta_reply(ctx, 552, "5.2.2", "%s", why);
         return MODMTA_FAILED;
-    case MODMTA_E_PERM:
-        modmta_log(ctx, MODMTA_LOG_WARN, "refused maildir=%s reason=\"%s\"",
-                   maildir, why);
-        modmta_reply(ctx, 451, "4.2.0", "%s", why);
-        return MODMTA_DEFERRED;
     default:
-        modmta_log(ctx, MODMTA_LOG_ERR, "failed maildir=%s reason=\"%s\"",
-                   maildir, why);
-        modmta_reply(ctx, 451, "4.3.0", "%s", why);
-        return MODMTA_DEFERRED;
+        return store_result_deferred(ctx, "maildir", maildir, rc, why);
     }
 }
 

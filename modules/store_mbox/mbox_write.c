@@ -81,30 +81,30 @@ mbox_write_check(const mbox_write_req *req, int fd, int created, char *why,
 
     if (fstat(fd, &st) < 0) {
         store_why(why, whylen, "cannot stat mailbox %s: %s",
-                       req->mailbox, strerror(errno));
+                  req->mailbox, strerror(errno));
         return MODMTA_E_IO;
     }
     if (!S_ISREG(st.st_mode)) {
         store_why(why, whylen, "mailbox %s is not a regular file",
-                       req->mailbox);
+                  req->mailbox);
         return MODMTA_E_PERM;
     }
     if (st.st_nlink != 1) {
         store_why(why, whylen, "mailbox %s has %lu hard links",
-                       req->mailbox, (unsigned long)st.st_nlink);
+                  req->mailbox, (unsigned long)st.st_nlink);
         return MODMTA_E_PERM;
     }
     if (!req->set_owner)
         return 0;
     if (created && fchown(fd, req->uid, req->gid) < 0) {
         store_why(why, whylen, "cannot chown mailbox %s: %s",
-                       req->mailbox, strerror(errno));
+                  req->mailbox, strerror(errno));
         return MODMTA_E_IO;
     }
     if (!created && st.st_uid != req->uid) {
         store_why(why, whylen, "mailbox %s is owned by uid %lu, not %lu",
-                       req->mailbox, (unsigned long)st.st_uid,
-                       (unsigned long)req->uid);
+                  req->mailbox, (unsigned long)st.st_uid,
+                  (unsigned long)req->uid);
         return MODMTA_E_PERM;
     }
     return 0;
@@ -133,16 +133,16 @@ mbox_write_open(const mbox_write_req *req, int rdwr, int *fd_r, char *why,
     if (fd < 0) {
         if (errno == ELOOP) {
             store_why(why, whylen, "mailbox %s is a symbolic link",
-                           req->mailbox);
+                      req->mailbox);
             return MODMTA_E_PERM;
         }
         if (errno == ENXIO) { /* a FIFO without a reader */
             store_why(why, whylen, "mailbox %s is not a regular file",
-                           req->mailbox);
+                      req->mailbox);
             return MODMTA_E_PERM;
         }
         store_why(why, whylen, "cannot open mailbox %s: %s",
-                       req->mailbox, strerror(errno));
+                  req->mailbox, strerror(errno));
         return modmta_err_from_errno(errno);
     }
     rc = mbox_write_check(req, fd, created, why, whylen);
@@ -269,18 +269,8 @@ mbox_write_envelope(store_out *o, const mbox_write_req *req)
         store_out_put_addr(o, req->sender, 1);
     store_out_puts(o, " ");
     store_out_puts(o, date);
-    store_out_puts(o, "\nReturn-Path: <");
-    store_out_put_addr(o, req->sender, 0);
-    store_out_puts(o, ">\n");
-    /* As Postfix's local(8): the recipient before alias/virtual. */
-    if (req->orcpt != NULL && req->orcpt[0] != '\0') {
-        store_out_puts(o, "X-Original-To: ");
-        store_out_put_addr(o, req->orcpt, 0);
-        store_out_puts(o, "\n");
-    }
-    store_out_puts(o, "Delivered-To: ");
-    store_out_put_addr(o, req->rcpt, 0);
     store_out_puts(o, "\n");
+    store_out_delivery_headers(o, req->sender, req->orcpt, req->rcpt);
 }
 
 /* From_ line, our two headers, the message (CRLF to LF, quoted), and the
@@ -297,7 +287,7 @@ mbox_write_copy(store_out *o, const mbox_write_req *req, char *why,
 
     if (in == NULL) {
         store_why(why, whylen, "cannot open message %s: %s",
-                       req->message, strerror(errno));
+                  req->message, strerror(errno));
         return MODMTA_E_IO;
     }
     mbox_write_envelope(o, req);
@@ -313,7 +303,7 @@ mbox_write_copy(store_out *o, const mbox_write_req *req, char *why,
     }
     if (o->err == 0 && ferror(in)) {
         store_why(why, whylen, "cannot read message %s: %s",
-                       req->message, strerror(errno));
+                  req->message, strerror(errno));
         rc = MODMTA_E_IO;
     }
     if (!ends_nl)
@@ -357,8 +347,8 @@ mbox_write_one(store_out *o, struct mbox_job *job, int fd, off_t end,
         rc = mbox_write_find(fd, req);
         if (rc < 0)
             store_why(job->why, job->whylen,
-                           "cannot read mailbox %s: %s", req->mailbox,
-                           modmta_strerror(rc));
+                      "cannot read mailbox %s: %s", req->mailbox,
+                      modmta_strerror(rc));
         if (rc != 0)
             return rc < 0 ? rc : MBOX_WRITE_DUPLICATE;
     }
@@ -366,7 +356,7 @@ mbox_write_one(store_out *o, struct mbox_job *job, int fd, off_t end,
     rc = mbox_write_copy(o, req, job->why, job->whylen);
     if (o->err != 0) {
         store_why(job->why, job->whylen, "cannot write mailbox %s: %s",
-                       req->mailbox, strerror(o->err));
+                  req->mailbox, strerror(o->err));
         rc = modmta_err_from_errno(o->err);
     }
     if (rc < 0 && ftruncate(fd, end) < 0) {
@@ -384,7 +374,7 @@ mbox_write_fail_all(struct mbox_job *const *jobs, size_t n, int rc,
 
     for (i = 0; i < n; i++) {
         store_why(jobs[i]->why, jobs[i]->whylen, "%s %s: %s", what,
-                       jobs[i]->req->mailbox, strerror(e));
+                  jobs[i]->req->mailbox, strerror(e));
         jobs[i]->rc = rc;
     }
 }
@@ -419,8 +409,8 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
             return;
         }
         store_why(jobs[0]->why, jobs[0]->whylen, "repaired an "
-                       "interrupted append: %lld octets cut",
-                       (long long)(st.st_size - repair));
+                  "interrupted append: %lld octets cut",
+                  (long long)(st.st_size - repair));
         st.st_size = repair;
     }
     o = malloc(sizeof(*o));
@@ -433,8 +423,8 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
     for (i = 0; i < n; i++) {
         if (cut_failed) {
             store_why(jobs[i]->why, jobs[i]->whylen, "mailbox %s "
-                           "left damaged by a failed write", jobs[i]->req->
-                           mailbox);
+                      "left damaged by a failed write", jobs[i]->req->
+                      mailbox);
             jobs[i]->rc = MODMTA_E_IO;
             continue;
         }
@@ -457,8 +447,8 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
             jobs[i]->rc != MBOX_WRITE_DUPLICATE)
             continue;
         store_why(jobs[i]->why, jobs[i]->whylen,
-                       "cannot write mailbox %s: %s", jobs[i]->req->mailbox,
-                       strerror(e));
+                  "cannot write mailbox %s: %s", jobs[i]->req->mailbox,
+                  strerror(e));
         jobs[i]->rc = modmta_err_from_errno(e);
     }
     if (ftruncate(fd, start) < 0)

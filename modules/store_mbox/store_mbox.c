@@ -15,6 +15,7 @@
 #include <modmta/modmta.h>
 
 #include "local_user.h"
+#include "store_result.h"
 #include "mbox_write.h"
 
 #define STORE_MBOX_STALE_LOCK_S 300
@@ -129,16 +130,8 @@ store_mbox_result(modmta_ctx *ctx, const char *mailbox, int rc,
     case MODMTA_E_TIMEOUT:
         modmta_reply(ctx, 451, "4.2.0", "%s", why);
         return MODMTA_DEFERRED;
-    case MODMTA_E_PERM:
-        modmta_log(ctx, MODMTA_LOG_WARN, "refused mailbox=%s reason=\"%s\"",
-                   mailbox, why);
-        modmta_reply(ctx, 451, "4.2.0", "%s", why);
-        return MODMTA_DEFERRED;
     default:
-        modmta_log(ctx, MODMTA_LOG_ERR, "failed mailbox=%s reason=\"%s\"",
-                   mailbox, why);
-        modmta_reply(ctx, 451, "4.3.0", "%s", why);
-        return MODMTA_DEFERRED;
+        return store_result_deferred(ctx, "mailbox", mailbox, rc, why);
     }
 }
 
