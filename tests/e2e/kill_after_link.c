@@ -5,7 +5,9 @@
  * new/ and before the daemon can record the delivery. The restarted
  * daemon must find the message there and not deliver it again.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* RTLD_NEXT */
+#endif
 #include <dlfcn.h>
 #include <signal.h>
 #include <string.h>
