@@ -346,10 +346,11 @@ maildir_quota_write_all(int fd, const char *buf, size_t len)
 }
 
 int
-maildir_quota_rebuild(int mdfd, const maildir_quota *q, const char *tmpname,
-                      int set_owner, uid_t uid, gid_t gid, maildir_usage *u)
+maildir_quota_rebuild(int mdfd, int tmpfd, const maildir_quota *q,
+                      const char *tmpname, int set_owner, uid_t uid,
+                      gid_t gid, maildir_usage *u)
 {
-    char path[MAILDIR_NAME_MAX + 8], text[128], def[64];
+    char text[128], def[64];
     int fd, rc, e;
 
     rc = maildir_quota_count(mdfd, u);
@@ -357,11 +358,8 @@ maildir_quota_rebuild(int mdfd, const maildir_quota *q, const char *tmpname,
         return rc;
     maildir_quota_definition(q, def, sizeof(def));
     snprintf(text, sizeof(text), "%s\n%lld %lld\n", def, u->bytes, u->count);
-    if ((size_t)snprintf(path, sizeof(path), "tmp/%s", tmpname) >=
-        sizeof(path))
-        return MODMTA_E_INVAL;
-    fd = openat(mdfd, path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-                                O_CLOEXEC, 0600);
+    fd = openat(tmpfd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                                    O_CLOEXEC, 0600);
     if (fd < 0)
         return modmta_err_from_errno(errno);
     e = maildir_quota_write_all(fd, text, strlen(text));
@@ -369,10 +367,10 @@ maildir_quota_rebuild(int mdfd, const maildir_quota *q, const char *tmpname,
         e = errno;
     if (close(fd) < 0 && e == 0)
         e = errno;
-    if (e == 0 && renameat(mdfd, path, mdfd, MAILDIR_QUOTA_FILE) < 0)
+    if (e == 0 && renameat(tmpfd, tmpname, mdfd, MAILDIR_QUOTA_FILE) < 0)
         e = errno;
     if (e != 0) {
-        unlinkat(mdfd, path, 0);
+        unlinkat(tmpfd, tmpname, 0);
         return modmta_err_from_errno(e);
     }
     return 0;

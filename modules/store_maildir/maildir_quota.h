@@ -67,10 +67,10 @@ int maildir_quota_read(int mdfd, const maildir_quota *q, maildir_usage *u,
                        time_t *mtime_r);
 
 /* Count the Maildir open at mdfd (new/ and cur/ of the INBOX and of each
- * ".folder") and write a new maildirsize (through tmp/, renamed over the
- * old one; chowned to uid:gid if set_owner). 0 or a negative
- * MODMTA_E_*. */
-int maildir_quota_rebuild(int mdfd, const maildir_quota *q,
+ * ".folder") and write a new maildirsize (as tmpname in tmp/, open at
+ * tmpfd, then renamed over the old one; chowned to uid:gid if
+ * set_owner). 0 or a negative MODMTA_E_*. */
+int maildir_quota_rebuild(int mdfd, int tmpfd, const maildir_quota *q,
                           const char *tmpname, int set_owner, uid_t uid,
                           gid_t gid, maildir_usage *u);
 

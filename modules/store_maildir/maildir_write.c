@@ -24,20 +24,6 @@
 
 /* ---- the Maildir itself ---- */
 
-/* fsync a directory (a new entry in it made durable); 0 or an errno. */
-static int
-maildir_write_sync_dir(int dfd, const char *sub)
-{
-    int fd = openat(dfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC), e = 0;
-
-    if (fd < 0)
-        return errno;
-    if (fsync(fd) < 0)
-        e = errno;
-    close(fd);
-    return e;
-}
-
 /* mkdirat mode 0700, chowned if we made it; 0 or an errno. */
 static int
 maildir_write_mkdir(int dfd, const char *name, const maildir_req *req)
@@ -88,8 +74,8 @@ maildir_write_open(const maildir_req *req, int *fd_r, char *why,
     }
     for (i = 0, e = 0; e == 0 && i < sizeof(subs) / sizeof(subs[0]); i++)
         e = maildir_write_mkdir(fd, subs[i], req);
-    if (e == 0 && made && req->fsync)
-        e = maildir_write_sync_dir(fd, ".");
+    if (e == 0 && made && req->fsync && fsync(fd) < 0)
+        e = errno;
     if (e != 0) {
         store_why(why, whylen, "cannot create Maildir %s: %s",
                   req->maildir, strerror(e));
@@ -189,10 +175,10 @@ maildir_write_copy(store_out *o, const maildir_req *req, char *why,
     return rc;
 }
 
-/* Write tmp/<base>: 0 with the sizes filled, or an error (the file is
- * gone again). */
+/* Write tmp/<base> (tmpfd: tmp/): 0 with the sizes filled, or an error
+ * (the file is gone again). */
 static int
-maildir_write_tmp(int mdfd, const char *tmp, const maildir_req *req,
+maildir_write_tmp(int tmpfd, const char *tmp, const maildir_req *req,
                   long long *size_r, long long *vsize_r, char *why,
                   size_t whylen)
 {
@@ -201,11 +187,11 @@ maildir_write_tmp(int mdfd, const char *tmp, const maildir_req *req,
 
     if (o == NULL)
         return MODMTA_E_NOMEM;
-    store_out_start(o, openat(mdfd, tmp, O_WRONLY | O_CREAT | O_EXCL |
+    store_out_start(o, openat(tmpfd, tmp, O_WRONLY | O_CREAT | O_EXCL |
                                              O_NOFOLLOW | O_CLOEXEC, 0600));
     if (o->fd < 0) {
         e = errno;
-        store_why(why, whylen, "cannot create %s/%s: %s",
+        store_why(why, whylen, "cannot create %s/tmp/%s: %s",
                   req->maildir, tmp, strerror(e));
         free(o);
         return modmta_err_from_errno(e);
@@ -218,7 +204,7 @@ maildir_write_tmp(int mdfd, const char *tmp, const maildir_req *req,
     if (close(o->fd) < 0 && o->err == 0)
         o->err = errno;
     if (rc == 0 && o->err != 0) {
-        store_why(why, whylen, "cannot write %s/%s: %s",
+        store_why(why, whylen, "cannot write %s/tmp/%s: %s",
                   req->maildir, tmp, strerror(o->err));
         rc = modmta_err_from_errno(o->err);
     }
@@ -226,7 +212,7 @@ maildir_write_tmp(int mdfd, const char *tmp, const maildir_req *req,
     *vsize_r = o->total + o->lines;
     free(o);
     if (rc < 0)
-        unlinkat(mdfd, tmp, 0);
+        unlinkat(tmpfd, tmp, 0);
     return rc;
 }
 
@@ -235,7 +221,7 @@ maildir_write_tmp(int mdfd, const char *tmp, const maildir_req *req,
 /* 1 if a message of size octets would pass the user's quota, 0 if not,
  * <0 on error. The file is rebuilt when it must be (maildir_quota.h). */
 static int
-maildir_write_quota_check(int mdfd, const maildir_req *req,
+maildir_write_quota_check(int mdfd, int tmpfd, const maildir_req *req,
                           const char *base, long long size, char *why,
                           size_t whylen)
 {
@@ -250,7 +236,7 @@ maildir_write_quota_check(int mdfd, const maildir_req *req,
         time(NULL) - mtime > MAILDIR_QUOTA_STALE_S)
         rc = 0; /* maybe mail was removed without the file knowing */
     if (rc == 0) {
-        rc = maildir_quota_rebuild(mdfd, &req->quota, tmpname,
+        rc = maildir_quota_rebuild(mdfd, tmpfd, &req->quota, tmpname,
                                    req->set_owner, req->uid, req->gid, &u);
         rebuilt = 1;
     }
@@ -292,27 +278,36 @@ maildir_write_known_full(const char *maildir, const maildir_quota *q,
 
 /* ---- delivery ---- */
 
+/* The directories a delivery writes in, each opened without following
+ * a symbolic link: whoever owns a Maildir could make tmp/ or new/ one,
+ * and a delivery running as root must not create or link files through
+ * it. */
+struct maildir_dirs {
+    int md, tmp, new;
+};
+
 /* tmp/<base> into new/<final>: a hard link, which never replaces a file;
  * a rename where the file system has no hard links. */
 static int
-maildir_write_publish(int mdfd, const char *tmp, const char *final)
+maildir_write_publish(const struct maildir_dirs *d, const char *base,
+                      const char *final)
 {
-    if (linkat(mdfd, tmp, mdfd, final, 0) == 0) {
-        unlinkat(mdfd, tmp, 0);
+    if (linkat(d->tmp, base, d->new, final, 0) == 0) {
+        unlinkat(d->tmp, base, 0);
         return 0;
     }
     if (errno != EPERM && errno != ENOSYS && errno != EOPNOTSUPP)
         return errno;
-    return renameat(mdfd, tmp, mdfd, final) == 0 ? 0 : errno;
+    return renameat(d->tmp, base, d->new, final) == 0 ? 0 : errno;
 }
 
 /* With the Maildir open: dedup, write, quota, publish. */
 static int
-maildir_write_in(int mdfd, const maildir_req *req, char *why, size_t whylen)
+maildir_write_in(const struct maildir_dirs *d, const maildir_req *req,
+                 char *why, size_t whylen)
 {
     char token[MAILDIR_TOKEN_MAX], base[MAILDIR_NAME_MAX];
-    char tmp[MAILDIR_NAME_MAX + 8], fin[MAILDIR_NAME_MAX + 8];
-    char finbase[MAILDIR_NAME_MAX];
+    char fin[MAILDIR_NAME_MAX];
     long long size = 0, vsize = 0;
     int quota = req->quota.bytes > 0 || req->quota.count > 0, rc, e;
     struct timeval tv;
@@ -323,56 +318,84 @@ maildir_write_in(int mdfd, const maildir_req *req, char *why, size_t whylen)
         return MODMTA_E_INVAL;
     }
     if (req->dedup) {
-        rc = maildir_write_dedup(mdfd, token, req, why, whylen);
+        rc = maildir_write_dedup(d->md, token, req, why, whylen);
         if (rc != 0)
             return rc < 0 ? rc : MAILDIR_WRITE_DUPLICATE;
     }
     gettimeofday(&tv, NULL);
     if (maildir_name_unique(&tv, getpid(), token, req->hostname, base,
-                            sizeof(base)) < 0 ||
-        (size_t)snprintf(tmp, sizeof(tmp), "tmp/%s", base) >= sizeof(tmp)) {
+                            sizeof(base)) < 0) {
         store_why(why, whylen, "host name too long for a file name");
         return MODMTA_E_INVAL;
     }
-    rc = maildir_write_tmp(mdfd, tmp, req, &size, &vsize, why, whylen);
+    rc = maildir_write_tmp(d->tmp, base, req, &size, &vsize, why, whylen);
     if (rc < 0)
         return rc;
-    if (quota && (rc = maildir_write_quota_check(mdfd, req, base, size, why,
-                                                 whylen)) <= 0) {
-        unlinkat(mdfd, tmp, 0);
+    if (quota && (rc = maildir_write_quota_check(d->md, d->tmp, req, base,
+                                                 size, why, whylen)) <= 0) {
+        unlinkat(d->tmp, base, 0);
         return rc < 0 ? rc : MAILDIR_WRITE_OVER_QUOTA;
     }
-    if (maildir_name_final(base, size, vsize, finbase, sizeof(finbase)) < 0 ||
-        (size_t)snprintf(fin, sizeof(fin), "new/%s", finbase) >= sizeof(fin))
+    if (maildir_name_final(base, size, vsize, fin, sizeof(fin)) < 0)
         e = ENAMETOOLONG;
     else
-        e = maildir_write_publish(mdfd, tmp, fin);
-    if (e == 0 && req->fsync)
-        e = maildir_write_sync_dir(mdfd, "new");
+        e = maildir_write_publish(d, base, fin);
+    if (e == 0 && req->fsync && fsync(d->new) < 0)
+        e = errno;
     if (e != 0) {
-        store_why(why, whylen, "cannot move %s/%s into new/: %s",
-                  req->maildir, tmp, strerror(e));
-        unlinkat(mdfd, tmp, 0);
+        store_why(why, whylen, "cannot move %s/tmp/%s into new/: %s",
+                  req->maildir, base, strerror(e));
+        unlinkat(d->tmp, base, 0);
         return modmta_err_from_errno(e);
     }
     /* Counted after the fact, as Dovecot does: a crash in between leaves
      * the file short by one message until it is next rebuilt. */
     if (quota)
-        maildir_quota_add(mdfd, size, 1);
+        maildir_quota_add(d->md, size, 1);
     return MAILDIR_WRITE_DONE;
+}
+
+/* Open sub/ of the Maildir into *fd_r. */
+static int
+maildir_write_open_sub(const maildir_req *req, int mdfd, const char *sub,
+                       int *fd_r, char *why, size_t whylen)
+{
+    int e;
+
+    *fd_r = openat(mdfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                  O_CLOEXEC);
+    if (*fd_r >= 0)
+        return 0;
+    e = errno;
+    if (e == ELOOP || e == ENOTDIR) {
+        store_why(why, whylen, "%s/%s is not a directory", req->maildir, sub);
+        return MODMTA_E_PERM;
+    }
+    store_why(why, whylen, "cannot open %s/%s: %s", req->maildir, sub,
+              strerror(e));
+    return modmta_err_from_errno(e);
 }
 
 int
 maildir_write(const maildir_req *req, char *why, size_t whylen)
 {
-    int mdfd = -1, rc;
+    struct maildir_dirs d = { -1, -1, -1 };
+    int rc;
 
     if (why != NULL && whylen > 0)
         why[0] = '\0';
-    rc = maildir_write_open(req, &mdfd, why, whylen);
-    if (rc < 0)
-        return rc;
-    rc = maildir_write_in(mdfd, req, why, whylen);
-    close(mdfd);
+    rc = maildir_write_open(req, &d.md, why, whylen);
+    if (rc == 0)
+        rc = maildir_write_open_sub(req, d.md, "tmp", &d.tmp, why, whylen);
+    if (rc == 0)
+        rc = maildir_write_open_sub(req, d.md, "new", &d.new, why, whylen);
+    if (rc == 0)
+        rc = maildir_write_in(&d, req, why, whylen);
+    if (d.new >= 0)
+        close(d.new);
+    if (d.tmp >= 0)
+        close(d.tmp);
+    if (d.md >= 0)
+        close(d.md);
     return rc;
 }

@@ -25,7 +25,8 @@ linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
             RTLD_NEXT, "linkat");
     int rc = real(olddirfd, oldpath, newdirfd, newpath, flags);
 
-    if (rc == 0 && strncmp(newpath, "new/", 4) == 0)
+    /* store_maildir links "<base>,S=<size>,W=<size>" into new/ */
+    if (rc == 0 && strstr(newpath, ",S=") != NULL)
         kill(getpid(), SIGKILL);
     return rc;
 }

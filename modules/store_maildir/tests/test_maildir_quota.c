@@ -233,14 +233,18 @@ test_rebuild(void **state)
     maildir_usage u;
     time_t mtime;
     char *text;
+    int tmpfd;
 
     put(fx, "new/1.M1P1.h,S=100,W=104", "whatever the size says");
     put(fx, "cur/2.M1P1.h:2,S", "12345");          /* no S=: stat */
     put(fx, ".Sent/cur/3.M1P1.h,S=1000:2,S", "x"); /* a folder counts */
     put(fx, "tmp/4.M1P1.h", "not delivered yet");  /* tmp does not */
     assert_int_equal(maildir_quota_read(fx->mdfd, &q, &u, &mtime), 0);
-    assert_int_equal(maildir_quota_rebuild(fx->mdfd, &q, "t1", 0, 0, 0, &u),
-                     0);
+    tmpfd = openat(fx->mdfd, "tmp", O_RDONLY | O_DIRECTORY);
+    assert_true(tmpfd >= 0);
+    assert_int_equal(maildir_quota_rebuild(fx->mdfd, tmpfd, &q, "t1", 0, 0,
+                                           0, &u), 0);
+    close(tmpfd);
     assert_int_equal(u.bytes, 1105);
     assert_int_equal(u.count, 3);
     text = get(fx, "maildirsize");

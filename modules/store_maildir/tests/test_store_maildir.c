@@ -409,6 +409,38 @@ test_symlink_refused(void **state)
     assert_int_equal(access(link, F_OK), -1);
 }
 
+/* Whoever owns a Maildir may make its tmp/ or new/ a symbolic link: a
+ * delivery (maybe as root) must not create or link a file through it. */
+static void
+test_symlinked_subdir_refused(void **state)
+{
+    struct fx *fx = *state;
+    static const char *const subs[] = { "tmp", "new" };
+    char target[PATH_MAX], path[PATH_MAX + 16], list[2][256];
+    size_t i;
+
+    snprintf(target, sizeof(target), "%s/elsewhere", fx->dir);
+    assert_int_equal(mkdir(target, 0700), 0);
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+                         MODMTA_DELIVERED);
+        snprintf(path, sizeof(path), "%s/bob/%s", fx->mail, subs[i]);
+        assert_int_equal(modmta_test_rmtree(path), 0);
+        assert_int_equal(symlink(target, path), 0);
+        assert_int_equal(deliver(fx, "bob@example.com", "QID2", 0),
+                         MODMTA_DEFERRED);
+        assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
+        assert_string_equal(modmta_test_reply_esc(fx->ctx), "4.2.0");
+        assert_non_null(strstr(modmta_test_reply_text(fx->ctx),
+                               "not a directory"));
+        assert_int_equal(names(fx, "..", "elsewhere", list, 2), 0);
+        assert_int_equal(modmta_test_rmtree(target), 0);
+        assert_int_equal(mkdir(target, 0700), 0);
+        snprintf(path, sizeof(path), "%s/bob", fx->mail);
+        assert_int_equal(modmta_test_rmtree(path), 0);
+    }
+}
+
 /* As root: "owner" gives every Maildir to one account (a vmail user);
  * without it a system user's Maildir is the user's; a Maildir owned by
  * someone else is refused. */
@@ -458,6 +490,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_dedup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_over_quota, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlink_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_symlinked_subdir_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_owner_as_root, setup, teardown),
     };
