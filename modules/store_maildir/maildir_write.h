@@ -37,9 +37,10 @@ typedef struct maildir_req {
 } maildir_req;
 
 /* Deliver. Returns MAILDIR_WRITE_DONE, _DUPLICATE, _OVER_QUOTA, or:
- *   MODMTA_E_PERM     the Maildir is a symbolic link, not a directory, or
- *                     (with set_owner) owned by someone else; or the
- *                     daemon may not write it,
+ *   MODMTA_E_PERM     the Maildir, its tmp/ or its new/ is a symbolic
+ *                     link or not a directory, or (with set_owner) it is
+ *                     owned by someone else; or the daemon may not write
+ *                     it,
  *   MODMTA_E_NOSPACE  disk full, disk quota, file size limit,
  *   MODMTA_E_IO       any other failure,
  *   MODMTA_E_INVAL    a path too long.
