@@ -23,103 +23,24 @@
 #include <fake.h>
 #include <files.h>
 
+#include "fx.h"
+
 #include "maildir_name.h"
 
 extern const modmta_module modmta_descriptor;
 
-struct fx {
-    char dir[512];
-    char mail[1024];
-    char msg[PATH_MAX];
-    modmta_host *host;
-    void *inst;
-    modmta_ctx *ctx;
-};
-
-static const char msg_plain[] =
-    "Received: from a.example by mx.test with ESMTP id QID1;\r\n"
-    "\tThu, 1 Jan 1970 00:00:00 +0000\r\n"
-    "Subject: hello\r\n"
-    "\r\n"
-    "From here on\r\n"
-    "body\r\n";
-
-static void *
-make(struct fx *fx, const char *conf_fmt, modmta_err *err)
-{
-    char text[1024];
-    json_error_t jerr;
-    json_t *conf;
-    void *inst;
-
-    snprintf(text, sizeof(text), conf_fmt, fx->mail);
-    conf = json_loads(text, 0, &jerr);
-    assert_non_null(conf);
-    memset(err, 0, sizeof(*err));
-    inst = modmta_descriptor.create(conf, fx->host, err);
-    json_decref(conf);
-    return inst;
-}
-
-static void
-use(struct fx *fx, const char *conf_fmt)
-{
-    modmta_err err;
-
-    if (fx->inst != NULL)
-        modmta_descriptor.destroy(fx->inst);
-    fx->inst = make(fx, conf_fmt, &err);
-    if (fx->inst == NULL)
-        fail_msg("create: %s: %s", err.path, err.msg);
-}
-
 static int
 setup(void **state)
 {
-    struct fx *fx = calloc(1, sizeof(*fx));
-
-    assert_non_null(fx);
-    modmta_test_tmpdir(fx->dir, sizeof(fx->dir), "store_maildir");
-    snprintf(fx->mail, sizeof(fx->mail), "%s/vmail", fx->dir);
-    snprintf(fx->msg, sizeof(fx->msg), "%s/msg", fx->dir);
-    modmta_test_write_file(fx->msg, msg_plain);
-    fx->host = modmta_test_host_new("store_maildir", "example.com",
-                                    "localhost", NULL);
-    fx->ctx = modmta_test_ctx_new(fx->host, "192.0.2.1");
-    use(fx, "{\"directory\": \"%s\"}");
-    *state = fx;
+    *state = fx_new("store_maildir", "vmail", "{\"directory\": \"%s\"}");
     return 0;
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *fx = *state;
-
-    modmta_descriptor.destroy(fx->inst);
-    modmta_test_ctx_free(fx->ctx);
-    modmta_test_host_free(fx->host);
-    modmta_test_rmtree(fx->dir);
-    free(fx);
+    fx_free(*state);
     return 0;
-}
-
-static modmta_verdict
-rcpt(struct fx *fx, const char *addr)
-{
-    modmta_test_enter(fx->ctx, MODMTA_PHASE_RCPT, &modmta_descriptor,
-                      fx->inst);
-    return modmta_descriptor.on_rcpt(fx->inst, fx->ctx, addr);
-}
-
-static modmta_dstatus
-deliver(struct fx *fx, const char *addr, const char *qid, int maybe_done)
-{
-    modmta_test_set_delivery(fx->ctx, qid, "alice@remote.test", maybe_done);
-    modmta_test_set_message(fx->ctx, fx->msg);
-    modmta_test_enter(fx->ctx, MODMTA_PHASE_DELIVER, &modmta_descriptor,
-                      fx->inst);
-    return modmta_descriptor.deliver(fx->inst, fx->ctx, addr);
 }
 
 /* The names in <mail>/<user>/<sub>, sorted; their count. */
@@ -161,30 +82,30 @@ test_create_errors(void **state)
     struct fx *fx = *state;
     modmta_err err;
 
-    assert_null(make(fx, "{\"users\": \"any\"}", &err));
+    assert_null(fx_make(fx, "{\"users\": \"any\"}", &err));
     assert_non_null(strstr(err.msg, "directory"));
-    assert_null(make(fx, "{\"directory\": \"%s\", \"bogus\": 1}", &err));
+    assert_null(fx_make(fx, "{\"directory\": \"%s\", \"bogus\": 1}", &err));
     assert_string_equal(err.path, "$.modules[0].bogus");
-    assert_null(make(fx, "{\"directory\": \"%s\", \"quota\": \"10Q\"}",
-                     &err));
+    assert_null(fx_make(fx, "{\"directory\": \"%s\", \"quota\": \"10Q\"}",
+                        &err));
     assert_string_equal(err.path, "$.modules[0].quota");
-    assert_null(make(fx, "{\"directory\": \"%s\", \"quota\": -5}", &err));
+    assert_null(fx_make(fx, "{\"directory\": \"%s\", \"quota\": -5}", &err));
     assert_string_equal(err.path, "$.modules[0].quota");
-    assert_null(make(fx, "{\"directory\": \"%s\", \"quota_messages\": -1}",
-                     &err));
+    assert_null(fx_make(fx, "{\"directory\": \"%s\", \"quota_messages\": -1}",
+                        &err));
     assert_string_equal(err.path, "$.modules[0].quota_messages");
-    assert_null(make(fx, "{\"directory\": \"%s\", \"over_quota\": "
-                         "\"drop\"}", &err));
+    assert_null(fx_make(fx, "{\"directory\": \"%s\", \"over_quota\": "
+                        "\"drop\"}", &err));
     assert_string_equal(err.path, "$.modules[0].over_quota");
-    assert_null(make(fx, "{\"directory\": \"%s\", \"owner\": "
-                         "\"no-such-account-here\"}", &err));
+    assert_null(fx_make(fx, "{\"directory\": \"%s\", \"owner\": "
+                        "\"no-such-account-here\"}", &err));
     assert_string_equal(err.path, "$.modules[0].owner");
-    assert_null(make(fx, "{\"directory\": \"%s\", \"quotas\": 5}", &err));
+    assert_null(fx_make(fx, "{\"directory\": \"%s\", \"quotas\": 5}", &err));
     assert_string_equal(err.path, "$.modules[0].quotas");
-    assert_null(make(fx, "{\"directory\": \"%s\", \"users\": \"sytem\"}",
-                     &err));
+    assert_null(fx_make(fx, "{\"directory\": \"%s\", \"users\": \"sytem\"}",
+                        &err));
     assert_string_equal(err.path, "$.modules[0].users");
-    assert_null(make(fx, "{\"directory\": \"\"}", &err));
+    assert_null(fx_make(fx, "{\"directory\": \"\"}", &err));
     assert_string_equal(err.path, "$.modules[0].directory");
 }
 
@@ -195,18 +116,18 @@ test_rcpt(void **state)
 {
     struct fx *fx = *state;
 
-    assert_int_equal(rcpt(fx, "bob@example.com"), MODMTA_ACCEPT);
-    assert_int_equal(rcpt(fx, "postmaster"), MODMTA_ACCEPT);
-    assert_int_equal(rcpt(fx, "bob@remote.test"), MODMTA_CONTINUE);
-    assert_int_equal(rcpt(fx, ".Sent@example.com"), MODMTA_REJECT);
+    assert_int_equal(fx_rcpt(fx, "bob@example.com"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, "postmaster"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, "bob@remote.test"), MODMTA_CONTINUE);
+    assert_int_equal(fx_rcpt(fx, ".Sent@example.com"), MODMTA_REJECT);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 550);
     assert_string_equal(modmta_test_reply_esc(fx->ctx), "5.1.3");
-    assert_int_equal(rcpt(fx, "a/b@example.com"), MODMTA_REJECT);
-    use(fx, "{\"directory\": \"%s\", \"users\": [\"bob\"]}");
-    assert_int_equal(rcpt(fx, "Bob@example.com"), MODMTA_ACCEPT);
-    assert_int_equal(rcpt(fx, "carol@example.com"), MODMTA_CONTINUE);
-    use(fx, "{\"directory\": \"%s\", \"users\": \"failtest:x\"}");
-    assert_int_equal(rcpt(fx, "bob@example.com"), MODMTA_TEMPFAIL);
+    assert_int_equal(fx_rcpt(fx, "a/b@example.com"), MODMTA_REJECT);
+    fx_use(fx, "{\"directory\": \"%s\", \"users\": [\"bob\"]}");
+    assert_int_equal(fx_rcpt(fx, "Bob@example.com"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, "carol@example.com"), MODMTA_CONTINUE);
+    fx_use(fx, "{\"directory\": \"%s\", \"users\": \"failtest:x\"}");
+    assert_int_equal(fx_rcpt(fx, "bob@example.com"), MODMTA_TEMPFAIL);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
 }
 
@@ -216,35 +137,35 @@ test_rcpt_over_quota(void **state)
     struct fx *fx = *state;
     char path[PATH_MAX];
 
-    use(fx, "{\"directory\": \"%s\", \"quota\": \"1k\", "
-            "\"quota_messages\": 10, "
-            "\"quotas\": {\"carol\": \"bytes=2k messages=5\"}}");
+    fx_use(fx, "{\"directory\": \"%s\", \"quota\": \"1k\", "
+           "\"quota_messages\": 10, "
+           "\"quotas\": {\"carol\": \"bytes=2k messages=5\"}}");
     /* nothing known yet */
-    assert_int_equal(rcpt(fx, "bob@example.com"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, "bob@example.com"), MODMTA_ACCEPT);
     snprintf(path, sizeof(path), "%s/bob", fx->mail);
     mkdir(path, 0700);
     snprintf(path, sizeof(path), "%s/bob/maildirsize", fx->mail);
     modmta_test_write_file(path, "1024S,10C\n1000 3\n");
-    assert_int_equal(rcpt(fx, "bob@example.com"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, "bob@example.com"), MODMTA_ACCEPT);
     /* the declared size does not fit */
     modmta_test_add_mail_param(fx->ctx, "SIZE", "100");
-    assert_int_equal(rcpt(fx, "bob@example.com"), MODMTA_REJECT);
+    assert_int_equal(fx_rcpt(fx, "bob@example.com"), MODMTA_REJECT);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 552);
     assert_string_equal(modmta_test_reply_esc(fx->ctx), "5.2.2");
     /* full: no room for anything */
     modmta_test_replace_file(path, "1024S,10C\n1024 3\n");
     modmta_test_add_mail_param(fx->ctx, "SIZE", "1");
-    assert_int_equal(rcpt(fx, "bob@example.com"), MODMTA_REJECT);
+    assert_int_equal(fx_rcpt(fx, "bob@example.com"), MODMTA_REJECT);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 552);
     /* another limit in the file than ours: not known, accepted */
     modmta_test_replace_file(path, "9999S,10C\n9999 3\n");
-    assert_int_equal(rcpt(fx, "bob@example.com"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, "bob@example.com"), MODMTA_ACCEPT);
     /* carol's own quota */
     snprintf(path, sizeof(path), "%s/carol", fx->mail);
     mkdir(path, 0700);
     snprintf(path, sizeof(path), "%s/carol/maildirsize", fx->mail);
     modmta_test_write_file(path, "2048S,5C\n1024 5\n");
-    assert_int_equal(rcpt(fx, "carol@example.com"), MODMTA_REJECT);
+    assert_int_equal(fx_rcpt(fx, "carol@example.com"), MODMTA_REJECT);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 552);
 }
 
@@ -268,7 +189,7 @@ test_deliver(void **state)
         "body\n";
     char sz[64];
 
-    assert_int_equal(deliver(fx, "Bob@example.com", "QID1", 0),
+    assert_int_equal(fx_deliver(fx, "Bob@example.com", "QID1", 0),
                      MODMTA_DELIVERED);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 250);
     text = read_new(fx, "bob", 0);
@@ -292,7 +213,7 @@ test_deliver(void **state)
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     /* not ours */
-    assert_int_equal(deliver(fx, "bob@remote.test", "QID1", 0),
+    assert_int_equal(fx_deliver(fx, "bob@remote.test", "QID1", 0),
                      MODMTA_DECLINED);
 }
 
@@ -304,7 +225,7 @@ test_deliver_loop(void **state)
 
     modmta_test_replace_file(fx->msg, "Delivered-To: <bob@example.com>\r\n"
                                       "Subject: x\r\n\r\nbody\r\n");
-    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID1", 0),
                      MODMTA_FAILED);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 554);
     assert_string_equal(modmta_test_reply_esc(fx->ctx), "5.4.6");
@@ -319,9 +240,9 @@ test_dedup(void **state)
     struct fx *fx = *state;
     char list[8][256], from[PATH_MAX], to[PATH_MAX], tmp[PATH_MAX];
 
-    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID1", 0),
                      MODMTA_DELIVERED);
-    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 1),
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID1", 1),
                      MODMTA_DELIVERED);
     assert_non_null(strstr(modmta_test_reply_text(fx->ctx), "crash"));
     assert_int_equal(names(fx, "bob", "new", list, 8), 1);
@@ -329,11 +250,11 @@ test_dedup(void **state)
     snprintf(from, sizeof(from), "%s/bob/new/%s", fx->mail, list[0]);
     snprintf(to, sizeof(to), "%s/bob/cur/%s:2,S", fx->mail, list[0]);
     assert_int_equal(rename(from, to), 0);
-    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 1),
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID1", 1),
                      MODMTA_DELIVERED);
     assert_int_equal(names(fx, "bob", "new", list, 8), 0);
     /* another recipient of the same message is another delivery */
-    assert_int_equal(deliver(fx, "bob@localhost", "QID1", 1),
+    assert_int_equal(fx_deliver(fx, "bob@localhost", "QID1", 1),
                      MODMTA_DELIVERED);
     assert_null(strstr(modmta_test_reply_text(fx->ctx), "crash"));
     assert_int_equal(names(fx, "bob", "new", list, 8), 1);
@@ -344,13 +265,13 @@ test_dedup(void **state)
                                         sizeof(tmp) - strlen(tmp)), 0);
     strcat(tmp, ".mx.test");
     modmta_test_write_file(tmp, "Return-Path: <half");
-    assert_int_equal(deliver(fx, "bob@example.com", "QID2", 1),
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID2", 1),
                      MODMTA_DELIVERED);
     assert_null(strstr(modmta_test_reply_text(fx->ctx), "crash"));
     assert_int_equal(names(fx, "bob", "tmp", list, 8), 0);
     assert_int_equal(names(fx, "bob", "new", list, 8), 2);
     /* without maybe_done the same message is delivered again */
-    assert_int_equal(deliver(fx, "bob@example.com", "QID2", 0),
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID2", 0),
                      MODMTA_DELIVERED);
     assert_int_equal(names(fx, "bob", "new", list, 8), 3);
 }
@@ -361,32 +282,32 @@ test_over_quota(void **state)
     struct fx *fx = *state;
     char list[8][256];
 
-    use(fx, "{\"directory\": \"%s\", \"quota_messages\": 1}");
-    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+    fx_use(fx, "{\"directory\": \"%s\", \"quota_messages\": 1}");
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID1", 0),
                      MODMTA_DELIVERED);
-    assert_int_equal(deliver(fx, "bob@example.com", "QID2", 0),
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID2", 0),
                      MODMTA_FAILED);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 552);
     assert_string_equal(modmta_test_reply_esc(fx->ctx), "5.2.2");
     assert_non_null(strstr(modmta_test_reply_text(fx->ctx), "full"));
-    use(fx, "{\"directory\": \"%s\", \"quota_messages\": 1, "
-            "\"over_quota\": \"defer\"}");
-    assert_int_equal(deliver(fx, "bob@example.com", "QID2", 0),
+    fx_use(fx, "{\"directory\": \"%s\", \"quota_messages\": 1, "
+           "\"over_quota\": \"defer\"}");
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID2", 0),
                      MODMTA_DEFERRED);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 452);
     assert_string_equal(modmta_test_reply_esc(fx->ctx), "4.2.2");
     assert_int_equal(names(fx, "bob", "new", list, 8), 1);
     assert_int_equal(names(fx, "bob", "tmp", list, 8), 0);
     /* a per-user entry lifts the limit; a broken one defers */
-    use(fx, "{\"directory\": \"%s\", \"quota_messages\": 1, "
-            "\"quotas\": {\"bob\": \"none\", \"carol\": \"lots\"}}");
-    assert_int_equal(deliver(fx, "bob@example.com", "QID2", 0),
+    fx_use(fx, "{\"directory\": \"%s\", \"quota_messages\": 1, "
+           "\"quotas\": {\"bob\": \"none\", \"carol\": \"lots\"}}");
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID2", 0),
                      MODMTA_DELIVERED);
-    assert_int_equal(deliver(fx, "carol@example.com", "QID2", 0),
+    assert_int_equal(fx_deliver(fx, "carol@example.com", "QID2", 0),
                      MODMTA_DEFERRED);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
-    use(fx, "{\"directory\": \"%s\", \"quotas\": \"failtest:x\"}");
-    assert_int_equal(deliver(fx, "bob@example.com", "QID3", 0),
+    fx_use(fx, "{\"directory\": \"%s\", \"quotas\": \"failtest:x\"}");
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID3", 0),
                      MODMTA_DEFERRED);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
 }
@@ -402,7 +323,7 @@ test_symlink_refused(void **state)
     assert_int_equal(mkdir(target, 0700), 0);
     snprintf(link, sizeof(link), "%s/bob", fx->mail);
     assert_int_equal(symlink(target, link), 0);
-    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID1", 0),
                      MODMTA_DEFERRED);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
     snprintf(link, sizeof(link), "%s/new", target);
@@ -422,12 +343,12 @@ test_symlinked_subdir_refused(void **state)
     snprintf(target, sizeof(target), "%s/elsewhere", fx->dir);
     assert_int_equal(mkdir(target, 0700), 0);
     for (i = 0; i < 2; i++) {
-        assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+        assert_int_equal(fx_deliver(fx, "bob@example.com", "QID1", 0),
                          MODMTA_DELIVERED);
         snprintf(path, sizeof(path), "%s/bob/%s", fx->mail, subs[i]);
         assert_int_equal(modmta_test_rmtree(path), 0);
         assert_int_equal(symlink(target, path), 0);
-        assert_int_equal(deliver(fx, "bob@example.com", "QID2", 0),
+        assert_int_equal(fx_deliver(fx, "bob@example.com", "QID2", 0),
                          MODMTA_DEFERRED);
         assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
         assert_string_equal(modmta_test_reply_esc(fx->ctx), "4.2.0");
@@ -454,8 +375,8 @@ test_owner_as_root(void **state)
 
     if (geteuid() != 0 || pw == NULL)
         skip();
-    use(fx, "{\"directory\": \"%s\", \"owner\": \"nobody\"}");
-    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+    fx_use(fx, "{\"directory\": \"%s\", \"owner\": \"nobody\"}");
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID1", 0),
                      MODMTA_DELIVERED);
     snprintf(path, sizeof(path), "%s/bob", fx->mail);
     assert_int_equal(stat(path, &st), 0);
@@ -468,11 +389,11 @@ test_owner_as_root(void **state)
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_uid, pw->pw_uid);
     /* the same Maildir for users "system" as root: not root's */
-    use(fx, "{\"directory\": \"%s\", \"users\": \"system\"}");
+    fx_use(fx, "{\"directory\": \"%s\", \"users\": \"system\"}");
     snprintf(path, sizeof(path), "%s/root", fx->mail);
     assert_int_equal(mkdir(path, 0700), 0);
     assert_int_equal(chown(path, pw->pw_uid, pw->pw_gid), 0);
-    assert_int_equal(deliver(fx, "root@example.com", "QID1", 0),
+    assert_int_equal(fx_deliver(fx, "root@example.com", "QID1", 0),
                      MODMTA_DEFERRED);
     assert_non_null(strstr(modmta_test_reply_text(fx->ctx), "owned by"));
 }
