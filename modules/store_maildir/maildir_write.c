@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,31 @@ maildir_write_mkdir(int dfd, const char *name, const maildir_req *req)
                                    AT_SYMLINK_NOFOLLOW) < 0)
         return errno;
     return 0;
+}
+
+/* fsync the directory holding path (its new entry made durable). 0 or an
+ * errno. */
+static int
+maildir_write_sync_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char parent[PATH_MAX];
+    int fd, e = 0;
+
+    if (slash == NULL)
+        snprintf(parent, sizeof(parent), ".");
+    else if ((size_t)(slash - path) >= sizeof(parent))
+        return ENAMETOOLONG;
+    else
+        snprintf(parent, sizeof(parent), "%.*s",
+                 slash == path ? 1 : (int)(slash - path), path);
+    fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    if (fsync(fd) < 0)
+        e = errno;
+    close(fd);
+    return e;
 }
 
 /* Open the Maildir (made if missing, with tmp/ new/ cur/). */
@@ -76,6 +102,8 @@ maildir_write_open(const maildir_req *req, int *fd_r, char *why,
         e = maildir_write_mkdir(fd, subs[i], req);
     if (e == 0 && made && req->fsync && fsync(fd) < 0)
         e = errno;
+    if (e == 0 && made && req->fsync)
+        e = maildir_write_sync_parent(req->maildir);
     if (e != 0) {
         store_why(why, whylen, "cannot create Maildir %s: %s",
                   req->maildir, strerror(e));
