@@ -54,7 +54,7 @@ struct config_num {
 };
 
 #define CONFIG_NUM(type, field, wide, def, min, max) \
-    { #field, offsetof(type, field), wide, def, min, max, 0 }
+    { #field, offsetof(type, field), wide, def, min, max, 0, 0 }
 #define CONFIG_TIME(type, field, def, min, max) \
     { #field, offsetof(type, field), 0, def, min, max, 1, 0 }
 #define CONFIG_SIZE(type, field, def, min, max) \

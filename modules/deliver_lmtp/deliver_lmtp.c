@@ -35,23 +35,20 @@ struct dlmtp {
     struct xfer_conf x;
 };
 
-static const modmta_opt dlmtp_opts[] = {
-    { "server", MODMTA_OPT_STRING, offsetof(struct dlmtp_conf, server),
-      MODMTA_OPT_REQUIRED },
-    { "domains", MODMTA_OPT_STRLIST, offsetof(struct dlmtp_conf, domains),
-      0 },
-    { "users", MODMTA_OPT_MAP, offsetof(struct dlmtp_conf, users), 0 },
-    { "helo_name", MODMTA_OPT_STRING, offsetof(struct dlmtp_conf, helo_name),
-      0 },
-    { "connection_cache", MODMTA_OPT_BOOL,
-      offsetof(struct dlmtp_conf, connection_cache), 0 },
-    { "connect_timeout", MODMTA_OPT_INT,
-      offsetof(struct dlmtp_conf, connect_timeout), 0 },
-    { "command_timeout", MODMTA_OPT_INT,
-      offsetof(struct dlmtp_conf, command_timeout), 0 },
-    { "data_timeout", MODMTA_OPT_INT,
-      offsetof(struct dlmtp_conf, data_timeout), 0 },
-    { NULL, 0, 0, 0 },
+static const modmta_option dlmtp_opts[] = {
+    MODMTA_OPTION_STRING("server", struct dlmtp_conf, server,
+                         MODMTA_OPT_REQUIRED),
+    MODMTA_OPTION_STRLIST("domains", struct dlmtp_conf, domains, 0),
+    MODMTA_OPTION_MAP("users", struct dlmtp_conf, users, 0),
+    MODMTA_OPTION_STRING("helo_name", struct dlmtp_conf, helo_name, 0),
+    MODMTA_OPTION_BOOL("connection_cache", struct dlmtp_conf, connection_cache,
+                       0),
+    MODMTA_OPTION_INT("connect_timeout", struct dlmtp_conf, connect_timeout,
+                      0),
+    MODMTA_OPTION_INT("command_timeout", struct dlmtp_conf, command_timeout,
+                      0),
+    MODMTA_OPTION_INT("data_timeout", struct dlmtp_conf, data_timeout, 0),
+    MODMTA_OPTION_END
 };
 
 static void
@@ -62,7 +59,7 @@ dlmtp_destroy(void *inst)
     if (d == NULL)
         return;
     smtpc_cache_free(d->x.cache);
-    modmta_conf_free(dlmtp_opts, &d->conf);
+    modmta_conf_free_options(dlmtp_opts, &d->conf);
     free(d);
 }
 
@@ -139,7 +136,7 @@ dlmtp_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
     c->connect_timeout = 30;
     c->command_timeout = 300;
     c->data_timeout = 600;
-    if (modmta_conf_parse(conf, host, dlmtp_opts, c, err_r) < 0 ||
+    if (modmta_conf_parse_options(conf, host, dlmtp_opts, c, err_r) < 0 ||
         dlmtp_server(d, host, err_r) < 0 ||
         dlmtp_domains(d, host, err_r) < 0 ||
         xfer_conf_helo(c->helo_name, host, err_r) < 0 ||

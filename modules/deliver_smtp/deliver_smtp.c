@@ -44,37 +44,27 @@ struct dsmtp {
     struct xfer_conf x;
 };
 
-static const modmta_opt dsmtp_opts[] = {
-    { "relayhost", MODMTA_OPT_STRING, offsetof(struct dsmtp_conf, relayhost),
-      0 },
-    { "transport", MODMTA_OPT_MAP, offsetof(struct dsmtp_conf, transport),
-      0 },
-    { "port", MODMTA_OPT_INT, offsetof(struct dsmtp_conf, port), 0 },
-    { "helo_name", MODMTA_OPT_STRING, offsetof(struct dsmtp_conf, helo_name),
-      0 },
-    { "tls", MODMTA_OPT_STRING, offsetof(struct dsmtp_conf, tls), 0 },
-    { "tls_policy", MODMTA_OPT_MAP, offsetof(struct dsmtp_conf, tls_policy),
-      0 },
-    { "tls_ca_file", MODMTA_OPT_STRING,
-      offsetof(struct dsmtp_conf, tls_ca_file), 0 },
-    { "auth", MODMTA_OPT_MAP, offsetof(struct dsmtp_conf, auth), 0 },
-    { "connection_cache", MODMTA_OPT_BOOL,
-      offsetof(struct dsmtp_conf, connection_cache), 0 },
-    { "cache_idle", MODMTA_OPT_INT, offsetof(struct dsmtp_conf, cache_idle),
-      0 },
-    { "cache_lifetime", MODMTA_OPT_INT,
-      offsetof(struct dsmtp_conf, cache_lifetime), 0 },
-    { "connect_timeout", MODMTA_OPT_INT,
-      offsetof(struct dsmtp_conf, connect_timeout), 0 },
-    { "command_timeout", MODMTA_OPT_INT,
-      offsetof(struct dsmtp_conf, command_timeout), 0 },
-    { "data_timeout", MODMTA_OPT_INT,
-      offsetof(struct dsmtp_conf, data_timeout), 0 },
-    { "max_addresses", MODMTA_OPT_INT,
-      offsetof(struct dsmtp_conf, max_addresses), 0 },
-    { "max_sessions", MODMTA_OPT_INT,
-      offsetof(struct dsmtp_conf, max_sessions), 0 },
-    { NULL, 0, 0, 0 },
+static const modmta_option dsmtp_opts[] = {
+    MODMTA_OPTION_STRING("relayhost", struct dsmtp_conf, relayhost, 0),
+    MODMTA_OPTION_MAP("transport", struct dsmtp_conf, transport, 0),
+    MODMTA_OPTION_INT("port", struct dsmtp_conf, port, 0),
+    MODMTA_OPTION_STRING("helo_name", struct dsmtp_conf, helo_name, 0),
+    MODMTA_OPTION_STRING("tls", struct dsmtp_conf, tls, 0),
+    MODMTA_OPTION_MAP("tls_policy", struct dsmtp_conf, tls_policy, 0),
+    MODMTA_OPTION_STRING("tls_ca_file", struct dsmtp_conf, tls_ca_file, 0),
+    MODMTA_OPTION_MAP("auth", struct dsmtp_conf, auth, 0),
+    MODMTA_OPTION_BOOL("connection_cache", struct dsmtp_conf, connection_cache,
+                       0),
+    MODMTA_OPTION_INT("cache_idle", struct dsmtp_conf, cache_idle, 0),
+    MODMTA_OPTION_INT("cache_lifetime", struct dsmtp_conf, cache_lifetime, 0),
+    MODMTA_OPTION_INT("connect_timeout", struct dsmtp_conf, connect_timeout,
+                      0),
+    MODMTA_OPTION_INT("command_timeout", struct dsmtp_conf, command_timeout,
+                      0),
+    MODMTA_OPTION_INT("data_timeout", struct dsmtp_conf, data_timeout, 0),
+    MODMTA_OPTION_INT("max_addresses", struct dsmtp_conf, max_addresses, 0),
+    MODMTA_OPTION_INT("max_sessions", struct dsmtp_conf, max_sessions, 0),
+    MODMTA_OPTION_END
 };
 
 /* A number key out of its range: the config error names it. */
@@ -108,7 +98,7 @@ dsmtp_destroy(void *inst)
         return;
     smtpc_cache_free(d->x.cache);
     modmta_tls_client_free(d->x.tls);
-    modmta_conf_free(dsmtp_opts, &d->conf);
+    modmta_conf_free_options(dsmtp_opts, &d->conf);
     free(d);
 }
 
@@ -217,7 +207,8 @@ dsmtp_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
         return NULL;
     }
     dsmtp_defaults(&d->conf);
-    if (modmta_conf_parse(conf, host, dsmtp_opts, &d->conf, err_r) < 0 ||
+    if (modmta_conf_parse_options(conf, host, dsmtp_opts, &d->conf,
+                                  err_r) < 0 ||
         dsmtp_setup(d, conf, host, err_r) < 0) {
         dsmtp_destroy(d);
         return NULL;

@@ -90,7 +90,8 @@ void modmta_strlist_free(char **list);
  *   INT           integer >= 0 → long long
  *   RANGE         integer from min to max → long long
  *   ENUM          one of names → int (its index)
- *   ENUMSET       array of names (each once) → unsigned (bit per index)
+ *   ENUMSET       array of names → unsigned (bit per index; a name
+ *                 listed twice counts once)
  *   SECONDS       integer (seconds) or duration string → long long s
  *   MILLISECONDS  integer (seconds) or duration string → long long ms
  *   SIZE          integer (bytes) or size string → long long bytes

@@ -217,14 +217,10 @@ conf_enumset(struct conf_run *r, const modmta_option *o, const json_t *v,
     }
     json_array_foreach(v, i, s) {
         snprintf(epath, sizeof(epath), "%s[%zu]", path, i);
-        if (conf_enum(r, o, s, epath, &k) < 0 || k >= 32) {
+        if (conf_enum(r, o, s, epath, &k) < 0 || k >= 32)
             bad = 1;
-        } else if (set & (1u << k)) {
-            conf_fail(r, epath, "\"%s\" is listed twice", o->names[k]);
-            bad = 1;
-        } else {
+        else
             set |= 1u << k;
-        }
     }
     if (bad)
         return -1;

@@ -55,12 +55,11 @@ struct hello_sess {
     unsigned rejected; /* recipients refused in this session */
 };
 
-static const modmta_opt hello_opts[] = {
-    { "greeting", MODMTA_OPT_STRING,
-      offsetof(struct hello_conf, greeting), 0 },
-    { "reject_domains", MODMTA_OPT_STRLIST,
-      offsetof(struct hello_conf, reject_domains), 0 },
-    { NULL, 0, 0, 0 }
+static const modmta_option hello_opts[] = {
+    MODMTA_OPTION_STRING("greeting", struct hello_conf, greeting, 0),
+    MODMTA_OPTION_STRLIST("reject_domains", struct hello_conf, reject_domains,
+                          0),
+    MODMTA_OPTION_END
 };
 
 static int
@@ -89,7 +88,8 @@ hello_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
     }
     /* Unknown keys and wrong types are refused here, with their path
      * ("$.modules[0].greting: unknown key"). */
-    if (modmta_conf_parse(conf, host, hello_opts, &h->conf, err_r) < 0 ||
+    if (modmta_conf_parse_options(conf, host, hello_opts, &h->conf,
+                                  err_r) < 0 ||
         hello_check(&h->conf, host, err_r) < 0) {
         hello_destroy(h);
         return NULL;
@@ -133,7 +133,7 @@ hello_destroy(void *inst)
 
     if (h == NULL)
         return;
-    modmta_conf_free(hello_opts, &h->conf);
+    modmta_conf_free_options(hello_opts, &h->conf);
     free(h);
 }
 
