@@ -43,11 +43,12 @@ static const modmta_option dlmtp_opts[] = {
     MODMTA_OPTION_STRING("helo_name", struct dlmtp_conf, helo_name, 0),
     MODMTA_OPTION_BOOL("connection_cache", struct dlmtp_conf, connection_cache,
                        0),
-    MODMTA_OPTION_INT("connect_timeout", struct dlmtp_conf, connect_timeout,
-                      0),
-    MODMTA_OPTION_INT("command_timeout", struct dlmtp_conf, command_timeout,
-                      0),
-    MODMTA_OPTION_INT("data_timeout", struct dlmtp_conf, data_timeout, 0),
+    MODMTA_OPTION_SECONDS("connect_timeout", struct dlmtp_conf,
+                          connect_timeout, 0, 1, 3600),
+    MODMTA_OPTION_SECONDS("command_timeout", struct dlmtp_conf,
+                          command_timeout, 0, 1, 3600),
+    MODMTA_OPTION_SECONDS("data_timeout", struct dlmtp_conf, data_timeout, 0,
+                          1, 3600),
     MODMTA_OPTION_END
 };
 
@@ -111,16 +112,6 @@ dlmtp_domains(struct dlmtp *d, const modmta_host *h, modmta_err *err_r)
     return 0;
 }
 
-static int
-dlmtp_range(const modmta_host *h, modmta_err *err_r, const char *key,
-            long long v)
-{
-    if (v >= 1 && v <= 3600)
-        return 0;
-    return xfer_conf_error(h, err_r, key,
-                           "expected an integer from 1 to 3600");
-}
-
 static void *
 dlmtp_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
 {
@@ -139,10 +130,7 @@ dlmtp_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
     if (modmta_conf_parse_options(conf, host, dlmtp_opts, c, err_r) < 0 ||
         dlmtp_server(d, host, err_r) < 0 ||
         dlmtp_domains(d, host, err_r) < 0 ||
-        xfer_conf_helo(c->helo_name, host, err_r) < 0 ||
-        dlmtp_range(host, err_r, "connect_timeout", c->connect_timeout) < 0 ||
-        dlmtp_range(host, err_r, "command_timeout", c->command_timeout) < 0 ||
-        dlmtp_range(host, err_r, "data_timeout", c->data_timeout) < 0)
+        xfer_conf_helo(c->helo_name, host, err_r) < 0)
         goto fail;
     if (c->connection_cache &&
         (d->x.cache = smtpc_cache_new(2000, 300000)) == NULL) {

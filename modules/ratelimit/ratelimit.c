@@ -57,7 +57,8 @@ static const modmta_option ratelimit_opts[] = {
                           exempt_networks, 0),
     MODMTA_OPTION_STRLIST("exempt_users", struct ratelimit_conf, exempt_users,
                           0),
-    MODMTA_OPTION_STRING("on_error", struct ratelimit_conf, on_error, 0),
+    MODMTA_OPTION_ENUM("on_error", struct ratelimit_conf, on_error, 0,
+                       "tempfail", "continue"),
     MODMTA_OPTION_END
 };
 
@@ -76,24 +77,6 @@ ratelimit_destroy(void *inst)
     free(rl);
 }
 
-static int
-ratelimit_on_error(struct ratelimit *rl, const char *path, modmta_err *err_r)
-{
-    char epath[300];
-    const char *v = rl->conf.on_error;
-
-    if (v == NULL || strcmp(v, "tempfail") == 0)
-        return 0;
-    if (strcmp(v, "continue") == 0) {
-        rl->on_error_continue = 1;
-        return 0;
-    }
-    snprintf(epath, sizeof(epath), "%s.on_error", path);
-    modmta_err_set(err_r, epath, "expected \"tempfail\" or \"continue\", "
-                   "got \"%s\"", v);
-    return MODMTA_E_CONFIG;
-}
-
 static void *
 ratelimit_create(const json_t *conf, const modmta_host *host,
                  modmta_err *err_r)
@@ -109,11 +92,11 @@ ratelimit_create(const json_t *conf, const modmta_host *host,
     rl->host = host;
     if (modmta_conf_parse_options(conf, host, ratelimit_opts, &rl->conf,
                                   err_r) < 0 ||
-        ratelimit_on_error(rl, path, err_r) < 0 ||
         ratelimit_nets_parse(rl, path, err_r) < 0) {
         ratelimit_destroy(rl);
         return NULL;
     }
+    rl->on_error_continue = rl->conf.on_error == 1;
     if ((rl->conns = ratelimit_conns_new(host, RATELIMIT_CONN_TTL_MS)) ==
         NULL) {
         modmta_err_set(err_r, path, "out of memory");

@@ -66,7 +66,8 @@ static const modmta_option store_mbox_opts[] = {
     MODMTA_OPTION_JSON("users", struct store_mbox_conf, users, 0),
     MODMTA_OPTION_BOOL("fsync", struct store_mbox_conf, fsync, 0),
     MODMTA_OPTION_STRLIST("domains", struct store_mbox_conf, domains, 0),
-    MODMTA_OPTION_INT("lock_timeout", struct store_mbox_conf, lock_timeout, 0),
+    MODMTA_OPTION_SECONDS("lock_timeout", struct store_mbox_conf,
+                          lock_timeout, 0, 0, STORE_MBOX_LOCK_TIMEOUT_MAX),
     MODMTA_OPTION_END
 };
 
@@ -175,7 +176,6 @@ store_mbox_create(const json_t *conf, const modmta_host *host,
                   modmta_err *err_r)
 {
     struct store_mbox *sm = calloc(1, sizeof(*sm));
-    char path[256];
 
     if (sm == NULL) {
         modmta_err_set(err_r, modmta_host_path(host), "out of memory");
@@ -187,13 +187,6 @@ store_mbox_create(const json_t *conf, const modmta_host *host,
     if (modmta_conf_parse_options(conf, host, store_mbox_opts, &sm->conf,
                                   err_r) < 0)
         goto fail;
-    if (sm->conf.lock_timeout > STORE_MBOX_LOCK_TIMEOUT_MAX) {
-        snprintf(path, sizeof(path), "%s.lock_timeout",
-                 modmta_host_path(host));
-        modmta_err_set(err_r, path, "at most %d seconds",
-                       STORE_MBOX_LOCK_TIMEOUT_MAX);
-        goto fail;
-    }
     if (store_mbox_conf_users(sm, host, err_r) < 0 ||
         store_mbox_conf_directory(sm, host, err_r) < 0)
         goto fail;

@@ -6,6 +6,7 @@
  * body lines (header_checks_scan.c). README.md has the keys and what
  * differs from Postfix.
  */
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,8 @@ struct hc {
 static const modmta_option hc_opts[] = {
     MODMTA_OPTION_STRING("header_checks", struct hc_conf, header_checks, 0),
     MODMTA_OPTION_STRING("body_checks", struct hc_conf, body_checks, 0),
-    MODMTA_OPTION_INT("body_checks_size_limit", struct hc_conf, body_limit, 0),
+    MODMTA_OPTION_SIZE("body_checks_size_limit", struct hc_conf, body_limit,
+                       0, 0, LLONG_MAX),
     MODMTA_OPTION_END
 };
 
@@ -68,10 +70,8 @@ hc_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
     }
     r = modmta_conf_parse_options(conf, host, hc_opts, &c, err_r);
     if (r == 0 && c.header_checks == NULL && c.body_checks == NULL) {
-        modmta_err_set(err_r, modmta_host_path(host),
-                       "nothing to check: give header_checks, "
-                       "body_checks or both");
-        r = MODMTA_E_CONFIG;
+        r = modmta_conf_error(host, err_r, NULL, "nothing to check: give "
+                              "header_checks, body_checks or both");
     }
     if (r == 0)
         r = hc_open(c.header_checks, "header_checks", &hc_file_header, host,

@@ -237,8 +237,10 @@ conf_fmt_ms(long long ms, char *buf, size_t len)
         {"m", 60000LL}, {"s", 1000LL},
     };
 
+    if (ms == 0)
+        return "0s";
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-        if (ms != 0 && ms % units[i].ms == 0) {
+        if (ms % units[i].ms == 0) {
             snprintf(buf, len, "%lld%s", ms / units[i].ms, units[i].unit);
             return buf;
         }
