@@ -298,9 +298,11 @@ chain_add(struct chain *ch, const struct config *cfg, int is_root, size_t i,
     if (!dup)
         names[i] = name;
     bad = chain_budget_parse(el, path, &budget, errs) < 0;
-    /* Load even a duplicate, to report every error in one pass. */
+    /* Load and create even a duplicate or an entry whose core keys are
+     * wrong, to report every error in one pass; such an instance is
+     * destroyed at once. */
     mod = modload_load(cfg->module_path, module, mpath, errs);
-    if (mod == NULL || dup || bad)
+    if (mod == NULL)
         return -1;
     ci = &ch->insts[ch->ninsts];
     ci->host = modmta_host_new(name, path, cfg->hostname, cfg->spool,
@@ -313,8 +315,9 @@ chain_add(struct chain *ch, const struct config *cfg, int is_root, size_t i,
     modmta_host_set_shared(ci->host, ch->shared);
     memset(&err, 0, sizeof(err));
     ci->inst = mod->create(el, ci->host, &err);
-    if (ci->inst == NULL || conf_errors_count(ci->host) > 0) {
-        chain_create_errors(ci->host, &err, path, errs);
+    if (ci->inst == NULL || conf_errors_count(ci->host) > 0 || dup || bad) {
+        if (ci->inst == NULL || conf_errors_count(ci->host) > 0)
+            chain_create_errors(ci->host, &err, path, errs);
         if (ci->inst != NULL && mod->destroy != NULL)
             mod->destroy(ci->inst);
         ci->inst = NULL;
