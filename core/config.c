@@ -435,22 +435,27 @@ config_int(struct config_loader *ld, const json_t *obj, const char *path,
     return 1;
 }
 
-/* A duration string (modmta_parse_duration_ms: "90", "90s", "15m",
- * "4h", "2d", "1w") into whole seconds; -1 if malformed or over max. */
+/* A string of digits and a unit (modmta_parse_duration_ms: "90", "90s",
+ * "15m", "4h", "2d", "1w"; modmta_parse_size: "512k", "20M"), in whole
+ * seconds or in octets; -1 if malformed or over max. */
 static long long
-config_duration(const char *s, long long max)
+config_units(const char *s, int bytes, long long max)
 {
-    long long ms;
+    long long n;
 
-    if (modmta_parse_duration_ms(s, &ms) < 0 || ms % 1000 != 0)
+    if (bytes ? modmta_parse_size(s, &n) < 0
+              : modmta_parse_duration_ms(s, &n) < 0 || n % 1000 != 0)
         return -1;
-    return ms / 1000 > max ? -1 : ms / 1000;
+    n = bytes ? n : n / 1000;
+    return n > max ? -1 : n;
 }
 
-/* A time in seconds: an integer, or a string with a unit (s m h d w). */
+/* A time in seconds (an integer, or a string with a unit: s m h d w),
+ * or with bytes a size in octets (an integer, or with a unit: k M G T). */
 static int
-config_time(struct config_loader *ld, const json_t *obj, const char *path,
-            const char *key, long long min, long long max, long long *out)
+config_quantity(struct config_loader *ld, const json_t *obj, const char *path,
+                const char *key, long long min, long long max, int bytes,
+                long long *out)
 {
     char p[CONFIG_PATH_MAX];
     const json_t *v = json_object_get(obj, key);
@@ -458,36 +463,18 @@ config_time(struct config_loader *ld, const json_t *obj, const char *path,
 
     if (v == NULL || !json_is_string(v))
         return config_int(ld, obj, path, key, min, max, out);
-    n = config_duration(json_string_value(v), max);
+    n = config_units(json_string_value(v), bytes, max);
     if (n < min) {
         config_path_key(p, path, key);
-        config_err(ld, p, "\"%s\": expected a time from %lld to %lld "
-                   "seconds, as an integer or with a unit (\"30s\", "
-                   "\"15m\", \"4h\", \"5d\")", json_string_value(v), min,
-                   max);
-        return -1;
-    }
-    *out = n;
-    return 1;
-}
-
-/* A size in bytes: an integer, or a string with a unit (k M G T). */
-static int
-config_bytes(struct config_loader *ld, const json_t *obj, const char *path,
-             const char *key, long long min, long long max, long long *out)
-{
-    char p[CONFIG_PATH_MAX];
-    const json_t *v = json_object_get(obj, key);
-    long long n;
-
-    if (v == NULL || !json_is_string(v))
-        return config_int(ld, obj, path, key, min, max, out);
-    if (modmta_parse_size(json_string_value(v), &n) < 0 || n < min ||
-        n > max) {
-        config_path_key(p, path, key);
-        config_err(ld, p, "\"%s\": expected a size of bytes, as an integer "
-                   "or with a unit (\"512k\", \"20M\", \"1G\")",
-                   json_string_value(v));
+        if (bytes)
+            config_err(ld, p, "\"%s\": expected a size of bytes, as an "
+                       "integer or with a unit (\"512k\", \"20M\", \"1G\")",
+                       json_string_value(v));
+        else
+            config_err(ld, p, "\"%s\": expected a time from %lld to %lld "
+                       "seconds, as an integer or with a unit (\"30s\", "
+                       "\"15m\", \"4h\", \"5d\")", json_string_value(v),
+                       min, max);
         return -1;
     }
     *out = n;
@@ -821,12 +808,9 @@ config_load_nums(struct config_loader *ld, const json_t *root,
     config_path_key(path, "$", key);
     for (i = 0; nums[i].key != NULL; i++) {
         v = nums[i].def;
-        if (obj != NULL && nums[i].seconds)
-            config_time(ld, obj, path, nums[i].key, nums[i].min,
-                        nums[i].max, &v);
-        else if (obj != NULL && nums[i].bytes)
-            config_bytes(ld, obj, path, nums[i].key, nums[i].min,
-                         nums[i].max, &v);
+        if (obj != NULL && (nums[i].seconds || nums[i].bytes))
+            config_quantity(ld, obj, path, nums[i].key, nums[i].min,
+                            nums[i].max, nums[i].bytes, &v);
         else if (obj != NULL)
             config_int(ld, obj, path, nums[i].key, nums[i].min, nums[i].max,
                        &v);
@@ -1003,7 +987,7 @@ config_load_dns(struct config_loader *ld, const json_t *root)
     if (config_strlist(ld, o, "$.dns", "servers", config_dns_server,
                        &d->servers) > 0 && d->servers[0] == NULL)
         config_err(ld, "$.dns.servers", "expected at least one server");
-    if (config_time(ld, o, "$.dns", "timeout", 1, 300, &t) > 0)
+    if (config_quantity(ld, o, "$.dns", "timeout", 1, 300, 0, &t) > 0)
         d->timeout = (long)t;
     if (config_str(ld, o, "$.dns", "trust_anchor", NULL,
                    &d->trust_anchor) > 0 && d->trust_anchor != NULL &&
@@ -1088,7 +1072,7 @@ config_redis_time(struct config_loader *ld, json_t *r, const char *key,
 {
     long long t = def;
 
-    if (config_time(ld, r, "$.redis", key, 1, 3600, &t) >= 0)
+    if (config_quantity(ld, r, "$.redis", key, 1, 3600, 0, &t) >= 0)
         json_object_set_new(r, key, json_integer(t));
 }
 

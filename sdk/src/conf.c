@@ -217,10 +217,14 @@ conf_enumset(struct conf_run *r, const modmta_option *o, const json_t *v,
     }
     json_array_foreach(v, i, s) {
         snprintf(epath, sizeof(epath), "%s[%zu]", path, i);
-        if (conf_enum(r, o, s, epath, &k) < 0 || k >= 32)
+        if (conf_enum(r, o, s, epath, &k) < 0) {
             bad = 1;
-        else
+        } else if (k >= 32) {
+            conf_fail(r, epath, "option has more than 32 names");
+            bad = 1;
+        } else {
             set |= 1u << k;
+        }
     }
     if (bad)
         return -1;
