@@ -111,44 +111,58 @@ typedef struct modmta_option {
     const char *const *names; /* ENUM, ENUMSET: NULL-terminated */
 } modmta_option;
 
-#define MODMTA_OPTION_ENTRY_(key, type, st, member, flags, min, max, names) \
-    { sizeof(modmta_option), (key), (type), offsetof(st, member),          \
-      (flags), (min), (max), (names) }
+/* offsetof(st, member), refused at compile time when the member does not
+ * have the size of the type the option stores (an int given to a
+ * long long option). */
+#define MODMTA_OPTION_OFFSET_(st, member, ctype)                           \
+    (offsetof(st, member) +                                                \
+     0 * sizeof(char[sizeof(((st *)0)->member) == sizeof(ctype) ? 1 : -1]))
+#define MODMTA_OPTION_ENTRY_(key, type, ctype, st, member, flags, min, max,  \
+                             names)                                        \
+    { sizeof(modmta_option), (key), (type),                                \
+      MODMTA_OPTION_OFFSET_(st, member, ctype), (flags), (min), (max),     \
+      (names) }
 #define MODMTA_OPTION_STRING(key, st, member, flags)                        \
-    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_STRING, st, member, flags, 0, 0, NULL)
+    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_STRING, char *, st, member, flags, \
+                         0, 0, NULL)
 #define MODMTA_OPTION_BOOL(key, st, member, flags)                          \
-    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_BOOL, st, member, flags, 0, 0, NULL)
-#define MODMTA_OPTION_INT(key, st, member, flags)                           \
-    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_INT, st, member, flags, 0, 0, NULL)
-#define MODMTA_OPTION_RANGE(key, st, member, flags, min, max)               \
-    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_RANGE, st, member, flags, min, max, \
+    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_BOOL, int, st, member, flags, 0, 0, \
                          NULL)
+#define MODMTA_OPTION_INT(key, st, member, flags)                           \
+    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_INT, long long, st, member, flags, \
+                         0, 0, NULL)
+#define MODMTA_OPTION_RANGE(key, st, member, flags, min, max)               \
+    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_RANGE, long long, st, member,      \
+                         flags, min, max, NULL)
 /* MODMTA_OPTION_ENUM("mode", struct c, mode, 0, "fast", "safe") */
 #define MODMTA_OPTION_ENUM(key, st, member, flags, ...)                     \
-    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_ENUM, st, member, flags, 0, 0,     \
+    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_ENUM, int, st, member, flags, 0, 0, \
                          ((const char *const[]){__VA_ARGS__, NULL}))
 #define MODMTA_OPTION_ENUMSET(key, st, member, flags, ...)                  \
-    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_ENUMSET, st, member, flags, 0, 0,  \
+    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_ENUMSET, unsigned, st, member,     \
+                         flags, 0, 0,                                      \
                          ((const char *const[]){__VA_ARGS__, NULL}))
 /* Bounds in seconds. */
 #define MODMTA_OPTION_SECONDS(key, st, member, flags, min, max)             \
-    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_SECONDS, st, member, flags, min,   \
-                         max, NULL)
+    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_SECONDS, long long, st, member,    \
+                         flags, min, max, NULL)
 /* Bounds in milliseconds. */
 #define MODMTA_OPTION_MILLISECONDS(key, st, member, flags, min, max)        \
-    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_MILLISECONDS, st, member, flags,   \
-                         min, max, NULL)
+    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_MILLISECONDS, long long, st,       \
+                         member, flags, min, max, NULL)
 /* Bounds in bytes. */
 #define MODMTA_OPTION_SIZE(key, st, member, flags, min, max)                \
-    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_SIZE, st, member, flags, min, max, \
-                         NULL)
+    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_SIZE, long long, st, member,       \
+                         flags, min, max, NULL)
 #define MODMTA_OPTION_STRLIST(key, st, member, flags)                       \
-    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_STRLIST, st, member, flags, 0, 0,  \
-                         NULL)
+    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_STRLIST, char **, st, member,      \
+                         flags, 0, 0, NULL)
 #define MODMTA_OPTION_MAP(key, st, member, flags)                           \
-    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_MAP, st, member, flags, 0, 0, NULL)
+    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_MAP, void *, st, member, flags, 0, \
+                         0, NULL)
 #define MODMTA_OPTION_JSON(key, st, member, flags)                          \
-    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_JSON, st, member, flags, 0, 0, NULL)
+    MODMTA_OPTION_ENTRY_(key, MODMTA_OPT_JSON, void *, st, member, flags, 0, \
+                         0, NULL)
 #define MODMTA_OPTION_END                                                   \
     { sizeof(modmta_option), NULL, (modmta_opt_type)0, 0, 0, 0, 0, NULL }
 
