@@ -47,14 +47,11 @@ struct alias_exp {
     size_t ntargets;
 };
 
-static const modmta_opt alias_opts[] = {
-    {"map", MODMTA_OPT_MAP, offsetof(struct alias_conf, map),
-     MODMTA_OPT_REQUIRED},
-    {"allow_commands", MODMTA_OPT_BOOL,
-     offsetof(struct alias_conf, allow_commands), 0},
-    {"allow_files", MODMTA_OPT_BOOL, offsetof(struct alias_conf, allow_files),
-     0},
-    {NULL, 0, 0, 0},
+static const modmta_option alias_opts[] = {
+    MODMTA_OPTION_MAP("map", struct alias_conf, map, MODMTA_OPT_REQUIRED),
+    MODMTA_OPTION_BOOL("allow_commands", struct alias_conf, allow_commands, 0),
+    MODMTA_OPTION_BOOL("allow_files", struct alias_conf, allow_files, 0),
+    MODMTA_OPTION_END
 };
 
 static int alias_items(struct alias_exp *e, char **items, const char *src,
@@ -117,7 +114,7 @@ alias_destroy(void *inst)
 
     if (a == NULL)
         return;
-    modmta_conf_free(alias_opts, &a->c);
+    modmta_conf_free_options(alias_opts, &a->c);
     free(a->map_path);
     free(a);
 }
@@ -132,7 +129,7 @@ alias_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
         return NULL;
     }
     a->host = host;
-    if (modmta_conf_parse(conf, host, alias_opts, &a->c, err_r) < 0) {
+    if (modmta_conf_parse_options(conf, host, alias_opts, &a->c, err_r) < 0) {
         free(a);
         return NULL;
     }

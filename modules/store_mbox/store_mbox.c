@@ -36,16 +36,15 @@ struct store_mbox {
     const modmta_host *host;
 };
 
-static const modmta_opt store_mbox_opts[] = {
-    { "directory", MODMTA_OPT_STRING,
-      offsetof(struct store_mbox_conf, directory), MODMTA_OPT_REQUIRED },
-    { "users", MODMTA_OPT_JSON, offsetof(struct store_mbox_conf, users), 0 },
-    { "fsync", MODMTA_OPT_BOOL, offsetof(struct store_mbox_conf, fsync), 0 },
-    { "domains", MODMTA_OPT_STRLIST,
-      offsetof(struct store_mbox_conf, domains), 0 },
-    { "lock_timeout", MODMTA_OPT_INT,
-      offsetof(struct store_mbox_conf, lock_timeout), 0 },
-    { NULL, 0, 0, 0 },
+static const modmta_option store_mbox_opts[] = {
+    MODMTA_OPTION_STRING("directory", struct store_mbox_conf, directory,
+                         MODMTA_OPT_REQUIRED),
+    MODMTA_OPTION_JSON("users", struct store_mbox_conf, users, 0),
+    MODMTA_OPTION_BOOL("fsync", struct store_mbox_conf, fsync, 0),
+    MODMTA_OPTION_STRLIST("domains", struct store_mbox_conf, domains, 0),
+    MODMTA_OPTION_SECONDS("lock_timeout", struct store_mbox_conf,
+                          lock_timeout, 0, 0, STORE_MBOX_LOCK_TIMEOUT_MAX),
+    MODMTA_OPTION_END
 };
 
 /* ---- configuration ---- */
@@ -58,7 +57,7 @@ store_mbox_destroy(void *inst)
     if (sm == NULL)
         return;
     local_users_free(&sm->users);
-    modmta_conf_free(store_mbox_opts, &sm->conf);
+    modmta_conf_free_options(store_mbox_opts, &sm->conf);
     free(sm->dir);
     free(sm);
 }
@@ -68,7 +67,6 @@ store_mbox_create(const json_t *conf, const modmta_host *host,
                   modmta_err *err_r)
 {
     struct store_mbox *sm = calloc(1, sizeof(*sm));
-    char path[256];
 
     if (sm == NULL) {
         modmta_err_set(err_r, modmta_host_path(host), "out of memory");
@@ -77,15 +75,9 @@ store_mbox_create(const json_t *conf, const modmta_host *host,
     sm->host = host;
     sm->conf.fsync = 1;
     sm->conf.lock_timeout = 10;
-    if (modmta_conf_parse(conf, host, store_mbox_opts, &sm->conf, err_r) < 0)
+    if (modmta_conf_parse_options(conf, host, store_mbox_opts, &sm->conf,
+                                  err_r) < 0)
         goto fail;
-    if (sm->conf.lock_timeout > STORE_MBOX_LOCK_TIMEOUT_MAX) {
-        snprintf(path, sizeof(path), "%s.lock_timeout",
-                 modmta_host_path(host));
-        modmta_err_set(err_r, path, "at most %d seconds",
-                       STORE_MBOX_LOCK_TIMEOUT_MAX);
-        goto fail;
-    }
     if (local_users_init(&sm->users, sm->conf.users, sm->conf.domains, host,
                          err_r) < 0 ||
         local_dir_prepare(sm->conf.directory, host, &sm->dir, err_r) < 0)
