@@ -494,6 +494,25 @@ dpipe_result(struct dpipe_one *o, modmta_dstatus st, int code,
     modmta_dlv_result(o->ctx, o->i, st, code, esc, NULL, text);
 }
 
+/* An alias's command line is the trusted file's: sh runs it as is, as
+ * local(8) does. */
+static char **
+dpipe_shell_argv(const char *command)
+{
+    char **argv = calloc(4, sizeof(*argv));
+
+    if (argv == NULL)
+        return NULL;
+    argv[0] = strdup("/bin/sh");
+    argv[1] = strdup("-c");
+    argv[2] = strdup(command);
+    if (argv[0] == NULL || argv[1] == NULL || argv[2] == NULL) {
+        pipe_strv_free(argv);
+        return NULL;
+    }
+    return argv;
+}
+
 /* argv, environment and input prefix; 0 or -1 (out of memory). */
 static int
 dpipe_prepare(struct dpipe_one *o, char ***argv_r, char ***envp_r,
@@ -514,13 +533,12 @@ dpipe_prepare(struct dpipe_one *o, char ***argv_r, char ***envp_r,
         .size = size, .logname = a->name, .home = a->home,
         .shell = a->shell,
     };
-    char *const shell[] = { "/bin/sh", "-c", (char *)o->command, NULL };
     size_t plen;
 
     snprintf(size, sizeof(size), "%lld",
              (long long)modmta_message_size(o->ctx));
-    *argv_r = pipe_argv_new(o->command != NULL ? shell : o->d->conf.command,
-                            &v);
+    *argv_r = o->command != NULL ? dpipe_shell_argv(o->command)
+                                 : pipe_argv_new(o->d->conf.command, &v);
     *envp_r = pipe_env_new(&v);
     plen = strlen(v.sender) + strlen(o->rcpt) + 64;
     *prefix_r = malloc(plen);
