@@ -392,6 +392,17 @@ dpipe_classify(const struct dpipe *d, const char *rcpt, struct dpipe_rcpt *r)
     return DPIPE_OK;
 }
 
+/* The alias command recipients' domain is received here, never relayed:
+ * so a client naming one meets dpipe_on_rcpt, not a relay rule. */
+static int
+dpipe_owns_domain(void *inst, const char *domain)
+{
+    const struct dpipe *d = inst;
+
+    return d->conf.alias_commands &&
+           modmta_domain_equal(domain, PIPE_ALIAS_DOMAIN);
+}
+
 static modmta_verdict
 dpipe_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
 {
@@ -666,6 +677,7 @@ MODMTA_MODULE = {
     .create = dpipe_create,
     .destroy = dpipe_destroy,
     .on_rcpt = dpipe_on_rcpt,
+    .owns_domain = dpipe_owns_domain,
     .route = dpipe_route,
     .deliver_msg = dpipe_deliver_msg,
 };
