@@ -221,6 +221,10 @@ dpipe_conf_account(struct dpipe *d, modmta_err *err_r)
         return dpipe_err(d->host, err_r, "user", "user \"%s\" is root: "
                          "commands never run as root; choose an "
                          "unprivileged account", a->name);
+    if (a->gid == 0)
+        return dpipe_err(d->host, err_r, "user", "user \"%s\" has the root "
+                         "group as its primary group: commands never run "
+                         "with it; choose an unprivileged account", a->name);
     if (me != 0 && me != a->uid)
         return dpipe_err(d->host, err_r, "user", "the daemon runs as uid "
                          "%lu and cannot run commands as another user: "
@@ -476,17 +480,36 @@ dpipe_output_text(const struct pipe_result *res, const char *what,
     buf[o < len ? o : len - 1] = '\0';
 }
 
-/* A Delivered-To naming rcpt already: a loop (local(8) does the same). */
+/* A Delivered-To naming rcpt already in the queued message's header: a
+ * loop (local(8) checks the same). 1, 0, or -1 when it cannot be read.
+ * The delivery context has no parsed headers: the file is read. */
 static int
-dpipe_loop(const modmta_ctx *ctx, const char *rcpt)
+dpipe_loop(const char *path, const char *rcpt)
 {
-    const char *v;
-    size_t i;
+    static const char name[] = "Delivered-To:";
+    FILE *f = fopen(path, "re");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int found = 0;
 
-    for (i = 0; (v = modmta_hdr_get(ctx, "Delivered-To", i)) != NULL; i++)
-        if (strcasecmp(v, rcpt) == 0)
-            return 1;
-    return 0;
+    if (f == NULL)
+        return -1;
+    while (!found && (n = getline(&line, &cap, f)) > 0) {
+        char *v = line + sizeof(name) - 1;
+
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n == 0)
+            break; /* the end of the header */
+        if (strncasecmp(line, name, sizeof(name) - 1) != 0)
+            continue;
+        v += strspn(v, " \t");
+        found = strcasecmp(v, rcpt) == 0;
+    }
+    free(line);
+    fclose(f);
+    return found;
 }
 
 struct dpipe_one {
@@ -650,9 +673,16 @@ dpipe_deliver_one(struct dpipe *d, modmta_ctx *ctx, size_t i)
         dpipe_result(&o, MODMTA_FAILED, 552, "5.2.3", text);
         return;
     }
-    if (dpipe_loop(ctx, o.rcpt)) {
+    switch (dpipe_loop(modmta_message_path(ctx), o.rcpt)) {
+    case 0:
+        break;
+    case 1:
         dpipe_result(&o, MODMTA_FAILED, 554, "5.4.6",
                      "mail forwarding loop (Delivered-To)");
+        return;
+    default:
+        dpipe_result(&o, MODMTA_DEFERRED, 451, "4.3.0",
+                     "cannot read the queued message");
         return;
     }
     dpipe_run_one(&o);

@@ -3,7 +3,8 @@ runs it) hands messages to commands running as "nobody". procmail files
 a message by a recipe into a Maildir folder; a command that exits 75 is
 deferred, then delivered when the queue is flushed; EX_NOUSER bounces
 with the command's output in the DSN; a command over its time limit is
-killed with what it started and the message deferred; shell syntax in
+killed with what it started and the message deferred; a message that
+already went through the recipient (Delivered-To) bounces; shell syntax in
 an address reaches the command as one argument and runs nothing; an
 alias's "|command" from a root-owned aliases file is run, and a client
 naming its internal recipient itself is refused."""
@@ -137,6 +138,18 @@ class Pipe(harness.TestCase):
         self.assertIn('Status: 5.1.1', text)
         self.assertIn('no ticket queue named sales', text)
         self.assertIn('EX_NOUSER', text)
+
+    def test_delivered_to_loop_bounces(self):
+        ran = os.path.join(self.out, 'ran')
+        d = self.mta({'command': ['/usr/bin/touch', ran]})
+        with smtp(d.port()) as s:
+            send_mail(s, SENDER, ['bob@pipe.test'],
+                      b'Delivered-To: bob@pipe.test\r\n' + make_message(
+                          'loop@e2e.test', sender=SENDER))
+        [dsn] = d.wait_messages('alice', 1)
+        self.assertIn(b'Status: 5.4.6', dsn)
+        self.assertIn(b'mail forwarding loop', dsn)
+        self.assertFalse(os.path.exists(ran))
 
     def test_time_limit_kills(self):
         pidfile = os.path.join(self.out, 'pid')

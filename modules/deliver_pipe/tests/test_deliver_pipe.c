@@ -68,6 +68,16 @@ teardown(void **state)
 }
 
 static void
+write_message(struct fx *fx, const char *text)
+{
+    FILE *f = fopen(fx->msg, "w");
+
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void
 create(struct fx *fx, const char *conf)
 {
     if (fx->inst != NULL)
@@ -335,10 +345,16 @@ test_deliver_limits(void **state)
     new_ctx(fx, MODMTA_PHASE_DELIVER);
     delivers(fx, "bob@example.com", MODMTA_DEFERRED, 451, "4.3.0",
              "time limit exceeded");
-    /* a Delivered-To already naming the recipient: a loop */
+    /* a Delivered-To in the queued header already naming the
+     * recipient: a loop; in the body it is not */
     create(fx, "{\"command\": [\"/bin/true\"], \"user\": \"nobody\"}");
+    write_message(fx, "Delivered-To: other@example.com\r\nSubject: t\r\n"
+                      "\r\nDelivered-To: bob@example.com\r\n");
     new_ctx(fx, MODMTA_PHASE_DELIVER);
-    modmta_test_add_header(fx->ctx, "Delivered-To", "Bob@example.com");
+    delivers(fx, "bob@example.com", MODMTA_DELIVERED, 250, "2.0.0", "");
+    write_message(fx, "Subject: t\r\nDelivered-To:  Bob@example.com\r\n"
+                      "\r\nbody\r\n");
+    new_ctx(fx, MODMTA_PHASE_DELIVER);
     delivers(fx, "bob@example.com", MODMTA_FAILED, 554, "5.4.6", "loop");
 }
 
