@@ -213,7 +213,10 @@ class Pipe(harness.TestCase):
                      extra=[{'module': 'relay_access',
                              'mynetworks': ['127.0.0.0/8']},
                             {'module': 'alias', 'map': 'aliases:' + aliases,
-                             'allow_commands': True}])
+                             'allow_commands': True},
+                            # before deliver_pipe: it leaves the owned
+                            # domain of command recipients alone
+                            {'module': 'deliver_smtp'}])
         qid = self.send(d, ['tickets@localhost'], 'alias@e2e.test')
         d.wait_queue_empty()
         msg = self.read('alias.msg')
