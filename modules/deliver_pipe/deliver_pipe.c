@@ -37,6 +37,8 @@ static const modmta_opt dpipe_opts[] = {
     { "size_limit", MODMTA_OPT_INT, offsetof(struct dpipe_conf, size_limit),
       0 },
     { "headers", MODMTA_OPT_BOOL, offsetof(struct dpipe_conf, headers), 0 },
+    { "from_line", MODMTA_OPT_BOOL, offsetof(struct dpipe_conf, from_line),
+      0 },
     { "alias_commands", MODMTA_OPT_BOOL,
       offsetof(struct dpipe_conf, alias_commands), 0 },
     { NULL, 0, 0, 0 },

@@ -25,6 +25,7 @@ struct dpipe_conf {
     long long time_limit;
     long long size_limit;
     int headers;
+    int from_line;
     int alias_commands;
 };
 

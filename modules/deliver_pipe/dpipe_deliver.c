@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "deliver_pipe.h"
@@ -98,6 +99,48 @@ dpipe_shell_argv(const char *command)
     return argv;
 }
 
+/* What goes before the message on the command's input, as local(8)
+ * writes it: the From_ line ("from_line"), then Return-Path,
+ * X-Original-To (when the client's address is known) and Delivered-To
+ * ("headers"). Malloc'ed, NULL when out of memory. */
+static char *
+dpipe_prefix(const struct dpipe *d, const char *sender, const char *orig,
+             const char *rcpt)
+{
+    size_t len = strlen(sender) + (orig ? strlen(orig) : 0) +
+                 strlen(rcpt) + 128;
+    char *p = malloc(len), date[32];
+    size_t o = 0;
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (p == NULL)
+        return NULL;
+    p[0] = '\0';
+    if (d->conf.from_line && localtime_r(&now, &tm) != NULL &&
+        strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm) > 0) {
+        size_t at;
+
+        o += (size_t)snprintf(p + o, len - o, "From ");
+        at = o;
+        o += (size_t)snprintf(p + o, len - o, "%s",
+                              sender[0] != '\0' ? sender : "MAILER-DAEMON");
+        for (; at < o; at++) /* one word, as store_mbox writes it */
+            if (p[at] == ' ' || p[at] == '\t')
+                p[at] = '_';
+        o += (size_t)snprintf(p + o, len - o, " %s\n", date);
+    }
+    if (d->conf.headers) {
+        o += (size_t)snprintf(p + o, len - o, "Return-Path: <%s>\n",
+                              sender);
+        if (orig != NULL)
+            o += (size_t)snprintf(p + o, len - o, "X-Original-To: %s\n",
+                                  orig);
+        snprintf(p + o, len - o, "Delivered-To: %s\n", rcpt);
+    }
+    return p;
+}
+
 /* argv, environment and input prefix; 0 or -1 (out of memory). */
 static int
 dpipe_prepare(struct dpipe_one *o, char ***argv_r, char ***envp_r,
@@ -118,23 +161,14 @@ dpipe_prepare(struct dpipe_one *o, char ***argv_r, char ***envp_r,
         .size = size, .logname = a->name, .home = a->home,
         .shell = a->shell,
     };
-    size_t plen;
 
     snprintf(size, sizeof(size), "%lld",
              (long long)modmta_message_size(o->ctx));
     *argv_r = o->command != NULL ? dpipe_shell_argv(o->command)
                                  : pipe_argv_new(o->d->conf.command, &v);
     *envp_r = pipe_env_new(&v);
-    plen = strlen(v.sender) + strlen(o->rcpt) + 64;
-    *prefix_r = malloc(plen);
-    if (*argv_r == NULL || *envp_r == NULL || *prefix_r == NULL)
-        return -1;
-    if (o->d->conf.headers)
-        snprintf(*prefix_r, plen, "Return-Path: <%s>\nDelivered-To: %s\n",
-                 v.sender, o->rcpt);
-    else
-        (*prefix_r)[0] = '\0';
-    return 0;
+    *prefix_r = dpipe_prefix(o->d, v.sender, orig, o->rcpt);
+    return *argv_r == NULL || *envp_r == NULL || *prefix_r == NULL ? -1 : 0;
 }
 
 static void

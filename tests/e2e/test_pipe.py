@@ -91,8 +91,9 @@ class Pipe(harness.TestCase):
             msg = f.read()
         # the headers local(8) adds, then the message with LF line ends
         self.assertTrue(msg.startswith(
-            b'Return-Path: <alice@localhost>\nDelivered-To: '
-            b'bob+accounts@pipe.test\n'), msg[:200])
+            b'Return-Path: <alice@localhost>\n'
+            b'X-Original-To: bob+accounts@pipe.test\n'
+            b'Delivered-To: bob+accounts@pipe.test\n'), msg[:200])
         self.assertIn(b'Subject: invoice 42\n', msg)
         self.assertIn(qid.encode(), msg)
         self.assertNotIn(b'\r\n', msg)

@@ -250,9 +250,12 @@ test_alias_recipient_from_client(void **state)
 
 /* ---- delivery ---- */
 
+/* rcpt (whose client address was orig, NULL: unknown) delivered: the
+ * result wanted, text a part of its text. */
 static void
-delivers(struct fx *fx, const char *rcpt, modmta_dstatus want, int code,
-         const char *esc, const char *text)
+delivers_orig(struct fx *fx, const char *rcpt, const char *orig,
+              modmta_dstatus want, int code, const char *esc,
+              const char *text)
 {
     const char *rcpts[] = { rcpt };
     const char *got_esc = NULL, *got_text = NULL;
@@ -265,6 +268,8 @@ delivers(struct fx *fx, const char *rcpt, modmta_dstatus want, int code,
     modmta_test_enter(ctx, MODMTA_PHASE_DELIVER, &modmta_descriptor,
                       fx->inst);
     modmta_test_set_dlv_group(ctx, rcpts, 1);
+    if (orig != NULL)
+        modmta_test_set_dlv_param(ctx, 0, "original", orig);
     modmta_descriptor.deliver_msg(fx->inst, ctx, "command");
     assert_int_equal(modmta_test_dlv_result(ctx, 0, &st, &got_code,
                                             &got_esc, NULL, &got_text), 1);
@@ -272,6 +277,13 @@ delivers(struct fx *fx, const char *rcpt, modmta_dstatus want, int code,
         strstr(got_text, text) == NULL)
         fail_msg("<%s>: %d %d %s \"%s\", expected %d %d %s \"%s\"", rcpt,
                  st, got_code, got_esc, got_text, want, code, esc, text);
+}
+
+static void
+delivers(struct fx *fx, const char *rcpt, modmta_dstatus want, int code,
+         const char *esc, const char *text)
+{
+    delivers_orig(fx, rcpt, NULL, want, code, esc, text);
 }
 
 #define SH(script) \
@@ -326,6 +338,31 @@ test_deliver_environment(void **state)
              "alice@remote.test bob+x@example.com bob+x x example.com "
              "nobody /usr/bin:/bin\nReturn-Path: <alice@remote.test>\n"
              "Delivered-To: bob+x@example.com");
+}
+
+/* What precedes the message: From_ line, Return-Path, X-Original-To,
+ * Delivered-To, as local(8) writes them; none with both keys false. */
+static void
+test_deliver_prefix(void **state)
+{
+    struct fx *fx = *state;
+
+    if (geteuid() != 0)
+        skip();
+    create(fx, "{\"command\": [\"/bin/sh\", \"-c\", \"head -5; exit 65\"], "
+               "\"user\": \"nobody\", \"from_line\": true}");
+    new_ctx(fx, MODMTA_PHASE_DELIVER);
+    delivers_orig(fx, "bob@example.com", "list@example.com", MODMTA_FAILED,
+                  550, "5.6.0", "\nReturn-Path: <alice@remote.test>\n"
+                  "X-Original-To: list@example.com\n"
+                  "Delivered-To: bob@example.com\nSubject: t");
+    delivers_orig(fx, "bob@example.com", NULL, MODMTA_FAILED, 550, "5.6.0",
+                  "EX_DATAERR: data format error: From alice@remote.test ");
+    create(fx, "{\"command\": [\"/bin/sh\", \"-c\", \"head -1; exit 65\"], "
+               "\"user\": \"nobody\", \"headers\": false}");
+    new_ctx(fx, MODMTA_PHASE_DELIVER);
+    delivers(fx, "bob@example.com", MODMTA_FAILED, 550, "5.6.0",
+             "EX_DATAERR: data format error: Subject: t");
 }
 
 static void
@@ -393,6 +430,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_deliver_status, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_deliver_environment, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_prefix, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_deliver_limits, setup,
                                         teardown),
