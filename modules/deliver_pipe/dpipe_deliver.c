@@ -107,7 +107,8 @@ static char *
 dpipe_prefix(const struct dpipe *d, const char *sender, const char *orig,
              const char *rcpt)
 {
-    size_t len = strlen(sender) + (orig ? strlen(orig) : 0) +
+    /* the sender twice (From_ line, Return-Path), the fixed text < 128 */
+    size_t len = 2 * strlen(sender) + (orig ? strlen(orig) : 0) +
                  strlen(rcpt) + 128;
     char *p = malloc(len), date[32];
     size_t o = 0;
