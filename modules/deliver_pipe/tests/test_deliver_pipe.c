@@ -358,6 +358,19 @@ test_deliver_prefix(void **state)
                   "Delivered-To: bob@example.com\nSubject: t");
     delivers_orig(fx, "bob@example.com", NULL, MODMTA_FAILED, 550, "5.6.0",
                   "EX_DATAERR: data format error: From alice@remote.test ");
+    /* the longest sender, written twice */
+    {
+        char sender[MODMTA_ADDR_PATH_MAX + 1], want[MODMTA_ADDR_PATH_MAX + 20];
+
+        memset(sender, 'a', 64);
+        snprintf(sender + 64, sizeof(sender) - 64, "@%0*d.test",
+                 MODMTA_ADDR_PATH_MAX - 64 - 7, 0);
+        new_ctx(fx, MODMTA_PHASE_DELIVER);
+        modmta_test_set_delivery(fx->ctx, "QID1", sender, 0);
+        snprintf(want, sizeof(want), "Return-Path: <%s>\n", sender);
+        delivers_orig(fx, "bob@example.com", "list@example.com",
+                      MODMTA_FAILED, 550, "5.6.0", want);
+    }
     create(fx, "{\"command\": [\"/bin/sh\", \"-c\", \"head -1; exit 65\"], "
                "\"user\": \"nobody\", \"headers\": false}");
     new_ctx(fx, MODMTA_PHASE_DELIVER);
