@@ -39,14 +39,14 @@ def wchar(pid):
 
 class Stream(harness.TestCase):
 
-    def stream_daemon(self, stream=None, first=None, store=True):
+    def stream_daemon(self, stream=None, first=None, store=True, **over):
         """stream, then (first: another instance before it), then
         store_mbox, or (store False) a script module that claims every
         recipient and defers its delivery (the message stays queued)."""
         if not TEST_MODULE_DIR:
             self.fail('set TEST_MODULE_DIR (meson test does)')
         d = self.daemon(start=False,
-                        queue={'retry_min': 3600, 'retry_max': 3600})
+                        queue={'retry_min': 3600, 'retry_max': 3600}, **over)
         d.overrides['module_path'] = [harness.MODULE_DIR, TEST_MODULE_DIR]
         mods = [dict({'module': 'stream'}, **(stream or {}))]
         if first is not None:
@@ -193,7 +193,8 @@ class Stream(harness.TestCase):
         """A header edit that changes the header block's length on a
         20 MB message writes it once more, not more (the bytes the daemon
         writes, /proc/PID/io wchar; delivery only defers)."""
-        d = self.stream_daemon(store=False)
+        d = self.stream_daemon(store=False,
+                               limits={'message_size': 64 * 1024 * 1024})
         body = ('x' * 998 + '\r\n') * (20 * 1024 * 1024 // 1000)
         sizes = {}
         with smtp(d.port(), timeout=120) as s:
