@@ -58,6 +58,7 @@ struct smtp_session {
     char addr[64];
     char name[256];
     char helo[256];
+    char uidtag[32];            /* " uid=N" on a local session's lines */
     int esmtp;
     int helo_rejected;   /* the last HELO/EHLO was refused by a module */
     unsigned long ncmds;
@@ -91,6 +92,7 @@ static void smtp_log_reject(struct smtp_session *s, const char *what,
 static void smtp_tx_reset(struct smtp_session *s);
 static const char *smtp_proto(const struct smtp_session *s);
 static void smtp_auth_as(struct smtp_session *s);
+static void smtp_local_auth(struct smtp_session *s);
 static int smtp_helo_common(struct smtp_session *s, char *args, int esmtp);
 static int smtp_helo(struct smtp_session *s, char *args);
 static int smtp_ehlo(struct smtp_session *s, char *args);
@@ -266,6 +268,8 @@ smtp_proto(const struct smtp_session *s)
 {
     static const char *const p[] = {"ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA"};
 
+    if (s->a->local_user != NULL)
+        return "LOCAL";
     if (!s->esmtp)
         return "SMTP";
     return p[(modmta_conn_is_tls(s->conn) ? 1 : 0)
@@ -273,6 +277,17 @@ smtp_proto(const struct smtp_session *s)
 }
 
 /* ---- HELO, EHLO ---- */
+
+/* A local session: the kernel vouched for the uid, so its login name
+ * counts as authenticated from the start (relaying as Postfix's pickup
+ * does, and every module that trusts AUTH trusts it). */
+static void
+smtp_local_auth(struct smtp_session *s)
+{
+    s->ctx->auth_user = modmta_sess_strdup(s->ctx, s->a->local_user);
+    if (s->ctx->auth_user != NULL)
+        chain_auth(s->gen->chain, s->ctx, s->ctx->auth_user, 1);
+}
 
 /* smtp_session_args.auth_as: the AUTH taken as done. */
 static void
@@ -552,11 +567,17 @@ smtp_data(struct smtp_session *s, char *args)
                                                     : NULL;
     /* Without HELO (smtp.helo_required off), the client's name stands in
      * for it, as Sendmail writes it. */
-    rcvd = smtp_data_received(s->helo[0] != '\0' ? s->helo : s->name,
-                              s->name, s->addr, s->cfg->hostname,
-                              smtp_proto(s), modmta_conn_tls_version(s->conn),
-                              modmta_conn_tls_cipher(s->conn),
-                              s->ctx->queue_id, rcpt);
+    if (s->a->local_user != NULL)
+        rcvd = smtp_data_received_local(s->cfg->hostname,
+                                        (unsigned long)s->a->local_uid,
+                                        s->ctx->queue_id, rcpt);
+    else
+        rcvd = smtp_data_received(s->helo[0] != '\0' ? s->helo : s->name,
+                                  s->name, s->addr, s->cfg->hostname,
+                                  smtp_proto(s),
+                                  modmta_conn_tls_version(s->conn),
+                                  modmta_conn_tls_cipher(s->conn),
+                                  s->ctx->queue_id, rcpt);
     if (rcvd == NULL) {
         smtp_reply(s, 451, "4.3.0", "Error: out of memory");
         return 0;
@@ -741,6 +762,15 @@ smtp_commit(struct smtp_session *s)
         smtp_reply(s, 451, "4.3.0", "Error: out of memory");
         return 0;
     }
+    /* The uid goes into the envelope with the message (a note, so
+     * that queue-side tools and on_queued hooks read it alike). */
+    if (s->a->local_user != NULL &&
+        modmta_ctx_note_put(c, "local_uid", NULL,
+                            (long long)s->a->local_uid) < 0) {
+        free(env.rcpts);
+        smtp_reply(s, 451, "4.3.0", "Error: out of memory");
+        return 0;
+    }
     for (size_t i = 0; i < c->nnotes; i++)
         notes[i] = (queue_note){c->notes[i].name, c->notes[i].str,
                                 c->notes[i].num};
@@ -773,9 +803,9 @@ smtp_commit(struct smtp_session *s)
             smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
         return 0;
     }
-    modmta_logf(MODMTA_LOG_INFO, "%s: from=<%s> size=%lld nrcpt=%zu%s", id,
-                c->sender, (long long)env.size, c->nrcpts,
-                c->quarantine != NULL ? " (quarantined)" : "");
+    modmta_logf(MODMTA_LOG_INFO, "%s: from=<%s> size=%lld nrcpt=%zu%s%s",
+                id, c->sender, (long long)env.size, c->nrcpts,
+                c->quarantine != NULL ? " (quarantined)" : "", s->uidtag);
     smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
     /* The message is durable: the client hears so now, not after the
      * on_queued hooks (a write error shows at the next read). */
@@ -1018,10 +1048,13 @@ smtp_greet(struct smtp_session *s)
     const char *host = s->cfg->hostname;
     modmta_verdict v;
 
-    modmta_logf(MODMTA_LOG_INFO, "%s: connect from=%s[%s] listener=%s",
-                s->a->session_id, s->name, s->addr, s->a->listener->name);
+    modmta_logf(MODMTA_LOG_INFO, "%s: connect from=%s[%s] listener=%s%s",
+                s->a->session_id, s->name, s->addr, s->a->listener->name,
+                s->uidtag);
     s->connected = 1;
     v = chain_connect(s->gen->chain, s->ctx);
+    if (v == MODMTA_CONTINUE && s->a->local_user != NULL)
+        smtp_local_auth(s);
     if (v == MODMTA_TEMPFAIL) {
         modmta_ctx_reply_default(s->ctx, 421, "4.7.0", "Try again later");
         smtp_log_reject(s, "CONNECT", NULL);
@@ -1029,7 +1062,9 @@ smtp_greet(struct smtp_session *s)
                    "%s %s", host, s->ctx->reply_text);
         return -1;
     }
-    if (modmta_conn_input_ready(s->conn, s->a->greet_pause_ms) > 0) {
+    /* A local client (sendmail -bs fed from a file) may talk first. */
+    if (s->a->local_user == NULL &&
+        modmta_conn_input_ready(s->conn, s->a->greet_pause_ms) > 0) {
         modmta_logf(MODMTA_LOG_NOTICE, "%s: early talker from=%s[%s]",
                     s->a->session_id, s->name, s->addr);
         smtp_reply(s, 554, "5.5.0", "%s Error: SMTP protocol "
@@ -1092,6 +1127,11 @@ static int
 smtp_setup(struct smtp_session *s)
 {
     smtp_client_names(s);
+    if (s->a->local_user != NULL) {
+        snprintf(s->name, sizeof(s->name), "localhost");
+        snprintf(s->uidtag, sizeof(s->uidtag), " uid=%lu",
+                 (unsigned long)s->a->local_uid);
+    }
     /* "tls": "none" means no TLS at all, for SMTP and for a module's
      * protocol alike (POP3's STLS asks modmta_conn_tls_available). */
     s->conn = modmta_conn_new(s->a->fd, s->a->listener->tls == TLS_NONE
