@@ -57,26 +57,36 @@ ctl_socket_path(const char *config)
 }
 
 int
-ctl_connect(const char *path)
+ctl_connect_quiet(const char *path)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     int fd;
 
     if (strlen(path) >= sizeof(sun.sun_path)) {
-        fprintf(stderr, "%s: %s: socket path too long\n", ctl_progname,
-                path);
+        errno = ENAMETOOLONG;
         return -1;
     }
     memcpy(sun.sun_path, path, strlen(path) + 1);
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        fprintf(stderr, "%s: cannot connect to %s: %s "
-                "(is modmta running?)\n", ctl_progname, path,
-                strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        int e = errno;
+
+        close(fd);
+        errno = e;
         return -1;
     }
+    return fd;
+}
+
+int
+ctl_connect(const char *path)
+{
+    int fd = ctl_connect_quiet(path);
+
+    if (fd < 0)
+        fprintf(stderr, "%s: cannot connect to %s: %s (is modmta "
+                "running?)\n", ctl_progname, path, strerror(errno));
     return fd;
 }
 

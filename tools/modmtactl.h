@@ -29,6 +29,8 @@ char *ctl_socket_path(const char *config);
 
 /* Connect to a daemon's UNIX socket; -1 after printing why. */
 int ctl_connect(const char *path);
+/* The same without printing: -1 with errno set. */
+int ctl_connect_quiet(const char *path);
 /* Send req (a line), read the whole answer, print it (body to stdout,
  * errors to stderr); returns a CTL_EXIT_* status. */
 int ctl_run(const char *path, const char *req);
