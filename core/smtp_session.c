@@ -1129,6 +1129,7 @@ smtp_setup(struct smtp_session *s)
     smtp_client_names(s);
     if (s->a->local_user != NULL) {
         snprintf(s->name, sizeof(s->name), "localhost");
+        snprintf(s->addr, sizeof(s->addr), "local");
         snprintf(s->uidtag, sizeof(s->uidtag), " uid=%lu",
                  (unsigned long)s->a->local_uid);
     }

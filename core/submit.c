@@ -218,18 +218,21 @@ submit_dir(const char *path, mode_t mode, modmta_err *err_r)
     return 0;
 }
 
-/* The socket's directory, made 0755 when missing. */
+/* The socket's directory: made when missing, and 0755 when it is ours
+ * (the daemon's umask made it 0700). */
 static int
 submit_socket_dir(const char *path, modmta_err *err_r)
 {
     char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    struct stat st;
     char *slash;
 
     snprintf(dir, sizeof(dir), "%s", path);
     if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
         return 0;
     *slash = '\0';
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+    if ((mkdir(dir, 0755) < 0 && errno != EEXIST) || stat(dir, &st) < 0 ||
+        (st.st_uid == geteuid() && chmod(dir, 0755) < 0)) {
         modmta_err_set(err_r, "$.local_submission.socket", "%s: %s", dir,
                        strerror(errno));
         return -1;

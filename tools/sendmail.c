@@ -358,6 +358,24 @@ sm_deliver(struct sm *s)
     return sm_submit(s);
 }
 
+/* Send p with each bare LF made CRLF: a person or a script typing
+ * SMTP into -bs ends lines with LF alone, the session wants CRLF.
+ * *last is the byte sent before p. */
+static int
+sm_send_crlf(int fd, const char *p, size_t n, char *last)
+{
+    char out[16384];
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\n' && *last != '\r')
+            out[o++] = '\r';
+        out[o++] = p[i];
+        *last = p[i];
+    }
+    return send(fd, out, o, MSG_NOSIGNAL) == (ssize_t)o ? 0 : -1;
+}
+
 /* -bs: the caller's SMTP dialogue, relayed to a local session. */
 static int
 sm_smtp(struct sm *s)
@@ -365,6 +383,7 @@ sm_smtp(struct sm *s)
     struct pollfd pfd[2];
     char buf[8192];
     int fd = sm_connect(s, "submit\n"), in_open = 1;
+    char last = '\0';
 
     if (fd < 0) {
         printf("421 4.3.0 %s mail system unavailable\r\n",
@@ -393,7 +412,7 @@ sm_smtp(struct sm *s)
             if (n <= 0) {
                 in_open = 0;
                 shutdown(fd, SHUT_WR);
-            } else if (send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n) {
+            } else if (sm_send_crlf(fd, buf, (size_t)n, &last) < 0) {
                 break;
             }
         }
@@ -402,12 +421,22 @@ sm_smtp(struct sm *s)
     return EX_OK;
 }
 
-/* A control-socket request (flush, reload). */
+/* A control-socket request (flush, reload): for root and the daemon's
+ * user only, as the socket's mode says. */
 static int
 sm_control(struct sm *s, const char *req)
 {
-    int rc = ctl_run(s->cfg->control_socket, req);
+    int fd = ctl_connect_quiet(s->cfg->control_socket), rc;
 
+    if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+        fprintf(stderr, "%s: %s: permission denied: only root and the "
+                "daemon's user may do that\n", ctl_progname,
+                s->cfg->control_socket);
+        return EX_NOPERM;
+    }
+    if (fd >= 0)
+        close(fd);
+    rc = ctl_run(s->cfg->control_socket, req);
     if (rc == CTL_EXIT_OK)
         return EX_OK;
     return rc == CTL_EXIT_ERROR && geteuid() != 0 ? EX_NOPERM
