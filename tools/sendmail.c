@@ -460,6 +460,8 @@ sm_run(struct sm *s)
         return sm_control(s, "reload\n");
     case SM_SMTP:
         return sm_smtp(s);
+    case SM_IGNORE:
+        return EX_OK;
     default:
         return sm_deliver(s);
     }

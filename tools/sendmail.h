@@ -15,6 +15,7 @@ enum sm_mode {
     SM_MAILQ,           /* -bp, or called as mailq */
     SM_FLUSH,           /* -q */
     SM_NEWALIASES,      /* -bi, -I, or called as newaliases */
+    SM_IGNORE,          /* -q30m: a daemon's queue interval, no-op */
 };
 
 struct sm_opts {

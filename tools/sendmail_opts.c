@@ -83,6 +83,8 @@ sm_opt_q(struct sm_opts *o, const char *v)
 {
     if (v[0] == '\0' || v[0] == 'R' || v[0] == 'S' || v[0] == 'I')
         o->mode = SM_FLUSH;
+    else
+        o->mode = SM_IGNORE;
 }
 
 /* One word starting with '-': its flags, or one option and its
