@@ -732,18 +732,18 @@ config_spool_path(struct config_loader *ld, const json_t *obj,
                   const char *key, const char *name, char **out)
 {
     struct sockaddr_un sun;
+    int set = config_str(ld, obj, "$.local_submission", key, NULL, out);
 
-    if (config_str(ld, obj, "$.local_submission", key, NULL, out) == 0 &&
-        ld->cfg->spool != NULL &&
+    if (set == 0 && ld->cfg->spool != NULL &&
         asprintf(out, "%s/%s", ld->cfg->spool, name) < 0) {
         *out = NULL;
         config_err(ld, NULL, "out of memory");
     }
     if (strcmp(key, "socket") == 0 && *out != NULL &&
         strlen(*out) >= sizeof(sun.sun_path))
-        config_err(ld, "$.local_submission.socket", "\"%s\" is longer than "
-                   "%zu bytes, the limit of a socket path", *out,
-                   sizeof(sun.sun_path) - 1);
+        config_err(ld, "$.local_submission.socket", "\"%s\"%s is longer "
+                   "than %zu bytes, the limit of a socket path", *out,
+                   set ? "" : " (from spool)", sizeof(sun.sun_path) - 1);
 }
 
 static void
