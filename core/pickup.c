@@ -23,6 +23,7 @@
 
 #define PICKUP_IO_TIMEOUT 600    /* s: the session's own limits come first */
 #define PICKUP_BAD_SUFFIX ".bad"
+#define PICKUP_SIZE_MAX (1LL << 30) /* when limits.message_size is 0 */
 
 struct pickup {
     char *dir;
@@ -116,7 +117,7 @@ pickup_read(pickup *p, int dfd, const char *name, char **buf_r,
         close(fd);
         return 0;
     }
-    if (p->max_size > 0 && st.st_size > p->max_size + 65536) {
+    if (st.st_size > p->max_size + 65536) {
         snprintf(err, errlen, "size %lld over the limit",
                  (long long)st.st_size);
         close(fd);
@@ -265,7 +266,7 @@ pickup_start(const struct config *cfg, long long max_size,
         return NULL;
     }
     p->interval = cfg->local.pickup_interval;
-    p->max_size = max_size;
+    p->max_size = max_size > 0 ? max_size : PICKUP_SIZE_MAX;
     p->fn = fn;
     p->arg = arg;
     if (pipe2(p->stop_pipe, O_CLOEXEC) < 0 ||

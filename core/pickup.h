@@ -18,7 +18,8 @@
 typedef struct pickup pickup;
 
 /* Start the scanning thread on cfg's maildrop (which submit_start made).
- * max_size: the largest file taken (0: no limit). */
+ * max_size: the largest message taken (0: limits.message_size's "no
+ * limit", then 1 GiB); the file may be 64 KiB larger (its envelope). */
 pickup *pickup_start(const struct config *cfg, long long max_size,
                      local_session_fn fn, void *arg, modmta_err *err_r);
 /* Stop (a file being fed finishes first) and free. NULL is a no-op. */
