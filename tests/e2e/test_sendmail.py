@@ -153,6 +153,35 @@ class Sendmail(harness.TestCase):
         self.assertRegex(d.log_text(), r'from=<boss@example\.org> .*uid=%d'
                          % uid)
 
+    def test_local_submission_relays(self):
+        """relay_access refuses the network client that is not in
+        mynetworks, and lets a local user relay (as Postfix's pickup)."""
+        from smtppeer import SmtpPeer
+        peer = SmtpPeer('127.0.0.1')
+        peer.start()
+        self.addCleanup(peer.stop)
+        d = self.daemon(local_domains=['localhost', 'mx.e2e.test'],
+                        dns={'servers': ['127.0.0.1:9'], 'timeout': 1},
+                        modules=[
+                            {'module': 'relay_access', 'mynetworks': []},
+                            {'module': 'deliver_smtp', 'connect_timeout': 5,
+                             'relayhost': '[127.0.0.1]:%d' % peer.port},
+                            {'module': 'store_mbox', 'directory': os.path.join(
+                                self.tmp, 'd0', 'mail'), 'users': 'any'}])
+        with harness.smtp(d.port()) as s:
+            code, _ = s.docmd('MAIL FROM:<a@localhost>')
+            self.assertEqual(code, 250)
+            code, _ = s.docmd('RCPT TO:<x@remote.test>')
+            self.assertEqual(code, 554)
+        r = self.sendmail(d, 'x@remote.test', user=USER,
+                          input='Subject: out\n\nto the world\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        harness.wait_for(lambda: peer.messages, what='the relayed message')
+        sender, rcpts, content = peer.messages[0]
+        self.assertEqual(len(rcpts), 1)
+        self.assertIn('<x@remote.test>', rcpts[0])
+        self.assertIn(b'(modmta invoked by uid %d)' % uid_of(USER), content)
+
     def test_maildrop_while_stopped(self):
         d = self.daemon(local_domains=['localhost', 'mx.e2e.test'])
         d.stop()
