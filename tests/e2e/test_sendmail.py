@@ -113,6 +113,24 @@ class Sendmail(harness.TestCase):
         self.assertEqual(one(d.messages('ann')[0], 'From'),
                          'root@mx.e2e.test')
 
+    def test_refused_recipient(self):
+        """-oep (default): printed, exit 67, the others get it; -oem: the
+        refusal mailed back to the sender, exit 0."""
+        d = self.daemon(local_domains=['localhost', 'mx.e2e.test'])
+        r = self.sendmail(d, 'ivy@localhost', 'z@elsewhere.test',
+                          input='Subject: part\n\nx\n')
+        self.assertEqual(r.returncode, 67, r.stderr)
+        self.assertIn('<z@elsewhere.test>: 554', r.stderr)
+        d.wait_messages('ivy', 1)
+        r = self.sendmail(d, '-oem', 'ivy@localhost', 'z@elsewhere.test',
+                          input='Subject: part two\n\nx\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d.wait_messages('ivy', 2)
+        note = d.wait_messages('root', 1)[0]
+        self.assertEqual(one(note, 'Subject'), 'Undeliverable mail')
+        self.assertIn('<z@elsewhere.test>: 554', text(note))
+        self.assertIn('Subject: part two', text(note))
+
     def test_bs(self):
         d = self.daemon(local_domains=['localhost', 'mx.e2e.test'])
         r = self.sendmail(d, '-bs', input=(
