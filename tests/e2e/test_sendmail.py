@@ -243,10 +243,14 @@ class Sendmail(harness.TestCase):
         shutil.rmtree(d.maildir)
         with open(d.maildir, 'w') as f:
             f.write('not a directory: deliveries defer\n')
-        r = self.sendmail(d, 'hal@localhost', input='Subject: q\n\nq\n')
+        r = self.sendmail(d, 'hal@localhost', user=USER,
+                          input='Subject: q\n\nq\n')
         self.assertEqual(r.returncode, 0, r.stderr)
         harness.wait_for(lambda: d.queue_ids(), what='a queued message')
         qid = next(iter(d.queue_ids()))
+        # the caller's uid is in the envelope (a transaction note)
+        shown = d.ctl('show', qid).stdout
+        self.assertRegex(shown, r'"local_uid"[^}]*\b%d\b' % uid_of(USER))
         mailq = self.link('mailq')
         r = subprocess.run(['setpriv', '--reuid', USER, '--regid', USER,
                             '--clear-groups', mailq, '-C', d.conf],
