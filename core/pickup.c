@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <modmta/log.h>
@@ -29,6 +30,8 @@ struct pickup {
     char *dir;
     char *helo;
     long interval;
+    long lifetime;               /* queue.lifetime: a file kept longer
+                                    than this is set aside */
     long long max_size;
     int stop_pipe[2];
     pthread_t thread;
@@ -96,7 +99,7 @@ pickup_feed(pickup *p, const struct submit_msg *m, uid_t uid,
  * complete yet; -1 when it must be set aside (why in err). */
 static int
 pickup_read(pickup *p, int dfd, const char *name, char **buf_r,
-            size_t *len_r, uid_t *uid_r, char *err, size_t errlen)
+            size_t *len_r, struct stat *st_r, char *err, size_t errlen)
 {
     int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
                     O_CLOEXEC);
@@ -140,7 +143,7 @@ pickup_read(pickup *p, int dfd, const char *name, char **buf_r,
     close(fd);
     *buf_r = buf;
     *len_r = off;
-    *uid_r = st.st_uid;
+    *st_r = st;
     return 1;
 }
 
@@ -172,9 +175,9 @@ pickup_one(pickup *p, int dfd, const char *name)
     char err[256], *buf = NULL;
     struct submit_result r;
     struct submit_msg m;
+    struct stat st;
     size_t len;
-    uid_t uid;
-    int rc = pickup_read(p, dfd, name, &buf, &len, &uid, err, sizeof(err));
+    int rc = pickup_read(p, dfd, name, &buf, &len, &st, err, sizeof(err));
 
     if (rc <= 0) {
         if (rc < 0)
@@ -186,7 +189,7 @@ pickup_one(pickup *p, int dfd, const char *name)
         free(buf);
         return;
     }
-    switch (pickup_feed(p, &m, uid, name, &r)) {
+    switch (pickup_feed(p, &m, st.st_uid, name, &r)) {
     case SUBMIT_QUEUED:
         pickup_log_refused(name, &r);
         unlinkat(dfd, name, 0);
@@ -196,6 +199,11 @@ pickup_one(pickup *p, int dfd, const char *name)
         pickup_set_aside(dfd, name, r.reply);
         break;
     default:
+        if (time(NULL) - st.st_mtime > p->lifetime) {
+            pickup_set_aside(dfd, name, "refused for longer than "
+                             "queue.lifetime");
+            break;
+        }
         modmta_logf(MODMTA_LOG_WARN, "pickup: file=%s kept for the next "
                     "scan: %s", name, r.reply);
         break;
@@ -266,6 +274,7 @@ pickup_start(const struct config *cfg, long long max_size,
         return NULL;
     }
     p->interval = cfg->local.pickup_interval;
+    p->lifetime = cfg->queue.lifetime;
     p->max_size = max_size > 0 ? max_size : PICKUP_SIZE_MAX;
     p->fn = fn;
     p->arg = arg;

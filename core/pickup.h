@@ -3,9 +3,9 @@
  * the daemon was down, fed one by one to a local session through a
  * socketpair, at start and every local_submission.pickup_interval
  * seconds. The uid is the file's owner (fstat of the open descriptor).
- * A file is removed once queued; a 4xx leaves it for the next scan; a
- * 5xx, or a file that cannot be trusted or read, is renamed NAME.bad and
- * logged. See docs/architecture.md.
+ * A file is removed once queued; a 4xx leaves it for the next scan (up
+ * to queue.lifetime after it was written); a 5xx, or a file that cannot
+ * be trusted or read, is renamed NAME.bad and logged. See docs/architecture.md.
  */
 #ifndef MODMTA_CORE_PICKUP_H
 #define MODMTA_CORE_PICKUP_H
