@@ -210,6 +210,13 @@ class Sendmail(harness.TestCase):
         drop = os.path.join(d.spool, 'maildrop')
         files = os.listdir(drop)
         self.assertEqual(len(files), 1)
+        # -bs has no maildrop to fall back on: 421 and EX_TEMPFAIL
+        r = self.sendmail(d, '-bs', user=USER, input='QUIT\n')
+        self.assertEqual(r.returncode, 75)
+        self.assertRegex(r.stdout, r'^421 4\.3\.0 ')
+        # mailq says the daemon is down
+        r = self.sendmail(d, '-bp', user=USER)
+        self.assertEqual(r.returncode, 69)
         st = os.stat(os.path.join(drop, files[0]))
         self.assertEqual(st.st_uid, uid)
         self.assertEqual(st.st_mode & 0o777, 0o640)
