@@ -93,6 +93,7 @@ static void smtp_tx_reset(struct smtp_session *s);
 static const char *smtp_proto(const struct smtp_session *s);
 static void smtp_auth_as(struct smtp_session *s);
 static void smtp_local_auth(struct smtp_session *s);
+static enum config_tls_mode smtp_tls_mode(const struct smtp_session *s);
 static int smtp_helo_common(struct smtp_session *s, char *args, int esmtp);
 static int smtp_helo(struct smtp_session *s, char *args);
 static int smtp_ehlo(struct smtp_session *s, char *args);
@@ -278,6 +279,15 @@ smtp_proto(const struct smtp_session *s)
 
 /* ---- HELO, EHLO ---- */
 
+/* The listener's TLS mode; none for a local session, which borrows a
+ * listener's settings but runs over a UNIX socket the kernel vouches
+ * for (no STARTTLS offered or required). */
+static enum config_tls_mode
+smtp_tls_mode(const struct smtp_session *s)
+{
+    return s->a->local_user != NULL ? TLS_NONE : s->a->listener->tls;
+}
+
 /* A local session: the kernel vouched for the uid, so its login name
  * counts as authenticated from the start (relaying as Postfix's pickup
  * does, and every module that trusts AUTH trusts it). */
@@ -341,7 +351,7 @@ smtp_helo(struct smtp_session *s, char *args)
 static int
 smtp_ehlo(struct smtp_session *s, char *args)
 {
-    enum config_tls_mode tm = s->a->listener->tls;
+    enum config_tls_mode tm = smtp_tls_mode(s);
     size_t i;
 
     if (!smtp_helo_common(s, args, 1))
@@ -422,7 +432,7 @@ smtp_mail(struct smtp_session *s, char *args)
         smtp_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
         return 0;
     }
-    if (s->a->listener->tls == TLS_STARTTLS_REQUIRED
+    if (smtp_tls_mode(s) == TLS_STARTTLS_REQUIRED
         && !modmta_conn_is_tls(s->conn)) {
         smtp_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
         return 0;
@@ -877,7 +887,7 @@ smtp_expn(struct smtp_session *s, char *args)
 static int
 smtp_starttls(struct smtp_session *s, char *args)
 {
-    enum config_tls_mode tm = s->a->listener->tls;
+    enum config_tls_mode tm = smtp_tls_mode(s);
     int rc;
 
     if (modmta_conn_is_tls(s->conn)) {
@@ -1135,7 +1145,7 @@ smtp_setup(struct smtp_session *s)
     }
     /* "tls": "none" means no TLS at all, for SMTP and for a module's
      * protocol alike (POP3's STLS asks modmta_conn_tls_available). */
-    s->conn = modmta_conn_new(s->a->fd, s->a->listener->tls == TLS_NONE
+    s->conn = modmta_conn_new(s->a->fd, smtp_tls_mode(s) == TLS_NONE
                                             ? NULL : s->gen->tls);
     if (s->conn == NULL) {
         close(s->a->fd);
@@ -1149,7 +1159,7 @@ smtp_setup(struct smtp_session *s)
     modmta_ctx_set_session(s->ctx, s->a->session_id,
                            (const struct sockaddr *)&s->a->peer,
                            s->a->peerlen, s->name, s->a->listener->name);
-    if (s->a->listener->tls != TLS_IMPLICIT)
+    if (smtp_tls_mode(s) != TLS_IMPLICIT)
         return 0;
     if (modmta_conn_tls_accept(s->conn,
                                (int)s->lim->command_timeout * 1000) < 0) {

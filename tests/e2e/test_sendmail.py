@@ -113,6 +113,19 @@ class Sendmail(harness.TestCase):
         self.assertEqual(one(d.messages('ann')[0], 'From'),
                          'root@mx.e2e.test')
 
+    def test_tls_required_listener(self):
+        """A local session borrows the first SMTP listener's settings but
+        not its TLS: STARTTLS required on the network is not asked of a
+        UNIX socket."""
+        cert, key = harness.make_cert(self.tmp)
+        d = self.daemon(listeners=[{'name': 'smtp',
+                                    'tls': 'starttls-required'}],
+                        tls={'cert': cert, 'key': key})
+        r = self.sendmail(d, 'joe@localhost', user=USER,
+                          input='Subject: tls\n\nx\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d.wait_messages('joe', 1)
+
     def test_refused_recipient(self):
         """-oep (default): printed, exit 67, the others get it; -oem: the
         refusal mailed back to the sender, exit 0."""
