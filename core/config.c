@@ -94,7 +94,11 @@ static const struct config_num config_queue_nums[] = {
 static const char *const config_top_keys[] = {
     "hostname", "user", "run_as_root", "daemonize", "pid_file", "spool",
     "control_socket", "module_path", "local_domains", "log", "limits",
-    "smtp", "queue", "dns", "tls", "redis", "listen", "modules", NULL
+    "smtp", "queue", "dns", "tls", "redis", "listen", "modules",
+    "local_submission", NULL
+};
+static const char *const config_local_keys[] = {
+    "socket", "maildrop", "domain", "pickup_interval", NULL
 };
 static const char *const config_dns_keys[] = {
     "servers", "timeout", "trust_anchor", NULL
@@ -720,6 +724,51 @@ config_load_paths(struct config_loader *ld, const json_t *root)
     }
 }
 
+/* A path under the spool unless set; a socket path must fit sun_path. */
+static void
+config_spool_path(struct config_loader *ld, const json_t *obj,
+                  const char *key, const char *name, char **out)
+{
+    struct sockaddr_un sun;
+    int set = config_str(ld, obj, "$.local_submission", key, NULL, out);
+
+    if (set == 0 && ld->cfg->spool != NULL &&
+        asprintf(out, "%s/%s", ld->cfg->spool, name) < 0) {
+        *out = NULL;
+        config_err(ld, NULL, "out of memory");
+    }
+    if (strcmp(key, "socket") == 0 && *out != NULL &&
+        strlen(*out) >= sizeof(sun.sun_path))
+        config_err(ld, "$.local_submission.socket", "\"%s\"%s is longer "
+                   "than %zu bytes, the limit of a socket path", *out,
+                   set ? "" : " (from spool)", sizeof(sun.sun_path) - 1);
+}
+
+static void
+config_load_local(struct config_loader *ld, const json_t *root)
+{
+    struct config_local *l = &ld->cfg->local;
+    const json_t *o = config_object(ld, root, "$", "local_submission",
+                                    config_local_keys);
+    long long v = 60;
+
+    config_spool_path(ld, o, "socket", "public/submit.sock", &l->socket);
+    config_spool_path(ld, o, "maildrop", "maildrop", &l->maildrop);
+    if (config_str(ld, o, "$.local_submission", "domain", NULL,
+                   &l->domain) > 0) {
+        config_lower(l->domain);
+        if (!config_is_domain(l->domain))
+            config_err(ld, "$.local_submission.domain", "\"%s\" is not a "
+                       "domain name", l->domain);
+    } else if (ld->cfg->hostname != NULL) {
+        l->domain = config_strdup(ld, ld->cfg->hostname);
+    }
+    if (o != NULL)
+        config_quantity(ld, o, "$.local_submission", "pickup_interval", 1,
+                        CONFIG_DAY, 0, &v);
+    l->pickup_interval = (long)v;
+}
+
 static void
 config_domain(struct config_loader *ld, char *s, const char *path)
 {
@@ -1305,6 +1354,7 @@ config_load(const char *path, struct config_errors *errs)
         config_load_hostname(&ld, root);
         config_load_paths(&ld, root);
         config_load_domains(&ld, root);
+        config_load_local(&ld, root);
         config_load_log(&ld, root);
         config_load_nums(&ld, root, "limits", config_limits_nums,
                          &cfg->limits);
@@ -1352,6 +1402,9 @@ config_free(struct config *cfg)
     free(cfg->dns.trust_anchor);
     config_strlist_free(cfg->local_domains);
     config_strlist_free(cfg->module_path);
+    free(cfg->local.socket);
+    free(cfg->local.maildrop);
+    free(cfg->local.domain);
     free(cfg->pid_file);
     free(cfg->control_socket);
     free(cfg->spool);

@@ -81,6 +81,14 @@ struct config_smtp {
     int strict_envelopes;          /* paths only in <>, fully qualified */
 };
 
+/* "local_submission": sendmail(8) and mailq for local users (docs/config.md). */
+struct config_local {
+    char *socket;                  /* <spool>/public/submit.sock */
+    char *maildrop;                /* <spool>/maildrop */
+    char *domain;                  /* appended to bare addresses: hostname */
+    long pickup_interval;          /* 60 s between maildrop scans */
+};
+
 struct config {
     json_t *root;                  /* the whole document (owned) */
     char *path;                    /* file it came from, or "(default)" */
@@ -101,6 +109,7 @@ struct config {
     struct config_queue queue;
     struct config_dns dns;
     struct config_tls tls;
+    struct config_local local;
     struct config_listener *listeners;
     size_t nlisteners;
     json_t *modules;               /* the "modules" array (borrowed from root) */

@@ -29,10 +29,12 @@
 #include "generation.h"
 #include "listener.h"
 #include "modload.h"
+#include "pickup.h"
 #include "privs.h"
 #include "queue.h"
 #include "scheduler.h"
 #include "smtp_session.h"
+#include "submit.h"
 
 #define SHUTDOWN_GRACE 10 /* seconds for sessions in flight to finish */
 
@@ -44,6 +46,8 @@ struct daemon {
     scheduler *sched;
     dispatch *disp;              /* outbound deliveries */
     control *ctl;
+    submit *sub;                 /* the local submission socket */
+    pickup *pick;                /* the maildrop's reader */
     cluster *cl;                 /* reload --cluster (set under reload_lock) */
     pthread_mutex_t reload_lock; /* one reload at a time */
 };
@@ -106,6 +110,10 @@ check_restart_only(const struct daemon *d, const struct config *old,
                           "changed: that needs a restart");
     if (strcmp(old->spool, cfg->spool) != 0)
         config_errors_add(errs, "$.spool", "changed: that needs a restart");
+    if (strcmp(old->local.socket, cfg->local.socket) != 0 ||
+        strcmp(old->local.maildrop, cfg->local.maildrop) != 0)
+        config_errors_add(errs, "$.local_submission",
+                          "socket or maildrop changed: that needs a restart");
     if (strcmp(old->control_socket, cfg->control_socket) != 0)
         config_errors_add(errs, "$.control_socket",
                           "changed: that needs a restart");
@@ -207,6 +215,43 @@ daemon_session(void *arg, int fd, const struct sockaddr *peer,
     a.shutting_down = &shutting_down;
     a.session_id = session_id;
     a.greet_pause_ms = (int)g->cfg->limits.greet_pause;
+    smtp_session_run(&a);
+}
+
+/* A local submission (submit.c, pickup.c): a session of the first
+ * listener speaking SMTP, marked local with the caller's uid. */
+static void
+daemon_local_session(void *arg, int fd, uid_t uid, const char *user,
+                     const char *session_id)
+{
+    struct daemon *d = arg;
+    struct smtp_session_args a;
+    generation *g = generation_acquire();
+    size_t i;
+
+    memset(&a, 0, sizeof(a));
+    a.gen = g;
+    a.fd = fd;
+    a.peer.ss_family = AF_UNIX;
+    a.peerlen = sizeof(sa_family_t);
+    for (i = 0; g != NULL && i < g->cfg->nlisteners && a.listener == NULL;
+         i++)
+        if (strcmp(g->cfg->listeners[i].protocol, "smtp") == 0)
+            a.listener = &g->cfg->listeners[i];
+    if (a.listener == NULL) {
+        modmta_logf(MODMTA_LOG_ERR, "%s: local submission refused: no "
+                    "listener speaks smtp", session_id);
+        generation_release(g);
+        close(fd);
+        return;
+    }
+    a.queue = d->q;
+    a.sched = d->sched;
+    a.shutting_down = &shutting_down;
+    a.session_id = session_id;
+    a.no_rdns = 1;
+    a.local_user = user;
+    a.local_uid = uid;
     smtp_session_run(&a);
 }
 
@@ -376,6 +421,11 @@ daemon_start(struct daemon *d, struct config *cfg, int background)
         modmta_logf(MODMTA_LOG_ERR, "control socket: %s", err.msg);
         return -1;
     }
+    d->sub = submit_start(g->cfg, d->q, daemon_local_session, d, &err);
+    if (d->sub == NULL) {
+        modmta_logf(MODMTA_LOG_ERR, "local submission: %s", err.msg);
+        return -1;
+    }
     if (daemon_start_cluster(d, &ops, &err) < 0) {
         modmta_logf(MODMTA_LOG_ERR, "%s", err.msg);
         return -1;
@@ -383,6 +433,13 @@ daemon_start(struct daemon *d, struct config *cfg, int background)
     if (scheduler_start(d->sched) < 0 ||
         listeners_start(d->listeners, daemon_session, d, &err) < 0) {
         modmta_logf(MODMTA_LOG_ERR, "cannot start: %s", err.msg);
+        return -1;
+    }
+    /* After the scheduler: what pickup queues is delivered at once. */
+    d->pick = pickup_start(g->cfg, g->cfg->limits.message_size,
+                           daemon_local_session, d, &err);
+    if (d->pick == NULL) {
+        modmta_logf(MODMTA_LOG_ERR, "%s", err.msg);
         return -1;
     }
     modmta_logf(MODMTA_LOG_INFO, "started version=%s uid=%ld config=%s",
@@ -393,6 +450,7 @@ daemon_start(struct daemon *d, struct config *cfg, int background)
 static void
 daemon_stop(struct daemon *d)
 {
+    unsigned long local_left;
     generation *g;
 
     shutting_down = 1;
@@ -402,6 +460,8 @@ daemon_stop(struct daemon *d)
         listeners_stop(d->listeners);
         listeners_drain(d->listeners, SHUTDOWN_GRACE);
     }
+    pickup_stop(d->pick);
+    local_left = submit_stop(d->sub, SHUTDOWN_GRACE);
     control_stop(d->ctl);
     /* No reload from here on; the node leaves the cluster's list. */
     cluster_stop(d->cl);
@@ -413,11 +473,13 @@ daemon_stop(struct daemon *d)
         scheduler_stop(d->sched);
     if (d->disp != NULL)
         dispatch_stop(d->disp);
-    if (d->listeners != NULL && listeners_active(d->listeners) > 0) {
+    if (local_left > 0 ||
+        (d->listeners != NULL && listeners_active(d->listeners) > 0)) {
         /* A session thread still runs and uses all of it: leave it to
          * the exit rather than free what the thread may touch. */
         modmta_logf(MODMTA_LOG_WARN, "stopped with sessions=%lu still "
-                    "running", listeners_active(d->listeners));
+                    "running", local_left + (d->listeners != NULL
+                    ? listeners_active(d->listeners) : 0));
         return;
     }
     scheduler_free(d->sched);

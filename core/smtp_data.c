@@ -351,3 +351,22 @@ smtp_data_received(const char *helo, const char *client_name,
         return NULL;
     return s;
 }
+
+char *
+smtp_data_received_local(const char *hostname, unsigned long uid,
+                         const char *queue_id, const char *rcpt)
+{
+    char date[64], fr[600] = "";
+    struct tm tm;
+    time_t now = time(NULL);
+    char *s;
+
+    localtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+    if (rcpt != NULL)
+        snprintf(fr, sizeof(fr), "\r\n\tfor <%s>", rcpt);
+    if (asprintf(&s, "Received: by %s (modmta invoked by uid %lu)\r\n"
+                 "\tid %s%s; %s\r\n", hostname, uid, queue_id, fr, date) < 0)
+        return NULL;
+    return s;
+}

@@ -68,5 +68,10 @@ char *smtp_data_received(const char *helo, const char *client_name,
                          const char *proto, const char *tls_version,
                          const char *tls_cipher, const char *queue_id,
                          const char *rcpt);
+/* The Received: field of a local submission (sendmail, pickup):
+ * "Received: by HOST (modmta invoked by uid N)\r\n\tid QID[ for <R>];
+ * DATE\r\n", malloc'ed; NULL out of memory. */
+char *smtp_data_received_local(const char *hostname, unsigned long uid,
+                               const char *queue_id, const char *rcpt);
 
 #endif

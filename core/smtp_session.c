@@ -63,6 +63,7 @@ struct smtp_session {
     char addr[64];
     char name[256];
     char helo[256];
+    char uidtag[32];            /* " uid=N" on a local session's lines */
     int esmtp;
     int helo_rejected;   /* the last HELO/EHLO was refused by a module */
     unsigned long ncmds;
@@ -98,6 +99,8 @@ static void smtp_log_reject(struct smtp_session *s, const char *what,
 static void smtp_tx_reset(struct smtp_session *s);
 static const char *smtp_proto(const struct smtp_session *s);
 static void smtp_auth_as(struct smtp_session *s);
+static void smtp_local_auth(struct smtp_session *s);
+static enum config_tls_mode smtp_tls_mode(const struct smtp_session *s);
 static int smtp_helo_common(struct smtp_session *s, char *args, int esmtp);
 static int smtp_helo(struct smtp_session *s, char *args);
 static int smtp_ehlo(struct smtp_session *s, char *args);
@@ -282,6 +285,8 @@ smtp_proto(const struct smtp_session *s)
 {
     static const char *const p[] = {"ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA"};
 
+    if (s->a->local_user != NULL)
+        return "LOCAL";
     if (!s->esmtp)
         return "SMTP";
     return p[(modmta_conn_is_tls(s->conn) ? 1 : 0)
@@ -289,6 +294,26 @@ smtp_proto(const struct smtp_session *s)
 }
 
 /* ---- HELO, EHLO ---- */
+
+/* The listener's TLS mode; none for a local session, which borrows a
+ * listener's settings but runs over a UNIX socket the kernel vouches
+ * for (no STARTTLS offered or required). */
+static enum config_tls_mode
+smtp_tls_mode(const struct smtp_session *s)
+{
+    return s->a->local_user != NULL ? TLS_NONE : s->a->listener->tls;
+}
+
+/* A local session: the kernel vouched for the uid, so its login name
+ * counts as authenticated from the start (relaying as Postfix's pickup
+ * does, and every module that trusts AUTH trusts it). */
+static void
+smtp_local_auth(struct smtp_session *s)
+{
+    s->ctx->auth_user = modmta_sess_strdup(s->ctx, s->a->local_user);
+    if (s->ctx->auth_user != NULL)
+        chain_auth(s->gen->chain, s->ctx, s->ctx->auth_user, 1);
+}
 
 /* smtp_session_args.auth_as: the AUTH taken as done. */
 static void
@@ -342,7 +367,7 @@ smtp_helo(struct smtp_session *s, char *args)
 static int
 smtp_ehlo(struct smtp_session *s, char *args)
 {
-    enum config_tls_mode tm = s->a->listener->tls;
+    enum config_tls_mode tm = smtp_tls_mode(s);
     size_t i;
 
     if (!smtp_helo_common(s, args, 1))
@@ -423,7 +448,7 @@ smtp_mail(struct smtp_session *s, char *args)
         smtp_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
         return 0;
     }
-    if (s->a->listener->tls == TLS_STARTTLS_REQUIRED
+    if (smtp_tls_mode(s) == TLS_STARTTLS_REQUIRED
         && !modmta_conn_is_tls(s->conn)) {
         smtp_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
         return 0;
@@ -569,11 +594,17 @@ smtp_data(struct smtp_session *s, char *args)
                                                     : NULL;
     /* Without HELO (smtp.helo_required off), the client's name stands in
      * for it, as Sendmail writes it. */
-    rcvd = smtp_data_received(s->helo[0] != '\0' ? s->helo : s->name,
-                              s->name, s->addr, s->cfg->hostname,
-                              smtp_proto(s), modmta_conn_tls_version(s->conn),
-                              modmta_conn_tls_cipher(s->conn),
-                              s->ctx->queue_id, rcpt);
+    if (s->a->local_user != NULL)
+        rcvd = smtp_data_received_local(s->cfg->hostname,
+                                        (unsigned long)s->a->local_uid,
+                                        s->ctx->queue_id, rcpt);
+    else
+        rcvd = smtp_data_received(s->helo[0] != '\0' ? s->helo : s->name,
+                                  s->name, s->addr, s->cfg->hostname,
+                                  smtp_proto(s),
+                                  modmta_conn_tls_version(s->conn),
+                                  modmta_conn_tls_cipher(s->conn),
+                                  s->ctx->queue_id, rcpt);
     if (rcvd == NULL) {
         smtp_reply(s, 451, "4.3.0", "Error: out of memory");
         return 0;
@@ -825,6 +856,15 @@ smtp_commit(struct smtp_session *s)
         smtp_reply(s, 451, "4.3.0", "Error: out of memory");
         return 0;
     }
+    /* The uid goes into the envelope with the message (a note, so
+     * that queue-side tools and on_queued hooks read it alike). */
+    if (s->a->local_user != NULL &&
+        modmta_ctx_note_put(c, "local_uid", NULL,
+                            (long long)s->a->local_uid) < 0) {
+        free(env.rcpts);
+        smtp_reply(s, 451, "4.3.0", "Error: out of memory");
+        return 0;
+    }
     for (size_t i = 0; i < c->nnotes; i++)
         notes[i] = (queue_note){c->notes[i].name, c->notes[i].str,
                                 c->notes[i].num};
@@ -857,9 +897,9 @@ smtp_commit(struct smtp_session *s)
             smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
         return 0;
     }
-    modmta_logf(MODMTA_LOG_INFO, "%s: from=<%s> size=%lld nrcpt=%zu%s", id,
-                c->sender, (long long)env.size, c->nrcpts,
-                c->quarantine != NULL ? " (quarantined)" : "");
+    modmta_logf(MODMTA_LOG_INFO, "%s: from=<%s> size=%lld nrcpt=%zu%s%s",
+                id, c->sender, (long long)env.size, c->nrcpts,
+                c->quarantine != NULL ? " (quarantined)" : "", s->uidtag);
     smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
     /* The message is durable: the client hears so now, not after the
      * on_queued hooks (a write error shows at the next read). */
@@ -931,7 +971,7 @@ smtp_expn(struct smtp_session *s, char *args)
 static int
 smtp_starttls(struct smtp_session *s, char *args)
 {
-    enum config_tls_mode tm = s->a->listener->tls;
+    enum config_tls_mode tm = smtp_tls_mode(s);
     int rc;
 
     if (modmta_conn_is_tls(s->conn)) {
@@ -1119,10 +1159,13 @@ smtp_greet(struct smtp_session *s)
     const char *host = s->cfg->hostname;
     modmta_verdict v;
 
-    modmta_logf(MODMTA_LOG_INFO, "%s: connect from=%s[%s] listener=%s",
-                s->a->session_id, s->name, s->addr, s->a->listener->name);
+    modmta_logf(MODMTA_LOG_INFO, "%s: connect from=%s[%s] listener=%s%s",
+                s->a->session_id, s->name, s->addr, s->a->listener->name,
+                s->uidtag);
     s->connected = 1;
     v = chain_connect(s->gen->chain, s->ctx);
+    if (v == MODMTA_CONTINUE && s->a->local_user != NULL)
+        smtp_local_auth(s);
     if (v == MODMTA_TEMPFAIL) {
         modmta_ctx_reply_default(s->ctx, 421, "4.7.0", "Try again later");
         smtp_log_reject(s, "CONNECT", NULL);
@@ -1130,7 +1173,9 @@ smtp_greet(struct smtp_session *s)
                    "%s %s", host, s->ctx->reply_text);
         return -1;
     }
-    if (modmta_conn_input_ready(s->conn, s->a->greet_pause_ms) > 0) {
+    /* A local client (sendmail -bs fed from a file) may talk first. */
+    if (s->a->local_user == NULL &&
+        modmta_conn_input_ready(s->conn, s->a->greet_pause_ms) > 0) {
         modmta_logf(MODMTA_LOG_NOTICE, "%s: early talker from=%s[%s]",
                     s->a->session_id, s->name, s->addr);
         smtp_reply(s, 554, "5.5.0", "%s Error: SMTP protocol "
@@ -1214,9 +1259,15 @@ static int
 smtp_setup(struct smtp_session *s)
 {
     smtp_client_names(s);
+    if (s->a->local_user != NULL) {
+        snprintf(s->name, sizeof(s->name), "localhost");
+        snprintf(s->addr, sizeof(s->addr), "local");
+        snprintf(s->uidtag, sizeof(s->uidtag), " uid=%lu",
+                 (unsigned long)s->a->local_uid);
+    }
     /* "tls": "none" means no TLS at all, for SMTP and for a module's
      * protocol alike (POP3's STLS asks modmta_conn_tls_available). */
-    s->conn = modmta_conn_new(s->a->fd, s->a->listener->tls == TLS_NONE
+    s->conn = modmta_conn_new(s->a->fd, smtp_tls_mode(s) == TLS_NONE
                                             ? NULL : s->gen->tls);
     if (s->conn == NULL) {
         close(s->a->fd);
@@ -1231,7 +1282,7 @@ smtp_setup(struct smtp_session *s)
                            (const struct sockaddr *)&s->a->peer,
                            s->a->peerlen, s->name, s->a->listener->name);
     smtp_local_addr(s);
-    if (s->a->listener->tls != TLS_IMPLICIT)
+    if (smtp_tls_mode(s) != TLS_IMPLICIT)
         return 0;
     if (modmta_conn_tls_accept(s->conn,
                                (int)s->lim->command_timeout * 1000) < 0) {

@@ -9,6 +9,7 @@
 
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "generation.h"
@@ -35,6 +36,12 @@ struct smtp_session_args {
      * as authenticated as this identity, as if an AUTH had succeeded
      * (the on_auth hooks run then). NULL: never (the daemon). */
     const char *auth_as;
+    /* A local submission (core/submit.c, core/pickup.c): the caller's
+     * uid as the kernel told it, and its login name, taken as the
+     * authenticated identity from the greeting on. local_user NULL: a
+     * network session. */
+    const char *local_user;
+    uid_t local_uid;
 };
 
 /* Run the session to its end. Everything in a is borrowed except the

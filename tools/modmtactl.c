@@ -21,8 +21,6 @@
 #include "modmtactl.h"
 #include "modmtactl_cluster.h"
 
-#define CTL_DEFAULT_CONFIG "/etc/modmta/modmta.json"
-
 struct ctl_cmd {
     const char *name;
     int takes_id;
@@ -73,7 +71,8 @@ ctl_usage(FILE *f)
         "\n"
         "Options:\n"
         "  -c FILE      configuration that names the control socket and\n"
-        "               Redis (default " CTL_DEFAULT_CONFIG ")\n"
+        "               Redis (default " CTL_DEFAULT_CONFIG ", or the\n"
+        "               embedded default when that file does not exist)\n"
         "  -s SOCKET    talk to this control socket, ignoring -c\n"
         "  -h, --help   this text\n"
         "\n"
@@ -88,167 +87,6 @@ ctl_find(const char *name)
         if (strcmp(ctl_cmds[i].name, name) == 0)
             return &ctl_cmds[i];
     return NULL;
-}
-
-struct config *
-ctl_config_load(const char *config)
-{
-    struct config_errors errs = {0};
-    struct config *cfg = config_load(config, &errs);
-
-    if (cfg == NULL) {
-        fprintf(stderr, "modmtactl: %s: invalid configuration\n", config);
-        for (size_t i = 0; i < errs.n; i++)
-            fprintf(stderr, "  %s\n", errs.msgs[i]);
-        config_errors_free(&errs);
-    }
-    return cfg;
-}
-
-/* The control socket named by the config file; NULL after printing why. */
-static char *
-ctl_socket_path(const char *config)
-{
-    struct config *cfg = ctl_config_load(config);
-    char *path;
-
-    if (cfg == NULL)
-        return NULL;
-    path = strdup(cfg->control_socket);
-    config_free(cfg);
-    if (path == NULL)
-        fprintf(stderr, "modmtactl: out of memory\n");
-    return path;
-}
-
-static int
-ctl_connect(const char *path)
-{
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    int fd;
-
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        fprintf(stderr, "modmtactl: %s: socket path too long\n", path);
-        return -1;
-    }
-    memcpy(sun.sun_path, path, strlen(path) + 1);
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        fprintf(stderr, "modmtactl: cannot connect to %s: %s "
-                "(is modmta running?)\n", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int
-ctl_send(int fd, const char *req)
-{
-    size_t len = strlen(req);
-
-    while (len > 0) {
-        ssize_t n = send(fd, req, len, MSG_NOSIGNAL);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        req += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Read the whole response; NULL after printing why. */
-static char *
-ctl_receive(int fd, const char *path)
-{
-    size_t len = 0, cap = 4096;
-    char *buf = malloc(cap);
-
-    while (buf != NULL) {
-        ssize_t n;
-
-        if (len + 1 == cap) {
-            char *p = realloc(buf, cap * 2);
-
-            if (p == NULL)
-                break;
-            buf = p;
-            cap *= 2;
-        }
-        n = recv(fd, buf + len, cap - 1 - len, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            fprintf(stderr, "modmtactl: %s: %s\n", path, strerror(errno));
-            free(buf);
-            return NULL;
-        }
-        if (n == 0) {
-            buf[len] = '\0';
-            return buf;
-        }
-        len += (size_t)n;
-    }
-    free(buf);
-    fprintf(stderr, "modmtactl: out of memory\n");
-    return NULL;
-}
-
-/* Print the body and turn the status line into an exit code. */
-static int
-ctl_report(const char *resp)
-{
-    const char *nl = strchr(resp, '\n');
-    const char *body = nl != NULL ? nl + 1 : "";
-    size_t status_len = nl != NULL ? (size_t)(nl - resp) : strlen(resp);
-
-    if (status_len == 2 && strncmp(resp, "ok", 2) == 0) {
-        fputs(body, stdout);
-        return fflush(stdout) == 0 ? CTL_EXIT_OK : CTL_EXIT_USAGE;
-    }
-    if (strncmp(resp, "error: ", 7) == 0) {
-        fprintf(stderr, "modmtactl: %.*s\n", (int)(status_len - 7),
-                resp + 7);
-        fputs(body, stderr);
-        return CTL_EXIT_ERROR;
-    }
-    fprintf(stderr, "modmtactl: unexpected answer from the daemon: %.*s\n",
-            (int)(status_len < 80 ? status_len : 80), resp);
-    return CTL_EXIT_USAGE;
-}
-
-static int
-ctl_run(const char *path, const char *req)
-{
-    int fd = ctl_connect(path);
-    char *resp;
-    int rc;
-
-    if (fd < 0)
-        return CTL_EXIT_USAGE;
-    if (ctl_send(fd, req) < 0) {
-        fprintf(stderr, "modmtactl: %s: %s\n", path, strerror(errno));
-        close(fd);
-        return CTL_EXIT_USAGE;
-    }
-    shutdown(fd, SHUT_WR);
-    resp = ctl_receive(fd, path);
-    close(fd);
-    if (resp == NULL)
-        return CTL_EXIT_USAGE;
-    if (resp[0] == '\0') {
-        fprintf(stderr, "modmtactl: %s: the daemon closed the connection "
-                "without an answer\n", path);
-        rc = CTL_EXIT_USAGE;
-    } else {
-        rc = ctl_report(resp);
-    }
-    free(resp);
-    return rc;
 }
 
 /* Check COMMAND [ID] and build the request line; NULL after a message. */
@@ -278,61 +116,17 @@ ctl_request(int argc, char **argv)
     return req;
 }
 
-/* The file of the first alias module's "aliases:PATH" map in config. */
-static char *
-ctl_aliases_default(const char *config)
-{
-    json_t *root = json_load_file(config, 0, NULL), *mods, *m;
-    const char *spec, *mod;
-    char *path = NULL;
-    size_t i;
-
-    mods = json_object_get(root, "modules");
-    json_array_foreach(mods, i, m) {
-        spec = json_string_value(json_object_get(m, "map"));
-        mod = json_string_value(json_object_get(m, "module"));
-        if (path == NULL && spec != NULL && mod != NULL &&
-            strcmp(mod, "alias") == 0 && strncmp(spec, "aliases:", 8) == 0)
-            path = strdup(spec + 8);
-    }
-    json_decref(root);
-    if (path == NULL)
-        fprintf(stderr, "modmtactl: %s: no alias module with an "
-                "\"aliases:PATH\" map; name the file\n", config);
-    return path;
-}
-
 /* "aliases check [FILE]": parse the file as the alias module does (like
  * newaliases, without a database); errors name FILE:LINE. */
 static int
 ctl_aliases(int argc, char **argv, const char *config)
 {
-    char *path, *spec;
-    modmta_err err = {"", ""};
-    modmta_map *m;
-    json_t *j;
-
     if (argc < 2 || argc > 3 || strcmp(argv[1], "check") != 0) {
         fprintf(stderr, "modmtactl: usage: modmtactl aliases check "
                 "[FILE]\n");
         return CTL_EXIT_USAGE;
     }
-    path = argc == 3 ? strdup(argv[2]) : ctl_aliases_default(config);
-    if (path == NULL || asprintf(&spec, "aliases:%s", path) < 0) {
-        free(path);
-        return CTL_EXIT_USAGE;
-    }
-    j = json_string(spec);
-    m = j != NULL ? modmta_map_open(j, path, &err) : NULL;
-    if (m == NULL)
-        fprintf(stderr, "modmtactl: %s\n", err.msg);
-    else
-        printf("%s: ok\n", path);
-    modmta_map_close(m);
-    json_decref(j);
-    free(spec);
-    free(path);
-    return m != NULL ? CTL_EXIT_OK : CTL_EXIT_ERROR;
+    return ctl_aliases_check(argc == 3 ? argv[2] : NULL, config);
 }
 
 /* Read one line from stdin, without echo on a terminal; NULL at EOF. */
@@ -427,7 +221,7 @@ ctl_reload_cluster(int argc, char **argv, const char *config)
 int
 main(int argc, char **argv)
 {
-    const char *config = CTL_DEFAULT_CONFIG, *sock = NULL;
+    const char *config = ctl_config_default(), *sock = NULL;
     char *path = NULL, *req;
     int i, rc;
 

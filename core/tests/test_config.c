@@ -296,7 +296,41 @@ test_minimal(void **state)
                         "address")), "127.0.0.1:6379");
     assert_true(json_is_array(cfg->modules));
     assert_int_equal(json_array_size(cfg->modules), 0);
+    assert_string_equal(cfg->local.socket,
+                        "/srv/modmta/spool/public/submit.sock");
+    assert_string_equal(cfg->local.maildrop, "/srv/modmta/spool/maildrop");
+    assert_int_equal(cfg->local.pickup_interval, 60);
     config_free(cfg);
+}
+
+static void
+test_local_submission(void **state)
+{
+    struct config *cfg = load_ok(fixture("local_submission.json"));
+
+    (void)state;
+    assert_string_equal(cfg->local.socket, "/run/modmta/submit.sock");
+    assert_string_equal(cfg->local.maildrop, "/var/spool/modmta/maildrop");
+    assert_string_equal(cfg->local.domain, "example.org");
+    assert_int_equal(cfg->local.pickup_interval, 300);
+    config_free(cfg);
+}
+
+static void
+test_local_submission_bad(void **state)
+{
+    static const char *const want[] = {
+        "$.local_submission.other: unknown key",
+        "$.local_submission.socket: expected a non-empty string",
+        "$.local_submission.maildrop: expected a non-empty string",
+        "$.local_submission.domain: \"not a domain\" is not a domain name",
+        "$.local_submission.pickup_interval: expected an integer from 1 to "
+        "86400",
+        NULL
+    };
+
+    (void)state;
+    load_fails(fixture("local_submission_bad.json"), want);
 }
 
 static void
@@ -421,6 +455,10 @@ test_long_spool(void **state)
         "ssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssss"
         "ssssssssssssssssssssssssssssssssss/control.sock\" (from spool) is "
         "longer than 107 bytes, the limit of a socket path",
+        "$.local_submission.socket: \"/var/"
+        "ssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssss"
+        "ssssssssssssssssssssssssssssssssss/public/submit.sock\" (from "
+        "spool) is longer than 107 bytes, the limit of a socket path",
         NULL
     };
 
@@ -657,6 +695,8 @@ main(void)
         cmocka_unit_test(test_addresses),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_long_spool),
+        cmocka_unit_test(test_local_submission),
+        cmocka_unit_test(test_local_submission_bad),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_tls_without_cert),
         cmocka_unit_test(test_syntax_error),

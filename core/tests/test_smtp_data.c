@@ -411,11 +411,28 @@ test_received(void **state)
     free(r);
 }
 
+static void
+test_received_local(void **state)
+{
+    static const char want[] = "Received: by mx.test (modmta invoked by "
+                               "uid 1000)\r\n\tid QID1\r\n\tfor <a@b.c>; ";
+    char *r = smtp_data_received_local("mx.test", 1000, "QID1", "a@b.c");
+
+    assert_non_null(r);
+    assert_memory_equal(r, want, strlen(want));
+    assert_string_equal(r + strlen(r) - 2, "\r\n");
+    free(r);
+    r = smtp_data_received_local("mx", 0, "Q", NULL);
+    assert_non_null(strstr(r, "(modmta invoked by uid 0)\r\n\tid Q; "));
+    free(r);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),
+        cmocka_unit_test(test_received_local),
         cmocka_unit_test(test_empty_and_dots),
         cmocka_unit_test(test_smuggling),
         cmocka_unit_test(test_crlf_dot_crlf_only),

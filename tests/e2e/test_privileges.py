@@ -59,9 +59,17 @@ class Privileges(harness.TestCase):
         self.assertEqual(uids, {NOBODY.pw_uid})
         self.assertEqual(gids, {NOBODY.pw_gid})
         self.assertNotIn(0, groups)
+        # 0711: users pass through to the submission socket and the
+        # maildrop (docs/operations.md), the queue below stays 0700
         st = os.stat(d.spool)
         self.assertEqual((st.st_uid, st.st_mode & 0o777),
+                         (NOBODY.pw_uid, 0o711))
+        st = os.stat(os.path.join(d.spool, 'queue'))
+        self.assertEqual((st.st_uid, st.st_mode & 0o777),
                          (NOBODY.pw_uid, 0o700))
+        st = os.stat(os.path.join(d.spool, 'maildrop'))
+        self.assertEqual((st.st_uid, st.st_mode & 0o7777),
+                         (NOBODY.pw_uid, 0o3733))
         with smtp(d.port()) as s:
             send_mail(s, 'a@localhost', ['carol@localhost'],
                       make_message('priv@e2e.test'))
