@@ -1,0 +1,107 @@
+/* milter: the modification replies at end of message, applied through
+ * the SDK's milter actions as they arrive (milter_session.h). A reply
+ * the milter did not negotiate, or a malformed one, is misbehaviour. */
+#include <string.h>
+
+#include "milter_session.h"
+
+/* "<addr>" or "addr": the address without its brackets, in buf. */
+static const char *
+milter_mods_addr(const char *s, char *buf, size_t len)
+{
+    size_t n = strlen(s);
+
+    if (n >= 2 && s[0] == '<' && s[n - 1] == '>') {
+        if (n - 2 >= len)
+            return NULL;
+        memcpy(buf, s + 1, n - 2);
+        buf[n - 2] = '\0';
+        return buf;
+    }
+    return s;
+}
+
+/* Header value from the milter: without HDR_LEADSPC modmta writes the
+ * space after the colon itself; with it, the milter's own leading
+ * white space stands for it. */
+static const char *
+milter_mods_value(const struct milter_peer *p, const char *v)
+{
+    if (p->proto & MILTER_P_HDR_LEADSPC)
+        v += strspn(v, " \t");
+    return v;
+}
+
+static int
+milter_mods_header(modmta_ctx *ctx, struct milter_peer *p,
+                   struct milter_rd *rd, int code)
+{
+    const char *name, *value;
+    uint32_t idx = 0;
+    int r;
+
+    if (code != MILTER_R_ADDHEADER && milter_rd_u32(rd, &idx) < 0)
+        return -1;
+    if (milter_rd_str(rd, &name) < 0 || milter_rd_str(rd, &value) < 0 ||
+        name[0] == '\0')
+        return -1;
+    value = milter_mods_value(p, value);
+    if (code == MILTER_R_ADDHEADER || code == MILTER_R_INSHEADER)
+        return modmta_hdr_add(ctx, name, value) < 0 ? -2 : 0;
+    /* CHGHEADER: index from 1 among the headers of that name; an empty
+     * value deletes; a change of a header that is not there adds it. */
+    r = modmta_hdr_change(ctx, name, idx > 0 ? idx - 1 : 0,
+                          value[0] ? value : NULL);
+    if (r == MODMTA_E_NOTFOUND)
+        r = value[0] ? modmta_hdr_add(ctx, name, value) : 0;
+    return r < 0 ? -2 : 0;
+}
+
+int
+milter_mods_apply(modmta_ctx *ctx, struct milter_peer *p)
+{
+    struct milter_rd rd = {.p = p->conn.data, .left = p->conn.len};
+    int code = p->conn.code;
+    const char *s, *addr;
+    char buf[1024];
+
+    switch (code) {
+    case MILTER_R_ADDHEADER:
+        if (!(p->actions & MILTER_A_ADDHDRS))
+            return -1;
+        return milter_mods_header(ctx, p, &rd, code);
+    case MILTER_R_INSHEADER:
+        if (!(p->actions & MILTER_A_ADDHDRS))
+            return -1;
+        return milter_mods_header(ctx, p, &rd, code);
+    case MILTER_R_CHGHEADER:
+        if (!(p->actions & MILTER_A_CHGHDRS))
+            return -1;
+        return milter_mods_header(ctx, p, &rd, code);
+    case MILTER_R_ADDRCPT:
+    case MILTER_R_DELRCPT:
+        if (!(p->actions & (code == MILTER_R_ADDRCPT ? MILTER_A_ADDRCPT
+                                                     : MILTER_A_DELRCPT)) ||
+            milter_rd_str(&rd, &s) < 0)
+            return -1;
+        addr = milter_mods_addr(s, buf, sizeof(buf));
+        if (addr == NULL || addr[0] == '\0')
+            return -1;
+        if (code == MILTER_R_ADDRCPT)
+            return modmta_rcpt_add(ctx, addr) < 0 ? -2 : 0;
+        return modmta_rcpt_remove(ctx, addr) < 0 ? -2 : 0;
+    case MILTER_R_CHGFROM:
+        if (!(p->actions & MILTER_A_CHGFROM) || milter_rd_str(&rd, &s) < 0)
+            return -1;
+        addr = milter_mods_addr(s, buf, sizeof(buf));
+        if (addr == NULL)
+            return -1;
+        return modmta_sender_set(ctx, addr) < 0 ? -2 : 0;
+    case MILTER_R_QUARANTINE:
+        if (!(p->actions & MILTER_A_QUARANTINE) || milter_rd_str(&rd, &s) < 0)
+            return -1;
+        return modmta_quarantine(ctx, s) < 0 ? -2 : 0;
+    default:
+        return -1; /* REPLBODY, ADDRCPT_PAR: not offered */
+    }
+}
