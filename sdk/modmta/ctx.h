@@ -37,6 +37,8 @@ typedef enum modmta_phase {
     MODMTA_PHASE_EHLO = 11,  /* inside ehlo(): modmta_ehlo_add allowed */
     MODMTA_PHASE_SERVE = 12, /* inside serve() */
     MODMTA_PHASE_ROUTE = 13, /* ABI 1.3: inside route() */
+    MODMTA_PHASE_STREAM = 14, /* ABI 1.6: on_header, on_eoh, on_body */
+    MODMTA_PHASE_ABORT = 15,  /* ABI 1.6: on_abort */
 } modmta_phase;
 
 modmta_phase modmta_ctx_phase(const modmta_ctx *ctx);
@@ -55,6 +57,19 @@ int modmta_is_esmtp(const modmta_ctx *ctx);
 int modmta_is_tls(const modmta_ctx *ctx);
 /* Authenticated identity, or NULL. */
 const char *modmta_auth_user(const modmta_ctx *ctx);
+
+/* ---- session details (ABI 1.6; milter's macros) ---- */
+/* The address and port the client connected to ("192.0.2.25", "::1");
+ * NULL and 0 when unknown (a UNIX socket). */
+const char *modmta_local_addr(const modmta_ctx *ctx);
+int modmta_local_port(const modmta_ctx *ctx);
+/* The SASL mechanism of a successful AUTH ("PLAIN"), or NULL. */
+const char *modmta_auth_mech(const modmta_ctx *ctx);
+/* The session's TLS protocol ("TLSv1.3"), cipher name and the cipher's
+ * secret bits; NULL, NULL, 0 without TLS. */
+const char *modmta_tls_version(const modmta_ctx *ctx);
+const char *modmta_tls_cipher(const modmta_ctx *ctx);
+int modmta_tls_cipher_bits(const modmta_ctx *ctx);
 /* Set the authenticated identity (a verb handler, e.g. AUTH). */
 int modmta_set_auth_user(modmta_ctx *ctx, const char *user);
 const modmta_host *modmta_ctx_host(const modmta_ctx *ctx);
@@ -103,6 +118,10 @@ const char *modmta_hdr_get(const modmta_ctx *ctx, const char *name,
  * dot-stuffed) and its size. */
 const char *modmta_message_path(const modmta_ctx *ctx);
 off_t modmta_message_size(const modmta_ctx *ctx);
+/* ABI 1.6: the body's size (octets after the empty line that ends the
+ * header block, as received): known at the last on_body call (chunk
+ * NULL) and at on_data; -1 before. */
+off_t modmta_body_size(const modmta_ctx *ctx);
 
 /* ---- milter actions (on_data unless said otherwise) ----
  * Each checks the module's declared capability (MODMTA_E_PERM) and the
@@ -128,6 +147,37 @@ enum {
 /* modmta_rcpt_add with MODMTA_RCPT_* flags (same capability and phases).
  * MODMTA_E_INVAL for an unknown flag. */
 int modmta_rcpt_add_flags(modmta_ctx *ctx, const char *addr, unsigned flags);
+
+/* ---- milter actions of ABI 1.6 ---- */
+/* With MODMTA_CAP_ADDHDRS, at on_data: insert a header so that it is the
+ * index-th (0-based) of the message's headers as they stand (the core's
+ * Received: is the first); an index past the end appends. As libmilter's
+ * smfi_insheader. MODMTA_E_INVAL for a bad name (RFC 5322 ftext) or a
+ * value with a bare CR or LF. */
+int modmta_hdr_insert(modmta_ctx *ctx, size_t index, const char *name,
+                      const char *value);
+/* modmta_sender_set with the ESMTP parameters of the new sender (space
+ * separated "KEYWORD[=value]", NULL or "" for none), which replace the
+ * client's MAIL FROM parameters: BODY, SMTPUTF8, RET, ENVID (SIZE is
+ * accepted and ignored). MODMTA_E_INVAL for another keyword or a bad
+ * value. Same capability and phases as modmta_sender_set. */
+int modmta_sender_set_params(modmta_ctx *ctx, const char *addr,
+                             const char *params);
+/* modmta_rcpt_add with the RCPT TO parameters of the added recipient
+ * (NOTIFY, ORCPT; as modmta_sender_set_params). The queue keeps them:
+ * the recipient's DSNs follow them. Same capability and phases as
+ * modmta_rcpt_add. */
+int modmta_rcpt_add_params(modmta_ctx *ctx, const char *addr,
+                           const char *params);
+/* With MODMTA_CAP_CHGBODY, at on_data: replace the message body (what
+ * follows the header block's empty line). The first call of a
+ * transaction starts the new body, each call appends len octets to it
+ * (CRLF line ends; the core does not dot-stuff or check it). It is
+ * written to a file in the queue as it comes and becomes the queued
+ * body at the end of DATA. Modules after this one still see the
+ * received body through modmta_message_path. MODMTA_E_IO,
+ * MODMTA_E_NOSPACE when it cannot be written. */
+int modmta_body_replace(modmta_ctx *ctx, const void *buf, size_t len);
 
 /* ---- delivery (deliver hook) ---- */
 /* 1 when this attempt follows a crash: the recipient may already have
@@ -200,6 +250,16 @@ int modmta_dlv_dest_down(modmta_ctx *ctx);
  * At deliver, the text becomes the delivery status reason. */
 int modmta_reply(modmta_ctx *ctx, int code, const char *esc, const char *fmt,
                  ...) __attribute__((format(printf, 4, 5)));
+
+/* ABI 1.6: a multi-line reply (RFC 5321 4.2.1): n (1 to
+ * MODMTA_REPLY_LINES_MAX) lines of text, each at most
+ * MODMTA_REPLY_LINE_MAX octets of printable ASCII or tab, sent as
+ * "code-esc text" lines and a last "code esc text". Replaces any reply
+ * set before; MODMTA_E_INVAL for a bad code, count or line. */
+#define MODMTA_REPLY_LINES_MAX 16
+#define MODMTA_REPLY_LINE_MAX 400
+int modmta_reply_lines(modmta_ctx *ctx, int code, const char *esc,
+                       const char *const *lines, size_t n);
 
 /* Inside ehlo(): add one EHLO keyword line ("AUTH PLAIN LOGIN"). */
 int modmta_ehlo_add(modmta_ctx *ctx, const char *keyword);

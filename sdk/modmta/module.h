@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 #define MODMTA_ABI_MAJOR 1
-#define MODMTA_ABI_MINOR 5
+#define MODMTA_ABI_MINOR 6
 #define MODMTA_ABI_VERSION ((MODMTA_ABI_MAJOR << 16) | MODMTA_ABI_MINOR)
 #define MODMTA_ABI_GET_MAJOR(v) (((uint32_t)(v)) >> 16)
 #define MODMTA_ABI_GET_MINOR(v) (((uint32_t)(v)) & 0xffffu)
@@ -97,6 +97,8 @@ enum {
     MODMTA_CAP_DELRCPT = 1u << 4,    /* modmta_rcpt_remove (on_data) */
     MODMTA_CAP_QUARANTINE = 1u << 5, /* modmta_quarantine (on_data) */
     MODMTA_CAP_REWRITE = 1u << 6,    /* modmta_rcpt_rewrite (on_rcpt) */
+    /* ABI 1.6 */
+    MODMTA_CAP_CHGBODY = 1u << 7,    /* modmta_body_replace (on_data) */
 };
 
 /* An SMTP verb a module handles (AUTH is one). The handler may talk to the
@@ -172,6 +174,34 @@ typedef struct modmta_module {
      * deliver(). */
     modmta_verdict (*route)(void *inst, modmta_ctx *ctx, const char *rcpt);
     void (*deliver_msg)(void *inst, modmta_ctx *ctx, const char *dest);
+
+    /* ABI 1.6, optional: the message as a stream (milter's header, eoh
+     * and body steps), phase MODMTA_PHASE_STREAM. Once the end of DATA
+     * is read and the message spooled, before on_data: on_header for
+     * each header field in message order (the core's Received: first),
+     * name and value as modmta_hdr_at gives them (a folded field's value
+     * keeps its CRLF WSP, raw); then on_eoh; then on_body for each body
+     * chunk (CRLF line ends, not dot-stuffed, at most 64 KiB), and a
+     * last on_body with chunk NULL and len 0: the end of the body, when
+     * modmta_body_size() is the total. The modules are called in chain
+     * order for each step. CONTINUE: go on. ACCEPT: this module wants
+     * no more of this message's stream (it still gets on_data).
+     * REJECT, TEMPFAIL, DISCARD: the stream stops for every module and
+     * the verdict is the message's at the end of DATA, with this
+     * module's reply; on_data is not run. */
+    modmta_verdict (*on_header)(void *inst, modmta_ctx *ctx,
+                                const char *name, const char *value);
+    modmta_verdict (*on_eoh)(void *inst, modmta_ctx *ctx);
+    modmta_verdict (*on_body)(void *inst, modmta_ctx *ctx,
+                              const unsigned char *chunk, size_t len);
+    /* ABI 1.6, optional, phase MODMTA_PHASE_ABORT: the open transaction
+     * (MAIL was accepted) ends without reaching the end of DATA: RSET,
+     * a new MAIL, HELO/EHLO, STARTTLS, QUIT, or the client going away
+     * (a disconnect or timeout, even in the middle of DATA). Called
+     * before the transaction's data is dropped, in chain order, for
+     * every instance that has it. Not called once the end of DATA was
+     * read (the message was queued or refused). */
+    void (*on_abort)(void *inst, modmta_ctx *ctx);
 } modmta_module;
 
 /* ---- what the core tells a module (valid for the instance's life) ---- */

@@ -76,6 +76,8 @@ modmta_ctx_new(const modmta_host *core_host)
     if (ctx == NULL)
         return NULL;
     ctx->host = core_host;
+    ctx->body_fd = -1;
+    ctx->body_size = -1;
     ctx->txn_arena = modmta_arena_new();
     ctx->sess_arena = modmta_arena_new();
     if (ctx->txn_arena == NULL || ctx->sess_arena == NULL) {
@@ -96,6 +98,7 @@ ctx_free_txn_arrays(modmta_ctx *ctx)
     free(ctx->nodsn);
     free(ctx->rsenders);
     free(ctx->hdrs);
+    free(ctx->rparams);
 }
 
 void
@@ -110,6 +113,7 @@ modmta_ctx_free(modmta_ctx *ctx)
             ctx->data[i].free_fn(ctx->data[i].data);
     free(ctx->data);
     free(ctx->ehlo);
+    modmta_ctx_body_drop(ctx);
     ctx_free_txn_arrays(ctx);
     modmta_arena_free(ctx->txn_arena);
     modmta_arena_free(ctx->sess_arena);
@@ -121,6 +125,7 @@ modmta_ctx_txn_reset(modmta_ctx *ctx)
 {
     struct modmta_arena *a;
 
+    modmta_ctx_body_drop(ctx); /* before its path goes with the arena */
     a = modmta_arena_new();
     if (a != NULL) {
         modmta_arena_free(ctx->txn_arena);
@@ -164,6 +169,10 @@ modmta_ctx_txn_reset(modmta_ctx *ctx)
     ctx->dlv_dest_down = 0;
     ctx->notes = NULL;
     ctx->nnotes = 0;
+    ctx->body_path = NULL;
+    ctx->body_size = -1;
+    ctx->rparams = NULL;
+    ctx->nrparams = ctx->rparams_cap = 0;
     modmta_ctx_reply_clear(ctx);
 }
 
@@ -188,6 +197,7 @@ modmta_ctx_reply_clear(modmta_ctx *ctx)
     ctx->reply_code = 0;
     ctx->reply_esc[0] = '\0';
     ctx->reply_text[0] = '\0';
+    ctx->reply_nlines = 0;
 }
 
 void
@@ -891,6 +901,7 @@ modmta_reply(modmta_ctx *ctx, int code, const char *esc, const char *fmt, ...)
                         esc[0] != '0' + code / 100))
         return MODMTA_E_INVAL;
     ctx->reply_code = code;
+    ctx->reply_nlines = 0;
     snprintf(ctx->reply_esc, sizeof(ctx->reply_esc), "%s", esc ? esc : "");
     va_start(ap, fmt);
     vsnprintf(ctx->reply_text, sizeof(ctx->reply_text), fmt, ap);

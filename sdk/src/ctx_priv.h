@@ -97,6 +97,14 @@ struct ctx_note {
     long long num;
 };
 
+/* RCPT TO parameters of a recipient a module added
+ * (modmta_rcpt_add_params), checked: NULL when not given. */
+struct ctx_rparam {
+    char *rcpt;
+    char *notify;        /* "SUCCESS,DELAY", "NEVER" */
+    char *orcpt;         /* "rfc822;bob+40example.org" */
+};
+
 struct ctx_data {
     const void *inst;
     void *data;
@@ -194,6 +202,25 @@ struct modmta_ctx {
      * slots once one is set, in the order they were first set */
     struct ctx_note *notes;
     size_t nnotes;
+
+    /* ABI 1.6 (ctx_stream.c) */
+    char local_addr[64];          /* "" when unknown */
+    int local_port;
+    char *auth_mech;              /* session arena, NULL */
+    char *tls_version;            /* session arena, NULL: no TLS */
+    char *tls_cipher;
+    int tls_bits;
+    off_t body_size;              /* -1: not known yet */
+    char *body_path;              /* modmta_body_replace writes here
+                                   * (txn arena), NULL: nowhere */
+    int body_fd;                  /* the new body, -1: not replaced */
+    int body_err;                 /* a write of it failed (MODMTA_E_*) */
+    struct ctx_rparam *rparams;   /* params of added recipients */
+    size_t nrparams, rparams_cap;
+    /* a multi-line reply (modmta_reply_lines): its lines joined with
+     * '\n', the first one also in reply_text; reply_nlines 0: none */
+    size_t reply_nlines;
+    char reply_multi[MODMTA_REPLY_LINES_MAX * (MODMTA_REPLY_LINE_MAX + 1)];
 };
 
 /* ---- life ---- */
@@ -249,6 +276,27 @@ void modmta_ctx_set_dlv_orcpt(modmta_ctx *ctx, const char *orcpt);
 void modmta_ctx_set_delivery(modmta_ctx *ctx, const char *queue_id,
                              const char *sender, time_t arrival,
                              int maybe_done);
+/* ABI 1.6 session details: the local end of the connection, the AUTH
+ * mechanism that succeeded, the TLS parameters (NULL: none). */
+void modmta_ctx_set_local(modmta_ctx *ctx, const struct sockaddr *sa,
+                          socklen_t salen);
+void modmta_ctx_set_auth_mech(modmta_ctx *ctx, const char *mech);
+void modmta_ctx_set_tls_info(modmta_ctx *ctx, const char *version,
+                             const char *cipher, int bits);
+/* Where modmta_body_replace writes the new body this transaction (the
+ * core: next to the queue file); the file is removed at the end of the
+ * transaction. */
+void modmta_ctx_set_body_path(modmta_ctx *ctx, const char *path);
+void modmta_ctx_set_body_size(modmta_ctx *ctx, off_t size);
+/* The RCPT TO parameters a module gave an added recipient, or NULL. */
+const struct ctx_rparam *modmta_ctx_rcpt_params(const modmta_ctx *ctx,
+                                                const char *rcpt);
+/* Close and remove the replaced body, if any (txn reset does it). */
+void modmta_ctx_body_drop(modmta_ctx *ctx);
+/* Check ESMTP parameters ("KEY=value KEY2") against what a module may
+ * set: mail 1 for MAIL FROM's, 0 for RCPT TO's. 0 or MODMTA_E_INVAL. */
+int modmta_ctx_params_check(const char *params, int mail);
+
 /* Message-level delivery: a group of n recipients for deliver_msg(),
  * zeroed, in the txn arena (the core fills addr... and reads the
  * results back); NULL when out of memory. */

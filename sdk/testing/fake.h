@@ -93,6 +93,34 @@ const char *modmta_test_dlv_remote(const modmta_ctx *ctx, size_t i,
 /* 1 if deliver_msg() called modmta_dlv_dest_down. */
 int modmta_test_dlv_dest_down(const modmta_ctx *ctx);
 
+/* ---- streaming hooks and milter actions (ABI 1.6) ----
+ * modmta_test_enter(ctx, MODMTA_PHASE_STREAM, ...) before on_header,
+ * on_eoh and on_body; MODMTA_PHASE_ABORT before on_abort. */
+/* The connection's local end (modmta_local_addr, modmta_local_port). */
+void modmta_test_set_local(modmta_ctx *ctx, const char *ip, int port);
+/* The SASL mechanism of the session's AUTH (set the user too). */
+void modmta_test_set_auth_mech(modmta_ctx *ctx, const char *mech);
+/* TLS on with these parameters (version NULL: TLS off). */
+void modmta_test_set_tls_info(modmta_ctx *ctx, const char *version,
+                              const char *cipher, int bits);
+/* What modmta_body_size reports (the core sets it at the end of the
+ * body). */
+void modmta_test_set_body_size(modmta_ctx *ctx, off_t size);
+/* Where modmta_body_replace writes the new body: read the file after
+ * the hook to check it (until then, modmta_body_replace fails with
+ * MODMTA_E_STATE). The ctx removes it with the transaction. */
+void modmta_test_set_body_path(modmta_ctx *ctx, const char *path);
+/* 1 if the hook replaced the body. */
+int modmta_test_body_replaced(const modmta_ctx *ctx);
+/* The reply's lines: their number (0: no reply), the text through
+ * text_r, lines joined with "\n". */
+size_t modmta_test_reply_lines(const modmta_ctx *ctx, const char **text_r);
+/* The RCPT parameters given to an added recipient
+ * (modmta_rcpt_add_params): 1 with NOTIFY and ORCPT (NULL when not
+ * given), 0 when none were. */
+int modmta_test_added_params(const modmta_ctx *ctx, const char *addr,
+                             const char **notify_r, const char **orcpt_r);
+
 /* create() of mod from a JSON text; NULL with err_r filled on failure
  * (a text that is not JSON fails too, with err_r saying so). */
 void *modmta_test_create(const modmta_module *mod, const char *conf,
