@@ -293,6 +293,22 @@ milter_on_data(void *inst, modmta_ctx *ctx)
     return MODMTA_CONTINUE;
 }
 
+/* RSET, a new MAIL, a disconnect mid-transaction: the milters hear ABORT
+ * (sent with the next command, or at QUIT). */
+static void
+milter_on_abort(void *inst, modmta_ctx *ctx)
+{
+    struct milter_sess *s = modmta_ctx_get_data(ctx, inst);
+
+    for (size_t i = 0; s != NULL && i < s->n; i++) {
+        struct milter_peer *p = &s->peers[i];
+
+        if (p->in_txn && !p->failed &&
+            milter_pkt_empty(&p->conn.out, MILTER_C_ABORT) == 0)
+            p->in_txn = 0;
+    }
+}
+
 MODMTA_MODULE = {
     .abi = MODMTA_ABI_VERSION,
     .size = sizeof(modmta_module),
@@ -300,7 +316,8 @@ MODMTA_MODULE = {
     .name = "milter",
     .version = "1.0.0",
     .caps = MODMTA_CAP_ADDHDRS | MODMTA_CAP_CHGHDRS | MODMTA_CAP_CHGFROM |
-            MODMTA_CAP_ADDRCPT | MODMTA_CAP_DELRCPT | MODMTA_CAP_QUARANTINE,
+            MODMTA_CAP_ADDRCPT | MODMTA_CAP_DELRCPT | MODMTA_CAP_QUARANTINE |
+            MODMTA_CAP_CHGBODY,
     .create = milter_create,
     .destroy = milter_destroy,
     .on_connect = milter_on_connect,
@@ -308,4 +325,5 @@ MODMTA_MODULE = {
     .on_mail = milter_on_mail,
     .on_rcpt = milter_on_rcpt,
     .on_data = milter_on_data,
+    .on_abort = milter_on_abort,
 };

@@ -7,10 +7,11 @@
 #include "milter_session.h"
 
 static const char *const milter_default_macros[MILTER_M_COUNT] = {
-    [MILTER_M_CONNECT] = "j {daemon_name} v _ {client_addr} {client_port} "
+    [MILTER_M_CONNECT] = "j {daemon_name} {daemon_addr} {daemon_port} "
+                         "{if_addr} v _ {client_addr} {client_port} "
                          "{client_name} {client_ptr}",
-    [MILTER_M_HELO] = "{tls_version} {cipher}",
-    [MILTER_M_MAIL] = "i {auth_authen} {mail_addr} {mail_host} "
+    [MILTER_M_HELO] = "{tls_version} {cipher} {cipher_bits}",
+    [MILTER_M_MAIL] = "i {auth_type} {auth_authen} {mail_addr} {mail_host} "
                       "{mail_mailer}",
     [MILTER_M_RCPT] = "{rcpt_addr} {rcpt_host} {rcpt_mailer}",
     [MILTER_M_DATA] = "i",
@@ -94,8 +95,28 @@ milter_macro_value(modmta_ctx *ctx, const char *name, const char *rcpt,
     if (strcmp(name, "{client_name}") == 0 ||
         strcmp(name, "{client_ptr}") == 0)
         return modmta_client_name(ctx);
+    if (strcmp(name, "{daemon_addr}") == 0 || strcmp(name, "{if_addr}") == 0)
+        return modmta_local_addr(ctx);
+    if (strcmp(name, "{daemon_port}") == 0) {
+        if (modmta_local_port(ctx) <= 0)
+            return NULL;
+        snprintf(buf, len, "%d", modmta_local_port(ctx));
+        return buf;
+    }
+    if (strcmp(name, "{auth_type}") == 0)
+        return modmta_auth_mech(ctx);
     if (strcmp(name, "{auth_authen}") == 0)
         return modmta_auth_user(ctx);
+    if (strcmp(name, "{tls_version}") == 0)
+        return modmta_tls_version(ctx);
+    if (strcmp(name, "{cipher}") == 0)
+        return modmta_tls_cipher(ctx);
+    if (strcmp(name, "{cipher_bits}") == 0) {
+        if (modmta_tls_cipher_bits(ctx) <= 0)
+            return NULL;
+        snprintf(buf, len, "%d", modmta_tls_cipher_bits(ctx));
+        return buf;
+    }
     if (strcmp(name, "{mail_addr}") == 0)
         return modmta_sender(ctx);
     if (strcmp(name, "{mail_host}") == 0)

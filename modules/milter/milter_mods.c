@@ -46,8 +46,10 @@ milter_mods_header(modmta_ctx *ctx, struct milter_peer *p,
         name[0] == '\0')
         return -1;
     value = milter_mods_value(p, value);
-    if (code == MILTER_R_ADDHEADER || code == MILTER_R_INSHEADER)
+    if (code == MILTER_R_ADDHEADER)
         return modmta_hdr_add(ctx, name, value) < 0 ? -2 : 0;
+    if (code == MILTER_R_INSHEADER)
+        return modmta_hdr_insert(ctx, idx, name, value) < 0 ? -2 : 0;
     /* CHGHEADER: index from 1 among the headers of that name; an empty
      * value deletes; a change of a header that is not there adds it. */
     r = modmta_hdr_change(ctx, name, idx > 0 ? idx - 1 : 0,
@@ -57,13 +59,55 @@ milter_mods_header(modmta_ctx *ctx, struct milter_peer *p,
     return r < 0 ? -2 : 0;
 }
 
+/* ADDRCPT, ADDRCPT_PAR (with ESMTP parameters), DELRCPT. */
+static int
+milter_mods_rcpt(modmta_ctx *ctx, const struct milter_peer *p,
+                 struct milter_rd *rd, int code)
+{
+    uint32_t need = code == MILTER_R_ADDRCPT       ? MILTER_A_ADDRCPT
+                    : code == MILTER_R_ADDRCPT_PAR ? MILTER_A_ADDRCPT_PAR
+                                                   : MILTER_A_DELRCPT;
+    const char *s, *args = NULL, *addr;
+    char buf[1024];
+
+    if (!(p->actions & need) || milter_rd_str(rd, &s) < 0 ||
+        (code == MILTER_R_ADDRCPT_PAR && rd->left > 0 &&
+         milter_rd_str(rd, &args) < 0))
+        return -1;
+    addr = milter_mods_addr(s, buf, sizeof(buf));
+    if (addr == NULL || addr[0] == '\0')
+        return -1;
+    if (code == MILTER_R_DELRCPT)
+        return modmta_rcpt_remove(ctx, addr) < 0 ? -2 : 0;
+    if (args != NULL && args[0] != '\0')
+        return modmta_rcpt_add_params(ctx, addr, args) < 0 ? -2 : 0;
+    return modmta_rcpt_add(ctx, addr) < 0 ? -2 : 0;
+}
+
+/* CHGFROM: the new sender and, optionally, its ESMTP parameters. */
+static int
+milter_mods_from(modmta_ctx *ctx, struct milter_rd *rd)
+{
+    const char *s, *args = NULL, *addr;
+    char buf[1024];
+
+    if (milter_rd_str(rd, &s) < 0 ||
+        (rd->left > 0 && milter_rd_str(rd, &args) < 0))
+        return -1;
+    addr = milter_mods_addr(s, buf, sizeof(buf));
+    if (addr == NULL)
+        return -1;
+    if (args != NULL && args[0] != '\0')
+        return modmta_sender_set_params(ctx, addr, args) < 0 ? -2 : 0;
+    return modmta_sender_set(ctx, addr) < 0 ? -2 : 0;
+}
+
 int
 milter_mods_apply(modmta_ctx *ctx, struct milter_peer *p)
 {
     struct milter_rd rd = {.p = p->conn.data, .left = p->conn.len};
     int code = p->conn.code;
-    const char *s, *addr;
-    char buf[1024];
+    const char *s;
 
     switch (code) {
     case MILTER_R_ADDHEADER:
@@ -79,29 +123,23 @@ milter_mods_apply(modmta_ctx *ctx, struct milter_peer *p)
             return -1;
         return milter_mods_header(ctx, p, &rd, code);
     case MILTER_R_ADDRCPT:
+    case MILTER_R_ADDRCPT_PAR:
     case MILTER_R_DELRCPT:
-        if (!(p->actions & (code == MILTER_R_ADDRCPT ? MILTER_A_ADDRCPT
-                                                     : MILTER_A_DELRCPT)) ||
-            milter_rd_str(&rd, &s) < 0)
-            return -1;
-        addr = milter_mods_addr(s, buf, sizeof(buf));
-        if (addr == NULL || addr[0] == '\0')
-            return -1;
-        if (code == MILTER_R_ADDRCPT)
-            return modmta_rcpt_add(ctx, addr) < 0 ? -2 : 0;
-        return modmta_rcpt_remove(ctx, addr) < 0 ? -2 : 0;
+        return milter_mods_rcpt(ctx, p, &rd, code);
     case MILTER_R_CHGFROM:
-        if (!(p->actions & MILTER_A_CHGFROM) || milter_rd_str(&rd, &s) < 0)
+        if (!(p->actions & MILTER_A_CHGFROM))
             return -1;
-        addr = milter_mods_addr(s, buf, sizeof(buf));
-        if (addr == NULL)
-            return -1;
-        return modmta_sender_set(ctx, addr) < 0 ? -2 : 0;
+        return milter_mods_from(ctx, &rd);
     case MILTER_R_QUARANTINE:
         if (!(p->actions & MILTER_A_QUARANTINE) || milter_rd_str(&rd, &s) < 0)
             return -1;
         return modmta_quarantine(ctx, s) < 0 ? -2 : 0;
+    case MILTER_R_REPLBODY:
+        if (!(p->actions & MILTER_A_CHGBODY))
+            return -1;
+        return modmta_body_replace(ctx, p->conn.data, p->conn.len) < 0 ? -2
+                                                                       : 0;
     default:
-        return -1; /* REPLBODY, ADDRCPT_PAR: not offered */
+        return -1;
     }
 }

@@ -7,12 +7,11 @@
 
 #include "milter_session.h"
 
-/* What modmta can do for a milter; CHGBODY and ADDRCPT_PAR need the SDK's
- * body replacement and recipient parameters. */
+/* Every action a milter may ask for. */
 #define MILTER_OFFER_ACTIONS                                               \
-    (MILTER_A_ADDHDRS | MILTER_A_ADDRCPT | MILTER_A_DELRCPT |             \
-     MILTER_A_CHGHDRS | MILTER_A_QUARANTINE | MILTER_A_CHGFROM |          \
-     MILTER_A_SETSYMLIST)
+    (MILTER_A_ADDHDRS | MILTER_A_CHGBODY | MILTER_A_ADDRCPT |             \
+     MILTER_A_DELRCPT | MILTER_A_CHGHDRS | MILTER_A_QUARANTINE |          \
+     MILTER_A_CHGFROM | MILTER_A_ADDRCPT_PAR | MILTER_A_SETSYMLIST)
 
 /* Every step may be left out, every reply may be, SKIP, the leading
  * space of header values and the larger chunks. Not RCPT_REJ: a
@@ -155,7 +154,7 @@ milter_peer_quit(struct milter_peer *p, int timeout_ms)
 {
     if (p->conn.fd < 0)
         return;
-    p->conn.out.len = 0;
+    /* After what is queued (an ABORT from on_abort, a no-reply step). */
     if ((!p->in_txn || milter_pkt_empty(&p->conn.out, MILTER_C_ABORT) == 0) &&
         milter_pkt_empty(&p->conn.out, MILTER_C_QUIT) == 0)
         milter_conn_flush(&p->conn, timeout_ms);

@@ -16,45 +16,44 @@
 
 /* "550 5.7.1 text" or a multi-line "550-5.7.1 a\r\n550 5.7.1 b": the
  * verdict (REJECT for 5xx, TEMPFAIL for 4xx) with the reply set, or -1
- * when it is not a 4xx/5xx reply. */
+ * when it is not a 4xx/5xx reply. Each line's enhanced status code
+ * (of the reply's class) is taken off; the first one is the reply's. */
 static int
-milter_replycode(modmta_ctx *ctx, const char *s)
+milter_replycode(modmta_ctx *ctx, char *s)
 {
-    char esc[16] = "", text[1024] = "";
-    const char *line, *p;
-    size_t tl = 0, n;
+    const char *lines[MODMTA_REPLY_LINES_MAX];
+    char esc[16] = "";
+    char *line, *end;
+    size_t nlines = 0, n;
     int code;
 
     if (s[0] < '4' || s[0] > '5' || s[1] < '0' || s[1] > '9' || s[2] < '0' ||
         s[2] > '9' || (s[3] != ' ' && s[3] != '-' && s[3] != '\0'))
         return -1;
     code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
-    for (line = s; *line; line = p + strspn(p, "\r\n")) {
-        p = line + strcspn(line, "\r\n");
-        if (p - line < 3 || strncmp(line, s, 3) != 0)
+    for (line = s; *line && nlines < MODMTA_REPLY_LINES_MAX; line = end) {
+        end = line + strcspn(line, "\r\n");
+        if (*end)
+            *end++ = '\0';
+        end += strspn(end, "\r\n");
+        if (strncmp(line, s, 3) != 0 && line != s)
             return -1;
         line += 3;
         line += *line == ' ' || *line == '-';
-        /* An enhanced status code of the same class comes first. */
         n = strspn(line, "0123456789.");
         if (n >= 5 && n < sizeof(esc) && line[0] == s[0] && line[1] == '.' &&
-            (line[n] == ' ' || line + n == p)) {
+            (line[n] == ' ' || line[n] == '\0')) {
             if (esc[0] == '\0')
                 snprintf(esc, sizeof(esc), "%.*s", (int)n, line);
-            line += n + (line + n < p);
+            line += n + (line[n] == ' ');
         }
-        if (tl > 0 && tl < sizeof(text) - 1)
-            text[tl++] = ' ';
-        n = (size_t)(p - line);
-        if (n > sizeof(text) - 1 - tl)
-            n = sizeof(text) - 1 - tl;
-        memcpy(text + tl, line, n);
-        tl += n;
-        text[tl] = '\0';
+        lines[nlines++] = line;
     }
-    modmta_reply(ctx, code, esc[0] ? esc : NULL, "%s",
-                 text[0] ? text : (code >= 500 ? "Command rejected"
-                                               : "Try again later"));
+    if (nlines == 0 || (nlines == 1 && lines[0][0] == '\0'))
+        lines[0] = code >= 500 ? "Command rejected" : "Try again later",
+        nlines = 1;
+    if (modmta_reply_lines(ctx, code, esc[0] ? esc : NULL, lines, nlines) < 0)
+        return -1;
     return code >= 500 ? MODMTA_REJECT : MODMTA_TEMPFAIL;
 }
 
@@ -97,7 +96,7 @@ milter_final(modmta_ctx *ctx, struct milter_sess *s, struct milter_peer *p,
                      "later");
         return MODMTA_TEMPFAIL;
     case MILTER_R_REPLYCODE:
-        r = milter_replycode(ctx, (const char *)p->conn.data);
+        r = milter_replycode(ctx, (char *)p->conn.data);
         if (r >= 0)
             return (modmta_verdict)r;
         return milter_peer_fail(ctx, p, "malformed reply code", 0);
