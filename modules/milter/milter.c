@@ -77,8 +77,11 @@ milter_event(modmta_ctx *ctx, struct milter_sess *s, enum milter_stage st,
     for (size_t i = 0; i < s->n; i++) {
         struct milter_peer *p = &s->peers[i];
 
+        /* A milter that failed before MAIL: its default action from
+         * MAIL on, so the client is greeted and told at MAIL (as
+         * Postfix's delayed rejects). */
         if (p->failed) {
-            v = milter_default_verdict(ctx, p);
+            v = txn ? milter_default_verdict(ctx, p) : MODMTA_CONTINUE;
             if (v != MODMTA_CONTINUE)
                 return v;
             continue;
@@ -93,6 +96,8 @@ milter_event(modmta_ctx *ctx, struct milter_sess *s, enum milter_stage st,
         }
         v = milter_exchange(ctx, s, p, st, (p->proto & nr_flag) != 0,
                             p->spec->command_ms);
+        if (!txn && p->failed)
+            v = MODMTA_CONTINUE;
         if (v != MODMTA_CONTINUE)
             return v;
     }

@@ -40,9 +40,12 @@ static int
 milter_macro_cmd(enum milter_stage st)
 {
     static const int cmds[] = {
-        [MILTER_ST_CONNECT] = MILTER_C_CONNECT, [MILTER_ST_HELO] = MILTER_C_HELO,
-        [MILTER_ST_MAIL] = MILTER_C_MAIL,       [MILTER_ST_RCPT] = MILTER_C_RCPT,
-        [MILTER_ST_DATA] = MILTER_C_DATA,       [MILTER_ST_EOH] = MILTER_C_EOH,
+        [MILTER_ST_CONNECT] = MILTER_C_CONNECT,
+        [MILTER_ST_HELO] = MILTER_C_HELO,
+        [MILTER_ST_MAIL] = MILTER_C_MAIL,
+        [MILTER_ST_RCPT] = MILTER_C_RCPT,
+        [MILTER_ST_DATA] = MILTER_C_DATA,
+        [MILTER_ST_EOH] = MILTER_C_EOH,
         [MILTER_ST_EOM] = MILTER_C_BODYEOB,
     };
 

@@ -3,7 +3,20 @@
  * the milter did not negotiate, or a malformed one, is misbehaviour. */
 #include <string.h>
 
+#include <modmta/log.h>
+
 #include "milter_session.h"
+
+/* The SDK's answer to an action: 0, or -2 (logged). */
+static int
+milter_mods_local(modmta_ctx *ctx, int r)
+{
+    if (r >= 0)
+        return 0;
+    modmta_log(ctx, MODMTA_LOG_ERR, "milter action failed: %s",
+               modmta_strerror(r));
+    return -2;
+}
 
 /* "<addr>" or "addr": the address without its brackets, in buf. */
 static const char *
@@ -47,16 +60,17 @@ milter_mods_header(modmta_ctx *ctx, struct milter_peer *p,
         return -1;
     value = milter_mods_value(p, value);
     if (code == MILTER_R_ADDHEADER)
-        return modmta_hdr_add(ctx, name, value) < 0 ? -2 : 0;
+        return milter_mods_local(ctx, modmta_hdr_add(ctx, name, value));
     if (code == MILTER_R_INSHEADER)
-        return modmta_hdr_insert(ctx, idx, name, value) < 0 ? -2 : 0;
+        return milter_mods_local(ctx,
+                                 modmta_hdr_insert(ctx, idx, name, value));
     /* CHGHEADER: index from 1 among the headers of that name; an empty
      * value deletes; a change of a header that is not there adds it. */
     r = modmta_hdr_change(ctx, name, idx > 0 ? idx - 1 : 0,
                           value[0] ? value : NULL);
     if (r == MODMTA_E_NOTFOUND)
         r = value[0] ? modmta_hdr_add(ctx, name, value) : 0;
-    return r < 0 ? -2 : 0;
+    return milter_mods_local(ctx, r);
 }
 
 /* ADDRCPT, ADDRCPT_PAR (with ESMTP parameters), DELRCPT. */
@@ -78,10 +92,11 @@ milter_mods_rcpt(modmta_ctx *ctx, const struct milter_peer *p,
     if (addr == NULL || addr[0] == '\0')
         return -1;
     if (code == MILTER_R_DELRCPT)
-        return modmta_rcpt_remove(ctx, addr) < 0 ? -2 : 0;
+        return milter_mods_local(ctx, modmta_rcpt_remove(ctx, addr));
     if (args != NULL && args[0] != '\0')
-        return modmta_rcpt_add_params(ctx, addr, args) < 0 ? -2 : 0;
-    return modmta_rcpt_add(ctx, addr) < 0 ? -2 : 0;
+        return milter_mods_local(ctx,
+                                 modmta_rcpt_add_params(ctx, addr, args));
+    return milter_mods_local(ctx, modmta_rcpt_add(ctx, addr));
 }
 
 /* CHGFROM: the new sender and, optionally, its ESMTP parameters. */
@@ -98,8 +113,9 @@ milter_mods_from(modmta_ctx *ctx, struct milter_rd *rd)
     if (addr == NULL)
         return -1;
     if (args != NULL && args[0] != '\0')
-        return modmta_sender_set_params(ctx, addr, args) < 0 ? -2 : 0;
-    return modmta_sender_set(ctx, addr) < 0 ? -2 : 0;
+        return milter_mods_local(
+            ctx, modmta_sender_set_params(ctx, addr, args));
+    return milter_mods_local(ctx, modmta_sender_set(ctx, addr));
 }
 
 int
@@ -133,12 +149,12 @@ milter_mods_apply(modmta_ctx *ctx, struct milter_peer *p)
     case MILTER_R_QUARANTINE:
         if (!(p->actions & MILTER_A_QUARANTINE) || milter_rd_str(&rd, &s) < 0)
             return -1;
-        return modmta_quarantine(ctx, s) < 0 ? -2 : 0;
+        return milter_mods_local(ctx, modmta_quarantine(ctx, s));
     case MILTER_R_REPLBODY:
         if (!(p->actions & MILTER_A_CHGBODY))
             return -1;
-        return modmta_body_replace(ctx, p->conn.data, p->conn.len) < 0 ? -2
-                                                                       : 0;
+        return milter_mods_local(
+            ctx, modmta_body_replace(ctx, p->conn.data, p->conn.len));
     default:
         return -1;
     }

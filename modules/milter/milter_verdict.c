@@ -123,7 +123,7 @@ modmta_verdict
 milter_exchange(modmta_ctx *ctx, struct milter_sess *s, struct milter_peer *p,
                 enum milter_stage st, int noreply, int timeout_ms)
 {
-    int r;
+    int r, code;
 
     if (noreply && p->conn.out.len < MILTER_CHUNK_64K)
         return MODMTA_CONTINUE; /* sent with the next one that waits */
@@ -145,6 +145,7 @@ milter_exchange(modmta_ctx *ctx, struct milter_sess *s, struct milter_peer *p,
         if (st != MILTER_ST_EOM)
             return milter_peer_fail(ctx, p, "modification before end of "
                                     "message", 0);
+        code = p->conn.code;
         r = milter_mods_apply(ctx, p);
         if (r == -1)
             return milter_peer_fail(ctx, p, "modification not negotiated "
@@ -152,7 +153,7 @@ milter_exchange(modmta_ctx *ctx, struct milter_sess *s, struct milter_peer *p,
         if (r < 0) {
             /* Its other replies are unread: the connection is done. */
             modmta_log(ctx, MODMTA_LOG_ERR, "milter=%s error=\"could not "
-                       "apply a modification\"", p->spec->name);
+                       "apply modification '%c'\"", p->spec->name, code);
             milter_peer_close(p);
             p->failed = 1;
             modmta_reply(ctx, 451, "4.3.0", "Error: message modification "
