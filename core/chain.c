@@ -45,6 +45,10 @@ enum chain_hook {
     CHAIN_QUEUED,
     CHAIN_DELIVER,
     CHAIN_DISCONNECT,
+    CHAIN_HEADER,          /* ABI 1.6 */
+    CHAIN_EOH,
+    CHAIN_BODY,
+    CHAIN_ABORT,
     CHAIN_EHLO,
     CHAIN_VERBS,
     CHAIN_SERVE,
@@ -73,6 +77,13 @@ struct chain {
     size_t nown;
     chain_trace_fn *trace;    /* chain_set_trace(); NULL in the daemon */
     void *trace_arg;
+};
+
+/* What on_header and on_body take besides arg. */
+struct chain_piece {
+    const char *value;             /* on_header */
+    const unsigned char *chunk;    /* on_body */
+    size_t len;
 };
 
 struct chain_reply {
@@ -115,11 +126,13 @@ static int chain_index(struct chain *ch);
 static int chain_index_owners(struct chain *ch);
 static modmta_verdict chain_call(const struct chain_inst *ci,
                                  enum chain_hook h, modmta_ctx *ctx,
-                                 const char *arg, int flag);
+                                 const char *arg, int flag,
+                                 const struct chain_piece *pc);
 static modmta_verdict chain_call_timed(const struct chain *ch,
                                        const struct chain_inst *ci,
                                        enum chain_hook h, modmta_ctx *ctx,
-                                       const char *arg, int flag);
+                                       const char *arg, int flag,
+                                       const struct chain_piece *pc);
 static modmta_verdict chain_verdict(modmta_ctx *ctx, modmta_verdict v);
 static void chain_leave(modmta_ctx *ctx, const modmta_host *core);
 static void chain_default(modmta_ctx *ctx, int code, const char *esc,
@@ -339,6 +352,10 @@ chain_implements(const modmta_module *m, enum chain_hook h)
     case CHAIN_QUEUED: return m->on_queued != NULL;
     case CHAIN_DELIVER: return m->deliver != NULL || m->route != NULL;
     case CHAIN_DISCONNECT: return m->on_disconnect != NULL;
+    case CHAIN_HEADER: return m->on_header != NULL;
+    case CHAIN_EOH: return m->on_eoh != NULL;
+    case CHAIN_BODY: return m->on_body != NULL;
+    case CHAIN_ABORT: return m->on_abort != NULL;
     case CHAIN_EHLO: return m->ehlo != NULL;
     case CHAIN_VERBS: return m->verbs != NULL && m->verbs[0].name != NULL;
     case CHAIN_SERVE: return m->serve != NULL;
@@ -391,7 +408,7 @@ chain_index_owners(struct chain *ch)
 
 static modmta_verdict
 chain_call(const struct chain_inst *ci, enum chain_hook h, modmta_ctx *ctx,
-           const char *arg, int flag)
+           const char *arg, int flag, const struct chain_piece *pc)
 {
     const modmta_module *m = ci->mod;
 
@@ -406,6 +423,12 @@ chain_call(const struct chain_inst *ci, enum chain_hook h, modmta_ctx *ctx,
     case CHAIN_DELIVER: return m->route(ci->inst, ctx, arg);
     case CHAIN_DISCONNECT:
         m->on_disconnect(ci->inst, ctx);
+        return MODMTA_CONTINUE;
+    case CHAIN_HEADER: return m->on_header(ci->inst, ctx, arg, pc->value);
+    case CHAIN_EOH: return m->on_eoh(ci->inst, ctx);
+    case CHAIN_BODY: return m->on_body(ci->inst, ctx, pc->chunk, pc->len);
+    case CHAIN_ABORT:
+        m->on_abort(ci->inst, ctx);
         return MODMTA_CONTINUE;
     default:
         /* Not a budgeted hook: never called with one. */
@@ -422,7 +445,9 @@ chain_hook_name(enum chain_hook h)
         [CHAIN_AUTH] = "on_auth",       [CHAIN_MAIL] = "on_mail",
         [CHAIN_RCPT] = "on_rcpt",       [CHAIN_DATA] = "on_data",
         [CHAIN_QUEUED] = "on_queued",   [CHAIN_DELIVER] = "route",
-        [CHAIN_DISCONNECT] = "on_disconnect",
+        [CHAIN_DISCONNECT] = "on_disconnect", [CHAIN_HEADER] = "on_header",
+        [CHAIN_EOH] = "on_eoh",         [CHAIN_BODY] = "on_body",
+        [CHAIN_ABORT] = "on_abort",
     };
 
     return h < CHAIN_EHLO ? names[h] : "?";
@@ -435,10 +460,10 @@ chain_hook_name(enum chain_hook h)
 static modmta_verdict
 chain_call_timed(const struct chain *ch, const struct chain_inst *ci,
                  enum chain_hook h, modmta_ctx *ctx, const char *arg,
-                 int flag)
+                 int flag, const struct chain_piece *pc)
 {
     int notify = h == CHAIN_AUTH || h == CHAIN_QUEUED ||
-                 h == CHAIN_DISCONNECT;
+                 h == CHAIN_DISCONNECT || h == CHAIN_ABORT;
     struct chain_call call = {
         .instance = ci->host->instance, .hook = chain_hook_name(h),
         .arg = arg, .success = h == CHAIN_AUTH && flag,
@@ -449,7 +474,7 @@ chain_call_timed(const struct chain *ch, const struct chain_inst *ci,
     if (ch->trace != NULL)
         ch->trace(ch->trace_arg, ctx, &call);
     chain_budget_start(&ci->budget, ctx, &t);
-    v = call.returned = chain_call(ci, h, ctx, arg, flag);
+    v = call.returned = chain_call(ci, h, ctx, arg, flag, pc);
     call.timed_out = chain_budget_stop(&ci->budget, ctx, &t, call.hook,
                                        notify);
     if (call.timed_out)
@@ -562,7 +587,7 @@ chain_run(struct chain *ch, modmta_ctx *ctx, enum chain_hook h,
         const struct chain_inst *ci = ch->hooks[h][i];
 
         modmta_ctx_enter(ctx, phase, ci->mod, ci->inst, ci->host);
-        v = chain_call_timed(ch, ci, h, ctx, arg, flag);
+        v = chain_call_timed(ch, ci, h, ctx, arg, flag, NULL);
         if (v != MODMTA_CONTINUE)
             modmta_log(ctx, MODMTA_LOG_DEBUG, "phase=%d verdict=%d",
                        (int)phase, (int)v);
@@ -584,7 +609,7 @@ chain_run_all(struct chain *ch, modmta_ctx *ctx, enum chain_hook h,
         const struct chain_inst *ci = ch->hooks[h][i];
 
         modmta_ctx_enter(ctx, phase, ci->mod, ci->inst, ci->host);
-        chain_call_timed(ch, ci, h, ctx, arg, flag);
+        chain_call_timed(ch, ci, h, ctx, arg, flag, NULL);
     }
     chain_leave(ctx, core);
     modmta_ctx_reply_clear(ctx);
@@ -635,6 +660,81 @@ chain_disconnect(struct chain *ch, modmta_ctx *ctx)
 {
     chain_run_all(ch, ctx, CHAIN_DISCONNECT, MODMTA_PHASE_DISCONNECT,
                   NULL, 0);
+}
+
+void
+chain_abort(struct chain *ch, modmta_ctx *ctx)
+{
+    chain_run_all(ch, ctx, CHAIN_ABORT, MODMTA_PHASE_ABORT, NULL, 0);
+}
+
+/* ---- the message as a stream (ABI 1.6) ---- */
+
+int
+chain_streams(const struct chain *ch)
+{
+    return ch->nhooks[CHAIN_HEADER] + ch->nhooks[CHAIN_EOH] +
+           ch->nhooks[CHAIN_BODY] > 0;
+}
+
+size_t
+chain_count(const struct chain *ch)
+{
+    return ch->ninsts;
+}
+
+/* One step through the modules that still stream: ACCEPT retires the
+ * module (done[its index]), REJECT, TEMPFAIL and DISCARD stop the stream
+ * with the module's reply (defaults as at on_data). */
+static modmta_verdict
+chain_stream_step(struct chain *ch, modmta_ctx *ctx, unsigned char *done,
+                  enum chain_hook h, const char *arg,
+                  const struct chain_piece *pc)
+{
+    const modmta_host *core = ctx->host;
+    modmta_verdict v = MODMTA_CONTINUE;
+
+    for (size_t i = 0; i < ch->nhooks[h] && v == MODMTA_CONTINUE; i++) {
+        const struct chain_inst *ci = ch->hooks[h][i];
+        size_t k = (size_t)(ci - ch->insts);
+
+        if (done[k])
+            continue;
+        modmta_ctx_enter(ctx, MODMTA_PHASE_STREAM, ci->mod, ci->inst,
+                         ci->host);
+        v = chain_call_timed(ch, ci, h, ctx, arg, 0, pc);
+        if (v == MODMTA_ACCEPT) {
+            done[k] = 1;
+            v = MODMTA_CONTINUE;
+        }
+    }
+    chain_leave(ctx, core);
+    chain_phase_default(ctx, MODMTA_PHASE_DATA, v);
+    return v;
+}
+
+modmta_verdict
+chain_header(struct chain *ch, modmta_ctx *ctx, unsigned char *done,
+             const char *name, const char *value)
+{
+    struct chain_piece pc = {.value = value};
+
+    return chain_stream_step(ch, ctx, done, CHAIN_HEADER, name, &pc);
+}
+
+modmta_verdict
+chain_eoh(struct chain *ch, modmta_ctx *ctx, unsigned char *done)
+{
+    return chain_stream_step(ch, ctx, done, CHAIN_EOH, NULL, NULL);
+}
+
+modmta_verdict
+chain_body(struct chain *ch, modmta_ctx *ctx, unsigned char *done,
+           const unsigned char *chunk, size_t len)
+{
+    struct chain_piece pc = {.chunk = chunk, .len = len};
+
+    return chain_stream_step(ch, ctx, done, CHAIN_BODY, NULL, &pc);
 }
 
 /* ---- RCPT ---- */
@@ -882,7 +982,7 @@ chain_route_one(const struct chain *ch, const struct chain_inst *ci,
 
     ctx->dlv_route = NULL;
     modmta_ctx_enter(ctx, MODMTA_PHASE_ROUTE, ci->mod, ci->inst, ci->host);
-    v = chain_call_timed(ch, ci, CHAIN_DELIVER, ctx, rcpt, 0);
+    v = chain_call_timed(ch, ci, CHAIN_DELIVER, ctx, rcpt, 0, NULL);
     switch (v) {
     case MODMTA_CONTINUE:
         return 0;

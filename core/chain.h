@@ -36,6 +36,25 @@ modmta_verdict chain_rcpt(struct chain *ch, modmta_ctx *ctx, const char *rcpt,
                           const struct config_limits *lim);
 modmta_verdict chain_data(struct chain *ch, modmta_ctx *ctx);
 void chain_queued(struct chain *ch, modmta_ctx *ctx);
+/* on_abort of every instance that has it (ABI 1.6). */
+void chain_abort(struct chain *ch, modmta_ctx *ctx);
+/* The streaming hooks (ABI 1.6): 1 if an instance has one of them. */
+int chain_streams(const struct chain *ch);
+/* The number of instances: the size of the `done` array below, zeroed
+ * for each message; an instance that returned ACCEPT is marked in it and
+ * called no more for the message. Each returns CONTINUE, or the
+ * message's verdict (REJECT, TEMPFAIL, DISCARD) with its reply in ctx:
+ * stop streaming then. */
+size_t chain_count(const struct chain *ch);
+modmta_verdict chain_header(struct chain *ch, modmta_ctx *ctx,
+                            unsigned char *done, const char *name,
+                            const char *value);
+modmta_verdict chain_eoh(struct chain *ch, modmta_ctx *ctx,
+                         unsigned char *done);
+/* chunk NULL, len 0: the end of the body. */
+modmta_verdict chain_body(struct chain *ch, modmta_ctx *ctx,
+                          unsigned char *done, const unsigned char *chunk,
+                          size_t len);
 void chain_disconnect(struct chain *ch, modmta_ctx *ctx);
 /* Collect EHLO keywords from modules into the ctx (ctx_priv.h). */
 void chain_ehlo(struct chain *ch, modmta_ctx *ctx);

@@ -14,7 +14,7 @@
  *   tmp/X/ID.env    the envelope of a commit on a file system without
  *                   user xattrs (or an envelope too large for one): the
  *                   two-file fallback. tmp/X/ID.new and ID.uN are the
- *                   temporary files of queue_writer_replace_head and
+ *                   temporary files of queue_writer_rebuild and
  *                   queue_update.
  *   queue/X/ID.msg  a committed message. Its content is the message from
  *                   the first octet (readers need no offset); its
@@ -785,7 +785,9 @@ queue_writer_write(queue_writer *w, const void *buf, size_t len)
     return 0;
 }
 
-/* Copy from fd at off to the end into out. */
+/* Copy from fd at off to its end into out: in the kernel when it can
+ * (copy_file_range: no trip through user space, a reflink on file
+ * systems that share extents), else through a buffer. */
 static int
 queue_copy_tail(int fd, off_t off, int out)
 {
@@ -793,6 +795,18 @@ queue_copy_tail(int fd, off_t off, int out)
     ssize_t n;
     int rc;
 
+    for (;;) {
+        n = copy_file_range(fd, &off, out, NULL, 1 << 30, 0);
+        if (n == 0)
+            return 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+    }
+    if (errno != EXDEV && errno != ENOSYS && errno != EINVAL &&
+        errno != EOPNOTSUPP)
+        return modmta_err_from_errno(errno);
     while ((n = pread(fd, buf, sizeof(buf), off)) != 0) {
         if (n < 0) {
             if (errno == EINTR)
@@ -807,33 +821,39 @@ queue_copy_tail(int fd, off_t off, int out)
 }
 
 int
-queue_writer_replace_head(queue_writer *w, off_t old_len, const char *hdr,
-                          size_t hdr_len)
+queue_writer_rebuild(queue_writer *w, off_t old_len, const char *hdr,
+                     size_t hdr_len, int body_fd)
 {
     char name[QUEUE_ID_MAX + 8], nname[QUEUE_ID_MAX + 8];
     int tdir = w->q->tsub[w->sub];
+    struct stat st;
     int rc, nfd;
 
     if ((rc = queue_writer_flush(w)) < 0)
         return rc;
     if (old_len < 0 || old_len > w->size)
         return MODMTA_E_INVAL;
-    if ((off_t)hdr_len == old_len) {
+    if ((off_t)hdr_len == old_len && body_fd < 0) {
         ssize_t n = pwrite(w->fd, hdr, hdr_len, 0);
 
         if (n != (ssize_t)hdr_len)
             w->wb->err = n < 0 ? modmta_err_from_errno(errno) : MODMTA_E_IO;
         return w->wb->err;
     }
-    /* Another length: write a new file and rename it over the old one. */
+    /* Else write a new file, once, and rename it over the old one. */
     queue_name(name, sizeof(name), w->id, ".msg");
     queue_name(nname, sizeof(nname), w->id, ".new");
     nfd = openat(tdir, nname, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (nfd < 0)
         return modmta_err_from_errno(errno);
     rc = queue_write_all(nfd, hdr, hdr_len);
+    if (rc == 0 && body_fd >= 0)
+        rc = queue_write_all(nfd, "\r\n", 2);
     if (rc == 0)
-        rc = queue_copy_tail(w->fd, old_len, nfd);
+        rc = body_fd >= 0 ? queue_copy_tail(body_fd, 0, nfd)
+                          : queue_copy_tail(w->fd, old_len, nfd);
+    if (rc == 0 && fstat(nfd, &st) < 0)
+        rc = modmta_err_from_errno(errno);
     if (rc == 0 && renameat(tdir, nname, tdir, name) < 0)
         rc = modmta_err_from_errno(errno);
     if (rc < 0) {
@@ -843,7 +863,7 @@ queue_writer_replace_head(queue_writer *w, off_t old_len, const char *hdr,
     }
     close(w->fd);
     w->fd = nfd;
-    w->size = w->size - old_len + (off_t)hdr_len;
+    w->size = st.st_size;
     return 0;
 }
 

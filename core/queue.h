@@ -134,10 +134,15 @@ const char *queue_writer_path(const queue_writer *w);
 off_t queue_writer_size(const queue_writer *w);
 /* Append content. MODMTA_E_NOSPACE on a full disk, MODMTA_E_IO else. */
 int queue_writer_write(queue_writer *w, const void *buf, size_t len);
-/* Replace the first `old_len` octets of the content (the header block) by
- * `hdr` (used after on_data changed headers). */
-int queue_writer_replace_head(queue_writer *w, off_t old_len,
-                              const char *hdr, size_t hdr_len);
+/* Apply the milter actions on the content, once per message at the end
+ * of DATA: its first `old_len` octets (the header block) become `hdr`;
+ * body_fd >= 0: the rest becomes an empty line and the whole content of
+ * body_fd (a replaced body). The same header length and no new body is
+ * a write in place; otherwise a new file is written once (its body
+ * copied with copy_file_range) and renamed over the old one, so header
+ * edits cost one copy of the message whatever their number. */
+int queue_writer_rebuild(queue_writer *w, off_t old_len, const char *hdr,
+                         size_t hdr_len, int body_fd);
 /* Make the message durable (env->id is set from the writer). Frees w
  * whatever the result. 0 on success; else nothing was committed. */
 int queue_writer_commit(queue_writer *w, queue_env *env);

@@ -9,6 +9,9 @@
  * their replies in one write (RFC 2920).
  */
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,6 +29,7 @@
 #include "smtp_cmd.h"
 #include "smtp_data.h"
 #include "smtp_session.h"
+#include "smtp_stream.h"
 
 enum smtp_state {
     SMTP_ST_GREETED = 0, /* before HELO/EHLO */
@@ -70,6 +74,8 @@ struct smtp_session {
     size_t naccepted;           /* RCPT commands answered 250 */
     struct smtp_rcpt_rec *recs;
     size_t nrecs, recs_cap;
+    int txn_open;               /* MAIL accepted, end of DATA not read:
+                                 * a reset is an abort (on_abort) */
     char line[SMTP_AUTH_LINE_MAX + 1];
 };
 
@@ -111,6 +117,9 @@ static int smtp_command(struct smtp_session *s, char *line, size_t len);
 static void smtp_loop(struct smtp_session *s);
 static int smtp_greet(struct smtp_session *s);
 static void smtp_client_names(struct smtp_session *s);
+static void smtp_tls_info(struct smtp_session *s);
+static void smtp_local_addr(struct smtp_session *s);
+static int smtp_data_edits(struct smtp_session *s, const struct smtp_data *d);
 static int smtp_setup(struct smtp_session *s);
 static void smtp_teardown(struct smtp_session *s);
 
@@ -172,7 +181,7 @@ static void
 smtp_reply(struct smtp_session *s, int code, const char *esc,
            const char *fmt, ...)
 {
-    char text[1024], *p, *nl;
+    char text[MODMTA_REPLY_LINES_MAX * (MODMTA_REPLY_LINE_MAX + 1)], *p, *nl;
     va_list ap;
 
     va_start(ap, fmt);
@@ -219,7 +228,8 @@ smtp_reply_ctx(struct smtp_session *s, modmta_verdict v)
         snprintf(esc, sizeof(esc), "%s", c->reply_esc);
     else
         snprintf(esc, sizeof(esc), "%d.0.0", cls);
-    smtp_reply(s, c->reply_code, esc, "%s", c->reply_text);
+    smtp_reply(s, c->reply_code, esc, "%s",
+               c->reply_nlines > 0 ? c->reply_multi : c->reply_text);
     if (c->reply_code == 421)
         smtp_enter(s, SMTP_ST_QUIT);
 }
@@ -237,12 +247,17 @@ smtp_log_reject(struct smtp_session *s, const char *what, const char *arg)
                 arg != NULL ? arg : "", smtp_proto(s), s->helo);
 }
 
-/* Drop the transaction (RSET, new EHLO, end of DATA). */
+/* Drop the transaction (RSET, new EHLO, end of DATA); an open one is
+ * aborted first (the modules' on_abort). */
 static void
 smtp_tx_reset(struct smtp_session *s)
 {
     size_t i;
 
+    if (s->txn_open) {
+        s->txn_open = 0;
+        chain_abort(s->gen->chain, s->ctx);
+    }
     if (s->w != NULL) {
         queue_writer_abort(s->w);
         s->w = NULL;
@@ -443,6 +458,7 @@ smtp_mail(struct smtp_session *s, char *args)
         return 0;
     }
     s->discard = v == MODMTA_DISCARD;
+    s->txn_open = 1;
     smtp_enter(s, SMTP_ST_MAIL);
     smtp_reply(s, 250, "2.1.0", "Ok");
     return 0;
@@ -574,6 +590,8 @@ smtp_data(struct smtp_session *s, char *args)
     d.timeout_ms = (int)s->lim->data_timeout * 1000;
     rc = smtp_data_read(&d, rcvd, strlen(rcvd));
     free(rcvd);
+    if (rc == 0)
+        s->txn_open = 0; /* the end of DATA: queued or refused, no abort */
     if (rc == MODMTA_E_TIMEOUT)
         smtp_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
                    s->cfg->hostname);
@@ -597,17 +615,73 @@ smtp_hops(const modmta_ctx *c)
     return n;
 }
 
+/* The streaming hooks, then on_data (unless a streaming hook decided):
+ * the message's verdict, its reply in the ctx. */
+static modmta_verdict
+smtp_data_hooks(struct smtp_session *s, const struct smtp_data *d)
+{
+    modmta_ctx *c = s->ctx;
+    const char *path = queue_writer_path(s->w);
+    char body[PATH_MAX];
+    modmta_verdict v;
+    off_t off;
+    int fd;
+
+    modmta_ctx_set_message(c, path, queue_writer_size(s->w));
+    /* modmta_body_replace writes next to the queue file (tmp/: a crash
+     * leaves nothing queue_open does not clean) */
+    snprintf(body, sizeof(body), "%.*s.body", (int)strlen(path) - 4, path);
+    modmta_ctx_set_body_path(c, body);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    off = fd >= 0 ? smtp_stream_body_offset(fd, (off_t)d->hdr_len) : -1;
+    if (off < 0) {
+        modmta_logf(MODMTA_LOG_ERR, "%s: %s: %s", c->queue_id, path,
+                    strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        modmta_ctx_reply_default(c, 451, "4.3.0",
+                                 "Error: queue file read error");
+        return MODMTA_TEMPFAIL;
+    }
+    v = smtp_stream_run(s->gen->chain, c, fd, off);
+    close(fd);
+    if (v != MODMTA_CONTINUE)
+        return v;
+    return chain_data(s->gen->chain, c);
+}
+
+/* The header edits and a replaced body, applied to the queue file in
+ * one rebuild. 0, or <0. */
+static int
+smtp_data_edits(struct smtp_session *s, const struct smtp_data *d)
+{
+    modmta_ctx *c = s->ctx;
+    char *hdr;
+    long hlen;
+    int rc;
+
+    if (!c->hdrs_dirty && c->body_fd < 0)
+        return c->body_err;
+    if (c->body_err != 0)
+        return c->body_err;
+    hlen = modmta_ctx_headers_serialize(c, &hdr);
+    if (hlen < 0)
+        return (int)hlen;
+    rc = queue_writer_rebuild(s->w, (off_t)d->hdr_len, hdr, (size_t)hlen,
+                              c->body_fd);
+    free(hdr);
+    return rc;
+}
+
 /* After the end of data: the size and line-end verdicts, the hop count,
- * on_data, the milter actions, then the commit. */
+ * the streaming hooks and on_data, the milter actions, then the
+ * commit. */
 static int
 smtp_data_finish(struct smtp_session *s, struct smtp_data *d)
 {
     modmta_ctx *c = s->ctx;
     size_t nadded = c->nadded, nremoved = c->nremoved, i;
     modmta_verdict v;
-    char *hdr;
-    long hlen;
-    int rc;
 
     if (d->bad_eol) {
         smtp_reply(s, 554, "5.5.0", "Error: bare CR or LF not allowed in "
@@ -640,9 +714,7 @@ smtp_data_finish(struct smtp_session *s, struct smtp_data *d)
         smtp_reply(s, 554, "5.4.6", "Too many hops");
         return 0;
     }
-    modmta_ctx_set_message(c, queue_writer_path(s->w),
-                           queue_writer_size(s->w));
-    v = chain_data(s->gen->chain, c);
+    v = smtp_data_hooks(s, d);
     if (v == MODMTA_REJECT || v == MODMTA_TEMPFAIL) {
         smtp_reply_ctx(s, v);
         smtp_log_reject(s, "DATA", NULL);
@@ -660,17 +732,9 @@ smtp_data_finish(struct smtp_session *s, struct smtp_data *d)
         smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", c->queue_id);
         return 0;
     }
-    if (c->hdrs_dirty) {
-        hlen = modmta_ctx_headers_serialize(c, &hdr);
-        rc = hlen < 0 ? (int)hlen
-                      : queue_writer_replace_head(s->w, (off_t)d->hdr_len,
-                                                  hdr, (size_t)hlen);
-        if (hlen >= 0)
-            free(hdr);
-        if (rc < 0) {
-            smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
-            return 0;
-        }
+    if (smtp_data_edits(s, d) < 0) {
+        smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
+        return 0;
     }
     return smtp_commit(s);
 }
@@ -885,7 +949,8 @@ smtp_starttls(struct smtp_session *s, char *args)
     s->esmtp = 0;
     modmta_ctx_set_helo(s->ctx, NULL, 0);
     s->ctx->auth_user = NULL;
-    modmta_ctx_set_tls(s->ctx, 1);
+    modmta_ctx_set_auth_mech(s->ctx, NULL);
+    smtp_tls_info(s);
     smtp_enter(s, SMTP_ST_GREETED);
     modmta_logf(MODMTA_LOG_INFO, "%s: starttls from=%s[%s] version=%s "
                 "cipher=%s", s->a->session_id, s->name, s->addr,
@@ -905,6 +970,19 @@ smtp_notimpl(struct smtp_session *s, char *args)
 
 /* After an AUTH verb (its reply sent): run the on_auth hooks with the
  * outcome, RFC 4954 style notification; their verdict is not used. */
+/* The mechanism of a successful AUTH: its first argument, upper case. */
+static void
+smtp_auth_mech(struct smtp_session *s, const char *args)
+{
+    char mech[32];
+    size_t n = 0;
+
+    for (; args[n] != '\0' && args[n] != ' ' && n + 1 < sizeof(mech); n++)
+        mech[n] = (char)toupper((unsigned char)args[n]);
+    mech[n] = '\0';
+    modmta_ctx_set_auth_mech(s->ctx, n > 0 ? mech : NULL);
+}
+
 static void
 smtp_auth_hooks(struct smtp_session *s, int had_user)
 {
@@ -956,8 +1034,11 @@ smtp_command(struct smtp_session *s, char *line, size_t len)
         v = chain_run_verb(s->gen->chain, s->ctx, s->conn, cmd.verb,
                            cmd.args);
         smtp_reply_ctx(s, v);
-        if (strcmp(cmd.verb, "AUTH") == 0)
+        if (strcmp(cmd.verb, "AUTH") == 0) {
+            if (!had_user && s->ctx->auth_user != NULL)
+                smtp_auth_mech(s, cmd.args);
             smtp_auth_hooks(s, had_user);
+        }
         return 0;
     }
     for (i = 0; smtp_junk_verbs[i] != NULL; i++)
@@ -1050,6 +1131,27 @@ smtp_greet(struct smtp_session *s)
     return 0;
 }
 
+/* TLS is on: tell the ctx its parameters. */
+static void
+smtp_tls_info(struct smtp_session *s)
+{
+    modmta_ctx_set_tls(s->ctx, 1);
+    modmta_ctx_set_tls_info(s->ctx, modmta_conn_tls_version(s->conn),
+                            modmta_conn_tls_cipher(s->conn),
+                            modmta_conn_tls_bits(s->conn));
+}
+
+/* The address the client connected to (milter's {daemon_addr}). */
+static void
+smtp_local_addr(struct smtp_session *s)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getsockname(s->a->fd, (struct sockaddr *)&ss, &len) == 0)
+        modmta_ctx_set_local(s->ctx, (struct sockaddr *)&ss, len);
+}
+
 /* Numeric address, and the reverse name confirmed by a forward lookup. */
 static void
 smtp_client_names(struct smtp_session *s)
@@ -1108,6 +1210,7 @@ smtp_setup(struct smtp_session *s)
     modmta_ctx_set_session(s->ctx, s->a->session_id,
                            (const struct sockaddr *)&s->a->peer,
                            s->a->peerlen, s->name, s->a->listener->name);
+    smtp_local_addr(s);
     if (s->a->listener->tls != TLS_IMPLICIT)
         return 0;
     if (modmta_conn_tls_accept(s->conn,
@@ -1116,7 +1219,7 @@ smtp_setup(struct smtp_session *s)
                     "%s[%s]", s->a->session_id, s->name, s->addr);
         return -1;
     }
-    modmta_ctx_set_tls(s->ctx, 1);
+    smtp_tls_info(s);
     return 0;
 }
 

@@ -381,7 +381,7 @@ test_recovery(void **state)
     commit_msg(q, 1000, old);
     queue_close(q);
     /* Mid-receive, mid-commit (fallback envelope), mid-update, a
-     * replace_head, a stray tmp file; a content file without
+     * rebuild, a stray tmp file; a content file without
      * any envelope (damage: to corrupt/); an envelope without its content
      * (an interrupted removal: dropped). */
     qtouch(fx, "tmp", "BBBBRECEIVING", ".msg", BODY);
@@ -614,12 +614,12 @@ test_writer_path_and_head(void **state)
     assert_non_null(content);
     assert_string_equal(content, "A: 1\r\n\r\nbody\r\n");
     free(content);
-    assert_int_equal(queue_writer_replace_head(w, 6, "A: 2\r\n", 6), 0);
-    assert_int_equal(queue_writer_replace_head(w, 6, "B: 3\r\nA: 2\r\n", 12),
+    assert_int_equal(queue_writer_rebuild(w, 6, "A: 2\r\n", 6, -1), 0);
+    assert_int_equal(queue_writer_rebuild(w, 6, "B: 3\r\nA: 2\r\n", 12, -1),
                      0);
     assert_int_equal(queue_writer_size(w), 20);
     assert_int_equal(queue_writer_write(w, "more\r\n", 6), 0);
-    assert_int_equal(queue_writer_replace_head(w, 100, "x", 1),
+    assert_int_equal(queue_writer_rebuild(w, 100, "x", 1, -1),
                      MODMTA_E_INVAL);
     assert_int_equal(queue_writer_commit(w, &env), 0);
     assert_int_equal(env.size, 26);
@@ -639,6 +639,39 @@ test_writer_path_and_head(void **state)
     queue_writer_abort(w);
     assert_int_equal(count_dir(fx, "tmp"), 0);
     assert_int_equal(count_dir(fx, "queue"), fs_has_xattrs(fx) ? 1 : 2);
+    queue_close(q);
+}
+
+/* A replaced body: the new headers, an empty line, the new body, in one
+ * rebuild. */
+static void
+test_writer_rebuild_body(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    modmta_err err;
+    queue_writer *w = queue_writer_new(q, &err);
+    queue_rcpt r = {.addr = "bob@example.com"};
+    queue_env env = {.sender = "a@example.org", .rcpts = &r, .nrcpts = 1};
+    char body[] = "/tmp/modmta-test-body-XXXXXX", path[256];
+    char *content;
+    int fd = mkstemp(body);
+
+    assert_true(fd >= 0);
+    unlink(body);
+    assert_int_equal(write(fd, "new\r\nbody\r\n", 11), 11);
+    assert_non_null(w);
+    assert_int_equal(queue_writer_write(w, "A: 1\r\n\r\nold\r\n", 13), 0);
+    assert_int_equal(queue_writer_rebuild(w, 6, "A: 1\r\n", 6, fd), 0);
+    close(fd);
+    assert_int_equal(queue_writer_size(w), 19);
+    assert_int_equal(queue_writer_commit(w, &env), 0);
+    assert_int_equal(queue_content_path(q, env.id, path, sizeof(path)), 0);
+    content = modmta_test_read_file(path, NULL);
+    assert_non_null(content);
+    assert_string_equal(content, "A: 1\r\n\r\nnew\r\nbody\r\n");
+    free(content);
+    assert_int_equal(count_dir(fx, "tmp"), 0);
     queue_close(q);
 }
 
@@ -977,6 +1010,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_update_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_at_commit, setup, teardown),
         cmocka_unit_test(test_id_valid),
+        cmocka_unit_test_setup_teardown(test_writer_rebuild_body, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_writer_path_and_head, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_commit_failure_rename, setup,

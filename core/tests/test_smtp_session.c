@@ -39,6 +39,10 @@ static int fake_released, fake_queued, fake_disconnected, fake_submitted;
 static int fake_addhdr;
 static int fake_data_421; /* on_data answers 421 */
 static char fake_served[32];
+static int fake_aborted;
+static int fake_stream;         /* the streaming fakes are on */
+static char fake_stream_seen[256]; /* "H:name;" ... "E;" "B:size;" "Z;" */
+static int fake_data_lines;     /* on_data rejects with a 3-line reply */
 
 void generation_release(generation *g) { fake_released++; }
 void scheduler_submit(scheduler *s, const char *id) { fake_submitted++; }
@@ -130,10 +134,54 @@ chain_data(struct chain *ch, modmta_ctx *ctx)
         assert_int_equal(modmta_hdr_add(ctx, "X-Fake", "yes"), 0);
     if (fake_data_421)
         return fake_tempfail(ctx, "close-data");
+    if (fake_data_lines) {
+        const char *lines[] = {"one", "two", "three"};
+
+        assert_int_equal(modmta_reply_lines(ctx, 550, "5.7.1", lines, 3), 0);
+        return MODMTA_REJECT;
+    }
     return MODMTA_CONTINUE;
 }
 
 void chain_queued(struct chain *ch, modmta_ctx *ctx) { fake_queued++; }
+void chain_abort(struct chain *ch, modmta_ctx *ctx) { fake_aborted++; }
+int chain_streams(const struct chain *ch) { return fake_stream; }
+size_t chain_count(const struct chain *ch) { return 1; }
+
+static void
+fake_seen(const char *fmt, const char *arg, long n)
+{
+    size_t len = strlen(fake_stream_seen);
+
+    snprintf(fake_stream_seen + len, sizeof(fake_stream_seen) - len, fmt,
+             arg != NULL ? arg : "", n);
+}
+
+modmta_verdict
+chain_header(struct chain *ch, modmta_ctx *ctx, unsigned char *done,
+             const char *name, const char *value)
+{
+    fake_seen("H:%s;", name, 0);
+    return MODMTA_CONTINUE;
+}
+
+modmta_verdict
+chain_eoh(struct chain *ch, modmta_ctx *ctx, unsigned char *done)
+{
+    fake_seen("E%s;", NULL, 0);
+    return MODMTA_CONTINUE;
+}
+
+modmta_verdict
+chain_body(struct chain *ch, modmta_ctx *ctx, unsigned char *done,
+           const unsigned char *chunk, size_t len)
+{
+    if (chunk != NULL)
+        fake_seen("B%s:%ld;", NULL, (long)len);
+    else
+        fake_seen("Z%s:%ld;", NULL, (long)modmta_body_size(ctx));
+    return MODMTA_CONTINUE;
+}
 
 static char fake_auth[64]; /* "user/success" of the last chain_auth */
 
@@ -259,6 +307,8 @@ setup(void **state)
     fake_addhdr = 0;
     fake_data_421 = 0;
     fake_served[0] = '\0';
+    fake_aborted = fake_stream = fake_data_lines = 0;
+    fake_stream_seen[0] = '\0';
     *state = fx;
     return 0;
 }
@@ -460,6 +510,68 @@ test_transaction(void **state)
     assert_int_equal(fake_submitted, 0); /* no scheduler in the test */
     finish(fx);
     assert_int_equal(fake_disconnected, 1);
+}
+
+/* on_abort: a transaction that ends before the end of DATA (RSET, QUIT,
+ * a disconnect in DATA), never one that was queued or none at all. */
+static void
+test_abort(void **state)
+{
+    struct fx *fx = *state;
+
+    start(fx, NULL);
+    expect(fx, NULL, "220 ");
+    expect(fx, "EHLO client.example\r\n", "250-");
+    expect(fx, "RSET\r\n", "250 ");
+    assert_int_equal(fake_aborted, 0);
+    expect(fx, "MAIL FROM:<a@client.example>\r\n", "250 ");
+    expect(fx, "RSET\r\n", "250 ");
+    assert_int_equal(fake_aborted, 1);
+    expect(fx, "MAIL FROM:<a@client.example>\r\n", "250 ");
+    expect(fx, "RCPT TO:<bob@mx.test>\r\n", "250 ");
+    expect(fx, "EHLO client.example\r\n", "250-");
+    assert_int_equal(fake_aborted, 2);
+    expect(fx, "MAIL FROM:<a@client.example>\r\n", "250 ");
+    expect(fx, "RCPT TO:<bob@mx.test>\r\n", "250 ");
+    expect(fx, "DATA\r\n", "354 ");
+    expect(fx, "Subject: x\r\n\r\nbody\r\n.\r\n", "250 2.0.0 Ok: queued");
+    expect(fx, "RSET\r\n", "250 ");
+    assert_int_equal(fake_aborted, 2);
+    expect(fx, "MAIL FROM:<a@client.example>\r\n", "250 ");
+    expect(fx, "RCPT TO:<bob@mx.test>\r\n", "250 ");
+    expect(fx, "DATA\r\n", "354 ");
+    sendstr(fx, "Subject: cut\r\n");
+    shutdown(fx->cfd, SHUT_WR);
+    finish(fx);
+    assert_int_equal(fake_aborted, 3);
+}
+
+/* The streaming hooks see the headers, the end of the header block, the
+ * body and its end with the body's size, before on_data; a multi-line
+ * reply of on_data reaches the client whole. */
+static void
+test_stream_and_reply_lines(void **state)
+{
+    struct fx *fx = *state;
+
+    fake_stream = 1;
+    fake_data_lines = 1;
+    start(fx, NULL);
+    expect(fx, NULL, "220 ");
+    expect(fx, "EHLO client.example\r\n", "250-");
+    expect(fx, "MAIL FROM:<a@client.example>\r\n", "250 ");
+    expect(fx, "RCPT TO:<bob@mx.test>\r\n", "250 ");
+    expect(fx, "DATA\r\n", "354 ");
+    expect(fx, "Subject: x\r\nTo: y\r\n\r\nbody\r\n.\r\n", "550");
+    assert_string_equal(fx->reply, "550-5.7.1 one\r\n550-5.7.1 two\r\n"
+                                   "550 5.7.1 three\r\n");
+    assert_string_equal(fake_stream_seen, "H:Received;H:Subject;H:To;E;"
+                                          "B:6;Z:6;");
+    assert_int_equal(queued(fx), 0);
+    assert_int_equal(fake_aborted, 0);
+    expect(fx, "QUIT\r\n", "221 ");
+    finish(fx);
+    assert_int_equal(fake_aborted, 0);
 }
 
 /* The dialogue of the administrators' how-tos, typed into telnet: no
@@ -1163,6 +1275,9 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_and_reply_lines, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_howto_dialogue, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),

@@ -119,8 +119,8 @@ const char *modmta_hdr_get(const modmta_ctx *ctx, const char *name,
 const char *modmta_message_path(const modmta_ctx *ctx);
 off_t modmta_message_size(const modmta_ctx *ctx);
 /* ABI 1.6: the body's size (octets after the empty line that ends the
- * header block, as received): known at the last on_body call (chunk
- * NULL) and at on_data; -1 before. */
+ * header block, as received): known in the streaming hooks (the whole
+ * message is spooled when they run) and at on_data; -1 before. */
 off_t modmta_body_size(const modmta_ctx *ctx);
 
 /* ---- milter actions (on_data unless said otherwise) ----

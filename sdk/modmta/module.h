@@ -196,8 +196,9 @@ typedef struct modmta_module {
                               const unsigned char *chunk, size_t len);
     /* ABI 1.6, optional, phase MODMTA_PHASE_ABORT: the open transaction
      * (MAIL was accepted) ends without reaching the end of DATA: RSET,
-     * a new MAIL, HELO/EHLO, STARTTLS, QUIT, or the client going away
-     * (a disconnect or timeout, even in the middle of DATA). Called
+     * HELO/EHLO, STARTTLS, QUIT, or the client going away (a disconnect
+     * or timeout, even in the middle of DATA). (A MAIL inside a
+     * transaction is refused, 503: it aborts nothing.) Called
      * before the transaction's data is dropped, in chain order, for
      * every instance that has it. Not called once the end of DATA was
      * read (the message was queued or refused). */

@@ -619,6 +619,12 @@ modmta_conn_tls_cipher(const modmta_conn *c)
 }
 
 int
+modmta_conn_tls_bits(const modmta_conn *c)
+{
+    return c->ssl != NULL ? SSL_get_cipher_bits(c->ssl, NULL) : 0;
+}
+
+int
 modmta_conn_tls_available(const modmta_conn *c)
 {
     return c->tls_ctx != NULL && c->ssl == NULL;

@@ -52,6 +52,8 @@ void modmta_conn_consume(modmta_conn *c, size_t n);
 int modmta_conn_input_ready(modmta_conn *c, int timeout_ms);
 /* The socket (for logging / getsockname). */
 int modmta_conn_fd(const modmta_conn *c);
+/* The secret bits of the TLS session's cipher, 0 without TLS. */
+int modmta_conn_tls_bits(const modmta_conn *c);
 
 /* ---- the client side (conn_client.c, tls_client.c) ---- */
 /* Client-side TLS handshake with ssl, configured by the caller (SNI,
