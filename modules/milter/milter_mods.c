@@ -1,6 +1,7 @@
 /* milter: the modification replies at end of message, applied through
  * the SDK's milter actions as they arrive (milter_session.h). A reply
  * the milter did not negotiate, or a malformed one, is misbehaviour. */
+#include <stdlib.h>
 #include <string.h>
 
 #include <modmta/log.h>
@@ -34,42 +35,68 @@ milter_mods_addr(const char *s, char *buf, size_t len)
     return s;
 }
 
-/* Header value from the milter: without HDR_LEADSPC modmta writes the
- * space after the colon itself; with it, the milter's own leading
- * white space stands for it. */
-static const char *
+/* A header value from a milter, as modmta stores one: libmilter
+ * programs fold with a bare LF ("\n\t"), which becomes CRLF; a line
+ * break not followed by white space gets a tab, so a value is always
+ * one header. Without HDR_LEADSPC modmta writes the space after the
+ * colon itself; with it, the milter's own leading white space stands
+ * for it. A malloc'ed string, or NULL. */
+static char *
 milter_mods_value(const struct milter_peer *p, const char *v)
 {
+    char *out, *o;
+
     if (p->proto & MILTER_P_HDR_LEADSPC)
         v += strspn(v, " \t");
-    return v;
+    out = malloc(strlen(v) * 3 + 1);
+    if (out == NULL)
+        return NULL;
+    for (o = out; *v; v++) {
+        if (*v != '\r' && *v != '\n') {
+            *o++ = *v;
+            continue;
+        }
+        if (v[0] == '\r' && v[1] == '\n')
+            v++;
+        *o++ = '\r';
+        *o++ = '\n';
+        if (v[1] != ' ' && v[1] != '\t')
+            *o++ = '\t';
+    }
+    *o = '\0';
+    return out;
 }
 
 static int
 milter_mods_header(modmta_ctx *ctx, struct milter_peer *p,
                    struct milter_rd *rd, int code)
 {
-    const char *name, *value;
+    const char *name, *raw;
+    char *value;
     uint32_t idx = 0;
     int r;
 
     if (code != MILTER_R_ADDHEADER && milter_rd_u32(rd, &idx) < 0)
         return -1;
-    if (milter_rd_str(rd, &name) < 0 || milter_rd_str(rd, &value) < 0 ||
+    if (milter_rd_str(rd, &name) < 0 || milter_rd_str(rd, &raw) < 0 ||
         name[0] == '\0')
         return -1;
-    value = milter_mods_value(p, value);
-    if (code == MILTER_R_ADDHEADER)
-        return milter_mods_local(ctx, modmta_hdr_add(ctx, name, value));
-    if (code == MILTER_R_INSHEADER)
-        return milter_mods_local(ctx,
-                                 modmta_hdr_insert(ctx, idx, name, value));
-    /* CHGHEADER: index from 1 among the headers of that name; an empty
-     * value deletes; a change of a header that is not there adds it. */
-    r = modmta_hdr_change(ctx, name, idx > 0 ? idx - 1 : 0,
-                          value[0] ? value : NULL);
-    if (r == MODMTA_E_NOTFOUND)
-        r = value[0] ? modmta_hdr_add(ctx, name, value) : 0;
+    value = milter_mods_value(p, raw);
+    if (value == NULL)
+        return milter_mods_local(ctx, MODMTA_E_NOMEM);
+    if (code == MILTER_R_ADDHEADER) {
+        r = modmta_hdr_add(ctx, name, value);
+    } else if (code == MILTER_R_INSHEADER) {
+        r = modmta_hdr_insert(ctx, idx, name, value);
+    } else {
+        /* CHGHEADER: index from 1 among the headers of that name; an
+         * empty value deletes; changing one that is not there adds it. */
+        r = modmta_hdr_change(ctx, name, idx > 0 ? idx - 1 : 0,
+                              value[0] ? value : NULL);
+        if (r == MODMTA_E_NOTFOUND)
+            r = value[0] ? modmta_hdr_add(ctx, name, value) : 0;
+    }
+    free(value);
     return milter_mods_local(ctx, r);
 }
 
