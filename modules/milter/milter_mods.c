@@ -40,13 +40,13 @@ milter_mods_addr(const char *s, char *buf, size_t len)
  * break not followed by white space gets a tab, so a value is always
  * one header. Without HDR_LEADSPC modmta writes the space after the
  * colon itself; with it, the milter's own leading white space stands
- * for it. A malloc'ed string, or NULL. */
-static char *
-milter_mods_value(const struct milter_peer *p, const char *v)
+ * for it. */
+char *
+milter_header_value(uint32_t proto, const char *v)
 {
     char *out, *o;
 
-    if (p->proto & MILTER_P_HDR_LEADSPC)
+    if (proto & MILTER_P_HDR_LEADSPC)
         v += strspn(v, " \t");
     out = malloc(strlen(v) * 3 + 1);
     if (out == NULL)
@@ -81,7 +81,7 @@ milter_mods_header(modmta_ctx *ctx, struct milter_peer *p,
     if (milter_rd_str(rd, &name) < 0 || milter_rd_str(rd, &raw) < 0 ||
         name[0] == '\0')
         return -1;
-    value = milter_mods_value(p, raw);
+    value = milter_header_value(p->proto, raw);
     if (value == NULL)
         return milter_mods_local(ctx, MODMTA_E_NOMEM);
     if (code == MILTER_R_ADDHEADER) {

@@ -82,6 +82,16 @@ modmta_verdict milter_exchange(modmta_ctx *ctx, struct milter_sess *s,
  * modmta could not do it (a local error). */
 int milter_mods_apply(modmta_ctx *ctx, struct milter_peer *p);
 
+/* A milter's reply code and text ("550 5.7.1 text", multi-line with
+ * CRLF between lines) set as the reply: MODMTA_REJECT for 5xx,
+ * MODMTA_TEMPFAIL for 4xx, -1 when it is not a 4xx or 5xx reply. s is
+ * cut into lines in place. */
+int milter_replycode(modmta_ctx *ctx, char *s);
+/* A header value from a milter as modmta stores one (folding with CRLF
+ * and white space; HDR_LEADSPC's leading space dropped): malloc'ed, or
+ * NULL out of memory. */
+char *milter_header_value(uint32_t proto, const char *v);
+
 /* The time limit of a wait: ms, or less if the hook's budget ends
  * sooner. */
 int milter_timeout(const modmta_ctx *ctx, int ms);
