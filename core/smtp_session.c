@@ -24,6 +24,7 @@
 #include <modmta/log.h>
 
 #include "chain.h"
+#include "queue_env.h"
 #include "conn_priv.h"
 #include "ctx_priv.h"
 #include "smtp_cmd.h"
@@ -759,6 +760,23 @@ smtp_commit_params(const modmta_ctx *c, queue_param *out)
     return n;
 }
 
+/* The RCPT parameters a module gave a recipient it added
+ * (modmta_rcpt_add_params, checked there). */
+static void
+smtp_commit_added_params(const modmta_ctx *c, queue_rcpt *r)
+{
+    const struct ctx_rparam *rp = modmta_ctx_rcpt_params(c, r->addr);
+    const char *p, *e;
+
+    if (rp == NULL)
+        return;
+    r->orcpt_param = rp->orcpt;
+    for (p = rp->notify; p != NULL; p = *e != '\0' ? e + 1 : NULL) {
+        e = p + strcspn(p, ",");
+        r->notify |= queue_env_notify_bit(p, (size_t)(e - p));
+    }
+}
+
 /* The envelope recipients, pointing into the ctx and the records. A
  * recipient a module added never to be notified about (a bcc copy)
  * carries no DSN parameters: they were the client's for another one. */
@@ -775,8 +793,10 @@ smtp_commit_rcpts(const struct smtp_session *s, queue_rcpt *out)
         r->state = QRCPT_PENDING;
         r->no_dsn = modmta_ctx_rcpt_no_dsn(c, c->rcpts[i]);
         r->sender = (char *)modmta_ctx_rcpt_sender(c, c->rcpts[i]);
-        if ((rec = smtp_rcpt_find(s, c->rcpts[i])) == NULL)
+        if ((rec = smtp_rcpt_find(s, c->rcpts[i])) == NULL) {
+            smtp_commit_added_params(c, r);
             continue;
+        }
         r->orcpt = rec->orcpt;
         /* A list's member (its own sender, owner-NAME) is the list's
          * business from here: the client's NOTIFY and ORCPT stop at the

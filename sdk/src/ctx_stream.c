@@ -310,6 +310,8 @@ modmta_sender_set_params(modmta_ctx *ctx, const char *addr,
         if (strcasecmp(keys[i], "SIZE") == 0)
             continue;
         params_upper(keys[i]);
+        if (strcmp(keys[i], "RET") == 0 || strcmp(keys[i], "BODY") == 0)
+            params_upper(vals[i]);
         if ((r = modmta_ctx_add_param(ctx, keys[i], vals[i])) < 0)
             return r;
     }
