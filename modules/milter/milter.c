@@ -232,21 +232,19 @@ milter_on_helo(void *inst, modmta_ctx *ctx, const char *helo)
     return v == MODMTA_DISCARD ? MODMTA_CONTINUE : v;
 }
 
+/* A transaction begins: ABORT what the milters still hold of the last
+ * one, then MAIL. Run by on_mail, or by on_rcpt or on_data when a module
+ * before this one decided MAIL (ACCEPT) and this on_mail never ran. */
 static modmta_verdict
-milter_on_mail(void *inst, modmta_ctx *ctx, const char *sender)
+milter_txn_begin(modmta_ctx *ctx, struct milter_sess *s, const char *sender)
 {
-    modmta_verdict v;
-    struct milter_sess *s = milter_sess_get(inst, ctx, &v);
-
-    if (s == NULL || v != MODMTA_CONTINUE)
-        return v;
+    s->discard_txn = 0;
+    s->txn_open = 1;
     if (s->discard_session)
         return MODMTA_DISCARD;
-    s->discard_txn = 0;
     for (size_t i = 0; i < s->n; i++) {
         struct milter_peer *p = &s->peers[i];
 
-        /* The previous transaction was left (RSET, a rejected message). */
         if (p->in_txn && !p->failed &&
             milter_pkt_empty(&p->conn.out, MILTER_C_ABORT) < 0) {
             modmta_reply(ctx, 451, "4.3.0", "Error: out of memory");
@@ -260,13 +258,40 @@ milter_on_mail(void *inst, modmta_ctx *ctx, const char *sender)
 }
 
 static modmta_verdict
+milter_on_mail(void *inst, modmta_ctx *ctx, const char *sender)
+{
+    modmta_verdict v;
+    struct milter_sess *s = milter_sess_get(inst, ctx, &v);
+
+    if (s == NULL || v != MODMTA_CONTINUE)
+        return v;
+    return milter_txn_begin(ctx, s, sender);
+}
+
+/* The session and its open transaction, for the steps after MAIL. NULL
+ * with *v_r set when they cannot be had (or *v_r is not CONTINUE). */
+static struct milter_sess *
+milter_txn_get(struct milter_inst *in, modmta_ctx *ctx, modmta_verdict *v_r)
+{
+    struct milter_sess *s = milter_sess_get(in, ctx, v_r);
+
+    if (s != NULL && *v_r == MODMTA_CONTINUE && !s->txn_open)
+        *v_r = milter_txn_begin(ctx, s, modmta_sender(ctx));
+    return *v_r == MODMTA_CONTINUE ? s : NULL;
+}
+
+static modmta_verdict
 milter_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
 {
-    struct milter_sess *s = modmta_ctx_get_data(ctx, inst);
+    struct milter_sess *s;
+    modmta_verdict v;
 
     /* Milters hear the client's recipients, not alias expansions. */
-    if (s == NULL || modmta_rcpt_is_rewritten(ctx))
+    if (modmta_rcpt_is_rewritten(ctx))
         return MODMTA_CONTINUE;
+    s = milter_txn_get(inst, ctx, &v);
+    if (s == NULL)
+        return v;
     if (s->discard_session || s->discard_txn)
         return MODMTA_DISCARD;
     return milter_event(ctx, s, MILTER_ST_RCPT, MILTER_P_NORCPT,
@@ -276,11 +301,12 @@ milter_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
 static modmta_verdict
 milter_on_data(void *inst, modmta_ctx *ctx)
 {
-    struct milter_sess *s = modmta_ctx_get_data(ctx, inst);
     modmta_verdict v;
+    struct milter_sess *s = milter_txn_get(inst, ctx, &v);
 
     if (s == NULL)
-        return MODMTA_CONTINUE;
+        return v;
+    s->txn_open = 0; /* the transaction ends here, whatever the verdict */
     if (s->discard_session || s->discard_txn)
         return MODMTA_DISCARD;
     for (size_t i = 0; i < s->n; i++) {
@@ -305,6 +331,8 @@ milter_on_abort(void *inst, modmta_ctx *ctx)
 {
     struct milter_sess *s = modmta_ctx_get_data(ctx, inst);
 
+    if (s != NULL)
+        s->txn_open = 0;
     for (size_t i = 0; s != NULL && i < s->n; i++) {
         struct milter_peer *p = &s->peers[i];
 

@@ -35,6 +35,7 @@ struct milter_sess {
     size_t n;
     int discard_session; /* DISCARD before MAIL: every message */
     int discard_txn;     /* DISCARD in this transaction */
+    int txn_open;        /* MAIL was sent for the current transaction */
 };
 
 /* Which event an exchange is: the stage of its macros and what the
