@@ -216,6 +216,28 @@ class MilterModuleTest(harness.TestCase):
         self.assertEqual(d.messages('carol') + d.messages('dave'), [])
         self.assertIn('%s: discard' % qid, d.log_text())
 
+    def test_discard_at_connect_discards_every_message(self):
+        m = self.milter(on={'C': [fm.reply('d')]})
+        d = self.start([m])
+        with smtp(d.port()) as s:
+            q1 = send_mail(s, 'alice@localhost', ['bob@localhost'],
+                           message('d1@e2e.test'))
+            q2 = send_mail(s, 'alice@localhost', ['bob@localhost'],
+                           message('d2@e2e.test'))
+        for qid in (q1, q2):
+            harness.wait_for(lambda: '%s: discard' % qid in d.log_text(),
+                             what='discard of %s logged' % qid)
+        self.assertEqual(d.messages('bob'), [])
+        # nothing of the messages was sent to it
+        self.assertNotIn('M', m.commands())
+
+    def test_header_leading_space(self):
+        m = self.milter(proto=fm.P_HDR_LEADSPC)
+        d = self.start([m])
+        self.send(d)
+        d.wait_messages('bob', 1)
+        self.assertIn(['Subject', ' original subject'], m.strings_of('L'))
+
     def test_discard_at_eom(self):
         m = self.milter(on={'E': [fm.reply('d')]})
         d = self.start([m])
