@@ -15,6 +15,7 @@
 #include "modmtatest.h"
 
 struct mt_snap_hdr {
+    const char *name;    /* the entry's identity: a change keeps it */
     const char *value;
     int deleted;
 };
@@ -25,6 +26,7 @@ struct mt_snap {
     const char *quarantine;
     const char *auth_user;
     size_t nadded, nremoved;
+    int body_replaced;
     struct mt_snap_hdr *hdrs;
     size_t nhdrs, hdrs_cap;
     struct ctx_note notes[MODMTA_NOTES_MAX]; /* the ctx's, shallow */
@@ -109,6 +111,7 @@ mt_trace_snap(struct mt_snap *sn, const modmta_ctx *ctx)
     sn->auth_user = ctx->auth_user;
     sn->nadded = ctx->nadded;
     sn->nremoved = ctx->nremoved;
+    sn->body_replaced = ctx->body_fd >= 0;
     if (ctx->nhdrs > sn->hdrs_cap) {
         h = realloc(sn->hdrs, ctx->nhdrs * sizeof(*h));
         if (h == NULL)
@@ -118,6 +121,7 @@ mt_trace_snap(struct mt_snap *sn, const modmta_ctx *ctx)
     }
     sn->nhdrs = ctx->nhdrs;
     for (size_t i = 0; i < ctx->nhdrs; i++) {
+        sn->hdrs[i].name = ctx->hdrs[i].name;
         sn->hdrs[i].value = ctx->hdrs[i].value;
         sn->hdrs[i].deleted = ctx->hdrs[i].deleted;
     }
@@ -181,6 +185,7 @@ mt_trace_message(struct mt_call *c, const modmta_ctx *ctx,
                  const struct mt_snap *sn)
 {
     const struct ctx_hdr *h;
+    const struct mt_snap_hdr *old;
     int rc = 0;
 
     if (strcmp(c->hook, "on_rcpt") != 0) /* mt_trace_rcpt did those */
@@ -190,17 +195,29 @@ mt_trace_message(struct mt_call *c, const modmta_ctx *ctx,
         rc |= mt_action(c, "remove_rcpt", "<%s>", ctx->removed[i]);
     if (ctx->sender != sn->sender && sn->sender != NULL)
         rc |= mt_action(c, "sender", "<%s>", ctx->sender);
-    for (size_t i = 0; i < ctx->nhdrs; i++) {
+    /* Headers are never reordered: an entry not in the snapshot's order
+     * was inserted (or added at the end). */
+    for (size_t i = 0, j = 0; i < ctx->nhdrs; i++) {
         h = &ctx->hdrs[i];
-        if (i >= sn->nhdrs)
+        if (j >= sn->nhdrs) {
             rc |= mt_action(c, "add_header", "%s: %s", h->name, h->value);
-        else if (h->deleted && !sn->hdrs[i].deleted)
-            rc |= mt_action(c, "delete_header", "%s: %s", h->name,
+            continue;
+        }
+        if (h->name != sn->hdrs[j].name) {
+            rc |= mt_action(c, "insert_header", "%zu %s: %s", i, h->name,
                             h->value);
-        else if (h->value != sn->hdrs[i].value)
+            continue;
+        }
+        old = &sn->hdrs[j++];
+        if (h->deleted && !old->deleted)
+            rc |= mt_action(c, "delete_header", "%s: %s", h->name,
+                            old->value);
+        else if (!h->deleted && h->value != old->value)
             rc |= mt_action(c, "change_header", "%s: %s", h->name,
                             h->value);
     }
+    if (ctx->body_fd >= 0 && !sn->body_replaced)
+        rc |= mt_action(c, "replace_body", "%s", "(a new body)");
     if (ctx->quarantine != sn->quarantine && ctx->quarantine != NULL)
         rc |= mt_action(c, "quarantine", "%s", ctx->quarantine);
     if (ctx->auth_user != sn->auth_user)

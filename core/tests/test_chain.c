@@ -238,6 +238,45 @@ test_first_decision_wins(void **state)
     fx_free(&f);
 }
 
+/* The streaming steps (ABI 1.6): ACCEPT retires one module for the
+ * message, REJECT is the message's verdict with the module's reply. */
+static void
+test_stream_steps(void **state)
+{
+    unsigned char done[4] = {0};
+    struct fx f;
+
+    fx_build(&f, "[{'module':'script'}]");
+    assert_int_equal(chain_streams(f.ch), 0);
+    fx_free(&f);
+
+    fx_build(&f, "[{'module':'stream','name':'acc','accept_stream':true},"
+                 "{'module':'script'},"
+                 "{'module':'stream','eoh':'reject'}]");
+    assert_int_equal(chain_streams(f.ch), 1);
+    assert_int_equal(chain_count(f.ch), 3);
+    assert_int_equal(chain_header(f.ch, f.ctx, done, "Subject", "x"),
+                     MODMTA_CONTINUE);
+    assert_int_equal(f.ctx->reply_code, 0);
+    assert_int_equal(f.ctx->phase, MODMTA_PHASE_STREAM);
+    assert_null(f.ctx->mod);
+    assert_int_equal(done[0], 1);  /* acc said ACCEPT */
+    assert_int_equal(done[2], 0);
+    assert_int_equal(chain_eoh(f.ch, f.ctx, done), MODMTA_REJECT);
+    assert_reply(&f, 554, "5.7.0", "stream says no");
+    fx_free(&f);
+
+    /* the end mark of the body, then on_abort (a notification) */
+    memset(done, 0, sizeof(done));
+    fx_build(&f, "[{'module':'stream','eoh':'reject'}]");
+    assert_int_equal(chain_body(f.ch, f.ctx, done, NULL, 0),
+                     MODMTA_CONTINUE);
+    chain_abort(f.ch, f.ctx);
+    assert_int_equal(f.ctx->phase, MODMTA_PHASE_ABORT);
+    assert_int_equal(f.ctx->reply_code, 0);
+    fx_free(&f);
+}
+
 static void
 test_default_replies(void **state)
 {
@@ -955,6 +994,7 @@ main(void)
         cmocka_unit_test(test_load_once),
         cmocka_unit_test(test_first_decision_wins),
         cmocka_unit_test(test_default_replies),
+        cmocka_unit_test(test_stream_steps),
         cmocka_unit_test(test_reply_class_corrected),
         cmocka_unit_test(test_unknown_verdict),
         cmocka_unit_test(test_claim_rule),

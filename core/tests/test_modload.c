@@ -327,7 +327,8 @@ test_abi10_descriptor(void **state)
 }
 
 /* ABI 1.2 (before transports) loads under 1.3 with route() and
- * deliver_msg() NULL: its deliver() is what the core calls. */
+ * deliver_msg() NULL: its deliver() is what the core calls; nor does it
+ * get the streaming hooks and on_abort of 1.6. */
 static void
 test_abi12_descriptor(void **state)
 {
@@ -340,6 +341,10 @@ test_abi12_descriptor(void **state)
     assert_non_null(m->deliver);
     assert_null(m->route);
     assert_null(m->deliver_msg);
+    assert_null(m->on_header);
+    assert_null(m->on_eoh);
+    assert_null(m->on_body);
+    assert_null(m->on_abort);
     config_errors_free(&errs);
 }
 

@@ -253,7 +253,7 @@ int modmta_reply(modmta_ctx *ctx, int code, const char *esc, const char *fmt,
 
 /* ABI 1.6: a multi-line reply (RFC 5321 4.2.1): n (1 to
  * MODMTA_REPLY_LINES_MAX) lines of text, each at most
- * MODMTA_REPLY_LINE_MAX octets of printable ASCII or tab, sent as
+ * MODMTA_REPLY_LINE_MAX octets of printable ASCII (space included), sent as
  * "code-esc text" lines and a last "code esc text". Replaces any reply
  * set before; MODMTA_E_INVAL for a bad code, count or line. */
 #define MODMTA_REPLY_LINES_MAX 16

@@ -445,7 +445,7 @@ modmta_reply_lines(modmta_ctx *ctx, int code, const char *esc,
         if (lines[i] == NULL || strlen(lines[i]) > MODMTA_REPLY_LINE_MAX)
             return MODMTA_E_INVAL;
         for (const unsigned char *p = (const void *)lines[i]; *p; p++)
-            if ((*p < ' ' && *p != '\t') || *p > '~')
+            if (*p < ' ' || *p > '~')
                 return MODMTA_E_INVAL;
     }
     if ((r = modmta_reply(ctx, code, esc, "%s", lines[0])) < 0)

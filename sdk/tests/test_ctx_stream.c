@@ -196,8 +196,9 @@ static void
 test_reply_lines(void **state)
 {
     struct env *e = *state;
-    const char *three[] = {"one", "two\tx", "three"};
+    const char *three[] = {"one", "two x", "three"};
     const char *bad[] = {"one", "two\r\nthree"};
+    const char *tab[] = {"one\ttab"};
     const char *many[MODMTA_REPLY_LINES_MAX + 1];
     char longline[MODMTA_REPLY_LINE_MAX + 2];
     const char *text;
@@ -209,6 +210,8 @@ test_reply_lines(void **state)
     const char *toolong[] = {longline};
     modmta_test_enter(e->ctx, MODMTA_PHASE_DATA, &no_caps, NULL);
     assert_int_equal(modmta_reply_lines(e->ctx, 550, "5.7.1", bad, 2),
+                     MODMTA_E_INVAL);
+    assert_int_equal(modmta_reply_lines(e->ctx, 550, "5.7.1", tab, 1),
                      MODMTA_E_INVAL);
     assert_int_equal(modmta_reply_lines(e->ctx, 550, "5.7.1", three, 0),
                      MODMTA_E_INVAL);
@@ -224,7 +227,7 @@ test_reply_lines(void **state)
                                         MODMTA_REPLY_LINES_MAX), 0);
     assert_int_equal(modmta_reply_lines(e->ctx, 550, "5.7.1", three, 3), 0);
     assert_int_equal(modmta_test_reply_lines(e->ctx, &text), 3);
-    assert_string_equal(text, "one\ntwo\tx\nthree");
+    assert_string_equal(text, "one\ntwo x\nthree");
     assert_string_equal(modmta_test_reply_text(e->ctx), "one");
     /* a one-line reply replaces it */
     assert_int_equal(modmta_reply(e->ctx, 451, "4.3.0", "later"), 0);

@@ -248,6 +248,26 @@ class Runner(harness.TestCase):
                          % (len(msg) + msg.count('\n')))
         self.assertEqual(mail['reply']['code'], 250)
 
+    def test_stream_hooks_and_new_actions(self):
+        """ABI 1.6: the streaming hooks are traced calls; a header
+        inserted at an index and a replaced body are actions
+        (core/tests/modules/stream.c acts on the Subject)."""
+        self.cfg['modules'].insert(0, {'module': 'stream'})
+        for subject, action in (('insert', {'action': 'insert_header',
+                                            'value': '1 X-Inserted: at-one'}),
+                                ('replace', {'action': 'replace_body',
+                                             'value': '(a new body)'})):
+            msg = 'Subject: %s\nX-Two: 2\n\nbody\n' % subject
+            r, out = self.run_json('-f', 'joe@localhost', '-r',
+                                   'bob@example.org', '-m', '-', stdin=msg)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            hooks = [c['hook'] for s in out['steps'] for c in s['calls']
+                     if c['instance'] == 'stream']
+            self.assertEqual(hooks, ['on_header'] * 3 + [
+                'on_eoh', 'on_body', 'on_body', 'on_data'])
+            self.assertEqual(self.call(out, 'stream', 'on_data')['actions'],
+                             [action])
+
     def test_auth(self):
         r, out = self.run_json('-f', 'a@localhost', '-r', 'bob@example.org',
                                '--auth', 'alice')

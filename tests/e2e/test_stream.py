@@ -11,7 +11,9 @@ The module is core/tests/modules/stream.c, loaded from TEST_MODULE_DIR."""
 import json
 import os
 import re
+import shutil
 import socket
+import tempfile
 
 import harness
 from harness import header, headers_of, send_mail, smtp
@@ -39,17 +41,18 @@ def wchar(pid):
 
 class Stream(harness.TestCase):
 
-    def stream_daemon(self, stream=None, first=None, store=True, **over):
+    def stream_daemon(self, stream=None, first=None, store=True,
+                      listeners=None, **over):
         """stream, then (first: another instance before it), then
         store_mbox, or (store False) a script module that claims every
         recipient and defers its delivery (the message stays queued)."""
         if not TEST_MODULE_DIR:
             self.fail('set TEST_MODULE_DIR (meson test does)')
-        d = self.daemon(start=False,
+        d = self.daemon(listeners, start=False,
                         queue={'retry_min': 3600, 'retry_max': 3600}, **over)
         d.overrides['module_path'] = [harness.MODULE_DIR, TEST_MODULE_DIR]
         mods = [dict({'module': 'stream'}, **(stream or {}))]
-        if first is not None:
+        if first is not None:  # another instance (of stream by default)
             mods.insert(0, dict({'module': 'stream'}, **first))
         if store:
             mods.append({'module': 'store_mbox', 'directory': d.maildir,
@@ -123,6 +126,33 @@ class Stream(harness.TestCase):
                          ['header', 'data'])
         self.assertRegex(log, r' stream: data local=127\.0\.0\.1:%d '
                          r'mech=- tls=-/-/0' % d.port())
+
+    def test_tls_and_auth_details(self):
+        """The TLS and AUTH macros' getters after STARTTLS and AUTH
+        PLAIN (auth_sasl)."""
+        certdir = tempfile.mkdtemp(prefix='modmta-e2e-cert-')
+        self.addCleanup(shutil.rmtree, certdir, ignore_errors=True)
+        cert, key = harness.make_cert(certdir)
+        passwd = os.path.join(certdir, 'passwd')
+        with open(passwd, 'w') as f:
+            f.write('bob:{PLAIN}pw\n')
+        d = self.stream_daemon(listeners=[{'name': 'smtp',
+                                           'tls': 'starttls'}],
+                               tls={'cert': cert, 'key': key},
+                               first={'module': 'auth_sasl',
+                                      'passdb': 'file:' + passwd,
+                                      'mechanisms': ['PLAIN']})
+        with smtp(d.port()) as s:
+            s.ehlo('client.test')
+            s.starttls(context=harness.no_verify_context())
+            s.ehlo('client.test')
+            s.login('bob', 'pw')
+            send_mail(s, 'alice@localhost', ['bob@localhost'],
+                      message('plain'))
+        m = re.search(r' stream: data local=127\.0\.0\.1:\d+ mech=PLAIN '
+                      r'tls=(TLSv1\.[23])/(\S+)/(\d+)', d.log_text())
+        self.assertIsNotNone(m, d.log_tail())
+        self.assertGreaterEqual(int(m.group(3)), 128)
 
     def test_stream_reject(self):
         d = self.stream_daemon(stream={'eoh': 'reject'})
