@@ -165,6 +165,12 @@ class FakeMilter:
             return [c for n, c, _ in self.events
                     if c != 'D' and (conn is None or n == conn)]
 
+    def connections_with(self, code):
+        """The numbers of the connections that received code (the
+        harness's start probe is a session too, with no MAIL)."""
+        with self.lock:
+            return sorted({n for n, c, _ in self.events if c == code})
+
     def data_of(self, code):
         with self.lock:
             return [d for _, c, d in self.events if c == code]

@@ -33,8 +33,8 @@ class MilterModuleTest(harness.TestCase):
         self.addCleanup(m.stop)
         return m
 
-    def start(self, milters, before=(), **entry):
-        """A daemon whose chain is [before..., milter, store_mbox]."""
+    def start(self, milters, after=(), **entry):
+        """A daemon whose chain is [milter, after..., store_mbox]."""
         d = self.daemon(start=False,
                         queue={'retry_min': 3600, 'retry_max': 3600})
         specs = []
@@ -42,10 +42,10 @@ class MilterModuleTest(harness.TestCase):
             spec = {'socket': m.socket_spec(), 'name': 'fake%d' % len(specs)}
             spec.update(getattr(m, 'spec_extra', {}))
             specs.append(spec)
-        d.overrides['modules'] = list(before) + [
-            dict({'module': 'milter', 'milters': specs}, **entry),
-            {'module': 'store_mbox', 'directory': d.maildir, 'users': 'any'},
-        ]
+        d.overrides['modules'] = [
+            dict({'module': 'milter', 'milters': specs}, **entry)] + list(
+            after) + [
+            {'module': 'store_mbox', 'directory': d.maildir, 'users': 'any'}]
         return d.start()
 
     def send(self, d, msgid='m@e2e.test', rcpts=('bob@localhost',),
@@ -61,8 +61,8 @@ class MilterModuleTest(harness.TestCase):
         qid = self.send(d)
         d.wait_messages('bob', 1)
         self.assertTrue(m.wait_for('Q', 2))
-        # the harness's start probe was the first session
-        cmds = m.commands(conn=2)
+        [conn] = m.connections_with('M')
+        cmds = m.commands(conn=conn)
         self.assertEqual(cmds[:4], ['O', 'C', 'H', 'M'])
         self.assertEqual(cmds[4:6], ['R', 'T'])
         self.assertIn('N', cmds)
@@ -128,7 +128,6 @@ class MilterModuleTest(harness.TestCase):
     def test_one_connection_per_session_abort_between(self):
         m = self.milter()
         d = self.start([m])
-        before = m.connections
         with smtp(d.port()) as s:
             send_mail(s, 'alice@localhost', ['bob@localhost'],
                       message('one@e2e.test'))
@@ -138,9 +137,11 @@ class MilterModuleTest(harness.TestCase):
             send_mail(s, 'alice@localhost', ['bob@localhost'],
                       message('two@e2e.test'))
         d.wait_messages('bob', 2)
-        self.assertTrue(m.wait_for('Q', before + 1))
-        self.assertEqual(m.connections, before + 1)
-        cmds = m.commands(conn=before + 1)
+        # one session, one connection for its three transactions
+        [conn] = m.connections_with('M')
+        harness.wait_for(lambda: 'Q' in m.commands(conn=conn),
+                         what='QUIT at the end of the session')
+        cmds = m.commands(conn=conn)
         self.assertEqual(cmds.count('O'), 1)
         self.assertEqual(cmds.count('E'), 2)
         # the abandoned transaction was aborted before the next MAIL
@@ -257,31 +258,20 @@ class MilterModuleTest(harness.TestCase):
         self.assertNotIn('E', m.commands())
 
     def test_accepting_milter_before_relay_access_opens_no_relay(self):
-        m = self.milter(on={c: [fm.reply('a')] for c in 'CHMR'})
-        d = self.start([m], before=())
-        d.stop()
-        d.overrides['modules'].insert(1, {'module': 'relay_access',
-                                          'mynetworks': ['192.0.2.0/24']})
-        d.start()
-        with smtp(d.port()) as s:
-            s.ehlo()
-            self.assertEqual(s.mail('alice@localhost')[0], 250)
-            r = s.rcpt('victim@remote.test')
-            self.assertEqual(r[0], 554, r)
-            self.assertIn(b'5.7.1', r[1])
-            # a local recipient is still claimed by its store
-            self.assertEqual(s.rcpt('bob@localhost')[0], 250)
-        # ... the same with ACCEPT at RCPT only
-        m2 = self.milter(on={'R': [fm.reply('a')]})
-        d2 = self.start([m2])
-        d2.stop()
-        d2.overrides['modules'].insert(1, {'module': 'relay_access',
-                                           'mynetworks': ['192.0.2.0/24']})
-        d2.start()
-        with smtp(d2.port()) as s:
-            s.ehlo()
-            s.mail('alice@localhost')
-            self.assertEqual(s.rcpt('victim@remote.test')[0], 554)
+        closed = ({'module': 'relay_access', 'mynetworks': ['192.0.2.0/24']},)
+        # ACCEPT at every step before DATA, then ACCEPT at RCPT only
+        for on in ({c: [fm.reply('a')] for c in 'CHMR'},
+                   {'R': [fm.reply('a')]}):
+            m = self.milter(on=on)
+            d = self.start([m], after=closed)
+            with smtp(d.port()) as s:
+                s.ehlo()
+                self.assertEqual(s.mail('alice@localhost')[0], 250)
+                r = s.rcpt('victim@remote.test')
+                self.assertEqual(r[0], 554, r)
+                self.assertIn(b'5.7.1', r[1])
+                # a local recipient is still claimed by its store
+                self.assertEqual(s.rcpt('bob@localhost')[0], 250)
 
     def test_progress_then_continue(self):
         m = self.milter(on={'E': [fm.reply('p'), fm.reply('p'),
