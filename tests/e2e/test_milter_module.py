@@ -33,10 +33,12 @@ class MilterModuleTest(harness.TestCase):
         self.addCleanup(m.stop)
         return m
 
-    def start(self, milters, after=(), **entry):
+    def start(self, milters, after=(), listeners=None, daemon=None,
+              **entry):
         """A daemon whose chain is [milter, after..., store_mbox]."""
-        d = self.daemon(start=False,
-                        queue={'retry_min': 3600, 'retry_max': 3600})
+        d = self.daemon(listeners, start=False,
+                        queue={'retry_min': 3600, 'retry_max': 3600},
+                        **(daemon or {}))
         specs = []
         for m in milters:
             spec = {'socket': m.socket_spec(), 'name': 'fake%d' % len(specs)}
@@ -149,6 +151,28 @@ class MilterModuleTest(harness.TestCase):
         self.assertIn('A', cmds[third:])
         self.assertLess(cmds.index('A', third),
                         [i for i, c in enumerate(cmds) if c == 'M'][2])
+
+    def test_tls_and_local_address_macros(self):
+        cert, key = harness.make_cert(self.tmp)
+        m = self.milter()
+        d = self.start([m], listeners=[{'name': 'smtp', 'tls': 'starttls'}],
+                       daemon={'tls': {'cert': cert, 'key': key}})
+        with smtp(d.port()) as s:
+            s.ehlo()
+            s.starttls(context=harness.no_verify_context())
+            s.ehlo()
+            send_mail(s, 'alice@localhost', ['bob@localhost'],
+                      message('tls@e2e.test'))
+        d.wait_messages('bob', 1)
+        # HELO again after STARTTLS, with the TLS macros
+        helo = m.macros_for('H')
+        self.assertRegex(helo['{tls_version}'], r'^TLSv1\.[23]$')
+        self.assertTrue(helo['{cipher}'])
+        self.assertGreaterEqual(int(helo['{cipher_bits}']), 128)
+        conn = m.macros_for('C')
+        self.assertEqual(conn['{daemon_addr}'], '127.0.0.1')
+        self.assertEqual(conn['{if_addr}'], '127.0.0.1')
+        self.assertEqual(int(conn['{daemon_port}']), d.port())
 
     def test_unix_and_inet6_sockets(self):
         m1 = self.milter(unix=os.path.join(self.tmp, 'milter.sock'))
