@@ -761,6 +761,7 @@ chain_rcpt(struct chain *ch, modmta_ctx *ctx, const char *rcpt,
         ctx->reply_code = w.rej.code;
         memcpy(ctx->reply_esc, w.rej.esc, sizeof(ctx->reply_esc));
         memcpy(ctx->reply_text, w.rej.text, sizeof(ctx->reply_text));
+        ctx->reply_nlines = 0; /* the walk keeps one line */
         v = MODMTA_REJECT;
     } else if (v != MODMTA_TEMPFAIL) {
         v = chain_rcpt_commit(&w, added0);

@@ -24,9 +24,9 @@
 #include <modmta/log.h>
 
 #include "chain.h"
-#include "queue_env.h"
 #include "conn_priv.h"
 #include "ctx_priv.h"
+#include "queue_env.h"
 #include "smtp_cmd.h"
 #include "smtp_data.h"
 #include "smtp_session.h"
@@ -661,10 +661,10 @@ smtp_data_edits(struct smtp_session *s, const struct smtp_data *d)
     long hlen;
     int rc;
 
-    if (!c->hdrs_dirty && c->body_fd < 0)
-        return c->body_err;
     if (c->body_err != 0)
-        return c->body_err;
+        return c->body_err; /* a body half written is not queued */
+    if (!c->hdrs_dirty && c->body_fd < 0)
+        return 0;
     hlen = modmta_ctx_headers_serialize(c, &hdr);
     if (hlen < 0)
         return (int)hlen;

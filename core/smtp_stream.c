@@ -11,7 +11,8 @@
 #include "ctx_priv.h"
 #include "smtp_stream.h"
 
-#define STREAM_CHUNK 65536
+/* A body chunk fits one milter body packet (65535 octets). */
+#define STREAM_CHUNK 65535
 
 off_t
 smtp_stream_body_offset(int fd, off_t hdr_len)

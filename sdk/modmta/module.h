@@ -181,9 +181,9 @@ typedef struct modmta_module {
      * each header field in message order (the core's Received: first),
      * name and value as modmta_hdr_at gives them (a folded field's value
      * keeps its CRLF WSP, raw); then on_eoh; then on_body for each body
-     * chunk (CRLF line ends, not dot-stuffed, at most 64 KiB), and a
-     * last on_body with chunk NULL and len 0: the end of the body, when
-     * modmta_body_size() is the total. The modules are called in chain
+     * chunk (CRLF line ends, not dot-stuffed, at most 65535 octets: one
+     * milter body packet), and a last on_body with chunk NULL and len 0:
+     * the end of the body (modmta_body_size() is its total). The modules are called in chain
      * order for each step. CONTINUE: go on. ACCEPT: this module wants
      * no more of this message's stream (it still gets on_data).
      * REJECT, TEMPFAIL, DISCARD: the stream stops for every module and
