@@ -174,6 +174,25 @@ class MilterModuleTest(harness.TestCase):
         self.assertEqual(conn['{if_addr}'], '127.0.0.1')
         self.assertEqual(int(conn['{daemon_port}']), d.port())
 
+    def test_auth_macros(self):
+        passwd = os.path.join(self.tmp, 'passwd')
+        with open(passwd, 'w') as f:
+            f.write('bob:{PLAIN}pw\n')
+        m = self.milter()
+        d = self.start([m], after=({'module': 'auth_sasl',
+                                    'passdb': 'file:' + passwd,
+                                    'mechanisms': ['PLAIN'],
+                                    'allow_plaintext_loopback': True},))
+        with smtp(d.port()) as s:
+            s.login('bob', 'pw')
+            qid = send_mail(s, 'bob@localhost', ['erin@localhost'],
+                            message('auth@e2e.test'))
+        d.wait_messages('erin', 1)
+        mail = m.macros_for('M')
+        self.assertEqual(mail['{auth_type}'], 'PLAIN')
+        self.assertEqual(mail['{auth_authen}'], 'bob')
+        self.assertEqual(mail['i'], qid)
+
     def test_unix_and_inet6_sockets(self):
         m1 = self.milter(unix=os.path.join(self.tmp, 'milter.sock'))
         m2 = self.milter(inet6=True)
