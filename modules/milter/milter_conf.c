@@ -1,11 +1,13 @@
 /* milter: the module's configuration (milter_conf.h). */
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 
+#include <modmta/conf.h>
 #include <modmta/err.h>
 
 #include "milter_conf.h"
@@ -279,29 +281,25 @@ milter_conf_one(const json_t *o, const char *path, struct milter_spec *m,
     return 0;
 }
 
-int
-milter_conf_parse(const json_t *conf, const modmta_host *host,
-                  struct milter_conf *out, modmta_err *err_r)
+struct milter_conf_top {
+    json_t *milters;
+};
+
+static const modmta_opt milter_conf_opts[] = {
+    {"milters", MODMTA_OPT_JSON, offsetof(struct milter_conf_top, milters),
+     MODMTA_OPT_REQUIRED},
+    {NULL, 0, 0, 0},
+};
+
+static int
+milter_conf_list(const json_t *list, const char *base,
+                 struct milter_conf *out, modmta_err *err_r)
 {
-    const char *base = modmta_host_path(host);
-    const json_t *list = json_object_get(conf, "milters");
-    const char *key;
     char path[256];
     json_t *v;
     size_t i;
     int r;
 
-    memset(out, 0, sizeof(*out));
-    json_object_foreach((json_t *)conf, key, v) {
-        if (strcmp(key, "module") != 0 && strcmp(key, "name") != 0 &&
-            strcmp(key, "hook_timeout") != 0 &&
-            strcmp(key, "on_hook_timeout") != 0 &&
-            strcmp(key, "milters") != 0) {
-            snprintf(path, sizeof(path), "%s.%s", base, key);
-            modmta_err_set(err_r, path, "unknown key");
-            return MODMTA_E_CONFIG;
-        }
-    }
     snprintf(path, sizeof(path), "%s.milters", base);
     if (!json_is_array(list) || json_array_size(list) == 0) {
         modmta_err_set(err_r, path, "expected a non-empty array of milters");
@@ -315,13 +313,29 @@ milter_conf_parse(const json_t *conf, const modmta_host *host,
     json_array_foreach(list, i, v) {
         snprintf(path, sizeof(path), "%s.milters[%zu]", base, i);
         r = milter_conf_one(v, path, &out->milters[i], err_r);
-        if (r < 0) {
-            milter_conf_free(out);
+        if (r < 0)
             return r;
-        }
         out->n++;
     }
     return 0;
+}
+
+int
+milter_conf_parse(const json_t *conf, const modmta_host *host,
+                  struct milter_conf *out, modmta_err *err_r)
+{
+    struct milter_conf_top top = {0};
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    r = modmta_conf_parse(conf, host, milter_conf_opts, &top, err_r);
+    if (r == 0)
+        r = milter_conf_list(top.milters, modmta_host_path(host), out,
+                             err_r);
+    modmta_conf_free(milter_conf_opts, &top);
+    if (r < 0)
+        milter_conf_free(out);
+    return r;
 }
 
 void

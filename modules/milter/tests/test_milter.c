@@ -114,8 +114,8 @@ test_conf_errors(void **state)
     modmta_host *h = modmta_test_host_new("milter", NULL);
 
     (void)state;
-    modmta_test_create_fails(&modmta_descriptor, "{}", h,
-                             "$.modules[0].milters");
+    modmta_test_create_fails_with(&modmta_descriptor, "{}", h,
+                                  "$.modules[0]", "milters");
     modmta_test_create_fails(&modmta_descriptor, "{\"milters\": []}", h,
                              "$.modules[0].milters");
     modmta_test_create_fails(&modmta_descriptor,
