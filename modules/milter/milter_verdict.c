@@ -17,7 +17,7 @@
 static int
 milter_is_mod(int code)
 {
-    return strchr("+-2behimq", code) != NULL;
+    return code != 0 && strchr("+-2behimq", code) != NULL;
 }
 
 /* A final reply: the verdict, with the peer's and session's state. */
