@@ -439,6 +439,12 @@ class MilterModuleTest(harness.TestCase):
         d = self.start([m])
         r = self.assert_refused(d, 'rcpt', 451)
         self.assertIn('milter=fake0 error="read: ', d.log_text())
+        # the message timeout at the end of message
+        m = self.failing({'E': ('sleep', 3)},
+                         timeouts={'message': '500ms'})
+        d = self.start([m])
+        self.assert_refused(d, 'data', 451)
+        self.assertIn('milter=fake0 error="read: ', d.log_text())
         # a dead milter: nothing listens
         dead = FakeMilter().start()
         dead.stop()
