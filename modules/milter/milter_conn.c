@@ -110,29 +110,48 @@ milter_conn_flush(struct milter_conn *c, int timeout_ms)
     return 0;
 }
 
-/* Read exactly n octets into p by the deadline. */
+/* Read exactly n octets into p by the deadline, through the read-ahead
+ * buffer. The reply is seldom there when asked for: wait first, then one
+ * recv() takes what the milter sent. */
 static int
-milter_read_full(int fd, unsigned char *p, size_t n, long long deadline)
+milter_read_full(struct milter_conn *c, unsigned char *p, size_t n,
+                 long long deadline)
 {
+    size_t take;
     ssize_t got;
     int r;
 
     while (n > 0) {
-        got = recv(fd, p, n, 0);
-        if (got > 0) {
-            p += got;
-            n -= (size_t)got;
+        if (c->in_pos < c->in_len) {
+            take = c->in_len - c->in_pos < n ? c->in_len - c->in_pos : n;
+            memcpy(p, c->in + c->in_pos, take);
+            c->in_pos += take;
+            p += take;
+            n -= take;
             continue;
         }
-        if (got == 0)
-            return MODMTA_E_IO;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return MODMTA_E_IO;
-        r = milter_wait(fd, POLLIN, deadline);
+        r = milter_wait(c->fd, POLLIN, deadline);
         if (r <= 0)
             return r == 0 ? MODMTA_E_TIMEOUT : MODMTA_E_IO;
+        /* A large packet goes straight to its place. */
+        if (n >= sizeof(c->in))
+            got = recv(c->fd, p, n, 0);
+        else
+            got = recv(c->fd, c->in, sizeof(c->in), 0);
+        if (got == 0)
+            return MODMTA_E_IO;
+        if (got < 0) {
+            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+                continue;
+            return MODMTA_E_IO;
+        }
+        if (n >= sizeof(c->in)) {
+            p += got;
+            n -= (size_t)got;
+        } else {
+            c->in_pos = 0;
+            c->in_len = (size_t)got;
+        }
     }
     return 0;
 }
@@ -145,13 +164,13 @@ milter_conn_read(struct milter_conn *c, int timeout_ms)
     long n;
     int r;
 
-    r = milter_read_full(c->fd, hdr, 4, deadline);
+    r = milter_read_full(c, hdr, 4, deadline);
     if (r < 0)
         return r;
     n = milter_pkt_length(hdr, MILTER_PACKET_MAX);
     if (n < 0)
         return MODMTA_E_INVAL;
-    r = milter_read_full(c->fd, hdr + 4, 1, deadline);
+    r = milter_read_full(c, hdr + 4, 1, deadline);
     if (r < 0)
         return r;
     if ((size_t)n > c->cap) {
@@ -164,7 +183,7 @@ milter_conn_read(struct milter_conn *c, int timeout_ms)
     }
     c->code = hdr[4];
     c->len = (size_t)n - 1;
-    r = milter_read_full(c->fd, c->data, c->len, deadline);
+    r = milter_read_full(c, c->data, c->len, deadline);
     if (r < 0)
         return r;
     c->data[c->len] = '\0';
@@ -177,6 +196,7 @@ milter_conn_close(struct milter_conn *c)
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
+    c->in_pos = c->in_len = 0;
     milter_buf_free(&c->out);
     free(c->data);
     c->data = NULL;

@@ -13,9 +13,15 @@
 
 #include "milter_codec.h"
 
+#define MILTER_CONN_INBUF 4096
+
 struct milter_conn {
     int fd;
     struct milter_buf out;
+    unsigned char in[MILTER_CONN_INBUF]; /* read ahead: one recv() takes
+                                          * a whole short reply */
+    size_t in_pos;
+    size_t in_len;
     int code;            /* of the last packet read */
     unsigned char *data; /* its data (NUL-terminated for safety) */
     size_t len;
