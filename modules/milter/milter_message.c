@@ -18,6 +18,7 @@ struct milter_msg {
     char *line;
     size_t cap;
     ssize_t len;    /* of the line read ahead, -1 at the end */
+    off_t off;      /* where that line starts */
     char *hdr;      /* one header, continuation lines joined */
     size_t hlen, hcap;
     off_t body_off;
@@ -43,10 +44,19 @@ milter_msg_append(struct milter_msg *m, const char *s, size_t n)
 
 /* The next header into m->hdr (CRLF of the last line removed): 1, 0 at
  * the end of the header block (body_off set), -1 on error. */
+/* The next line into m->line, its offset kept (no lseek per line). */
+static void
+milter_msg_getline(struct milter_msg *m)
+{
+    if (m->len > 0)
+        m->off += m->len;
+    m->len = getline(&m->line, &m->cap, m->f);
+}
+
 static int
 milter_msg_next_header(struct milter_msg *m)
 {
-    off_t at = ftello(m->f) - (m->len > 0 ? m->len : 0);
+    off_t at = m->off;
 
     if (m->len <= 0 || m->line[0] == '\r' || m->line[0] == '\n' ||
         memchr(m->line, ':', (size_t)m->len) == NULL) {
@@ -61,7 +71,7 @@ milter_msg_next_header(struct milter_msg *m)
     do {
         if (milter_msg_append(m, m->line, (size_t)m->len) < 0)
             return -1;
-        m->len = getline(&m->line, &m->cap, m->f);
+        milter_msg_getline(m);
     } while (m->len > 0 && (m->line[0] == ' ' || m->line[0] == '\t'));
     while (m->hlen > 0 &&
            (m->hdr[m->hlen - 1] == '\n' || m->hdr[m->hlen - 1] == '\r'))
@@ -106,7 +116,7 @@ milter_msg_headers(modmta_ctx *ctx, struct milter_sess *s,
 {
     int r;
 
-    m->len = getline(&m->line, &m->cap, m->f);
+    milter_msg_getline(m);
     while ((r = milter_msg_next_header(m)) > 0) {
         if (p->proto & MILTER_P_NOHDRS)
             continue;
