@@ -23,6 +23,7 @@
 
 #include <modmta/log.h>
 
+#include "conf_priv.h"
 #include "ctx_priv.h"
 #include "dns_priv.h"
 #include "shared_priv.h"
@@ -246,6 +247,30 @@ chain_free(struct chain *ch)
     free(ch);
 }
 
+/* Every error create() recorded on the host (modmta_conf_error), and
+ * err when it is not one of them (a module that sets err_r only). */
+static void
+chain_create_errors(const modmta_host *host, const modmta_err *err,
+                    const char *path, struct config_errors *errs)
+{
+    size_t i, n = conf_errors_count(host);
+    const modmta_err *e;
+    int listed = 0;
+
+    for (i = 0; i < n; i++) {
+        e = conf_errors_get(host, i);
+        config_errors_add(errs, e->path, "%s", e->msg);
+        listed |= strcmp(e->path, err->path) == 0 &&
+                  strcmp(e->msg, err->msg) == 0;
+    }
+    if (conf_errors_dropped(host) > 0)
+        config_errors_add(errs, path, "%zu more errors not listed",
+                          conf_errors_dropped(host));
+    if (!listed && (n == 0 || err->msg[0] != '\0'))
+        config_errors_add(errs, err->path[0] ? err->path : path, "%s",
+                          err->msg[0] ? err->msg : "create() failed");
+}
+
 /* One element of "modules": check it, load its module, create the
  * instance. names[i] records the instance name for the duplicate check. */
 static int
@@ -286,9 +311,11 @@ chain_add(struct chain *ch, const struct config *cfg, int is_root, size_t i,
     if (!dup)
         names[i] = name;
     bad = chain_budget_parse(el, path, &budget, errs) < 0;
-    /* Load even a duplicate, to report every error in one pass. */
+    /* Load and create even a duplicate or an entry whose core keys are
+     * wrong, to report every error in one pass; such an instance is
+     * destroyed at once. */
     mod = modload_load(cfg->module_path, module, mpath, errs);
-    if (mod == NULL || dup || bad)
+    if (mod == NULL)
         return -1;
     ci = &ch->insts[ch->ninsts];
     ci->host = modmta_host_new(name, path, cfg->hostname, cfg->spool,
@@ -301,9 +328,12 @@ chain_add(struct chain *ch, const struct config *cfg, int is_root, size_t i,
     modmta_host_set_shared(ci->host, ch->shared);
     memset(&err, 0, sizeof(err));
     ci->inst = mod->create(el, ci->host, &err);
-    if (ci->inst == NULL) {
-        config_errors_add(errs, err.path[0] ? err.path : path, "%s",
-                          err.msg[0] ? err.msg : "create() failed");
+    if (ci->inst == NULL || conf_errors_count(ci->host) > 0 || dup || bad) {
+        if (ci->inst == NULL || conf_errors_count(ci->host) > 0)
+            chain_create_errors(ci->host, &err, path, errs);
+        if (ci->inst != NULL && mod->destroy != NULL)
+            mod->destroy(ci->inst);
+        ci->inst = NULL;
         modmta_host_free(ci->host);
         ci->host = NULL;
         return -1;

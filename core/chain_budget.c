@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <modmta/conf.h>
 #include <modmta/log.h>
 
 #include "budget_priv.h"
@@ -22,25 +23,14 @@ static const char *const chain_budget_actions[] = {
     [CHAIN_ON_TIMEOUT_CONTINUE] = "continue",
 };
 
-/* "250ms", "2s", "1m" or "2" (seconds) in ms; -1 if malformed or out
- * of range. */
+/* "250ms", "2s", "1m" or "2" (seconds) in ms (modmta_parse_duration_ms);
+ * -1 if malformed. */
 static long long
 chain_budget_ms(const char *s)
 {
-    static const struct { const char *unit; long long ms; } units[] = {
-        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"", 1000},
-    };
-    long long n = 0;
-    size_t digits = strspn(s, "0123456789");
+    long long ms;
 
-    if (digits == 0 || digits > 9)
-        return -1;
-    for (size_t i = 0; i < digits; i++)
-        n = n * 10 + (s[i] - '0');
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-        if (strcmp(s + digits, units[i].unit) == 0)
-            return n * units[i].ms;
-    return -1;
+    return modmta_parse_duration_ms(s, &ms) < 0 ? -1 : ms;
 }
 
 int

@@ -23,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <modmta/conf.h>
 #include <modmta/log.h>
 
 #ifndef MODMTA_MODULEDIR
@@ -49,19 +50,21 @@ struct config_num {
     long long min;
     long long max;
     int seconds;                   /* a time: "30s", "5m", "4h", "2d" too */
+    int bytes;                     /* a size: "512k", "20M" too */
 };
 
 #define CONFIG_NUM(type, field, wide, def, min, max) \
-    { #field, offsetof(type, field), wide, def, min, max, 0 }
+    { #field, offsetof(type, field), wide, def, min, max, 0, 0 }
 #define CONFIG_TIME(type, field, def, min, max) \
-    { #field, offsetof(type, field), 0, def, min, max, 1 }
+    { #field, offsetof(type, field), 0, def, min, max, 1, 0 }
+#define CONFIG_SIZE(type, field, def, min, max) \
+    { #field, offsetof(type, field), 1, def, min, max, 0, 1 }
 
 static const struct config_num config_limits_nums[] = {
     CONFIG_NUM(struct config_limits, max_sessions, 0, 1000, 1, INT_MAX),
     CONFIG_NUM(struct config_limits, max_sessions_per_client, 0, 50, 1,
                INT_MAX),
-    CONFIG_NUM(struct config_limits, message_size, 1, 20000000, 0,
-               LLONG_MAX),
+    CONFIG_SIZE(struct config_limits, message_size, 20000000, 0, LLONG_MAX),
     CONFIG_NUM(struct config_limits, recipients, 0, 100, 1, INT_MAX),
     CONFIG_TIME(struct config_limits, command_timeout, 300, 1, CONFIG_DAY),
     CONFIG_TIME(struct config_limits, data_timeout, 600, 1, CONFIG_DAY),
@@ -70,7 +73,7 @@ static const struct config_num config_limits_nums[] = {
     CONFIG_NUM(struct config_limits, rewrite_max, 0, 1000, 1, INT_MAX),
     CONFIG_NUM(struct config_limits, greet_pause, 0, 0, 0, 60000),
     CONFIG_NUM(struct config_limits, max_hops, 0, 50, 1, 1000),
-    { NULL, 0, 0, 0, 0, 0, 0 }
+    { NULL, 0, 0, 0, 0, 0, 0, 0 }
 };
 
 static const struct config_num config_queue_nums[] = {
@@ -85,7 +88,7 @@ static const struct config_num config_queue_nums[] = {
                1000),
     CONFIG_TIME(struct config_queue, delay_warning, 0, 0, CONFIG_YEAR),
     CONFIG_NUM(struct config_queue, active_limit, 0, 10000, 1, 1000000),
-    { NULL, 0, 0, 0, 0, 0, 0 }
+    { NULL, 0, 0, 0, 0, 0, 0, 0 }
 };
 
 static const char *const config_top_keys[] = {
@@ -432,37 +435,27 @@ config_int(struct config_loader *ld, const json_t *obj, const char *path,
     return 1;
 }
 
-/* "90", "90s", "15m", "4h", "2d", "1w" into seconds; -1 if malformed
- * or over max. */
+/* A string of digits and a unit (modmta_parse_duration_ms: "90", "90s",
+ * "15m", "4h", "2d", "1w"; modmta_parse_size: "512k", "20M"), in whole
+ * seconds or in octets; -1 if malformed or over max. */
 static long long
-config_duration(const char *s, long long max)
+config_units(const char *s, int bytes, long long max)
 {
-    static const struct { char unit; long long mult; } units[] = {
-        {'s', 1}, {'m', 60}, {'h', 3600}, {'d', CONFIG_DAY},
-        {'w', 7 * CONFIG_DAY},
-    };
-    long long n = 0, mult = 1;
-    size_t i, len = strlen(s);
+    long long n;
 
-    if (len == 0 || len > 12 || s[0] < '0' || s[0] > '9')
+    if (bytes ? modmta_parse_size(s, &n) < 0
+              : modmta_parse_duration_ms(s, &n) < 0 || n % 1000 != 0)
         return -1;
-    for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-        if (s[len - 1] == units[i].unit) {
-            mult = units[i].mult;
-            len--;
-        }
-    for (i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        n = n * 10 + (s[i] - '0');
-    }
-    return n * mult > max ? -1 : n * mult;
+    n = bytes ? n : n / 1000;
+    return n > max ? -1 : n;
 }
 
-/* A time in seconds: an integer, or a string with a unit (s m h d w). */
+/* A time in seconds (an integer, or a string with a unit: s m h d w),
+ * or with bytes a size in octets (an integer, or with a unit: k M G T). */
 static int
-config_time(struct config_loader *ld, const json_t *obj, const char *path,
-            const char *key, long long min, long long max, long long *out)
+config_quantity(struct config_loader *ld, const json_t *obj, const char *path,
+                const char *key, long long min, long long max, int bytes,
+                long long *out)
 {
     char p[CONFIG_PATH_MAX];
     const json_t *v = json_object_get(obj, key);
@@ -470,13 +463,18 @@ config_time(struct config_loader *ld, const json_t *obj, const char *path,
 
     if (v == NULL || !json_is_string(v))
         return config_int(ld, obj, path, key, min, max, out);
-    n = config_duration(json_string_value(v), max);
+    n = config_units(json_string_value(v), bytes, max);
     if (n < min) {
         config_path_key(p, path, key);
-        config_err(ld, p, "\"%s\": expected a time from %lld to %lld "
-                   "seconds, as an integer or with a unit (\"30s\", "
-                   "\"15m\", \"4h\", \"5d\")", json_string_value(v), min,
-                   max);
+        if (bytes)
+            config_err(ld, p, "\"%s\": expected a size of bytes, as an "
+                       "integer or with a unit (\"512k\", \"20M\", \"1G\")",
+                       json_string_value(v));
+        else
+            config_err(ld, p, "\"%s\": expected a time from %lld to %lld "
+                       "seconds, as an integer or with a unit (\"30s\", "
+                       "\"15m\", \"4h\", \"5d\")", json_string_value(v),
+                       min, max);
         return -1;
     }
     *out = n;
@@ -810,9 +808,9 @@ config_load_nums(struct config_loader *ld, const json_t *root,
     config_path_key(path, "$", key);
     for (i = 0; nums[i].key != NULL; i++) {
         v = nums[i].def;
-        if (obj != NULL && nums[i].seconds)
-            config_time(ld, obj, path, nums[i].key, nums[i].min,
-                        nums[i].max, &v);
+        if (obj != NULL && (nums[i].seconds || nums[i].bytes))
+            config_quantity(ld, obj, path, nums[i].key, nums[i].min,
+                            nums[i].max, nums[i].bytes, &v);
         else if (obj != NULL)
             config_int(ld, obj, path, nums[i].key, nums[i].min, nums[i].max,
                        &v);
@@ -989,7 +987,7 @@ config_load_dns(struct config_loader *ld, const json_t *root)
     if (config_strlist(ld, o, "$.dns", "servers", config_dns_server,
                        &d->servers) > 0 && d->servers[0] == NULL)
         config_err(ld, "$.dns.servers", "expected at least one server");
-    if (config_time(ld, o, "$.dns", "timeout", 1, 300, &t) > 0)
+    if (config_quantity(ld, o, "$.dns", "timeout", 1, 300, 0, &t) > 0)
         d->timeout = (long)t;
     if (config_str(ld, o, "$.dns", "trust_anchor", NULL,
                    &d->trust_anchor) > 0 && d->trust_anchor != NULL &&
@@ -1074,7 +1072,7 @@ config_redis_time(struct config_loader *ld, json_t *r, const char *key,
 {
     long long t = def;
 
-    if (config_time(ld, r, "$.redis", key, 1, 3600, &t) >= 0)
+    if (config_quantity(ld, r, "$.redis", key, 1, 3600, 0, &t) >= 0)
         json_object_set_new(r, key, json_integer(t));
 }
 

@@ -25,7 +25,9 @@
 struct modload_entry {
     char *path;           /* realpath of the .so: the cache key */
     char *dir;            /* the module_path entry it was found through */
-    modmta_module desc;   /* the module's descriptor, fields past size 0 */
+    modmta_module desc;   /* the module's descriptor, fields past size 0;
+                           * desc.verbs is built from desc.commands (ABI
+                           * 1.6) when the module has them */
     int loaded;           /* load() has run and unload() has not */
 };
 
@@ -395,6 +397,32 @@ modload_lookup(const char *path)
     return NULL;
 }
 
+/* The sized command table (ABI 1.6) as the 1.0 verb table the chain
+ * reads: an entry from a newer SDK is longer, its stride its size. NULL
+ * if out of memory. */
+static modmta_verb *
+modload_verbs_of(const modmta_command *c)
+{
+    const modmta_command *p;
+    modmta_verb *v;
+    size_t n = 0, i = 0;
+
+    for (p = c; p->size != 0 && p->name != NULL;
+         p = (const modmta_command *)((const char *)p + p->size))
+        n++;
+    if ((v = calloc(n + 1, sizeof(*v))) == NULL)
+        return NULL;
+    for (p = c; i < n;
+         p = (const modmta_command *)((const char *)p + p->size), i++) {
+        v[i].name = p->name;
+        v[i].handler = p->size >= offsetof(modmta_command, handler) +
+                                      sizeof(p->handler)
+                           ? p->handler
+                           : NULL;
+    }
+    return v;
+}
+
 /* Entries are never freed: descriptors handed out stay valid for the
  * process's life, as the modules stay mapped. */
 static struct modload_entry *
@@ -423,6 +451,13 @@ modload_insert(const char *path, const char *dir, const modmta_module *d)
     }
     /* Fields the module does not know about (past its size) stay 0. */
     memcpy(&e->desc, d, n);
+    if (e->desc.commands != NULL &&
+        (e->desc.verbs = modload_verbs_of(e->desc.commands)) == NULL) {
+        free(e->dir);
+        free(e->path);
+        free(e);
+        return NULL;
+    }
     modload_table[modload_n++] = e;
     return e;
 }

@@ -12,7 +12,8 @@ PKGS="meson ninja-build pkg-config gcc binutils make libc6-dev libjansson-dev
 libssl-dev libhiredis-dev libcmocka-dev redis-server redis-tools python3 swaks
 libnet-ssleay-perl openssl util-linux procps libcrypt-dev sasl2-bin fetchmail
 libunbound-dev dnsmasq-base python3-dnspython
-dovecot-core dovecot-lmtpd libidn2-dev mandoc groff-base man-db systemd
+dovecot-core dovecot-lmtpd dovecot-imapd dovecot-pop3d procmail libidn2-dev
+mandoc groff-base man-db systemd
 opendkim opendkim-tools opendmarc"
 
 install_deps() {

@@ -4,8 +4,9 @@
  * core runs the chain again on each (nested aliases, loop and count
  * limits, duplicates removed are the core's work, see docs/sdk.md).
  * Unknown names fall through (CONTINUE) to the modules that claim real
- * users. "|command" and "/file" targets are refused: modmta has no pipe
- * or file transport (README.md). A map whose values anyone who can reach
+ * users. A "|command" target from a trusted file, allowed, goes to
+ * deliver_pipe (pipe_alias.h); "/file" targets are refused: modmta has
+ * no file transport (README.md). A map whose values anyone who can reach
  * a shared store may write (redis:) may name addresses only: any other
  * target defers the recipient (alias_shared_check).
  */
@@ -20,6 +21,8 @@
 #include <unistd.h>
 
 #include <modmta/modmta.h>
+
+#include "pipe_alias.h"
 
 /* Nesting of :include: files inside one expansion. */
 #define ALIAS_INCLUDE_DEPTH 8
@@ -47,14 +50,11 @@ struct alias_exp {
     size_t ntargets;
 };
 
-static const modmta_opt alias_opts[] = {
-    {"map", MODMTA_OPT_MAP, offsetof(struct alias_conf, map),
-     MODMTA_OPT_REQUIRED},
-    {"allow_commands", MODMTA_OPT_BOOL,
-     offsetof(struct alias_conf, allow_commands), 0},
-    {"allow_files", MODMTA_OPT_BOOL, offsetof(struct alias_conf, allow_files),
-     0},
-    {NULL, 0, 0, 0},
+static const modmta_option alias_opts[] = {
+    MODMTA_OPTION_MAP("map", struct alias_conf, map, MODMTA_OPT_REQUIRED),
+    MODMTA_OPTION_BOOL("allow_commands", struct alias_conf, allow_commands, 0),
+    MODMTA_OPTION_BOOL("allow_files", struct alias_conf, allow_files, 0),
+    MODMTA_OPTION_END
 };
 
 static int alias_items(struct alias_exp *e, char **items, const char *src,
@@ -117,7 +117,7 @@ alias_destroy(void *inst)
 
     if (a == NULL)
         return;
-    modmta_conf_free(alias_opts, &a->c);
+    modmta_conf_free_options(alias_opts, &a->c);
     free(a->map_path);
     free(a);
 }
@@ -132,7 +132,7 @@ alias_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
         return NULL;
     }
     a->host = host;
-    if (modmta_conf_parse(conf, host, alias_opts, &a->c, err_r) < 0) {
+    if (modmta_conf_parse_options(conf, host, alias_opts, &a->c, err_r) < 0) {
         free(a);
         return NULL;
     }
@@ -156,7 +156,32 @@ alias_tempfail(struct alias_exp *e, const char *what)
     return MODMTA_TEMPFAIL;
 }
 
-/* "|command" or "/file": there is no transport for them. */
+/* "|command" from a trusted source, allowed: handed to deliver_pipe
+ * (its "alias_commands") as a recipient of its own and a note holding
+ * the command line (pipe_alias.h). */
+static int
+alias_command(struct alias_exp *e, const char *cmd)
+{
+    char addr[64], note[64];
+    int rc;
+
+    cmd += strspn(cmd, " \t");
+    if (*cmd == '\0' || strlen(cmd) > MODMTA_NOTE_VALUE_MAX) {
+        modmta_log(e->ctx, MODMTA_LOG_WARN, "rcpt=<%s> bad command target "
+                   "in %s: empty or over %d octets", e->rcpt,
+                   modmta_map_name(e->a->c.map), MODMTA_NOTE_VALUE_MAX);
+        return MODMTA_E_CONFIG;
+    }
+    pipe_alias_names(cmd, addr, note);
+    if ((rc = modmta_note_set_str(e->ctx, note, cmd)) < 0 ||
+        (rc = modmta_rcpt_rewrite(e->ctx, addr)) < 0)
+        return rc;
+    e->ntargets++;
+    return 0;
+}
+
+/* "|command" or "/file": a command goes to deliver_pipe when allowed
+ * and trusted; there is no file transport. */
 static int
 alias_special(struct alias_exp *e, const char *item, const char *src,
               int trusted)
@@ -165,6 +190,8 @@ alias_special(struct alias_exp *e, const char *item, const char *src,
     int allowed = cmd ? e->a->c.allow_commands : e->a->c.allow_files;
     const char *kind = cmd ? "command" : "file";
 
+    if (cmd && allowed && trusted)
+        return alias_command(e, item + 1);
     if (!allowed || !trusted) {
         modmta_log(e->ctx, MODMTA_LOG_NOTICE, "reject rcpt=<%s> "
                    "reason=\"%s target not permitted\" source=%s", e->rcpt,
@@ -173,11 +200,10 @@ alias_special(struct alias_exp *e, const char *item, const char *src,
                      "permitted", e->rcpt, kind);
     } else {
         modmta_log(e->ctx, MODMTA_LOG_NOTICE, "reject rcpt=<%s> "
-                   "reason=\"no %s transport\"", e->rcpt,
-                   cmd ? "pipe" : "file");
-        modmta_reply(e->ctx, 550, "5.7.1", "<%s>: delivery to a %s needs "
-                     "a %s transport, which modmta does not have", e->rcpt,
-                     kind, cmd ? "pipe" : "file");
+                   "reason=\"no file transport\"", e->rcpt);
+        modmta_reply(e->ctx, 550, "5.7.1", "<%s>: delivery to a file needs "
+                     "a file transport, which modmta does not have",
+                     e->rcpt);
     }
     return MODMTA_E_PERM;
 }

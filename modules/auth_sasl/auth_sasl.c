@@ -28,7 +28,7 @@ enum auth_result {
 
 struct auth_conf {
     char *passdb;
-    char **mechanisms;
+    unsigned mechanisms; /* bits of AUTH_MECHS */
     int allow_plaintext_loopback;
     long long max_failures;
     long long lockout;
@@ -52,18 +52,23 @@ struct auth_x {
     char buf[MODMTA_SASL_LINE_MAX + 1];
 };
 
-static const modmta_opt auth_opts[] = {
-    {"passdb", MODMTA_OPT_STRING, offsetof(struct auth_conf, passdb),
-     MODMTA_OPT_REQUIRED},
-    {"mechanisms", MODMTA_OPT_STRLIST,
-     offsetof(struct auth_conf, mechanisms), 0},
-    {"allow_plaintext_loopback", MODMTA_OPT_BOOL,
-     offsetof(struct auth_conf, allow_plaintext_loopback), 0},
-    {"max_failures", MODMTA_OPT_INT, offsetof(struct auth_conf, max_failures),
-     0},
-    {"lockout", MODMTA_OPT_INT, offsetof(struct auth_conf, lockout), 0},
-    {"timeout", MODMTA_OPT_INT, offsetof(struct auth_conf, timeout), 0},
-    {NULL, 0, 0, 0},
+/* The names of "mechanisms", in the order of their bits in
+ * auth_conf.mechanisms and of the EHLO keyword. */
+#define AUTH_MECHS "PLAIN", "LOGIN", "CRAM-MD5"
+
+static const modmta_option auth_opts[] = {
+    MODMTA_OPTION_STRING("passdb", struct auth_conf, passdb,
+                         MODMTA_OPT_REQUIRED),
+    MODMTA_OPTION_ENUMSET("mechanisms", struct auth_conf, mechanisms,
+                          MODMTA_OPT_ANYCASE, AUTH_MECHS),
+    MODMTA_OPTION_BOOL("allow_plaintext_loopback", struct auth_conf,
+                       allow_plaintext_loopback, 0),
+    MODMTA_OPTION_RANGE("max_failures", struct auth_conf, max_failures, 0,
+                        0, MODMTA_LOCKOUT_FAILURES_MAX),
+    MODMTA_OPTION_SECONDS("lockout", struct auth_conf, lockout, 0, 0,
+                          MODMTA_LOCKOUT_SECONDS_MAX),
+    MODMTA_OPTION_SECONDS("timeout", struct auth_conf, timeout, 0, 1, 3600),
+    MODMTA_OPTION_END
 };
 
 /* ---- configuration ---- */
@@ -72,40 +77,26 @@ static int
 auth_mechs_parse(struct auth_inst *in, const modmta_host *h,
                  modmta_err *err_r)
 {
-    static const unsigned order[] = {MODMTA_SASL_PLAIN, MODMTA_SASL_LOGIN,
-                                     MODMTA_SASL_CRAM_MD5};
+    static const char *const names[] = {AUTH_MECHS};
     char path[300];
     size_t i, len;
-    unsigned m;
 
     snprintf(path, sizeof(path), "%s.mechanisms", modmta_host_path(h));
-    if (in->c.mechanisms == NULL)
-        in->mechs = MODMTA_SASL_PLAIN | MODMTA_SASL_LOGIN;
-    for (i = 0; in->c.mechanisms != NULL && in->c.mechanisms[i] != NULL;
-         i++) {
-        if ((m = modmta_sasl_mech(in->c.mechanisms[i])) == 0) {
-            modmta_err_set(err_r, path, "unknown mechanism \"%s\" "
-                           "(PLAIN, LOGIN, CRAM-MD5)", in->c.mechanisms[i]);
-            return -1;
-        }
-        in->mechs |= m;
-    }
-    if (in->mechs == 0) {
-        modmta_err_set(err_r, path, "no mechanism");
-        return -1;
-    }
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (in->c.mechanisms & (1u << i))
+            in->mechs |= modmta_sasl_mech(names[i]);
+    if (in->mechs == 0)
+        return modmta_conf_error(h, err_r, path, "no mechanism");
     if ((in->mechs & MODMTA_SASL_CRAM_MD5)
-        && !modmta_passdb_has_secrets(in->db)) {
-        modmta_err_set(err_r, path, "CRAM-MD5 needs a passdb that keeps "
-                       "clear-text secrets; %s does not",
-                       modmta_passdb_name(in->db));
-        return -1;
-    }
+        && !modmta_passdb_has_secrets(in->db))
+        return modmta_conf_error(h, err_r, path, "CRAM-MD5 needs a passdb "
+                                 "that keeps clear-text secrets; %s does not",
+                                 modmta_passdb_name(in->db));
     len = (size_t)snprintf(in->ehlo, sizeof(in->ehlo), "AUTH");
-    for (i = 0; i < sizeof(order) / sizeof(order[0]); i++)
-        if (in->mechs & order[i])
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (in->c.mechanisms & (1u << i))
             len += (size_t)snprintf(in->ehlo + len, sizeof(in->ehlo) - len,
-                                    " %s", modmta_sasl_mech_name(order[i]));
+                                    " %s", names[i]);
     return 0;
 }
 
@@ -117,7 +108,7 @@ auth_destroy(void *p)
     if (in == NULL)
         return;
     modmta_passdb_close(in->db);
-    modmta_conf_free(auth_opts, &in->c);
+    modmta_conf_free_options(auth_opts, &in->c);
     modmta_lockout_free(in->limit);
     free(in);
 }
@@ -126,22 +117,6 @@ auth_destroy(void *p)
 static int
 auth_limit_new(struct auth_inst *in, const modmta_host *h, modmta_err *err_r)
 {
-    char path[300];
-    const char *key = NULL;
-    unsigned max = 0;
-
-    if (in->c.max_failures > MODMTA_LOCKOUT_FAILURES_MAX) {
-        key = "max_failures";
-        max = MODMTA_LOCKOUT_FAILURES_MAX;
-    } else if (in->c.lockout > MODMTA_LOCKOUT_SECONDS_MAX) {
-        key = "lockout";
-        max = MODMTA_LOCKOUT_SECONDS_MAX;
-    }
-    if (key != NULL) {
-        snprintf(path, sizeof(path), "%s.%s", modmta_host_path(h), key);
-        modmta_err_set(err_r, path, "expected at most %u", max);
-        return -1;
-    }
     in->limit = modmta_lockout_new_shared(h, modmta_host_instance(h),
                                           (unsigned)in->c.max_failures,
                                           (unsigned)in->c.lockout, err_r);
@@ -161,19 +136,14 @@ auth_create(const json_t *conf, const modmta_host *h, modmta_err *err_r)
     in->c.max_failures = 5;
     in->c.lockout = 300;
     in->c.timeout = 300;
-    if (modmta_conf_parse(conf, h, auth_opts, &in->c, err_r) < 0) {
+    in->c.mechanisms = 1u << 0 | 1u << 1; /* PLAIN LOGIN */
+    if (modmta_conf_parse_options(conf, h, auth_opts, &in->c, err_r) < 0) {
         auth_destroy(in);
         return NULL;
     }
     snprintf(path, sizeof(path), "%s.passdb", modmta_host_path(h));
     in->db = modmta_passdb_open_host(in->c.passdb, h, path, err_r);
     if (in->db == NULL || auth_mechs_parse(in, h, err_r) < 0) {
-        auth_destroy(in);
-        return NULL;
-    }
-    if (in->c.timeout == 0 || in->c.timeout > 3600) {
-        snprintf(path, sizeof(path), "%s.timeout", modmta_host_path(h));
-        modmta_err_set(err_r, path, "expected 1 to 3600 seconds");
         auth_destroy(in);
         return NULL;
     }
@@ -455,9 +425,9 @@ auth_verb(void *inst, modmta_ctx *ctx, modmta_conn *conn, const char *args)
     return v;
 }
 
-static const modmta_verb auth_verbs[] = {
-    {"AUTH", auth_verb},
-    {NULL, NULL},
+static const modmta_command auth_commands[] = {
+    MODMTA_COMMAND("AUTH", auth_verb),
+    MODMTA_COMMAND_END
 };
 
 MODMTA_MODULE = {
@@ -469,5 +439,5 @@ MODMTA_MODULE = {
     .create = auth_create,
     .destroy = auth_destroy,
     .ehlo = auth_ehlo,
-    .verbs = auth_verbs,
+    .commands = auth_commands,
 };

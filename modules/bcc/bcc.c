@@ -30,14 +30,12 @@ struct bcc {
     char always[BCC_ADDR_MAX]; /* conf.always, canonical; "" if none */
 };
 
-static const modmta_opt bcc_opts[] = {
-    { "always", MODMTA_OPT_STRING, offsetof(struct bcc_conf, always), 0 },
-    { "sender_map", MODMTA_OPT_MAP, offsetof(struct bcc_conf, sender_map),
-      0 },
-    { "recipient_map", MODMTA_OPT_MAP,
-      offsetof(struct bcc_conf, recipient_map), 0 },
-    { "bounces", MODMTA_OPT_BOOL, offsetof(struct bcc_conf, bounces), 0 },
-    { NULL, 0, 0, 0 },
+static const modmta_option bcc_opts[] = {
+    MODMTA_OPTION_STRING("always", struct bcc_conf, always, 0),
+    MODMTA_OPTION_MAP("sender_map", struct bcc_conf, sender_map, 0),
+    MODMTA_OPTION_MAP("recipient_map", struct bcc_conf, recipient_map, 0),
+    MODMTA_OPTION_BOOL("bounces", struct bcc_conf, bounces, 0),
+    MODMTA_OPTION_END
 };
 
 /* The copies of one message, without duplicates (txn arena). */
@@ -55,7 +53,7 @@ bcc_destroy(void *inst)
 
     if (b == NULL)
         return;
-    modmta_conf_free(bcc_opts, &b->conf);
+    modmta_conf_free_options(bcc_opts, &b->conf);
     free(b);
 }
 
@@ -85,7 +83,7 @@ bcc_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
         return NULL;
     }
     b->host = host;
-    if (modmta_conf_parse(conf, host, bcc_opts, &b->conf, err_r) < 0)
+    if (modmta_conf_parse_options(conf, host, bcc_opts, &b->conf, err_r) < 0)
         goto fail;
     if (b->conf.always != NULL &&
         bcc_canon(b->conf.always, b->always, sizeof(b->always)) < 0) {

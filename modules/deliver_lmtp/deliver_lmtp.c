@@ -35,23 +35,21 @@ struct dlmtp {
     struct xfer_conf x;
 };
 
-static const modmta_opt dlmtp_opts[] = {
-    { "server", MODMTA_OPT_STRING, offsetof(struct dlmtp_conf, server),
-      MODMTA_OPT_REQUIRED },
-    { "domains", MODMTA_OPT_STRLIST, offsetof(struct dlmtp_conf, domains),
-      0 },
-    { "users", MODMTA_OPT_MAP, offsetof(struct dlmtp_conf, users), 0 },
-    { "helo_name", MODMTA_OPT_STRING, offsetof(struct dlmtp_conf, helo_name),
-      0 },
-    { "connection_cache", MODMTA_OPT_BOOL,
-      offsetof(struct dlmtp_conf, connection_cache), 0 },
-    { "connect_timeout", MODMTA_OPT_INT,
-      offsetof(struct dlmtp_conf, connect_timeout), 0 },
-    { "command_timeout", MODMTA_OPT_INT,
-      offsetof(struct dlmtp_conf, command_timeout), 0 },
-    { "data_timeout", MODMTA_OPT_INT,
-      offsetof(struct dlmtp_conf, data_timeout), 0 },
-    { NULL, 0, 0, 0 },
+static const modmta_option dlmtp_opts[] = {
+    MODMTA_OPTION_STRING("server", struct dlmtp_conf, server,
+                         MODMTA_OPT_REQUIRED),
+    MODMTA_OPTION_STRLIST("domains", struct dlmtp_conf, domains, 0),
+    MODMTA_OPTION_MAP("users", struct dlmtp_conf, users, 0),
+    MODMTA_OPTION_STRING("helo_name", struct dlmtp_conf, helo_name, 0),
+    MODMTA_OPTION_BOOL("connection_cache", struct dlmtp_conf, connection_cache,
+                       0),
+    MODMTA_OPTION_SECONDS("connect_timeout", struct dlmtp_conf,
+                          connect_timeout, 0, 1, 3600),
+    MODMTA_OPTION_SECONDS("command_timeout", struct dlmtp_conf,
+                          command_timeout, 0, 1, 3600),
+    MODMTA_OPTION_SECONDS("data_timeout", struct dlmtp_conf, data_timeout, 0,
+                          1, 3600),
+    MODMTA_OPTION_END
 };
 
 static void
@@ -62,7 +60,7 @@ dlmtp_destroy(void *inst)
     if (d == NULL)
         return;
     smtpc_cache_free(d->x.cache);
-    modmta_conf_free(dlmtp_opts, &d->conf);
+    modmta_conf_free_options(dlmtp_opts, &d->conf);
     free(d);
 }
 
@@ -114,16 +112,6 @@ dlmtp_domains(struct dlmtp *d, const modmta_host *h, modmta_err *err_r)
     return 0;
 }
 
-static int
-dlmtp_range(const modmta_host *h, modmta_err *err_r, const char *key,
-            long long v)
-{
-    if (v >= 1 && v <= 3600)
-        return 0;
-    return xfer_conf_error(h, err_r, key,
-                           "expected an integer from 1 to 3600");
-}
-
 static void *
 dlmtp_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
 {
@@ -139,13 +127,10 @@ dlmtp_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
     c->connect_timeout = 30;
     c->command_timeout = 300;
     c->data_timeout = 600;
-    if (modmta_conf_parse(conf, host, dlmtp_opts, c, err_r) < 0 ||
+    if (modmta_conf_parse_options(conf, host, dlmtp_opts, c, err_r) < 0 ||
         dlmtp_server(d, host, err_r) < 0 ||
         dlmtp_domains(d, host, err_r) < 0 ||
-        xfer_conf_helo(c->helo_name, host, err_r) < 0 ||
-        dlmtp_range(host, err_r, "connect_timeout", c->connect_timeout) < 0 ||
-        dlmtp_range(host, err_r, "command_timeout", c->command_timeout) < 0 ||
-        dlmtp_range(host, err_r, "data_timeout", c->data_timeout) < 0)
+        xfer_conf_helo(c->helo_name, host, err_r) < 0)
         goto fail;
     if (c->connection_cache &&
         (d->x.cache = smtpc_cache_new(2000, 300000)) == NULL) {

@@ -44,59 +44,32 @@ struct dsmtp {
     struct xfer_conf x;
 };
 
-static const modmta_opt dsmtp_opts[] = {
-    { "relayhost", MODMTA_OPT_STRING, offsetof(struct dsmtp_conf, relayhost),
-      0 },
-    { "transport", MODMTA_OPT_MAP, offsetof(struct dsmtp_conf, transport),
-      0 },
-    { "port", MODMTA_OPT_INT, offsetof(struct dsmtp_conf, port), 0 },
-    { "helo_name", MODMTA_OPT_STRING, offsetof(struct dsmtp_conf, helo_name),
-      0 },
-    { "tls", MODMTA_OPT_STRING, offsetof(struct dsmtp_conf, tls), 0 },
-    { "tls_policy", MODMTA_OPT_MAP, offsetof(struct dsmtp_conf, tls_policy),
-      0 },
-    { "tls_ca_file", MODMTA_OPT_STRING,
-      offsetof(struct dsmtp_conf, tls_ca_file), 0 },
-    { "auth", MODMTA_OPT_MAP, offsetof(struct dsmtp_conf, auth), 0 },
-    { "connection_cache", MODMTA_OPT_BOOL,
-      offsetof(struct dsmtp_conf, connection_cache), 0 },
-    { "cache_idle", MODMTA_OPT_INT, offsetof(struct dsmtp_conf, cache_idle),
-      0 },
-    { "cache_lifetime", MODMTA_OPT_INT,
-      offsetof(struct dsmtp_conf, cache_lifetime), 0 },
-    { "connect_timeout", MODMTA_OPT_INT,
-      offsetof(struct dsmtp_conf, connect_timeout), 0 },
-    { "command_timeout", MODMTA_OPT_INT,
-      offsetof(struct dsmtp_conf, command_timeout), 0 },
-    { "data_timeout", MODMTA_OPT_INT,
-      offsetof(struct dsmtp_conf, data_timeout), 0 },
-    { "max_addresses", MODMTA_OPT_INT,
-      offsetof(struct dsmtp_conf, max_addresses), 0 },
-    { "max_sessions", MODMTA_OPT_INT,
-      offsetof(struct dsmtp_conf, max_sessions), 0 },
-    { NULL, 0, 0, 0 },
-};
-
-/* A number key out of its range: the config error names it. */
-struct dsmtp_range {
-    const char *key;
-    size_t offset;
-    long long min, max;
-};
-
-static const struct dsmtp_range dsmtp_ranges[] = {
-    { "port", offsetof(struct dsmtp_conf, port), 1, 65535 },
-    { "cache_idle", offsetof(struct dsmtp_conf, cache_idle), 1, 3600 },
-    { "cache_lifetime", offsetof(struct dsmtp_conf, cache_lifetime), 1,
-      86400 },
-    { "connect_timeout", offsetof(struct dsmtp_conf, connect_timeout), 1,
-      3600 },
-    { "command_timeout", offsetof(struct dsmtp_conf, command_timeout), 1,
-      3600 },
-    { "data_timeout", offsetof(struct dsmtp_conf, data_timeout), 1, 3600 },
-    { "max_addresses", offsetof(struct dsmtp_conf, max_addresses), 1, 64 },
-    { "max_sessions", offsetof(struct dsmtp_conf, max_sessions), 1, 64 },
-    { NULL, 0, 0, 0 },
+static const modmta_option dsmtp_opts[] = {
+    MODMTA_OPTION_STRING("relayhost", struct dsmtp_conf, relayhost, 0),
+    MODMTA_OPTION_MAP("transport", struct dsmtp_conf, transport, 0),
+    MODMTA_OPTION_RANGE("port", struct dsmtp_conf, port, 0, 1, 65535),
+    MODMTA_OPTION_STRING("helo_name", struct dsmtp_conf, helo_name, 0),
+    MODMTA_OPTION_STRING("tls", struct dsmtp_conf, tls, 0),
+    MODMTA_OPTION_MAP("tls_policy", struct dsmtp_conf, tls_policy, 0),
+    MODMTA_OPTION_STRING("tls_ca_file", struct dsmtp_conf, tls_ca_file, 0),
+    MODMTA_OPTION_MAP("auth", struct dsmtp_conf, auth, 0),
+    MODMTA_OPTION_BOOL("connection_cache", struct dsmtp_conf, connection_cache,
+                       0),
+    MODMTA_OPTION_SECONDS("cache_idle", struct dsmtp_conf, cache_idle, 0, 1,
+                          3600),
+    MODMTA_OPTION_SECONDS("cache_lifetime", struct dsmtp_conf, cache_lifetime,
+                          0, 1, 86400),
+    MODMTA_OPTION_SECONDS("connect_timeout", struct dsmtp_conf,
+                          connect_timeout, 0, 1, 3600),
+    MODMTA_OPTION_SECONDS("command_timeout", struct dsmtp_conf,
+                          command_timeout, 0, 1, 3600),
+    MODMTA_OPTION_SECONDS("data_timeout", struct dsmtp_conf, data_timeout, 0,
+                          1, 3600),
+    MODMTA_OPTION_RANGE("max_addresses", struct dsmtp_conf, max_addresses, 0,
+                        1, 64),
+    MODMTA_OPTION_RANGE("max_sessions", struct dsmtp_conf, max_sessions, 0,
+                        1, 64),
+    MODMTA_OPTION_END
 };
 
 static void
@@ -108,7 +81,7 @@ dsmtp_destroy(void *inst)
         return;
     smtpc_cache_free(d->x.cache);
     modmta_tls_client_free(d->x.tls);
-    modmta_conf_free(dsmtp_opts, &d->conf);
+    modmta_conf_free_options(dsmtp_opts, &d->conf);
     free(d);
 }
 
@@ -124,24 +97,6 @@ dsmtp_defaults(struct dsmtp_conf *c)
     c->data_timeout = 600;
     c->max_addresses = 5;
     c->max_sessions = 2;
-}
-
-static int
-dsmtp_check_ranges(struct dsmtp_conf *c, const modmta_host *h,
-                   modmta_err *err_r)
-{
-    char msg[100];
-
-    for (size_t i = 0; dsmtp_ranges[i].key != NULL; i++) {
-        long long v = *(long long *)((char *)c + dsmtp_ranges[i].offset);
-
-        if (v < dsmtp_ranges[i].min || v > dsmtp_ranges[i].max) {
-            snprintf(msg, sizeof(msg), "expected an integer from %lld to "
-                     "%lld", dsmtp_ranges[i].min, dsmtp_ranges[i].max);
-            return xfer_conf_error(h, err_r, dsmtp_ranges[i].key, msg);
-        }
-    }
-    return 0;
 }
 
 /* Credentials must not be readable by everyone (Postfix leaves that to
@@ -169,8 +124,7 @@ dsmtp_setup(struct dsmtp *d, const json_t *conf, const modmta_host *h,
     struct dsmtp_conf *c = &d->conf;
     char why[300] = "", dest[256];     /* modmta_dlv_route's 255 */
 
-    if (dsmtp_check_ranges(c, h, err_r) < 0 ||
-        xfer_conf_helo(c->helo_name, h, err_r) < 0 ||
+    if (xfer_conf_helo(c->helo_name, h, err_r) < 0 ||
         dsmtp_check_auth_file(conf, h, err_r) < 0)
         return -1;
     if (c->relayhost != NULL &&
@@ -217,7 +171,8 @@ dsmtp_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
         return NULL;
     }
     dsmtp_defaults(&d->conf);
-    if (modmta_conf_parse(conf, host, dsmtp_opts, &d->conf, err_r) < 0 ||
+    if (modmta_conf_parse_options(conf, host, dsmtp_opts, &d->conf,
+                                  err_r) < 0 ||
         dsmtp_setup(d, conf, host, err_r) < 0) {
         dsmtp_destroy(d);
         return NULL;

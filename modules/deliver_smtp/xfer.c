@@ -53,7 +53,7 @@ xfer_conf_error(const modmta_host *h, modmta_err *err_r, const char *key,
     char path[300];
 
     snprintf(path, sizeof(path), "%s.%s", modmta_host_path(h), key);
-    modmta_err_set(err_r, path, "%s", msg);
+    modmta_conf_error(h, err_r, path, "%s", msg);
     return -1;
 }
 

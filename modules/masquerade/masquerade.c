@@ -51,21 +51,16 @@ struct masquerade_msg {
     modmta_map *generic;    /* the generic map if the mail leaves, NULL */
 };
 
-static const modmta_opt masquerade_opts[] = {
-    { "as", MODMTA_OPT_STRING, offsetof(struct masquerade_conf, as), 0 },
-    { "envelope", MODMTA_OPT_BOOL,
-      offsetof(struct masquerade_conf, envelope), 0 },
-    { "entire_domain", MODMTA_OPT_BOOL,
-      offsetof(struct masquerade_conf, entire_domain), 0 },
-    { "exceptions", MODMTA_OPT_STRLIST,
-      offsetof(struct masquerade_conf, exceptions), 0 },
-    { "domains", MODMTA_OPT_STRLIST,
-      offsetof(struct masquerade_conf, domains), 0 },
-    { "generic", MODMTA_OPT_MAP,
-      offsetof(struct masquerade_conf, generic), 0 },
-    { "myorigin", MODMTA_OPT_STRING,
-      offsetof(struct masquerade_conf, myorigin), 0 },
-    { NULL, 0, 0, 0 },
+static const modmta_option masquerade_opts[] = {
+    MODMTA_OPTION_STRING("as", struct masquerade_conf, as, 0),
+    MODMTA_OPTION_BOOL("envelope", struct masquerade_conf, envelope, 0),
+    MODMTA_OPTION_BOOL("entire_domain", struct masquerade_conf, entire_domain,
+                       0),
+    MODMTA_OPTION_STRLIST("exceptions", struct masquerade_conf, exceptions, 0),
+    MODMTA_OPTION_STRLIST("domains", struct masquerade_conf, domains, 0),
+    MODMTA_OPTION_MAP("generic", struct masquerade_conf, generic, 0),
+    MODMTA_OPTION_STRING("myorigin", struct masquerade_conf, myorigin, 0),
+    MODMTA_OPTION_END
 };
 
 /* The header fields whose addresses are rewritten. */
@@ -81,7 +76,7 @@ masquerade_destroy(void *inst)
 
     if (m == NULL)
         return;
-    modmta_conf_free(masquerade_opts, &m->conf);
+    modmta_conf_free_options(masquerade_opts, &m->conf);
     free(m);
 }
 
@@ -157,7 +152,8 @@ masquerade_create(const json_t *conf, const modmta_host *host,
         return NULL;
     }
     m->host = host;
-    if (modmta_conf_parse(conf, host, masquerade_opts, &m->conf, err_r) < 0 ||
+    if (modmta_conf_parse_options(conf, host, masquerade_opts, &m->conf,
+                                  err_r) < 0 ||
         masquerade_conf_check(m, host, err_r) < 0) {
         masquerade_destroy(m);
         return NULL;

@@ -33,6 +33,7 @@
 #define POP3_LEASE_MS 60000      /* a mailbox lease's TTL */
 #define POP3_POPB4_DEFAULT 1800  /* "pop_before_smtp": true (DRAC's) */
 #define POP3_POPB4_MAX 604800    /* a week */
+#define POP3_STALE_LOCK_MAX 31536000 /* a year */
 #define POP3_KEY_MAX MODMTA_SHARED_KEY_MAX
 
 struct pop3_conf {
@@ -76,26 +77,29 @@ struct pop3_sess {
     char line[MODMTA_SASL_LINE_MAX + 1]; /* a command or an AUTH answer */
 };
 
-static const modmta_opt pop3_opts[] = {
-    {"directory", MODMTA_OPT_STRING, offsetof(struct pop3_conf, directory),
-     MODMTA_OPT_REQUIRED},
-    {"passdb", MODMTA_OPT_STRING, offsetof(struct pop3_conf, passdb),
-     MODMTA_OPT_REQUIRED},
-    {"allow_plaintext_loopback", MODMTA_OPT_BOOL,
-     offsetof(struct pop3_conf, allow_plaintext_loopback), 0},
-    {"max_failures", MODMTA_OPT_INT,
-     offsetof(struct pop3_conf, max_failures), 0},
-    {"lockout", MODMTA_OPT_INT, offsetof(struct pop3_conf, lockout), 0},
-    {"timeout", MODMTA_OPT_INT, offsetof(struct pop3_conf, timeout), 0},
-    {"lock_timeout", MODMTA_OPT_INT,
-     offsetof(struct pop3_conf, lock_timeout), 0},
-    {"stale_lock", MODMTA_OPT_INT, offsetof(struct pop3_conf, stale_lock),
-     0},
-    {"login_delay", MODMTA_OPT_INT,
-     offsetof(struct pop3_conf, login_delay), 0},
-    {"pop_before_smtp", MODMTA_OPT_JSON,
-     offsetof(struct pop3_conf, pop_before_smtp), 0},
-    {NULL, 0, 0, 0},
+static const modmta_option pop3_opts[] = {
+    MODMTA_OPTION_STRING("directory", struct pop3_conf, directory,
+                         MODMTA_OPT_REQUIRED),
+    MODMTA_OPTION_STRING("passdb", struct pop3_conf, passdb,
+                         MODMTA_OPT_REQUIRED),
+    MODMTA_OPTION_BOOL("allow_plaintext_loopback", struct pop3_conf,
+                       allow_plaintext_loopback, 0),
+    MODMTA_OPTION_RANGE("max_failures", struct pop3_conf, max_failures, 0,
+                        0, MODMTA_LOCKOUT_FAILURES_MAX),
+    MODMTA_OPTION_SECONDS("lockout", struct pop3_conf, lockout, 0, 0,
+                          MODMTA_LOCKOUT_SECONDS_MAX),
+    /* RFC 1939: the autologout timer is at least 10 minutes. */
+    MODMTA_OPTION_SECONDS("timeout", struct pop3_conf, timeout, 0, 600,
+                          86400),
+    MODMTA_OPTION_SECONDS("lock_timeout", struct pop3_conf, lock_timeout, 0,
+                          0, 3600),
+    MODMTA_OPTION_SECONDS("stale_lock", struct pop3_conf, stale_lock, 0, 10,
+                          POP3_STALE_LOCK_MAX),
+    MODMTA_OPTION_SECONDS("login_delay", struct pop3_conf, login_delay, 0, 0,
+                          86400),
+    MODMTA_OPTION_JSON("pop_before_smtp", struct pop3_conf, pop_before_smtp,
+                       0),
+    MODMTA_OPTION_END
 };
 
 /* ---- configuration ---- */
@@ -108,7 +112,7 @@ pop3_destroy(void *p)
     if (in == NULL)
         return;
     modmta_passdb_close(in->db);
-    modmta_conf_free(pop3_opts, &in->c);
+    modmta_conf_free_options(pop3_opts, &in->c);
     modmta_lockout_free(in->limit);
     pop3_leases_free(in->leases);
     free(in);
@@ -127,49 +131,32 @@ pop3_popb4_conf(const json_t *v)
         return POP3_POPB4_DEFAULT;
     if (json_is_integer(v))
         n = json_integer_value(v);
-    else if (json_is_string(v))
-        n = pop3_cmd_duration(json_string_value(v), POP3_POPB4_MAX);
+    else if (json_is_string(v) &&
+             modmta_parse_duration_ms(json_string_value(v), &n) == 0)
+        n = n % 1000 == 0 ? n / 1000 : -1;
     return n >= 1 && n <= POP3_POPB4_MAX ? n : -1;
 }
 
+/* What the table cannot say; each error recorded, -1 if any. */
 static int
 pop3_conf_check(struct pop3_inst *in, const modmta_host *h,
                 modmta_err *err_r)
 {
     char path[300];
-    const char *key = NULL, *what = NULL;
+    int rc = 0;
 
     if (in->c.directory[0] == '\0') {
-        key = "directory";
-        what = "must not be empty";
-    } else if (in->c.timeout < 600 || in->c.timeout > 86400) {
-        key = "timeout";
-        what = "expected 600 to 86400 seconds (RFC 1939: 10 minutes)";
-    } else if (in->c.lock_timeout > 3600) {
-        key = "lock_timeout";
-        what = "expected 0 to 3600 seconds";
-    } else if (in->c.stale_lock < 10) {
-        key = "stale_lock";
-        what = "expected at least 10 seconds";
-    } else if (in->c.login_delay < 0 || in->c.login_delay > 86400) {
-        key = "login_delay";
-        what = "expected 0 to 86400 seconds";
-    } else if (in->c.max_failures > MODMTA_LOCKOUT_FAILURES_MAX) {
-        key = "max_failures";
-        what = "expected 0 to 1000000";
-    } else if (in->c.lockout > MODMTA_LOCKOUT_SECONDS_MAX) {
-        key = "lockout";
-        what = "expected 0 to 2592000 seconds (30 days)";
-    } else if ((in->popb4_s = pop3_popb4_conf(in->c.pop_before_smtp)) < 0) {
-        key = "pop_before_smtp";
-        what = "expected true, false, or a time from 1 to 604800 seconds "
-               "(\"30m\", \"2h\")";
+        snprintf(path, sizeof(path), "%s.directory", modmta_host_path(h));
+        rc = modmta_conf_error(h, err_r, path, "must not be empty");
     }
-    if (key == NULL)
-        return 0;
-    snprintf(path, sizeof(path), "%s.%s", modmta_host_path(h), key);
-    modmta_err_set(err_r, path, "%s", what);
-    return -1;
+    if ((in->popb4_s = pop3_popb4_conf(in->c.pop_before_smtp)) < 0) {
+        snprintf(path, sizeof(path), "%s.pop_before_smtp",
+                 modmta_host_path(h));
+        rc = modmta_conf_error(h, err_r, path, "expected true, false, or a "
+                               "time from 1 to 604800 seconds (\"30m\", "
+                               "\"2h\")");
+    }
+    return rc < 0 ? -1 : 0;
 }
 
 static void *
@@ -189,7 +176,7 @@ pop3_create(const json_t *conf, const modmta_host *h, modmta_err *err_r)
     in->c.timeout = 600;
     in->c.lock_timeout = 30;
     in->c.stale_lock = 300;
-    if (modmta_conf_parse(conf, h, pop3_opts, &in->c, err_r) < 0 ||
+    if (modmta_conf_parse_options(conf, h, pop3_opts, &in->c, err_r) < 0 ||
         pop3_conf_check(in, h, err_r) < 0) {
         pop3_destroy(in);
         return NULL;

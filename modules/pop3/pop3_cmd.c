@@ -106,31 +106,6 @@ pop3_cmd_lines(const char *s)
     return pop3_cmd_decimal(s);
 }
 
-long long
-pop3_cmd_duration(const char *s, long long max)
-{
-    static const char units[] = "smhd";
-    static const long long secs[] = {1, 60, 3600, 86400};
-    size_t len = strlen(s), i;
-    long long v = 0, unit = 1;
-    const char *u;
-
-    if (len == 0 || len > 12)
-        return -1;
-    if ((u = strchr(units, s[len - 1])) != NULL) {
-        unit = secs[u - units];
-        len--;
-    }
-    if (len == 0)
-        return -1;
-    for (i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v * unit <= max ? v * unit : -1;
-}
-
 int
 pop3_cmd_mailbox_name(const char *user, char *name)
 {

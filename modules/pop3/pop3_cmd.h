@@ -31,10 +31,6 @@ int pop3_cmd_parse(const char *line, size_t len, struct pop3_cmd *c);
 unsigned long pop3_cmd_num(const char *s);
 /* A line count for TOP: 0..999999999; -1 if malformed. */
 long pop3_cmd_lines(const char *s);
-/* A duration from the config, as docs/config.md writes times: decimal
- * seconds with an optional unit, "90", "90s", "30m", "4h", "2d". The
- * seconds, or -1 if malformed or over max. */
-long long pop3_cmd_duration(const char *s, long long max);
 /* The mailbox file name of a login name (the part before '@', lower
  * case): 1..64 octets of atext or '.', no '/', no leading dot, no "..",
  * not ending in ".lock". 0, or MODMTA_E_INVAL. name holds 65 octets. */

@@ -42,24 +42,24 @@ static const struct ratelimit_limit ratelimit_limits[RATELIMIT_NKINDS] = {
                            450, "4.7.1", 0 },
 };
 
-static const modmta_opt ratelimit_opts[] = {
-    { "client_connections", MODMTA_OPT_INT,
-      offsetof(struct ratelimit_conf, max[RATELIMIT_CONN]), 0 },
-    { "client_connections_per_minute", MODMTA_OPT_INT,
-      offsetof(struct ratelimit_conf, max[RATELIMIT_CONN_RATE]), 0 },
-    { "sender_messages_per_hour", MODMTA_OPT_INT,
-      offsetof(struct ratelimit_conf, max[RATELIMIT_MSG]), 0 },
-    { "sender_recipients_per_hour", MODMTA_OPT_INT,
-      offsetof(struct ratelimit_conf, max[RATELIMIT_RCPT]), 0 },
-    { "domain_recipients_per_hour", MODMTA_OPT_INT,
-      offsetof(struct ratelimit_conf, max[RATELIMIT_DOMAIN]), 0 },
-    { "exempt_networks", MODMTA_OPT_STRLIST,
-      offsetof(struct ratelimit_conf, exempt_networks), 0 },
-    { "exempt_users", MODMTA_OPT_STRLIST,
-      offsetof(struct ratelimit_conf, exempt_users), 0 },
-    { "on_error", MODMTA_OPT_STRING,
-      offsetof(struct ratelimit_conf, on_error), 0 },
-    { NULL, 0, 0, 0 },
+static const modmta_option ratelimit_opts[] = {
+    MODMTA_OPTION_INT("client_connections", struct ratelimit_conf,
+                      max[RATELIMIT_CONN], 0),
+    MODMTA_OPTION_INT("client_connections_per_minute", struct ratelimit_conf,
+                      max[RATELIMIT_CONN_RATE], 0),
+    MODMTA_OPTION_INT("sender_messages_per_hour", struct ratelimit_conf,
+                      max[RATELIMIT_MSG], 0),
+    MODMTA_OPTION_INT("sender_recipients_per_hour", struct ratelimit_conf,
+                      max[RATELIMIT_RCPT], 0),
+    MODMTA_OPTION_INT("domain_recipients_per_hour", struct ratelimit_conf,
+                      max[RATELIMIT_DOMAIN], 0),
+    MODMTA_OPTION_STRLIST("exempt_networks", struct ratelimit_conf,
+                          exempt_networks, 0),
+    MODMTA_OPTION_STRLIST("exempt_users", struct ratelimit_conf, exempt_users,
+                          0),
+    MODMTA_OPTION_ENUM("on_error", struct ratelimit_conf, on_error, 0,
+                       "tempfail", "continue"),
+    MODMTA_OPTION_END
 };
 
 /* ---- configuration ---- */
@@ -72,27 +72,9 @@ ratelimit_destroy(void *inst)
     if (rl == NULL)
         return;
     ratelimit_conns_free(rl->conns);
-    modmta_conf_free(ratelimit_opts, &rl->conf);
+    modmta_conf_free_options(ratelimit_opts, &rl->conf);
     free(rl->nets);
     free(rl);
-}
-
-static int
-ratelimit_on_error(struct ratelimit *rl, const char *path, modmta_err *err_r)
-{
-    char epath[300];
-    const char *v = rl->conf.on_error;
-
-    if (v == NULL || strcmp(v, "tempfail") == 0)
-        return 0;
-    if (strcmp(v, "continue") == 0) {
-        rl->on_error_continue = 1;
-        return 0;
-    }
-    snprintf(epath, sizeof(epath), "%s.on_error", path);
-    modmta_err_set(err_r, epath, "expected \"tempfail\" or \"continue\", "
-                   "got \"%s\"", v);
-    return MODMTA_E_CONFIG;
 }
 
 static void *
@@ -108,12 +90,13 @@ ratelimit_create(const json_t *conf, const modmta_host *host,
     }
     rl->name = modmta_host_instance(host);
     rl->host = host;
-    if (modmta_conf_parse(conf, host, ratelimit_opts, &rl->conf, err_r) < 0 ||
-        ratelimit_on_error(rl, path, err_r) < 0 ||
+    if (modmta_conf_parse_options(conf, host, ratelimit_opts, &rl->conf,
+                                  err_r) < 0 ||
         ratelimit_nets_parse(rl, path, err_r) < 0) {
         ratelimit_destroy(rl);
         return NULL;
     }
+    rl->on_error_continue = rl->conf.on_error == 1;
     if ((rl->conns = ratelimit_conns_new(host, RATELIMIT_CONN_TTL_MS)) ==
         NULL) {
         modmta_err_set(err_r, path, "out of memory");

@@ -38,7 +38,7 @@ struct ratelimit_conf {
     long long max[RATELIMIT_NKINDS]; /* 0: no limit */
     char **exempt_networks;
     char **exempt_users;
-    char *on_error;
+    int on_error;      /* 0 "tempfail", 1 "continue" */
 };
 
 struct ratelimit {

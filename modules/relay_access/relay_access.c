@@ -45,16 +45,15 @@ struct relay_access {
  * it, IPv4-mapped IPv6 as IPv4) to the user's name, with a TTL. */
 #define RELAY_ACCESS_POPB4_KEY "popb4smtp:"
 
-static const modmta_opt relay_access_opts[] = {
-    { "mynetworks", MODMTA_OPT_STRLIST,
-      offsetof(struct relay_access_conf, mynetworks), 0 },
-    { "relay_domains", MODMTA_OPT_STRLIST,
-      offsetof(struct relay_access_conf, relay_domains), 0 },
-    { "access", MODMTA_OPT_JSON,
-      offsetof(struct relay_access_conf, access), 0 },
-    { "pop_before_smtp", MODMTA_OPT_BOOL,
-      offsetof(struct relay_access_conf, pop_before_smtp), 0 },
-    { NULL, 0, 0, 0 },
+static const modmta_option relay_access_opts[] = {
+    MODMTA_OPTION_STRLIST("mynetworks", struct relay_access_conf, mynetworks,
+                          0),
+    MODMTA_OPTION_STRLIST("relay_domains", struct relay_access_conf,
+                          relay_domains, 0),
+    MODMTA_OPTION_JSON("access", struct relay_access_conf, access, 0),
+    MODMTA_OPTION_BOOL("pop_before_smtp", struct relay_access_conf,
+                       pop_before_smtp, 0),
+    MODMTA_OPTION_END
 };
 
 static const char *const relay_access_default_nets[] = {
@@ -179,7 +178,7 @@ relay_access_destroy(void *inst)
     if (ra == NULL)
         return;
     access_table_close(ra->access);
-    modmta_conf_free(relay_access_opts, &ra->conf);
+    modmta_conf_free_options(relay_access_opts, &ra->conf);
     free(ra->nets);
     free(ra);
 }
@@ -247,7 +246,7 @@ relay_access_create(const json_t *conf, const modmta_host *host,
         modmta_err_set(err_r, path, "out of memory");
         return NULL;
     }
-    if (modmta_conf_parse(conf, host, relay_access_opts, &ra->conf,
+    if (modmta_conf_parse_options(conf, host, relay_access_opts, &ra->conf,
                           err_r) < 0 ||
         relay_access_nets(ra, path, err_r) < 0 ||
         relay_access_domains(ra, path, err_r) < 0)

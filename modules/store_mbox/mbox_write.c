@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,21 +23,12 @@
 #include <modmta/err.h>
 #include <modmta/mbox.h>
 
+#include "hdr_scan.h"
 #include "mbox_group.h"
 #include "mbox_write.h"
+#include "store_out.h"
 
-#define MBOX_OUT_SIZE 65536
-#define MBOX_HDR_MAX 65536
 #define MBOX_READ_SIZE 8192
-
-/* Where the message being written goes. */
-struct mbox_out {
-    int fd;
-    int err; /* errno of the first failed write, else 0 */
-    off_t total; /* octets written */
-    size_t len;
-    char buf[MBOX_OUT_SIZE];
-};
 
 /* Lines of a file read with pread: the mailbox descriptor must never be
  * closed or duplicated while it is locked. */
@@ -50,32 +40,6 @@ struct mbox_reader {
     char *line;
     size_t cap;
 };
-
-/* A header section being scanned; one header is collected (unfolded)
- * before it is looked at. */
-struct mbox_scan {
-    const char *rcpt;
-    const char *queue_id; /* NULL: not looked for */
-    int saw_rcpt;
-    int saw_id;
-    char *hdr;
-    size_t hdr_len, hdr_cap;
-};
-
-static void mbox_write_why(char *why, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-mbox_write_why(char *why, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why == NULL || len == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, len, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- waiting for locks ---- */
 
@@ -116,31 +80,31 @@ mbox_write_check(const mbox_write_req *req, int fd, int created, char *why,
     struct stat st;
 
     if (fstat(fd, &st) < 0) {
-        mbox_write_why(why, whylen, "cannot stat mailbox %s: %s",
-                       req->mailbox, strerror(errno));
+        store_why(why, whylen, "cannot stat mailbox %s: %s",
+                  req->mailbox, strerror(errno));
         return MODMTA_E_IO;
     }
     if (!S_ISREG(st.st_mode)) {
-        mbox_write_why(why, whylen, "mailbox %s is not a regular file",
-                       req->mailbox);
+        store_why(why, whylen, "mailbox %s is not a regular file",
+                  req->mailbox);
         return MODMTA_E_PERM;
     }
     if (st.st_nlink != 1) {
-        mbox_write_why(why, whylen, "mailbox %s has %lu hard links",
-                       req->mailbox, (unsigned long)st.st_nlink);
+        store_why(why, whylen, "mailbox %s has %lu hard links",
+                  req->mailbox, (unsigned long)st.st_nlink);
         return MODMTA_E_PERM;
     }
     if (!req->set_owner)
         return 0;
     if (created && fchown(fd, req->uid, req->gid) < 0) {
-        mbox_write_why(why, whylen, "cannot chown mailbox %s: %s",
-                       req->mailbox, strerror(errno));
+        store_why(why, whylen, "cannot chown mailbox %s: %s",
+                  req->mailbox, strerror(errno));
         return MODMTA_E_IO;
     }
     if (!created && st.st_uid != req->uid) {
-        mbox_write_why(why, whylen, "mailbox %s is owned by uid %lu, not %lu",
-                       req->mailbox, (unsigned long)st.st_uid,
-                       (unsigned long)req->uid);
+        store_why(why, whylen, "mailbox %s is owned by uid %lu, not %lu",
+                  req->mailbox, (unsigned long)st.st_uid,
+                  (unsigned long)req->uid);
         return MODMTA_E_PERM;
     }
     return 0;
@@ -168,17 +132,17 @@ mbox_write_open(const mbox_write_req *req, int rdwr, int *fd_r, char *why,
     }
     if (fd < 0) {
         if (errno == ELOOP) {
-            mbox_write_why(why, whylen, "mailbox %s is a symbolic link",
-                           req->mailbox);
+            store_why(why, whylen, "mailbox %s is a symbolic link",
+                      req->mailbox);
             return MODMTA_E_PERM;
         }
         if (errno == ENXIO) { /* a FIFO without a reader */
-            mbox_write_why(why, whylen, "mailbox %s is not a regular file",
-                           req->mailbox);
+            store_why(why, whylen, "mailbox %s is not a regular file",
+                      req->mailbox);
             return MODMTA_E_PERM;
         }
-        mbox_write_why(why, whylen, "cannot open mailbox %s: %s",
-                       req->mailbox, strerror(errno));
+        store_why(why, whylen, "cannot open mailbox %s: %s",
+                  req->mailbox, strerror(errno));
         return modmta_err_from_errno(errno);
     }
     rc = mbox_write_check(req, fd, created, why, whylen);
@@ -190,155 +154,6 @@ mbox_write_open(const mbox_write_req *req, int rdwr, int *fd_r, char *why,
     }
     *fd_r = fd;
     return 0;
-}
-
-/* ---- header scanning (loop check and dedup) ---- */
-
-static size_t
-mbox_write_chomp(const char *line, size_t n)
-{
-    if (n > 0 && line[n - 1] == '\n')
-        n--;
-    if (n > 0 && line[n - 1] == '\r')
-        n--;
-    return n;
-}
-
-/* 1 if value (a header value, unfolded) names addr, with or without
- * angle brackets and surrounding white space. */
-static int
-mbox_write_names(const char *value, size_t n, const char *addr)
-{
-    size_t alen = strlen(addr);
-
-    while (n > 0 && (*value == ' ' || *value == '\t')) {
-        value++;
-        n--;
-    }
-    while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t' ||
-                     value[n - 1] == '\r' || value[n - 1] == '\n'))
-        n--;
-    if (n >= 2 && value[0] == '<' && value[n - 1] == '>') {
-        value++;
-        n -= 2;
-    }
-    return n == alen && strncasecmp(value, addr, n) == 0;
-}
-
-static int
-mbox_write_is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/* 1 if value holds "id QUEUEID" as words (the core's Received header). */
-static int
-mbox_write_has_id(const char *value, size_t n, const char *qid)
-{
-    size_t qlen = strlen(qid), i, j;
-
-    for (i = 0; i + 2 < n; i++) {
-        if ((i > 0 && !mbox_write_is_space(value[i - 1])) ||
-            strncasecmp(value + i, "id", 2) != 0 ||
-            !mbox_write_is_space(value[i + 2]))
-            continue;
-        for (j = i + 2; j < n && mbox_write_is_space(value[j]); j++)
-            ;
-        if (n - j >= qlen && memcmp(value + j, qid, qlen) == 0 &&
-            (j + qlen == n || mbox_write_is_space(value[j + qlen]) ||
-             value[j + qlen] == ';' || value[j + qlen] == ')'))
-            return 1;
-    }
-    return 0;
-}
-
-/* Look at the header collected so far, then forget it. */
-static void
-mbox_write_scan_eval(struct mbox_scan *sc)
-{
-    const char *colon;
-    size_t nlen;
-
-    if (sc->hdr_len == 0)
-        return;
-    colon = memchr(sc->hdr, ':', sc->hdr_len);
-    if (colon != NULL) {
-        const char *value = colon + 1;
-        size_t vlen = sc->hdr_len - (size_t)(value - sc->hdr);
-
-        nlen = (size_t)(colon - sc->hdr);
-        while (nlen > 0 && (sc->hdr[nlen - 1] == ' ' ||
-                            sc->hdr[nlen - 1] == '\t'))
-            nlen--;
-        if (nlen == 12 && strncasecmp(sc->hdr, "Delivered-To", 12) == 0 &&
-            mbox_write_names(value, vlen, sc->rcpt))
-            sc->saw_rcpt = 1;
-        if (sc->queue_id != NULL &&
-            mbox_write_has_id(value, vlen, sc->queue_id))
-            sc->saw_id = 1;
-    }
-    sc->hdr_len = 0;
-}
-
-static int
-mbox_write_scan_add(struct mbox_scan *sc, const char *s, size_t n)
-{
-    if (sc->hdr_len + n > MBOX_HDR_MAX)
-        n = MBOX_HDR_MAX - sc->hdr_len; /* the rest cannot matter */
-    if (sc->hdr_len + n > sc->hdr_cap) {
-        size_t cap = sc->hdr_len + n + 256;
-        char *p = realloc(sc->hdr, cap);
-
-        if (p == NULL)
-            return MODMTA_E_NOMEM;
-        sc->hdr = p;
-        sc->hdr_cap = cap;
-    }
-    memcpy(sc->hdr + sc->hdr_len, s, n);
-    sc->hdr_len += n;
-    return 0;
-}
-
-/* Feed one header-section line (line end removed). 1 at the blank line
- * that ends the section, 0 to go on, <0 on error. */
-static int
-mbox_write_scan_line(struct mbox_scan *sc, const char *line, size_t n)
-{
-    if (n == 0) {
-        mbox_write_scan_eval(sc);
-        return 1;
-    }
-    if (line[0] == ' ' || line[0] == '\t') {
-        if (sc->hdr_len == 0)
-            return 0; /* continuation of nothing */
-        return mbox_write_scan_add(sc, line, n);
-    }
-    mbox_write_scan_eval(sc);
-    return mbox_write_scan_add(sc, line, n);
-}
-
-int
-mbox_write_has_loop(const char *message, const char *rcpt)
-{
-    struct mbox_scan sc = { .rcpt = rcpt };
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int rc = 0;
-    FILE *in = fopen(message, "re");
-
-    if (in == NULL)
-        return MODMTA_E_IO;
-    while (rc == 0 && (n = getline(&line, &cap, in)) > 0)
-        rc = mbox_write_scan_line(&sc, line, mbox_write_chomp(line, n));
-    if (rc == 0 && ferror(in))
-        rc = MODMTA_E_IO;
-    if (rc == 0)
-        mbox_write_scan_eval(&sc); /* no blank line before EOF */
-    free(line);
-    free(sc.hdr);
-    fclose(in);
-    return rc < 0 ? rc : sc.saw_rcpt;
 }
 
 /* ---- dedup: is this message already in the mailbox? ---- */
@@ -393,7 +208,7 @@ static int
 mbox_write_find(int fd, const mbox_write_req *req)
 {
     struct mbox_reader *r = calloc(1, sizeof(*r));
-    struct mbox_scan sc = { .rcpt = req->rcpt, .queue_id = req->queue_id };
+    hdr_scan sc = { .rcpt = req->rcpt, .queue_id = req->queue_id };
     int in_headers = 0, found = 0, rc = 0;
     ssize_t n = 0;
 
@@ -401,7 +216,7 @@ mbox_write_find(int fd, const mbox_write_req *req)
         return MODMTA_E_NOMEM;
     r->fd = fd;
     while (!found && rc >= 0 && (n = mbox_write_read_line(r)) > 0) {
-        size_t len = mbox_write_chomp(r->line, (size_t)n);
+        size_t len = hdr_scan_chomp(r->line, (size_t)n);
 
         if (len >= 5 && memcmp(r->line, "From ", 5) == 0) {
             sc.hdr_len = 0;
@@ -410,14 +225,14 @@ mbox_write_find(int fd, const mbox_write_req *req)
             continue;
         }
         if (in_headers &&
-            (rc = mbox_write_scan_line(&sc, r->line, len)) == 1)
+            (rc = hdr_scan_line(&sc, r->line, len)) == 1)
             in_headers = 0;
         found = sc.saw_rcpt && sc.saw_id;
     }
     if (rc >= 0 && n < 0)
         rc = (int)n;
     if (rc >= 0 && !found && in_headers) {
-        mbox_write_scan_eval(&sc);
+        hdr_scan_flush(&sc);
         found = sc.saw_rcpt && sc.saw_id;
     }
     free(r->line);
@@ -427,66 +242,6 @@ mbox_write_find(int fd, const mbox_write_req *req)
 }
 
 /* ---- writing ---- */
-
-static void
-mbox_write_flush(struct mbox_out *o)
-{
-    size_t done = 0;
-
-    while (o->err == 0 && done < o->len) {
-        ssize_t w = write(o->fd, o->buf + done, o->len - done);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            o->err = errno;
-        else
-            done += (size_t)w;
-    }
-    o->total += (off_t)done;
-    o->len = 0;
-}
-
-static void
-mbox_write_put(struct mbox_out *o, const char *s, size_t n)
-{
-    while (n > 0 && o->err == 0) {
-        size_t take = sizeof(o->buf) - o->len;
-
-        if (take == 0) {
-            mbox_write_flush(o);
-            continue;
-        }
-        if (take > n)
-            take = n;
-        memcpy(o->buf + o->len, s, take);
-        o->len += take;
-        s += take;
-        n -= take;
-    }
-}
-
-static void
-mbox_write_puts(struct mbox_out *o, const char *s)
-{
-    mbox_write_put(o, s, strlen(s));
-}
-
-/* An envelope address in a header or the From_ line: control characters
- * (and, in the From_ line, spaces) become '_' so the line stays one line
- * and one field. */
-static void
-mbox_write_put_addr(struct mbox_out *o, const char *s, int from_line)
-{
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        char out = (char)c;
-
-        if (c < 0x20 || c == 0x7f || (from_line && c == ' '))
-            out = '_';
-        mbox_write_put(o, &out, 1);
-    }
-}
 
 /* mboxrd: a line matching ^>*From  gets one more '>'. */
 static int
@@ -500,38 +255,28 @@ mbox_write_is_from(const char *s, size_t n)
 }
 
 static void
-mbox_write_envelope(struct mbox_out *o, const mbox_write_req *req)
+mbox_write_envelope(store_out *o, const mbox_write_req *req)
 {
     char date[64] = "Thu Jan  1 00:00:00 1970";
     struct tm tm;
 
     if (localtime_r(&req->date, &tm) != NULL)
         strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm);
-    mbox_write_puts(o, "From ");
+    store_out_puts(o, "From ");
     if (req->sender[0] == '\0')
-        mbox_write_puts(o, "MAILER-DAEMON");
+        store_out_puts(o, "MAILER-DAEMON");
     else
-        mbox_write_put_addr(o, req->sender, 1);
-    mbox_write_puts(o, " ");
-    mbox_write_puts(o, date);
-    mbox_write_puts(o, "\nReturn-Path: <");
-    mbox_write_put_addr(o, req->sender, 0);
-    mbox_write_puts(o, ">\n");
-    /* As Postfix's local(8): the recipient before alias/virtual. */
-    if (req->orcpt != NULL && req->orcpt[0] != '\0') {
-        mbox_write_puts(o, "X-Original-To: ");
-        mbox_write_put_addr(o, req->orcpt, 0);
-        mbox_write_puts(o, "\n");
-    }
-    mbox_write_puts(o, "Delivered-To: ");
-    mbox_write_put_addr(o, req->rcpt, 0);
-    mbox_write_puts(o, "\n");
+        store_out_put_addr(o, req->sender, 1);
+    store_out_puts(o, " ");
+    store_out_puts(o, date);
+    store_out_puts(o, "\n");
+    store_out_delivery_headers(o, req->sender, req->orcpt, req->rcpt);
 }
 
 /* From_ line, our two headers, the message (CRLF to LF, quoted), and the
  * blank line that ends an mbox message. */
 static int
-mbox_write_copy(struct mbox_out *o, const mbox_write_req *req, char *why,
+mbox_write_copy(store_out *o, const mbox_write_req *req, char *why,
                 size_t whylen)
 {
     FILE *in = fopen(req->message, "re");
@@ -541,8 +286,8 @@ mbox_write_copy(struct mbox_out *o, const mbox_write_req *req, char *why,
     int ends_nl = 1, rc = 0;
 
     if (in == NULL) {
-        mbox_write_why(why, whylen, "cannot open message %s: %s",
-                       req->message, strerror(errno));
+        store_why(why, whylen, "cannot open message %s: %s",
+                  req->message, strerror(errno));
         return MODMTA_E_IO;
     }
     mbox_write_envelope(o, req);
@@ -552,19 +297,19 @@ mbox_write_copy(struct mbox_out *o, const mbox_write_req *req, char *why,
             n--;
         }
         if (mbox_write_is_from(line, (size_t)n))
-            mbox_write_put(o, ">", 1);
-        mbox_write_put(o, line, (size_t)n);
+            store_out_put(o, ">", 1);
+        store_out_put(o, line, (size_t)n);
         ends_nl = line[n - 1] == '\n';
     }
     if (o->err == 0 && ferror(in)) {
-        mbox_write_why(why, whylen, "cannot read message %s: %s",
-                       req->message, strerror(errno));
+        store_why(why, whylen, "cannot read message %s: %s",
+                  req->message, strerror(errno));
         rc = MODMTA_E_IO;
     }
     if (!ends_nl)
-        mbox_write_put(o, "\n", 1);
-    mbox_write_put(o, "\n", 1);
-    mbox_write_flush(o);
+        store_out_put(o, "\n", 1);
+    store_out_put(o, "\n", 1);
+    store_out_flush(o);
     free(line);
     fclose(in);
     return rc;
@@ -592,7 +337,7 @@ mbox_write_job_why(struct mbox_job *job, const char *fmt, ...)
  * and append. A failed append is cut away again (*cut_failed if that
  * failed too: the mailbox now ends in a broken message). */
 static int
-mbox_write_one(struct mbox_out *o, struct mbox_job *job, int fd, off_t end,
+mbox_write_one(store_out *o, struct mbox_job *job, int fd, off_t end,
                int *cut_failed)
 {
     const mbox_write_req *req = job->req;
@@ -601,20 +346,17 @@ mbox_write_one(struct mbox_out *o, struct mbox_job *job, int fd, off_t end,
     if (req->dedup && req->queue_id != NULL && req->queue_id[0] != '\0') {
         rc = mbox_write_find(fd, req);
         if (rc < 0)
-            mbox_write_why(job->why, job->whylen,
-                           "cannot read mailbox %s: %s", req->mailbox,
-                           modmta_strerror(rc));
+            store_why(job->why, job->whylen,
+                      "cannot read mailbox %s: %s", req->mailbox,
+                      modmta_strerror(rc));
         if (rc != 0)
             return rc < 0 ? rc : MBOX_WRITE_DUPLICATE;
     }
-    o->fd = fd;
-    o->err = 0;
-    o->total = 0;
-    o->len = 0;
+    store_out_start(o, fd);
     rc = mbox_write_copy(o, req, job->why, job->whylen);
     if (o->err != 0) {
-        mbox_write_why(job->why, job->whylen, "cannot write mailbox %s: %s",
-                       req->mailbox, strerror(o->err));
+        store_why(job->why, job->whylen, "cannot write mailbox %s: %s",
+                  req->mailbox, strerror(o->err));
         rc = modmta_err_from_errno(o->err);
     }
     if (rc < 0 && ftruncate(fd, end) < 0) {
@@ -631,8 +373,8 @@ mbox_write_fail_all(struct mbox_job *const *jobs, size_t n, int rc,
     size_t i;
 
     for (i = 0; i < n; i++) {
-        mbox_write_why(jobs[i]->why, jobs[i]->whylen, "%s %s: %s", what,
-                       jobs[i]->req->mailbox, strerror(e));
+        store_why(jobs[i]->why, jobs[i]->whylen, "%s %s: %s", what,
+                  jobs[i]->req->mailbox, strerror(e));
         jobs[i]->rc = rc;
     }
 }
@@ -648,7 +390,7 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
 {
     off_t repair = lk->repair, start, end;
     int sync = 0, written = 0, cut_failed = 0, e;
-    struct mbox_out *o;
+    store_out *o;
     struct stat st;
     size_t i;
 
@@ -666,9 +408,9 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
                                 "cannot repair mailbox", errno);
             return;
         }
-        mbox_write_why(jobs[0]->why, jobs[0]->whylen, "repaired an "
-                       "interrupted append: %lld octets cut",
-                       (long long)(st.st_size - repair));
+        store_why(jobs[0]->why, jobs[0]->whylen, "repaired an "
+                  "interrupted append: %lld octets cut",
+                  (long long)(st.st_size - repair));
         st.st_size = repair;
     }
     o = malloc(sizeof(*o));
@@ -680,9 +422,9 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
     start = end = st.st_size;
     for (i = 0; i < n; i++) {
         if (cut_failed) {
-            mbox_write_why(jobs[i]->why, jobs[i]->whylen, "mailbox %s "
-                           "left damaged by a failed write", jobs[i]->req->
-                           mailbox);
+            store_why(jobs[i]->why, jobs[i]->whylen, "mailbox %s "
+                      "left damaged by a failed write", jobs[i]->req->
+                      mailbox);
             jobs[i]->rc = MODMTA_E_IO;
             continue;
         }
@@ -691,7 +433,7 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
         modmta_mbox_lock_note(lk, start);
         jobs[i]->rc = mbox_write_one(o, jobs[i], fd, end, &cut_failed);
         if (jobs[i]->rc == MBOX_WRITE_DONE) {
-            end += o->total;
+            end += (off_t)o->total;
             written = 1;
             sync |= jobs[i]->req->fsync;
         }
@@ -704,9 +446,9 @@ mbox_write_locked(struct mbox_job *const *jobs, size_t n, int fd,
         if (jobs[i]->rc != MBOX_WRITE_DONE &&
             jobs[i]->rc != MBOX_WRITE_DUPLICATE)
             continue;
-        mbox_write_why(jobs[i]->why, jobs[i]->whylen,
-                       "cannot write mailbox %s: %s", jobs[i]->req->mailbox,
-                       strerror(e));
+        store_why(jobs[i]->why, jobs[i]->whylen,
+                  "cannot write mailbox %s: %s", jobs[i]->req->mailbox,
+                  strerror(e));
         jobs[i]->rc = modmta_err_from_errno(e);
     }
     if (ftruncate(fd, start) < 0)

@@ -57,9 +57,4 @@ struct mbox_job;
 void mbox_write_batch(struct mbox_job *const *jobs, size_t n,
                       const struct timespec *deadline);
 
-/* 1 if the header section of the spooled message has a Delivered-To
- * naming rcpt (any case, with or without angle brackets), 0 if not,
- * MODMTA_E_IO if the message cannot be read. */
-int mbox_write_has_loop(const char *message, const char *rcpt);
-
 #endif

@@ -24,14 +24,12 @@ struct virtual {
     const modmta_host *host;
 };
 
-static const modmta_opt virtual_opts[] = {
-    {"map", MODMTA_OPT_MAP, offsetof(struct virtual_conf, map),
-     MODMTA_OPT_REQUIRED},
-    {"domains", MODMTA_OPT_STRLIST, offsetof(struct virtual_conf, domains),
-     0},
-    {"qualify_domain", MODMTA_OPT_STRING,
-     offsetof(struct virtual_conf, qualify_domain), 0},
-    {NULL, 0, 0, 0},
+static const modmta_option virtual_opts[] = {
+    MODMTA_OPTION_MAP("map", struct virtual_conf, map, MODMTA_OPT_REQUIRED),
+    MODMTA_OPTION_STRLIST("domains", struct virtual_conf, domains, 0),
+    MODMTA_OPTION_STRING("qualify_domain", struct virtual_conf, qualify_domain,
+                         0),
+    MODMTA_OPTION_END
 };
 
 /* ---- create ---- */
@@ -43,7 +41,7 @@ virtual_destroy(void *inst)
 
     if (v == NULL)
         return;
-    modmta_conf_free(virtual_opts, &v->c);
+    modmta_conf_free_options(virtual_opts, &v->c);
     free(v);
 }
 
@@ -59,7 +57,8 @@ virtual_create(const json_t *conf, const modmta_host *host,
         return NULL;
     }
     v->host = host;
-    if (modmta_conf_parse(conf, host, virtual_opts, &v->c, err_r) < 0) {
+    if (modmta_conf_parse_options(conf, host, virtual_opts, &v->c,
+                                  err_r) < 0) {
         free(v);
         return NULL;
     }

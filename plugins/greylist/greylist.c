@@ -20,20 +20,24 @@
 #define GREYLIST_PASSED "pass"
 
 struct greylist_conf {
-    json_t *delay;
-    json_t *expire;
+    long long delay;
+    long long expire;
     char **exempt;
-    char *on_error;
+    int on_error;          /* GREYLIST_ON_ERROR names */
 };
 
-static const modmta_opt greylist_opts[] = {
-    { "delay", MODMTA_OPT_JSON, offsetof(struct greylist_conf, delay), 0 },
-    { "expire", MODMTA_OPT_JSON, offsetof(struct greylist_conf, expire), 0 },
-    { "exempt", MODMTA_OPT_STRLIST,
-      offsetof(struct greylist_conf, exempt), 0 },
-    { "on_error", MODMTA_OPT_STRING,
-      offsetof(struct greylist_conf, on_error), 0 },
-    { NULL, 0, 0, 0 }
+enum { GREYLIST_TEMPFAIL, GREYLIST_CONTINUE };
+
+static const modmta_option greylist_opts[] = {
+    MODMTA_OPTION_SECONDS("delay", struct greylist_conf, delay, 0, 1,
+                          GREYLIST_SECONDS_MAX),
+    MODMTA_OPTION_SECONDS("expire", struct greylist_conf, expire, 0, 1,
+                          GREYLIST_SECONDS_MAX),
+    MODMTA_OPTION_STRLIST("exempt", struct greylist_conf, exempt, 0),
+    MODMTA_OPTION_ENUM("on_error", struct greylist_conf, on_error, 0,
+                       [GREYLIST_TEMPFAIL] = "tempfail",
+                       [GREYLIST_CONTINUE] = "continue"),
+    MODMTA_OPTION_END
 };
 
 static void greylist_destroy(void *inst);
@@ -48,64 +52,50 @@ greylist_wall_clock(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Check the parsed section into gl. 0 or MODMTA_E_CONFIG. */
+/* Check the parsed section into gl, every error recorded. 0 or
+ * MODMTA_E_CONFIG. */
 static int
 greylist_configure(struct greylist *gl, const struct greylist_conf *c,
-                   const char *path, modmta_err *err_r)
+                   const modmta_host *host, modmta_err *err_r)
 {
+    const char *path = modmta_host_path(host);
     char key[300];
     size_t n = 0;
+    int rc = 0;
 
-    snprintf(key, sizeof(key), "%s.delay", path);
-    if (c->delay != NULL &&
-        greylist_duration(c->delay, 1, GREYLIST_SECONDS_MAX, key,
-                          &gl->delay, err_r) < 0)
-        return MODMTA_E_CONFIG;
-    snprintf(key, sizeof(key), "%s.expire", path);
-    if (c->expire != NULL &&
-        greylist_duration(c->expire, 1, GREYLIST_SECONDS_MAX, key,
-                          &gl->expire, err_r) < 0)
-        return MODMTA_E_CONFIG;
+    gl->delay = (long)c->delay;
+    gl->expire = (long)c->expire;
+    gl->on_error_continue = c->on_error == GREYLIST_CONTINUE;
     if (gl->expire <= gl->delay) {
-        modmta_err_set(err_r, key, "must be longer than delay (%lds)",
-                       gl->delay);
-        return MODMTA_E_CONFIG;
-    }
-    snprintf(key, sizeof(key), "%s.on_error", path);
-    if (c->on_error != NULL && strcmp(c->on_error, "continue") == 0) {
-        gl->on_error_continue = 1;
-    } else if (c->on_error != NULL && strcmp(c->on_error, "tempfail") != 0) {
-        modmta_err_set(err_r, key, "expected \"tempfail\" or \"continue\"");
-        return MODMTA_E_CONFIG;
+        snprintf(key, sizeof(key), "%s.expire", path);
+        rc = modmta_conf_error(host, err_r, key, "must be longer than delay "
+                               "(%lds)", gl->delay);
     }
     while (c->exempt != NULL && c->exempt[n] != NULL)
         n++;
     if (n == 0)
-        return 0;
+        return rc;
     gl->exempt = calloc(n, sizeof(*gl->exempt));
-    if (gl->exempt == NULL) {
-        modmta_err_set(err_r, path, "out of memory");
-        return MODMTA_E_CONFIG;
-    }
+    if (gl->exempt == NULL)
+        return modmta_conf_error(host, err_r, path, "out of memory");
     for (gl->nexempt = 0; gl->nexempt < n; gl->nexempt++) {
         if (greylist_net_parse(c->exempt[gl->nexempt],
                                &gl->exempt[gl->nexempt]) < 0) {
             snprintf(key, sizeof(key), "%s.exempt[%zu]", path, gl->nexempt);
-            modmta_err_set(err_r, key,
-                           "expected an address or a network "
-                           "(\"192.0.2.0/24\"), got \"%s\"",
-                           c->exempt[gl->nexempt]);
-            return MODMTA_E_CONFIG;
+            rc = modmta_conf_error(host, err_r, key, "expected an address or "
+                                   "a network (\"192.0.2.0/24\"), got \"%s\"",
+                                   c->exempt[gl->nexempt]);
         }
     }
-    return 0;
+    return rc;
 }
 
 static void *
 greylist_create(const json_t *conf, const modmta_host *host,
                 modmta_err *err_r)
 {
-    struct greylist_conf c = { 0 };
+    struct greylist_conf c = { .delay = GREYLIST_DELAY_DEFAULT,
+                               .expire = GREYLIST_EXPIRE_DEFAULT };
     struct greylist *gl = calloc(1, sizeof(*gl));
     int r;
 
@@ -113,13 +103,11 @@ greylist_create(const json_t *conf, const modmta_host *host,
         modmta_err_set(err_r, modmta_host_path(host), "out of memory");
         return NULL;
     }
-    gl->delay = GREYLIST_DELAY_DEFAULT;
-    gl->expire = GREYLIST_EXPIRE_DEFAULT;
     gl->now_ms = greylist_wall_clock;
-    r = modmta_conf_parse(conf, host, greylist_opts, &c, err_r);
+    r = modmta_conf_parse_options(conf, host, greylist_opts, &c, err_r);
     if (r == 0)
-        r = greylist_configure(gl, &c, modmta_host_path(host), err_r);
-    modmta_conf_free(greylist_opts, &c);
+        r = greylist_configure(gl, &c, host, err_r);
+    modmta_conf_free_options(greylist_opts, &c);
     if (r < 0) {
         greylist_destroy(gl);
         return NULL;

@@ -27,12 +27,6 @@ struct greylist {
     long long (*now_ms)(void); /* wall clock: shared by every node */
 };
 
-/* "5m", "35d", "30s", "1h" or an integer of seconds into *secs_r, within
- * [min, max]. 0, or MODMTA_E_CONFIG with err_r naming path. The one
- * duration parser of the plugin. */
-int greylist_duration(const json_t *v, long min, long max, const char *path,
-                      long *secs_r, modmta_err *err_r);
-
 /* Parse "192.0.2.0/24", "2001:db8::/32" or a bare address. 0 or
  * MODMTA_E_INVAL. */
 int greylist_net_parse(const char *text, struct greylist_net *out);

@@ -6,6 +6,7 @@
  * body lines (header_checks_scan.c). README.md has the keys and what
  * differs from Postfix.
  */
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,14 +28,12 @@ struct hc {
     long long body_limit;
 };
 
-static const modmta_opt hc_opts[] = {
-    { "header_checks", MODMTA_OPT_STRING,
-      offsetof(struct hc_conf, header_checks), 0 },
-    { "body_checks", MODMTA_OPT_STRING,
-      offsetof(struct hc_conf, body_checks), 0 },
-    { "body_checks_size_limit", MODMTA_OPT_INT,
-      offsetof(struct hc_conf, body_limit), 0 },
-    { NULL, 0, 0, 0 }
+static const modmta_option hc_opts[] = {
+    MODMTA_OPTION_STRING("header_checks", struct hc_conf, header_checks, 0),
+    MODMTA_OPTION_STRING("body_checks", struct hc_conf, body_checks, 0),
+    MODMTA_OPTION_SIZE("body_checks_size_limit", struct hc_conf, body_limit,
+                       0, 0, LLONG_MAX),
+    MODMTA_OPTION_END
 };
 
 /* load() arguments: which kind of file */
@@ -69,12 +68,10 @@ hc_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
         modmta_err_set(err_r, modmta_host_path(host), "out of memory");
         return NULL;
     }
-    r = modmta_conf_parse(conf, host, hc_opts, &c, err_r);
+    r = modmta_conf_parse_options(conf, host, hc_opts, &c, err_r);
     if (r == 0 && c.header_checks == NULL && c.body_checks == NULL) {
-        modmta_err_set(err_r, modmta_host_path(host),
-                       "nothing to check: give header_checks, "
-                       "body_checks or both");
-        r = MODMTA_E_CONFIG;
+        r = modmta_conf_error(host, err_r, NULL, "nothing to check: give "
+                              "header_checks, body_checks or both");
     }
     if (r == 0)
         r = hc_open(c.header_checks, "header_checks", &hc_file_header, host,
@@ -83,7 +80,7 @@ hc_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
         r = hc_open(c.body_checks, "body_checks", &hc_file_body, host,
                     &hc->body, err_r);
     hc->body_limit = c.body_limit;
-    modmta_conf_free(hc_opts, &c);
+    modmta_conf_free_options(hc_opts, &c);
     if (r < 0) {
         hc_destroy(hc);
         return NULL;

@@ -111,6 +111,23 @@ typedef struct modmta_verb {
                               const char *args);
 } modmta_verb;
 
+/* ABI 1.6: an entry of the descriptor's `commands` table, sized so it can
+ * grow (append-only), written with the macros:
+ *   static const modmta_command auth_commands[] = {
+ *       MODMTA_COMMAND("AUTH", auth_verb), MODMTA_COMMAND_END
+ *   };
+ * The core looks a command up in `commands`, else in `verbs`. */
+typedef struct modmta_command {
+    size_t size;      /* sizeof(modmta_command) (the macros set it) */
+    const char *name; /* upper case; NULL ends the table */
+    modmta_verdict (*handler)(void *inst, modmta_ctx *ctx, modmta_conn *conn,
+                              const char *args);
+} modmta_command;
+
+#define MODMTA_COMMAND(name, handler) \
+    { sizeof(modmta_command), (name), (handler) }
+#define MODMTA_COMMAND_END { sizeof(modmta_command), NULL, NULL }
+
 typedef struct modmta_module {
     uint32_t abi;         /* MODMTA_ABI_VERSION */
     uint32_t size;        /* sizeof(modmta_module) as the module saw it */
@@ -174,6 +191,11 @@ typedef struct modmta_module {
      * deliver(). */
     modmta_verdict (*route)(void *inst, modmta_ctx *ctx, const char *rcpt);
     void (*deliver_msg)(void *inst, modmta_ctx *ctx, const char *dest);
+
+    /* ABI 1.6, optional: the SMTP commands this module handles, a sized
+     * table (modmta_command) ended by MODMTA_COMMAND_END; replaces
+     * `verbs` (still read when this is NULL). */
+    const modmta_command *commands;
 
     /* ABI 1.6, optional: the message as a stream (milter's header, eoh
      * and body steps), phase MODMTA_PHASE_STREAM. Once the end of DATA

@@ -43,6 +43,7 @@ struct modmta_host {
     size_t nown;
     struct modmta_shared *shared; /* the generation's (modmta_host_set_
                                    * shared), borrowed too */
+    struct conf_errors *errors;   /* create()'s config errors (conf_error.c) */
 };
 
 struct ctx_param {

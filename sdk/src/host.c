@@ -5,6 +5,7 @@
 #include <strings.h>
 #include <netinet/in.h>
 
+#include "conf_priv.h"
 #include "ctx_priv.h"
 
 static char *
@@ -60,6 +61,7 @@ modmta_host_free(modmta_host *h)
     free(h->path);
     free(h->hostname);
     free(h->spool);
+    conf_errors_free(h->errors);
     free(h);
 }
 

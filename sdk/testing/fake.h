@@ -196,9 +196,9 @@ int modmta_test_host_add_own(modmta_host *h, const char *ip, int port);
  *
  *   modmta_test_conn *tc = modmta_test_conn_new("AGJvYgBwdw==\r\n");
  *   modmta_test_enter(ctx, MODMTA_PHASE_VERB, &modmta_descriptor, inst);
- *   v = modmta_descriptor.verbs[0].handler(inst, ctx,
- *                                          modmta_test_conn_get(tc),
- *                                          "PLAIN");
+ *   v = modmta_descriptor.commands[0].handler(inst, ctx,
+ *                                             modmta_test_conn_get(tc),
+ *                                             "PLAIN");
  *   assert_string_equal(modmta_test_conn_output(tc), "334 \r\n");
  *   modmta_test_conn_free(tc);
  *

@@ -66,6 +66,90 @@ class Config(harness.TestCase):
         self.assertNotEqual(r.returncode, 0, out)
         self.assertIn('no_such_module_e2e', out)
 
+    def many_errors(self):
+        """A config with errors in several modules' sections (and in the
+        core's part of a module entry): each listed with its JSON path."""
+        cfg = self.good()
+        cfg['module_path'] = [os.environ.get('PLUGIN_DIR', ''),
+                              harness.MODULE_DIR]
+        first = len(cfg['modules'])
+        cfg['modules'] += [
+            {'module': 'pop3', 'directory': '/nonexistent',
+             'passdb': 'file:/nonexistent', 'timeout': 5,
+             'lockout': '1y', 'max_failures': -1},
+            {'module': 'auth_sasl', 'passdb': 'file:/nonexistent',
+             'mechanisms': ['PLAIN', 'NTLM'], 'timeout': '2h'},
+            {'module': 'greylist', 'delay': '0s', 'on_error': 'maybe',
+             'expire': '1500ms'},
+            {'module': 'deliver_smtp', 'port': 0, 'cache_idle': '2h',
+             'hook_timeout': '2h'},
+        ]
+        m = ['$.modules[%d]' % (first + i) for i in range(4)]
+        want = [
+            (m[0] + '.timeout', '5s is out of range 10m..1d'),
+            (m[0] + '.lockout', 'expected a duration'),
+            (m[0] + '.max_failures', '-1 is out of range 0..1000000'),
+            (m[1] + '.mechanisms[1]', '"NTLM": expected one of "PLAIN", '
+                                      '"LOGIN", "CRAM-MD5"'),
+            (m[1] + '.timeout', '2h is out of range 1s..1h'),
+            (m[2] + '.delay', '0s is out of range 1s..366d'),
+            (m[2] + '.on_error', '"maybe": expected one of "tempfail", '
+                                 '"continue"'),
+            (m[2] + '.expire', '1500ms is not a whole number of seconds'),
+            (m[3] + '.port', '0 is out of range 1..65535'),
+            (m[3] + '.cache_idle', '2h is out of range 1s..1h'),
+            (m[3] + '.hook_timeout', 'expected a time from 1ms to 1h'),
+        ]
+        return cfg, want
+
+    def assert_listed(self, out, want):
+        for path, msg in want:
+            self.assertIn('%s: %s' % (path, msg), out)
+
+    def test_every_error_of_every_module_listed(self):
+        cfg, want = self.many_errors()
+        r = self.check(cfg)
+        out = r.stdout + r.stderr
+        self.assertNotEqual(r.returncode, 0, out)
+        self.assert_listed(out, want)
+        self.assertIn('modmta: %d errors' % len(want), out)
+
+    def test_start_fails_with_every_error(self):
+        cfg, want = self.many_errors()
+        path = os.path.join(self.tmp, 'start.json')
+        with open(path, 'w') as f:
+            json.dump(cfg, f)
+        resolv = os.path.join(self.tmp, 'resolv.conf')
+        harness.write_resolv(resolv)
+        argv = harness.loopback_dns_argv(resolv,
+                                         [harness.MODMTA, '-c', path])
+        r = subprocess.run(argv, cwd=self.tmp, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=60)
+        out = r.stdout + r.stderr
+        self.assertNotEqual(r.returncode, 0, out)
+        self.assert_listed(out, want)
+
+    def test_durations_and_sizes_accepted(self):
+        cfg = self.good()
+        cfg['limits']['message_size'] = '10M'
+        cfg['limits']['data_timeout'] = '10m'
+        cfg.setdefault('queue', {})['lifetime'] = '5d'
+        cfg['queue']['retry_min'] = 300        # integers stay seconds
+        cfg['modules'][0]['hook_timeout'] = '500ms'
+        cfg['modules'].append({'module': 'deliver_smtp', 'port': 2525,
+                               'cache_idle': '5s', 'data_timeout': 600,
+                               'connect_timeout': '1m'})
+        r = self.check(cfg)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_bad_size(self):
+        cfg = self.good()
+        cfg['limits']['message_size'] = '10 MB'
+        r = self.check(cfg)
+        out = r.stdout + r.stderr
+        self.assertNotEqual(r.returncode, 0, out)
+        self.assertIn('$.limits.message_size: "10 MB": expected a size', out)
+
     def test_invalid_json(self):
         r = self.check('{"hostname": "x",\n "spool": }\n')
         self.assertNotEqual(r.returncode, 0)

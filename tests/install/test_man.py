@@ -298,12 +298,13 @@ class ConfigKeys(unittest.TestCase):
         cls.page = sections(page_text('modmta.json.5'))
 
     def nums(self, array):
-        """{key: default} of a CONFIG_NUM / CONFIG_TIME table."""
+        """{key: default} of a CONFIG_NUM / CONFIG_TIME / CONFIG_SIZE
+        table."""
         m = re.search(r'\b%s\[\]\s*=\s*\{(.*?)\};' % array, self.config_c,
                       re.S)
         self.assertIsNotNone(m, array)
         out = {}
-        for kind, args in re.findall(r'CONFIG_(NUM|TIME)\(([^)]*)\)',
+        for kind, args in re.findall(r'CONFIG_(NUM|TIME|SIZE)\(([^)]*)\)',
                                      m.group(1)):
             a = [x.strip() for x in args.split(',')]
             out[a[1]] = int(a[3] if kind == 'NUM' else a[2])

@@ -474,9 +474,9 @@ script_serve(void *inst, modmta_ctx *ctx, modmta_conn *conn)
                  modmta_host_instance(modmta_ctx_host(ctx)));
 }
 
-static const modmta_verb script_verbs[] = {
-    { "XTEST", script_xtest },
-    { NULL, NULL },
+static const modmta_command script_commands[] = {
+    MODMTA_COMMAND("XTEST", script_xtest),
+    MODMTA_COMMAND_END
 };
 
 MODMTA_MODULE = {
@@ -500,6 +500,6 @@ MODMTA_MODULE = {
     .deliver = script_deliver,
     .on_disconnect = script_on_disconnect,
     .ehlo = script_ehlo,
-    .verbs = script_verbs,
+    .commands = script_commands,
     .serve = script_serve,
 };

@@ -97,8 +97,8 @@ run(struct t *t, modmta_ctx *ctx, const char *args, const char *input,
     modmta_verdict v;
 
     modmta_test_enter(ctx, MODMTA_PHASE_VERB, &modmta_descriptor, t->inst);
-    v = modmta_descriptor.verbs[0].handler(t->inst, ctx,
-                                           modmta_test_conn_get(tc), args);
+    v = modmta_descriptor.commands[0].handler(t->inst, ctx,
+                                              modmta_test_conn_get(tc), args);
     snprintf(out, cap, "%s", modmta_test_conn_output(tc));
     modmta_test_conn_free(tc);
     return v;
@@ -407,7 +407,7 @@ bg_run(void *arg)
 
     modmta_test_enter(b->ctx, MODMTA_PHASE_VERB, &modmta_descriptor,
                       b->t->inst);
-    b->v = modmta_descriptor.verbs[0].handler(
+    b->v = modmta_descriptor.commands[0].handler(
         b->t->inst, b->ctx, modmta_test_conn_get(b->tc), "PLAIN");
     return NULL;
 }

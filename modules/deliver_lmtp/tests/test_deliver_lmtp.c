@@ -139,11 +139,11 @@ static const struct bad_conf {
     { "{\"server\": \"unix:/run/lmtp\", \"connection_cache\": 1}",
       ".connection_cache", "" },
     { "{\"server\": \"unix:/run/lmtp\", \"connect_timeout\": 0}",
-      ".connect_timeout", "from 1 to 3600" },
+      ".connect_timeout", "out of range 1s..1h" },
     { "{\"server\": \"unix:/run/lmtp\", \"command_timeout\": 3601}",
-      ".command_timeout", "from 1 to 3600" },
+      ".command_timeout", "out of range 1s..1h" },
     { "{\"server\": \"unix:/run/lmtp\", \"data_timeout\": 0}",
-      ".data_timeout", "from 1 to 3600" },
+      ".data_timeout", "out of range 1s..1h" },
 };
 
 static void

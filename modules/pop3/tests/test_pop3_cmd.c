@@ -81,27 +81,6 @@ test_numbers(void **state)
     assert_int_equal(pop3_cmd_lines(""), -1);
 }
 
-/* Config times: seconds, with s m h d, within the maximum. */
-static void
-test_duration(void **state)
-{
-    (void)state;
-    assert_int_equal(pop3_cmd_duration("90", 86400), 90);
-    assert_int_equal(pop3_cmd_duration("90s", 86400), 90);
-    assert_int_equal(pop3_cmd_duration("30m", 86400), 1800);
-    assert_int_equal(pop3_cmd_duration("4h", 86400), 14400);
-    assert_int_equal(pop3_cmd_duration("1d", 86400), 86400);
-    assert_int_equal(pop3_cmd_duration("0", 86400), 0);
-    assert_int_equal(pop3_cmd_duration("2d", 86400), -1);
-    assert_int_equal(pop3_cmd_duration("", 86400), -1);
-    assert_int_equal(pop3_cmd_duration("m", 86400), -1);
-    assert_int_equal(pop3_cmd_duration("1.5h", 86400), -1);
-    assert_int_equal(pop3_cmd_duration("5 m", 86400), -1);
-    assert_int_equal(pop3_cmd_duration("-5", 86400), -1);
-    assert_int_equal(pop3_cmd_duration("1w", 86400), -1);
-    assert_int_equal(pop3_cmd_duration("9999999999999", 86400), -1);
-}
-
 static void
 test_mailbox_names(void **state)
 {
@@ -151,7 +130,6 @@ main(void)
         cmocka_unit_test(test_pass_keeps_spaces),
         cmocka_unit_test(test_bad_syntax),
         cmocka_unit_test(test_numbers),
-        cmocka_unit_test(test_duration),
         cmocka_unit_test(test_mailbox_names),
         cmocka_unit_test(test_apop_digest),
     };

@@ -20,105 +20,23 @@
 #include <fake.h>
 #include <files.h>
 
+#include "fx.h"
+
 extern const modmta_module modmta_descriptor;
-
-struct fx {
-    char dir[512];      /* temp root */
-    char mail[1024];    /* mail directory (create() makes it) */
-    char msg[PATH_MAX]; /* the spooled message */
-    modmta_host *host;
-    void *inst;
-    modmta_ctx *ctx;
-};
-
-static const char msg_plain[] =
-    "Received: from a.example by mx.test with ESMTP id QID1;\r\n"
-    "\tThu, 1 Jan 1970 00:00:00 +0000\r\n"
-    "Subject: hello\r\n"
-    "\r\n"
-    "From here on\r\n"
-    "body\r\n";
-
-/* ---- helpers ---- */
-
-/* Create an instance from JSON text with "%s" standing for the mail
- * directory; NULL (and err filled) if create() refuses it. */
-static void *
-make(struct fx *fx, const char *conf_fmt, modmta_err *err)
-{
-    char text[1024];
-    json_error_t jerr;
-    json_t *conf;
-    void *inst;
-
-    snprintf(text, sizeof(text), conf_fmt, fx->mail);
-    conf = json_loads(text, 0, &jerr);
-    assert_non_null(conf);
-    memset(err, 0, sizeof(*err));
-    inst = modmta_descriptor.create(conf, fx->host, err);
-    json_decref(conf);
-    return inst;
-}
-
-static void
-use(struct fx *fx, const char *conf_fmt)
-{
-    modmta_err err;
-
-    if (fx->inst != NULL)
-        modmta_descriptor.destroy(fx->inst);
-    fx->inst = make(fx, conf_fmt, &err);
-    if (fx->inst == NULL)
-        fail_msg("create: %s: %s", err.path, err.msg);
-}
 
 static int
 setup(void **state)
 {
-    struct fx *fx = calloc(1, sizeof(*fx));
-
-    assert_non_null(fx);
-    modmta_test_tmpdir(fx->dir, sizeof(fx->dir), "store_mbox");
-    snprintf(fx->mail, sizeof(fx->mail), "%s/var/mail", fx->dir);
-    snprintf(fx->msg, sizeof(fx->msg), "%s/msg", fx->dir);
-    modmta_test_write_file(fx->msg, msg_plain);
-    fx->host = modmta_test_host_new("store_mbox", "example.com",
-                                    "localhost", NULL);
-    fx->ctx = modmta_test_ctx_new(fx->host, "192.0.2.1");
-    use(fx, "{\"module\": \"store_mbox\", \"directory\": \"%s\"}");
-    *state = fx;
+    *state = fx_new("store_mbox", "var/mail",
+                    "{\"module\": \"store_mbox\", \"directory\": \"%s\"}");
     return 0;
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *fx = *state;
-
-    modmta_descriptor.destroy(fx->inst);
-    modmta_test_ctx_free(fx->ctx);
-    modmta_test_host_free(fx->host);
-    modmta_test_rmtree(fx->dir);
-    free(fx);
+    fx_free(*state);
     return 0;
-}
-
-static modmta_verdict
-rcpt(struct fx *fx, const char *addr)
-{
-    modmta_test_enter(fx->ctx, MODMTA_PHASE_RCPT, &modmta_descriptor,
-                      fx->inst);
-    return modmta_descriptor.on_rcpt(fx->inst, fx->ctx, addr);
-}
-
-static modmta_dstatus
-deliver(struct fx *fx, const char *addr, const char *qid, int maybe_done)
-{
-    modmta_test_set_delivery(fx->ctx, qid, "alice@remote.test", maybe_done);
-    modmta_test_set_message(fx->ctx, fx->msg);
-    modmta_test_enter(fx->ctx, MODMTA_PHASE_DELIVER, &modmta_descriptor,
-                      fx->inst);
-    return modmta_descriptor.deliver(fx->inst, fx->ctx, addr);
 }
 
 static char *
@@ -133,7 +51,7 @@ mailbox(struct fx *fx, const char *user, size_t *len_r)
 static void
 assert_bad_name(struct fx *fx, const char *addr)
 {
-    assert_int_equal(rcpt(fx, addr), MODMTA_REJECT);
+    assert_int_equal(fx_rcpt(fx, addr), MODMTA_REJECT);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 550);
     assert_string_equal(modmta_test_reply_esc(fx->ctx), "5.1.3");
     assert_non_null(strstr(modmta_test_reply_text(fx->ctx),
@@ -160,29 +78,29 @@ test_create_errors(void **state)
     modmta_err err;
     char path[PATH_MAX];
 
-    assert_null(make(fx, "{\"users\": \"any\"}", &err));
+    assert_null(fx_make(fx, "{\"users\": \"any\"}", &err));
     assert_non_null(strstr(err.msg, "directory"));
 
-    assert_null(make(fx, "{\"directory\": \"%s\", \"bogus\": 1}", &err));
+    assert_null(fx_make(fx, "{\"directory\": \"%s\", \"bogus\": 1}", &err));
     assert_string_equal(err.path, "$.modules[0].bogus");
 
-    assert_null(make(fx, "{\"directory\": \"%s\", \"fsync\": \"yes\"}",
-                     &err));
+    assert_null(fx_make(fx, "{\"directory\": \"%s\", \"fsync\": \"yes\"}",
+                        &err));
     assert_string_equal(err.path, "$.modules[0].fsync");
 
-    assert_null(make(fx, "{\"directory\": \"%s\", \"users\": \"sytem\"}",
-                     &err));
+    assert_null(fx_make(fx, "{\"directory\": \"%s\", \"users\": \"sytem\"}",
+                        &err));
     assert_string_equal(err.path, "$.modules[0].users");
 
-    assert_null(make(fx, "{\"directory\": \"%s\", \"lock_timeout\": 7200}",
-                     &err));
+    assert_null(fx_make(fx, "{\"directory\": \"%s\", \"lock_timeout\": 7200}",
+                        &err));
     assert_string_equal(err.path, "$.modules[0].lock_timeout");
 
     /* a directory that cannot be one */
     snprintf(path, sizeof(path), "%s/file", fx->dir);
     modmta_test_write_file(path, "");
     snprintf(fx->mail, sizeof(fx->mail), "%s/file/mail", fx->dir);
-    assert_null(make(fx, "{\"directory\": \"%s\"}", &err));
+    assert_null(fx_make(fx, "{\"directory\": \"%s\"}", &err));
     assert_string_equal(err.path, "$.modules[0].directory");
 }
 
@@ -193,11 +111,11 @@ test_rcpt_claims_local(void **state)
 {
     struct fx *fx = *state;
 
-    assert_int_equal(rcpt(fx, "bob@example.com"), MODMTA_ACCEPT);
-    assert_int_equal(rcpt(fx, "Bob@EXAMPLE.com"), MODMTA_ACCEPT);
-    assert_int_equal(rcpt(fx, "bob@localhost"), MODMTA_ACCEPT);
-    assert_int_equal(rcpt(fx, "postmaster"), MODMTA_ACCEPT);
-    assert_int_equal(rcpt(fx, "first.last+tag@example.com"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, "bob@example.com"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, "Bob@EXAMPLE.com"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, "bob@localhost"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, "postmaster"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, "first.last+tag@example.com"), MODMTA_ACCEPT);
 }
 
 static void
@@ -205,10 +123,10 @@ test_rcpt_remote_continues(void **state)
 {
     struct fx *fx = *state;
 
-    assert_int_equal(rcpt(fx, "bob@remote.test"), MODMTA_CONTINUE);
+    assert_int_equal(fx_rcpt(fx, "bob@remote.test"), MODMTA_CONTINUE);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 0);
     /* even a dangerous name is not ours to judge elsewhere */
-    assert_int_equal(rcpt(fx, "../x@remote.test"), MODMTA_CONTINUE);
+    assert_int_equal(fx_rcpt(fx, "../x@remote.test"), MODMTA_CONTINUE);
 }
 
 static void
@@ -234,7 +152,7 @@ test_rcpt_rejects_bad_names(void **state)
     longname[64] = '@';
     longname[65] = '\0';
     strcat(longname, "example.com");
-    assert_int_equal(rcpt(fx, longname), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, longname), MODMTA_ACCEPT);
 }
 
 static void
@@ -242,10 +160,10 @@ test_rcpt_system_users(void **state)
 {
     struct fx *fx = *state;
 
-    use(fx, "{\"directory\": \"%s\", \"users\": \"system\"}");
-    assert_int_equal(rcpt(fx, "root@example.com"), MODMTA_ACCEPT);
-    assert_int_equal(rcpt(fx, "ROOT@example.com"), MODMTA_ACCEPT);
-    assert_int_equal(rcpt(fx, "no-such-user-zq9@example.com"),
+    fx_use(fx, "{\"directory\": \"%s\", \"users\": \"system\"}");
+    assert_int_equal(fx_rcpt(fx, "root@example.com"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, "ROOT@example.com"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, "no-such-user-zq9@example.com"),
                      MODMTA_CONTINUE);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 0);
     assert_bad_name(fx, "../root@example.com");
@@ -256,9 +174,9 @@ test_rcpt_map_users(void **state)
 {
     struct fx *fx = *state;
 
-    use(fx, "{\"directory\": \"%s\", \"users\": [\"alice\", \"bob\"]}");
-    assert_int_equal(rcpt(fx, "Alice@example.com"), MODMTA_ACCEPT);
-    assert_int_equal(rcpt(fx, "carol@example.com"), MODMTA_CONTINUE);
+    fx_use(fx, "{\"directory\": \"%s\", \"users\": [\"alice\", \"bob\"]}");
+    assert_int_equal(fx_rcpt(fx, "Alice@example.com"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, "carol@example.com"), MODMTA_CONTINUE);
 }
 
 static void
@@ -266,11 +184,11 @@ test_rcpt_map_outage_tempfails(void **state)
 {
     struct fx *fx = *state;
 
-    use(fx, "{\"directory\": \"%s\", \"users\": \"failtest:x\"}");
-    assert_int_equal(rcpt(fx, "bob@example.com"), MODMTA_TEMPFAIL);
+    fx_use(fx, "{\"directory\": \"%s\", \"users\": \"failtest:x\"}");
+    assert_int_equal(fx_rcpt(fx, "bob@example.com"), MODMTA_TEMPFAIL);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
     assert_string_equal(modmta_test_reply_esc(fx->ctx), "4.3.0");
-    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID1", 0),
                      MODMTA_DEFERRED);
     assert_null(mailbox(fx, "bob", NULL));
 }
@@ -280,9 +198,9 @@ test_rcpt_domains_key(void **state)
 {
     struct fx *fx = *state;
 
-    use(fx, "{\"directory\": \"%s\", \"domains\": [\"Other.Test\"]}");
-    assert_int_equal(rcpt(fx, "bob@other.test"), MODMTA_ACCEPT);
-    assert_int_equal(rcpt(fx, "bob@example.com"), MODMTA_CONTINUE);
+    fx_use(fx, "{\"directory\": \"%s\", \"domains\": [\"Other.Test\"]}");
+    assert_int_equal(fx_rcpt(fx, "bob@other.test"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, "bob@example.com"), MODMTA_CONTINUE);
 }
 
 /* ---- deliver ---- */
@@ -295,7 +213,7 @@ test_deliver_end_to_end(void **state)
     struct stat st;
     char path[PATH_MAX];
 
-    assert_int_equal(deliver(fx, "Bob@example.com", "QID1", 0),
+    assert_int_equal(fx_deliver(fx, "Bob@example.com", "QID1", 0),
                      MODMTA_DELIVERED);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 250);
     assert_string_equal(modmta_test_reply_text(fx->ctx),
@@ -319,12 +237,12 @@ test_deliver_not_ours(void **state)
 {
     struct fx *fx = *state;
 
-    assert_int_equal(deliver(fx, "bob@remote.test", "QID1", 0),
+    assert_int_equal(fx_deliver(fx, "bob@remote.test", "QID1", 0),
                      MODMTA_DECLINED);
-    assert_int_equal(deliver(fx, "../etc/passwd@example.com", "QID1", 0),
+    assert_int_equal(fx_deliver(fx, "../etc/passwd@example.com", "QID1", 0),
                      MODMTA_DECLINED);
-    use(fx, "{\"directory\": \"%s\", \"users\": \"system\"}");
-    assert_int_equal(deliver(fx, "no-such-user-zq9@example.com", "QID1", 0),
+    fx_use(fx, "{\"directory\": \"%s\", \"users\": \"system\"}");
+    assert_int_equal(fx_deliver(fx, "no-such-user-zq9@example.com", "QID1", 0),
                      MODMTA_DECLINED);
 }
 
@@ -335,7 +253,7 @@ test_deliver_loop_fails(void **state)
 
     modmta_test_write_file(fx->msg, "Delivered-To: bob@example.com\r\n"
                         "Subject: again\r\n\r\nbody\r\n");
-    assert_int_equal(deliver(fx, "BOB@example.com", "QID1", 0),
+    assert_int_equal(fx_deliver(fx, "BOB@example.com", "QID1", 0),
                      MODMTA_FAILED);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 554);
     assert_string_equal(modmta_test_reply_esc(fx->ctx), "5.4.6");
@@ -343,7 +261,7 @@ test_deliver_loop_fails(void **state)
                            "mail forwarding loop for BOB@example.com"));
     assert_null(mailbox(fx, "bob", NULL));
     /* another recipient of the same message is no loop */
-    assert_int_equal(deliver(fx, "carol@example.com", "QID1", 0),
+    assert_int_equal(fx_deliver(fx, "carol@example.com", "QID1", 0),
                      MODMTA_DELIVERED);
 }
 
@@ -354,11 +272,11 @@ test_deliver_maybe_done_dedup(void **state)
     char *before, *after;
     size_t blen, alen;
 
-    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID1", 0),
                      MODMTA_DELIVERED);
     before = mailbox(fx, "bob", &blen);
     /* after a crash: already there, not appended again */
-    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 1),
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID1", 1),
                      MODMTA_DELIVERED);
     assert_int_equal(modmta_test_reply_code(fx->ctx), 250);
     after = mailbox(fx, "bob", &alen);
@@ -366,13 +284,13 @@ test_deliver_maybe_done_dedup(void **state)
     assert_memory_equal(after, before, blen);
     free(after);
     /* a different queue ID after a crash is delivered */
-    assert_int_equal(deliver(fx, "bob@example.com", "QID2", 1),
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID2", 1),
                      MODMTA_DELIVERED);
     after = mailbox(fx, "bob", &alen);
     assert_int_equal(alen, 2 * blen);
     free(after);
     /* without a crash, no scan: a resent copy is a new delivery */
-    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID1", 0),
                      MODMTA_DELIVERED);
     after = mailbox(fx, "bob", &alen);
     assert_int_equal(alen, 3 * blen);
@@ -386,10 +304,10 @@ test_deliver_locked_defers(void **state)
     struct fx *fx = *state;
     char lock[PATH_MAX];
 
-    use(fx, "{\"directory\": \"%s\", \"lock_timeout\": 0}");
+    fx_use(fx, "{\"directory\": \"%s\", \"lock_timeout\": 0}");
     snprintf(lock, sizeof(lock), "%s/bob.lock", fx->mail);
     modmta_test_write_file(lock, "");
-    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID1", 0),
                      MODMTA_DEFERRED);
     assert_int_equal(modmta_test_reply_code(fx->ctx) / 100, 4);
     assert_non_null(strstr(modmta_test_reply_text(fx->ctx),
@@ -408,7 +326,7 @@ test_deliver_symlink_defers(void **state)
     modmta_test_write_file(target, "root:x:0:0\n");
     snprintf(link_path, sizeof(link_path), "%s/bob", fx->mail);
     assert_int_equal(symlink(target, link_path), 0);
-    assert_int_equal(deliver(fx, "bob@example.com", "QID1", 0),
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID1", 0),
                      MODMTA_DEFERRED);
     assert_int_equal(modmta_test_reply_code(fx->ctx) / 100, 4);
     got = modmta_test_read_file(target, NULL);
@@ -427,9 +345,9 @@ test_deliver_system_user_owns_mailbox(void **state)
 
     if (geteuid() != 0 || pw == NULL)
         skip();
-    use(fx, "{\"directory\": \"%s\", \"users\": \"system\", "
-            "\"fsync\": false}");
-    assert_int_equal(deliver(fx, "daemon@example.com", "QID1", 0),
+    fx_use(fx, "{\"directory\": \"%s\", \"users\": \"system\", "
+           "\"fsync\": false}");
+    assert_int_equal(fx_deliver(fx, "daemon@example.com", "QID1", 0),
                      MODMTA_DELIVERED);
     snprintf(path, sizeof(path), "%s/daemon", fx->mail);
     assert_int_equal(stat(path, &st), 0);

@@ -4,8 +4,9 @@
  *
  * What it shows, one SDK feature per hook:
  *
- *   create      validate the JSON section with modmta_conf_parse(), add a
- *               check of our own, report errors with their JSON path
+ *   create      validate the JSON section with modmta_conf_parse_options(),
+ *               add checks of our own, report every error with its JSON
+ *               path (modmta_conf_error)
  *   on_connect  log one key=value line with modmta_log()
  *   on_helo     keep per-session data with modmta_ctx_set_data() and a
  *               destructor the core runs on every exit path
@@ -36,7 +37,8 @@
 #define HELLO_DEFAULT_GREETING "Hello from modmta"
 #define HELLO_HELO_MAX 256
 
-/* What the config says. modmta_conf_parse() fills it from hello_opts. */
+/* What the config says. modmta_conf_parse_options() fills it from
+ * hello_opts. */
 struct hello_conf {
     char *greeting;        /* NULL: HELLO_DEFAULT_GREETING */
     char **reject_domains; /* NULL-terminated, or NULL for none */
@@ -55,12 +57,11 @@ struct hello_sess {
     unsigned rejected; /* recipients refused in this session */
 };
 
-static const modmta_opt hello_opts[] = {
-    { "greeting", MODMTA_OPT_STRING,
-      offsetof(struct hello_conf, greeting), 0 },
-    { "reject_domains", MODMTA_OPT_STRLIST,
-      offsetof(struct hello_conf, reject_domains), 0 },
-    { NULL, 0, 0, 0 }
+static const modmta_option hello_opts[] = {
+    MODMTA_OPTION_STRING("greeting", struct hello_conf, greeting, 0),
+    MODMTA_OPTION_STRLIST("reject_domains", struct hello_conf, reject_domains,
+                          0),
+    MODMTA_OPTION_END
 };
 
 static int
@@ -76,7 +77,8 @@ static int hello_domain_refused(const struct hello *h, const char *domain);
 /*
  * Runs unprivileged, once per config generation (start-up and every
  * reload). `conf` is borrowed: what we keep is copied by
- * modmta_conf_parse(). On error, return NULL with err_r naming the key.
+ * modmta_conf_parse_options(). On error, return NULL: every error was
+ * recorded with its key's path, and `modmta --check-config` lists them.
  */
 static void *
 hello_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
@@ -89,7 +91,8 @@ hello_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
     }
     /* Unknown keys and wrong types are refused here, with their path
      * ("$.modules[0].greting: unknown key"). */
-    if (modmta_conf_parse(conf, host, hello_opts, &h->conf, err_r) < 0 ||
+    if (modmta_conf_parse_options(conf, host, hello_opts, &h->conf,
+                                  err_r) < 0 ||
         hello_check(&h->conf, host, err_r) < 0) {
         hello_destroy(h);
         return NULL;
@@ -108,22 +111,23 @@ hello_check(const struct hello_conf *c, const modmta_host *host,
 {
     char path[300];
     size_t i;
+    int rc = 0;
 
     if (c->greeting != NULL &&
         (c->greeting[0] == '\0' || strpbrk(c->greeting, "\r\n") != NULL)) {
         snprintf(path, sizeof(path), "%s.greeting", modmta_host_path(host));
-        modmta_err_set(err_r, path, "expected one non-empty line of text");
-        return MODMTA_E_CONFIG;
+        rc = modmta_conf_error(host, err_r, path,
+                               "expected one non-empty line of text");
     }
+    /* Go on after an error: the administrator sees them all at once. */
     for (i = 0; c->reject_domains != NULL && c->reject_domains[i]; i++) {
         if (c->reject_domains[i][0] == '\0') {
             snprintf(path, sizeof(path), "%s.reject_domains[%zu]",
                      modmta_host_path(host), i);
-            modmta_err_set(err_r, path, "empty domain");
-            return MODMTA_E_CONFIG;
+            rc = modmta_conf_error(host, err_r, path, "empty domain");
         }
     }
-    return 0;
+    return rc;
 }
 
 static void
@@ -133,7 +137,7 @@ hello_destroy(void *inst)
 
     if (h == NULL)
         return;
-    modmta_conf_free(hello_opts, &h->conf);
+    modmta_conf_free_options(hello_opts, &h->conf);
     free(h);
 }
 

@@ -1,0 +1,90 @@
+/* Which recipients a deliver_pipe instance takes (README.md, "Keys"). */
+#include <ctype.h>
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "deliver_pipe.h"
+#include "pipe_alias.h"
+#include "pipe_argv.h"
+
+static int
+dpipe_domain_ours(const struct dpipe *d, const char *domain)
+{
+    size_t i;
+
+    if (d->conf.domains == NULL)
+        return domain[0] == '\0' ||
+               modmta_host_is_local_domain(d->host, domain);
+    for (i = 0; d->conf.domains[i] != NULL; i++)
+        if (modmta_domain_equal(d->conf.domains[i], domain))
+            return 1;
+    return 0;
+}
+
+static enum dpipe_kind
+dpipe_system_user(const char *user)
+{
+    struct passwd pw, *res = NULL;
+    char buf[16384], name[MODMTA_ADDR_LOCAL_MAX * 2 + 1];
+    size_t i;
+    int e;
+
+    for (i = 0; user[i] != '\0' && i + 1 < sizeof(name); i++)
+        name[i] = (char)tolower((unsigned char)user[i]);
+    name[i] = '\0';
+    e = getpwnam_r(name, &pw, buf, sizeof(buf), &res);
+    if (res != NULL)
+        return DPIPE_OK;
+    /* getpwnam_r(3): these also mean "no such user" */
+    if (e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM)
+        return DPIPE_UNKNOWN;
+    return DPIPE_TEMP;
+}
+
+/* "users" as a map: the address, the local part, then the user without
+ * its extension (Postfix's order). */
+static enum dpipe_kind
+dpipe_map_user(const struct dpipe *d, const char *rcpt,
+               const struct dpipe_rcpt *r)
+{
+    const char *keys[3] = { rcpt, r->mailbox, r->user };
+    size_t i;
+
+    for (i = 0; i < 3; i++) {
+        int rc = modmta_map_lookup(d->map, keys[i], NULL);
+
+        if (rc < 0)
+            return DPIPE_TEMP;
+        if (rc > 0)
+            return DPIPE_OK;
+    }
+    return DPIPE_UNKNOWN;
+}
+
+enum dpipe_kind
+dpipe_classify(const struct dpipe *d, const char *rcpt, struct dpipe_rcpt *r)
+{
+    modmta_addr a;
+
+    memset(r, 0, sizeof(*r));
+    if (pipe_alias_note_of(rcpt, r->note))
+        return d->conf.alias_commands ? DPIPE_ALIAS : DPIPE_NOT_OURS;
+    if (d->conf.command == NULL ||
+        modmta_addr_parse(rcpt, MODMTA_ADDR_NO_BRACKETS |
+                          MODMTA_ADDR_ALLOW_NODOMAIN | MODMTA_ADDR_UTF8,
+                          &a, NULL) < 0 ||
+        !dpipe_domain_ours(d, a.domain))
+        return DPIPE_NOT_OURS;
+    snprintf(r->mailbox, sizeof(r->mailbox), "%s", a.local);
+    snprintf(r->domain, sizeof(r->domain), "%s", a.domain);
+    if (pipe_split_local(a.local, d->conf.recipient_delimiter, r->user,
+                         sizeof(r->user), r->ext, sizeof(r->ext)) < 0)
+        return DPIPE_NOT_OURS;
+    if (d->system_users)
+        return dpipe_system_user(r->user);
+    if (d->map != NULL)
+        return dpipe_map_user(d, rcpt, r);
+    return DPIPE_OK;
+}

@@ -1,0 +1,429 @@
+/*
+ * store_maildir: the Maildir writer (maildir_write.h).
+ *
+ * Everything is done relative to the Maildir's directory descriptor,
+ * opened without following a symbolic link, so a link planted between
+ * two steps cannot redirect a write.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <modmta/err.h>
+
+#include "maildir_name.h"
+#include "maildir_write.h"
+#include "store_out.h"
+
+/* ---- the Maildir itself ---- */
+
+/* mkdirat mode 0700, chowned if we made it; 0 or an errno. */
+static int
+maildir_write_mkdir(int dfd, const char *name, const maildir_req *req)
+{
+    if (mkdirat(dfd, name, 0700) < 0)
+        return errno == EEXIST ? 0 : errno;
+    if (req->set_owner && fchownat(dfd, name, req->uid, req->gid,
+                                   AT_SYMLINK_NOFOLLOW) < 0)
+        return errno;
+    return 0;
+}
+
+/* fsync the directory holding path (its new entry made durable). 0 or an
+ * errno. */
+static int
+maildir_write_sync_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char parent[PATH_MAX];
+    int fd, e = 0;
+
+    if (slash == NULL)
+        snprintf(parent, sizeof(parent), ".");
+    else if ((size_t)(slash - path) >= sizeof(parent))
+        return ENAMETOOLONG;
+    else
+        snprintf(parent, sizeof(parent), "%.*s",
+                 slash == path ? 1 : (int)(slash - path), path);
+    fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    if (fsync(fd) < 0)
+        e = errno;
+    close(fd);
+    return e;
+}
+
+/* Open the Maildir (made if missing, with tmp/ new/ cur/). */
+static int
+maildir_write_open(const maildir_req *req, int *fd_r, char *why,
+                   size_t whylen)
+{
+    static const char *const subs[] = { "tmp", "new", "cur" };
+    struct stat st;
+    int fd, e, made;
+    size_t i;
+
+    made = mkdir(req->maildir, 0700) == 0;
+    e = !made && errno != EEXIST ? errno : 0;
+    if (e == 0 && made && req->set_owner &&
+        lchown(req->maildir, req->uid, req->gid) < 0)
+        e = errno;
+    if (e != 0) {
+        store_why(why, whylen, "cannot create Maildir %s: %s",
+                  req->maildir, strerror(e));
+        return modmta_err_from_errno(e);
+    }
+    fd = open(req->maildir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        e = errno;
+        store_why(why, whylen, "%s %s", e == ELOOP || e == ENOTDIR ?
+                  "not a directory:" : "cannot open Maildir",
+                  req->maildir);
+        return e == ELOOP || e == ENOTDIR ? MODMTA_E_PERM
+                                          : modmta_err_from_errno(e);
+    }
+    if (fstat(fd, &st) == 0 && req->set_owner && st.st_uid != req->uid) {
+        store_why(why, whylen, "Maildir %s is owned by uid %lu, "
+                  "not %lu", req->maildir, (unsigned long)st.st_uid,
+                  (unsigned long)req->uid);
+        close(fd);
+        return MODMTA_E_PERM;
+    }
+    for (i = 0, e = 0; e == 0 && i < sizeof(subs) / sizeof(subs[0]); i++)
+        e = maildir_write_mkdir(fd, subs[i], req);
+    if (e == 0 && made && req->fsync && fsync(fd) < 0)
+        e = errno;
+    if (e == 0 && made && req->fsync)
+        e = maildir_write_sync_parent(req->maildir);
+    if (e != 0) {
+        store_why(why, whylen, "cannot create Maildir %s: %s",
+                  req->maildir, strerror(e));
+        close(fd);
+        return modmta_err_from_errno(e);
+    }
+    *fd_r = fd;
+    return 0;
+}
+
+/* ---- after a crash: is the delivery there already? ---- */
+
+/* 1 if an entry of sub/ has the token (with unlink_them: remove each
+ * one, returning 0), 0 if none, <0 on error. */
+static int
+maildir_write_find(int mdfd, const char *sub, const char *token,
+                   int unlink_them)
+{
+    int fd = openat(mdfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                   O_CLOEXEC), found = 0;
+    struct dirent *de;
+    DIR *d;
+
+    if (fd < 0)
+        return MODMTA_E_IO;
+    d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return MODMTA_E_IO;
+    }
+    while (!found && (de = readdir(d)) != NULL) {
+        if (!maildir_name_has_token(de->d_name, token))
+            continue;
+        if (unlink_them)
+            unlinkat(dirfd(d), de->d_name, 0);
+        else
+            found = 1;
+    }
+    closedir(d);
+    return found;
+}
+
+/* The dedup check: any copy of the delivery in tmp/ removed (written
+ * in part, or linked into new/ by a writer killed before it could
+ * remove it), then the delivery looked for in new/ and in cur/ (a
+ * reader may have moved it there). */
+static int
+maildir_write_dedup(int mdfd, const char *token, const maildir_req *req,
+                    char *why, size_t whylen)
+{
+    int rc = maildir_write_find(mdfd, "tmp", token, 1);
+
+    if (rc == 0)
+        rc = maildir_write_find(mdfd, "new", token, 0);
+    if (rc == 0)
+        rc = maildir_write_find(mdfd, "cur", token, 0);
+    if (rc < 0)
+        store_why(why, whylen, "cannot read Maildir %s: %s",
+                  req->maildir, strerror(errno));
+    return rc;
+}
+
+/* ---- writing the message into tmp/ ---- */
+
+/* Our headers, then the message with CRLF turned into LF. */
+static int
+maildir_write_copy(store_out *o, const maildir_req *req, char *why,
+                   size_t whylen)
+{
+    FILE *in = fopen(req->message, "re");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+
+    if (in == NULL) {
+        store_why(why, whylen, "cannot open message %s: %s",
+                  req->message, strerror(errno));
+        return MODMTA_E_IO;
+    }
+    store_out_delivery_headers(o, req->sender, req->orcpt, req->rcpt);
+    while (o->err == 0 && (n = getline(&line, &cap, in)) > 0) {
+        if (n >= 2 && line[n - 2] == '\r' && line[n - 1] == '\n') {
+            line[n - 2] = '\n';
+            n--;
+        }
+        store_out_put(o, line, (size_t)n);
+    }
+    if (o->err == 0 && ferror(in)) {
+        store_why(why, whylen, "cannot read message %s: %s",
+                  req->message, strerror(errno));
+        rc = MODMTA_E_IO;
+    }
+    store_out_flush(o);
+    free(line);
+    fclose(in);
+    return rc;
+}
+
+/* Write tmp/<base> (tmpfd: tmp/): 0 with the sizes filled, or an error
+ * (the file is gone again). */
+static int
+maildir_write_tmp(int tmpfd, const char *tmp, const maildir_req *req,
+                  long long *size_r, long long *vsize_r, char *why,
+                  size_t whylen)
+{
+    store_out *o = malloc(sizeof(*o));
+    int rc, e = 0;
+
+    if (o == NULL)
+        return MODMTA_E_NOMEM;
+    store_out_start(o, openat(tmpfd, tmp, O_WRONLY | O_CREAT | O_EXCL |
+                                             O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (o->fd < 0) {
+        e = errno;
+        store_why(why, whylen, "cannot create %s/tmp/%s: %s",
+                  req->maildir, tmp, strerror(e));
+        free(o);
+        return modmta_err_from_errno(e);
+    }
+    if (req->set_owner && fchown(o->fd, req->uid, req->gid) < 0)
+        o->err = errno;
+    rc = maildir_write_copy(o, req, why, whylen);
+    if (rc == 0 && o->err == 0 && req->fsync && fsync(o->fd) < 0)
+        o->err = errno;
+    if (close(o->fd) < 0 && o->err == 0)
+        o->err = errno;
+    if (rc == 0 && o->err != 0) {
+        store_why(why, whylen, "cannot write %s/tmp/%s: %s",
+                  req->maildir, tmp, strerror(o->err));
+        rc = modmta_err_from_errno(o->err);
+    }
+    *size_r = o->total;
+    *vsize_r = o->total + o->lines;
+    free(o);
+    if (rc < 0)
+        unlinkat(tmpfd, tmp, 0);
+    return rc;
+}
+
+/* ---- quota ---- */
+
+/* 1 if a message of size octets would pass the user's quota, 0 if not,
+ * <0 on error. The file is rebuilt when it must be (maildir_quota.h). */
+static int
+maildir_write_quota_check(int mdfd, int tmpfd, const maildir_req *req,
+                          const char *base, long long size, char *why,
+                          size_t whylen)
+{
+    char tmpname[MAILDIR_NAME_MAX + 8];
+    maildir_usage u;
+    time_t mtime = 0;
+    int rc, rebuilt = 0;
+
+    snprintf(tmpname, sizeof(tmpname), "%s.quota", base);
+    rc = maildir_quota_read(mdfd, &req->quota, &u, &mtime);
+    if (rc > 0 && maildir_quota_over(&req->quota, &u, size) &&
+        time(NULL) - mtime > MAILDIR_QUOTA_STALE_S)
+        rc = 0; /* maybe mail was removed without the file knowing */
+    if (rc == 0) {
+        rc = maildir_quota_rebuild(mdfd, tmpfd, &req->quota, tmpname,
+                                   req->set_owner, req->uid, req->gid, &u);
+        rebuilt = 1;
+    }
+    if (rc < 0) {
+        store_why(why, whylen, "cannot %s %s/%s: %s",
+                  rebuilt ? "rebuild" : "read", req->maildir,
+                  MAILDIR_QUOTA_FILE, modmta_strerror(rc));
+        return rc;
+    }
+    if (!maildir_quota_over(&req->quota, &u, size))
+        return 1;
+    if (req->quota.count > 0 && u.count >= req->quota.count)
+        store_why(why, whylen, "mailbox full: %lld of %lld "
+                  "messages", u.count, req->quota.count);
+    else
+        store_why(why, whylen, "mailbox full: %lld of %lld octets "
+                  "used, the message has %lld", u.bytes,
+                  req->quota.bytes, size);
+    return 0;
+}
+
+int
+maildir_write_known_full(const char *maildir, const maildir_quota *q,
+                         long long size)
+{
+    maildir_usage u;
+    time_t mtime;
+    int fd, rc;
+
+    if (q->bytes == 0 && q->count == 0)
+        return 0;
+    fd = open(maildir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    rc = maildir_quota_read(fd, q, &u, &mtime);
+    close(fd);
+    return rc > 0 && maildir_quota_over(q, &u, size);
+}
+
+/* ---- delivery ---- */
+
+/* The directories a delivery writes in, each opened without following
+ * a symbolic link: whoever owns a Maildir could make tmp/ or new/ one,
+ * and a delivery running as root must not create or link files through
+ * it. */
+struct maildir_dirs {
+    int md, tmp, new;
+};
+
+/* tmp/<base> into new/<final>: a hard link, which never replaces a file;
+ * a rename where the file system has no hard links. */
+static int
+maildir_write_publish(const struct maildir_dirs *d, const char *base,
+                      const char *final)
+{
+    if (linkat(d->tmp, base, d->new, final, 0) == 0) {
+        unlinkat(d->tmp, base, 0);
+        return 0;
+    }
+    if (errno != EPERM && errno != ENOSYS && errno != EOPNOTSUPP)
+        return errno;
+    return renameat(d->tmp, base, d->new, final) == 0 ? 0 : errno;
+}
+
+/* With the Maildir open: dedup, write, quota, publish. */
+static int
+maildir_write_in(const struct maildir_dirs *d, const maildir_req *req,
+                 char *why, size_t whylen)
+{
+    char token[MAILDIR_TOKEN_MAX], base[MAILDIR_NAME_MAX];
+    char fin[MAILDIR_NAME_MAX];
+    long long size = 0, vsize = 0;
+    int quota = req->quota.bytes > 0 || req->quota.count > 0, rc, e;
+    struct timeval tv;
+
+    if (maildir_name_token(req->queue_id, req->rcpt, token,
+                           sizeof(token)) < 0) {
+        store_why(why, whylen, "queue ID too long");
+        return MODMTA_E_INVAL;
+    }
+    if (req->dedup) {
+        rc = maildir_write_dedup(d->md, token, req, why, whylen);
+        if (rc != 0)
+            return rc < 0 ? rc : MAILDIR_WRITE_DUPLICATE;
+    }
+    gettimeofday(&tv, NULL);
+    if (maildir_name_unique(&tv, getpid(), token, req->hostname, base,
+                            sizeof(base)) < 0) {
+        store_why(why, whylen, "host name too long for a file name");
+        return MODMTA_E_INVAL;
+    }
+    rc = maildir_write_tmp(d->tmp, base, req, &size, &vsize, why, whylen);
+    if (rc < 0)
+        return rc;
+    if (quota && (rc = maildir_write_quota_check(d->md, d->tmp, req, base,
+                                                 size, why, whylen)) <= 0) {
+        unlinkat(d->tmp, base, 0);
+        return rc < 0 ? rc : MAILDIR_WRITE_OVER_QUOTA;
+    }
+    if (maildir_name_final(base, size, vsize, fin, sizeof(fin)) < 0)
+        e = ENAMETOOLONG;
+    else
+        e = maildir_write_publish(d, base, fin);
+    if (e == 0 && req->fsync && fsync(d->new) < 0)
+        e = errno;
+    if (e != 0) {
+        store_why(why, whylen, "cannot move %s/tmp/%s into new/: %s",
+                  req->maildir, base, strerror(e));
+        unlinkat(d->tmp, base, 0);
+        return modmta_err_from_errno(e);
+    }
+    /* Counted after the fact, as Dovecot does: a crash in between leaves
+     * the file short by one message until it is next rebuilt. */
+    if (quota)
+        maildir_quota_add(d->md, size, 1);
+    return MAILDIR_WRITE_DONE;
+}
+
+/* Open sub/ of the Maildir into *fd_r. */
+static int
+maildir_write_open_sub(const maildir_req *req, int mdfd, const char *sub,
+                       int *fd_r, char *why, size_t whylen)
+{
+    int e;
+
+    *fd_r = openat(mdfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                  O_CLOEXEC);
+    if (*fd_r >= 0)
+        return 0;
+    e = errno;
+    if (e == ELOOP || e == ENOTDIR) {
+        store_why(why, whylen, "%s/%s is not a directory", req->maildir, sub);
+        return MODMTA_E_PERM;
+    }
+    store_why(why, whylen, "cannot open %s/%s: %s", req->maildir, sub,
+              strerror(e));
+    return modmta_err_from_errno(e);
+}
+
+int
+maildir_write(const maildir_req *req, char *why, size_t whylen)
+{
+    struct maildir_dirs d = { -1, -1, -1 };
+    int rc;
+
+    if (why != NULL && whylen > 0)
+        why[0] = '\0';
+    rc = maildir_write_open(req, &d.md, why, whylen);
+    if (rc == 0)
+        rc = maildir_write_open_sub(req, d.md, "tmp", &d.tmp, why, whylen);
+    if (rc == 0)
+        rc = maildir_write_open_sub(req, d.md, "new", &d.new, why, whylen);
+    if (rc == 0)
+        rc = maildir_write_in(&d, req, why, whylen);
+    if (d.new >= 0)
+        close(d.new);
+    if (d.tmp >= 0)
+        close(d.tmp);
+    if (d.md >= 0)
+        close(d.md);
+    return rc;
+}
