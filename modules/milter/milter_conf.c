@@ -109,32 +109,16 @@ milter_conf_socket(const char *s, struct sockaddr_storage *ss,
 long long
 milter_conf_duration(const json_t *v)
 {
-    static const struct { const char *unit; long long ms; } units[] = {
-        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", MILTER_HOUR_MS},
-        {"", 1000},
-    };
-    const char *s;
-    long long n = 0;
-    size_t digits;
+    long long ms;
 
     if (json_is_integer(v)) {
-        n = json_integer_value(v);
-        return n >= 1 && n <= 3600 ? n * 1000 : -1;
+        ms = json_integer_value(v);
+        return ms >= 1 && ms <= 3600 ? ms * 1000 : -1;
     }
-    if (!json_is_string(v))
+    if (!json_is_string(v) ||
+        modmta_parse_duration_ms(json_string_value(v), &ms) < 0)
         return -1;
-    s = json_string_value(v);
-    digits = strspn(s, "0123456789");
-    if (digits == 0 || digits > 9)
-        return -1;
-    for (size_t i = 0; i < digits; i++)
-        n = n * 10 + (s[i] - '0');
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-        if (strcmp(s + digits, units[i].unit) == 0) {
-            n *= units[i].ms;
-            return n >= 1 && n <= MILTER_HOUR_MS ? n : -1;
-        }
-    return -1;
+    return ms >= 1 && ms <= MILTER_HOUR_MS ? ms : -1;
 }
 
 static int
@@ -285,26 +269,29 @@ struct milter_conf_top {
     json_t *milters;
 };
 
-static const modmta_opt milter_conf_opts[] = {
-    {"milters", MODMTA_OPT_JSON, offsetof(struct milter_conf_top, milters),
-     MODMTA_OPT_REQUIRED},
-    {NULL, 0, 0, 0},
+static const modmta_option milter_conf_options[] = {
+    MODMTA_OPTION_JSON("milters", struct milter_conf_top, milters,
+                       MODMTA_OPT_REQUIRED),
+    MODMTA_OPTION_END
 };
 
+/* Every milter of the list; each one's first error is recorded, so
+ * --check-config lists them all. */
 static int
-milter_conf_list(const json_t *list, const char *base,
+milter_conf_list(const json_t *list, const modmta_host *host,
                  struct milter_conf *out, modmta_err *err_r)
 {
+    const char *base = modmta_host_path(host);
+    modmta_err one, more;
     char path[256];
     json_t *v;
     size_t i;
-    int r;
+    int r = 0;
 
     snprintf(path, sizeof(path), "%s.milters", base);
-    if (!json_is_array(list) || json_array_size(list) == 0) {
-        modmta_err_set(err_r, path, "expected a non-empty array of milters");
-        return MODMTA_E_CONFIG;
-    }
+    if (!json_is_array(list) || json_array_size(list) == 0)
+        return modmta_conf_error(host, err_r, path, "expected a non-empty "
+                                 "array of milters");
     out->milters = calloc(json_array_size(list), sizeof(*out->milters));
     if (out->milters == NULL) {
         modmta_err_set(err_r, path, "out of memory");
@@ -312,12 +299,14 @@ milter_conf_list(const json_t *list, const char *base,
     }
     json_array_foreach(list, i, v) {
         snprintf(path, sizeof(path), "%s.milters[%zu]", base, i);
-        r = milter_conf_one(v, path, &out->milters[i], err_r);
-        if (r < 0)
-            return r;
+        if (milter_conf_one(v, path, &out->milters[out->n], &one) < 0) {
+            r = modmta_conf_error(host, r < 0 ? &more : err_r, one.path,
+                                  "%s", one.msg);
+            continue;
+        }
         out->n++;
     }
-    return 0;
+    return r;
 }
 
 int
@@ -328,11 +317,11 @@ milter_conf_parse(const json_t *conf, const modmta_host *host,
     int r;
 
     memset(out, 0, sizeof(*out));
-    r = modmta_conf_parse(conf, host, milter_conf_opts, &top, err_r);
+    r = modmta_conf_parse_options(conf, host, milter_conf_options, &top,
+                                  err_r);
     if (r == 0)
-        r = milter_conf_list(top.milters, modmta_host_path(host), out,
-                             err_r);
-    modmta_conf_free(milter_conf_opts, &top);
+        r = milter_conf_list(top.milters, host, out, err_r);
+    modmta_conf_free_options(milter_conf_options, &top);
     if (r < 0)
         milter_conf_free(out);
     return r;

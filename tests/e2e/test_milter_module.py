@@ -486,6 +486,17 @@ class MilterModuleTest(harness.TestCase):
                 capture_output=True, text=True, timeout=60)
             self.assertNotEqual(r.returncode, 0, bad)
             self.assertIn('$.modules[0].' + path, r.stdout + r.stderr)
+        # every milter's error is listed
+        d.overrides['modules'][0]['milters'] = [
+            {'socket': 'inet:127.0.0.1:25', 'default_action': 'x'},
+            {'socket': 'unix:relative'}]
+        d.write_config()
+        r = harness.subprocess.run(
+            [harness.MODMTA, '--check-config', '-c', d.conf],
+            capture_output=True, text=True, timeout=60)
+        self.assertIn('$.modules[0].milters[0].default_action',
+                      r.stdout + r.stderr)
+        self.assertIn('$.modules[0].milters[1].socket', r.stdout + r.stderr)
 
 
 if __name__ == '__main__':
