@@ -417,6 +417,12 @@ class MilterModuleTest(harness.TestCase):
                              r'packet" default_action=tempfail')
         m = self.failing({'M': [fm.replycode('250 fine')]})
         self.assert_refused(self.start([m]), 'mail', 451)
+        # a negotiation modmta cannot accept: protocol version 1
+        m = self.milter(version=1)
+        d = self.start([m])
+        self.assert_refused(d, 'mail', 451)
+        self.assertIn('milter=fake0 error="malformed option negotiation"',
+                      d.log_text())
 
     def test_disconnect_mid_message(self):
         for default, code in (('tempfail', 451), ('reject', 550)):
