@@ -13,7 +13,8 @@ libssl-dev libhiredis-dev libcmocka-dev redis-server redis-tools python3 swaks
 libnet-ssleay-perl openssl util-linux procps libcrypt-dev sasl2-bin fetchmail
 libunbound-dev dnsmasq-base python3-dnspython
 dovecot-core dovecot-lmtpd dovecot-imapd dovecot-pop3d procmail libidn2-dev
-mandoc groff-base man-db systemd s-nail passwd"
+mandoc groff-base man-db systemd s-nail passwd
+opendkim opendkim-tools opendmarc"
 
 install_deps() {
     missing=""

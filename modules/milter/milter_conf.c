@@ -1,0 +1,335 @@
+/* milter: the module's configuration (milter_conf.h). */
+#include <arpa/inet.h>
+#include <stddef.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include <modmta/conf.h>
+#include <modmta/err.h>
+
+#include "milter_conf.h"
+#include "milter_proto.h"
+
+#define MILTER_HOUR_MS (3600LL * 1000)
+
+static const struct {
+    const char *name;
+    uint32_t flag;
+} milter_steps[] = {
+    {"connect", MILTER_P_NOCONNECT}, {"helo", MILTER_P_NOHELO},
+    {"mail", MILTER_P_NOMAIL},       {"rcpt", MILTER_P_NORCPT},
+    {"data", MILTER_P_NODATA},       {"header", MILTER_P_NOHDRS},
+    {"eoh", MILTER_P_NOEOH},         {"body", MILTER_P_NOBODY},
+};
+
+static const char *const milter_defaults[] = {
+    [MILTER_DEFAULT_TEMPFAIL] = "tempfail",
+    [MILTER_DEFAULT_ACCEPT] = "accept",
+    [MILTER_DEFAULT_REJECT] = "reject",
+};
+
+/* path + "." + key, or path + key when key is "[N]" or starts with a
+ * dot; cut short rather than overflow. */
+static void
+milter_conf_key(char *out, size_t n, const char *path, const char *key)
+{
+    int r = snprintf(out, n, key[0] == '[' || key[0] == '.' ? "%s%s"
+                                                              : "%s.%s",
+                     path, key);
+
+    (void)r;
+}
+
+static int
+milter_conf_port(const char *s, in_port_t *port_r)
+{
+    char *end;
+    long p = strtol(s, &end, 10);
+
+    if (*s < '0' || *s > '9' || *end != '\0' || p < 1 || p > 65535)
+        return -1;
+    *port_r = htons((uint16_t)p);
+    return 0;
+}
+
+int
+milter_conf_socket(const char *s, struct sockaddr_storage *ss,
+                   socklen_t *len_r)
+{
+    char host[64];
+    const char *colon, *port;
+
+    memset(ss, 0, sizeof(*ss));
+    if (strncmp(s, "unix:", 5) == 0) {
+        struct sockaddr_un *un = (struct sockaddr_un *)ss;
+
+        if (s[5] != '/' || strlen(s + 5) >= sizeof(un->sun_path))
+            return -1;
+        un->sun_family = AF_UNIX;
+        strcpy(un->sun_path, s + 5);
+        *len_r = sizeof(*un);
+        return 0;
+    }
+    if (strncmp(s, "inet:", 5) == 0) {
+        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+        colon = strrchr(s + 5, ':');
+        if (colon == NULL || (size_t)(colon - s - 5) >= sizeof(host))
+            return -1;
+        memcpy(host, s + 5, (size_t)(colon - s - 5));
+        host[colon - s - 5] = '\0';
+        in->sin_family = AF_INET;
+        if (inet_pton(AF_INET, host, &in->sin_addr) != 1 ||
+            milter_conf_port(colon + 1, &in->sin_port) < 0)
+            return -1;
+        *len_r = sizeof(*in);
+        return 0;
+    }
+    if (strncmp(s, "inet6:[", 7) == 0) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+        port = strstr(s + 7, "]:");
+        if (port == NULL || (size_t)(port - s - 7) >= sizeof(host))
+            return -1;
+        memcpy(host, s + 7, (size_t)(port - s - 7));
+        host[port - s - 7] = '\0';
+        in6->sin6_family = AF_INET6;
+        if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1 ||
+            milter_conf_port(port + 2, &in6->sin6_port) < 0)
+            return -1;
+        *len_r = sizeof(*in6);
+        return 0;
+    }
+    return -1;
+}
+
+long long
+milter_conf_duration(const json_t *v)
+{
+    long long ms;
+
+    if (json_is_integer(v)) {
+        ms = json_integer_value(v);
+        return ms >= 1 && ms <= 3600 ? ms * 1000 : -1;
+    }
+    if (!json_is_string(v) ||
+        modmta_parse_duration_ms(json_string_value(v), &ms) < 0)
+        return -1;
+    return ms >= 1 && ms <= MILTER_HOUR_MS ? ms : -1;
+}
+
+static int
+milter_conf_timeouts(const json_t *t, const char *path, struct milter_spec *m,
+                     modmta_err *err_r)
+{
+    char kpath[512];
+    const char *key;
+    json_t *v;
+    long long ms;
+
+    if (!json_is_object(t)) {
+        modmta_err_set(err_r, path, "expected an object");
+        return MODMTA_E_CONFIG;
+    }
+    json_object_foreach((json_t *)t, key, v) {
+        int *slot = strcmp(key, "connect") == 0   ? &m->connect_ms
+                    : strcmp(key, "command") == 0 ? &m->command_ms
+                    : strcmp(key, "message") == 0 ? &m->message_ms
+                                                  : NULL;
+
+        milter_conf_key(kpath, sizeof(kpath), path, key[0] ? key : "");
+        if (slot == NULL) {
+            modmta_err_set(err_r, kpath, "unknown key (connect, command, "
+                           "message)");
+            return MODMTA_E_CONFIG;
+        }
+        ms = milter_conf_duration(v);
+        if (ms < 0) {
+            modmta_err_set(err_r, kpath, "expected a time from 1ms to 1h "
+                           "(\"500ms\", \"30s\", \"5m\", or an integer of "
+                           "seconds)");
+            return MODMTA_E_CONFIG;
+        }
+        *slot = (int)ms;
+    }
+    return 0;
+}
+
+static int
+milter_conf_steps(const json_t *a, const char *path, struct milter_spec *m,
+                  modmta_err *err_r)
+{
+    size_t i, j, nsteps = sizeof(milter_steps) / sizeof(milter_steps[0]);
+    json_t *v;
+
+    if (!json_is_array(a)) {
+        modmta_err_set(err_r, path, "expected an array of steps");
+        return MODMTA_E_CONFIG;
+    }
+    for (j = 0; j < nsteps; j++)
+        m->steps_off |= milter_steps[j].flag;
+    json_array_foreach(a, i, v) {
+        for (j = 0; j < nsteps; j++)
+            if (json_is_string(v) &&
+                strcmp(json_string_value(v), milter_steps[j].name) == 0)
+                break;
+        if (j == nsteps) {
+            char kpath[512];
+
+            char idx[32];
+
+            snprintf(idx, sizeof(idx), "[%zu]", i);
+            milter_conf_key(kpath, sizeof(kpath), path, idx);
+            modmta_err_set(err_r, kpath, "expected one of connect, helo, "
+                           "mail, rcpt, data, header, eoh, body");
+            return MODMTA_E_CONFIG;
+        }
+        m->steps_off &= ~milter_steps[j].flag;
+    }
+    return 0;
+}
+
+static int
+milter_conf_default(const json_t *v, const char *path, struct milter_spec *m,
+                    modmta_err *err_r)
+{
+    for (size_t i = 0; i < sizeof(milter_defaults) / sizeof(*milter_defaults);
+         i++)
+        if (json_is_string(v) &&
+            strcmp(json_string_value(v), milter_defaults[i]) == 0) {
+            m->def = (enum milter_default)i;
+            return 0;
+        }
+    modmta_err_set(err_r, path, "expected \"tempfail\", \"accept\" or "
+                   "\"reject\"");
+    return MODMTA_E_CONFIG;
+}
+
+static int
+milter_conf_one(const json_t *o, const char *path, struct milter_spec *m,
+                modmta_err *err_r)
+{
+    char kpath[512];
+    const char *key, *sock = NULL;
+    json_t *v;
+    int r = 0;
+
+    m->connect_ms = 30000;
+    m->command_ms = 30000;
+    m->message_ms = 300000;
+    m->def = MILTER_DEFAULT_TEMPFAIL;
+    if (!json_is_object(o)) {
+        modmta_err_set(err_r, path, "expected an object with a \"socket\"");
+        return MODMTA_E_CONFIG;
+    }
+    json_object_foreach((json_t *)o, key, v) {
+        milter_conf_key(kpath, sizeof(kpath), path, key[0] ? key : "");
+        if (strcmp(key, "socket") == 0) {
+            sock = json_string_value(v);
+            if (sock == NULL ||
+                milter_conf_socket(sock, &m->addr, &m->addrlen) < 0) {
+                modmta_err_set(err_r, kpath, "expected \"inet:ADDRESS:PORT\","
+                               " \"inet6:[ADDRESS]:PORT\" or \"unix:/path\"");
+                return MODMTA_E_CONFIG;
+            }
+        } else if (strcmp(key, "name") == 0) {
+            if (!json_is_string(v) || json_string_length(v) == 0 ||
+                json_string_length(v) >= sizeof(m->name)) {
+                modmta_err_set(err_r, kpath, "expected a non-empty string");
+                return MODMTA_E_CONFIG;
+            }
+            snprintf(m->name, sizeof(m->name), "%s", json_string_value(v));
+        } else if (strcmp(key, "timeouts") == 0) {
+            r = milter_conf_timeouts(v, kpath, m, err_r);
+        } else if (strcmp(key, "default_action") == 0) {
+            r = milter_conf_default(v, kpath, m, err_r);
+        } else if (strcmp(key, "protocol_steps") == 0) {
+            r = milter_conf_steps(v, kpath, m, err_r);
+        } else {
+            modmta_err_set(err_r, kpath, "unknown key");
+            return MODMTA_E_CONFIG;
+        }
+        if (r < 0)
+            return r;
+    }
+    if (sock == NULL) {
+        milter_conf_key(kpath, sizeof(kpath), path, ".socket");
+        modmta_err_set(err_r, kpath, "required");
+        return MODMTA_E_CONFIG;
+    }
+    if (m->name[0] == '\0')
+        snprintf(m->name, sizeof(m->name), "%s", sock);
+    return 0;
+}
+
+struct milter_conf_top {
+    json_t *milters;
+};
+
+static const modmta_option milter_conf_options[] = {
+    MODMTA_OPTION_JSON("milters", struct milter_conf_top, milters,
+                       MODMTA_OPT_REQUIRED),
+    MODMTA_OPTION_END
+};
+
+/* Every milter of the list; each one's first error is recorded, so
+ * --check-config lists them all. */
+static int
+milter_conf_list(const json_t *list, const modmta_host *host,
+                 struct milter_conf *out, modmta_err *err_r)
+{
+    const char *base = modmta_host_path(host);
+    modmta_err one, more;
+    char path[256];
+    json_t *v;
+    size_t i;
+    int r = 0;
+
+    snprintf(path, sizeof(path), "%s.milters", base);
+    if (!json_is_array(list) || json_array_size(list) == 0)
+        return modmta_conf_error(host, err_r, path, "expected a non-empty "
+                                 "array of milters");
+    out->milters = calloc(json_array_size(list), sizeof(*out->milters));
+    if (out->milters == NULL) {
+        modmta_err_set(err_r, path, "out of memory");
+        return MODMTA_E_NOMEM;
+    }
+    json_array_foreach(list, i, v) {
+        snprintf(path, sizeof(path), "%s.milters[%zu]", base, i);
+        if (milter_conf_one(v, path, &out->milters[out->n], &one) < 0) {
+            r = modmta_conf_error(host, r < 0 ? &more : err_r, one.path,
+                                  "%s", one.msg);
+            continue;
+        }
+        out->n++;
+    }
+    return r;
+}
+
+int
+milter_conf_parse(const json_t *conf, const modmta_host *host,
+                  struct milter_conf *out, modmta_err *err_r)
+{
+    struct milter_conf_top top = {0};
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    r = modmta_conf_parse_options(conf, host, milter_conf_options, &top,
+                                  err_r);
+    if (r == 0)
+        r = milter_conf_list(top.milters, host, out, err_r);
+    modmta_conf_free_options(milter_conf_options, &top);
+    if (r < 0)
+        milter_conf_free(out);
+    return r;
+}
+
+void
+milter_conf_free(struct milter_conf *c)
+{
+    free(c->milters);
+    memset(c, 0, sizeof(*c));
+}

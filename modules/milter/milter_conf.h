@@ -1,0 +1,53 @@
+/*
+ * milter: the module's configuration.
+ *   {"module": "milter", "milters": [{"socket": "inet:127.0.0.1:8891",
+ *     "name": "opendkim", "timeouts": {"connect": "30s", "command": "30s",
+ *     "message": "5m"}, "default_action": "tempfail",
+ *     "protocol_steps": ["connect", "helo", ...]}]}
+ */
+#ifndef MILTER_CONF_H
+#define MILTER_CONF_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <jansson.h>
+
+#include <modmta/module.h>
+
+/* What a dead, slow or misbehaving milter's step counts as. */
+enum milter_default {
+    MILTER_DEFAULT_TEMPFAIL = 0,
+    MILTER_DEFAULT_ACCEPT = 1,
+    MILTER_DEFAULT_REJECT = 2,
+};
+
+struct milter_spec {
+    char name[128];                /* for the log; default the socket */
+    struct sockaddr_storage addr;  /* inet:, inet6: or unix: */
+    socklen_t addrlen;
+    int connect_ms;
+    int command_ms;
+    int message_ms;                /* body chunks and end of message */
+    enum milter_default def;
+    uint32_t steps_off;            /* MILTER_P_NO* never sent */
+};
+
+struct milter_conf {
+    struct milter_spec *milters;
+    size_t n;
+};
+
+/* 0, or MODMTA_E_CONFIG / MODMTA_E_NOMEM with err_r naming the key. */
+int milter_conf_parse(const json_t *conf, const modmta_host *host,
+                      struct milter_conf *out, modmta_err *err_r);
+void milter_conf_free(struct milter_conf *c);
+
+/* "inet:HOST:PORT", "inet6:[ADDR]:PORT", "unix:/path": 0 or -1. Host
+ * names are not resolved (a numeric address). */
+int milter_conf_socket(const char *s, struct sockaddr_storage *ss,
+                       socklen_t *len_r);
+/* "500ms", "30s", "5m", "1h" or an integer of seconds: milliseconds, or
+ * -1 when malformed or not 1 ms to 1 h. */
+long long milter_conf_duration(const json_t *v);
+
+#endif

@@ -1,0 +1,362 @@
+/* Unit tests of the milter module: the codec, the configuration, reply
+ * codes and header values, and the hooks against a milter played by a
+ * thread of this test over a UNIX socket (accept, reject, outage). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <modmta/modmta.h>
+
+#include <fake.h>
+#include "milter_codec.h"
+#include "milter_conf.h"
+#include "milter_proto.h"
+#include "milter_session.h"
+
+extern const modmta_module modmta_descriptor;
+
+/* ---- codec ---- */
+
+static void
+test_codec_roundtrip(void **state)
+{
+    struct milter_buf b = {0};
+    struct milter_rd rd;
+    const char *s;
+    uint32_t v;
+
+    (void)state;
+    assert_int_equal(milter_pkt_begin(&b, MILTER_C_HEADER), 0);
+    assert_int_equal(milter_pkt_str(&b, "Subject"), 0);
+    assert_int_equal(milter_pkt_u32(&b, 0x01020304), 0);
+    milter_pkt_end(&b);
+    assert_int_equal(milter_pkt_empty(&b, MILTER_C_EOH), 0);
+    assert_int_equal(b.len, 4 + 1 + 8 + 4 + 4 + 1);
+    assert_memory_equal(b.data, "\0\0\0\15L", 5);
+    assert_memory_equal(b.data + 17, "\0\0\0\1N", 5);
+    assert_int_equal(milter_pkt_length(b.data, MILTER_PACKET_MAX), 13);
+
+    rd.p = b.data + 5;
+    rd.left = 12;
+    assert_int_equal(milter_rd_str(&rd, &s), 0);
+    assert_string_equal(s, "Subject");
+    assert_int_equal(milter_rd_u32(&rd, &v), 0);
+    assert_int_equal(v, 0x01020304);
+    assert_int_equal(milter_rd_u32(&rd, &v), -1);
+    milter_buf_free(&b);
+}
+
+static void
+test_codec_malformed(void **state)
+{
+    unsigned char zero[4] = {0, 0, 0, 0}, huge[4] = {0x7f, 0xff, 0xff, 0xff};
+    struct milter_rd rd = {.p = (const unsigned char *)"no nul", .left = 6};
+    const char *s;
+
+    (void)state;
+    assert_int_equal(milter_pkt_length(zero, MILTER_PACKET_MAX), -1);
+    assert_int_equal(milter_pkt_length(huge, MILTER_PACKET_MAX), -1);
+    assert_int_equal(milter_rd_str(&rd, &s), -1);
+}
+
+/* ---- configuration ---- */
+
+static void
+test_conf_sockets_and_durations(void **state)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    json_t *v;
+
+    (void)state;
+    assert_int_equal(milter_conf_socket("inet:127.0.0.1:8891", &ss, &len), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(milter_conf_socket("inet6:[::1]:8891", &ss, &len), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(milter_conf_socket("unix:/run/x.sock", &ss, &len), 0);
+    assert_int_equal(ss.ss_family, AF_UNIX);
+    assert_int_equal(milter_conf_socket("inet:localhost:25", &ss, &len), -1);
+    assert_int_equal(milter_conf_socket("inet:127.0.0.1:0", &ss, &len), -1);
+    assert_int_equal(milter_conf_socket("inet6:::1:25", &ss, &len), -1);
+    assert_int_equal(milter_conf_socket("unix:rel", &ss, &len), -1);
+    assert_int_equal(milter_conf_socket("8891@127.0.0.1", &ss, &len), -1);
+
+    v = json_string("500ms");
+    assert_int_equal(milter_conf_duration(v), 500);
+    json_decref(v);
+    v = json_string("5m");
+    assert_int_equal(milter_conf_duration(v), 300000);
+    json_decref(v);
+    v = json_integer(30);
+    assert_int_equal(milter_conf_duration(v), 30000);
+    json_decref(v);
+    v = json_string("2h");
+    assert_int_equal(milter_conf_duration(v), -1);
+    json_decref(v);
+    v = json_string("0s");
+    assert_int_equal(milter_conf_duration(v), -1);
+    json_decref(v);
+}
+
+static void
+test_conf_errors(void **state)
+{
+    modmta_host *h = modmta_test_host_new("milter", NULL);
+
+    (void)state;
+    modmta_test_create_fails_with(&modmta_descriptor, "{}", h,
+                                  "$.modules[0]", "milters");
+    modmta_test_create_fails(&modmta_descriptor, "{\"milters\": []}", h,
+                             "$.modules[0].milters");
+    modmta_test_create_fails(&modmta_descriptor,
+                             "{\"milters\": [{\"name\": \"x\"}]}", h,
+                             "$.modules[0].milters[0].socket");
+    modmta_test_create_fails(
+        &modmta_descriptor,
+        "{\"milters\": [{\"socket\": \"inet:127.0.0.1:1\", "
+        "\"timeouts\": {\"read\": \"1s\"}}]}",
+        h, "$.modules[0].milters[0].timeouts.read");
+    modmta_test_create_fails(
+        &modmta_descriptor,
+        "{\"milters\": [{\"socket\": \"inet:127.0.0.1:1\", "
+        "\"protocol_steps\": [\"unknown\"]}]}",
+        h, "$.modules[0].milters[0].protocol_steps[0]");
+    modmta_test_create_fails(&modmta_descriptor,
+                             "{\"milters\": [{\"socket\": \"inet:127.0.0.1:1"
+                             "\"}], \"extra\": 1}",
+                             h, "$.modules[0].extra");
+    modmta_test_host_free(h);
+}
+
+/* ---- replies and header values ---- */
+
+static void
+test_replycode(void **state)
+{
+    modmta_host *h = modmta_test_host_new("milter", NULL);
+    modmta_ctx *ctx = modmta_test_ctx_new(h, "192.0.2.1");
+    char one[] = "550 5.7.1 go away";
+    char multi[] = "451-4.7.1 first\r\n451 4.7.1 second";
+    char bad[] = "250 fine";
+    char mixed[] = "550-5.7.1 a\r\n451 4.7.1 b";
+    const char *text;
+
+    (void)state;
+    modmta_test_enter(ctx, MODMTA_PHASE_RCPT, &modmta_descriptor, NULL);
+    assert_int_equal(milter_replycode(ctx, one), MODMTA_REJECT);
+    assert_int_equal(modmta_test_reply_code(ctx), 550);
+    assert_string_equal(modmta_test_reply_esc(ctx), "5.7.1");
+    assert_string_equal(modmta_test_reply_text(ctx), "go away");
+    assert_int_equal(milter_replycode(ctx, multi), MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_lines(ctx, &text), 2);
+    assert_string_equal(text, "first\nsecond");
+    assert_int_equal(milter_replycode(ctx, bad), -1);
+    assert_int_equal(milter_replycode(ctx, mixed), -1);
+    modmta_test_ctx_free(ctx);
+    modmta_test_host_free(h);
+}
+
+static void
+test_header_value(void **state)
+{
+    char *v;
+
+    (void)state;
+    v = milter_header_value(0, "a=1;\n\tb=2");
+    assert_string_equal(v, "a=1;\r\n\tb=2");
+    free(v);
+    /* a line break without white space after it stays in this header */
+    v = milter_header_value(0, "x\r\nBcc: victim@example.net");
+    assert_string_equal(v, "x\r\n\tBcc: victim@example.net");
+    free(v);
+    v = milter_header_value(MILTER_P_HDR_LEADSPC, " spaced");
+    assert_string_equal(v, "spaced");
+    free(v);
+}
+
+/* ---- hooks against a milter thread ---- */
+
+struct fake {
+    char path[108];
+    int lfd;
+    int mail_reply; /* reply code to MAIL */
+    pthread_t thread;
+};
+
+static int
+read_full(int fd, unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t r = read(fd, p, n);
+
+        if (r <= 0)
+            return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static void
+send_pkt(int fd, int code, const void *data, size_t n)
+{
+    unsigned char hdr[5] = {(unsigned char)((n + 1) >> 24),
+                            (unsigned char)((n + 1) >> 16),
+                            (unsigned char)((n + 1) >> 8),
+                            (unsigned char)(n + 1), (unsigned char)code};
+
+    assert_true(write(fd, hdr, 5) == 5);
+    if (n > 0)
+        assert_true(write(fd, data, n) == (ssize_t)n);
+}
+
+static void *
+fake_serve(void *arg)
+{
+    struct fake *f = arg;
+    unsigned char hdr[4], buf[65536];
+    int fd = accept(f->lfd, NULL, NULL);
+    uint32_t n;
+
+    while (fd >= 0 && read_full(fd, hdr, 4) == 0) {
+        n = (uint32_t)hdr[0] << 24 | hdr[1] << 16 | hdr[2] << 8 | hdr[3];
+        if (n == 0 || n > sizeof(buf) || read_full(fd, buf, n) < 0)
+            break;
+        if (buf[0] == MILTER_C_OPTNEG) {
+            unsigned char o[12] = {0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0};
+
+            send_pkt(fd, MILTER_C_OPTNEG, o, sizeof(o));
+        } else if (buf[0] == MILTER_C_QUIT) {
+            break;
+        } else if (buf[0] == MILTER_C_MAIL) {
+            send_pkt(fd, f->mail_reply, NULL, 0);
+        } else if (buf[0] != MILTER_C_MACRO && buf[0] != MILTER_C_ABORT) {
+            send_pkt(fd, MILTER_R_CONTINUE, NULL, 0);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+static void
+fake_start(struct fake *f, int mail_reply)
+{
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+
+    snprintf(f->path, sizeof(f->path), "/tmp/test_milter.%d.sock",
+             (int)getpid());
+    unlink(f->path);
+    snprintf(un.sun_path, sizeof(un.sun_path), "%s", f->path);
+    f->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(f->lfd >= 0);
+    assert_int_equal(bind(f->lfd, (struct sockaddr *)&un, sizeof(un)), 0);
+    assert_int_equal(listen(f->lfd, 1), 0);
+    f->mail_reply = mail_reply;
+    assert_int_equal(pthread_create(&f->thread, NULL, fake_serve, f), 0);
+}
+
+static void
+fake_stop(struct fake *f)
+{
+    pthread_join(f->thread, NULL);
+    close(f->lfd);
+    unlink(f->path);
+}
+
+/* A session through connect, HELO and MAIL; the verdict of MAIL. */
+static modmta_verdict
+run_session(const char *conf, int *code_r)
+{
+    modmta_host *h = modmta_test_host_new("milter", "localhost", NULL);
+    void *inst = modmta_test_create_ok(&modmta_descriptor, conf, h);
+    modmta_ctx *ctx = modmta_test_ctx_new(h, "192.0.2.1");
+    modmta_verdict v;
+
+    modmta_test_enter(ctx, MODMTA_PHASE_CONNECT, &modmta_descriptor, inst);
+    assert_int_equal(modmta_descriptor.on_connect(inst, ctx),
+                     MODMTA_CONTINUE);
+    modmta_test_enter(ctx, MODMTA_PHASE_HELO, &modmta_descriptor, inst);
+    assert_int_equal(modmta_descriptor.on_helo(inst, ctx, "client.test"),
+                     MODMTA_CONTINUE);
+    modmta_test_set_sender(ctx, "QID1", "alice@example.org");
+    modmta_test_enter(ctx, MODMTA_PHASE_MAIL, &modmta_descriptor, inst);
+    v = modmta_descriptor.on_mail(inst, ctx, "alice@example.org");
+    *code_r = modmta_test_reply_code(ctx);
+    /* QUIT, through the session data */
+    modmta_test_release(&modmta_descriptor, inst, ctx, h);
+    return v;
+}
+
+static void
+test_hooks_accept_reject(void **state)
+{
+    struct fake f;
+    char conf[256];
+    int code;
+
+    (void)state;
+    fake_start(&f, MILTER_R_ACCEPT);
+    snprintf(conf, sizeof(conf), "{\"milters\": [{\"socket\": \"unix:%s\"}]}",
+             f.path);
+    /* ACCEPT is no claim: CONTINUE */
+    assert_int_equal(run_session(conf, &code), MODMTA_CONTINUE);
+    fake_stop(&f);
+
+    fake_start(&f, MILTER_R_REJECT);
+    assert_int_equal(run_session(conf, &code), MODMTA_REJECT);
+    assert_int_equal(code, 550);
+    fake_stop(&f);
+}
+
+static void
+test_hooks_outage(void **state)
+{
+    int code;
+
+    (void)state;
+    unlink("/tmp/test_milter.none.sock");
+    assert_int_equal(run_session("{\"milters\": [{\"socket\": "
+                                 "\"unix:/tmp/test_milter.none.sock\"}]}",
+                                 &code),
+                     MODMTA_TEMPFAIL);
+    assert_int_equal(code, 451);
+    assert_int_equal(run_session("{\"milters\": [{\"socket\": "
+                                 "\"unix:/tmp/test_milter.none.sock\", "
+                                 "\"default_action\": \"accept\"}]}",
+                                 &code),
+                     MODMTA_CONTINUE);
+    assert_int_equal(run_session("{\"milters\": [{\"socket\": "
+                                 "\"unix:/tmp/test_milter.none.sock\", "
+                                 "\"default_action\": \"reject\"}]}",
+                                 &code),
+                     MODMTA_REJECT);
+    assert_int_equal(code, 550);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_codec_roundtrip),
+        cmocka_unit_test(test_codec_malformed),
+        cmocka_unit_test(test_conf_sockets_and_durations),
+        cmocka_unit_test(test_conf_errors),
+        cmocka_unit_test(test_replycode),
+        cmocka_unit_test(test_header_value),
+        cmocka_unit_test(test_hooks_accept_reject),
+        cmocka_unit_test(test_hooks_outage),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
