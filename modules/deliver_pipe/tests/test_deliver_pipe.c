@@ -228,6 +228,15 @@ test_claims_users(void **state)
     claims(fx, "sales@example.com", MODMTA_ACCEPT, "command");
     claims(fx, "sales@localhost", MODMTA_CONTINUE, NULL);
     claims(fx, "bob@example.com", MODMTA_CONTINUE, NULL);
+    /* the core's recipient_delimiter, unless the instance has its own */
+    assert_int_equal(modmta_test_host_set_delimiter(fx->host, "+"), 0);
+    create(fx, "{" CMD ", \"users\": {\"help\": \"\"}}");
+    claims(fx, "help+x@example.com", MODMTA_ACCEPT, "command");
+    create(fx, "{" CMD ", \"recipient_delimiter\": \"-\", \"users\": "
+               "{\"help\": \"\"}}");
+    claims(fx, "help+x@example.com", MODMTA_CONTINUE, NULL);
+    claims(fx, "help-x@example.com", MODMTA_ACCEPT, "command");
+    assert_int_equal(modmta_test_host_set_delimiter(fx->host, NULL), 0);
 }
 
 /* A client naming an alias command recipient itself gets it refused;
