@@ -195,6 +195,9 @@ chain_build(const struct config *cfg, int is_root, struct config_errors *errs)
         if (ch->shared == NULL)
             config_errors_add(errs, err.path, "%s", err.msg);
         if (ch->core_host != NULL) {
+            if (modmta_host_set_recipient_delimiter(
+                    ch->core_host, cfg->recipient_delimiter) < 0)
+                config_errors_add(errs, "$", "out of memory");
             modmta_host_set_net(ch->core_host, ch->dns, ch->own, ch->nown);
             modmta_host_set_shared(ch->core_host, ch->shared);
         }
@@ -320,7 +323,11 @@ chain_add(struct chain *ch, const struct config *cfg, int is_root, size_t i,
     ci = &ch->insts[ch->ninsts];
     ci->host = modmta_host_new(name, path, cfg->hostname, cfg->spool,
                                cfg->local_domains, is_root);
-    if (ci->host == NULL) {
+    if (ci->host == NULL ||
+        modmta_host_set_recipient_delimiter(ci->host,
+                                            cfg->recipient_delimiter) < 0) {
+        modmta_host_free(ci->host);
+        ci->host = NULL;
         config_errors_add(errs, path, "out of memory");
         return -1;
     }

@@ -93,9 +93,9 @@ static const struct config_num config_queue_nums[] = {
 
 static const char *const config_top_keys[] = {
     "hostname", "user", "run_as_root", "daemonize", "pid_file", "spool",
-    "control_socket", "module_path", "local_domains", "log", "limits",
-    "smtp", "queue", "dns", "tls", "redis", "listen", "modules",
-    "local_submission", NULL
+    "control_socket", "module_path", "local_domains", "recipient_delimiter",
+    "log", "limits", "smtp", "queue", "dns", "tls", "redis", "listen",
+    "modules", "local_submission", NULL
 };
 static const char *const config_local_keys[] = {
     "socket", "maildrop", "domain", "pickup_interval", NULL
@@ -804,6 +804,31 @@ config_load_domains(struct config_loader *ld, const json_t *root)
     }
 }
 
+/* Characters that cannot cut a local part: letters and digits (names),
+ * what RFC 5322 gives a meaning (quotes, specials), and '.', the
+ * Maildir++ folder separator. */
+#define CONFIG_DELIM_MAX 8
+static void
+config_load_delimiter(struct config_loader *ld, const json_t *root)
+{
+    const char *d;
+    size_t i;
+
+    if (config_str(ld, root, "$", "recipient_delimiter", NULL,
+                   &ld->cfg->recipient_delimiter) == 0 ||
+        (d = ld->cfg->recipient_delimiter) == NULL)
+        return;
+    for (i = 0; d[i] != '\0'; i++)
+        if (!isgraph((unsigned char)d[i]) || isalnum((unsigned char)d[i]) ||
+            strchr("@\"\\.()<>,;:[]", d[i]) != NULL)
+            break;
+    if (i == 0 || d[i] != '\0' || i > CONFIG_DELIM_MAX)
+        config_err(ld, "$.recipient_delimiter", "expected 1 to %d "
+                   "delimiter characters (\"+\", \"+-\"): no letter, "
+                   "digit, space, control character or any of "
+                   "@ \" \\ . ( ) < > , ; : [ ]", CONFIG_DELIM_MAX);
+}
+
 static void
 config_load_log(struct config_loader *ld, const json_t *root)
 {
@@ -1355,6 +1380,7 @@ config_load(const char *path, struct config_errors *errs)
         config_load_paths(&ld, root);
         config_load_domains(&ld, root);
         config_load_local(&ld, root);
+        config_load_delimiter(&ld, root);
         config_load_log(&ld, root);
         config_load_nums(&ld, root, "limits", config_limits_nums,
                          &cfg->limits);
@@ -1401,6 +1427,7 @@ config_free(struct config *cfg)
     config_strlist_free(cfg->dns.servers);
     free(cfg->dns.trust_anchor);
     config_strlist_free(cfg->local_domains);
+    free(cfg->recipient_delimiter);
     config_strlist_free(cfg->module_path);
     free(cfg->local.socket);
     free(cfg->local.maildrop);

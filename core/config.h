@@ -101,6 +101,7 @@ struct config {
     char *pid_file;                /* NULL: none */
     char **module_path;            /* NULL-terminated */
     char **local_domains;          /* NULL-terminated, lower case */
+    char *recipient_delimiter;     /* NULL: none */
     int log_level;                 /* MODMTA_LOG_* */
     int log_syslog;                /* "log": {"syslog": true} */
     char *log_facility;            /* "mail" */

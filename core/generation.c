@@ -47,7 +47,8 @@ generation_from_config(struct config *cfg, int is_root,
     g->refs = 1;
     g->host = modmta_host_new("core", "$", cfg->hostname, cfg->spool,
                               cfg->local_domains, is_root);
-    if (g->host == NULL)
+    if (g->host == NULL || modmta_host_set_recipient_delimiter(
+                              g->host, cfg->recipient_delimiter) < 0)
         config_errors_add(errs, "$", "out of memory");
     if (cfg->tls.cert != NULL)
         g->tls = tls_ctx_new(&cfg->tls, errs);

@@ -112,6 +112,7 @@ test_default(void **state)
     assert_false(cfg->run_as_root);
     assert_false(cfg->daemonize);
     assert_null(cfg->pid_file);
+    assert_null(cfg->recipient_delimiter);
     assert_string_equal(cfg->spool, "./var/spool");
     assert_string_equal(cfg->control_socket, "./var/spool/control.sock");
     assert_string_equal(cfg->module_path[0], MODMTA_MODULEDIR);
@@ -192,6 +193,7 @@ test_full(void **state)
 
     (void)state;
     assert_string_equal(cfg->hostname, "Mail.Example.com");
+    assert_string_equal(cfg->recipient_delimiter, "+-");
     assert_string_equal(cfg->user, "modmta");
     assert_false(cfg->run_as_root);
     assert_true(cfg->daemonize);
@@ -436,6 +438,9 @@ test_names(void **state)
         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx/control.sock\" is "
         "longer than 107 bytes, the limit of a socket path",
+        "$.recipient_delimiter: expected 1 to 8 delimiter characters "
+        "(\"+\", \"+-\"): no letter, digit, space, control character or "
+        "any of @ \" \\ . ( ) < > , ; : [ ]",
         "$.redis.address: \"redis.sock\": expected \"IP:port\", "
         "\"[IPv6]:port\" or the absolute path of a socket",
         NULL

@@ -33,6 +33,7 @@ struct alias_conf {
     modmta_map *map;
     int allow_commands;
     int allow_files;
+    int propagate_extension;
 };
 
 struct alias {
@@ -48,12 +49,18 @@ struct alias_exp {
     const char *rcpt;   /* the recipient being expanded */
     const char *domain; /* its domain, "" when it has none */
     size_t ntargets;
+    /* Found without its extension: the delimiter and the extension,
+     * given on to local targets ("" when found as is). */
+    char delim;
+    char ext[MODMTA_ADDR_LOCAL_MAX * 2 + 1];
 };
 
 static const modmta_option alias_opts[] = {
     MODMTA_OPTION_MAP("map", struct alias_conf, map, MODMTA_OPT_REQUIRED),
     MODMTA_OPTION_BOOL("allow_commands", struct alias_conf, allow_commands, 0),
     MODMTA_OPTION_BOOL("allow_files", struct alias_conf, allow_files, 0),
+    MODMTA_OPTION_BOOL("propagate_extension", struct alias_conf,
+                       propagate_extension, 0),
     MODMTA_OPTION_END
 };
 
@@ -132,6 +139,8 @@ alias_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
         return NULL;
     }
     a->host = host;
+    /* Postfix's propagate_unmatched_extensions leaves alias out by default */
+    a->c.propagate_extension = 0;
     if (modmta_conf_parse_options(conf, host, alias_opts, &a->c, err_r) < 0) {
         free(a);
         return NULL;
@@ -221,6 +230,27 @@ alias_parse(const char *s, modmta_addr *addr)
     return rc == 0 && *end != '\0' ? MODMTA_E_INVAL : rc;
 }
 
+/* "user+ext" found as "user": a local target "bob" becomes "bob+ext"
+ * (Postfix's propagate_unmatched_extensions), unless it has an
+ * extension of its own. */
+static int
+alias_target_extension(const struct alias_exp *e, modmta_addr *addr)
+{
+    const char *delims = modmta_host_recipient_delimiter(e->a->host);
+    size_t n = strlen(addr->local);
+
+    if (e->ext[0] == '\0' || !e->a->c.propagate_extension ||
+        (addr->domain[0] != '\0' &&
+         !modmta_host_is_local_domain(e->a->host, addr->domain)) ||
+        strpbrk(addr->local, delims) != NULL)
+        return 0;
+    if (n + 1 + strlen(e->ext) > MODMTA_ADDR_LOCAL_MAX)
+        return MODMTA_E_LIMIT;
+    snprintf(addr->local + n, sizeof(addr->local) - n, "%c%s", e->delim,
+             e->ext);
+    return 0;
+}
+
 /* item as a canonical address into buf: "user" is qualified with the
  * domain being expanded; a domain-less local part holding an '@'
  * ("\"x@evil.test\"") is refused, as later splits would see a domain. */
@@ -241,6 +271,8 @@ alias_target(struct alias_exp *e, const char *item, char *buf, size_t len)
         if (rc >= 0)
             rc = alias_parse(buf, &addr);
     }
+    if (rc >= 0)
+        rc = alias_target_extension(e, &addr);
     if (rc >= 0)
         rc = modmta_addr_format(&addr, buf, len);
     return rc < 0 ? rc : 0;
@@ -489,11 +521,33 @@ alias_owner(struct alias_exp *e, const char *local)
     return modmta_rcpt_rewrite_sender(e->ctx, buf);
 }
 
+/* The alias of local: as is (an exact entry wins), else without its
+ * extension (recipient_delimiter), kept in e. 1, 0, or <0. */
+static int
+alias_lookup(struct alias_exp *e, const char *local, char **value_r)
+{
+    char base[MODMTA_ADDR_LOCAL_MAX * 2 + 1];
+    int r = modmta_map_lookup(e->a->c.map, local, value_r);
+
+    if (r != 0 ||
+        modmta_addr_split_extension(local,
+                                    modmta_host_recipient_delimiter(
+                                        e->a->host),
+                                    base, sizeof(base), e->ext,
+                                    sizeof(e->ext)) != 1)
+        return r;
+    e->delim = local[strlen(base)];
+    r = modmta_map_lookup(e->a->c.map, base, value_r);
+    if (r <= 0)
+        e->ext[0] = '\0';
+    return r;
+}
+
 static modmta_verdict
 alias_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
 {
     struct alias *a = inst;
-    struct alias_exp e = {a, ctx, rcpt, "", 0};
+    struct alias_exp e = {a, ctx, rcpt, "", 0, '\0', ""};
     modmta_addr addr;
     char *value = NULL;
     modmta_verdict v;
@@ -507,13 +561,15 @@ alias_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
         !modmta_host_is_local_domain(a->host, addr.domain))
         return MODMTA_CONTINUE;
     e.domain = addr.domain;
-    r = modmta_map_lookup(a->c.map, addr.local, &value);
+    r = alias_lookup(&e, addr.local, &value);
     if (r < 0)
         return alias_tempfail(&e, modmta_strerror(r));
     if (r == 0)
         return MODMTA_CONTINUE;
     v = alias_expand(&e, value);
     modmta_free(value);
+    if (e.ext[0] != '\0') /* the list's name: its owner is owner-NAME */
+        addr.local[strlen(addr.local) - strlen(e.ext) - 1] = '\0';
     if (v == MODMTA_ACCEPT && (r = alias_owner(&e, addr.local)) < 0)
         return alias_tempfail(&e, modmta_strerror(r));
     return v;

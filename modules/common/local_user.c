@@ -122,19 +122,13 @@ local_user_account(const char *name, uid_t *uid_r, gid_t *gid_r)
     return LOCAL_USER_TEMP;
 }
 
-enum local_user_kind
-local_users_classify(const local_users *lu, const char *rcpt, local_user *u)
+/* Who local part name (safe, lower case) is under the "users" rule. */
+static enum local_user_kind
+local_users_lookup(const local_users *lu, local_user *u)
 {
-    const char *at = strrchr(rcpt, '@');
-    size_t llen = at ? (size_t)(at - rcpt) : strlen(rcpt);
     enum local_user_kind k;
     int rc;
 
-    memset(u, 0, sizeof(*u));
-    if (!local_users_is_local(lu, at ? at + 1 : ""))
-        return LOCAL_USER_NOT_OURS;
-    if (!local_user_safe_name(rcpt, llen, u->name))
-        return LOCAL_USER_BAD_NAME;
     switch (lu->source) {
     case LOCAL_USER_SYSTEM:
         k = local_user_account(u->name, &u->uid, &u->gid);
@@ -148,6 +142,46 @@ local_users_classify(const local_users *lu, const char *rcpt, local_user *u)
     default:
         return LOCAL_USER_OK;
     }
+}
+
+/* "user+ext": the whole local part when "users" knows it (an exact
+ * entry wins, as in Postfix; "any" has no entries, so the extension is
+ * always cut), else the user before the recipient_delimiter. */
+enum local_user_kind
+local_users_classify(const local_users *lu, const char *rcpt, local_user *u)
+{
+    const char *at = strrchr(rcpt, '@');
+    size_t llen = at ? (size_t)(at - rcpt) : strlen(rcpt);
+    char local[MODMTA_ADDR_LOCAL_MAX * 2 + 1], base[sizeof(local)];
+    char ext[sizeof(local)];
+    enum local_user_kind k;
+
+    memset(u, 0, sizeof(*u));
+    if (!local_users_is_local(lu, at ? at + 1 : ""))
+        return LOCAL_USER_NOT_OURS;
+    if (llen >= sizeof(local))
+        return LOCAL_USER_BAD_NAME;
+    memcpy(local, rcpt, llen);
+    local[llen] = '\0';
+    if (modmta_addr_split_extension(local,
+                                    modmta_host_recipient_delimiter(lu->host),
+                                    base, sizeof(base), ext,
+                                    sizeof(ext)) != 1) {
+        if (!local_user_safe_name(local, llen, u->name))
+            return LOCAL_USER_BAD_NAME;
+        return local_users_lookup(lu, u);
+    }
+    if (lu->source != LOCAL_USER_ANY &&
+        local_user_safe_name(local, llen, u->name)) {
+        k = local_users_lookup(lu, u);
+        if (k != LOCAL_USER_UNKNOWN)
+            return k;
+        memset(u, 0, sizeof(*u));
+    }
+    if (!local_user_safe_name(base, strlen(base), u->name))
+        return LOCAL_USER_BAD_NAME;
+    snprintf(u->ext, sizeof(u->ext), "%s", ext);
+    return local_users_lookup(lu, u);
 }
 
 const char *

@@ -38,6 +38,9 @@ typedef struct local_users {
 
 typedef struct local_user {
     char name[MODMTA_ADDR_LOCAL_MAX + 1]; /* lower case: the file name */
+    /* The address extension cut off name (recipient_delimiter), as
+     * written: "" when none. Not checked: not safe as a file name. */
+    char ext[MODMTA_ADDR_LOCAL_MAX * 2 + 1];
     int has_pw;                           /* uid and gid are the account's */
     uid_t uid;
     gid_t gid;
@@ -49,7 +52,9 @@ int local_users_init(local_users *lu, const json_t *users, char **domains,
                      const modmta_host *host, modmta_err *err_r);
 void local_users_free(local_users *lu);
 
-/* Classify rcpt ("user@domain" or "user") and fill u. */
+/* Classify rcpt ("user@domain" or "user") and fill u: with the host's
+ * recipient_delimiter, "user+ext" is the user "user+ext" when "users"
+ * knows it (an exact entry wins), else "user" with u->ext "ext". */
 enum local_user_kind local_users_classify(const local_users *lu,
                                           const char *rcpt, local_user *u);
 

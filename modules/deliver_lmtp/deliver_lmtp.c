@@ -33,6 +33,7 @@ struct dlmtp {
     struct dlmtp_conf conf;
     char dest[256];     /* "lmtp:unix:/path": modmta_dlv_route's 255 */
     struct xfer_conf x;
+    const char *delims; /* the host's recipient_delimiter */
 };
 
 static const modmta_option dlmtp_opts[] = {
@@ -123,6 +124,7 @@ dlmtp_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
         return NULL;
     }
     c = &d->conf;
+    d->delims = modmta_host_recipient_delimiter(host);
     c->connection_cache = 1;
     c->connect_timeout = 30;
     c->command_timeout = 300;
@@ -166,20 +168,37 @@ dlmtp_mine(const struct dlmtp *d, modmta_ctx *ctx, const char *rcpt)
     return 0;
 }
 
-/* Is rcpt in the users map, by its address, then its local part?
- * 1, 0, or <0 on a lookup error. */
+/* key in the users map, then key without its extension (an exact entry
+ * wins). 1, 0, or <0 on a lookup error. */
+static int
+dlmtp_user_lookup(const struct dlmtp *d, const char *key)
+{
+    char base[MODMTA_ADDR_PATH_MAX * 2], ext[MODMTA_ADDR_PATH_MAX * 2];
+    int rc = modmta_map_lookup(d->conf.users, key, NULL);
+
+    if (rc != 0 ||
+        modmta_addr_split_extension(key,
+                                    d->delims, base, sizeof(base), ext,
+                                    sizeof(ext)) != 1)
+        return rc;
+    return modmta_map_lookup(d->conf.users, base, NULL);
+}
+
+/* Is rcpt in the users map, by its address, then its local part (each
+ * as is, then without its extension: Postfix's order)? 1, 0, or <0 on
+ * a lookup error. */
 static int
 dlmtp_user_known(const struct dlmtp *d, const char *rcpt)
 {
     const char *at = strrchr(rcpt, '@');
     char local[256];
-    int rc = modmta_map_lookup(d->conf.users, rcpt, NULL);
+    int rc = dlmtp_user_lookup(d, rcpt);
 
     if (rc != 0 || at == NULL || (size_t)(at - rcpt) >= sizeof(local))
         return rc;
     memcpy(local, rcpt, (size_t)(at - rcpt));
     local[at - rcpt] = '\0';
-    return modmta_map_lookup(d->conf.users, local, NULL);
+    return dlmtp_user_lookup(d, local);
 }
 
 /* At RCPT: the recipients this instance delivers are claimed, so that a

@@ -23,25 +23,22 @@
 #include "pipe_alias.h"
 #include "pipe_argv.h"
 
-static const modmta_opt dpipe_opts[] = {
-    { "command", MODMTA_OPT_STRLIST, offsetof(struct dpipe_conf, command),
-      0 },
-    { "user", MODMTA_OPT_STRING, offsetof(struct dpipe_conf, user), 0 },
-    { "domains", MODMTA_OPT_STRLIST, offsetof(struct dpipe_conf, domains),
-      0 },
-    { "users", MODMTA_OPT_JSON, offsetof(struct dpipe_conf, users), 0 },
-    { "recipient_delimiter", MODMTA_OPT_STRING,
-      offsetof(struct dpipe_conf, recipient_delimiter), 0 },
-    { "time_limit", MODMTA_OPT_INT, offsetof(struct dpipe_conf, time_limit),
-      0 },
-    { "size_limit", MODMTA_OPT_INT, offsetof(struct dpipe_conf, size_limit),
-      0 },
-    { "headers", MODMTA_OPT_BOOL, offsetof(struct dpipe_conf, headers), 0 },
-    { "from_line", MODMTA_OPT_BOOL, offsetof(struct dpipe_conf, from_line),
-      0 },
-    { "alias_commands", MODMTA_OPT_BOOL,
-      offsetof(struct dpipe_conf, alias_commands), 0 },
-    { NULL, 0, 0, 0 },
+static const modmta_option dpipe_opts[] = {
+    MODMTA_OPTION_STRLIST("command", struct dpipe_conf, command, 0),
+    MODMTA_OPTION_STRING("user", struct dpipe_conf, user, 0),
+    MODMTA_OPTION_STRLIST("domains", struct dpipe_conf, domains, 0),
+    MODMTA_OPTION_JSON("users", struct dpipe_conf, users, 0),
+    MODMTA_OPTION_STRING("recipient_delimiter", struct dpipe_conf,
+                         recipient_delimiter, 0),
+    MODMTA_OPTION_SECONDS("time_limit", struct dpipe_conf, time_limit, 0, 1,
+                          DPIPE_TIME_LIMIT_MAX),
+    MODMTA_OPTION_SIZE("size_limit", struct dpipe_conf, size_limit, 0, 0,
+                       LLONG_MAX),
+    MODMTA_OPTION_BOOL("headers", struct dpipe_conf, headers, 0),
+    MODMTA_OPTION_BOOL("from_line", struct dpipe_conf, from_line, 0),
+    MODMTA_OPTION_BOOL("alias_commands", struct dpipe_conf, alias_commands,
+                       0),
+    MODMTA_OPTION_END
 };
 
 /* ---- configuration ---- */
@@ -75,7 +72,7 @@ dpipe_destroy(void *inst)
         return;
     if (d->map != NULL)
         modmta_map_close(d->map);
-    modmta_conf_free(dpipe_opts, &d->conf);
+    modmta_conf_free_options(dpipe_opts, &d->conf);
     free(d);
 }
 
@@ -218,13 +215,10 @@ dpipe_conf_domains(struct dpipe *d, modmta_err *err_r)
 }
 
 static int
-dpipe_conf_limits(struct dpipe *d, modmta_err *err_r)
+dpipe_conf_delimiter(struct dpipe *d, modmta_err *err_r)
 {
     const char *rd = d->conf.recipient_delimiter;
 
-    if (d->conf.time_limit < 1 || d->conf.time_limit > DPIPE_TIME_LIMIT_MAX)
-        return dpipe_err(d->host, err_r, "time_limit", "%s", "expected "
-                         "seconds from 1 to 86400");
     if (rd != NULL && (*rd == '\0' || strlen(rd) > 8 ||
                        strpbrk(rd, "@\"\\ ") != NULL))
         return dpipe_err(d->host, err_r, "recipient_delimiter", "%s",
@@ -245,12 +239,13 @@ dpipe_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
     d->host = host;
     d->conf.time_limit = 1000; /* Postfix's command_time_limit */
     d->conf.headers = 1;
-    if (modmta_conf_parse(conf, host, dpipe_opts, &d->conf, err_r) < 0 ||
+    if (modmta_conf_parse_options(conf, host, dpipe_opts, &d->conf,
+                                  err_r) < 0 ||
         dpipe_conf_command(d, err_r) < 0 ||
         dpipe_conf_account(d, err_r) < 0 ||
         dpipe_conf_users(d, err_r) < 0 ||
         dpipe_conf_domains(d, err_r) < 0 ||
-        dpipe_conf_limits(d, err_r) < 0) {
+        dpipe_conf_delimiter(d, err_r) < 0) {
         dpipe_destroy(d);
         return NULL;
     }

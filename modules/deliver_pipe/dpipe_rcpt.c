@@ -63,6 +63,15 @@ dpipe_map_user(const struct dpipe *d, const char *rcpt,
     return DPIPE_UNKNOWN;
 }
 
+/* The instance's "recipient_delimiter", else the core's. */
+static const char *
+dpipe_delimiter(const struct dpipe *d)
+{
+    return d->conf.recipient_delimiter != NULL
+               ? d->conf.recipient_delimiter
+               : modmta_host_recipient_delimiter(d->host);
+}
+
 enum dpipe_kind
 dpipe_classify(const struct dpipe *d, const char *rcpt, struct dpipe_rcpt *r)
 {
@@ -79,8 +88,9 @@ dpipe_classify(const struct dpipe *d, const char *rcpt, struct dpipe_rcpt *r)
         return DPIPE_NOT_OURS;
     snprintf(r->mailbox, sizeof(r->mailbox), "%s", a.local);
     snprintf(r->domain, sizeof(r->domain), "%s", a.domain);
-    if (pipe_split_local(a.local, d->conf.recipient_delimiter, r->user,
-                         sizeof(r->user), r->ext, sizeof(r->ext)) < 0)
+    if (modmta_addr_split_extension(a.local, dpipe_delimiter(d), r->user,
+                                    sizeof(r->user), r->ext,
+                                    sizeof(r->ext)) < 0)
         return DPIPE_NOT_OURS;
     if (d->system_users)
         return dpipe_system_user(r->user);

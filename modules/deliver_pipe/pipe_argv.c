@@ -197,24 +197,3 @@ pipe_env_new(const struct pipe_vars *v)
     }
     return out;
 }
-
-int
-pipe_split_local(const char *local, const char *delims, char *user,
-                 size_t ulen, char *ext, size_t elen)
-{
-    size_t cut = delims != NULL && *delims != '\0' ? strcspn(local, delims)
-                                                   : strlen(local);
-    const char *rest = local[cut] != '\0' ? local + cut + 1 : "";
-
-    /* "+foo" alone is a user name, not an empty user with an extension */
-    if (cut == 0) {
-        cut = strlen(local);
-        rest = "";
-    }
-    if (cut >= ulen || strlen(rest) >= elen)
-        return -1;
-    memcpy(user, local, cut);
-    user[cut] = '\0';
-    memcpy(ext, rest, strlen(rest) + 1);
-    return 0;
-}

@@ -47,10 +47,4 @@ char **pipe_env_new(const struct pipe_vars *v);
 
 void pipe_strv_free(char **v);
 
-/* Split a local part at the first delimiter character (any of delims;
- * NULL or "" for none) into user and extension, as Postfix's
- * recipient_delimiter. -1 when it does not fit. */
-int pipe_split_local(const char *local, const char *delims, char *user,
-                     size_t ulen, char *ext, size_t elen);
-
 #endif

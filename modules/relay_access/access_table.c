@@ -23,6 +23,7 @@ struct access_table {
     modmta_reload *file;       /* file: tables, re-read on change */
     modmta_map *map;           /* the other tables */
     int checked_values;        /* values were checked when read */
+    const char *delims;        /* the host's recipient_delimiter */
 };
 
 static const char *const access_tags[] = {"connect", "from", "to"};
@@ -585,6 +586,7 @@ access_table_open(const json_t *spec, const modmta_host *host,
         free(t);
         return NULL;
     }
+    t->delims = host != NULL ? modmta_host_recipient_delimiter(host) : "";
     return t;
 }
 
@@ -775,9 +777,25 @@ access_table_client(access_table *t, const char *name, const char *ip,
     return access_done(rc, r);
 }
 
+/* key, then (with a recipient_delimiter) key without its extension:
+ * Postfix's "user+foo@domain, user@domain" and "user+foo@, user@". */
+static int
+access_try_user(modmta_map *m, access_tag tag, const char *key,
+                const char *delims, access_result *r)
+{
+    char base[ACCESS_KEY_MAX], ext[ACCESS_KEY_MAX];
+    int rc = access_try_both(m, tag, key, r);
+
+    if (rc != 0 || modmta_addr_split_extension(key, delims, base,
+                                               sizeof(base), ext,
+                                               sizeof(ext)) != 1)
+        return rc;
+    return access_try_both(m, tag, base, r);
+}
+
 static int
 access_address(modmta_map *m, access_tag tag, const char *addr,
-               access_result *r)
+               const char *delims, access_result *r)
 {
     char full[ACCESS_KEY_MAX], local[ACCESS_KEY_MAX];
     const char *at;
@@ -791,14 +809,14 @@ access_address(modmta_map *m, access_tag tag, const char *addr,
     n = strlen(full);
     if (n > 1 && full[n - 1] == '.')
         full[n - 1] = '\0';
-    if ((rc = access_try_both(m, tag, full, r)) != 0)
+    if ((rc = access_try_user(m, tag, full, delims, r)) != 0)
         return rc;
     at = strrchr(full, '@');
     if (at != NULL && (rc = access_try_domain(m, tag, at + 1, r)) != 0)
         return rc;
     snprintf(local, sizeof(local), "%.*s@",
              (int)(at != NULL ? (size_t)(at - full) : strlen(full)), full);
-    rc = access_try_both(m, tag, local, r);
+    rc = access_try_user(m, tag, local, delims, r);
     r->user_key = rc == 1;
     return rc;
 }
@@ -811,7 +829,7 @@ access_table_address(access_table *t, access_tag tag, const char *addr,
     int rc;
 
     access_result_clear(r);
-    rc = access_address(m, tag, addr, r);
+    rc = access_address(m, tag, addr, t->delims, r);
     access_map_release(t, m);
     return access_done(rc, r);
 }

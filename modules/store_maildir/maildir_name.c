@@ -106,3 +106,24 @@ maildir_name_size(const char *name)
     }
     return -1;
 }
+
+int
+maildir_folder_name(const char *ext, char *out)
+{
+    size_t i;
+
+    for (i = 0; ext[i] != '\0'; i++) {
+        char c = ext[i];
+
+        if (i >= MAILDIR_FOLDER_MAX)
+            return 0;
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        else if (!(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9') &&
+                 c != '-' && c != '_')
+            return 0;
+        out[i] = c;
+    }
+    out[i] = '\0';
+    return i > 0;
+}

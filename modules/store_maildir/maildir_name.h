@@ -23,6 +23,8 @@
 #define MAILDIR_TOKEN_MAX 84
 /* Room for a whole name (NAME_MAX). */
 #define MAILDIR_NAME_MAX 256
+/* The longest folder name an address extension may give. */
+#define MAILDIR_FOLDER_MAX 64
 
 /* The token of a delivery: "Q<queue_id>R<hash of rcpt>"; the recipient
  * is hashed lower-cased (FNV-1a, 64 bits). Octets of the queue ID other
@@ -47,5 +49,12 @@ int maildir_name_has_token(const char *name, const char *token);
 
 /* The size a name carries as ",S=<n>" before any ":", or -1. */
 long long maildir_name_size(const char *name);
+
+/* The Maildir++ folder for an address extension: 1 with the name, lower
+ * case, in out (room for MAILDIR_FOLDER_MAX + 1) when ext is 1 to
+ * MAILDIR_FOLDER_MAX letters, digits, '-' or '_'; else 0 (deliver into
+ * INBOX): nothing an extension holds may name another directory ("..",
+ * "/"), a hidden file, a sub-folder ('.') or odd octets. */
+int maildir_folder_name(const char *ext, char *out);
 
 #endif

@@ -311,7 +311,9 @@ maildir_write_known_full(const char *maildir, const maildir_quota *q,
  * and a delivery running as root must not create or link files through
  * it. */
 struct maildir_dirs {
-    int md, tmp, new;
+    int md;  /* the Maildir: maildirsize */
+    int box; /* the mailbox: md, or a folder's ".<name>" in it */
+    int tmp, new;
 };
 
 /* tmp/<base> into new/<final>: a hard link, which never replaces a file;
@@ -346,7 +348,7 @@ maildir_write_in(const struct maildir_dirs *d, const maildir_req *req,
         return MODMTA_E_INVAL;
     }
     if (req->dedup) {
-        rc = maildir_write_dedup(d->md, token, req, why, whylen);
+        rc = maildir_write_dedup(d->box, token, req, why, whylen);
         if (rc != 0)
             return rc < 0 ? rc : MAILDIR_WRITE_DUPLICATE;
     }
@@ -404,25 +406,78 @@ maildir_write_open_sub(const maildir_req *req, int mdfd, const char *sub,
     return modmta_err_from_errno(e);
 }
 
+/* The folder's directory (Maildir++: ".<folder>" with tmp/ new/ cur/
+ * and an empty "maildirfolder" file, made if missing) into *fd_r; the
+ * name was checked by the caller (maildir_folder_name). */
+static int
+maildir_write_open_folder(const maildir_req *req, int mdfd, int *fd_r,
+                          char *why, size_t whylen)
+{
+    static const char *const subs[] = { "tmp", "new", "cur" };
+    char name[MAILDIR_FOLDER_MAX + 2];
+    struct stat st;
+    size_t i;
+    int e, rc, fd;
+
+    snprintf(name, sizeof(name), ".%s", req->folder);
+    e = maildir_write_mkdir(mdfd, name, req);
+    if (e != 0) {
+        store_why(why, whylen, "cannot create folder %s/%s: %s",
+                  req->maildir, name, strerror(e));
+        return modmta_err_from_errno(e);
+    }
+    rc = maildir_write_open_sub(req, mdfd, name, fd_r, why, whylen);
+    if (rc < 0)
+        return rc;
+    if (req->set_owner && fstat(*fd_r, &st) == 0 && st.st_uid != req->uid) {
+        store_why(why, whylen, "folder %s/%s is owned by uid %lu, not %lu",
+                  req->maildir, name, (unsigned long)st.st_uid,
+                  (unsigned long)req->uid);
+        return MODMTA_E_PERM;
+    }
+    for (i = 0, e = 0; e == 0 && i < sizeof(subs) / sizeof(subs[0]); i++)
+        e = maildir_write_mkdir(*fd_r, subs[i], req);
+    fd = e == 0 ? openat(*fd_r, "maildirfolder", O_WRONLY | O_CREAT |
+                         O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
+    if (e == 0 && fd < 0)
+        e = errno;
+    if (fd >= 0 && req->set_owner && fchown(fd, req->uid, req->gid) < 0)
+        e = errno;
+    if (fd >= 0)
+        close(fd);
+    if (e != 0) {
+        store_why(why, whylen, "cannot create folder %s/%s: %s",
+                  req->maildir, name, strerror(e));
+        return modmta_err_from_errno(e);
+    }
+    return 0;
+}
+
 int
 maildir_write(const maildir_req *req, char *why, size_t whylen)
 {
-    struct maildir_dirs d = { -1, -1, -1 };
+    struct maildir_dirs d = { -1, -1, -1, -1 };
     int rc;
 
     if (why != NULL && whylen > 0)
         why[0] = '\0';
     rc = maildir_write_open(req, &d.md, why, whylen);
+    if (rc == 0 && req->folder != NULL)
+        rc = maildir_write_open_folder(req, d.md, &d.box, why, whylen);
+    else
+        d.box = d.md;
     if (rc == 0)
-        rc = maildir_write_open_sub(req, d.md, "tmp", &d.tmp, why, whylen);
+        rc = maildir_write_open_sub(req, d.box, "tmp", &d.tmp, why, whylen);
     if (rc == 0)
-        rc = maildir_write_open_sub(req, d.md, "new", &d.new, why, whylen);
+        rc = maildir_write_open_sub(req, d.box, "new", &d.new, why, whylen);
     if (rc == 0)
         rc = maildir_write_in(&d, req, why, whylen);
     if (d.new >= 0)
         close(d.new);
     if (d.tmp >= 0)
         close(d.tmp);
+    if (d.box >= 0 && d.box != d.md)
+        close(d.box);
     if (d.md >= 0)
         close(d.md);
     return rc;

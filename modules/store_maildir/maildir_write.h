@@ -22,6 +22,8 @@ enum {
 
 typedef struct maildir_req {
     const char *maildir;  /* the Maildir (made, with tmp/ new/ cur/) */
+    const char *folder;   /* NULL: INBOX; else a Maildir++ folder name
+                           * that maildir_folder_name() accepted */
     const char *message;  /* spooled message, CRLF line ends */
     const char *sender;   /* envelope sender, "" for <> */
     const char *rcpt;     /* written as Delivered-To */

@@ -17,6 +17,7 @@
 
 #include "local_user.h"
 #include "store_result.h"
+#include "maildir_name.h"
 #include "maildir_quota.h"
 #include "maildir_write.h"
 
@@ -26,11 +27,14 @@ struct store_maildir_conf {
     int fsync;
     char **domains;
     char *owner;
-    json_t *quota;
+    long long quota;
     long long quota_messages;
     json_t *quotas;
-    char *over_quota;
+    int over_quota; /* STORE_MAILDIR_BOUNCE or _DEFER */
+    int extension_folders;
 };
+
+enum { STORE_MAILDIR_BOUNCE = 0, STORE_MAILDIR_DEFER = 1 };
 
 struct store_maildir {
     struct store_maildir_conf conf;
@@ -45,26 +49,23 @@ struct store_maildir {
     const modmta_host *host;
 };
 
-static const modmta_opt store_maildir_opts[] = {
-    { "directory", MODMTA_OPT_STRING,
-      offsetof(struct store_maildir_conf, directory), MODMTA_OPT_REQUIRED },
-    { "users", MODMTA_OPT_JSON, offsetof(struct store_maildir_conf, users),
-      0 },
-    { "fsync", MODMTA_OPT_BOOL, offsetof(struct store_maildir_conf, fsync),
-      0 },
-    { "domains", MODMTA_OPT_STRLIST,
-      offsetof(struct store_maildir_conf, domains), 0 },
-    { "owner", MODMTA_OPT_STRING, offsetof(struct store_maildir_conf, owner),
-      0 },
-    { "quota", MODMTA_OPT_JSON, offsetof(struct store_maildir_conf, quota),
-      0 },
-    { "quota_messages", MODMTA_OPT_INT,
-      offsetof(struct store_maildir_conf, quota_messages), 0 },
-    { "quotas", MODMTA_OPT_JSON, offsetof(struct store_maildir_conf, quotas),
-      0 },
-    { "over_quota", MODMTA_OPT_STRING,
-      offsetof(struct store_maildir_conf, over_quota), 0 },
-    { NULL, 0, 0, 0 },
+static const modmta_option store_maildir_opts[] = {
+    MODMTA_OPTION_STRING("directory", struct store_maildir_conf, directory,
+                         MODMTA_OPT_REQUIRED),
+    MODMTA_OPTION_JSON("users", struct store_maildir_conf, users, 0),
+    MODMTA_OPTION_BOOL("fsync", struct store_maildir_conf, fsync, 0),
+    MODMTA_OPTION_STRLIST("domains", struct store_maildir_conf, domains, 0),
+    MODMTA_OPTION_STRING("owner", struct store_maildir_conf, owner, 0),
+    MODMTA_OPTION_SIZE("quota", struct store_maildir_conf, quota, 0, 0,
+                       LLONG_MAX),
+    MODMTA_OPTION_RANGE("quota_messages", struct store_maildir_conf,
+                        quota_messages, 0, 0, LLONG_MAX),
+    MODMTA_OPTION_JSON("quotas", struct store_maildir_conf, quotas, 0),
+    MODMTA_OPTION_ENUM("over_quota", struct store_maildir_conf, over_quota, 0,
+                       "bounce", "defer"),
+    MODMTA_OPTION_BOOL("extension_folders", struct store_maildir_conf,
+                       extension_folders, 0),
+    MODMTA_OPTION_END
 };
 
 /* ---- configuration ---- */
@@ -79,7 +80,7 @@ store_maildir_destroy(void *inst)
     local_users_free(&sm->users);
     if (sm->quotas != NULL)
         modmta_map_close(sm->quotas);
-    modmta_conf_free(store_maildir_opts, &sm->conf);
+    modmta_conf_free_options(store_maildir_opts, &sm->conf);
     free(sm->dir);
     free(sm);
 }
@@ -88,35 +89,16 @@ static int
 store_maildir_conf_quota(struct store_maildir *sm, const modmta_host *host,
                          modmta_err *err_r)
 {
-    const json_t *q = sm->conf.quota;
-    const char *over = sm->conf.over_quota;
     char path[256];
 
-    snprintf(path, sizeof(path), "%s.quota", modmta_host_path(host));
-    if (json_is_integer(q) && json_integer_value(q) >= 0)
-        sm->quota.bytes = json_integer_value(q);
-    else if (q != NULL && (!json_is_string(q) ||
-                           maildir_quota_parse_size(json_string_value(q),
-                                                    &sm->quota.bytes) < 0)) {
-        modmta_err_set(err_r, path, "expected a size (\"100M\", \"2G\", "
-                       "octets)");
-        return MODMTA_E_CONFIG;
-    }
+    sm->quota.bytes = sm->conf.quota;
     sm->quota.count = sm->conf.quota_messages;
-    if (sm->conf.quotas != NULL) {
-        snprintf(path, sizeof(path), "%s.quotas", modmta_host_path(host));
-        sm->quotas = modmta_map_open_host(sm->conf.quotas, host, path, err_r);
-        if (sm->quotas == NULL)
-            return MODMTA_E_CONFIG;
-    }
-    snprintf(path, sizeof(path), "%s.over_quota", modmta_host_path(host));
-    if (over != NULL && strcmp(over, "defer") != 0 &&
-        strcmp(over, "bounce") != 0) {
-        modmta_err_set(err_r, path, "expected \"bounce\" or \"defer\"");
-        return MODMTA_E_CONFIG;
-    }
-    sm->defer_over_quota = over != NULL && strcmp(over, "defer") == 0;
-    return 0;
+    sm->defer_over_quota = sm->conf.over_quota == STORE_MAILDIR_DEFER;
+    if (sm->conf.quotas == NULL)
+        return 0;
+    snprintf(path, sizeof(path), "%s.quotas", modmta_host_path(host));
+    sm->quotas = modmta_map_open_host(sm->conf.quotas, host, path, err_r);
+    return sm->quotas != NULL ? 0 : MODMTA_E_CONFIG;
 }
 
 static int
@@ -159,8 +141,9 @@ store_maildir_create(const json_t *conf, const modmta_host *host,
     }
     sm->host = host;
     sm->conf.fsync = 1;
-    if (modmta_conf_parse(conf, host, store_maildir_opts, &sm->conf,
-                          err_r) < 0 ||
+    sm->conf.extension_folders = 1;
+    if (modmta_conf_parse_options(conf, host, store_maildir_opts, &sm->conf,
+                                  err_r) < 0 ||
         store_maildir_conf_quota(sm, host, err_r) < 0 ||
         store_maildir_conf_owner(sm, host, err_r) < 0 ||
         local_users_init(&sm->users, sm->conf.users, sm->conf.domains, host,
@@ -301,7 +284,7 @@ store_maildir_deliver(void *inst, modmta_ctx *ctx, const char *rcpt)
 {
     const struct store_maildir *sm = inst;
     const char *sender = modmta_sender(ctx), *qid = modmta_queue_id(ctx);
-    char maildir[PATH_MAX], why[512];
+    char maildir[PATH_MAX], why[512], folder[MAILDIR_FOLDER_MAX + 1];
     modmta_dstatus st;
     maildir_req req;
     local_user u;
@@ -324,6 +307,8 @@ store_maildir_deliver(void *inst, modmta_ctx *ctx, const char *rcpt)
         return MODMTA_DEFERRED;
     }
     req.maildir = maildir;
+    if (sm->conf.extension_folders && maildir_folder_name(u.ext, folder))
+        req.folder = folder;
     req.message = modmta_message_path(ctx);
     req.sender = sender != NULL ? sender : "";
     req.rcpt = rcpt;

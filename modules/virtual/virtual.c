@@ -1,7 +1,8 @@
 /*
  * virtual: Sendmail's virtusertable, Postfix's virtual_alias_maps. The
- * map is looked up with the full address, then with "@domain" (the
- * catch-all); a hit rewrites the recipient into its targets ("%1" is the
+ * map is looked up with the full address, then without its extension
+ * (the core's recipient_delimiter; the extension is given on to the
+ * targets), then with "@domain" (the catch-all); a hit rewrites the recipient into its targets ("%1" is the
  * original local part) and the core runs the chain again on each, with
  * its loop and count limits. "error:5.1.1:550 text" entries reject. In a
  * virtual alias domain an address with no entry is refused (550 5.1.1).
@@ -17,6 +18,7 @@ struct virtual_conf {
     modmta_map *map;
     char **domains;
     char *qualify_domain;
+    int propagate_extension;
 };
 
 struct virtual {
@@ -29,6 +31,8 @@ static const modmta_option virtual_opts[] = {
     MODMTA_OPTION_STRLIST("domains", struct virtual_conf, domains, 0),
     MODMTA_OPTION_STRING("qualify_domain", struct virtual_conf, qualify_domain,
                          0),
+    MODMTA_OPTION_BOOL("propagate_extension", struct virtual_conf,
+                       propagate_extension, 0),
     MODMTA_OPTION_END
 };
 
@@ -57,6 +61,7 @@ virtual_create(const json_t *conf, const modmta_host *host,
         return NULL;
     }
     v->host = host;
+    v->c.propagate_extension = 1;
     if (modmta_conf_parse_options(conf, host, virtual_opts, &v->c,
                                   err_r) < 0) {
         free(v);
@@ -76,18 +81,57 @@ virtual_create(const json_t *conf, const modmta_host *host,
 
 /* ---- lookups ---- */
 
-/* 1 found, 0 not, <0 error: the full address, then "@domain". */
+/* The extension of a recipient found without it (recipient_delimiter):
+ * given on to the targets. */
+struct virtual_ext {
+    char delim;
+    char ext[MODMTA_ADDR_LOCAL_MAX * 2 + 1]; /* "" when found as is */
+};
+
+/* 1 found, 0 not, <0 error: the full address, then without its
+ * extension ("user@domain": an exact entry wins, as in Postfix; x
+ * filled), then "@domain". */
 static int
 virtual_lookup(const struct virtual *v, const char *rcpt, const char *domain,
-               char **value_r)
+               char **value_r, struct virtual_ext *x)
 {
-    char key[MODMTA_ADDR_DOMAIN_MAX + 2];
+    char key[MODMTA_ADDR_PATH_MAX * 2];
     int r = modmta_map_lookup(v->c.map, rcpt, value_r);
 
+    x->ext[0] = '\0';
     if (r != 0)
         return r;
+    if (modmta_addr_split_extension(rcpt,
+                                    modmta_host_recipient_delimiter(v->host),
+                                    key, sizeof(key), x->ext,
+                                    sizeof(x->ext)) == 1) {
+        x->delim = rcpt[strcspn(rcpt,
+                                modmta_host_recipient_delimiter(v->host))];
+        r = modmta_map_lookup(v->c.map, key, value_r);
+        if (r != 0)
+            return r;
+        x->ext[0] = '\0';
+    }
     snprintf(key, sizeof(key), "@%s", domain);
     return modmta_map_lookup(v->c.map, key, value_r);
+}
+
+/* Postfix's propagate_unmatched_extensions: "user+ext" found as "user"
+ * makes a target "bob@x" "bob+ext@x", unless it has an extension. */
+static int
+virtual_extend(const struct virtual *v, const struct virtual_ext *x,
+               modmta_addr *addr)
+{
+    size_t n = strlen(addr->local);
+
+    if (x->ext[0] == '\0' || !v->c.propagate_extension ||
+        strpbrk(addr->local, modmta_host_recipient_delimiter(v->host)))
+        return 0;
+    if (n + 1 + strlen(x->ext) > MODMTA_ADDR_LOCAL_MAX)
+        return MODMTA_E_LIMIT;
+    snprintf(addr->local + n, sizeof(addr->local) - n, "%c%s", x->delim,
+             x->ext);
+    return 0;
 }
 
 /* A domain this module answers for: listed in "domains", or named by a
@@ -178,7 +222,8 @@ virtual_target(const struct virtual *v, const char *item, const char *local,
 
 static modmta_verdict
 virtual_rewrite(const struct virtual *v, modmta_ctx *ctx, const char *rcpt,
-                const char *local, const char *value)
+                const char *local, const char *value,
+                const struct virtual_ext *x)
 {
     char target[MODMTA_ADDR_PATH_MAX * 2], **items;
     modmta_err err = {"", ""};
@@ -211,6 +256,8 @@ virtual_rewrite(const struct virtual *v, modmta_ctx *ctx, const char *rcpt,
         /* all of it: "john smith@x" is no address, not "john" */
         if (rc == 0 && *end != '\0')
             rc = MODMTA_E_INVAL;
+        if (rc == 0)
+            rc = virtual_extend(v, x, &addr);
         if (rc == 0 && modmta_addr_format(&addr, target, sizeof(target)) < 0)
             rc = MODMTA_E_LIMIT;
         if (rc == 0)
@@ -260,13 +307,14 @@ virtual_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
     struct virtual *v = inst;
     char local[MODMTA_ADDR_LOCAL_MAX * 2 + 3];
     char domain[MODMTA_ADDR_DOMAIN_MAX + 1], *value = NULL;
+    struct virtual_ext x;
     modmta_verdict verdict;
     int r;
 
     if (modmta_addr_split(rcpt, local, sizeof(local), domain,
                           sizeof(domain)) < 0 || domain[0] == '\0')
         return MODMTA_CONTINUE;
-    r = virtual_lookup(v, rcpt, domain, &value);
+    r = virtual_lookup(v, rcpt, domain, &value, &x);
     if (r < 0) {
         modmta_log(ctx, MODMTA_LOG_WARN, "lookup failed map=%s "
                    "error=\"%s\"", modmta_map_name(v->c.map),
@@ -278,7 +326,7 @@ virtual_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
     if (strncmp(value, "error:", 6) == 0)
         verdict = virtual_error(ctx, rcpt, value + 6);
     else
-        verdict = virtual_rewrite(v, ctx, rcpt, local, value);
+        verdict = virtual_rewrite(v, ctx, rcpt, local, value, &x);
     modmta_free(value);
     return verdict;
 }

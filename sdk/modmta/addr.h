@@ -58,6 +58,23 @@ int modmta_addr_format(const modmta_addr *a, char *buf, size_t len);
 int modmta_addr_split(const char *addr, char *local, size_t llen,
                       char *domain, size_t dlen);
 
+/* ABI 1.6: split off the address extension, as Postfix's
+ * recipient_delimiter does. addr is "local@domain" (canonical, as hooks
+ * receive it) or a bare local part; delims the delimiter characters
+ * (modmta_host_recipient_delimiter(): several allowed, the first of any
+ * of them in the local part cuts it). "user+lists@example.org" with "+"
+ * gives base "user@example.org" and ext "lists" (delimiter dropped);
+ * "a+b+c" gives "a" and "b+c"; "user+" gives "user" and "". Returns 1
+ * when split; 0 when not (base a copy of addr, ext ""): delims NULL or
+ * "", none of them in the local part, one at its very start ("+lists"
+ * is a name), a quoted local part, "postmaster", "mailer-daemon", and
+ * with '-' "owner-*" and "*-request". MODMTA_E_LIMIT when base (blen)
+ * or ext (elen) is too small, MODMTA_E_INVAL for NULL arguments. Look
+ * the full address up first, then base: an exact entry wins. */
+int modmta_addr_split_extension(const char *addr, const char *delims,
+                                char *base, size_t blen, char *ext,
+                                size_t elen);
+
 /* 1 if two domains are equal ignoring case and a trailing dot. */
 int modmta_domain_equal(const char *a, const char *b);
 

@@ -237,6 +237,10 @@ const char *modmta_host_spool(const modmta_host *h);
 int modmta_host_is_local_domain(const modmta_host *h, const char *domain);
 /* 1 if the daemon runs as root before dropping privileges. */
 int modmta_host_is_root(const modmta_host *h);
+/* ABI 1.6: the core's "recipient_delimiter" (one or more characters,
+ * "+" or "+-"), "" when none is configured. Give it to
+ * modmta_addr_split_extension() (addr.h). */
+const char *modmta_host_recipient_delimiter(const modmta_host *h);
 /* ABI 1.3: 1 if sa (address and port) reaches one of this daemon's SMTP
  * listeners: a listener's exact address, or, for a wildcard listener
  * (0.0.0.0, ::), an address of one of the machine's interfaces on its

@@ -30,6 +30,7 @@ struct modmta_host {
     char *spool;
     char **local_domains; /* NULL-terminated, lower case, no trailing dot */
     int is_root;
+    char *recipient_delimiter; /* "" when none */
     /* The domain owners of the host's chain: borrowed from the chain,
      * which sets them on every host it builds once all its instances
      * exist (modmta_host_set_owners). */
@@ -326,6 +327,9 @@ modmta_host *modmta_host_new(const char *instance, const char *path,
                              const char *hostname, const char *spool,
                              char *const *local_domains, int is_root);
 void modmta_host_free(modmta_host *h);
+/* The core's recipient_delimiter (NULL or "": none); 0 or
+ * MODMTA_E_NOMEM. */
+int modmta_host_set_recipient_delimiter(modmta_host *h, const char *delims);
 /* Borrow the chain's domain owners (they must outlive h). */
 void modmta_host_set_owners(modmta_host *h, const struct modmta_owner *owners,
                             size_t n);

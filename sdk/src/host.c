@@ -30,10 +30,12 @@ modmta_host_new(const char *instance, const char *path, const char *hostname,
     h->path = host_strdup(path ? path : "$");
     h->hostname = host_strdup(hostname ? hostname : "localhost");
     h->spool = host_strdup(spool ? spool : ".");
+    h->recipient_delimiter = strdup("");
     h->local_domains = calloc(n + 1, sizeof(char *));
     h->is_root = is_root;
     if (h->instance == NULL || h->path == NULL || h->hostname == NULL ||
-        h->spool == NULL || h->local_domains == NULL) {
+        h->spool == NULL || h->local_domains == NULL ||
+        h->recipient_delimiter == NULL) {
         modmta_host_free(h);
         return NULL;
     }
@@ -61,8 +63,27 @@ modmta_host_free(modmta_host *h)
     free(h->path);
     free(h->hostname);
     free(h->spool);
+    free(h->recipient_delimiter);
     conf_errors_free(h->errors);
     free(h);
+}
+
+int
+modmta_host_set_recipient_delimiter(modmta_host *h, const char *delims)
+{
+    char *d = strdup(delims != NULL ? delims : "");
+
+    if (d == NULL)
+        return MODMTA_E_NOMEM;
+    free(h->recipient_delimiter);
+    h->recipient_delimiter = d;
+    return 0;
+}
+
+const char *
+modmta_host_recipient_delimiter(const modmta_host *h)
+{
+    return h->recipient_delimiter;
 }
 
 const char *

@@ -127,6 +127,12 @@ modmta_test_host_set_root(modmta_host *h, int is_root)
     h->is_root = is_root;
 }
 
+int
+modmta_test_host_set_delimiter(modmta_host *h, const char *delims)
+{
+    return modmta_host_set_recipient_delimiter(h, delims);
+}
+
 modmta_ctx *
 modmta_test_ctx_new(const modmta_host *h, const char *client_ip)
 {

@@ -21,6 +21,9 @@ modmta_host *modmta_test_host_new(const char *instance,
                                   const char *first_domain, ...);
 void modmta_test_host_free(modmta_host *h);
 void modmta_test_host_set_root(modmta_host *h, int is_root);
+/* The core's recipient_delimiter as h tells it (NULL: none). 0 or
+ * MODMTA_E_NOMEM. */
+int modmta_test_host_set_delimiter(modmta_host *h, const char *delims);
 
 /* A session from client_ip (IPv4 or IPv6 text), port 40000. */
 modmta_ctx *modmta_test_ctx_new(const modmta_host *h, const char *client_ip);

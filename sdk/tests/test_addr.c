@@ -361,6 +361,57 @@ test_domain_equal(void **state)
     assert_false(modmta_domain_equal(NULL, "example.com"));
 }
 
+static void
+splits(const char *addr, const char *delims, int rc, const char *base,
+       const char *ext)
+{
+    char b[MODMTA_ADDR_PATH_MAX + 1], e[MODMTA_ADDR_LOCAL_MAX * 2 + 1];
+
+    assert_int_equal(modmta_addr_split_extension(addr, delims, b, sizeof(b),
+                                                 e, sizeof(e)), rc);
+    assert_string_equal(b, base);
+    assert_string_equal(e, ext);
+}
+
+static void
+test_split_extension(void **state)
+{
+    char b[8], e[4];
+
+    (void)state;
+    splits("bob+lists@example.org", "+", 1, "bob@example.org", "lists");
+    splits("bob+lists", "+", 1, "bob", "lists");
+    /* the first delimiter cuts; several delimiter characters allowed */
+    splits("bob+a+b@x.test", "+", 1, "bob@x.test", "a+b");
+    splits("bob-x+y", "+-", 1, "bob", "x+y");
+    splits("bob+x-y", "+-", 1, "bob", "x-y");
+    /* none configured, none present */
+    splits("bob+lists@x.test", NULL, 0, "bob+lists@x.test", "");
+    splits("bob+lists@x.test", "", 0, "bob+lists@x.test", "");
+    splits("bob@x.test", "+", 0, "bob@x.test", "");
+    /* at the start: a name; at the end: an empty extension */
+    splits("+bob@x.test", "+", 0, "+bob@x.test", "");
+    splits("bob+@x.test", "+", 1, "bob@x.test", "");
+    /* a delimiter in the domain does not count */
+    splits("bob@a-b.test", "-", 0, "bob@a-b.test", "");
+    /* quoted local parts and reserved names are never cut */
+    splits("\"bob+x\"@x.test", "+", 0, "\"bob+x\"@x.test", "");
+    splits("MAILER-DAEMON@x.test", "-", 0, "MAILER-DAEMON@x.test", "");
+    splits("owner-list@x.test", "-", 0, "owner-list@x.test", "");
+    splits("list-request@x.test", "-", 0, "list-request@x.test", "");
+    splits("owner-list@x.test", "+", 0, "owner-list@x.test", "");
+    splits("bob-x@x.test", "-", 1, "bob@x.test", "x");
+    assert_int_equal(modmta_addr_split_extension("longername+x", "+", b,
+                                                 sizeof(b), e, sizeof(e)),
+                     MODMTA_E_LIMIT);
+    assert_int_equal(modmta_addr_split_extension("a+long", "+", b,
+                                                 sizeof(b), e, sizeof(e)),
+                     MODMTA_E_LIMIT);
+    assert_int_equal(modmta_addr_split_extension(NULL, "+", b, sizeof(b),
+                                                 e, sizeof(e)),
+                     MODMTA_E_INVAL);
+}
+
 int
 main(void)
 {
@@ -374,6 +425,7 @@ main(void)
         cmocka_unit_test(test_path_limit),
         cmocka_unit_test(test_format_limit),
         cmocka_unit_test(test_split),
+        cmocka_unit_test(test_split_extension),
         cmocka_unit_test(test_domain_equal),
     };
 

@@ -37,6 +37,20 @@ class Config(harness.TestCase):
         r = self.check(self.good())
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
+    def test_recipient_delimiter(self):
+        for good in ('+', '+-', '-_=~'):
+            cfg = self.good()
+            cfg['recipient_delimiter'] = good
+            r = self.check(cfg)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        for bad in ('', 'a', '7', '@', '+.', ' ', '+"', '+' * 9, 3):
+            cfg = self.good()
+            cfg['recipient_delimiter'] = bad
+            r = self.check(cfg)
+            out = r.stdout + r.stderr
+            self.assertNotEqual(r.returncode, 0, out)
+            self.assertRegex(out, 'recipient_delimiter', bad)
+
     def test_three_errors_three_paths(self):
         cfg = self.good()
         cfg['limits']['message_size'] = 'big'

@@ -7,7 +7,8 @@ killed with what it started and the message deferred; a message that
 already went through the recipient (Delivered-To) bounces; shell syntax in
 an address reaches the command as one argument and runs nothing; an
 alias's "|command" from a root-owned aliases file is run, and a client
-naming its internal recipient itself is refused."""
+naming its internal recipient itself is refused; the core's
+recipient_delimiter cuts ${user} and EXTENSION."""
 
 import os
 import pwd
@@ -102,6 +103,29 @@ class Pipe(harness.TestCase):
                          NOBODY.pw_uid)
         self.assertRegex(d.log_text(), r'%s: to=<bob\+accounts@pipe.test>'
                          r'.*status=sent' % qid)
+
+    def test_core_recipient_delimiter(self):
+        """Without a key of its own the instance cuts the extension at
+        the core's recipient_delimiter, for its users and EXTENSION."""
+        log = os.path.join(self.out, 'env')
+        cmd = self.script('env.sh', 'printf "%s %s %s\\n" "$LOCAL" "$USER" '
+                          '"$EXTENSION" >> "$1"\n')
+        d = self.daemon(start=False, queue=QUEUE, recipient_delimiter='+-')
+        d.overrides['local_domains'] = ['localhost', 'pipe.test']
+        d.overrides['modules'] = [
+            {'module': 'deliver_pipe', 'user': 'nobody',
+             'domains': ['pipe.test'], 'users': ['bob'],
+             'command': [cmd, log, '${user}']},
+            {'module': 'store_mbox', 'directory': d.maildir,
+             'users': 'any'}]
+        d.start()
+        self.send(d, ['bob+lists@pipe.test', 'bob-news@pipe.test',
+                      'carol+x@pipe.test'], 'ext@e2e.test')
+        d.wait_queue_empty()
+        # not one of the command's users: store_mbox's carol
+        self.assertEqual(len(d.messages('carol')), 1)
+        self.assertEqual(sorted(self.read('env').decode().splitlines()),
+                         ['bob+lists nobody lists', 'bob-news nobody news'])
 
     # -- exit statuses
 

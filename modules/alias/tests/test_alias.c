@@ -179,6 +179,41 @@ test_expand(void **state)
     assert_targets(fx, (const char *const[]){"carol@localhost", NULL});
 }
 
+/* recipient_delimiter: an exact entry wins, else the name without its
+ * extension, which goes on to local targets without one. */
+static void
+test_extension(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(modmta_test_host_set_delimiter(fx->host, "+-"), 0);
+    create_file(fx, "team: ann\n"
+                    "team+exact: carol\n", "");
+    assert_int_equal(rcpt(fx, "team+exact@localhost"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"carol@localhost", NULL});
+    modmta_descriptor.destroy(fx->inst);
+    create_file(fx, "team: ann, bob+x, out@remote.example, me@example.com\n"
+                    "list: dave\n", ", \"propagate_extension\": true");
+    assert_int_equal(rcpt(fx, "team+news@localhost"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"ann+news@localhost",
+                   "bob+x@localhost", "out@remote.example",
+                   "me+news@example.com", NULL});
+    assert_int_equal(rcpt(fx, "team-a-b@localhost"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"ann-a-b@localhost",
+                   "bob+x@localhost", "out@remote.example",
+                   "me-a-b@example.com", NULL});
+    /* at the start: a name of its own */
+    assert_int_equal(rcpt(fx, "+team@localhost"), MODMTA_CONTINUE);
+    assert_int_equal(rcpt(fx, "nobody+team@localhost"), MODMTA_CONTINUE);
+    modmta_descriptor.destroy(fx->inst);
+    create_file(fx, "list: dave\n", "");
+    assert_int_equal(rcpt(fx, "list+x@localhost"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"dave@localhost", NULL});
+    /* no delimiter: found as is only */
+    assert_int_equal(modmta_test_host_set_delimiter(fx->host, NULL), 0);
+    assert_int_equal(rcpt(fx, "list+x@localhost"), MODMTA_CONTINUE);
+}
+
 static void
 test_fall_through(void **state)
 {
@@ -482,6 +517,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         T(test_config_errors),
         T(test_expand),
+        T(test_extension),
         T(test_fall_through),
         T(test_include),
         T(test_include_empty),

@@ -285,6 +285,36 @@ test_users(void **state)
     assert_int_equal(modmta_test_reply_code(ctx), 451);
 }
 
+/* recipient_delimiter: "users" is asked for bob+x@d, bob@d, bob+x, bob
+ * (an exact entry wins; the LMTP server gets the address as it is). */
+static void
+test_users_extension(void **state)
+{
+    struct fx *fx = *state;
+    static const char *const ok[] = {
+        "bob+x@dove.test", "carol+x@dove.test", "dan+y@dove.test",
+    };
+    size_t i;
+
+    assert_int_equal(modmta_test_host_set_delimiter(fx->host, "+"), 0);
+    create(fx, "{\"server\": \"unix:/run/lmtp\", \"domains\": "
+           "[\"dove.test\"], \"users\": [\"bob\", \"carol@dove.test\", "
+           "\"dan+y\"]}");
+    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        assert_int_equal(modmta_descriptor.on_rcpt(
+                             fx->inst, new_ctx(fx, MODMTA_PHASE_RCPT), ok[i]),
+                         MODMTA_ACCEPT);
+    assert_int_equal(modmta_descriptor.on_rcpt(
+                         fx->inst, new_ctx(fx, MODMTA_PHASE_RCPT),
+                         "dan+z@dove.test"), MODMTA_REJECT);
+    assert_int_equal(modmta_test_host_set_delimiter(fx->host, NULL), 0);
+    create(fx, "{\"server\": \"unix:/run/lmtp\", \"domains\": "
+           "[\"dove.test\"], \"users\": [\"bob\"]}");
+    assert_int_equal(modmta_descriptor.on_rcpt(
+                         fx->inst, new_ctx(fx, MODMTA_PHASE_RCPT),
+                         "bob+x@dove.test"), MODMTA_REJECT);
+}
+
 /* ---- deliver_msg() without a server ---- */
 
 static void
@@ -359,6 +389,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_route_domains, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_users_extension, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_deliver_no_socket, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_deliver_refused, setup,

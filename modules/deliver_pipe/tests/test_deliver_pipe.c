@@ -147,9 +147,11 @@ static const struct bad_conf {
       "never run as root" },
     { "{\"command\": [\"/bin/true\"], \"user\": \"no-such-user-x\"}",
       ".user", "no such user" },
-    { "{" CMD ", \"time_limit\": 0}", ".time_limit", "from 1 to 86400" },
-    { "{" CMD ", \"time_limit\": 86401}", ".time_limit", "from 1 to" },
+    { "{" CMD ", \"time_limit\": 0}", ".time_limit", "out of range 1s..1d" },
+    { "{" CMD ", \"time_limit\": 86401}", ".time_limit", "out of range" },
+    { "{" CMD ", \"time_limit\": \"1500ms\"}", ".time_limit", "" },
     { "{" CMD ", \"size_limit\": -1}", ".size_limit", "" },
+    { "{" CMD ", \"size_limit\": \"10 M\"}", ".size_limit", "" },
     { "{" CMD ", \"domains\": []}", ".domains", "leave the key out" },
     { "{" CMD ", \"domains\": [\"a b.test\"]}", ".domains[0]",
       "domain name" },
@@ -178,6 +180,7 @@ test_create_errors(void **state)
     }
     create(fx, "{\"alias_commands\": true, \"user\": \"nobody\"}");
     create(fx, "{" CMD ", \"time_limit\": 86400, \"size_limit\": 0}");
+    create(fx, "{" CMD ", \"time_limit\": \"2m\", \"size_limit\": \"10M\"}");
 }
 
 /* ---- recipients ---- */
@@ -225,6 +228,15 @@ test_claims_users(void **state)
     claims(fx, "sales@example.com", MODMTA_ACCEPT, "command");
     claims(fx, "sales@localhost", MODMTA_CONTINUE, NULL);
     claims(fx, "bob@example.com", MODMTA_CONTINUE, NULL);
+    /* the core's recipient_delimiter, unless the instance has its own */
+    assert_int_equal(modmta_test_host_set_delimiter(fx->host, "+"), 0);
+    create(fx, "{" CMD ", \"users\": {\"help\": \"\"}}");
+    claims(fx, "help+x@example.com", MODMTA_ACCEPT, "command");
+    create(fx, "{" CMD ", \"recipient_delimiter\": \"-\", \"users\": "
+               "{\"help\": \"\"}}");
+    claims(fx, "help+x@example.com", MODMTA_CONTINUE, NULL);
+    claims(fx, "help-x@example.com", MODMTA_ACCEPT, "command");
+    assert_int_equal(modmta_test_host_set_delimiter(fx->host, NULL), 0);
 }
 
 /* A client naming an alias command recipient itself gets it refused;

@@ -178,36 +178,6 @@ test_env(void **state)
 }
 
 static void
-splits(const char *local, const char *delims, const char *user,
-       const char *ext)
-{
-    char u[65], e[65];
-
-    assert_int_equal(pipe_split_local(local, delims, u, sizeof(u), e,
-                                      sizeof(e)), 0);
-    assert_string_equal(u, user);
-    assert_string_equal(e, ext);
-}
-
-static void
-test_split_local(void **state)
-{
-    char u[4], e[4];
-
-    (void)state;
-    splits("bob+lists", "+", "bob", "lists");
-    splits("bob+a+b", "+", "bob", "a+b");
-    splits("bob-x+y", "+-", "bob", "x+y");
-    splits("bob", "+", "bob", "");
-    splits("bob+", "+", "bob", "");
-    splits("+bob", "+", "+bob", "");
-    splits("bob+lists", NULL, "bob+lists", "");
-    splits("bob+lists", "", "bob+lists", "");
-    assert_int_equal(pipe_split_local("longer", "+", u, sizeof(u), e,
-                                      sizeof(e)), -1);
-}
-
-static void
 maps(int ws, modmta_dstatus st, int code, const char *esc, const char *what)
 {
     struct pipe_outcome o;
@@ -388,7 +358,6 @@ main(void)
         cmocka_unit_test(test_hostile_address),
         cmocka_unit_test(test_tmpl_too_long),
         cmocka_unit_test(test_env),
-        cmocka_unit_test(test_split_local),
         cmocka_unit_test(test_status_map),
         cmocka_unit_test(test_run_input_output),
         cmocka_unit_test(test_run_output_bounded),

@@ -102,6 +102,46 @@ assert_addr(access_table *t, access_tag tag, const char *addr,
         assert_string_equal(r.rule, rule);
 }
 
+/* recipient_delimiter: user+ext@domain, user@domain, the domains,
+ * user+ext@, user@ (Postfix's access(5) order). */
+static void
+test_address_extension(void **state)
+{
+    modmta_host *h = modmta_test_host_new("relay_access", "localhost", NULL);
+    json_t *spec = json_pack("s+", "file:", write_file("access",
+        "To:bob@example.com REJECT\n"
+        "To:bob+ok@example.com OK\n"
+        "To:eve@ ERROR:5.7.1:550 no\n"
+        "To:carol+x@ DISCARD\n"
+        "To:dom.test OK\n"
+        "To:ann@dom.test REJECT\n"));
+    modmta_err err = {"", ""};
+    access_table *t;
+
+    (void)state;
+    assert_int_equal(modmta_test_host_set_delimiter(h, "+"), 0);
+    t = access_table_open(spec, h, "$.modules[0].access", &err);
+    assert_non_null(t);
+    assert_addr(t, ACCESS_TO, "bob+news@example.com", ACCESS_REJECT,
+                "To:bob@example.com");
+    assert_addr(t, ACCESS_TO, "bob+ok@example.com", ACCESS_OK, NULL);
+    assert_addr(t, ACCESS_TO, "eve+x@any.test", ACCESS_ERROR, "To:eve@");
+    assert_addr(t, ACCESS_TO, "carol+x@any.test", ACCESS_DISCARD, NULL);
+    assert_addr(t, ACCESS_TO, "carol+y@any.test", ACCESS_NONE, NULL);
+    /* user@domain before the domain, the domain before user@ */
+    assert_addr(t, ACCESS_TO, "ann+x@dom.test", ACCESS_REJECT, NULL);
+    assert_addr(t, ACCESS_TO, "eve+x@dom.test", ACCESS_OK, "To:dom.test");
+    assert_addr(t, ACCESS_TO, "+bob@example.com", ACCESS_NONE, NULL);
+    access_table_close(t);
+    json_decref(spec);
+    /* none configured */
+    assert_int_equal(modmta_test_host_set_delimiter(h, NULL), 0);
+    t = table_ok("To:bob@example.com REJECT\n");
+    assert_addr(t, ACCESS_TO, "bob+news@example.com", ACCESS_NONE, NULL);
+    access_table_close(t);
+    modmta_test_host_free(h);
+}
+
 /* The how-tos' table: a /24 relays, a /24 inside it does not, one host
  * inside that is fine again. */
 static void
@@ -653,6 +693,7 @@ main(void)
         cmocka_unit_test(test_howto_example),
         cmocka_unit_test(test_connect_names_and_ipv6),
         cmocka_unit_test(test_address_specificity),
+        cmocka_unit_test(test_address_extension),
         cmocka_unit_test(test_actions),
         cmocka_unit_test(test_malformed_lines),
         cmocka_unit_test(test_reload_keeps_old_table),

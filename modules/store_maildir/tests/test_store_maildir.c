@@ -398,6 +398,97 @@ test_owner_as_root(void **state)
     assert_non_null(strstr(modmta_test_reply_text(fx->ctx), "owned by"));
 }
 
+/* ---- recipient_delimiter ---- */
+
+static int
+is_file(struct fx *fx, const char *rel)
+{
+    char path[PATH_MAX];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s", fx->mail, rel);
+    return lstat(path, &st) == 0;
+}
+
+static void
+test_extension_folder(void **state)
+{
+    struct fx *fx = *state;
+    char list[8][256];
+
+    assert_int_equal(modmta_test_host_set_delimiter(fx->host, "+-"), 0);
+    fx_use(fx, "{\"directory\": \"%s\"}");
+    assert_int_equal(fx_rcpt(fx, "bob+Lists@example.com"), MODMTA_ACCEPT);
+    assert_int_equal(fx_deliver(fx, "bob+Lists@example.com", "QID1", 0),
+                     MODMTA_DELIVERED);
+    /* Maildir++: <maildir>/.lists/{tmp,new,cur} and maildirfolder */
+    assert_int_equal(names(fx, "bob/.lists", "new", list, 8), 1);
+    assert_true(is_file(fx, "bob/.lists/cur"));
+    assert_true(is_file(fx, "bob/.lists/tmp"));
+    assert_true(is_file(fx, "bob/.lists/maildirfolder"));
+    assert_int_equal(names(fx, "bob", "new", list, 8), 0);
+    /* the second delimiter character cuts too */
+    assert_int_equal(fx_deliver(fx, "bob-lists@example.com", "QID2", 0),
+                     MODMTA_DELIVERED);
+    assert_int_equal(names(fx, "bob/.lists", "new", list, 8), 2);
+    /* hostile or odd extensions: INBOX, never outside the Maildir */
+    assert_int_equal(fx_deliver(fx, "bob+..@example.com", "QID3", 0),
+                     MODMTA_DELIVERED);
+    assert_int_equal(fx_deliver(fx, "bob+.x@example.com", "QID4", 0),
+                     MODMTA_DELIVERED);
+    assert_int_equal(fx_deliver(fx, "bob+a.b@example.com", "QID5", 0),
+                     MODMTA_DELIVERED);
+    assert_int_equal(fx_deliver(fx, "bob+@example.com", "QID6", 0),
+                     MODMTA_DELIVERED);
+    assert_int_equal(fx_deliver(fx, "bob+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@example.com",
+                                "QID7", 0), MODMTA_DELIVERED);
+    assert_int_equal(names(fx, "bob", "new", list, 8), 5);
+    assert_false(is_file(fx, "bob/..."));
+    assert_false(is_file(fx, "bob/..x"));
+    assert_false(is_file(fx, "bob/.a.b"));
+    /* an exact user wins over the cut */
+    fx_use(fx, "{\"directory\": \"%s\", \"users\": [\"bob\", "
+              "\"bob+x\"]}");
+    assert_int_equal(fx_deliver(fx, "bob+x@example.com", "QID8", 0),
+                     MODMTA_DELIVERED);
+    assert_int_equal(names(fx, "bob+x", "new", list, 8), 1);
+    assert_false(is_file(fx, "bob/.x"));
+    assert_int_equal(fx_rcpt(fx, "bob+y@example.com"), MODMTA_ACCEPT);
+    assert_int_equal(fx_rcpt(fx, "carol+y@example.com"), MODMTA_CONTINUE);
+    /* "extension_folders": false: INBOX */
+    fx_use(fx, "{\"directory\": \"%s\", \"extension_folders\": false}");
+    assert_int_equal(fx_deliver(fx, "bob+news@example.com", "QID9", 0),
+                     MODMTA_DELIVERED);
+    assert_false(is_file(fx, "bob/.news"));
+    assert_int_equal(names(fx, "bob", "new", list, 8), 6);
+    /* no delimiter configured: a user of its own */
+    assert_int_equal(modmta_test_host_set_delimiter(fx->host, NULL), 0);
+    fx_use(fx, "{\"directory\": \"%s\"}");
+    assert_int_equal(fx_deliver(fx, "bob+news@example.com", "QID10", 0),
+                     MODMTA_DELIVERED);
+    assert_int_equal(names(fx, "bob+news", "new", list, 8), 1);
+}
+
+/* A folder that is a symbolic link is refused, as the Maildir is. */
+static void
+test_extension_folder_symlink(void **state)
+{
+    struct fx *fx = *state;
+    char path[PATH_MAX], target[PATH_MAX];
+
+    assert_int_equal(modmta_test_host_set_delimiter(fx->host, "+"), 0);
+    fx_use(fx, "{\"directory\": \"%s\"}");
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID1", 0),
+                     MODMTA_DELIVERED);
+    snprintf(target, sizeof(target), "%s", fx->dir);
+    snprintf(path, sizeof(path), "%s/bob/.evil", fx->mail);
+    assert_int_equal(symlink(target, path), 0);
+    assert_int_equal(fx_deliver(fx, "bob+evil@example.com", "QID2", 0),
+                     MODMTA_DEFERRED);
+    assert_false(is_file(fx, "../new"));
+}
+
 int
 main(void)
 {
@@ -405,6 +496,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_create_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rcpt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rcpt_over_quota, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_extension_folder, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_extension_folder_symlink, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_deliver, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deliver_loop, setup, teardown),

@@ -162,6 +162,32 @@ test_order(void **state)
     assert_rewrites_to(fx, "else@ex.org", "catchall@localhost");
 }
 
+/* recipient_delimiter: the full address, then without the extension
+ * (given on to the targets), then the catch-all. */
+static void
+test_extension(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(modmta_test_host_set_delimiter(fx->host, "+"), 0);
+    create_file(fx, "@ex.org catchall@localhost\n"
+                    "info@ex.org info-team@localhost, bob+own@remote.test\n"
+                    "info+exact@ex.org exact@localhost\n", "");
+    assert_rewrites_to(fx, "info+exact@ex.org", "exact@localhost");
+    assert_int_equal(rcpt(fx, "info+news@ex.org"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"info-team+news@localhost",
+                   "bob+own@remote.test", NULL});
+    assert_rewrites_to(fx, "else+news@ex.org", "catchall@localhost");
+    assert_rewrites_to(fx, "+info@ex.org", "catchall@localhost");
+    modmta_descriptor.destroy(fx->inst);
+    create_file(fx, "info@ex.org info-team@localhost\n",
+                ", \"propagate_extension\": false");
+    assert_rewrites_to(fx, "info+news@ex.org", "info-team@localhost");
+    /* none configured: the whole address only */
+    assert_int_equal(modmta_test_host_set_delimiter(fx->host, NULL), 0);
+    assert_int_equal(rcpt(fx, "info+news@ex.org"), MODMTA_CONTINUE);
+}
+
 static void
 test_lists(void **state)
 {
@@ -326,6 +352,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         T(test_howto),
         T(test_order),
+        T(test_extension),
         T(test_lists),
         T(test_errors),
         T(test_quoted_target),
