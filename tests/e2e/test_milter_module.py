@@ -205,6 +205,34 @@ class MilterModuleTest(harness.TestCase):
         self.assertEqual(len(m.connections_with('M')), 2)
         self.assertEqual(len(m.connections_with('O')), m.connections)
 
+    # -- unknown commands (SMFIC_UNKNOWN)
+
+    def test_unknown_command_heard_and_refused(self):
+        m = self.milter(on={'U': lambda data: [fm.replycode(
+            '554 5.7.1 no ' + data.rstrip(b'\0').decode())]
+            if data.startswith(b'XVETO') else None})
+        m.spec_extra = {'reuse': True}
+        d = self.start([m])
+        with smtp(d.port()) as s:
+            s.ehlo('client.example')
+            code, text = s.docmd('XYZZY plugh')
+            self.assertEqual(code, 500)  # the core's: the milter continued
+            code, text = s.docmd('XVETO me')
+            self.assertEqual((code, text), (554, b'5.7.1 no XVETO me'))
+        self.assertEqual(m.strings_of('U'), [['XYZZY plugh'], ['XVETO me']])
+        # libmilter rests after UNKNOWN: the connection is pooled
+        self.assertTrue(m.wait_for('K'))
+        self.assertNotIn('Q', m.commands(conn=m.connections_with('U')[0]))
+
+    def test_unknown_command_not_sent_with_nounknown(self):
+        m = self.milter(proto=fm.P_NOUNKNOWN)
+        d = self.start([m])
+        with smtp(d.port()) as s:
+            s.ehlo('client.example')
+            self.assertEqual(s.docmd('XYZZY')[0], 500)
+            self.assertEqual(s.noop()[0], 250)
+        self.assertNotIn('U', m.commands())
+
     def test_tls_and_local_address_macros(self):
         cert, key = harness.make_cert(self.tmp)
         m = self.milter()

@@ -10,7 +10,7 @@ import smtplib
 
 import harness
 from harness import header, send_mail, smtp
-from realmilters import OpenDKIM, OpenDMARC, dkim_key
+from realmilters import CountingProxy, OpenDKIM, OpenDMARC, dkim_key
 
 DELIVERY_HEADERS = (b'return-path:', b'x-original-to:', b'delivered-to:')
 
@@ -101,6 +101,46 @@ class RealMilterTest(harness.TestCase):
         self.assertIn('header.d=example.org', results)
         results = ' '.join(header(bad, 'Authentication-Results'))
         self.assertRegex(results, r'dkim=fail', bad)
+
+    def test_opendkim_reused_connection_signs_every_session(self):
+        keydir = os.path.join(self.tmp, 'key')
+        os.makedirs(keydir)
+        key = dkim_key(keydir)
+        signer = self.daemon(start=False)
+        dk = self.dkim('signer', 'sv', key)
+        dk.resolv = signer.resolv
+        self.peer_logs.append(dk.log)
+        dk.start()
+        self.addCleanup(dk.stop)
+        proxy = CountingProxy(dk.port).start()
+        self.addCleanup(proxy.stop)
+        signer.overrides['modules'] = [
+            {'module': 'milter', 'milters': [
+                {'socket': proxy.socket_spec(), 'name': 'opendkim',
+                 'reuse': True}]},
+            {'module': 'store_mbox', 'directory': signer.maildir,
+             'users': 'any'}]
+        signer.start()
+        before = proxy.connections  # the daemon's start probe, if any
+        for i in range(4):
+            with smtp(signer.port()) as s:
+                send_mail(s, 'alice@example.org', ['bob@localhost'],
+                          message('reuse%d@e2e.test' % i))
+            # the session ended with QUIT_NC: its connection is pooled
+            harness.wait_for(lambda: proxy.quit_nc > i,
+                             what='QUIT_NC after session %d' % i)
+        stored = signer.wait_messages('bob', 4)
+        # one connection for the four sessions
+        self.assertEqual(proxy.connections - before, 1)
+        verifier = self.with_milters(self.dkim('verifier', 'v', key))
+        with smtp(verifier.port()) as s:
+            for m in stored:
+                send_mail(s, 'alice@example.org', ['carol@localhost'],
+                          resubmittable(m))
+        for good in verifier.wait_messages('carol', 4):
+            self.assertEqual(len(header(good, 'DKIM-Signature')), 1)
+            results = ' '.join(header(good, 'Authentication-Results'))
+            self.assertRegex(results, r'dkim=pass', good)
 
     def test_opendmarc_results_and_two_from_headers(self):
         dmarc = OpenDMARC(os.path.join(self.tmp, 'dmarc'), resolv=None)
