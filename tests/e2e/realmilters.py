@@ -152,6 +152,21 @@ class OpenDMARC(RealMilter):
         return ['opendmarc', '-f', '-c', self.conf]
 
 
+class LibmilterCounter(RealMilter):
+    """libmilter_counter.py on Debian's pymilter (python3-milter, the
+    system python): a libmilter milter that answers CONTINUE at the end
+    of message and numbers the sessions it serves."""
+    name = 'libmilter-counter'
+
+    def write_config(self):
+        pass
+
+    def argv(self):
+        return ['/usr/bin/python3', os.path.join(
+            os.path.dirname(os.path.abspath(__file__)),
+            'libmilter_counter.py'), str(self.port)]
+
+
 class CountingProxy:
     """A loopback TCP relay in front of a milter that counts the
     connections the MTA opens through it and the QUIT_NC packets it sends
