@@ -11,8 +11,10 @@
 # is signed). Postfix (the shared postfix.sh instance) gets
 # "smtpd_milters = inet:127.0.0.1:$DKIM_PORT" and
 # "milter_default_action = tempfail"; modmta runs the milter module with
-# the same socket ahead of store_mbox. Both are warmed up (200 messages at
-# c=10, not recorded); then at each of $CONCS, $REPS rounds of one load per
+# the same socket ahead of store_mbox, reusing its connections across
+# sessions (QUIT_NC, "reuse": true, pool_size 64) unless
+# MILTER_REUSE=false. Both are warmed up (200 messages at c=10, not
+# recorded); then at each of $CONCS, $REPS rounds of one load per
 # server, the order reversed each round: smtp-source with $MSGS messages
 # of $SIZE octets from sender@$BENCH_DOMAIN, one connection per message,
 # timed until the mailbox holds them all. After each load the mailbox's
@@ -22,12 +24,13 @@
 # lines to $RESULTS.
 #
 # Environment (defaults in brackets):
-#   CONCS ["50"]  MSGS [2000]  SIZE [4096]  REPS [1]
+#   CONCS ["50"]  MSGS [2000]  SIZE [4096]  REPS [1]  MILTER_REUSE [true]
 #   POSTFIX_PORT [2535]  MODMTA_PORT [2630]  DKIM_PORT [8895]
 #   BUILD [/tmp/build-bench-milter]  WORK [/tmp/modmta-bench-milter]
 #   RESULTS [$WORK/results/<timestamp>]  SHARED_BENCH [bench/../../shared/bench]
 CONCS=${CONCS:-"50"}
 REPS=${REPS:-1}
+MILTER_REUSE=${MILTER_REUSE:-true}
 POSTFIX_PORT=${POSTFIX_PORT:-2535}
 MODMTA_PORT=${MODMTA_PORT:-2630}
 DKIM_PORT=${DKIM_PORT:-8895}
@@ -37,7 +40,8 @@ WORK=${WORK:-/tmp/modmta-bench-milter}
 export ANCHOR_WORK=${ANCHOR_WORK:-$WORK/anchor}
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
-KNOBS="MILTER_DKIM CONCS=$CONCS MSGS=$MSGS SIZE=$SIZE REPS=$REPS"
+KNOBS="MILTER_DKIM CONCS=$CONCS MSGS=$MSGS SIZE=$SIZE REPS=$REPS \
+MILTER_REUSE=$MILTER_REUSE"
 LOAD_TARGET=(--mbox "$BENCH_MBOX")
 LOAD_RESET=reset_mbox
 DKIM_DIR=$WORK/opendkim
@@ -46,7 +50,8 @@ modmta_config() {
     modmta_write_config "\"$BUILD/modules/milter\", \
 \"$BUILD/modules/store_mbox\"" "{\"module\": \"milter\",
      \"milters\": [{\"socket\": \"inet:127.0.0.1:$DKIM_PORT\",
-                    \"name\": \"opendkim\"}]},
+                    \"name\": \"opendkim\", \"reuse\": $MILTER_REUSE,
+                    \"pool_size\": 64}]},
     {\"module\": \"store_mbox\", \"directory\": \"/var/mail\",
      \"users\": \"any\"}"
 }

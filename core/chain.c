@@ -50,6 +50,7 @@ enum chain_hook {
     CHAIN_EOH,
     CHAIN_BODY,
     CHAIN_ABORT,
+    CHAIN_UNKNOWN,
     CHAIN_EHLO,
     CHAIN_VERBS,
     CHAIN_SERVE,
@@ -393,6 +394,7 @@ chain_implements(const modmta_module *m, enum chain_hook h)
     case CHAIN_EOH: return m->on_eoh != NULL;
     case CHAIN_BODY: return m->on_body != NULL;
     case CHAIN_ABORT: return m->on_abort != NULL;
+    case CHAIN_UNKNOWN: return m->on_unknown != NULL;
     case CHAIN_EHLO: return m->ehlo != NULL;
     case CHAIN_VERBS: return m->verbs != NULL && m->verbs[0].name != NULL;
     case CHAIN_SERVE: return m->serve != NULL;
@@ -467,6 +469,7 @@ chain_call(const struct chain_inst *ci, enum chain_hook h, modmta_ctx *ctx,
     case CHAIN_ABORT:
         m->on_abort(ci->inst, ctx);
         return MODMTA_CONTINUE;
+    case CHAIN_UNKNOWN: return m->on_unknown(ci->inst, ctx, arg);
     default:
         /* Not a budgeted hook: never called with one. */
         return MODMTA_TEMPFAIL;
@@ -484,7 +487,7 @@ chain_hook_name(enum chain_hook h)
         [CHAIN_QUEUED] = "on_queued",   [CHAIN_DELIVER] = "route",
         [CHAIN_DISCONNECT] = "on_disconnect", [CHAIN_HEADER] = "on_header",
         [CHAIN_EOH] = "on_eoh",         [CHAIN_BODY] = "on_body",
-        [CHAIN_ABORT] = "on_abort",
+        [CHAIN_ABORT] = "on_abort",     [CHAIN_UNKNOWN] = "on_unknown",
     };
 
     return h < CHAIN_EHLO ? names[h] : "?";
@@ -703,6 +706,28 @@ void
 chain_abort(struct chain *ch, modmta_ctx *ctx)
 {
     chain_run_all(ch, ctx, CHAIN_ABORT, MODMTA_PHASE_ABORT, NULL, 0);
+}
+
+modmta_verdict
+chain_unknown(struct chain *ch, modmta_ctx *ctx, const char *line)
+{
+    const modmta_host *core = ctx->host;
+    modmta_verdict v = MODMTA_CONTINUE;
+    size_t i;
+
+    for (i = 0; i < ch->nhooks[CHAIN_UNKNOWN] && v == MODMTA_CONTINUE; i++) {
+        const struct chain_inst *ci = ch->hooks[CHAIN_UNKNOWN][i];
+
+        modmta_ctx_enter(ctx, MODMTA_PHASE_VERB, ci->mod, ci->inst,
+                         ci->host);
+        v = chain_call_timed(ch, ci, CHAIN_UNKNOWN, ctx, line, 0, NULL);
+    }
+    chain_leave(ctx, core);
+    if (v == MODMTA_REJECT || v == MODMTA_TEMPFAIL)
+        return v; /* the module's reply (a 4xx or 5xx, checked) */
+    /* No module can make an unknown command succeed. */
+    modmta_ctx_reply_clear(ctx);
+    return MODMTA_CONTINUE;
 }
 
 /* ---- the message as a stream (ABI 1.6) ---- */

@@ -38,6 +38,12 @@ modmta_verdict chain_data(struct chain *ch, modmta_ctx *ctx);
 void chain_queued(struct chain *ch, modmta_ctx *ctx);
 /* on_abort of every instance that has it (ABI 1.6). */
 void chain_abort(struct chain *ch, modmta_ctx *ctx);
+/* A command neither the core nor a module verb knows (ABI 1.6
+ * on_unknown), before the core's 500: REJECT or TEMPFAIL with a
+ * module's reply (or the default for its class) in ctx, or CONTINUE (the
+ * core replies 500, whatever the modules said). */
+modmta_verdict chain_unknown(struct chain *ch, modmta_ctx *ctx,
+                             const char *line);
 /* The streaming hooks (ABI 1.6): 1 if an instance has one of them. */
 int chain_streams(const struct chain *ch);
 /* The number of instances: the size of the `done` array below, zeroed

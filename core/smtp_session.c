@@ -1055,6 +1055,20 @@ smtp_auth_hooks(struct smtp_session *s, int had_user)
     c->auth_tried = NULL;
 }
 
+/* A command neither the core nor a module knows: a module's on_unknown
+ * may refuse it with its own reply; none can make it succeed. Either
+ * way an error for the session's limit. */
+static void
+smtp_unknown(struct smtp_session *s, const char *line)
+{
+    modmta_verdict v = chain_unknown(s->gen->chain, s->ctx, line);
+
+    if (v == MODMTA_REJECT || v == MODMTA_TEMPFAIL)
+        smtp_reply_ctx(s, v);
+    else
+        smtp_reply(s, 500, "5.5.1", "Error: command not recognized");
+}
+
 /* One command line: look it up, check the state, run it. -1 ends. */
 static int
 smtp_command(struct smtp_session *s, char *line, size_t len)
@@ -1071,7 +1085,7 @@ smtp_command(struct smtp_session *s, char *line, size_t len)
         return 0;
     }
     if (smtp_cmd_parse(line, &cmd) < 0) {
-        smtp_reply(s, 500, "5.5.1", "Error: command not recognized");
+        smtp_unknown(s, line);
         return 0;
     }
     if (len > smtp_cmd_line_max(cmd.verb) - 2) {
@@ -1087,7 +1101,7 @@ smtp_command(struct smtp_session *s, char *line, size_t len)
             h = &smtp_handlers[i];
     if (h == NULL) {
         if (chain_find_verb(s->gen->chain, cmd.verb, &inst) == NULL) {
-            smtp_reply(s, 500, "5.5.1", "Error: command not recognized");
+            smtp_unknown(s, line); /* trailing spaces dropped */
             return 0;
         }
         had_user = s->ctx->auth_user != NULL;

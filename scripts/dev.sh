@@ -14,7 +14,7 @@ libnet-ssleay-perl openssl util-linux procps libcrypt-dev sasl2-bin fetchmail
 libunbound-dev dnsmasq-base python3-dnspython
 dovecot-core dovecot-lmtpd dovecot-imapd dovecot-pop3d procmail libidn2-dev
 mandoc groff-base man-db systemd s-nail passwd
-opendkim opendkim-tools opendmarc"
+opendkim opendkim-tools opendmarc python3-milter"
 
 install_deps() {
     missing=""

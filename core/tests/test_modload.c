@@ -328,7 +328,7 @@ test_abi10_descriptor(void **state)
 
 /* ABI 1.2 (before transports) loads under 1.3 with route() and
  * deliver_msg() NULL: its deliver() is what the core calls; nor does it
- * get the streaming hooks and on_abort of 1.6. */
+ * get the streaming hooks, on_abort and on_unknown of 1.6. */
 static void
 test_abi12_descriptor(void **state)
 {
@@ -345,6 +345,7 @@ test_abi12_descriptor(void **state)
     assert_null(m->on_eoh);
     assert_null(m->on_body);
     assert_null(m->on_abort);
+    assert_null(m->on_unknown);
     config_errors_free(&errs);
 }
 

@@ -247,6 +247,24 @@ chain_run_verb(struct chain *ch, modmta_ctx *ctx, modmta_conn *conn,
     return MODMTA_ACCEPT;
 }
 
+/* A module's on_unknown: "VETO ..." refused with its own reply naming
+ * the line, "LATER" tempfailed, anything else left to the core. */
+modmta_verdict
+chain_unknown(struct chain *ch, modmta_ctx *ctx, const char *line)
+{
+    (void)ch;
+    modmta_ctx_enter(ctx, MODMTA_PHASE_VERB, NULL, NULL, NULL);
+    if (strncmp(line, "VETO", 4) == 0) {
+        modmta_reply(ctx, 554, "5.7.1", "vetoed %s", line);
+        return MODMTA_REJECT;
+    }
+    if (strcmp(line, "LATER") == 0) {
+        modmta_reply(ctx, 450, "4.7.1", "later");
+        return MODMTA_TEMPFAIL;
+    }
+    return MODMTA_CONTINUE;
+}
+
 int
 chain_serve(struct chain *ch, const char *protocol, modmta_ctx *ctx,
             modmta_conn *conn)
@@ -701,8 +719,9 @@ test_error_limit(void **state)
     start(fx, NULL);
     expect(fx, NULL, "220 ");
     expect(fx, "FOO\r\n", "500 5.5.1 ");
-    expect(fx, "BAR\r\n", "500 5.5.1 ");
-    expect(fx, "BAZ\r\n", "500 5.5.1 ");
+    /* a module's refusal of an unknown command is an error too */
+    expect(fx, "VETO this, 1\r\n", "554 5.7.1 vetoed VETO this, 1\r\n");
+    expect(fx, "LATER\r\n", "450 4.7.1 later\r\n");
     expect(fx, NULL, "421 4.7.0 ");
     finish(fx);
 }

@@ -13,20 +13,35 @@
 #include <modmta/module.h>
 
 #include "milter_conf.h"
+#include "milter_pool.h"
 #include "milter_session.h"
 
 struct milter_inst {
     struct milter_conf conf;
+    struct milter_pool *pools; /* one per milter (used with "reuse") */
 };
 
 /* Queues the command packet of one event. */
 typedef int (*milter_put_fn)(modmta_ctx *ctx, struct milter_buf *b,
                              const char *arg);
 
+static void
+milter_destroy(void *inst)
+{
+    struct milter_inst *in = inst;
+
+    for (size_t i = 0; in->pools != NULL && i < in->conf.n; i++)
+        milter_pool_free(&in->pools[i]);
+    free(in->pools);
+    milter_conf_free(&in->conf);
+    free(in);
+}
+
 static void *
 milter_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
 {
     struct milter_inst *in = calloc(1, sizeof(*in));
+    int ok;
 
     if (in == NULL) {
         modmta_err_set(err_r, modmta_host_path(host), "out of memory");
@@ -36,26 +51,28 @@ milter_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
         free(in);
         return NULL;
     }
+    in->pools = calloc(in->conf.n, sizeof(*in->pools));
+    ok = in->pools != NULL;
+    for (size_t i = 0; ok && i < in->conf.n; i++)
+        if (in->conf.milters[i].reuse)
+            ok = milter_pool_init(&in->pools[i], &in->conf.milters[i]) == 0;
+    if (!ok) {
+        modmta_err_set(err_r, modmta_host_path(host), "out of memory");
+        milter_destroy(in);
+        return NULL;
+    }
     return in;
 }
 
-static void
-milter_destroy(void *inst)
-{
-    struct milter_inst *in = inst;
-
-    milter_conf_free(&in->conf);
-    free(in);
-}
-
-/* At disconnect, on every exit path: ABORT an open transaction, QUIT. */
+/* At disconnect, on every exit path: ABORT an open transaction, QUIT;
+ * or QUIT_NC and back to the pool. */
 static void
 milter_sess_free(void *data)
 {
     struct milter_sess *s = data;
 
     for (size_t i = 0; i < s->n; i++) {
-        milter_peer_quit(&s->peers[i], 1000);
+        milter_pool_release(s->peers[i].pool, &s->peers[i], 1000);
         for (size_t j = 0; j < MILTER_M_COUNT; j++)
             free(s->peers[i].macros[j]);
     }
@@ -71,7 +88,8 @@ milter_event(modmta_ctx *ctx, struct milter_sess *s, enum milter_stage st,
              uint32_t no_flag, uint32_t nr_flag, milter_put_fn put,
              const char *arg)
 {
-    int txn = st != MILTER_ST_CONNECT && st != MILTER_ST_HELO;
+    int txn = st != MILTER_ST_CONNECT && st != MILTER_ST_HELO &&
+              st != MILTER_ST_UNKNOWN;
     modmta_verdict v;
 
     for (size_t i = 0; i < s->n; i++) {
@@ -176,6 +194,17 @@ milter_put_rcpt(modmta_ctx *ctx, struct milter_buf *b, const char *arg)
     return milter_put_path(b, MILTER_C_RCPT, arg, ctx);
 }
 
+static int
+milter_put_unknown(modmta_ctx *ctx, struct milter_buf *b, const char *arg)
+{
+    (void)ctx;
+    if (milter_pkt_begin(b, MILTER_C_UNKNOWN) < 0 ||
+        milter_pkt_str(b, arg) < 0)
+        return -1;
+    milter_pkt_end(b);
+    return 0;
+}
+
 /* The session's state, made (connections opened, CONNECT sent) by the
  * first hook that runs. NULL with *v_r set when that fails. */
 static struct milter_sess *
@@ -201,6 +230,8 @@ milter_sess_get(struct milter_inst *in, modmta_ctx *ctx, modmta_verdict *v_r)
     s->n = in->conf.n;
     for (size_t i = 0; i < s->n; i++) {
         s->peers[i].spec = &in->conf.milters[i];
+        if (s->peers[i].spec->reuse)
+            s->peers[i].pool = &in->pools[i];
         milter_peer_open(ctx, &s->peers[i]);
     }
     *v_r = milter_event(ctx, s, MILTER_ST_CONNECT, MILTER_P_NOCONNECT,
@@ -324,6 +355,22 @@ milter_on_data(void *inst, modmta_ctx *ctx)
     return MODMTA_CONTINUE;
 }
 
+/* A command modmta does not know: the milters hear it (unless they
+ * asked for NOUNKNOWN); one's reject or tempfail is the client's reply,
+ * anything else leaves the core's 500. */
+static modmta_verdict
+milter_on_unknown(void *inst, modmta_ctx *ctx, const char *line)
+{
+    modmta_verdict v;
+    struct milter_sess *s = milter_sess_get(inst, ctx, &v);
+
+    if (s == NULL || v != MODMTA_CONTINUE)
+        return v;
+    v = milter_event(ctx, s, MILTER_ST_UNKNOWN, MILTER_P_NOUNKNOWN,
+                     MILTER_P_NR_UNKN, milter_put_unknown, line);
+    return v == MODMTA_REJECT || v == MODMTA_TEMPFAIL ? v : MODMTA_CONTINUE;
+}
+
 /* RSET, a new MAIL, a disconnect mid-transaction: the milters hear ABORT
  * (sent with the next command, or at QUIT). */
 static void
@@ -338,7 +385,7 @@ milter_on_abort(void *inst, modmta_ctx *ctx)
 
         if (p->in_txn && !p->failed &&
             milter_pkt_empty(&p->conn.out, MILTER_C_ABORT) == 0)
-            p->in_txn = 0;
+            p->in_txn = p->at_rest = 0;
     }
 }
 
@@ -359,4 +406,5 @@ MODMTA_MODULE = {
     .on_rcpt = milter_on_rcpt,
     .on_data = milter_on_data,
     .on_abort = milter_on_abort,
+    .on_unknown = milter_on_unknown,
 };

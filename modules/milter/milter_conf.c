@@ -208,6 +208,40 @@ milter_conf_default(const json_t *v, const char *path, struct milter_spec *m,
     return MODMTA_E_CONFIG;
 }
 
+/* reuse, pool_size, idle_timeout: connection reuse across sessions. */
+static int
+milter_conf_reuse(const char *key, const json_t *v, const char *kpath,
+                  struct milter_spec *m, modmta_err *err_r)
+{
+    long long ms;
+
+    if (strcmp(key, "reuse") == 0) {
+        if (!json_is_boolean(v)) {
+            modmta_err_set(err_r, kpath, "expected true or false");
+            return MODMTA_E_CONFIG;
+        }
+        m->reuse = json_is_true(v);
+    } else if (strcmp(key, "pool_size") == 0) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > MILTER_POOL_MAX) {
+            modmta_err_set(err_r, kpath, "expected an integer from 1 to %d",
+                           MILTER_POOL_MAX);
+            return MODMTA_E_CONFIG;
+        }
+        m->pool_size = (int)json_integer_value(v);
+    } else {
+        ms = milter_conf_duration(v);
+        if (ms < 0) {
+            modmta_err_set(err_r, kpath, "expected a time from 1ms to 1h "
+                           "(\"500ms\", \"30s\", \"5m\", or an integer of "
+                           "seconds)");
+            return MODMTA_E_CONFIG;
+        }
+        m->idle_ms = (int)ms;
+    }
+    return 0;
+}
+
 static int
 milter_conf_one(const json_t *o, const char *path, struct milter_spec *m,
                 modmta_err *err_r)
@@ -221,6 +255,8 @@ milter_conf_one(const json_t *o, const char *path, struct milter_spec *m,
     m->command_ms = 30000;
     m->message_ms = 300000;
     m->def = MILTER_DEFAULT_TEMPFAIL;
+    m->pool_size = 16;
+    m->idle_ms = 60000;
     if (!json_is_object(o)) {
         modmta_err_set(err_r, path, "expected an object with a \"socket\"");
         return MODMTA_E_CONFIG;
@@ -248,6 +284,10 @@ milter_conf_one(const json_t *o, const char *path, struct milter_spec *m,
             r = milter_conf_default(v, kpath, m, err_r);
         } else if (strcmp(key, "protocol_steps") == 0) {
             r = milter_conf_steps(v, kpath, m, err_r);
+        } else if (strcmp(key, "reuse") == 0 ||
+                   strcmp(key, "pool_size") == 0 ||
+                   strcmp(key, "idle_timeout") == 0) {
+            r = milter_conf_reuse(key, v, kpath, m, err_r);
         } else {
             modmta_err_set(err_r, kpath, "unknown key");
             return MODMTA_E_CONFIG;

@@ -3,7 +3,8 @@
  *   {"module": "milter", "milters": [{"socket": "inet:127.0.0.1:8891",
  *     "name": "opendkim", "timeouts": {"connect": "30s", "command": "30s",
  *     "message": "5m"}, "default_action": "tempfail",
- *     "protocol_steps": ["connect", "helo", ...]}]}
+ *     "protocol_steps": ["connect", "helo", ...], "reuse": false,
+ *     "pool_size": 16, "idle_timeout": "60s"}]}
  */
 #ifndef MILTER_CONF_H
 #define MILTER_CONF_H
@@ -21,6 +22,9 @@ enum milter_default {
     MILTER_DEFAULT_REJECT = 2,
 };
 
+/* The largest pool_size. */
+#define MILTER_POOL_MAX 1024
+
 struct milter_spec {
     char name[128];                /* for the log; default the socket */
     struct sockaddr_storage addr;  /* inet:, inet6: or unix: */
@@ -30,6 +34,9 @@ struct milter_spec {
     int message_ms;                /* body chunks and end of message */
     enum milter_default def;
     uint32_t steps_off;            /* MILTER_P_NO* never sent */
+    int reuse;                     /* QUIT_NC and an idle pool */
+    int pool_size;                 /* idle connections kept, at most */
+    int idle_ms;                   /* how long one is kept idle */
 };
 
 struct milter_conf {

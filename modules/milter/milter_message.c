@@ -227,6 +227,8 @@ milter_message(modmta_ctx *ctx, struct milter_sess *s, struct milter_peer *p)
         /* A message that reached EOM needs no ABORT; one decided
          * earlier does. */
         p->in_txn = 0;
+        /* Answered CONTINUE, libmilter rests at the end of message. */
+        p->at_rest = v == MODMTA_CONTINUE && !p->failed && !p->txn_done;
     }
     return v;
 }

@@ -5,6 +5,7 @@
 
 #include <modmta/log.h>
 
+#include "milter_pool.h"
 #include "milter_session.h"
 
 /* Every action a milter may ask for. */
@@ -115,6 +116,7 @@ milter_peer_negotiate(modmta_ctx *ctx, struct milter_peer *p)
         modmta_log(ctx, MODMTA_LOG_WARN, "milter=%s actions=0x%x not "
                    "offered: ignored", p->spec->name,
                    (unsigned)(actions & ~(uint32_t)MILTER_OFFER_ACTIONS));
+    p->version = version;
     p->actions = actions & MILTER_OFFER_ACTIONS;
     p->proto = proto | p->spec->steps_off;
     p->chunk = proto & MILTER_P_MDS_1M     ? MILTER_CHUNK_1M
@@ -130,6 +132,8 @@ milter_peer_open(modmta_ctx *ctx, struct milter_peer *p)
     int r;
 
     p->conn.fd = -1;
+    if (p->pool != NULL && milter_pool_take(p->pool, p))
+        return;
     r = milter_conn_open(&p->conn, (const struct sockaddr *)&p->spec->addr,
                          p->spec->addrlen,
                          milter_timeout(ctx, p->spec->connect_ms), err,

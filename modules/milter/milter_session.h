@@ -1,8 +1,9 @@
 /*
  * milter: the state of one SMTP session's conversations with the
  * instance's milters. One connection per milter per session, opened at
- * connect and reused by every transaction of the session (an ABORT
- * between them), closed with QUIT at disconnect.
+ * connect (or taken from the milter's idle pool, milter_pool.h) and
+ * reused by every transaction of the session (an ABORT between them),
+ * closed with QUIT or pooled after QUIT_NC at disconnect.
  */
 #ifndef MILTER_SESSION_H
 #define MILTER_SESSION_H
@@ -16,14 +17,19 @@
 #include "milter_conn.h"
 #include "milter_proto.h"
 
+struct milter_pool;
+
 struct milter_peer {
     const struct milter_spec *spec;
+    struct milter_pool *pool; /* its idle connections (NULL: no reuse) */
     struct milter_conn conn;
     int failed;       /* dead, slow or misbehaving: its default_action */
     int session_done; /* ACCEPT before MAIL: nothing more this session */
     int txn_done;     /* ACCEPT, DISCARD or a reject of the message */
     int in_txn;       /* MAIL sent, neither end of message nor ABORT */
     int skip_body;    /* SKIP: the rest of the body is not sent */
+    int at_rest;      /* last: an answered EOM or UNKNOWN (QUIT_NC ok) */
+    uint32_t version; /* negotiated protocol version */
     uint32_t actions; /* negotiated MILTER_A_* */
     uint32_t proto;   /* negotiated MILTER_P_* (and protocol_steps) */
     size_t chunk;     /* largest body chunk */
@@ -50,10 +56,11 @@ enum milter_stage {
     MILTER_ST_EOH,
     MILTER_ST_BODY,
     MILTER_ST_EOM,
+    MILTER_ST_UNKNOWN, /* an unknown SMTP command: no macros */
 };
 
-/* Open the connection and negotiate; on failure the peer is marked
- * failed (logged). */
+/* Take a pooled connection, or open one and negotiate; on failure the
+ * peer is marked failed (logged). */
 void milter_peer_open(modmta_ctx *ctx, struct milter_peer *p);
 /* ABORT when a transaction is open, then QUIT; close. */
 void milter_peer_quit(struct milter_peer *p, int timeout_ms);

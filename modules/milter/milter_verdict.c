@@ -25,12 +25,23 @@ static modmta_verdict
 milter_final(modmta_ctx *ctx, struct milter_sess *s, struct milter_peer *p,
              enum milter_stage st)
 {
-    int before_mail = st == MILTER_ST_CONNECT || st == MILTER_ST_HELO;
+    int before_mail = st == MILTER_ST_CONNECT || st == MILTER_ST_HELO ||
+                      st == MILTER_ST_UNKNOWN;
     int r;
 
     switch (p->conn.code) {
     case MILTER_R_CONTINUE:
         return MODMTA_CONTINUE;
+    case MILTER_R_ACCEPT:
+    case MILTER_R_DISCARD:
+        /* An unknown command cannot succeed, nor carry a message. */
+        if (st == MILTER_ST_UNKNOWN)
+            return MODMTA_CONTINUE;
+        break;
+    default:
+        break;
+    }
+    switch (p->conn.code) {
     case MILTER_R_ACCEPT:
         if (before_mail)
             p->session_done = 1;
@@ -80,15 +91,21 @@ modmta_verdict
 milter_exchange(modmta_ctx *ctx, struct milter_sess *s, struct milter_peer *p,
                 enum milter_stage st, int noreply, int timeout_ms)
 {
+    modmta_verdict v;
     int r, code;
 
-    if (noreply && p->conn.out.len < MILTER_CHUNK_64K)
+    p->at_rest = 0; /* the milter leaves its last state */
+    if (noreply && p->conn.out.len < MILTER_CHUNK_64K) {
+        p->at_rest = st == MILTER_ST_UNKNOWN;
         return MODMTA_CONTINUE; /* sent with the next one that waits */
+    }
     r = milter_conn_flush(&p->conn, milter_timeout(ctx, timeout_ms));
     if (r < 0)
         return milter_peer_fail(ctx, p, "write", r);
-    if (noreply)
+    if (noreply) {
+        p->at_rest = st == MILTER_ST_UNKNOWN;
         return MODMTA_CONTINUE;
+    }
     for (;;) {
         r = milter_conn_read(&p->conn, milter_timeout(ctx, timeout_ms));
         if (r < 0)
@@ -97,8 +114,15 @@ milter_exchange(modmta_ctx *ctx, struct milter_sess *s, struct milter_peer *p,
                                     r == MODMTA_E_INVAL ? 0 : r);
         if (p->conn.code == MILTER_R_PROGRESS)
             continue; /* and the time limit starts over */
-        if (!milter_is_mod(p->conn.code))
-            return milter_final(ctx, s, p, st);
+        if (!milter_is_mod(p->conn.code)) {
+            code = p->conn.code;
+            v = milter_final(ctx, s, p, st);
+            /* libmilter rests after UNKNOWN, but ACCEPT sends it back
+             * to HELO. */
+            p->at_rest = st == MILTER_ST_UNKNOWN && !p->failed &&
+                         code != MILTER_R_ACCEPT;
+            return v;
+        }
         if (st != MILTER_ST_EOM)
             return milter_peer_fail(ctx, p, "modification before end of "
                                     "message", 0);

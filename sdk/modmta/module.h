@@ -225,6 +225,16 @@ typedef struct modmta_module {
      * every instance that has it. Not called once the end of DATA was
      * read (the message was queued or refused). */
     void (*on_abort)(void *inst, modmta_ctx *ctx);
+    /* ABI 1.6, optional, phase MODMTA_PHASE_VERB: a command neither the
+     * core nor a module's verb knows, the line as the client sent it
+     * (trailing spaces dropped), before the core's reply, in chain
+     * order until one decides. REJECT or TEMPFAIL: the client gets this
+     * module's reply (a 5xx or 4xx; else the core's default for the
+     * class). CONTINUE, ACCEPT, DISCARD: the core's 500 5.5.1. Either
+     * way it counts against the session's error limit; no module can
+     * make an unknown command succeed. */
+    modmta_verdict (*on_unknown)(void *inst, modmta_ctx *ctx,
+                                 const char *line);
 } modmta_module;
 
 /* ---- what the core tells a module (valid for the instance's life) ---- */

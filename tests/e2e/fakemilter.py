@@ -14,6 +14,9 @@ a list of replies (reply(...)) sent in order; 'close' (disconnect);
 'garbage' (a packet with a length of 0); 'huge' (a length over any
 limit); ('sleep', seconds) then the default; a callable(data) returning
 one of these. Replies to 'E' may start with modification packets.
+'K' (QUIT_NC: a new session follows on this connection) is answered by
+nothing; on={'K': 'close'} closes the connection after it instead.
+m.connections counts the connections accepted, m.closed those ended.
 """
 
 import os
@@ -121,6 +124,7 @@ class FakeMilter:
         self.lock = threading.Lock()
         self.events = []        # (connection number, code, data)
         self.connections = 0
+        self.closed = 0
         self.offered = None     # (version, actions, proto) the MTA offered
         self.sock = None
         self.port = None
@@ -231,6 +235,8 @@ class FakeMilter:
                     continue
                 if code == 'Q':
                     break
+                if code == 'K' and self.on.get('K') == 'close':
+                    break
                 if code in SILENT:
                     continue
                 if not self._answer(conn, code, data):
@@ -239,6 +245,8 @@ class FakeMilter:
             pass
         finally:
             conn.close()
+            with self.lock:
+                self.closed += 1
 
     def _answer(self, conn, code, data):
         """Answer one command; False to close the connection."""

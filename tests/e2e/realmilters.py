@@ -14,6 +14,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import harness
@@ -149,3 +150,79 @@ class OpenDMARC(RealMilter):
 
     def argv(self):
         return ['opendmarc', '-f', '-c', self.conf]
+
+
+class LibmilterCounter(RealMilter):
+    """libmilter_counter.py on Debian's pymilter (python3-milter, the
+    system python): a libmilter milter that answers CONTINUE at the end
+    of message and numbers the sessions it serves."""
+    name = 'libmilter-counter'
+
+    def write_config(self):
+        pass
+
+    def argv(self):
+        return ['/usr/bin/python3', os.path.join(
+            os.path.dirname(os.path.abspath(__file__)),
+            'libmilter_counter.py'), str(self.port)]
+
+
+class CountingProxy:
+    """A loopback TCP relay in front of a milter that counts the
+    connections the MTA opens through it and the QUIT_NC packets it sends
+    (connection reuse tests).
+
+        p = CountingProxy(dk.port).start()
+        ... {'socket': p.socket_spec()} ...  p.connections, p.quit_nc
+    """
+
+    QUIT_NC = b'\0\0\0\x01K'
+
+    def __init__(self, port):
+        self.target = port
+        self.connections = 0
+        self.quit_nc = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(('127.0.0.1', 0))
+        self.port = self.sock.getsockname()[1]
+
+    def socket_spec(self):
+        return 'inet:127.0.0.1:%d' % self.port
+
+    def start(self):
+        self.sock.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def stop(self):
+        self.sock.close()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            server = socket.create_connection(('127.0.0.1', self.target))
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b, a is client),
+                                 daemon=True).start()
+
+    def _pump(self, src, dst, from_mta):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+                if from_mta and data.endswith(self.QUIT_NC):
+                    self.quit_nc += 1
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

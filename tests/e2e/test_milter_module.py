@@ -152,6 +152,87 @@ class MilterModuleTest(harness.TestCase):
         self.assertLess(cmds.index('A', third),
                         [i for i, c in enumerate(cmds) if c == 'M'][2])
 
+    # -- connection reuse (QUIT_NC)
+
+    def test_reuse_quit_nc_next_session_same_connection(self):
+        m = self.milter()
+        m.spec_extra = {'reuse': True}
+        d = self.start([m])
+        for i in range(3):
+            self.send(d, msgid='reuse%d@e2e.test' % i)
+            # the session is pooled after its QUIT: wait for QUIT_NC
+            self.assertTrue(m.wait_for('K', i + 1))
+        d.wait_messages('bob', 3)
+        # three sessions, one connection, one negotiation
+        [conn] = m.connections_with('M')
+        cmds = m.commands(conn=conn)
+        self.assertEqual(cmds.count('O'), 1)
+        self.assertEqual(cmds.count('C'), 3)
+        self.assertEqual(cmds.count('K'), 3)
+        self.assertNotIn('Q', cmds)
+        # each session: CONNECT ... end of message, QUIT_NC
+        ends = [i for i, c in enumerate(cmds) if c == 'K']
+        for k in ends:
+            self.assertEqual(cmds[k - 1], 'E')
+        self.assertEqual(cmds[ends[0] + 1], 'C')
+
+    def test_reuse_not_after_an_aborted_or_empty_session(self):
+        m = self.milter()
+        m.spec_extra = {'reuse': True}
+        d = self.start([m])
+        with smtp(d.port()) as s:
+            s.mail('alice@localhost')
+            s.rcpt('bob@localhost')
+        # libmilter takes QUIT_NC only after an end of message: QUIT
+        [conn] = m.connections_with('M')
+        harness.wait_for(lambda: 'Q' in m.commands(conn=conn),
+                         what='QUIT after an aborted transaction')
+        self.assertNotIn('K', m.commands())
+
+    def test_reuse_idle_connection_closed_by_milter(self):
+        m = self.milter(on={'K': 'close'})
+        m.spec_extra = {'reuse': True}
+        d = self.start([m])
+        self.send(d, msgid='first@e2e.test')
+        self.assertTrue(m.wait_for('K', 1))
+        before = m.connections
+        harness.wait_for(lambda: m.closed >= before,
+                         what='the milter closing the pooled connection')
+        time.sleep(0.2)  # its end of file reaches the pooled socket
+        self.send(d, msgid='second@e2e.test')
+        d.wait_messages('bob', 2)
+        # the dead pooled connection was replaced by a new one
+        self.assertEqual(len(m.connections_with('M')), 2)
+        self.assertEqual(len(m.connections_with('O')), m.connections)
+
+    # -- unknown commands (SMFIC_UNKNOWN)
+
+    def test_unknown_command_heard_and_refused(self):
+        m = self.milter(on={'U': lambda data: [fm.replycode(
+            '554 5.7.1 no ' + data.rstrip(b'\0').decode())]
+            if data.startswith(b'XVETO') else None})
+        m.spec_extra = {'reuse': True}
+        d = self.start([m])
+        with smtp(d.port()) as s:
+            s.ehlo('client.example')
+            code, text = s.docmd('XYZZY plugh')
+            self.assertEqual(code, 500)  # the core's: the milter continued
+            code, text = s.docmd('XVETO me')
+            self.assertEqual((code, text), (554, b'5.7.1 no XVETO me'))
+        self.assertEqual(m.strings_of('U'), [['XYZZY plugh'], ['XVETO me']])
+        # libmilter rests after UNKNOWN: the connection is pooled
+        self.assertTrue(m.wait_for('K'))
+        self.assertNotIn('Q', m.commands(conn=m.connections_with('U')[0]))
+
+    def test_unknown_command_not_sent_with_nounknown(self):
+        m = self.milter(proto=fm.P_NOUNKNOWN)
+        d = self.start([m])
+        with smtp(d.port()) as s:
+            s.ehlo('client.example')
+            self.assertEqual(s.docmd('XYZZY')[0], 500)
+            self.assertEqual(s.noop()[0], 250)
+        self.assertNotIn('U', m.commands())
+
     def test_tls_and_local_address_macros(self):
         cert, key = harness.make_cert(self.tmp)
         m = self.milter()
@@ -483,7 +564,13 @@ class MilterModuleTest(harness.TestCase):
                   'protocol_steps': ['helo', 'bogus']},
                  'milters[0].protocol_steps[1]'),
                 ({'socket': 'inet:127.0.0.1:25', 'colour': 1},
-                 'milters[0].colour')):
+                 'milters[0].colour'),
+                ({'socket': 'inet:127.0.0.1:25', 'reuse': 'yes'},
+                 'milters[0].reuse'),
+                ({'socket': 'inet:127.0.0.1:25', 'pool_size': 0},
+                 'milters[0].pool_size'),
+                ({'socket': 'inet:127.0.0.1:25', 'idle_timeout': '2h'},
+                 'milters[0].idle_timeout')):
             d.overrides['modules'][0]['milters'] = [bad]
             d.ports = {'smtp': harness.free_port()}
             d.write_config()

@@ -10,7 +10,8 @@ import smtplib
 
 import harness
 from harness import header, send_mail, smtp
-from realmilters import OpenDKIM, OpenDMARC, dkim_key
+from realmilters import (CountingProxy, LibmilterCounter, OpenDKIM,
+                         OpenDMARC, dkim_key)
 
 DELIVERY_HEADERS = (b'return-path:', b'x-original-to:', b'delivered-to:')
 
@@ -101,6 +102,70 @@ class RealMilterTest(harness.TestCase):
         self.assertIn('header.d=example.org', results)
         results = ' '.join(header(bad, 'Authentication-Results'))
         self.assertRegex(results, r'dkim=fail', bad)
+
+    def reusing(self, milter):
+        """A daemon running milter with \"reuse\", through a counting
+        relay: (daemon, relay)."""
+        d = self.daemon(start=False)
+        milter.resolv = d.resolv
+        self.peer_logs.append(milter.log)
+        milter.start()
+        self.addCleanup(milter.stop)
+        proxy = CountingProxy(milter.port).start()
+        self.addCleanup(proxy.stop)
+        d.overrides['modules'] = [
+            {'module': 'milter', 'milters': [
+                {'socket': proxy.socket_spec(), 'name': milter.name,
+                 'reuse': True}]},
+            {'module': 'store_mbox', 'directory': d.maildir,
+             'users': 'any'}]
+        return d.start(), proxy
+
+    def test_opendkim_accepts_at_end_of_message_so_no_reuse(self):
+        """opendkim answers ACCEPT at the end of message, which sends
+        libmilter back to its HELO state, where it ignores QUIT_NC (and
+        then the next CONNECT): modmta must QUIT instead, and every
+        session is still signed."""
+        keydir = os.path.join(self.tmp, 'key')
+        os.makedirs(keydir)
+        key = dkim_key(keydir)
+        signer, proxy = self.reusing(self.dkim('signer', 'sv', key))
+        before = proxy.connections  # the daemon's start probe, if any
+        for i in range(3):
+            with smtp(signer.port()) as s:
+                send_mail(s, 'alice@example.org', ['bob@localhost'],
+                          message('noreuse%d@e2e.test' % i))
+        stored = signer.wait_messages('bob', 3)
+        self.assertEqual(proxy.quit_nc, 0)
+        self.assertEqual(proxy.connections - before, 3)
+        verifier = self.with_milters(self.dkim('verifier', 'v', key))
+        with smtp(verifier.port()) as s:
+            for m in stored:
+                send_mail(s, 'alice@example.org', ['carol@localhost'],
+                          resubmittable(m))
+        for good in verifier.wait_messages('carol', 3):
+            results = ' '.join(header(good, 'Authentication-Results'))
+            self.assertRegex(results, r'dkim=pass', good)
+
+    def test_libmilter_reused_connection_serves_every_session(self):
+        """A libmilter milter that answers CONTINUE at the end of message
+        (Debian's pymilter): the connection is kept (QUIT_NC) and serves
+        the next sessions, each a new session for libmilter."""
+        d, proxy = self.reusing(LibmilterCounter(
+            os.path.join(self.tmp, 'counter'), resolv=None))
+        before = proxy.connections
+        for i in range(4):
+            with smtp(d.port()) as s:
+                send_mail(s, 'alice@example.org', ['bob@localhost'],
+                          message('reuse%d@e2e.test' % i))
+            # the session ended with QUIT_NC: its connection is pooled
+            harness.wait_for(lambda: proxy.quit_nc > i,
+                             what='QUIT_NC after session %d' % i)
+        # one connection for the four sessions, each one a new session
+        self.assertEqual(proxy.connections - before, 1)
+        seen = [header(m, 'X-Libmilter') for m in d.wait_messages('bob', 4)]
+        sessions = [int(v[0].split('=')[1]) for v in seen]
+        self.assertEqual(len(set(sessions)), 4, seen)
 
     def test_opendmarc_results_and_two_from_headers(self):
         dmarc = OpenDMARC(os.path.join(self.tmp, 'dmarc'), resolv=None)

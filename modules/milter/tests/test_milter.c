@@ -20,6 +20,7 @@
 #include <fake.h>
 #include "milter_codec.h"
 #include "milter_conf.h"
+#include "milter_pool.h"
 #include "milter_proto.h"
 #include "milter_session.h"
 
@@ -298,6 +299,75 @@ run_session(const char *conf, int *code_r)
     return v;
 }
 
+/* A peer on one end of a socket pair, negotiated version 6. */
+static void
+pool_peer(struct milter_peer *p, const struct milter_spec *spec, int fd)
+{
+    memset(p, 0, sizeof(*p));
+    p->spec = spec;
+    p->conn.fd = fd;
+    p->version = 6;
+    p->actions = MILTER_A_ADDHDRS;
+    p->chunk = MILTER_CHUNK_64K;
+}
+
+/* The idle pool: QUIT_NC only at rest; a pooled connection comes back
+ * with what was negotiated on it; one the milter closed is dropped. */
+static void
+test_pool(void **state)
+{
+    struct milter_spec spec = {.pool_size = 2, .idle_ms = 60000};
+    struct milter_pool pl;
+    struct milter_peer p;
+    unsigned char got[5];
+    int sv[2];
+
+    (void)state;
+    assert_int_equal(milter_pool_init(&pl, &spec), 0);
+    pool_peer(&p, &spec, -1);
+    assert_int_equal(milter_pool_take(&pl, &p), 0);
+
+    /* not at rest (an aborted or empty session): QUIT, closed */
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    pool_peer(&p, &spec, sv[0]);
+    milter_pool_release(&pl, &p, 1000);
+    assert_int_equal(p.conn.fd, -1);
+    assert_int_equal(read(sv[1], got, 5), 5);
+    assert_int_equal(got[4], MILTER_C_QUIT);
+    assert_int_equal(read(sv[1], got, 1), 0); /* closed */
+    close(sv[1]);
+
+    /* at rest: QUIT_NC, pooled, taken back with its options */
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    pool_peer(&p, &spec, sv[0]);
+    p.at_rest = 1;
+    p.macros[MILTER_M_MAIL] = strdup("{mail_addr}");
+    milter_pool_release(&pl, &p, 1000);
+    assert_int_equal(p.conn.fd, -1);
+    assert_null(p.macros[MILTER_M_MAIL]);
+    assert_int_equal(read(sv[1], got, 5), 5);
+    assert_int_equal(got[4], MILTER_C_QUIT_NC);
+    pool_peer(&p, &spec, -1);
+    p.version = p.actions = 0;
+    assert_int_equal(milter_pool_take(&pl, &p), 1);
+    assert_int_equal(p.conn.fd, sv[0]);
+    assert_int_equal(p.version, 6);
+    assert_int_equal(p.actions, MILTER_A_ADDHDRS);
+    assert_string_equal(p.macros[MILTER_M_MAIL], "{mail_addr}");
+    free(p.macros[MILTER_M_MAIL]);
+    p.macros[MILTER_M_MAIL] = NULL;
+
+    /* pooled again, then closed by the milter: not taken */
+    p.at_rest = 1;
+    milter_pool_release(&pl, &p, 1000);
+    assert_int_equal(read(sv[1], got, 5), 5);
+    close(sv[1]);
+    pool_peer(&p, &spec, -1);
+    assert_int_equal(milter_pool_take(&pl, &p), 0);
+    assert_int_equal(pl.n, 0);
+    milter_pool_free(&pl);
+}
+
 static void
 test_hooks_accept_reject(void **state)
 {
@@ -354,6 +424,7 @@ main(void)
         cmocka_unit_test(test_conf_errors),
         cmocka_unit_test(test_replycode),
         cmocka_unit_test(test_header_value),
+        cmocka_unit_test(test_pool),
         cmocka_unit_test(test_hooks_accept_reject),
         cmocka_unit_test(test_hooks_outage),
     };

@@ -1,0 +1,161 @@
+/* milter: the idle connections of one milter (milter_pool.h). */
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "milter_pool.h"
+
+struct milter_idle {
+    struct milter_conn conn;
+    uint32_t version;
+    uint32_t actions;
+    uint32_t proto;
+    size_t chunk;
+    char *macros[MILTER_M_COUNT];
+    long long since_ms;
+};
+
+static long long
+milter_pool_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+milter_pool_init(struct milter_pool *pl, const struct milter_spec *spec)
+{
+    memset(pl, 0, sizeof(*pl));
+    pl->idle = calloc((size_t)spec->pool_size, sizeof(*pl->idle));
+    if (pl->idle == NULL)
+        return -1;
+    pl->cap = (size_t)spec->pool_size;
+    pl->idle_ms = spec->idle_ms;
+    pthread_mutex_init(&pl->lock, NULL);
+    return 0;
+}
+
+/* A pooled connection is closed without QUIT: libmilter ignores a QUIT
+ * after QUIT_NC, and treats the end of file as the end. */
+static void
+milter_idle_close(struct milter_idle *e)
+{
+    milter_conn_close(&e->conn);
+    for (size_t i = 0; i < MILTER_M_COUNT; i++)
+        free(e->macros[i]);
+}
+
+/* Drop entry i, keeping the order. */
+static void
+milter_pool_drop(struct milter_pool *pl, size_t i)
+{
+    milter_idle_close(&pl->idle[i]);
+    memmove(&pl->idle[i], &pl->idle[i + 1],
+            (pl->n - i - 1) * sizeof(*pl->idle));
+    pl->n--;
+}
+
+/* The oldest first: close those idle too long. Under the lock. */
+static void
+milter_pool_expire(struct milter_pool *pl, long long now)
+{
+    while (pl->n > 0 && now - pl->idle[0].since_ms > pl->idle_ms)
+        milter_pool_drop(pl, 0);
+}
+
+void
+milter_pool_free(struct milter_pool *pl)
+{
+    if (pl->idle == NULL)
+        return;
+    while (pl->n > 0)
+        milter_pool_drop(pl, pl->n - 1);
+    free(pl->idle);
+    pl->idle = NULL;
+    pthread_mutex_destroy(&pl->lock);
+}
+
+/* An idle connection says nothing: readable means the milter closed it
+ * (or sent what it should not have), HUP or an error that it is gone. */
+static int
+milter_idle_quiet(const struct milter_conn *c)
+{
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+
+    return poll(&pfd, 1, 0) == 0;
+}
+
+int
+milter_pool_take(struct milter_pool *pl, struct milter_peer *p)
+{
+    struct milter_idle e;
+    int found = 0;
+
+    pthread_mutex_lock(&pl->lock);
+    milter_pool_expire(pl, milter_pool_now());
+    while (!found && pl->n > 0) {
+        e = pl->idle[--pl->n]; /* the most recently used */
+        if (milter_idle_quiet(&e.conn))
+            found = 1;
+        else
+            milter_idle_close(&e);
+    }
+    pthread_mutex_unlock(&pl->lock);
+    if (!found)
+        return 0;
+    p->conn = e.conn;
+    p->version = e.version;
+    p->actions = e.actions;
+    p->proto = e.proto;
+    p->chunk = e.chunk;
+    memcpy(p->macros, e.macros, sizeof(p->macros));
+    return 1;
+}
+
+/* libmilter takes QUIT_NC after an answered end of message or unknown
+ * command only (elsewhere it ignores it, and then the next CONNECT):
+ * the peer is "at rest" there, with nothing queued or unread. QUIT_NC
+ * is protocol version 6. */
+static int
+milter_peer_at_rest(const struct milter_peer *p)
+{
+    return p->at_rest && !p->in_txn && !p->failed && p->conn.fd >= 0 &&
+           p->version >= 6 && p->conn.out.len == 0 &&
+           p->conn.in_pos == p->conn.in_len;
+}
+
+void
+milter_pool_release(struct milter_pool *pl, struct milter_peer *p,
+                    int timeout_ms)
+{
+    struct milter_idle e = {0};
+
+    if (pl == NULL || !milter_peer_at_rest(p)) {
+        milter_peer_quit(p, timeout_ms);
+        return;
+    }
+    if (milter_pkt_empty(&p->conn.out, MILTER_C_QUIT_NC) < 0 ||
+        milter_conn_flush(&p->conn, timeout_ms) < 0) {
+        milter_peer_close(p);
+        return;
+    }
+    e.conn = p->conn;
+    e.version = p->version;
+    e.actions = p->actions;
+    e.proto = p->proto;
+    e.chunk = p->chunk;
+    memcpy(e.macros, p->macros, sizeof(e.macros));
+    memset(p->macros, 0, sizeof(p->macros));
+    memset(&p->conn, 0, sizeof(p->conn));
+    p->conn.fd = -1;
+    pthread_mutex_lock(&pl->lock);
+    e.since_ms = milter_pool_now();
+    milter_pool_expire(pl, e.since_ms);
+    if (pl->n == pl->cap)
+        milter_pool_drop(pl, 0); /* the oldest makes room */
+    pl->idle[pl->n++] = e;
+    pthread_mutex_unlock(&pl->lock);
+}

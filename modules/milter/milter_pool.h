@@ -1,0 +1,40 @@
+/*
+ * milter: the idle connections of one milter, kept between SMTP
+ * sessions when its "reuse" is on. A session that ends with the milter
+ * at rest (after an answered end of message or unknown command, where
+ * libmilter accepts it) sends QUIT_NC and puts the connection here; the
+ * next session takes it instead of connecting and negotiating again.
+ * Sessions run on several threads: a mutex guards the list.
+ */
+#ifndef MILTER_POOL_H
+#define MILTER_POOL_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "milter_session.h"
+
+struct milter_idle;
+
+struct milter_pool {
+    pthread_mutex_t lock;
+    struct milter_idle *idle; /* oldest first */
+    size_t n;
+    size_t cap;   /* the milter's pool_size */
+    int idle_ms;  /* the milter's idle_timeout */
+};
+
+/* 0, or -1 out of memory. */
+int milter_pool_init(struct milter_pool *pl, const struct milter_spec *spec);
+/* Close every idle connection (the milter sees the end of file). */
+void milter_pool_free(struct milter_pool *pl);
+/* Give p the most recently pooled connection that is still open and
+ * not past its idle time, with what was negotiated on it: 1, or 0 when
+ * there is none (p unchanged). */
+int milter_pool_take(struct milter_pool *pl, struct milter_peer *p);
+/* At the end of a session: QUIT_NC and pool p's connection when it is
+ * at rest and there is room, else QUIT and close. */
+void milter_pool_release(struct milter_pool *pl, struct milter_peer *p,
+                         int timeout_ms);
+
+#endif
