@@ -258,6 +258,53 @@ class Sendmail(harness.TestCase):
                          what='the linked file set aside')
         self.assertEqual(d.messages('gil'), [])
 
+    def test_pickup_refused_recipients(self):
+        """Pickup, as Postfix's: a recipient refused with a 5xx is bounced
+        to the sender (a DSN), one refused with a 4xx is kept in a new
+        maildrop file, tried again, and delivered once it can be."""
+        aliases = os.path.join(self.tmp, 'aliases')
+        include = os.path.join(self.tmp, 'later.inc')
+        with open(aliases, 'w') as f:
+            f.write('later: :include:%s\n' % include)
+        d = self.daemon(local_domains=['localhost', 'mx.e2e.test'],
+                        local_submission={'pickup_interval': 1},
+                        modules=[
+                            {'module': 'alias', 'map': 'aliases:' + aliases},
+                            {'module': 'store_mbox', 'directory': os.path.join(
+                                self.tmp, 'd0', 'mail'), 'users': 'any'}])
+        d.stop()
+        r = self.sendmail(d, 'ivy@localhost', 'later@localhost',
+                          'z@elsewhere.test',
+                          input='Subject: three ways\n\nx\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        drop = os.path.join(d.spool, 'maildrop')
+        first = os.listdir(drop)[0]
+        d.start()
+        self.assertIn('three ways', text(d.wait_messages('ivy', 1)[0]))
+        dsn = text(d.wait_messages('root', 1)[0])
+        self.assertIn('report-type=delivery-status', dsn)
+        self.assertIn('Final-Recipient: rfc822; z@elsewhere.test', dsn)
+        self.assertIn('Action: failed', dsn)
+        self.assertIn('Subject: three ways', dsn)
+        self.assertNotIn('later@localhost', dsn)
+        # the deferred recipient waits in a file of its own, on the
+        # submitter's behalf; the first file is gone
+        harness.wait_for(lambda: os.listdir(drop) and
+                         first not in os.listdir(drop),
+                         what='the file for the deferred recipient')
+        kept = os.path.join(drop, os.listdir(drop)[0])
+        with open(kept) as f:
+            body = f.read()
+        self.assertIn('R later@localhost\n', body)
+        self.assertNotIn('ivy@localhost', body)
+        self.assertNotIn('z@elsewhere.test', body)
+        with open(include, 'w') as f:
+            f.write('kim\n')
+        self.assertIn('three ways', text(d.wait_messages('kim', 1)[0]))
+        harness.wait_for(lambda: not os.listdir(drop), what='empty maildrop')
+        self.assertEqual(len(d.messages('ivy')), 1)
+        self.assertEqual(len(d.messages('root')), 1)
+
     def test_mailq_and_flush(self):
         d = self.daemon(queue={'retry_min': 3600, 'retry_max': 3600})
         shutil.rmtree(d.maildir)

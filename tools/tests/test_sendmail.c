@@ -219,6 +219,29 @@ test_maildrop_parse(void **state)
                                         64), -1);
 }
 
+/* Pickup's file for deferred recipients names the submitter's uid. */
+static void
+test_maildrop_uid(void **state)
+{
+    const char with[] = MAILDROP_MAGIC "U 1001\nS a\nR b\n\nx\n";
+    const char bad[][48] = {
+        MAILDROP_MAGIC "U -1\nS a\nR b\n\nx\n",
+        MAILDROP_MAGIC "U 12x\nS a\nR b\n\nx\n",
+        MAILDROP_MAGIC "S a\nR b\n\nx\n",
+    };
+    struct submit_msg m;
+    char err[64];
+
+    (void)state;
+    assert_int_equal(maildrop_uid(with, strlen(with)), 1001);
+    assert_int_equal(maildrop_parse(with, strlen(with), &m, err, 64), 0);
+    assert_string_equal(m.sender, "a");
+    assert_int_equal(m.nrcpts, 1);
+    maildrop_free(&m);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        assert_int_equal(maildrop_uid(bad[i], strlen(bad[i])), -1);
+}
+
 int
 main(void)
 {
@@ -231,6 +254,7 @@ main(void)
         cmocka_unit_test(test_bcc_removed),
         cmocka_unit_test(test_read_message),
         cmocka_unit_test(test_maildrop_parse),
+        cmocka_unit_test(test_maildrop_uid),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
