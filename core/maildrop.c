@@ -187,18 +187,29 @@ maildrop_fill(int fd, const struct submit_msg *m, long uid)
             return -1;
     if (maildrop_put(fd, "\n", 1) < 0)
         return -1;
-    /* LF line ends in the file, whatever the caller had. */
+    /* LF line ends in the file, whatever the caller had: CRs before an
+     * LF go, a bare CR becomes an LF and a NUL is dropped (the daemon's
+     * SMTP session would refuse either, as sendmail_msg.c does). */
     for (size_t i = 0; i < m->len;) {
-        const char *cr = memchr(m->data + i, '\r', m->len - i);
-        size_t n = cr != NULL ? (size_t)(cr - (m->data + i)) : m->len - i;
+        size_t n = 0, k = 0;
 
+        while (i + n < m->len && m->data[i + n] != '\r' &&
+               m->data[i + n] != '\0')
+            n++;
         if (maildrop_put(fd, m->data + i, n) < 0)
             return -1;
         i += n;
-        if (cr != NULL && !(i + 1 < m->len && m->data[i + 1] == '\n') &&
-            maildrop_put(fd, "\r", 1) < 0)
-            return -1;
-        i += cr != NULL;
+        if (i < m->len && m->data[i] == '\0') {
+            i++;
+            continue;
+        }
+        while (i + k < m->len && m->data[i + k] == '\r')
+            k++;
+        if (!(i + k < m->len && m->data[i + k] == '\n'))
+            for (size_t j = 0; j < k; j++)
+                if (maildrop_put(fd, "\n", 1) < 0)
+                    return -1;
+        i += k;
     }
     return 0;
 }

@@ -144,6 +144,17 @@ class Sendmail(harness.TestCase):
         self.assertIn('<z@elsewhere.test>: 554', text(note))
         self.assertIn('Subject: part two', text(note))
 
+    def test_bare_cr_and_nul(self):
+        """What the SMTP session would refuse (554 5.5.0) is made
+        acceptable, as Postfix's sendmail takes it: a bare CR becomes a
+        line end, a NUL is dropped."""
+        d = self.daemon(local_domains=['localhost', 'mx.e2e.test'])
+        r = self.sendmail(d, 'ivy@localhost',
+                          input='Subject: cr\n\nold\rmac\nn\x00ul\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        body = text(d.wait_messages('ivy', 1)[0])
+        self.assertIn('old\nmac\nnul\n', body.replace('\r\n', '\n'))
+
     def test_bs(self):
         d = self.daemon(local_domains=['localhost', 'mx.e2e.test'])
         r = self.sendmail(d, '-bs', input=(
