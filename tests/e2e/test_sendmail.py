@@ -155,6 +155,26 @@ class Sendmail(harness.TestCase):
         body = text(d.wait_messages('ivy', 1)[0])
         self.assertIn('old\nmac\nnul\n', body.replace('\r\n', '\n'))
 
+    def test_long_or_multiline_full_name(self):
+        """-F: a long name is cut (256 octets) without losing the line
+        end or the Date: field; CR/LF in it cannot add a header."""
+        d = self.daemon(local_domains=['localhost', 'mx.e2e.test'])
+        r = self.sendmail(d, '-F', 'é' * 550, 'ivy@localhost',
+                          input='Subject: long\n\nx\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        msg = d.wait_messages('ivy', 1)[0]
+        frm = one(msg, 'From')
+        self.assertEqual(frm, '"%s" <root@mx.e2e.test>' % ('é' * 128))
+        self.assertIsNotNone(one(msg, 'Date'))
+        self.assertEqual(one(msg, 'Subject'), 'long')
+        r = self.sendmail(d, '-F', 'Eve\r\nX-Injected: yes', 'ivy@localhost',
+                          input='Subject: inject\n\nx\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        msg = d.wait_messages('ivy', 2)[1]
+        self.assertIsNone(one(msg, 'X-Injected'))
+        self.assertEqual(one(msg, 'From'),
+                         '"EveX-Injected: yes" <root@mx.e2e.test>')
+
     def test_bs(self):
         d = self.daemon(local_domains=['localhost', 'mx.e2e.test'])
         r = self.sendmail(d, '-bs', input=(
