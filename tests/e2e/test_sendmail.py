@@ -370,6 +370,62 @@ class Sendmail(harness.TestCase):
         d.wait_messages('hal', 1)
         d.wait_queue_empty()
 
+    def test_per_user_share_and_private_reasons(self):
+        """One user holds at most 10 connections of the submission socket
+        (the 11th is closed: sendmail falls back to the maildrop) while
+        others still get in; mailq shows users a quarantined message's
+        "!" but not the reason, which root sees."""
+        import socket
+        rules = os.path.join(self.tmp, 'header_checks')
+        with open(rules, 'w') as f:
+            f.write('/^Subject: hold me/ HOLD private reason\n')
+        d = self.daemon(start=False)
+        d.overrides['module_path'] = [os.environ['PLUGIN_DIR'],
+                                      harness.MODULE_DIR]
+        d.overrides['modules'] = [
+            {'module': 'header_checks', 'header_checks': rules},
+            {'module': 'store_mbox', 'directory': d.maildir,
+             'users': 'any'}]
+        d.start()
+        sock = os.path.join(d.spool, 'public', 'submit.sock')
+        uid = uid_of(USER)
+        held = []
+
+        def connect():
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.settimeout(30)
+            c.connect(sock)
+            held.append(c)
+            return c
+
+        os.seteuid(uid)
+        try:
+            for _ in range(10):
+                connect()
+            extra = connect()
+        finally:
+            os.seteuid(0)
+        try:
+            # the daemon closes the 11th at once, before any request
+            self.assertEqual(extra.recv(16), b'')
+            r = self.sendmail(d, 'ivy@localhost',
+                              input='Subject: hold me\n\nx\n')
+            self.assertEqual(r.returncode, 0, r.stderr)
+            harness.wait_for(lambda: d.queue_ids(), what='the held message')
+            self.assertIn('uid=%d holds 10 connections' % uid, d.log_text())
+        finally:
+            for c in held:
+                c.close()
+        r = self.sendmail(d, '-bp')
+        self.assertIn('quarantined: private reason', r.stdout)
+        harness.wait_for(
+            lambda: self.sendmail(d, '-bp', user=USER).returncode == 0,
+            what="the user's connections released")
+        r = self.sendmail(d, '-bp', user=USER)
+        self.assertIn(next(iter(d.queue_ids())), r.stdout)
+        self.assertNotIn('private reason', r.stdout)
+        self.assertNotIn('quarantined', r.stdout)
+
     def test_newaliases(self):
         aliases = os.path.join(self.tmp, 'aliases')
         with open(aliases, 'w') as f:
