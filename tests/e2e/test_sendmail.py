@@ -175,6 +175,24 @@ class Sendmail(harness.TestCase):
         self.assertEqual(one(msg, 'From'),
                          '"EveX-Injected: yes" <root@mx.e2e.test>')
 
+    def test_local_auth_mech(self):
+        """A local session's login is marked: modmta_auth_mech() says
+        LOCAL (the stream test module logs it at DATA)."""
+        d = self.daemon(local_domains=['localhost', 'mx.e2e.test'],
+                        start=False)
+        d.overrides['module_path'] = [harness.MODULE_DIR,
+                                      os.environ['TEST_MODULE_DIR']]
+        d.overrides['modules'] = [
+            {'module': 'stream'},
+            {'module': 'store_mbox', 'directory': d.maildir,
+             'users': 'any'}]
+        d.start()
+        r = self.sendmail(d, 'ivy@localhost', user=USER,
+                          input='Subject: mech\n\nx\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d.wait_messages('ivy', 1)
+        self.assertRegex(d.log_text(), r'stream: data local=-:0 mech=LOCAL ')
+
     def test_bs(self):
         d = self.daemon(local_domains=['localhost', 'mx.e2e.test'])
         r = self.sendmail(d, '-bs', input=(
