@@ -354,6 +354,35 @@ class Sendmail(harness.TestCase):
         self.assertEqual(len(d.messages('ivy')), 1)
         self.assertEqual(len(d.messages('root')), 1)
 
+    def test_pickup_message_refused(self):
+        """A maildrop message refused as a whole (5xx at DATA) is bounced
+        to its sender for every recipient, and the file goes."""
+        rules = os.path.join(self.tmp, 'header_checks')
+        with open(rules, 'w') as f:
+            f.write('/^Subject: refuse me/ REJECT not this one\n')
+        d = self.daemon(local_domains=['localhost', 'mx.e2e.test'],
+                        start=False)
+        d.overrides['module_path'] = [os.environ['PLUGIN_DIR'],
+                                      harness.MODULE_DIR]
+        d.overrides['modules'] = [
+            {'module': 'header_checks', 'header_checks': rules},
+            {'module': 'store_mbox', 'directory': d.maildir,
+             'users': 'any'}]
+        d.start()
+        d.stop()
+        r = self.sendmail(d, 'ivy@localhost', 'kim@localhost',
+                          input='Subject: refuse me\n\nx\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        drop = os.path.join(d.spool, 'maildrop')
+        self.assertEqual(len(os.listdir(drop)), 1)
+        d.start()
+        dsn = text(d.wait_messages('root', 1)[0])
+        self.assertIn('Final-Recipient: rfc822; ivy@localhost', dsn)
+        self.assertIn('Final-Recipient: rfc822; kim@localhost', dsn)
+        self.assertIn('not this one', dsn)
+        harness.wait_for(lambda: not os.listdir(drop), what='empty maildrop')
+        self.assertEqual(d.messages('ivy'), [])
+
     def test_mailq_and_flush(self):
         d = self.daemon(queue={'retry_min': 3600, 'retry_max': 3600})
         shutil.rmtree(d.maildir)
