@@ -111,14 +111,16 @@ struct control_listing {
     struct control_buf *b;
     unsigned long long kbytes;
     size_t count;
+    int reasons;                 /* show quarantine reasons */
 };
 
 static void
-control_list_rcpts(struct control_buf *b, const queue_env *env, int indent)
+control_list_rcpts(struct control_buf *b, const queue_env *env, int indent,
+                   int reasons)
 {
     const char *last = NULL;
 
-    if (env->quarantine != NULL)
+    if (env->quarantine != NULL && reasons)
         control_printf(b, "(quarantined: %s)\n", env->quarantine);
     for (size_t i = 0; i < env->nrcpts; i++) {
         const queue_rcpt *r = &env->rcpts[i];
@@ -150,7 +152,7 @@ control_list_one(const queue_env *env, void *arg)
                       (long long)env->size, date);
     control_printf(l->b, "%s%s\n", prefix,
                    env->sender[0] != '\0' ? env->sender : "MAILER-DAEMON");
-    control_list_rcpts(l->b, env, indent);
+    control_list_rcpts(l->b, env, indent, l->reasons);
     control_printf(l->b, "\n");
     l->kbytes += ((unsigned long long)env->size + 1023) / 1024;
     l->count++;
@@ -158,11 +160,10 @@ control_list_one(const queue_env *env, void *arg)
 }
 
 static void
-control_cmd_queue(queue *q, scheduler *s, const struct control_ops *ops,
-                  const char *id, struct control_buf *b)
+control_listing_run(queue *q, int reasons, struct control_buf *b)
 {
     struct control_buf body = {0};
-    struct control_listing l = {.b = &body};
+    struct control_listing l = {.b = &body, .reasons = reasons};
     int rc = queue_foreach(q, control_list_one, &l);
 
     if (rc < 0) {
@@ -182,6 +183,27 @@ control_cmd_queue(queue *q, scheduler *s, const struct control_ops *ops,
     }
     b->oom |= body.oom;
     free(body.p);
+}
+
+static void
+control_cmd_queue(queue *q, scheduler *s, const struct control_ops *ops,
+                  const char *id, struct control_buf *b)
+{
+    control_listing_run(q, 1, b);
+}
+
+char *
+control_showq(queue *q, int reasons)
+{
+    struct control_buf b = {0};
+
+    control_printf(&b, "ok\n");
+    control_listing_run(q, reasons, &b);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
 }
 
 /* ---- show ---- */

@@ -54,5 +54,9 @@ void control_stop(control *c);
  * "show", which only read the queue. */
 char *control_execute(queue *q, scheduler *s, const struct control_ops *ops,
                       const char *line);
+/* The "queue" response (mailq's listing); reasons 0 leaves out the
+ * quarantine reasons (for users other than root and the daemon's: as
+ * Postfix's showq, a held message shows only its "!"). */
+char *control_showq(queue *q, int reasons);
 
 #endif

@@ -71,6 +71,8 @@ maildrop_parse(const char *buf, size_t len, struct submit_msg *m,
         return -1;
     }
     p += strlen(MAILDROP_MAGIC);
+    if (maildrop_uid(buf, len) >= 0)
+        p = memchr(p, '\n', (size_t)(end - p)) + 1;
     if (maildrop_field(&p, end, 'S', &sender) != 1) {
         snprintf(err, errlen, "bad sender line");
         return -1;
@@ -102,6 +104,23 @@ maildrop_parse(const char *buf, size_t len, struct submit_msg *m,
     m->data = p;
     m->len = (size_t)(end - p);
     return 0;
+}
+
+long
+maildrop_uid(const char *buf, size_t len)
+{
+    size_t off = strlen(MAILDROP_MAGIC);
+    const char *p = buf + off, *nl;
+    char *e;
+    long v;
+
+    if (len < off + 4 || memcmp(p, "U ", 2) != 0 ||
+        (nl = memchr(p, '\n', len - off)) == NULL || p[2] < '0' ||
+        p[2] > '9')
+        return -1;
+    errno = 0;
+    v = strtol(p + 2, &e, 10);
+    return e == nl && errno == 0 && v >= 0 ? v : -1;
 }
 
 void
@@ -154,9 +173,13 @@ maildrop_name(char *name, size_t len)
 }
 
 static int
-maildrop_fill(int fd, const struct submit_msg *m)
+maildrop_fill(int fd, const struct submit_msg *m, long uid)
 {
+    char u[32];
+
+    snprintf(u, sizeof(u), "%ld", uid);
     if (maildrop_put(fd, MAILDROP_MAGIC, strlen(MAILDROP_MAGIC)) < 0 ||
+        (uid >= 0 && maildrop_put_line(fd, "U ", u) < 0) ||
         maildrop_put_line(fd, "S ", m->sender) < 0)
         return -1;
     for (size_t i = 0; i < m->nrcpts; i++)
@@ -164,18 +187,29 @@ maildrop_fill(int fd, const struct submit_msg *m)
             return -1;
     if (maildrop_put(fd, "\n", 1) < 0)
         return -1;
-    /* LF line ends in the file, whatever the caller had. */
+    /* LF line ends in the file, whatever the caller had: CRs before an
+     * LF go, a bare CR becomes an LF and a NUL is dropped (the daemon's
+     * SMTP session would refuse either, as sendmail_msg.c does). */
     for (size_t i = 0; i < m->len;) {
-        const char *cr = memchr(m->data + i, '\r', m->len - i);
-        size_t n = cr != NULL ? (size_t)(cr - (m->data + i)) : m->len - i;
+        size_t n = 0, k = 0;
 
+        while (i + n < m->len && m->data[i + n] != '\r' &&
+               m->data[i + n] != '\0')
+            n++;
         if (maildrop_put(fd, m->data + i, n) < 0)
             return -1;
         i += n;
-        if (cr != NULL && !(i + 1 < m->len && m->data[i + 1] == '\n') &&
-            maildrop_put(fd, "\r", 1) < 0)
-            return -1;
-        i += cr != NULL;
+        if (i < m->len && m->data[i] == '\0') {
+            i++;
+            continue;
+        }
+        while (i + k < m->len && m->data[i + k] == '\r')
+            k++;
+        if (!(i + k < m->len && m->data[i + k] == '\n'))
+            for (size_t j = 0; j < k; j++)
+                if (maildrop_put(fd, "\n", 1) < 0)
+                    return -1;
+        i += k;
     }
     return 0;
 }
@@ -183,6 +217,13 @@ maildrop_fill(int fd, const struct submit_msg *m)
 int
 maildrop_write(const char *dir, const struct submit_msg *m, char *name_r,
                size_t namelen, char *err, size_t errlen)
+{
+    return maildrop_write_for(dir, m, -1, name_r, namelen, err, errlen);
+}
+
+int
+maildrop_write_for(const char *dir, const struct submit_msg *m, long uid,
+                   char *name_r, size_t namelen, char *err, size_t errlen)
 {
     char path[4096];
     int fd = -1, e;
@@ -205,7 +246,7 @@ maildrop_write(const char *dir, const struct submit_msg *m, char *name_r,
         snprintf(err, errlen, "%s: no free file name", dir);
         return -1;
     }
-    if (maildrop_fill(fd, m) < 0 || fsync(fd) < 0 ||
+    if (maildrop_fill(fd, m, uid) < 0 || fsync(fd) < 0 ||
         fchmod(fd, MAILDROP_COMPLETE_MODE) < 0) {
         e = errno;
         snprintf(err, errlen, "%s: %s", path, strerror(e));

@@ -436,8 +436,8 @@ daemon_start(struct daemon *d, struct config *cfg, int background)
         return -1;
     }
     /* After the scheduler: what pickup queues is delivered at once. */
-    d->pick = pickup_start(g->cfg, g->cfg->limits.message_size,
-                           daemon_local_session, d, &err);
+    d->pick = pickup_start(g->cfg, g->cfg->limits.message_size, d->q,
+                           d->sched, daemon_local_session, d, &err);
     if (d->pick == NULL) {
         modmta_logf(MODMTA_LOG_ERR, "%s", err.msg);
         return -1;

@@ -19,6 +19,7 @@
 
 #include "maildrop.h"
 #include "pickup.h"
+#include "pickup_bounce.h"
 #include "queue.h"
 #include "submit_client.h"
 
@@ -37,6 +38,8 @@ struct pickup {
     pthread_t thread;
     local_session_fn fn;
     void *arg;
+    queue *q;                    /* bounces of refused recipients */
+    scheduler *sched;
 };
 
 struct pickup_session {
@@ -161,12 +164,98 @@ pickup_set_aside(int dfd, const char *name, const char *why)
         unlinkat(dfd, name, 0);
 }
 
-static void
-pickup_log_refused(const char *name, const struct submit_result *r)
+/* Where the refused recipients go: a 4xx into temp (a new file for the
+ * next scan), anything else into perm (a bounce). A message refused as
+ * a whole (MAIL, DATA) bounces every recipient with that reply. */
+static int
+pickup_sort(const struct submit_msg *m, const struct submit_result *r,
+            char **temp, size_t *nt, char **perm, char **why, size_t *np)
 {
-    for (size_t i = 0; i < r->nrefused; i++)
-        modmta_logf(MODMTA_LOG_WARN, "pickup: file=%s recipient refused: "
-                    "%s", name, r->refused[i]);
+    struct pickup_refusal f;
+
+    *nt = *np = 0;
+    if (r->status == SUBMIT_PERM && r->nrefused < m->nrcpts) {
+        for (size_t i = 0; i < m->nrcpts; i++) {
+            if ((perm[*np] = strdup(m->rcpts[i])) == NULL ||
+                (why[*np] = strdup(r->reply)) == NULL)
+                return -1;
+            (*np)++;
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < r->nrefused; i++) {
+        pickup_refusal_parse(r->refused[i], &f);
+        modmta_logf(MODMTA_LOG_WARN, "pickup: recipient refused: %s",
+                    r->refused[i]);
+        if (f.code / 100 == 4) {
+            if ((temp[*nt] = strdup(f.addr)) == NULL)
+                return -1;
+            (*nt)++;
+        } else {
+            if ((perm[*np] = strdup(f.code ? f.addr : r->refused[i])) ==
+                    NULL || (why[*np] = strdup(f.reply)) == NULL)
+                return -1;
+            (*np)++;
+        }
+    }
+    return 0;
+}
+
+/* The 4xx recipients into a new file for the next scan, on behalf of
+ * uid, dated like the old one (queue.lifetime counts from there). */
+static int
+pickup_keep(pickup *p, int dfd, const struct submit_msg *m, char **temp,
+            size_t nt, uid_t uid, const struct stat *st)
+{
+    struct submit_msg k = {m->sender, temp, nt, m->data, m->len};
+    struct timespec ts[2] = {st->st_atim, st->st_mtim};
+    char name[NAME_MAX + 1], err[256];
+
+    if (maildrop_write_for(p->dir, &k, (long)uid, name, sizeof(name), err,
+                           sizeof(err)) < 0) {
+        modmta_logf(MODMTA_LOG_ERR, "pickup: cannot keep %zu recipient(s) "
+                    "for later: %s", nt, err);
+        return -1;
+    }
+    utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW);
+    modmta_logf(MODMTA_LOG_INFO, "pickup: %zu recipient(s) kept for the "
+                "next scan as file=%s", nt, name);
+    return 0;
+}
+
+/* After a transaction that ended (queued, or refused for good): bounce
+ * the 5xx recipients, keep the 4xx ones, then the file goes; it is set
+ * aside when either could not be done. */
+static void
+pickup_settle(pickup *p, int dfd, const char *name,
+              const struct submit_msg *m, const struct submit_result *r,
+              uid_t uid, const struct stat *st)
+{
+    size_t n = m->nrcpts, nt = 0, np = 0;
+    char **temp = calloc(n, sizeof(*temp)), **perm = calloc(n, sizeof(*perm));
+    char **why = calloc(n, sizeof(*why));
+    const char *fail = NULL;
+
+    if (temp == NULL || perm == NULL || why == NULL ||
+        pickup_sort(m, r, temp, &nt, perm, why, &np) < 0)
+        fail = "out of memory";
+    else if (np > 0 && pickup_bounce(p->q, p->sched, p->helo, p->lifetime,
+                                     m, st->st_mtime, perm, why, np) < 0)
+        fail = "cannot queue a bounce";
+    else if (nt > 0 && pickup_keep(p, dfd, m, temp, nt, uid, st) < 0)
+        fail = "cannot keep the deferred recipients";
+    if (fail != NULL)
+        pickup_set_aside(dfd, name, fail);
+    else
+        unlinkat(dfd, name, 0);
+    for (size_t i = 0; i < n; i++) {
+        free(temp != NULL ? temp[i] : NULL);
+        free(perm != NULL ? perm[i] : NULL);
+        free(why != NULL ? why[i] : NULL);
+    }
+    free(temp);
+    free(perm);
+    free(why);
 }
 
 static void
@@ -177,6 +266,7 @@ pickup_one(pickup *p, int dfd, const char *name)
     struct submit_msg m;
     struct stat st;
     size_t len;
+    uid_t uid;
     int rc = pickup_read(p, dfd, name, &buf, &len, &st, err, sizeof(err));
 
     if (rc <= 0) {
@@ -189,14 +279,14 @@ pickup_one(pickup *p, int dfd, const char *name)
         free(buf);
         return;
     }
-    switch (pickup_feed(p, &m, st.st_uid, name, &r)) {
+    /* Only a file the daemon wrote itself may say whose it is. */
+    uid = st.st_uid;
+    if (st.st_uid == geteuid() && maildrop_uid(buf, len) >= 0)
+        uid = (uid_t)maildrop_uid(buf, len);
+    switch (pickup_feed(p, &m, uid, name, &r)) {
     case SUBMIT_QUEUED:
-        pickup_log_refused(name, &r);
-        unlinkat(dfd, name, 0);
-        break;
     case SUBMIT_PERM:
-        pickup_log_refused(name, &r);
-        pickup_set_aside(dfd, name, r.reply);
+        pickup_settle(p, dfd, name, &m, &r, uid, &st);
         break;
     default:
         if (time(NULL) - st.st_mtime > p->lifetime) {
@@ -260,8 +350,9 @@ pickup_thread(void *arg)
 }
 
 pickup *
-pickup_start(const struct config *cfg, long long max_size,
-             local_session_fn fn, void *arg, modmta_err *err_r)
+pickup_start(const struct config *cfg, long long max_size, queue *q,
+             scheduler *sched, local_session_fn fn, void *arg,
+             modmta_err *err_r)
 {
     pickup *p = calloc(1, sizeof(*p));
 
@@ -278,6 +369,8 @@ pickup_start(const struct config *cfg, long long max_size,
     p->max_size = max_size > 0 ? max_size : PICKUP_SIZE_MAX;
     p->fn = fn;
     p->arg = arg;
+    p->q = q;
+    p->sched = sched;
     if (pipe2(p->stop_pipe, O_CLOEXEC) < 0 ||
         pthread_create(&p->thread, NULL, pickup_thread, p) != 0) {
         modmta_err_set(err_r, NULL, "pickup: cannot start: %s",

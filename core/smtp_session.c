@@ -310,6 +310,9 @@ smtp_tls_mode(const struct smtp_session *s)
 static void
 smtp_local_auth(struct smtp_session *s)
 {
+    /* "LOCAL" tells modules this login is a local account (the kernel's
+     * word), not a SASL identity of the same name. */
+    modmta_ctx_set_auth_mech(s->ctx, "LOCAL");
     s->ctx->auth_user = modmta_sess_strdup(s->ctx, s->a->local_user);
     if (s->ctx->auth_user != NULL)
         chain_auth(s->gen->chain, s->ctx, s->ctx->auth_user, 1);

@@ -31,14 +31,20 @@ struct submit {
     queue *q;
     local_session_fn fn;
     void *arg;
-    pthread_mutex_t lock;        /* guards active */
+    pthread_mutex_t lock;        /* guards active and users */
     pthread_cond_t idle;
     unsigned long active;
+    struct submit_user {
+        uid_t uid;
+        unsigned n;              /* its connections */
+    } users[SUBMIT_CLIENTS_MAX];
+    size_t nusers;
 };
 
 struct submit_conn {
     submit *s;
     int fd;
+    uid_t uid;
 };
 
 void
@@ -97,7 +103,8 @@ submit_write(int fd, const char *p)
 static void
 submit_showq(submit *s, int fd, uid_t uid)
 {
-    char *resp = control_execute(s->q, NULL, NULL, "queue");
+    /* Quarantine reasons are the postmaster's business. */
+    char *resp = control_showq(s->q, uid == 0 || uid == geteuid());
 
     modmta_logf(MODMTA_LOG_DEBUG, "submit: showq uid=%lu",
                 (unsigned long)uid);
@@ -148,33 +155,69 @@ submit_conn_thread(void *arg)
     submit *s = c->s;
 
     submit_serve(s, c->fd);
-    free(c);
     pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->nusers; i++) {
+        if (s->users[i].uid != c->uid)
+            continue;
+        if (--s->users[i].n == 0)
+            s->users[i] = s->users[--s->nusers];
+        break;
+    }
+    free(c);
     if (--s->active == 0)
         pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->lock);
     return NULL;
 }
 
-/* Over SUBMIT_CLIENTS_MAX the connection is just closed: sendmail then
- * leaves the message in the maildrop. */
+/* The count of uid's connections, made when it has none; NULL when the
+ * user holds its share. Under s->lock. */
+static struct submit_user *
+submit_user_slot(submit *s, uid_t uid)
+{
+    for (size_t i = 0; i < s->nusers; i++)
+        if (s->users[i].uid == uid)
+            return s->users[i].n < SUBMIT_CLIENTS_PER_UID ? &s->users[i]
+                                                          : NULL;
+    if (s->nusers == SUBMIT_CLIENTS_MAX)
+        return NULL;
+    s->users[s->nusers] = (struct submit_user){.uid = uid};
+    return &s->users[s->nusers++];
+}
+
+/* Over SUBMIT_CLIENTS_MAX, or SUBMIT_CLIENTS_PER_UID for the caller's
+ * uid, the connection is just closed: sendmail then leaves the message
+ * in the maildrop. */
 static void
 submit_spawn(submit *s, int fd)
 {
     struct submit_conn *c = malloc(sizeof(*c));
+    struct submit_user *u = NULL;
+    struct ucred cred;
+    socklen_t clen = sizeof(cred);
     pthread_attr_t attr;
     pthread_t t;
-    int ok = 0;
+    int ok = 0, known = c != NULL &&
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0;
 
     pthread_mutex_lock(&s->lock);
-    if (c != NULL && s->active < SUBMIT_CLIENTS_MAX) {
+    if (known && s->active < SUBMIT_CLIENTS_MAX &&
+        (u = submit_user_slot(s, cred.uid)) != NULL) {
         c->s = s;
         c->fd = fd;
+        c->uid = cred.uid;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         ok = pthread_create(&t, &attr, submit_conn_thread, c) == 0;
         pthread_attr_destroy(&attr);
         s->active += ok;
+        u->n += ok;
+        if (!ok && u->n == 0)
+            *u = s->users[--s->nusers];
+    } else if (known && s->active < SUBMIT_CLIENTS_MAX) {
+        modmta_logf(MODMTA_LOG_WARN, "submit: uid=%lu holds %d "
+                    "connections: one more refused",
+                    (unsigned long)cred.uid, SUBMIT_CLIENTS_PER_UID);
     }
     pthread_mutex_unlock(&s->lock);
     if (!ok) {

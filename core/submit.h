@@ -24,6 +24,9 @@
 
 #define SUBMIT_REQUEST_MAX 64
 #define SUBMIT_CLIENTS_MAX 100
+/* One user's share: the others still get in while a user holds this
+ * many connections (past it sendmail falls back to the maildrop). */
+#define SUBMIT_CLIENTS_PER_UID 10
 
 /* Run a local session on fd (owned: closed) for uid, whose login name
  * is user (borrowed for the call). Runs on the caller's thread. */

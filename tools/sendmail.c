@@ -24,6 +24,7 @@
 
 #define SM_IO_TIMEOUT 300
 #define SM_HEADER_NOTE "\n--- the message's header ---\n\n"
+#define SM_FULLNAME_MAX 256      /* octets of -F kept in From: */
 
 struct sm {
     struct sm_opts o;
@@ -105,18 +106,26 @@ sm_starts_with_header(const struct sm_buf *b)
     return i > 0 && i < b->len && b->p[i] == ':';
 }
 
-/* "Full Name" as a quoted string, for From:. */
+/* "Full Name" as a quoted string, for From:: control characters (CR,
+ * LF: no header can be slipped in) are dropped, and the name is cut at
+ * SM_FULLNAME_MAX octets on a UTF-8 character boundary so that the
+ * field stays far below RFC 5322's 998-octet line. */
 static char *
 sm_quoted(const char *s)
 {
-    size_t n = strlen(s);
+    size_t n = strnlen(s, SM_FULLNAME_MAX + 1), used = 0;
     char *q = malloc(2 * n + 3), *p = q;
 
     if (q == NULL)
         return NULL;
+    if (n > SM_FULLNAME_MAX) {
+        n = SM_FULLNAME_MAX;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--;
+    }
     *p++ = '"';
-    for (; *s; s++) {
-        if (*s == '\r' || *s == '\n')
+    for (; used < n; s++, used++) {
+        if ((unsigned char)*s < ' ' || *s == 0x7f)
             continue;
         if (*s == '"' || *s == '\\')
             *p++ = '\\';
@@ -160,16 +169,22 @@ sm_edit(struct sm *s)
             return EX_OSERR;
     }
     if (!sm_has_field(&s->msg, "From") && s->sender[0] != '\0') {
-        char *name = s->o.fullname != NULL ? sm_quoted(s->o.fullname)
-                                           : NULL;
+        char *name = NULL, *from = NULL;
+        int rc = 0;
 
-        if (name != NULL)
-            snprintf(line, sizeof(line), "From: %s <%s>\n", name, s->sender);
-        else
-            snprintf(line, sizeof(line), "From: %s\n", s->sender);
-        free(name);
-        if (sm_prepend(&s->msg, line) < 0)
+        if (s->o.fullname != NULL &&
+            (name = sm_quoted(s->o.fullname)) == NULL)
             return EX_OSERR;
+        if ((name != NULL
+                 ? asprintf(&from, "From: %s <%s>\n", name, s->sender)
+                 : asprintf(&from, "From: %s\n", s->sender)) < 0)
+            from = NULL;
+        if (from == NULL || sm_prepend(&s->msg, from) < 0)
+            rc = EX_OSERR;
+        free(name);
+        free(from);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }

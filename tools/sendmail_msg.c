@@ -37,6 +37,22 @@ sm_append(struct sm_buf *b, const char *p, size_t n)
     return 0;
 }
 
+/* What the daemon's SMTP session would refuse (554 5.5.0), made
+ * acceptable as sendmail programs do: a bare CR (an old Mac line end)
+ * becomes a line end, a NUL is dropped. Returns the new length. */
+static size_t
+sm_clean_line(char *p, size_t n)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\0')
+            continue;
+        p[o++] = p[i] == '\r' ? '\n' : p[i];
+    }
+    return o;
+}
+
 int
 sm_read_message(FILE *in, int ignore_dots, long long max, struct sm_buf *b)
 {
@@ -48,10 +64,10 @@ sm_read_message(FILE *in, int ignore_dots, long long max, struct sm_buf *b)
     while ((n = getline(&line, &cap, in)) > 0) {
         size_t body = (size_t)n;
 
-        /* Lines end in LF here; a CR before it is dropped. */
+        /* Lines end in LF here; the CRs before it are dropped. */
         if (line[body - 1] == '\n')
             body--;
-        if (body > 0 && line[body - 1] == '\r')
+        while (body > 0 && line[body - 1] == '\r')
             body--;
         if (!ignore_dots && body == 1 && line[0] == '.')
             break;
@@ -64,6 +80,7 @@ sm_read_message(FILE *in, int ignore_dots, long long max, struct sm_buf *b)
             rc = -2;
             break;
         }
+        body = sm_clean_line(line, body);
         if (sm_append(b, line, body) < 0 || sm_append(b, "\n", 1) < 0) {
             rc = -1;
             break;

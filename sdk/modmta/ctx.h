@@ -63,7 +63,10 @@ const char *modmta_auth_user(const modmta_ctx *ctx);
  * NULL and 0 when unknown (a UNIX socket). */
 const char *modmta_local_addr(const modmta_ctx *ctx);
 int modmta_local_port(const modmta_ctx *ctx);
-/* The SASL mechanism of a successful AUTH ("PLAIN"), or NULL. */
+/* The SASL mechanism of a successful AUTH ("PLAIN"); "LOCAL" for a
+ * local submission (sendmail, pickup), where modmta_auth_user() is the
+ * caller's login name, not a SASL identity; NULL when not
+ * authenticated. */
 const char *modmta_auth_mech(const modmta_ctx *ctx);
 /* The session's TLS protocol ("TLSv1.3"), cipher name and the cipher's
  * secret bits; NULL, NULL, 0 without TLS. */

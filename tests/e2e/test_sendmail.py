@@ -144,6 +144,55 @@ class Sendmail(harness.TestCase):
         self.assertIn('<z@elsewhere.test>: 554', text(note))
         self.assertIn('Subject: part two', text(note))
 
+    def test_bare_cr_and_nul(self):
+        """What the SMTP session would refuse (554 5.5.0) is made
+        acceptable, as Postfix's sendmail takes it: a bare CR becomes a
+        line end, a NUL is dropped."""
+        d = self.daemon(local_domains=['localhost', 'mx.e2e.test'])
+        r = self.sendmail(d, 'ivy@localhost',
+                          input='Subject: cr\n\nold\rmac\nn\x00ul\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        body = text(d.wait_messages('ivy', 1)[0])
+        self.assertIn('old\nmac\nnul\n', body.replace('\r\n', '\n'))
+
+    def test_long_or_multiline_full_name(self):
+        """-F: a long name is cut (256 octets) without losing the line
+        end or the Date: field; CR/LF in it cannot add a header."""
+        d = self.daemon(local_domains=['localhost', 'mx.e2e.test'])
+        r = self.sendmail(d, '-F', 'é' * 550, 'ivy@localhost',
+                          input='Subject: long\n\nx\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        msg = d.wait_messages('ivy', 1)[0]
+        frm = one(msg, 'From')
+        self.assertEqual(frm, '"%s" <root@mx.e2e.test>' % ('é' * 128))
+        self.assertIsNotNone(one(msg, 'Date'))
+        self.assertEqual(one(msg, 'Subject'), 'long')
+        r = self.sendmail(d, '-F', 'Eve\r\nX-Injected: yes', 'ivy@localhost',
+                          input='Subject: inject\n\nx\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        msg = d.wait_messages('ivy', 2)[1]
+        self.assertIsNone(one(msg, 'X-Injected'))
+        self.assertEqual(one(msg, 'From'),
+                         '"EveX-Injected: yes" <root@mx.e2e.test>')
+
+    def test_local_auth_mech(self):
+        """A local session's login is marked: modmta_auth_mech() says
+        LOCAL (the stream test module logs it at DATA)."""
+        d = self.daemon(local_domains=['localhost', 'mx.e2e.test'],
+                        start=False)
+        d.overrides['module_path'] = [harness.MODULE_DIR,
+                                      os.environ['TEST_MODULE_DIR']]
+        d.overrides['modules'] = [
+            {'module': 'stream'},
+            {'module': 'store_mbox', 'directory': d.maildir,
+             'users': 'any'}]
+        d.start()
+        r = self.sendmail(d, 'ivy@localhost', user=USER,
+                          input='Subject: mech\n\nx\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d.wait_messages('ivy', 1)
+        self.assertRegex(d.log_text(), r'stream: data local=-:0 mech=LOCAL ')
+
     def test_bs(self):
         d = self.daemon(local_domains=['localhost', 'mx.e2e.test'])
         r = self.sendmail(d, '-bs', input=(
@@ -258,6 +307,82 @@ class Sendmail(harness.TestCase):
                          what='the linked file set aside')
         self.assertEqual(d.messages('gil'), [])
 
+    def test_pickup_refused_recipients(self):
+        """Pickup, as Postfix's: a recipient refused with a 5xx is bounced
+        to the sender (a DSN), one refused with a 4xx is kept in a new
+        maildrop file, tried again, and delivered once it can be."""
+        aliases = os.path.join(self.tmp, 'aliases')
+        include = os.path.join(self.tmp, 'later.inc')
+        with open(aliases, 'w') as f:
+            f.write('later: :include:%s\n' % include)
+        d = self.daemon(local_domains=['localhost', 'mx.e2e.test'],
+                        local_submission={'pickup_interval': 1},
+                        modules=[
+                            {'module': 'alias', 'map': 'aliases:' + aliases},
+                            {'module': 'store_mbox', 'directory': os.path.join(
+                                self.tmp, 'd0', 'mail'), 'users': 'any'}])
+        d.stop()
+        r = self.sendmail(d, 'ivy@localhost', 'later@localhost',
+                          'z@elsewhere.test',
+                          input='Subject: three ways\n\nx\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        drop = os.path.join(d.spool, 'maildrop')
+        first = os.listdir(drop)[0]
+        d.start()
+        self.assertIn('three ways', text(d.wait_messages('ivy', 1)[0]))
+        dsn = text(d.wait_messages('root', 1)[0])
+        self.assertIn('report-type=delivery-status', dsn)
+        self.assertIn('Final-Recipient: rfc822; z@elsewhere.test', dsn)
+        self.assertIn('Action: failed', dsn)
+        self.assertIn('Subject: three ways', dsn)
+        self.assertNotIn('later@localhost', dsn)
+        # the deferred recipient waits in a file of its own, on the
+        # submitter's behalf; the first file is gone
+        harness.wait_for(lambda: os.listdir(drop) and
+                         first not in os.listdir(drop),
+                         what='the file for the deferred recipient')
+        kept = os.path.join(drop, os.listdir(drop)[0])
+        with open(kept) as f:
+            body = f.read()
+        self.assertIn('R later@localhost\n', body)
+        self.assertNotIn('ivy@localhost', body)
+        self.assertNotIn('z@elsewhere.test', body)
+        with open(include, 'w') as f:
+            f.write('kim\n')
+        self.assertIn('three ways', text(d.wait_messages('kim', 1)[0]))
+        harness.wait_for(lambda: not os.listdir(drop), what='empty maildrop')
+        self.assertEqual(len(d.messages('ivy')), 1)
+        self.assertEqual(len(d.messages('root')), 1)
+
+    def test_pickup_message_refused(self):
+        """A maildrop message refused as a whole (5xx at DATA) is bounced
+        to its sender for every recipient, and the file goes."""
+        rules = os.path.join(self.tmp, 'header_checks')
+        with open(rules, 'w') as f:
+            f.write('/^Subject: refuse me/ REJECT not this one\n')
+        d = self.daemon(local_domains=['localhost', 'mx.e2e.test'],
+                        start=False)
+        d.overrides['module_path'] = [os.environ['PLUGIN_DIR'],
+                                      harness.MODULE_DIR]
+        d.overrides['modules'] = [
+            {'module': 'header_checks', 'header_checks': rules},
+            {'module': 'store_mbox', 'directory': d.maildir,
+             'users': 'any'}]
+        d.start()
+        d.stop()
+        r = self.sendmail(d, 'ivy@localhost', 'kim@localhost',
+                          input='Subject: refuse me\n\nx\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        drop = os.path.join(d.spool, 'maildrop')
+        self.assertEqual(len(os.listdir(drop)), 1)
+        d.start()
+        dsn = text(d.wait_messages('root', 1)[0])
+        self.assertIn('Final-Recipient: rfc822; ivy@localhost', dsn)
+        self.assertIn('Final-Recipient: rfc822; kim@localhost', dsn)
+        self.assertIn('not this one', dsn)
+        harness.wait_for(lambda: not os.listdir(drop), what='empty maildrop')
+        self.assertEqual(d.messages('ivy'), [])
+
     def test_mailq_and_flush(self):
         d = self.daemon(queue={'retry_min': 3600, 'retry_max': 3600})
         shutil.rmtree(d.maildir)
@@ -291,6 +416,62 @@ class Sendmail(harness.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         d.wait_messages('hal', 1)
         d.wait_queue_empty()
+
+    def test_per_user_share_and_private_reasons(self):
+        """One user holds at most 10 connections of the submission socket
+        (the 11th is closed: sendmail falls back to the maildrop) while
+        others still get in; mailq shows users a quarantined message's
+        "!" but not the reason, which root sees."""
+        import socket
+        rules = os.path.join(self.tmp, 'header_checks')
+        with open(rules, 'w') as f:
+            f.write('/^Subject: hold me/ HOLD private reason\n')
+        d = self.daemon(start=False)
+        d.overrides['module_path'] = [os.environ['PLUGIN_DIR'],
+                                      harness.MODULE_DIR]
+        d.overrides['modules'] = [
+            {'module': 'header_checks', 'header_checks': rules},
+            {'module': 'store_mbox', 'directory': d.maildir,
+             'users': 'any'}]
+        d.start()
+        sock = os.path.join(d.spool, 'public', 'submit.sock')
+        uid = uid_of(USER)
+        held = []
+
+        def connect():
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.settimeout(30)
+            c.connect(sock)
+            held.append(c)
+            return c
+
+        os.seteuid(uid)
+        try:
+            for _ in range(10):
+                connect()
+            extra = connect()
+        finally:
+            os.seteuid(0)
+        try:
+            # the daemon closes the 11th at once, before any request
+            self.assertEqual(extra.recv(16), b'')
+            r = self.sendmail(d, 'ivy@localhost',
+                              input='Subject: hold me\n\nx\n')
+            self.assertEqual(r.returncode, 0, r.stderr)
+            harness.wait_for(lambda: d.queue_ids(), what='the held message')
+            self.assertIn('uid=%d holds 10 connections' % uid, d.log_text())
+        finally:
+            for c in held:
+                c.close()
+        r = self.sendmail(d, '-bp')
+        self.assertIn('quarantined: private reason', r.stdout)
+        harness.wait_for(
+            lambda: self.sendmail(d, '-bp', user=USER).returncode == 0,
+            what="the user's connections released")
+        r = self.sendmail(d, '-bp', user=USER)
+        self.assertIn(next(iter(d.queue_ids())), r.stdout)
+        self.assertNotIn('private reason', r.stdout)
+        self.assertNotIn('quarantined', r.stdout)
 
     def test_newaliases(self):
         aliases = os.path.join(self.tmp, 'aliases')

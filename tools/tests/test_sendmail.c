@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -194,6 +195,50 @@ test_read_message(void **state)
     free(b.p);
 }
 
+/* A bare CR becomes a line end and a NUL goes: the daemon's SMTP
+ * session refuses both (554 5.5.0), Postfix's sendmail takes them. */
+static void
+test_read_message_bare_cr_nul(void **state)
+{
+    const char in[] = "Subject: a\rb\r\r\n\nx\0y\rz\r\n";
+    struct sm_buf b = {0};
+    FILE *f = fmemopen((void *)in, sizeof(in) - 1, "r");
+
+    (void)state;
+    assert_int_equal(sm_read_message(f, 0, 0, &b), 0);
+    assert_int_equal(b.len, strlen("Subject: a\nb\n\nxy\nz\n"));
+    assert_memory_equal(b.p, "Subject: a\nb\n\nxy\nz\n", b.len);
+    fclose(f);
+    free(b.p);
+}
+
+/* The maildrop writer does the same with what it is given. */
+static void
+test_maildrop_write_bare_cr_nul(void **state)
+{
+    const char data[] = "S: a\rb\r\r\n\nx\0y\rz\r\n";
+    char dir[] = "/tmp/test_maildrop.XXXXXX", name[256], err[256];
+    char path[512], buf[256], *rcpt = "b@x.test";
+    struct submit_msg m = {"a@x.test", &rcpt, 1, data, sizeof(data) - 1};
+    FILE *f;
+    size_t n;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(maildrop_write(dir, &m, name, sizeof(name), err,
+                                    sizeof(err)), 0);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    assert_non_null(f = fopen(path, "r"));
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    unlink(path);
+    rmdir(dir);
+    assert_int_equal(n, strlen(MAILDROP_MAGIC "S a@x.test\nR b@x.test\n\n"
+                               "S: a\nb\n\nxy\nz\n"));
+    assert_memory_equal(buf, MAILDROP_MAGIC "S a@x.test\nR b@x.test\n\n"
+                        "S: a\nb\n\nxy\nz\n", n);
+}
+
 static void
 test_maildrop_parse(void **state)
 {
@@ -219,6 +264,29 @@ test_maildrop_parse(void **state)
                                         64), -1);
 }
 
+/* Pickup's file for deferred recipients names the submitter's uid. */
+static void
+test_maildrop_uid(void **state)
+{
+    const char with[] = MAILDROP_MAGIC "U 1001\nS a\nR b\n\nx\n";
+    const char bad[][48] = {
+        MAILDROP_MAGIC "U -1\nS a\nR b\n\nx\n",
+        MAILDROP_MAGIC "U 12x\nS a\nR b\n\nx\n",
+        MAILDROP_MAGIC "S a\nR b\n\nx\n",
+    };
+    struct submit_msg m;
+    char err[64];
+
+    (void)state;
+    assert_int_equal(maildrop_uid(with, strlen(with)), 1001);
+    assert_int_equal(maildrop_parse(with, strlen(with), &m, err, 64), 0);
+    assert_string_equal(m.sender, "a");
+    assert_int_equal(m.nrcpts, 1);
+    maildrop_free(&m);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        assert_int_equal(maildrop_uid(bad[i], strlen(bad[i])), -1);
+}
+
 int
 main(void)
 {
@@ -231,6 +299,9 @@ main(void)
         cmocka_unit_test(test_bcc_removed),
         cmocka_unit_test(test_read_message),
         cmocka_unit_test(test_maildrop_parse),
+        cmocka_unit_test(test_maildrop_uid),
+        cmocka_unit_test(test_read_message_bare_cr_nul),
+        cmocka_unit_test(test_maildrop_write_bare_cr_nul),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
