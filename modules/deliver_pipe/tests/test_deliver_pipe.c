@@ -371,6 +371,18 @@ test_deliver_prefix(void **state)
         delivers_orig(fx, "bob@example.com", "list@example.com",
                       MODMTA_FAILED, 550, "5.6.0", want);
     }
+    /* addresses the SDK would refuse still stay on their line */
+    new_ctx(fx, MODMTA_PHASE_DELIVER);
+    modmta_test_set_delivery(fx->ctx, "QID1", "e v@x.test\nX-Injected: 1",
+                             0);
+    delivers_orig(fx, "bob@example.com", "l@x.test\r\nX-Injected: 2",
+                  MODMTA_FAILED, 550, "5.6.0",
+                  "From e_v@x.test_X-Injected:_1 ");
+    delivers_orig(fx, "bob@example.com", "l@x.test\r\nX-Injected: 2",
+                  MODMTA_FAILED, 550, "5.6.0",
+                  "\nReturn-Path: <e v@x.test_X-Injected: 1>\n"
+                  "X-Original-To: l@x.test__X-Injected: 2\n"
+                  "Delivered-To: bob@example.com\nSubject: t");
     create(fx, "{\"command\": [\"/bin/sh\", \"-c\", \"head -1; exit 65\"], "
                "\"user\": \"nobody\", \"headers\": false}");
     new_ctx(fx, MODMTA_PHASE_DELIVER);
