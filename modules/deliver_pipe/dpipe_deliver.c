@@ -13,20 +13,23 @@
 #include "pipe_run.h"
 #include "pipe_status.h"
 
-/* The command's output for the DSN: printable, lines kept. */
+/* The command's output for the DSN and the queue listing (mailq shows
+ * one status line per recipient): one line, each control character a
+ * space, trailing white space dropped. */
 static void
 dpipe_output_text(const struct pipe_result *res, const char *what,
                   char *buf, size_t len)
 {
     size_t o, i, n = res->outlen;
 
-    while (n > 0 && (res->output[n - 1] == '\n' || res->output[n - 1] == ' '))
+    while (n > 0 && ((unsigned char)res->output[n - 1] <= ' ' ||
+                     res->output[n - 1] == 0x7f))
         n--;
     o = (size_t)snprintf(buf, len, "%s%s", what, n > 0 ? ": " : "");
     for (i = 0; i < n && o + 4 < len; i++) {
         unsigned char c = (unsigned char)res->output[i];
 
-        buf[o++] = (c == '\n' || (c >= 0x20 && c != 0x7f)) ? (char)c : '?';
+        buf[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
     }
     if ((res->truncated || i < n) && o + 4 < len)
         o += (size_t)snprintf(buf + o, len - o, "...");

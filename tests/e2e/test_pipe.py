@@ -127,6 +127,22 @@ class Pipe(harness.TestCase):
                       self.read('delivered'))
         self.assertEqual(d.messages('alice'), [], 'a notice was sent')
 
+    def test_output_is_one_status_line(self):
+        """A command's multi-line output (CR, LF, tab) is the recipient's
+        status as one line: the queue listing shows no line of its own."""
+        cmd = self.script('chatty.sh',
+                          'printf "busy\\nX-Fake: two\\r\\n\\tthree\\n"; '
+                          'exit 75\n')
+        d = self.mta({'command': [cmd]})
+        qid = self.send(d, ['bob@pipe.test'], 'chatty@e2e.test')
+        wait_for(lambda: 'busy' in self.listing(d),
+                 what='the deferral in the queue')
+        listing = self.listing(d)
+        self.assertIn(qid, listing)
+        self.assertIn('busy X-Fake: two   three)', listing)
+        for line in listing.splitlines():
+            self.assertFalse(line.startswith(('X-Fake', '\tthree')), line)
+
     def test_nouser_bounces_with_output(self):
         d = self.mta({'command': ['/bin/sh', '-c',
                                   'echo "no ticket queue named $$1"; '

@@ -336,7 +336,7 @@ test_deliver_environment(void **state)
     delivers(fx, "bob+x@example.com", MODMTA_FAILED, 550, "5.3.0",
              "EX_USAGE: command line usage error: nobody "
              "alice@remote.test bob+x@example.com bob+x x example.com "
-             "nobody /usr/bin:/bin\nReturn-Path: <alice@remote.test>\n"
+             "nobody /usr/bin:/bin Return-Path: <alice@remote.test> "
              "Delivered-To: bob+x@example.com");
 }
 
@@ -353,9 +353,9 @@ test_deliver_prefix(void **state)
                "\"user\": \"nobody\", \"from_line\": true}");
     new_ctx(fx, MODMTA_PHASE_DELIVER);
     delivers_orig(fx, "bob@example.com", "list@example.com", MODMTA_FAILED,
-                  550, "5.6.0", "\nReturn-Path: <alice@remote.test>\n"
-                  "X-Original-To: list@example.com\n"
-                  "Delivered-To: bob@example.com\nSubject: t");
+                  550, "5.6.0", " Return-Path: <alice@remote.test> "
+                  "X-Original-To: list@example.com "
+                  "Delivered-To: bob@example.com Subject: t");
     delivers_orig(fx, "bob@example.com", NULL, MODMTA_FAILED, 550, "5.6.0",
                   "EX_DATAERR: data format error: From alice@remote.test ");
     /* the longest sender, written twice */
@@ -367,7 +367,7 @@ test_deliver_prefix(void **state)
                  MODMTA_ADDR_PATH_MAX - 64 - 7, 0);
         new_ctx(fx, MODMTA_PHASE_DELIVER);
         modmta_test_set_delivery(fx->ctx, "QID1", sender, 0);
-        snprintf(want, sizeof(want), "Return-Path: <%s>\n", sender);
+        snprintf(want, sizeof(want), "Return-Path: <%s> ", sender);
         delivers_orig(fx, "bob@example.com", "list@example.com",
                       MODMTA_FAILED, 550, "5.6.0", want);
     }
@@ -380,9 +380,9 @@ test_deliver_prefix(void **state)
                   "From e_v@x.test_X-Injected:_1 ");
     delivers_orig(fx, "bob@example.com", "l@x.test\r\nX-Injected: 2",
                   MODMTA_FAILED, 550, "5.6.0",
-                  "\nReturn-Path: <e v@x.test_X-Injected: 1>\n"
-                  "X-Original-To: l@x.test__X-Injected: 2\n"
-                  "Delivered-To: bob@example.com\nSubject: t");
+                  " Return-Path: <e v@x.test_X-Injected: 1> "
+                  "X-Original-To: l@x.test__X-Injected: 2 "
+                  "Delivered-To: bob@example.com Subject: t");
     create(fx, "{\"command\": [\"/bin/sh\", \"-c\", \"head -1; exit 65\"], "
                "\"user\": \"nobody\", \"headers\": false}");
     new_ctx(fx, MODMTA_PHASE_DELIVER);
