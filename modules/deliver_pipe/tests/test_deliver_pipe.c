@@ -16,7 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -178,6 +181,55 @@ test_create_errors(void **state)
     }
     create(fx, "{\"alias_commands\": true, \"user\": \"nobody\"}");
     create(fx, "{" CMD ", \"time_limit\": 86400, \"size_limit\": 0}");
+}
+
+/* A daemon that dropped privileges (the child, as nobody) runs commands
+ * as itself only with allow_daemon_user; exit status 0: as expected. */
+static int
+create_as_daemon_user(const modmta_host *h)
+{
+    struct passwd *pw = getpwnam("nobody");
+    modmta_err err;
+    void *inst;
+
+    if (pw == NULL || setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
+        setuid(pw->pw_uid) < 0)
+        return 10;
+    memset(&err, 0, sizeof(err));
+    inst = modmta_test_create(&modmta_descriptor, "{" CMD "}", h, &err);
+    if (inst != NULL || strcmp(err.path, "$.modules[0].user") != 0 ||
+        strstr(err.msg, "the daemon's own user \"nobody\"") == NULL ||
+        strstr(err.msg, "allow_daemon_user") == NULL)
+        return 11;
+    inst = modmta_test_create(&modmta_descriptor, "{\"command\": "
+                              "[\"/bin/true\"]}", h, &err);
+    if (inst != NULL)
+        return 12;
+    inst = modmta_test_create(&modmta_descriptor, "{\"command\": "
+                              "[\"/bin/true\"], \"allow_daemon_user\": "
+                              "true}", h, &err);
+    if (inst == NULL)
+        return 13;
+    modmta_descriptor.destroy(inst);
+    return 0;
+}
+
+static void
+test_create_daemon_user(void **state)
+{
+    struct fx *fx = *state;
+    int ws;
+    pid_t pid;
+
+    if (geteuid() != 0)
+        skip(); /* the child must become another user */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(create_as_daemon_user(fx->host));
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0);
 }
 
 /* ---- recipients ---- */
@@ -446,6 +498,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_create_daemon_user, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_create_errors, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_claims_local, setup, teardown),
