@@ -152,6 +152,13 @@ maildir_quota_parse_definition(const char *s, size_t n, maildir_quota *q)
     return 0;
 }
 
+/* 1 if v is within +-MAILDIR_QUOTA_VALUE_MAX (no llabs: LLONG_MIN). */
+static int
+maildir_quota_value_ok(long long v)
+{
+    return v >= -MAILDIR_QUOTA_VALUE_MAX && v <= MAILDIR_QUOTA_VALUE_MAX;
+}
+
 /* "<bytes> <count>" with optional spaces and signs: Maildir++ readers
  * (Dovecot, Courier) append negative lines when mail is removed. Each
  * value is bounded so that no sum of a file's lines can overflow. */
@@ -167,11 +174,11 @@ maildir_quota_parse_line(const char *s, size_t n, long long *b,
     line[n] = '\0';
     errno = 0;
     *b = strtoll(line, &end, 10);
-    if (end == line || errno != 0 || llabs(*b) > MAILDIR_QUOTA_VALUE_MAX)
+    if (end == line || errno != 0 || !maildir_quota_value_ok(*b))
         return -1;
     s = end;
     *c = strtoll(s, &end, 10);
-    if (end == s || errno != 0 || llabs(*c) > MAILDIR_QUOTA_VALUE_MAX)
+    if (end == s || errno != 0 || !maildir_quota_value_ok(*c))
         return -1;
     while (*end == ' ' || *end == '\t')
         end++;
