@@ -11,19 +11,13 @@
 #include <time.h>
 #include <unistd.h>
 
+
 #include "maildrop.h"
 
 int
 maildrop_addr_ok(const char *addr)
 {
-    size_t n = strlen(addr);
-
-    if (n >= MAILDROP_ADDR_MAX)
-        return 0;
-    for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
-        if (*p < ' ' || *p == 0x7f || *p == '<' || *p == '>')
-            return 0;
-    return 1;
+    return modmta_addr_envelope_ok(addr);
 }
 
 /* The next "X value\n" line: its value malloc'ed into *v_r; 1, 0 at the

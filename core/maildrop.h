@@ -19,11 +19,13 @@
 
 #include <stddef.h>
 
+#include <modmta/addr.h>
+
 #include "submit_client.h"
 
 #define MAILDROP_MAGIC "MODMTA-MAILDROP 1\n"
 #define MAILDROP_RCPTS_MAX 10000
-#define MAILDROP_ADDR_MAX 512
+#define MAILDROP_ADDR_MAX MODMTA_ADDR_ENVELOPE_MAX
 #define MAILDROP_COMPLETE_MODE 0640
 
 /* Parse buf (borrowed: m->data points into it). Returns 0 and fills m
@@ -45,8 +47,8 @@ int maildrop_write_for(const char *dir, const struct submit_msg *m, long uid,
                        char *name_r, size_t namelen, char *err,
                        size_t errlen);
 
-/* 1 if addr may stand in a maildrop file or an SMTP command: no
- * control characters, no <>, not too long. */
+/* 1 if addr may stand in a maildrop file or an SMTP command: the SDK's
+ * envelope rule (modmta_addr_envelope_ok). */
 int maildrop_addr_ok(const char *addr);
 
 #endif

@@ -69,15 +69,20 @@ store_out_puts(store_out *o, const char *s)
     store_out_put(o, s, strlen(s));
 }
 
+char
+store_addr_char(unsigned char c, int no_space)
+{
+    if (c < 0x20 || c == 0x7f || (no_space && c == ' '))
+        return '_';
+    return (char)c;
+}
+
 void
 store_out_put_addr(store_out *o, const char *s, int no_space)
 {
     for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        char out = (char)c;
+        char out = store_addr_char((unsigned char)*s, no_space);
 
-        if (c < 0x20 || c == 0x7f || (no_space && c == ' '))
-            out = '_';
         store_out_put(o, &out, 1);
     }
 }

@@ -28,6 +28,8 @@ void store_out_puts(store_out *o, const char *s);
  * no_space, spaces: an mbox From_ line) become '_' so it stays one line
  * (and one field). */
 void store_out_put_addr(store_out *o, const char *s, int no_space);
+/* That rule for one octet of an address (deliver_pipe's prefix). */
+char store_addr_char(unsigned char c, int no_space);
 /* The headers a local delivery adds, LF-terminated: Return-Path (<> for
  * a bounce), X-Original-To (orcpt, the recipient as the client gave it,
  * as Postfix's local(8); none when NULL or empty), Delivered-To. */

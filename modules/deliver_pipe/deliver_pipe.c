@@ -38,6 +38,8 @@ static const modmta_option dpipe_opts[] = {
     MODMTA_OPTION_BOOL("from_line", struct dpipe_conf, from_line, 0),
     MODMTA_OPTION_BOOL("alias_commands", struct dpipe_conf, alias_commands,
                        0),
+    MODMTA_OPTION_BOOL("allow_daemon_user", struct dpipe_conf,
+                       allow_daemon_user, 0),
     MODMTA_OPTION_END
 };
 
@@ -136,7 +138,10 @@ dpipe_getpw(const char *name, uid_t uid, struct dpipe_account *a)
 }
 
 /* Never root; a daemon that is not root can only run commands as
- * itself (privilege model: docs/architecture.md, "Start-up order"). */
+ * itself (privilege model: docs/architecture.md, "Start-up order"), and
+ * only when the administrator says so: a command running as the daemon
+ * can read and change its queue and use its control socket (Postfix's
+ * pipe(8) refuses mail_owner for the same reason). */
 static int
 dpipe_conf_account(struct dpipe *d, modmta_err *err_r)
 {
@@ -170,6 +175,14 @@ dpipe_conf_account(struct dpipe *d, modmta_err *err_r)
                          "%lu and cannot run commands as another user: "
                          "leave \"user\" out or name the daemon's own "
                          "user, not \"%s\"", (unsigned long)me, a->name);
+    if (me != 0 && !d->conf.allow_daemon_user)
+        return dpipe_err(d->host, err_r, "user", "commands would run as "
+                         "the daemon's own user \"%s\" (uid %lu), which "
+                         "owns the queue and the control socket: run the "
+                         "daemon as root (run_as_root) and name an "
+                         "unprivileged account, or set \"allow_daemon_user\""
+                         ": true to accept that risk", a->name,
+                         (unsigned long)me);
     a->switch_user = me == 0;
     return 0;
 }

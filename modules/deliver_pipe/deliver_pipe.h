@@ -27,6 +27,7 @@ struct dpipe_conf {
     int headers;
     int from_line;
     int alias_commands;
+    int allow_daemon_user; /* commands may run as the daemon's own uid */
 };
 
 /* The account commands run as. */

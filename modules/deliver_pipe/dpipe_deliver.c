@@ -8,24 +8,28 @@
 #include <unistd.h>
 
 #include "deliver_pipe.h"
+#include "store_out.h"
 #include "pipe_argv.h"
 #include "pipe_run.h"
 #include "pipe_status.h"
 
-/* The command's output for the DSN: printable, lines kept. */
+/* The command's output for the DSN and the queue listing (mailq shows
+ * one status line per recipient): one line, each control character a
+ * space, trailing white space dropped. */
 static void
 dpipe_output_text(const struct pipe_result *res, const char *what,
                   char *buf, size_t len)
 {
     size_t o, i, n = res->outlen;
 
-    while (n > 0 && (res->output[n - 1] == '\n' || res->output[n - 1] == ' '))
+    while (n > 0 && ((unsigned char)res->output[n - 1] <= ' ' ||
+                     res->output[n - 1] == 0x7f))
         n--;
     o = (size_t)snprintf(buf, len, "%s%s", what, n > 0 ? ": " : "");
     for (i = 0; i < n && o + 4 < len; i++) {
         unsigned char c = (unsigned char)res->output[i];
 
-        buf[o++] = (c == '\n' || (c >= 0x20 && c != 0x7f)) ? (char)c : '?';
+        buf[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
     }
     if ((res->truncated || i < n) && o + 4 < len)
         o += (size_t)snprintf(buf + o, len - o, "...");
@@ -99,10 +103,22 @@ dpipe_shell_argv(const char *command)
     return argv;
 }
 
+/* addr at p + *o, cleaned as the stores write one (store_addr_char):
+ * one line, and with no_space one word. len covers it (the caller
+ * sized p). */
+static void
+dpipe_put_addr(char *p, size_t *o, const char *addr, int no_space)
+{
+    for (; *addr != '\0'; addr++)
+        p[(*o)++] = store_addr_char((unsigned char)*addr, no_space);
+    p[*o] = '\0';
+}
+
 /* What goes before the message on the command's input, as local(8)
  * writes it: the From_ line ("from_line"), then Return-Path,
  * X-Original-To (when the client's address is known) and Delivered-To
- * ("headers"). Malloc'ed, NULL when out of memory. */
+ * ("headers"), each address on one line whatever it holds. Malloc'ed,
+ * NULL when out of memory. */
 static char *
 dpipe_prefix(const struct dpipe *d, const char *sender, const char *orig,
              const char *rcpt)
@@ -120,24 +136,24 @@ dpipe_prefix(const struct dpipe *d, const char *sender, const char *orig,
     p[0] = '\0';
     if (d->conf.from_line && localtime_r(&now, &tm) != NULL &&
         strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm) > 0) {
-        size_t at;
-
         o += (size_t)snprintf(p + o, len - o, "From ");
-        at = o;
-        o += (size_t)snprintf(p + o, len - o, "%s",
-                              sender[0] != '\0' ? sender : "MAILER-DAEMON");
-        for (; at < o; at++) /* one word, as store_mbox writes it */
-            if (p[at] == ' ' || p[at] == '\t')
-                p[at] = '_';
+        dpipe_put_addr(p, &o, sender[0] != '\0' ? sender : "MAILER-DAEMON",
+                       1);
         o += (size_t)snprintf(p + o, len - o, " %s\n", date);
     }
     if (d->conf.headers) {
-        o += (size_t)snprintf(p + o, len - o, "Return-Path: <%s>\n",
-                              sender);
-        if (orig != NULL)
-            o += (size_t)snprintf(p + o, len - o, "X-Original-To: %s\n",
-                                  orig);
-        snprintf(p + o, len - o, "Delivered-To: %s\n", rcpt);
+        o += (size_t)snprintf(p + o, len - o, "Return-Path: <");
+        dpipe_put_addr(p, &o, sender, 0);
+        if (orig != NULL) {
+            o += (size_t)snprintf(p + o, len - o, ">\nX-Original-To: ");
+            dpipe_put_addr(p, &o, orig, 0);
+            o += (size_t)snprintf(p + o, len - o, "\n");
+        } else {
+            o += (size_t)snprintf(p + o, len - o, ">\n");
+        }
+        o += (size_t)snprintf(p + o, len - o, "Delivered-To: ");
+        dpipe_put_addr(p, &o, rcpt, 0);
+        snprintf(p + o, len - o, "\n");
     }
     return p;
 }

@@ -134,8 +134,27 @@ pipe_keep_output(struct pipe_result *r, const char *buf, size_t n)
     r->output[r->outlen] = '\0';
 }
 
+/* 1 once the child has exited, then reaped with *ws. What it left
+ * running in the background is killed first: it ran setsid(), so its
+ * group's id is its pid, which the unreaped zombie keeps from reuse. */
+static int
+pipe_reap(pid_t pid, int *ws)
+{
+    siginfo_t si;
+
+    memset(&si, 0, sizeof(si));
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+        si.si_pid != pid)
+        return 0;
+    kill(-pid, SIGKILL);
+    while (waitpid(pid, ws, 0) < 0 && errno == EINTR)
+        ;
+    return 1;
+}
+
 /* Feed the input and read the output until the child is gone or the
- * deadline passes. */
+ * deadline passes; the child is reaped and its process group killed
+ * on every way out. */
 static void
 pipe_loop(pid_t pid, int in_w, int out_r, struct pipe_input *in,
           int64_t deadline, struct pipe_result *r)
@@ -149,8 +168,8 @@ pipe_loop(pid_t pid, int in_w, int out_r, struct pipe_input *in,
         char buf[4096];
         ssize_t got;
 
-        if (!reaped && waitpid(pid, &r->ws, WNOHANG) == pid)
-            reaped = 1;
+        if (!reaped)
+            reaped = pipe_reap(pid, &r->ws);
         left = deadline - pipe_now_ms();
         if (!reaped && left <= 0) {
             kill(-pid, SIGKILL);
@@ -158,6 +177,7 @@ pipe_loop(pid_t pid, int in_w, int out_r, struct pipe_input *in,
             r->timed_out = 1;
             while (waitpid(pid, &r->ws, 0) < 0 && errno == EINTR)
                 ;
+            reaped = 1;
             break;
         }
         if (in_w >= 0 && in->off == in->len && !in->eof &&
@@ -200,6 +220,12 @@ pipe_loop(pid_t pid, int in_w, int out_r, struct pipe_input *in,
     }
     pipe_close(&in_w);
     pipe_close(&out_r);
+    if (!reaped) { /* poll failed */
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+        while (waitpid(pid, &r->ws, 0) < 0 && errno == EINTR)
+            ;
+    }
 }
 
 static int

@@ -3,8 +3,9 @@
  * (its own process group), the message on standard input (what the
  * caller prepends, then the spooled message with LF line ends),
  * standard output and error on one pipe, the given environment and no
- * other descriptor; it runs as the given account. After the time limit
- * the whole process group is killed. The process must ignore SIGPIPE
+ * other descriptor; it runs as the given account. When it exits, and
+ * after the time limit, the whole process group is killed: nothing it
+ * started outlives the delivery. The process must ignore SIGPIPE
  * (the daemon does): a command may exit without reading its input.
  */
 #ifndef PIPE_RUN_H

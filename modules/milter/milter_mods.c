@@ -19,6 +19,22 @@ milter_mods_local(modmta_ctx *ctx, int r)
     return -2;
 }
 
+/* The SDK's answer to an envelope change: an address or parameters it
+ * refuses (MODMTA_E_INVAL: a control character, '<', '>', over-long, a
+ * bad ESMTP parameter) is the milter's fault, so -1 (misbehaviour: the
+ * milter's error rule, default_action, decides); other errors as
+ * milter_mods_local. */
+static int
+milter_mods_envelope(modmta_ctx *ctx, int r)
+{
+    if (r != MODMTA_E_INVAL)
+        return milter_mods_local(ctx, r);
+    modmta_log(ctx, MODMTA_LOG_ERR, "milter sent an envelope address or "
+               "parameter modmta refuses (control character, '<', '>', "
+               "over-long or bad ESMTP parameter)");
+    return -1;
+}
+
 /* "<addr>" or "addr": the address without its brackets, in buf. */
 static const char *
 milter_mods_addr(const char *s, char *buf, size_t len)
@@ -121,9 +137,9 @@ milter_mods_rcpt(modmta_ctx *ctx, const struct milter_peer *p,
     if (code == MILTER_R_DELRCPT)
         return milter_mods_local(ctx, modmta_rcpt_remove(ctx, addr));
     if (args != NULL && args[0] != '\0')
-        return milter_mods_local(ctx,
-                                 modmta_rcpt_add_params(ctx, addr, args));
-    return milter_mods_local(ctx, modmta_rcpt_add(ctx, addr));
+        return milter_mods_envelope(ctx,
+                                    modmta_rcpt_add_params(ctx, addr, args));
+    return milter_mods_envelope(ctx, modmta_rcpt_add(ctx, addr));
 }
 
 /* CHGFROM: the new sender and, optionally, its ESMTP parameters. */
@@ -140,9 +156,9 @@ milter_mods_from(modmta_ctx *ctx, struct milter_rd *rd)
     if (addr == NULL)
         return -1;
     if (args != NULL && args[0] != '\0')
-        return milter_mods_local(
+        return milter_mods_envelope(
             ctx, modmta_sender_set_params(ctx, addr, args));
-    return milter_mods_local(ctx, modmta_sender_set(ctx, addr));
+    return milter_mods_envelope(ctx, modmta_sender_set(ctx, addr));
 }
 
 int

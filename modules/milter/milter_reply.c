@@ -5,10 +5,37 @@
 
 #include "milter_session.h"
 
+/* 1 to 3 digits at p: their count, else 0. */
+static size_t
+milter_digits(const char *p)
+{
+    size_t n = strspn(p, "0123456789");
+
+    return n >= 1 && n <= 3 ? n : 0;
+}
+
+/* The length of the enhanced status code at p (RFC 3463: class "." 1*3
+ * digits "." 1*3 digits, the class being cls, the reply code's first
+ * digit) when a space or the end follows it, else 0. */
+static size_t
+milter_esc_len(const char *p, char cls)
+{
+    size_t n = 2, d;
+
+    if (p[0] != cls || p[1] != '.' || (d = milter_digits(p + n)) == 0)
+        return 0;
+    n += d;
+    if (p[n] != '.' || (d = milter_digits(p + n + 1)) == 0)
+        return 0;
+    n += 1 + d;
+    return p[n] == ' ' || p[n] == '\0' ? n : 0;
+}
+
 /* "550 5.7.1 text" or a multi-line "550-5.7.1 a\r\n550 5.7.1 b": the
  * verdict (REJECT for 5xx, TEMPFAIL for 4xx) with the reply set, or -1
  * when it is not a 4xx/5xx reply. Each line's enhanced status code
- * (of the reply's class) is taken off; the first one is the reply's. */
+ * (of the reply's class, strictly formed) is taken off; the first one is
+ * the reply's. Anything else there stays in the line's text. */
 int
 milter_replycode(modmta_ctx *ctx, char *s)
 {
@@ -31,9 +58,8 @@ milter_replycode(modmta_ctx *ctx, char *s)
             return -1;
         line += 3;
         line += *line == ' ' || *line == '-';
-        n = strspn(line, "0123456789.");
-        if (n >= 5 && n < sizeof(esc) && line[0] == s[0] && line[1] == '.' &&
-            (line[n] == ' ' || line[n] == '\0')) {
+        n = milter_esc_len(line, s[0]);
+        if (n > 0) {
             if (esc[0] == '\0')
                 snprintf(esc, sizeof(esc), "%.*s", (int)n, line);
             line += n + (line[n] == ' ');

@@ -152,7 +152,16 @@ maildir_quota_parse_definition(const char *s, size_t n, maildir_quota *q)
     return 0;
 }
 
-/* "<bytes> <count>" with optional spaces and signs. */
+/* 1 if v is within +-MAILDIR_QUOTA_VALUE_MAX (no llabs: LLONG_MIN). */
+static int
+maildir_quota_value_ok(long long v)
+{
+    return v >= -MAILDIR_QUOTA_VALUE_MAX && v <= MAILDIR_QUOTA_VALUE_MAX;
+}
+
+/* "<bytes> <count>" with optional spaces and signs: Maildir++ readers
+ * (Dovecot, Courier) append negative lines when mail is removed. Each
+ * value is bounded so that no sum of a file's lines can overflow. */
 static int
 maildir_quota_parse_line(const char *s, size_t n, long long *b,
                          long long *c)
@@ -165,11 +174,11 @@ maildir_quota_parse_line(const char *s, size_t n, long long *b,
     line[n] = '\0';
     errno = 0;
     *b = strtoll(line, &end, 10);
-    if (end == line || errno != 0)
+    if (end == line || errno != 0 || !maildir_quota_value_ok(*b))
         return -1;
     s = end;
     *c = strtoll(s, &end, 10);
-    if (end == s || errno != 0)
+    if (end == s || errno != 0 || !maildir_quota_value_ok(*c))
         return -1;
     while (*end == ' ' || *end == '\t')
         end++;
@@ -205,16 +214,32 @@ maildir_quota_parse(const char *text, size_t len, const maildir_quota *q,
         }
         p = nl + 1;
     }
-    return 1;
+    /* below zero in the end: lines lost or made up, recount */
+    return u->bytes >= 0 && u->count >= 0;
 }
 
 int
 maildir_quota_over(const maildir_quota *q, const maildir_usage *u,
                    long long size)
 {
-    if (q->bytes > 0 && (u->bytes > q->bytes || size > q->bytes - u->bytes))
+    long long used = u->bytes > 0 ? u->bytes : 0;
+
+    if (q->bytes > 0 && (used > q->bytes || size > q->bytes - used))
         return 1;
     return q->count > 0 && u->count >= q->count;
+}
+
+/* 1 if the maildirsize open as fd is the Maildir's own: a regular file
+ * with one link, owned by the Maildir's owner. A hard link the mailbox
+ * owner planted (to a file of someone else's) or a FIFO is not. */
+static int
+maildir_quota_file_ok(int mdfd, int fd, struct stat *st)
+{
+    struct stat dir;
+
+    return fstat(fd, st) == 0 && S_ISREG(st->st_mode) &&
+           st->st_nlink == 1 && fstat(mdfd, &dir) == 0 &&
+           st->st_uid == dir.st_uid;
 }
 
 int
@@ -230,9 +255,9 @@ maildir_quota_read(int mdfd, const maildir_quota *q, maildir_usage *u,
 
     if (fd < 0)
         return errno == ENOENT || errno == ELOOP ? 0 : MODMTA_E_IO;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (!maildir_quota_file_ok(mdfd, fd, &st)) {
         close(fd);
-        return 0;
+        return 0; /* rebuilt: a new file renamed over this name */
     }
     while (len < sizeof(buf) &&
            (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
@@ -277,8 +302,10 @@ maildir_quota_count_dir(int dfd, const char *sub, maildir_usage *u)
                 continue; /* gone meanwhile (read, moved), or not mail */
             size = (long long)st.st_size;
         }
-        u->bytes += size;
-        u->count++;
+        if (__builtin_add_overflow(u->bytes, size, &u->bytes))
+            u->bytes = LLONG_MAX;
+        if (u->count < LLONG_MAX)
+            u->count++;
     }
     closedir(d);
     return 0;
@@ -388,8 +415,8 @@ maildir_quota_add(int mdfd, long long bytes, long long count)
     if (fd < 0)
         return errno == ENOENT ? 0 : modmta_err_from_errno(errno);
     snprintf(line, sizeof(line), "%lld %lld\n", bytes, count);
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-        e = EINVAL; /* a FIFO or a device planted there */
+    if (!maildir_quota_file_ok(mdfd, fd, &st))
+        e = EINVAL; /* planted: a FIFO, a device, a hard link */
     else
         e = maildir_quota_write_all(fd, line, strlen(line));
     close(fd);

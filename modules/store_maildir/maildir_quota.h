@@ -51,8 +51,13 @@ int maildir_quota_parse_rule(const char *s, maildir_quota *q);
 void maildir_quota_definition(const maildir_quota *q, char *out,
                               size_t len);
 
+/* Bound of one value of a maildirsize change line (1 PiB, a billion
+ * billion messages never): larger ones make the file rebuilt. */
+#define MAILDIR_QUOTA_VALUE_MAX (1LL << 50)
+
 /* Parse a maildirsize file's text: 1 with the usage filled if its limits
- * are q's and every line parses, 0 if it must be rebuilt. */
+ * are q's, every line parses and the totals are not negative, 0 if it
+ * must be rebuilt. */
 int maildir_quota_parse(const char *text, size_t len,
                         const maildir_quota *q, maildir_usage *u);
 
@@ -76,7 +81,8 @@ int maildir_quota_rebuild(int mdfd, int tmpfd, const maildir_quota *q,
 
 /* Append one change line ("<bytes> <count>\n") in a single write. 0, or a
  * negative MODMTA_E_*. A missing file is left missing (the next delivery
- * rebuilds it). */
+ * rebuilds it); one that is not a regular file with a single link owned
+ * by the Maildir's owner is not written (MODMTA_E_INVAL). */
 int maildir_quota_add(int mdfd, long long bytes, long long count);
 
 #endif

@@ -19,6 +19,9 @@ extern "C" {
 #define MODMTA_ADDR_LOCAL_MAX 64
 #define MODMTA_ADDR_DOMAIN_MAX 255
 #define MODMTA_ADDR_PATH_MAX 256
+/* Bound of an envelope address as modules set it (canonical, quotes and
+ * all), in octets with its terminating NUL. */
+#define MODMTA_ADDR_ENVELOPE_MAX 512
 
 enum {
     MODMTA_ADDR_ALLOW_NULL = 1u << 0,  /* accept "<>" (reverse-path) */
@@ -74,6 +77,12 @@ int modmta_addr_split(const char *addr, char *local, size_t llen,
 int modmta_addr_split_extension(const char *addr, const char *delims,
                                 char *base, size_t blen, char *ext,
                                 size_t elen);
+
+/* 1 if addr may stand in the envelope (a queue file, a maildrop file,
+ * an SMTP command, a pipe's prefix): shorter than
+ * MODMTA_ADDR_ENVELOPE_MAX, no control characters, no '<' or '>'. Every
+ * envelope setter of the SDK checks it (since 1.6). */
+int modmta_addr_envelope_ok(const char *addr);
 
 /* 1 if two domains are equal ignoring case and a trailing dot. */
 int modmta_domain_equal(const char *a, const char *b);

@@ -100,7 +100,10 @@ void modmta_strlist_free(char **list);
  * "2d", "1w"; digits alone are seconds ("90"). SECONDS refuses a value
  * that is not a whole number of seconds ("1500ms"). A size string is
  * digits and an optional unit, binary multiples: "512", "512B", "64k",
- * "10M", "2G", "1T" (k K, M m, G g, T t; an optional "B" after). */
+ * "10M", "2G", "1T" (k K, M m, G g, T t; an optional "B" after).
+ * An entry's size is its stride: a shorter one (from an older SDK) has
+ * its newer fields taken as 0; one shorter than size, key, type and
+ * offset is a config error naming the module. */
 typedef struct modmta_option {
     size_t size;            /* sizeof(modmta_option) (the macros set it) */
     const char *key;        /* NULL ends the table */

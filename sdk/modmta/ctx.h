@@ -128,7 +128,9 @@ off_t modmta_body_size(const modmta_ctx *ctx);
 
 /* ---- milter actions (on_data unless said otherwise) ----
  * Each checks the module's declared capability (MODMTA_E_PERM) and the
- * phase (MODMTA_E_STATE). */
+ * phase (MODMTA_E_STATE). The envelope setters (sender, recipients,
+ * rewrites) refuse an address that modmta_addr_envelope_ok rejects
+ * (MODMTA_E_INVAL: control characters, '<', '>', over-long). */
 int modmta_hdr_add(modmta_ctx *ctx, const char *name, const char *value);
 /* Change the idx-th header called name; value NULL deletes it. */
 int modmta_hdr_change(modmta_ctx *ctx, const char *name, size_t idx,

@@ -473,3 +473,14 @@ modmta_domain_equal(const char *a, const char *b)
     n = addr_domain_len(a);
     return n == addr_domain_len(b) && strncasecmp(a, b, n) == 0;
 }
+
+int
+modmta_addr_envelope_ok(const char *addr)
+{
+    if (addr == NULL || strlen(addr) >= MODMTA_ADDR_ENVELOPE_MAX)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
+        if (*p < ' ' || *p == 0x7f || *p == '<' || *p == '>')
+            return 0;
+    return 1;
+}

@@ -59,16 +59,43 @@ conf_is_core_key(const char *key)
     return 0;
 }
 
+/* The smallest entry any SDK wrote: size, key, type and offset. */
+#define CONF_ENTRY_MIN offsetof(modmta_option, flags)
+
 /* The next entry of a sized table; NULL at its end. An entry from an
- * older SDK is shorter: *o gets its fields, the newer ones 0. */
+ * older SDK is shorter: *o gets its fields, the newer ones 0. A shorter
+ * entry than any SDK wrote also ends it (conf_table_ok reports it). */
 static const modmta_option *
 conf_entry(const modmta_option *p, modmta_option *o)
 {
-    if (p == NULL || p->size == 0 || p->key == NULL)
+    if (p == NULL || p->size < CONF_ENTRY_MIN || p->key == NULL)
         return NULL;
     memset(o, 0, sizeof(*o));
     memcpy(o, p, p->size < sizeof(*o) ? p->size : sizeof(*o));
     return (const modmta_option *)((const char *)p + p->size);
+}
+
+/* 1 if every entry of the table is at least CONF_ENTRY_MIN long, else
+ * an error naming the module and the entry: its key would be garbage. */
+static int
+conf_table_ok(struct conf_run *r, const char *base, const modmta_option *p)
+{
+    for (size_t i = 0; p != NULL && p->size != 0; i++) {
+        if (p->size < CONF_ENTRY_MIN) {
+            conf_fail(r, base, "module %s: its option table's entry %zu "
+                      "has size %zu, less than the %zu of any SDK "
+                      "(a module bug: build its table with the "
+                      "MODMTA_OPTION_* macros)",
+                      r->host != NULL ? modmta_host_instance(r->host)
+                                      : "(unknown)",
+                      i, p->size, (size_t)CONF_ENTRY_MIN);
+            return 0;
+        }
+        if (p->key == NULL)
+            break;
+        p = (const modmta_option *)((const char *)p + p->size);
+    }
+    return 1;
 }
 
 static int
@@ -439,6 +466,8 @@ modmta_conf_parse_options(const json_t *conf, const modmta_host *host,
         conf_fail(&r, base, "expected an object");
         return MODMTA_E_CONFIG;
     }
+    if (!conf_table_ok(&r, base, opts))
+        return MODMTA_E_CONFIG;
     for (p = opts; (next = conf_entry(p, &o)) != NULL; p = next)
         n++;
     if ((stored = calloc(n + 1, 1)) == NULL) {

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <modmta/addr.h>
 #include <modmta/log.h>
 
 #include "ctx_priv.h"
@@ -790,6 +791,8 @@ modmta_sender_set(modmta_ctx *ctx, const char *addr)
 
     if (r < 0)
         return r;
+    if (addr != NULL && !modmta_addr_envelope_ok(addr))
+        return MODMTA_E_INVAL;
     ctx->sender = modmta_arena_strdup(ctx->txn_arena, addr ? addr : "");
     if (ctx->sender == NULL)
         return MODMTA_E_NOMEM;
@@ -831,7 +834,8 @@ modmta_rcpt_add_flags(modmta_ctx *ctx, const char *addr, unsigned flags)
 
     if (r < 0)
         return r;
-    if (addr == NULL || *addr == '\0' || (flags & ~MODMTA_RCPT_NO_DSN))
+    if (addr == NULL || *addr == '\0' || !modmta_addr_envelope_ok(addr) ||
+        (flags & ~MODMTA_RCPT_NO_DSN))
         return MODMTA_E_INVAL;
     r = ctx_nodsn_note(ctx, addr, flags);
     if (r < 0)
@@ -858,7 +862,7 @@ modmta_rcpt_rewrite(modmta_ctx *ctx, const char *addr)
 
     if (r < 0)
         return r;
-    if (addr == NULL || *addr == '\0')
+    if (addr == NULL || *addr == '\0' || !modmta_addr_envelope_ok(addr))
         return MODMTA_E_INVAL;
     return ctx_push_str(ctx, &ctx->rewrites, &ctx->nrewrites,
                         &ctx->rewrites_cap, addr);
@@ -871,7 +875,7 @@ modmta_rcpt_rewrite_sender(modmta_ctx *ctx, const char *sender)
 
     if (r < 0)
         return r;
-    if (sender == NULL)
+    if (sender == NULL || !modmta_addr_envelope_ok(sender))
         return MODMTA_E_INVAL;
     ctx->rewrite_sender = modmta_arena_strdup(ctx->txn_arena, sender);
     return ctx->rewrite_sender != NULL ? 0 : MODMTA_E_NOMEM;

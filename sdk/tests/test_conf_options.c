@@ -331,6 +331,47 @@ test_short_entries(void **state)
     json_decref(j);
 }
 
+/* An entry shorter than any SDK wrote (no type, no offset): a clear
+ * error naming the module, never its key read as garbage. */
+struct broken_option {
+    size_t size;
+    const char *key;
+};
+
+static void
+test_too_short_entries(void **state)
+{
+    const struct broken_option t[] = {
+        {sizeof(t[0]), "name"},
+        {sizeof(t[0]), NULL},
+    };
+    const struct short_option ok_then_bad[] = {
+        {sizeof(ok_then_bad[0]), "name", MODMTA_OPT_STRING,
+         offsetof(struct opts_conf, name), 0},
+        {sizeof(size_t), NULL, 0, 0, 0},
+    };
+    json_t *j = json_loads("{\"name\": \"n\"}", 0, NULL);
+    struct opts_conf c = {0};
+    modmta_err err;
+
+    assert_int_equal(modmta_conf_parse_options(j, *state,
+                                               (const modmta_option *)t, &c,
+                                               &err), MODMTA_E_CONFIG);
+    assert_string_equal(err.path, "$.modules[2]");
+    assert_non_null(strstr(err.msg, "module t: its option table's entry 0 "
+                                    "has size 16"));
+    assert_null(c.name);
+    /* the second entry is the short one; nothing is stored */
+    assert_int_equal(modmta_conf_parse_options(
+                         j, *state, (const modmta_option *)ok_then_bad, &c,
+                         &err), MODMTA_E_CONFIG);
+    assert_non_null(strstr(err.msg, "entry 1 has size 8"));
+    assert_null(c.name);
+    /* freeing such a table touches nothing */
+    modmta_conf_free_options((const modmta_option *)t, &c);
+    json_decref(j);
+}
+
 /* No host: err_r alone, holding the first error. */
 static void
 test_no_host(void **state)
@@ -371,6 +412,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_several_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_short_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_short_entries, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_no_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_cap, setup, teardown),
     };

@@ -839,6 +839,46 @@ test_rcpt_sender(void **state)
     assert_null(modmta_ctx_rcpt_sender(ctx, "m2@example.org"));
 }
 
+/* Every envelope setter refuses what could break a line of the queue
+ * file, an SMTP command or a pipe's prefix. */
+static void
+test_envelope_setters_check(void **state)
+{
+    modmta_ctx *ctx = ctx_of(state);
+    char longaddr[MODMTA_ADDR_ENVELOPE_MAX + 8];
+    static const char *const bad[] = {
+        "a@x.test\r\nX-Injected: yes", "a@x.test\n", "a\t@x.test",
+        "<a@x.test>", "a@x.test>", "a\x7f@x.test",
+    };
+
+    memset(longaddr, 'a', sizeof(longaddr) - 1);
+    longaddr[sizeof(longaddr) - 1] = '\0';
+    modmta_test_set_sender(ctx, "Q1", "orig@example.org");
+    modmta_test_add_rcpt(ctx, "a@example.org");
+    for (size_t i = 0; i <= sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *a = i < sizeof(bad) / sizeof(bad[0]) ? bad[i] : longaddr;
+
+        assert_false(modmta_addr_envelope_ok(a));
+        modmta_test_enter(ctx, MODMTA_PHASE_DATA, &test_mod_all, "inst");
+        assert_int_equal(modmta_sender_set(ctx, a), MODMTA_E_INVAL);
+        assert_int_equal(modmta_rcpt_add(ctx, a), MODMTA_E_INVAL);
+        assert_int_equal(modmta_rcpt_add_flags(ctx, a, MODMTA_RCPT_NO_DSN),
+                         MODMTA_E_INVAL);
+        modmta_test_enter(ctx, MODMTA_PHASE_RCPT, &test_mod_all, "inst");
+        assert_int_equal(modmta_rcpt_rewrite(ctx, a), MODMTA_E_INVAL);
+        assert_int_equal(modmta_rcpt_rewrite_sender(ctx, a), MODMTA_E_INVAL);
+    }
+    assert_string_equal(modmta_sender(ctx), "orig@example.org");
+    assert_int_equal(ctx->sender_changed, 0);
+    assert_int_equal(modmta_test_added_count(ctx), 0);
+    assert_int_equal(modmta_test_rewrite_count(ctx), 0);
+    /* the longest allowed, and UTF-8, pass */
+    longaddr[MODMTA_ADDR_ENVELOPE_MAX - 1] = '\0';
+    assert_true(modmta_addr_envelope_ok(longaddr));
+    assert_true(modmta_addr_envelope_ok("\xc3\xa9@x.test"));
+    assert_true(modmta_addr_envelope_ok(""));
+}
+
 static void
 test_rcpt_no_dsn(void **state)
 {
@@ -1114,6 +1154,7 @@ main(void)
         T(test_reply_default),
         T(test_txn_reset),
         T(test_rcpt_dedupe_remove),
+        T(test_envelope_setters_check),
         T(test_rcpt_no_dsn),
         T(test_rcpt_sender),
         T(test_mail_params),

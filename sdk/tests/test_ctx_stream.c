@@ -117,6 +117,9 @@ test_sender_params(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(modmta_sender_set_params(e->ctx, "n@x.test",
                                                   bad[i]), MODMTA_E_INVAL);
+    /* an address that could break a line, or a queue file, is refused */
+    assert_int_equal(modmta_sender_set_params(e->ctx, "n@x.test\r\nX-I: 1",
+                                              "RET=HDRS"), MODMTA_E_INVAL);
     /* refused calls changed nothing */
     assert_string_equal(modmta_sender(e->ctx), "a@example.org");
     assert_string_equal(modmta_mail_param(e->ctx, "RET"), "FULL");
@@ -147,6 +150,8 @@ test_rcpt_params(void **state)
     assert_int_equal(modmta_rcpt_add_params(e->ctx, "c@x.test",
                                             "ORCPT=rfc822"), MODMTA_E_INVAL);
     assert_int_equal(modmta_rcpt_add_params(e->ctx, "c@x.test", "RET=FULL"),
+                     MODMTA_E_INVAL);
+    assert_int_equal(modmta_rcpt_add_params(e->ctx, "c@x.test\n", NULL),
                      MODMTA_E_INVAL);
     assert_int_equal(modmta_test_added_count(e->ctx), 0);
     assert_int_equal(modmta_rcpt_add_params(e->ctx, "c@x.test",

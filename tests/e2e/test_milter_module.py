@@ -477,6 +477,33 @@ class MilterModuleTest(harness.TestCase):
         self.assert_refused(d, 'data', 451)
         self.assertIn('milter=fake0', d.log_text())
 
+    def test_envelope_address_with_line_break_is_misbehaviour(self):
+        """CHGFROM/ADDRCPT with CR/LF, '<' or '>' inside: the SDK refuses
+        the address, the milter module logs it and takes the milter as
+        misbehaving (default_action), so nothing is injected."""
+        m = self.milter(on={'E': [
+            fm.chgfrom('<evil@x.test>\nX-Injected: yes'),
+            fm.reply('c')]})
+        m.spec_extra = {'default_action': 'accept'}
+        d = self.start([m])
+        self.send(d)
+        d.wait_messages('bob', 1)
+        msg = d.messages('bob')[0]
+        from_line, _, _ = headers_of(msg)
+        self.assertIn('alice@localhost', from_line)
+        self.assertNotIn(b'X-Injected', msg)
+        self.assertNotIn(b'evil@x.test', msg)
+        log = d.log_text()
+        self.assertIn('milter sent an envelope address', log)
+        self.assertIn('default_action=accept', log)
+        for bad in ('<carol@localhost>\r\nX-Injected: yes',
+                    '<carol@localhost\r>'):
+            m = self.milter(on={'E': [fm.addrcpt(bad), fm.reply('c')]})
+            d = self.start([m])
+            self.assert_refused(d, 'data', 451)
+            self.assertEqual(d.messages('carol'), [])
+            self.assertIn('milter sent an envelope address', d.log_text())
+
     # -- failures and default_action
 
     def failing(self, on, default=None, timeouts=None):

@@ -3,7 +3,8 @@ runs it) hands messages to commands running as "nobody". procmail files
 a message by a recipe into a Maildir folder; a command that exits 75 is
 deferred, then delivered when the queue is flushed; EX_NOUSER bounces
 with the command's output in the DSN; a command over its time limit is
-killed with what it started and the message deferred; a message that
+killed with what it started and the message deferred (and what a
+command leaves in the background when it exits is killed too); a message that
 already went through the recipient (Delivered-To) bounces; shell syntax in
 an address reaches the command as one argument and runs nothing; an
 alias's "|command" from a root-owned aliases file is run, and a client
@@ -22,6 +23,19 @@ SENDER = 'alice@localhost'
 # deferred mail stays put until the test flushes the queue
 QUEUE = {'retry_min': 3600, 'retry_max': 3600}
 NOBODY = pwd.getpwnam('nobody')
+
+
+def process_gone(pid):
+    """True when pid is gone; a zombie waiting for init counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().split(') ')[1].startswith('Z')
+    except FileNotFoundError:
+        return True
 
 
 class Pipe(harness.TestCase):
@@ -151,6 +165,22 @@ class Pipe(harness.TestCase):
                       self.read('delivered'))
         self.assertEqual(d.messages('alice'), [], 'a notice was sent')
 
+    def test_output_is_one_status_line(self):
+        """A command's multi-line output (CR, LF, tab) is the recipient's
+        status as one line: the queue listing shows no line of its own."""
+        cmd = self.script('chatty.sh',
+                          'printf "busy\\nX-Fake: two\\r\\n\\tthree\\n"; '
+                          'exit 75\n')
+        d = self.mta({'command': [cmd]})
+        qid = self.send(d, ['bob@pipe.test'], 'chatty@e2e.test')
+        wait_for(lambda: 'busy' in self.listing(d),
+                 what='the deferral in the queue')
+        listing = self.listing(d)
+        self.assertIn(qid, listing)
+        self.assertIn('busy X-Fake: two   three)', listing)
+        for line in listing.splitlines():
+            self.assertFalse(line.startswith(('X-Fake', '\tthree')), line)
+
     def test_nouser_bounces_with_output(self):
         d = self.mta({'command': ['/bin/sh', '-c',
                                   'echo "no ticket queue named $$1"; '
@@ -187,17 +217,25 @@ class Pipe(harness.TestCase):
         self.assertIn(qid, self.listing(d))
         self.assertIn('working', self.listing(d))
         pid = int(self.read('pid'))
-
-        def gone():
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True
-            # a zombie waiting for init counts as gone
-            with open('/proc/%d/stat' % pid) as f:
-                return f.read().split(') ')[1].startswith('Z')
-        wait_for(gone, what='the background sleep killed')
+        wait_for(lambda: process_gone(pid),
+                 what='the background sleep killed')
         self.assertEqual(d.messages('alice'), [], 'a notice was sent')
+
+    def test_background_child_killed_on_exit(self):
+        """A command that leaves a child running and exits 0: delivered,
+        and the child is killed with its process group."""
+        pidfile = os.path.join(self.out, 'bgpid')
+        cmd = self.script('bg.sh', 'cat >/dev/null\n'
+                                   'sleep 1000 </dev/null >/dev/null 2>&1 &\n'
+                                   'echo $! > "$1"\nexit 0\n')
+        d = self.mta({'command': [cmd, pidfile]})
+        qid = self.send(d, ['bob@pipe.test'], 'bg@e2e.test')
+        d.wait_queue_empty()
+        self.assertRegex(d.log_text(), r'%s: to=<bob@pipe.test>.*status=sent'
+                         % qid)
+        pid = int(self.read('bgpid'))
+        wait_for(lambda: process_gone(pid),
+                 what='the background sleep killed')
 
     # -- hostile addresses
 

@@ -16,7 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -181,6 +184,55 @@ test_create_errors(void **state)
     create(fx, "{\"alias_commands\": true, \"user\": \"nobody\"}");
     create(fx, "{" CMD ", \"time_limit\": 86400, \"size_limit\": 0}");
     create(fx, "{" CMD ", \"time_limit\": \"2m\", \"size_limit\": \"10M\"}");
+}
+
+/* A daemon that dropped privileges (the child, as nobody) runs commands
+ * as itself only with allow_daemon_user; exit status 0: as expected. */
+static int
+create_as_daemon_user(const modmta_host *h)
+{
+    struct passwd *pw = getpwnam("nobody");
+    modmta_err err;
+    void *inst;
+
+    if (pw == NULL || setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
+        setuid(pw->pw_uid) < 0)
+        return 10;
+    memset(&err, 0, sizeof(err));
+    inst = modmta_test_create(&modmta_descriptor, "{" CMD "}", h, &err);
+    if (inst != NULL || strcmp(err.path, "$.modules[0].user") != 0 ||
+        strstr(err.msg, "the daemon's own user \"nobody\"") == NULL ||
+        strstr(err.msg, "allow_daemon_user") == NULL)
+        return 11;
+    inst = modmta_test_create(&modmta_descriptor, "{\"command\": "
+                              "[\"/bin/true\"]}", h, &err);
+    if (inst != NULL)
+        return 12;
+    inst = modmta_test_create(&modmta_descriptor, "{\"command\": "
+                              "[\"/bin/true\"], \"allow_daemon_user\": "
+                              "true}", h, &err);
+    if (inst == NULL)
+        return 13;
+    modmta_descriptor.destroy(inst);
+    return 0;
+}
+
+static void
+test_create_daemon_user(void **state)
+{
+    struct fx *fx = *state;
+    int ws;
+    pid_t pid;
+
+    if (geteuid() != 0)
+        skip(); /* the child must become another user */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(create_as_daemon_user(fx->host));
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0);
 }
 
 /* ---- recipients ---- */
@@ -348,7 +400,7 @@ test_deliver_environment(void **state)
     delivers(fx, "bob+x@example.com", MODMTA_FAILED, 550, "5.3.0",
              "EX_USAGE: command line usage error: nobody "
              "alice@remote.test bob+x@example.com bob+x x example.com "
-             "nobody /usr/bin:/bin\nReturn-Path: <alice@remote.test>\n"
+             "nobody /usr/bin:/bin Return-Path: <alice@remote.test> "
              "Delivered-To: bob+x@example.com");
 }
 
@@ -365,9 +417,9 @@ test_deliver_prefix(void **state)
                "\"user\": \"nobody\", \"from_line\": true}");
     new_ctx(fx, MODMTA_PHASE_DELIVER);
     delivers_orig(fx, "bob@example.com", "list@example.com", MODMTA_FAILED,
-                  550, "5.6.0", "\nReturn-Path: <alice@remote.test>\n"
-                  "X-Original-To: list@example.com\n"
-                  "Delivered-To: bob@example.com\nSubject: t");
+                  550, "5.6.0", " Return-Path: <alice@remote.test> "
+                  "X-Original-To: list@example.com "
+                  "Delivered-To: bob@example.com Subject: t");
     delivers_orig(fx, "bob@example.com", NULL, MODMTA_FAILED, 550, "5.6.0",
                   "EX_DATAERR: data format error: From alice@remote.test ");
     /* the longest sender, written twice */
@@ -379,10 +431,22 @@ test_deliver_prefix(void **state)
                  MODMTA_ADDR_PATH_MAX - 64 - 7, 0);
         new_ctx(fx, MODMTA_PHASE_DELIVER);
         modmta_test_set_delivery(fx->ctx, "QID1", sender, 0);
-        snprintf(want, sizeof(want), "Return-Path: <%s>\n", sender);
+        snprintf(want, sizeof(want), "Return-Path: <%s> ", sender);
         delivers_orig(fx, "bob@example.com", "list@example.com",
                       MODMTA_FAILED, 550, "5.6.0", want);
     }
+    /* addresses the SDK would refuse still stay on their line */
+    new_ctx(fx, MODMTA_PHASE_DELIVER);
+    modmta_test_set_delivery(fx->ctx, "QID1", "e v@x.test\nX-Injected: 1",
+                             0);
+    delivers_orig(fx, "bob@example.com", "l@x.test\r\nX-Injected: 2",
+                  MODMTA_FAILED, 550, "5.6.0",
+                  "From e_v@x.test_X-Injected:_1 ");
+    delivers_orig(fx, "bob@example.com", "l@x.test\r\nX-Injected: 2",
+                  MODMTA_FAILED, 550, "5.6.0",
+                  " Return-Path: <e v@x.test_X-Injected: 1> "
+                  "X-Original-To: l@x.test__X-Injected: 2 "
+                  "Delivered-To: bob@example.com Subject: t");
     create(fx, "{\"command\": [\"/bin/sh\", \"-c\", \"head -1; exit 65\"], "
                "\"user\": \"nobody\", \"headers\": false}");
     new_ctx(fx, MODMTA_PHASE_DELIVER);
@@ -446,6 +510,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_create_daemon_user, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_create_errors, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_claims_local, setup, teardown),

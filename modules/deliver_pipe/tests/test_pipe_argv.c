@@ -327,6 +327,46 @@ test_run_time_limit(void **state)
     assert_int_not_equal(kill(pid, 0), 0);
 }
 
+/* 1 when pid is gone or a zombie waiting for its reaper. */
+static int
+process_gone(pid_t pid)
+{
+    char path[64], stat[256];
+    FILE *f;
+    char *p;
+
+    if (kill(pid, 0) < 0)
+        return 1;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return 1;
+    p = fgets(stat, sizeof(stat), f);
+    fclose(f);
+    return p == NULL ||
+           ((p = strrchr(stat, ')')) != NULL && strncmp(p, ") Z", 3) == 0);
+}
+
+/* A command that exits normally: what it left in the background is
+ * killed with its process group. */
+static void
+test_run_background_killed(void **state)
+{
+    static struct pipe_result r;
+    pid_t pid;
+
+    (void)state;
+    assert_int_equal(run_sh("sleep 1000 >/dev/null 2>&1 </dev/null & "
+                            "echo $!; exit 0", "x\r\n", "", 60000, &r), 0);
+    assert_true(WIFEXITED(r.ws) && WEXITSTATUS(r.ws) == 0);
+    pid = (pid_t)atoi(r.output);
+    assert_true(pid > 1);
+    /* SIGKILL is sent before pipe_run returns; its delivery and the
+     * reaping by init take a moment on a busy machine */
+    for (int i = 0; i < 600 && !process_gone(pid); i++)
+        usleep(50 * 1000);
+    assert_true(process_gone(pid));
+}
+
 static void
 test_run_exec_fails(void **state)
 {
@@ -362,6 +402,7 @@ main(void)
         cmocka_unit_test(test_run_input_output),
         cmocka_unit_test(test_run_output_bounded),
         cmocka_unit_test(test_run_time_limit),
+        cmocka_unit_test(test_run_background_killed),
         cmocka_unit_test(test_run_exec_fails),
     };
 

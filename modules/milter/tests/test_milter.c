@@ -163,6 +163,30 @@ test_replycode(void **state)
     assert_string_equal(text, "first\nsecond");
     assert_int_equal(milter_replycode(ctx, bad), -1);
     assert_int_equal(milter_replycode(ctx, mixed), -1);
+    /* RFC 3463, strictly: the reply's class, 1 to 3 digits twice; what is
+     * not a code stays in the text */
+    {
+        static const char *const not_esc[] = {
+            "5.........", "4.7.1", "5.1234.1", "5.1.1234", "5..1", "5.1.",
+            "5.1.1.1", "5.x.1", "5.7.1x", "55.7.1",
+        };
+        char buf[64], want[64];
+
+        for (size_t i = 0; i < sizeof(not_esc) / sizeof(not_esc[0]); i++) {
+            snprintf(buf, sizeof(buf), "550 %s go away", not_esc[i]);
+            snprintf(want, sizeof(want), "%s go away", not_esc[i]);
+            assert_int_equal(milter_replycode(ctx, buf), MODMTA_REJECT);
+            assert_string_equal(modmta_test_reply_text(ctx), want);
+            assert_string_not_equal(modmta_test_reply_esc(ctx), not_esc[i]);
+        }
+        snprintf(buf, sizeof(buf), "550 5.123.456 fine");
+        assert_int_equal(milter_replycode(ctx, buf), MODMTA_REJECT);
+        assert_string_equal(modmta_test_reply_esc(ctx), "5.123.456");
+        assert_string_equal(modmta_test_reply_text(ctx), "fine");
+        snprintf(buf, sizeof(buf), "451 4.7.1");
+        assert_int_equal(milter_replycode(ctx, buf), MODMTA_TEMPFAIL);
+        assert_string_equal(modmta_test_reply_esc(ctx), "4.7.1");
+    }
     modmta_test_ctx_free(ctx);
     modmta_test_host_free(h);
 }

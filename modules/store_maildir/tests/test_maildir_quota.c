@@ -136,6 +136,19 @@ test_parse_file(void **state)
     assert_int_equal(parse("", 1000, 0, &u), 0);
     assert_int_equal(parse("1000S\n9223372036854775807 1\n1 1\n", 1000, 0,
                            &u), 0);
+    /* extreme values and negative totals: rebuild, no overflow */
+    assert_int_equal(parse("1000S\n-9223372036854775808 1\n", 1000, 0,
+                           &u), 0);
+    assert_int_equal(parse("1000S\n1125899906842625 1\n", 1000, 0, &u),
+                     0);
+    assert_int_equal(parse("1000S\n1 -1125899906842625\n", 1000, 0, &u),
+                     0);
+    assert_int_equal(parse("1000S\n100 1\n-200 -1\n", 1000, 0, &u), 0);
+    assert_int_equal(parse("1000S,10C\n100 1\n-100 -2\n", 1000, 10, &u),
+                     0);
+    assert_int_equal(parse("1000S\n1125899906842624 1\n-1125899906842624 "
+                           "-1\n", 1000, 0, &u), 1);
+    assert_int_equal(u.bytes, 0);
     memset(big, 0, sizeof(big));
     strcpy(big, "1000S\n");
     while (strlen(big) <= MAILDIR_QUOTA_FILE_MAX)
@@ -160,6 +173,12 @@ test_over(void **state)
     assert_true(maildir_quota_over(&q, &u, 1));
     q.bytes = 0;
     assert_false(maildir_quota_over(&q, &u, 1LL << 40));
+    /* a usage below zero (a recount never gives one) does not overflow */
+    q.bytes = 1000;
+    u.bytes = LLONG_MIN;
+    u.count = 0;
+    assert_false(maildir_quota_over(&q, &u, 1000));
+    assert_true(maildir_quota_over(&q, &u, 1001));
 }
 
 /* ---- on disk ---- */
@@ -280,6 +299,39 @@ test_symlink_not_followed(void **state)
     free(text);
 }
 
+/* A hard link the mailbox owner planted as maildirsize (to a file
+ * someone else owns): not read, never appended to. */
+static void
+test_hard_link_not_written(void **state)
+{
+    struct fx *fx = *state;
+    maildir_quota q = { 1000, 0 };
+    maildir_usage u;
+    char target[1024], lpath[1024];
+    time_t mtime;
+    char *text;
+
+    snprintf(target, sizeof(target), "%s/elsewhere", fx->dir);
+    modmta_test_write_file(target, "1000S\n0 0\n");
+    snprintf(lpath, sizeof(lpath), "%s/maildirsize", fx->md);
+    assert_int_equal(link(target, lpath), 0);
+    assert_int_equal(maildir_quota_read(fx->mdfd, &q, &u, &mtime), 0);
+    assert_true(maildir_quota_add(fx->mdfd, 5, 1) < 0);
+    text = modmta_test_read_file(target, NULL);
+    assert_string_equal(text, "1000S\n0 0\n");
+    free(text);
+    /* one link but another owner than the Maildir's: the same */
+    assert_int_equal(unlink(target), 0);
+    if (geteuid() == 0) {
+        assert_int_equal(chown(lpath, 65534, 65534), 0);
+        assert_int_equal(maildir_quota_read(fx->mdfd, &q, &u, &mtime), 0);
+        assert_true(maildir_quota_add(fx->mdfd, 5, 1) < 0);
+        text = modmta_test_read_file(lpath, NULL);
+        assert_string_equal(text, "1000S\n0 0\n");
+        free(text);
+    }
+}
+
 static int
 count_files(struct fx *fx, const char *sub)
 {
@@ -347,6 +399,8 @@ main(void)
         cmocka_unit_test(test_parse_file),
         cmocka_unit_test(test_over),
         cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hard_link_not_written, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_symlink_not_followed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_writer_over_quota, setup,
