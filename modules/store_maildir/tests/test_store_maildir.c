@@ -489,6 +489,47 @@ test_extension_folder_symlink(void **state)
     assert_false(is_file(fx, "../new"));
 }
 
+/* A "maildirfolder" already there is left alone: a hard link to a file
+ * of root's keeps its owner, a FIFO does not block the delivery, a
+ * symbolic link is refused. */
+static void
+test_extension_folder_marker(void **state)
+{
+    struct fx *fx = *state;
+    struct passwd *pw = getpwnam("nobody");
+    char path[PATH_MAX], victim[PATH_MAX];
+    struct stat st;
+
+    assert_int_equal(modmta_test_host_set_delimiter(fx->host, "+"), 0);
+    if (geteuid() == 0 && pw != NULL)
+        fx_use(fx, "{\"directory\": \"%s\", \"owner\": \"nobody\"}");
+    else
+        fx_use(fx, "{\"directory\": \"%s\"}");
+    assert_int_equal(fx_deliver(fx, "bob+x@example.com", "QID1", 0),
+                     MODMTA_DELIVERED);
+    snprintf(path, sizeof(path), "%s/bob/.x/maildirfolder", fx->mail);
+    snprintf(victim, sizeof(victim), "%s/victim", fx->dir);
+    modmta_test_write_file(victim, "secret\n");
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(link(victim, path), 0);
+    assert_int_equal(fx_deliver(fx, "bob+x@example.com", "QID2", 0),
+                     MODMTA_DELIVERED);
+    assert_int_equal(stat(victim, &st), 0);
+    assert_int_equal(st.st_uid, geteuid());
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(fx_deliver(fx, "bob+x@example.com", "QID3", 0),
+                     MODMTA_DEFERRED);
+    assert_non_null(strstr(modmta_test_reply_text(fx->ctx),
+                           "not a regular file"));
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(symlink(victim, path), 0);
+    assert_int_equal(fx_deliver(fx, "bob+x@example.com", "QID4", 0),
+                     MODMTA_DEFERRED);
+    assert_int_equal(lstat(victim, &st), 0);
+    assert_int_equal(st.st_uid, geteuid());
+}
+
 int
 main(void)
 {
@@ -498,6 +539,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_rcpt_over_quota, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_extension_folder, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_extension_folder_marker, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_extension_folder_symlink, setup,
                                         teardown),
