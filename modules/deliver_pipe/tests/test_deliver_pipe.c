@@ -232,6 +232,9 @@ test_claims_users(void **state)
     assert_int_equal(modmta_test_host_set_delimiter(fx->host, "+"), 0);
     create(fx, "{" CMD ", \"users\": {\"help\": \"\"}}");
     claims(fx, "help+x@example.com", MODMTA_ACCEPT, "command");
+    /* a local part needing quotes is not cut, as relay_access does not */
+    claims(fx, "\"help+a b\"@example.com", MODMTA_CONTINUE, NULL);
+    claims(fx, "\"help+a@b\"@example.com", MODMTA_CONTINUE, NULL);
     create(fx, "{" CMD ", \"recipient_delimiter\": \"-\", \"users\": "
                "{\"help\": \"\"}}");
     claims(fx, "help+x@example.com", MODMTA_CONTINUE, NULL);
