@@ -43,17 +43,25 @@ dpipe_system_user(const char *user)
     return DPIPE_TEMP;
 }
 
-/* "users" as a map: the address, the local part, then the user without
- * its extension (Postfix's order). */
+/* "users" as a map: the address, the address without its extension,
+ * the local part, then the user without its extension (Postfix's
+ * order). */
 static enum dpipe_kind
 dpipe_map_user(const struct dpipe *d, const char *rcpt,
                const struct dpipe_rcpt *r)
 {
-    const char *keys[3] = { rcpt, r->mailbox, r->user };
+    char base[MODMTA_ADDR_PATH_MAX + 1];
+    const char *keys[4] = { rcpt, NULL, r->mailbox, r->user };
     size_t i;
 
-    for (i = 0; i < 3; i++) {
-        int rc = modmta_map_lookup(d->map, keys[i], NULL);
+    if (r->domain[0] != '\0' &&
+        (size_t)snprintf(base, sizeof(base), "%s@%s", r->user,
+                         r->domain) < sizeof(base) &&
+        strcmp(base, rcpt) != 0)
+        keys[1] = base;
+    for (i = 0; i < 4; i++) {
+        int rc = keys[i] != NULL ? modmta_map_lookup(d->map, keys[i], NULL)
+                                 : 0;
 
         if (rc < 0)
             return DPIPE_TEMP;
