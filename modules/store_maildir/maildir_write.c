@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -469,6 +470,36 @@ maildir_write_marker(const maildir_req *req, int boxfd, const char *name,
     return 0;
 }
 
+/* The folder's name as the Maildir has it: an entry ".<folder>" that
+ * matches in any case (a folder "Spam" made by an IMAP client takes
+ * "bob+spam"; the exact name first), else ".<folder>" to be made. The
+ * folder names only letters, digits, '-' and '_', so a match does too. */
+static void
+maildir_write_folder_entry(int mdfd, const char *folder, char *name,
+                           size_t len)
+{
+    int fd = openat(mdfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct dirent *de;
+    DIR *d;
+
+    snprintf(name, len, ".%s", folder);
+    if (fd < 0)
+        return;
+    d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] != '.' || strcasecmp(de->d_name + 1, folder) != 0)
+            continue;
+        memcpy(name, de->d_name, strlen(folder) + 2); /* same length */
+        if (strcmp(de->d_name + 1, folder) == 0)
+            break;
+    }
+    closedir(d);
+}
+
 /* The folder's directory (Maildir++: ".<folder>" with tmp/ new/ cur/
  * and an empty "maildirfolder" file, made if missing) into *fd_r; the
  * name was checked by the caller (maildir_folder_name). */
@@ -482,7 +513,7 @@ maildir_write_open_folder(const maildir_req *req, int mdfd, int *fd_r,
     size_t i;
     int e, rc;
 
-    snprintf(name, sizeof(name), ".%s", req->folder);
+    maildir_write_folder_entry(mdfd, req->folder, name, sizeof(name));
     e = maildir_write_mkdir(mdfd, name, req);
     if (e != 0) {
         store_why(why, whylen, "cannot create folder %s/%s: %s",
