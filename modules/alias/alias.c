@@ -233,7 +233,8 @@ alias_parse(const char *s, modmta_addr *addr)
 
 /* "user+ext" found as "user": a local target "bob" becomes "bob+ext"
  * (Postfix's propagate_unmatched_extensions), unless it has an
- * extension of its own. */
+ * extension of its own or the extension a routing character ('%', '!',
+ * '@'), which must not turn a target into a relay path. */
 static int
 alias_target_extension(const struct alias_exp *e, modmta_addr *addr)
 {
@@ -241,6 +242,7 @@ alias_target_extension(const struct alias_exp *e, modmta_addr *addr)
     size_t n = strlen(addr->local);
 
     if (e->ext[0] == '\0' || !e->a->c.propagate_extension ||
+        strpbrk(e->ext, "%!@") != NULL ||
         (addr->domain[0] != '\0' &&
          !modmta_host_is_local_domain(e->a->host, addr->domain)) ||
         strpbrk(addr->local, delims) != NULL)

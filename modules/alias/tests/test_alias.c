@@ -198,6 +198,15 @@ test_extension(void **state)
     assert_targets(fx, (const char *const[]){"ann+news@localhost",
                    "bob+x@localhost", "out@remote.example",
                    "me+news@example.com", NULL});
+    /* routing characters in an extension are not given on */
+    assert_int_equal(rcpt(fx, "team+x%evil.test@localhost"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"ann@localhost",
+                   "bob+x@localhost", "out@remote.example",
+                   "me@example.com", NULL});
+    assert_int_equal(rcpt(fx, "team+evil.test!x@localhost"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"ann@localhost",
+                   "bob+x@localhost", "out@remote.example",
+                   "me@example.com", NULL});
     assert_int_equal(rcpt(fx, "team-a-b@localhost"), MODMTA_ACCEPT);
     assert_targets(fx, (const char *const[]){"ann-a-b@localhost",
                    "bob+x@localhost", "out@remote.example",
