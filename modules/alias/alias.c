@@ -53,6 +53,7 @@ struct alias_exp {
      * given on to local targets ("" when found as is). */
     char delim;
     char ext[MODMTA_ADDR_LOCAL_MAX * 2 + 1];
+    size_t base_len; /* the local part's length without them */
 };
 
 static const modmta_option alias_opts[] = {
@@ -232,7 +233,8 @@ alias_parse(const char *s, modmta_addr *addr)
 
 /* "user+ext" found as "user": a local target "bob" becomes "bob+ext"
  * (Postfix's propagate_unmatched_extensions), unless it has an
- * extension of its own. */
+ * extension of its own or the extension a routing character ('%', '!',
+ * '@'), which must not turn a target into a relay path. */
 static int
 alias_target_extension(const struct alias_exp *e, modmta_addr *addr)
 {
@@ -240,6 +242,7 @@ alias_target_extension(const struct alias_exp *e, modmta_addr *addr)
     size_t n = strlen(addr->local);
 
     if (e->ext[0] == '\0' || !e->a->c.propagate_extension ||
+        strpbrk(e->ext, "%!@") != NULL ||
         (addr->domain[0] != '\0' &&
          !modmta_host_is_local_domain(e->a->host, addr->domain)) ||
         strpbrk(addr->local, delims) != NULL)
@@ -522,21 +525,27 @@ alias_owner(struct alias_exp *e, const char *local)
 }
 
 /* The alias of local: as is (an exact entry wins), else without its
- * extension (recipient_delimiter), kept in e. 1, 0, or <0. */
+ * extension (recipient_delimiter), kept in e. The canonical address is
+ * cut, not the unquoted local part: one that needs quotes (a space, an
+ * '@') is never cut, as in every other module. 1, 0, or <0. */
 static int
 alias_lookup(struct alias_exp *e, const char *local, char **value_r)
 {
-    char base[MODMTA_ADDR_LOCAL_MAX * 2 + 1];
+    char base[MODMTA_ADDR_PATH_MAX + 1];
+    const char *at;
     int r = modmta_map_lookup(e->a->c.map, local, value_r);
 
     if (r != 0 ||
-        modmta_addr_split_extension(local,
+        modmta_addr_split_extension(e->rcpt,
                                     modmta_host_recipient_delimiter(
                                         e->a->host),
                                     base, sizeof(base), e->ext,
                                     sizeof(e->ext)) != 1)
         return r;
-    e->delim = local[strlen(base)];
+    at = strrchr(base, '@');
+    e->base_len = at != NULL ? (size_t)(at - base) : strlen(base);
+    e->delim = e->rcpt[e->base_len];
+    base[e->base_len] = '\0';
     r = modmta_map_lookup(e->a->c.map, base, value_r);
     if (r <= 0)
         e->ext[0] = '\0';
@@ -547,7 +556,7 @@ static modmta_verdict
 alias_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
 {
     struct alias *a = inst;
-    struct alias_exp e = {a, ctx, rcpt, "", 0, '\0', ""};
+    struct alias_exp e = {a, ctx, rcpt, "", 0, '\0', "", 0};
     modmta_addr addr;
     char *value = NULL;
     modmta_verdict v;
@@ -569,7 +578,7 @@ alias_on_rcpt(void *inst, modmta_ctx *ctx, const char *rcpt)
     v = alias_expand(&e, value);
     modmta_free(value);
     if (e.ext[0] != '\0') /* the list's name: its owner is owner-NAME */
-        addr.local[strlen(addr.local) - strlen(e.ext) - 1] = '\0';
+        addr.local[e.base_len] = '\0';
     if (v == MODMTA_ACCEPT && (r = alias_owner(&e, addr.local)) < 0)
         return alias_tempfail(&e, modmta_strerror(r));
     return v;

@@ -43,17 +43,25 @@ dpipe_system_user(const char *user)
     return DPIPE_TEMP;
 }
 
-/* "users" as a map: the address, the local part, then the user without
- * its extension (Postfix's order). */
+/* "users" as a map: the address, the address without its extension,
+ * the local part, then the user without its extension (Postfix's
+ * order). */
 static enum dpipe_kind
 dpipe_map_user(const struct dpipe *d, const char *rcpt,
                const struct dpipe_rcpt *r)
 {
-    const char *keys[3] = { rcpt, r->mailbox, r->user };
+    char base[MODMTA_ADDR_PATH_MAX + 1];
+    const char *keys[4] = { rcpt, NULL, r->mailbox, r->user };
     size_t i;
 
-    for (i = 0; i < 3; i++) {
-        int rc = modmta_map_lookup(d->map, keys[i], NULL);
+    if (r->domain[0] != '\0' &&
+        (size_t)snprintf(base, sizeof(base), "%s@%s", r->user,
+                         r->domain) < sizeof(base) &&
+        strcmp(base, rcpt) != 0)
+        keys[1] = base;
+    for (i = 0; i < 4; i++) {
+        int rc = keys[i] != NULL ? modmta_map_lookup(d->map, keys[i], NULL)
+                                 : 0;
 
         if (rc < 0)
             return DPIPE_TEMP;
@@ -72,6 +80,30 @@ dpipe_delimiter(const struct dpipe *d)
                : modmta_host_recipient_delimiter(d->host);
 }
 
+/* r->user and r->ext from the canonical address, not from the unquoted
+ * local part: one that needs quotes (a space, an '@') is never cut, as
+ * in every other module. 0 or <0. */
+static int
+dpipe_split(const struct dpipe *d, const char *rcpt, struct dpipe_rcpt *r)
+{
+    char base[MODMTA_ADDR_PATH_MAX + 1];
+    const char *at;
+    int rc = modmta_addr_split_extension(rcpt, dpipe_delimiter(d), base,
+                                         sizeof(base), r->ext,
+                                         sizeof(r->ext));
+
+    if (rc < 0)
+        return rc;
+    if (rc == 0) {
+        snprintf(r->user, sizeof(r->user), "%s", r->mailbox);
+        return 0;
+    }
+    at = strrchr(base, '@');
+    snprintf(r->user, sizeof(r->user), "%.*s",
+             (int)(at != NULL ? (size_t)(at - base) : strlen(base)), base);
+    return 0;
+}
+
 enum dpipe_kind
 dpipe_classify(const struct dpipe *d, const char *rcpt, struct dpipe_rcpt *r)
 {
@@ -88,9 +120,7 @@ dpipe_classify(const struct dpipe *d, const char *rcpt, struct dpipe_rcpt *r)
         return DPIPE_NOT_OURS;
     snprintf(r->mailbox, sizeof(r->mailbox), "%s", a.local);
     snprintf(r->domain, sizeof(r->domain), "%s", a.domain);
-    if (modmta_addr_split_extension(a.local, dpipe_delimiter(d), r->user,
-                                    sizeof(r->user), r->ext,
-                                    sizeof(r->ext)) < 0)
+    if (dpipe_split(d, rcpt, r) < 0)
         return DPIPE_NOT_OURS;
     if (d->system_users)
         return dpipe_system_user(r->user);

@@ -125,5 +125,7 @@ maildir_folder_name(const char *ext, char *out)
         out[i] = c;
     }
     out[i] = '\0';
-    return i > 0;
+    /* INBOX is the Maildir itself, in any case (IMAP's rule): never
+     * a folder ".inbox" beside it */
+    return i > 0 && strcmp(out, "inbox") != 0;
 }

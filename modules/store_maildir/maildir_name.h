@@ -52,9 +52,11 @@ long long maildir_name_size(const char *name);
 
 /* The Maildir++ folder for an address extension: 1 with the name, lower
  * case, in out (room for MAILDIR_FOLDER_MAX + 1) when ext is 1 to
- * MAILDIR_FOLDER_MAX letters, digits, '-' or '_'; else 0 (deliver into
- * INBOX): nothing an extension holds may name another directory ("..",
- * "/"), a hidden file, a sub-folder ('.') or odd octets. */
+ * MAILDIR_FOLDER_MAX letters, digits, '-' or '_' and not "inbox" in
+ * any case; else 0 (deliver into INBOX): nothing an extension holds may
+ * name another directory ("..", "/"), a hidden file, a sub-folder ('.')
+ * or odd octets. The writer files into an existing folder whose name
+ * matches it in any case ("Spam" for "spam"). */
 int maildir_folder_name(const char *ext, char *out);
 
 #endif

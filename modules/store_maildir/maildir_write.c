@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -25,16 +26,39 @@
 
 /* ---- the Maildir itself ---- */
 
-/* mkdirat mode 0700, chowned if we made it; 0 or an errno. */
+/* Give the directory fd was opened on, just made by us, to the mail
+ * user: through the descriptor, never by name, and only while it is
+ * still ours, as whoever owns the parent could have put another entry
+ * under the name in between. 0 or an errno. */
+static int
+maildir_write_own(int fd, const maildir_req *req)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0)
+        return errno;
+    if (st.st_uid != geteuid())
+        return EPERM;
+    return fchown(fd, req->uid, req->gid) < 0 ? errno : 0;
+}
+
+/* mkdirat mode 0700, given to the mail user if we made it; 0 or an
+ * errno. */
 static int
 maildir_write_mkdir(int dfd, const char *name, const maildir_req *req)
 {
+    int fd, e;
+
     if (mkdirat(dfd, name, 0700) < 0)
         return errno == EEXIST ? 0 : errno;
-    if (req->set_owner && fchownat(dfd, name, req->uid, req->gid,
-                                   AT_SYMLINK_NOFOLLOW) < 0)
+    if (!req->set_owner)
+        return 0;
+    fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
         return errno;
-    return 0;
+    e = maildir_write_own(fd, req);
+    close(fd);
+    return e;
 }
 
 /* fsync the directory holding path (its new entry made durable). 0 or an
@@ -74,9 +98,6 @@ maildir_write_open(const maildir_req *req, int *fd_r, char *why,
 
     made = mkdir(req->maildir, 0700) == 0;
     e = !made && errno != EEXIST ? errno : 0;
-    if (e == 0 && made && req->set_owner &&
-        lchown(req->maildir, req->uid, req->gid) < 0)
-        e = errno;
     if (e != 0) {
         store_why(why, whylen, "cannot create Maildir %s: %s",
                   req->maildir, strerror(e));
@@ -90,6 +111,13 @@ maildir_write_open(const maildir_req *req, int *fd_r, char *why,
                   req->maildir);
         return e == ELOOP || e == ENOTDIR ? MODMTA_E_PERM
                                           : modmta_err_from_errno(e);
+    }
+    e = made && req->set_owner ? maildir_write_own(fd, req) : 0;
+    if (e != 0) {
+        store_why(why, whylen, "cannot give Maildir %s to uid %lu: %s",
+                  req->maildir, (unsigned long)req->uid, strerror(e));
+        close(fd);
+        return modmta_err_from_errno(e);
     }
     if (fstat(fd, &st) == 0 && req->set_owner && st.st_uid != req->uid) {
         store_why(why, whylen, "Maildir %s is owned by uid %lu, "
@@ -406,6 +434,72 @@ maildir_write_open_sub(const maildir_req *req, int mdfd, const char *sub,
     return modmta_err_from_errno(e);
 }
 
+/* The folder's empty "maildirfolder" file, made if missing. O_EXCL: a
+ * name already there is never opened nor chowned, as the mailbox's
+ * owner could have made it a hard link to a file of root's or a FIFO
+ * (which would block the delivery); an existing one must be a regular
+ * file. */
+static int
+maildir_write_marker(const maildir_req *req, int boxfd, const char *name,
+                     char *why, size_t whylen)
+{
+    struct stat st;
+    int fd, e = 0;
+
+    fd = openat(boxfd, "maildirfolder", O_WRONLY | O_CREAT | O_EXCL |
+                O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        if (req->set_owner && fchown(fd, req->uid, req->gid) < 0)
+            e = errno;
+        close(fd);
+    } else if (errno != EEXIST) {
+        e = errno;
+    } else if (fstatat(boxfd, "maildirfolder", &st,
+                       AT_SYMLINK_NOFOLLOW) < 0) {
+        e = errno;
+    } else if (!S_ISREG(st.st_mode)) {
+        store_why(why, whylen, "%s/%s/maildirfolder is not a regular file",
+                  req->maildir, name);
+        return MODMTA_E_PERM;
+    }
+    if (e != 0) {
+        store_why(why, whylen, "cannot create %s/%s/maildirfolder: %s",
+                  req->maildir, name, strerror(e));
+        return modmta_err_from_errno(e);
+    }
+    return 0;
+}
+
+/* The folder's name as the Maildir has it: an entry ".<folder>" that
+ * matches in any case (a folder "Spam" made by an IMAP client takes
+ * "bob+spam"; the exact name first), else ".<folder>" to be made. The
+ * folder names only letters, digits, '-' and '_', so a match does too. */
+static void
+maildir_write_folder_entry(int mdfd, const char *folder, char *name,
+                           size_t len)
+{
+    int fd = openat(mdfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct dirent *de;
+    DIR *d;
+
+    snprintf(name, len, ".%s", folder);
+    if (fd < 0)
+        return;
+    d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] != '.' || strcasecmp(de->d_name + 1, folder) != 0)
+            continue;
+        memcpy(name, de->d_name, strlen(folder) + 2); /* same length */
+        if (strcmp(de->d_name + 1, folder) == 0)
+            break;
+    }
+    closedir(d);
+}
+
 /* The folder's directory (Maildir++: ".<folder>" with tmp/ new/ cur/
  * and an empty "maildirfolder" file, made if missing) into *fd_r; the
  * name was checked by the caller (maildir_folder_name). */
@@ -417,9 +511,9 @@ maildir_write_open_folder(const maildir_req *req, int mdfd, int *fd_r,
     char name[MAILDIR_FOLDER_MAX + 2];
     struct stat st;
     size_t i;
-    int e, rc, fd;
+    int e, rc;
 
-    snprintf(name, sizeof(name), ".%s", req->folder);
+    maildir_write_folder_entry(mdfd, req->folder, name, sizeof(name));
     e = maildir_write_mkdir(mdfd, name, req);
     if (e != 0) {
         store_why(why, whylen, "cannot create folder %s/%s: %s",
@@ -437,20 +531,12 @@ maildir_write_open_folder(const maildir_req *req, int mdfd, int *fd_r,
     }
     for (i = 0, e = 0; e == 0 && i < sizeof(subs) / sizeof(subs[0]); i++)
         e = maildir_write_mkdir(*fd_r, subs[i], req);
-    fd = e == 0 ? openat(*fd_r, "maildirfolder", O_WRONLY | O_CREAT |
-                         O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
-    if (e == 0 && fd < 0)
-        e = errno;
-    if (fd >= 0 && req->set_owner && fchown(fd, req->uid, req->gid) < 0)
-        e = errno;
-    if (fd >= 0)
-        close(fd);
     if (e != 0) {
         store_why(why, whylen, "cannot create folder %s/%s: %s",
                   req->maildir, name, strerror(e));
         return modmta_err_from_errno(e);
     }
-    return 0;
+    return maildir_write_marker(req, *fd_r, name, why, whylen);
 }
 
 int

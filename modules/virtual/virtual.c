@@ -117,7 +117,9 @@ virtual_lookup(const struct virtual *v, const char *rcpt, const char *domain,
 }
 
 /* Postfix's propagate_unmatched_extensions: "user+ext" found as "user"
- * makes a target "bob@x" "bob+ext@x", unless it has an extension. */
+ * makes a target "bob@x" "bob+ext@x", unless it has an extension, or
+ * the extension holds a routing character ('%', '!', '@': a
+ * "bob+x%other.test" must not turn a target into a relay path). */
 static int
 virtual_extend(const struct virtual *v, const struct virtual_ext *x,
                modmta_addr *addr)
@@ -125,6 +127,7 @@ virtual_extend(const struct virtual *v, const struct virtual_ext *x,
     size_t n = strlen(addr->local);
 
     if (x->ext[0] == '\0' || !v->c.propagate_extension ||
+        strpbrk(x->ext, "%!@") != NULL ||
         strpbrk(addr->local, modmta_host_recipient_delimiter(v->host)))
         return 0;
     if (n + 1 + strlen(x->ext) > MODMTA_ADDR_LOCAL_MAX)

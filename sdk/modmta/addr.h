@@ -70,8 +70,11 @@ int modmta_addr_split(const char *addr, char *local, size_t llen,
  * "a+b+c" gives "a" and "b+c"; "user+" gives "user" and "". Returns 1
  * when split; 0 when not (base a copy of addr, ext ""): delims NULL or
  * "", none of them in the local part, one at its very start ("+lists"
- * is a name), a quoted local part, "postmaster", "mailer-daemon", and
- * with '-' "owner-*" and "*-request". MODMTA_E_LIMIT when base (blen)
+ * is a name), a local part that is not made of atext and dots only
+ * (quoted, or holding a space, a quote, an '@'), "postmaster",
+ * "mailer-daemon", and with '-' "owner-*" and "*-request". The local
+ * part ends at the last '@': hand a local part that may hold an '@' as
+ * the whole canonical address. MODMTA_E_LIMIT when base (blen)
  * or ext (elen) is too small, MODMTA_E_INVAL for NULL arguments. Look
  * the full address up first, then base: an exact entry wins. */
 int modmta_addr_split_extension(const char *addr, const char *delims,

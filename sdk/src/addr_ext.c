@@ -32,6 +32,28 @@ addr_ext_local_len(const char *addr)
     return at != NULL ? (size_t)(at - addr) : strlen(addr);
 }
 
+/* 1 if the len bytes of local are all atext or '.' (RFC 5322; bytes
+ * above 127 are UTF-8, RFC 6531): a local part written the same quoted
+ * or not. Anything else (a quote, a space, an '@' of a bare unquoted
+ * local part) is never cut, so every module sees one name whatever form
+ * it is handed. */
+static int
+addr_ext_dot_atom(const char *local, size_t len)
+{
+    static const char specials[] = "!#$%&'*+-/=?^_`{|}~.";
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)local[i];
+
+        if (!(c >= 0x80 || (c >= 'a' && c <= 'z') ||
+              (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr(specials, c) != NULL))
+            return 0;
+    }
+    return 1;
+}
+
 int
 modmta_addr_split_extension(const char *addr, const char *delims,
                             char *base, size_t blen, char *ext, size_t elen)
@@ -42,9 +64,10 @@ modmta_addr_split_extension(const char *addr, const char *delims,
         return MODMTA_E_INVAL;
     llen = addr_ext_local_len(addr);
     cut = llen;
-    /* A quoted local part is taken as a whole: its delimiter may be
-     * quoted text, and a split one would need re-quoting. */
-    if (delims != NULL && *delims != '\0' && addr[0] != '"') {
+    /* A local part needing quotes is taken as a whole: its delimiter
+     * may be quoted text, and a split one would need re-quoting. */
+    if (delims != NULL && *delims != '\0' &&
+        addr_ext_dot_atom(addr, llen)) {
         cut = strcspn(addr, delims);
         if (cut >= llen || cut == 0 ||
             addr_ext_reserved(addr, llen, addr[cut]))

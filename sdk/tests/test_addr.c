@@ -396,6 +396,14 @@ test_split_extension(void **state)
     splits("bob@a-b.test", "-", 0, "bob@a-b.test", "");
     /* quoted local parts and reserved names are never cut */
     splits("\"bob+x\"@x.test", "+", 0, "\"bob+x\"@x.test", "");
+    /* nor a local part that needs quotes, in whatever form it comes:
+     * quoted, unquoted with a space, a bare one holding an '@' */
+    splits("team+a b@x.test", "+", 0, "team+a b@x.test", "");
+    splits("\"team+a b\"@x.test", "+", 0, "\"team+a b\"@x.test", "");
+    splits("a+b@c@x.test", "+", 0, "a+b@c@x.test", "");
+    splits("a@b+c@x.test", "+", 0, "a@b+c@x.test", "");
+    splits("a+b\\c@x.test", "+", 0, "a+b\\c@x.test", "");
+    splits("b\xc3\xb6" "b+x@x.test", "+", 1, "b\xc3\xb6" "b@x.test", "x");
     splits("MAILER-DAEMON@x.test", "-", 0, "MAILER-DAEMON@x.test", "");
     splits("owner-list@x.test", "-", 0, "owner-list@x.test", "");
     splits("list-request@x.test", "-", 0, "list-request@x.test", "");

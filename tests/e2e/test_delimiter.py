@@ -22,7 +22,8 @@ ACCESS = ('To:blocked@localhost REJECT\n'
 VIRTUAL = ('virt.test virtual\n'
            'sales@virt.test team@localhost\n')
 ALIASES = ('team: carol\n'
-           'bob+exact: carol\n')
+           'bob+exact: carol\n'
+           'blocked: carol\n')
 USERS = ['bob', 'carol', 'blocked', 'bob+own']
 
 
@@ -81,6 +82,15 @@ class Delimiter(harness.TestCase):
         self.assertEqual(sorted(harness.header(m, 'Delivered-To')[0]
                                 for m in d.messages('carol')),
                          ['carol+x@localhost', 'carol+y@localhost'])
+
+    def test_quoted_local_part_not_cut(self):
+        # relay_access sees "blocked+a b" (quoted) and alias the unquoted
+        # local part: neither cuts it, so the alias of blocked (whose
+        # REJECT covers blocked+x@) is not reached round the rule
+        d = self.start()
+        for rcpt in ('"blocked+a b"@localhost', '"blocked+a@b"@localhost'):
+            self.assertEqual(self.rcpt_reply(d, rcpt)[0] // 100, 5,
+                             msg=rcpt)
 
     def test_exact_entry_wins(self):
         d = self.start()
@@ -174,6 +184,34 @@ class MaildirFolders(harness.TestCase):
             self.assertIn(b'Delivered-To: bob-Lists@localhost', heads)
             typ, data = c.select('INBOX')
             self.assertEqual((typ, data[0]), ('OK', b'2'))
+        finally:
+            c.logout()
+
+    def test_existing_folder_any_case(self):
+        # a folder made over IMAP as "Spam" takes bob+spam; bob+INBOX is
+        # the INBOX, never a folder of its own
+        d = self.mta()
+        with smtp(d.port()) as s:
+            send_mail(s, 'alice@localhost', ['bob@localhost'],
+                      make_message('c0@e2e.test'))
+        harness.wait_for(lambda: self.count('new', '*') == 1,
+                         what='the Maildir made')
+        c = imaplib.IMAP4('127.0.0.1', self.imap_port, timeout=30)
+        try:
+            c.login('bob', PASSWORD)
+            self.assertEqual(c.create('Spam')[0], 'OK')
+            with smtp(d.port()) as s:
+                send_mail(s, 'alice@localhost',
+                          ['bob+spam@localhost', 'bob+INBOX@localhost'],
+                          make_message('c1@e2e.test'))
+            harness.wait_for(lambda: self.count('.Spam', 'new', '*') == 1
+                             and self.count('new', '*') == 2,
+                             what='one in Spam, two in INBOX')
+            d.wait_queue_empty()
+            self.assertEqual(self.count('.spam'), 0)
+            self.assertEqual(self.count('.inbox'), 0)
+            typ, data = c.select('Spam')
+            self.assertEqual((typ, data[0]), ('OK', b'1'))
         finally:
             c.logout()
 

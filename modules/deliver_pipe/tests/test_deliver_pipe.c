@@ -272,18 +272,23 @@ test_claims_users(void **state)
     claims(fx, "nobody@example.com", MODMTA_ACCEPT, "command");
     claims(fx, "Nobody+lists@example.com", MODMTA_ACCEPT, "command");
     claims(fx, "no-such-user-x@example.com", MODMTA_CONTINUE, NULL);
-    /* a map: address, local part, user */
+    /* a map: address, address without extension, local part, user */
     create(fx, "{" CMD ", \"recipient_delimiter\": \"+-\", \"users\": "
                "{\"help\": \"\", \"sales@example.com\": \"\"}}");
     claims(fx, "help@example.com", MODMTA_ACCEPT, "command");
     claims(fx, "help-desk@example.com", MODMTA_ACCEPT, "command");
     claims(fx, "sales@example.com", MODMTA_ACCEPT, "command");
+    claims(fx, "sales+x@example.com", MODMTA_ACCEPT, "command");
     claims(fx, "sales@localhost", MODMTA_CONTINUE, NULL);
+    claims(fx, "sales+x@localhost", MODMTA_CONTINUE, NULL);
     claims(fx, "bob@example.com", MODMTA_CONTINUE, NULL);
     /* the core's recipient_delimiter, unless the instance has its own */
     assert_int_equal(modmta_test_host_set_delimiter(fx->host, "+"), 0);
     create(fx, "{" CMD ", \"users\": {\"help\": \"\"}}");
     claims(fx, "help+x@example.com", MODMTA_ACCEPT, "command");
+    /* a local part needing quotes is not cut, as relay_access does not */
+    claims(fx, "\"help+a b\"@example.com", MODMTA_CONTINUE, NULL);
+    claims(fx, "\"help+a@b\"@example.com", MODMTA_CONTINUE, NULL);
     create(fx, "{" CMD ", \"recipient_delimiter\": \"-\", \"users\": "
                "{\"help\": \"\"}}");
     claims(fx, "help+x@example.com", MODMTA_CONTINUE, NULL);

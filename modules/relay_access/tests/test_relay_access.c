@@ -132,6 +132,9 @@ test_address_extension(void **state)
     assert_addr(t, ACCESS_TO, "ann+x@dom.test", ACCESS_REJECT, NULL);
     assert_addr(t, ACCESS_TO, "eve+x@dom.test", ACCESS_OK, "To:dom.test");
     assert_addr(t, ACCESS_TO, "+bob@example.com", ACCESS_NONE, NULL);
+    /* a local part needing quotes is not cut (nor by alias) */
+    assert_addr(t, ACCESS_TO, "\"bob+a b\"@example.com", ACCESS_NONE, NULL);
+    assert_addr(t, ACCESS_TO, "\"bob+a@b\"@example.com", ACCESS_NONE, NULL);
     access_table_close(t);
     json_decref(spec);
     /* none configured */

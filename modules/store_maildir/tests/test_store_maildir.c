@@ -489,6 +489,81 @@ test_extension_folder_symlink(void **state)
     assert_false(is_file(fx, "../new"));
 }
 
+/* A folder that exists in another case takes the extension ("Spam"
+ * made by an IMAP client for bob+spam); "inbox" in any case is INBOX. */
+static void
+test_extension_folder_case(void **state)
+{
+    struct fx *fx = *state;
+    char path[PATH_MAX], list[8][256];
+
+    assert_int_equal(modmta_test_host_set_delimiter(fx->host, "+"), 0);
+    fx_use(fx, "{\"directory\": \"%s\"}");
+    assert_int_equal(fx_deliver(fx, "bob@example.com", "QID1", 0),
+                     MODMTA_DELIVERED);
+    snprintf(path, sizeof(path), "%s/bob/.Spam", fx->mail);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(fx_deliver(fx, "bob+spam@example.com", "QID2", 0),
+                     MODMTA_DELIVERED);
+    assert_int_equal(fx_deliver(fx, "bob+SPAM@example.com", "QID3", 0),
+                     MODMTA_DELIVERED);
+    assert_int_equal(names(fx, "bob/.Spam", "new", list, 8), 2);
+    assert_false(is_file(fx, "bob/.spam"));
+    assert_true(is_file(fx, "bob/.Spam/maildirfolder"));
+    assert_int_equal(fx_deliver(fx, "bob+Inbox@example.com", "QID4", 0),
+                     MODMTA_DELIVERED);
+    assert_int_equal(fx_deliver(fx, "bob+inbox@example.com", "QID5", 0),
+                     MODMTA_DELIVERED);
+    assert_false(is_file(fx, "bob/.inbox"));
+    assert_false(is_file(fx, "bob/.Inbox"));
+    assert_int_equal(names(fx, "bob", "new", list, 8), 3);
+    /* a folder not there yet: made, lower case */
+    assert_int_equal(fx_deliver(fx, "bob+News@example.com", "QID6", 0),
+                     MODMTA_DELIVERED);
+    assert_int_equal(names(fx, "bob/.news", "new", list, 8), 1);
+}
+
+/* A "maildirfolder" already there is left alone: a hard link to a file
+ * of root's keeps its owner, a FIFO does not block the delivery, a
+ * symbolic link is refused. */
+static void
+test_extension_folder_marker(void **state)
+{
+    struct fx *fx = *state;
+    struct passwd *pw = getpwnam("nobody");
+    char path[PATH_MAX], victim[PATH_MAX];
+    struct stat st;
+
+    assert_int_equal(modmta_test_host_set_delimiter(fx->host, "+"), 0);
+    if (geteuid() == 0 && pw != NULL)
+        fx_use(fx, "{\"directory\": \"%s\", \"owner\": \"nobody\"}");
+    else
+        fx_use(fx, "{\"directory\": \"%s\"}");
+    assert_int_equal(fx_deliver(fx, "bob+x@example.com", "QID1", 0),
+                     MODMTA_DELIVERED);
+    snprintf(path, sizeof(path), "%s/bob/.x/maildirfolder", fx->mail);
+    snprintf(victim, sizeof(victim), "%s/victim", fx->dir);
+    modmta_test_write_file(victim, "secret\n");
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(link(victim, path), 0);
+    assert_int_equal(fx_deliver(fx, "bob+x@example.com", "QID2", 0),
+                     MODMTA_DELIVERED);
+    assert_int_equal(stat(victim, &st), 0);
+    assert_int_equal(st.st_uid, geteuid());
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(fx_deliver(fx, "bob+x@example.com", "QID3", 0),
+                     MODMTA_DEFERRED);
+    assert_non_null(strstr(modmta_test_reply_text(fx->ctx),
+                           "not a regular file"));
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(symlink(victim, path), 0);
+    assert_int_equal(fx_deliver(fx, "bob+x@example.com", "QID4", 0),
+                     MODMTA_DEFERRED);
+    assert_int_equal(lstat(victim, &st), 0);
+    assert_int_equal(st.st_uid, geteuid());
+}
+
 int
 main(void)
 {
@@ -498,6 +573,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_rcpt_over_quota, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_extension_folder, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_extension_folder_case, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_extension_folder_marker, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_extension_folder_symlink, setup,
                                         teardown),

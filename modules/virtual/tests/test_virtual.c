@@ -179,6 +179,13 @@ test_extension(void **state)
                    "bob+own@remote.test", NULL});
     assert_rewrites_to(fx, "else+news@ex.org", "catchall@localhost");
     assert_rewrites_to(fx, "+info@ex.org", "catchall@localhost");
+    /* routing characters in an extension are not given on */
+    assert_int_equal(rcpt(fx, "info+x%evil.test@ex.org"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"info-team@localhost",
+                   "bob+own@remote.test", NULL});
+    assert_int_equal(rcpt(fx, "info+evil.test!x@ex.org"), MODMTA_ACCEPT);
+    assert_targets(fx, (const char *const[]){"info-team@localhost",
+                   "bob+own@remote.test", NULL});
     modmta_descriptor.destroy(fx->inst);
     create_file(fx, "info@ex.org info-team@localhost\n",
                 ", \"propagate_extension\": false");
