@@ -26,10 +26,11 @@
 
 /* ---- the Maildir itself ---- */
 
-/* Give the directory fd was opened on, just made by us, to the mail
- * user: through the descriptor, never by name, and only while it is
- * still ours, as whoever owns the parent could have put another entry
- * under the name in between. 0 or an errno. */
+/* Give the directory fd was opened on to the mail user: through the
+ * descriptor, never by name, and only while it is ours (made by this
+ * delivery, or by a concurrent one that has not given it away yet), as
+ * whoever owns the parent could have put another entry under the name.
+ * Already the mail user's: nothing to do. 0 or an errno. */
 static int
 maildir_write_own(int fd, const maildir_req *req)
 {
@@ -37,20 +38,22 @@ maildir_write_own(int fd, const maildir_req *req)
 
     if (fstat(fd, &st) < 0)
         return errno;
+    if (st.st_uid == req->uid)
+        return 0;
     if (st.st_uid != geteuid())
         return EPERM;
     return fchown(fd, req->uid, req->gid) < 0 ? errno : 0;
 }
 
-/* mkdirat mode 0700, given to the mail user if we made it; 0 or an
- * errno. */
+/* mkdirat mode 0700, given to the mail user while it is ours (also when
+ * a concurrent delivery made it a moment ago); 0 or an errno. */
 static int
 maildir_write_mkdir(int dfd, const char *name, const maildir_req *req)
 {
     int fd, e;
 
-    if (mkdirat(dfd, name, 0700) < 0)
-        return errno == EEXIST ? 0 : errno;
+    if (mkdirat(dfd, name, 0700) < 0 && errno != EEXIST)
+        return errno;
     if (!req->set_owner)
         return 0;
     fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -112,8 +115,9 @@ maildir_write_open(const maildir_req *req, int *fd_r, char *why,
         return e == ELOOP || e == ENOTDIR ? MODMTA_E_PERM
                                           : modmta_err_from_errno(e);
     }
-    e = made && req->set_owner ? maildir_write_own(fd, req) : 0;
-    if (e != 0) {
+    /* EPERM: someone else's, refused just below with its owner named */
+    e = req->set_owner ? maildir_write_own(fd, req) : 0;
+    if (e != 0 && e != EPERM) {
         store_why(why, whylen, "cannot give Maildir %s to uid %lu: %s",
                   req->maildir, (unsigned long)req->uid, strerror(e));
         close(fd);
