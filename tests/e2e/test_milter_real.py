@@ -153,16 +153,26 @@ class RealMilterTest(harness.TestCase):
         the next sessions, each a new session for libmilter."""
         d, proxy = self.reusing(LibmilterCounter(
             os.path.join(self.tmp, 'counter'), resolv=None))
-        before = proxy.connections
+        before = None
         for i in range(4):
             with smtp(d.port()) as s:
                 send_mail(s, 'alice@example.org', ['bob@localhost'],
                           message('reuse%d@e2e.test' % i))
-            # the session ended with QUIT_NC: its connection is pooled
+            # the session ended with QUIT_NC and its connection is pooled
+            # (on_disconnect, which pools it, runs before the core logs
+            # the disconnect: the next session can only then reuse it)
             harness.wait_for(lambda: proxy.quit_nc > i,
                              what='QUIT_NC after session %d' % i)
-        # one connection for the four sessions, each one a new session
-        self.assertEqual(proxy.connections - before, 1)
+            harness.wait_for(
+                lambda: d.log_text().count(' disconnect from=') > i + 1,
+                what='end of session %d' % i)
+            if before is None:
+                # every connection so far (the start probe's, if it made
+                # one, and this session's) was answered through the
+                # proxy, so it is counted by now
+                before = proxy.connections
+        # the three later sessions opened no connection: each reused it
+        self.assertEqual(proxy.connections - before, 0)
         seen = [header(m, 'X-Libmilter') for m in d.wait_messages('bob', 4)]
         sessions = [int(v[0].split('=')[1]) for v in seen]
         self.assertEqual(len(set(sessions)), 4, seen)
