@@ -160,8 +160,14 @@ class MilterModuleTest(harness.TestCase):
         d = self.start([m])
         for i in range(3):
             self.send(d, msgid='reuse%d@e2e.test' % i)
-            # the session is pooled after its QUIT: wait for QUIT_NC
+            # the session is pooled after its QUIT: wait for QUIT_NC, and
+            # for the end of the session (the connection is back in the
+            # pool once the core logs the disconnect; the start probe's
+            # session is one more)
             self.assertTrue(m.wait_for('K', i + 1))
+            harness.wait_for(
+                lambda: d.log_text().count(' disconnect from=') > i + 1,
+                what='end of session %d' % i)
         d.wait_messages('bob', 3)
         # three sessions, one connection, one negotiation
         [conn] = m.connections_with('M')
