@@ -64,15 +64,23 @@ milter_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
     return in;
 }
 
-/* At disconnect, on every exit path: ABORT an open transaction, QUIT;
- * or QUIT_NC and back to the pool. */
+/* ABORT an open transaction, QUIT; or QUIT_NC and back to the pool.
+ * Done again (a no-op) when the session's data is freed. */
+static void
+milter_sess_release(struct milter_sess *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        milter_pool_release(s->peers[i].pool, &s->peers[i], 1000);
+}
+
+/* On every exit path, even one that never reached on_disconnect. */
 static void
 milter_sess_free(void *data)
 {
     struct milter_sess *s = data;
 
+    milter_sess_release(s);
     for (size_t i = 0; i < s->n; i++) {
-        milter_pool_release(s->peers[i].pool, &s->peers[i], 1000);
         for (size_t j = 0; j < MILTER_M_COUNT; j++)
             free(s->peers[i].macros[j]);
     }
@@ -389,6 +397,17 @@ milter_on_abort(void *inst, modmta_ctx *ctx)
     }
 }
 
+/* The connections go back to the pool before the core logs the
+ * disconnect, so the client's next session can take them. */
+static void
+milter_on_disconnect(void *inst, modmta_ctx *ctx)
+{
+    struct milter_sess *s = modmta_ctx_get_data(ctx, inst);
+
+    if (s != NULL)
+        milter_sess_release(s);
+}
+
 MODMTA_MODULE = {
     .abi = MODMTA_ABI_VERSION,
     .size = sizeof(modmta_module),
@@ -406,5 +425,6 @@ MODMTA_MODULE = {
     .on_rcpt = milter_on_rcpt,
     .on_data = milter_on_data,
     .on_abort = milter_on_abort,
+    .on_disconnect = milter_on_disconnect,
     .on_unknown = milter_on_unknown,
 };
