@@ -26,6 +26,8 @@
 #include <modmta/conf.h>
 #include <modmta/log.h>
 
+#include "file_open_priv.h"
+
 #ifndef MODMTA_MODULEDIR
 #error "MODMTA_MODULEDIR must be defined by the build"
 #endif
@@ -1327,7 +1329,9 @@ config_load_modules(struct config_loader *ld, json_t *root)
 static json_t *
 config_parse(struct config_loader *ld, const char *path)
 {
+    modmta_err err = {"", ""};
     json_error_t jerr;
+    struct stat st;
     json_t *root;
     FILE *fp;
 
@@ -1335,9 +1339,9 @@ config_parse(struct config_loader *ld, const char *path)
         root = json_loads(config_default_text(), JSON_REJECT_DUPLICATES,
                           &jerr);
     } else {
-        fp = fopen(path, "r");
+        fp = file_open_read(path, FILE_OPEN_MAX, &st, &err);
         if (fp == NULL) {
-            config_err(ld, path, "%s", strerror(errno));
+            config_err(ld, NULL, "%s", err.msg);
             return NULL;
         }
         root = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);

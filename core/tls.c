@@ -11,6 +11,7 @@
 
 #include <openssl/err.h>
 
+#include "file_open_priv.h"
 #include "tls.h"
 
 /* The certificates chosen by SNI (see tls_sni_attach). */
@@ -63,14 +64,18 @@ tls_ssl_error(char *buf, size_t len)
     return buf;
 }
 
-/* A clearer message than OpenSSL's for the common mistakes. */
+/* A clearer message than OpenSSL's for the common mistakes, and a FIFO
+ * or a device refused before OpenSSL opens the path (it would block on
+ * the one and read the other without end). */
 static int
 tls_readable(const char *path, const char *jpath, struct config_errors *errs)
 {
-    FILE *f = fopen(path, "r");
+    modmta_err err = {"", ""};
+    struct stat st;
+    FILE *f = file_open_read(path, FILE_OPEN_MAX, &st, &err);
 
     if (f == NULL) {
-        config_errors_add(errs, jpath, "%s: %s", path, strerror(errno));
+        config_errors_add(errs, jpath, "%s", err.msg);
         return -1;
     }
     fclose(f);

@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <modmta/map.h>
 
+#include "file_open_priv.h"
 #include "modmtactl.h"
 
 const char *ctl_progname = "modmtactl";
@@ -200,11 +201,30 @@ ctl_run(const char *path, const char *req)
     return rc;
 }
 
+/* The config file's JSON, or NULL (opened without blocking: a FIFO
+ * named as the config must not hang modmtactl). */
+static json_t *
+ctl_config_json(const char *config)
+{
+    modmta_err err = {"", ""};
+    struct stat st;
+    FILE *f = file_open_read(config, FILE_OPEN_MAX, &st, &err);
+    json_t *root;
+
+    if (f == NULL) {
+        fprintf(stderr, "%s: %s\n", ctl_progname, err.msg);
+        return NULL;
+    }
+    root = json_loadf(f, 0, NULL);
+    fclose(f);
+    return root;
+}
+
 /* The file of the first alias module's "aliases:PATH" map in config. */
 char *
 ctl_aliases_default(const char *config)
 {
-    json_t *root = config != NULL ? json_load_file(config, 0, NULL)
+    json_t *root = config != NULL ? ctl_config_json(config)
                    : json_loads(config_default_text(), 0, NULL);
     json_t *mods, *m;
     const char *spec, *mod;

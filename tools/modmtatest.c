@@ -186,7 +186,9 @@ static int
 mt_read_message(struct mt *t)
 {
     const char *path = t->o.message;
-    int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+    /* not blocking in open(): a FIFO is refused below, not waited for */
+    int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_NONBLOCK |
+                                                   O_NOCTTY | O_CLOEXEC);
     size_t cap = 0;
     struct stat st;
     ssize_t n = 0;

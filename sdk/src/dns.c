@@ -32,6 +32,7 @@
 #include "budget_priv.h"
 #include "ctx_priv.h"
 #include "dns_priv.h"
+#include "file_open_priv.h"
 
 #define DNS_RCODE_NXDOMAIN 3
 
@@ -129,6 +130,23 @@ modmta_host_dns(const modmta_host *h)
     return h->dns;
 }
 
+/* The trust anchor file, looked at before unbound opens it: a FIFO or
+ * a device there would block or feed the resolver's start for ever. */
+static int
+dns_trust_anchor_readable(const char *path)
+{
+    modmta_err err = {"", ""};
+    struct stat st;
+    FILE *f = file_open_read(path, FILE_OPEN_MAX, &st, &err);
+
+    if (f == NULL) {
+        modmta_logf(MODMTA_LOG_ERR, "dns: trust anchor %s", err.msg);
+        return -1;
+    }
+    fclose(f);
+    return 0;
+}
+
 static int
 dns_configure(const modmta_dns *r, struct ub_ctx *ub)
 {
@@ -147,7 +165,8 @@ dns_configure(const modmta_dns *r, struct ub_ctx *ub)
     if (e == 0)
         e = ub_ctx_set_option(ub, "unblock-lan-zones:", "yes");
     if (e == 0 && r->trust_anchor != NULL)
-        e = ub_ctx_add_ta_file(ub, r->trust_anchor);
+        e = dns_trust_anchor_readable(r->trust_anchor) < 0
+            ? UB_READFILE : ub_ctx_add_ta_file(ub, r->trust_anchor);
     if (e == 0)
         e = ub_ctx_zone_add(ub, "test.", "transparent");
     return e;

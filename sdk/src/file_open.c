@@ -1,6 +1,7 @@
 /* Opening a file an administrator names (see file_open_priv.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -38,4 +39,33 @@ file_open_read(const char *path, long long max, struct stat *st_r,
     if (f == NULL)
         close(fd);
     return f;
+}
+
+char *
+file_read_all(const char *path, long long max, struct stat *st_r,
+              size_t *len_r, modmta_err *err_r)
+{
+    FILE *f = file_open_read(path, max, st_r, err_r);
+    size_t size, got;
+    char *buf;
+
+    if (f == NULL)
+        return NULL;
+    size = (size_t)st_r->st_size;
+    if ((buf = malloc(size + 1)) == NULL) {
+        modmta_err_set(err_r, NULL, "%s: out of memory", path);
+        fclose(f);
+        return NULL;
+    }
+    got = fread(buf, 1, size, f);
+    if (got < size && ferror(f)) {
+        modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
+        free(buf);
+        buf = NULL;
+    } else {
+        buf[got] = '\0';
+        *len_r = got;
+    }
+    fclose(f);
+    return buf;
 }

@@ -11,11 +11,22 @@
 #include <sys/stat.h>
 
 #include <modmta/err.h>
+#include <modmta/reload.h>
+
+/* The size cap of every file an administrator names (the config file,
+ * maps, tables, certificates): the one of files re-read on change. */
+#define FILE_OPEN_MAX MODMTA_RELOAD_SIZE_MAX
 
 /* Open path for reading as a stream ("re"); its identity into st_r.
  * NULL with err_r's message "PATH: what" (the path of err_r left ""):
  * the open's errno, "not a regular file", "larger than N octets". */
 FILE *file_open_read(const char *path, long long max, struct stat *st_r,
                      modmta_err *err_r);
+
+/* The whole of such a file, as long as fstat() found it (a file that
+ * grows meanwhile is read no further), NUL-terminated, its length in
+ * *len_r; free() it. NULL with err_r set as file_open_read() does. */
+char *file_read_all(const char *path, long long max, struct stat *st_r,
+                    size_t *len_r, modmta_err *err_r);
 
 #endif

@@ -6,6 +6,7 @@
  * targets as one list, "a, b, \"|cmd x\"", that modmta_map_list_split()
  * splits again. The logical-line reader is map_file.c's.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,14 +58,22 @@ map_aliases_putc(struct map_aliases_buf *b, char c)
     return 0;
 }
 
+/* Append a copy of item to the NULL-terminated list of *n items and
+ * room for *cap pointers; the room doubles (an include file of 200,000
+ * addresses grown by one each time was quadratic). */
 static int
-map_aliases_push(char ***list, size_t *n, const char *item)
+map_aliases_push(char ***list, size_t *n, size_t *cap, const char *item)
 {
-    char **l = realloc(*list, (*n + 2) * sizeof(*l));
+    char **l = *list;
+    size_t want = *cap < 8 ? 8 : *cap * 2;
 
-    if (l == NULL)
-        return MODMTA_E_NOMEM;
-    *list = l;
+    if (*n + 2 > *cap) {
+        if (want > SIZE_MAX / sizeof(*l) ||
+            (l = realloc(*list, want * sizeof(*l))) == NULL)
+            return MODMTA_E_NOMEM;
+        *list = l;
+        *cap = want;
+    }
     if ((l[*n] = strdup(item)) == NULL)
         return MODMTA_E_NOMEM;
     l[++*n] = NULL;
@@ -134,7 +143,7 @@ modmta_map_list_split(const char *value, modmta_err *err_r)
 {
     struct map_aliases_buf b = {NULL, 0, 0};
     char **list = calloc(1, sizeof(*list));
-    size_t n = 0;
+    size_t n = 0, cap = 1;
     int rc = list == NULL ? MODMTA_E_NOMEM : 0;
 
     while (rc == 0 && *value != '\0') {
@@ -145,7 +154,7 @@ modmta_map_list_split(const char *value, modmta_err *err_r)
         rc = map_aliases_item(&value, &b, err_r);
         if (rc == 0)
             map_aliases_unwrap(&b);
-        if (rc == 0 && b.len > 0 && map_aliases_push(&list, &n, b.s) < 0)
+        if (rc == 0 && b.len > 0 && map_aliases_push(&list, &n, &cap, b.s) < 0)
             rc = MODMTA_E_NOMEM;
     }
     free(b.s);

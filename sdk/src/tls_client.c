@@ -26,6 +26,7 @@
 #include <openssl/x509v3.h>
 
 #include "conn_priv.h"
+#include "file_open_priv.h"
 
 /* A CA bundle is a few hundred KiB (Debian's: 220 KiB). */
 #define TLS_CLIENT_CA_MAX (4L << 20)
@@ -34,8 +35,6 @@ struct modmta_tls_client {
     SSL_CTX *ctx;
 };
 
-static char *tls_client_slurp(const char *path, long *len_r,
-                              modmta_err *err_r);
 static int tls_client_load_ca(SSL_CTX *ctx, const char *path,
                               modmta_err *err_r);
 static int tls_client_name(SSL *ssl, const char *peer_name);
@@ -61,49 +60,6 @@ modmta_tls_version_parse(const char *name)
     return 0;
 }
 
-/* The whole file: opened without blocking (a FIFO planted there would
- * hang create()), a regular file, at most TLS_CLIENT_CA_MAX octets. */
-static char *
-tls_client_slurp(const char *path, long *len_r, modmta_err *err_r)
-{
-    struct stat st;
-    char *buf = NULL;
-    ssize_t n;
-    size_t got = 0;
-    int fd;
-
-    fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0) {
-        modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        modmta_err_set(err_r, NULL, "%s: not a regular file", path);
-    } else if (st.st_size > TLS_CLIENT_CA_MAX) {
-        modmta_err_set(err_r, NULL, "%s: larger than %ld octets", path,
-                       TLS_CLIENT_CA_MAX);
-    } else if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-        modmta_err_set(err_r, NULL, "%s: out of memory", path);
-    } else {
-        while (got < (size_t)st.st_size) {
-            n = read(fd, buf + got, (size_t)st.st_size - got);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break;
-            got += (size_t)n;
-        }
-        if (got < (size_t)st.st_size) {
-            modmta_err_set(err_r, NULL, "%s: read failed", path);
-            free(buf);
-            buf = NULL;
-        }
-    }
-    close(fd);
-    *len_r = (long)got;
-    return buf;
-}
-
 /* The trust store is the certificates of one PEM file. */
 static int
 tls_client_load_ca(SSL_CTX *ctx, const char *path, modmta_err *err_r)
@@ -112,11 +68,14 @@ tls_client_load_ca(SSL_CTX *ctx, const char *path, modmta_err *err_r)
     STACK_OF(X509_INFO) *infos = NULL;
     X509_INFO *xi;
     BIO *bio = NULL;
+    struct stat st;
     char *pem;
-    long len;
+    size_t len;
     int i, n = 0;
 
-    if ((pem = tls_client_slurp(path, &len, err_r)) == NULL)
+    /* opened without blocking: a FIFO planted there would hang create() */
+    if ((pem = file_read_all(path, TLS_CLIENT_CA_MAX, &st, &len, err_r))
+        == NULL)
         return -1;
     if ((bio = BIO_new_mem_buf(pem, (int)len)) != NULL)
         infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);

@@ -200,11 +200,38 @@ test_replaces_default(void **state)
     json_decref(j);
 }
 
+/* Freeing nothing is a no-op: NULL lists and configs, a config whose
+ * fields are all unset (nothing freed, other fields left as they are),
+ * and a config freed twice (the first free set its pointers to NULL;
+ * ASan would report a double free). */
 static void
 test_strlist_free_null(void **state)
 {
+    struct test_conf c, before;
+    modmta_err err;
+
     modmta_strlist_free(NULL);
     modmta_conf_free(test_opts, NULL);
+    memset(&c, 0, sizeof(c));
+    modmta_conf_free(NULL, &c);
+    c.fsync = 7;
+    c.limit = 9;
+    memcpy(&before, &c, sizeof(c));
+    modmta_conf_free(test_opts, &c);
+    assert_memory_equal(&c, &before, sizeof(c));
+
+    assert_int_equal(parse(state, "{\"directory\": \"d\", \"domains\": []}",
+                           &c, &err), 0);
+    assert_non_null(c.domains);
+    assert_null(c.domains[0]);
+    modmta_conf_free(test_opts, &c);
+    assert_null(c.directory);
+    assert_null(c.domains);
+    assert_int_equal(c.fsync, 1);
+    assert_true(c.limit == 42);
+    memcpy(&before, &c, sizeof(c));
+    modmta_conf_free(test_opts, &c);
+    assert_memory_equal(&c, &before, sizeof(c));
 }
 
 int

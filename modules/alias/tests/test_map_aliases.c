@@ -310,6 +310,34 @@ test_split(void **state)
     assert_non_null(strstr(err.msg, "unbalanced"));
 }
 
+/* An include file's worth of 200,000 addresses, one a line: every one
+ * in order (the list grows geometrically; grown by one element at a
+ * time it took minutes under ASan). */
+static void
+test_split_large(void **state)
+{
+    enum { N = 200000 };
+    char *text = malloc((size_t)N * 24), *p = text, name[24];
+    char **l;
+    modmta_err err;
+    size_t i;
+
+    (void)state;
+    assert_non_null(text);
+    for (i = 0; i < N; i++)
+        p += sprintf(p, "u%zu@example.test\n", i);
+    l = modmta_map_list_split(text, &err);
+    assert_non_null(l);
+    for (i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "u%zu@example.test", i);
+        assert_non_null(l[i]);
+        assert_string_equal(l[i], name);
+    }
+    assert_null(l[N]);
+    modmta_strlist_free(l);
+    free(text);
+}
+
 int
 main(void)
 {
@@ -323,6 +351,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
         cmocka_unit_test(test_split),
+        cmocka_unit_test(test_split_large),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
