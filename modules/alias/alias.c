@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <modmta/modmta.h>
+#include <modmta/reload.h>
 
 #include "pipe_alias.h"
 
@@ -311,42 +312,76 @@ alias_include_trusted(const struct stat *st)
            (st->st_mode & (S_IWGRP | S_IWOTH)) == 0;
 }
 
-/* The whole of an include file, a regular file (a FIFO would hang the
- * session), with its trust in *trusted_r; NULL with *why_r set. */
-static char *
-alias_slurp(const char *path, int *trusted_r, const char **why_r)
-{
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    struct stat st;
-    char *buf = NULL;
-    ssize_t r = 0;
-    size_t n = 0;
+/* An include file as read: its text and whether it is trusted. */
+struct alias_incl {
+    char *text;
+    int trusted;
+};
 
-    *why_r = NULL;
-    if (fd < 0 || fstat(fd, &st) < 0)
-        *why_r = strerror(errno);
-    else if (!S_ISREG(st.st_mode))
-        *why_r = "not a regular file";
-    else if (st.st_size > ALIAS_INCLUDE_MAX)
-        *why_r = strerror(EFBIG);
-    else if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
-        *why_r = strerror(ENOMEM);
-    while (buf != NULL && n < (size_t)st.st_size &&
-           ((r = read(fd, buf + n, (size_t)st.st_size - n)) > 0 ||
-            (r < 0 && errno == EINTR)))
-        n += r > 0 ? (size_t)r : 0;
-    if (r < 0) {
-        *why_r = strerror(errno);
-        free(buf);
-        buf = NULL;
+static void
+alias_incl_free(void *table)
+{
+    struct alias_incl *in = table;
+
+    if (in != NULL)
+        free(in->text);
+    free(in);
+}
+
+/* load() of the SDK's file reader: the whole file, at most
+ * ALIAS_INCLUDE_MAX octets, with its trust. */
+static void *
+alias_incl_load(FILE *f, const char *path, void *arg, modmta_err *err_r)
+{
+    struct alias_incl *in = calloc(1, sizeof(*in));
+    struct stat st;
+    size_t n;
+
+    (void)arg;
+    if (in == NULL || fstat(fileno(f), &st) < 0) {
+        modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
+    } else if (st.st_size > ALIAS_INCLUDE_MAX) {
+        modmta_err_set(err_r, NULL, "%s: larger than %d octets", path,
+                       ALIAS_INCLUDE_MAX);
+    } else if ((in->text = malloc((size_t)st.st_size + 1)) == NULL) {
+        modmta_err_set(err_r, NULL, "%s: out of memory", path);
+    } else {
+        n = fread(in->text, 1, (size_t)st.st_size, f);
+        if (n < (size_t)st.st_size && ferror(f)) {
+            modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
+        } else {
+            in->text[n] = '\0';
+            in->trusted = alias_include_trusted(&st);
+            return in;
+        }
     }
-    if (buf != NULL) {
-        buf[n] = '\0';
-        *trusted_r = alias_include_trusted(&st);
-    }
-    if (fd >= 0)
-        close(fd);
-    return buf;
+    alias_incl_free(in);
+    return NULL;
+}
+
+/* The whole of an include file, with its trust in *trusted_r; NULL with
+ * err_r's message "PATH: why". Read once, through the SDK's reader of
+ * files an administrator names (modmta/reload.h): opened without
+ * blocking, a regular file (a FIFO would hang the session, /dev/zero
+ * never ends), or /dev/null, an empty one. */
+static char *
+alias_slurp(const char *path, int *trusted_r, modmta_err *err_r)
+{
+    modmta_reload *r = modmta_reload_open(path, alias_incl_load,
+                                          alias_incl_free, NULL, NULL,
+                                          err_r);
+    struct alias_incl *in;
+    char *text;
+
+    if (r == NULL)
+        return NULL;
+    in = modmta_reload_acquire(r);
+    text = in->text;
+    in->text = NULL;          /* ours now, not the table's */
+    *trusted_r = in->trusted;
+    modmta_reload_release(r, in);
+    modmta_reload_close(r);
+    return text;
 }
 
 /* An include file is a list like an alias's value, one or more items a
@@ -376,7 +411,6 @@ alias_include(struct alias_exp *e, const char *path, const char *src,
 {
     modmta_err err = {"", ""};
     char **items, *text = NULL;
-    const char *why = "not an absolute path";
     int rc;
 
     if (depth > 0 && !trusted) {
@@ -392,10 +426,14 @@ alias_include(struct alias_exp *e, const char *path, const char *src,
                    "too deep", e->rcpt, path);
         return MODMTA_E_CONFIG;
     }
-    if (path[0] != '/' ||
-        (text = alias_slurp(path, &trusted, &why)) == NULL) {
-        modmta_log(e->ctx, MODMTA_LOG_WARN, "rcpt=<%s> include=%s: %s",
-                   e->rcpt, path, why);
+    if (path[0] != '/') {
+        modmta_log(e->ctx, MODMTA_LOG_WARN, "rcpt=<%s> include=%s: not an "
+                   "absolute path", e->rcpt, path);
+        return MODMTA_E_TEMP;
+    }
+    if ((text = alias_slurp(path, &trusted, &err)) == NULL) {
+        modmta_log(e->ctx, MODMTA_LOG_WARN, "rcpt=<%s> include=%s",
+                   e->rcpt, err.msg);
         return MODMTA_E_TEMP;
     }
     alias_strip_comments(text);

@@ -275,6 +275,27 @@ test_include_fifo(void **state)
     assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
 }
 
+/* A device that never ends, and a file over the 1 MiB cap: 451 too,
+ * before any of it is read. */
+static void
+test_include_dev_zero_and_oversize(void **state)
+{
+    struct fx *fx = *state;
+    char text[1200];
+
+    assert_int_equal(symlink("/dev/zero", fx->inc), 0);
+    snprintf(text, sizeof(text), "list: :include:%s\n", fx->inc);
+    create_file(fx, text, "");
+    assert_int_equal(rcpt(fx, "list@localhost"), MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
+    assert_int_equal(unlink(fx->inc), 0);
+    write_file(fx->inc, "ann\n", 0644);
+    assert_int_equal(rcpt(fx, "list@localhost"), MODMTA_ACCEPT);
+    assert_int_equal(truncate(fx->inc, 1024 * 1024 + 1), 0);
+    assert_int_equal(rcpt(fx, "list@localhost"), MODMTA_TEMPFAIL);
+    assert_int_equal(modmta_test_reply_code(fx->ctx), 451);
+}
+
 /* An include file others may write names addresses only: no further
  * :include: (nor command or file targets). */
 static void
@@ -535,6 +556,7 @@ main(void)
         T(test_include),
         T(test_include_empty),
         T(test_include_fifo),
+        T(test_include_dev_zero_and_oversize),
         T(test_include_untrusted),
         T(test_quoted_target),
         T(test_owner_quoted),
