@@ -71,14 +71,11 @@ static int
 tls_readable(const char *path, const char *jpath, struct config_errors *errs)
 {
     modmta_err err = {"", ""};
-    struct stat st;
-    FILE *f = file_open_read(path, FILE_OPEN_MAX, &st, &err);
 
-    if (f == NULL) {
+    if (file_check(path, FILE_OPEN_MAX, &err) < 0) {
         config_errors_add(errs, jpath, "%s", err.msg);
         return -1;
     }
-    fclose(f);
     return 0;
 }
 

@@ -136,14 +136,11 @@ static int
 dns_trust_anchor_readable(const char *path)
 {
     modmta_err err = {"", ""};
-    struct stat st;
-    FILE *f = file_open_read(path, FILE_OPEN_MAX, &st, &err);
 
-    if (f == NULL) {
+    if (file_check(path, FILE_OPEN_MAX, &err) < 0) {
         modmta_logf(MODMTA_LOG_ERR, "dns: trust anchor %s", err.msg);
         return -1;
     }
-    fclose(f);
     return 0;
 }
 

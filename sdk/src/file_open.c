@@ -69,3 +69,15 @@ file_read_all(const char *path, long long max, struct stat *st_r,
     fclose(f);
     return buf;
 }
+
+int
+file_check(const char *path, long long max, modmta_err *err_r)
+{
+    struct stat st;
+    FILE *f = file_open_read(path, max, &st, err_r);
+
+    if (f == NULL)
+        return -1;
+    fclose(f);
+    return 0;
+}

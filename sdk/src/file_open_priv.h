@@ -29,4 +29,11 @@ FILE *file_open_read(const char *path, long long max, struct stat *st_r,
 char *file_read_all(const char *path, long long max, struct stat *st_r,
                     size_t *len_r, modmta_err *err_r);
 
+/* For a file a library opens by path (OpenSSL's certificates, unbound's
+ * trust anchor): 0 if file_open_read() would open it, else -1 with
+ * err_r set as it does. The library opens the path again afterwards:
+ * this catches a FIFO or a device named there, not one swapped in
+ * between. */
+int file_check(const char *path, long long max, modmta_err *err_r);
+
 #endif

@@ -188,6 +188,21 @@ test_read_all(void **state)
     assert_string_equal(err.msg, "/dev/zero: not a regular file");
 }
 
+/* The check before a library opens a path: the same rule. */
+static void
+test_check(void **state)
+{
+    modmta_err err = {"", ""};
+
+    (void)state;
+    write_file("pem", "-----BEGIN\n");
+    assert_int_equal(file_check(at("pem"), FILE_OPEN_MAX, &err), 0);
+    assert_int_equal(file_check("/dev/zero", FILE_OPEN_MAX, &err), -1);
+    assert_string_equal(err.msg, "/dev/zero: not a regular file");
+    assert_int_equal(file_check(at("pem"), 5, &err), -1);
+    assert_non_null(strstr(err.msg, "larger than 5 octets"));
+}
+
 static int
 setup(void **state)
 {
@@ -222,6 +237,7 @@ main(void)
         cmocka_unit_test(test_symlink),
         cmocka_unit_test(test_dev_null),
         cmocka_unit_test(test_read_all),
+        cmocka_unit_test(test_check),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
