@@ -55,7 +55,6 @@ struct listener_set {
     int stop_pipe[2];            /* written once to stop accept loops */
     listener_session_fn fn;
     void *arg;
-    long nofile;                 /* RLIMIT_NOFILE at start */
     pthread_mutex_t lock;        /* guards everything below */
     pthread_cond_t idle;
     unsigned long active;
@@ -262,6 +261,18 @@ listener_session_closing(void *live)
     pthread_mutex_unlock(&s->l->set->lock);
 }
 
+/* RLIMIT_NOFILE now (an operator may change it with prlimit), 0 if
+ * unlimited. */
+static long
+listener_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    return rl.rlim_cur > LONG_MAX ? LONG_MAX : (long)rl.rlim_cur;
+}
+
 /* The descriptors kept for what is not a session (queue files, maps,
  * deliveries, modules' connections): see docs/architecture.md. */
 static long
@@ -297,6 +308,7 @@ listener_spawn(struct listener *l, struct session_start *s)
 {
     struct listener_set *ls = l->set;
     long max = 0, max_client = 0, reserve = 0, pct = 0;
+    long nofile = listener_nofile();
     generation *g = generation_acquire();
     pthread_attr_t attr;
     pthread_t t;
@@ -307,23 +319,23 @@ listener_spawn(struct listener *l, struct session_start *s)
         max = g->cfg->limits.max_sessions;
         max_client = g->cfg->limits.max_sessions_per_client;
         pct = g->cfg->limits.stress_threshold;
-        reserve = listener_fd_reserve(ls->nofile, g->cfg->queue.workers,
+        reserve = listener_fd_reserve(nofile, g->cfg->queue.workers,
                                       g->cfg->queue.outbound_workers);
         generation_release(g);
     }
     listener_peer_addr(&s->peer, s->addr, sizeof(s->addr));
     /* The kernel hands out the lowest free number: a descriptor this
      * high means at least that many are open. */
-    if (ls->nofile > 0 && s->fd >= ls->nofile - reserve) {
+    if (nofile > 0 && s->fd >= nofile - reserve) {
         snprintf(why, sizeof(why), "too many open files (descriptor %d of "
-                 "limit %ld, reserve %ld)", s->fd, ls->nofile, reserve);
+                 "limit %ld, reserve %ld)", s->fd, nofile, reserve);
         listener_refuse(s->fd, s->addr, why);
         free(s);
         return;
     }
     pthread_mutex_lock(&ls->lock);
     ls->max = max;
-    ls->fd_budget = ls->nofile > 0 ? ls->nofile - reserve : 0;
+    ls->fd_budget = nofile > 0 ? nofile - reserve : 0;
     ls->stress_pct = pct;
     ok = listener_admit(ls, s->addr, max, max_client);
     stress_update(ls->active, ls->max, ls->fd_budget, ls->stress_pct);
@@ -393,7 +405,7 @@ listener_accept_loop(void *arg)
             free(s);
             if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
                 modmta_logf(MODMTA_LOG_WARN, "accept: %s (descriptor "
-                            "limit %ld)", strerror(errno), l->set->nofile);
+                            "limit %ld)", strerror(errno), listener_nofile());
                 usleep(100000);
             }
             continue;
@@ -409,12 +421,8 @@ listeners_start(struct listener_set *ls, listener_session_fn fn, void *arg,
 {
     size_t i;
 
-    struct rlimit rl;
-
     ls->fn = fn;
     ls->arg = arg;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        ls->nofile = rl.rlim_cur > LONG_MAX ? LONG_MAX : (long)rl.rlim_cur;
     for (i = 0; i < ls->n; i++) {
         if (pthread_create(&ls->l[i].thread, NULL, listener_accept_loop,
                            &ls->l[i]) != 0) {
