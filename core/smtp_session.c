@@ -1182,7 +1182,9 @@ smtp_wait_command(struct smtp_session *s)
         left = since + smtp_command_timeout_ms(s) - smtp_now_ms();
         if (left <= 0)
             return MODMTA_E_TIMEOUT;
-        /* RFC 2920: no reply is held while the server waits. */
+        /* RFC 2920: no reply is held while the server waits; a client
+         * that does not read them has the command timeout too. */
+        modmta_conn_set_write_timeout(s->conn, smtp_command_timeout_ms(s));
         if (modmta_conn_flush(s->conn) < 0)
             return MODMTA_E_IO;
         p.fd = modmta_conn_fd(s->conn);
