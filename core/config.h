@@ -35,6 +35,9 @@ struct config_limits {
     long rewrite_max;              /* 1000: targets of one client rcpt */
     long greet_pause;              /* 0 ms: watch for early talkers */
     long max_hops;                 /* 50 Received: fields, then 554 */
+    long data_total_timeout;       /* 3600 s for a whole DATA; 0 = none */
+    long stress_threshold;         /* 80 % of the session table; 0 = off */
+    long stress_timeout;           /* 10 s: the timeouts under stress */
 };
 
 struct config_queue {

@@ -3,15 +3,18 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <openssl/crypto.h>
@@ -21,6 +24,7 @@
 #include "generation.h"
 #include "listener.h"
 #include "queue.h"
+#include "stress.h"
 
 #define SESSION_STACK (512 * 1024)
 #define CLIENT_BUCKETS 1024
@@ -33,7 +37,7 @@ struct client_count {
 
 struct live_session {
     struct live_session *prev, *next;
-    int fd;
+    int fd;                      /* -1 once the session is closing it */
 };
 
 struct listener {
@@ -56,12 +60,14 @@ struct listener_set {
     unsigned long active;
     struct client_count *clients[CLIENT_BUCKETS];
     struct live_session *live;
+    /* the bounds of the last admission, for stress_update on release */
+    long max, fd_budget, stress_pct;
 };
 
 struct session_start {
     struct listener *l;
-    int fd;                      /* ours: closed after leaving the table */
-    int session_fd;              /* a duplicate the session owns */
+    int fd;                      /* the session's; it calls
+                                    listener_session_closing first */
     struct sockaddr_storage peer;
     socklen_t peerlen;
     char addr[64];
@@ -143,6 +149,7 @@ listener_release(struct listener_set *ls, struct session_start *s)
         s->live.next->prev = s->live.prev;
     if (--ls->active == 0)
         pthread_cond_broadcast(&ls->idle);
+    stress_update(ls->active, ls->max, ls->fd_budget, ls->stress_pct);
     pthread_mutex_unlock(&ls->lock);
 }
 
@@ -227,24 +234,63 @@ listener_session_thread(void *arg)
     struct session_start *s = arg;
     struct listener_set *ls = s->l->set;
 
-    ls->fn(ls->arg, s->session_fd, (const struct sockaddr *)&s->peer,
-           s->peerlen, s->l->name, s->id);
+    ls->fn(ls->arg, s->fd, (const struct sockaddr *)&s->peer,
+           s->peerlen, s->l->name, s->id, &s->live);
     /* OpenSSL's per-thread state (its random generators, the error
      * queue) is freed now, not at thread exit: once this session is
      * released, shutdown may finish and the process exit before this
      * detached thread has. */
     OPENSSL_thread_stop();
-    /* Our descriptor is closed only once the entry is out of the live
-     * list: listeners_drain never shuts down a reused descriptor. */
     listener_release(ls, s);
-    close(s->fd);
     free(s);
     return NULL;
 }
 
-/* Answer an over-limit client without blocking the accept loop. */
+void
+listener_session_closing(void *live)
+{
+    struct live_session *e = live;
+    struct session_start *s;
+
+    if (e == NULL)
+        return;
+    s = (struct session_start *)((char *)e -
+                                 offsetof(struct session_start, live));
+    pthread_mutex_lock(&s->l->set->lock);
+    e->fd = -1;
+    pthread_mutex_unlock(&s->l->set->lock);
+}
+
+/* RLIMIT_NOFILE now (an operator may change it with prlimit), 0 if
+ * unlimited. */
+static long
+listener_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    return rl.rlim_cur > LONG_MAX ? LONG_MAX : (long)rl.rlim_cur;
+}
+
+/* The descriptors kept for what is not a session (queue files, maps,
+ * deliveries, modules' connections): see docs/architecture.md. */
+static long
+listener_fd_reserve(long nofile, long workers, long outbound_workers)
+{
+    long r = 128 + 4 * (workers + outbound_workers);
+
+    if (r < nofile / 10)
+        r = nofile / 10;
+    if (r > nofile / 2)
+        r = nofile / 2;
+    return r;
+}
+
+/* Answer an over-limit client without blocking the accept loop; why
+ * names the limit, for the log. */
 static void
-listener_refuse(int fd, const char *addr)
+listener_refuse(int fd, const char *addr, const char *why)
 {
     static const char msg[] =
         "421 4.7.0 Error: too many connections, try again later\r\n";
@@ -253,36 +299,55 @@ listener_refuse(int fd, const char *addr)
         modmta_logf(MODMTA_LOG_DEBUG, "refuse send failed: %s",
                     strerror(errno));
     close(fd);
-    modmta_logf(MODMTA_LOG_WARN, "reject: connect from [%s]: 421 4.7.0 too "
-                "many connections", addr);
+    modmta_logf(MODMTA_LOG_WARN, "reject: connect from [%s]: 421 4.7.0 %s",
+                addr, why);
 }
 
 static void
 listener_spawn(struct listener *l, struct session_start *s)
 {
     struct listener_set *ls = l->set;
-    long max = 0, max_client = 0;
+    long max = 0, max_client = 0, reserve = 0, pct = 0;
+    long nofile = listener_nofile();
     generation *g = generation_acquire();
     pthread_attr_t attr;
     pthread_t t;
+    char why[160];
+    int ok;
 
     if (g != NULL) {
         max = g->cfg->limits.max_sessions;
         max_client = g->cfg->limits.max_sessions_per_client;
+        pct = g->cfg->limits.stress_threshold;
+        reserve = listener_fd_reserve(nofile, g->cfg->queue.workers,
+                                      g->cfg->queue.outbound_workers);
         generation_release(g);
     }
     listener_peer_addr(&s->peer, s->addr, sizeof(s->addr));
-    s->session_fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 3);
-    if (s->session_fd < 0) {
-        listener_refuse(s->fd, s->addr);
+    /* The kernel hands out the lowest free number: a descriptor this
+     * high means at least that many are open. */
+    if (nofile > 0 && s->fd >= nofile - reserve) {
+        snprintf(why, sizeof(why), "too many open files (descriptor %d of "
+                 "limit %ld, reserve %ld)", s->fd, nofile, reserve);
+        listener_refuse(s->fd, s->addr, why);
         free(s);
         return;
     }
     pthread_mutex_lock(&ls->lock);
-    if (!listener_admit(ls, s->addr, max, max_client)) {
+    ls->max = max;
+    ls->fd_budget = nofile > 0 ? nofile - reserve : 0;
+    ls->stress_pct = pct;
+    ok = listener_admit(ls, s->addr, max, max_client);
+    stress_update(ls->active, ls->max, ls->fd_budget, ls->stress_pct);
+    if (!ok) {
+        if (max > 0 && ls->active >= (unsigned long)max)
+            snprintf(why, sizeof(why), "too many connections "
+                     "(max_sessions=%ld)", max);
+        else
+            snprintf(why, sizeof(why), "too many connections from one "
+                     "client (max_sessions_per_client=%ld)", max_client);
         pthread_mutex_unlock(&ls->lock);
-        close(s->session_fd);
-        listener_refuse(s->fd, s->addr);
+        listener_refuse(s->fd, s->addr, why);
         free(s);
         return;
     }
@@ -302,7 +367,6 @@ listener_spawn(struct listener *l, struct session_start *s)
         modmta_logf(MODMTA_LOG_ERR, "cannot start a session thread: %s",
                     strerror(errno));
         listener_release(ls, s);
-        close(s->session_fd);
         close(s->fd);
         free(s);
     }
@@ -340,7 +404,8 @@ listener_accept_loop(void *arg)
         if (s->fd < 0) {
             free(s);
             if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
-                modmta_logf(MODMTA_LOG_WARN, "accept: %s", strerror(errno));
+                modmta_logf(MODMTA_LOG_WARN, "accept: %s (descriptor "
+                            "limit %ld)", strerror(errno), listener_nofile());
                 usleep(100000);
             }
             continue;
@@ -414,7 +479,8 @@ listeners_drain(struct listener_set *ls, int grace_s)
     /* What is left is stuck in a send or a slow DATA: cut both ways, so a
      * blocked write fails at once too. */
     for (s = ls->live; s != NULL; s = s->next)
-        shutdown(s->fd, SHUT_RDWR);
+        if (s->fd >= 0)
+            shutdown(s->fd, SHUT_RDWR);
     listener_wait(ls, 10);
     pthread_mutex_unlock(&ls->lock);
 }

@@ -3,7 +3,9 @@
  * one accept thread each, one thread per accepted session. Enforces the
  * session limits (limits.max_sessions overall, max_sessions_per_client per
  * client address; over them: 421 4.7.0 and close) with the values of the
- * generation current at accept time, so a reload changes them.
+ * generation current at accept time, so a reload changes them, and the
+ * descriptor budget (RLIMIT_NOFILE less a reserve; see
+ * docs/architecture.md); feeds stress mode (stress.h).
  * The session table (counts per client, live fds) is owned by this file
  * and guarded by its own mutex.
  */
@@ -18,12 +20,13 @@
 
 struct listener_set;
 
-/* A new session, run on its own thread. It owns fd (closes it). */
+/* A new session, run on its own thread. It owns fd (closes it), and
+ * calls listener_session_closing(live) right before closing it. */
 typedef void (*listener_session_fn)(void *arg, int fd,
                                     const struct sockaddr *peer,
                                     socklen_t peerlen,
                                     const char *listener_name,
-                                    const char *session_id);
+                                    const char *session_id, void *live);
 
 struct listener_set *listeners_bind(const struct config *cfg,
                                     modmta_err *err_r);
@@ -41,5 +44,8 @@ void listeners_stop(struct listener_set *ls);
 void listeners_drain(struct listener_set *ls, int grace_s);
 unsigned long listeners_active(struct listener_set *ls);
 void listeners_free(struct listener_set *ls);
+/* The session of live is about to close its socket: listeners_drain
+ * must not touch that descriptor number any more. NULL: nothing. */
+void listener_session_closing(void *live);
 
 #endif

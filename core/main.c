@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -183,7 +184,7 @@ daemon_stats(void *arg, json_t *obj)
 static void
 daemon_session(void *arg, int fd, const struct sockaddr *peer,
                socklen_t peerlen, const char *listener_name,
-               const char *session_id)
+               const char *session_id, void *live)
 {
     struct daemon *d = arg;
     struct smtp_session_args a;
@@ -193,6 +194,8 @@ daemon_session(void *arg, int fd, const struct sockaddr *peer,
     memset(&a, 0, sizeof(a));
     a.gen = g;
     a.fd = fd;
+    a.closing = listener_session_closing;
+    a.closing_arg = live;
     if (peerlen <= sizeof(a.peer)) {
         memcpy(&a.peer, peer, peerlen);
         a.peerlen = peerlen;
@@ -207,6 +210,7 @@ daemon_session(void *arg, int fd, const struct sockaddr *peer,
     if (a.listener == NULL) {
         /* Cannot happen: a reload never changes the listener set. */
         generation_release(g);
+        listener_session_closing(live);
         close(fd);
         return;
     }
@@ -216,6 +220,21 @@ daemon_session(void *arg, int fd, const struct sockaddr *peer,
     a.session_id = session_id;
     a.greet_pause_ms = (int)g->cfg->limits.greet_pause;
     smtp_session_run(&a);
+}
+
+/* Each session holds a descriptor: take the whole of the hard limit
+ * (the listener keeps a reserve of it, docs/architecture.md). */
+static void
+daemon_raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            modmta_logf(MODMTA_LOG_WARN, "cannot raise the open files "
+                        "limit: %s", strerror(errno));
+    }
 }
 
 /* A local submission (submit.c, pickup.c): a session of the first
@@ -430,6 +449,7 @@ daemon_start(struct daemon *d, struct config *cfg, int background)
         modmta_logf(MODMTA_LOG_ERR, "%s", err.msg);
         return -1;
     }
+    daemon_raise_nofile();
     if (scheduler_start(d->sched) < 0 ||
         listeners_start(d->listeners, daemon_session, d, &err) < 0) {
         modmta_logf(MODMTA_LOG_ERR, "cannot start: %s", err.msg);

@@ -11,6 +11,7 @@
 #include "conn_priv.h"
 #include "ctx_priv.h"
 #include "smtp_data.h"
+#include "stress.h"
 
 /* Output buffer; one input chunk yields at most twice its size. */
 #define DATA_OUT 65536
@@ -265,6 +266,27 @@ data_hdr_parse(struct smtp_data *d)
     return 0;
 }
 
+static long long
+data_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The wait for the next read: the per-read timeout (shorter under
+ * stress), never past the overall deadline (0: none). <= 0: it passed. */
+static long long
+data_wait_ms(const struct smtp_data *d, long long deadline)
+{
+    long long t = stress_timeout(d->timeout_ms, d->stress_timeout_ms);
+
+    if (deadline > 0 && deadline - data_now_ms() < t)
+        t = deadline - data_now_ms();
+    return t;
+}
+
 int
 smtp_data_read(struct smtp_data *d, const char *prepend, size_t plen)
 {
@@ -273,6 +295,8 @@ smtp_data_read(struct smtp_data *d, const char *prepend, size_t plen)
     size_t used, olen, before;
     ssize_t n;
     int end = 0, rc = 0;
+    long long deadline = d->total_ms > 0 ? data_now_ms() + d->total_ms : 0,
+              wait;
 
     d->size = d->hdr_len = 0;
     d->too_big = d->bad_eol = d->bad_nul = d->write_err = 0;
@@ -286,7 +310,12 @@ smtp_data_read(struct smtp_data *d, const char *prepend, size_t plen)
     d->first = d->hlen;
     d->held = 1;
     while (!end) {
-        n = modmta_conn_peek(d->conn, &in, d->timeout_ms);
+        wait = data_wait_ms(d, deadline);
+        if (wait <= 0) {
+            rc = MODMTA_E_TIMEOUT;
+            break;
+        }
+        n = modmta_conn_peek(d->conn, &in, (int)wait);
         if (n < 0) {
             rc = (int)n;
             break;

@@ -35,6 +35,8 @@ struct smtp_data {
     modmta_ctx *ctx;         /* headers are added to it */
     long long limit;         /* message_size; 0: none */
     int timeout_ms;          /* per read */
+    int stress_timeout_ms;   /* per read under stress (stress.h); 0: none */
+    long long total_ms;      /* the whole DATA, from the call; 0: none */
     /* results */
     long long size;          /* octets from the client, unstuffed */
     long long hdr_len;       /* header block octets at the start of the

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@
 #include "smtp_data.h"
 #include "smtp_session.h"
 #include "smtp_stream.h"
+#include "stress.h"
 
 enum smtp_state {
     SMTP_ST_GREETED = 0, /* before HELO/EHLO */
@@ -120,6 +122,7 @@ static int smtp_notimpl(struct smtp_session *s, char *args);
 static int smtp_command(struct smtp_session *s, char *line, size_t len);
 static void smtp_loop(struct smtp_session *s);
 static int smtp_greet(struct smtp_session *s);
+static void smtp_log_timeout(const struct smtp_session *s, const char *where);
 static void smtp_client_names(struct smtp_session *s);
 static void smtp_tls_info(struct smtp_session *s);
 static void smtp_local_addr(struct smtp_session *s);
@@ -623,13 +626,17 @@ smtp_data(struct smtp_session *s, char *args)
     d.ctx = s->ctx;
     d.limit = s->lim->message_size;
     d.timeout_ms = (int)s->lim->data_timeout * 1000;
+    d.stress_timeout_ms = (int)s->lim->stress_timeout * 1000;
+    d.total_ms = (long long)s->lim->data_total_timeout * 1000;
     rc = smtp_data_read(&d, rcvd, strlen(rcvd));
     free(rcvd);
     if (rc == 0)
         s->txn_open = 0; /* the end of DATA: queued or refused, no abort */
-    if (rc == MODMTA_E_TIMEOUT)
+    if (rc == MODMTA_E_TIMEOUT) {
+        smtp_log_timeout(s, "DATA");
         smtp_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
                    s->cfg->hostname);
+    }
     if (rc == 0)
         rc = smtp_data_finish(s, &d);
     smtp_data_done(&d);
@@ -1129,11 +1136,72 @@ smtp_command(struct smtp_session *s, char *line, size_t len)
     return h->fn(s, cmd.args);
 }
 
+static long long
+smtp_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* command_timeout, or limits.stress_timeout under stress (stress.h). */
+static int
+smtp_command_timeout_ms(const struct smtp_session *s)
+{
+    return (int)stress_timeout(s->lim->command_timeout,
+                               s->lim->stress_timeout) * 1000;
+}
+
+static void
+smtp_log_timeout(const struct smtp_session *s, const char *where)
+{
+    modmta_logf(MODMTA_LOG_NOTICE, "%s: timeout %s from=%s[%s]%s",
+                s->a->session_id, where, s->name, s->addr,
+                stress_active() ? " stress=on" : "");
+}
+
+/* Wait for the first octet of the next command in slices of a second, so
+ * that a shutdown, or stress mode shortening the timeout, is noticed
+ * within one (an idle client admitted before the stress is cut then).
+ * Nothing is read here: a partly received line is never lost. 0: input
+ * (or an event the next read reports), else MODMTA_E_TIMEOUT / _IO. */
+static int
+smtp_wait_command(struct smtp_session *s)
+{
+    const volatile sig_atomic_t *stop = s->a->shutting_down;
+    long long since = smtp_now_ms(), left;
+    struct pollfd p;
+    int n;
+
+    for (;;) {
+        if (modmta_conn_pending(s->conn) > 0)
+            return 0;
+        if (stop != NULL && *stop)
+            return MODMTA_E_TIMEOUT;
+        left = since + smtp_command_timeout_ms(s) - smtp_now_ms();
+        if (left <= 0)
+            return MODMTA_E_TIMEOUT;
+        /* RFC 2920: no reply is held while the server waits; a client
+         * that does not read them has the command timeout too. */
+        modmta_conn_set_write_timeout(s->conn, smtp_command_timeout_ms(s));
+        if (modmta_conn_flush(s->conn) < 0)
+            return MODMTA_E_IO;
+        p.fd = modmta_conn_fd(s->conn);
+        p.events = POLLIN;
+        p.revents = 0;
+        n = poll(&p, 1, left > 1000 ? 1000 : (int)left);
+        if (n < 0 && errno != EINTR)
+            return MODMTA_E_IO;
+        if (n > 0)
+            return 0;
+    }
+}
+
 static void
 smtp_loop(struct smtp_session *s)
 {
     const volatile sig_atomic_t *stop = s->a->shutting_down;
-    int tmo = (int)s->lim->command_timeout * 1000;
     ssize_t n;
 
     while (s->state != SMTP_ST_QUIT) {
@@ -1142,15 +1210,22 @@ smtp_loop(struct smtp_session *s)
                        "transmission channel", s->cfg->hostname);
             return;
         }
-        modmta_conn_set_interrupt(s->conn, stop);
-        n = modmta_conn_readline(s->conn, s->line, sizeof(s->line), tmo);
-        modmta_conn_set_interrupt(s->conn, NULL);
+        n = smtp_wait_command(s);
+        if (n == 0) {
+            /* the line has a whole timeout from its first octet */
+            modmta_conn_set_interrupt(s->conn, stop);
+            n = modmta_conn_readline(s->conn, s->line, sizeof(s->line),
+                                     smtp_command_timeout_ms(s));
+            modmta_conn_set_interrupt(s->conn, NULL);
+        }
         if (n == MODMTA_E_TIMEOUT || n == MODMTA_E_IO) {
             if (stop != NULL && *stop)
                 continue; /* answered above */
-            if (n == MODMTA_E_TIMEOUT)
+            if (n == MODMTA_E_TIMEOUT) {
+                smtp_log_timeout(s, "waiting for a command");
                 smtp_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
                            s->cfg->hostname);
+            }
             return;
         }
         s->ncmds++;
@@ -1272,6 +1347,15 @@ smtp_client_names(struct smtp_session *s)
     snprintf(s->name, sizeof(s->name), "unknown");
 }
 
+/* Close the socket without a connection around it. */
+static void
+smtp_close_fd(const struct smtp_session_args *a)
+{
+    if (a->closing != NULL)
+        a->closing(a->closing_arg);
+    close(a->fd);
+}
+
 static int
 smtp_setup(struct smtp_session *s)
 {
@@ -1287,7 +1371,7 @@ smtp_setup(struct smtp_session *s)
     s->conn = modmta_conn_new(s->a->fd, smtp_tls_mode(s) == TLS_NONE
                                             ? NULL : s->gen->tls);
     if (s->conn == NULL) {
-        close(s->a->fd);
+        smtp_close_fd(s->a);
         return -1;
     }
     modmta_conn_set_write_timeout(s->conn,
@@ -1325,6 +1409,8 @@ smtp_teardown(struct smtp_session *s)
     }
     if (s->conn != NULL) {
         modmta_conn_flush(s->conn);
+        if (s->a->closing != NULL)
+            s->a->closing(s->a->closing_arg);
         modmta_conn_free(s->conn);
     }
     modmta_ctx_free(s->ctx);
@@ -1340,7 +1426,7 @@ smtp_session_run(const struct smtp_session_args *a)
 
     s = calloc(1, sizeof(*s));
     if (s == NULL) {
-        close(a->fd);
+        smtp_close_fd(a);
         generation_release(a->gen);
         return;
     }

@@ -42,6 +42,10 @@ struct smtp_session_args {
      * network session. */
     const char *local_user;
     uid_t local_uid;
+    /* Called with closing_arg right before fd is closed (the listener
+     * forgets the descriptor number then). NULL: nothing to tell. */
+    void (*closing)(void *closing_arg);
+    void *closing_arg;
 };
 
 /* Run the session to its end. Everything in a is borrowed except the
