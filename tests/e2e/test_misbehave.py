@@ -6,6 +6,7 @@ a module that crashes takes the daemon down (one process), and after a
 restart, as systemd's Restart=on-failure does, nothing acknowledged is
 lost or delivered twice (docs/sdk.md, "When a module crashes")."""
 
+import glob
 import os
 import re
 import smtplib
@@ -204,6 +205,9 @@ class Misbehave(harness.TestCase):
                 d.wait_queue_empty()
                 check_exact(self, mbox_messages(d.mailbox('bob')), acked,
                             'bob')
+                # what the crash interrupted was cleared at the restart
+                self.assertEqual(glob.glob(os.path.join(d.spool, 'tmp',
+                                                        '*', '*')), [])
                 self.serves(d, 'after-%s' % hook)
                 d.stop()
 
