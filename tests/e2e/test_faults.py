@@ -7,6 +7,7 @@ session goes on; an acknowledged message is delivered once the fault is
 used up (a flush retries it), never twice, byte-exact in a mailbox that
 parses; the queue ends empty and the daemon serves."""
 
+import email
 import glob
 import os
 
@@ -220,12 +221,21 @@ class Faults(harness.TestCase):
                     {'bounced@e2e.test': msg}, 'bob')
         reports = mbox_messages(d.mailbox('alice'))
         self.assertEqual(len(reports), 1, 'one bounce to alice')
+        report = email.message_from_bytes(reports[0].partition(b'\n')[2])
+        self.assertEqual(report.get_content_type(), 'multipart/report')
+        parts = [p.get_content_type() for p in report.get_payload()]
+        self.assertEqual(parts[:2], ['text/plain',
+                                     'message/delivery-status'], parts)
         self.assertIn(b'gone@localhost', reports[0])
-        self.assertIn(b'multipart/report', reports[0])
+        # the original's headers, quoted whole in the third part
+        self.assertIn(b'Message-ID: <bounced@e2e.test>', reports[0])
 
     def test_dsn_write_eio(self):
         # the original's content is the first write to tmp/
         self.dsn_case('write:/spool/tmp/:1:1:EIO', 'write')
+
+    def test_dsn_write_short(self):
+        self.dsn_case('write:/spool/tmp/:1:20:short', 'write')
 
     def test_dsn_fsync_eio(self):
         self.dsn_case('fsync:/spool/tmp/:1:1:EIO', 'fsync')
