@@ -41,10 +41,15 @@
  *
  * Shared state: the queue struct is immutable after queue_open (paths,
  * directory fds, the sorted list of IDs recovered at open), except for
- * the atomic counters, the group-commit state (its own mutex) and the
- * striped ID locks, which serialise queue_update against queue_remove on
- * the same message so that an update never resurrects the envelope of a
- * removed message.
+ * the atomic counters, the group-commit state (its own mutex), the list
+ * of stale envelopes (its own mutex) and the striped ID locks, which
+ * serialise queue_update against queue_remove on the same message so
+ * that an update never resurrects the envelope of a removed message.
+ *
+ * A stale envelope is one whose update failed: the file says less than
+ * was done (a recipient delivered is still pending there). Until an
+ * update succeeds, queue_load flags the message as recovered, as after a
+ * crash, so that its next attempt's mailboxes de-duplicate.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -104,6 +109,9 @@ struct queue {
     int qsub[QUEUE_NSUB];      /* <spool>/queue/X */
     char (*recovered)[QUEUE_ID_MAX]; /* sorted, read-only after open */
     size_t nrecovered;
+    pthread_mutex_t stale_lock;
+    char (*stale)[QUEUE_ID_MAX];     /* envelopes whose update failed */
+    size_t nstale, capstale;
     atomic_uint tmpseq;        /* unique temp names for queue_update */
     atomic_int no_xattr;       /* the spool refused user xattrs */
     pthread_mutex_t locks[QUEUE_NLOCKS];
@@ -379,6 +387,58 @@ queue_was_recovered(const queue *q, const char *id)
                    queue_id_cmp) != NULL;
 }
 
+/* ---- stale envelopes ---- */
+
+static int
+queue_stale_find(const queue *q, const char *id)
+{
+    for (size_t i = 0; i < q->nstale; i++)
+        if (strcmp(q->stale[i], id) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int
+queue_is_stale(queue *q, const char *id)
+{
+    int found;
+
+    pthread_mutex_lock(&q->stale_lock);
+    found = queue_stale_find(q, id) >= 0;
+    pthread_mutex_unlock(&q->stale_lock);
+    return found;
+}
+
+/* Mark (stale 1) or clear the envelope of id as stale. */
+static void
+queue_set_stale(queue *q, const char *id, int stale)
+{
+    int i;
+
+    pthread_mutex_lock(&q->stale_lock);
+    i = queue_stale_find(q, id);
+    if (!stale && i >= 0) {
+        memcpy(q->stale[i], q->stale[q->nstale - 1], QUEUE_ID_MAX);
+        q->nstale--;
+    } else if (stale && i < 0) {
+        if (q->nstale == q->capstale) {
+            size_t ncap = q->capstale != 0 ? q->capstale * 2 : 16;
+            void *p = realloc(q->stale, ncap * QUEUE_ID_MAX);
+
+            if (p != NULL) {
+                q->stale = p;
+                q->capstale = ncap;
+            }
+        }
+        if (q->nstale < q->capstale)
+            snprintf(q->stale[q->nstale++], QUEUE_ID_MAX, "%s", id);
+        else
+            modmta_logf(MODMTA_LOG_ERR, "%s: queue: out of memory: its "
+                        "next delivery may repeat one already done", id);
+    }
+    pthread_mutex_unlock(&q->stale_lock);
+}
+
 /* ---- group commit ---- */
 
 /* fsync the subdirectories in mask; the first error. */
@@ -640,6 +700,7 @@ queue_open(const char *spool, modmta_err *err_r)
         pthread_mutex_init(&q->locks[i], NULL);
     pthread_mutex_init(&q->gs.lock, NULL);
     pthread_cond_init(&q->gs.done, NULL);
+    pthread_mutex_init(&q->stale_lock, NULL);
     if (mkdir(spool, 0700) < 0 && errno != EEXIST) {
         modmta_err_set(err_r, NULL, "%s: %s", spool, strerror(errno));
         queue_close(q);
@@ -681,6 +742,8 @@ queue_close(queue *q)
         pthread_mutex_destroy(&q->locks[i]);
     pthread_mutex_destroy(&q->gs.lock);
     pthread_cond_destroy(&q->gs.done);
+    pthread_mutex_destroy(&q->stale_lock);
+    free(q->stale);
     free(q->recovered);
     free(q->spool);
     free(q);
@@ -1018,14 +1081,15 @@ queue_load(queue *q, const char *id, queue_env **env_r)
     }
     /* The file name, not the content, names the message. */
     snprintf((*env_r)->id, sizeof((*env_r)->id), "%s", id);
-    (*env_r)->recovered = queue_was_recovered(q, id);
+    (*env_r)->recovered = queue_was_recovered(q, id) ||
+                          queue_is_stale(q, id);
     return 0;
 }
 
 /* No directory fsync here: a lost update only repeats a delivery attempt,
  * which the mailbox module de-duplicates; the rename itself is atomic. */
-int
-queue_update(queue *q, const queue_env *env)
+static int
+queue_update_env(queue *q, const queue_env *env)
 {
     pthread_mutex_t *lock;
     char tmp[QUEUE_ID_MAX + 24], name[QUEUE_ID_MAX + 8];
@@ -1033,8 +1097,6 @@ queue_update(queue *q, const queue_env *env)
     size_t len = 0;
     int rc, sub;
 
-    if (!queue_id_valid(env->id))
-        return MODMTA_E_INVAL;
     if ((json = queue_env_dump(env, &len)) == NULL)
         return MODMTA_E_NOMEM;
     sub = queue_sub(env->id);
@@ -1055,6 +1117,19 @@ queue_update(queue *q, const queue_env *env)
     pthread_mutex_unlock(lock);
     if (rc < 0)
         unlinkat(q->tsub[sub], tmp, 0);
+    return rc;
+}
+
+/* A failed update leaves the envelope stale (see the top). */
+int
+queue_update(queue *q, const queue_env *env)
+{
+    int rc;
+
+    if (!queue_id_valid(env->id))
+        return MODMTA_E_INVAL;
+    rc = queue_update_env(q, env);
+    queue_set_stale(q, env->id, rc < 0 && rc != MODMTA_E_NOTFOUND);
     return rc;
 }
 
@@ -1080,6 +1155,8 @@ queue_remove(queue *q, const char *id)
     if (rc == 0 && unlinkat(qdir, name, 0) < 0 && errno != ENOENT)
         rc = modmta_err_from_errno(errno);
     pthread_mutex_unlock(lock);
+    if (rc == 0 || rc == MODMTA_E_NOTFOUND)
+        queue_set_stale(q, id, 0);
     return rc;
 }
 

@@ -175,6 +175,23 @@ class Faults(harness.TestCase):
         self.drain(d)
         check_exact(self, mbox_messages(d.mailbox('bob')), sent, 'bob')
 
+    def test_envelope_update_fails_after_partial_delivery(self):
+        """bob is delivered, carol deferred, and the envelope that
+        records it cannot be written: the retry must not deliver to bob
+        again."""
+        d = self.faulty(['fsync:/mail/carol$:0:1:EIO',
+                         'write:.u:0:1:EIO'])
+        msg = message('partial@e2e.test', 3000, 'partial')
+        with smtp(d.port()) as s:
+            send_mail(s, 'alice@localhost', ['bob@localhost',
+                                             'carol@localhost'], msg)
+        self.fired(d, 'fsync')
+        self.fired(d, 'write')
+        self.drain(d)
+        for user in ('bob', 'carol'):
+            check_exact(self, mbox_messages(d.mailbox(user)),
+                        {'partial@e2e.test': msg}, user)
+
     # ---- store_maildir
 
     def maildir_case(self, rules, call):
