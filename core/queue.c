@@ -47,9 +47,12 @@
  * that an update never resurrects the envelope of a removed message.
  *
  * A stale envelope is one whose update failed: the file says less than
- * was done (a recipient delivered is still pending there). Until an
- * update succeeds, queue_load flags the message as recovered, as after a
- * crash, so that its next attempt's mailboxes de-duplicate.
+ * was done (a recipient delivered, a DSN sent, still pending there).
+ * Until an update succeeds, the queue keeps the envelope it could not
+ * write and gives it to readers instead of the file's, and queue_load
+ * flags the message as recovered, as after a crash, so that its next
+ * attempt's mailboxes de-duplicate. A restart forgets it: what the file
+ * says is then all there is, recovered as after any crash.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -110,12 +113,20 @@ struct queue {
     char (*recovered)[QUEUE_ID_MAX]; /* sorted, read-only after open */
     size_t nrecovered;
     pthread_mutex_t stale_lock;
-    char (*stale)[QUEUE_ID_MAX];     /* envelopes whose update failed */
+    struct queue_stale *stale;       /* envelopes whose update failed */
     size_t nstale, capstale;
     atomic_uint tmpseq;        /* unique temp names for queue_update */
     atomic_int no_xattr;       /* the spool refused user xattrs */
     pthread_mutex_t locks[QUEUE_NLOCKS];
     struct queue_gsync gs;
+};
+
+/* An envelope that could not be written; json NULL if even that failed
+ * (out of memory). */
+struct queue_stale {
+    char id[QUEUE_ID_MAX];
+    char *json;
+    size_t len;
 };
 
 struct queue_writer {
@@ -389,52 +400,86 @@ queue_was_recovered(const queue *q, const char *id)
 
 /* ---- stale envelopes ---- */
 
-static int
+static struct queue_stale *
 queue_stale_find(const queue *q, const char *id)
 {
     for (size_t i = 0; i < q->nstale; i++)
-        if (strcmp(q->stale[i], id) == 0)
-            return (int)i;
-    return -1;
+        if (strcmp(q->stale[i].id, id) == 0)
+            return &q->stale[i];
+    return NULL;
 }
 
+/* 1 if id's envelope is stale; then a copy of the one kept in *json_r
+ * (NULL if none was kept, or out of memory), unless json_r is NULL. */
 static int
-queue_is_stale(queue *q, const char *id)
+queue_stale_get(queue *q, const char *id, char **json_r, size_t *len_r)
 {
-    int found;
+    struct queue_stale *st;
 
     pthread_mutex_lock(&q->stale_lock);
-    found = queue_stale_find(q, id) >= 0;
+    st = queue_stale_find(q, id);
+    if (st != NULL && json_r != NULL) {
+        *json_r = st->json != NULL ? malloc(st->len + 1) : NULL;
+        if (*json_r != NULL) {
+            memcpy(*json_r, st->json, st->len + 1);
+            *len_r = st->len;
+        }
+    }
     pthread_mutex_unlock(&q->stale_lock);
-    return found;
+    return st != NULL;
 }
 
-/* Mark (stale 1) or clear the envelope of id as stale. */
+/* Keep json (NULL: none) as id's envelope, the file's being stale. */
 static void
-queue_set_stale(queue *q, const char *id, int stale)
+queue_stale_set(queue *q, const char *id, const char *json, size_t len)
 {
-    int i;
+    struct queue_stale *st;
+    char *copy = json != NULL ? malloc(len + 1) : NULL;
+
+    if (copy != NULL) {
+        memcpy(copy, json, len);
+        copy[len] = '\0';
+    }
+    pthread_mutex_lock(&q->stale_lock);
+    st = queue_stale_find(q, id);
+    if (st == NULL && q->nstale == q->capstale) {
+        size_t ncap = q->capstale != 0 ? q->capstale * 2 : 16;
+        void *p = realloc(q->stale, ncap * sizeof(*q->stale));
+
+        if (p != NULL) {
+            q->stale = p;
+            q->capstale = ncap;
+        }
+    }
+    if (st == NULL && q->nstale < q->capstale) {
+        st = &q->stale[q->nstale++];
+        snprintf(st->id, sizeof(st->id), "%s", id);
+        st->json = NULL;
+    }
+    if (st != NULL) {
+        free(st->json);
+        st->json = copy;
+        st->len = len;
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&q->stale_lock);
+    if (st == NULL || (json != NULL && st->json == NULL))
+        modmta_logf(MODMTA_LOG_ERR, "%s: queue: out of memory: its next "
+                    "delivery may repeat one already done", id);
+    free(copy);
+}
+
+/* The file's envelope is current again (or the message is gone). */
+static void
+queue_stale_clear(queue *q, const char *id)
+{
+    struct queue_stale *st;
 
     pthread_mutex_lock(&q->stale_lock);
-    i = queue_stale_find(q, id);
-    if (!stale && i >= 0) {
-        memcpy(q->stale[i], q->stale[q->nstale - 1], QUEUE_ID_MAX);
-        q->nstale--;
-    } else if (stale && i < 0) {
-        if (q->nstale == q->capstale) {
-            size_t ncap = q->capstale != 0 ? q->capstale * 2 : 16;
-            void *p = realloc(q->stale, ncap * QUEUE_ID_MAX);
-
-            if (p != NULL) {
-                q->stale = p;
-                q->capstale = ncap;
-            }
-        }
-        if (q->nstale < q->capstale)
-            snprintf(q->stale[q->nstale++], QUEUE_ID_MAX, "%s", id);
-        else
-            modmta_logf(MODMTA_LOG_ERR, "%s: queue: out of memory: its "
-                        "next delivery may repeat one already done", id);
+    st = queue_stale_find(q, id);
+    if (st != NULL) {
+        free(st->json);
+        *st = q->stale[--q->nstale];
     }
     pthread_mutex_unlock(&q->stale_lock);
 }
@@ -743,6 +788,8 @@ queue_close(queue *q)
     pthread_mutex_destroy(&q->gs.lock);
     pthread_cond_destroy(&q->gs.done);
     pthread_mutex_destroy(&q->stale_lock);
+    for (size_t i = 0; i < q->nstale; i++)
+        free(q->stale[i].json);
     free(q->stale);
     free(q->recovered);
     free(q->spool);
@@ -1054,6 +1101,9 @@ queue_env_read(queue *q, const char *id, char **json_r, size_t *len_r)
     *len_r = 0;
     if (!queue_id_valid(id))
         return MODMTA_E_INVAL;
+    /* what could not be written is newer than what was */
+    if (queue_stale_get(q, id, json_r, len_r) && *json_r != NULL)
+        return 0;
     queue_name(name, sizeof(name), id, ".env");
     rc = queue_read_file(q->qsub[queue_sub(id)], name, json_r, len_r);
     if (rc == MODMTA_E_NOTFOUND)
@@ -1082,35 +1132,29 @@ queue_load(queue *q, const char *id, queue_env **env_r)
     /* The file name, not the content, names the message. */
     snprintf((*env_r)->id, sizeof((*env_r)->id), "%s", id);
     (*env_r)->recovered = queue_was_recovered(q, id) ||
-                          queue_is_stale(q, id);
+                          queue_stale_get(q, id, NULL, NULL);
     return 0;
 }
 
 /* No directory fsync here: a lost update only repeats a delivery attempt,
  * which the mailbox module de-duplicates; the rename itself is atomic. */
 static int
-queue_update_env(queue *q, const queue_env *env)
+queue_update_env(queue *q, const char *id, const char *json, size_t len)
 {
     pthread_mutex_t *lock;
     char tmp[QUEUE_ID_MAX + 24], name[QUEUE_ID_MAX + 8];
-    char *json;
-    size_t len = 0;
-    int rc, sub;
+    int rc, sub = queue_sub(id);
 
-    if ((json = queue_env_dump(env, &len)) == NULL)
-        return MODMTA_E_NOMEM;
-    sub = queue_sub(env->id);
-    snprintf(tmp, sizeof(tmp), "%s.u%u", env->id,
+    snprintf(tmp, sizeof(tmp), "%s.u%u", id,
              atomic_fetch_add(&q->tmpseq, 1));
-    queue_name(name, sizeof(name), env->id, ".env");
+    queue_name(name, sizeof(name), id, ".env");
     rc = queue_write_file(q->tsub[sub], tmp, json, len);
-    free(json);
     if (rc < 0)
         return rc;
-    lock = queue_lock_for(q, env->id);
+    lock = queue_lock_for(q, id);
     pthread_mutex_lock(lock);
     /* Never bring back the envelope of a removed message. */
-    if (!queue_exists(q->qsub[sub], env->id, ".msg"))
+    if (!queue_exists(q->qsub[sub], id, ".msg"))
         rc = MODMTA_E_NOTFOUND;
     else if (renameat(q->tsub[sub], tmp, q->qsub[sub], name) < 0)
         rc = modmta_err_from_errno(errno);
@@ -1124,12 +1168,20 @@ queue_update_env(queue *q, const queue_env *env)
 int
 queue_update(queue *q, const queue_env *env)
 {
+    char *json;
+    size_t len = 0;
     int rc;
 
     if (!queue_id_valid(env->id))
         return MODMTA_E_INVAL;
-    rc = queue_update_env(q, env);
-    queue_set_stale(q, env->id, rc < 0 && rc != MODMTA_E_NOTFOUND);
+    json = queue_env_dump(env, &len);
+    rc = json != NULL ? queue_update_env(q, env->id, json, len)
+                      : MODMTA_E_NOMEM;
+    if (rc == 0 || rc == MODMTA_E_NOTFOUND)
+        queue_stale_clear(q, env->id);
+    else
+        queue_stale_set(q, env->id, json, len);
+    free(json);
     return rc;
 }
 
@@ -1156,7 +1208,7 @@ queue_remove(queue *q, const char *id)
         rc = modmta_err_from_errno(errno);
     pthread_mutex_unlock(lock);
     if (rc == 0 || rc == MODMTA_E_NOTFOUND)
-        queue_set_stale(q, id, 0);
+        queue_stale_clear(q, id);
     return rc;
 }
 

@@ -247,6 +247,11 @@ class Faults(harness.TestCase):
         # the original's headers, quoted whole in the third part
         self.assertIn(b'Message-ID: <bounced@e2e.test>', reports[0])
 
+    def test_dsn_then_envelope_update_fails(self):
+        """The bounce is queued, then the envelope that records it (and
+        bob's delivery) cannot be written."""
+        self.dsn_case('write:.u:0:2:EIO', 'write')
+
     def test_dsn_write_eio(self):
         # the original's content is the first write to tmp/
         self.dsn_case('write:/spool/tmp/:1:1:EIO', 'write')
