@@ -31,7 +31,6 @@ KILL_POINTS = [
     ['fsync', '/spool/queue/'],      # synced, 250 not yet sent
     ['write', '/mail/bob$'],         # half appended to the mailbox
     ['fsync', '/mail/bob$'],         # appended, delivery not recorded
-    ['rename', '.env$'],             # envelope updated after delivery
 ]
 
 
