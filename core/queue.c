@@ -810,9 +810,12 @@ queue_writer_new(queue *q, modmta_err *err_r)
     queue_writer *w = calloc(1, sizeof(*w));
     char name[QUEUE_ID_MAX + 8];
 
+    int e;
+
     if (w == NULL || (w->wb = malloc(sizeof(*w->wb))) == NULL) {
         free(w);
         modmta_err_set(err_r, NULL, "out of memory");
+        errno = ENOMEM;
         return NULL;
     }
     w->q = q;
@@ -829,10 +832,12 @@ queue_writer_new(queue *q, modmta_err *err_r)
             break;
     }
     if (w->fd < 0) {
+        e = errno;
         modmta_err_set(err_r, NULL, "%s/tmp/%c/%s: %s", q->spool,
-                       queue_digits[w->sub], name, strerror(errno));
+                       queue_digits[w->sub], name, strerror(e));
         free(w->wb);
         free(w);
+        errno = e;
         return NULL;
     }
     snprintf(w->path, sizeof(w->path), "%s/tmp/%c/%s", q->spool,

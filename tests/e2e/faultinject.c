@@ -8,7 +8,8 @@
  *     call:pattern:skip:count:error
  *
  *   call     fsync, fdatasync, write (write and pwrite), rename (rename
- *            and renameat), fsetxattr
+ *            and renameat), fsetxattr, openat (a file created: openat
+ *            with O_CREAT, the name's path)
  *   pattern  a substring of the file's path (the descriptor's, read from
  *            /proc/self/fd; for a rename the new name's); a final '$'
  *            anchors it at the end
@@ -32,6 +33,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +230,7 @@ int renameat(int olddirfd, const char *oldpath, int newdirfd,
              const char *newpath);
 int fsetxattr(int fd, const char *name, const void *value, size_t size,
               int flags);
+int openat(int dirfd, const char *path, int flags, ...);
 
 int
 fsync(int fd)
@@ -335,4 +338,30 @@ fsetxattr(int fd, const char *name, const void *value, size_t size,
                                      int (*)(int, const char *, const void *,
                                              size_t, int))(fd, name, value,
                                                            size, flags));
+}
+
+int
+openat(int dirfd, const char *path, int flags, ...)
+{
+    char full[4096];
+    mode_t mode = 0;
+    va_list ap;
+    int err = 0;
+
+    if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) {
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, int);
+        va_end(ap);
+        if (fi_wanted("openat")) {
+            fi_at_path(dirfd, path, full, sizeof(full));
+            err = fi_check("openat", full);
+        }
+    }
+    if (err > 0) {
+        errno = err;
+        return -1;
+    }
+    return (int)fi_done(err, FI_REAL("openat", int (*)(int, const char *,
+                                                       int, ...))(
+                                 dirfd, path, flags, mode));
 }

@@ -113,6 +113,26 @@ class Faults(harness.TestCase):
         self.drain(d)
         check_exact(self, mbox_messages(d.mailbox('bob')), sent, 'bob')
 
+    def test_queue_create_fails(self):
+        """The content file cannot be created at MAIL: 452 4.3.1 for a
+        full disk, 451 4.3.0 otherwise; the session goes on."""
+        for err, code in (('ENOSPC', 452), ('EIO', 451)):
+            with self.subTest(err=err):
+                d = self.faulty(['openat:/spool/tmp/:0:1:%s' % err])
+                with smtp(d.port()) as s:
+                    s.ehlo()
+                    got, text = s.mail('alice@localhost')
+                    self.assertEqual(got, code, text)
+                    self.assertTrue(text.startswith(
+                        b'4.3.1 ' if code == 452 else b'4.3.0 '), text)
+                    msg = message('create@e2e.test', 300, 'create')
+                    send_mail(s, 'alice@localhost', ['bob@localhost'], msg)
+                self.fired(d, 'openat')
+                self.drain(d)
+                check_exact(self, mbox_messages(d.mailbox('bob')),
+                            {'create@e2e.test': msg}, 'bob')
+                d.stop()
+
     def test_queue_fsync_eio(self):
         self.mbox_case(['fsync:/spool/tmp/:0:1:EIO'], 'fsync', 451)
 
@@ -175,6 +195,16 @@ class Faults(harness.TestCase):
         self.drain(d)
         check_exact(self, mbox_messages(d.mailbox('bob')), sent, 'bob')
 
+    def test_envelope_update_create_fails(self):
+        """After a deferral the envelope's temporary file cannot be
+        created."""
+        d = self.faulty(['fsync:/mail/bob$:0:2:EIO',
+                         'openat:.u0$:0:1:ENOSPC'])
+        sent = self.burst(d, 'ucreate')
+        self.fired(d, 'openat')
+        self.drain(d)
+        check_exact(self, mbox_messages(d.mailbox('bob')), sent, 'bob')
+
     def test_envelope_update_fails_after_partial_delivery(self):
         """bob is delivered, carol deferred, and the envelope that
         records it cannot be written: the retry must not deliver to bob
@@ -210,6 +240,9 @@ class Faults(harness.TestCase):
 
     def test_maildir_write_short(self):
         self.maildir_case(['write:/mail/bob/tmp/:0:50:short'], 'write')
+
+    def test_maildir_create_enospc(self):
+        self.maildir_case(['openat:/mail/bob/tmp/:0:1:ENOSPC'], 'openat')
 
     def test_maildir_fsync_file_eio(self):
         self.maildir_case(['fsync:/mail/bob/tmp/:0:1:EIO'], 'fsync')
@@ -258,6 +291,10 @@ class Faults(harness.TestCase):
 
     def test_dsn_write_short(self):
         self.dsn_case('write:/spool/tmp/:1:20:short', 'write')
+
+    def test_dsn_create_enospc(self):
+        # the original's content file is the first created in tmp/
+        self.dsn_case('openat:.msg$:1:1:ENOSPC', 'openat')
 
     def test_dsn_fsync_eio(self):
         self.dsn_case('fsync:/spool/tmp/:1:1:EIO', 'fsync')
