@@ -41,10 +41,18 @@
  *
  * Shared state: the queue struct is immutable after queue_open (paths,
  * directory fds, the sorted list of IDs recovered at open), except for
- * the atomic counters, the group-commit state (its own mutex) and the
- * striped ID locks, which serialise queue_update against queue_remove on
- * the same message so that an update never resurrects the envelope of a
- * removed message.
+ * the atomic counters, the group-commit state (its own mutex), the list
+ * of stale envelopes (its own mutex) and the striped ID locks, which
+ * serialise queue_update against queue_remove on the same message so
+ * that an update never resurrects the envelope of a removed message.
+ *
+ * A stale envelope is one whose update failed: the file says less than
+ * was done (a recipient delivered, a DSN sent, still pending there).
+ * Until an update succeeds, the queue keeps the envelope it could not
+ * write and gives it to readers instead of the file's, and queue_load
+ * flags the message as recovered, as after a crash, so that its next
+ * attempt's mailboxes de-duplicate. A restart forgets it: what the file
+ * says is then all there is, recovered as after any crash.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -104,10 +112,21 @@ struct queue {
     int qsub[QUEUE_NSUB];      /* <spool>/queue/X */
     char (*recovered)[QUEUE_ID_MAX]; /* sorted, read-only after open */
     size_t nrecovered;
+    pthread_mutex_t stale_lock;
+    struct queue_stale *stale;       /* envelopes whose update failed */
+    size_t nstale, capstale;
     atomic_uint tmpseq;        /* unique temp names for queue_update */
     atomic_int no_xattr;       /* the spool refused user xattrs */
     pthread_mutex_t locks[QUEUE_NLOCKS];
     struct queue_gsync gs;
+};
+
+/* An envelope that could not be written; json NULL if even that failed
+ * (out of memory). */
+struct queue_stale {
+    char id[QUEUE_ID_MAX];
+    char *json;
+    size_t len;
 };
 
 struct queue_writer {
@@ -379,6 +398,92 @@ queue_was_recovered(const queue *q, const char *id)
                    queue_id_cmp) != NULL;
 }
 
+/* ---- stale envelopes ---- */
+
+static struct queue_stale *
+queue_stale_find(const queue *q, const char *id)
+{
+    for (size_t i = 0; i < q->nstale; i++)
+        if (strcmp(q->stale[i].id, id) == 0)
+            return &q->stale[i];
+    return NULL;
+}
+
+/* 1 if id's envelope is stale; then a copy of the one kept in *json_r
+ * (NULL if none was kept, or out of memory), unless json_r is NULL. */
+static int
+queue_stale_get(queue *q, const char *id, char **json_r, size_t *len_r)
+{
+    struct queue_stale *st;
+
+    pthread_mutex_lock(&q->stale_lock);
+    st = queue_stale_find(q, id);
+    if (st != NULL && json_r != NULL) {
+        *json_r = st->json != NULL ? malloc(st->len + 1) : NULL;
+        if (*json_r != NULL) {
+            memcpy(*json_r, st->json, st->len + 1);
+            *len_r = st->len;
+        }
+    }
+    pthread_mutex_unlock(&q->stale_lock);
+    return st != NULL;
+}
+
+/* Keep json (NULL: none) as id's envelope, the file's being stale. */
+static void
+queue_stale_set(queue *q, const char *id, const char *json, size_t len)
+{
+    struct queue_stale *st;
+    char *copy = json != NULL ? malloc(len + 1) : NULL;
+
+    if (copy != NULL) {
+        memcpy(copy, json, len);
+        copy[len] = '\0';
+    }
+    pthread_mutex_lock(&q->stale_lock);
+    st = queue_stale_find(q, id);
+    if (st == NULL && q->nstale == q->capstale) {
+        size_t ncap = q->capstale != 0 ? q->capstale * 2 : 16;
+        void *p = realloc(q->stale, ncap * sizeof(*q->stale));
+
+        if (p != NULL) {
+            q->stale = p;
+            q->capstale = ncap;
+        }
+    }
+    if (st == NULL && q->nstale < q->capstale) {
+        st = &q->stale[q->nstale++];
+        snprintf(st->id, sizeof(st->id), "%s", id);
+        st->json = NULL;
+    }
+    if (st != NULL) {
+        free(st->json);
+        st->json = copy;
+        st->len = len;
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&q->stale_lock);
+    if (st == NULL || (json != NULL && st->json == NULL))
+        modmta_logf(MODMTA_LOG_ERR, "%s: queue: out of memory: its next "
+                    "delivery may repeat one already done", id);
+    free(copy);
+}
+
+/* The file's envelope is current again (or the message is gone). */
+static void
+queue_stale_clear(queue *q, const char *id)
+{
+    struct queue_stale *st;
+
+    pthread_mutex_lock(&q->stale_lock);
+    st = queue_stale_find(q, id);
+    if (st != NULL) {
+        free(st->json);
+        *st = q->stale[--q->nstale];
+    }
+    pthread_mutex_unlock(&q->stale_lock);
+}
+
 /* ---- group commit ---- */
 
 /* fsync the subdirectories in mask; the first error. */
@@ -640,6 +745,7 @@ queue_open(const char *spool, modmta_err *err_r)
         pthread_mutex_init(&q->locks[i], NULL);
     pthread_mutex_init(&q->gs.lock, NULL);
     pthread_cond_init(&q->gs.done, NULL);
+    pthread_mutex_init(&q->stale_lock, NULL);
     if (mkdir(spool, 0700) < 0 && errno != EEXIST) {
         modmta_err_set(err_r, NULL, "%s: %s", spool, strerror(errno));
         queue_close(q);
@@ -681,6 +787,10 @@ queue_close(queue *q)
         pthread_mutex_destroy(&q->locks[i]);
     pthread_mutex_destroy(&q->gs.lock);
     pthread_cond_destroy(&q->gs.done);
+    pthread_mutex_destroy(&q->stale_lock);
+    for (size_t i = 0; i < q->nstale; i++)
+        free(q->stale[i].json);
+    free(q->stale);
     free(q->recovered);
     free(q->spool);
     free(q);
@@ -700,9 +810,12 @@ queue_writer_new(queue *q, modmta_err *err_r)
     queue_writer *w = calloc(1, sizeof(*w));
     char name[QUEUE_ID_MAX + 8];
 
+    int e;
+
     if (w == NULL || (w->wb = malloc(sizeof(*w->wb))) == NULL) {
         free(w);
         modmta_err_set(err_r, NULL, "out of memory");
+        errno = ENOMEM;
         return NULL;
     }
     w->q = q;
@@ -719,10 +832,12 @@ queue_writer_new(queue *q, modmta_err *err_r)
             break;
     }
     if (w->fd < 0) {
+        e = errno;
         modmta_err_set(err_r, NULL, "%s/tmp/%c/%s: %s", q->spool,
-                       queue_digits[w->sub], name, strerror(errno));
+                       queue_digits[w->sub], name, strerror(e));
         free(w->wb);
         free(w);
+        errno = e;
         return NULL;
     }
     snprintf(w->path, sizeof(w->path), "%s/tmp/%c/%s", q->spool,
@@ -991,6 +1106,9 @@ queue_env_read(queue *q, const char *id, char **json_r, size_t *len_r)
     *len_r = 0;
     if (!queue_id_valid(id))
         return MODMTA_E_INVAL;
+    /* what could not be written is newer than what was */
+    if (queue_stale_get(q, id, json_r, len_r) && *json_r != NULL)
+        return 0;
     queue_name(name, sizeof(name), id, ".env");
     rc = queue_read_file(q->qsub[queue_sub(id)], name, json_r, len_r);
     if (rc == MODMTA_E_NOTFOUND)
@@ -1018,43 +1136,57 @@ queue_load(queue *q, const char *id, queue_env **env_r)
     }
     /* The file name, not the content, names the message. */
     snprintf((*env_r)->id, sizeof((*env_r)->id), "%s", id);
-    (*env_r)->recovered = queue_was_recovered(q, id);
+    (*env_r)->recovered = queue_was_recovered(q, id) ||
+                          queue_stale_get(q, id, NULL, NULL);
     return 0;
 }
 
 /* No directory fsync here: a lost update only repeats a delivery attempt,
  * which the mailbox module de-duplicates; the rename itself is atomic. */
-int
-queue_update(queue *q, const queue_env *env)
+static int
+queue_update_env(queue *q, const char *id, const char *json, size_t len)
 {
     pthread_mutex_t *lock;
     char tmp[QUEUE_ID_MAX + 24], name[QUEUE_ID_MAX + 8];
-    char *json;
-    size_t len = 0;
-    int rc, sub;
+    int rc, sub = queue_sub(id);
 
-    if (!queue_id_valid(env->id))
-        return MODMTA_E_INVAL;
-    if ((json = queue_env_dump(env, &len)) == NULL)
-        return MODMTA_E_NOMEM;
-    sub = queue_sub(env->id);
-    snprintf(tmp, sizeof(tmp), "%s.u%u", env->id,
+    snprintf(tmp, sizeof(tmp), "%s.u%u", id,
              atomic_fetch_add(&q->tmpseq, 1));
-    queue_name(name, sizeof(name), env->id, ".env");
+    queue_name(name, sizeof(name), id, ".env");
     rc = queue_write_file(q->tsub[sub], tmp, json, len);
-    free(json);
     if (rc < 0)
         return rc;
-    lock = queue_lock_for(q, env->id);
+    lock = queue_lock_for(q, id);
     pthread_mutex_lock(lock);
     /* Never bring back the envelope of a removed message. */
-    if (!queue_exists(q->qsub[sub], env->id, ".msg"))
+    if (!queue_exists(q->qsub[sub], id, ".msg"))
         rc = MODMTA_E_NOTFOUND;
     else if (renameat(q->tsub[sub], tmp, q->qsub[sub], name) < 0)
         rc = modmta_err_from_errno(errno);
     pthread_mutex_unlock(lock);
     if (rc < 0)
         unlinkat(q->tsub[sub], tmp, 0);
+    return rc;
+}
+
+/* A failed update leaves the envelope stale (see the top). */
+int
+queue_update(queue *q, const queue_env *env)
+{
+    char *json;
+    size_t len = 0;
+    int rc;
+
+    if (!queue_id_valid(env->id))
+        return MODMTA_E_INVAL;
+    json = queue_env_dump(env, &len);
+    rc = json != NULL ? queue_update_env(q, env->id, json, len)
+                      : MODMTA_E_NOMEM;
+    if (rc == 0 || rc == MODMTA_E_NOTFOUND)
+        queue_stale_clear(q, env->id);
+    else
+        queue_stale_set(q, env->id, json, len);
+    free(json);
     return rc;
 }
 
@@ -1080,6 +1212,8 @@ queue_remove(queue *q, const char *id)
     if (rc == 0 && unlinkat(qdir, name, 0) < 0 && errno != ENOENT)
         rc = modmta_err_from_errno(errno);
     pthread_mutex_unlock(lock);
+    if (rc == 0 || rc == MODMTA_E_NOTFOUND)
+        queue_stale_clear(q, id);
     return rc;
 }
 

@@ -127,6 +127,7 @@ void queue_close(queue *q);
 const char *queue_spool(const queue *q);
 
 /* ---- receiving ---- */
+/* NULL with errno set (ENOSPC: no room for the file) and err_r filled. */
 queue_writer *queue_writer_new(queue *q, modmta_err *err_r);
 const char *queue_writer_id(const queue_writer *w);
 /* Path of the content being written (for on_data hooks). */

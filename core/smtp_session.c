@@ -471,9 +471,14 @@ smtp_mail(struct smtp_session *s, char *args)
     }
     s->w = queue_writer_new(s->a->queue, &err);
     if (s->w == NULL) {
+        int full = modmta_err_from_errno(errno) == MODMTA_E_NOSPACE;
+
         modmta_logf(MODMTA_LOG_ERR, "%s: cannot start a message: %s",
                     s->a->session_id, err.msg);
-        smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
+        if (full)
+            smtp_reply(s, 452, "4.3.1", "Error: insufficient system storage");
+        else
+            smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
         return 0;
     }
     modmta_ctx_set_sender(s->ctx, queue_writer_id(s->w), path.str);

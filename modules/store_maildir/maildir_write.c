@@ -402,8 +402,12 @@ maildir_write_in(const struct maildir_dirs *d, const maildir_req *req,
         e = ENAMETOOLONG;
     else
         e = maildir_write_publish(d, base, fin);
-    if (e == 0 && req->fsync && fsync(d->new) < 0)
+    if (e == 0 && req->fsync && fsync(d->new) < 0) {
+        /* In new/ but not durable: taken back, as store_mbox cuts a
+         * failed append away, or the retry would deliver it twice. */
         e = errno;
+        unlinkat(d->new, fin, 0);
+    }
     if (e != 0) {
         store_why(why, whylen, "cannot move %s/tmp/%s into new/: %s",
                   req->maildir, base, strerror(e));

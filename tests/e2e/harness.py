@@ -410,6 +410,7 @@ class Daemon:
         self.overrides = overrides or {}
         self.ports = {}
         self.proc = None
+        self.env = {}           # added to the daemon's environment
 
     # -- config
     def config(self):
@@ -465,8 +466,9 @@ class Daemon:
         log.write(b'=== e2e: starting modmta -c %s\n' % self.conf.encode())
         log.flush()
         argv = loopback_dns_argv(self.resolv, [MODMTA, '-c', self.conf])
+        env = dict(os.environ, **self.env) if self.env else None
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=log)
+                                     stdout=log, stderr=log, env=env)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
         pending = list(self.listeners)
@@ -586,6 +588,17 @@ class Daemon:
         wait_for(lambda: not self.queue_ids(), timeout,
                  'an empty queue (left: %s)' % ' '.join(
                      sorted(self.queue_ids())), interval=0.1)
+
+
+def fault_env(rules):
+    """The environment that preloads tests/e2e/faultinject.c into a
+    daemon with these rules (see that file); FAULTINJECT names it."""
+    asan = os.environ.get('ASAN_OPTIONS')
+    return {'LD_PRELOAD': os.environ['FAULTINJECT'],
+            'MODMTA_FAULTS': ';'.join(rules),
+            # the shim is not built with ASan: let an ASan daemon load it
+            'ASAN_OPTIONS': (asan + ':' if asan else '')
+            + 'verify_asan_link_order=0'}
 
 
 def swaks(daemon, *args, timeout=60):

@@ -84,6 +84,35 @@ class FullDisk(harness.TestCase):
         self.assertIn(b'end-of-big2', msgs[1])
         self.assertNotIn(b'big1', b''.join(msgs))
 
+    def test_full_spool_at_commit(self):
+        """The spool fills up at the commit: the content's first 64 KiB
+        (the queue's write buffer) go out during DATA, the rest only at
+        the commit, where there is no room left. 452 4.3.1 from the
+        commit, nothing left behind, the same session goes on; once
+        there is room the message goes through."""
+        d = self.daemon(start=False)
+        mount_tmpfs(d.spool, '2m')
+        d.start()
+        filler = fill(d.spool, leave=96 * 1024)
+        msg = make_message('commit@e2e.test', body=body(110000, 'commit'))
+        with smtp(d.port()) as s:
+            s.ehlo()
+            self.assertEqual(s.mail('a@localhost')[0], 250)
+            self.assertEqual(s.rcpt('bob@localhost')[0], 250)
+            code, text = s.data(msg)
+            self.assertEqual(code, 452, text)
+            self.assertTrue(text.startswith(b'4.3.1 '), text)
+            self.assertIn('queue: commit failed', d.log_text())
+            self.assertEqual(files_below(os.path.join(d.spool, 'tmp')), [])
+            self.assertEqual(d.queue_ids(), set())
+            os.unlink(filler)
+            send_mail(s, 'a@localhost', ['bob@localhost'], msg)
+        msgs = d.wait_messages('bob', 1)
+        d.wait_queue_empty()
+        self.assertEqual(len(msgs), 1)
+        self.assertTrue(msgs[0].rstrip().endswith(b'end-of-commit'),
+                        msgs[0][-80:])
+
     def test_full_mail_directory(self):
         """A mail directory without room: the message is accepted (the
         spool has room), delivery is deferred, the mailbox is left
