@@ -21,7 +21,7 @@
 
 #include "pop3_lease.h"
 
-#define TTL_MS 2000 /* renewed every 667 ms: a stall of over 1.3 s on a
+#define TTL_MS 4000 /* renewed every 1.3 s: a stall of over 2.6 s on a
                      * loaded machine would be needed to lose it */
 
 int __real_modmta_shared_lease(modmta_shared *s, const char *key,
@@ -121,7 +121,7 @@ test_renewed(void **state)
     struct pop3_lease *a, *b;
 
     assert_int_equal(pop3_lease_take(t->ls, "l2:bob", "mx/A", &a), 1);
-    sleep_ms(3 * TTL_MS);
+    sleep_ms(2 * TTL_MS);
     assert_holder(t, "l2:bob", "mx/A");
     assert_int_equal(pop3_lease_take(t->ls, "l2:bob", "mx/B", &b), 0);
     assert_int_equal(pop3_lease_held(t->ls, a), 1);
@@ -142,7 +142,7 @@ test_lost(void **state)
     assert_int_equal(modmta_shared_release(t->s, "l3:bob", "mx/A"), 1);
     assert_int_equal(__real_modmta_shared_lease(t->s, "l3:bob", "other/Z",
                                                 60000), 1);
-    for (i = 0; i < 500 && pop3_lease_held(t->ls, a); i++)
+    for (i = 0; i < 2000 && pop3_lease_held(t->ls, a); i++)
         sleep_ms(10);
     assert_int_equal(pop3_lease_held(t->ls, a), 0);
     pop3_lease_drop(t->ls, a);
@@ -167,7 +167,7 @@ test_store_error(void **state)
     assert_int_equal(pop3_lease_take(t->ls, "l4:bob", "mx/A", &a), 1);
     failed_calls = 0;
     store_down = 1;
-    for (i = 0; i < 500 && failed_calls < 2; i++)
+    for (i = 0; i < 2000 && failed_calls < 2; i++)
         sleep_ms(10);
     assert_true(failed_calls >= 2);
     store_down = 0;
