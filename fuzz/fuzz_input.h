@@ -14,7 +14,8 @@ char *fuzz_cstr(const uint8_t *data, size_t size);
  * on every line. */
 void fuzz_each_line(char *s, void (*fn)(char *line, void *arg), void *arg);
 
-/* A temporary directory for this process ("/tmp/modmta-fuzz-NAME-XXXXXX"),
+/* A temporary directory for this process (modmta-fuzz-NAME-XXXXXX in
+ * /dev/shm, else /tmp),
  * made once and removed at exit; the fuzzer dies if it cannot be made. */
 const char *fuzz_tmpdir(const char *name);
 

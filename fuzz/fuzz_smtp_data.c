@@ -13,9 +13,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <modmta/log.h>
+
 #include "conn_priv.h"
 #include "ctx_priv.h"
 #include "fuzz_input.h"
+#include "log_priv.h"
 #include "queue.h"
 #include "smtp_data.h"
 
@@ -32,6 +35,7 @@ setup(void)
     const char *dir = fuzz_tmpdir("smtp_data");
     modmta_err err;
 
+    modmta_log_setup(MODMTA_LOG_ERR, 0, NULL); /* not a line per session */
     q = queue_open(dir, &err);
     host = modmta_host_new("core", "$", "mx.test", dir, NULL, 0);
     if (q == NULL || host == NULL)
