@@ -186,7 +186,8 @@ passdb_file_load(FILE *f, const char *path, void *arg, modmta_err *err_r)
         modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
         goto fail;
     }
-    qsort(t->e, t->n, sizeof(*t->e), passdb_entry_cmp);
+    if (t->n > 1) /* an empty file has no array: qsort(NULL) is UB */
+        qsort(t->e, t->n, sizeof(*t->e), passdb_entry_cmp);
     if (passdb_table_dup_check(t, &dup) < 0) {
         modmta_err_set(err_r, NULL, "%s: user \"%s\" listed twice", path,
                        dup);
