@@ -221,6 +221,8 @@ passdb_file_find(const struct passdb_table *t, const char *user)
 {
     struct passdb_entry key = {.user = (char *)user};
 
+    if (t->n == 0) /* an empty file has no array: bsearch(NULL) is UB */
+        return NULL;
     return bsearch(&key, t->e, t->n, sizeof(key), passdb_entry_cmp);
 }
 
