@@ -1257,9 +1257,26 @@ queue_env_cmp(const void *a, const void *b)
     return strcmp(x->id, y->id);
 }
 
+/* A message whose envelope does not parse (damage, a hand edit) can
+ * never be delivered: its content, then its envelope file if any, go
+ * to corrupt/ for a human, once, instead of failing at every scan. A
+ * newer envelope version (MODMTA_E_UNSUPPORTED: a downgrade) stays. */
+static void
+queue_quarantine(queue *q, int dirfd, const char *id)
+{
+    char name[QUEUE_ID_MAX + 8];
+
+    queue_name(name, sizeof(name), id, ".msg");
+    queue_move_corrupt(q, dirfd, name, "envelope does not parse");
+    if (queue_exists(dirfd, id, ".env")) {
+        queue_name(name, sizeof(name), id, ".env");
+        queue_move_corrupt(q, dirfd, name, "envelope does not parse");
+    }
+}
+
 /* Load the envelope of every message of one queue/X; a message removed
- * meanwhile or with a broken envelope (logged by queue_load) is
- * skipped. */
+ * meanwhile is skipped, one with a broken envelope (logged by
+ * queue_load) quarantined. */
 static int
 queue_scan_sub(queue *q, int dirfd, struct queue_list *l)
 {
@@ -1274,9 +1291,12 @@ queue_scan_sub(queue *q, int dirfd, struct queue_list *l)
     while (rc == 0 && (de = readdir(d)) != NULL) {
         if (!queue_has_suffix(de->d_name, ".msg", id))
             continue;
-        if (queue_load(q, id, &env) == MODMTA_E_NOMEM)
-            rc = MODMTA_E_NOMEM;
-        else if (env != NULL && (rc = queue_list_add(l, env)) < 0)
+        rc = queue_load(q, id, &env);
+        if (rc == MODMTA_E_INVAL)
+            queue_quarantine(q, dirfd, id);
+        if (rc != MODMTA_E_NOMEM)
+            rc = 0;
+        if (env != NULL && (rc = queue_list_add(l, env)) < 0)
             queue_env_free(env);
     }
     closedir(d);

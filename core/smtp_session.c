@@ -207,7 +207,8 @@ smtp_reply(struct smtp_session *s, int code, const char *esc,
         modmta_conn_printf(s->conn, "%d%c%s%s%s\r\n", code,
                            nl != NULL ? '-' : ' ', esc != NULL ? esc : "",
                            esc != NULL ? " " : "", p);
-        p = nl + 1;
+        if (nl != NULL)
+            p = nl + 1;
     } while (nl != NULL);
 }
 

@@ -3,7 +3,9 @@
 # test. Works as root on a fresh Debian 12 machine.
 #   sh scripts/dev.sh run    build and run modmta on its embedded default
 #   sh scripts/dev.sh test   build twice (-Werror; ASan+UBSan) and run every
-#                            test in both, ending with "N passed, N failed"
+#                            test in both, then build the fuzz harnesses
+#                            with clang (build-fuzz) and run each for 5 s,
+#                            ending with "N passed, N failed"
 #   sh scripts/dev.sh build  just install and build (build/)
 set -eu
 cd "$(dirname "$0")/.."
@@ -15,10 +17,12 @@ libunbound-dev dnsmasq-base python3-dnspython
 dovecot-core dovecot-lmtpd dovecot-imapd dovecot-pop3d procmail libidn2-dev
 mandoc groff-base man-db systemd s-nail passwd
 opendkim opendkim-tools opendmarc python3-milter"
+# The fuzz harnesses' build (test only): clang and libFuzzer's runtime.
+FUZZ_PKGS="clang libclang-rt-14-dev"
 
-install_deps() {
+install_deps() { # packages
     missing=""
-    for p in $PKGS; do
+    for p in $1; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
             missing="$missing $p"
     done
@@ -46,16 +50,16 @@ setup() { # dir, extra meson args...
 cmd=${1:-run}
 case "$cmd" in
 build)
-    install_deps
+    install_deps "$PKGS"
     setup build -Dtests=enabled -Dmoduledir="$PWD/build/modules"
     ;;
 run)
-    install_deps
+    install_deps "$PKGS"
     setup build -Dtests=enabled -Dmoduledir="$PWD/build/modules"
     exec ./build/core/modmta
     ;;
 test)
-    install_deps
+    install_deps "$PKGS $FUZZ_PKGS"
     status=0
     setup build-werror -Dtests=enabled -Dwerror=true \
         -Dmoduledir="$PWD/build-werror/modules"
@@ -68,7 +72,20 @@ test)
             meson test -C "$dir" --print-errorlogs --num-processes 2 \
             || status=1
     done
-    python3 scripts/count-tests.py build-werror build-asan || status=1
+    # libFuzzer (fuzz/): the corpora replayed, then 5 s of fuzzing per
+    # target, one at a time; only the harnesses are built
+    [ -f build-fuzz/build.ninja ] ||
+        CC=clang meson setup build-fuzz -Dfuzz=enabled -Dtests=disabled \
+            -Db_sanitize=address,undefined -Db_lundef=false \
+            -Dmoduledir="$PWD/build-fuzz/modules" >/dev/null
+    ninja -C build-fuzz fuzz
+    echo "== fuzzing in build-fuzz"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        meson test -C build-fuzz --no-rebuild --print-errorlogs \
+            --num-processes 1 --suite fuzz --suite fuzz-run || status=1
+    python3 scripts/count-tests.py build-werror build-asan build-fuzz \
+        || status=1
     exit $status
     ;;
 *)

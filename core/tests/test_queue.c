@@ -414,6 +414,49 @@ test_recovery(void **state)
     queue_close(q);
 }
 
+/* A committed message whose envelope no longer parses (damage, a hand
+ * edit; the fuzzers feed the decoder any text) is moved to corrupt/ by
+ * the scan that meets it, envelope file too, and the others are listed;
+ * an envelope of a newer version (a downgrade) is left where it is. */
+static void
+test_bad_envelope_quarantined(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    char bad[QUEUE_ID_MAX], newer[QUEUE_ID_MAX], good[QUEUE_ID_MAX];
+    char name[QUEUE_ID_MAX + 8];
+    struct seen s = {.stop_at = 0};
+    queue_env *env;
+
+    commit_msg(q, 1000, bad);
+    commit_msg(q, 2000, newer);
+    commit_msg(q, 3000, good);
+    queue_close(q);
+    qtouch(fx, "queue", bad, ".env", "{\"sender\":\"\",\"rcpts\":[5]}");
+    qtouch(fx, "queue", newer, ".env",
+           "{\"version\":99,\"sender\":\"\",\"rcpts\":[]}");
+
+    q = open_q(fx);
+    assert_int_equal(queue_load(q, bad, &env), MODMTA_E_INVAL);
+    assert_int_equal(queue_foreach(q, collect, &s), 0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.ids[0], good);
+    assert_false(qfile_exists(fx, "queue", bad, ".msg"));
+    assert_false(qfile_exists(fx, "queue", bad, ".env"));
+    snprintf(name, sizeof(name), "%s.msg", bad);
+    assert_true(file_exists(fx, "corrupt", name));
+    snprintf(name, sizeof(name), "%s.env", bad);
+    assert_true(file_exists(fx, "corrupt", name));
+    assert_true(qfile_exists(fx, "queue", newer, ".msg"));
+    assert_int_equal(queue_load(q, newer, &env), MODMTA_E_UNSUPPORTED);
+    /* the next scan finds nothing more to move */
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_foreach(q, collect, &s), 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(count_dir(fx, "corrupt"), 2);
+    queue_close(q);
+}
+
 /* A committed message with an ID.env from queue_update: after a restart
  * the .env still supersedes the envelope written at commit, and an
  * update interrupted before its rename changes nothing. */
@@ -1023,6 +1066,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_recovery_env_supersedes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_large_envelope_fallback, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bad_envelope_quarantined, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_foreach_subdirs, setup,
                                         teardown),

@@ -186,7 +186,8 @@ passdb_file_load(FILE *f, const char *path, void *arg, modmta_err *err_r)
         modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
         goto fail;
     }
-    qsort(t->e, t->n, sizeof(*t->e), passdb_entry_cmp);
+    if (t->n > 1) /* an empty file has no array: qsort(NULL) is UB */
+        qsort(t->e, t->n, sizeof(*t->e), passdb_entry_cmp);
     if (passdb_table_dup_check(t, &dup) < 0) {
         modmta_err_set(err_r, NULL, "%s: user \"%s\" listed twice", path,
                        dup);
@@ -220,6 +221,8 @@ passdb_file_find(const struct passdb_table *t, const char *user)
 {
     struct passdb_entry key = {.user = (char *)user};
 
+    if (t->n == 0) /* an empty file has no array: bsearch(NULL) is UB */
+        return NULL;
     return bsearch(&key, t->e, t->n, sizeof(key), passdb_entry_cmp);
 }
 
