@@ -231,6 +231,7 @@ ctl_config_json(const char *config)
     return root;
 }
 
+/* The file of the first alias module's "aliases:PATH" map in config. */
 char *
 ctl_aliases_default(const char *config, int *rc_r)
 {
