@@ -1349,6 +1349,13 @@ config_parse(struct config_loader *ld, const char *path)
             return NULL;
         }
         root = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);
+        /* jansson takes a read error for the end of the text */
+        if (ferror(fp)) {
+            config_err(ld, NULL, "%s: %s", path, strerror(errno));
+            json_decref(root);
+            fclose(fp);
+            return NULL;
+        }
         fclose(fp);
     }
     if (root == NULL) {

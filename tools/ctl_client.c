@@ -201,12 +201,14 @@ ctl_run(const char *path, const char *req)
     return rc;
 }
 
-/* The config file's JSON, or NULL (opened without blocking: a FIFO
- * named as the config must not hang modmtactl). */
+/* The config file's JSON, or NULL with the error printed (opened
+ * without blocking: a FIFO named as the config must not hang
+ * modmtactl). */
 static json_t *
 ctl_config_json(const char *config)
 {
     modmta_err err = {"", ""};
+    json_error_t jerr;
     struct stat st;
     FILE *f = file_open_read(config, FILE_OPEN_MAX, &st, &err);
     json_t *root;
@@ -215,14 +217,23 @@ ctl_config_json(const char *config)
         fprintf(stderr, "%s: %s\n", ctl_progname, err.msg);
         return NULL;
     }
-    root = json_loadf(f, 0, NULL);
+    root = json_loadf(f, 0, &jerr);
+    if (ferror(f)) { /* jansson takes it for the end of the text */
+        fprintf(stderr, "%s: %s: %s\n", ctl_progname, config,
+                strerror(errno));
+        json_decref(root);
+        root = NULL;
+    } else if (root == NULL) {
+        fprintf(stderr, "%s: %s:%d:%d: %s\n", ctl_progname, config,
+                jerr.line, jerr.column, jerr.text);
+    }
     fclose(f);
     return root;
 }
 
 /* The file of the first alias module's "aliases:PATH" map in config. */
 char *
-ctl_aliases_default(const char *config)
+ctl_aliases_default(const char *config, int *rc_r)
 {
     json_t *root = config != NULL ? ctl_config_json(config)
                    : json_loads(config_default_text(), 0, NULL);
@@ -231,6 +242,9 @@ ctl_aliases_default(const char *config)
     char *path = NULL;
     size_t i;
 
+    *rc_r = CTL_EXIT_ERROR;
+    if (root == NULL)
+        return NULL;
     mods = json_object_get(root, "modules");
     json_array_foreach(mods, i, m) {
         spec = json_string_value(json_object_get(m, "map"));
@@ -240,10 +254,12 @@ ctl_aliases_default(const char *config)
             path = strdup(spec + 8);
     }
     json_decref(root);
-    if (path == NULL)
+    if (path == NULL) {
         fprintf(stderr, "%s: %s: no alias module with an "
                 "\"aliases:PATH\" map; name the file\n", ctl_progname,
                 config != NULL ? config : "(embedded default)");
+        *rc_r = CTL_EXIT_USAGE;
+    }
     return path;
 }
 
@@ -255,11 +271,12 @@ ctl_aliases_check(const char *file, const char *config)
     modmta_err err = {"", ""};
     modmta_map *m;
     json_t *j;
+    int rc = CTL_EXIT_ERROR;
 
-    path = file != NULL ? strdup(file) : ctl_aliases_default(config);
+    path = file != NULL ? strdup(file) : ctl_aliases_default(config, &rc);
     if (path == NULL || asprintf(&spec, "aliases:%s", path) < 0) {
         free(path);
-        return CTL_EXIT_USAGE;
+        return rc;
     }
     j = json_string(spec);
     m = j != NULL ? modmta_map_open(j, path, &err) : NULL;

@@ -38,8 +38,10 @@ int ctl_run(const char *path, const char *req);
 int ctl_report(const char *resp);
 
 /* The file of the first alias module's "aliases:PATH" map in config
- * (NULL: the embedded default), malloc'ed; NULL after printing why. */
-char *ctl_aliases_default(const char *config);
+ * (NULL: the embedded default), malloc'ed; NULL after printing why,
+ * with the CTL_EXIT_* status in *rc_r (an error when the config cannot
+ * be read, usage when it has no such map). */
+char *ctl_aliases_default(const char *config, int *rc_r);
 /* Parse file (NULL: the config's aliases file) as the alias module
  * does; errors name FILE:LINE. A CTL_EXIT_* status. */
 int ctl_aliases_check(const char *file, const char *config);

@@ -18,10 +18,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <modmta/modmta.h>
-#include <modmta/reload.h>
 
 #include "pipe_alias.h"
 
@@ -312,75 +312,68 @@ alias_include_trusted(const struct stat *st)
            (st->st_mode & (S_IWGRP | S_IWOTH)) == 0;
 }
 
-/* An include file as read: its text and whether it is trusted. */
-struct alias_incl {
-    char *text;
-    int trusted;
-};
-
-static void
-alias_incl_free(void *table)
+/* The null device: an empty include, as /dev/null reads. */
+static int
+alias_is_dev_null(const struct stat *st)
 {
-    struct alias_incl *in = table;
-
-    if (in != NULL)
-        free(in->text);
-    free(in);
+    return S_ISCHR(st->st_mode) && st->st_rdev == makedev(1, 3);
 }
 
-/* load() of the SDK's file reader: the whole file, at most
- * ALIAS_INCLUDE_MAX octets, with its trust. */
-static void *
-alias_incl_load(FILE *f, const char *path, void *arg, modmta_err *err_r)
+/* Read all of fd, at most ALIAS_INCLUDE_MAX octets, NUL-terminated; NULL
+ * with err_r's message "PATH: why". */
+static char *
+alias_read_fd(int fd, const char *path, modmta_err *err_r)
 {
-    struct alias_incl *in = calloc(1, sizeof(*in));
-    struct stat st;
-    size_t n;
+    const size_t max = ALIAS_INCLUDE_MAX;
+    char *text = malloc(max + 1), *fit;
+    size_t got = 0;
+    ssize_t n = 0;
 
-    (void)arg;
-    if (in == NULL || fstat(fileno(f), &st) < 0) {
+    if (text == NULL) {
+        modmta_err_set(err_r, NULL, "%s: out of memory", path);
+        return NULL;
+    }
+    while (got <= max && (n = read(fd, text + got, max + 1 - got)) > 0)
+        got += (size_t)n;
+    if (n < 0)
         modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
-    } else if (st.st_size > ALIAS_INCLUDE_MAX) {
+    else if (got > max)
         modmta_err_set(err_r, NULL, "%s: larger than %d octets", path,
                        ALIAS_INCLUDE_MAX);
-    } else if ((in->text = malloc((size_t)st.st_size + 1)) == NULL) {
-        modmta_err_set(err_r, NULL, "%s: out of memory", path);
-    } else {
-        n = fread(in->text, 1, (size_t)st.st_size, f);
-        if (n < (size_t)st.st_size && ferror(f)) {
-            modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
-        } else {
-            in->text[n] = '\0';
-            in->trusted = alias_include_trusted(&st);
-            return in;
-        }
+    else {
+        text[got] = '\0';
+        fit = realloc(text, got + 1); /* a list is short, the cap is not */
+        return fit != NULL ? fit : text;
     }
-    alias_incl_free(in);
+    free(text);
     return NULL;
 }
 
 /* The whole of an include file, with its trust in *trusted_r; NULL with
- * err_r's message "PATH: why". Read once, through the SDK's reader of
- * files an administrator names (modmta/reload.h): opened without
- * blocking, a regular file (a FIFO would hang the session, /dev/zero
- * never ends), or /dev/null, an empty one. */
+ * err_r's message "PATH: why". Opened without blocking (a FIFO would
+ * hang the session), a regular file (or /dev/null, an empty one), read
+ * up to the cap whatever its size says (a procfs file says 0 and never
+ * ends, a file may grow); its trust from the descriptor read, not from the path again.
+ * The SDK's reader of such files (modmta/reload.h) gives no descriptor
+ * to look at. */
 static char *
 alias_slurp(const char *path, int *trusted_r, modmta_err *err_r)
 {
-    modmta_reload *r = modmta_reload_open(path, alias_incl_load,
-                                          alias_incl_free, NULL, NULL,
-                                          err_r);
-    struct alias_incl *in;
-    char *text;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    struct stat st;
+    char *text = NULL;
 
-    if (r == NULL)
+    if (fd < 0) {
+        modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
         return NULL;
-    in = modmta_reload_acquire(r);
-    text = in->text;
-    in->text = NULL;          /* ours now, not the table's */
-    *trusted_r = in->trusted;
-    modmta_reload_release(r, in);
-    modmta_reload_close(r);
+    }
+    if (fstat(fd, &st) < 0)
+        modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode) && !alias_is_dev_null(&st))
+        modmta_err_set(err_r, NULL, "%s: not a regular file", path);
+    else if ((text = alias_read_fd(fd, path, err_r)) != NULL)
+        *trusted_r = alias_include_trusted(&st);
+    close(fd);
     return text;
 }
 

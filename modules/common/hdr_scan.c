@@ -148,7 +148,9 @@ hdr_scan_has_loop(const char *message, const char *rcpt)
         return MODMTA_E_IO;
     while (rc == 0 && (n = getline(&line, &cap, in)) > 0)
         rc = hdr_scan_line(&sc, line, hdr_scan_chomp(line, (size_t)n));
-    if (rc == 0 && ferror(in))
+    /* getline() failing for want of memory sets no error flag: short of
+     * the end is an error too, not a shorter file */
+    if (rc == 0 && (ferror(in) || !feof(in)))
         rc = MODMTA_E_IO;
     if (rc == 0)
         hdr_scan_flush(&sc); /* no blank line before EOF */

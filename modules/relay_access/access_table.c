@@ -460,7 +460,9 @@ access_file_lines(FILE *f, struct access_reader *rd, unsigned *errline,
             line[--len] = '\0';
         rc = access_reader_feed(rd, line, lineno, errline, err_r);
     }
-    if (rc == 0 && ferror(f)) {
+    /* getline() failing for want of memory sets no error flag: short of
+     * the end is an error too, not a shorter file */
+    if (rc == 0 && (ferror(f) || !feof(f))) {
         *errline = 0;
         modmta_err_set(err_r, NULL, "%s", strerror(errno));
         rc = MODMTA_E_IO;

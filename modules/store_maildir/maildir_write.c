@@ -224,7 +224,9 @@ maildir_write_copy(store_out *o, const maildir_req *req, char *why,
         }
         store_out_put(o, line, (size_t)n);
     }
-    if (o->err == 0 && ferror(in)) {
+    /* getline() failing for want of memory sets no error flag: short of
+     * the end is an error too, not a shorter file */
+    if (o->err == 0 && (ferror(in) || !feof(in))) {
         store_why(why, whylen, "cannot read message %s: %s",
                   req->message, strerror(errno));
         rc = MODMTA_E_IO;

@@ -1,8 +1,10 @@
 /* Opening a file an administrator names (see file_open_priv.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -14,6 +16,69 @@ static int
 file_open_is_null(const struct stat *st)
 {
     return S_ISCHR(st->st_mode) && st->st_rdev == makedev(1, 3);
+}
+
+/* A file of procfs or sysfs: "regular", its size 0, its text made up as
+ * it is read and some never end (/proc/self/pagemap). Not a table. */
+static int
+file_open_is_pseudo(int fd)
+{
+    struct statfs sf;
+
+    return fstatfs(fd, &sf) == 0 &&
+           (sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC);
+}
+
+/* The stream's file and what may still be read of it. */
+struct file_cap {
+    int fd;
+    long long left;
+};
+
+/* Reads fail with EFBIG past the cap, whatever fstat() said: a procfs
+ * file says 0 and never ends, a file may grow while it is read. */
+static ssize_t
+file_cap_read(void *cookie, char *buf, size_t size)
+{
+    struct file_cap *c = cookie;
+    ssize_t n = read(c->fd, buf, size);
+
+    if (n > 0 && n > c->left) {
+        c->left = -1;
+        errno = EFBIG;
+        return -1;
+    }
+    if (n > 0)
+        c->left -= n;
+    return n;
+}
+
+static int
+file_cap_close(void *cookie)
+{
+    struct file_cap *c = cookie;
+    int rc = close(c->fd);
+
+    free(c);
+    return rc;
+}
+
+/* fd as a read stream that ends in an error after max octets. */
+static FILE *
+file_cap_open(int fd, long long max)
+{
+    static const cookie_io_functions_t io = {
+        .read = file_cap_read, .close = file_cap_close};
+    struct file_cap *c = malloc(sizeof(*c));
+    FILE *f;
+
+    if (c == NULL)
+        return NULL;
+    c->fd = fd;
+    c->left = max;
+    if ((f = fopencookie(c, "r", io)) == NULL)
+        free(c);
+    return f;
 }
 
 FILE *
@@ -29,12 +94,13 @@ file_open_read(const char *path, long long max, struct stat *st_r,
     }
     if (fstat(fd, st_r) < 0)
         modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
-    else if (!S_ISREG(st_r->st_mode) && !file_open_is_null(st_r))
+    else if ((!S_ISREG(st_r->st_mode) && !file_open_is_null(st_r)) ||
+             file_open_is_pseudo(fd))
         modmta_err_set(err_r, NULL, "%s: not a regular file", path);
     else if (st_r->st_size > max)
         modmta_err_set(err_r, NULL, "%s: larger than %lld octets", path,
                        max);
-    else if ((f = fdopen(fd, "re")) == NULL)
+    else if ((f = file_cap_open(fd, max)) == NULL)
         modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
     if (f == NULL)
         close(fd);

@@ -17,9 +17,12 @@
  * maps, tables, certificates): the one of files re-read on change. */
 #define FILE_OPEN_MAX MODMTA_RELOAD_SIZE_MAX
 
-/* Open path for reading as a stream ("re"); its identity into st_r.
- * NULL with err_r's message "PATH: what" (the path of err_r left ""):
- * the open's errno, "not a regular file", "larger than N octets". */
+/* Open path for reading as a stream; its identity into st_r. NULL with
+ * err_r's message "PATH: what" (the path of err_r left ""): the open's
+ * errno, "not a regular file", "larger than N octets". The size fstat()
+ * gives is not trusted (a procfs file says 0 and never ends, a file may
+ * grow): a read past max octets fails with EFBIG, setting ferror(). The
+ * stream has no descriptor (fileno() fails). */
 FILE *file_open_read(const char *path, long long max, struct stat *st_r,
                      modmta_err *err_r);
 

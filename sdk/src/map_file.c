@@ -158,7 +158,9 @@ map_file_read(FILE *f, const char *path, const char *json_path,
             line[--len] = '\0';
         rc = map_file_feed(&r, line, lineno);
     }
-    if (rc == 0 && ferror(f)) {
+    /* getline() failing for want of memory sets no error flag: short of
+     * the end is an error too, not a shorter file */
+    if (rc == 0 && (ferror(f) || !feof(f))) {
         modmta_err_set(err_r, json_path, "%s: %s", path, strerror(errno));
         rc = MODMTA_E_IO;
     } else {

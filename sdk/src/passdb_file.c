@@ -182,7 +182,9 @@ passdb_file_load(FILE *f, const char *path, void *arg, modmta_err *err_r)
             goto fail;
         }
     }
-    if (ferror(f)) {
+    /* getline() failing for want of memory sets no error flag: short of
+     * the end is an error too, not a shorter file */
+    if (ferror(f) || !feof(f)) {
         modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
         goto fail;
     }

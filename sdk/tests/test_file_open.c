@@ -2,6 +2,7 @@
  * opened without blocking, must be regular files (or /dev/null) and are
  * capped in size. A FIFO nobody writes to would hang a blocking open():
  * these tests would then not end, not fail. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -152,6 +153,68 @@ test_symlink(void **state)
     assert_refused(at("link2"), FILE_OPEN_MAX, "not a regular file");
 }
 
+/* A procfs file says it is regular and empty, and /proc/self/pagemap
+ * never ends (its first gigabyte is zeros without a newline): refused. */
+static void
+test_procfs(void **state)
+{
+    (void)state;
+    assert_refused("/proc/self/pagemap", FILE_OPEN_MAX, "not a regular file");
+}
+
+/* The cap holds on what is read, not on the size fstat() gave: a file
+ * that grows past it after the open ends in an error, not in a longer
+ * table. */
+static void
+test_grows_past_cap(void **state)
+{
+    modmta_err err = {"", ""};
+    struct stat st;
+    char *line = NULL;
+    size_t cap = 0;
+    FILE *f, *w;
+
+    (void)state;
+    write_file("grow", "a b\n");
+    f = file_open_read(at("grow"), 10, &st, &err);
+    assert_non_null(f);
+    assert_int_equal(st.st_size, 4);
+    w = fopen(at("grow"), "a");
+    assert_non_null(w);
+    assert_int_equal(fputs("c d\ne f\ng h\n", w) >= 0, 1);
+    assert_int_equal(fclose(w), 0);
+    errno = 0;
+    while (getline(&line, &cap, f) >= 0)
+        ;
+    assert_true(ferror(f));
+    assert_int_equal(errno, EFBIG);
+    free(line);
+    fclose(f);
+}
+
+/* Up to the cap exactly, a growing file reads to its end. */
+static void
+test_grows_to_cap(void **state)
+{
+    modmta_err err = {"", ""};
+    struct stat st;
+    char buf[32];
+    FILE *f, *w;
+
+    (void)state;
+    write_file("grow2", "a b\n");
+    f = file_open_read(at("grow2"), 10, &st, &err);
+    assert_non_null(f);
+    w = fopen(at("grow2"), "a");
+    assert_non_null(w);
+    assert_int_equal(fputs("c def\n", w) >= 0, 1);
+    assert_int_equal(fclose(w), 0);
+    assert_int_equal(fread(buf, 1, sizeof(buf), f), 10);
+    assert_true(feof(f));
+    assert_false(ferror(f));
+    fclose(f);
+}
+
 /* /dev/null stands for an empty table. */
 static void
 test_dev_null(void **state)
@@ -214,7 +277,8 @@ static int
 teardown(void **state)
 {
     static const char *const names[] = {"map", "fifo", "big", "ten", "real",
-                                        "link", "fifo2", "link2", "pem"};
+                                        "link", "fifo2", "link2", "pem",
+                                        "grow", "grow2"};
     size_t i;
 
     (void)state;
@@ -235,6 +299,9 @@ main(void)
         cmocka_unit_test(test_oversize),
         cmocka_unit_test(test_at_cap),
         cmocka_unit_test(test_symlink),
+        cmocka_unit_test(test_procfs),
+        cmocka_unit_test(test_grows_past_cap),
+        cmocka_unit_test(test_grows_to_cap),
         cmocka_unit_test(test_dev_null),
         cmocka_unit_test(test_read_all),
         cmocka_unit_test(test_check),

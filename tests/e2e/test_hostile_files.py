@@ -1,5 +1,5 @@
 """Files an administrator names that are not regular files (issue 14,
-point 6): a FIFO nobody writes to, /dev/zero. Every such file is opened
+point 6): a FIFO nobody writes to, /dev/zero, a procfs file. Every such file is opened
 without blocking and refused with its path named: `--check-config` and
 `modmtactl` end with an error, and a live map or include file replaced
 by one costs the client a reply, never a hung session.
@@ -58,7 +58,8 @@ class HostileFiles(harness.TestCase):
 
     def test_check_config_fifo_and_dev_zero_maps(self):
         fifo = self.fifo('map.fifo')
-        for spec in ('file:' + fifo, 'file:/dev/zero', 'cidr:' + fifo):
+        for spec in ('file:' + fifo, 'file:/dev/zero', 'cidr:' + fifo,
+                     'file:/proc/self/pagemap'):
             with self.subTest(spec=spec):
                 self.assertRefused(self.config([
                     {'module': 'virtual', 'map': spec,
@@ -92,11 +93,26 @@ class HostileFiles(harness.TestCase):
         r = self.run_tool([harness.MODMTACTL, 'aliases', 'check', fifo])
         self.assertNotEqual(r.returncode, 0, r.stdout)
         self.assertIn('%s: not a regular file' % fifo, r.stderr)
-        # the aliases file found through a config file that is a FIFO
+        # procfs: "regular", size 0, and pagemap never ends
+        r = self.run_tool([harness.MODMTACTL, 'aliases', 'check',
+                           '/proc/self/pagemap'])
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn('/proc/self/pagemap: not a regular file', r.stderr)
+        # the aliases file found through a config file that is a FIFO:
+        # that error alone, with the error status (not the usage one)
         r = self.run_tool([harness.MODMTACTL, '-c', fifo, 'aliases',
                            'check'])
-        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn('%s: not a regular file' % fifo, r.stderr)
+        self.assertNotIn('no alias module', r.stderr)
+        # a config that is not JSON: where the parser stopped
+        bad = os.path.join(self.tmp, 'bad.json')
+        with open(bad, 'w') as f:
+            f.write('{\n  "modules": [\n}\n')
+        r = self.run_tool([harness.MODMTACTL, '-c', bad, 'aliases', 'check'])
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertRegex(r.stderr, '%s:3:[0-9]+: ' % bad)
+        self.assertNotIn('no alias module', r.stderr)
 
     # -- at run time
 
