@@ -54,10 +54,10 @@ extern "C" {
 typedef struct modmta_reload modmta_reload;
 
 /* Parse f, open for reading at its start (do not close it; path names
- * it in messages), into a new table. f has no descriptor (fileno()
- * fails); a read past MODMTA_RELOAD_SIZE_MAX octets, as of a file that
- * grew, fails with EFBIG: check ferror(f) (and feof(f) after getline(),
- * which fails for want of memory without setting the error flag). NULL on error with err_r's message
+ * it in messages), into a new table: a regular file (or /dev/null) of at
+ * most MODMTA_RELOAD_SIZE_MAX octets when it was opened. After a getline()
+ * loop check feof(f), not only ferror(f): getline() fails for want of
+ * memory without setting the error flag. NULL on error with err_r's message
  * saying where: "PATH:LINE: what" (its path is filled in by the SDK). */
 typedef void *(*modmta_reload_load_fn)(FILE *f, const char *path, void *arg,
                                        modmta_err *err_r);

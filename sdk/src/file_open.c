@@ -81,16 +81,15 @@ file_cap_open(int fd, long long max)
     return f;
 }
 
-FILE *
-file_open_read(const char *path, long long max, struct stat *st_r,
-               modmta_err *err_r)
+int
+file_open_fd(const char *path, long long max, struct stat *st_r,
+             modmta_err *err_r)
 {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    FILE *f = NULL;
 
     if (fd < 0) {
         modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
-        return NULL;
+        return -1;
     }
     if (fstat(fd, st_r) < 0)
         modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
@@ -100,10 +99,25 @@ file_open_read(const char *path, long long max, struct stat *st_r,
     else if (st_r->st_size > max)
         modmta_err_set(err_r, NULL, "%s: larger than %lld octets", path,
                        max);
-    else if ((f = file_cap_open(fd, max)) == NULL)
+    else
+        return fd;
+    close(fd);
+    return -1;
+}
+
+FILE *
+file_open_read(const char *path, long long max, struct stat *st_r,
+               modmta_err *err_r)
+{
+    int fd = file_open_fd(path, max, st_r, err_r);
+    FILE *f;
+
+    if (fd < 0)
+        return NULL;
+    if ((f = file_cap_open(fd, max)) == NULL) {
         modmta_err_set(err_r, NULL, "%s: %s", path, strerror(errno));
-    if (f == NULL)
         close(fd);
+    }
     return f;
 }
 

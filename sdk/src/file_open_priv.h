@@ -26,6 +26,13 @@
 FILE *file_open_read(const char *path, long long max, struct stat *st_r,
                      modmta_err *err_r);
 
+/* The same checks, the descriptor itself (-1 on error): for a stream a
+ * module is handed (modmta_reload's load()), which must keep fileno() as
+ * in every 1.x; its reads are bounded by the size checked at open only,
+ * and procfs and sysfs files are refused. */
+int file_open_fd(const char *path, long long max, struct stat *st_r,
+                 modmta_err *err_r);
+
 /* The whole of such a file, as long as fstat() found it (a file that
  * grows meanwhile is read no further), NUL-terminated, its length in
  * *len_r; free() it. NULL with err_r set as file_open_read() does. */

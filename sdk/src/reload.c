@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <modmta/log.h>
 #include <modmta/reload.h>
@@ -105,10 +106,16 @@ reload_read(modmta_reload *r, struct reload_id *id_r, const char *json_path,
 {
     struct stat st;
     void *table = NULL;
-    FILE *f;
+    FILE *f = NULL;
+    int fd;
 
     err_r->msg[0] = '\0';
-    f = file_open_read(r->path, MODMTA_RELOAD_SIZE_MAX, &st, err_r);
+    /* a descriptor stream: a module's load() may use fileno() (1.x) */
+    fd = file_open_fd(r->path, MODMTA_RELOAD_SIZE_MAX, &st, err_r);
+    if (fd >= 0 && (f = fdopen(fd, "re")) == NULL) {
+        modmta_err_set(err_r, NULL, "%s: %s", r->path, strerror(errno));
+        close(fd);
+    }
     if (f != NULL) {
         reload_id_of(&st, id_r);
         table = r->load(f, r->path, r->arg, err_r);
