@@ -52,7 +52,8 @@
  * write and gives it to readers instead of the file's, and queue_load
  * flags the message as recovered, as after a crash, so that its next
  * attempt's mailboxes de-duplicate. A restart forgets it: what the file
- * says is then all there is, recovered as after any crash.
+ * says is then all there is, recovered as after any crash. The kept
+ * envelopes are capped (QUEUE_STALE_MAX_BYTES); past it only the flag is.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -79,6 +80,9 @@
 #define QUEUE_WBUF_SIZE (64 * 1024)
 #define QUEUE_NLOCKS 32
 #define QUEUE_ENV_MAX (16 * 1024 * 1024)
+/* Unwritten envelopes kept in memory, in all: past it, a stale message
+ * keeps only its flag (a full spool fails every deferral's update). */
+#define QUEUE_STALE_MAX_BYTES (16u * 1024 * 1024)
 #define QUEUE_NSUB 36              /* one subdirectory per ID character */
 #define QUEUE_SUB_POS 14           /* the last character of the counter */
 #define QUEUE_XATTR "user.modmta.env"
@@ -113,16 +117,18 @@ struct queue {
     char (*recovered)[QUEUE_ID_MAX]; /* sorted, read-only after open */
     size_t nrecovered;
     pthread_mutex_t stale_lock;
-    struct queue_stale *stale;       /* envelopes whose update failed */
+    struct queue_stale *stale;       /* envelopes whose update failed,
+                                      * sorted by ID */
     size_t nstale, capstale;
+    size_t stale_bytes;              /* their JSON, at most the cap */
     atomic_uint tmpseq;        /* unique temp names for queue_update */
     atomic_int no_xattr;       /* the spool refused user xattrs */
     pthread_mutex_t locks[QUEUE_NLOCKS];
     struct queue_gsync gs;
 };
 
-/* An envelope that could not be written; json NULL if even that failed
- * (out of memory). */
+/* An envelope that could not be written; json NULL (len 0) if it could
+ * not be kept (out of memory, or the cap below reached). */
 struct queue_stale {
     char id[QUEUE_ID_MAX];
     char *json;
@@ -400,12 +406,27 @@ queue_was_recovered(const queue *q, const char *id)
 
 /* ---- stale envelopes ---- */
 
+/* id's entry, or NULL; *at is where it is, or would go (the list is
+ * sorted by ID). Called with stale_lock held. */
 static struct queue_stale *
-queue_stale_find(const queue *q, const char *id)
+queue_stale_find(const queue *q, const char *id, size_t *at)
 {
-    for (size_t i = 0; i < q->nstale; i++)
-        if (strcmp(q->stale[i].id, id) == 0)
-            return &q->stale[i];
+    size_t lo = 0, hi = q->nstale;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(id, q->stale[mid].id);
+
+        if (c == 0) {
+            *at = mid;
+            return &q->stale[mid];
+        }
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    *at = lo;
     return NULL;
 }
 
@@ -415,9 +436,10 @@ static int
 queue_stale_get(queue *q, const char *id, char **json_r, size_t *len_r)
 {
     struct queue_stale *st;
+    size_t at;
 
     pthread_mutex_lock(&q->stale_lock);
-    st = queue_stale_find(q, id);
+    st = queue_stale_find(q, id, &at);
     if (st != NULL && json_r != NULL) {
         *json_r = st->json != NULL ? malloc(st->len + 1) : NULL;
         if (*json_r != NULL) {
@@ -429,43 +451,72 @@ queue_stale_get(queue *q, const char *id, char **json_r, size_t *len_r)
     return st != NULL;
 }
 
-/* Keep json (NULL: none) as id's envelope, the file's being stale. */
+/* id's entry, added (without an envelope) if missing; NULL if out of
+ * memory. Called with stale_lock held. */
+static struct queue_stale *
+queue_stale_entry(queue *q, const char *id)
+{
+    struct queue_stale *st;
+    size_t at;
+
+    if ((st = queue_stale_find(q, id, &at)) != NULL)
+        return st;
+    if (q->nstale == q->capstale) {
+        size_t ncap = q->capstale != 0 ? q->capstale * 2 : 16;
+        void *p = realloc(q->stale, ncap * sizeof(*q->stale));
+
+        if (p == NULL)
+            return NULL;
+        q->stale = p;
+        q->capstale = ncap;
+    }
+    memmove(&q->stale[at + 1], &q->stale[at],
+            (q->nstale - at) * sizeof(*q->stale));
+    q->nstale++;
+    st = &q->stale[at];
+    snprintf(st->id, sizeof(st->id), "%s", id);
+    st->json = NULL;
+    st->len = 0;
+    return st;
+}
+
+/* Keep json (NULL: none) as id's envelope, the file's being stale. When
+ * it cannot be kept (out of memory, or QUEUE_STALE_MAX_BYTES reached),
+ * the one kept before stays, newer than the file's, or none; the
+ * message is flagged stale all the same, so that it still loads as
+ * recovered. */
 static void
 queue_stale_set(queue *q, const char *id, const char *json, size_t len)
 {
     struct queue_stale *st;
     char *copy = json != NULL ? malloc(len + 1) : NULL;
+    int flagged, kept = 0;
 
     if (copy != NULL) {
         memcpy(copy, json, len);
         copy[len] = '\0';
     }
     pthread_mutex_lock(&q->stale_lock);
-    st = queue_stale_find(q, id);
-    if (st == NULL && q->nstale == q->capstale) {
-        size_t ncap = q->capstale != 0 ? q->capstale * 2 : 16;
-        void *p = realloc(q->stale, ncap * sizeof(*q->stale));
-
-        if (p != NULL) {
-            q->stale = p;
-            q->capstale = ncap;
-        }
-    }
-    if (st == NULL && q->nstale < q->capstale) {
-        st = &q->stale[q->nstale++];
-        snprintf(st->id, sizeof(st->id), "%s", id);
-        st->json = NULL;
-    }
-    if (st != NULL) {
+    st = queue_stale_entry(q, id);
+    flagged = st != NULL;
+    if (st != NULL && copy != NULL &&
+        q->stale_bytes - st->len + len <= QUEUE_STALE_MAX_BYTES) {
+        q->stale_bytes += len - st->len;
         free(st->json);
         st->json = copy;
         st->len = len;
         copy = NULL;
+        kept = 1;
     }
     pthread_mutex_unlock(&q->stale_lock);
-    if (st == NULL || (json != NULL && st->json == NULL))
+    if (!flagged)
         modmta_logf(MODMTA_LOG_ERR, "%s: queue: out of memory: its next "
                     "delivery may repeat one already done", id);
+    else if (!kept)
+        modmta_logf(MODMTA_LOG_WARN, "%s: queue: its unwritten envelope "
+                    "not kept (out of memory or %u MiB kept already): its "
+                    "next delivery may repeat one its mailboxes do not "
+                    "de-duplicate", id, QUEUE_STALE_MAX_BYTES >> 20);
     free(copy);
 }
 
@@ -474,12 +525,15 @@ static void
 queue_stale_clear(queue *q, const char *id)
 {
     struct queue_stale *st;
+    size_t at;
 
     pthread_mutex_lock(&q->stale_lock);
-    st = queue_stale_find(q, id);
+    st = queue_stale_find(q, id, &at);
     if (st != NULL) {
+        q->stale_bytes -= st->len;
         free(st->json);
-        *st = q->stale[--q->nstale];
+        memmove(st, st + 1, (q->nstale - at - 1) * sizeof(*q->stale));
+        q->nstale--;
     }
     pthread_mutex_unlock(&q->stale_lock);
 }
@@ -1096,18 +1150,23 @@ queue_writer_commit(queue_writer *w, queue_env *env)
 
 /* ---- queued messages ---- */
 
-int
-queue_env_read(queue *q, const char *id, char **json_r, size_t *len_r)
+/* queue_env_read, and in *stale_r whether the envelope is stale: one
+ * look at the stale list. */
+static int
+queue_env_read_stale(queue *q, const char *id, char **json_r,
+                     size_t *len_r, int *stale_r)
 {
     char name[QUEUE_ID_MAX + 8];
     int rc;
 
     *json_r = NULL;
     *len_r = 0;
+    *stale_r = 0;
     if (!queue_id_valid(id))
         return MODMTA_E_INVAL;
     /* what could not be written is newer than what was */
-    if (queue_stale_get(q, id, json_r, len_r) && *json_r != NULL)
+    *stale_r = queue_stale_get(q, id, json_r, len_r);
+    if (*json_r != NULL)
         return 0;
     queue_name(name, sizeof(name), id, ".env");
     rc = queue_read_file(q->qsub[queue_sub(id)], name, json_r, len_r);
@@ -1117,15 +1176,23 @@ queue_env_read(queue *q, const char *id, char **json_r, size_t *len_r)
 }
 
 int
+queue_env_read(queue *q, const char *id, char **json_r, size_t *len_r)
+{
+    int stale;
+
+    return queue_env_read_stale(q, id, json_r, len_r, &stale);
+}
+
+int
 queue_load(queue *q, const char *id, queue_env **env_r)
 {
     modmta_err err;
     char *text;
     size_t len;
-    int rc;
+    int rc, stale;
 
     *env_r = NULL;
-    if ((rc = queue_env_read(q, id, &text, &len)) < 0)
+    if ((rc = queue_env_read_stale(q, id, &text, &len, &stale)) < 0)
         return rc;
     rc = queue_env_parse(text, len, env_r, &err);
     free(text);
@@ -1136,8 +1203,7 @@ queue_load(queue *q, const char *id, queue_env **env_r)
     }
     /* The file name, not the content, names the message. */
     snprintf((*env_r)->id, sizeof((*env_r)->id), "%s", id);
-    (*env_r)->recovered = queue_was_recovered(q, id) ||
-                          queue_stale_get(q, id, NULL, NULL);
+    (*env_r)->recovered = stale || queue_was_recovered(q, id);
     return 0;
 }
 
@@ -1169,9 +1235,9 @@ queue_update_env(queue *q, const char *id, const char *json, size_t len)
     return rc;
 }
 
-/* A failed update leaves the envelope stale (see the top). */
-int
-queue_update(queue *q, const queue_env *env)
+/* With keep, a failed update leaves the envelope stale (see the top). */
+static int
+queue_update_keep(queue *q, const queue_env *env, int keep)
 {
     char *json;
     size_t len = 0;
@@ -1184,10 +1250,22 @@ queue_update(queue *q, const queue_env *env)
                       : MODMTA_E_NOMEM;
     if (rc == 0 || rc == MODMTA_E_NOTFOUND)
         queue_stale_clear(q, env->id);
-    else
+    else if (keep)
         queue_stale_set(q, env->id, json, len);
     free(json);
     return rc;
+}
+
+int
+queue_update(queue *q, const queue_env *env)
+{
+    return queue_update_keep(q, env, 1);
+}
+
+int
+queue_update_or_fail(queue *q, const queue_env *env)
+{
+    return queue_update_keep(q, env, 0);
 }
 
 /* The content first: once it is gone, so is the message (a leftover

@@ -152,8 +152,12 @@ void queue_writer_abort(queue_writer *w);
 /* ---- queued messages ---- */
 /* 0, MODMTA_E_NOTFOUND, or another error. *env_r freed by caller. */
 int queue_load(queue *q, const char *id, queue_env **env_r);
-/* Durably replace the envelope (write tmp, fsync, rename). */
+/* Durably replace the envelope (write tmp, fsync, rename). If that
+ * fails, env is kept in memory in the file's stead (see queue.c). */
 int queue_update(queue *q, const queue_env *env);
+/* queue_update, except that a failure leaves what the queue reads as it
+ * was: for a change an administrator is told failed (hold, release). */
+int queue_update_or_fail(queue *q, const queue_env *env);
 /* Remove a message (content first: without it there is no message). */
 int queue_remove(queue *q, const char *id);
 /* "<spool>/queue/X/ID.msg" into buf: the content alone. */

@@ -578,7 +578,7 @@ scheduler_hold_env(scheduler *s, const char *id, int hold)
             free(env->quarantine);
             env->quarantine = NULL;
         }
-        rc = queue_update(s->q, env);
+        rc = queue_update_or_fail(s->q, env);
     }
     queue_env_free(env);
     return rc;

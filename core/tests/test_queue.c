@@ -591,6 +591,100 @@ test_update_remove(void **state)
     queue_close(q);
 }
 
+/* Every update of id fails: the temporary names queue.c gives its
+ * first updates (tmp/X/ID.uN, N counting from 0 at open) taken. */
+static void
+break_updates(const struct fixture *fx, const char *id)
+{
+    char path[256];
+
+    for (int n = 0; n < 64; n++) {
+        char suffix[16];
+
+        snprintf(suffix, sizeof(suffix), ".u%d", n);
+        qpath(path, sizeof(path), fx, "tmp", id, suffix);
+        touch_path(path, "");
+    }
+}
+
+/* attempts and held as queue_load gives them, and the recovered flag */
+static void
+assert_loads(queue *q, const char *id, int attempts, int held,
+             int recovered)
+{
+    queue_env *got;
+
+    assert_int_equal(queue_load(q, id, &got), 0);
+    assert_int_equal(got->attempts, attempts);
+    assert_int_equal(got->held, held);
+    assert_int_equal(got->recovered, recovered);
+    queue_env_free(got);
+}
+
+/* A failed update keeps its envelope in memory (the message loads as
+ * recovered), up to a cap past which only the flag is kept; a failed
+ * queue_update_or_fail keeps nothing. */
+static void
+test_update_failure_stale(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    char id[5][QUEUE_ID_MAX];
+    size_t big = 9u * 1024 * 1024; /* two of them pass the 16 MiB cap */
+    queue_env *env;
+
+    for (int i = 0; i < 5; i++) {
+        commit_msg(q, 1000, id[i]);
+        assert_loads(q, id[i], 0, 0, 0);
+    }
+    for (int i = 0; i < 5; i++)
+        break_updates(fx, id[i]);
+    /* out of ID order, so that the kept list is kept sorted */
+    for (int i = 2; i >= 0; i -= 2) {
+        assert_int_equal(queue_load(q, id[i], &env), 0);
+        env->attempts = 7;
+        assert_true(queue_update(q, env) < 0);
+        queue_env_free(env);
+        assert_loads(q, id[i], 7, 0, 1);
+    }
+    assert_loads(q, id[1], 0, 0, 0);
+
+    /* a failed hold changes nothing: neither a file... */
+    assert_int_equal(queue_load(q, id[1], &env), 0);
+    env->held = 1;
+    assert_true(queue_update_or_fail(q, env) < 0);
+    queue_env_free(env);
+    assert_loads(q, id[1], 0, 0, 0);
+    /* ...nor an envelope kept before */
+    assert_int_equal(queue_load(q, id[0], &env), 0);
+    env->held = 1;
+    env->attempts = 8;
+    assert_true(queue_update_or_fail(q, env) < 0);
+    queue_env_free(env);
+    assert_loads(q, id[0], 7, 0, 1);
+
+    /* the cap: the second big envelope is not kept, its flag is */
+    for (int i = 3; i < 5; i++) {
+        assert_int_equal(queue_load(q, id[i], &env), 0);
+        env->attempts = 9;
+        free(env->rcpts[1].status);
+        assert_non_null(env->rcpts[1].status = malloc(big + 1));
+        memset(env->rcpts[1].status, 'x', big);
+        env->rcpts[1].status[big] = '\0';
+        assert_true(queue_update(q, env) < 0);
+        queue_env_free(env);
+    }
+    assert_loads(q, id[3], 9, 0, 1);
+    assert_loads(q, id[4], 0, 0, 1);
+
+    /* removal forgets the message, and only it */
+    assert_int_equal(queue_remove(q, id[0]), 0);
+    assert_int_equal(queue_remove(q, id[3]), 0);
+    assert_loads(q, id[2], 7, 0, 1);
+    assert_loads(q, id[4], 0, 0, 1);
+    queue_close(q);
+}
+
 static void
 test_hold_at_commit(void **state)
 {
@@ -1052,6 +1146,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_bad_envelopes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_at_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_failure_stale, setup,
+                                        teardown),
         cmocka_unit_test(test_id_valid),
         cmocka_unit_test_setup_teardown(test_writer_rebuild_body, setup,
                                         teardown),

@@ -406,9 +406,20 @@ maildir_write_in(const struct maildir_dirs *d, const maildir_req *req,
         e = maildir_write_publish(d, base, fin);
     if (e == 0 && req->fsync && fsync(d->new) < 0) {
         /* In new/ but not durable: taken back, as store_mbox cuts a
-         * failed append away, or the retry would deliver it twice. */
+         * failed append away, or the retry would deliver it twice. A
+         * reader may have moved it (to cur/) meanwhile: then it is
+         * delivered, and the retry must not deliver it again. */
         e = errno;
-        unlinkat(d->new, fin, 0);
+        if (unlinkat(d->new, fin, 0) < 0 &&
+            (maildir_write_find(d->box, "cur", token, 0) > 0 ||
+             maildir_write_find(d->box, "new", token, 0) > 0)) {
+            store_why(why, whylen, "cannot fsync %s/new/: %s",
+                      req->maildir, strerror(e));
+            unlinkat(d->tmp, base, 0);
+            if (quota)
+                maildir_quota_add(d->md, size, 1);
+            return MAILDIR_WRITE_TAKEN;
+        }
     }
     if (e != 0) {
         store_why(why, whylen, "cannot move %s/tmp/%s into new/: %s",

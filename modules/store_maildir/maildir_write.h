@@ -18,6 +18,9 @@ enum {
     MAILDIR_WRITE_DONE = 0,       /* in new/ (and fsync'ed if asked) */
     MAILDIR_WRITE_DUPLICATE = 1,  /* dedup found it already delivered */
     MAILDIR_WRITE_OVER_QUOTA = 2, /* it does not fit the user's quota */
+    MAILDIR_WRITE_TAKEN = 3,      /* new/'s fsync failed, but a reader
+                                   * took the message before it could be
+                                   * taken back: delivered */
 };
 
 typedef struct maildir_req {
@@ -38,7 +41,8 @@ typedef struct maildir_req {
     gid_t gid;
 } maildir_req;
 
-/* Deliver. Returns MAILDIR_WRITE_DONE, _DUPLICATE, _OVER_QUOTA, or:
+/* Deliver. Returns MAILDIR_WRITE_DONE, _DUPLICATE, _OVER_QUOTA, _TAKEN
+ * (`why` says which fsync failed), or:
  *   MODMTA_E_PERM     the Maildir, its tmp/ or its new/ is a symbolic
  *                     link or not a directory, or (with set_owner) it is
  *                     owned by someone else; or the daemon may not write

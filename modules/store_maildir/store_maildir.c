@@ -246,6 +246,12 @@ store_maildir_result(const struct store_maildir *sm, modmta_ctx *ctx,
         modmta_reply(ctx, 250, "2.0.0",
                      "delivered to maildir (found there after a crash)");
         return MODMTA_DELIVERED;
+    case MAILDIR_WRITE_TAKEN:
+        modmta_log(ctx, MODMTA_LOG_WARN, "delivered maildir=%s reason=\"%s"
+                   ", but a reader already took the message\"", maildir,
+                   why);
+        modmta_reply(ctx, 250, "2.0.0", "delivered to maildir");
+        return MODMTA_DELIVERED;
     case MAILDIR_WRITE_OVER_QUOTA:
         modmta_log(ctx, MODMTA_LOG_NOTICE, "over_quota maildir=%s "
                    "reason=\"%s\"", maildir, why);

@@ -7,9 +7,10 @@
  *
  *     call:pattern:skip:count:error
  *
- *   call     fsync, fdatasync, write (write and pwrite), rename (rename
- *            and renameat), fsetxattr, openat (a file created: openat
- *            with O_CREAT, the name's path)
+ *   call     fsync, fdatasync, write (write, pwrite, pwrite64), rename
+ *            (rename and renameat), fsetxattr, openat (a file created:
+ *            openat or openat64 with O_CREAT, the name's path), unlink
+ *            (unlinkat, the name's path)
  *   pattern  a substring of the file's path (the descriptor's, read from
  *            /proc/self/fd; for a rename the new name's); a final '$'
  *            anchors it at the end
@@ -26,8 +27,13 @@
  * did happen.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* RTLD_NEXT */
+#define _GNU_SOURCE /* RTLD_NEXT, pwrite64, openat64 */
 #endif
+/* Each name below must be the symbol it exports: with 64-bit off_t the
+ * headers would make pwrite and openat pwrite64 and openat64, whose
+ * real ones would then be looked up under the wrong names. Both kinds
+ * are wrapped instead, each calling its own. */
+#undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -225,12 +231,15 @@ int fsync(int fd);
 int fdatasync(int fd);
 ssize_t write(int fd, const void *buf, size_t len);
 ssize_t pwrite(int fd, const void *buf, size_t len, off_t off);
+ssize_t pwrite64(int fd, const void *buf, size_t len, off64_t off);
 int rename(const char *oldpath, const char *newpath);
 int renameat(int olddirfd, const char *oldpath, int newdirfd,
              const char *newpath);
 int fsetxattr(int fd, const char *name, const void *value, size_t size,
               int flags);
 int openat(int dirfd, const char *path, int flags, ...);
+int unlinkat(int dirfd, const char *path, int flags);
+int openat64(int dirfd, const char *path, int flags, ...);
 
 int
 fsync(int fd)
@@ -271,8 +280,9 @@ write(int fd, const void *buf, size_t len)
                                                      size_t))(fd, buf, len));
 }
 
-ssize_t
-pwrite(int fd, const void *buf, size_t len, off_t off)
+static ssize_t
+fi_pwrite(const char *real, int fd, const void *buf, size_t len,
+          off64_t off)
 {
     int err = fd > 2 ? fi_check_fd("write", fd) : 0;
 
@@ -282,9 +292,21 @@ pwrite(int fd, const void *buf, size_t len, off_t off)
     }
     if (err == FI_SHORT && len > 1)
         len /= 2;
-    return fi_done(err, FI_REAL("pwrite", ssize_t (*)(int, const void *,
-                                                      size_t, off_t))(
-                                    fd, buf, len, off));
+    return fi_done(err, FI_REAL(real, ssize_t (*)(int, const void *, size_t,
+                                                  off64_t))(fd, buf, len,
+                                                            off));
+}
+
+ssize_t
+pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+    return fi_pwrite("pwrite", fd, buf, len, off);
+}
+
+ssize_t
+pwrite64(int fd, const void *buf, size_t len, off64_t off)
+{
+    return fi_pwrite("pwrite64", fd, buf, len, off);
 }
 
 int
@@ -341,17 +363,34 @@ fsetxattr(int fd, const char *name, const void *value, size_t size,
 }
 
 int
-openat(int dirfd, const char *path, int flags, ...)
+unlinkat(int dirfd, const char *path, int flags)
+{
+    char full[4096];
+    int err = 0;
+
+    if (fi_wanted("unlink")) {
+        fi_at_path(dirfd, path, full, sizeof(full));
+        err = fi_check("unlink", full);
+    }
+    if (err > 0) {
+        errno = err;
+        return -1;
+    }
+    return (int)fi_done(err, FI_REAL("unlinkat", int (*)(int, const char *,
+                                                         int))(dirfd, path,
+                                                               flags));
+}
+
+static int
+fi_openat(const char *real, int dirfd, const char *path, int flags,
+          va_list ap)
 {
     char full[4096];
     mode_t mode = 0;
-    va_list ap;
     int err = 0;
 
     if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) {
-        va_start(ap, flags);
         mode = (mode_t)va_arg(ap, int);
-        va_end(ap);
         if (fi_wanted("openat")) {
             fi_at_path(dirfd, path, full, sizeof(full));
             err = fi_check("openat", full);
@@ -361,7 +400,31 @@ openat(int dirfd, const char *path, int flags, ...)
         errno = err;
         return -1;
     }
-    return (int)fi_done(err, FI_REAL("openat", int (*)(int, const char *,
-                                                       int, ...))(
+    return (int)fi_done(err, FI_REAL(real, int (*)(int, const char *,
+                                                   int, ...))(
                                  dirfd, path, flags, mode));
+}
+
+int
+openat(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    int fd;
+
+    va_start(ap, flags);
+    fd = fi_openat("openat", dirfd, path, flags, ap);
+    va_end(ap);
+    return fd;
+}
+
+int
+openat64(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    int fd;
+
+    va_start(ap, flags);
+    fd = fi_openat("openat64", dirfd, path, flags, ap);
+    va_end(ap);
+    return fd;
 }

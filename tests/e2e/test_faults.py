@@ -1,11 +1,11 @@
 """Injected I/O faults (tests/e2e/faultinject.c, preloaded into the
-daemon): fsync, fdatasync, write, rename and fsetxattr fail (EIO,
-ENOSPC) or write short at each step of the queue commit, of store_mbox
-and store_maildir deliveries and of a DSN's creation. Each time: a fault
-before the acknowledgement gives the client the right 4xx and the same
-session goes on; an acknowledged message is delivered once the fault is
-used up (a flush retries it), never twice, byte-exact in a mailbox that
-parses; the queue ends empty and the daemon serves."""
+daemon): fsync, fdatasync, write, rename, fsetxattr, openat and unlink
+fail (EIO, ENOSPC) or write short at each step of the queue commit, of
+store_mbox and store_maildir deliveries and of a DSN's creation. Each
+time: a fault before the acknowledgement gives the client the right 4xx
+and the same session goes on; an acknowledged message is delivered once
+the fault is used up (a flush retries it), never twice, byte-exact in a
+mailbox that parses; the queue ends empty and the daemon serves."""
 
 import email
 import glob
@@ -234,6 +234,7 @@ class Faults(harness.TestCase):
         box = os.path.join(d.maildir, 'bob')
         check_exact(self, maildir_messages(box), sent, 'bob')
         self.assertEqual(os.listdir(os.path.join(box, 'tmp')), [])
+        return d
 
     def test_maildir_write_eio(self):
         self.maildir_case(['write:/mail/bob/tmp/:0:1:EIO'], 'write')
@@ -249,6 +250,14 @@ class Faults(harness.TestCase):
 
     def test_maildir_fsync_new_eio(self):
         self.maildir_case(['fsync:/mail/bob/new$:0:1:EIO'], 'fsync')
+
+    def test_maildir_fsync_new_eio_not_taken_back(self):
+        """new/'s fsync fails and the message cannot be taken back out
+        of new/ (as when a reader moved it to cur/ meanwhile): it is
+        delivered, and its retry must not deliver it a second time."""
+        d = self.maildir_case(['fsync:/mail/bob/new$:0:1:EIO',
+                               'unlink:/mail/bob/new/:0:1:EIO'], 'unlink')
+        self.assertIn('a reader already took the message', d.log_text())
 
     # ---- a DSN's creation (its own queue commit)
 

@@ -178,10 +178,11 @@ class Misbehave(harness.TestCase):
         self.serves(d, 'dlv-after')
 
     def test_crash_before_250(self):
-        """Messages acknowledged on other sessions while on_rcpt, or
-        on_data, of another crashes the daemon: the crashing session
-        gets no 250 (its connection drops) and the acknowledged ones are
-        all delivered after the restart, once each."""
+        """Messages acknowledged on an earlier session, some perhaps
+        still queued, then on_rcpt, or on_data, of a later session
+        crashes the daemon: the crashing session gets no 250 (its
+        connection drops) and the acknowledged ones are all delivered
+        after the restart, once each."""
         for hook in ('rcpt', 'data'):
             with self.subTest(hook=hook):
                 d = self.crash_mta()
