@@ -456,13 +456,17 @@ queue_env_from_json(const json_t *o, queue_env *env)
     json_int_t version, arrival, attempts, next_retry, size;
     int rc;
 
-    if (!json_is_object(o) || !json_is_array(rcpts))
+    if (!json_is_object(o))
         return MODMTA_E_INVAL;
-    /* A newer format could hold fields an update here would drop. */
+    /* A newer format could hold fields an update here would drop, or
+     * shape the known ones otherwise: looked at before anything else. */
+    if (json_is_integer(json_object_get(o, "version")) &&
+        json_integer_value(json_object_get(o, "version")) > QUEUE_ENV_VERSION)
+        return MODMTA_E_UNSUPPORTED;
     if ((rc = queue_env_get_int(o, "version", &version)) < 0)
         return rc;
-    if (version > QUEUE_ENV_VERSION)
-        return MODMTA_E_UNSUPPORTED;
+    if (!json_is_array(rcpts))
+        return MODMTA_E_INVAL;
     if ((rc = queue_env_get_str(o, "sender", &env->sender)) < 0 ||
         (rc = queue_env_get_str(o, "client_addr", &env->client_addr)) < 0 ||
         (rc = queue_env_get_str(o, "client_name", &env->client_name)) < 0 ||
@@ -501,7 +505,10 @@ queue_env_parse(const char *text, size_t len, queue_env **env_r,
     o = json_loadb(text, len, 0, &jerr);
     if (o == NULL) {
         modmta_err_set(err_r, NULL, "%s", jerr.text);
-        return MODMTA_E_INVAL;
+        /* want of memory is no damage: never quarantined for it */
+        return json_error_code(&jerr) == json_error_out_of_memory
+                   ? MODMTA_E_NOMEM
+                   : MODMTA_E_INVAL;
     }
     env = calloc(1, sizeof(*env));
     if (env == NULL) {

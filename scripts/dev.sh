@@ -74,16 +74,22 @@ test)
     done
     # libFuzzer (fuzz/): the corpora replayed, then 5 s of fuzzing per
     # target, one at a time; only the harnesses are built
-    [ -f build-fuzz/build.ninja ] ||
-        CC=clang meson setup build-fuzz -Dfuzz=enabled -Dtests=disabled \
-            -Db_sanitize=address,undefined -Db_lundef=false \
-            -Dmoduledir="$PWD/build-fuzz/modules" >/dev/null
-    ninja -C build-fuzz fuzz
-    echo "== fuzzing in build-fuzz"
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-        meson test -C build-fuzz --no-rebuild --print-errorlogs \
-            --num-processes 1 --suite fuzz --suite fuzz-run || status=1
+    # (a failed set-up or build leaves no test log: counted as a failure)
+    rm -f build-fuzz/meson-logs/testlog.json
+    if { [ -f build-fuzz/build.ninja ] ||
+         CC=clang meson setup build-fuzz -Dfuzz=enabled -Dtests=disabled \
+             -Db_sanitize=address,undefined -Db_lundef=false \
+             -Dmoduledir="$PWD/build-fuzz/modules" >/dev/null; } &&
+       ninja -C build-fuzz fuzz; then
+        echo "== fuzzing in build-fuzz"
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+            meson test -C build-fuzz --no-rebuild --print-errorlogs \
+                --num-processes 1 --suite fuzz --suite fuzz-run || status=1
+    else
+        echo "dev.sh: the fuzz build (build-fuzz) failed" >&2
+        status=1
+    fi
     python3 scripts/count-tests.py build-werror build-asan build-fuzz \
         || status=1
     exit $status
