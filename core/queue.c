@@ -691,11 +691,12 @@ queue_move_corrupt(queue *q, int dirfd, const char *name, const char *why)
 
     if (spfd >= 0)
         cfd = queue_mkdir(spfd, "corrupt");
-    modmta_logf(MODMTA_LOG_ERR, "queue: %s: %s, moved to %s/corrupt", name,
-                why, q->spool);
-    if (cfd < 0 || renameat(dirfd, name, cfd, name) < 0)
-        modmta_logf(MODMTA_LOG_ERR, "queue: %s: cannot move to corrupt/: %s",
-                    name, strerror(errno));
+    if (cfd >= 0 && renameat(dirfd, name, cfd, name) == 0)
+        modmta_logf(MODMTA_LOG_ERR, "queue: %s: %s, moved to %s/corrupt",
+                    name, why, q->spool);
+    else if (cfd < 0 || errno != ENOENT) /* ENOENT: a concurrent scan's */
+        modmta_logf(MODMTA_LOG_ERR, "queue: %s: %s, cannot move to "
+                    "corrupt/: %s", name, why, strerror(errno));
     if (cfd >= 0)
         close(cfd);
     if (spfd >= 0)
