@@ -25,6 +25,7 @@
 #include <modmta/log.h>
 
 #include "chain.h"
+#include "fd_budget.h"
 #include "conn_priv.h"
 #include "ctx_priv.h"
 #include "queue_env.h"
@@ -443,6 +444,7 @@ smtp_mail(struct smtp_session *s, char *args)
     struct smtp_status st;
     modmta_err err;
     modmta_verdict v;
+    char why[160];
 
     if (s->state >= SMTP_ST_MAIL) {
         smtp_reply(s, 503, "5.5.1", "Error: nested MAIL command");
@@ -479,6 +481,17 @@ smtp_mail(struct smtp_session *s, char *args)
             smtp_reply(s, 452, "4.3.1", "Error: insufficient system storage");
         else
             smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
+        return 0;
+    }
+    /* The spool file counts against the descriptor budget like the
+     * session: idle transactions must not spend the reserve. */
+    if (fd_budget_over(queue_writer_fd(s->w), s->cfg, why, sizeof(why))) {
+        queue_writer_abort(s->w);
+        s->w = NULL;
+        modmta_logf(MODMTA_LOG_WARN, "%s: cannot start a message: %s",
+                    s->a->session_id, why);
+        smtp_reply(s, 452, "4.3.1", "Error: insufficient system resources, "
+                   "try again later");
         return 0;
     }
     modmta_ctx_set_sender(s->ctx, queue_writer_id(s->w), path.str);
