@@ -100,6 +100,7 @@ static void smtp_reply_ctx(struct smtp_session *s, modmta_verdict v);
 static void smtp_log_reject(struct smtp_session *s, const char *what,
                             const char *arg);
 static void smtp_tx_reset(struct smtp_session *s);
+static int smtp_command_timeout_ms(const struct smtp_session *s);
 static const char *smtp_proto(const struct smtp_session *s);
 static void smtp_auth_as(struct smtp_session *s);
 static void smtp_local_auth(struct smtp_session *s);
@@ -1024,7 +1025,8 @@ smtp_starttls(struct smtp_session *s, char *args)
         return -1;
     }
     smtp_reply(s, 220, "2.0.0", "Ready to start TLS");
-    rc = modmta_conn_starttls(s->conn, (int)s->lim->command_timeout * 1000);
+    /* The handshake's timeout is fixed at its start, stress or not. */
+    rc = modmta_conn_starttls(s->conn, smtp_command_timeout_ms(s));
     if (rc < 0) {
         modmta_logf(MODMTA_LOG_NOTICE, "%s: TLS handshake failed with "
                     "%s[%s]: %s", s->a->session_id, s->name, s->addr,
@@ -1392,8 +1394,7 @@ smtp_setup(struct smtp_session *s)
         smtp_close_fd(s->a);
         return -1;
     }
-    modmta_conn_set_write_timeout(s->conn,
-                                  (int)s->lim->command_timeout * 1000);
+    modmta_conn_set_write_timeout(s->conn, smtp_command_timeout_ms(s));
     s->ctx = modmta_ctx_new(s->gen->host);
     if (s->ctx == NULL)
         return -1;
@@ -1403,8 +1404,7 @@ smtp_setup(struct smtp_session *s)
     smtp_local_addr(s);
     if (smtp_tls_mode(s) != TLS_IMPLICIT)
         return 0;
-    if (modmta_conn_tls_accept(s->conn,
-                               (int)s->lim->command_timeout * 1000) < 0) {
+    if (modmta_conn_tls_accept(s->conn, smtp_command_timeout_ms(s)) < 0) {
         modmta_logf(MODMTA_LOG_NOTICE, "%s: TLS handshake failed with "
                     "%s[%s]", s->a->session_id, s->name, s->addr);
         return -1;
