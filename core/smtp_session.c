@@ -25,9 +25,9 @@
 #include <modmta/log.h>
 
 #include "chain.h"
-#include "fd_budget.h"
 #include "conn_priv.h"
 #include "ctx_priv.h"
+#include "fd_budget.h"
 #include "queue_env.h"
 #include "smtp_cmd.h"
 #include "smtp_data.h"
