@@ -75,7 +75,7 @@ static const struct config_num config_limits_nums[] = {
     CONFIG_NUM(struct config_limits, rewrite_max, 0, 1000, 1, INT_MAX),
     CONFIG_NUM(struct config_limits, greet_pause, 0, 0, 0, 60000),
     CONFIG_NUM(struct config_limits, max_hops, 0, 50, 1, 1000),
-    CONFIG_TIME(struct config_limits, data_total_timeout, 3600, 0,
+    CONFIG_TIME(struct config_limits, data_total_timeout, 0, 0,
                 CONFIG_DAY),
     CONFIG_NUM(struct config_limits, stress_threshold, 0, 80, 0, 100),
     CONFIG_TIME(struct config_limits, stress_timeout, 10, 1, CONFIG_DAY),

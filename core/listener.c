@@ -21,6 +21,7 @@
 
 #include <modmta/log.h>
 
+#include "fd_budget.h"
 #include "generation.h"
 #include "listener.h"
 #include "queue.h"
@@ -62,6 +63,7 @@ struct listener_set {
     struct live_session *live;
     /* the bounds of the last admission, for stress_update on release */
     long max, fd_budget, stress_pct;
+    unsigned long fd_base;       /* descriptors open besides sessions */
 };
 
 struct session_start {
@@ -126,6 +128,15 @@ listener_admit(struct listener_set *ls, const char *addr, long max,
     return 1;
 }
 
+/* Stress from the session count and the descriptors in use (lock
+ * held). */
+static void
+listener_stress(struct listener_set *ls)
+{
+    stress_update(ls->active, ls->max, ls->active + ls->fd_base,
+                  ls->fd_budget, ls->stress_pct);
+}
+
 static void
 listener_release(struct listener_set *ls, struct session_start *s)
 {
@@ -149,7 +160,7 @@ listener_release(struct listener_set *ls, struct session_start *s)
         s->live.next->prev = s->live.prev;
     if (--ls->active == 0)
         pthread_cond_broadcast(&ls->idle);
-    stress_update(ls->active, ls->max, ls->fd_budget, ls->stress_pct);
+    listener_stress(ls);
     pthread_mutex_unlock(&ls->lock);
 }
 
@@ -261,32 +272,6 @@ listener_session_closing(void *live)
     pthread_mutex_unlock(&s->l->set->lock);
 }
 
-/* RLIMIT_NOFILE now (an operator may change it with prlimit), 0 if
- * unlimited. */
-static long
-listener_nofile(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
-        return 0;
-    return rl.rlim_cur > LONG_MAX ? LONG_MAX : (long)rl.rlim_cur;
-}
-
-/* The descriptors kept for what is not a session (queue files, maps,
- * deliveries, modules' connections): see docs/architecture.md. */
-static long
-listener_fd_reserve(long nofile, long workers, long outbound_workers)
-{
-    long r = 128 + 4 * (workers + outbound_workers);
-
-    if (r < nofile / 10)
-        r = nofile / 10;
-    if (r > nofile / 2)
-        r = nofile / 2;
-    return r;
-}
-
 /* Answer an over-limit client without blocking the accept loop; why
  * names the limit, for the log. */
 static void
@@ -308,27 +293,24 @@ listener_spawn(struct listener *l, struct session_start *s)
 {
     struct listener_set *ls = l->set;
     long max = 0, max_client = 0, reserve = 0, pct = 0;
-    long nofile = listener_nofile();
+    long nofile = fd_budget_nofile();
     generation *g = generation_acquire();
     pthread_attr_t attr;
     pthread_t t;
     char why[160];
-    int ok;
+    int ok, over = 0;
 
+    listener_peer_addr(&s->peer, s->addr, sizeof(s->addr));
     if (g != NULL) {
         max = g->cfg->limits.max_sessions;
         max_client = g->cfg->limits.max_sessions_per_client;
         pct = g->cfg->limits.stress_threshold;
-        reserve = listener_fd_reserve(nofile, g->cfg->queue.workers,
-                                      g->cfg->queue.outbound_workers);
+        reserve = fd_budget_reserve(nofile, g->cfg->queue.workers,
+                                    g->cfg->queue.outbound_workers);
+        over = fd_budget_over(s->fd, g->cfg, why, sizeof(why));
         generation_release(g);
     }
-    listener_peer_addr(&s->peer, s->addr, sizeof(s->addr));
-    /* The kernel hands out the lowest free number: a descriptor this
-     * high means at least that many are open. */
-    if (nofile > 0 && s->fd >= nofile - reserve) {
-        snprintf(why, sizeof(why), "too many open files (descriptor %d of "
-                 "limit %ld, reserve %ld)", s->fd, nofile, reserve);
+    if (over) {
         listener_refuse(s->fd, s->addr, why);
         free(s);
         return;
@@ -337,8 +319,12 @@ listener_spawn(struct listener *l, struct session_start *s)
     ls->max = max;
     ls->fd_budget = nofile > 0 ? nofile - reserve : 0;
     ls->stress_pct = pct;
+    /* The descriptors open besides sessions (start-up ones, spool
+     * files, deliveries), as the lowest free number shows now. */
+    ls->fd_base = (unsigned long)s->fd > ls->active ?
+                  (unsigned long)s->fd - ls->active : 0;
     ok = listener_admit(ls, s->addr, max, max_client);
-    stress_update(ls->active, ls->max, ls->fd_budget, ls->stress_pct);
+    listener_stress(ls);
     if (!ok) {
         if (max > 0 && ls->active >= (unsigned long)max)
             snprintf(why, sizeof(why), "too many connections "
@@ -405,7 +391,7 @@ listener_accept_loop(void *arg)
             free(s);
             if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
                 modmta_logf(MODMTA_LOG_WARN, "accept: %s (descriptor "
-                            "limit %ld)", strerror(errno), listener_nofile());
+                            "limit %ld)", strerror(errno), fd_budget_nofile());
                 usleep(100000);
             }
             continue;

@@ -222,18 +222,34 @@ daemon_session(void *arg, int fd, const struct sockaddr *peer,
     smtp_session_run(&a);
 }
 
+/* The soft limit the daemon was started with, for its children. */
+static struct rlimit daemon_nofile_start;
+
+/* In a forked child (deliver_pipe's commands, any module's): the
+ * limit the daemon was given, not its raised one (programs using
+ * select() break with descriptors past FD_SETSIZE). */
+static void
+daemon_restore_nofile(void)
+{
+    setrlimit(RLIMIT_NOFILE, &daemon_nofile_start);
+}
+
 /* Each session holds a descriptor: take the whole of the hard limit
- * (the listener keeps a reserve of it, docs/architecture.md). */
+ * (the listener keeps a reserve of it, docs/architecture.md). Called
+ * after daemonize: its fork keeps the raised limit. */
 static void
 daemon_raise_nofile(void)
 {
     struct rlimit rl;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        daemon_nofile_start = rl;
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
             modmta_logf(MODMTA_LOG_WARN, "cannot raise the open files "
                         "limit: %s", strerror(errno));
+        else
+            pthread_atfork(NULL, NULL, daemon_restore_nofile);
     }
 }
 

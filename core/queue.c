@@ -919,6 +919,12 @@ queue_writer_flush(const queue_writer *w)
 
 /* Flushes the buffer: hooks read the file by this path. A flush error is
  * kept and reported by the next write or the commit. */
+int
+queue_writer_fd(const queue_writer *w)
+{
+    return w->fd;
+}
+
 const char *
 queue_writer_path(const queue_writer *w)
 {

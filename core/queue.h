@@ -132,6 +132,8 @@ queue_writer *queue_writer_new(queue *q, modmta_err *err_r);
 const char *queue_writer_id(const queue_writer *w);
 /* Path of the content being written (for on_data hooks). */
 const char *queue_writer_path(const queue_writer *w);
+/* The spool file's descriptor (for the descriptor budget). */
+int queue_writer_fd(const queue_writer *w);
 off_t queue_writer_size(const queue_writer *w);
 /* Append content. MODMTA_E_NOSPACE on a full disk, MODMTA_E_IO else. */
 int queue_writer_write(queue_writer *w, const void *buf, size_t len);

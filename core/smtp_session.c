@@ -27,6 +27,7 @@
 #include "chain.h"
 #include "conn_priv.h"
 #include "ctx_priv.h"
+#include "fd_budget.h"
 #include "queue_env.h"
 #include "smtp_cmd.h"
 #include "smtp_data.h"
@@ -99,6 +100,7 @@ static void smtp_reply_ctx(struct smtp_session *s, modmta_verdict v);
 static void smtp_log_reject(struct smtp_session *s, const char *what,
                             const char *arg);
 static void smtp_tx_reset(struct smtp_session *s);
+static int smtp_command_timeout_ms(const struct smtp_session *s);
 static const char *smtp_proto(const struct smtp_session *s);
 static void smtp_auth_as(struct smtp_session *s);
 static void smtp_local_auth(struct smtp_session *s);
@@ -444,6 +446,7 @@ smtp_mail(struct smtp_session *s, char *args)
     struct smtp_status st;
     modmta_err err;
     modmta_verdict v;
+    char why[160];
 
     if (s->state >= SMTP_ST_MAIL) {
         smtp_reply(s, 503, "5.5.1", "Error: nested MAIL command");
@@ -480,6 +483,17 @@ smtp_mail(struct smtp_session *s, char *args)
             smtp_reply(s, 452, "4.3.1", "Error: insufficient system storage");
         else
             smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
+        return 0;
+    }
+    /* The spool file counts against the descriptor budget like the
+     * session: idle transactions must not spend the reserve. */
+    if (fd_budget_over(queue_writer_fd(s->w), s->cfg, why, sizeof(why))) {
+        queue_writer_abort(s->w);
+        s->w = NULL;
+        modmta_logf(MODMTA_LOG_WARN, "%s: cannot start a message: %s",
+                    s->a->session_id, why);
+        smtp_reply(s, 452, "4.3.1", "Error: insufficient system resources, "
+                   "try again later");
         return 0;
     }
     modmta_ctx_set_sender(s->ctx, queue_writer_id(s->w), path.str);
@@ -1012,7 +1026,8 @@ smtp_starttls(struct smtp_session *s, char *args)
         return -1;
     }
     smtp_reply(s, 220, "2.0.0", "Ready to start TLS");
-    rc = modmta_conn_starttls(s->conn, (int)s->lim->command_timeout * 1000);
+    /* The handshake's timeout is fixed at its start, stress or not. */
+    rc = modmta_conn_starttls(s->conn, smtp_command_timeout_ms(s));
     if (rc < 0) {
         modmta_logf(MODMTA_LOG_NOTICE, "%s: TLS handshake failed with "
                     "%s[%s]: %s", s->a->session_id, s->name, s->addr,
@@ -1380,8 +1395,7 @@ smtp_setup(struct smtp_session *s)
         smtp_close_fd(s->a);
         return -1;
     }
-    modmta_conn_set_write_timeout(s->conn,
-                                  (int)s->lim->command_timeout * 1000);
+    modmta_conn_set_write_timeout(s->conn, smtp_command_timeout_ms(s));
     s->ctx = modmta_ctx_new(s->gen->host);
     if (s->ctx == NULL)
         return -1;
@@ -1391,8 +1405,7 @@ smtp_setup(struct smtp_session *s)
     smtp_local_addr(s);
     if (smtp_tls_mode(s) != TLS_IMPLICIT)
         return 0;
-    if (modmta_conn_tls_accept(s->conn,
-                               (int)s->lim->command_timeout * 1000) < 0) {
+    if (modmta_conn_tls_accept(s->conn, smtp_command_timeout_ms(s)) < 0) {
         modmta_logf(MODMTA_LOG_NOTICE, "%s: TLS handshake failed with "
                     "%s[%s]", s->a->session_id, s->name, s->addr);
         return -1;

@@ -25,20 +25,21 @@ stress_over(unsigned long active, long bound, long pct, int on)
 }
 
 void
-stress_update(unsigned long active, long max_sessions, long fd_budget,
-              long threshold_pct)
+stress_update(unsigned long active, long max_sessions, unsigned long fds,
+              long fd_budget, long threshold_pct)
 {
     int was = atomic_load(&stress_on), now;
 
     now = threshold_pct > 0 &&
           (stress_over(active, max_sessions, threshold_pct, was) ||
-           stress_over(active, fd_budget, threshold_pct, was));
+           stress_over(fds, fd_budget, threshold_pct, was));
     if (now == was)
         return;
     atomic_store(&stress_on, now);
     modmta_logf(MODMTA_LOG_WARN, "stress: %s sessions=%lu max_sessions=%ld "
-                "descriptor_budget=%ld threshold=%ld%%", now ? "on" : "off",
-                active, max_sessions, fd_budget, threshold_pct);
+                "descriptors=%lu descriptor_budget=%ld threshold=%ld%%",
+                now ? "on" : "off", active, max_sessions, fds, fd_budget,
+                threshold_pct);
 }
 
 int

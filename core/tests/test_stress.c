@@ -13,14 +13,14 @@ static void
 test_threshold_and_exit_mark(void **state)
 {
     (void)state;
-    stress_update(79, 100, 0, 80);
+    stress_update(79, 100, 79, 0, 80);
     assert_false(stress_active());
-    stress_update(80, 100, 0, 80);
+    stress_update(80, 100, 80, 0, 80);
     assert_true(stress_active());
     /* stays on down to 90 % of the mark (72), off below it */
-    stress_update(72, 100, 0, 80);
+    stress_update(72, 100, 72, 0, 80);
     assert_true(stress_active());
-    stress_update(71, 100, 0, 80);
+    stress_update(71, 100, 71, 0, 80);
     assert_false(stress_active());
 }
 
@@ -29,9 +29,14 @@ test_descriptor_budget(void **state)
 {
     (void)state;
     /* max_sessions far away; the descriptor budget decides */
-    stress_update(800, 100000, 1000, 80);
+    stress_update(800, 100000, 800, 1000, 80);
     assert_true(stress_active());
-    stress_update(0, 100000, 1000, 80);
+    stress_update(0, 100000, 0, 1000, 80);
+    assert_false(stress_active());
+    /* descriptors, not sessions: 100 sessions over 700 other ones */
+    stress_update(100, 100000, 800, 1000, 80);
+    assert_true(stress_active());
+    stress_update(100, 100000, 100, 1000, 80);
     assert_false(stress_active());
 }
 
@@ -39,7 +44,7 @@ static void
 test_threshold_zero_is_off(void **state)
 {
     (void)state;
-    stress_update(1000, 1000, 1000, 0);
+    stress_update(1000, 1000, 1000, 1000, 0);
     assert_false(stress_active());
 }
 
@@ -47,13 +52,13 @@ static void
 test_timeouts(void **state)
 {
     (void)state;
-    stress_update(0, 10, 0, 50);
+    stress_update(0, 10, 0, 0, 50);
     assert_int_equal(stress_timeout(300, 10), 300);
-    stress_update(5, 10, 0, 50);
+    stress_update(5, 10, 5, 0, 50);
     assert_int_equal(stress_timeout(300, 10), 10);
     /* never longer than the timeout it replaces */
     assert_int_equal(stress_timeout(5, 10), 5);
-    stress_update(0, 10, 0, 50);
+    stress_update(0, 10, 0, 0, 50);
     assert_int_equal(stress_timeout(300, 10), 300);
 }
 

@@ -14,6 +14,7 @@ recipient_delimiter cuts ${user} and EXTENSION."""
 import os
 import pwd
 import re
+import resource
 import subprocess
 
 import harness
@@ -205,6 +206,27 @@ class Pipe(harness.TestCase):
         self.assertIn(b'Status: 5.4.6', dsn)
         self.assertIn(b'mail forwarding loop', dsn)
         self.assertFalse(os.path.exists(ran))
+
+    def test_command_gets_the_start_limit(self):
+        """The daemon raises its open-files soft limit for its sessions;
+        a command starts with the soft limit the daemon was given."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard <= 512:
+            self.skipTest('the hard descriptor limit (%d) leaves nothing '
+                          'to raise' % hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard))
+        try:
+            cmd = self.script('limit.sh', 'ulimit -Sn > "$1"\n')
+            d = self.mta({'command': [cmd, os.path.join(self.out,
+                                                         'limit')]})
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        with open('/proc/%d/limits' % d.pid) as f:
+            [line] = [l for l in f if l.startswith('Max open files')]
+        self.assertNotEqual(line.split()[3], '512', line)
+        self.send(d, ['bob@pipe.test'], 'limit@e2e.test')
+        d.wait_queue_empty()
+        self.assertEqual(self.read('limit').strip(), b'512')
 
     def test_time_limit_kills(self):
         pidfile = os.path.join(self.out, 'pid')

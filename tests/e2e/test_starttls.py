@@ -2,6 +2,7 @@
 
 import shutil
 import smtplib
+import socket
 import tempfile
 
 import harness
@@ -127,6 +128,40 @@ class StartTLS(harness.TestCase):
         with smtp(d.port('smtp')) as s:
             s.ehlo()
             self.assertFalse(s.has_extn('starttls'))
+
+
+    def test_handshake_cut_under_stress(self):
+        """A TLS handshake started under stress waits stress_timeout,
+        not command_timeout: a client that connects to the implicit TLS
+        port and never says hello is closed."""
+        d = self.tls_daemon([{'name': 'smtp', 'tls': 'none'},
+                             {'name': 'smtps', 'tls': 'implicit'}],
+                            limits={'max_sessions': 10,
+                                    'max_sessions_per_client': 10,
+                                    'command_timeout': 300,
+                                    'stress_threshold': 20,
+                                    'stress_timeout': 2})
+        # the harness's start-up probe is gone first: it would count
+        harness.wait_for(lambda: 'disconnect' in d.log_text(),
+                         what='the probe to leave')
+        silent = []
+        for _ in range(2):
+            c = socket.create_connection(('127.0.0.1', d.port('smtps')))
+            self.addCleanup(c.close)
+            silent.append(c)
+        harness.wait_for(lambda: 'stress: on' in d.log_text(),
+                         what='stress mode')
+        # the second session was admitted under stress (the first was
+        # not: its handshake keeps command_timeout)
+        silent[1].settimeout(60)
+        try:
+            self.assertEqual(silent[1].recv(1), b'')
+        except ConnectionResetError:
+            pass
+        harness.wait_for(lambda: 'TLS handshake failed' in d.log_text(),
+                         what='the handshake failure in the log')
+        for c in silent:
+            c.close()
 
 
 if __name__ == '__main__':
