@@ -864,7 +864,6 @@ queue_writer_new(queue *q, modmta_err *err_r)
 {
     queue_writer *w = calloc(1, sizeof(*w));
     char name[QUEUE_ID_MAX + 8];
-
     int e;
 
     if (w == NULL || (w->wb = malloc(sizeof(*w->wb))) == NULL) {
@@ -917,14 +916,14 @@ queue_writer_flush(const queue_writer *w)
     return wb->err;
 }
 
-/* Flushes the buffer: hooks read the file by this path. A flush error is
- * kept and reported by the next write or the commit. */
 int
 queue_writer_fd(const queue_writer *w)
 {
     return w->fd;
 }
 
+/* Flushes the buffer: hooks read the file by this path. A flush error is
+ * kept and reported by the next write or the commit. */
 const char *
 queue_writer_path(const queue_writer *w)
 {

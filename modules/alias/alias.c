@@ -354,8 +354,8 @@ alias_read_fd(int fd, const char *path, modmta_err *err_r)
  * hang the session), a regular file (or /dev/null, an empty one), read
  * up to the cap whatever its size says (a procfs file says 0 and never
  * ends, a file may grow); its trust from the descriptor read, not from the path again.
- * The SDK's reader of such files (modmta/reload.h) gives no descriptor
- * to look at. */
+ * Read here rather than through modmta/reload.h for the 1 MiB cap on
+ * the octets read (a reload stream is bounded at open only). */
 static char *
 alias_slurp(const char *path, int *trusted_r, modmta_err *err_r)
 {

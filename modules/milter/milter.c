@@ -67,10 +67,10 @@ milter_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
 /* ABORT an open transaction, QUIT; or QUIT_NC and back to the pool.
  * Done again (a no-op) when the session's data is freed. */
 static void
-milter_sess_release(struct milter_sess *s)
+milter_sess_release(struct milter_sess *s, int timeout_ms)
 {
     for (size_t i = 0; i < s->n; i++)
-        milter_pool_release(s->peers[i].pool, &s->peers[i], 1000);
+        milter_pool_release(s->peers[i].pool, &s->peers[i], timeout_ms);
 }
 
 /* On every exit path, even one that never reached on_disconnect. */
@@ -79,7 +79,7 @@ milter_sess_free(void *data)
 {
     struct milter_sess *s = data;
 
-    milter_sess_release(s);
+    milter_sess_release(s, 1000);
     for (size_t i = 0; i < s->n; i++) {
         for (size_t j = 0; j < MILTER_M_COUNT; j++)
             free(s->peers[i].macros[j]);
@@ -405,7 +405,7 @@ milter_on_disconnect(void *inst, modmta_ctx *ctx)
     struct milter_sess *s = modmta_ctx_get_data(ctx, inst);
 
     if (s != NULL)
-        milter_sess_release(s);
+        milter_sess_release(s, modmta_ctx_time_left(ctx, 1000));
 }
 
 MODMTA_MODULE = {

@@ -119,6 +119,12 @@ reload_read(modmta_reload *r, struct reload_id *id_r, const char *json_path,
     if (f != NULL) {
         reload_id_of(&st, id_r);
         table = r->load(f, r->path, r->arg, err_r);
+        if (table != NULL && ftello(f) > MODMTA_RELOAD_SIZE_MAX) {
+            /* it grew past the cap while it was read: not a table */
+            r->free_fn(table);
+            table = NULL;
+            modmta_err_set(err_r, NULL, "%s: %s", r->path, strerror(EFBIG));
+        }
         fclose(f);
         if (table == NULL && err_r->msg[0] == '\0')
             modmta_err_set(err_r, NULL, "%s: cannot be loaded", r->path);

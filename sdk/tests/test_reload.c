@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -309,6 +310,38 @@ test_real_clock(void **state)
     modmta_reload_set_clock(fake_clock, NULL);
 }
 
+/* A load() that looks at its file's descriptor, as 1.x modules may. */
+static void *
+size_load(FILE *f, const char *p, void *arg, modmta_err *err_r)
+{
+    struct stat st;
+    char *t;
+
+    (void)arg;
+    if (fstat(fileno(f), &st) < 0) {
+        modmta_err_set(err_r, NULL, "%s: fstat: %s", p, strerror(errno));
+        return NULL;
+    }
+    if ((t = malloc(32)) != NULL)
+        snprintf(t, 32, "%lld", (long long)st.st_size);
+    return t;
+}
+
+static void
+test_load_has_descriptor(void **state)
+{
+    modmta_err err = {"", ""};
+    modmta_reload *r;
+
+    (void)state;
+    modmta_test_write_file(path, "twelve bytes");
+    r = modmta_reload_open(path, size_load, free, NULL, "$.x", &err);
+    if (r == NULL)
+        fail_msg("%s", err.msg);
+    assert_table(r, "12");
+    modmta_reload_close(r);
+}
+
 int
 main(void)
 {
@@ -319,6 +352,7 @@ main(void)
         cmocka_unit_test(test_held_table),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_real_clock),
+        cmocka_unit_test(test_load_has_descriptor),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
