@@ -692,7 +692,11 @@ smtp_data_hooks(struct smtp_session *s, const struct smtp_data *d)
     modmta_ctx_set_message(c, path, queue_writer_size(s->w));
     /* modmta_body_replace writes next to the queue file (tmp/: a crash
      * leaves nothing queue_open does not clean) */
-    snprintf(body, sizeof(body), "%.*s.body", (int)strlen(path) - 4, path);
+    /* ID.msg becomes ID.body (copied first: "%.*s" of path trips gcc's
+     * -Wformat-truncation under ASan) */
+    snprintf(body, sizeof(body), "%s", path);
+    snprintf(body + strlen(body) - 4, sizeof(body) - (strlen(body) - 4),
+             ".body");
     modmta_ctx_set_body_path(c, body);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     off = fd >= 0 ? smtp_stream_body_offset(fd, (off_t)d->hdr_len) : -1;

@@ -46,7 +46,7 @@ dpipe_loop(const char *path, const char *rcpt)
     FILE *f = fopen(path, "re");
     char *line = NULL;
     size_t cap = 0;
-    ssize_t n;
+    ssize_t n = 0;
     int found = 0;
 
     if (f == NULL)
@@ -63,6 +63,10 @@ dpipe_loop(const char *path, const char *rcpt)
         v += strspn(v, " \t");
         found = strcasecmp(v, rcpt) == 0;
     }
+    /* getline() failing for want of memory sets no error flag: a header
+     * left unread cannot be called free of the loop */
+    if (!found && n < 0 && (ferror(f) || !feof(f)))
+        found = -1;
     free(line);
     fclose(f);
     return found;

@@ -22,6 +22,7 @@ struct milter_msg {
     char *hdr;      /* one header, continuation lines joined */
     size_t hlen, hcap;
     off_t body_off;
+    int err;        /* a line could not be read */
 };
 
 static int
@@ -51,6 +52,10 @@ milter_msg_getline(struct milter_msg *m)
     if (m->len > 0)
         m->off += m->len;
     m->len = getline(&m->line, &m->cap, m->f);
+    /* getline() failing for want of memory sets no error flag: the milter
+     * must not be shown a header block cut short */
+    if (m->len < 0 && (ferror(m->f) || !feof(m->f)))
+        m->err = 1;
 }
 
 static int
@@ -126,7 +131,7 @@ milter_msg_headers(modmta_ctx *ctx, struct milter_sess *s,
                             v_r))
             return 1;
     }
-    return r;
+    return m->err ? -1 : r;
 }
 
 static int

@@ -1,6 +1,7 @@
 /* Unit tests of modmta-sendmail's option parser and message editing
  * (tools/sendmail_opts.c, tools/sendmail_msg.c) and of the maildrop
  * file format (core/maildrop.c). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -195,6 +196,38 @@ test_read_message(void **state)
     free(b.p);
 }
 
+/* A read error on the input (EIO on stdin; getline() short of memory
+ * looks the same) fails the read: the lines before it are not a
+ * message. */
+static ssize_t
+failing_read(void *cookie, char *buf, size_t size)
+{
+    int *calls = cookie;
+
+    if ((*calls)++ > 0) {
+        errno = EIO;
+        return -1;
+    }
+    snprintf(buf, size, "Subject: s\n\nfirst line\n");
+    return (ssize_t)strlen(buf);
+}
+
+static void
+test_read_message_error(void **state)
+{
+    cookie_io_functions_t io = {.read = failing_read};
+    struct sm_buf b = {0};
+    int calls = 0;
+    FILE *f = fopencookie(&calls, "r", io);
+
+    (void)state;
+    assert_non_null(f);
+    assert_int_equal(sm_read_message(f, 0, 0, &b), -1);
+    assert_int_equal(calls, 2);
+    fclose(f);
+    free(b.p);
+}
+
 /* A bare CR becomes a line end and a NUL goes: the daemon's SMTP
  * session refuses both (554 5.5.0), Postfix's sendmail takes them. */
 static void
@@ -301,6 +334,7 @@ main(void)
         cmocka_unit_test(test_maildrop_parse),
         cmocka_unit_test(test_maildrop_uid),
         cmocka_unit_test(test_read_message_bare_cr_nul),
+        cmocka_unit_test(test_read_message_error),
         cmocka_unit_test(test_maildrop_write_bare_cr_nul),
     };
 
