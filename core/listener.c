@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -48,6 +49,10 @@ struct listener {
     int fd;
     pthread_t thread;
     int started;
+    /* accept() out of descriptors or memory: logged at most once in
+     * ACCEPT_WARN_SECS, with the count of the failures in between */
+    time_t warned;
+    unsigned long unwarned;
 };
 
 struct listener_set {
@@ -298,6 +303,7 @@ listener_spawn(struct listener *l, struct session_start *s)
     pthread_attr_t attr;
     pthread_t t;
     char why[160];
+    int e;
     int ok, over = 0;
 
     listener_peer_addr(&s->peer, s->addr, sizeof(s->addr));
@@ -349,14 +355,34 @@ listener_spawn(struct listener *l, struct session_start *s)
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, SESSION_STACK);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, listener_session_thread, s) != 0) {
+    if ((e = pthread_create(&t, &attr, listener_session_thread, s)) != 0) {
         modmta_logf(MODMTA_LOG_ERR, "cannot start a session thread: %s",
-                    strerror(errno));
+                    strerror(e));
         listener_release(ls, s);
         close(s->fd);
         free(s);
     }
     pthread_attr_destroy(&attr);
+}
+
+#define ACCEPT_WARN_SECS 10
+
+/* Out of descriptors, the listening socket stays readable: the loop
+ * retries every 100 ms and would log each time. */
+static void
+listener_accept_failed(struct listener *l, int e)
+{
+    time_t now = time(NULL);
+
+    if (l->warned != 0 && now - l->warned < ACCEPT_WARN_SECS) {
+        l->unwarned++;
+        return;
+    }
+    modmta_logf(MODMTA_LOG_WARN, "accept: %s (descriptor limit %ld; %lu "
+                "more since the last such line)", strerror(e),
+                fd_budget_nofile(), l->unwarned);
+    l->warned = now;
+    l->unwarned = 0;
 }
 
 static void *
@@ -390,8 +416,7 @@ listener_accept_loop(void *arg)
         if (s->fd < 0) {
             free(s);
             if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
-                modmta_logf(MODMTA_LOG_WARN, "accept: %s (descriptor "
-                            "limit %ld)", strerror(errno), fd_budget_nofile());
+                listener_accept_failed(l, errno);
                 usleep(100000);
             }
             continue;

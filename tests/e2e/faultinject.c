@@ -10,14 +10,16 @@
  *   call     fsync, fdatasync, write (write, pwrite, pwrite64), rename
  *            (rename and renameat), fsetxattr, openat (a file created:
  *            openat or openat64 with O_CREAT, the name's path), unlink
- *            (unlinkat, the name's path)
+ *            (unlinkat, the name's path), accept4 (only the calls that
+ *            ask for the peer's address: the SMTP listeners, not the
+ *            control or submission sockets; the path is socket:[INODE])
  *   pattern  a substring of the file's path (the descriptor's, read from
  *            /proc/self/fd; for a rename the new name's); a final '$'
  *            anchors it at the end
  *   skip     matching calls let through before the first fault
  *   count    faults injected, then the call works again (the fault is
  *            "lifted" without a restart)
- *   error    EIO, ENOSPC, ENOTSUP; "short": a write writes half of
+ *   error    EIO, ENOSPC, ENOTSUP, EMFILE; "short": a write writes half of
  *            what it was given (at least one octet less) and says so;
  *            "kill": the call is made, then the process killed (SIGKILL,
  *            as kill -9) before it can do anything with the result
@@ -43,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -72,6 +75,8 @@ fi_error(const char *s)
         return ENOSPC;
     if (strcmp(s, "ENOTSUP") == 0)
         return ENOTSUP;
+    if (strcmp(s, "EMFILE") == 0)
+        return EMFILE;
     if (strcmp(s, "short") == 0)
         return FI_SHORT;
     if (strcmp(s, "kill") == 0)
@@ -239,6 +244,7 @@ int fsetxattr(int fd, const char *name, const void *value, size_t size,
               int flags);
 int openat(int dirfd, const char *path, int flags, ...);
 int unlinkat(int dirfd, const char *path, int flags);
+int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int openat64(int dirfd, const char *path, int flags, ...);
 
 int
@@ -379,6 +385,21 @@ unlinkat(int dirfd, const char *path, int flags)
     return (int)fi_done(err, FI_REAL("unlinkat", int (*)(int, const char *,
                                                          int))(dirfd, path,
                                                                flags));
+}
+
+int
+accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    int err = addr != NULL ? fi_check_fd("accept4", fd) : 0;
+
+    if (err > 0) {
+        errno = err;
+        return -1;
+    }
+    return (int)fi_done(err, FI_REAL("accept4",
+                                     int (*)(int, struct sockaddr *,
+                                             socklen_t *, int))(fd, addr,
+                                                                len, flags));
 }
 
 static int

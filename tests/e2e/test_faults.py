@@ -314,6 +314,23 @@ class Faults(harness.TestCase):
     def test_dsn_xattr_eio(self):
         self.dsn_case('fsetxattr:/spool/tmp/:1:1:EIO', 'fsetxattr')
 
+    # ---- the listener
+
+    def test_accept_out_of_descriptors(self):
+        """accept() failing with EMFILE (the start's probe meets 20 of
+        them, 100 ms apart) is logged once, not 20 times, and the client
+        waiting in the backlog is served when it works again."""
+        d = self.faulty(['accept4:socket:0:20:EMFILE'])
+        log = d.log_text()
+        self.assertEqual(log.count('faultinject: accept4 '), 20, log)
+        self.assertEqual(log.count('accept: Too many open files '
+                                   '(descriptor limit'), 1, log)
+        with smtp(d.port()) as s:
+            send_mail(s, 'alice@localhost', ['bob@localhost'],
+                      message('after-emfile@e2e.test', 300, 'x'))
+        wait_for(lambda: len(mbox_messages(d.mailbox('bob'))) == 1,
+                 what='the message in the mailbox')
+
 
 if __name__ == '__main__':
     harness.main()
