@@ -50,7 +50,8 @@ struct listener {
     pthread_t thread;
     int started;
     /* accept() out of descriptors or memory: logged at most once in
-     * ACCEPT_WARN_SECS, with the count of the failures in between */
+     * ACCEPT_WARN_SECS (monotonic seconds, 0: never), with the count of
+     * the failures in between */
     time_t warned;
     unsigned long unwarned;
 };
@@ -372,16 +373,17 @@ listener_spawn(struct listener *l, struct session_start *s)
 static void
 listener_accept_failed(struct listener *l, int e)
 {
-    time_t now = time(NULL);
+    struct timespec ts;
 
-    if (l->warned != 0 && now - l->warned < ACCEPT_WARN_SECS) {
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (l->warned != 0 && ts.tv_sec - l->warned < ACCEPT_WARN_SECS) {
         l->unwarned++;
         return;
     }
-    modmta_logf(MODMTA_LOG_WARN, "accept: %s (descriptor limit %ld; %lu "
-                "more since the last such line)", strerror(e),
-                fd_budget_nofile(), l->unwarned);
-    l->warned = now;
+    modmta_logf(MODMTA_LOG_WARN, "accept: listener %s: %s (descriptor limit "
+                "%ld; %lu more since the last such line)", l->name,
+                strerror(e), fd_budget_nofile(), l->unwarned);
+    l->warned = ts.tv_sec > 0 ? ts.tv_sec : 1;
     l->unwarned = 0;
 }
 

@@ -366,8 +366,15 @@ sm_deliver(struct sm *s)
                 "bytes\n", s->cfg->limits.message_size);
         return EX_DATAERR;
     }
-    if (rc < 0)
+    if (rc == -3) {
+        fprintf(stderr, "sendmail: cannot read the message: %s\n",
+                strerror(errno));
+        return EX_IOERR;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "sendmail: out of memory\n");
         return EX_OSERR;
+    }
     if ((rc = sm_envelope(s)) != 0 || (rc = sm_edit(s)) != 0)
         return rc;
     return sm_submit(s);

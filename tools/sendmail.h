@@ -49,7 +49,8 @@ int sm_append(struct sm_buf *b, const char *p, size_t n);
 
 /* Read the message from in: to EOF with ignore_dots, else to a line
  * holding only "." as well. A leading mbox "From " line is dropped.
- * 0; -1 out of memory; -2 over max (0: no limit). */
+ * 0; -1 out of memory; -2 over max (0: no limit); -3 the input could
+ * not be read to its end (errno says why). */
 int sm_read_message(FILE *in, int ignore_dots, long long max,
                     struct sm_buf *b);
 

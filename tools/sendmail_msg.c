@@ -90,7 +90,7 @@ sm_read_message(FILE *in, int ignore_dots, long long max, struct sm_buf *b)
     /* getline() failing for want of memory sets no error flag: a message
      * cut short there must not be sent as if it had ended */
     if (rc == 0 && n < 0 && (ferror(in) || !feof(in)))
-        rc = -1;
+        rc = -3;
     if (rc == 0 && b->p == NULL && sm_append(b, "", 0) < 0)
         rc = -1;
     return rc;

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <modmta/log.h>
+
 #include "milter_session.h"
 
 /* The header block read so far and where the body starts. */
@@ -43,8 +45,6 @@ milter_msg_append(struct milter_msg *m, const char *s, size_t n)
     return 0;
 }
 
-/* The next header into m->hdr (CRLF of the last line removed): 1, 0 at
- * the end of the header block (body_off set), -1 on error. */
 /* The next line into m->line, its offset kept (no lseek per line). */
 static void
 milter_msg_getline(struct milter_msg *m)
@@ -58,6 +58,8 @@ milter_msg_getline(struct milter_msg *m)
         m->err = 1;
 }
 
+/* The next header into m->hdr (CRLF of the last line removed): 1, 0 at
+ * the end of the header block (body_off set), -1 on error. */
 static int
 milter_msg_next_header(struct milter_msg *m)
 {
@@ -78,6 +80,8 @@ milter_msg_next_header(struct milter_msg *m)
             return -1;
         milter_msg_getline(m);
     } while (m->len > 0 && (m->line[0] == ' ' || m->line[0] == '\t'));
+    if (m->err)
+        return -1; /* a continuation line could not be read */
     while (m->hlen > 0 &&
            (m->hdr[m->hlen - 1] == '\n' || m->hdr[m->hlen - 1] == '\r'))
         m->hdr[--m->hlen] = '\0';
@@ -218,6 +222,9 @@ milter_message(modmta_ctx *ctx, struct milter_sess *s, struct milter_peer *p)
     free(m.line);
     free(m.hdr);
     if (r < 0) {
+        modmta_log(ctx, MODMTA_LOG_ERR, "milter=%s error=\"cannot read the "
+                   "queued message for it (or out of memory)\"",
+                   p->spec->name);
         modmta_reply(ctx, 451, "4.3.0", "Error: cannot read the message");
         return MODMTA_TEMPFAIL;
     }

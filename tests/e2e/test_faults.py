@@ -323,8 +323,8 @@ class Faults(harness.TestCase):
         d = self.faulty(['accept4:socket:0:20:EMFILE'])
         log = d.log_text()
         self.assertEqual(log.count('faultinject: accept4 '), 20, log)
-        self.assertEqual(log.count('accept: Too many open files '
-                                   '(descriptor limit'), 1, log)
+        self.assertEqual(log.count('accept: listener smtp: Too many open '
+                                   'files (descriptor limit'), 1, log)
         with smtp(d.port()) as s:
             send_mail(s, 'alice@localhost', ['bob@localhost'],
                       message('after-emfile@e2e.test', 300, 'x'))

@@ -222,7 +222,8 @@ test_read_message_error(void **state)
 
     (void)state;
     assert_non_null(f);
-    assert_int_equal(sm_read_message(f, 0, 0, &b), -1);
+    assert_int_equal(sm_read_message(f, 0, 0, &b), -3);
+    assert_int_equal(errno, EIO);
     assert_int_equal(calls, 2);
     fclose(f);
     free(b.p);
