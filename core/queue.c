@@ -13,9 +13,8 @@
  *                   queue/X/ID.msg.
  *   tmp/X/ID.env    the envelope of a commit on a file system without
  *                   user xattrs (or an envelope too large for one): the
- *                   two-file fallback. tmp/X/ID.new and ID.uN are the
- *                   temporary files of queue_writer_rebuild and
- *                   queue_update.
+ *                   two-file fallback. tmp/X/ID.uN are the temporary
+ *                   files of queue_update.
  *   queue/X/ID.msg  a committed message. Its content is the message from
  *                   the first octet (readers need no offset); its
  *                   envelope is queue/X/ID.env if that exists, else the
@@ -960,9 +959,9 @@ queue_writer_write(queue_writer *w, const void *buf, size_t len)
     return 0;
 }
 
-/* Copy from fd at off to its end into out: in the kernel when it can
- * (copy_file_range: no trip through user space, a reflink on file
- * systems that share extents), else through a buffer. */
+/* Copy from fd at off to its end into out (at its file position): in
+ * the kernel when it can (copy_file_range: no trip through user space, a
+ * reflink on file systems that share extents), else through a buffer. */
 static int
 queue_copy_tail(int fd, off_t off, int out)
 {
@@ -995,50 +994,95 @@ queue_copy_tail(int fd, off_t off, int out)
     return 0;
 }
 
+static int
+queue_pwrite_all(int fd, const char *buf, size_t len, off_t off)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(fd, buf, len, off);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return modmta_err_from_errno(errno);
+        }
+        buf += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return 0;
+}
+
+/* Move the octets [from, end) of fd to start at `to`, through buf: from
+ * the end when they move up (the two ranges may overlap), from the start
+ * when they move down. */
+static int
+queue_move_tail(int fd, off_t from, off_t to, off_t end, char *buf,
+                size_t size)
+{
+    off_t left = end - from, src;
+    ssize_t n;
+    size_t want;
+    int rc;
+
+    while (left > 0) {
+        want = left < (off_t)size ? (size_t)left : size;
+        src = to > from ? from + left - (off_t)want : end - left;
+        n = pread(fd, buf, want, src);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return modmta_err_from_errno(errno);
+        if ((size_t)n != want)
+            return MODMTA_E_IO; /* the file shrank under us */
+        if ((rc = queue_pwrite_all(fd, buf, want, src + (to - from))) < 0)
+            return rc;
+        left -= (off_t)want;
+    }
+    return 0;
+}
+
+/* In place, in the same file: it is still in tmp/ (a crash leaves
+ * nothing queue_open keeps) and a failure here fails the transaction, so
+ * a half-moved body is never committed. No new file: creating one costs
+ * the file system more than the copy for most messages. */
 int
 queue_writer_rebuild(queue_writer *w, off_t old_len, const char *hdr,
                      size_t hdr_len, int body_fd)
 {
-    char name[QUEUE_ID_MAX + 8], nname[QUEUE_ID_MAX + 8];
-    int tdir = w->q->tsub[w->sub];
-    struct stat st;
-    int rc, nfd;
+    struct queue_wbuf *wb = w->wb;
+    off_t end = w->size;
+    int rc;
 
     if ((rc = queue_writer_flush(w)) < 0)
         return rc;
     if (old_len < 0 || old_len > w->size)
         return MODMTA_E_INVAL;
-    if ((off_t)hdr_len == old_len && body_fd < 0) {
-        ssize_t n = pwrite(w->fd, hdr, hdr_len, 0);
-
-        if (n != (ssize_t)hdr_len)
-            w->wb->err = n < 0 ? modmta_err_from_errno(errno) : MODMTA_E_IO;
-        return w->wb->err;
+    /* the buffer is empty after the flush: it carries the moved body */
+    if (body_fd < 0 && (off_t)hdr_len != old_len) {
+        rc = queue_move_tail(w->fd, old_len, (off_t)hdr_len, w->size,
+                             wb->data, sizeof(wb->data));
+        end = w->size + ((off_t)hdr_len - old_len);
     }
-    /* Else write a new file, once, and rename it over the old one. */
-    queue_name(name, sizeof(name), w->id, ".msg");
-    queue_name(nname, sizeof(nname), w->id, ".new");
-    nfd = openat(tdir, nname, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (nfd < 0)
-        return modmta_err_from_errno(errno);
-    rc = queue_write_all(nfd, hdr, hdr_len);
-    if (rc == 0 && body_fd >= 0)
-        rc = queue_write_all(nfd, "\r\n", 2);
     if (rc == 0)
-        rc = body_fd >= 0 ? queue_copy_tail(body_fd, 0, nfd)
-                          : queue_copy_tail(w->fd, old_len, nfd);
-    if (rc == 0 && fstat(nfd, &st) < 0)
-        rc = modmta_err_from_errno(errno);
-    if (rc == 0 && renameat(tdir, nname, tdir, name) < 0)
-        rc = modmta_err_from_errno(errno);
-    if (rc < 0) {
-        close(nfd);
-        unlinkat(tdir, nname, 0);
-        return rc;
+        rc = queue_pwrite_all(w->fd, hdr, hdr_len, 0);
+    if (rc == 0 && body_fd >= 0) {
+        end = (off_t)hdr_len + 2;
+        rc = queue_pwrite_all(w->fd, "\r\n", 2, (off_t)hdr_len);
+        if (rc == 0 && lseek(w->fd, end, SEEK_SET) < 0)
+            rc = modmta_err_from_errno(errno);
+        if (rc == 0)
+            rc = queue_copy_tail(body_fd, 0, w->fd);
+        if (rc == 0 && (end = lseek(w->fd, 0, SEEK_CUR)) < 0)
+            rc = modmta_err_from_errno(errno);
     }
-    close(w->fd);
-    w->fd = nfd;
-    w->size = st.st_size;
+    if (rc == 0 && end < w->size && ftruncate(w->fd, end) < 0)
+        rc = modmta_err_from_errno(errno);
+    /* later writes append: the file position at the new end */
+    if (rc == 0 && lseek(w->fd, end, SEEK_SET) < 0)
+        rc = modmta_err_from_errno(errno);
+    if (rc < 0)
+        return wb->err = rc;
+    w->size = end;
     return 0;
 }
 

@@ -140,10 +140,11 @@ int queue_writer_write(queue_writer *w, const void *buf, size_t len);
 /* Apply the milter actions on the content, once per message at the end
  * of DATA: its first `old_len` octets (the header block) become `hdr`;
  * body_fd >= 0: the rest becomes an empty line and the whole content of
- * body_fd (a replaced body). The same header length and no new body is
- * a write in place; otherwise a new file is written once (its body
- * copied with copy_file_range) and renamed over the old one, so header
- * edits cost one copy of the message whatever their number. */
+ * body_fd (a replaced body). All in the same file: the same header
+ * length and no new body is one write; a header block that grows or
+ * shrinks moves the body once, and a new body is copied in once
+ * (copy_file_range), so header edits cost at most one copy of the
+ * message whatever their number. */
 int queue_writer_rebuild(queue_writer *w, off_t old_len, const char *hdr,
                          size_t hdr_len, int body_fd);
 /* Make the message durable (env->id is set from the writer). Frees w

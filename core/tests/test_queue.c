@@ -380,10 +380,10 @@ test_recovery(void **state)
 
     commit_msg(q, 1000, old);
     queue_close(q);
-    /* Mid-receive, mid-commit (fallback envelope), mid-update, a
-     * rebuild, a stray tmp file; a content file without
-     * any envelope (damage: to corrupt/); an envelope without its content
-     * (an interrupted removal: dropped). */
+    /* Mid-receive, mid-commit (fallback envelope), mid-update, an
+     * earlier version's rebuild (ID.new), a stray tmp file; a content
+     * file without any envelope (damage: to corrupt/); an envelope
+     * without its content (an interrupted removal: dropped). */
     qtouch(fx, "tmp", "BBBBRECEIVING", ".msg", BODY);
     qtouch(fx, "tmp", "BBBBRECEIVING", ".env", "{}");
     qtouch(fx, "tmp", old, ".u7", "{}");
@@ -779,6 +779,53 @@ test_writer_path_and_head(void **state)
     queue_close(q);
 }
 
+/* A header block that grows, then shrinks, over a body larger than the
+ * writer's buffer: the body moves in several pieces, both ways, intact,
+ * in the same file; a write after it appends. */
+static void
+test_writer_rebuild_moves_body(void **state)
+{
+    struct fixture *fx = *state;
+    queue *q = open_q(fx);
+    modmta_err err;
+    queue_writer *w = queue_writer_new(q, &err);
+    queue_rcpt r = {.addr = "bob@example.com"};
+    queue_env env = {.sender = "a@example.org", .rcpts = &r, .nrcpts = 1};
+    size_t blen = 200 * 1024 + 7, i;
+    char *body = malloc(blen), *content, path[256];
+    struct stat st0, st1;
+    size_t clen;
+
+    assert_non_null(w);
+    assert_non_null(body);
+    for (i = 0; i < blen; i++)
+        body[i] = (char)('a' + (i * 7 + i / 1000) % 26);
+    assert_int_equal(queue_writer_write(w, "A: 1\r\n\r\n", 8), 0);
+    assert_int_equal(queue_writer_write(w, body, blen), 0);
+    assert_int_equal(stat(queue_writer_path(w), &st0), 0);
+    assert_int_equal(queue_writer_rebuild(w, 6, "B: 22\r\nA: 1\r\n", 13,
+                                          -1), 0);
+    assert_int_equal(queue_writer_size(w), (off_t)(15 + blen));
+    assert_int_equal(queue_writer_rebuild(w, 13, "C:\r\n", 4, -1), 0);
+    assert_int_equal(queue_writer_size(w), (off_t)(6 + blen));
+    assert_int_equal(stat(queue_writer_path(w), &st1), 0);
+    assert_int_equal(st0.st_ino, st1.st_ino); /* no new file */
+    assert_int_equal(st1.st_size, (off_t)(6 + blen));
+    assert_int_equal(queue_writer_write(w, "end\r\n", 5), 0);
+    assert_int_equal(queue_writer_commit(w, &env), 0);
+    assert_int_equal(queue_content_path(q, env.id, path, sizeof(path)), 0);
+    content = modmta_test_read_file(path, &clen);
+    assert_non_null(content);
+    assert_int_equal(clen, 6 + blen + 5);
+    assert_memory_equal(content, "C:\r\n\r\n", 6);
+    assert_memory_equal(content + 6, body, blen);
+    assert_memory_equal(content + 6 + blen, "end\r\n", 5);
+    free(content);
+    free(body);
+    assert_int_equal(count_dir(fx, "tmp"), 0);
+    queue_close(q);
+}
+
 /* A replaced body: the new headers, an empty line, the new body, in one
  * rebuild. */
 static void
@@ -791,6 +838,7 @@ test_writer_rebuild_body(void **state)
     queue_rcpt r = {.addr = "bob@example.com"};
     queue_env env = {.sender = "a@example.org", .rcpts = &r, .nrcpts = 1};
     char body[] = "/tmp/modmta-test-body-XXXXXX", path[256];
+    char body2[] = "/tmp/modmta-test-body-XXXXXX";
     char *content;
     int fd = mkstemp(body);
 
@@ -802,11 +850,19 @@ test_writer_rebuild_body(void **state)
     assert_int_equal(queue_writer_rebuild(w, 6, "A: 1\r\n", 6, fd), 0);
     close(fd);
     assert_int_equal(queue_writer_size(w), 19);
+    /* a shorter one after it: the file is cut to its end */
+    fd = mkstemp(body2);
+    assert_true(fd >= 0);
+    unlink(body2);
+    assert_int_equal(write(fd, "x\r\n", 3), 3);
+    assert_int_equal(queue_writer_rebuild(w, 6, "B: 2\r\n", 6, fd), 0);
+    close(fd);
+    assert_int_equal(queue_writer_size(w), 11);
     assert_int_equal(queue_writer_commit(w, &env), 0);
     assert_int_equal(queue_content_path(q, env.id, path, sizeof(path)), 0);
     content = modmta_test_read_file(path, NULL);
     assert_non_null(content);
-    assert_string_equal(content, "A: 1\r\n\r\nnew\r\nbody\r\n");
+    assert_string_equal(content, "B: 2\r\n\r\nx\r\n");
     free(content);
     assert_int_equal(count_dir(fx, "tmp"), 0);
     queue_close(q);
@@ -1149,6 +1205,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_update_failure_stale, setup,
                                         teardown),
         cmocka_unit_test(test_id_valid),
+        cmocka_unit_test_setup_teardown(test_writer_rebuild_moves_body,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_rebuild_body, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_writer_path_and_head, setup,
