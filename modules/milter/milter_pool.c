@@ -25,6 +25,15 @@ milter_pool_now(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* What is left of a release's time, at least 1 ms (a last try). */
+static int
+milter_pool_left(long long deadline_ms)
+{
+    long long left = deadline_ms - milter_pool_now();
+
+    return left > 0 ? (int)left : 1;
+}
+
 int
 milter_pool_init(struct milter_pool *pl, const struct milter_spec *spec)
 {
@@ -127,18 +136,52 @@ milter_peer_at_rest(const struct milter_peer *p)
            p->conn.in_pos == p->conn.in_len;
 }
 
+/* Elsewhere — a session without a message, a message the milter
+ * accepted (ACCEPT sends libmilter back to HELO) or rejected, one that
+ * was aborted or never reached its end of message here — an unknown
+ * command brings libmilter to rest: it takes one from each of those
+ * states (after an ABORT, which a transaction still open gets first, as
+ * with QUIT). Sent only to a milter that asked for none (NOUNKNOWN:
+ * what libmilter announces for a filter without an unknown callback, so
+ * libmilter answers it itself) and that replies to them; the connection
+ * is kept only on that CONTINUE. 1 when p is at rest. */
+static int
+milter_peer_settle(struct milter_peer *p, long long deadline_ms)
+{
+    if (p->at_rest)
+        return 1;
+    if (p->failed || p->conn.fd < 0 || p->version < 6 ||
+        !(p->proto & MILTER_P_NOUNKNOWN) || (p->proto & MILTER_P_NR_UNKN) ||
+        p->conn.in_pos != p->conn.in_len) /* unread: a reply is owed */
+        return 0;
+    if (p->in_txn && milter_pkt_empty(&p->conn.out, MILTER_C_ABORT) < 0)
+        return 0;
+    p->in_txn = 0;
+    if (milter_pkt_begin(&p->conn.out, MILTER_C_UNKNOWN) < 0 ||
+        milter_pkt_str(&p->conn.out, "QUIT") < 0)
+        return 0;
+    milter_pkt_end(&p->conn.out);
+    if (milter_conn_flush(&p->conn, milter_pool_left(deadline_ms)) < 0 ||
+        milter_conn_read(&p->conn, milter_pool_left(deadline_ms)) < 0)
+        return 0;
+    p->at_rest = p->conn.code == MILTER_R_CONTINUE;
+    return p->at_rest;
+}
+
 void
 milter_pool_release(struct milter_pool *pl, struct milter_peer *p,
                     int timeout_ms)
 {
+    long long deadline = milter_pool_now() + timeout_ms;
     struct milter_idle e = {0};
 
-    if (pl == NULL || !milter_peer_at_rest(p)) {
-        milter_peer_quit(p, timeout_ms);
+    if (pl == NULL || !milter_peer_settle(p, deadline) ||
+        !milter_peer_at_rest(p)) {
+        milter_peer_quit(p, milter_pool_left(deadline));
         return;
     }
     if (milter_pkt_empty(&p->conn.out, MILTER_C_QUIT_NC) < 0 ||
-        milter_conn_flush(&p->conn, timeout_ms) < 0) {
+        milter_conn_flush(&p->conn, milter_pool_left(deadline)) < 0) {
         milter_peer_close(p);
         return;
     }

@@ -2,7 +2,8 @@
  * milter: the idle connections of one milter, kept between SMTP
  * sessions when its "reuse" is on. A session that ends with the milter
  * at rest (after an answered end of message or unknown command, where
- * libmilter accepts it) sends QUIT_NC and puts the connection here; the
+ * libmilter accepts it; an unknown command brings a milter that wants
+ * none there) sends QUIT_NC and puts the connection here; the
  * next session takes it instead of connecting and negotiating again.
  * Sessions run on several threads: a mutex guards the list.
  */
@@ -33,7 +34,7 @@ void milter_pool_free(struct milter_pool *pl);
  * there is none (p unchanged). */
 int milter_pool_take(struct milter_pool *pl, struct milter_peer *p);
 /* At the end of a session: QUIT_NC and pool p's connection when it is
- * at rest and there is room, else QUIT and close. */
+ * (or was brought) at rest and there is room, else QUIT and close. */
 void milter_pool_release(struct milter_pool *pl, struct milter_peer *p,
                          int timeout_ms);
 

@@ -195,6 +195,59 @@ class MilterModuleTest(harness.TestCase):
                          what='QUIT after an aborted transaction')
         self.assertNotIn('K', m.commands())
 
+    def test_reuse_after_accept_through_an_unknown_command(self):
+        """A milter that wants no unknown commands (NOUNKNOWN: libmilter
+        answers them itself) and ACCEPTs at the end of message (libmilter
+        back at HELO, where it ignores QUIT_NC), or whose transaction was
+        aborted: an UNKNOWN brings it to rest, then QUIT_NC, and the next
+        session reuses the connection."""
+        m = self.milter(proto=fm.P_NOUNKNOWN, on={
+            'E': [fm.reply('a')],
+            'M': lambda data: [fm.reply('r')] if b'mallory' in data
+            else None})
+        m.spec_extra = {'reuse': True}
+        d = self.start([m])
+        self.send(d, msgid='accepted@e2e.test')
+        with smtp(d.port()) as s:  # aborted: MAIL, RCPT, then QUIT
+            s.mail('alice@localhost')
+            s.rcpt('bob@localhost')
+        with smtp(d.port()) as s:  # the milter rejects MAIL, then QUIT
+            self.assertEqual(s.mail('mallory@localhost')[0], 550)
+        d.wait_messages('bob', 1)
+        # one connection for every session (the start probe's, without a
+        # message, was kept the same way), negotiated once
+        [conn] = m.connections_with('M')
+        harness.wait_for(lambda: m.commands(conn=conn).count('M') == 3 and
+                         m.commands(conn=conn)[-1] == 'K',
+                         what='QUIT_NC after the rejected session')
+        cmds = m.commands(conn=conn)
+        self.assertEqual(len(m.connections_with('O')), 1, cmds)
+        self.assertEqual(cmds.count('O'), 1)
+        self.assertNotIn('Q', cmds)
+        ends = [i for i, c in enumerate(cmds) if c == 'K']
+        self.assertEqual({cmds[k - 1] for k in ends}, {'U'}, cmds)
+        first = cmds.index('E')
+        self.assertEqual(cmds[first + 1:first + 3], ['U', 'K'], cmds)
+        self.assertIn('A', cmds[first:])  # the second session's ABORT
+        # the rejected MAIL: its transaction is ABORTed, as before a QUIT
+        last = len(cmds) - 1 - cmds[::-1].index('M')
+        self.assertEqual(cmds[last + 1:], ['A', 'U', 'K'], cmds)
+        self.assertEqual({tuple(u) for u in m.strings_of('U')}, {('QUIT',)})
+
+    def test_reuse_not_when_the_unknown_command_is_refused(self):
+        """A milter (not libmilter) that refuses the unknown command it
+        said it did not want: QUIT, the connection is not kept."""
+        m = self.milter(proto=fm.P_NOUNKNOWN,
+                        on={'E': [fm.reply('a')], 'U': [fm.reply('t')]})
+        m.spec_extra = {'reuse': True}
+        d = self.start([m])
+        self.send(d, msgid='accepted@e2e.test')
+        [conn] = m.connections_with('M')
+        harness.wait_for(lambda: 'Q' in m.commands(conn=conn),
+                         what='QUIT after a refused UNKNOWN')
+        self.assertEqual(m.commands(conn=conn)[-2:], ['U', 'Q'])
+        self.assertNotIn('K', m.commands())
+
     def test_reuse_idle_connection_closed_by_milter(self):
         m = self.milter(on={'K': 'close'})
         m.spec_extra = {'reuse': True}
