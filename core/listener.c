@@ -30,6 +30,8 @@
 
 #define SESSION_STACK (512 * 1024)
 #define CLIENT_BUCKETS 1024
+#define PARK_MAX 64              /* session threads kept between sessions */
+#define PARK_SECS 10             /* how long one waits for a connection */
 
 struct client_count {
     struct client_count *next;
@@ -40,6 +42,16 @@ struct client_count {
 struct live_session {
     struct live_session *prev, *next;
     int fd;                      /* -1 once the session is closing it */
+};
+
+struct session_start;
+
+/* A session thread between two sessions, on its own stack, waiting for
+ * listener_spawn to hand it the next connection. */
+struct parked {
+    struct parked *next;
+    pthread_cond_t wake;
+    struct session_start *s;     /* the connection handed over */
 };
 
 struct listener {
@@ -67,6 +79,9 @@ struct listener_set {
     unsigned long active;
     struct client_count *clients[CLIENT_BUCKETS];
     struct live_session *live;
+    struct parked *parked;       /* the most recently parked first */
+    unsigned nparked;
+    int dismissed;               /* draining: no thread parks any more */
     /* the bounds of the last admission, for stress_update on release */
     long max, fd_budget, stress_pct;
     unsigned long fd_base;       /* descriptors open besides sessions */
@@ -143,12 +158,12 @@ listener_stress(struct listener_set *ls)
                   ls->fd_budget, ls->stress_pct);
 }
 
+/* The session's counts and its place in the live list (lock held). */
 static void
-listener_release(struct listener_set *ls, struct session_start *s)
+listener_release_locked(struct listener_set *ls, struct session_start *s)
 {
     struct client_count **pp = &ls->clients[listener_hash(s->addr)], *c;
 
-    pthread_mutex_lock(&ls->lock);
     for (; (c = *pp) != NULL; pp = &c->next) {
         if (strcmp(c->addr, s->addr) == 0) {
             if (--c->n == 0) {
@@ -167,6 +182,13 @@ listener_release(struct listener_set *ls, struct session_start *s)
     if (--ls->active == 0)
         pthread_cond_broadcast(&ls->idle);
     listener_stress(ls);
+}
+
+static void
+listener_release(struct listener_set *ls, struct session_start *s)
+{
+    pthread_mutex_lock(&ls->lock);
+    listener_release_locked(ls, s);
     pthread_mutex_unlock(&ls->lock);
 }
 
@@ -245,22 +267,87 @@ listeners_match(const struct listener_set *ls, const struct config *cfg)
     return 1;
 }
 
+/* Between sessions (lock held on entry, released): wait up to PARK_SECS
+ * for listener_spawn to hand over the next connection, rather than end
+ * the thread and create another for it (clone, a new stack's page
+ * faults, the stack given back with madvise at exit). NULL: the thread
+ * ends, and touches the set no more. */
+static struct session_start *
+listener_park(struct listener_set *ls)
+{
+    struct parked p = {.s = NULL}, **pp;
+    pthread_condattr_t ca;
+    struct timespec ts;
+
+    if (ls->dismissed || ls->nparked >= PARK_MAX) {
+        pthread_mutex_unlock(&ls->lock);
+        return NULL;
+    }
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p.wake, &ca);
+    pthread_condattr_destroy(&ca);
+    p.next = ls->parked;
+    ls->parked = &p;
+    ls->nparked++;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += PARK_SECS;
+    while (p.s == NULL && !ls->dismissed)
+        if (pthread_cond_timedwait(&p.wake, &ls->lock, &ts) == ETIMEDOUT)
+            break;
+    if (p.s == NULL) { /* not handed anything: still listed */
+        for (pp = &ls->parked; *pp != &p; pp = &(*pp)->next)
+            ;
+        *pp = p.next;
+        if (--ls->nparked == 0)
+            pthread_cond_broadcast(&ls->idle);
+    }
+    pthread_mutex_unlock(&ls->lock);
+    pthread_cond_destroy(&p.wake);
+    return p.s;
+}
+
 static void *
 listener_session_thread(void *arg)
 {
     struct session_start *s = arg;
     struct listener_set *ls = s->l->set;
 
-    ls->fn(ls->arg, s->fd, (const struct sockaddr *)&s->peer,
-           s->peerlen, s->l->name, s->id, &s->live);
-    /* OpenSSL's per-thread state (its random generators, the error
-     * queue) is freed now, not at thread exit: once this session is
-     * released, shutdown may finish and the process exit before this
-     * detached thread has. */
-    OPENSSL_thread_stop();
-    listener_release(ls, s);
-    free(s);
+    do {
+        ls->fn(ls->arg, s->fd, (const struct sockaddr *)&s->peer,
+               s->peerlen, s->l->name, s->id, &s->live);
+        /* OpenSSL's per-thread state (its random generators, the error
+         * queue) is freed now, not at thread exit: once this session is
+         * released, shutdown may finish and the process exit before
+         * this detached thread has. */
+        OPENSSL_thread_stop();
+        /* Released and parked in one hold of the lock: the thread is
+         * never neither a session nor parked while the set exists. */
+        pthread_mutex_lock(&ls->lock);
+        listener_release_locked(ls, s);
+        free(s);
+        s = listener_park(ls);
+    } while (s != NULL);
     return NULL;
+}
+
+/* A parked thread takes s: 1, or 0 when none is parked. */
+static int
+listener_hand_over(struct listener_set *ls, struct session_start *s)
+{
+    struct parked *p;
+
+    pthread_mutex_lock(&ls->lock);
+    p = ls->parked;
+    if (p != NULL) {
+        ls->parked = p->next;
+        if (--ls->nparked == 0)
+            pthread_cond_broadcast(&ls->idle);
+        p->s = s;
+        pthread_cond_signal(&p->wake);
+    }
+    pthread_mutex_unlock(&ls->lock);
+    return p != NULL;
 }
 
 void
@@ -352,6 +439,8 @@ listener_spawn(struct listener *l, struct session_start *s)
     ls->live = &s->live;
     pthread_mutex_unlock(&ls->lock);
     queue_new_id(s->id);
+    if (listener_hand_over(ls, s))
+        return;
 
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, SESSION_STACK);
@@ -485,6 +574,7 @@ void
 listeners_drain(struct listener_set *ls, int grace_s)
 {
     struct live_session *s;
+    struct parked *p;
 
     pthread_mutex_lock(&ls->lock);
     /* Idle sessions notice the flag within a second and answer 421. */
@@ -495,6 +585,13 @@ listeners_drain(struct listener_set *ls, int grace_s)
         if (s->fd >= 0)
             shutdown(s->fd, SHUT_RDWR);
     listener_wait(ls, 10);
+    /* The parked threads end (at once: they only wait), and a session
+     * still running ends its thread after it. */
+    ls->dismissed = 1;
+    for (p = ls->parked; p != NULL; p = p->next)
+        pthread_cond_signal(&p->wake);
+    while (ls->nparked > 0)
+        pthread_cond_wait(&ls->idle, &ls->lock);
     pthread_mutex_unlock(&ls->lock);
 }
 

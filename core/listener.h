@@ -1,6 +1,8 @@
 /*
  * Listeners: the sockets of "listen", bound before the privilege drop,
- * one accept thread each, one thread per accepted session. Enforces the
+ * one accept thread each, each accepted session on a thread of its own
+ * (a thread between sessions waits a while for the next: see
+ * listener_park in listener.c). Enforces the
  * session limits (limits.max_sessions overall, max_sessions_per_client per
  * client address; over them: 421 4.7.0 and close) with the values of the
  * generation current at accept time, so a reload changes them, and the
@@ -20,7 +22,8 @@
 
 struct listener_set;
 
-/* A new session, run on its own thread. It owns fd (closes it), and
+/* A new session, run on a thread that runs nothing else meanwhile (it
+ * may have run sessions before). It owns fd (closes it), and
  * calls listener_session_closing(live) right before closing it. */
 typedef void (*listener_session_fn)(void *arg, int fd,
                                     const struct sockaddr *peer,
