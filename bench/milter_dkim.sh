@@ -25,6 +25,10 @@
 #
 # Environment (defaults in brackets):
 #   CONCS ["50"]  MSGS [2000]  SIZE [4096]  REPS [1]  MILTER_REUSE [true]
+#   PROFILE [0]: 1 adds, after the recorded loads, one more load per
+#     server under a machine-wide perf record (not recorded): the CPU by
+#     process and the hottest symbols, in $RESULTS/profile-machine-*.txt;
+#     then modmta's own profile (lib.sh's profile_run: perf, strace -c)
 #   POSTFIX_PORT [2535]  MODMTA_PORT [2630]  DKIM_PORT [8895]
 #   BUILD [/tmp/build-bench-milter]  WORK [/tmp/modmta-bench-milter]
 #   RESULTS [$WORK/results/<timestamp>]  SHARED_BENCH [bench/../../shared/bench]
@@ -128,6 +132,26 @@ load() {
         "$srv" "$c0" "$c1" >> "$RESULTS/opendkim.jsonl"
 }
 
+# machine_profile SERVER: one load at c=50 under a machine-wide perf record:
+# the whole machine's CPU by process (the server, opendkim, smtp-source,
+# the kernel's threads), then the hottest symbols of each
+machine_profile() {
+    local srv=$1 tracer out=$RESULTS/profile-machine-$1.txt
+    command -v perf >/dev/null || die "PROFILE=1 needs perf"
+    log "$srv: machine-wide profile at c=50 (not recorded)"
+    perf record -a -g -o "$WORK/perf-$srv.data" >/dev/null 2>&1 &
+    tracer=$!; sleep 1
+    load_run "$srv" 50 "$MSGS" 0 || log "$srv: profiled run not ok"
+    kill -INT "$tracer"; wait "$tracer"
+    perf report -i "$WORK/perf-$srv.data" --no-children --sort comm \
+        --stdio -g none 2>/dev/null | grep '%' > "$out"
+    perf report -i "$WORK/perf-$srv.data" --no-children \
+        --sort comm,dso,sym --stdio -g none 2>/dev/null | grep '%' |
+        head -80 >> "$out"
+    [ -s "$out" ] || log "$srv: perf recorded nothing (perf_event_paranoid?)"
+    rm -f "$WORK/perf-$srv.data"
+}
+
 # --- the run ----------------------------------------------------------------
 setup
 write_env
@@ -153,6 +177,10 @@ for conc in $CONCS; do
         order=$reversed
     done
 done
+if [ "${PROFILE:-0}" = 1 ]; then
+    for srv in postfix modmta; do machine_profile "$srv"; done
+    profile_run modmta   # and modmta alone: perf, then strace -c
+fi
 for srv in postfix modmta; do ctl "$srv" stop; done
 RUNNING=""
 dkim_stop
