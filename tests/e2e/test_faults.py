@@ -147,6 +147,40 @@ class Faults(harness.TestCase):
         """No xattr this time: the envelope goes to a file instead."""
         self.mbox_case(['fsetxattr:/spool/tmp/:0:1:EIO'], 'fsetxattr')
 
+    def test_queue_header_edit_write_eio(self):
+        """A header edit that moves the body in the spool file (the
+        stream test module lengthens the Subject) fails to write: 451
+        4.3.0 and nothing left in tmp/; sent again on the same session,
+        the message is delivered once, edited, its body intact."""
+        def modules(d):
+            return [{'module': 'stream'},
+                    {'module': 'store_mbox', 'directory': d.maildir,
+                     'users': 'any'}]
+        # the content goes to the file in one write (it fits the 64 KiB
+        # buffer); the second is the rebuild's, moving the body
+        d = self.faulty(['write:/spool/tmp/:1:1:EIO'], modules)
+        body = b''.join(b'line %06d of the body\r\n' % i
+                        for i in range(1200))
+        msg = (b'From: <alice@localhost>\r\nTo: <bob@localhost>\r\n'
+               b'Subject: longer\r\nMessage-ID: <edit@e2e.test>\r\n'
+               b'\r\n' + body)
+        with smtp(d.port()) as s:
+            self.refused(s, msg, 451, ['bob@localhost'])
+            send_mail(s, 'alice@localhost', ['bob@localhost'], msg)
+        self.fired(d, 'write')
+        self.drain(d)
+        [got] = mbox_messages(d.mailbox('bob'))
+        parsed = email.message_from_bytes(got)
+        self.assertEqual(parsed['Message-ID'], '<edit@e2e.test>')
+        self.assertTrue(parsed['Subject'].startswith('longer: '), got[:400])
+        # the mbox stores lines with LF and ends a message with an empty
+        # line
+        stored = got.split(b'\n\n', 1)[1]
+        self.assertEqual(stored.rstrip(b'\n'),
+                         body.replace(b'\r\n', b'\n').rstrip(b'\n'))
+        self.assertEqual(glob.glob(os.path.join(d.spool, 'tmp', '*', '*')),
+                         [], 'left in tmp/')
+
     def test_queue_envelope_file_faults(self):
         """No xattrs at all (the fallback commit), then each of its
         steps fails once in turn: fdatasync of the content, the write of
