@@ -243,11 +243,12 @@ queue_name(char *buf, size_t len, const char *id, const char *suffix)
 
 /* ---- small file helpers ---- */
 
+/* All of buf, at off, or at the file position when off < 0. */
 static int
-queue_write_all(int fd, const char *buf, size_t len)
+queue_write_at(int fd, const char *buf, size_t len, off_t off)
 {
     while (len > 0) {
-        ssize_t n = write(fd, buf, len);
+        ssize_t n = off < 0 ? write(fd, buf, len) : pwrite(fd, buf, len, off);
 
         if (n < 0) {
             if (errno == EINTR)
@@ -256,8 +257,16 @@ queue_write_all(int fd, const char *buf, size_t len)
         }
         buf += n;
         len -= (size_t)n;
+        if (off >= 0)
+            off += n;
     }
     return 0;
+}
+
+static int
+queue_write_all(int fd, const char *buf, size_t len)
+{
+    return queue_write_at(fd, buf, len, -1);
 }
 
 /* Create dirfd/name (must not exist), write data, make it durable. */
@@ -994,24 +1003,6 @@ queue_copy_tail(int fd, off_t off, int out)
     return 0;
 }
 
-static int
-queue_pwrite_all(int fd, const char *buf, size_t len, off_t off)
-{
-    while (len > 0) {
-        ssize_t n = pwrite(fd, buf, len, off);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return modmta_err_from_errno(errno);
-        }
-        buf += n;
-        len -= (size_t)n;
-        off += n;
-    }
-    return 0;
-}
-
 /* Move the octets [from, end) of fd to start at `to`, through buf: from
  * the end when they move up (the two ranges may overlap), from the start
  * when they move down. */
@@ -1034,7 +1025,7 @@ queue_move_tail(int fd, off_t from, off_t to, off_t end, char *buf,
             return modmta_err_from_errno(errno);
         if ((size_t)n != want)
             return MODMTA_E_IO; /* the file shrank under us */
-        if ((rc = queue_pwrite_all(fd, buf, want, src + (to - from))) < 0)
+        if ((rc = queue_write_at(fd, buf, want, src + (to - from))) < 0)
             return rc;
         left -= (off_t)want;
     }
@@ -1064,10 +1055,10 @@ queue_writer_rebuild(queue_writer *w, off_t old_len, const char *hdr,
         end = w->size + ((off_t)hdr_len - old_len);
     }
     if (rc == 0)
-        rc = queue_pwrite_all(w->fd, hdr, hdr_len, 0);
+        rc = queue_write_at(w->fd, hdr, hdr_len, 0);
     if (rc == 0 && body_fd >= 0) {
         end = (off_t)hdr_len + 2;
-        rc = queue_pwrite_all(w->fd, "\r\n", 2, (off_t)hdr_len);
+        rc = queue_write_at(w->fd, "\r\n", 2, (off_t)hdr_len);
         if (rc == 0 && lseek(w->fd, end, SEEK_SET) < 0)
             rc = modmta_err_from_errno(errno);
         if (rc == 0)

@@ -121,49 +121,11 @@ class RealMilterTest(harness.TestCase):
              'users': 'any'}]
         return d.start(), proxy
 
-    def test_opendkim_reused_after_accept_at_end_of_message(self):
-        """opendkim answers ACCEPT at the end of message, which sends
-        libmilter back to its HELO state, where it ignores QUIT_NC (and
-        then the next CONNECT); it wants no unknown commands, so libmilter
-        answers one itself: modmta sends one to bring it to rest, then
-        QUIT_NC, and the later sessions use the same connection, every
-        message signed."""
-        keydir = os.path.join(self.tmp, 'key')
-        os.makedirs(keydir)
-        key = dkim_key(keydir)
-        signer, proxy = self.reusing(self.dkim('signer', 'sv', key))
+    def sessions_after_the_first(self, d, proxy, n):
+        """n sessions of a message each, one after the other; the
+        connections the milter was asked for after the first."""
         before = None
-        for i in range(3):
-            with smtp(signer.port()) as s:
-                send_mail(s, 'alice@example.org', ['bob@localhost'],
-                          message('reuse%d@e2e.test' % i))
-            harness.wait_for(lambda: proxy.quit_nc > i,
-                             what='QUIT_NC after session %d' % i)
-            harness.wait_for(
-                lambda: signer.log_text().count(' disconnect from=') > i + 1,
-                what='end of session %d' % i)
-            if before is None:
-                before = proxy.connections
-        # the two later sessions opened no connection
-        self.assertEqual(proxy.connections - before, 0)
-        stored = signer.wait_messages('bob', 3)
-        verifier = self.with_milters(self.dkim('verifier', 'v', key))
-        with smtp(verifier.port()) as s:
-            for m in stored:
-                send_mail(s, 'alice@example.org', ['carol@localhost'],
-                          resubmittable(m))
-        for good in verifier.wait_messages('carol', 3):
-            results = ' '.join(header(good, 'Authentication-Results'))
-            self.assertRegex(results, r'dkim=pass', good)
-
-    def test_libmilter_reused_connection_serves_every_session(self):
-        """A libmilter milter that answers CONTINUE at the end of message
-        (Debian's pymilter): the connection is kept (QUIT_NC) and serves
-        the next sessions, each a new session for libmilter."""
-        d, proxy = self.reusing(LibmilterCounter(
-            os.path.join(self.tmp, 'counter'), resolv=None))
-        before = None
-        for i in range(4):
+        for i in range(n):
             with smtp(d.port()) as s:
                 send_mail(s, 'alice@example.org', ['bob@localhost'],
                           message('reuse%d@e2e.test' % i))
@@ -180,8 +142,39 @@ class RealMilterTest(harness.TestCase):
                 # one, and this session's) was answered through the
                 # proxy, so it is counted by now
                 before = proxy.connections
+        return proxy.connections - before
+
+    def test_opendkim_reused_after_accept_at_end_of_message(self):
+        """opendkim answers ACCEPT at the end of message, which sends
+        libmilter back to its HELO state, where it ignores QUIT_NC (and
+        then the next CONNECT); it wants no unknown commands, so libmilter
+        answers one itself: modmta sends one to bring it to rest, then
+        QUIT_NC, and the later sessions use the same connection, every
+        message signed."""
+        keydir = os.path.join(self.tmp, 'key')
+        os.makedirs(keydir)
+        key = dkim_key(keydir)
+        signer, proxy = self.reusing(self.dkim('signer', 'sv', key))
+        # the two later sessions opened no connection
+        self.assertEqual(self.sessions_after_the_first(signer, proxy, 3), 0)
+        stored = signer.wait_messages('bob', 3)
+        verifier = self.with_milters(self.dkim('verifier', 'v', key))
+        with smtp(verifier.port()) as s:
+            for m in stored:
+                send_mail(s, 'alice@example.org', ['carol@localhost'],
+                          resubmittable(m))
+        for good in verifier.wait_messages('carol', 3):
+            results = ' '.join(header(good, 'Authentication-Results'))
+            self.assertRegex(results, r'dkim=pass', good)
+
+    def test_libmilter_reused_connection_serves_every_session(self):
+        """A libmilter milter that answers CONTINUE at the end of message
+        (Debian's pymilter): the connection is kept (QUIT_NC) and serves
+        the next sessions, each a new session for libmilter."""
+        d, proxy = self.reusing(LibmilterCounter(
+            os.path.join(self.tmp, 'counter'), resolv=None))
         # the three later sessions opened no connection: each reused it
-        self.assertEqual(proxy.connections - before, 0)
+        self.assertEqual(self.sessions_after_the_first(d, proxy, 4), 0)
         seen = [header(m, 'X-Libmilter') for m in d.wait_messages('bob', 4)]
         sessions = [int(v[0].split('=')[1]) for v in seen]
         self.assertEqual(len(set(sessions)), 4, seen)
