@@ -137,7 +137,6 @@ load() {
 # the kernel's threads), then the hottest symbols of each
 machine_profile() {
     local srv=$1 tracer out=$RESULTS/profile-machine-$1.txt
-    command -v perf >/dev/null || die "PROFILE=1 needs perf"
     log "$srv: machine-wide profile at c=50 (not recorded)"
     perf record -a -g -o "$WORK/perf-$srv.data" >/dev/null 2>&1 &
     tracer=$!; sleep 1
@@ -153,6 +152,8 @@ machine_profile() {
 }
 
 # --- the run ----------------------------------------------------------------
+[ "${PROFILE:-0}" = 1 ] && ! command -v perf >/dev/null &&
+    die "PROFILE=1 needs perf"
 setup
 write_env
 log "results in $RESULTS"

@@ -148,7 +148,7 @@ milter_peer_at_rest(const struct milter_peer *p)
 static int
 milter_peer_settle(struct milter_peer *p, long long deadline_ms)
 {
-    if (p->at_rest)
+    if (p->at_rest && !p->in_txn)
         return 1;
     if (p->failed || p->conn.fd < 0 || p->version < 6 ||
         !(p->proto & MILTER_P_NOUNKNOWN) || (p->proto & MILTER_P_NR_UNKN) ||

@@ -149,23 +149,34 @@ class Faults(harness.TestCase):
 
     def test_queue_header_edit_write_eio(self):
         """A header edit that moves the body in the spool file (the
-        stream test module lengthens the Subject) fails to write: 451
-        4.3.0 and nothing left in tmp/; sent again on the same session,
-        the message is delivered once, edited, its body intact."""
+        stream test module lengthens the Subject) fails to write, before
+        the body moved or after (the headers' write, the file half
+        rebuilt): 451 4.3.0 and nothing left in tmp/; sent again on the
+        same session, the message is delivered once, edited, its body
+        intact."""
+        for skip, what in ((1, 'the move'), (2, 'the headers')):
+            with self.subTest(fails=what):
+                self.header_edit_case(skip)
+
+    def header_edit_case(self, skip):
         def modules(d):
             return [{'module': 'stream'},
                     {'module': 'store_mbox', 'directory': d.maildir,
                      'users': 'any'}]
         # the content goes to the file in one write (it fits the 64 KiB
-        # buffer); the second is the rebuild's, moving the body
-        d = self.faulty(['write:/spool/tmp/:1:1:EIO'], modules)
+        # buffer); then the rebuild's: the body moved, the headers
+        d = self.faulty(['write:/spool/tmp/:%d:1:EIO' % skip], modules)
         body = b''.join(b'line %06d of the body\r\n' % i
                         for i in range(1200))
         msg = (b'From: <alice@localhost>\r\nTo: <bob@localhost>\r\n'
                b'Subject: longer\r\nMessage-ID: <edit@e2e.test>\r\n'
                b'\r\n' + body)
         with smtp(d.port()) as s:
-            self.refused(s, msg, 451, ['bob@localhost'])
+            s.ehlo_or_helo_if_needed()
+            s.mail('alice@localhost')
+            s.rcpt('bob@localhost')
+            self.assertEqual(s.data(msg),
+                             (451, b'4.3.0 Error: queue file write error'))
             send_mail(s, 'alice@localhost', ['bob@localhost'], msg)
         self.fired(d, 'write')
         self.drain(d)
@@ -180,6 +191,7 @@ class Faults(harness.TestCase):
                          body.replace(b'\r\n', b'\n').rstrip(b'\n'))
         self.assertEqual(glob.glob(os.path.join(d.spool, 'tmp', '*', '*')),
                          [], 'left in tmp/')
+        d.stop()
 
     def test_queue_envelope_file_faults(self):
         """No xattrs at all (the fallback commit), then each of its
