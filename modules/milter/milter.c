@@ -69,8 +69,10 @@ milter_create(const json_t *conf, const modmta_host *host, modmta_err *err_r)
 static void
 milter_sess_release(struct milter_sess *s, int timeout_ms)
 {
+    long long deadline = milter_pool_deadline(timeout_ms); /* for all */
+
     for (size_t i = 0; i < s->n; i++)
-        milter_pool_release(s->peers[i].pool, &s->peers[i], timeout_ms);
+        milter_pool_release(s->peers[i].pool, &s->peers[i], deadline);
 }
 
 /* On every exit path, even one that never reached on_disconnect. */

@@ -168,11 +168,16 @@ milter_peer_settle(struct milter_peer *p, long long deadline_ms)
     return p->at_rest;
 }
 
+long long
+milter_pool_deadline(int timeout_ms)
+{
+    return milter_pool_now() + timeout_ms;
+}
+
 void
 milter_pool_release(struct milter_pool *pl, struct milter_peer *p,
-                    int timeout_ms)
+                    long long deadline)
 {
-    long long deadline = milter_pool_now() + timeout_ms;
     struct milter_idle e = {0};
 
     if (pl == NULL || !milter_peer_settle(p, deadline) ||

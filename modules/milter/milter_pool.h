@@ -33,9 +33,12 @@ void milter_pool_free(struct milter_pool *pl);
  * not past its idle time, with what was negotiated on it: 1, or 0 when
  * there is none (p unchanged). */
 int milter_pool_take(struct milter_pool *pl, struct milter_peer *p);
-/* At the end of a session: QUIT_NC and pool p's connection when it is
- * (or was brought) at rest and there is room, else QUIT and close. */
+/* The deadline (monotonic ms) timeout_ms from now, for a release. */
+long long milter_pool_deadline(int timeout_ms);
+/* At the end of a session, by the deadline: QUIT_NC and pool p's
+ * connection when it is (or was brought) at rest and there is room,
+ * else QUIT and close. */
 void milter_pool_release(struct milter_pool *pl, struct milter_peer *p,
-                         int timeout_ms);
+                         long long deadline);
 
 #endif
