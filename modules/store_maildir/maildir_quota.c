@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -372,10 +373,24 @@ maildir_quota_write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-int
-maildir_quota_rebuild(int mdfd, int tmpfd, const maildir_quota *q,
-                      const char *tmpname, int set_owner, uid_t uid,
-                      gid_t gid, maildir_usage *u)
+void
+maildir_quota_lock(int mdfd, int how)
+{
+    while (flock(mdfd, how) < 0 && errno == EINTR)
+        ;
+}
+
+void
+maildir_quota_unlock(int mdfd)
+{
+    flock(mdfd, LOCK_UN);
+}
+
+/* The rebuild, with the Maildir's lock held. */
+static int
+maildir_quota_rebuild_locked(int mdfd, int tmpfd, const maildir_quota *q,
+                             const char *tmpname, int set_owner, uid_t uid,
+                             gid_t gid, maildir_usage *u)
 {
     char text[128], def[64];
     int fd, rc, e;
@@ -401,6 +416,20 @@ maildir_quota_rebuild(int mdfd, int tmpfd, const maildir_quota *q,
         return modmta_err_from_errno(e);
     }
     return 0;
+}
+
+int
+maildir_quota_rebuild(int mdfd, int tmpfd, const maildir_quota *q,
+                      const char *tmpname, int set_owner, uid_t uid,
+                      gid_t gid, maildir_usage *u)
+{
+    int rc;
+
+    maildir_quota_lock(mdfd, LOCK_EX);
+    rc = maildir_quota_rebuild_locked(mdfd, tmpfd, q, tmpname, set_owner,
+                                      uid, gid, u);
+    maildir_quota_unlock(mdfd);
+    return rc;
 }
 
 int

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -365,41 +366,16 @@ maildir_write_publish(const struct maildir_dirs *d, const char *base,
     return renameat(d->tmp, base, d->new, final) == 0 ? 0 : errno;
 }
 
-/* With the Maildir open: dedup, write, quota, publish. */
+/* tmp/<base> published in new/ and counted in maildirsize (if quota:
+ * with the Maildir's lock held shared, maildir_quota.h). */
 static int
-maildir_write_in(const struct maildir_dirs *d, const maildir_req *req,
-                 char *why, size_t whylen)
+maildir_write_finish(const struct maildir_dirs *d, const maildir_req *req,
+                     const char *token, const char *base, long long size,
+                     long long vsize, int quota, char *why, size_t whylen)
 {
-    char token[MAILDIR_TOKEN_MAX], base[MAILDIR_NAME_MAX];
     char fin[MAILDIR_NAME_MAX];
-    long long size = 0, vsize = 0;
-    int quota = req->quota.bytes > 0 || req->quota.count > 0, rc, e;
-    struct timeval tv;
+    int e;
 
-    if (maildir_name_token(req->queue_id, req->rcpt, token,
-                           sizeof(token)) < 0) {
-        store_why(why, whylen, "queue ID too long");
-        return MODMTA_E_INVAL;
-    }
-    if (req->dedup) {
-        rc = maildir_write_dedup(d->box, token, req, why, whylen);
-        if (rc != 0)
-            return rc < 0 ? rc : MAILDIR_WRITE_DUPLICATE;
-    }
-    gettimeofday(&tv, NULL);
-    if (maildir_name_unique(&tv, getpid(), token, req->hostname, base,
-                            sizeof(base)) < 0) {
-        store_why(why, whylen, "host name too long for a file name");
-        return MODMTA_E_INVAL;
-    }
-    rc = maildir_write_tmp(d->tmp, base, req, &size, &vsize, why, whylen);
-    if (rc < 0)
-        return rc;
-    if (quota && (rc = maildir_write_quota_check(d->md, d->tmp, req, base,
-                                                 size, why, whylen)) <= 0) {
-        unlinkat(d->tmp, base, 0);
-        return rc < 0 ? rc : MAILDIR_WRITE_OVER_QUOTA;
-    }
     if (maildir_name_final(base, size, vsize, fin, sizeof(fin)) < 0)
         e = ENAMETOOLONG;
     else
@@ -432,6 +408,49 @@ maildir_write_in(const struct maildir_dirs *d, const maildir_req *req,
     if (quota)
         maildir_quota_add(d->md, size, 1);
     return MAILDIR_WRITE_DONE;
+}
+
+/* With the Maildir open: dedup, write, quota, publish. */
+static int
+maildir_write_in(const struct maildir_dirs *d, const maildir_req *req,
+                 char *why, size_t whylen)
+{
+    char token[MAILDIR_TOKEN_MAX], base[MAILDIR_NAME_MAX];
+    long long size = 0, vsize = 0;
+    int quota = req->quota.bytes > 0 || req->quota.count > 0, rc;
+    struct timeval tv;
+
+    if (maildir_name_token(req->queue_id, req->rcpt, token,
+                           sizeof(token)) < 0) {
+        store_why(why, whylen, "queue ID too long");
+        return MODMTA_E_INVAL;
+    }
+    if (req->dedup) {
+        rc = maildir_write_dedup(d->box, token, req, why, whylen);
+        if (rc != 0)
+            return rc < 0 ? rc : MAILDIR_WRITE_DUPLICATE;
+    }
+    gettimeofday(&tv, NULL);
+    if (maildir_name_unique(&tv, getpid(), token, req->hostname, base,
+                            sizeof(base)) < 0) {
+        store_why(why, whylen, "host name too long for a file name");
+        return MODMTA_E_INVAL;
+    }
+    rc = maildir_write_tmp(d->tmp, base, req, &size, &vsize, why, whylen);
+    if (rc < 0)
+        return rc;
+    if (quota && (rc = maildir_write_quota_check(d->md, d->tmp, req, base,
+                                                 size, why, whylen)) <= 0) {
+        unlinkat(d->tmp, base, 0);
+        return rc < 0 ? rc : MAILDIR_WRITE_OVER_QUOTA;
+    }
+    if (quota)
+        maildir_quota_lock(d->md, LOCK_SH);
+    rc = maildir_write_finish(d, req, token, base, size, vsize, quota, why,
+                              whylen);
+    if (quota)
+        maildir_quota_unlock(d->md);
+    return rc;
 }
 
 /* Open sub/ of the Maildir into *fd_r. */

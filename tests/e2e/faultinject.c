@@ -22,7 +22,9 @@
  *   error    EIO, ENOSPC, ENOTSUP, EMFILE; "short": a write writes half of
  *            what it was given (at least one octet less) and says so;
  *            "kill": the call is made, then the process killed (SIGKILL,
- *            as kill -9) before it can do anything with the result
+ *            as kill -9) before it can do anything with the result;
+ *            "delay": the call is made, one second late (a race's
+ *            window held open)
  *
  * Each fault injected is written to stderr (the daemon's log) as
  * "faultinject: CALL PATH -> ERROR", so that a test can tell its fault
@@ -53,13 +55,14 @@
 #define FI_MAX_RULES 8
 #define FI_SHORT (-1)
 #define FI_KILL (-2)
+#define FI_DELAY (-3)
 
 struct fi_rule {
     char call[16];
     char pattern[256];
     int anchored;
     long skip, count;
-    int err;                    /* an errno, FI_SHORT or FI_KILL */
+    int err;                    /* an errno, FI_SHORT, FI_KILL, FI_DELAY */
 };
 
 static struct fi_rule fi_rules[FI_MAX_RULES];
@@ -81,6 +84,8 @@ fi_error(const char *s)
         return FI_SHORT;
     if (strcmp(s, "kill") == 0)
         return FI_KILL;
+    if (strcmp(s, "delay") == 0)
+        return FI_DELAY;
     return 0;
 }
 
@@ -181,7 +186,7 @@ fi_wanted(const char *call)
 }
 
 /* The fault for this call on this path: 0 (none), an errno, FI_SHORT or
- * FI_KILL. */
+ * FI_KILL. A delay is served here, and the call then made as usual. */
 static int
 fi_check(const char *call, const char *path)
 {
@@ -205,7 +210,12 @@ fi_check(const char *call, const char *path)
     if (err != 0)
         dprintf(2, "faultinject: %s %s -> %s\n", call, path,
                 err == FI_SHORT ? "short"
-                : err == FI_KILL ? "kill" : strerror(err));
+                : err == FI_KILL ? "kill"
+                : err == FI_DELAY ? "delay" : strerror(err));
+    if (err == FI_DELAY) {
+        sleep(1);
+        err = 0;
+    }
     return err;
 }
 

@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from dovecot import Dovecot, PASSWORD, NOBODY  # noqa: E402
-from harness import make_message, send_mail, smtp  # noqa: E402
+from harness import fault_env, make_message, send_mail, smtp  # noqa: E402
 
 SENDER = 'alice@localhost'
 QUOTA_RULE = '*:bytes=1M:messages=3'        # Dovecot's, the same as ours
@@ -201,6 +201,28 @@ class Maildir(harness.TestCase):
         self.assertIn(b'dave@localhost', dsn)
         self.assertEqual(self.files('dave'), [])
         self.assertEqual(self.files('dave', ('tmp',)), [])
+
+    def test_quota_rebuild_racing_a_delivery(self):
+        """Two deliveries into one Maildir without a maildirsize: both
+        rebuild it, the first one's rename held back a second (a fault
+        rule) while the second is counted into its own. No count line
+        may be lost (a file renamed over it) or counted twice."""
+        d = self.mta(quota_messages=100)
+        d.env = fault_env(['rename:/carol/maildirsize$:0:1:delay'])
+        d.start()
+        with smtp(d.port()) as s:
+            for i in range(2):
+                send_mail(s, SENDER, ['carol@localhost'],
+                          make_message('r%d@e2e.test' % i, sender=SENDER))
+        files = self.wait_files('carol', 2)
+        d.wait_queue_empty()
+        self.assertIn('faultinject: rename', d.log_text())
+        lines = open(os.path.join(self.vmail, 'carol',
+                                  'maildirsize')).read().splitlines()
+        used = [sum(int(v) for v in col)
+                for col in zip(*(ln.split() for ln in lines[1:]))]
+        self.assertEqual(used, [sum(os.stat(f).st_size for f in files), 2],
+                         lines)
 
     def test_kill_right_after_link(self):
         d = self.mta()
