@@ -373,11 +373,23 @@ maildir_quota_write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-void
-maildir_quota_lock(int mdfd, int how)
+int
+maildir_quota_lock(int mdfd, int exclusive)
 {
-    while (flock(mdfd, how) < 0 && errno == EINTR)
-        ;
+    int how = (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
+    long waited = 0, step = 1;
+
+    /* polled, not blocking: a holder that never lets go (the owner's
+     * own flock) must cost a bounded wait, not a delivery thread */
+    while (flock(mdfd, how) < 0) {
+        if ((errno != EWOULDBLOCK && errno != EINTR) ||
+            waited >= MAILDIR_QUOTA_LOCK_WAIT_MS)
+            return 0;
+        usleep((useconds_t)step * 1000);
+        waited += step;
+        step = step < 32 ? step * 2 : 32;
+    }
+    return 1;
 }
 
 void
@@ -386,11 +398,10 @@ maildir_quota_unlock(int mdfd)
     flock(mdfd, LOCK_UN);
 }
 
-/* The rebuild, with the Maildir's lock held. */
-static int
-maildir_quota_rebuild_locked(int mdfd, int tmpfd, const maildir_quota *q,
-                             const char *tmpname, int set_owner, uid_t uid,
-                             gid_t gid, maildir_usage *u)
+int
+maildir_quota_rebuild(int mdfd, int tmpfd, const maildir_quota *q,
+                      const char *tmpname, int set_owner, uid_t uid,
+                      gid_t gid, maildir_usage *u)
 {
     char text[128], def[64];
     int fd, rc, e;
@@ -416,20 +427,6 @@ maildir_quota_rebuild_locked(int mdfd, int tmpfd, const maildir_quota *q,
         return modmta_err_from_errno(e);
     }
     return 0;
-}
-
-int
-maildir_quota_rebuild(int mdfd, int tmpfd, const maildir_quota *q,
-                      const char *tmpname, int set_owner, uid_t uid,
-                      gid_t gid, maildir_usage *u)
-{
-    int rc;
-
-    maildir_quota_lock(mdfd, LOCK_EX);
-    rc = maildir_quota_rebuild_locked(mdfd, tmpfd, q, tmpname, set_owner,
-                                      uid, gid, u);
-    maildir_quota_unlock(mdfd);
-    return rc;
 }
 
 int

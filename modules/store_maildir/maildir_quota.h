@@ -74,8 +74,8 @@ int maildir_quota_read(int mdfd, const maildir_quota *q, maildir_usage *u,
 /* Count the Maildir open at mdfd (new/ and cur/ of the INBOX and of each
  * ".folder") and write a new maildirsize (as tmpname in tmp/, open at
  * tmpfd, then renamed over the old one; chowned to uid:gid if
- * set_owner). 0 or a negative MODMTA_E_*. Holds the Maildir's lock
- * exclusively from the count to the rename (maildir_quota_lock). */
+ * set_owner). 0 or a negative MODMTA_E_*. A delivery calls it with the
+ * Maildir's lock held exclusively (maildir_quota_lock). */
 int maildir_quota_rebuild(int mdfd, int tmpfd, const maildir_quota *q,
                           const char *tmpname, int set_owner, uid_t uid,
                           gid_t gid, maildir_usage *u);
@@ -86,16 +86,25 @@ int maildir_quota_rebuild(int mdfd, int tmpfd, const maildir_quota *q,
  * by the Maildir's owner is not written (MODMTA_E_INVAL). */
 int maildir_quota_add(int mdfd, long long bytes, long long count);
 
-/* A delivery being counted takes the Maildir's lock shared (how =
- * LOCK_SH), from the message's link into new/ to its change line
- * appended; a rebuild takes it exclusively. So a message is either in
- * a rebuild's count and its line in the file the rebuild replaces, or
- * not counted and its line in the new file: two deliveries rebuilding
+/* A delivery being counted takes the Maildir's lock shared, from the
+ * message's link into new/ to its change line appended; a rebuild takes
+ * it exclusively, from the count to the rename. So a message is either
+ * in a rebuild's count and its line in the file the rebuild replaces,
+ * or not counted and its line in the new file: two deliveries rebuilding
  * at once lose no line and count none twice. The lock is flock(2) on
- * mdfd (an open of the Maildir of the delivery's own). Where the file
- * system has no flock, nothing is locked: the count may drift, as any
- * Maildir++ writer's, until the file is next rebuilt. */
-void maildir_quota_lock(int mdfd, int how);
+ * mdfd, an open of the Maildir of the delivery's own (a lock belongs to
+ * its open file, so threads of one process exclude each other too).
+ *
+ * 1 if taken; 0 if not after MAILDIR_QUOTA_LOCK_WAIT_MS or if flock
+ * fails on this file system: the caller goes on without it, and the
+ * count may drift, as any Maildir++ writer's, until the next rebuild.
+ * The lock only keeps the count exact; the Maildir's owner, who can
+ * hold it, can write maildirsize anyway. Released with
+ * maildir_quota_unlock, never by close() alone: a child forked by
+ * another thread (deliver_pipe) shares the open file, and with it the
+ * lock, until it execs. */
+#define MAILDIR_QUOTA_LOCK_WAIT_MS 3000
+int maildir_quota_lock(int mdfd, int exclusive);
 void maildir_quota_unlock(int mdfd);
 
 #endif

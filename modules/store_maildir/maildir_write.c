@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -299,8 +298,14 @@ maildir_write_quota_check(int mdfd, int tmpfd, const maildir_req *req,
         time(NULL) - mtime > MAILDIR_QUOTA_STALE_S)
         rc = 0; /* maybe mail was removed without the file knowing */
     if (rc == 0) {
+        int locked = maildir_quota_lock(mdfd, 1);
+
         rc = maildir_quota_rebuild(mdfd, tmpfd, &req->quota, tmpname,
                                    req->set_owner, req->uid, req->gid, &u);
+        if (locked)
+            maildir_quota_unlock(mdfd);
+        else
+            store_why(why, whylen, MAILDIR_WRITE_UNLOCKED);
         rebuilt = 1;
     }
     if (rc < 0) {
@@ -417,7 +422,7 @@ maildir_write_in(const struct maildir_dirs *d, const maildir_req *req,
 {
     char token[MAILDIR_TOKEN_MAX], base[MAILDIR_NAME_MAX];
     long long size = 0, vsize = 0;
-    int quota = req->quota.bytes > 0 || req->quota.count > 0, rc;
+    int quota = req->quota.bytes > 0 || req->quota.count > 0, rc, locked;
     struct timeval tv;
 
     if (maildir_name_token(req->queue_id, req->rcpt, token,
@@ -444,11 +449,12 @@ maildir_write_in(const struct maildir_dirs *d, const maildir_req *req,
         unlinkat(d->tmp, base, 0);
         return rc < 0 ? rc : MAILDIR_WRITE_OVER_QUOTA;
     }
-    if (quota)
-        maildir_quota_lock(d->md, LOCK_SH);
+    locked = quota && maildir_quota_lock(d->md, 0);
+    if (quota && !locked)
+        store_why(why, whylen, MAILDIR_WRITE_UNLOCKED);
     rc = maildir_write_finish(d, req, token, base, size, vsize, quota, why,
                               whylen);
-    if (quota)
+    if (locked)
         maildir_quota_unlock(d->md);
     return rc;
 }

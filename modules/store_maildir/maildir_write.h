@@ -41,6 +41,11 @@ typedef struct maildir_req {
     gid_t gid;
 } maildir_req;
 
+/* A delivery counted in maildirsize without the Maildir's lock
+ * (maildir_quota_lock): the count may be off until the next rebuild. */
+#define MAILDIR_WRITE_UNLOCKED "maildirsize counted without the Maildir's " \
+                               "lock (held elsewhere, or flock failing)"
+
 /* Deliver. Returns MAILDIR_WRITE_DONE, _DUPLICATE, _OVER_QUOTA, _TAKEN
  * (`why` says which fsync failed), or:
  *   MODMTA_E_PERM     the Maildir, its tmp/ or its new/ is a symbolic
@@ -50,7 +55,8 @@ typedef struct maildir_req {
  *   MODMTA_E_NOSPACE  disk full, disk quota, file size limit,
  *   MODMTA_E_IO       any other failure,
  *   MODMTA_E_INVAL    a path too long.
- * `why` (may be NULL) holds a reason for logs and DSNs. */
+ * `why` (may be NULL) holds a reason for logs and DSNs; after
+ * MAILDIR_WRITE_DONE it is empty, or MAILDIR_WRITE_UNLOCKED. */
 int maildir_write(const maildir_req *req, char *why, size_t whylen);
 
 /* At RCPT: 1 if the Maildir's maildirsize (read only; never rebuilt

@@ -238,6 +238,9 @@ store_maildir_result(const struct store_maildir *sm, modmta_ctx *ctx,
 {
     switch (rc) {
     case MAILDIR_WRITE_DONE:
+        if (why[0] != '\0')
+            modmta_log(ctx, MODMTA_LOG_WARN, "delivered maildir=%s "
+                       "reason=\"%s\"", maildir, why);
         modmta_reply(ctx, 250, "2.0.0", "delivered to maildir");
         return MODMTA_DELIVERED;
     case MAILDIR_WRITE_DUPLICATE:

@@ -1,7 +1,8 @@
 /*
- * Fault injection for the e2e tests (tests/e2e/test_faults.py),
- * preloaded into the daemon: chosen calls on chosen files fail, or
- * write only part of what they were given, a chosen number of times.
+ * Fault injection for the e2e tests (test_faults.py, test_crash.py,
+ * test_maildir.py), preloaded into the daemon: chosen calls on chosen
+ * files fail, write only part of what they were given, kill the
+ * process or wait, a chosen number of times.
  *
  * MODMTA_FAULTS holds rules separated by ';', each
  *
@@ -50,6 +51,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FI_MAX_RULES 8
@@ -213,7 +215,10 @@ fi_check(const char *call, const char *path)
                 : err == FI_KILL ? "kill"
                 : err == FI_DELAY ? "delay" : strerror(err));
     if (err == FI_DELAY) {
-        sleep(1);
+        struct timespec left = { 1, 0 };
+
+        while (nanosleep(&left, &left) < 0 && errno == EINTR)
+            ;
         err = 0;
     }
     return err;

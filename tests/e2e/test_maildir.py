@@ -7,7 +7,8 @@ right; the Maildirs belong to the "owner" account Dovecot reads them as.
 Maildir++ quota shared with Dovecot's own: Dovecot's IMAP QUOTA reports
 what modmta counted, a full mailbox is refused at RCPT with 552 5.2.2,
 Dovecot's expunge makes room again, a message that does not fit is
-bounced (552 5.2.2 in the DSN). A crash (SIGKILL) right after a message
+bounced (552 5.2.2 in the DSN); two deliveries rebuilding maildirsize at
+once (one rename held back by faultinject.c) are both counted, once. A crash (SIGKILL) right after a message
 is linked into new/: after the restart it is there exactly once."""
 
 import glob
@@ -207,7 +208,7 @@ class Maildir(harness.TestCase):
         rebuild it, the first one's rename held back a second (a fault
         rule) while the second is counted into its own. No count line
         may be lost (a file renamed over it) or counted twice."""
-        d = self.mta(quota_messages=100)
+        d = self.mta()
         d.env = fault_env(['rename:/carol/maildirsize$:0:1:delay'])
         d.start()
         with smtp(d.port()) as s:

@@ -1,7 +1,8 @@
 /* Unit tests of store_maildir's Maildir++ quota: sizes and rules,
  * maildirsize parsing (as Dovecot writes it), rebuilding from a Maildir
- * with folders, appending, and the writer refusing a message over
- * quota while leaving nothing behind. */
+ * with folders, appending, the writer refusing a message over quota
+ * while leaving nothing behind, and the Maildir's lock (a held one
+ * costs a bounded wait). */
 #include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -389,6 +390,43 @@ test_writer_over_quota(void **state)
     assert_int_equal(count_files(fx, "new"), 2);
 }
 
+/* Shared with shared, exclusive with neither; a lock held elsewhere
+ * (another open of the Maildir: the owner's flock) costs a delivery a
+ * bounded wait, then it is delivered and counted without it. */
+static void
+test_lock(void **state)
+{
+    struct fx *fx = *state;
+    maildir_req req = {
+        .maildir = fx->md, .message = fx->msg, .sender = "a@x.test",
+        .rcpt = "bob@x.test", .queue_id = "QID1", .hostname = "mx.test",
+        .quota = { 0, 10 },
+    };
+    int other = open(fx->md, O_RDONLY | O_DIRECTORY);
+    char why[256], *text;
+
+    assert_true(other >= 0);
+    assert_int_equal(maildir_quota_lock(fx->mdfd, 0), 1);
+    assert_int_equal(maildir_quota_lock(other, 0), 1);
+    maildir_quota_unlock(other);
+    assert_int_equal(maildir_quota_lock(other, 1), 0); /* waited, no */
+    maildir_quota_unlock(fx->mdfd);
+    assert_int_equal(maildir_quota_lock(other, 1), 1);
+    /* held: the delivery rebuilds and counts without it */
+    assert_int_equal(maildir_write(&req, why, sizeof(why)),
+                     MAILDIR_WRITE_DONE);
+    assert_string_equal(why, MAILDIR_WRITE_UNLOCKED);
+    text = get(fx, "maildirsize");
+    assert_string_equal(text, "10C\n0 0\n67 1\n");
+    free(text);
+    maildir_quota_unlock(other);
+    req.queue_id = "QID2";
+    assert_int_equal(maildir_write(&req, why, sizeof(why)),
+                     MAILDIR_WRITE_DONE);
+    assert_string_equal(why, "");
+    close(other);
+}
+
 int
 main(void)
 {
@@ -405,6 +443,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_writer_over_quota, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
