@@ -177,10 +177,11 @@ class Cluster(harness.TestCase):
         s.close()
 
     def test_client_connections_across_nodes(self):
-        # (the harness's start probes come from 127.0.0.1, not counted)
-        window_room(60, 40)
         d1, d2 = self.pair(ratelimit={'client_connections': 2,
                                       'client_connections_per_minute': 5})
+        # (the harness's start probes come from 127.0.0.1, not counted;
+        # the room is waited for once both nodes run)
+        window_room(60, 40)
         a, code, _ = self.connect_from(d1, '127.0.0.7')
         self.assertEqual(code, 220)
         b, code, _ = self.connect_from(d2, '127.0.0.7')
@@ -331,14 +332,16 @@ class Cluster(harness.TestCase):
         # a hung node is still registered, and does not answer
         d2.signal(signal.SIGSTOP)
         try:
-            r = self.reload_cluster(d1, '--timeout', '2')
+            # the timeout is also how long d1 has to reload and answer
+            # (an ASan daemon on a busy machine): not too short
+            r = self.reload_cluster(d1, '--timeout', '10')
         finally:
             d2.signal(signal.SIGCONT)
         self.assertReport(r, ['mx1.e2e.test: reloaded',
                               'mx2.e2e.test: no answer'], 1)
         # a killed one too, until its registration expires
         d2.kill()
-        r = self.reload_cluster(d1, '--timeout', '2')
+        r = self.reload_cluster(d1, '--timeout', '10')
         self.assertReport(r, ['mx1.e2e.test: reloaded',
                               'mx2.e2e.test: no answer'], 1)
         # restarted, it takes its name back at once (same machine, same

@@ -220,7 +220,10 @@ class Dsn(harness.TestCase):
         # (a report is queued within the attempt that decides it, so one
         # from an earlier attempt would be logged by now)
         self.assertEqual(d.log_text().count('sender delay notification'), 1)
-        self.assertEqual(d.ctl('delete', qid).returncode, 0)
+        # retried every second: a delete may meet an attempt in flight
+        # ("being delivered right now; try again")
+        harness.wait_for(lambda: d.ctl('delete', qid).returncode == 0,
+                         what='%s deleted' % qid)
         d.wait_queue_empty()
         self.assertEqual(len(d.messages('alice')), 1)
 

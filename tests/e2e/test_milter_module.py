@@ -607,14 +607,17 @@ class MilterModuleTest(harness.TestCase):
         self.assertIn('default_action=accept', d.log_text())
 
     def test_timeouts(self):
-        m = self.failing({'R': ('sleep', 3)},
-                         timeouts={'command': '500ms'})
+        # (each timeout bounds every exchange of its kind, the fake
+        # milter's answers to the others too: not shorter than a busy
+        # machine's pause)
+        m = self.failing({'R': ('sleep', 15)},
+                         timeouts={'command': '3s'})
         d = self.start([m])
         r = self.assert_refused(d, 'rcpt', 451)
         self.assertIn('milter=fake0 error="read: ', d.log_text())
         # the message timeout at the end of message
-        m = self.failing({'E': ('sleep', 3)},
-                         timeouts={'message': '500ms'})
+        m = self.failing({'E': ('sleep', 15)},
+                         timeouts={'message': '3s'})
         d = self.start([m])
         self.assert_refused(d, 'data', 451)
         self.assertIn('milter=fake0 error="read: ', d.log_text())

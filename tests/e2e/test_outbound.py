@@ -408,7 +408,9 @@ class Outbound(OutboundCase):
         # one transaction, in which B accepted only ok@
         self.assertEqual(len(self.log_lines(
             b, r'from=<a@localhost> size=\d+ nrcpt=1\b')), 1, b.log_text())
-        self.assertEqual(a.queue_ids(), {qid})
+        # the bounce's own queue files go just after its delivery
+        harness.wait_for(lambda: a.queue_ids() == {qid},
+                         what='only %s left in the queue' % qid)
         q = self.queue_text(a)
         self.assertIn('later@remote.test', q)
         self.assertIn('452 4.2.2 mailbox full', q)
@@ -655,9 +657,10 @@ class Outbound(OutboundCase):
         self.assertEqual(b.messages('bob'), [])
 
     def test_cached_connection_closed_by_peer(self):
-        # B ends an idle session after 1 s (421); A keeps it cached for
-        # 30 s: the next delivery finds it dead and opens another
-        b = self.remote_b(limits={'command_timeout': 1})
+        # B ends an idle session after 5 s (421; long enough for A's
+        # commands under ASan); A keeps it cached for 30 s: the next
+        # delivery finds it dead and opens another
+        b = self.remote_b(limits={'command_timeout': 5})
         a = self.via_transport(b, cache_idle=30)
         self.send(a, ['r1@remote.test'])
         self.arrived(a, b, 'r1')
@@ -699,6 +702,7 @@ class Outbound(OutboundCase):
         for n in range(4):
             self.arrived(a, b, 'c%d' % n, 20)
         a.wait_queue_empty()
+        b.wait_queue_empty()    # B's own deliveries of the m* messages
         for n in range(4):
             self.assertEqual(len(b.messages('c%d' % n)), 20)
             for i in range(10):

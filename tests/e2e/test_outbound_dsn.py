@@ -132,8 +132,9 @@ class OutboundDsn(harness.TestCase):
         delivery finishes on its generation, once; the queue empties."""
         b = self.next_hop(limits={'greet_pause': 3000})
         a = self.relay('[127.0.0.31]:%d' % b.port())
+        probes = b.log_text().count(': connect from=')  # the start probe
         self.send(a)
-        wait_for(lambda: 'connect from' in b.log_text(),
+        wait_for(lambda: b.log_text().count(': connect from=') > probes,
                  what='a delivery in flight')
         a.overrides['hostname'] = 'reloaded.e2e.test'
         a.write_config()

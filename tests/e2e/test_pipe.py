@@ -232,7 +232,8 @@ class Pipe(harness.TestCase):
         pidfile = os.path.join(self.out, 'pid')
         cmd = self.script('slow.sh', 'sleep 300 &\necho $! > "$1"\n'
                                      'echo working\nwait\n')
-        d = self.mta({'command': [cmd, pidfile], 'time_limit': 1})
+        # (long enough for the shell to start and write before the kill)
+        d = self.mta({'command': [cmd, pidfile], 'time_limit': 5})
         qid = self.send(d, ['bob@pipe.test'], 'slow@e2e.test')
         wait_for(lambda: 'time limit' in self.listing(d),
                  what='the time limit in the queue')
