@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -373,22 +374,102 @@ maildir_quota_write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+/* Maildirs whose lock was not had within the wait lately: until
+ * `until` their lock is tried once, not waited for, so that a holder
+ * that never lets go costs one wait per MAILDIR_QUOTA_STUCK_S, not one
+ * per delivery. Process-wide: a Maildir is the same for every instance
+ * and every thread. */
+#define MAILDIR_QUOTA_STUCK_MAX 16
+#define MAILDIR_QUOTA_STUCK_S 60
+
+static struct maildir_quota_stuck {
+    dev_t dev;
+    ino_t ino;
+    time_t until;
+} maildir_quota_stuck[MAILDIR_QUOTA_STUCK_MAX];
+static pthread_mutex_t maildir_quota_stuck_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The Maildir's slot in the table (its own, else a free or the oldest
+ * one when `take`), or NULL. Called with the table's lock held. */
+static struct maildir_quota_stuck *
+maildir_quota_stuck_slot(const struct stat *st, int take, time_t now)
+{
+    struct maildir_quota_stuck *old = &maildir_quota_stuck[0];
+
+    for (size_t i = 0; i < MAILDIR_QUOTA_STUCK_MAX; i++) {
+        struct maildir_quota_stuck *e = &maildir_quota_stuck[i];
+
+        if (e->until > now && e->dev == st->st_dev && e->ino == st->st_ino)
+            return e;
+        if (e->until < old->until)
+            old = e;
+    }
+    return take ? old : NULL;
+}
+
+/* Remember the Maildir as stuck (stuck = 1), or forget it. */
+static void
+maildir_quota_stuck_set(const struct stat *st, int stuck)
+{
+    time_t now = time(NULL);
+    struct maildir_quota_stuck *e;
+
+    pthread_mutex_lock(&maildir_quota_stuck_lock);
+    e = maildir_quota_stuck_slot(st, stuck, now);
+    if (e != NULL) {
+        e->dev = st->st_dev;
+        e->ino = st->st_ino;
+        e->until = stuck ? now + MAILDIR_QUOTA_STUCK_S : 0;
+    }
+    pthread_mutex_unlock(&maildir_quota_stuck_lock);
+}
+
+static int
+maildir_quota_stuck_now(const struct stat *st)
+{
+    int stuck;
+
+    pthread_mutex_lock(&maildir_quota_stuck_lock);
+    stuck = maildir_quota_stuck_slot(st, 0, time(NULL)) != NULL;
+    pthread_mutex_unlock(&maildir_quota_stuck_lock);
+    return stuck;
+}
+
+static long long
+maildir_quota_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int
 maildir_quota_lock(int mdfd, int exclusive)
 {
     int how = (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
-    long waited = 0, step = 1;
+    long long deadline = maildir_quota_ms() + MAILDIR_QUOTA_LOCK_WAIT_MS;
+    useconds_t step = 1000;
+    struct stat st;
+    int known = fstat(mdfd, &st) == 0;
 
+    if (known && maildir_quota_stuck_now(&st))
+        deadline = 0; /* one try */
     /* polled, not blocking: a holder that never lets go (the owner's
      * own flock) must cost a bounded wait, not a delivery thread */
     while (flock(mdfd, how) < 0) {
-        if ((errno != EWOULDBLOCK && errno != EINTR) ||
-            waited >= MAILDIR_QUOTA_LOCK_WAIT_MS)
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return 0; /* no flock here: nothing to wait for */
+        if (maildir_quota_ms() >= deadline) {
+            if (known && deadline != 0)
+                maildir_quota_stuck_set(&st, 1);
             return 0;
-        usleep((useconds_t)step * 1000);
-        waited += step;
-        step = step < 32 ? step * 2 : 32;
+        }
+        usleep(step);
+        step = step < 32000 ? step * 2 : 32000;
     }
+    if (known && deadline == 0)
+        maildir_quota_stuck_set(&st, 0);
     return 1;
 }
 

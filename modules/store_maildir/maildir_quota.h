@@ -74,8 +74,9 @@ int maildir_quota_read(int mdfd, const maildir_quota *q, maildir_usage *u,
 /* Count the Maildir open at mdfd (new/ and cur/ of the INBOX and of each
  * ".folder") and write a new maildirsize (as tmpname in tmp/, open at
  * tmpfd, then renamed over the old one; chowned to uid:gid if
- * set_owner). 0 or a negative MODMTA_E_*. A delivery calls it with the
- * Maildir's lock held exclusively (maildir_quota_lock). */
+ * set_owner). 0 or a negative MODMTA_E_*. A delivery tries to hold the
+ * Maildir's lock exclusively around it (maildir_quota_lock); without
+ * it the count may drift. */
 int maildir_quota_rebuild(int mdfd, int tmpfd, const maildir_quota *q,
                           const char *tmpname, int set_owner, uid_t uid,
                           gid_t gid, maildir_usage *u);
@@ -98,8 +99,10 @@ int maildir_quota_add(int mdfd, long long bytes, long long count);
  * 1 if taken; 0 if not after MAILDIR_QUOTA_LOCK_WAIT_MS or if flock
  * fails on this file system: the caller goes on without it, and the
  * count may drift, as any Maildir++ writer's, until the next rebuild.
- * The lock only keeps the count exact; the Maildir's owner, who can
- * hold it, can write maildirsize anyway. Released with
+ * A Maildir whose lock was not had in that time is only tried once,
+ * without waiting, for the next minute (until it is had again). The
+ * lock only keeps the count exact; the Maildir's owner, who can hold
+ * it, can write maildirsize anyway. Released with
  * maildir_quota_unlock, never by close() alone: a child forked by
  * another thread (deliver_pipe) shares the open file, and with it the
  * lock, until it execs. */

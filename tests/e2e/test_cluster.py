@@ -341,7 +341,8 @@ class Cluster(harness.TestCase):
                               'mx2.e2e.test: no answer'], 1)
         # a killed one too, until its registration expires
         d2.kill()
-        r = self.reload_cluster(d1, '--timeout', '10')
+        # (5 s: d2's registration, renewed every 10 s, lives 30 s)
+        r = self.reload_cluster(d1, '--timeout', '5')
         self.assertReport(r, ['mx1.e2e.test: reloaded',
                               'mx2.e2e.test: no answer'], 1)
         # restarted, it takes its name back at once (same machine, same

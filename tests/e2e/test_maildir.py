@@ -206,8 +206,9 @@ class Maildir(harness.TestCase):
     def test_quota_rebuild_racing_a_delivery(self):
         """Two deliveries into one Maildir without a maildirsize: both
         rebuild it, the first one's rename held back a second (a fault
-        rule) while the second is counted into its own. No count line
-        may be lost (a file renamed over it) or counted twice."""
+        rule); the second waits for the Maildir's lock until that rename
+        is done. No count line may be lost (a file renamed over it) or
+        counted twice."""
         d = self.mta()
         d.env = fault_env(['rename:/carol/maildirsize$:0:1:delay'])
         d.start()
@@ -218,6 +219,7 @@ class Maildir(harness.TestCase):
         files = self.wait_files('carol', 2)
         d.wait_queue_empty()
         self.assertIn('faultinject: rename', d.log_text())
+        self.assertNotIn("counted without the Maildir's lock", d.log_text())
         lines = open(os.path.join(self.vmail, 'carol',
                                   'maildirsize')).read().splitlines()
         used = [sum(int(v) for v in col)

@@ -392,7 +392,8 @@ test_writer_over_quota(void **state)
 
 /* Shared with shared, exclusive with neither; a lock held elsewhere
  * (another open of the Maildir: the owner's flock) costs a delivery a
- * bounded wait, then it is delivered and counted without it. */
+ * bounded wait (then one try for a minute), then it is delivered and
+ * counted without it. */
 static void
 test_lock(void **state)
 {
@@ -406,7 +407,10 @@ test_lock(void **state)
     char why[256], *text;
 
     assert_true(other >= 0);
-    assert_int_equal(maildir_quota_lock(fx->mdfd, 0), 1);
+    if (!maildir_quota_lock(fx->mdfd, 0)) {
+        close(other);
+        skip(); /* no flock on this file system */
+    }
     assert_int_equal(maildir_quota_lock(other, 0), 1);
     maildir_quota_unlock(other);
     assert_int_equal(maildir_quota_lock(other, 1), 0); /* waited, no */
@@ -424,6 +428,9 @@ test_lock(void **state)
     assert_int_equal(maildir_write(&req, why, sizeof(why)),
                      MAILDIR_WRITE_DONE);
     assert_string_equal(why, "");
+    text = get(fx, "maildirsize");
+    assert_string_equal(text, "10C\n0 0\n67 1\n67 1\n");
+    free(text);
     close(other);
 }
 
