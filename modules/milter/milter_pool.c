@@ -144,7 +144,8 @@ milter_peer_at_rest(const struct milter_peer *p)
  * with QUIT). Sent only to a milter that asked for none (NOUNKNOWN:
  * what libmilter announces for a filter without an unknown callback, so
  * libmilter answers it itself) and that replies to them; the connection
- * is kept only on that CONTINUE. 1 when p is at rest. */
+ * is kept only on that CONTINUE. 1 when p is at rest, 0 when it may not
+ * be brought there, -1 when the unknown command was sent and failed. */
 static int
 milter_peer_settle(struct milter_peer *p, long long deadline_ms)
 {
@@ -163,9 +164,33 @@ milter_peer_settle(struct milter_peer *p, long long deadline_ms)
     milter_pkt_end(&p->conn.out);
     if (milter_conn_flush(&p->conn, milter_pool_left(deadline_ms)) < 0 ||
         milter_conn_read(&p->conn, milter_pool_left(deadline_ms)) < 0)
-        return 0;
+        return -1;
     p->at_rest = p->conn.code == MILTER_R_CONTINUE;
-    return p->at_rest;
+    return p->at_rest ? 1 : -1;
+}
+
+/* milter_peer_settle, unless it failed for this milter lately
+ * (milter_pool.h). 1 when p is at rest. */
+static int
+milter_pool_settle(struct milter_pool *pl, struct milter_peer *p,
+                   long long deadline_ms)
+{
+    int off, r;
+
+    if (p->at_rest && !p->in_txn)
+        return 1;
+    pthread_mutex_lock(&pl->lock);
+    off = milter_pool_now() < pl->settle_off_until;
+    pthread_mutex_unlock(&pl->lock);
+    if (off)
+        return 0;
+    r = milter_peer_settle(p, deadline_ms);
+    if (r < 0) {
+        pthread_mutex_lock(&pl->lock);
+        pl->settle_off_until = milter_pool_now() + MILTER_SETTLE_OFF_MS;
+        pthread_mutex_unlock(&pl->lock);
+    }
+    return r > 0;
 }
 
 long long
@@ -180,7 +205,7 @@ milter_pool_release(struct milter_pool *pl, struct milter_peer *p,
 {
     struct milter_idle e = {0};
 
-    if (pl == NULL || !milter_peer_settle(p, deadline) ||
+    if (pl == NULL || !milter_pool_settle(pl, p, deadline) ||
         !milter_peer_at_rest(p)) {
         milter_peer_quit(p, milter_pool_left(deadline));
         return;

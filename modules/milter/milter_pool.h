@@ -23,6 +23,9 @@ struct milter_pool {
     size_t n;
     size_t cap;   /* the milter's pool_size */
     int idle_ms;  /* the milter's idle_timeout */
+    long long settle_off_until; /* monotonic ms: an unknown command to
+                                 * bring it to rest failed, none sent
+                                 * before then */
 };
 
 /* 0, or -1 out of memory. */
@@ -37,7 +40,12 @@ int milter_pool_take(struct milter_pool *pl, struct milter_peer *p);
 long long milter_pool_deadline(int timeout_ms);
 /* At the end of a session, by the deadline: QUIT_NC and pool p's
  * connection when it is (or was brought) at rest and there is room,
- * else QUIT and close. */
+ * else QUIT and close. A milter that did not answer the unknown command
+ * meant to bring it to rest with CONTINUE (refused it, or let the
+ * deadline pass) is sent none for MILTER_SETTLE_OFF_MS: a milter that
+ * never answers would cost every session end the whole deadline, which
+ * the client waits out before its 221. */
+#define MILTER_SETTLE_OFF_MS 60000
 void milter_pool_release(struct milter_pool *pl, struct milter_peer *p,
                          long long deadline);
 

@@ -234,19 +234,37 @@ class MilterModuleTest(harness.TestCase):
         self.assertEqual(cmds[last + 1:], ['A', 'U', 'K'], cmds)
         self.assertEqual({tuple(u) for u in m.strings_of('U')}, {('QUIT',)})
 
-    def test_reuse_not_when_the_unknown_command_is_refused(self):
-        """A milter (not libmilter) that refuses the unknown command it
-        said it did not want: QUIT, the connection is not kept."""
+    def settle_refused_then_off(self, on_unknown):
+        """A milter (not libmilter) that does not answer the unknown
+        command it said it did not want with CONTINUE: QUIT, the
+        connection is not kept, and later sessions' ends send it no
+        unknown command (MILTER_SETTLE_OFF_MS), only QUIT."""
         m = self.milter(proto=fm.P_NOUNKNOWN,
-                        on={'E': [fm.reply('a')], 'U': [fm.reply('t')]})
+                        on={'E': [fm.reply('a')], 'U': on_unknown})
         m.spec_extra = {'reuse': True}
         d = self.start([m])
-        self.send(d, msgid='accepted@e2e.test')
-        [conn] = m.connections_with('M')
-        harness.wait_for(lambda: 'Q' in m.commands(conn=conn),
-                         what='QUIT after a refused UNKNOWN')
-        self.assertEqual(m.commands(conn=conn)[-2:], ['U', 'Q'])
+        # the start probe's session, without a message, is the first
+        [probe] = harness.wait_for(lambda: m.connections_with('Q'),
+                                   what='QUIT after a failed UNKNOWN')
+        self.assertEqual(m.commands(conn=probe)[-2:], ['U', 'Q'])
+        for i in range(2):
+            self.send(d, msgid='accepted%d@e2e.test' % i)
+        d.wait_messages('bob', 2)
+        sessions = m.connections_with('M')
+        self.assertEqual(len(sessions), 2)
+        for conn in sessions:
+            harness.wait_for(lambda: 'Q' in m.commands(conn=conn),
+                             what='QUIT after a session with a message')
+            self.assertEqual(m.commands(conn=conn)[-2:], ['E', 'Q'])
+        self.assertEqual(len(m.connections_with('U')), 1)
         self.assertNotIn('K', m.commands())
+
+    def test_reuse_not_when_the_unknown_command_is_refused(self):
+        self.settle_refused_then_off([fm.reply('t')])
+
+    def test_reuse_not_when_the_unknown_command_is_not_answered(self):
+        # the release's deadline (1 s) passes first
+        self.settle_refused_then_off(('sleep', 10))
 
     def test_reuse_idle_connection_closed_by_milter(self):
         m = self.milter(on={'K': 'close'})
