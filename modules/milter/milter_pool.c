@@ -145,10 +145,16 @@ milter_peer_at_rest(const struct milter_peer *p)
  * what libmilter announces for a filter without an unknown callback, so
  * libmilter answers it itself) and that replies to them; the connection
  * is kept only on that CONTINUE. 1 when p is at rest, 0 when it may not
- * be brought there, -1 when the unknown command was sent and failed. */
+ * be brought there (or the connection failed: closed), SETTLE_REFUSED
+ * when it answered other than CONTINUE, SETTLE_LATE when no answer came
+ * by the deadline. */
+enum { SETTLE_REFUSED = -1, SETTLE_LATE = -2 };
+
 static int
 milter_peer_settle(struct milter_peer *p, long long deadline_ms)
 {
+    int r;
+
     if (p->at_rest && !p->in_txn)
         return 1;
     if (p->failed || p->conn.fd < 0 || p->version < 6 ||
@@ -162,15 +168,25 @@ milter_peer_settle(struct milter_peer *p, long long deadline_ms)
         milter_pkt_str(&p->conn.out, "QUIT") < 0)
         return 0;
     milter_pkt_end(&p->conn.out);
-    if (milter_conn_flush(&p->conn, milter_pool_left(deadline_ms)) < 0 ||
-        milter_conn_read(&p->conn, milter_pool_left(deadline_ms)) < 0)
-        return -1;
+    if (milter_conn_flush(&p->conn, milter_pool_left(deadline_ms)) < 0) {
+        milter_peer_close(p); /* part written: no QUIT after it */
+        return 0;
+    }
+    do
+        r = milter_conn_read(&p->conn, milter_pool_left(deadline_ms));
+    while (r == 0 && p->conn.code == MILTER_R_PROGRESS);
+    if (r < 0)
+        return r == MODMTA_E_TIMEOUT ? SETTLE_LATE : 0;
     p->at_rest = p->conn.code == MILTER_R_CONTINUE;
-    return p->at_rest ? 1 : -1;
+    return p->at_rest ? 1 : SETTLE_REFUSED;
 }
 
-/* milter_peer_settle, unless it failed for this milter lately
- * (milter_pool.h). 1 when p is at rest. */
+/* milter_peer_settle, unless it is off for this milter (milter_pool.h):
+ * after a refusal, or MILTER_SETTLE_LATE_MAX answers in a row that did
+ * not come in time. Not tried with less than MILTER_SETTLE_MIN_MS of
+ * the release left (another milter of the session used it up): no
+ * answer could be expected, none is held against it. 1 when p is at
+ * rest. */
 static int
 milter_pool_settle(struct milter_pool *pl, struct milter_peer *p,
                    long long deadline_ms)
@@ -178,18 +194,23 @@ milter_pool_settle(struct milter_pool *pl, struct milter_peer *p,
     int off, r;
 
     if (p->at_rest && !p->in_txn)
-        return 1;
+        return 1; /* pooled as it is, off or not */
     pthread_mutex_lock(&pl->lock);
     off = milter_pool_now() < pl->settle_off_until;
     pthread_mutex_unlock(&pl->lock);
-    if (off)
+    if (off || deadline_ms - milter_pool_now() < MILTER_SETTLE_MIN_MS)
         return 0;
     r = milter_peer_settle(p, deadline_ms);
-    if (r < 0) {
-        pthread_mutex_lock(&pl->lock);
+    pthread_mutex_lock(&pl->lock);
+    if (r == 1)
+        pl->settle_late = 0;
+    else if (r == SETTLE_LATE)
+        pl->settle_late++;
+    if (r == SETTLE_REFUSED || pl->settle_late >= MILTER_SETTLE_LATE_MAX) {
         pl->settle_off_until = milter_pool_now() + MILTER_SETTLE_OFF_MS;
-        pthread_mutex_unlock(&pl->lock);
+        pl->settle_late = 0;
     }
+    pthread_mutex_unlock(&pl->lock);
     return r > 0;
 }
 

@@ -23,9 +23,9 @@ struct milter_pool {
     size_t n;
     size_t cap;   /* the milter's pool_size */
     int idle_ms;  /* the milter's idle_timeout */
-    long long settle_off_until; /* monotonic ms: an unknown command to
-                                 * bring it to rest failed, none sent
-                                 * before then */
+    long long settle_off_until; /* monotonic ms: no unknown command to
+                                 * bring it to rest before then */
+    int settle_late; /* such commands in a row not answered in time */
 };
 
 /* 0, or -1 out of memory. */
@@ -40,12 +40,15 @@ int milter_pool_take(struct milter_pool *pl, struct milter_peer *p);
 long long milter_pool_deadline(int timeout_ms);
 /* At the end of a session, by the deadline: QUIT_NC and pool p's
  * connection when it is (or was brought) at rest and there is room,
- * else QUIT and close. A milter that did not answer the unknown command
- * meant to bring it to rest with CONTINUE (refused it, or let the
- * deadline pass) is sent none for MILTER_SETTLE_OFF_MS: a milter that
+ * else QUIT and close. A milter that refused the unknown command meant
+ * to bring it to rest, or let the deadline pass without an answer
+ * MILTER_SETTLE_LATE_MAX times in a row, is sent none for
+ * MILTER_SETTLE_OFF_MS (a milter at rest is still pooled): one that
  * never answers would cost every session end the whole deadline, which
  * the client waits out before its 221. */
 #define MILTER_SETTLE_OFF_MS 60000
+#define MILTER_SETTLE_LATE_MAX 3
+#define MILTER_SETTLE_MIN_MS 100
 void milter_pool_release(struct milter_pool *pl, struct milter_peer *p,
                          long long deadline);
 

@@ -234,37 +234,53 @@ class MilterModuleTest(harness.TestCase):
         self.assertEqual(cmds[last + 1:], ['A', 'U', 'K'], cmds)
         self.assertEqual({tuple(u) for u in m.strings_of('U')}, {('QUIT',)})
 
-    def settle_refused_then_off(self, on_unknown):
+    def settle_off(self, on_unknown, failures):
         """A milter (not libmilter) that does not answer the unknown
         command it said it did not want with CONTINUE: QUIT, the
-        connection is not kept, and later sessions' ends send it no
-        unknown command (MILTER_SETTLE_OFF_MS), only QUIT."""
+        connection is not kept; after `failures` such session ends in
+        a row (the start probe's first), later sessions' ends send it
+        no unknown command (MILTER_SETTLE_OFF_MS), only QUIT."""
         m = self.milter(proto=fm.P_NOUNKNOWN,
                         on={'E': [fm.reply('a')], 'U': on_unknown})
         m.spec_extra = {'reuse': True}
         d = self.start([m])
-        # the start probe's session, without a message, is the first
-        [probe] = harness.wait_for(lambda: m.connections_with('Q'),
-                                   what='QUIT after a failed UNKNOWN')
-        self.assertEqual(m.commands(conn=probe)[-2:], ['U', 'Q'])
-        for i in range(2):
+        sent = failures + 1
+        for i in range(sent):
             self.send(d, msgid='accepted%d@e2e.test' % i)
-        d.wait_messages('bob', 2)
-        sessions = m.connections_with('M')
-        self.assertEqual(len(sessions), 2)
-        for conn in sessions:
+        d.wait_messages('bob', sent)
+        conns = sorted(m.connections_with('C'))
+        self.assertEqual(len(conns), sent + 1)    # and the probe's
+        for n, conn in enumerate(conns):
             harness.wait_for(lambda: 'Q' in m.commands(conn=conn),
-                             what='QUIT after a session with a message')
-            self.assertEqual(m.commands(conn=conn)[-2:], ['E', 'Q'])
-        self.assertEqual(len(m.connections_with('U')), 1)
+                             what='QUIT at the end of session %d' % n)
+            self.assertEqual(m.commands(conn=conn)[-2:],
+                             ['U', 'Q'] if n < failures else ['E', 'Q'],
+                             'session %d' % n)
         self.assertNotIn('K', m.commands())
 
     def test_reuse_not_when_the_unknown_command_is_refused(self):
-        self.settle_refused_then_off([fm.reply('t')])
+        self.settle_off([fm.reply('t')], 1)
 
     def test_reuse_not_when_the_unknown_command_is_not_answered(self):
-        # the release's deadline (1 s) passes first
-        self.settle_refused_then_off(('sleep', 10))
+        # the release's deadline (1 s) passes first, three times
+        self.settle_off(('sleep', 3), 3)
+
+    def test_reuse_at_rest_while_the_unknown_command_is_off(self):
+        """Off after the probe's refusal, a milter at rest (CONTINUE at
+        the end of message) is still pooled: one connection for the
+        sessions with a message."""
+        m = self.milter(proto=fm.P_NOUNKNOWN, on={'U': [fm.reply('t')]})
+        m.spec_extra = {'reuse': True}
+        d = self.start([m])
+        for i in range(2):
+            self.send(d, msgid='rest%d@e2e.test' % i)
+            self.assertTrue(m.wait_for('K', i + 1))
+        d.wait_messages('bob', 2)
+        [conn] = m.connections_with('M')
+        cmds = m.commands(conn=conn)
+        self.assertEqual(cmds.count('K'), 2, cmds)
+        self.assertNotIn('U', cmds)
+        self.assertEqual(len(m.connections_with('U')), 1)   # the probe's
 
     def test_reuse_idle_connection_closed_by_milter(self):
         m = self.milter(on={'K': 'close'})
