@@ -1,7 +1,8 @@
 /* milter: the module's configuration (milter_conf.h). */
-#include <arpa/inet.h>
-#include <stddef.h>
+#include <ctype.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,66 +45,167 @@ milter_conf_key(char *out, size_t n, const char *path, const char *key)
 }
 
 static int
-milter_conf_port(const char *s, in_port_t *port_r)
+milter_conf_port(const char *s, size_t n, in_port_t *port_r)
 {
-    char *end;
-    long p = strtol(s, &end, 10);
+    char buf[8], *end;
+    long p;
 
-    if (*s < '0' || *s > '9' || *end != '\0' || p < 1 || p > 65535)
+    if (n == 0 || n >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    p = strtol(buf, &end, 10);
+    if (*buf < '0' || *buf > '9' || *end != '\0' || p < 1 || p > 65535)
         return -1;
     *port_r = htons((uint16_t)p);
     return 0;
 }
 
-int
-milter_conf_socket(const char *s, struct sockaddr_storage *ss,
-                   socklen_t *len_r)
+/* A host name: letters, digits, dots, hyphens and underscores, and not
+ * only digits and dots (a malformed IPv4 address is no name to look up;
+ * no top-level domain is all digits). */
+static int
+milter_conf_is_name(const char *h)
 {
-    char host[64];
-    const char *colon, *port;
+    int letter = 0;
 
-    memset(ss, 0, sizeof(*ss));
-    if (strncmp(s, "unix:", 5) == 0) {
-        struct sockaddr_un *un = (struct sockaddr_un *)ss;
+    for (; *h != '\0'; h++) {
+        if (isalpha((unsigned char)*h) || *h == '-' || *h == '_')
+            letter = 1;
+        else if (!isdigit((unsigned char)*h) && *h != '.')
+            return 0;
+    }
+    return letter;
+}
 
-        if (s[5] != '/' || strlen(s + 5) >= sizeof(un->sun_path))
+/* h's first address of family into ss, with getaddrinfo's flags
+ * (AI_NUMERICHOST: a numeric address only, never a lookup). 0 or an
+ * EAI_* code. */
+static int
+milter_conf_lookup(int family, const char *h, struct sockaddr_storage *ss,
+                    socklen_t *len_r, int flags)
+{
+    struct addrinfo hints, *res;
+    int r;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = flags;
+    r = getaddrinfo(h, NULL, &hints, &res);
+    if (r != 0)
+        return r;
+    if (res->ai_addrlen > sizeof(*ss)) {
+        freeaddrinfo(res);
+        return EAI_FAMILY;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len_r = (socklen_t)res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* host (n bytes, brackets stripped) into sp->host: a name, or a numeric
+ * address of sp->family. */
+static int
+milter_conf_host(const char *h, size_t n, struct milter_sockspec *sp)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+
+    if (n == 0 || n >= sizeof(sp->host))
+        return -1;
+    memcpy(sp->host, h, n);
+    sp->host[n] = '\0';
+    if (milter_conf_is_name(sp->host))
+        return 0;
+    return milter_conf_lookup(sp->family, sp->host, &ss, &len,
+                               AI_NUMERICHOST) == 0 ? 0 : -1;
+}
+
+int
+milter_conf_socket_split(const char *s, struct milter_sockspec *sp)
+{
+    const char *at, *colon, *host, *end;
+
+    memset(sp, 0, sizeof(*sp));
+    if (strncmp(s, "unix:", 5) == 0 || strncmp(s, "local:", 6) == 0) {
+        s = strchr(s, ':') + 1;
+        if (s[0] != '/' ||
+            strlen(s) >= sizeof(((struct sockaddr_un *)0)->sun_path))
             return -1;
-        un->sun_family = AF_UNIX;
-        strcpy(un->sun_path, s + 5);
-        *len_r = sizeof(*un);
+        sp->family = AF_UNIX;
+        strcpy(sp->host, s);
         return 0;
     }
     if (strncmp(s, "inet:", 5) == 0) {
-        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+        sp->family = AF_INET;
+        s += 5;
+    } else if (strncmp(s, "inet6:", 6) == 0) {
+        sp->family = AF_INET6;
+        s += 6;
+    } else {
+        return -1;
+    }
+    if ((at = strchr(s, '@')) != NULL) {
+        /* Sendmail's PORT@HOST; inet6: PORT@ADDR or PORT@[ADDR] */
+        if (milter_conf_port(s, (size_t)(at - s), &sp->port) < 0)
+            return -1;
+        host = at + 1;
+        end = host + strlen(host);
+        if (sp->family == AF_INET6 && host[0] == '[') {
+            if (end - host < 2 || end[-1] != ']')
+                return -1;
+            host++;
+            end--;
+        }
+        return milter_conf_host(host, (size_t)(end - host), sp);
+    }
+    if (sp->family == AF_INET6) {
+        /* [ADDR]:PORT */
+        colon = strstr(s, "]:");
+        if (s[0] != '[' || colon == NULL)
+            return -1;
+        host = s + 1;
+    } else {
+        /* HOST:PORT */
+        colon = strrchr(s, ':');
+        if (colon == NULL)
+            return -1;
+        host = s;
+    }
+    end = colon + (sp->family == AF_INET6 ? 2 : 1);
+    if (milter_conf_port(end, strlen(end), &sp->port) < 0)
+        return -1;
+    return milter_conf_host(host, (size_t)(colon - host), sp);
+}
 
-        colon = strrchr(s + 5, ':');
-        if (colon == NULL || (size_t)(colon - s - 5) >= sizeof(host))
-            return -1;
-        memcpy(host, s + 5, (size_t)(colon - s - 5));
-        host[colon - s - 5] = '\0';
-        in->sin_family = AF_INET;
-        if (inet_pton(AF_INET, host, &in->sin_addr) != 1 ||
-            milter_conf_port(colon + 1, &in->sin_port) < 0)
-            return -1;
-        *len_r = sizeof(*in);
+int
+milter_conf_resolve(const struct milter_sockspec *sp,
+                    struct sockaddr_storage *ss, socklen_t *len_r)
+{
+    int r;
+
+    memset(ss, 0, sizeof(*ss));
+    if (sp->family == AF_UNIX) {
+        struct sockaddr_un *un = (struct sockaddr_un *)ss;
+
+        un->sun_family = AF_UNIX;
+        /* split checked it fits; the rest of host is zeros */
+        memcpy(un->sun_path, sp->host, sizeof(un->sun_path) - 1);
+        *len_r = sizeof(*un);
         return 0;
     }
-    if (strncmp(s, "inet6:[", 7) == 0) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-        port = strstr(s + 7, "]:");
-        if (port == NULL || (size_t)(port - s - 7) >= sizeof(host))
-            return -1;
-        memcpy(host, s + 7, (size_t)(port - s - 7));
-        host[port - s - 7] = '\0';
-        in6->sin6_family = AF_INET6;
-        if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1 ||
-            milter_conf_port(port + 2, &in6->sin6_port) < 0)
-            return -1;
-        *len_r = sizeof(*in6);
-        return 0;
-    }
-    return -1;
+    r = milter_conf_lookup(sp->family, sp->host, ss, len_r, AI_NUMERICHOST);
+    if (r != 0 && milter_conf_is_name(sp->host))
+        r = milter_conf_lookup(sp->family, sp->host, ss, len_r, 0);
+    if (r != 0)
+        return r;
+    if (sp->family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = sp->port;
+    else
+        ((struct sockaddr_in6 *)ss)->sin6_port = sp->port;
+    return 0;
 }
 
 long long
@@ -248,6 +350,7 @@ milter_conf_one(const json_t *o, const char *path, struct milter_spec *m,
 {
     char kpath[512];
     const char *key, *sock = NULL;
+    struct milter_sockspec sp;
     json_t *v;
     int r = 0;
 
@@ -265,10 +368,19 @@ milter_conf_one(const json_t *o, const char *path, struct milter_spec *m,
         milter_conf_key(kpath, sizeof(kpath), path, key[0] ? key : "");
         if (strcmp(key, "socket") == 0) {
             sock = json_string_value(v);
-            if (sock == NULL ||
-                milter_conf_socket(sock, &m->addr, &m->addrlen) < 0) {
-                modmta_err_set(err_r, kpath, "expected \"inet:ADDRESS:PORT\","
-                               " \"inet6:[ADDRESS]:PORT\" or \"unix:/path\"");
+            if (sock == NULL || milter_conf_socket_split(sock, &sp) < 0) {
+                modmta_err_set(err_r, kpath, "expected \"inet:HOST:PORT\","
+                               " \"inet:PORT@HOST\", \"inet6:[ADDRESS]:PORT\","
+                               " \"inet6:PORT@[ADDRESS]\", \"unix:/path\" or"
+                               " \"local:/path\"");
+                return MODMTA_E_CONFIG;
+            }
+            r = milter_conf_resolve(&sp, &m->addr, &m->addrlen);
+            if (r != 0) {
+                modmta_err_set(err_r, kpath, "\"%s\" did not resolve to an %s"
+                               " address: %s",
+                               sp.host, sp.family == AF_INET ? "IPv4" : "IPv6",
+                               gai_strerror(r));
                 return MODMTA_E_CONFIG;
             }
         } else if (strcmp(key, "name") == 0) {

@@ -9,6 +9,7 @@
 #ifndef MILTER_CONF_H
 #define MILTER_CONF_H
 
+#include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <jansson.h>
@@ -49,10 +50,23 @@ int milter_conf_parse(const json_t *conf, const modmta_host *host,
                       struct milter_conf *out, modmta_err *err_r);
 void milter_conf_free(struct milter_conf *c);
 
-/* "inet:HOST:PORT", "inet6:[ADDR]:PORT", "unix:/path": 0 or -1. Host
- * names are not resolved (a numeric address). */
-int milter_conf_socket(const char *s, struct sockaddr_storage *ss,
-                       socklen_t *len_r);
+/* A milters[].socket, split: nothing is looked up yet. */
+struct milter_sockspec {
+    int family;                    /* AF_UNIX, AF_INET or AF_INET6 */
+    char host[256];                /* a numeric address, a name or a path */
+    in_port_t port;                /* network order; 0 for AF_UNIX */
+};
+
+/* "inet:HOST:PORT", "inet:PORT@HOST" (HOST a numeric IPv4 address or a
+ * name), "inet6:[ADDR]:PORT", "inet6:PORT@ADDR", "inet6:PORT@[ADDR]"
+ * (ADDR a numeric IPv6 address or a name), "unix:/path", "local:/path":
+ * 0, or -1 when malformed. Never a lookup. */
+int milter_conf_socket_split(const char *s, struct milter_sockspec *sp);
+/* sp's address: a numeric one as it is, else the first address of the
+ * family getaddrinfo finds for the name (a lookup, which may wait for
+ * DNS). 0 or an EAI_* code. */
+int milter_conf_resolve(const struct milter_sockspec *sp,
+                        struct sockaddr_storage *ss, socklen_t *len_r);
 /* "500ms", "30s", "5m", "1h" or an integer of seconds: milliseconds, or
  * -1 when malformed or not 1 ms to 1 h. */
 long long milter_conf_duration(const json_t *v);

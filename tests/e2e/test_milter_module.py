@@ -376,6 +376,19 @@ class MilterModuleTest(harness.TestCase):
         self.assertTrue(m1.wait_for('E'))
         self.assertTrue(m2.wait_for('E'))
 
+    def test_host_name_sockets(self):
+        # Postfix's inet:HOST:PORT and Sendmail's inet:PORT@HOST with a
+        # name: localhost comes from /etc/hosts (DNS is loopback only)
+        m1 = self.milter()
+        m1.spec_extra = {'socket': 'inet:localhost:%d' % m1.port}
+        m2 = self.milter()
+        m2.spec_extra = {'socket': 'inet:%d@localhost' % m2.port}
+        d = self.start([m1, m2])
+        self.send(d)
+        d.wait_messages('bob', 1)
+        self.assertTrue(m1.wait_for('E'))
+        self.assertTrue(m2.wait_for('E'))
+
     # -- replies
 
     def assert_refused(self, d, stage, code, text=None):
@@ -678,6 +691,7 @@ class MilterModuleTest(harness.TestCase):
             {'module': 'store_mbox', 'directory': d.maildir, 'users': 'any'}]
         for bad, path in (
                 ({'socket': 'tcp:1.2.3.4:25'}, 'milters[0].socket'),
+                ({'socket': 'inet:8891@'}, 'milters[0].socket'),
                 ({'socket': 'inet:127.0.0.1:25', 'default_action': 'x'},
                  'milters[0].default_action'),
                 ({'socket': 'inet:127.0.0.1:25',
@@ -702,6 +716,23 @@ class MilterModuleTest(harness.TestCase):
                 capture_output=True, text=True, timeout=60)
             self.assertNotEqual(r.returncode, 0, bad)
             self.assertIn('$.modules[0].' + path, r.stdout + r.stderr)
+        # a name that does not resolve (RFC 6761 .invalid), looked up in
+        # the harness's namespace where DNS is loopback only
+        for sock in ('inet:no-such-host.invalid:8891',
+                     'inet6:8891@[no-such-host.invalid]'):
+            d.overrides['modules'][0]['milters'] = [{'socket': sock}]
+            d.write_config()
+            r = harness.subprocess.run(
+                harness.loopback_dns_argv(
+                    d.resolv, [harness.MODMTA, '--check-config', '-c',
+                               d.conf]),
+                capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(r.returncode, 0, sock)
+            self.assertRegex(
+                r.stdout + r.stderr,
+                r'\$\.modules\[0\]\.milters\[0\]\.socket: '
+                r'"no-such-host\.invalid" did not resolve to an IPv[46] '
+                r'address: \S')
         # every milter's error is listed
         d.overrides['modules'][0]['milters'] = [
             {'socket': 'inet:127.0.0.1:25', 'default_action': 'x'},

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -72,26 +73,128 @@ test_codec_malformed(void **state)
 
 /* ---- configuration ---- */
 
+/* s split and resolved: its family, or -1 when malformed. Numeric
+ * addresses only: nothing here may reach a resolver. */
+static int
+conf_socket(const char *s, struct sockaddr_storage *ss)
+{
+    struct milter_sockspec sp;
+    socklen_t len;
+
+    if (milter_conf_socket_split(s, &sp) < 0)
+        return -1;
+    assert_int_equal(milter_conf_resolve(&sp, ss, &len), 0);
+    return ss->ss_family;
+}
+
+/* s split: "host port" (port in host order), or "" when malformed. */
+static const char *
+conf_split(const char *s)
+{
+    static char out[300];
+    struct milter_sockspec sp;
+
+    if (milter_conf_socket_split(s, &sp) < 0)
+        return "";
+    snprintf(out, sizeof(out), "%s %u", sp.host, (unsigned)ntohs(sp.port));
+    return out;
+}
+
 static void
-test_conf_sockets_and_durations(void **state)
+test_conf_sockets_numeric(void **state)
 {
     struct sockaddr_storage ss;
-    socklen_t len;
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+    char a[INET6_ADDRSTRLEN];
+
+    (void)state;
+    assert_int_equal(conf_socket("inet:127.0.0.1:8891", &ss), AF_INET);
+    assert_int_equal(ntohs(in->sin_port), 8891);
+    assert_string_equal(inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a)),
+                        "127.0.0.1");
+    assert_int_equal(conf_socket("inet:8892@127.0.0.2", &ss), AF_INET);
+    assert_int_equal(ntohs(in->sin_port), 8892);
+    assert_string_equal(inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a)),
+                        "127.0.0.2");
+    assert_int_equal(conf_socket("inet6:[::1]:8891", &ss), AF_INET6);
+    assert_int_equal(ntohs(in6->sin6_port), 8891);
+    assert_string_equal(inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a)),
+                        "::1");
+    assert_int_equal(conf_socket("inet6:8893@::1", &ss), AF_INET6);
+    assert_int_equal(ntohs(in6->sin6_port), 8893);
+    assert_int_equal(conf_socket("inet6:8894@[2001:db8::5]", &ss), AF_INET6);
+    assert_int_equal(ntohs(in6->sin6_port), 8894);
+    assert_string_equal(inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a)),
+                        "2001:db8::5");
+    assert_int_equal(conf_socket("unix:/run/x.sock", &ss), AF_UNIX);
+    assert_string_equal(un->sun_path, "/run/x.sock");
+    assert_int_equal(conf_socket("local:/run/y.sock", &ss), AF_UNIX);
+    assert_string_equal(un->sun_path, "/run/y.sock");
+}
+
+static void
+test_conf_sockets_split(void **state)
+{
+    (void)state;
+    /* host names are kept for the lookup */
+    assert_string_equal(conf_split("inet:localhost:8891"), "localhost 8891");
+    assert_string_equal(conf_split("inet:8891@localhost"), "localhost 8891");
+    assert_string_equal(conf_split("inet:25@mx-1.example.org"),
+                        "mx-1.example.org 25");
+    assert_string_equal(conf_split("inet6:[milter.example]:8891"),
+                        "milter.example 8891");
+    assert_string_equal(conf_split("inet6:8891@milter.example"),
+                        "milter.example 8891");
+    assert_string_equal(conf_split("inet6:8891@[milter.example]"),
+                        "milter.example 8891");
+    assert_string_equal(conf_split("inet6:8891@[::1]"), "::1 8891");
+    assert_string_equal(conf_split("inet:65535@10.0.0.1"), "10.0.0.1 65535");
+    /* ports */
+    assert_string_equal(conf_split("inet:127.0.0.1:0"), "");
+    assert_string_equal(conf_split("inet:127.0.0.1:65536"), "");
+    assert_string_equal(conf_split("inet:localhost:99999"), "");
+    assert_string_equal(conf_split("inet:0@localhost"), "");
+    assert_string_equal(conf_split("inet:x@localhost"), "");
+    assert_string_equal(conf_split("inet:+25@localhost"), "");
+    assert_string_equal(conf_split("inet:@localhost"), "");
+    assert_string_equal(conf_split("inet:localhost:"), "");
+    assert_string_equal(conf_split("inet:localhost"), "");
+    assert_string_equal(conf_split("inet6:[::1]:"), "");
+    assert_string_equal(conf_split("inet6:[::1]"), "");
+    assert_string_equal(conf_split("inet:99999999999999999999@localhost"),
+                        "");
+    /* hosts */
+    assert_string_equal(conf_split("inet:8891@"), "");
+    assert_string_equal(conf_split("inet::8891"), "");
+    assert_string_equal(conf_split("inet6:[]:8891"), "");
+    assert_string_equal(conf_split("inet6:8891@"), "");
+    assert_string_equal(conf_split("inet6:8891@[]"), "");
+    assert_string_equal(conf_split("inet6:8891@[::1"), "");
+    assert_string_equal(conf_split("inet:8891@[127.0.0.1]"), "");
+    assert_string_equal(conf_split("inet:[127.0.0.1]:8891"), "");
+    assert_string_equal(conf_split("inet:8891@host@example"), "");
+    assert_string_equal(conf_split("inet:8891@bad host"), "");
+    assert_string_equal(conf_split("inet:300.1.1.1:25"), "");
+    assert_string_equal(conf_split("inet:8891@::1"), "");
+    assert_string_equal(conf_split("inet6:::1:25"), "");
+    assert_string_equal(conf_split("inet6:8891@127.0.0.1"), "");
+    assert_string_equal(conf_split("inet6:[127.0.0.1]:8891"), "");
+    assert_string_equal(conf_split("inet6:8891@1::2::3"), "");
+    /* others */
+    assert_string_equal(conf_split("unix:rel"), "");
+    assert_string_equal(conf_split("local:rel"), "");
+    assert_string_equal(conf_split("8891@127.0.0.1"), "");
+    assert_string_equal(conf_split("tcp:127.0.0.1:25"), "");
+}
+
+static void
+test_conf_durations(void **state)
+{
     json_t *v;
 
     (void)state;
-    assert_int_equal(milter_conf_socket("inet:127.0.0.1:8891", &ss, &len), 0);
-    assert_int_equal(ss.ss_family, AF_INET);
-    assert_int_equal(milter_conf_socket("inet6:[::1]:8891", &ss, &len), 0);
-    assert_int_equal(ss.ss_family, AF_INET6);
-    assert_int_equal(milter_conf_socket("unix:/run/x.sock", &ss, &len), 0);
-    assert_int_equal(ss.ss_family, AF_UNIX);
-    assert_int_equal(milter_conf_socket("inet:localhost:25", &ss, &len), -1);
-    assert_int_equal(milter_conf_socket("inet:127.0.0.1:0", &ss, &len), -1);
-    assert_int_equal(milter_conf_socket("inet6:::1:25", &ss, &len), -1);
-    assert_int_equal(milter_conf_socket("unix:rel", &ss, &len), -1);
-    assert_int_equal(milter_conf_socket("8891@127.0.0.1", &ss, &len), -1);
-
     v = json_string("500ms");
     assert_int_equal(milter_conf_duration(v), 500);
     json_decref(v);
@@ -122,6 +225,11 @@ test_conf_errors(void **state)
     modmta_test_create_fails(&modmta_descriptor,
                              "{\"milters\": [{\"name\": \"x\"}]}", h,
                              "$.modules[0].milters[0].socket");
+    modmta_test_create_fails_with(&modmta_descriptor,
+                                  "{\"milters\": [{\"socket\": "
+                                  "\"inet:8891@\"}]}", h,
+                                  "$.modules[0].milters[0].socket",
+                                  "\"inet:PORT@HOST\"");
     modmta_test_create_fails(
         &modmta_descriptor,
         "{\"milters\": [{\"socket\": \"inet:127.0.0.1:1\", "
@@ -444,7 +552,9 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_codec_roundtrip),
         cmocka_unit_test(test_codec_malformed),
-        cmocka_unit_test(test_conf_sockets_and_durations),
+        cmocka_unit_test(test_conf_sockets_numeric),
+        cmocka_unit_test(test_conf_sockets_split),
+        cmocka_unit_test(test_conf_durations),
         cmocka_unit_test(test_conf_errors),
         cmocka_unit_test(test_replycode),
         cmocka_unit_test(test_header_value),
