@@ -1,5 +1,7 @@
 /* milter: the module's configuration (milter_conf.h). */
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stddef.h>
@@ -61,29 +63,74 @@ milter_conf_port(const char *s, size_t n, in_port_t *port_r)
     return 0;
 }
 
-/* A host name: letters, digits, dots, hyphens and underscores, and not
- * only digits and dots (a malformed IPv4 address is no name to look up;
- * no top-level domain is all digits). */
+/* A host name: dot-separated labels of letters, digits, hyphens and
+ * underscores, each with a letter or digit, and not only digits and
+ * dots (a malformed IPv4 address is no name to look up; no top-level
+ * domain is all digits). */
 static int
 milter_conf_is_name(const char *h)
 {
-    int letter = 0;
+    int letter = 0, alnum = 0;
 
-    for (; *h != '\0'; h++) {
-        if (isalpha((unsigned char)*h) || *h == '-' || *h == '_')
+    for (;; h++) {
+        if (*h == '.' || *h == '\0') {
+            if (!alnum)
+                return 0; /* an empty label, or only '-' and '_' */
+            if (*h == '\0')
+                return letter;
+            alnum = 0;
+        } else if (isalpha((unsigned char)*h)) {
+            letter = alnum = 1;
+        } else if (isdigit((unsigned char)*h)) {
+            alnum = 1;
+        } else if (*h == '-' || *h == '_') {
             letter = 1;
-        else if (!isdigit((unsigned char)*h) && *h != '.')
+        } else {
             return 0;
+        }
     }
-    return letter;
 }
 
-/* h's first address of family into ss, with getaddrinfo's flags
- * (AI_NUMERICHOST: a numeric address only, never a lookup). 0 or an
+/* A numeric address of family into ss (port 0): IPv4 only in dotted
+ * quad (inet_pton: not getaddrinfo's inet_aton, to which "010.0.0.1"
+ * is 8.0.0.1 and "127.1" 127.0.0.1), IPv6 with getaddrinfo (a scope
+ * as in "fe80::1%eth0"). 0, or -1 if h is no such address. */
+static int
+milter_conf_numeric(int family, const char *h, struct sockaddr_storage *ss,
+                    socklen_t *len_r)
+{
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+    struct addrinfo hints, *res;
+
+    memset(ss, 0, sizeof(*ss));
+    if (family == AF_INET) {
+        if (inet_pton(AF_INET, h, &in->sin_addr) != 1)
+            return -1;
+        in->sin_family = AF_INET;
+        *len_r = sizeof(*in);
+        return 0;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_INET6;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST;
+    if (getaddrinfo(h, NULL, &hints, &res) != 0)
+        return -1;
+    if (res->ai_addrlen > sizeof(*ss)) {
+        freeaddrinfo(res);
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len_r = (socklen_t)res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* The name h's first address of family into ss (a lookup). 0 or an
  * EAI_* code. */
 static int
 milter_conf_lookup(int family, const char *h, struct sockaddr_storage *ss,
-                    socklen_t *len_r, int flags)
+                   socklen_t *len_r)
 {
     struct addrinfo hints, *res;
     int r;
@@ -91,7 +138,6 @@ milter_conf_lookup(int family, const char *h, struct sockaddr_storage *ss,
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = family;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = flags;
     r = getaddrinfo(h, NULL, &hints, &res);
     if (r != 0)
         return r;
@@ -117,10 +163,11 @@ milter_conf_host(const char *h, size_t n, struct milter_sockspec *sp)
         return -1;
     memcpy(sp->host, h, n);
     sp->host[n] = '\0';
+    if (sp->family == AF_INET && strchr(sp->host, ':') != NULL)
+        sp->family = AF_INET6; /* Postfix's inet:[::1]:PORT */
     if (milter_conf_is_name(sp->host))
         return 0;
-    return milter_conf_lookup(sp->family, sp->host, &ss, &len,
-                               AI_NUMERICHOST) == 0 ? 0 : -1;
+    return milter_conf_numeric(sp->family, sp->host, &ss, &len);
 }
 
 int
@@ -148,12 +195,12 @@ milter_conf_socket_split(const char *s, struct milter_sockspec *sp)
         return -1;
     }
     if ((at = strchr(s, '@')) != NULL) {
-        /* Sendmail's PORT@HOST; inet6: PORT@ADDR or PORT@[ADDR] */
+        /* Sendmail's PORT@HOST, PORT@ADDR or PORT@[ADDR] */
         if (milter_conf_port(s, (size_t)(at - s), &sp->port) < 0)
             return -1;
         host = at + 1;
         end = host + strlen(host);
-        if (sp->family == AF_INET6 && host[0] == '[') {
+        if (host[0] == '[') {
             if (end - host < 2 || end[-1] != ']')
                 return -1;
             host++;
@@ -161,20 +208,24 @@ milter_conf_socket_split(const char *s, struct milter_sockspec *sp)
         }
         return milter_conf_host(host, (size_t)(end - host), sp);
     }
-    if (sp->family == AF_INET6) {
-        /* [ADDR]:PORT */
+    if (s[0] == '[') {
+        /* [ADDR]:PORT (inet: too, as Postfix: an IPv6 ADDR makes it
+         * IPv6) */
         colon = strstr(s, "]:");
-        if (s[0] != '[' || colon == NULL)
+        if (colon == NULL)
             return -1;
         host = s + 1;
-    } else {
+        end = colon + 2;
+    } else if (sp->family == AF_INET) {
         /* HOST:PORT */
         colon = strrchr(s, ':');
         if (colon == NULL)
             return -1;
         host = s;
+        end = colon + 1;
+    } else {
+        return -1; /* inet6: ADDR:PORT would be ambiguous */
     }
-    end = colon + (sp->family == AF_INET6 ? 2 : 1);
     if (milter_conf_port(end, strlen(end), &sp->port) < 0)
         return -1;
     return milter_conf_host(host, (size_t)(colon - host), sp);
@@ -196,11 +247,13 @@ milter_conf_resolve(const struct milter_sockspec *sp,
         *len_r = sizeof(*un);
         return 0;
     }
-    r = milter_conf_lookup(sp->family, sp->host, ss, len_r, AI_NUMERICHOST);
-    if (r != 0 && milter_conf_is_name(sp->host))
-        r = milter_conf_lookup(sp->family, sp->host, ss, len_r, 0);
-    if (r != 0)
+    if (!milter_conf_is_name(sp->host)) {
+        if (milter_conf_numeric(sp->family, sp->host, ss, len_r) < 0)
+            return EAI_NONAME; /* split checked it: not reached */
+    } else if ((r = milter_conf_lookup(sp->family, sp->host, ss,
+                                       len_r)) != 0) {
         return r;
+    }
     if (sp->family == AF_INET)
         ((struct sockaddr_in *)ss)->sin_port = sp->port;
     else
@@ -370,8 +423,9 @@ milter_conf_one(const json_t *o, const char *path, struct milter_spec *m,
             sock = json_string_value(v);
             if (sock == NULL || milter_conf_socket_split(sock, &sp) < 0) {
                 modmta_err_set(err_r, kpath, "expected \"inet:HOST:PORT\","
-                               " \"inet:PORT@HOST\", \"inet6:[ADDRESS]:PORT\","
-                               " \"inet6:PORT@[ADDRESS]\", \"unix:/path\" or"
+                               " \"inet:PORT@HOST\", \"inet:[ADDRESS]:PORT\","
+                               " \"inet6:[ADDRESS]:PORT\","
+                               " \"inet6:PORT@ADDRESS\", \"unix:/path\" or"
                                " \"local:/path\"");
                 return MODMTA_E_CONFIG;
             }
@@ -380,7 +434,8 @@ milter_conf_one(const json_t *o, const char *path, struct milter_spec *m,
                 modmta_err_set(err_r, kpath, "\"%s\" did not resolve to an %s"
                                " address: %s",
                                sp.host, sp.family == AF_INET ? "IPv4" : "IPv6",
-                               gai_strerror(r));
+                               r == EAI_SYSTEM ? strerror(errno)
+                                               : gai_strerror(r));
                 return MODMTA_E_CONFIG;
             }
         } else if (strcmp(key, "name") == 0) {

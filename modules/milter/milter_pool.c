@@ -136,6 +136,8 @@ milter_peer_at_rest(const struct milter_peer *p)
            p->conn.in_pos == p->conn.in_len;
 }
 
+enum { SETTLE_REFUSED = -1, SETTLE_LATE = -2 };
+
 /* Elsewhere — a session without a message, a message the milter
  * accepted (ACCEPT sends libmilter back to HELO) or rejected, one that
  * was aborted or never reached its end of message here — an unknown
@@ -147,9 +149,7 @@ milter_peer_at_rest(const struct milter_peer *p)
  * is kept only on that CONTINUE. 1 when p is at rest, 0 when it may not
  * be brought there (or the connection failed: closed), SETTLE_REFUSED
  * when it answered other than CONTINUE, SETTLE_LATE when no answer came
- * by the deadline. */
-enum { SETTLE_REFUSED = -1, SETTLE_LATE = -2 };
-
+ * by the deadline (progress replies until then included). */
 static int
 milter_peer_settle(struct milter_peer *p, long long deadline_ms)
 {
@@ -174,38 +174,46 @@ milter_peer_settle(struct milter_peer *p, long long deadline_ms)
     }
     do
         r = milter_conn_read(&p->conn, milter_pool_left(deadline_ms));
-    while (r == 0 && p->conn.code == MILTER_R_PROGRESS);
+    while (r == 0 && p->conn.code == MILTER_R_PROGRESS &&
+           milter_pool_now() < deadline_ms);
     if (r < 0)
         return r == MODMTA_E_TIMEOUT ? SETTLE_LATE : 0;
+    if (p->conn.code == MILTER_R_PROGRESS)
+        return SETTLE_LATE;
     p->at_rest = p->conn.code == MILTER_R_CONTINUE;
     return p->at_rest ? 1 : SETTLE_REFUSED;
 }
 
 /* milter_peer_settle, unless it is off for this milter (milter_pool.h):
  * after a refusal, or MILTER_SETTLE_LATE_MAX answers in a row that did
- * not come in time. Not tried with less than MILTER_SETTLE_MIN_MS of
- * the release left (another milter of the session used it up): no
- * answer could be expected, none is held against it. 1 when p is at
- * rest. */
+ * not come in time (those of sessions ending at the same moment, all
+ * waiting out one stall, count once: only a wait that began after the
+ * last late one was seen counts). Not tried with less than
+ * MILTER_SETTLE_MIN_MS of the release left (another milter of the
+ * session used it up): no answer could be expected, none is held
+ * against it. 1 when p is at rest. */
 static int
 milter_pool_settle(struct milter_pool *pl, struct milter_peer *p,
                    long long deadline_ms)
 {
+    long long began = milter_pool_now();
     int off, r;
 
     if (p->at_rest && !p->in_txn)
         return 1; /* pooled as it is, off or not */
     pthread_mutex_lock(&pl->lock);
-    off = milter_pool_now() < pl->settle_off_until;
+    off = began < pl->settle_off_until;
     pthread_mutex_unlock(&pl->lock);
-    if (off || deadline_ms - milter_pool_now() < MILTER_SETTLE_MIN_MS)
+    if (off || deadline_ms - began < MILTER_SETTLE_MIN_MS)
         return 0;
     r = milter_peer_settle(p, deadline_ms);
     pthread_mutex_lock(&pl->lock);
-    if (r == 1)
+    if (r == 1) {
         pl->settle_late = 0;
-    else if (r == SETTLE_LATE)
+    } else if (r == SETTLE_LATE && began >= pl->settle_late_at) {
         pl->settle_late++;
+        pl->settle_late_at = milter_pool_now();
+    }
     if (r == SETTLE_REFUSED || pl->settle_late >= MILTER_SETTLE_LATE_MAX) {
         pl->settle_off_until = milter_pool_now() + MILTER_SETTLE_OFF_MS;
         pl->settle_late = 0;

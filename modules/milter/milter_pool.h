@@ -26,6 +26,7 @@ struct milter_pool {
     long long settle_off_until; /* monotonic ms: no unknown command to
                                  * bring it to rest before then */
     int settle_late; /* such commands in a row not answered in time */
+    long long settle_late_at; /* monotonic ms: the last of them seen */
 };
 
 /* 0, or -1 out of memory. */
@@ -39,8 +40,8 @@ int milter_pool_take(struct milter_pool *pl, struct milter_peer *p);
 /* The deadline (monotonic ms) timeout_ms from now, for a release. */
 long long milter_pool_deadline(int timeout_ms);
 /* At the end of a session, by the deadline: QUIT_NC and pool p's
- * connection when it is (or was brought) at rest and there is room,
- * else QUIT and close. A milter that refused the unknown command meant
+ * connection when it is (or was brought) at rest (the oldest idle one
+ * closed if the pool is full), else QUIT and close. A milter that refused the unknown command meant
  * to bring it to rest, or let the deadline pass without an answer
  * MILTER_SETTLE_LATE_MAX times in a row, is sent none for
  * MILTER_SETTLE_OFF_MS (a milter at rest is still pooled): one that

@@ -268,7 +268,8 @@ class MilterModuleTest(harness.TestCase):
     def test_reuse_at_rest_while_the_unknown_command_is_off(self):
         """Off after the probe's refusal, a milter at rest (CONTINUE at
         the end of message) is still pooled: one connection for the
-        sessions with a message."""
+        sessions with a message; a session without one then ends with
+        QUIT, no unknown command."""
         m = self.milter(proto=fm.P_NOUNKNOWN, on={'U': [fm.reply('t')]})
         m.spec_extra = {'reuse': True}
         d = self.start([m])
@@ -276,11 +277,43 @@ class MilterModuleTest(harness.TestCase):
             self.send(d, msgid='rest%d@e2e.test' % i)
             self.assertTrue(m.wait_for('K', i + 1))
         d.wait_messages('bob', 2)
+        with smtp(d.port()) as s:
+            s.ehlo()
         [conn] = m.connections_with('M')
+        harness.wait_for(lambda: 'Q' in m.commands(conn=conn),
+                         what='QUIT after the session without a message')
         cmds = m.commands(conn=conn)
         self.assertEqual(cmds.count('K'), 2, cmds)
+        self.assertEqual(cmds[-1], 'Q', cmds)
         self.assertNotIn('U', cmds)
         self.assertEqual(len(m.connections_with('U')), 1)   # the probe's
+
+    def test_reuse_unknown_command_not_sent_without_time_left(self):
+        """Two milters wanting the unknown command at every session end;
+        the first never answers it and uses up the release's second: the
+        second is sent none (under 100 ms left) and that is not held
+        against it. Once the first is off (three late answers), the
+        second gets its unknown command and is pooled."""
+        silent = self.milter(proto=fm.P_NOUNKNOWN,
+                             on={'E': [fm.reply('a')], 'U': ('sleep', 3)})
+        other = self.milter(proto=fm.P_NOUNKNOWN, on={'E': [fm.reply('a')]})
+        silent.spec_extra = other.spec_extra = {'reuse': True}
+        d = self.start([silent, other])
+        for i in range(3):     # the probe's session, then these three
+            self.send(d, msgid='late%d@e2e.test' % i)
+        d.wait_messages('bob', 3)
+        conns = sorted(other.connections_with('C'))
+        # sessions 0-2: the first milter waited out, the other one QUIT;
+        # session 3: the first is off, the other settled and pooled
+        self.assertEqual(len(conns), 4, conns)
+        for conn in conns[:3]:
+            harness.wait_for(lambda: 'Q' in other.commands(conn=conn),
+                             what='QUIT to the other milter')
+            self.assertNotIn('U', other.commands(conn=conn))
+        harness.wait_for(lambda: 'K' in other.commands(conn=conns[3]),
+                         what='the other milter pooled')
+        self.assertEqual(other.commands(conn=conns[3])[-2:], ['U', 'K'])
+        self.assertEqual(len(silent.connections_with('U')), 3)
 
     def test_reuse_idle_connection_closed_by_milter(self):
         m = self.milter(on={'K': 'close'})

@@ -122,6 +122,12 @@ test_conf_sockets_numeric(void **state)
     assert_int_equal(ntohs(in6->sin6_port), 8891);
     assert_string_equal(inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a)),
                         "::1");
+    /* Postfix's and Sendmail's IPv6 after inet: */
+    assert_int_equal(conf_socket("inet:[::1]:8895", &ss), AF_INET6);
+    assert_int_equal(ntohs(in6->sin6_port), 8895);
+    assert_int_equal(conf_socket("inet:8896@[::1]", &ss), AF_INET6);
+    assert_int_equal(conf_socket("inet:8897@::1", &ss), AF_INET6);
+    assert_int_equal(ntohs(in6->sin6_port), 8897);
     assert_int_equal(conf_socket("inet6:8893@::1", &ss), AF_INET6);
     assert_int_equal(ntohs(in6->sin6_port), 8893);
     assert_int_equal(conf_socket("inet6:8894@[2001:db8::5]", &ss), AF_INET6);
@@ -172,12 +178,25 @@ test_conf_sockets_split(void **state)
     assert_string_equal(conf_split("inet6:8891@"), "");
     assert_string_equal(conf_split("inet6:8891@[]"), "");
     assert_string_equal(conf_split("inet6:8891@[::1"), "");
-    assert_string_equal(conf_split("inet:8891@[127.0.0.1]"), "");
-    assert_string_equal(conf_split("inet:[127.0.0.1]:8891"), "");
+    assert_string_equal(conf_split("inet:8891@[127.0.0.1]"),
+                        "127.0.0.1 8891");
+    assert_string_equal(conf_split("inet:[127.0.0.1]:8891"),
+                        "127.0.0.1 8891");
+    assert_string_equal(conf_split("inet:[localhost]:8891"),
+                        "localhost 8891");
+    /* dotted quads only: inet_aton's forms are not what they seem */
+    assert_string_equal(conf_split("inet:010.0.0.1:25"), "");
+    assert_string_equal(conf_split("inet:127.1:25"), "");
+    assert_string_equal(conf_split("inet:1:25"), "");
+    /* names: no empty label, none of only '-' or '_' */
+    assert_string_equal(conf_split("inet:a..b:25"), "");
+    assert_string_equal(conf_split("inet:.a:25"), "");
+    assert_string_equal(conf_split("inet:a.:25"), "");
+    assert_string_equal(conf_split("inet:-:25"), "");
+    assert_string_equal(conf_split("inet:8891@_.x"), "");
     assert_string_equal(conf_split("inet:8891@host@example"), "");
     assert_string_equal(conf_split("inet:8891@bad host"), "");
     assert_string_equal(conf_split("inet:300.1.1.1:25"), "");
-    assert_string_equal(conf_split("inet:8891@::1"), "");
     assert_string_equal(conf_split("inet6:::1:25"), "");
     assert_string_equal(conf_split("inet6:8891@127.0.0.1"), "");
     assert_string_equal(conf_split("inet6:[127.0.0.1]:8891"), "");
