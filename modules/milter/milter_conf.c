@@ -64,27 +64,31 @@ milter_conf_port(const char *s, size_t n, in_port_t *port_r)
 }
 
 /* A host name: dot-separated labels of letters, digits, hyphens and
- * underscores, each with a letter or digit, and not only digits and
- * dots (a malformed IPv4 address is no name to look up; no top-level
- * domain is all digits). */
+ * underscores, each with a letter or digit, the last not all digits (no
+ * top-level domain is), one final dot allowed ("dkim.example."); and
+ * nothing inet_aton takes for an address ("0x7f000001", "0x7f.1"):
+ * getaddrinfo would read it as one, where only a dotted quad is
+ * accepted. */
 static int
 milter_conf_is_name(const char *h)
 {
     int letter = 0, alnum = 0;
+    struct in_addr a;
 
+    if (inet_aton(h, &a) != 0)
+        return 0;
     for (;; h++) {
         if (*h == '.' || *h == '\0') {
             if (!alnum)
                 return 0; /* an empty label, or only '-' and '_' */
-            if (*h == '\0')
+            if (*h == '\0' || (h[1] == '\0' && h[-1] != '.'))
                 return letter;
-            alnum = 0;
-        } else if (isalpha((unsigned char)*h)) {
-            letter = alnum = 1;
+            alnum = letter = 0;
+        } else if (isalpha((unsigned char)*h) || *h == '-' || *h == '_') {
+            letter = 1;
+            alnum |= isalpha((unsigned char)*h) != 0;
         } else if (isdigit((unsigned char)*h)) {
             alnum = 1;
-        } else if (*h == '-' || *h == '_') {
-            letter = 1;
         } else {
             return 0;
         }
@@ -217,9 +221,9 @@ milter_conf_socket_split(const char *s, struct milter_sockspec *sp)
         host = s + 1;
         end = colon + 2;
     } else if (sp->family == AF_INET) {
-        /* HOST:PORT */
-        colon = strrchr(s, ':');
-        if (colon == NULL)
+        /* HOST:PORT; an IPv6 address only in brackets */
+        colon = strchr(s, ':');
+        if (colon == NULL || strchr(colon + 1, ':') != NULL)
             return -1;
         host = s;
         end = colon + 1;

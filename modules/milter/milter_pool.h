@@ -41,12 +41,12 @@ int milter_pool_take(struct milter_pool *pl, struct milter_peer *p);
 long long milter_pool_deadline(int timeout_ms);
 /* At the end of a session, by the deadline: QUIT_NC and pool p's
  * connection when it is (or was brought) at rest (the oldest idle one
- * closed if the pool is full), else QUIT and close. A milter that refused the unknown command meant
- * to bring it to rest, or let the deadline pass without an answer
- * MILTER_SETTLE_LATE_MAX times in a row, is sent none for
- * MILTER_SETTLE_OFF_MS (a milter at rest is still pooled): one that
- * never answers would cost every session end the whole deadline, which
- * the client waits out before its 221. */
+ * closed if the pool is full), else QUIT and close. A milter that
+ * refused the unknown command meant to bring it to rest, or let the
+ * deadline pass without an answer MILTER_SETTLE_LATE_MAX times in a
+ * row, is sent none for MILTER_SETTLE_OFF_MS (a milter at rest is
+ * still pooled): one that never answers would cost every session end
+ * the whole deadline, which the client waits out before its 221. */
 #define MILTER_SETTLE_OFF_MS 60000
 #define MILTER_SETTLE_LATE_MAX 3
 #define MILTER_SETTLE_MIN_MS 100

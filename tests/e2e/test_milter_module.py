@@ -279,6 +279,8 @@ class MilterModuleTest(harness.TestCase):
         d.wait_messages('bob', 2)
         with smtp(d.port()) as s:
             s.ehlo()
+        # the probe's connection, and one for the three sessions after it
+        self.assertEqual(len(m.connections_with('C')), 2)
         [conn] = m.connections_with('M')
         harness.wait_for(lambda: 'Q' in m.commands(conn=conn),
                          what='QUIT after the session without a message')

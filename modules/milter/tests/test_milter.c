@@ -188,10 +188,18 @@ test_conf_sockets_split(void **state)
     assert_string_equal(conf_split("inet:010.0.0.1:25"), "");
     assert_string_equal(conf_split("inet:127.1:25"), "");
     assert_string_equal(conf_split("inet:1:25"), "");
+    assert_string_equal(conf_split("inet:0x7f000001:25"), "");
+    assert_string_equal(conf_split("inet:0x7f.1:25"), "");
+    assert_string_equal(conf_split("inet:example.123:25"), "");
+    assert_string_equal(conf_split("inet:::1:25"), "");    /* [::1] */
+    assert_string_equal(conf_split("inet:1and1.example:25"),
+                        "1and1.example 25");
+    assert_string_equal(conf_split("inet:25@dkim.example."),
+                        "dkim.example. 25");
     /* names: no empty label, none of only '-' or '_' */
     assert_string_equal(conf_split("inet:a..b:25"), "");
     assert_string_equal(conf_split("inet:.a:25"), "");
-    assert_string_equal(conf_split("inet:a.:25"), "");
+    assert_string_equal(conf_split("inet:a..:25"), "");
     assert_string_equal(conf_split("inet:-:25"), "");
     assert_string_equal(conf_split("inet:8891@_.x"), "");
     assert_string_equal(conf_split("inet:8891@host@example"), "");
