@@ -3,8 +3,9 @@
 Each test gets a temp dir (spool, mail dir, config, daemon log) and a
 daemon of its own on free loopback ports. The daemon and every peer that
 might resolve a name (swaks) run in a private mount namespace whose
-/etc/resolv.conf names only 127.0.0.1, so nothing can query the machine's
-resolver. The temp dir is removed when the test passes; when it fails the
+/etc/resolv.conf names only 127.0.0.1 and whose /etc/nsswitch.conf looks
+hosts up in files and DNS only, so nothing can query the machine's
+resolver (nor mDNS, nor systemd-resolved). The temp dir is removed when the test passes; when it fails the
 daemon log is printed and the dir is kept.
 
 Environment (meson sets it): MODMTA, MODMTACTL, MODULE_DIR; E2E_KEEP=1
@@ -143,10 +144,29 @@ def read_text(path):
 
 
 def loopback_dns_argv(resolv, argv):
-    """argv run in a private mount namespace with only loopback DNS."""
+    """argv run in a private mount namespace with only loopback DNS:
+    resolv as /etc/resolv.conf, and an nsswitch.conf whose hosts line
+    is "files dns" (no mdns, no systemd-resolved: nothing that could
+    ask past loopback), written beside resolv."""
+    nss = resolv + '.nsswitch'
+    if not os.path.exists(nss):
+        write_nsswitch(nss)
     return ['unshare', '-m', '--propagation', 'private', 'sh', '-c',
-            'mount --bind "$0" /etc/resolv.conf && exec "$@"',
-            resolv] + list(argv)
+            'mount --bind "$0" /etc/resolv.conf && '
+            'mount --bind "$1" /etc/nsswitch.conf && shift && exec "$@"',
+            resolv, nss] + list(argv)
+
+
+def write_nsswitch(path):
+    """The machine's nsswitch.conf with its hosts line "files dns"."""
+    try:
+        with open('/etc/nsswitch.conf') as f:
+            lines = [ln for ln in f if not ln.lstrip().startswith('hosts:')]
+    except FileNotFoundError:
+        lines = []
+    with open(path, 'w') as f:
+        f.writelines(lines)
+        f.write('hosts: files dns\n')
 
 
 def write_resolv(path):
