@@ -427,10 +427,12 @@ milter_conf_one(const json_t *o, const char *path, struct milter_spec *m,
             sock = json_string_value(v);
             if (sock == NULL || milter_conf_socket_split(sock, &sp) < 0) {
                 modmta_err_set(err_r, kpath, "expected \"inet:HOST:PORT\","
-                               " \"inet:PORT@HOST\", \"inet:[ADDRESS]:PORT\","
+                               " \"inet:[HOST]:PORT\", \"inet:PORT@HOST\","
+                               " \"inet:PORT@[HOST]\","
                                " \"inet6:[ADDRESS]:PORT\","
-                               " \"inet6:PORT@ADDRESS\", \"unix:/path\" or"
-                               " \"local:/path\"");
+                               " \"inet6:PORT@ADDRESS\","
+                               " \"inet6:PORT@[ADDRESS]\", \"unix:/path\""
+                               " or \"local:/path\"");
                 return MODMTA_E_CONFIG;
             }
             r = milter_conf_resolve(&sp, &m->addr, &m->addrlen);

@@ -57,10 +57,12 @@ struct milter_sockspec {
     in_port_t port;                /* network order; 0 for AF_UNIX */
 };
 
-/* "inet:HOST:PORT", "inet:PORT@HOST" (HOST a numeric IPv4 address or a
- * name), "inet6:[ADDR]:PORT", "inet6:PORT@ADDR", "inet6:PORT@[ADDR]"
- * (ADDR a numeric IPv6 address or a name), "unix:/path", "local:/path":
- * 0, or -1 when malformed. Never a lookup. */
+/* "inet:HOST:PORT", "inet:[HOST]:PORT", "inet:PORT@HOST",
+ * "inet:PORT@[HOST]" (HOST a dotted-quad IPv4 address or a name; an IPv6
+ * address there, bracketed in HOST:PORT, makes it AF_INET6),
+ * "inet6:[ADDR]:PORT", "inet6:PORT@ADDR", "inet6:PORT@[ADDR]" (ADDR a
+ * numeric IPv6 address or a name), "unix:/path", "local:/path": 0, or
+ * -1 when malformed. Never a lookup. */
 int milter_conf_socket_split(const char *s, struct milter_sockspec *sp);
 /* sp's address: a numeric one as it is, else the first address of the
  * family getaddrinfo finds for the name (a lookup, which may wait for

@@ -196,11 +196,12 @@ static int
 milter_pool_settle(struct milter_pool *pl, struct milter_peer *p,
                    long long deadline_ms)
 {
-    long long began = milter_pool_now();
+    long long began;
     int off, r;
 
     if (p->at_rest && !p->in_txn)
         return 1; /* pooled as it is, off or not */
+    began = milter_pool_now();
     pthread_mutex_lock(&pl->lock);
     off = began < pl->settle_off_until;
     pthread_mutex_unlock(&pl->lock);

@@ -5,8 +5,9 @@ daemon of its own on free loopback ports. The daemon and every peer that
 might resolve a name (swaks) run in a private mount namespace whose
 /etc/resolv.conf names only 127.0.0.1 and whose /etc/nsswitch.conf looks
 hosts up in files and DNS only, so nothing can query the machine's
-resolver (nor mDNS, nor systemd-resolved). The temp dir is removed when the test passes; when it fails the
-daemon log is printed and the dir is kept.
+resolver (nor mDNS, nor systemd-resolved). The temp dir is removed when
+the test passes; when it fails the daemon log is printed and the dir is
+kept.
 
 Environment (meson sets it): MODMTA, MODMTACTL, MODULE_DIR; E2E_KEEP=1
 keeps every temp dir.
@@ -151,9 +152,11 @@ def loopback_dns_argv(resolv, argv):
     nss = resolv + '.nsswitch'
     if not os.path.exists(nss):
         write_nsswitch(nss)
+    # (without an /etc/nsswitch.conf, glibc's own order has neither)
     return ['unshare', '-m', '--propagation', 'private', 'sh', '-c',
             'mount --bind "$0" /etc/resolv.conf && '
-            'mount --bind "$1" /etc/nsswitch.conf && shift && exec "$@"',
+            '{ [ ! -e /etc/nsswitch.conf ] || '
+            'mount --bind "$1" /etc/nsswitch.conf; } && shift && exec "$@"',
             resolv, nss] + list(argv)
 
 
@@ -164,6 +167,8 @@ def write_nsswitch(path):
             lines = [ln for ln in f if not ln.lstrip().startswith('hosts:')]
     except FileNotFoundError:
         lines = []
+    if lines and not lines[-1].endswith('\n'):
+        lines[-1] += '\n'
     with open(path, 'w') as f:
         f.writelines(lines)
         f.write('hosts: files dns\n')

@@ -8,8 +8,9 @@ Maildir++ quota shared with Dovecot's own: Dovecot's IMAP QUOTA reports
 what modmta counted, a full mailbox is refused at RCPT with 552 5.2.2,
 Dovecot's expunge makes room again, a message that does not fit is
 bounced (552 5.2.2 in the DSN); two deliveries rebuilding maildirsize at
-once (one rename held back by faultinject.c) are both counted, once. A crash (SIGKILL) right after a message
-is linked into new/: after the restart it is there exactly once."""
+once (one rename held back by faultinject.c) are both counted, once. A
+crash (SIGKILL) right after a message is linked into new/: after the
+restart it is there exactly once."""
 
 import glob
 import imaplib

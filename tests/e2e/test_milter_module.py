@@ -301,7 +301,7 @@ class MilterModuleTest(harness.TestCase):
         other = self.milter(proto=fm.P_NOUNKNOWN, on={'E': [fm.reply('a')]})
         silent.spec_extra = other.spec_extra = {'reuse': True}
         d = self.start([silent, other])
-        for i in range(3):     # the probe's session, then these three
+        for i in range(3):     # after the harness's start probe's session
             self.send(d, msgid='late%d@e2e.test' % i)
         d.wait_messages('bob', 3)
         conns = sorted(other.connections_with('C'))
